@@ -1,0 +1,50 @@
+//! Command-line definitions. `main.rs` only wires these to the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "windlass", version, about = "App manifests (TOML) → Podman Quadlet units and systemd timers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum TargetArg {
+    Quadlet,
+    Systemd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every manifest in APPS_DIR; report every error of every file.
+    Validate {
+        apps_dir: PathBuf,
+        /// Podman version the Quadlet output must be valid for (overrides windlass.toml).
+        #[arg(long, value_name = "X.Y")]
+        podman_version: Option<String>,
+    },
+    /// Generate host configuration from the manifests in APPS_DIR.
+    Generate {
+        apps_dir: PathBuf,
+        /// Output directory (replaced atomically; unchanged files keep their mtime).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Targets to generate (comma-separated); default: all.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        target: Vec<TargetArg>,
+        /// Podman version the Quadlet output must be valid for (overrides windlass.toml; default 5.4).
+        #[arg(long, value_name = "X.Y")]
+        podman_version: Option<String>,
+        /// Directory whose templates override the embedded ones (same relative paths).
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Write nothing; exit 1 when OUTPUT differs from what would be generated.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the JSON Schema of an app manifest.
+    Schema,
+}

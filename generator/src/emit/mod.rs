@@ -1,0 +1,79 @@
+//! Emitters, one module per target. Each is pure: `&Fleet` in, a list of
+//! files out. They never touch the file system (see `output`) and never
+//! write a value without passing it through `escape`.
+
+pub mod keys;
+pub mod quadlet;
+pub mod systemd;
+pub mod unitfile;
+
+use std::collections::BTreeSet;
+
+use crate::model::{Fleet, PodmanVersion};
+use crate::templates::{TemplateError, Templates};
+
+/// One generated file, path relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Quadlet,
+    Systemd,
+}
+
+impl Target {
+    pub const ALL: &[Target] = &[Target::Quadlet, Target::Systemd];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Quadlet => "quadlet",
+            Target::Systemd => "systemd",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("app `{app}`: {message}")]
+    Unsupported { app: String, message: String },
+}
+
+/// What an emitter needs besides the fleet.
+pub struct EmitContext<'a> {
+    pub podman: PodmanVersion,
+    pub templates: &'a Templates,
+    /// Notes for the operator (e.g. a feature degraded for an old Podman).
+    pub warnings: Vec<String>,
+}
+
+/// Runs the emitters for `targets`, in a fixed order.
+pub fn emit(fleet: &Fleet, targets: &BTreeSet<Target>, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
+    let mut files = Vec::new();
+    for t in targets {
+        match t {
+            Target::Quadlet => files.extend(quadlet::emit(fleet, ctx)?),
+            Target::Systemd => files.extend(systemd::emit(fleet, ctx)?),
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// Formats microseconds as a Go duration for Podman (`30s`, `1500ms`).
+pub fn go_duration(usec: u64) -> String {
+    if usec % 1_000_000 == 0 {
+        format!("{}s", usec / 1_000_000)
+    } else if usec % 1000 == 0 {
+        format!("{}ms", usec / 1000)
+    } else {
+        format!("{usec}us")
+    }
+}

@@ -1,0 +1,305 @@
+//! Quadlet units: `<app>.container`, `<volume>.volume`, `<network>.network`.
+//!
+//! Version-aware: a key the target Podman does not know is never written;
+//! the feature falls back to `PodmanArgs=` where Podman has a flag for it,
+//! degrades with a warning where only the start signal is lost
+//! (`Notify=healthy` before 5.0), and is refused with a clear error where
+//! nothing can carry it.
+
+use std::collections::BTreeMap;
+
+use minijinja::Value;
+
+use super::keys::KeySet;
+use super::{go_duration, unitfile, EmitContext, EmitError, OutputFile};
+use crate::escape::{json, systemd as esc};
+use crate::model::*;
+use crate::templates::{entries, safe};
+
+type Entries = Vec<(String, String)>;
+
+fn push(list: &mut Entries, key: &str, value: String) {
+    list.push((key.to_string(), value));
+}
+
+/// Collects `[Container]` settings, falling back to `PodmanArgs=` words.
+struct ContainerSection<'a> {
+    keys: &'a KeySet,
+    entries: Entries,
+    podman_args: Vec<String>,
+}
+
+impl ContainerSection<'_> {
+    /// Writes `key=value` when the version knows `key`, else the flag.
+    fn set_or_flag(&mut self, key: &str, value: String, flag: impl FnOnce() -> String) {
+        if self.keys.has("Container", key) {
+            push(&mut self.entries, key, value);
+        } else {
+            self.podman_args.push(flag());
+        }
+    }
+}
+
+pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
+    let keys = KeySet::for_version(ctx.podman);
+    let mut files = Vec::new();
+    for app in &fleet.apps {
+        let text = container(app, &keys, ctx)?;
+        files.push(OutputFile { path: format!("quadlet/{}.container", app.name), content: text });
+    }
+    for (name, vol) in &fleet.volumes {
+        files.push(volume(name, vol, &keys, ctx)?);
+    }
+    for (name, net) in &fleet.networks {
+        files.push(network(name, net, &keys, ctx)?);
+    }
+    Ok(files)
+}
+
+fn render(ctx: &EmitContext<'_>, keys: &KeySet, template: &str, file: &str, vars: BTreeMap<&str, Value>) -> Result<String, EmitError> {
+    let text = ctx.templates.render(template, &Value::from(vars))?;
+    unitfile::check_quadlet(&text, keys).map_err(|message| EmitError::Invalid {
+        file: file.to_string(),
+        message: format!("{message} (rendered from template {template})"),
+    })?;
+    Ok(text)
+}
+
+fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<String, EmitError> {
+    let c = &app.container;
+    let v = keys.version;
+    let mut unit = Entries::new();
+    let desc = app.description.clone().unwrap_or_else(|| format!("windlass app {}", app.name));
+    push(&mut unit, "Description", esc::text(&desc));
+    for dep in &app.requires {
+        push(&mut unit, "Requires", format!("{dep}.service"));
+    }
+    for dep in &app.wants {
+        push(&mut unit, "Wants", format!("{dep}.service"));
+    }
+    for dep in app.requires.iter().chain(&app.wants) {
+        push(&mut unit, "After", format!("{dep}.service"));
+    }
+
+    let mut s = ContainerSection { keys, entries: Entries::new(), podman_args: Vec::new() };
+    push(&mut s.entries, "Image", esc::verbatim(&c.image.full));
+    push(&mut s.entries, "ContainerName", app.name.clone());
+
+    // Exec form. An empty argument or a lone `;` cannot pass `Exec=`, so when
+    // an entrypoint is given the whole command travels in its JSON instead.
+    let merge = c.entrypoint.is_some()
+        && c.command.as_ref().is_some_and(|cmd| cmd.iter().any(|a| a.is_empty() || a == ";"));
+    if let Some(ep) = &c.entrypoint {
+        let mut all = ep.clone();
+        if merge {
+            all.extend(c.command.iter().flatten().cloned());
+        }
+        let j = json::ascii_array(&all);
+        s.set_or_flag("Entrypoint", esc::verbatim(&j), || esc::word(&format!("--entrypoint={j}")));
+    }
+    if let (Some(cmd), false) = (&c.command, merge) {
+        let words: Vec<String> = cmd.iter().map(|a| esc::word(a)).collect();
+        push(&mut s.entries, "Exec", words.join(" "));
+    }
+    if let Some(u) = &c.user {
+        push(&mut s.entries, "User", u.clone());
+    }
+    if let Some(g) = &c.group {
+        push(&mut s.entries, "Group", g.clone());
+    }
+    for p in &c.ports {
+        push(&mut s.entries, "PublishPort", esc::verbatim(&p.to_string()));
+    }
+    for m in &c.volumes {
+        let src = match &m.source {
+            VolumeSource::Named(n) => format!("{n}.volume"),
+            VolumeSource::Host(p) => p.clone(),
+        };
+        let ro = if m.read_only { ":ro" } else { "" };
+        push(&mut s.entries, "Volume", esc::verbatim(&format!("{src}:{}{ro}", m.target)));
+    }
+    for (k, val) in &c.env {
+        push(&mut s.entries, "Environment", esc::word(&format!("{k}={val}")));
+    }
+    for f in &c.env_files {
+        push(&mut s.entries, "EnvironmentFile", esc::verbatim(f));
+    }
+    for secret in &c.secrets {
+        if secret.is_file() {
+            let SecretTarget::File(t) = &secret.target else { unreachable!("file secrets mount as files") };
+            push(&mut s.entries, "Volume", esc::verbatim(&format!("{}:{t}:ro", secret.name)));
+            continue;
+        }
+        let mut spec = secret.name.clone();
+        match &secret.target {
+            SecretTarget::File(t) => spec.push_str(&format!(",type=mount,target={t}")),
+            SecretTarget::Env(var) => spec.push_str(&format!(",type=env,target={var}")),
+        }
+        if let Some(mode) = secret.mode {
+            spec.push_str(&format!(",mode={mode:04o}"));
+        }
+        if !keys.has("Container", "Secret") {
+            s.podman_args.push(esc::word(&format!("--secret={spec}")));
+        } else {
+            push(&mut s.entries, "Secret", esc::verbatim(&spec));
+        }
+    }
+    for n in &c.networks {
+        let value = if n == "host" { "host".to_string() } else { format!("{n}.network") };
+        push(&mut s.entries, "Network", value);
+    }
+    for (host, ip) in &c.add_hosts {
+        let hv = format!("{host}:{ip}");
+        s.set_or_flag("AddHost", esc::verbatim(&hv), || esc::word(&format!("--add-host={hv}")));
+    }
+    let mut labels = c.labels.clone();
+    labels.insert("io.windlass.app".into(), app.name.clone());
+    match c.auto_update {
+        AutoUpdate::None => {}
+        a => {
+            let policy = if a == AutoUpdate::Registry { "registry" } else { "local" };
+            if keys.has("Container", "AutoUpdate") {
+                push(&mut s.entries, "AutoUpdate", policy.to_string());
+            } else {
+                labels.insert("io.containers.autoupdate".into(), policy.into());
+            }
+        }
+    }
+    for (k, val) in &labels {
+        push(&mut s.entries, "Label", esc::word(&format!("{k}={val}")));
+    }
+    if c.read_only {
+        push(&mut s.entries, "ReadOnly", "true".into());
+    }
+    if let Some(h) = &app.health {
+        if let Some(cmd) = &h.cmd {
+            let j = json::ascii_array(cmd);
+            s.set_or_flag("HealthCmd", esc::verbatim(&j), || esc::word(&format!("--health-cmd={j}")));
+            let durations = [
+                ("HealthInterval", "--health-interval", h.interval),
+                ("HealthTimeout", "--health-timeout", h.timeout),
+                ("HealthStartPeriod", "--health-start-period", h.start_period),
+            ];
+            for (key, flag, value) in durations {
+                if let Some(us) = value {
+                    let d = go_duration(us);
+                    s.set_or_flag(key, d.clone(), || format!("{flag}={d}"));
+                }
+            }
+            if let Some(r) = h.retries {
+                s.set_or_flag("HealthRetries", r.to_string(), || format!("--health-retries={r}"));
+            }
+            if v >= PodmanVersion::new(5, 0) {
+                push(&mut s.entries, "Notify", "healthy".into());
+            } else {
+                ctx.warnings.push(format!(
+                    "app `{}`: Podman {v} has no Notify=healthy (5.0+): the unit is active once the container starts; windlassd still waits for the health check before committing",
+                    app.name
+                ));
+            }
+        }
+    }
+    if let Some(bytes) = c.memory {
+        s.set_or_flag("Memory", bytes.to_string(), || format!("--memory={bytes}"));
+    }
+    if let Some(cpus) = c.cpus {
+        s.podman_args.push(format!("--cpus={cpus}"));
+    }
+    if let Some(us) = c.stop_timeout {
+        let secs = us.div_ceil(1_000_000);
+        s.set_or_flag("StopTimeout", secs.to_string(), || format!("--stop-timeout={secs}"));
+    }
+    if !s.podman_args.is_empty() {
+        if !keys.has("Container", "PodmanArgs") {
+            return Err(EmitError::Unsupported { app: app.name.clone(), message: format!("Podman {v}'s Quadlet has no PodmanArgs= to carry {}", s.podman_args.join(" ")) });
+        }
+        let words = std::mem::take(&mut s.podman_args);
+        push(&mut s.entries, "PodmanArgs", words.join(" "));
+    }
+
+    let mut service = Entries::new();
+    push(&mut service, "Restart", c.restart.as_str().into());
+    // Pulling and the health gate both happen before the unit is active.
+    push(&mut service, "TimeoutStartSec", (app.update.health_deadline.div_ceil(1_000_000)).max(90).to_string());
+    if let Some(us) = c.stop_timeout {
+        // Podman's own stop timeout must expire before systemd's.
+        push(&mut service, "TimeoutStopSec", (us.div_ceil(1_000_000) + 30).to_string());
+    }
+    let mut install = Entries::new();
+    push(&mut install, "WantedBy", "multi-user.target default.target".into());
+
+    let vars = BTreeMap::from([
+        ("source", safe(esc::text(&app.source))),
+        ("name", safe(app.name.clone())),
+        ("unit", entries(&unit)),
+        ("container", entries(&s.entries)),
+        ("service", entries(&service)),
+        ("install", entries(&install)),
+    ]);
+    render(ctx, keys, "quadlet/container.j2", &format!("quadlet/{}.container", app.name), vars)
+}
+
+fn label_entries(list: &mut Entries, labels: &BTreeMap<String, String>) {
+    for (k, v) in labels {
+        push(list, "Label", esc::word(&format!("{k}={v}")));
+    }
+}
+
+fn volume(name: &str, vol: &Volume, keys: &KeySet, ctx: &EmitContext<'_>) -> Result<OutputFile, EmitError> {
+    let file = format!("quadlet/{name}.volume");
+    let mut unit = Entries::new();
+    push(&mut unit, "Description", esc::text(&format!("windlass volume {name}")));
+    let mut v = Entries::new();
+    if keys.has("Volume", "VolumeName") {
+        push(&mut v, "VolumeName", name.to_string());
+    }
+    if let Some(d) = &vol.driver {
+        if !keys.has("Volume", "Driver") {
+            return Err(EmitError::Invalid { file, message: format!("Podman {}'s Quadlet has no Driver= for volumes (volumes.{name}.driver)", keys.version) });
+        }
+        push(&mut v, "Driver", d.clone());
+    }
+    label_entries(&mut v, &vol.labels);
+    let vars = BTreeMap::from([
+        ("source", safe("windlass.toml".into())),
+        ("name", safe(name.to_string())),
+        ("unit", entries(&unit)),
+        ("volume", entries(&v)),
+    ]);
+    let content = render(ctx, keys, "quadlet/volume.j2", &file, vars)?;
+    Ok(OutputFile { path: file, content })
+}
+
+fn network(name: &str, net: &Network, keys: &KeySet, ctx: &EmitContext<'_>) -> Result<OutputFile, EmitError> {
+    let file = format!("quadlet/{name}.network");
+    let mut unit = Entries::new();
+    push(&mut unit, "Description", esc::text(&format!("windlass network {name}")));
+    let mut n = Entries::new();
+    if keys.has("Network", "NetworkName") {
+        push(&mut n, "NetworkName", name.to_string());
+    }
+    if let Some(d) = &net.driver {
+        push(&mut n, "Driver", d.clone());
+    }
+    if let Some(s) = &net.subnet {
+        push(&mut n, "Subnet", s.clone());
+    }
+    if let Some(g) = &net.gateway {
+        push(&mut n, "Gateway", g.clone());
+    }
+    if net.internal {
+        push(&mut n, "Internal", "true".into());
+    }
+    if net.ipv6 {
+        push(&mut n, "IPv6", "true".into());
+    }
+    label_entries(&mut n, &net.labels);
+    let vars = BTreeMap::from([
+        ("source", safe("windlass.toml".into())),
+        ("name", safe(name.to_string())),
+        ("unit", entries(&unit)),
+        ("network", entries(&n)),
+    ]);
+    let content = render(ctx, keys, "quadlet/network.j2", &file, vars)?;
+    Ok(OutputFile { path: file, content })
+}

@@ -1,0 +1,69 @@
+//! systemd units for `[[jobs]]`: `<app>-<job>.timer` firing a oneshot
+//! `<app>-<job>.service`.
+
+use std::collections::BTreeMap;
+
+use minijinja::Value;
+
+use super::{unitfile, EmitContext, EmitError, OutputFile};
+use crate::escape::systemd as esc;
+use crate::model::time::format_timespan;
+use crate::model::Fleet;
+use crate::templates::{entries, safe};
+
+type Entries = Vec<(String, String)>;
+
+fn push(list: &mut Entries, key: &str, value: String) {
+    list.push((key.to_string(), value));
+}
+
+pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
+    let mut files = Vec::new();
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            let unit_name = format!("{}-{}", app.name, job.name);
+            let source = safe(esc::text(&app.source));
+
+            let mut unit = Entries::new();
+            push(&mut unit, "Description", esc::text(&format!("windlass job {} of {}", job.name, app.name)));
+            push(&mut unit, "After", app.service_name());
+            let mut service = Entries::new();
+            push(&mut service, "Type", "oneshot".into());
+            push(&mut service, "ExecStart", esc::exec_line(&job.command));
+            if let Some(t) = job.timeout {
+                push(&mut service, "TimeoutStartSec", format_timespan(t));
+            }
+            let vars = BTreeMap::from([
+                ("source", source.clone()),
+                ("unit", entries(&unit)),
+                ("service", entries(&service)),
+            ]);
+            files.push(render(ctx, "systemd/job.service.j2", format!("systemd/{unit_name}.service"), vars)?);
+
+            let mut unit = Entries::new();
+            push(&mut unit, "Description", esc::text(&format!("windlass timer for job {} of {}", job.name, app.name)));
+            let mut timer = Entries::new();
+            push(&mut timer, "OnCalendar", esc::text(&job.schedule));
+            push(&mut timer, "Persistent", job.persistent.to_string());
+            if let Some(d) = job.randomized_delay {
+                push(&mut timer, "RandomizedDelaySec", format_timespan(d));
+            }
+            let mut install = Entries::new();
+            push(&mut install, "WantedBy", "timers.target".into());
+            let vars = BTreeMap::from([
+                ("source", source),
+                ("unit", entries(&unit)),
+                ("timer", entries(&timer)),
+                ("install", entries(&install)),
+            ]);
+            files.push(render(ctx, "systemd/job.timer.j2", format!("systemd/{unit_name}.timer"), vars)?);
+        }
+    }
+    Ok(files)
+}
+
+fn render(ctx: &EmitContext<'_>, template: &str, path: String, vars: BTreeMap<&str, Value>) -> Result<OutputFile, EmitError> {
+    let content = ctx.templates.render(template, &Value::from(vars))?;
+    unitfile::parse(&content).map_err(|message| EmitError::Invalid { file: path.clone(), message })?;
+    Ok(OutputFile { path, content })
+}

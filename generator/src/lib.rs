@@ -1,0 +1,15 @@
+//! windlass generator: app manifests (TOML) in, host configuration out.
+//!
+//! Data flows one way: `manifest` (TOML with spans) → `model` (a validated
+//! fleet) → `emit` (pure, one module per target) → `output` (atomic write).
+//! Nothing downstream reaches back upstream.
+
+pub mod emit;
+pub mod escape;
+pub mod manifest;
+pub mod model;
+pub mod templates;
+pub mod cli;
+pub mod generation;
+pub mod output;
+pub mod pipeline;

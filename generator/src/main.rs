@@ -1,0 +1,120 @@
+//! `windlass`: wires the command line to the library. Exit codes: 0 success,
+//! 1 invalid input (or `--check` found a difference), 2 usage or I/O error.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use clap::Parser;
+use windlass::cli::{Cli, Command, TargetArg};
+use windlass::emit::Target;
+use windlass::pipeline::{self, Options, PipelineError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&windlass::manifest::schema::json_schema()).expect("schema serializes"));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { apps_dir, podman_version } => {
+            let opts = Options { podman_version, templates: None, targets: Target::ALL.iter().copied().collect() };
+            match pipeline::build(&apps_dir, &opts) {
+                Ok(built) => {
+                    built.print_warnings();
+                    eprintln!("ok: {} apps valid in {}", built.fleet.apps.len(), apps_dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report(e),
+            }
+        }
+        Command::Generate { apps_dir, output, target, podman_version, templates, check } => {
+            let targets: BTreeSet<Target> = if target.is_empty() {
+                Target::ALL.iter().copied().collect()
+            } else {
+                target
+                    .into_iter()
+                    .map(|t| match t {
+                        TargetArg::Quadlet => Target::Quadlet,
+                        TargetArg::Systemd => Target::Systemd,
+                    })
+                    .collect()
+            };
+            let opts = Options { podman_version, templates, targets };
+            let built = match pipeline::build(&apps_dir, &opts) {
+                Ok(b) => b,
+                Err(e) => return report(e),
+            };
+            built.print_warnings();
+            if check {
+                match windlass::output::diff(&output, &built.files) {
+                    Ok(d) if d.is_empty() => {
+                        eprintln!("ok: {} is up to date", output.display());
+                        ExitCode::SUCCESS
+                    }
+                    Ok(d) => {
+                        for p in &d.added {
+                            eprintln!("would add: {p}");
+                        }
+                        for p in &d.changed {
+                            eprintln!("would change: {p}");
+                        }
+                        for p in &d.removed {
+                            eprintln!("would remove: {p}");
+                        }
+                        eprintln!("error: {} is out of date; run `windlass generate` without --check", output.display());
+                        ExitCode::from(1)
+                    }
+                    Err(e) => report(PipelineError::Output(e)),
+                }
+            } else {
+                match windlass::output::write(&output, &built.files) {
+                    Ok(d) if d.is_empty() => {
+                        eprintln!("unchanged: {} ({} files)", output.display(), built.files.len());
+                        ExitCode::SUCCESS
+                    }
+                    Ok(d) => {
+                        eprintln!(
+                            "wrote {}: {} files ({} added, {} changed, {} removed)",
+                            output.display(),
+                            built.files.len(),
+                            d.added.len(),
+                            d.changed.len(),
+                            d.removed.len()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => report(PipelineError::Output(e)),
+                }
+            }
+        }
+    }
+}
+
+fn report(e: PipelineError) -> ExitCode {
+    match e {
+        PipelineError::Invalid(diags) => {
+            for d in &diags {
+                eprint!("{}", d.render());
+                eprintln!();
+            }
+            let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
+            let files: BTreeSet<_> = errors.iter().map(|d| d.span.path()).collect();
+            eprintln!(
+                "error: {} error{} in {} file{}; nothing was written",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                files.len(),
+                if files.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::from(1)
+        }
+        PipelineError::Emit(e) => {
+            eprintln!("error: {e}; nothing was written");
+            ExitCode::from(1)
+        }
+        other => {
+            eprintln!("error: {other}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! TOML in, a tree of spanned values out, checked against the manifest's
+//! shape (`schema`): types, required keys, allowed values, unknown keys.
+//!
+//! This layer knows nothing of what values mean; `model` does. It must never
+//! stop at the first problem: it records a diagnostic and walks on.
+
+pub mod diag;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use toml_edit::{Item, Value};
+
+use diag::{Diagnostic, Source, Span};
+use schema::{Field, Kind};
+
+/// A value from the manifest and where it stood.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub span: Span,
+    pub value: NodeValue,
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeValue {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Array(Vec<Node>),
+    Table(Table),
+}
+
+/// A table that passed the shape check: only known keys remain.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub entries: BTreeMap<String, Entry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key_span: Span,
+    pub node: Node,
+}
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            NodeValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Table {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entries.get(key).map(|e| &e.node)
+    }
+
+    pub fn str(&self, key: &str) -> Option<(&str, &Span)> {
+        self.get(key).and_then(|n| n.as_str().map(|s| (s, &n.span)))
+    }
+
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        match self.get(key).map(|n| &n.value) {
+            Some(NodeValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn table(&self, key: &str) -> Option<&Table> {
+        match self.get(key).map(|n| &n.value) {
+            Some(NodeValue::Table(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Elements of an array of strings, with their spans.
+    pub fn strings(&self, key: &str) -> Vec<(&str, &Span)> {
+        match self.get(key).map(|n| &n.value) {
+            Some(NodeValue::Array(items)) => {
+                items.iter().filter_map(|n| n.as_str().map(|s| (s, &n.span))).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Elements of an array of tables.
+    pub fn tables(&self, key: &str) -> Vec<(&Table, &Span)> {
+        match self.get(key).map(|n| &n.value) {
+            Some(NodeValue::Array(items)) => items
+                .iter()
+                .filter_map(|n| match &n.value {
+                    NodeValue::Table(t) => Some((t, &n.span)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Entries of a table of strings (`env`, `labels`): key, key span, value, value span.
+    pub fn string_map(&self, key: &str) -> Vec<(&str, &Span, &str, &Span)> {
+        match self.get(key).map(|n| &n.value) {
+            Some(NodeValue::Table(t)) => t
+                .entries
+                .iter()
+                .filter_map(|(k, e)| e.node.as_str().map(|v| (k.as_str(), &e.key_span, v, &e.node.span)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Parses `source` as TOML and checks it against `fields`. Returns the tree
+/// of what is well-formed; problems go to `diags`.
+pub fn parse(source: &Arc<Source>, fields: &'static [Field], diags: &mut Vec<Diagnostic>) -> Option<Table> {
+    let doc = match toml_edit::Document::parse(source.text.clone()) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let range = e.span().unwrap_or(0..0);
+            let msg = e.message().trim_end().replace('\n', "; ");
+            diags.push(Diagnostic::error(
+                Span::new(source, range),
+                "",
+                format!("invalid TOML: {msg}"),
+            ));
+            return None;
+        }
+    };
+    let mut w = Walker { source, diags };
+    let whole = Span::file(source);
+    Some(w.table(doc.as_table(), fields, "", &whole))
+}
+
+struct Walker<'a> {
+    source: &'a Arc<Source>,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::String => "a string",
+        Kind::Bool => "a boolean",
+        Kind::Integer => "an integer",
+        Kind::Float => "a number",
+        Kind::StringArray => "an array of strings",
+        Kind::StringMap => "a table of strings",
+        Kind::Table(_) | Kind::NamedTables(_) => "a table",
+        Kind::TableArray(_) => "an array of tables",
+    }
+}
+
+fn found_kind(item: &Item) -> String {
+    match item {
+        Item::Value(Value::String(s)) => format!("string {}", diag::found(s.value())),
+        Item::Value(Value::Integer(i)) => format!("integer {}", i.value()),
+        Item::Value(Value::Float(x)) => format!("float {}", x.value()),
+        Item::Value(Value::Boolean(b)) => format!("boolean {}", b.value()),
+        Item::Value(Value::Datetime(_)) => "a date-time".to_string(),
+        Item::Value(Value::Array(_)) => "an array".to_string(),
+        Item::Value(Value::InlineTable(_)) | Item::Table(_) => "a table".to_string(),
+        Item::ArrayOfTables(_) => "an array of tables".to_string(),
+        Item::None => "nothing".to_string(),
+    }
+}
+
+impl Walker<'_> {
+    fn span(&self, range: Option<std::ops::Range<usize>>, fallback: &Span) -> Span {
+        match range {
+            Some(r) => Span::new(self.source, r),
+            None => fallback.clone(),
+        }
+    }
+
+    fn error(&mut self, span: Span, key: &str, msg: String) {
+        self.diags.push(Diagnostic::error(span, key, msg));
+    }
+
+    fn table(
+        &mut self,
+        t: &dyn toml_edit::TableLike,
+        fields: &'static [Field],
+        path: &str,
+        at: &Span,
+    ) -> Table {
+        let mut out = Table::default();
+        for (key, item) in t.iter() {
+            let key_span = self.span(t.key(key).and_then(|k| k.span()), at);
+            let full = join(path, key);
+            let Some(field) = fields.iter().find(|f| f.name == key) else {
+                let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                let mut d = Diagnostic::error(
+                    key_span,
+                    &full,
+                    format!(
+                        "unknown key `{key}`{}",
+                        if path.is_empty() { String::new() } else { format!(" in `{path}`") }
+                    ),
+                )
+                .with_help(format!("expected one of: {}", known.join(", ")));
+                if path.ends_with("secrets") || path.contains("secrets[") {
+                    d = d.with_help(
+                        "a secret is a reference (`name`, `target`, `mode`); its value must never appear in a manifest: create it with `podman secret create`",
+                    );
+                }
+                self.diags.push(d);
+                continue;
+            };
+            let value_span = self.span(item.span(), &key_span);
+            if let Some(node) = self.item(item, field, &full, &value_span) {
+                out.entries.insert(key.to_string(), Entry { key_span, node });
+            }
+        }
+        for field in fields.iter().filter(|f| f.required) {
+            if !out.entries.contains_key(field.name) && t.get(field.name).is_none() {
+                self.error(
+                    at.clone(),
+                    &join(path, field.name),
+                    format!("missing required key `{}` ({})", field.name, kind_name(field.kind)),
+                );
+            }
+        }
+        out
+    }
+
+    fn string(&mut self, item: &Item, path: &str, span: &Span) -> Option<Node> {
+        match item {
+            Item::Value(Value::String(s)) => {
+                let v = s.value();
+                if let Some(pos) = v.find('\0') {
+                    let _ = pos;
+                    self.error(
+                        span.clone(),
+                        path,
+                        "expected a string without NUL characters, found a NUL (\\u0000)".to_string(),
+                    );
+                    return None;
+                }
+                Some(Node { span: span.clone(), value: NodeValue::Str(v.clone()) })
+            }
+            other => {
+                self.error(span.clone(), path, format!("expected a string, found {}", found_kind(other)));
+                None
+            }
+        }
+    }
+
+    fn item(&mut self, item: &Item, field: &Field, path: &str, span: &Span) -> Option<Node> {
+        match field.kind {
+            Kind::String => {
+                let node = self.string(item, path, span)?;
+                if !field.one_of.is_empty() {
+                    let s = node.as_str().unwrap_or_default();
+                    if !field.one_of.contains(&s) {
+                        let allowed: Vec<String> = field.one_of.iter().map(|v| format!("\"{v}\"")).collect();
+                        self.error(
+                            span.clone(),
+                            path,
+                            format!("expected one of {}, found {}", allowed.join(", "), diag::found(s)),
+                        );
+                        return None;
+                    }
+                }
+                Some(node)
+            }
+            Kind::Bool => match item {
+                Item::Value(Value::Boolean(b)) => Some(Node { span: span.clone(), value: NodeValue::Bool(*b.value()) }),
+                other => {
+                    self.error(span.clone(), path, format!("expected a boolean (true or false), found {}", found_kind(other)));
+                    None
+                }
+            },
+            Kind::Integer => match item {
+                Item::Value(Value::Integer(i)) => Some(Node { span: span.clone(), value: NodeValue::Int(*i.value()) }),
+                other => {
+                    self.error(span.clone(), path, format!("expected an integer, found {}", found_kind(other)));
+                    None
+                }
+            },
+            Kind::Float => match item {
+                Item::Value(Value::Float(x)) => Some(Node { span: span.clone(), value: NodeValue::Float(*x.value()) }),
+                Item::Value(Value::Integer(i)) => {
+                    Some(Node { span: span.clone(), value: NodeValue::Float(*i.value() as f64) })
+                }
+                other => {
+                    self.error(span.clone(), path, format!("expected a number, found {}", found_kind(other)));
+                    None
+                }
+            },
+            Kind::StringArray => match item {
+                Item::Value(Value::Array(a)) => {
+                    let mut items = Vec::new();
+                    let mut ok = true;
+                    for (i, v) in a.iter().enumerate() {
+                        let p = format!("{path}[{i}]");
+                        let s = self.span(v.span(), span);
+                        match self.string(&Item::Value(v.clone()), &p, &s) {
+                            Some(n) => items.push(n),
+                            None => ok = false,
+                        }
+                    }
+                    ok.then(|| Node { span: span.clone(), value: NodeValue::Array(items) })
+                }
+                other => {
+                    self.error(span.clone(), path, format!("expected an array of strings, found {}", found_kind(other)));
+                    None
+                }
+            },
+            Kind::StringMap => match item.as_table_like() {
+                Some(t) => {
+                    let mut out = Table::default();
+                    let mut ok = true;
+                    for (k, v) in t.iter() {
+                        let ks = self.span(t.key(k).and_then(|k| k.span()), span);
+                        let p = join(path, k);
+                        let vs = self.span(v.span(), &ks);
+                        match self.string(v, &p, &vs) {
+                            Some(n) => {
+                                out.entries.insert(k.to_string(), Entry { key_span: ks, node: n });
+                            }
+                            None => ok = false,
+                        }
+                    }
+                    ok.then(|| Node { span: span.clone(), value: NodeValue::Table(out) })
+                }
+                None => {
+                    self.error(span.clone(), path, format!("expected a table of strings, found {}", found_kind(item)));
+                    None
+                }
+            },
+            Kind::Table(fields) => match item.as_table_like() {
+                Some(t) => {
+                    let table = self.table(t, fields, path, span);
+                    Some(Node { span: span.clone(), value: NodeValue::Table(table) })
+                }
+                None => {
+                    self.error(span.clone(), path, format!("expected a table, found {}", found_kind(item)));
+                    None
+                }
+            },
+            Kind::NamedTables(fields) => match item.as_table_like() {
+                Some(t) => {
+                    let mut out = Table::default();
+                    for (k, v) in t.iter() {
+                        let ks = self.span(t.key(k).and_then(|k| k.span()), span);
+                        let p = join(path, k);
+                        let vs = self.span(v.span(), &ks);
+                        match v.as_table_like() {
+                            Some(inner) => {
+                                let table = self.table(inner, fields, &p, &ks);
+                                out.entries.insert(
+                                    k.to_string(),
+                                    Entry { key_span: ks, node: Node { span: vs, value: NodeValue::Table(table) } },
+                                );
+                            }
+                            None => self.error(vs, &p, format!("expected a table, found {}", found_kind(v))),
+                        }
+                    }
+                    Some(Node { span: span.clone(), value: NodeValue::Table(out) })
+                }
+                None => {
+                    self.error(span.clone(), path, format!("expected a table, found {}", found_kind(item)));
+                    None
+                }
+            },
+            Kind::TableArray(fields) => {
+                let mut items = Vec::new();
+                match item {
+                    Item::ArrayOfTables(a) => {
+                        for (i, t) in a.iter().enumerate() {
+                            let p = format!("{path}[{i}]");
+                            let s = self.span(t.span(), span);
+                            let table = self.table(t, fields, &p, &s);
+                            items.push(Node { span: s, value: NodeValue::Table(table) });
+                        }
+                    }
+                    Item::Value(Value::Array(a)) => {
+                        for (i, v) in a.iter().enumerate() {
+                            let p = format!("{path}[{i}]");
+                            let s = self.span(v.span(), span);
+                            match v.as_inline_table() {
+                                Some(t) => {
+                                    let table = self.table(t, fields, &p, &s);
+                                    items.push(Node { span: s, value: NodeValue::Table(table) });
+                                }
+                                None => {
+                                    let found = found_kind(&Item::Value(v.clone()));
+                                    self.error(s, &p, format!("expected a table, found {found}"));
+                                }
+                            }
+                        }
+                    }
+                    other => {
+                        self.error(span.clone(), path, format!("expected an array of tables, found {}", found_kind(other)));
+                        return None;
+                    }
+                }
+                Some(Node { span: span.clone(), value: NodeValue::Array(items) })
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The validated fleet: apps, volumes, networks, jobs. Every value here has
+//! passed its rules, so emitters never re-check and never see raw strings
+//! whose meaning still has to be worked out (ports are ports, sizes are
+//! bytes, durations are microseconds).
+
+pub mod build;
+pub mod time;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+pub use build::{load_fleet, LoadedFleet};
+pub use values::{ImageRef, PodmanVersion, Port, Protocol, VolumeMount, VolumeSource};
+
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub podman: PodmanVersion,
+    pub networks: BTreeMap<String, Network>,
+    pub volumes: BTreeMap<String, Volume>,
+    /// Sorted by name.
+    pub apps: Vec<App>,
+    /// Input files (path relative to the fleet directory, sha256 hex), sorted.
+    pub inputs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Network {
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub internal: bool,
+    pub ipv6: bool,
+    pub driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Volume {
+    pub driver: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub description: Option<String>,
+    /// Path of the manifest relative to the fleet directory.
+    pub source: String,
+    pub container: Container,
+    pub health: Option<Health>,
+    pub requires: Vec<String>,
+    pub wants: Vec<String>,
+    pub update: Update,
+    pub release: Release,
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    Always,
+    OnFailure,
+    No,
+}
+
+impl Restart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restart::Always => "always",
+            Restart::OnFailure => "on-failure",
+            Restart::No => "no",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoUpdate {
+    Registry,
+    Local,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretTarget {
+    /// Mounted as a file at this absolute path.
+    File(String),
+    /// Exposed as this environment variable.
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// A podman secret name, or an absolute host path for a file secret.
+    pub name: String,
+    pub target: SecretTarget,
+    /// Octal mode, e.g. 0o400.
+    pub mode: Option<u32>,
+}
+
+impl SecretRef {
+    pub fn is_file(&self) -> bool {
+        self.name.starts_with('/')
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub image: ImageRef,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub ports: Vec<Port>,
+    pub volumes: Vec<VolumeMount>,
+    pub env: BTreeMap<String, String>,
+    pub env_files: Vec<String>,
+    pub secrets: Vec<SecretRef>,
+    pub networks: Vec<String>,
+    /// Bytes.
+    pub memory: Option<u64>,
+    pub cpus: Option<f64>,
+    pub add_hosts: Vec<(String, IpAddr)>,
+    pub labels: BTreeMap<String, String>,
+    pub read_only: bool,
+    pub restart: Restart,
+    /// Microseconds.
+    pub stop_timeout: Option<u64>,
+    pub auto_update: AutoUpdate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub cmd: Option<Vec<String>>,
+    /// Microseconds.
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub retries: Option<u32>,
+    pub http: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub order: UpdateOrder,
+    /// Microseconds.
+    pub health_deadline: u64,
+    pub rollback_auto: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Release {
+    pub semver: bool,
+    pub allow_prerelease: bool,
+    pub constraint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub schedule: String,
+    pub persistent: bool,
+    pub randomized_delay: Option<u64>,
+    pub timeout: Option<u64>,
+    pub command: Vec<String>,
+}
+
+impl App {
+    /// The unit name Quadlet gives this app's container.
+    pub fn service_name(&self) -> String {
+        format!("{}.service", self.name)
+    }
+}

@@ -1,0 +1,82 @@
+//! The generator's one path: load and validate the fleet, emit every
+//! requested target, add the generation manifest. Returns everything in
+//! memory; writing is `output`'s job, so nothing is written on any error.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::emit::{self, EmitContext, EmitError, OutputFile, Target};
+use crate::manifest::diag::{Diagnostic, Source, Span};
+use crate::model::{self, values::parse_podman_version, Fleet};
+use crate::output::OutputError;
+use crate::templates::{TemplateError, Templates};
+
+pub struct Options {
+    pub podman_version: Option<String>,
+    pub templates: Option<PathBuf>,
+    pub targets: BTreeSet<Target>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("invalid fleet")]
+    Invalid(Vec<Diagnostic>),
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("--podman-version: {0}")]
+    Usage(String),
+}
+
+pub struct Built {
+    pub fleet: Fleet,
+    pub files: Vec<OutputFile>,
+    pub warnings: Vec<Diagnostic>,
+    pub notes: Vec<String>,
+}
+
+impl Built {
+    pub fn print_warnings(&self) {
+        for w in &self.warnings {
+            eprint!("{}", w.render());
+        }
+        for n in &self.notes {
+            eprintln!("warning: {n}");
+        }
+    }
+}
+
+pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
+    if !apps_dir.is_dir() {
+        return Err(PipelineError::Io {
+            path: apps_dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    let loaded = model::load_fleet(apps_dir).map_err(|source| PipelineError::Io { path: apps_dir.to_path_buf(), source })?;
+    let Some(mut fleet) = loaded.fleet else {
+        return Err(PipelineError::Invalid(loaded.diagnostics));
+    };
+    if let Some(v) = &opts.podman_version {
+        fleet.podman = parse_podman_version(v).map_err(|e| PipelineError::Usage(format!("{e}, found {v:?}")))?;
+    }
+    let templates = Templates::load(opts.templates.as_deref())?;
+    let mut ctx = EmitContext { podman: fleet.podman, templates: &templates, warnings: Vec::new() };
+    let mut files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
+    let targets: Vec<Target> = opts.targets.iter().copied().collect();
+    files.push(crate::generation::manifest(&fleet, &targets, &files));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let notes = ctx.warnings;
+    Ok(Built { fleet, files, warnings: loaded.diagnostics, notes })
+}
+
+/// A diagnostic for a whole file (used by tests and tools).
+pub fn file_error(path: &Path, message: &str) -> Diagnostic {
+    let src = Source::new(path, String::new());
+    Diagnostic::error(Span::file(&src), "", message.to_string())
+}
