@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "windlass", version, about = "App manifests (TOML) → Podman Quadlet units and systemd timers")]
+#[command(
+    name = "windlass",
+    version,
+    about = "App manifests (TOML) → Podman Quadlet units and systemd timers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

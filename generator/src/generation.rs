@@ -3,7 +3,7 @@
 //! and each app's health contract (what windlassd checks after a switch).
 //! Deterministic: sorted keys, no timestamps, no host names.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::emit::{OutputFile, Target};
@@ -47,7 +47,11 @@ pub fn app_contracts(fleet: &Fleet) -> Value {
 
 /// Builds the generation manifest for `files` (which must not include it).
 pub fn manifest(fleet: &Fleet, targets: &[Target], files: &[OutputFile]) -> OutputFile {
-    let inputs: Vec<Value> = fleet.inputs.iter().map(|(p, h)| json!({"path": p, "sha256": h})).collect();
+    let inputs: Vec<Value> = fleet
+        .inputs
+        .iter()
+        .map(|(p, h)| json!({"path": p, "sha256": h}))
+        .collect();
     let outputs: Vec<Value> = files
         .iter()
         .map(|f| json!({"path": f.path, "sha256": hex::encode(Sha256::digest(f.content.as_bytes()))}))
@@ -63,5 +67,8 @@ pub fn manifest(fleet: &Fleet, targets: &[Target], files: &[OutputFile]) -> Outp
     });
     let mut content = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
     content.push('\n');
-    OutputFile { path: MANIFEST.to_string(), content }
+    OutputFile {
+        path: MANIFEST.to_string(),
+        content,
+    }
 }

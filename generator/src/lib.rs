@@ -4,12 +4,12 @@
 //! fleet) → `emit` (pure, one module per target) → `output` (atomic write).
 //! Nothing downstream reaches back upstream.
 
+pub mod cli;
 pub mod emit;
 pub mod escape;
+pub mod generation;
 pub mod manifest;
 pub mod model;
-pub mod templates;
-pub mod cli;
-pub mod generation;
 pub mod output;
 pub mod pipeline;
+pub mod templates;

@@ -13,21 +13,43 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&windlass::manifest::schema::json_schema()).expect("schema serializes"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&windlass::manifest::schema::json_schema())
+                    .expect("schema serializes")
+            );
             ExitCode::SUCCESS
         }
-        Command::Validate { apps_dir, podman_version } => {
-            let opts = Options { podman_version, templates: None, targets: Target::ALL.iter().copied().collect() };
+        Command::Validate {
+            apps_dir,
+            podman_version,
+        } => {
+            let opts = Options {
+                podman_version,
+                templates: None,
+                targets: Target::ALL.iter().copied().collect(),
+            };
             match pipeline::build(&apps_dir, &opts) {
                 Ok(built) => {
                     built.print_warnings();
-                    eprintln!("ok: {} apps valid in {}", built.fleet.apps.len(), apps_dir.display());
+                    eprintln!(
+                        "ok: {} apps valid in {}",
+                        built.fleet.apps.len(),
+                        apps_dir.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => report(e),
             }
         }
-        Command::Generate { apps_dir, output, target, podman_version, templates, check } => {
+        Command::Generate {
+            apps_dir,
+            output,
+            target,
+            podman_version,
+            templates,
+            check,
+        } => {
             let targets: BTreeSet<Target> = if target.is_empty() {
                 Target::ALL.iter().copied().collect()
             } else {
@@ -39,7 +61,11 @@ fn main() -> ExitCode {
                     })
                     .collect()
             };
-            let opts = Options { podman_version, templates, targets };
+            let opts = Options {
+                podman_version,
+                templates,
+                targets,
+            };
             let built = match pipeline::build(&apps_dir, &opts) {
                 Ok(b) => b,
                 Err(e) => return report(e),
@@ -61,7 +87,10 @@ fn main() -> ExitCode {
                         for p in &d.removed {
                             eprintln!("would remove: {p}");
                         }
-                        eprintln!("error: {} is out of date; run `windlass generate` without --check", output.display());
+                        eprintln!(
+                            "error: {} is out of date; run `windlass generate` without --check",
+                            output.display()
+                        );
                         ExitCode::from(1)
                     }
                     Err(e) => report(PipelineError::Output(e)),
@@ -69,7 +98,11 @@ fn main() -> ExitCode {
             } else {
                 match windlass::output::write(&output, &built.files) {
                     Ok(d) if d.is_empty() => {
-                        eprintln!("unchanged: {} ({} files)", output.display(), built.files.len());
+                        eprintln!(
+                            "unchanged: {} ({} files)",
+                            output.display(),
+                            built.files.len()
+                        );
                         ExitCode::SUCCESS
                     }
                     Ok(d) => {

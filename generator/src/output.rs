@@ -27,7 +27,10 @@ pub enum OutputError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io { path: path.to_path_buf(), source }
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What differs between OUT and the files that would be written.
@@ -52,7 +55,12 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> 
         if ty.is_dir() {
             list_files(root, &path, out)?;
         } else {
-            out.push(path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned());
+            out.push(
+                path.strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     Ok(())
@@ -61,7 +69,10 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> 
 /// Compares OUT with `files` without writing anything.
 pub fn diff(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> {
     let mut d = TreeDiff::default();
-    let wanted: BTreeMap<&str, &str> = files.iter().map(|f| (f.path.as_str(), f.content.as_str())).collect();
+    let wanted: BTreeMap<&str, &str> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.as_str()))
+        .collect();
     if !out.exists() {
         d.added = wanted.keys().map(|s| s.to_string()).collect();
         return Ok(d);
@@ -94,13 +105,26 @@ fn fsync_dir(path: &Path) -> io::Result<()> {
 
 /// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`).
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let ca = CString::new(a.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let cb = CString::new(b.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let ca = CString::new(a.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cb = CString::new(b.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: both pointers are valid NUL-terminated strings for the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE)
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Writes `files` as the tree at `out`. Returns what changed; when nothing
@@ -122,7 +146,10 @@ pub fn write(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> 
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     let tmp = parent.join(format!(".{name}.windlass-tmp-{}", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
@@ -151,8 +178,10 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<(), Output
             continue;
         }
         let mut file = fs::File::create(&dest).map_err(io_err(&dest))?;
-        file.write_all(f.content.as_bytes()).map_err(io_err(&dest))?;
-        file.set_permissions(fs::Permissions::from_mode(0o644)).map_err(io_err(&dest))?;
+        file.write_all(f.content.as_bytes())
+            .map_err(io_err(&dest))?;
+        file.set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(io_err(&dest))?;
         if unchanged {
             // Hard link refused (another file system?): keep the old mtime.
             if let Ok(m) = fs::metadata(&old).and_then(|m| m.modified()) {
@@ -175,7 +204,10 @@ fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
                 // `tmp` now holds the old tree.
                 fs::remove_dir_all(tmp).map_err(io_err(tmp))?;
             }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINVAL)
+                    || e.raw_os_error() == Some(libc::ENOSYS) =>
+            {
                 // File systems without RENAME_EXCHANGE: two renames.
                 let old = tmp.with_extension("old");
                 fs::rename(out, &old).map_err(io_err(out))?;
@@ -183,7 +215,12 @@ fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
                 fsync_dir(parent).map_err(io_err(parent))?;
                 fs::remove_dir_all(&old).map_err(io_err(&old))?;
             }
-            Err(e) => return Err(OutputError::Io { path: out.to_path_buf(), source: e }),
+            Err(e) => {
+                return Err(OutputError::Io {
+                    path: out.to_path_buf(),
+                    source: e,
+                });
+            }
         }
     } else {
         fs::rename(tmp, out).map_err(io_err(out))?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::emit::{self, EmitContext, EmitError, OutputFile, Target};
 use crate::manifest::diag::{Diagnostic, Source, Span};
-use crate::model::{self, values::parse_podman_version, Fleet};
+use crate::model::{self, Fleet, values::parse_podman_version};
 use crate::output::OutputError;
 use crate::templates::{TemplateError, Templates};
 
@@ -28,7 +28,10 @@ pub enum PipelineError {
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("--podman-version: {0}")]
     Usage(String),
 }
@@ -58,21 +61,34 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
-    let loaded = model::load_fleet(apps_dir).map_err(|source| PipelineError::Io { path: apps_dir.to_path_buf(), source })?;
+    let loaded = model::load_fleet(apps_dir).map_err(|source| PipelineError::Io {
+        path: apps_dir.to_path_buf(),
+        source,
+    })?;
     let Some(mut fleet) = loaded.fleet else {
         return Err(PipelineError::Invalid(loaded.diagnostics));
     };
     if let Some(v) = &opts.podman_version {
-        fleet.podman = parse_podman_version(v).map_err(|e| PipelineError::Usage(format!("{e}, found {v:?}")))?;
+        fleet.podman = parse_podman_version(v)
+            .map_err(|e| PipelineError::Usage(format!("{e}, found {v:?}")))?;
     }
     let templates = Templates::load(opts.templates.as_deref())?;
-    let mut ctx = EmitContext { podman: fleet.podman, templates: &templates, warnings: Vec::new() };
+    let mut ctx = EmitContext {
+        podman: fleet.podman,
+        templates: &templates,
+        warnings: Vec::new(),
+    };
     let mut files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     files.push(crate::generation::manifest(&fleet, &targets, &files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let notes = ctx.warnings;
-    Ok(Built { fleet, files, warnings: loaded.diagnostics, notes })
+    Ok(Built {
+        fleet,
+        files,
+        warnings: loaded.diagnostics,
+        notes,
+    })
 }
 
 /// A diagnostic for a whole file (used by tests and tools).

@@ -13,17 +13,35 @@ use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
 /// Template names and their embedded defaults.
 pub const DEFAULTS: &[(&str, &str)] = &[
-    ("quadlet/container.j2", include_str!("../../templates/quadlet/container.j2")),
-    ("quadlet/volume.j2", include_str!("../../templates/quadlet/volume.j2")),
-    ("quadlet/network.j2", include_str!("../../templates/quadlet/network.j2")),
-    ("systemd/job.service.j2", include_str!("../../templates/systemd/job.service.j2")),
-    ("systemd/job.timer.j2", include_str!("../../templates/systemd/job.timer.j2")),
+    (
+        "quadlet/container.j2",
+        include_str!("../../templates/quadlet/container.j2"),
+    ),
+    (
+        "quadlet/volume.j2",
+        include_str!("../../templates/quadlet/volume.j2"),
+    ),
+    (
+        "quadlet/network.j2",
+        include_str!("../../templates/quadlet/network.j2"),
+    ),
+    (
+        "systemd/job.service.j2",
+        include_str!("../../templates/systemd/job.service.j2"),
+    ),
+    (
+        "systemd/job.timer.j2",
+        include_str!("../../templates/systemd/job.timer.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read template {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("template {name}: {message}")]
     Render { name: String, message: String },
 }
@@ -34,7 +52,11 @@ pub struct Templates {
     pub overridden: Vec<String>,
 }
 
-fn strict_formatter(out: &mut minijinja::Output, _state: &mut minijinja::State, value: &Value) -> Result<(), Error> {
+fn strict_formatter(
+    out: &mut minijinja::Output,
+    _state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), Error> {
     if value.is_safe() || value.is_number() || value.is_undefined() || value.is_none() {
         if let Some(s) = value.as_str() {
             out.write_str(s).map_err(Error::from)
@@ -46,7 +68,9 @@ fn strict_formatter(out: &mut minijinja::Output, _state: &mut minijinja::State, 
     } else {
         Err(Error::new(
             ErrorKind::InvalidOperation,
-            format!("refusing to print an unescaped value ({value:?}); only values prepared by windlass may be printed"),
+            format!(
+                "refusing to print an unescaped value ({value:?}); only values prepared by windlass may be printed"
+            ),
         ))
     }
 }
@@ -70,26 +94,37 @@ impl Templates {
             if let Some(dir) = dir {
                 let path = dir.join(name);
                 if path.is_file() {
-                    source = std::fs::read_to_string(&path).map_err(|e| TemplateError::Read { path, source: e })?;
+                    source = std::fs::read_to_string(&path)
+                        .map_err(|e| TemplateError::Read { path, source: e })?;
                     overridden.push((*name).to_string());
                 }
             }
-            env.add_template_owned(*name, source).map_err(|e| TemplateError::Render {
-                name: (*name).to_string(),
-                message: e.to_string(),
-            })?;
+            env.add_template_owned(*name, source)
+                .map_err(|e| TemplateError::Render {
+                    name: (*name).to_string(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(Templates { env, overridden })
     }
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
-        let t = self.env.get_template(name).map_err(|e| TemplateError::Render { name: name.into(), message: e.to_string() })?;
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| TemplateError::Render {
+                name: name.into(),
+                message: e.to_string(),
+            })?;
         let mut s = t.render(ctx).map_err(|e| {
             let mut message = e.to_string();
             if let Some(d) = e.detail() {
                 message = format!("{message}: {d}");
             }
-            TemplateError::Render { name: name.into(), message }
+            TemplateError::Render {
+                name: name.into(),
+                message,
+            }
         })?;
         // One trailing newline, whatever the template's own ending.
         while s.ends_with('\n') {

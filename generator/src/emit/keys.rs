@@ -28,10 +28,13 @@ pub struct KeySet {
 impl KeySet {
     pub fn for_version(v: PodmanVersion) -> KeySet {
         let name = format!("v{}.{}.0", v.major, v.minor);
-        let sections = table()
-            .get(&name)
-            .unwrap_or_else(|| panic!("no Quadlet key table for Podman {v}; versions are checked on input"));
-        KeySet { sections, version: v }
+        let sections = table().get(&name).unwrap_or_else(|| {
+            panic!("no Quadlet key table for Podman {v}; versions are checked on input")
+        });
+        KeySet {
+            sections,
+            version: v,
+        }
     }
 
     pub fn has(&self, section: &str, key: &str) -> bool {
@@ -66,9 +69,15 @@ mod tests {
 
     #[test]
     fn embedded_table_matches_the_shared_one_when_present() {
-        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/quadlet-keys-by-podman-version.json");
+        let shared = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/quadlet-keys-by-podman-version.json"
+        );
         if let Ok(text) = std::fs::read_to_string(shared) {
-            assert_eq!(text, TABLE, "generator/data/quadlet-keys.json is out of date: copy it from shared/data");
+            assert_eq!(
+                text, TABLE,
+                "generator/data/quadlet-keys.json is out of date: copy it from shared/data"
+            );
         }
     }
 }

@@ -55,7 +55,11 @@ pub struct EmitContext<'a> {
 }
 
 /// Runs the emitters for `targets`, in a fixed order.
-pub fn emit(fleet: &Fleet, targets: &BTreeSet<Target>, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
+pub fn emit(
+    fleet: &Fleet,
+    targets: &BTreeSet<Target>,
+    ctx: &mut EmitContext<'_>,
+) -> Result<Vec<OutputFile>, EmitError> {
     let mut files = Vec::new();
     for t in targets {
         match t {
@@ -69,9 +73,9 @@ pub fn emit(fleet: &Fleet, targets: &BTreeSet<Target>, ctx: &mut EmitContext<'_>
 
 /// Formats microseconds as a Go duration for Podman (`30s`, `1500ms`).
 pub fn go_duration(usec: u64) -> String {
-    if usec % 1_000_000 == 0 {
+    if usec.is_multiple_of(1_000_000) {
         format!("{}s", usec / 1_000_000)
-    } else if usec % 1000 == 0 {
+    } else if usec.is_multiple_of(1000) {
         format!("{}ms", usec / 1000)
     } else {
         format!("{usec}us")

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 
 use super::keys::KeySet;
-use super::{go_duration, unitfile, EmitContext, EmitError, OutputFile};
+use super::{EmitContext, EmitError, OutputFile, go_duration, unitfile};
 use crate::escape::{json, systemd as esc};
 use crate::model::*;
 use crate::templates::{entries, safe};
@@ -45,7 +45,10 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
     let mut files = Vec::new();
     for app in &fleet.apps {
         let text = container(app, &keys, ctx)?;
-        files.push(OutputFile { path: format!("quadlet/{}.container", app.name), content: text });
+        files.push(OutputFile {
+            path: format!("quadlet/{}.container", app.name),
+            content: text,
+        });
     }
     for (name, vol) in &fleet.volumes {
         files.push(volume(name, vol, &keys, ctx)?);
@@ -56,7 +59,13 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
     Ok(files)
 }
 
-fn render(ctx: &EmitContext<'_>, keys: &KeySet, template: &str, file: &str, vars: BTreeMap<&str, Value>) -> Result<String, EmitError> {
+fn render(
+    ctx: &EmitContext<'_>,
+    keys: &KeySet,
+    template: &str,
+    file: &str,
+    vars: BTreeMap<&str, Value>,
+) -> Result<String, EmitError> {
     let text = ctx.templates.render(template, &Value::from(vars))?;
     unitfile::check_quadlet(&text, keys).map_err(|message| EmitError::Invalid {
         file: file.to_string(),
@@ -69,7 +78,10 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     let c = &app.container;
     let v = keys.version;
     let mut unit = Entries::new();
-    let desc = app.description.clone().unwrap_or_else(|| format!("windlass app {}", app.name));
+    let desc = app
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("windlass app {}", app.name));
     push(&mut unit, "Description", esc::text(&desc));
     for dep in &app.requires {
         push(&mut unit, "Requires", format!("{dep}.service"));
@@ -81,21 +93,29 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         push(&mut unit, "After", format!("{dep}.service"));
     }
 
-    let mut s = ContainerSection { keys, entries: Entries::new(), podman_args: Vec::new() };
+    let mut s = ContainerSection {
+        keys,
+        entries: Entries::new(),
+        podman_args: Vec::new(),
+    };
     push(&mut s.entries, "Image", esc::verbatim(&c.image.full));
     push(&mut s.entries, "ContainerName", app.name.clone());
 
     // Exec form. An empty argument or a lone `;` cannot pass `Exec=`, so when
     // an entrypoint is given the whole command travels in its JSON instead.
     let merge = c.entrypoint.is_some()
-        && c.command.as_ref().is_some_and(|cmd| cmd.iter().any(|a| a.is_empty() || a == ";"));
+        && c.command
+            .as_ref()
+            .is_some_and(|cmd| cmd.iter().any(|a| a.is_empty() || a == ";"));
     if let Some(ep) = &c.entrypoint {
         let mut all = ep.clone();
         if merge {
             all.extend(c.command.iter().flatten().cloned());
         }
         let j = json::ascii_array(&all);
-        s.set_or_flag("Entrypoint", esc::verbatim(&j), || esc::word(&format!("--entrypoint={j}")));
+        s.set_or_flag("Entrypoint", esc::verbatim(&j), || {
+            esc::word(&format!("--entrypoint={j}"))
+        });
     }
     if let (Some(cmd), false) = (&c.command, merge) {
         let words: Vec<String> = cmd.iter().map(|a| esc::word(a)).collect();
@@ -116,18 +136,32 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
             VolumeSource::Host(p) => p.clone(),
         };
         let ro = if m.read_only { ":ro" } else { "" };
-        push(&mut s.entries, "Volume", esc::verbatim(&format!("{src}:{}{ro}", m.target)));
+        push(
+            &mut s.entries,
+            "Volume",
+            esc::verbatim(&format!("{src}:{}{ro}", m.target)),
+        );
     }
     for (k, val) in &c.env {
-        push(&mut s.entries, "Environment", esc::word(&format!("{k}={val}")));
+        push(
+            &mut s.entries,
+            "Environment",
+            esc::word(&format!("{k}={val}")),
+        );
     }
     for f in &c.env_files {
         push(&mut s.entries, "EnvironmentFile", esc::verbatim(f));
     }
     for secret in &c.secrets {
         if secret.is_file() {
-            let SecretTarget::File(t) = &secret.target else { unreachable!("file secrets mount as files") };
-            push(&mut s.entries, "Volume", esc::verbatim(&format!("{}:{t}:ro", secret.name)));
+            let SecretTarget::File(t) = &secret.target else {
+                unreachable!("file secrets mount as files")
+            };
+            push(
+                &mut s.entries,
+                "Volume",
+                esc::verbatim(&format!("{}:{t}:ro", secret.name)),
+            );
             continue;
         }
         let mut spec = secret.name.clone();
@@ -145,19 +179,29 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         }
     }
     for n in &c.networks {
-        let value = if n == "host" { "host".to_string() } else { format!("{n}.network") };
+        let value = if n == "host" {
+            "host".to_string()
+        } else {
+            format!("{n}.network")
+        };
         push(&mut s.entries, "Network", value);
     }
     for (host, ip) in &c.add_hosts {
         let hv = format!("{host}:{ip}");
-        s.set_or_flag("AddHost", esc::verbatim(&hv), || esc::word(&format!("--add-host={hv}")));
+        s.set_or_flag("AddHost", esc::verbatim(&hv), || {
+            esc::word(&format!("--add-host={hv}"))
+        });
     }
     let mut labels = c.labels.clone();
     labels.insert("io.windlass.app".into(), app.name.clone());
     match c.auto_update {
         AutoUpdate::None => {}
         a => {
-            let policy = if a == AutoUpdate::Registry { "registry" } else { "local" };
+            let policy = if a == AutoUpdate::Registry {
+                "registry"
+            } else {
+                "local"
+            };
             if keys.has("Container", "AutoUpdate") {
                 push(&mut s.entries, "AutoUpdate", policy.to_string());
             } else {
@@ -171,32 +215,36 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     if c.read_only {
         push(&mut s.entries, "ReadOnly", "true".into());
     }
-    if let Some(h) = &app.health {
-        if let Some(cmd) = &h.cmd {
-            let j = json::ascii_array(cmd);
-            s.set_or_flag("HealthCmd", esc::verbatim(&j), || esc::word(&format!("--health-cmd={j}")));
-            let durations = [
-                ("HealthInterval", "--health-interval", h.interval),
-                ("HealthTimeout", "--health-timeout", h.timeout),
-                ("HealthStartPeriod", "--health-start-period", h.start_period),
-            ];
-            for (key, flag, value) in durations {
-                if let Some(us) = value {
-                    let d = go_duration(us);
-                    s.set_or_flag(key, d.clone(), || format!("{flag}={d}"));
-                }
+    if let Some(h) = &app.health
+        && let Some(cmd) = &h.cmd
+    {
+        let j = json::ascii_array(cmd);
+        s.set_or_flag("HealthCmd", esc::verbatim(&j), || {
+            esc::word(&format!("--health-cmd={j}"))
+        });
+        let durations = [
+            ("HealthInterval", "--health-interval", h.interval),
+            ("HealthTimeout", "--health-timeout", h.timeout),
+            ("HealthStartPeriod", "--health-start-period", h.start_period),
+        ];
+        for (key, flag, value) in durations {
+            if let Some(us) = value {
+                let d = go_duration(us);
+                s.set_or_flag(key, d.clone(), || format!("{flag}={d}"));
             }
-            if let Some(r) = h.retries {
-                s.set_or_flag("HealthRetries", r.to_string(), || format!("--health-retries={r}"));
-            }
-            if v >= PodmanVersion::new(5, 0) {
-                push(&mut s.entries, "Notify", "healthy".into());
-            } else {
-                ctx.warnings.push(format!(
+        }
+        if let Some(r) = h.retries {
+            s.set_or_flag("HealthRetries", r.to_string(), || {
+                format!("--health-retries={r}")
+            });
+        }
+        if v >= PodmanVersion::new(5, 0) {
+            push(&mut s.entries, "Notify", "healthy".into());
+        } else {
+            ctx.warnings.push(format!(
                     "app `{}`: Podman {v} has no Notify=healthy (5.0+): the unit is active once the container starts; windlassd still waits for the health check before committing",
                     app.name
                 ));
-            }
         }
     }
     if let Some(bytes) = c.memory {
@@ -207,11 +255,19 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     }
     if let Some(us) = c.stop_timeout {
         let secs = us.div_ceil(1_000_000);
-        s.set_or_flag("StopTimeout", secs.to_string(), || format!("--stop-timeout={secs}"));
+        s.set_or_flag("StopTimeout", secs.to_string(), || {
+            format!("--stop-timeout={secs}")
+        });
     }
     if !s.podman_args.is_empty() {
         if !keys.has("Container", "PodmanArgs") {
-            return Err(EmitError::Unsupported { app: app.name.clone(), message: format!("Podman {v}'s Quadlet has no PodmanArgs= to carry {}", s.podman_args.join(" ")) });
+            return Err(EmitError::Unsupported {
+                app: app.name.clone(),
+                message: format!(
+                    "Podman {v}'s Quadlet has no PodmanArgs= to carry {}",
+                    s.podman_args.join(" ")
+                ),
+            });
         }
         let words = std::mem::take(&mut s.podman_args);
         push(&mut s.entries, "PodmanArgs", words.join(" "));
@@ -220,13 +276,27 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     let mut service = Entries::new();
     push(&mut service, "Restart", c.restart.as_str().into());
     // Pulling and the health gate both happen before the unit is active.
-    push(&mut service, "TimeoutStartSec", (app.update.health_deadline.div_ceil(1_000_000)).max(90).to_string());
+    push(
+        &mut service,
+        "TimeoutStartSec",
+        (app.update.health_deadline.div_ceil(1_000_000))
+            .max(90)
+            .to_string(),
+    );
     if let Some(us) = c.stop_timeout {
         // Podman's own stop timeout must expire before systemd's.
-        push(&mut service, "TimeoutStopSec", (us.div_ceil(1_000_000) + 30).to_string());
+        push(
+            &mut service,
+            "TimeoutStopSec",
+            (us.div_ceil(1_000_000) + 30).to_string(),
+        );
     }
     let mut install = Entries::new();
-    push(&mut install, "WantedBy", "multi-user.target default.target".into());
+    push(
+        &mut install,
+        "WantedBy",
+        "multi-user.target default.target".into(),
+    );
 
     let vars = BTreeMap::from([
         ("source", safe(esc::text(&app.source))),
@@ -236,7 +306,13 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         ("service", entries(&service)),
         ("install", entries(&install)),
     ]);
-    render(ctx, keys, "quadlet/container.j2", &format!("quadlet/{}.container", app.name), vars)
+    render(
+        ctx,
+        keys,
+        "quadlet/container.j2",
+        &format!("quadlet/{}.container", app.name),
+        vars,
+    )
 }
 
 fn label_entries(list: &mut Entries, labels: &BTreeMap<String, String>) {
@@ -245,17 +321,32 @@ fn label_entries(list: &mut Entries, labels: &BTreeMap<String, String>) {
     }
 }
 
-fn volume(name: &str, vol: &Volume, keys: &KeySet, ctx: &EmitContext<'_>) -> Result<OutputFile, EmitError> {
+fn volume(
+    name: &str,
+    vol: &Volume,
+    keys: &KeySet,
+    ctx: &EmitContext<'_>,
+) -> Result<OutputFile, EmitError> {
     let file = format!("quadlet/{name}.volume");
     let mut unit = Entries::new();
-    push(&mut unit, "Description", esc::text(&format!("windlass volume {name}")));
+    push(
+        &mut unit,
+        "Description",
+        esc::text(&format!("windlass volume {name}")),
+    );
     let mut v = Entries::new();
     if keys.has("Volume", "VolumeName") {
         push(&mut v, "VolumeName", name.to_string());
     }
     if let Some(d) = &vol.driver {
         if !keys.has("Volume", "Driver") {
-            return Err(EmitError::Invalid { file, message: format!("Podman {}'s Quadlet has no Driver= for volumes (volumes.{name}.driver)", keys.version) });
+            return Err(EmitError::Invalid {
+                file,
+                message: format!(
+                    "Podman {}'s Quadlet has no Driver= for volumes (volumes.{name}.driver)",
+                    keys.version
+                ),
+            });
         }
         push(&mut v, "Driver", d.clone());
     }
@@ -267,13 +358,25 @@ fn volume(name: &str, vol: &Volume, keys: &KeySet, ctx: &EmitContext<'_>) -> Res
         ("volume", entries(&v)),
     ]);
     let content = render(ctx, keys, "quadlet/volume.j2", &file, vars)?;
-    Ok(OutputFile { path: file, content })
+    Ok(OutputFile {
+        path: file,
+        content,
+    })
 }
 
-fn network(name: &str, net: &Network, keys: &KeySet, ctx: &EmitContext<'_>) -> Result<OutputFile, EmitError> {
+fn network(
+    name: &str,
+    net: &Network,
+    keys: &KeySet,
+    ctx: &EmitContext<'_>,
+) -> Result<OutputFile, EmitError> {
     let file = format!("quadlet/{name}.network");
     let mut unit = Entries::new();
-    push(&mut unit, "Description", esc::text(&format!("windlass network {name}")));
+    push(
+        &mut unit,
+        "Description",
+        esc::text(&format!("windlass network {name}")),
+    );
     let mut n = Entries::new();
     if keys.has("Network", "NetworkName") {
         push(&mut n, "NetworkName", name.to_string());
@@ -301,5 +404,8 @@ fn network(name: &str, net: &Network, keys: &KeySet, ctx: &EmitContext<'_>) -> R
         ("network", entries(&n)),
     ]);
     let content = render(ctx, keys, "quadlet/network.j2", &file, vars)?;
-    Ok(OutputFile { path: file, content })
+    Ok(OutputFile {
+        path: file,
+        content,
+    })
 }

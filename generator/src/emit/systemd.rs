@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use minijinja::Value;
 
-use super::{unitfile, EmitContext, EmitError, OutputFile};
+use super::{EmitContext, EmitError, OutputFile, unitfile};
 use crate::escape::systemd as esc;
-use crate::model::time::format_timespan;
 use crate::model::Fleet;
+use crate::model::time::format_timespan;
 use crate::templates::{entries, safe};
 
 type Entries = Vec<(String, String)>;
@@ -25,7 +25,11 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
             let source = safe(esc::text(&app.source));
 
             let mut unit = Entries::new();
-            push(&mut unit, "Description", esc::text(&format!("windlass job {} of {}", job.name, app.name)));
+            push(
+                &mut unit,
+                "Description",
+                esc::text(&format!("windlass job {} of {}", job.name, app.name)),
+            );
             push(&mut unit, "After", app.service_name());
             let mut service = Entries::new();
             push(&mut service, "Type", "oneshot".into());
@@ -38,10 +42,22 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
                 ("unit", entries(&unit)),
                 ("service", entries(&service)),
             ]);
-            files.push(render(ctx, "systemd/job.service.j2", format!("systemd/{unit_name}.service"), vars)?);
+            files.push(render(
+                ctx,
+                "systemd/job.service.j2",
+                format!("systemd/{unit_name}.service"),
+                vars,
+            )?);
 
             let mut unit = Entries::new();
-            push(&mut unit, "Description", esc::text(&format!("windlass timer for job {} of {}", job.name, app.name)));
+            push(
+                &mut unit,
+                "Description",
+                esc::text(&format!(
+                    "windlass timer for job {} of {}",
+                    job.name, app.name
+                )),
+            );
             let mut timer = Entries::new();
             push(&mut timer, "OnCalendar", esc::text(&job.schedule));
             push(&mut timer, "Persistent", job.persistent.to_string());
@@ -56,14 +72,27 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
                 ("timer", entries(&timer)),
                 ("install", entries(&install)),
             ]);
-            files.push(render(ctx, "systemd/job.timer.j2", format!("systemd/{unit_name}.timer"), vars)?);
+            files.push(render(
+                ctx,
+                "systemd/job.timer.j2",
+                format!("systemd/{unit_name}.timer"),
+                vars,
+            )?);
         }
     }
     Ok(files)
 }
 
-fn render(ctx: &EmitContext<'_>, template: &str, path: String, vars: BTreeMap<&str, Value>) -> Result<OutputFile, EmitError> {
+fn render(
+    ctx: &EmitContext<'_>,
+    template: &str,
+    path: String,
+    vars: BTreeMap<&str, Value>,
+) -> Result<OutputFile, EmitError> {
     let content = ctx.templates.render(template, &Value::from(vars))?;
-    unitfile::parse(&content).map_err(|message| EmitError::Invalid { file: path.clone(), message })?;
+    unitfile::parse(&content).map_err(|message| EmitError::Invalid {
+        file: path.clone(),
+        message,
+    })?;
     Ok(OutputFile { path, content })
 }

@@ -16,17 +16,29 @@ pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
             continue;
         }
         if let Some(name) = l.strip_prefix('[') {
-            let name = name.strip_suffix(']').ok_or_else(|| format!("line {n}: unclosed section header"))?;
+            let name = name
+                .strip_suffix(']')
+                .ok_or_else(|| format!("line {n}: unclosed section header"))?;
             section = Some(name.to_string());
             continue;
         }
         if line.ends_with('\\') {
-            return Err(format!("line {n}: a line ending in `\\` would continue onto the next"));
+            return Err(format!(
+                "line {n}: a line ending in `\\` would continue onto the next"
+            ));
         }
-        let (k, v) = l.split_once('=').ok_or_else(|| format!("line {n}: expected `Key=value`, found {line:?}"))?;
-        let sec = section.clone().ok_or_else(|| format!("line {n}: setting outside any section"))?;
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| format!("line {n}: expected `Key=value`, found {line:?}"))?;
+        let sec = section
+            .clone()
+            .ok_or_else(|| format!("line {n}: setting outside any section"))?;
         let k = k.trim();
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if k.is_empty()
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(format!("line {n}: invalid key {k:?}"));
         }
         out.push((sec, k.to_string(), v.trim().to_string()));
@@ -38,7 +50,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
 pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
     for (section, key, _) in parse(text)? {
         if keys.is_quadlet_section(&section) && !keys.has(&section, &key) {
-            return Err(format!("key `{key}` in [{section}] is not known to Podman {}'s Quadlet", keys.version));
+            return Err(format!(
+                "key `{key}` in [{section}] is not known to Podman {}'s Quadlet",
+                keys.version
+            ));
         }
     }
     Ok(())

@@ -41,7 +41,9 @@ mod tests {
 
     #[test]
     fn ascii_arrays_decode_to_the_original_strings() {
-        let items: Vec<String> = ["", ";", "a\"b\\c", "é\u{80}中😀", "\n\t\r\u{1}", "$HOME %n"].map(String::from).to_vec();
+        let items: Vec<String> = ["", ";", "a\"b\\c", "é\u{80}中😀", "\n\t\r\u{1}", "$HOME %n"]
+            .map(String::from)
+            .to_vec();
         let json = ascii_array(&items);
         assert!(json.is_ascii());
         let back: Vec<String> = serde_json::from_str(&json).unwrap();

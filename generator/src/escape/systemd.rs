@@ -61,7 +61,10 @@ pub fn verbatim(s: &str) -> String {
 /// Free text for settings systemd does not split (`Description=`): `%`
 /// doubled. Same preconditions as `verbatim`, except `$` is literal there.
 pub fn text(s: &str) -> String {
-    assert!(!s.chars().any(char::is_control), "text must be validated before escaping: {s:?}");
+    assert!(
+        !s.chars().any(char::is_control),
+        "text must be validated before escaping: {s:?}"
+    );
     s.trim().replace('%', "%%")
 }
 
@@ -120,7 +123,10 @@ mod tests {
 
     #[test]
     fn verbatim_values_double_specifiers_and_dollars() {
-        assert_eq!(verbatim("[\"sh\",\"-c\",\"echo $X 100%\"]"), "[\"sh\",\"-c\",\"echo $$X 100%%\"]");
+        assert_eq!(
+            verbatim("[\"sh\",\"-c\",\"echo $X 100%\"]"),
+            "[\"sh\",\"-c\",\"echo $$X 100%%\"]"
+        );
     }
 
     proptest! {

@@ -19,7 +19,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Source> {
-        Arc::new(Source { path: path.into(), text: text.into() })
+        Arc::new(Source {
+            path: path.into(),
+            text: text.into(),
+        })
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -49,19 +52,30 @@ pub struct Span {
 
 impl Span {
     pub fn new(source: &Arc<Source>, range: Range<usize>) -> Span {
-        Span { source: Arc::clone(source), range }
+        Span {
+            source: Arc::clone(source),
+            range,
+        }
     }
 
     /// A span covering a whole file, for problems that belong to no value.
     pub fn file(source: &Arc<Source>) -> Span {
-        Span { source: Arc::clone(source), range: 0..0 }
+        Span {
+            source: Arc::clone(source),
+            range: 0..0,
+        }
     }
 
     /// A sub-range relative to the start of this span, clamped to it.
     pub fn sub(&self, inner: Range<usize>) -> Span {
         let start = (self.range.start + inner.start).min(self.range.end);
-        let end = (self.range.start + inner.end).min(self.range.end).max(start);
-        Span { source: Arc::clone(&self.source), range: start..end }
+        let end = (self.range.start + inner.end)
+            .min(self.range.end)
+            .max(start);
+        Span {
+            source: Arc::clone(&self.source),
+            range: start..end,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -102,7 +116,10 @@ impl Diagnostic {
     }
 
     pub fn warning(span: Span, key: impl Into<String>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(span, key, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, key, message)
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
@@ -133,14 +150,27 @@ impl Diagnostic {
         let _ = writeln!(out, "  --> {}:{line}:{col}", src.path.display());
         if let Some(text) = src.text.lines().nth(line - 1) {
             let gutter = line.to_string().len();
-            let shown: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let shown: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             let start = col - 1;
-            let span_text = &src.text[self.span.range.start..self.span.range.end.min(src.text.len())];
-            let width = span_text.lines().next().map_or(1, |l| l.chars().count().max(1));
+            let span_text =
+                &src.text[self.span.range.start..self.span.range.end.min(src.text.len())];
+            let width = span_text
+                .lines()
+                .next()
+                .map_or(1, |l| l.chars().count().max(1));
             let width = width.min(shown.chars().count().saturating_sub(start).max(1));
             let _ = writeln!(out, "{:gutter$} |", "");
             let _ = writeln!(out, "{line} | {shown}");
-            let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(start), "^".repeat(width));
+            let _ = writeln!(
+                out,
+                "{:gutter$} | {}{}",
+                "",
+                " ".repeat(start),
+                "^".repeat(width)
+            );
         }
         if let Some(help) = &self.help {
             let _ = writeln!(out, "  = help: {help}");

@@ -79,9 +79,10 @@ impl Table {
     /// Elements of an array of strings, with their spans.
     pub fn strings(&self, key: &str) -> Vec<(&str, &Span)> {
         match self.get(key).map(|n| &n.value) {
-            Some(NodeValue::Array(items)) => {
-                items.iter().filter_map(|n| n.as_str().map(|s| (s, &n.span))).collect()
-            }
+            Some(NodeValue::Array(items)) => items
+                .iter()
+                .filter_map(|n| n.as_str().map(|s| (s, &n.span)))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -106,7 +107,11 @@ impl Table {
             Some(NodeValue::Table(t)) => t
                 .entries
                 .iter()
-                .filter_map(|(k, e)| e.node.as_str().map(|v| (k.as_str(), &e.key_span, v, &e.node.span)))
+                .filter_map(|(k, e)| {
+                    e.node
+                        .as_str()
+                        .map(|v| (k.as_str(), &e.key_span, v, &e.node.span))
+                })
                 .collect(),
             _ => Vec::new(),
         }
@@ -115,7 +120,11 @@ impl Table {
 
 /// Parses `source` as TOML and checks it against `fields`. Returns the tree
 /// of what is well-formed; problems go to `diags`.
-pub fn parse(source: &Arc<Source>, fields: &'static [Field], diags: &mut Vec<Diagnostic>) -> Option<Table> {
+pub fn parse(
+    source: &Arc<Source>,
+    fields: &'static [Field],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Table> {
     let doc = match toml_edit::Document::parse(source.text.clone()) {
         Ok(doc) => doc,
         Err(e) => {
@@ -140,7 +149,11 @@ struct Walker<'a> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -200,7 +213,11 @@ impl Walker<'_> {
                     &full,
                     format!(
                         "unknown key `{key}`{}",
-                        if path.is_empty() { String::new() } else { format!(" in `{path}`") }
+                        if path.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" in `{path}`")
+                        }
                     ),
                 )
                 .with_help(format!("expected one of: {}", known.join(", ")));
@@ -214,7 +231,8 @@ impl Walker<'_> {
             };
             let value_span = self.span(item.span(), &key_span);
             if let Some(node) = self.item(item, field, &full, &value_span) {
-                out.entries.insert(key.to_string(), Entry { key_span, node });
+                out.entries
+                    .insert(key.to_string(), Entry { key_span, node });
             }
         }
         for field in fields.iter().filter(|f| f.required) {
@@ -222,7 +240,11 @@ impl Walker<'_> {
                 self.error(
                     at.clone(),
                     &join(path, field.name),
-                    format!("missing required key `{}` ({})", field.name, kind_name(field.kind)),
+                    format!(
+                        "missing required key `{}` ({})",
+                        field.name,
+                        kind_name(field.kind)
+                    ),
                 );
             }
         }
@@ -238,14 +260,22 @@ impl Walker<'_> {
                     self.error(
                         span.clone(),
                         path,
-                        "expected a string without NUL characters, found a NUL (\\u0000)".to_string(),
+                        "expected a string without NUL characters, found a NUL (\\u0000)"
+                            .to_string(),
                     );
                     return None;
                 }
-                Some(Node { span: span.clone(), value: NodeValue::Str(v.clone()) })
+                Some(Node {
+                    span: span.clone(),
+                    value: NodeValue::Str(v.clone()),
+                })
             }
             other => {
-                self.error(span.clone(), path, format!("expected a string, found {}", found_kind(other)));
+                self.error(
+                    span.clone(),
+                    path,
+                    format!("expected a string, found {}", found_kind(other)),
+                );
                 None
             }
         }
@@ -258,11 +288,16 @@ impl Walker<'_> {
                 if !field.one_of.is_empty() {
                     let s = node.as_str().unwrap_or_default();
                     if !field.one_of.contains(&s) {
-                        let allowed: Vec<String> = field.one_of.iter().map(|v| format!("\"{v}\"")).collect();
+                        let allowed: Vec<String> =
+                            field.one_of.iter().map(|v| format!("\"{v}\"")).collect();
                         self.error(
                             span.clone(),
                             path,
-                            format!("expected one of {}, found {}", allowed.join(", "), diag::found(s)),
+                            format!(
+                                "expected one of {}, found {}",
+                                allowed.join(", "),
+                                diag::found(s)
+                            ),
                         );
                         return None;
                     }
@@ -270,26 +305,51 @@ impl Walker<'_> {
                 Some(node)
             }
             Kind::Bool => match item {
-                Item::Value(Value::Boolean(b)) => Some(Node { span: span.clone(), value: NodeValue::Bool(*b.value()) }),
+                Item::Value(Value::Boolean(b)) => Some(Node {
+                    span: span.clone(),
+                    value: NodeValue::Bool(*b.value()),
+                }),
                 other => {
-                    self.error(span.clone(), path, format!("expected a boolean (true or false), found {}", found_kind(other)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!(
+                            "expected a boolean (true or false), found {}",
+                            found_kind(other)
+                        ),
+                    );
                     None
                 }
             },
             Kind::Integer => match item {
-                Item::Value(Value::Integer(i)) => Some(Node { span: span.clone(), value: NodeValue::Int(*i.value()) }),
+                Item::Value(Value::Integer(i)) => Some(Node {
+                    span: span.clone(),
+                    value: NodeValue::Int(*i.value()),
+                }),
                 other => {
-                    self.error(span.clone(), path, format!("expected an integer, found {}", found_kind(other)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected an integer, found {}", found_kind(other)),
+                    );
                     None
                 }
             },
             Kind::Float => match item {
-                Item::Value(Value::Float(x)) => Some(Node { span: span.clone(), value: NodeValue::Float(*x.value()) }),
-                Item::Value(Value::Integer(i)) => {
-                    Some(Node { span: span.clone(), value: NodeValue::Float(*i.value() as f64) })
-                }
+                Item::Value(Value::Float(x)) => Some(Node {
+                    span: span.clone(),
+                    value: NodeValue::Float(*x.value()),
+                }),
+                Item::Value(Value::Integer(i)) => Some(Node {
+                    span: span.clone(),
+                    value: NodeValue::Float(*i.value() as f64),
+                }),
                 other => {
-                    self.error(span.clone(), path, format!("expected a number, found {}", found_kind(other)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected a number, found {}", found_kind(other)),
+                    );
                     None
                 }
             },
@@ -305,10 +365,17 @@ impl Walker<'_> {
                             None => ok = false,
                         }
                     }
-                    ok.then(|| Node { span: span.clone(), value: NodeValue::Array(items) })
+                    ok.then(|| Node {
+                        span: span.clone(),
+                        value: NodeValue::Array(items),
+                    })
                 }
                 other => {
-                    self.error(span.clone(), path, format!("expected an array of strings, found {}", found_kind(other)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected an array of strings, found {}", found_kind(other)),
+                    );
                     None
                 }
             },
@@ -322,25 +389,45 @@ impl Walker<'_> {
                         let vs = self.span(v.span(), &ks);
                         match self.string(v, &p, &vs) {
                             Some(n) => {
-                                out.entries.insert(k.to_string(), Entry { key_span: ks, node: n });
+                                out.entries.insert(
+                                    k.to_string(),
+                                    Entry {
+                                        key_span: ks,
+                                        node: n,
+                                    },
+                                );
                             }
                             None => ok = false,
                         }
                     }
-                    ok.then(|| Node { span: span.clone(), value: NodeValue::Table(out) })
+                    ok.then(|| Node {
+                        span: span.clone(),
+                        value: NodeValue::Table(out),
+                    })
                 }
                 None => {
-                    self.error(span.clone(), path, format!("expected a table of strings, found {}", found_kind(item)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected a table of strings, found {}", found_kind(item)),
+                    );
                     None
                 }
             },
             Kind::Table(fields) => match item.as_table_like() {
                 Some(t) => {
                     let table = self.table(t, fields, path, span);
-                    Some(Node { span: span.clone(), value: NodeValue::Table(table) })
+                    Some(Node {
+                        span: span.clone(),
+                        value: NodeValue::Table(table),
+                    })
                 }
                 None => {
-                    self.error(span.clone(), path, format!("expected a table, found {}", found_kind(item)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected a table, found {}", found_kind(item)),
+                    );
                     None
                 }
             },
@@ -356,16 +443,33 @@ impl Walker<'_> {
                                 let table = self.table(inner, fields, &p, &ks);
                                 out.entries.insert(
                                     k.to_string(),
-                                    Entry { key_span: ks, node: Node { span: vs, value: NodeValue::Table(table) } },
+                                    Entry {
+                                        key_span: ks,
+                                        node: Node {
+                                            span: vs,
+                                            value: NodeValue::Table(table),
+                                        },
+                                    },
                                 );
                             }
-                            None => self.error(vs, &p, format!("expected a table, found {}", found_kind(v))),
+                            None => self.error(
+                                vs,
+                                &p,
+                                format!("expected a table, found {}", found_kind(v)),
+                            ),
                         }
                     }
-                    Some(Node { span: span.clone(), value: NodeValue::Table(out) })
+                    Some(Node {
+                        span: span.clone(),
+                        value: NodeValue::Table(out),
+                    })
                 }
                 None => {
-                    self.error(span.clone(), path, format!("expected a table, found {}", found_kind(item)));
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected a table, found {}", found_kind(item)),
+                    );
                     None
                 }
             },
@@ -377,7 +481,10 @@ impl Walker<'_> {
                             let p = format!("{path}[{i}]");
                             let s = self.span(t.span(), span);
                             let table = self.table(t, fields, &p, &s);
-                            items.push(Node { span: s, value: NodeValue::Table(table) });
+                            items.push(Node {
+                                span: s,
+                                value: NodeValue::Table(table),
+                            });
                         }
                     }
                     Item::Value(Value::Array(a)) => {
@@ -387,7 +494,10 @@ impl Walker<'_> {
                             match v.as_inline_table() {
                                 Some(t) => {
                                     let table = self.table(t, fields, &p, &s);
-                                    items.push(Node { span: s, value: NodeValue::Table(table) });
+                                    items.push(Node {
+                                        span: s,
+                                        value: NodeValue::Table(table),
+                                    });
                                 }
                                 None => {
                                     let found = found_kind(&Item::Value(v.clone()));
@@ -397,11 +507,18 @@ impl Walker<'_> {
                         }
                     }
                     other => {
-                        self.error(span.clone(), path, format!("expected an array of tables, found {}", found_kind(other)));
+                        self.error(
+                            span.clone(),
+                            path,
+                            format!("expected an array of tables, found {}", found_kind(other)),
+                        );
                         return None;
                     }
                 }
-                Some(Node { span: span.clone(), value: NodeValue::Array(items) })
+                Some(Node {
+                    span: span.clone(),
+                    value: NodeValue::Array(items),
+                })
             }
         }
     }

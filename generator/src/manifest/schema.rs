@@ -33,44 +33,102 @@ pub struct Field {
 }
 
 const fn f(name: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field { name, kind, required: false, one_of: &[], doc }
+    Field {
+        name,
+        kind,
+        required: false,
+        one_of: &[],
+        doc,
+    }
 }
 
 const fn req(name: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field { name, kind, required: true, one_of: &[], doc }
+    Field {
+        name,
+        kind,
+        required: true,
+        one_of: &[],
+        doc,
+    }
 }
 
 const fn one_of(name: &'static str, values: &'static [&'static str], doc: &'static str) -> Field {
-    Field { name, kind: Kind::String, required: false, one_of: values, doc }
+    Field {
+        name,
+        kind: Kind::String,
+        required: false,
+        one_of: values,
+        doc,
+    }
 }
 
 use Kind::*;
 
 pub const SECRET: &[Field] = &[
-    req("name", String, "Name of a podman secret, or an absolute path to a file holding it"),
-    f("target", String, "Absolute path in the container, or an environment variable name"),
-    f("mode", String, "Octal file mode of the mounted secret, e.g. \"0400\""),
+    req(
+        "name",
+        String,
+        "Name of a podman secret, or an absolute path to a file holding it",
+    ),
+    f(
+        "target",
+        String,
+        "Absolute path in the container, or an environment variable name",
+    ),
+    f(
+        "mode",
+        String,
+        "Octal file mode of the mounted secret, e.g. \"0400\"",
+    ),
 ];
 
 pub const CONTAINER: &[Field] = &[
-    req("image", String, "registry/path:tag or registry/path@sha256:<64 hex>"),
+    req(
+        "image",
+        String,
+        "registry/path:tag or registry/path@sha256:<64 hex>",
+    ),
     f("command", StringArray, "Command (exec form)"),
     f("entrypoint", StringArray, "Entrypoint (exec form)"),
     f("user", String, "uid[:gid] or a user name"),
     f("ports", StringArray, "[ip:]host:container[/tcp|/udp]"),
-    f("volumes", StringArray, "named:/path[:ro] or /abs/host:/path[:ro]"),
+    f(
+        "volumes",
+        StringArray,
+        "named:/path[:ro] or /abs/host:/path[:ro]",
+    ),
     f("env", StringMap, "Environment variables"),
-    f("env_files", StringArray, "Absolute paths of environment files read at run time"),
-    f("secrets", TableArray(SECRET), "References to secrets; never values"),
-    f("networks", StringArray, "Networks declared in windlass.toml, or \"host\""),
-    f("memory", String, "Memory limit: integer with optional K M G T, Ki Mi Gi Ti or B"),
+    f(
+        "env_files",
+        StringArray,
+        "Absolute paths of environment files read at run time",
+    ),
+    f(
+        "secrets",
+        TableArray(SECRET),
+        "References to secrets; never values",
+    ),
+    f(
+        "networks",
+        StringArray,
+        "Networks declared in windlass.toml, or \"host\"",
+    ),
+    f(
+        "memory",
+        String,
+        "Memory limit: integer with optional K M G T, Ki Mi Gi Ti or B",
+    ),
     f("cpus", Float, "CPU limit, > 0"),
     f("add_hosts", StringArray, "host:ip entries for /etc/hosts"),
     f("labels", StringMap, "Container labels"),
     f("read_only", Bool, "Read-only root filesystem"),
     one_of("restart", &["always", "on-failure", "no"], "Restart policy"),
     f("stop_timeout", String, "systemd time span"),
-    one_of("auto_update", &["registry", "local", "none"], "Podman auto-update policy"),
+    one_of(
+        "auto_update",
+        &["registry", "local", "none"],
+        "Podman auto-update policy",
+    ),
 ];
 
 pub const HEALTH: &[Field] = &[
@@ -79,7 +137,11 @@ pub const HEALTH: &[Field] = &[
     f("timeout", String, "systemd time span"),
     f("start_period", String, "systemd time span"),
     f("retries", Integer, "Integer >= 1"),
-    f("http", String, "http(s) URL on loopback probed by the agent after a switch"),
+    f(
+        "http",
+        String,
+        "http(s) URL on loopback probed by the agent after a switch",
+    ),
 ];
 
 pub const DEPENDS: &[Field] = &[
@@ -94,14 +156,22 @@ pub const UPDATE: &[Field] = &[
 ];
 
 pub const RELEASE: &[Field] = &[
-    one_of("track", &["semver", "none"], "Which image tags count as releases"),
+    one_of(
+        "track",
+        &["semver", "none"],
+        "Which image tags count as releases",
+    ),
     f("allow_prerelease", Bool, "Whether prereleases count"),
     f("constraint", String, "semver requirement, e.g. \"^0.18\""),
 ];
 
 pub const JOB: &[Field] = &[
     req("name", String, "^[a-z][a-z0-9-]{0,62}$"),
-    req("schedule", String, "systemd calendar expression (OnCalendar=)"),
+    req(
+        "schedule",
+        String,
+        "systemd calendar expression (OnCalendar=)",
+    ),
     f("persistent", Bool, "Catch up missed runs, default true"),
     f("randomized_delay", String, "systemd time span"),
     f("timeout", String, "systemd time span"),
@@ -109,7 +179,11 @@ pub const JOB: &[Field] = &[
 ];
 
 pub const APP: &[Field] = &[
-    f("name", String, "^[a-z][a-z0-9-]{0,62}$; defaults to the file stem"),
+    f(
+        "name",
+        String,
+        "^[a-z][a-z0-9-]{0,62}$; defaults to the file stem",
+    ),
     f("description", String, "One line of free text"),
     req("container", Table(CONTAINER), "The container"),
     f("health", Table(HEALTH), "Health check"),
@@ -119,8 +193,11 @@ pub const APP: &[Field] = &[
     f("jobs", TableArray(JOB), "Scheduled jobs"),
 ];
 
-pub const HOST: &[Field] =
-    &[f("podman", String, "Podman version the Quadlet output must be valid for, e.g. \"5.4\"")];
+pub const HOST: &[Field] = &[f(
+    "podman",
+    String,
+    "Podman version the Quadlet output must be valid for, e.g. \"5.4\"",
+)];
 
 pub const NETWORK: &[Field] = &[
     f("subnet", String, "CIDR, e.g. 10.89.0.0/24"),
@@ -153,7 +230,9 @@ fn kind_schema(kind: Kind, field: &Field) -> Value {
         StringMap => json!({"type": "object", "additionalProperties": {"type": "string"}}),
         Table(fields) => table_schema(fields),
         TableArray(fields) => json!({"type": "array", "items": table_schema(fields)}),
-        NamedTables(fields) => json!({"type": "object", "additionalProperties": table_schema(fields)}),
+        NamedTables(fields) => {
+            json!({"type": "object", "additionalProperties": table_schema(fields)})
+        }
     }
 }
 
@@ -164,7 +243,11 @@ fn table_schema(fields: &[Field]) -> Value {
         s["description"] = json!(field.doc);
         props.insert(field.name.to_string(), s);
     }
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     let mut t = json!({"type": "object", "additionalProperties": false, "properties": props});
     if !required.is_empty() {
         t["required"] = json!(required);

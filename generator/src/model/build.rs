@@ -15,7 +15,7 @@ use super::time::{parse_timespan, validate_calendar};
 use super::values::*;
 use super::*;
 use crate::manifest::diag::{self, Diagnostic, Source, Span};
-use crate::manifest::{self, schema, Table};
+use crate::manifest::{self, Table, schema};
 
 /// The result of loading a fleet: the fleet only when there were no errors,
 /// and every diagnostic (errors and warnings), sorted.
@@ -34,7 +34,11 @@ impl LoadedFleet {
 /// Where a fleet's files are: app manifests in `DIR/apps/` when that exists,
 /// else in `DIR`; `windlass.toml` in `DIR` (or beside the apps).
 fn discover(dir: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
-    let apps_dir = if dir.join("apps").is_dir() { dir.join("apps") } else { dir.to_path_buf() };
+    let apps_dir = if dir.join("apps").is_dir() {
+        dir.join("apps")
+    } else {
+        dir.to_path_buf()
+    };
     let mut fleet_file = None;
     for cand in [dir.join("windlass.toml"), apps_dir.join("windlass.toml")] {
         if cand.is_file() {
@@ -45,7 +49,10 @@ fn discover(dir: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
     let mut apps = Vec::new();
     for entry in std::fs::read_dir(&apps_dir)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with('.') || name == "windlass.toml" || !name.ends_with(".toml") {
             continue;
         }
@@ -57,17 +64,35 @@ fn discover(dir: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
     Ok((fleet_file, apps))
 }
 
-fn read_source(path: &Path, base: &Path, diags: &mut Vec<Diagnostic>) -> Option<(Arc<Source>, String)> {
-    let display = path.strip_prefix(base).map(|p| Path::new(base.file_name().unwrap_or_default()).join(p)).unwrap_or_else(|_| path.to_path_buf());
-    let display = if base.as_os_str().is_empty() { path.to_path_buf() } else { display };
-    let rel = path.strip_prefix(base).unwrap_or(path).to_string_lossy().into_owned();
+fn read_source(
+    path: &Path,
+    base: &Path,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<(Arc<Source>, String)> {
+    let display = path
+        .strip_prefix(base)
+        .map(|p| Path::new(base.file_name().unwrap_or_default()).join(p))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let display = if base.as_os_str().is_empty() {
+        path.to_path_buf()
+    } else {
+        display
+    };
+    let rel = path
+        .strip_prefix(base)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned();
     match std::fs::read(path) {
         Ok(bytes) => {
             let sha = hex::encode(Sha256::digest(&bytes));
             match String::from_utf8(bytes) {
-                Ok(text) => Some((Source::new(display, text), sha)).map(|(s, h)| (s, format!("{rel}\0{h}"))),
+                Ok(text) => {
+                    Some((Source::new(display, text), sha)).map(|(s, h)| (s, format!("{rel}\0{h}")))
+                }
                 Err(e) => {
-                    let src = Source::new(display, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    let src =
+                        Source::new(display, String::from_utf8_lossy(e.as_bytes()).into_owned());
                     let at = e.utf8_error().valid_up_to();
                     diags.push(Diagnostic::error(
                         Span::new(&src, at..at + 1),
@@ -80,7 +105,11 @@ fn read_source(path: &Path, base: &Path, diags: &mut Vec<Diagnostic>) -> Option<
         }
         Err(e) => {
             let src = Source::new(display, String::new());
-            diags.push(Diagnostic::error(Span::file(&src), "", format!("cannot read file: {e}")));
+            diags.push(Diagnostic::error(
+                Span::file(&src),
+                "",
+                format!("cannot read file: {e}"),
+            ));
             None
         }
     }
@@ -98,47 +127,62 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let mut networks = BTreeMap::new();
     let mut volumes = BTreeMap::new();
     let mut network_spans = BTreeMap::new();
-    if let Some(path) = &fleet_file {
-        if let Some((src, input)) = read_source(path, dir, b.diags) {
-            inputs.push(input);
-            let src = Source::new(base_display(path, base), src.text.clone());
-            if let Some(t) = manifest::parse(&src, schema::FLEET, b.diags) {
-                if let Some(host) = t.table("host") {
-                    if let Some((v, span)) = host.str("podman") {
-                        match parse_podman_version(v) {
-                            Ok(v) => podman = v,
-                            Err(e) => b.err(span, "host.podman", format!("{e}, found {}", diag::found(v))),
-                        }
+    if let Some(path) = &fleet_file
+        && let Some((src, input)) = read_source(path, dir, b.diags)
+    {
+        inputs.push(input);
+        let src = Source::new(base_display(path, base), src.text.clone());
+        if let Some(t) = manifest::parse(&src, schema::FLEET, b.diags) {
+            if let Some(host) = t.table("host")
+                && let Some((v, span)) = host.str("podman")
+            {
+                match parse_podman_version(v) {
+                    Ok(v) => podman = v,
+                    Err(e) => b.err(
+                        span,
+                        "host.podman",
+                        format!("{e}, found {}", diag::found(v)),
+                    ),
+                }
+            }
+            if let Some(nets) = t.table("networks") {
+                for (name, entry) in &nets.entries {
+                    let key = format!("networks.{name}");
+                    if !is_object_name(name)
+                        || name == "host"
+                        || name == "none"
+                        || name == "private"
+                    {
+                        b.err(&entry.key_span, &key, format!("expected a network name ([A-Za-z0-9][A-Za-z0-9_.-]*, not host/none/private), found {}", diag::found(name)));
+                        continue;
+                    }
+                    if let manifest::NodeValue::Table(nt) = &entry.node.value {
+                        networks.insert(name.clone(), b.network(nt, &key));
+                        network_spans.insert(name.clone(), entry.key_span.clone());
                     }
                 }
-                if let Some(nets) = t.table("networks") {
-                    for (name, entry) in &nets.entries {
-                        let key = format!("networks.{name}");
-                        if !is_object_name(name) || name == "host" || name == "none" || name == "private" {
-                            b.err(&entry.key_span, &key, format!("expected a network name ([A-Za-z0-9][A-Za-z0-9_.-]*, not host/none/private), found {}", diag::found(name)));
-                            continue;
-                        }
-                        if let manifest::NodeValue::Table(nt) = &entry.node.value {
-                            networks.insert(name.clone(), b.network(nt, &key));
-                            network_spans.insert(name.clone(), entry.key_span.clone());
-                        }
+            }
+            if let Some(vols) = t.table("volumes") {
+                for (name, entry) in &vols.entries {
+                    let key = format!("volumes.{name}");
+                    if !is_object_name(name) {
+                        b.err(
+                            &entry.key_span,
+                            &key,
+                            format!(
+                                "expected a volume name ([A-Za-z0-9][A-Za-z0-9_.-]*), found {}",
+                                diag::found(name)
+                            ),
+                        );
+                        continue;
                     }
-                }
-                if let Some(vols) = t.table("volumes") {
-                    for (name, entry) in &vols.entries {
-                        let key = format!("volumes.{name}");
-                        if !is_object_name(name) {
-                            b.err(&entry.key_span, &key, format!("expected a volume name ([A-Za-z0-9][A-Za-z0-9_.-]*), found {}", diag::found(name)));
-                            continue;
-                        }
-                        if let manifest::NodeValue::Table(vt) = &entry.node.value {
-                            let driver = vt.str("driver").map(|(s, sp)| {
-                                b.object_name(s, sp, &format!("{key}.driver"));
-                                s.to_string()
-                            });
-                            let labels = b.labels(vt, &key);
-                            volumes.insert(name.clone(), Volume { driver, labels });
-                        }
+                    if let manifest::NodeValue::Table(vt) = &entry.node.value {
+                        let driver = vt.str("driver").map(|(s, sp)| {
+                            b.object_name(s, sp, &format!("{key}.driver"));
+                            s.to_string()
+                        });
+                        let labels = b.labels(vt, &key);
+                        volumes.insert(name.clone(), Volume { driver, labels });
                     }
                 }
             }
@@ -147,12 +191,24 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
 
     let mut apps: Vec<(App, Span, Span)> = Vec::new();
     for path in &app_files {
-        let Some((src, input)) = read_source(path, dir, b.diags) else { continue };
+        let Some((src, input)) = read_source(path, dir, b.diags) else {
+            continue;
+        };
         inputs.push(input);
         let src = Source::new(base_display(path, base), src.text.clone());
-        let Some(table) = manifest::parse(&src, schema::APP, b.diags) else { continue };
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let rel = path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned();
+        let Some(table) = manifest::parse(&src, schema::APP, b.diags) else {
+            continue;
+        };
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
         if let Some(app) = b.app(&table, &src, &stem, rel) {
             apps.push(app);
         }
@@ -174,12 +230,23 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let ok = !diags.iter().any(Diagnostic::is_error);
     let mut apps: Vec<App> = apps.into_iter().map(|(a, _, _)| a).collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name));
-    let fleet = ok.then(|| Fleet { podman, networks, volumes, apps, inputs });
-    Ok(LoadedFleet { fleet, diagnostics: diags })
+    let fleet = ok.then_some(Fleet {
+        podman,
+        networks,
+        volumes,
+        apps,
+        inputs,
+    });
+    Ok(LoadedFleet {
+        fleet,
+        diagnostics: diags,
+    })
 }
 
 fn base_display(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+    path.strip_prefix(base)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 struct Builder<'a> {
@@ -201,20 +268,34 @@ impl Builder<'_> {
         if is_object_name(s) {
             true
         } else {
-            self.err(span, key, format!("expected a name of [A-Za-z0-9][A-Za-z0-9_.-]*, found {}", diag::found(s)));
+            self.err(
+                span,
+                key,
+                format!(
+                    "expected a name of [A-Za-z0-9][A-Za-z0-9_.-]*, found {}",
+                    diag::found(s)
+                ),
+            );
             false
         }
     }
 
     fn span_of(&self, t: &Table, key: &str, fallback: &Span) -> Span {
-        t.entries.get(key).map(|e| e.key_span.clone()).unwrap_or_else(|| fallback.clone())
+        t.entries
+            .get(key)
+            .map(|e| e.key_span.clone())
+            .unwrap_or_else(|| fallback.clone())
     }
 
     fn duration(&mut self, t: &Table, key: &str, path: &str) -> Option<u64> {
         let (s, span) = t.str(key)?;
         match parse_timespan(s) {
             Ok(0) => {
-                self.err(span, &format!("{path}.{key}"), "expected a time span greater than 0, found 0".to_string());
+                self.err(
+                    span,
+                    &format!("{path}.{key}"),
+                    "expected a time span greater than 0, found 0".to_string(),
+                );
                 None
             }
             Ok(v) => Some(v),
@@ -223,7 +304,11 @@ impl Builder<'_> {
                     Some(o) if o <= s.len() => span.sub(1 + o..1 + s.len()),
                     _ => span.clone(),
                 };
-                self.err(&span, &format!("{path}.{key}"), format!("{}, found {}", e.message, diag::found(s)));
+                self.err(
+                    &span,
+                    &format!("{path}.{key}"),
+                    format!("{}, found {}", e.message, diag::found(s)),
+                );
                 None
             }
         }
@@ -263,26 +348,38 @@ impl Builder<'_> {
         if let Some((s, span)) = t.str("subnet") {
             let ok = s.split_once('/').is_some_and(|(ip, len)| {
                 ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
-                    len.parse::<u8>().is_ok_and(|l| l <= if ip.is_ipv4() { 32 } else { 128 })
+                    len.parse::<u8>()
+                        .is_ok_and(|l| l <= if ip.is_ipv4() { 32 } else { 128 })
                 })
             });
             if ok {
                 n.subnet = Some(s.to_string());
             } else {
-                self.err(span, &format!("{path}.subnet"), format!("expected a CIDR subnet such as \"10.89.0.0/24\", found {}", diag::found(s)));
+                self.err(
+                    span,
+                    &format!("{path}.subnet"),
+                    format!(
+                        "expected a CIDR subnet such as \"10.89.0.0/24\", found {}",
+                        diag::found(s)
+                    ),
+                );
             }
         }
         if let Some((s, span)) = t.str("gateway") {
             if s.parse::<std::net::IpAddr>().is_ok() {
                 n.gateway = Some(s.to_string());
             } else {
-                self.err(span, &format!("{path}.gateway"), format!("expected an IP address, found {}", diag::found(s)));
+                self.err(
+                    span,
+                    &format!("{path}.gateway"),
+                    format!("expected an IP address, found {}", diag::found(s)),
+                );
             }
         }
-        if let Some((s, span)) = t.str("driver") {
-            if self.object_name(s, span, &format!("{path}.driver")) {
-                n.driver = Some(s.to_string());
-            }
+        if let Some((s, span)) = t.str("driver")
+            && self.object_name(s, span, &format!("{path}.driver"))
+        {
+            n.driver = Some(s.to_string());
         }
         n.labels = self.labels(t, path);
         n
@@ -293,13 +390,23 @@ impl Builder<'_> {
         let items = t.strings(key);
         if items.is_empty() {
             let span = t.get(key).map(|n| n.span.clone())?;
-            self.err(&span, &format!("{path}.{key}"), "expected a non-empty array of strings (exec form), found []".to_string());
+            self.err(
+                &span,
+                &format!("{path}.{key}"),
+                "expected a non-empty array of strings (exec form), found []".to_string(),
+            );
             return None;
         }
         Some(items.iter().map(|(s, _)| s.to_string()).collect())
     }
 
-    fn app(&mut self, t: &Table, src: &Arc<Source>, stem: &str, rel: String) -> Option<(App, Span, Span)> {
+    fn app(
+        &mut self,
+        t: &Table,
+        src: &Arc<Source>,
+        stem: &str,
+        rel: String,
+    ) -> Option<(App, Span, Span)> {
         let file_span = Span::file(src);
         let before = self.diags.iter().filter(|d| d.is_error()).count();
         let (name, name_span) = match t.str("name") {
@@ -307,8 +414,19 @@ impl Builder<'_> {
             None => (stem.to_string(), file_span.clone()),
         };
         if !is_name(&name) {
-            let what = if t.get("name").is_some() { "name" } else { "name (from the file name)" };
-            self.err(&name_span, "name", format!("expected an app {what} matching ^[a-z][a-z0-9-]{{0,62}}$, found {}", diag::found(&name)));
+            let what = if t.get("name").is_some() {
+                "name"
+            } else {
+                "name (from the file name)"
+            };
+            self.err(
+                &name_span,
+                "name",
+                format!(
+                    "expected an app {what} matching ^[a-z][a-z0-9-]{{0,62}}$, found {}",
+                    diag::found(&name)
+                ),
+            );
         }
         let description = t.str("description").and_then(|(d, span)| {
             if let Some(c) = d.chars().find(|c| c.is_control()) {
@@ -322,8 +440,12 @@ impl Builder<'_> {
             }
         });
 
-        let container = t.table("container").and_then(|c| self.container(c, &self.span_of(t, "container", &file_span)));
-        let health = t.table("health").map(|h| self.health(h, &self.span_of(t, "health", &file_span)));
+        let container = t
+            .table("container")
+            .and_then(|c| self.container(c, &self.span_of(t, "container", &file_span)));
+        let health = t
+            .table("health")
+            .map(|h| self.health(h, &self.span_of(t, "health", &file_span)));
 
         let mut requires = Vec::new();
         let mut wants = Vec::new();
@@ -336,7 +458,11 @@ impl Builder<'_> {
             }
         }
 
-        let mut update = Update { order: UpdateOrder::StopFirst, health_deadline: 120_000_000, rollback_auto: true };
+        let mut update = Update {
+            order: UpdateOrder::StopFirst,
+            health_deadline: 120_000_000,
+            rollback_auto: true,
+        };
         if let Some(u) = t.table("update") {
             if let Some(("start-first", _)) = u.str("order") {
                 update.order = UpdateOrder::StartFirst;
@@ -356,20 +482,30 @@ impl Builder<'_> {
             if let Some((c, span)) = r.str("constraint") {
                 match semver::VersionReq::parse(c) {
                     Ok(_) => release.constraint = Some(c.to_string()),
-                    Err(e) => self.err(span, "release.constraint", format!("expected a semver requirement such as \"^0.18\" ({e}), found {}", diag::found(c))),
+                    Err(e) => self.err(
+                        span,
+                        "release.constraint",
+                        format!(
+                            "expected a semver requirement such as \"^0.18\" ({e}), found {}",
+                            diag::found(c)
+                        ),
+                    ),
                 }
             }
             if !release.semver && (release.constraint.is_some() || release.allow_prerelease) {
                 let span = self.span_of(t, "release", &file_span);
-                self.err(&span, "release.track", "`constraint` and `allow_prerelease` need `track = \"semver\"`".to_string());
+                self.err(
+                    &span,
+                    "release.track",
+                    "`constraint` and `allow_prerelease` need `track = \"semver\"`".to_string(),
+                );
             }
-            if release.semver {
-                if let Some(c) = &container {
-                    if c.image.digest.is_some() {
-                        let span = self.span_of(t, "release", &file_span);
-                        self.err(&span, "release.track", "an image pinned by digest is never upgraded by sweeps; remove the digest or set `track = \"none\"`".to_string());
-                    }
-                }
+            if release.semver
+                && let Some(c) = &container
+                && c.image.digest.is_some()
+            {
+                let span = self.span_of(t, "release", &file_span);
+                self.err(&span, "release.track", "an image pinned by digest is never upgraded by sweeps; remove the digest or set `track = \"none\"`".to_string());
             }
         }
 
@@ -377,17 +513,34 @@ impl Builder<'_> {
         let mut job_names = BTreeSet::new();
         for (i, (j, jspan)) in t.tables("jobs").into_iter().enumerate() {
             let path = format!("jobs[{i}]");
-            let Some((jname, nspan)) = j.str("name") else { continue };
+            let Some((jname, nspan)) = j.str("name") else {
+                continue;
+            };
             if !is_name(jname) {
-                self.err(nspan, &format!("{path}.name"), format!("expected a job name matching ^[a-z][a-z0-9-]{{0,62}}$, found {}", diag::found(jname)));
+                self.err(
+                    nspan,
+                    &format!("{path}.name"),
+                    format!(
+                        "expected a job name matching ^[a-z][a-z0-9-]{{0,62}}$, found {}",
+                        diag::found(jname)
+                    ),
+                );
             } else if !job_names.insert(jname.to_string()) {
-                self.err(nspan, &format!("{path}.name"), format!("job name {} is used twice in this app", diag::found(jname)));
+                self.err(
+                    nspan,
+                    &format!("{path}.name"),
+                    format!("job name {} is used twice in this app", diag::found(jname)),
+                );
             }
             let schedule = match j.str("schedule") {
                 Some((s, span)) => match validate_calendar(s) {
                     Ok(()) => s.to_string(),
                     Err(e) => {
-                        self.err(span, &format!("{path}.schedule"), format!("{}, found {}", e.message, diag::found(s)));
+                        self.err(
+                            span,
+                            &format!("{path}.schedule"),
+                            format!("{}, found {}", e.message, diag::found(s)),
+                        );
                         String::new()
                     }
                 },
@@ -397,7 +550,10 @@ impl Builder<'_> {
             if let Some(cmd) = &command {
                 let first = &cmd[0];
                 if first.is_empty() || first.starts_with(['-', '@', ':', '+', '!', '|']) {
-                    let span = j.get("command").map(|n| n.span.clone()).unwrap_or_else(|| jspan.clone());
+                    let span = j
+                        .get("command")
+                        .map(|n| n.span.clone())
+                        .unwrap_or_else(|| jspan.clone());
                     self.err(&span, &format!("{path}.command[0]"), format!("expected a program name or absolute path (not empty, not starting with one of - @ : + ! |), found {}", diag::found(first)));
                 }
             }
@@ -438,7 +594,11 @@ impl Builder<'_> {
             Some((s, span)) => match parse_image(s) {
                 Ok(i) => Some(i),
                 Err(e) => {
-                    self.err(span, "container.image", format!("{e}, found {}", diag::found(s)));
+                    self.err(
+                        span,
+                        "container.image",
+                        format!("{e}, found {}", diag::found(s)),
+                    );
                     None
                 }
             },
@@ -447,18 +607,21 @@ impl Builder<'_> {
         let entrypoint = self.command(c, "entrypoint", p);
         let command = self.command(c, "command", p);
         if let Some(cmd) = &command {
-            let span = c.get("command").map(|n| n.span.clone()).unwrap_or_else(|| at.clone());
+            let span = c
+                .get("command")
+                .map(|n| n.span.clone())
+                .unwrap_or_else(|| at.clone());
             for (i, (arg, aspan)) in c.strings("command").into_iter().enumerate() {
                 self.quadlet_text(arg, aspan, &format!("container.command[{i}]"));
             }
-            if entrypoint.is_none() {
-                if let Some(bad) = cmd.iter().find(|a| a.is_empty() || a.as_str() == ";") {
-                    self.err(&span, "container.command", format!(
+            if entrypoint.is_none()
+                && let Some(bad) = cmd.iter().find(|a| a.is_empty() || a.as_str() == ";")
+            {
+                self.err(&span, "container.command", format!(
                         "Quadlet cannot pass the argument {} through `Exec=` (an empty argument truncates the command, a lone `;` splits it)",
                         diag::found(bad)
                     ));
-                    self.diags.last_mut().unwrap().help = Some("set `container.entrypoint` as well: windlass then passes the whole command as one JSON entrypoint, which carries any argument".into());
-                }
+                self.diags.last_mut().unwrap().help = Some("set `container.entrypoint` as well: windlass then passes the whole command as one JSON entrypoint, which carries any argument".into());
             }
         }
         let (user, group) = match c.str("user") {
@@ -472,12 +635,21 @@ impl Builder<'_> {
                         && s.len() <= 32
                         && (s.bytes().all(|b| b.is_ascii_digit())
                             || (s.as_bytes()[0].is_ascii_alphabetic() || s.as_bytes()[0] == b'_')
-                                && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+                                && s.bytes().all(|b| {
+                                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+                                }))
                 };
                 if ok_part(user) && group.is_none_or(ok_part) {
                     (Some(user.to_string()), group.map(str::to_string))
                 } else {
-                    self.err(span, "container.user", format!("expected `uid[:gid]` or a user name, found {}", diag::found(u)));
+                    self.err(
+                        span,
+                        "container.user",
+                        format!(
+                            "expected `uid[:gid]` or a user name, found {}",
+                            diag::found(u)
+                        ),
+                    );
                     (None, None)
                 }
             }
@@ -487,14 +659,22 @@ impl Builder<'_> {
         for (i, (s, span)) in c.strings("ports").into_iter().enumerate() {
             match parse_port(s) {
                 Ok(port) => ports.push(port),
-                Err(e) => self.err(span, &format!("container.ports[{i}]"), format!("{e}, found {}", diag::found(s))),
+                Err(e) => self.err(
+                    span,
+                    &format!("container.ports[{i}]"),
+                    format!("{e}, found {}", diag::found(s)),
+                ),
             }
         }
         let mut volumes = Vec::new();
         for (i, (s, span)) in c.strings("volumes").into_iter().enumerate() {
             match parse_volume(s) {
                 Ok(v) => volumes.push(v),
-                Err(e) => self.err(span, &format!("container.volumes[{i}]"), format!("{e}, found {}", diag::found(s))),
+                Err(e) => self.err(
+                    span,
+                    &format!("container.volumes[{i}]"),
+                    format!("{e}, found {}", diag::found(s)),
+                ),
             }
         }
         let mut env = BTreeMap::new();
@@ -510,18 +690,28 @@ impl Builder<'_> {
         for (i, (s, span)) in c.strings("env_files").into_iter().enumerate() {
             match check_path(s) {
                 Ok(()) => env_files.push(s.to_string()),
-                Err(e) => self.err(span, &format!("container.env_files[{i}]"), format!("{e}, found {}", diag::found(s))),
+                Err(e) => self.err(
+                    span,
+                    &format!("container.env_files[{i}]"),
+                    format!("{e}, found {}", diag::found(s)),
+                ),
             }
         }
         let mut secrets = Vec::new();
         for (i, (s, span)) in c.tables("secrets").into_iter().enumerate() {
             let key = format!("container.secrets[{i}]");
-            let Some((name, nspan)) = s.str("name") else { continue };
+            let Some((name, nspan)) = s.str("name") else {
+                continue;
+            };
             let name_ok = if name.starts_with('/') {
                 match check_path(name) {
                     Ok(()) => true,
                     Err(e) => {
-                        self.err(nspan, &format!("{key}.name"), format!("{e}, found {}", diag::found(name)));
+                        self.err(
+                            nspan,
+                            &format!("{key}.name"),
+                            format!("{e}, found {}", diag::found(name)),
+                        );
                         false
                     }
                 }
@@ -534,11 +724,17 @@ impl Builder<'_> {
                 Some((t, tspan)) if t.starts_with('/') => match check_path(t) {
                     Ok(()) => Some(SecretTarget::File(t.to_string())),
                     Err(e) => {
-                        self.err(tspan, &format!("{key}.target"), format!("{e}, found {}", diag::found(t)));
+                        self.err(
+                            tspan,
+                            &format!("{key}.target"),
+                            format!("{e}, found {}", diag::found(t)),
+                        );
                         None
                     }
                 },
-                Some((t, _)) if is_env_key(t) && !name.starts_with('/') => Some(SecretTarget::Env(t.to_string())),
+                Some((t, _)) if is_env_key(t) && !name.starts_with('/') => {
+                    Some(SecretTarget::Env(t.to_string()))
+                }
                 Some((t, tspan)) => {
                     self.err(tspan, &format!("{key}.target"), format!("expected an absolute path in the container (or, for a podman secret, an environment variable name), found {}", diag::found(t)));
                     None
@@ -549,23 +745,46 @@ impl Builder<'_> {
                 Some((m, mspan)) => match u32::from_str_radix(m, 8) {
                     Ok(v) if v <= 0o777 && !m.is_empty() && m.len() <= 4 => Some(v),
                     _ => {
-                        self.err(mspan, &format!("{key}.mode"), format!("expected an octal file mode such as \"0400\", found {}", diag::found(m)));
+                        self.err(
+                            mspan,
+                            &format!("{key}.mode"),
+                            format!(
+                                "expected an octal file mode such as \"0400\", found {}",
+                                diag::found(m)
+                            ),
+                        );
                         None
                     }
                 },
             };
             if matches!(target, Some(SecretTarget::Env(_))) && mode.is_some() {
-                self.err(span, &format!("{key}.mode"), "a mode applies only to a secret mounted as a file".to_string());
+                self.err(
+                    span,
+                    &format!("{key}.mode"),
+                    "a mode applies only to a secret mounted as a file".to_string(),
+                );
             }
             if let (true, Some(target)) = (name_ok, target) {
-                secrets.push(SecretRef { name: name.to_string(), target, mode });
+                secrets.push(SecretRef {
+                    name: name.to_string(),
+                    target,
+                    mode,
+                });
             }
         }
-        let networks: Vec<String> = c.strings("networks").into_iter().map(|(s, _)| s.to_string()).collect();
+        let networks: Vec<String> = c
+            .strings("networks")
+            .into_iter()
+            .map(|(s, _)| s.to_string())
+            .collect();
         let memory = c.str("memory").and_then(|(s, span)| match parse_memory(s) {
             Ok(m) => Some(m),
             Err(e) => {
-                self.err(span, "container.memory", format!("{e}, found {}", diag::found(s)));
+                self.err(
+                    span,
+                    "container.memory",
+                    format!("{e}, found {}", diag::found(s)),
+                );
                 None
             }
         });
@@ -573,7 +792,13 @@ impl Builder<'_> {
             Some(n) => match n.value {
                 manifest::NodeValue::Float(x) if x > 0.0 && x.is_finite() && x <= 4096.0 => Some(x),
                 manifest::NodeValue::Float(x) => {
-                    self.err(&n.span, "container.cpus", format!("expected a number of CPUs greater than 0 (at most 4096), found {x}"));
+                    self.err(
+                        &n.span,
+                        "container.cpus",
+                        format!(
+                            "expected a number of CPUs greater than 0 (at most 4096), found {x}"
+                        ),
+                    );
                     None
                 }
                 _ => None,
@@ -584,14 +809,25 @@ impl Builder<'_> {
         for (i, (s, span)) in c.strings("add_hosts").into_iter().enumerate() {
             match parse_add_host(s) {
                 Ok(h) => add_hosts.push(h),
-                Err(e) => self.err(span, &format!("container.add_hosts[{i}]"), format!("{e}, found {}", diag::found(s))),
+                Err(e) => self.err(
+                    span,
+                    &format!("container.add_hosts[{i}]"),
+                    format!("{e}, found {}", diag::found(s)),
+                ),
             }
         }
         let labels = self.labels(c, p);
-        for (k, _) in &labels {
+        for k in labels.keys() {
             if k.starts_with("io.windlass.") {
-                let span = c.get("labels").map(|n| n.span.clone()).unwrap_or_else(|| at.clone());
-                self.err(&span, &format!("container.labels.{k}"), "labels under `io.windlass.` are reserved for windlass".to_string());
+                let span = c
+                    .get("labels")
+                    .map(|n| n.span.clone())
+                    .unwrap_or_else(|| at.clone());
+                self.err(
+                    &span,
+                    &format!("container.labels.{k}"),
+                    "labels under `io.windlass.` are reserved for windlass".to_string(),
+                );
             }
         }
         let restart = match c.str("restart") {
@@ -605,12 +841,20 @@ impl Builder<'_> {
             _ => AutoUpdate::None,
         };
         let stop_timeout = self.duration(c, "stop_timeout", p);
-        if let Some(e) = &entrypoint {
-            if let Some((i, (arg, aspan))) = c.strings("entrypoint").into_iter().enumerate().find(|(_, (a, _))| a.is_empty()) {
-                let _ = (e, arg);
-                if i == 0 {
-                    self.err(aspan, "container.entrypoint[0]", "expected a program, found an empty string".to_string());
-                }
+        if let Some(e) = &entrypoint
+            && let Some((i, (arg, aspan))) = c
+                .strings("entrypoint")
+                .into_iter()
+                .enumerate()
+                .find(|(_, (a, _))| a.is_empty())
+        {
+            let _ = (e, arg);
+            if i == 0 {
+                self.err(
+                    aspan,
+                    "container.entrypoint[0]",
+                    "expected a program, found an empty string".to_string(),
+                );
             }
         }
         Some(Container {
@@ -640,9 +884,15 @@ impl Builder<'_> {
         let cmd = self.command(h, "cmd", "health");
         let retries = match h.get("retries") {
             Some(n) => match n.value {
-                manifest::NodeValue::Int(r) if (1..=i64::from(u32::MAX)).contains(&r) => Some(r as u32),
+                manifest::NodeValue::Int(r) if (1..=i64::from(u32::MAX)).contains(&r) => {
+                    Some(r as u32)
+                }
                 manifest::NodeValue::Int(r) => {
-                    self.err(&n.span, "health.retries", format!("expected an integer ≥ 1, found {r}"));
+                    self.err(
+                        &n.span,
+                        "health.retries",
+                        format!("expected an integer ≥ 1, found {r}"),
+                    );
                     None
                 }
                 _ => None,
@@ -658,7 +908,11 @@ impl Builder<'_> {
             }
         });
         if cmd.is_none() && http.is_none() && h.get("cmd").is_none() && h.get("http").is_none() {
-            self.err(at, "health", "a health section needs `cmd` or `http`".to_string());
+            self.err(
+                at,
+                "health",
+                "a health section needs `cmd` or `http`".to_string(),
+            );
         }
         Health {
             cmd,
@@ -681,7 +935,15 @@ impl Builder<'_> {
         for (app, name_span, _) in apps {
             if let Some(first) = by_name.get(app.name.as_str()) {
                 let (l, c) = first.line_col();
-                self.err(name_span, "name", format!("app name {} is already used by {}:{l}:{c}", diag::found(&app.name), first.path().display()));
+                self.err(
+                    name_span,
+                    "name",
+                    format!(
+                        "app name {} is already used by {}:{l}:{c}",
+                        diag::found(&app.name),
+                        first.path().display()
+                    ),
+                );
             } else {
                 by_name.insert(&app.name, name_span);
             }
@@ -698,28 +960,63 @@ impl Builder<'_> {
         let mut units: BTreeMap<String, String> = BTreeMap::new();
         let mut claim = |unit: String, what: String, span: &Span, diags: &mut Vec<Diagnostic>| {
             if let Some(prev) = units.get(&unit) {
-                diags.push(Diagnostic::error(span.clone(), "", format!("{what} would be the systemd unit `{unit}`, which {prev} already is")));
+                diags.push(Diagnostic::error(
+                    span.clone(),
+                    "",
+                    format!("{what} would be the systemd unit `{unit}`, which {prev} already is"),
+                ));
             } else {
                 units.insert(unit, what);
             }
         };
         for (app, name_span, file_span) in apps {
-            claim(app.service_name(), format!("app `{}`", app.name), name_span, self.diags);
+            claim(
+                app.service_name(),
+                format!("app `{}`", app.name),
+                name_span,
+                self.diags,
+            );
             for job in &app.jobs {
                 let unit = format!("{}-{}", app.name, job.name);
-                claim(format!("{unit}.service"), format!("job `{}` of app `{}`", job.name, app.name), file_span, self.diags);
-                claim(format!("{unit}.timer"), format!("job `{}` of app `{}`", job.name, app.name), file_span, self.diags);
+                claim(
+                    format!("{unit}.service"),
+                    format!("job `{}` of app `{}`", job.name, app.name),
+                    file_span,
+                    self.diags,
+                );
+                claim(
+                    format!("{unit}.timer"),
+                    format!("job `{}` of app `{}`", job.name, app.name),
+                    file_span,
+                    self.diags,
+                );
             }
         }
         for (app, _, file_span) in apps {
             for n in volumes.keys() {
-                if units.contains_key(&format!("{n}-volume.service")) && app.name == format!("{n}-volume") {
-                    self.err(file_span, "name", format!("app `{}` would share the systemd unit `{}.service` with volume `{n}`", app.name, app.name));
+                if units.contains_key(&format!("{n}-volume.service"))
+                    && app.name == format!("{n}-volume")
+                {
+                    self.err(
+                        file_span,
+                        "name",
+                        format!(
+                            "app `{}` would share the systemd unit `{}.service` with volume `{n}`",
+                            app.name, app.name
+                        ),
+                    );
                 }
             }
             for n in networks.keys() {
                 if app.name == format!("{n}-network") {
-                    self.err(file_span, "name", format!("app `{}` would share the systemd unit `{}.service` with network `{n}`", app.name, app.name));
+                    self.err(
+                        file_span,
+                        "name",
+                        format!(
+                            "app `{}` would share the systemd unit `{}.service` with network `{n}`",
+                            app.name, app.name
+                        ),
+                    );
                 }
             }
         }
@@ -729,12 +1026,23 @@ impl Builder<'_> {
             for (kind, list) in [("requires", &app.requires), ("wants", &app.wants)] {
                 for dep in list {
                     if dep == &app.name {
-                        self.err(file_span, &format!("depends.{kind}"), format!("app `{}` cannot depend on itself", app.name));
+                        self.err(
+                            file_span,
+                            &format!("depends.{kind}"),
+                            format!("app `{}` cannot depend on itself", app.name),
+                        );
                     } else if !names.contains(dep.as_str()) {
                         let known: Vec<&str> = names.iter().copied().collect();
                         self.diags.push(
-                            Diagnostic::error(file_span.clone(), format!("depends.{kind}"), format!("unknown app {} (no manifest defines it)", diag::found(dep)))
-                                .with_help(format!("apps in this fleet: {}", known.join(", "))),
+                            Diagnostic::error(
+                                file_span.clone(),
+                                format!("depends.{kind}"),
+                                format!(
+                                    "unknown app {} (no manifest defines it)",
+                                    diag::found(dep)
+                                ),
+                            )
+                            .with_help(format!("apps in this fleet: {}", known.join(", "))),
                         );
                     }
                 }
@@ -744,15 +1052,27 @@ impl Builder<'_> {
                     self.err(file_span, "container.networks", format!("unknown network {}: declare it as [networks.{n}] in windlass.toml, or use \"host\"", diag::found(n)));
                 }
             }
-            if app.container.networks.iter().any(|n| n == "host") && app.container.networks.len() > 1 {
-                self.err(file_span, "container.networks", "the \"host\" network cannot be combined with other networks".to_string());
+            if app.container.networks.iter().any(|n| n == "host")
+                && app.container.networks.len() > 1
+            {
+                self.err(
+                    file_span,
+                    "container.networks",
+                    "the \"host\" network cannot be combined with other networks".to_string(),
+                );
             }
         }
         // Cycles, reported once each with the whole loop.
         let graph: BTreeMap<&str, Vec<&str>> = apps
             .iter()
             .map(|(a, _, _)| {
-                let mut d: Vec<&str> = a.requires.iter().chain(&a.wants).map(String::as_str).filter(|d| names.contains(d) && *d != a.name).collect();
+                let mut d: Vec<&str> = a
+                    .requires
+                    .iter()
+                    .chain(&a.wants)
+                    .map(String::as_str)
+                    .filter(|d| names.contains(d) && *d != a.name)
+                    .collect();
                 d.sort();
                 d.dedup();
                 (a.name.as_str(), d)
@@ -769,20 +1089,33 @@ impl Builder<'_> {
                     let (_, _, span) = apps.iter().find(|(a, _, _)| a.name == first).unwrap();
                     let mut path: Vec<&str> = cycle.clone();
                     path.push(first);
-                    self.err(span, "depends", format!("dependency cycle: {}", path.join(" → ")));
+                    self.err(
+                        span,
+                        "depends",
+                        format!("dependency cycle: {}", path.join(" → ")),
+                    );
                 }
             }
         }
     }
 }
 
-fn find_cycle<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>, stack: &mut Vec<&'a str>, done: &mut BTreeSet<&'a str>) -> Option<Vec<&'a str>> {
+fn find_cycle<'a>(
+    graph: &BTreeMap<&'a str, Vec<&'a str>>,
+    stack: &mut Vec<&'a str>,
+    done: &mut BTreeSet<&'a str>,
+) -> Option<Vec<&'a str>> {
     let node = *stack.last()?;
     for &next in graph.get(node).map(Vec::as_slice).unwrap_or_default() {
         if let Some(pos) = stack.iter().position(|n| *n == next) {
             let mut cycle = stack[pos..].to_vec();
             // Rotate so the smallest name comes first: one report per loop.
-            let min = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map(|(i, _)| i).unwrap_or(0);
+            let min = cycle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, n)| **n)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
             cycle.rotate_left(min);
             return Some(cycle);
         }
@@ -800,7 +1133,12 @@ fn find_cycle<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>, stack: &mut Vec<&'a s
 }
 
 fn is_loopback_url(u: &str) -> bool {
-    let Some(rest) = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://")) else { return false };
+    let Some(rest) = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+    else {
+        return false;
+    };
     if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
@@ -813,10 +1151,16 @@ fn is_loopback_url(u: &str) -> bool {
     } else {
         authority.split(':').next().unwrap_or_default()
     };
-    if let Some(port) = authority.rsplit_once("]:").map(|x| x.1).or_else(|| (!authority.starts_with('[')).then(|| authority.split_once(':').map(|x| x.1)).flatten()) {
-        if port.parse::<u16>().is_err() {
-            return false;
-        }
+    if let Some(port) = authority.rsplit_once("]:").map(|x| x.1).or_else(|| {
+        (!authority.starts_with('['))
+            .then(|| authority.split_once(':').map(|x| x.1))
+            .flatten()
+    }) && port.parse::<u16>().is_err()
+    {
+        return false;
     }
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

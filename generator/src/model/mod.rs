@@ -10,7 +10,7 @@ pub mod values;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-pub use build::{load_fleet, LoadedFleet};
+pub use build::{LoadedFleet, load_fleet};
 pub use values::{ImageRef, PodmanVersion, Port, Protocol, VolumeMount, VolumeSource};
 
 #[derive(Debug, Clone)]

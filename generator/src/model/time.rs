@@ -24,6 +24,8 @@
 //! on a host set to Europe/Berlin) and, where `tzdata-legacy` is installed,
 //! old aliases such as `US/Eastern`; we refuse both.
 
+use std::fmt::Write as _;
+
 /// A time value that systemd would refuse, with what was expected instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}{}", .offset.map(|o| format!(" (at byte {o})")).unwrap_or_default())]
@@ -38,11 +40,17 @@ const SPAN_HINT: &str = r#"expected a systemd time span such as "90s", "5m" or "
 const CALENDAR_HINT: &str = r#"expected a systemd calendar expression such as "daily", "Mon..Fri *-*-* 04:30" or "*-*-01 00:00:00""#;
 
 fn span_error(detail: &str, offset: usize) -> TimeError {
-    TimeError { message: format!("{detail}: {SPAN_HINT}"), offset: Some(offset) }
+    TimeError {
+        message: format!("{detail}: {SPAN_HINT}"),
+        offset: Some(offset),
+    }
 }
 
 fn calendar_error(detail: &str, offset: usize) -> TimeError {
-    TimeError { message: format!("{detail}: {CALENDAR_HINT}"), offset: Some(offset) }
+    TimeError {
+        message: format!("{detail}: {CALENDAR_HINT}"),
+        offset: Some(offset),
+    }
 }
 
 const USEC_PER_MSEC: u64 = 1_000;
@@ -199,7 +207,9 @@ pub fn parse_timespan(s: &str) -> Result<u64, TimeError> {
         };
 
         let unit_at = skip(after_number);
-        let unit = UNITS.iter().find(|(name, _)| b[unit_at..].starts_with(name.as_bytes()));
+        let unit = UNITS
+            .iter()
+            .find(|(name, _)| b[unit_at..].starts_with(name.as_bytes()));
         let (multiplier, next) = match unit {
             Some((name, m)) => (*m, unit_at + name.len()),
             None => (USEC_PER_SEC, unit_at),
@@ -288,10 +298,10 @@ pub fn format_timespan(usec: u64) -> String {
         // Below a minute, a remainder is shown as a decimal fraction.
         let decimals = unit.ilog10() as usize;
         if t < USEC_PER_MINUTE && b > 0 && decimals > 0 {
-            out.push_str(&format!("{a}.{b:0decimals$}{suffix}"));
+            let _ = write!(out, "{a}.{b:0decimals$}{suffix}");
             break;
         }
-        out.push_str(&format!("{a}{suffix}"));
+        let _ = write!(out, "{a}{suffix}");
         t = b;
     }
     out
@@ -315,10 +325,17 @@ pub fn validate_calendar(s: &str) -> Result<(), TimeError> {
     if p.is_empty() {
         return Err(calendar_error("empty calendar expression", 0));
     }
-    if SHORTHANDS.iter().any(|name| p.eq_ignore_ascii_case(name.as_bytes())) {
+    if SHORTHANDS
+        .iter()
+        .any(|name| p.eq_ignore_ascii_case(name.as_bytes()))
+    {
         return Ok(());
     }
-    let mut parser = CalendarParser { b: p, pos: 0, spec: Spec::default() };
+    let mut parser = CalendarParser {
+        b: p,
+        pos: 0,
+        spec: Spec::default(),
+    };
     parser.parse()?;
     parser.spec.validate()
 }
@@ -388,7 +405,12 @@ struct Spec {
 }
 
 fn constant(value: i64, at: usize) -> Chain {
-    Some(vec![Component { start: value, stop: -1, repeat: 0, at }])
+    Some(vec![Component {
+        start: value,
+        stop: -1,
+        repeat: 0,
+        at,
+    }])
 }
 
 struct CalendarParser<'a> {
@@ -421,10 +443,10 @@ impl CalendarParser<'_> {
     fn unexpected(&self, what: &str) -> TimeError {
         let found = match std::str::from_utf8(&self.b[self.pos..]) {
             Ok(rest) if !rest.is_empty() => {
-                format!("found {:?}", rest.chars().next().unwrap_or_default())
+                format!("got {:?}", rest.chars().next().unwrap_or_default())
             }
-            Ok(_) => "found the end".into(),
-            Err(_) => "found a stray byte".into(),
+            Ok(_) => "got the end".into(),
+            Err(_) => "got a stray byte".into(),
         };
         self.error(&format!("expected {what}, {found}"))
     }
@@ -454,12 +476,17 @@ impl CalendarParser<'_> {
                 }
                 return Err(self.unexpected("a weekday name such as \"Mon\" or \"Monday\""));
             };
-            if !matches!(self.at(self.pos + name.len()), 0 | b'-' | b'.' | b',' | b' ') {
+            if !matches!(
+                self.at(self.pos + name.len()),
+                0 | b'-' | b'.' | b',' | b' '
+            ) {
                 self.pos += name.len();
                 return Err(self.unexpected("\",\", \"..\" or a space after the weekday"));
             }
             if range_from.is_some_and(|from| from > nr) {
-                return Err(self.error("weekday ranges run from Monday to Sunday (Sat..Mon is refused)"));
+                return Err(
+                    self.error("weekday ranges run from Monday to Sunday (Sat..Mon is refused)")
+                );
             }
             self.pos += name.len();
             match self.cur() {
@@ -543,7 +570,11 @@ impl CalendarParser<'_> {
         match self.cur() {
             b'~' => self.spec.end_of_month = true,
             b'-' => {}
-            _ => return Err(self.unexpected("\"-\" or \"~\" between date fields, or \":\" in a time")),
+            _ => {
+                return Err(
+                    self.unexpected("\"-\" or \"~\" between date fields, or \":\" in a time")
+                );
+            }
         }
         self.pos += 1;
         Ok(())
@@ -584,7 +615,11 @@ impl CalendarParser<'_> {
             number_at,
         );
         let value = value.ok_or_else(|| out_of_range.clone())?;
-        let time = (if negative { value.wrapping_neg() } else { value }) as i64;
+        let time = (if negative {
+            value.wrapping_neg()
+        } else {
+            value
+        }) as i64;
         if !(0..=MAX_EPOCH).contains(&time) {
             return Err(out_of_range);
         }
@@ -629,7 +664,12 @@ impl CalendarParser<'_> {
             let at = self.pos;
             self.pos += 1;
             return Ok(if usec {
-                Some(vec![Component { start: 0, stop: -1, repeat: USEC_PER_SEC as i64, at }])
+                Some(vec![Component {
+                    start: 0,
+                    stop: -1,
+                    repeat: USEC_PER_SEC as i64,
+                    at,
+                }])
             } else {
                 None
             });
@@ -664,7 +704,10 @@ impl CalendarParser<'_> {
             let repeat_at = self.pos;
             repeat = self.parse_decimal(usec)?;
             if repeat == 0 {
-                return Err(calendar_error("the repetition after \"/\" must not be zero", repeat_at));
+                return Err(calendar_error(
+                    "the repetition after \"/\" must not be zero",
+                    repeat_at,
+                ));
             }
         } else if usec && stop >= 0 && start + repeat > stop {
             return Err(calendar_error(
@@ -675,7 +718,12 @@ impl CalendarParser<'_> {
         if !matches!(self.cur(), 0 | b' ' | b',' | b'-' | b'~' | b':') {
             return Err(self.unexpected("\",\", \"..\", \"/\" or the next field"));
         }
-        Ok(Component { start, stop, repeat, at })
+        Ok(Component {
+            start,
+            stop,
+            repeat,
+            at,
+        })
     }
 
     /// A decimal number; in the seconds field it may have a fraction and is
@@ -757,7 +805,13 @@ impl Spec {
             (&mut self.day, "day", 1, 31, eom),
             (&mut self.hour, "hour", 0, 23, false),
             (&mut self.minute, "minute", 0, 59, false),
-            (&mut self.second, "second", 0, 60 * USEC_PER_SEC as i64 - 1, false),
+            (
+                &mut self.second,
+                "second",
+                0,
+                60 * USEC_PER_SEC as i64 - 1,
+                false,
+            ),
         ];
         for (chain, name, from, mut to, eom) in fields {
             let Some(chain) = chain else { continue };
@@ -823,14 +877,21 @@ fn check_component(
         return fail(format!("{bounds}, got {}", show(c.start)));
     }
     if c.repeat > to - from {
-        return fail(format!("{name} repetition /{} is longer than the whole range", show(c.repeat)));
+        return fail(format!(
+            "{name} repetition /{} is longer than the whole range",
+            show(c.repeat)
+        ));
     }
     if c.stop >= 0 {
         if c.stop < from || c.stop > to {
             return fail(format!("{bounds}, got a range ending at {}", show(c.stop)));
         }
         if c.start + c.repeat > c.stop {
-            return fail(format!("{name} range {}..{} ends before it starts", show(c.start), show(c.stop)));
+            return fail(format!(
+                "{name} range {}..{} ends before it starts",
+                show(c.start),
+                show(c.stop)
+            ));
         }
     } else if eom && c.start - c.repeat < from {
         return fail(format!(
@@ -1068,7 +1129,9 @@ mod tests {
         let e = span_err("5x");
         assert!(e.message.contains("unknown time unit \"x\""), "{e}");
         assert_eq!(e.offset, Some(1));
-        for s in ["5mins", "5secs", "5hrs", "12.34.56", ".", "5.", "5.s", "1H", "0x10"] {
+        for s in [
+            "5mins", "5secs", "5hrs", "12.34.56", ".", "5.", "5.s", "1H", "0x10",
+        ] {
             assert!(parse_timespan(s).is_err(), "{s} should be refused");
         }
         assert!(span_err("5\0s").message.contains("NUL"));
@@ -1077,7 +1140,12 @@ mod tests {
     #[test]
     fn values_near_u64_max_overflow_cleanly() {
         assert_eq!(span("9223372036854775807us"), i64::MAX as u64);
-        for s in ["9223372036854775808us", "18446744073709551614", "600000y", "99999999999999999999999"] {
+        for s in [
+            "9223372036854775808us",
+            "18446744073709551614",
+            "600000y",
+            "99999999999999999999999",
+        ] {
             assert!(span_err(s).message.contains("too large"), "{s}");
         }
     }
@@ -1111,7 +1179,15 @@ mod tests {
         }
         assert!(calendar_ok("daily UTC"));
         assert!(calendar_ok("weekly Europe/Berlin"));
-        for s in ["daily ", " daily", "now", "today", "tomorrow", "yesterday", "fortnightly"] {
+        for s in [
+            "daily ",
+            " daily",
+            "now",
+            "today",
+            "tomorrow",
+            "yesterday",
+            "fortnightly",
+        ] {
             assert!(!calendar_ok(s), "{s:?} should be refused");
         }
     }
@@ -1144,7 +1220,16 @@ mod tests {
 
     #[test]
     fn weekday_lists_must_be_well_formed() {
-        for s in ["Sat..Mon", "Mon..", "Monx", "Tues", "Mon..Wed..Fri", "Mon ,Tue", "Mon,12:00", "Funday"] {
+        for s in [
+            "Sat..Mon",
+            "Mon..",
+            "Monx",
+            "Tues",
+            "Mon..Wed..Fri",
+            "Mon ,Tue",
+            "Mon,12:00",
+            "Funday",
+        ] {
             assert!(!calendar_ok(s), "{s} should be refused");
         }
         let e = validate_calendar("Sat..Mon").unwrap_err();
@@ -1202,7 +1287,12 @@ mod tests {
 
     #[test]
     fn chains_hold_at_most_241_values() {
-        let chain = |n: usize| (0..n).map(|i| (i % 60).to_string()).collect::<Vec<_>>().join(",");
+        let chain = |n: usize| {
+            (0..n)
+                .map(|i| (i % 60).to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         assert!(calendar_ok(&format!("*:{}", chain(241))));
         let e = validate_calendar(&format!("*:{}", chain(242))).unwrap_err();
         assert!(e.message.contains("too many"), "{e}");

@@ -11,7 +11,8 @@ pub fn is_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// Podman object names (volumes, networks, secrets): `[A-Za-z0-9][A-Za-z0-9_.-]*`.
@@ -20,7 +21,8 @@ pub fn is_object_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 253
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// `^[A-Za-z_][A-Za-z0-9_]*$`: environment variable names.
@@ -39,7 +41,10 @@ pub fn check_path(s: &str) -> Result<(), String> {
         return Err("expected an absolute path (starting with `/`)".into());
     }
     if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Err(format!("expected a path without control characters, found U+{:04X}", c as u32));
+        return Err(format!(
+            "expected a path without control characters, found U+{:04X}",
+            c as u32
+        ));
     }
     if s.trim_end() != s {
         return Err("expected a path without trailing white space".into());
@@ -75,8 +80,7 @@ impl fmt::Display for ImageRef {
     }
 }
 
-const IMAGE_EXPECTED: &str =
-    "expected a fully-qualified image reference `registry/path:tag` or `registry/path@sha256:<64 hex>`";
+const IMAGE_EXPECTED: &str = "expected a fully-qualified image reference `registry/path:tag` or `registry/path@sha256:<64 hex>`";
 
 fn is_path_component(c: &str) -> bool {
     // [a-z0-9]+ ( ( [._] | __ | -+ ) [a-z0-9]+ )*
@@ -117,16 +121,26 @@ fn is_domain(d: &str) -> bool {
     (d.contains('.') || d.contains(':') || d == "localhost")
         && !host.is_empty()
         && host.split('.').all(|l| {
-            !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b':')
+            !l.is_empty()
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b':')
         })
 }
 
 pub fn parse_image(s: &str) -> Result<ImageRef, String> {
     let (name_tag, digest) = match s.split_once('@') {
         Some((n, d)) => {
-            let hex = d.strip_prefix("sha256:").ok_or_else(|| format!("{IMAGE_EXPECTED}; the digest must be sha256:<64 hex>"))?;
-            if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-                return Err(format!("{IMAGE_EXPECTED}; the digest must be sha256: and 64 lowercase hex digits"));
+            let hex = d
+                .strip_prefix("sha256:")
+                .ok_or_else(|| format!("{IMAGE_EXPECTED}; the digest must be sha256:<64 hex>"))?;
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            {
+                return Err(format!(
+                    "{IMAGE_EXPECTED}; the digest must be sha256: and 64 lowercase hex digits"
+                ));
             }
             (n, Some(d.to_string()))
         }
@@ -139,7 +153,9 @@ pub fn parse_image(s: &str) -> Result<ImageRef, String> {
         _ => (name_tag, None),
     };
     let Some((domain, path)) = repo.split_once('/') else {
-        return Err(format!("{IMAGE_EXPECTED}; found no registry (write e.g. docker.io/library/{repo})"));
+        return Err(format!(
+            "{IMAGE_EXPECTED}; found no registry (write e.g. docker.io/library/{repo})"
+        ));
     };
     if !is_domain(domain) {
         return Err(format!(
@@ -147,20 +163,25 @@ pub fn parse_image(s: &str) -> Result<ImageRef, String> {
         ));
     }
     if !path.split('/').all(is_path_component) {
-        return Err(format!("{IMAGE_EXPECTED}; `{path}` is not a valid repository path (lowercase letters, digits, `.`, `_`, `-`)"));
+        return Err(format!(
+            "{IMAGE_EXPECTED}; `{path}` is not a valid repository path (lowercase letters, digits, `.`, `_`, `-`)"
+        ));
     }
     if let Some(t) = tag {
         let b = t.as_bytes();
         let ok = !b.is_empty()
             && b.len() <= 128
             && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
         if !ok {
             return Err(format!("{IMAGE_EXPECTED}; `{t}` is not a valid tag"));
         }
     }
     if tag.is_none() && digest.is_none() {
-        return Err(format!("{IMAGE_EXPECTED}; found neither a tag nor a digest (`:latest` is never implied)"));
+        return Err(format!(
+            "{IMAGE_EXPECTED}; found neither a tag nor a digest (`:latest` is never implied)"
+        ));
     }
     Ok(ImageRef {
         full: s.to_string(),
@@ -219,24 +240,38 @@ pub fn parse_port(s: &str) -> Result<Port, String> {
         None => (s, None),
     };
     let (ip, ports) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, after) = r.split_once(']').ok_or_else(|| format!("{PORT_EXPECTED}; unclosed `[`"))?;
-        let after = after.strip_prefix(':').ok_or_else(|| PORT_EXPECTED.to_string())?;
-        let ip: IpAddr = ip.parse().map_err(|_| format!("{PORT_EXPECTED}; `{ip}` is not an IP address"))?;
+        let (ip, after) = r
+            .split_once(']')
+            .ok_or_else(|| format!("{PORT_EXPECTED}; unclosed `[`"))?;
+        let after = after
+            .strip_prefix(':')
+            .ok_or_else(|| PORT_EXPECTED.to_string())?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{PORT_EXPECTED}; `{ip}` is not an IP address"))?;
         (Some(ip), after)
     } else {
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.len() {
             2 => (None, rest),
             3 => {
-                let ip: IpAddr =
-                    parts[0].parse().map_err(|_| format!("{PORT_EXPECTED}; `{}` is not an IP address", parts[0]))?;
+                let ip: IpAddr = parts[0]
+                    .parse()
+                    .map_err(|_| format!("{PORT_EXPECTED}; `{}` is not an IP address", parts[0]))?;
                 (Some(ip), &rest[parts[0].len() + 1..])
             }
             _ => return Err(format!("{PORT_EXPECTED}; found {} parts", parts.len())),
         }
     };
-    let (h, c) = ports.split_once(':').ok_or_else(|| format!("{PORT_EXPECTED}; a host and a container port are both required"))?;
-    Ok(Port { ip, host: port_number(h)?, container: port_number(c)?, protocol })
+    let (h, c) = ports
+        .split_once(':')
+        .ok_or_else(|| format!("{PORT_EXPECTED}; a host and a container port are both required"))?;
+    Ok(Port {
+        ip,
+        host: port_number(h)?,
+        container: port_number(c)?,
+        protocol,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,8 +295,17 @@ pub fn parse_volume(s: &str) -> Result<VolumeMount, String> {
         [src, target] => (*src, *target, false),
         [src, target, "ro"] => (*src, *target, true),
         [src, target, "rw"] => (*src, *target, false),
-        [_, _, opt] => return Err(format!("{VOLUME_EXPECTED}; option `{opt}` is not `ro` or `rw`")),
-        _ => return Err(format!("{VOLUME_EXPECTED}; found {} `:`-separated parts", parts.len())),
+        [_, _, opt] => {
+            return Err(format!(
+                "{VOLUME_EXPECTED}; option `{opt}` is not `ro` or `rw`"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "{VOLUME_EXPECTED}; found {} `:`-separated parts",
+                parts.len()
+            ));
+        }
     };
     check_path(target).map_err(|e| format!("{VOLUME_EXPECTED}; container path: {e}"))?;
     let source = if src.starts_with('/') {
@@ -270,9 +314,15 @@ pub fn parse_volume(s: &str) -> Result<VolumeMount, String> {
     } else if is_object_name(src) {
         VolumeSource::Named(src.to_string())
     } else {
-        return Err(format!("{VOLUME_EXPECTED}; `{src}` is neither a volume name nor an absolute path"));
+        return Err(format!(
+            "{VOLUME_EXPECTED}; `{src}` is neither a volume name nor an absolute path"
+        ));
     };
-    Ok(VolumeMount { source, target: target.to_string(), read_only })
+    Ok(VolumeMount {
+        source,
+        target: target.to_string(),
+        read_only,
+    })
 }
 
 /// Memory sizes: an integer and an optional unit, converted exactly.
@@ -295,8 +345,12 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         "Ti" => 1 << 40,
         other => return Err(format!("{EXPECTED}; `{other}` is not a unit")),
     };
-    let n: u64 = s[..digits].parse().map_err(|_| format!("{EXPECTED}; the number is too large"))?;
-    let bytes = n.checked_mul(mult).ok_or_else(|| format!("{EXPECTED}; the size overflows 64 bits"))?;
+    let n: u64 = s[..digits]
+        .parse()
+        .map_err(|_| format!("{EXPECTED}; the number is too large"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{EXPECTED}; the size overflows 64 bits"))?;
     if bytes == 0 {
         return Err("expected a memory size greater than 0".to_string());
     }
@@ -339,7 +393,8 @@ pub fn parse_podman_version(s: &str) -> Result<PodmanVersion, String> {
     match (major, minor) {
         (Some(major), Some(minor)) if patch_ok => {
             let v = PodmanVersion { major, minor };
-            let known = (v.major == 4 && (4..=9).contains(&v.minor)) || (v.major == 5 && v.minor <= 8);
+            let known =
+                (v.major == 4 && (4..=9).contains(&v.minor)) || (v.major == 5 && v.minor <= 8);
             if !known {
                 Err(format!("{expected}; {v} is not supported"))
             } else {
@@ -357,18 +412,27 @@ pub fn parse_add_host(s: &str) -> Result<(String, IpAddr), String> {
     let host_ok = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|l| {
-            !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            !l.is_empty()
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
         });
     if !host_ok {
         return Err(format!("{EXPECTED}; `{host}` is not a host name"));
     }
-    let ip: IpAddr = ip.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| format!("{EXPECTED}; `{ip}` is not an IP address"))?;
+    let ip: IpAddr = ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("{EXPECTED}; `{ip}` is not an IP address"))?;
     Ok((host.to_string(), ip))
 }
 
 /// Label keys: printable, no `=`, no white space.
 pub fn check_label_key(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.chars().any(|c| c == '=' || c.is_whitespace() || c.is_control()) {
+    if s.is_empty()
+        || s.chars()
+            .any(|c| c == '=' || c.is_whitespace() || c.is_control())
+    {
         return Err("expected a label key without `=`, white space or control characters".into());
     }
     Ok(())
@@ -401,9 +465,25 @@ mod tests {
     #[test]
     fn ports_follow_publish_syntax() {
         assert_eq!(parse_port("9735:9735").unwrap().to_string(), "9735:9735");
-        assert_eq!(parse_port("127.0.0.1:10009:10009/tcp").unwrap().to_string(), "127.0.0.1:10009:10009/tcp");
-        assert_eq!(parse_port("[::1]:53:53/udp").unwrap().to_string(), "[::1]:53:53/udp");
-        for bad in ["0:80", "70000:80", "80", "a:b", "1.2.3:80:80", "80:80/sctp", "1:2:3:4", ":80", "80:"] {
+        assert_eq!(
+            parse_port("127.0.0.1:10009:10009/tcp").unwrap().to_string(),
+            "127.0.0.1:10009:10009/tcp"
+        );
+        assert_eq!(
+            parse_port("[::1]:53:53/udp").unwrap().to_string(),
+            "[::1]:53:53/udp"
+        );
+        for bad in [
+            "0:80",
+            "70000:80",
+            "80",
+            "a:b",
+            "1.2.3:80:80",
+            "80:80/sctp",
+            "1:2:3:4",
+            ":80",
+            "80:",
+        ] {
             assert!(parse_port(bad).is_err(), "{bad}");
         }
     }
@@ -415,14 +495,24 @@ mod tests {
         assert_eq!(i.tag.as_deref(), Some("v0.18.3-beta"));
         assert!(parse_image("localhost:5000/app:1").is_ok());
         assert!(parse_image(&format!("quay.io/a/b@sha256:{}", "a".repeat(64))).is_ok());
-        for bad in ["nginx", "nginx:1", "docker.io/library/nginx", "docker.io/Library/nginx:1", "docker.io/x:bad tag", "docker.io/x@sha256:abc"] {
+        for bad in [
+            "nginx",
+            "nginx:1",
+            "docker.io/library/nginx",
+            "docker.io/Library/nginx:1",
+            "docker.io/x:bad tag",
+            "docker.io/x@sha256:abc",
+        ] {
             assert!(parse_image(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn volumes_are_named_or_absolute() {
-        assert_eq!(parse_volume("data:/data").unwrap().source, VolumeSource::Named("data".into()));
+        assert_eq!(
+            parse_volume("data:/data").unwrap().source,
+            VolumeSource::Named("data".into())
+        );
         assert!(parse_volume("/srv/x:/x:ro").unwrap().read_only);
         for bad in ["data", "rel/x:/x", "data:rel", "data:/x:rx", "/a:/b:ro:z"] {
             assert!(parse_volume(bad).is_err(), "{bad}");

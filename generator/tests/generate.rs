@@ -1,0 +1,459 @@
+//! The `generate` command end to end: golden output for the example fleet,
+//! determinism, idempotence (mtimes kept), `--check`, Podman version
+//! targeting, template overrides and the schema.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn windlass(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn examples() -> PathBuf {
+    common::repo_root().join("examples")
+}
+
+fn torture() -> PathBuf {
+    common::repo_root().join("generator/tests/fleets/torture")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn generate_ok(fleet: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["generate", s(fleet), "-o", s(out)];
+    args.extend_from_slice(extra);
+    let o = windlass(&args);
+    assert!(
+        o.status.success(),
+        "generate failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn example_fleet_output_matches_the_golden_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(&examples(), &out, &[]);
+    for (path, bytes) in read_tree(&out) {
+        let name = format!("examples__{}", path.replace('/', "__"));
+        insta::assert_snapshot!(name, String::from_utf8(bytes).unwrap());
+    }
+}
+
+#[test]
+fn two_runs_give_byte_identical_trees() {
+    let tmp = tempfile::tempdir().unwrap();
+    for fleet in [examples(), torture()] {
+        let a = tmp.path().join(format!(
+            "a-{}",
+            fleet.file_name().unwrap().to_string_lossy()
+        ));
+        let b = tmp.path().join(format!(
+            "b-{}",
+            fleet.file_name().unwrap().to_string_lossy()
+        ));
+        generate_ok(&fleet, &a, &[]);
+        generate_ok(&fleet, &b, &[]);
+        let (ta, tb) = (read_tree(&a), read_tree(&b));
+        assert!(ta.len() > 5);
+        assert_eq!(ta, tb);
+    }
+}
+
+#[test]
+fn a_run_on_unchanged_input_rewrites_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(&examples(), &out, &[]);
+    let stamp = |root: &Path| -> BTreeMap<String, (u64, i64, i64)> {
+        read_tree(root)
+            .keys()
+            .map(|p| {
+                let m = std::fs::metadata(root.join(p)).unwrap();
+                (p.clone(), (m.ino(), m.mtime(), m.mtime_nsec()))
+            })
+            .collect()
+    };
+    let before = stamp(&out);
+    let dir_ino = std::fs::metadata(&out).unwrap().ino();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    generate_ok(&examples(), &out, &[]);
+    assert_eq!(stamp(&out), before, "an unchanged generation touched files");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().ino(),
+        dir_ino,
+        "an unchanged generation replaced the directory"
+    );
+}
+
+#[test]
+fn a_changed_manifest_rewrites_only_what_changed_and_keeps_other_mtimes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    copy_dir(&examples(), &fleet);
+    let out = tmp.path().join("out");
+    generate_ok(&fleet, &out, &[]);
+    let before: BTreeMap<String, i64> = read_tree(&out)
+        .keys()
+        .map(|p| {
+            (
+                p.clone(),
+                std::fs::metadata(out.join(p)).unwrap().mtime_nsec(),
+            )
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    edit(
+        &fleet.join("apps/redis.toml"),
+        "redis-server",
+        "redis-server-edited",
+    );
+    generate_ok(&fleet, &out, &[]);
+    for (p, t) in &before {
+        let now = std::fs::metadata(out.join(p)).unwrap().mtime_nsec();
+        if p == "quadlet/redis.container" || p == "windlass-generation.json" {
+            continue;
+        }
+        assert_eq!(
+            now, *t,
+            "{p} was rewritten although its content did not change"
+        );
+    }
+    let redis = std::fs::read_to_string(out.join("quadlet/redis.container")).unwrap();
+    assert!(redis.contains("redis-server-edited"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from));
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn check_is_zero_on_fresh_output_and_one_after_a_manifest_edit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    copy_dir(&examples(), &fleet);
+    let out = tmp.path().join("out");
+    generate_ok(&fleet, &out, &[]);
+    let tree = read_tree(&out);
+    let o = windlass(&["generate", s(&fleet), "-o", s(&out), "--check"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    edit(
+        &fleet.join("apps/lnd.toml"),
+        "ALIAS = \"my node\"",
+        "ALIAS = \"renamed\"",
+    );
+    let o = windlass(&["generate", s(&fleet), "-o", s(&out), "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("would change: quadlet/lnd.container"), "{err}");
+    assert_eq!(read_tree(&out), tree, "--check wrote something");
+    let missing = tmp.path().join("missing");
+    let o = windlass(&["generate", s(&fleet), "-o", s(&missing), "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn a_directory_not_written_by_windlass_is_never_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("precious");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "keep me").unwrap();
+    let o = windlass(&["generate", s(&examples()), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not written by windlass"));
+    assert_eq!(read_tree(&out).len(), 1);
+}
+
+/// Quadlet keys of one Podman version, straight from the shared table.
+fn version_keys(v: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let text =
+        std::fs::read_to_string(common::repo_root().join("generator/data/quadlet-keys.json"))
+            .unwrap();
+    let table: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> =
+        serde_json::from_str(&text).unwrap();
+    table[&format!("v{v}.0")].clone()
+}
+
+fn quadlet_keys_used(out: &Path) -> Vec<(String, String, String)> {
+    let mut used = Vec::new();
+    for (path, bytes) in read_tree(out) {
+        if !path.starts_with("quadlet/") {
+            continue;
+        }
+        let mut section = String::new();
+        for line in String::from_utf8(bytes).unwrap().lines() {
+            if let Some(sec) = line.strip_prefix('[') {
+                section = sec.trim_end_matches(']').to_string();
+            } else if let Some((k, _)) = line.split_once('=')
+                && !line.starts_with('#')
+            {
+                used.push((path.clone(), section.clone(), k.to_string()));
+            }
+        }
+    }
+    used
+}
+
+#[test]
+fn every_podman_version_gets_only_keys_it_knows() {
+    let versions = [
+        "4.4", "4.5", "4.6", "4.7", "4.8", "4.9", "5.0", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6",
+        "5.7", "5.8",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for v in versions {
+        let keys = version_keys(v);
+        for fleet in [examples(), torture()] {
+            let out = tmp.path().join(format!(
+                "{v}-{}",
+                fleet.file_name().unwrap().to_string_lossy()
+            ));
+            generate_ok(&fleet, &out, &["--podman-version", v]);
+            let used = quadlet_keys_used(&out);
+            assert!(used.len() > 20);
+            for (path, section, key) in used {
+                if let Some(known) = keys.get(&section) {
+                    assert!(
+                        known.contains(&key),
+                        "Podman {v}: {path} uses [{section}] {key}, which it does not know"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn memory_is_a_key_from_podman_5_5_and_a_flag_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (v, key) in [("4.9", false), ("5.4", false), ("5.5", true)] {
+        let out = tmp.path().join(v);
+        generate_ok(&examples(), &out, &["--podman-version", v]);
+        let lnd = std::fs::read_to_string(out.join("quadlet/lnd.container")).unwrap();
+        assert_eq!(
+            lnd.contains("\nMemory=2147483648\n"),
+            key,
+            "Podman {v}:\n{lnd}"
+        );
+        assert_eq!(
+            lnd.contains("--memory=2147483648"),
+            !key,
+            "Podman {v}:\n{lnd}"
+        );
+        assert_eq!(lnd.contains("Notify=healthy"), v != "4.9");
+    }
+}
+
+#[test]
+fn an_unsupported_podman_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for v in ["4.3", "6.0", "4.10", "x"] {
+        let o = windlass(&[
+            "generate",
+            s(&examples()),
+            "-o",
+            s(&out),
+            "--podman-version",
+            v,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{v}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn overridden_templates_are_used_and_still_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tdir = tmp.path().join("templates/quadlet");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let default =
+        std::fs::read_to_string(common::repo_root().join("templates/quadlet/container.j2"))
+            .unwrap();
+    std::fs::write(
+        tdir.join("container.j2"),
+        default.replace("[Service]", "[Service]\nCPUWeight=50"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(
+        &examples(),
+        &out,
+        &["--templates", s(&tmp.path().join("templates"))],
+    );
+    assert!(
+        std::fs::read_to_string(out.join("quadlet/lnd.container"))
+            .unwrap()
+            .contains("\nCPUWeight=50\n")
+    );
+
+    // An override that writes a key Podman 5.4 does not know is refused, and nothing is written.
+    std::fs::write(
+        tdir.join("container.j2"),
+        default.replace("[Container]", "[Container]\nMemory=1"),
+    )
+    .unwrap();
+    let out2 = tmp.path().join("out2");
+    let o = windlass(&[
+        "generate",
+        s(&examples()),
+        "-o",
+        s(&out2),
+        "--templates",
+        s(&tmp.path().join("templates")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("`Memory`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out2.exists());
+
+    // An override cannot print a raw, unescaped value.
+    std::fs::write(
+        tdir.join("container.j2"),
+        "[Container]\nImage={{ 'raw' ~ name }}\n",
+    )
+    .unwrap();
+    let o = windlass(&[
+        "generate",
+        s(&examples()),
+        "-o",
+        s(&out2),
+        "--templates",
+        s(&tmp.path().join("templates")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("unescaped"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out2.exists());
+}
+
+#[test]
+fn generation_manifest_lists_every_file_and_input_with_sha256() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(&examples(), &out, &[]);
+    let tree = read_tree(&out);
+    let m: serde_json::Value = serde_json::from_slice(&tree["windlass-generation.json"]).unwrap();
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), tree.len() - 1);
+    for f in files {
+        let path = f["path"].as_str().unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            f["sha256"].as_str().unwrap(),
+            hex::encode(sha2::Sha256::digest(&tree[path]))
+        );
+    }
+    let inputs: Vec<&str> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        inputs.contains(&"windlass.toml") && inputs.contains(&"apps/lnd.toml"),
+        "{inputs:?}"
+    );
+    assert_eq!(m["generator"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(m["apps"].as_array().unwrap().len(), 7);
+}
+
+#[test]
+fn schema_is_json_and_names_every_section() {
+    let o = windlass(&["schema"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "container",
+        "health",
+        "depends",
+        "update",
+        "release",
+        "jobs",
+    ] {
+        assert!(v["properties"][key].is_object(), "{key}");
+    }
+    assert_eq!(v["additionalProperties"], false);
+    assert_eq!(v["properties"]["container"]["required"][0], "image");
+}
+
+#[test]
+fn secret_markers_never_reach_any_output() {
+    // The torture fleet's secrets are references only; no output may carry
+    // anything but the reference. A planted marker in a comment of the
+    // manifest (where a careless tool might copy it) must not appear.
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    copy_dir(&examples(), &fleet);
+    let marker = "POISON-7f3a9c-secret-value";
+    let lnd = std::fs::read_to_string(fleet.join("apps/lnd.toml")).unwrap();
+    std::fs::write(
+        fleet.join("apps/lnd.toml"),
+        format!("# wallet password: {marker}\n{lnd}"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(&fleet, &out, &[]);
+    for (path, bytes) in read_tree(&out) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(marker),
+            "{path} carries the secret marker"
+        );
+    }
+}
