@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use windlass::model::{load_fleet, Fleet};
+use windlass::model::{Fleet, load_fleet};
 
 struct OracleRun {
     dryrun_rc: i32,
@@ -53,11 +53,20 @@ true
 
 fn run_oracles(work: &Path) -> OracleRun {
     let out = common::oracle(&[(work, "/w")], &["bash", "-c", SCRIPT]);
-    assert!(out.status.success(), "oracle script failed: {}", String::from_utf8_lossy(&out.stderr));
-    let read = |f: &str| std::fs::read_to_string(work.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert!(
+        out.status.success(),
+        "oracle script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read =
+        |f: &str| std::fs::read_to_string(work.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let dump = String::from_utf8_lossy(&std::fs::read(work.join("dump.txt")).unwrap()).into_owned();
     if std::env::var("WINDLASS_DEBUG_DUMP").is_ok() {
-        eprintln!("dump: {} bytes; first lines:\n{}", dump.len(), dump.lines().rev().take(8).collect::<Vec<_>>().join("\n"));
+        eprintln!(
+            "dump: {} bytes; first lines:\n{}",
+            dump.len(),
+            dump.lines().rev().take(8).collect::<Vec<_>>().join("\n")
+        );
     }
     OracleRun {
         dryrun_rc: read("dryrun.rc").trim().parse().unwrap(),
@@ -144,58 +153,116 @@ fn shell_unquote(line: &str) -> Vec<String> {
         .into_iter()
         .map(|w| {
             let lone = w.replace("$$", "").contains('$');
-            assert!(!lone, "a lone `$` would be expanded by systemd at exec time: {w:?}");
+            assert!(
+                !lone,
+                "a lone `$` would be expanded by systemd at exec time: {w:?}"
+            );
             w.replace("$$", "$")
         })
         .collect()
 }
 
 fn assert_accepted(run: &OracleRun, what: &str) {
-    let converting: Vec<&str> = run.dryrun_err.lines().filter(|l| !l.contains("Loading source unit file")).collect();
-    assert_eq!(run.dryrun_rc, 0, "{what}: quadlet -dryrun failed:\n{}", run.dryrun_err);
-    assert!(converting.is_empty(), "{what}: quadlet complained:\n{}", converting.join("\n"));
-    assert_eq!(run.verify_rc, 0, "{what}: systemd-analyze verify failed:\n{}", run.verify_err);
-    assert!(run.verify_err.trim().is_empty(), "{what}: systemd-analyze verify warned:\n{}", run.verify_err);
+    let converting: Vec<&str> = run
+        .dryrun_err
+        .lines()
+        .filter(|l| !l.contains("Loading source unit file"))
+        .collect();
+    assert_eq!(
+        run.dryrun_rc, 0,
+        "{what}: quadlet -dryrun failed:\n{}",
+        run.dryrun_err
+    );
+    assert!(
+        converting.is_empty(),
+        "{what}: quadlet complained:\n{}",
+        converting.join("\n")
+    );
+    assert_eq!(
+        run.verify_rc, 0,
+        "{what}: systemd-analyze verify failed:\n{}",
+        run.verify_err
+    );
+    assert!(
+        run.verify_err.trim().is_empty(),
+        "{what}: systemd-analyze verify warned:\n{}",
+        run.verify_err
+    );
 }
 
 /// The value following each occurrence of `flag` in a podman argv.
 fn flag_values<'a>(argv: &'a [String], flag: &str) -> Vec<&'a str> {
-    argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    argv.windows(2)
+        .filter(|w| w[0] == flag)
+        .map(|w| w[1].as_str())
+        .collect()
 }
 
 fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
     let mut checked = 0;
     for app in &fleet.apps {
-        let argv = run.exec.get(&app.service_name()).unwrap_or_else(|| panic!("no ExecStart for {}", app.name));
+        let argv = run
+            .exec
+            .get(&app.service_name())
+            .unwrap_or_else(|| panic!("no ExecStart for {}", app.name));
         let c = &app.container;
         let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let got_env: Vec<String> = flag_values(argv, "--env").iter().map(|s| s.to_string()).collect();
-        assert_eq!(got_env, env, "{}: env values changed on the way to podman", app.name);
+        let got_env: Vec<String> = flag_values(argv, "--env")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            got_env, env,
+            "{}: env values changed on the way to podman",
+            app.name
+        );
         let got_labels: Vec<&str> = flag_values(argv, "--label");
         for (k, v) in &c.labels {
             let want = format!("{k}={v}");
-            assert!(got_labels.contains(&want.as_str()), "{}: label {want:?} not in {got_labels:?}", app.name);
+            assert!(
+                got_labels.contains(&want.as_str()),
+                "{}: label {want:?} not in {got_labels:?}",
+                app.name
+            );
         }
-        let image_at = argv.iter().position(|a| a == &c.image.full).unwrap_or_else(|| panic!("{}: image not in argv {argv:?}", app.name));
+        let image_at = argv
+            .iter()
+            .position(|a| a == &c.image.full)
+            .unwrap_or_else(|| panic!("{}: image not in argv {argv:?}", app.name));
         let tail: Vec<String> = argv[image_at + 1..].to_vec();
         let mut want_exec = Vec::new();
         if let Some(ep) = &c.entrypoint {
-            let got: Vec<String> = serde_json::from_str(flag_values(argv, "--entrypoint")[0]).unwrap();
+            let got: Vec<String> =
+                serde_json::from_str(flag_values(argv, "--entrypoint")[0]).unwrap();
             want_exec.extend(ep.clone());
             want_exec.extend(c.command.clone().unwrap_or_default());
             let mut got_all = got;
             got_all.extend(tail.clone());
-            assert_eq!(got_all, want_exec, "{}: entrypoint + command changed", app.name);
+            assert_eq!(
+                got_all, want_exec,
+                "{}: entrypoint + command changed",
+                app.name
+            );
         } else {
-            assert_eq!(tail, c.command.clone().unwrap_or_default(), "{}: command changed", app.name);
+            assert_eq!(
+                tail,
+                c.command.clone().unwrap_or_default(),
+                "{}: command changed",
+                app.name
+            );
         }
         if let Some(cmd) = app.health.as_ref().and_then(|h| h.cmd.as_ref()) {
-            let got: Vec<String> = serde_json::from_str(flag_values(argv, "--health-cmd")[0]).unwrap();
+            let got: Vec<String> =
+                serde_json::from_str(flag_values(argv, "--health-cmd")[0]).unwrap();
             assert_eq!(&got, cmd, "{}: health command changed", app.name);
         }
         for job in &app.jobs {
             let unit = format!("{}-{}.service", app.name, job.name);
-            assert_eq!(run.exec.get(&unit), Some(&job.command), "{unit}: job command changed");
+            assert_eq!(
+                run.exec.get(&unit),
+                Some(&job.command),
+                "{unit}: job command changed"
+            );
         }
         checked += 1;
     }
@@ -212,7 +279,11 @@ fn oracle_case(fleet_dir: &Path, name: &str) {
     assert_accepted(&run, name);
     let fleet = load_fleet(fleet_dir).unwrap().fleet.expect("valid fleet");
     let units = fleet.apps.len() + fleet.apps.iter().map(|a| a.jobs.len()).sum::<usize>();
-    assert!(run.exec.len() >= units, "systemd parsed {} ExecStart lines, expected at least {units}", run.exec.len());
+    assert!(
+        run.exec.len() >= units,
+        "systemd parsed {} ExecStart lines, expected at least {units}",
+        run.exec.len()
+    );
     check_argv_round_trip(&fleet, &run);
 }
 
@@ -223,7 +294,10 @@ fn example_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
 
 #[test]
 fn torture_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
-    oracle_case(&common::repo_root().join("generator/tests/fleets/torture"), "torture");
+    oracle_case(
+        &common::repo_root().join("generator/tests/fleets/torture"),
+        "torture",
+    );
 }
 
 #[test]
@@ -235,14 +309,25 @@ fn the_oracle_rejects_what_it_should() {
     let work = tempfile::tempdir().unwrap();
     let q = work.path().join("out/quadlet");
     std::fs::create_dir_all(&q).unwrap();
-    std::fs::write(q.join("bad.container"), "[Container]\nImage=docker.io/library/busybox:1.36\nMemory=1\n").unwrap();
+    std::fs::write(
+        q.join("bad.container"),
+        "[Container]\nImage=docker.io/library/busybox:1.36\nMemory=1\n",
+    )
+    .unwrap();
     let run = run_oracles(work.path());
     assert_ne!(run.dryrun_rc, 0, "quadlet 5.4 must reject Memory=");
     let work = tempfile::tempdir().unwrap();
     let s = work.path().join("out/systemd");
     std::fs::create_dir_all(&s).unwrap();
     std::fs::create_dir_all(work.path().join("out/quadlet")).unwrap();
-    std::fs::write(s.join("bad.service"), "[Service]\nType=notify\nExecStart=/bin/true ; /bin/false\n").unwrap();
+    std::fs::write(
+        s.join("bad.service"),
+        "[Service]\nType=notify\nExecStart=/bin/true ; /bin/false\n",
+    )
+    .unwrap();
     let run = run_oracles(work.path());
-    assert_ne!(run.verify_rc, 0, "systemd must reject two commands in a notify service");
+    assert_ne!(
+        run.verify_rc, 0,
+        "systemd must reject two commands in a notify service"
+    );
 }

@@ -5,6 +5,9 @@ fn main() -> std::process::ExitCode {
         println!("windlassctl {}", windlass_agent::VERSION);
         return std::process::ExitCode::SUCCESS;
     }
-    eprintln!("windlassctl {}: not implemented yet", windlass_agent::VERSION);
+    eprintln!(
+        "windlassctl {}: not implemented yet",
+        windlass_agent::VERSION
+    );
     std::process::ExitCode::from(2)
 }

@@ -1079,9 +1079,14 @@ impl Builder<'_> {
             })
             .collect();
         let mut reported: BTreeSet<Vec<&str>> = BTreeSet::new();
+        // Nodes fully explored without finding a loop are never walked again.
+        let mut done = BTreeSet::new();
         for start in graph.keys() {
+            if done.contains(start) {
+                continue;
+            }
             let mut stack = vec![*start];
-            if let Some(cycle) = find_cycle(&graph, &mut stack, &mut BTreeSet::new()) {
+            if let Some(cycle) = find_cycle(&graph, &mut stack, &mut done) {
                 let mut key = cycle.clone();
                 key.sort();
                 if reported.insert(key) {

@@ -11,14 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Returns false only when oracles are explicitly disabled outside CI.
 pub fn oracles_enabled(test: &str) -> bool {
     let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
     if !ci && std::env::var("WINDLASS_SKIP_ORACLES").as_deref() == Ok("1") {
-        eprintln!("WARNING: {test}: oracle disabled by WINDLASS_SKIP_ORACLES=1 (never under CI=true)");
+        eprintln!(
+            "WARNING: {test}: oracle disabled by WINDLASS_SKIP_ORACLES=1 (never under CI=true)"
+        );
         return false;
     }
     true
