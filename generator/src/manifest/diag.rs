@@ -102,6 +102,8 @@ pub struct Diagnostic {
     pub key: String,
     pub message: String,
     pub help: Option<String>,
+    /// Do not quote the source line (it may hold a secret value).
+    pub redact: bool,
 }
 
 impl Diagnostic {
@@ -112,6 +114,7 @@ impl Diagnostic {
             key: key.into(),
             message: message.into(),
             help: None,
+            redact: false,
         }
     }
 
@@ -142,21 +145,29 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        let message = one_line(&self.message);
         if self.key.is_empty() {
-            let _ = writeln!(out, "{sev}: {}", self.message);
+            let _ = writeln!(out, "{sev}: {message}");
         } else {
-            let _ = writeln!(out, "{sev}: `{}`: {}", self.key, self.message);
+            let _ = writeln!(out, "{sev}: `{}`: {message}", one_line(&self.key));
         }
         let _ = writeln!(out, "  --> {}:{line}:{col}", src.path.display());
-        if let Some(text) = src.text.lines().nth(line - 1) {
+        if self.redact {
+            let _ = writeln!(
+                out,
+                "   | (source line not shown: it may hold a secret value)"
+            );
+        } else if let Some(text) = src.text.lines().nth(line - 1) {
             let gutter = line.to_string().len();
             let shown: String = text
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect();
             let start = col - 1;
-            let span_text =
-                &src.text[self.span.range.start..self.span.range.end.min(src.text.len())];
+            let start_b = floor_char_boundary(&src.text, self.span.range.start.min(src.text.len()));
+            let end_b = floor_char_boundary(&src.text, self.span.range.end.min(src.text.len()))
+                .max(start_b);
+            let span_text = &src.text[start_b..end_b];
             let width = span_text
                 .lines()
                 .next()
@@ -189,6 +200,19 @@ pub fn sort(diags: &mut [Diagnostic]) {
             &b.message,
         ))
     });
+}
+
+/// Shows control characters as escapes so a headline stays on one line.
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Quotes a found value for a message: short, with control characters shown

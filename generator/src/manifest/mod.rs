@@ -169,6 +169,12 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
+/// Values under `secrets` are never quoted back: they may be secret values
+/// written where a reference belongs.
+fn is_secret_path(path: &str) -> bool {
+    path.split('.').any(|p| p.starts_with("secrets"))
+}
+
 fn found_kind(item: &Item) -> String {
     match item {
         Item::Value(Value::String(s)) => format!("string {}", diag::found(s.value())),
@@ -192,7 +198,16 @@ impl Walker<'_> {
     }
 
     fn error(&mut self, span: Span, key: &str, msg: String) {
-        self.diags.push(Diagnostic::error(span, key, msg));
+        let mut d = Diagnostic::error(span, key, msg);
+        if is_secret_path(key) {
+            d.redact = true;
+            // Keep the expectation, drop whatever was found.
+            if let Some(i) = d.message.find(", found ") {
+                d.message.truncate(i);
+                d.message.push_str(" (the value found is not shown)");
+            }
+        }
+        self.diags.push(d);
     }
 
     fn table(
@@ -221,7 +236,8 @@ impl Walker<'_> {
                     ),
                 )
                 .with_help(format!("expected one of: {}", known.join(", ")));
-                if path.ends_with("secrets") || path.contains("secrets[") {
+                if is_secret_path(path) {
+                    d.redact = true;
                     d = d.with_help(
                         "a secret is a reference (`name`, `target`, `mode`); its value must never appear in a manifest: create it with `podman secret create`",
                     );

@@ -69,15 +69,8 @@ fn read_source(
     base: &Path,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<(Arc<Source>, String)> {
-    let display = path
-        .strip_prefix(base)
-        .map(|p| Path::new(base.file_name().unwrap_or_default()).join(p))
-        .unwrap_or_else(|_| path.to_path_buf());
-    let display = if base.as_os_str().is_empty() {
-        path.to_path_buf()
-    } else {
-        display
-    };
+    // Paths in messages are shown as the user named them.
+    let display = path.to_path_buf();
     let rel = path
         .strip_prefix(base)
         .unwrap_or(path)
@@ -118,7 +111,6 @@ fn read_source(
 /// Loads and validates the fleet in `dir`.
 pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let (fleet_file, app_files) = discover(dir)?;
-    let base = dir.parent().unwrap_or(Path::new(""));
     let mut diags = Vec::new();
     let mut inputs = Vec::new();
     let mut b = Builder { diags: &mut diags };
@@ -131,7 +123,6 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         && let Some((src, input)) = read_source(path, dir, b.diags)
     {
         inputs.push(input);
-        let src = Source::new(base_display(path, base), src.text.clone());
         if let Some(t) = manifest::parse(&src, schema::FLEET, b.diags) {
             if let Some(host) = t.table("host")
                 && let Some((v, span)) = host.str("podman")
@@ -189,13 +180,12 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         }
     }
 
-    let mut apps: Vec<(App, Span, Span)> = Vec::new();
+    let mut apps: Vec<(App, Span, AppSpans)> = Vec::new();
     for path in &app_files {
         let Some((src, input)) = read_source(path, dir, b.diags) else {
             continue;
         };
         inputs.push(input);
-        let src = Source::new(base_display(path, base), src.text.clone());
         let Some(table) = manifest::parse(&src, schema::APP, b.diags) else {
             continue;
         };
@@ -243,10 +233,16 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     })
 }
 
-fn base_display(path: &Path, base: &Path) -> PathBuf {
-    path.strip_prefix(base)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
+/// Where an app's cross-file references stood, for fleet-wide errors.
+struct AppSpans {
+    file: Span,
+    requires: Vec<Span>,
+    wants: Vec<Span>,
+    networks: Vec<Span>,
+    /// The `networks` value, or the container table.
+    networks_key: Span,
+    /// Each job's name.
+    jobs: Vec<Span>,
 }
 
 struct Builder<'a> {
@@ -406,7 +402,7 @@ impl Builder<'_> {
         src: &Arc<Source>,
         stem: &str,
         rel: String,
-    ) -> Option<(App, Span, Span)> {
+    ) -> Option<(App, Span, AppSpans)> {
         let file_span = Span::file(src);
         let before = self.diags.iter().filter(|d| d.is_error()).count();
         let (name, name_span) = match t.str("name") {
@@ -449,12 +445,32 @@ impl Builder<'_> {
 
         let mut requires = Vec::new();
         let mut wants = Vec::new();
+        let mut spans = AppSpans {
+            file: file_span.clone(),
+            requires: Vec::new(),
+            wants: Vec::new(),
+            networks: Vec::new(),
+            networks_key: self.span_of(t, "container", &file_span),
+            jobs: Vec::new(),
+        };
         if let Some(d) = t.table("depends") {
-            for (list, key) in [(&mut requires, "requires"), (&mut wants, "wants")] {
-                for (i, (s, _span)) in d.strings(key).into_iter().enumerate() {
-                    let _ = i;
-                    list.push(s.to_string());
-                }
+            for (s, span) in d.strings("requires") {
+                requires.push(s.to_string());
+                spans.requires.push(span.clone());
+            }
+            for (s, span) in d.strings("wants") {
+                wants.push(s.to_string());
+                spans.wants.push(span.clone());
+            }
+        }
+        if let Some(c) = t.table("container") {
+            spans.networks = c
+                .strings("networks")
+                .into_iter()
+                .map(|(_, sp)| sp.clone())
+                .collect();
+            if let Some(n) = c.get("networks") {
+                spans.networks_key = n.span.clone();
             }
         }
 
@@ -557,6 +573,7 @@ impl Builder<'_> {
                     self.err(&span, &format!("{path}.command[0]"), format!("expected a program name or absolute path (not empty, not starting with one of - @ : + ! |), found {}", diag::found(first)));
                 }
             }
+            spans.jobs.push(nspan.clone());
             let job = Job {
                 name: jname.to_string(),
                 schedule,
@@ -585,7 +602,7 @@ impl Builder<'_> {
             release,
             jobs,
         };
-        Some((app, name_span, file_span))
+        Some((app, name_span, spans))
     }
 
     fn container(&mut self, c: &Table, at: &Span) -> Option<Container> {
@@ -926,14 +943,16 @@ impl Builder<'_> {
 
     fn fleet_rules(
         &mut self,
-        apps: &[(App, Span, Span)],
+        apps: &[(App, Span, AppSpans)],
         networks: &BTreeMap<String, Network>,
         volumes: &mut BTreeMap<String, Volume>,
     ) {
         // Unique app names.
         let mut by_name: BTreeMap<&str, &Span> = BTreeMap::new();
-        for (app, name_span, _) in apps {
+        let mut duplicate = vec![false; apps.len()];
+        for (i, (app, name_span, _)) in apps.iter().enumerate() {
             if let Some(first) = by_name.get(app.name.as_str()) {
+                duplicate[i] = true;
                 let (l, c) = first.line_col();
                 self.err(
                     name_span,
@@ -958,41 +977,54 @@ impl Builder<'_> {
         }
         // Every systemd unit name the fleet produces must be unique.
         let mut units: BTreeMap<String, String> = BTreeMap::new();
-        let mut claim = |unit: String, what: String, span: &Span, diags: &mut Vec<Diagnostic>| {
+        fn claim(
+            units: &mut BTreeMap<String, String>,
+            unit: String,
+            what: String,
+            key: &str,
+            span: &Span,
+            diags: &mut Vec<Diagnostic>,
+        ) {
             if let Some(prev) = units.get(&unit) {
                 diags.push(Diagnostic::error(
                     span.clone(),
-                    "",
+                    key,
                     format!("{what} would be the systemd unit `{unit}`, which {prev} already is"),
                 ));
             } else {
                 units.insert(unit, what);
             }
-        };
-        for (app, name_span, file_span) in apps {
+        }
+        for (i, (app, name_span, spans)) in apps.iter().enumerate() {
+            if duplicate[i] {
+                continue; // already reported as a duplicate name
+            }
             claim(
+                &mut units,
                 app.service_name(),
                 format!("app `{}`", app.name),
+                "name",
                 name_span,
                 self.diags,
             );
-            for job in &app.jobs {
+            for (j, job) in app.jobs.iter().enumerate() {
                 let unit = format!("{}-{}", app.name, job.name);
+                let what = format!("job `{}` of app `{}`", job.name, app.name);
+                let key = format!("jobs[{j}].name");
+                let span = spans.jobs.get(j).unwrap_or(&spans.file);
                 claim(
+                    &mut units,
                     format!("{unit}.service"),
-                    format!("job `{}` of app `{}`", job.name, app.name),
-                    file_span,
+                    what.clone(),
+                    &key,
+                    span,
                     self.diags,
                 );
-                claim(
-                    format!("{unit}.timer"),
-                    format!("job `{}` of app `{}`", job.name, app.name),
-                    file_span,
-                    self.diags,
-                );
+                units.entry(format!("{unit}.timer")).or_insert(what);
             }
         }
-        for (app, _, file_span) in apps {
+        for (app, name_span, _) in apps {
+            let file_span = name_span;
             for n in volumes.keys() {
                 if units.contains_key(&format!("{n}-volume.service"))
                     && app.name == format!("{n}-volume")
@@ -1022,21 +1054,25 @@ impl Builder<'_> {
         }
         // Dependencies and networks.
         let names: BTreeSet<&str> = apps.iter().map(|(a, _, _)| a.name.as_str()).collect();
-        for (app, _, file_span) in apps {
-            for (kind, list) in [("requires", &app.requires), ("wants", &app.wants)] {
-                for dep in list {
+        for (app, _, spans) in apps {
+            for (kind, list, dep_spans) in [
+                ("requires", &app.requires, &spans.requires),
+                ("wants", &app.wants, &spans.wants),
+            ] {
+                for (i, dep) in list.iter().enumerate() {
+                    let span = dep_spans.get(i).unwrap_or(&spans.file);
                     if dep == &app.name {
                         self.err(
-                            file_span,
-                            &format!("depends.{kind}"),
+                            span,
+                            &format!("depends.{kind}[{i}]"),
                             format!("app `{}` cannot depend on itself", app.name),
                         );
                     } else if !names.contains(dep.as_str()) {
                         let known: Vec<&str> = names.iter().copied().collect();
                         self.diags.push(
                             Diagnostic::error(
-                                file_span.clone(),
-                                format!("depends.{kind}"),
+                                span.clone(),
+                                format!("depends.{kind}[{i}]"),
                                 format!(
                                     "unknown app {} (no manifest defines it)",
                                     diag::found(dep)
@@ -1047,16 +1083,17 @@ impl Builder<'_> {
                     }
                 }
             }
-            for n in &app.container.networks {
+            for (i, n) in app.container.networks.iter().enumerate() {
                 if n != "host" && !networks.contains_key(n) {
-                    self.err(file_span, "container.networks", format!("unknown network {}: declare it as [networks.{n}] in windlass.toml, or use \"host\"", diag::found(n)));
+                    let span = spans.networks.get(i).unwrap_or(&spans.file);
+                    self.err(span, &format!("container.networks[{i}]"), format!("unknown network {}: declare it as [networks.{n}] in windlass.toml, or use \"host\"", diag::found(n)));
                 }
             }
             if app.container.networks.iter().any(|n| n == "host")
                 && app.container.networks.len() > 1
             {
                 self.err(
-                    file_span,
+                    &spans.networks_key,
                     "container.networks",
                     "the \"host\" network cannot be combined with other networks".to_string(),
                 );
@@ -1091,12 +1128,30 @@ impl Builder<'_> {
                 key.sort();
                 if reported.insert(key) {
                     let first = cycle[0];
-                    let (_, _, span) = apps.iter().find(|(a, _, _)| a.name == first).unwrap();
+                    // Point at the entry of the first app that closes the loop.
+                    let second = cycle.get(1).copied().unwrap_or(first);
+                    let (app, _, spans) = apps.iter().find(|(a, _, _)| a.name == first).unwrap();
+                    let (key, span) = app
+                        .requires
+                        .iter()
+                        .zip(&spans.requires)
+                        .enumerate()
+                        .map(|(i, (d, sp))| (format!("depends.requires[{i}]"), d, sp))
+                        .chain(
+                            app.wants
+                                .iter()
+                                .zip(&spans.wants)
+                                .enumerate()
+                                .map(|(i, (d, sp))| (format!("depends.wants[{i}]"), d, sp)),
+                        )
+                        .find(|(_, d, _)| d.as_str() == second)
+                        .map(|(k, _, sp)| (k, sp.clone()))
+                        .unwrap_or_else(|| ("depends".to_string(), spans.file.clone()));
                     let mut path: Vec<&str> = cycle.clone();
                     path.push(first);
                     self.err(
-                        span,
-                        "depends",
+                        &span,
+                        &key,
                         format!("dependency cycle: {}", path.join(" → ")),
                     );
                 }
