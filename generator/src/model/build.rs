@@ -1023,33 +1023,25 @@ impl Builder<'_> {
                 units.entry(format!("{unit}.timer")).or_insert(what);
             }
         }
+        // Quadlet names the services of volumes and networks `<n>-volume`
+        // and `<n>-network`; an app must not take those names.
+        let mut object_units: BTreeMap<String, String> = BTreeMap::new();
+        for n in volumes.keys() {
+            object_units.insert(format!("{n}-volume"), format!("volume `{n}`"));
+        }
+        for n in networks.keys() {
+            object_units.insert(format!("{n}-network"), format!("network `{n}`"));
+        }
         for (app, name_span, _) in apps {
-            let file_span = name_span;
-            for n in volumes.keys() {
-                if units.contains_key(&format!("{n}-volume.service"))
-                    && app.name == format!("{n}-volume")
-                {
-                    self.err(
-                        file_span,
-                        "name",
-                        format!(
-                            "app `{}` would share the systemd unit `{}.service` with volume `{n}`",
-                            app.name, app.name
-                        ),
-                    );
-                }
-            }
-            for n in networks.keys() {
-                if app.name == format!("{n}-network") {
-                    self.err(
-                        file_span,
-                        "name",
-                        format!(
-                            "app `{}` would share the systemd unit `{}.service` with network `{n}`",
-                            app.name, app.name
-                        ),
-                    );
-                }
+            if let Some(what) = object_units.get(&app.name) {
+                self.err(
+                    name_span,
+                    "name",
+                    format!(
+                        "app `{}` would share the systemd unit `{}.service` with {what}",
+                        app.name, app.name
+                    ),
+                );
             }
         }
         // Dependencies and networks.
