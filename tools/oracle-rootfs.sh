@@ -13,6 +13,10 @@ if ! command -v mmdebstrap >/dev/null; then
   apt-get update -q >&2 && apt-get install -y -q mmdebstrap >&2
 fi
 mkdir -p "$cache"
+# One builder at a time: parallel tests may all ask for the rootfs at once.
+exec 9>"$cache/.oracle-rootfs.lock"
+flock 9
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
 tmp="$dir.tmp.$$"
 rm -rf "$tmp"
 mmdebstrap --variant=minbase --include="$PKGS" trixie "$tmp" http://deb.debian.org/debian >&2
