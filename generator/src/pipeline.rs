@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::emit::{self, EmitContext, EmitError, OutputFile, Target};
-use crate::manifest::diag::{Diagnostic, Source, Span};
+use crate::manifest::diag::Diagnostic;
 use crate::model::{self, Fleet, values::parse_podman_version};
 use crate::output::OutputError;
 use crate::templates::{TemplateError, Templates};
@@ -89,10 +89,4 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         warnings: loaded.diagnostics,
         notes,
     })
-}
-
-/// A diagnostic for a whole file (used by tests and tools).
-pub fn file_error(path: &Path, message: &str) -> Diagnostic {
-    let src = Source::new(path, String::new());
-    Diagnostic::error(Span::file(&src), "", message.to_string())
 }

@@ -271,8 +271,7 @@ impl Walker<'_> {
         match item {
             Item::Value(Value::String(s)) => {
                 let v = s.value();
-                if let Some(pos) = v.find('\0') {
-                    let _ = pos;
+                if v.contains('\0') {
                     self.error(
                         span.clone(),
                         path,

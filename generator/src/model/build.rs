@@ -68,7 +68,7 @@ fn read_source(
     path: &Path,
     base: &Path,
     diags: &mut Vec<Diagnostic>,
-) -> Option<(Arc<Source>, String)> {
+) -> Option<(Arc<Source>, (String, String))> {
     // Paths in messages are shown as the user named them.
     let display = path.to_path_buf();
     let rel = path
@@ -80,9 +80,7 @@ fn read_source(
         Ok(bytes) => {
             let sha = hex::encode(Sha256::digest(&bytes));
             match String::from_utf8(bytes) {
-                Ok(text) => {
-                    Some((Source::new(display, text), sha)).map(|(s, h)| (s, format!("{rel}\0{h}")))
-                }
+                Ok(text) => Some((Source::new(display, text), (rel, sha))),
                 Err(e) => {
                     let src =
                         Source::new(display, String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -207,13 +205,6 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     // Fleet-wide rules.
     b.fleet_rules(&apps, &networks, &mut volumes);
 
-    let mut inputs: Vec<(String, String)> = inputs
-        .into_iter()
-        .map(|s| {
-            let (a, h) = s.split_once('\0').unwrap_or_default();
-            (a.to_string(), h.to_string())
-        })
-        .collect();
     inputs.sort();
 
     diag::sort(&mut diags);
