@@ -849,21 +849,16 @@ impl Builder<'_> {
             _ => AutoUpdate::None,
         };
         let stop_timeout = self.duration(c, "stop_timeout", p);
-        if let Some(e) = &entrypoint
-            && let Some((i, (arg, aspan))) = c
-                .strings("entrypoint")
-                .into_iter()
-                .enumerate()
-                .find(|(_, (a, _))| a.is_empty())
+        // The program itself must not be empty (later arguments may be).
+        if entrypoint.is_some()
+            && let Some((first, span)) = c.strings("entrypoint").first()
+            && first.is_empty()
         {
-            let _ = (e, arg);
-            if i == 0 {
-                self.err(
-                    aspan,
-                    "container.entrypoint[0]",
-                    "expected a program, found an empty string".to_string(),
-                );
-            }
+            self.err(
+                span,
+                "container.entrypoint[0]",
+                "expected a program, found an empty string".to_string(),
+            );
         }
         Some(Container {
             image: image?,
