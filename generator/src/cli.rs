@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "windlass",
     version,
-    about = "App manifests (TOML) → Podman Quadlet units and systemd timers"
+    about = "App manifests (TOML) → Podman Quadlet units, systemd timers, NixOS modules, Guix services"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -19,6 +19,16 @@ pub struct Cli {
 pub enum TargetArg {
     Quadlet,
     Systemd,
+    Nixos,
+    Guix,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NixosBackendArg {
+    /// `virtualisation.oci-containers.containers.<name>` (NixOS-native).
+    OciContainers,
+    /// The Quadlet files, with Podman's generator, under /etc/containers/systemd.
+    Quadlet,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +52,9 @@ pub enum Command {
         /// Podman version the Quadlet output must be valid for (overrides windlass.toml; default 5.4).
         #[arg(long, value_name = "X.Y")]
         podman_version: Option<String>,
+        /// How the NixOS module runs containers.
+        #[arg(long, value_enum, default_value = "oci-containers")]
+        nixos_backend: NixosBackendArg,
         /// Directory whose templates override the embedded ones (same relative paths).
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,

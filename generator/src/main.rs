@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use clap::Parser;
-use windlass::cli::{Cli, Command, TargetArg};
-use windlass::emit::Target;
+use windlass::cli::{Cli, Command, NixosBackendArg, TargetArg};
+use windlass::emit::{NixosBackend, Target};
 use windlass::pipeline::{self, Options, PipelineError};
 
 fn main() -> ExitCode {
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
                 podman_version,
                 templates: None,
                 targets: Target::ALL.iter().copied().collect(),
+                nixos_backend: NixosBackend::default(),
             };
             match pipeline::build(&apps_dir, &opts) {
                 Ok(built) => {
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             output,
             target,
             podman_version,
+            nixos_backend,
             templates,
             check,
         } => {
@@ -58,6 +60,8 @@ fn main() -> ExitCode {
                     .map(|t| match t {
                         TargetArg::Quadlet => Target::Quadlet,
                         TargetArg::Systemd => Target::Systemd,
+                        TargetArg::Nixos => Target::Nixos,
+                        TargetArg::Guix => Target::Guix,
                     })
                     .collect()
             };
@@ -65,6 +69,10 @@ fn main() -> ExitCode {
                 podman_version,
                 templates,
                 targets,
+                nixos_backend: match nixos_backend {
+                    NixosBackendArg::OciContainers => NixosBackend::OciContainers,
+                    NixosBackendArg::Quadlet => NixosBackend::Quadlet,
+                },
             };
             let built = match pipeline::build(&apps_dir, &opts) {
                 Ok(b) => b,

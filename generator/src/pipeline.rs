@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::emit::{self, EmitContext, EmitError, OutputFile, Target};
+use crate::emit::{self, EmitContext, EmitError, NixosBackend, OutputFile, Target};
 use crate::manifest::diag::Diagnostic;
 use crate::model::{self, Fleet, values::parse_podman_version};
 use crate::output::OutputError;
@@ -15,6 +15,7 @@ pub struct Options {
     pub podman_version: Option<String>,
     pub templates: Option<PathBuf>,
     pub targets: BTreeSet<Target>,
+    pub nixos_backend: NixosBackend,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +77,20 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     let mut ctx = EmitContext {
         podman: fleet.podman,
         templates: &templates,
+        nixos_backend: opts.nixos_backend,
         warnings: Vec::new(),
     };
     let mut files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     files.push(crate::generation::manifest(&fleet, &targets, &files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let notes = ctx.warnings;
+    // Targets that share an emitter (nixos embeds quadlet) repeat its notes.
+    let mut notes = Vec::new();
+    for w in ctx.warnings {
+        if !notes.contains(&w) {
+            notes.push(w);
+        }
+    }
     Ok(Built {
         fleet,
         files,

@@ -2,7 +2,9 @@
 //! files out. They never touch the file system (see `output`) and never
 //! write a value without passing it through `escape`.
 
+pub mod guix;
 pub mod keys;
+pub mod nixos;
 pub mod quadlet;
 pub mod systemd;
 pub mod unitfile;
@@ -23,15 +25,43 @@ pub struct OutputFile {
 pub enum Target {
     Quadlet,
     Systemd,
+    Nixos,
+    Guix,
 }
 
 impl Target {
-    pub const ALL: &[Target] = &[Target::Quadlet, Target::Systemd];
+    pub const ALL: &[Target] = &[
+        Target::Quadlet,
+        Target::Systemd,
+        Target::Nixos,
+        Target::Guix,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Target::Quadlet => "quadlet",
             Target::Systemd => "systemd",
+            Target::Nixos => "nixos",
+            Target::Guix => "guix",
+        }
+    }
+}
+
+/// How the NixOS module runs containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NixosBackend {
+    /// `virtualisation.oci-containers.containers.<name>` (NixOS-native).
+    #[default]
+    OciContainers,
+    /// The Quadlet files under `environment.etc."containers/systemd/…"`.
+    Quadlet,
+}
+
+impl NixosBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            NixosBackend::OciContainers => "oci-containers",
+            NixosBackend::Quadlet => "quadlet",
         }
     }
 }
@@ -50,6 +80,7 @@ pub enum EmitError {
 pub struct EmitContext<'a> {
     pub podman: PodmanVersion,
     pub templates: &'a Templates,
+    pub nixos_backend: NixosBackend,
     /// Notes for the operator (e.g. a feature degraded for an old Podman).
     pub warnings: Vec<String>,
 }
@@ -65,6 +96,12 @@ pub fn emit(
         match t {
             Target::Quadlet => files.extend(quadlet::emit(fleet, ctx)?),
             Target::Systemd => files.extend(systemd::emit(fleet, ctx)?),
+            // The quadlet backend embeds the exact Quadlet text.
+            Target::Nixos => {
+                let quadlet = quadlet::emit(fleet, ctx)?;
+                files.extend(nixos::emit(fleet, &quadlet, ctx)?);
+            }
+            Target::Guix => files.extend(guix::emit(fleet, ctx)?),
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
