@@ -7,13 +7,16 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::emit::{OutputFile, Target};
-use crate::model::{Fleet, UpdateOrder};
+use crate::model::{App, Fleet, UpdateOrder};
 use crate::output::MANIFEST;
 
 pub fn app_contracts(fleet: &Fleet) -> Value {
-    let apps: Vec<Value> = fleet
-        .apps
-        .iter()
+    Value::from(app_contracts_of(&fleet.apps))
+}
+
+/// One health contract per app, in the order given.
+pub fn app_contracts_of(apps: &[App]) -> Vec<Value> {
+    apps.iter()
         .map(|a| {
             let health = a.health.as_ref().map(|h| {
                 json!({
@@ -41,8 +44,7 @@ pub fn app_contracts(fleet: &Fleet) -> Value {
                 "jobs": a.jobs.iter().map(|j| format!("{}-{}", a.name, j.name)).collect::<Vec<_>>(),
             })
         })
-        .collect();
-    Value::from(apps)
+        .collect()
 }
 
 /// Builds the generation manifest for `files` (which must not include it).

@@ -33,6 +33,22 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "systemd/job.timer.j2",
         include_str!("../../templates/systemd/job.timer.j2"),
     ),
+    (
+        "nixos/default.nix.j2",
+        include_str!("../../templates/nixos/default.nix.j2"),
+    ),
+    (
+        "nixos/options.nix.j2",
+        include_str!("../../templates/nixos/options.nix.j2"),
+    ),
+    (
+        "nixos/fleet.nix.j2",
+        include_str!("../../templates/nixos/fleet.nix.j2"),
+    ),
+    (
+        "nixos/app.nix.j2",
+        include_str!("../../templates/nixos/app.nix.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,650 @@
-//! NixOS module: `nixos/default.nix` importing `nixos/apps/<app>.nix`.
+//! NixOS module: `nixos/default.nix` importing `options.nix`, `fleet.nix`
+//! and `apps/<app>.nix`.
+//!
+//! Every value is built as a [`Nix`] tree and rendered by `escape::nix`;
+//! templates only lay out the fragments. Each file is a module function
+//! whose `config` has a fixed set of top-level attributes (`windlass`,
+//! `virtualisation`, `systemd`, `environment`, `system`), each wrapped in
+//! `lib.mkIf` where it depends on the app being enabled: that keeps the
+//! module system free of recursion when `services.windlass.apps` merges
+//! these files' `config` into its own.
+//!
+//! Two backends:
+//! * `oci-containers`: `virtualisation.oci-containers.containers.<app>`
+//!   (service `podman-<app>.service`), with `podman.sdnotify = "healthy"`
+//!   for apps with a container health check; what the NixOS module has no
+//!   option for goes to `extraOptions`. Networks and volumes are created by
+//!   oneshot services `windlass-network-<n>` / `windlass-volume-<n>`.
+//! * `quadlet`: the exact text of `quadlet/*` under
+//!   `environment.etc."containers/systemd/…"`, Podman's generator, a hash
+//!   drop-in per unit, and Quadlet's dry run at build time.
 
-use super::{EmitContext, EmitError, OutputFile};
-use crate::model::Fleet;
+use std::collections::BTreeMap;
+
+use minijinja::Value;
+use serde_json::Value as Json;
+
+use super::{EmitContext, EmitError, NixosBackend, OutputFile, go_duration};
+use crate::escape::json;
+use crate::escape::nix::{self, Nix};
+use crate::escape::systemd as esc;
+use crate::model::time::format_timespan;
+use crate::model::*;
+use crate::templates::safe;
+
+type Attrs = Vec<(Vec<String>, Nix)>;
+
+fn path(segments: &[&str]) -> Vec<String> {
+    segments.iter().map(|s| s.to_string()).collect()
+}
+
+fn set(attrs: &mut Attrs, segments: &[&str], value: Nix) {
+    attrs.push((path(segments), value));
+}
 
 pub fn emit(
-    _fleet: &Fleet,
-    _quadlet: &[OutputFile],
-    _ctx: &mut EmitContext<'_>,
+    fleet: &Fleet,
+    quadlet: &[OutputFile],
+    ctx: &mut EmitContext<'_>,
 ) -> Result<Vec<OutputFile>, EmitError> {
-    Ok(Vec::new())
+    let backend = ctx.nixos_backend;
+    let quadlet_text: BTreeMap<&str, &str> = quadlet
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.as_str()))
+        .collect();
+    let mut files = Vec::new();
+    let mut imports = Vec::new();
+    for app in &fleet.apps {
+        let file = format!("nixos/apps/{}.nix", app.name);
+        let text = app_module(app, backend, &quadlet_text, ctx, &file)?;
+        imports.push(app_import(&app.name));
+        files.push(OutputFile {
+            path: file,
+            content: text,
+        });
+    }
+    files.push(render(
+        ctx,
+        "nixos/options.nix.j2",
+        "nixos/options.nix".into(),
+        BTreeMap::new(),
+    )?);
+    files.push(fleet_module(fleet, backend, &quadlet_text, ctx)?);
+    let vars = BTreeMap::from([(
+        "imports",
+        Value::from(imports.into_iter().map(safe).collect::<Vec<_>>()),
+    )]);
+    files.push(render(
+        ctx,
+        "nixos/default.nix.j2",
+        "nixos/default.nix".into(),
+        vars,
+    )?);
+    Ok(files)
+}
+
+/// `./apps/<name>.nix` as a path literal (app names are `[a-z][a-z0-9-]*`).
+fn app_import(name: &str) -> String {
+    assert!(
+        crate::model::values::is_name(name),
+        "app names are checked by the model"
+    );
+    format!("./apps/{name}.nix")
+}
+
+/// The systemd service that runs `app` under `backend`.
+pub fn service_name(app: &App, backend: NixosBackend) -> String {
+    match backend {
+        NixosBackend::OciContainers => format!("podman-{}.service", app.name),
+        NixosBackend::Quadlet => app.service_name(),
+    }
+}
+
+fn service_attr(app_name: &str, backend: NixosBackend) -> String {
+    match backend {
+        NixosBackend::OciContainers => format!("podman-{app_name}"),
+        NixosBackend::Quadlet => app_name.to_string(),
+    }
+}
+
+/// serde_json value → Nix value (objects keep serde_json's sorted order).
+fn from_json(v: &Json) -> Nix {
+    match v {
+        Json::Null => Nix::Null,
+        Json::Bool(b) => Nix::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Nix::Int(i),
+            None => Nix::Str(n.to_string()),
+        },
+        Json::String(s) => Nix::str(s.clone()),
+        Json::Array(a) => Nix::List(a.iter().map(from_json).collect()),
+        Json::Object(o) => Nix::Attrs(
+            o.iter()
+                .map(|(k, v)| (vec![k.clone()], from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// This app's entry in `/etc/windlass/generation.json`.
+fn contract(app: &App, backend: NixosBackend) -> Nix {
+    let all = crate::generation::app_contracts_of(std::slice::from_ref(app));
+    let mut c = all[0].clone();
+    c["unit"] = Json::from(service_name(app, backend));
+    from_json(&c)
+}
+
+fn app_module(
+    app: &App,
+    backend: NixosBackend,
+    quadlet: &BTreeMap<&str, &str>,
+    ctx: &EmitContext<'_>,
+    file: &str,
+) -> Result<String, EmitError> {
+    let name = &app.name;
+    let mut windlass: Attrs = Vec::new();
+    set(&mut windlass, &["generation", name], contract(app, backend));
+    let mut virtualisation: Attrs = Vec::new();
+    let mut systemd: Attrs = Vec::new();
+    let unit_attr = service_attr(name, backend);
+    match backend {
+        NixosBackend::OciContainers => {
+            set(
+                &mut virtualisation,
+                &["oci-containers", "containers", name],
+                oci_container(app),
+            );
+            let svc = oci_service_overrides(app);
+            if !svc.is_empty() {
+                set(&mut systemd, &["services", &unit_attr], Nix::Attrs(svc));
+            }
+        }
+        NixosBackend::Quadlet => {
+            let key = format!("quadlet/{name}.container");
+            let text = quadlet
+                .get(key.as_str())
+                .ok_or_else(|| EmitError::Invalid {
+                    file: file.to_string(),
+                    message: format!("no Quadlet unit {key} to embed"),
+                })?;
+            set(
+                &mut windlass,
+                &["quadletUnits", &format!("{name}.container")],
+                quadlet_unit(&app.service_name(), text),
+            );
+        }
+    }
+    for job in &app.jobs {
+        let unit = format!("{name}-{}", job.name);
+        let (service, timer) = job_units(app, job, &service_name(app, backend));
+        set(&mut systemd, &["services", &unit], service);
+        set(&mut systemd, &["timers", &unit], timer);
+    }
+    let mut sections = Vec::new();
+    for (key, attrs) in [("virtualisation", virtualisation), ("systemd", systemd)] {
+        if !attrs.is_empty() {
+            sections.push((key.to_string(), Nix::Attrs(attrs).render_at(2)));
+        }
+    }
+    // A required app that was disabled: say so instead of a missing unit.
+    let assertions: Vec<Nix> = app
+        .requires
+        .iter()
+        .map(|dep| {
+            Nix::Attrs(vec![
+                (
+                    path(&["assertion"]),
+                    Nix::Checked(format!("config.windlass.apps.{}.enable", nix::attr_name(dep))),
+                ),
+                (
+                    path(&["message"]),
+                    Nix::str(format!(
+                        "windlass app `{name}` requires app `{dep}`, which is disabled (windlass.apps.{dep}.enable = false)"
+                    )),
+                ),
+            ])
+        })
+        .collect();
+    if !assertions.is_empty() {
+        sections.push(("assertions".into(), Nix::List(assertions).render_at(2)));
+    }
+    let vars = BTreeMap::from([
+        ("source", safe(nix::string(&app.source))),
+        ("name", safe(nix::attr_name(name))),
+        ("windlass", safe(Nix::Attrs(windlass).render_at(3))),
+        ("sections", crate::templates::entries(&sections)),
+    ]);
+    Ok(render(ctx, "nixos/app.nix.j2", file.to_string(), vars)?.content)
+}
+
+fn quadlet_unit(service: &str, text: &str) -> Nix {
+    Nix::Attrs(vec![
+        (path(&["service"]), Nix::str(service)),
+        (path(&["text"]), Nix::Text(text.to_string())),
+    ])
+}
+
+/// `virtualisation.oci-containers.containers.<app>`.
+fn oci_container(app: &App) -> Nix {
+    let c = &app.container;
+    let mut a: Attrs = Vec::new();
+    set(&mut a, &["image"], Nix::str(c.image.full.clone()));
+    if let Some(ep) = &c.entrypoint {
+        // Podman reads a JSON array given to --entrypoint as the exec form;
+        // NixOS passes the value as one shell-quoted argument.
+        set(&mut a, &["entrypoint"], Nix::str(json::ascii_array(ep)));
+    }
+    if let Some(cmd) = &c.command {
+        set(&mut a, &["cmd"], Nix::strs(cmd.iter().cloned()));
+    }
+    if let Some(u) = &c.user {
+        let user = match &c.group {
+            Some(g) => format!("{u}:{g}"),
+            None => u.clone(),
+        };
+        set(&mut a, &["user"], Nix::str(user));
+    }
+    if !c.ports.is_empty() {
+        set(
+            &mut a,
+            &["ports"],
+            Nix::strs(c.ports.iter().map(|p| p.to_string())),
+        );
+    }
+    let mut volumes: Vec<String> = c
+        .volumes
+        .iter()
+        .map(|m| {
+            let src = match &m.source {
+                VolumeSource::Named(n) => n.clone(),
+                VolumeSource::Host(p) => p.clone(),
+            };
+            let ro = if m.read_only { ":ro" } else { "" };
+            format!("{src}:{}{ro}", m.target)
+        })
+        .collect();
+    let mut extra: Vec<String> = Vec::new();
+    for s in &c.secrets {
+        if s.is_file() {
+            let SecretTarget::File(t) = &s.target else {
+                unreachable!("file secrets mount as files")
+            };
+            volumes.push(format!("{}:{t}:ro", s.name));
+            continue;
+        }
+        let mut spec = s.name.clone();
+        match &s.target {
+            SecretTarget::File(t) => spec.push_str(&format!(",type=mount,target={t}")),
+            SecretTarget::Env(var) => spec.push_str(&format!(",type=env,target={var}")),
+        }
+        if let Some(mode) = s.mode {
+            spec.push_str(&format!(",mode={mode:04o}"));
+        }
+        extra.push(format!("--secret={spec}"));
+    }
+    if !volumes.is_empty() {
+        set(&mut a, &["volumes"], Nix::strs(volumes));
+    }
+    if !c.env.is_empty() {
+        set(
+            &mut a,
+            &["environment"],
+            Nix::Attrs(
+                c.env
+                    .iter()
+                    .map(|(k, v)| (vec![k.clone()], Nix::str(v.clone())))
+                    .collect(),
+            ),
+        );
+    }
+    if !c.env_files.is_empty() {
+        set(
+            &mut a,
+            &["environmentFiles"],
+            Nix::strs(c.env_files.iter().cloned()),
+        );
+    }
+    let mut labels = c.labels.clone();
+    labels.insert("io.windlass.app".into(), app.name.clone());
+    match c.auto_update {
+        AutoUpdate::None => {}
+        AutoUpdate::Registry => {
+            labels.insert("io.containers.autoupdate".into(), "registry".into());
+        }
+        AutoUpdate::Local => {
+            labels.insert("io.containers.autoupdate".into(), "local".into());
+        }
+    }
+    set(
+        &mut a,
+        &["labels"],
+        Nix::Attrs(
+            labels
+                .iter()
+                .map(|(k, v)| (vec![k.clone()], Nix::str(v.clone())))
+                .collect(),
+        ),
+    );
+    if !c.networks.is_empty() {
+        set(&mut a, &["networks"], Nix::strs(c.networks.iter().cloned()));
+    }
+    for (host, ip) in &c.add_hosts {
+        extra.push(format!("--add-host={host}:{ip}"));
+    }
+    if c.read_only {
+        extra.push("--read-only".into());
+    }
+    let mut healthy = false;
+    if let Some(h) = &app.health
+        && let Some(cmd) = &h.cmd
+    {
+        healthy = true;
+        extra.push(format!("--health-cmd={}", json::ascii_array(cmd)));
+        for (flag, value) in [
+            ("--health-interval", h.interval),
+            ("--health-timeout", h.timeout),
+            ("--health-start-period", h.start_period),
+        ] {
+            if let Some(us) = value {
+                extra.push(format!("{flag}={}", go_duration(us)));
+            }
+        }
+        if let Some(r) = h.retries {
+            extra.push(format!("--health-retries={r}"));
+        }
+    }
+    if let Some(bytes) = c.memory {
+        extra.push(format!("--memory={bytes}"));
+    }
+    if let Some(cpus) = c.cpus {
+        extra.push(format!("--cpus={cpus}"));
+    }
+    if let Some(us) = c.stop_timeout {
+        extra.push(format!("--stop-timeout={}", us.div_ceil(1_000_000)));
+    }
+    if !app.requires.is_empty() {
+        set(
+            &mut a,
+            &["dependsOn"],
+            Nix::strs(app.requires.iter().cloned()),
+        );
+    }
+    if healthy {
+        set(&mut a, &["podman", "sdnotify"], Nix::str("healthy"));
+    }
+    if !extra.is_empty() {
+        set(&mut a, &["extraOptions"], Nix::strs(extra));
+    }
+    Nix::Attrs(a)
+}
+
+/// Settings of `podman-<app>.service` the oci-containers module does not
+/// make options of: restart policy, timeouts, soft dependencies, and the
+/// networks and volumes the container needs created first.
+fn oci_service_overrides(app: &App) -> Attrs {
+    let c = &app.container;
+    let mut s: Attrs = Vec::new();
+    let mut needs: Vec<String> = Vec::new();
+    for n in &c.networks {
+        if n != "host" {
+            needs.push(format!("windlass-network-{n}.service"));
+        }
+    }
+    for m in &c.volumes {
+        if let VolumeSource::Named(v) = &m.source {
+            needs.push(format!("windlass-volume-{v}.service"));
+        }
+    }
+    needs.dedup();
+    let wants: Vec<String> = app
+        .wants
+        .iter()
+        .map(|w| format!("podman-{w}.service"))
+        .collect();
+    if !needs.is_empty() {
+        set(&mut s, &["requires"], Nix::strs(needs.iter().cloned()));
+    }
+    if !wants.is_empty() {
+        set(&mut s, &["wants"], Nix::strs(wants.iter().cloned()));
+    }
+    let after: Vec<String> = needs.into_iter().chain(wants).collect();
+    if !after.is_empty() {
+        set(&mut s, &["after"], Nix::strs(after));
+    }
+    let force = |v: Nix| Nix::apply("lib.mkForce", vec![v]);
+    if c.restart != Restart::Always {
+        set(
+            &mut s,
+            &["serviceConfig", "Restart"],
+            force(Nix::str(c.restart.as_str())),
+        );
+    }
+    // Same start budget as the Quadlet unit: pulling and the health gate
+    // both happen before the unit is active.
+    let start = app.update.health_deadline.div_ceil(1_000_000).max(90);
+    set(
+        &mut s,
+        &["serviceConfig", "TimeoutStartSec"],
+        force(Nix::Int(start as i64)),
+    );
+    if let Some(us) = c.stop_timeout {
+        set(
+            &mut s,
+            &["serviceConfig", "TimeoutStopSec"],
+            force(Nix::Int((us.div_ceil(1_000_000) + 30) as i64)),
+        );
+    }
+    s
+}
+
+/// `systemd.services.<app>-<job>` and `systemd.timers.<app>-<job>`.
+fn job_units(app: &App, job: &Job, app_service: &str) -> (Nix, Nix) {
+    let mut svc: Attrs = Vec::new();
+    set(
+        &mut svc,
+        &["description"],
+        Nix::str(esc::text(&format!(
+            "windlass job {} of {}",
+            job.name, app.name
+        ))),
+    );
+    set(&mut svc, &["after"], Nix::strs([app_service.to_string()]));
+    // systemd looks a relative command up in a search path fixed at build
+    // time, which on NixOS holds neither podman nor the system profile.
+    let bins = Nix::List(vec![
+        Nix::Code("config.virtualisation.podman.package"),
+        Nix::str("/run/current-system/sw"),
+    ]);
+    set(&mut svc, &["path"], bins.clone());
+    set(&mut svc, &["serviceConfig", "Type"], Nix::str("oneshot"));
+    set(
+        &mut svc,
+        &["serviceConfig", "ExecSearchPath"],
+        Nix::apply("lib.makeBinPath", vec![bins]),
+    );
+    // NixOS writes the value verbatim into the unit: the same systemd
+    // escaping as the systemd target's ExecStart.
+    set(
+        &mut svc,
+        &["serviceConfig", "ExecStart"],
+        Nix::str(esc::exec_line(&job.command)),
+    );
+    if let Some(t) = job.timeout {
+        set(
+            &mut svc,
+            &["serviceConfig", "TimeoutStartSec"],
+            Nix::str(format_timespan(t)),
+        );
+    }
+    let mut timer: Attrs = Vec::new();
+    set(
+        &mut timer,
+        &["description"],
+        Nix::str(esc::text(&format!(
+            "windlass timer for job {} of {}",
+            job.name, app.name
+        ))),
+    );
+    set(&mut timer, &["wantedBy"], Nix::strs(["timers.target"]));
+    set(
+        &mut timer,
+        &["timerConfig", "OnCalendar"],
+        Nix::str(esc::text(&job.schedule)),
+    );
+    set(
+        &mut timer,
+        &["timerConfig", "Persistent"],
+        Nix::Bool(job.persistent),
+    );
+    if let Some(d) = job.randomized_delay {
+        set(
+            &mut timer,
+            &["timerConfig", "RandomizedDelaySec"],
+            Nix::str(format_timespan(d)),
+        );
+    }
+    (Nix::Attrs(svc), Nix::Attrs(timer))
+}
+
+/// `podman <kind> create` arguments for a network or volume.
+fn network_args(name: &str, net: &Network) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(d) = &net.driver {
+        args.push(format!("--driver={d}"));
+    }
+    if let Some(s) = &net.subnet {
+        args.push(format!("--subnet={s}"));
+    }
+    if let Some(g) = &net.gateway {
+        args.push(format!("--gateway={g}"));
+    }
+    if net.internal {
+        args.push("--internal".into());
+    }
+    if net.ipv6 {
+        args.push("--ipv6".into());
+    }
+    for (k, v) in &net.labels {
+        args.push(format!("--label={k}={v}"));
+    }
+    args.push(name.to_string());
+    args
+}
+
+fn volume_args(name: &str, vol: &Volume) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(d) = &vol.driver {
+        args.push(format!("--driver={d}"));
+    }
+    for (k, v) in &vol.labels {
+        args.push(format!("--label={k}={v}"));
+    }
+    args.push(name.to_string());
+    args
+}
+
+/// A oneshot that creates a Podman network or volume unless it exists.
+fn create_service(kind: &'static str, name: &str, args: Vec<String>) -> Nix {
+    let mut s: Attrs = Vec::new();
+    set(
+        &mut s,
+        &["description"],
+        Nix::str(esc::text(&format!("windlass {kind} {name}"))),
+    );
+    set(&mut s, &["wantedBy"], Nix::strs(["multi-user.target"]));
+    set(
+        &mut s,
+        &["path"],
+        Nix::List(vec![Nix::Code("config.virtualisation.podman.package")]),
+    );
+    set(&mut s, &["serviceConfig", "Type"], Nix::str("oneshot"));
+    set(
+        &mut s,
+        &["serviceConfig", "RemainAfterExit"],
+        Nix::Bool(true),
+    );
+    let script = match kind {
+        "network" => "createNetwork",
+        _ => "createVolume",
+    };
+    set(
+        &mut s,
+        &["script"],
+        Nix::Apply(
+            Box::new(Nix::Code(script)),
+            vec![Nix::str(name), Nix::strs(args)],
+        ),
+    );
+    Nix::Attrs(s)
+}
+
+fn fleet_module(
+    fleet: &Fleet,
+    backend: NixosBackend,
+    quadlet: &BTreeMap<&str, &str>,
+    ctx: &EmitContext<'_>,
+) -> Result<OutputFile, EmitError> {
+    let file = "nixos/fleet.nix".to_string();
+    let mut windlass: Attrs = Vec::new();
+    let mut services: Attrs = Vec::new();
+    match backend {
+        NixosBackend::Quadlet => {
+            for (suffix, names) in [
+                ("volume", fleet.volumes.keys().collect::<Vec<_>>()),
+                ("network", fleet.networks.keys().collect::<Vec<_>>()),
+            ] {
+                for name in names {
+                    let key = format!("quadlet/{name}.{suffix}");
+                    let text = quadlet
+                        .get(key.as_str())
+                        .ok_or_else(|| EmitError::Invalid {
+                            file: file.clone(),
+                            message: format!("no Quadlet unit {key} to embed"),
+                        })?;
+                    set(
+                        &mut windlass,
+                        &["quadletUnits", &format!("{name}.{suffix}")],
+                        quadlet_unit(&format!("{name}-{suffix}.service"), text),
+                    );
+                }
+            }
+        }
+        NixosBackend::OciContainers => {
+            for (name, net) in &fleet.networks {
+                set(
+                    &mut services,
+                    &[&format!("windlass-network-{name}")],
+                    create_service("network", name, network_args(name, net)),
+                );
+            }
+            for (name, vol) in &fleet.volumes {
+                set(
+                    &mut services,
+                    &[&format!("windlass-volume-{name}")],
+                    create_service("volume", name, volume_args(name, vol)),
+                );
+            }
+        }
+    }
+    let vars = BTreeMap::from([
+        ("backend", safe(nix::string(backend.name()))),
+        ("quadlet", Value::from(backend == NixosBackend::Quadlet)),
+        ("windlass", safe(Nix::Attrs(windlass).render_at(2))),
+        ("services", safe(Nix::Attrs(services).render_at(2))),
+    ]);
+    render(ctx, "nixos/fleet.nix.j2", file, vars)
+}
+
+fn render(
+    ctx: &EmitContext<'_>,
+    template: &str,
+    path: String,
+    vars: BTreeMap<&str, Value>,
+) -> Result<OutputFile, EmitError> {
+    let content = ctx.templates.render(template, &Value::from(vars))?;
+    nix::check(&content).map_err(|message| EmitError::Invalid {
+        file: path.clone(),
+        message: format!("not valid Nix: {message} (rendered from template {template})"),
+    })?;
+    Ok(OutputFile { path, content })
 }

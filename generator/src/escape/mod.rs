@@ -4,4 +4,5 @@
 //! loudly upstream (in `model`), never silently altered here.
 
 pub mod json;
+pub mod nix;
 pub mod systemd;

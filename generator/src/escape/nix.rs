@@ -1,0 +1,328 @@
+//! Nix expressions, built as values and rendered with correct escaping.
+//!
+//! Emitters describe what they want as a [`Nix`] tree; only this module
+//! turns it into text. Strings become `"…"` literals in which `\`, `"` and
+//! every `$` are escaped (so neither `${` nor `$${` can start or change an
+//! interpolation), or, for multi-line text that reads better that way,
+//! `''…''` literals with `''` escaped and `$` written as `${"$"}`. Attribute names that
+//! are not plain identifiers are quoted the same way. The only unescaped
+//! text is [`Nix::Code`], which takes `&'static str`: code written into
+//! windlass itself, never a value from a manifest.
+
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Nix {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    /// Multi-line text, written as an indented string when that is exact.
+    Text(String),
+    List(Vec<Nix>),
+    /// `{ a.b = v; }`: each entry is an attribute path and its value, in the
+    /// order given.
+    Attrs(Vec<(Vec<String>, Nix)>),
+    /// A fixed piece of Nix written by windlass (an identifier, a path
+    /// such as `./apps/x.nix` built from a checked name, `lib.mkForce`).
+    Code(&'static str),
+    /// A path or identifier composed by windlass from checked names only.
+    Checked(String),
+    /// `f a b`: function application.
+    Apply(Box<Nix>, Vec<Nix>),
+}
+
+impl Nix {
+    pub fn str(s: impl Into<String>) -> Nix {
+        Nix::Str(s.into())
+    }
+
+    pub fn strs<I, S>(items: I) -> Nix
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Nix::List(items.into_iter().map(|s| Nix::Str(s.into())).collect())
+    }
+
+    pub fn apply(f: &'static str, args: Vec<Nix>) -> Nix {
+        Nix::Apply(Box::new(Nix::Code(f)), args)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, 0);
+        out
+    }
+
+    /// Renders at `indent` levels of two spaces (for use inside templates).
+    pub fn render_at(&self, indent: usize) -> String {
+        let mut out = String::new();
+        self.write(&mut out, indent);
+        out
+    }
+
+    fn is_atom(&self) -> bool {
+        match self {
+            Nix::Apply(..) => false,
+            Nix::Code(c) => !c.contains(' '),
+            Nix::Checked(c) => !c.contains(' '),
+            _ => true,
+        }
+    }
+
+    fn write(&self, out: &mut String, indent: usize) {
+        match self {
+            Nix::Null => out.push_str("null"),
+            Nix::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Nix::Int(i) => {
+                if *i < 0 {
+                    // `-1` parses as a negation; parenthesise inside lists.
+                    let _ = write!(out, "({i})");
+                } else {
+                    let _ = write!(out, "{i}");
+                }
+            }
+            Nix::Str(s) => out.push_str(&string(s)),
+            Nix::Text(s) => match indented(s, indent + 1) {
+                Some(t) => out.push_str(&t),
+                None => out.push_str(&string(s)),
+            },
+            Nix::Code(c) => out.push_str(c),
+            Nix::Checked(c) => out.push_str(c),
+            Nix::List(items) => {
+                if items.is_empty() {
+                    out.push_str("[ ]");
+                    return;
+                }
+                out.push_str("[\n");
+                for item in items {
+                    pad(out, indent + 1);
+                    if item.is_atom() {
+                        item.write(out, indent + 1);
+                    } else {
+                        out.push('(');
+                        item.write(out, indent + 1);
+                        out.push(')');
+                    }
+                    out.push('\n');
+                }
+                pad(out, indent);
+                out.push(']');
+            }
+            Nix::Attrs(entries) => {
+                if entries.is_empty() {
+                    out.push_str("{ }");
+                    return;
+                }
+                out.push_str("{\n");
+                for (path, value) in entries {
+                    pad(out, indent + 1);
+                    for (i, seg) in path.iter().enumerate() {
+                        if i > 0 {
+                            out.push('.');
+                        }
+                        out.push_str(&attr_name(seg));
+                    }
+                    out.push_str(" = ");
+                    value.write(out, indent + 1);
+                    out.push_str(";\n");
+                }
+                pad(out, indent);
+                out.push('}');
+            }
+            Nix::Apply(f, args) => {
+                f.write(out, indent);
+                for a in args {
+                    out.push(' ');
+                    if a.is_atom() {
+                        a.write(out, indent);
+                    } else {
+                        out.push('(');
+                        a.write(out, indent);
+                        out.push(')');
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pad(out: &mut String, indent: usize) {
+    for _ in 0..indent {
+        out.push_str("  ");
+    }
+}
+
+/// A `"…"` literal whose value is exactly `s`.
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+const KEYWORDS: &[&str] = &[
+    "if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or",
+];
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    (first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '\'' | '-'))
+        && !KEYWORDS.contains(&s)
+}
+
+/// An attribute name: bare when it is an identifier, else a string.
+pub fn attr_name(s: &str) -> String {
+    if is_identifier(s) {
+        s.to_string()
+    } else {
+        string(s)
+    }
+}
+
+/// A `''…''` literal whose value is exactly `text`, with its lines indented
+/// `indent` levels, or `None` when the indented form cannot carry `text`
+/// exactly (Nix strips the common indentation of every line, drops the
+/// first line break, and cannot hold a carriage return there).
+pub fn indented(text: &str, indent: usize) -> Option<String> {
+    if !text.ends_with('\n') || text.contains('\r') || text.contains('\t') {
+        return None;
+    }
+    let body = &text[..text.len() - 1];
+    let lines: Vec<&str> = body.split('\n').collect();
+    // Some non-blank line must start without a space, so the common
+    // indentation Nix strips is exactly ours.
+    if !lines
+        .iter()
+        .any(|l| !l.trim().is_empty() && !l.starts_with(' '))
+    {
+        return None;
+    }
+    // A line of only spaces would not count towards the common indentation
+    // but would lose up to that many spaces.
+    if lines.iter().any(|l| !l.is_empty() && l.trim().is_empty()) {
+        return None;
+    }
+    let mut out = String::from("''\n");
+    for line in &lines {
+        if !line.is_empty() {
+            pad(&mut out, indent);
+            let mut rest = *line;
+            while let Some(c) = rest.chars().next() {
+                if rest.starts_with("''") {
+                    out.push_str("'''");
+                    rest = &rest[2..];
+                    continue;
+                }
+                match c {
+                    // Not `''$`: after a literal `'` that would read `'''`.
+                    '$' => out.push_str("${\"$\"}"),
+                    c => out.push(c),
+                }
+                rest = &rest[c.len_utf8()..];
+            }
+            // A line ending in `'` cannot run into the closing `''`: that
+            // is always on its own line.
+        }
+        out.push('\n');
+    }
+    pad(&mut out, indent.saturating_sub(1));
+    out.push_str("''");
+    Some(out)
+}
+
+/// Parses `text` with rnix; `Err` lists every syntax error.
+pub fn check(text: &str) -> Result<(), String> {
+    let parse = rnix::Root::parse(text);
+    let errors = parse.errors();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn strings_escape_backslash_quote_and_every_dollar() {
+        assert_eq!(string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(string("${x} $${y} $"), r#""\${x} \$\${y} \$""#);
+        assert_eq!(string("l1\nl2\t\r"), r#""l1\nl2\t\r""#);
+    }
+
+    #[test]
+    fn attribute_names_are_quoted_unless_identifiers() {
+        assert_eq!(attr_name("caddy"), "caddy");
+        assert_eq!(attr_name("my-app_2"), "my-app_2");
+        assert_eq!(attr_name("caddy.container"), "\"caddy.container\"");
+        assert_eq!(attr_name("in"), "\"in\"");
+        assert_eq!(attr_name("2x"), "\"2x\"");
+        assert_eq!(attr_name(""), "\"\"");
+        assert_eq!(attr_name("${x}"), "\"\\${x}\"");
+    }
+
+    #[test]
+    fn indented_strings_escape_quotes_and_dollars() {
+        let t = indented("[Unit]\nA=''$x${y}\n\n  B\n", 1).unwrap();
+        assert_eq!(t, "''\n  [Unit]\n  A='''${\"$\"}x${\"$\"}{y}\n\n    B\n''");
+        assert!(indented("  all indented\n", 1).is_none());
+        assert!(indented("no newline", 1).is_none());
+        assert!(indented("a\n   \nb\n", 1).is_none());
+    }
+
+    #[test]
+    fn rendered_expressions_parse() {
+        let e = Nix::Attrs(vec![
+            (vec!["a".into(), "b-c".into()], Nix::Int(-3)),
+            (
+                vec!["x.y".into()],
+                Nix::List(vec![
+                    Nix::str("${"),
+                    Nix::apply("lib.mkForce", vec![Nix::Int(1)]),
+                ]),
+            ),
+            (vec!["t".into()], Nix::Text("[Unit]\n$''\n".into())),
+            (vec!["n".into()], Nix::Null),
+        ]);
+        check(&e.render()).unwrap();
+        assert!(check("{ a = ; }").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_literal_parses(s in "\\PC*") {
+            check(&string(&s)).unwrap();
+        }
+
+        #[test]
+        fn any_indented_literal_parses(s in "[ -~\n]{0,60}\n") {
+            if let Some(t) = indented(&s, 2) {
+                check(&t).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+# Evaluates modules/nixos (services.windlass) with stub-lib.nix and stub
+# packages, for given settings, and returns its resolved `config`.
+#   nix-instantiate --eval --strict --json eval-agent-module.nix \
+#     --arg module /repo/modules/nixos/default.nix [--arg generated /gen]
+# With `generated`, services.windlass.apps is set and the stub runCommand
+# "builds" the fleet module found at that path (a generated OUT/nixos).
+{
+  module,
+  generated ? null,
+  group ? "ops",
+  sweep ? true,
+}:
+let
+  lib = import ./stub-lib.nix;
+  cfg = {
+    enable = true;
+    package = "/nix/store/stub-windlass";
+    inherit group;
+    stateDirectory = "/var/lib/windlass";
+    sweep = {
+      enable = sweep;
+      schedule = "weekly";
+    };
+    apps = if generated == null then null else "/fleet";
+    backend = "oci-containers";
+  };
+  pkgs = {
+    runCommand = name: env: script: {
+      outPath = toString generated;
+      inherit script;
+    };
+    writeTextDir = path: text: { inherit path text; };
+  };
+  appNames =
+    if generated == null then
+      [ ]
+    else
+      map (f: builtins.substring 0 (builtins.stringLength f - 4) f) (
+        builtins.attrNames (builtins.readDir (generated + "/apps"))
+      );
+  evaluated = (import module { inherit config lib pkgs; }).config;
+  resolved = lib.resolve evaluated;
+  # Computed apart from the rest, as the module system computes each
+  # option on its own, so that reading it does not recurse.
+  windlass = lib.resolve evaluated.windlass;
+  config = {
+    services.windlass = cfg;
+    windlass = {
+      apps = builtins.listToAttrs (
+        map (n: {
+          name = n;
+          value.enable = true;
+        }) appNames
+      );
+      generation = windlass.generation or { };
+      quadletUnits = windlass.quadletUnits or { };
+    };
+    virtualisation.podman.package = "/nix/store/stub-podman";
+  };
+in
+resolved

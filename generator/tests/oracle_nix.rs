@@ -1,0 +1,560 @@
+//! Nix output judged by Nix itself (Debian trixie's `nix-instantiate` 2.26,
+//! inside the oracle rootfs) and by rnix in-process:
+//!
+//! * every generated `.nix` file (example and torture fleets, both
+//!   backends), every file of `modules/nixos/`, `flake.nix`,
+//!   `vm-tests/**/*.nix` and every `nix` snippet of the README parses;
+//! * every torture value, written as a Nix string literal, evaluates to its
+//!   own bytes;
+//! * the generated modules evaluate (with `tests/nix/stub-lib.nix` standing
+//!   in for nixpkgs' lib, which this machine does not have), the Quadlet
+//!   text inside the module is byte-identical to `OUT/quadlet/*`, and the
+//!   oci-containers values equal the manifests'.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use windlass::escape::nix;
+use windlass::model::{Fleet, load_fleet};
+
+fn generate(fleet: &Path, out: &Path, extra: &[&str]) {
+    let st = Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .arg("generate")
+        .arg(fleet)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .status()
+        .unwrap();
+    assert!(st.success(), "windlass generate {} failed", fleet.display());
+}
+
+fn fleets() -> Vec<(&'static str, PathBuf)> {
+    let root = common::repo_root();
+    vec![
+        ("examples", root.join("examples")),
+        ("torture", root.join("generator/tests/fleets/torture")),
+    ]
+}
+
+fn load(dir: &Path) -> Fleet {
+    load_fleet(dir).unwrap().fleet.expect("fleet is valid")
+}
+
+fn files_with_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            files_with_ext(&p, ext, out);
+        } else if p.extension().is_some_and(|e| e == ext) {
+            out.push(p);
+        }
+    }
+}
+
+/// The ```nix blocks of a Markdown file.
+fn nix_snippets(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match &mut current {
+            None if line.trim_start() == "```nix" => current = Some(String::new()),
+            Some(s) if line.trim_start() == "```" => {
+                out.push(std::mem::take(s));
+                current = None;
+            }
+            Some(s) => {
+                s.push_str(line);
+                s.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_nix_file_parses_with_rnix_and_nix_instantiate() {
+    let root = common::repo_root();
+    let work = tempfile::tempdir().unwrap();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (name, dir) in fleets() {
+        for backend in ["oci-containers", "quadlet"] {
+            let out = work.path().join(format!("{name}-{backend}"));
+            generate(
+                &dir,
+                &out,
+                &["--target", "quadlet,nixos", "--nixos-backend", backend],
+            );
+            files_with_ext(&out.join("nixos"), "nix", &mut files);
+        }
+    }
+    let generated = files.len();
+    assert!(generated >= 2 * (7 + 3) + 2 * 3, "too few generated files");
+    files_with_ext(&root.join("modules/nixos"), "nix", &mut files);
+    files_with_ext(&root.join("vm-tests"), "nix", &mut files);
+    files_with_ext(&root.join("nix"), "nix", &mut files);
+    files_with_ext(&root.join("generator/tests/nix"), "nix", &mut files);
+    files.push(root.join("flake.nix"));
+    let snippets = work.path().join("readme-snippets");
+    std::fs::create_dir_all(&snippets).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let blocks = nix_snippets(&readme);
+    assert!(
+        blocks.len() >= 2,
+        "the README must show the NixOS setup in ```nix blocks"
+    );
+    for (i, b) in blocks.iter().enumerate() {
+        let p = snippets.join(format!("readme-{i}.nix"));
+        std::fs::write(&p, b).unwrap();
+        files.push(p);
+    }
+    assert!(
+        files.len() > generated + 2,
+        "modules/nixos and flake.nix must exist"
+    );
+
+    // rnix, in-process.
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        if let Err(e) = nix::check(&text) {
+            panic!("rnix rejects {}: {e}", f.display());
+        }
+    }
+
+    // nix-instantiate --parse, on copies under one bind mount.
+    if !common::oracles_enabled("every_nix_file_parses_with_rnix_and_nix_instantiate") {
+        return;
+    }
+    let tree = work.path().join("all");
+    let mut names = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let dest = tree.join(format!("{i}"));
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::copy(f, dest.join("file.nix")).unwrap();
+        names.push((i, f.clone()));
+    }
+    let script = "rc=0; for d in /w/*/; do nix-instantiate --parse \"$d/file.nix\" >/dev/null 2>\"$d/err\" || { echo \"FAIL $d\"; cat \"$d/err\"; rc=1; }; done; exit $rc";
+    let out = common::oracle(&[(&tree, "/w")], &["sh", "-c", script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut failures = String::new();
+    for line in stdout.lines() {
+        if let Some(d) = line.strip_prefix("FAIL /w/") {
+            let i: usize = d.trim_end_matches('/').parse().unwrap();
+            failures.push_str(&format!("{}\n", names[i].1.display()));
+        } else {
+            failures.push_str(line);
+            failures.push('\n');
+        }
+    }
+    assert!(
+        out.status.success(),
+        "nix-instantiate --parse rejects:\n{failures}"
+    );
+    eprintln!(
+        "{} Nix files parse with rnix and nix-instantiate",
+        files.len()
+    );
+}
+
+/// Strings worth round-tripping: every torture value plus known traps.
+fn torture_strings() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "",
+        "${x}",
+        "$${x}",
+        "$",
+        "$$",
+        "\\${x}",
+        "''",
+        "'''",
+        "''${x}",
+        "'$",
+        "a'",
+        "\\",
+        "\\\\n",
+        "\"",
+        "\n",
+        "\r\n",
+        "\t",
+        "#",
+        "/*",
+        "ü ☃ \u{1F600}",
+        "\u{7f}\u{1}",
+        "${\"$\"}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (_, dir) in fleets() {
+        let fleet = load(&dir);
+        for app in &fleet.apps {
+            let c = &app.container;
+            v.extend(c.env.iter().map(|(k, val)| format!("{k}={val}")));
+            v.extend(c.env.values().cloned());
+            v.extend(c.command.iter().flatten().cloned());
+            v.extend(c.entrypoint.iter().flatten().cloned());
+            v.extend(c.labels.values().cloned());
+            for j in &app.jobs {
+                v.extend(j.command.iter().cloned());
+            }
+            if let Some(d) = &app.description {
+                v.push(d.clone());
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn nix_string_literals_evaluate_to_the_original_bytes() {
+    let strings = torture_strings();
+    let mut expr = String::from("[\n");
+    let mut expected = Vec::new();
+    for s in &strings {
+        expr.push_str(&nix::string(s));
+        expr.push('\n');
+        expected.push(s.clone());
+        // The indented form, for multi-line text that it can carry.
+        let text = format!("[Unit]\n{s}\n");
+        if let Some(lit) = nix::indented(&text, 1) {
+            expr.push_str(&lit);
+            expr.push('\n');
+            expected.push(text);
+        }
+        // As an attribute name, too.
+        expr.push_str(&format!(
+            "(builtins.head (builtins.attrNames {{ {} = 1; }}))\n",
+            nix::attr_name(s)
+        ));
+        expected.push(s.clone());
+    }
+    expr.push_str("]\n");
+    nix::check(&expr).unwrap();
+    if !common::oracles_enabled("nix_string_literals_evaluate_to_the_original_bytes") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("strings.nix"), &expr).unwrap();
+    let out = common::oracle(
+        &[(work.path(), "/w")],
+        &[
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "/w/strings.nix",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "nix-instantiate --eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e, "Nix read back a different string");
+    }
+    eprintln!("{} Nix literals round-trip", expected.len());
+}
+
+/// Evaluates `OUT/nixos` with the stub lib; returns the merged config.
+fn eval_fleet(out: &Path, disabled: &[&str]) -> Value {
+    let root = common::repo_root();
+    let disabled_expr = format!(
+        "[ {} ]",
+        disabled
+            .iter()
+            .map(|d| nix::string(d))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let res = common::oracle(
+        &[(&root.join("generator/tests/nix"), "/t"), (out, "/out")],
+        &[
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "/t/eval-fleet.nix",
+            "--arg",
+            "out",
+            "/out",
+            "--arg",
+            "disabled",
+            &disabled_expr,
+        ],
+    );
+    assert!(
+        res.status.success(),
+        "evaluating {} failed: {}",
+        out.display(),
+        String::from_utf8_lossy(&res.stderr)
+    );
+    serde_json::from_slice(&res.stdout).unwrap()
+}
+
+fn generation_apps(config: &Value) -> Vec<String> {
+    let text = config["environment"]["etc"]["windlass/generation.json"]["text"]
+        .as_str()
+        .expect("generation.json is installed");
+    let doc: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(doc["platform"], "nixos");
+    doc["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn quadlet_backend_embeds_the_quadlet_files_byte_for_byte() {
+    if !common::oracles_enabled("quadlet_backend_embeds_the_quadlet_files_byte_for_byte") {
+        return;
+    }
+    for (name, dir) in fleets() {
+        let work = tempfile::tempdir().unwrap();
+        let out = work.path().join("out");
+        generate(
+            &dir,
+            &out,
+            &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
+        );
+        let config = eval_fleet(&out, &[]);
+        let etc = config["environment"]["etc"].as_object().unwrap();
+        let mut embedded = BTreeMap::new();
+        for (k, v) in etc {
+            if let Some(f) = k.strip_prefix("containers/systemd/") {
+                embedded.insert(f.to_string(), v["text"].as_str().unwrap().to_string());
+            }
+        }
+        let mut on_disk = BTreeMap::new();
+        for e in std::fs::read_dir(out.join("quadlet")).unwrap() {
+            let p = e.unwrap().path();
+            on_disk.insert(
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read_to_string(&p).unwrap(),
+            );
+        }
+        assert!(!on_disk.is_empty());
+        assert_eq!(
+            embedded.keys().collect::<Vec<_>>(),
+            on_disk.keys().collect::<Vec<_>>(),
+            "{name}: the module installs exactly the Quadlet files"
+        );
+        for (f, text) in &on_disk {
+            assert_eq!(
+                &embedded[f], text,
+                "{name}: {f} differs inside the NixOS module"
+            );
+        }
+        // One hash drop-in and one activation link per unit.
+        let units = config["systemd"]["units"].as_object().unwrap();
+        assert_eq!(units.len(), on_disk.len());
+        for (svc, u) in units {
+            let t = u["text"].as_str().unwrap();
+            assert!(
+                t.starts_with("[Unit]\nX-WindlassQuadletHash="),
+                "{svc}: {t}"
+            );
+            assert_eq!(u["overrideStrategy"], "asDropin");
+        }
+        let fleet = load(&dir);
+        let names: Vec<String> = fleet.apps.iter().map(|a| a.name.clone()).collect();
+        assert_eq!(generation_apps(&config), names);
+        // The build-time dry run is part of the system.
+        let checks = config["system"]["checks"].as_array().unwrap();
+        assert!(
+            checks[0]["script"]
+                .as_str()
+                .unwrap()
+                .contains("quadlet -dryrun"),
+            "{checks:?}"
+        );
+    }
+}
+
+#[test]
+fn oci_backend_carries_every_value_and_honours_enable() {
+    if !common::oracles_enabled("oci_backend_carries_every_value_and_honours_enable") {
+        return;
+    }
+    for (name, dir) in fleets() {
+        let fleet = load(&dir);
+        let work = tempfile::tempdir().unwrap();
+        let out = work.path().join("out");
+        generate(&dir, &out, &["--target", "nixos"]);
+        let config = eval_fleet(&out, &[]);
+        let containers = config["virtualisation"]["oci-containers"]["containers"]
+            .as_object()
+            .unwrap();
+        assert_eq!(containers.len(), fleet.apps.len(), "{name}");
+        for app in &fleet.apps {
+            let c = &containers[&app.name];
+            let ctx = format!("{name}/{}", app.name);
+            assert_eq!(c["image"], app.container.image.full.as_str(), "{ctx}");
+            let env: BTreeMap<String, String> = c
+                .get("environment")
+                .map(|e| serde_json::from_value(e.clone()).unwrap())
+                .unwrap_or_default();
+            assert_eq!(env, app.container.env, "{ctx}: environment");
+            let cmd: Vec<String> = c
+                .get("cmd")
+                .map(|e| serde_json::from_value(e.clone()).unwrap())
+                .unwrap_or_default();
+            assert_eq!(
+                cmd,
+                app.container.command.clone().unwrap_or_default(),
+                "{ctx}: cmd"
+            );
+            if let Some(ep) = &app.container.entrypoint {
+                let got: Vec<String> =
+                    serde_json::from_str(c["entrypoint"].as_str().unwrap()).unwrap();
+                assert_eq!(&got, ep, "{ctx}: entrypoint (JSON exec form)");
+            }
+            for (k, v) in &app.container.labels {
+                assert_eq!(c["labels"][k], v.as_str(), "{ctx}: label {k}");
+            }
+            let healthy = app.health.as_ref().is_some_and(|h| h.cmd.is_some());
+            assert_eq!(
+                c["podman"]["sdnotify"] == "healthy",
+                healthy,
+                "{ctx}: sdnotify=healthy exactly when there is a container health check"
+            );
+            for job in &app.jobs {
+                let unit = format!("{}-{}", app.name, job.name);
+                let svc = &config["systemd"]["services"][&unit];
+                assert_eq!(svc["serviceConfig"]["Type"], "oneshot", "{unit}");
+                assert!(
+                    config["systemd"]["timers"][&unit]["timerConfig"]["OnCalendar"].is_string(),
+                    "{unit}"
+                );
+            }
+        }
+        let names: Vec<String> = fleet.apps.iter().map(|a| a.name.clone()).collect();
+        assert_eq!(generation_apps(&config), names);
+        for a in config["assertions"].as_array().into_iter().flatten() {
+            assert_eq!(a["assertion"], true, "{a}");
+        }
+
+        // Disabling an app removes it (and its jobs) and says who needs it.
+        let victim = fleet
+            .apps
+            .iter()
+            .find(|a| fleet.apps.iter().any(|b| b.requires.contains(&a.name)))
+            .or(fleet.apps.first())
+            .unwrap();
+        let config = eval_fleet(&out, &[&victim.name]);
+        let containers = config["virtualisation"]["oci-containers"]["containers"]
+            .as_object()
+            .unwrap();
+        assert!(!containers.contains_key(&victim.name), "{name}");
+        assert_eq!(containers.len(), fleet.apps.len() - 1);
+        assert!(!generation_apps(&config).contains(&victim.name));
+        for job in &victim.jobs {
+            let unit = format!("{}-{}", victim.name, job.name);
+            assert!(config["systemd"]["timers"].get(&unit).is_none());
+        }
+        let dependents: Vec<&str> = fleet
+            .apps
+            .iter()
+            .filter(|b| b.requires.contains(&victim.name))
+            .map(|b| b.name.as_str())
+            .collect();
+        let failed: Vec<String> = config["assertions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["assertion"] == false)
+            .map(|a| a["message"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(failed.len(), dependents.len(), "{failed:?}");
+        for d in dependents {
+            assert!(failed.iter().any(|m| m.contains(&format!("`{d}`"))));
+        }
+    }
+}
+
+fn eval_agent_module(generated: Option<&Path>, args: &[&str]) -> Value {
+    let root = common::repo_root();
+    let mut binds: Vec<(&Path, &str)> = vec![(root.as_path(), "/r")];
+    let mut cmd = vec![
+        "nix-instantiate",
+        "--eval",
+        "--strict",
+        "--json",
+        "/r/generator/tests/nix/eval-agent-module.nix",
+        "--arg",
+        "module",
+        "/r/modules/nixos/default.nix",
+    ];
+    if let Some(g) = generated {
+        binds.push((g, "/gen"));
+        cmd.extend(["--arg", "generated", "/gen"]);
+    }
+    cmd.extend(args);
+    let res = common::oracle(&binds, &cmd);
+    assert!(
+        res.status.success(),
+        "evaluating modules/nixos failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    serde_json::from_slice(&res.stdout).unwrap()
+}
+
+#[test]
+fn services_windlass_module_evaluates_and_applies_a_fleet() {
+    if !common::oracles_enabled("services_windlass_module_evaluates_and_applies_a_fleet") {
+        return;
+    }
+    // The agent alone.
+    let c = eval_agent_module(None, &["--argstr", "group", "ops"]);
+    let d = &c["systemd"]["services"]["windlassd"];
+    assert_eq!(d["restartIfChanged"], false, "never killed mid-switch");
+    assert_eq!(d["serviceConfig"]["Type"], "dbus");
+    assert_eq!(d["serviceConfig"]["BusName"], "io.windlass.Agent1");
+    assert_eq!(d["serviceConfig"]["StateDirectory"], "windlass");
+    let exec = d["serviceConfig"]["ExecStart"].as_str().unwrap();
+    assert!(
+        exec.contains("'--group' 'ops'") && exec.contains("'--platform' 'nixos'"),
+        "{exec}"
+    );
+    assert!(c["users"]["groups"]["ops"].is_object());
+    let policy = c["services"]["dbus"]["packages"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(policy.contains("<policy group=\"ops\">"), "{policy}");
+    assert_eq!(
+        c["systemd"]["timers"]["windlass-sweep"]["timerConfig"]["OnCalendar"],
+        "weekly"
+    );
+    assert!(c.get("virtualisation").is_none(), "no fleet, no containers");
+    let c = eval_agent_module(None, &["--arg", "sweep", "false"]);
+    assert!(c["systemd"]["timers"].get("windlass-sweep").is_none());
+
+    // services.windlass.apps: the generated fleet module is merged in.
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let dir = common::repo_root().join("examples");
+    generate(&dir, &out, &["--target", "nixos"]);
+    let c = eval_agent_module(Some(&out.join("nixos")), &[]);
+    let fleet = load(&dir);
+    let containers = c["virtualisation"]["oci-containers"]["containers"]
+        .as_object()
+        .unwrap();
+    assert_eq!(containers.len(), fleet.apps.len());
+    let names: Vec<String> = fleet.apps.iter().map(|a| a.name.clone()).collect();
+    assert_eq!(generation_apps(&c), names);
+    assert!(c["systemd"]["services"]["windlassd"].is_object());
+}
