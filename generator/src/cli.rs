@@ -36,6 +36,9 @@ pub enum Command {
     /// Check every manifest in APPS_DIR; report every error of every file.
     Validate {
         apps_dir: PathBuf,
+        /// Targets the fleet must be valid for (comma-separated); default: all.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        target: Vec<TargetArg>,
         /// Podman version the Quadlet output must be valid for (overrides windlass.toml).
         #[arg(long, value_name = "X.Y")]
         podman_version: Option<String>,

@@ -22,12 +22,13 @@ fn main() -> ExitCode {
         }
         Command::Validate {
             apps_dir,
+            target,
             podman_version,
         } => {
             let opts = Options {
                 podman_version,
                 templates: None,
-                targets: Target::ALL.iter().copied().collect(),
+                targets: targets(target),
                 nixos_backend: NixosBackend::default(),
             };
             match pipeline::build(&apps_dir, &opts) {
@@ -52,23 +53,10 @@ fn main() -> ExitCode {
             templates,
             check,
         } => {
-            let targets: BTreeSet<Target> = if target.is_empty() {
-                Target::ALL.iter().copied().collect()
-            } else {
-                target
-                    .into_iter()
-                    .map(|t| match t {
-                        TargetArg::Quadlet => Target::Quadlet,
-                        TargetArg::Systemd => Target::Systemd,
-                        TargetArg::Nixos => Target::Nixos,
-                        TargetArg::Guix => Target::Guix,
-                    })
-                    .collect()
-            };
             let opts = Options {
                 podman_version,
                 templates,
-                targets,
+                targets: targets(target),
                 nixos_backend: match nixos_backend {
                     NixosBackendArg::OciContainers => NixosBackend::OciContainers,
                     NixosBackendArg::Quadlet => NixosBackend::Quadlet,
@@ -129,6 +117,21 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The requested targets; none given means all.
+fn targets(args: Vec<TargetArg>) -> BTreeSet<Target> {
+    if args.is_empty() {
+        return Target::ALL.iter().copied().collect();
+    }
+    args.into_iter()
+        .map(|t| match t {
+            TargetArg::Quadlet => Target::Quadlet,
+            TargetArg::Systemd => Target::Systemd,
+            TargetArg::Nixos => Target::Nixos,
+            TargetArg::Guix => Target::Guix,
+        })
+        .collect()
 }
 
 fn report(e: PipelineError) -> ExitCode {

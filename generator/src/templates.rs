@@ -49,6 +49,10 @@ pub const DEFAULTS: &[(&str, &str)] = &[
         "nixos/app.nix.j2",
         include_str!("../../templates/nixos/app.nix.j2"),
     ),
+    (
+        "guix/apps.scm.j2",
+        include_str!("../../templates/guix/apps.scm.j2"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -143,6 +143,8 @@ fn a_changed_manifest_rewrites_only_what_changed_and_keeps_other_mtimes() {
         if [
             "quadlet/redis.container",
             "nixos/apps/redis.nix",
+            // One Guix module holds every app.
+            "guix/windlass-apps.scm",
             "windlass-generation.json",
         ]
         .contains(&p.as_str())
@@ -424,25 +426,38 @@ fn schema_is_json_and_names_every_section() {
 
 #[test]
 fn secret_markers_never_reach_any_output() {
-    // The torture fleet's secrets are references only; no output may carry
-    // anything but the reference. A planted marker in a comment of the
-    // manifest (where a careless tool might copy it) must not appear.
-    let tmp = tempfile::tempdir().unwrap();
-    let fleet = tmp.path().join("fleet");
-    copy_dir(&examples(), &fleet);
+    // Secrets are references only; no output of any target (Quadlet,
+    // systemd, NixOS with either backend, Guix) may carry anything but the
+    // reference. A marker planted in every manifest (a comment, where a
+    // careless tool might copy it) and in the env files and secret files
+    // the manifests point at (which windlass must never read) must not
+    // appear anywhere.
     let marker = "POISON-7f3a9c-secret-value";
-    let lnd = std::fs::read_to_string(fleet.join("apps/lnd.toml")).unwrap();
-    std::fs::write(
-        fleet.join("apps/lnd.toml"),
-        format!("# wallet password: {marker}\n{lnd}"),
-    )
-    .unwrap();
-    let out = tmp.path().join("out");
-    generate_ok(&fleet, &out, &[]);
-    for (path, bytes) in read_tree(&out) {
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(marker),
-            "{path} carries the secret marker"
-        );
+    for source in [examples(), torture()] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fleet = tmp.path().join("fleet");
+        copy_dir(&source, &fleet);
+        let apps = fleet.join("apps");
+        for e in std::fs::read_dir(&apps).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(&p, format!("# wallet password: {marker}\n{text}")).unwrap();
+        }
+        std::fs::write(fleet.join("secret.env"), format!("PASSWORD={marker}\n")).unwrap();
+        let mut scanned = 0;
+        for backend in ["oci-containers", "quadlet"] {
+            let out = tmp.path().join(format!("out-{backend}"));
+            generate_ok(&fleet, &out, &["--nixos-backend", backend]);
+            let tree = read_tree(&out);
+            assert!(tree.keys().any(|p| p.starts_with("nixos/")));
+            for (path, bytes) in tree {
+                scanned += 1;
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(marker),
+                    "{path} carries the secret marker"
+                );
+            }
+        }
+        assert!(scanned > 10);
     }
 }

@@ -1,8 +1,594 @@
-//! Guix: `guix/windlass-apps.scm`, module `(windlass apps)`.
+//! Guix: `guix/windlass-apps.scm`, the Guile module `(windlass apps)`.
+//!
+//! It exports `%windlass-app-services` (and the procedure
+//! `windlass-app-services` behind it), a list of services to append to an
+//! `operating-system`'s services:
+//!
+//! * the containers, as one `simple-service` extending `oci-service-type`
+//!   from `(gnu services containers)` with an `oci-extension` of
+//!   `oci-container-configuration`s (plus the fleet's networks and volumes
+//!   as `oci-network-configuration`s / `oci-volume-configuration`s). Only
+//!   the fields Guix documents are written; what Guix has no field for
+//!   (health checks, memory, CPUs, labels, secrets, extra hosts, read-only,
+//!   stop timeout) becomes Podman flags in `extra-arguments`, one argument
+//!   each, so no value is ever split or re-quoted;
+//! * the jobs, as Shepherd timer services (`make-timer-constructor`,
+//!   Shepherd ≥ 1.0) extending `shepherd-root-service-type`. Their systemd
+//!   calendar expressions are converted exactly into Shepherd calendar
+//!   events, or refused (see `calendar`);
+//! * `/etc/windlass/generation.json` through `etc-service-type`.
+//!
+//! Every value goes through `escape::scheme`; the template only lays out
+//! expressions already rendered, and the result is read back as
+//! S-expressions before it is accepted (so a `--templates` override cannot
+//! produce a file Guile would refuse). Secrets are referenced by name or
+//! path only.
 
-use super::{EmitContext, EmitError, OutputFile};
-use crate::model::Fleet;
+mod calendar;
 
-pub fn emit(_fleet: &Fleet, _ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
-    Ok(Vec::new())
+use std::collections::BTreeMap;
+
+use minijinja::Value;
+use serde_json::json;
+
+use super::{EmitContext, EmitError, OutputFile, go_duration};
+use crate::escape::json as esc_json;
+use crate::escape::scheme::{self, Datum};
+use crate::model::*;
+use crate::templates::safe;
+
+/// The one file this target writes.
+pub const FILE: &str = "guix/windlass-apps.scm";
+/// The template that lays it out.
+pub const TEMPLATE: &str = "guix/apps.scm.j2";
+/// The column at which the template places each service expression.
+const INDENT: usize = 4;
+/// `default-environment-variables` as Guix sets it for every service; a
+/// job's own environment replaces it, so it is repeated there.
+const GUIX_PATH: &str = "PATH=/run/current-system/profile/bin";
+
+pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
+    let containers = containers_service(fleet);
+    let mut timers = Vec::new();
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            timers.push(job_timer(app, job)?);
+        }
+    }
+    let jobs = if timers.is_empty() {
+        String::new()
+    } else {
+        simple_service(
+            "windlass-jobs",
+            "shepherd-root-service-type",
+            Datum::call("list", timers),
+        )
+        .pretty(INDENT)
+    };
+    let generation = generation_service(fleet);
+
+    let vars = BTreeMap::from([
+        ("containers", safe(containers.pretty(INDENT))),
+        ("jobs", safe(jobs)),
+        ("generation", safe(generation.pretty(INDENT))),
+    ]);
+    let content = ctx.templates.render(TEMPLATE, &Value::from(vars))?;
+    let invalid = |message: String| EmitError::Invalid {
+        file: FILE.to_string(),
+        message: format!("{message} (rendered from template {TEMPLATE})"),
+    };
+    match scheme::check_sexprs(&content) {
+        Ok(0) => return Err(invalid("no Scheme expression at all".into())),
+        Ok(_) => {}
+        Err(e) => return Err(invalid(format!("not a well-formed Scheme file: {e}"))),
+    }
+    Ok(vec![OutputFile {
+        path: FILE.to_string(),
+        content,
+    }])
+}
+
+/// `(simple-service 'NAME TARGET VALUE)`
+fn simple_service(name: &str, target: &str, value: Datum) -> Datum {
+    Datum::call(
+        "simple-service",
+        vec![Datum::quote(Datum::sym(name)), Datum::sym(target), value],
+    )
+}
+
+/// `(FIELD VALUE)`, one field of a Guix record.
+fn field(name: &str, value: Datum) -> Datum {
+    Datum::call(name, vec![value])
+}
+
+fn strings(items: &[String]) -> Datum {
+    Datum::call("list", items.iter().map(|s| Datum::str(s)).collect())
+}
+
+fn containers_service(fleet: &Fleet) -> Datum {
+    let mut ext = vec![field(
+        "containers",
+        Datum::call("list", fleet.apps.iter().map(container).collect()),
+    )];
+    if !fleet.networks.is_empty() {
+        ext.push(field(
+            "networks",
+            Datum::call(
+                "list",
+                fleet
+                    .networks
+                    .iter()
+                    .map(|(name, net)| network(name, net))
+                    .collect(),
+            ),
+        ));
+    }
+    if !fleet.volumes.is_empty() {
+        ext.push(field(
+            "volumes",
+            Datum::call(
+                "list",
+                fleet
+                    .volumes
+                    .iter()
+                    .map(|(name, vol)| volume(name, vol))
+                    .collect(),
+            ),
+        ));
+    }
+    simple_service(
+        "windlass-containers",
+        "oci-service-type",
+        Datum::call("oci-extension", ext),
+    )
+}
+
+/// The Shepherd service names an app depends on: `requires`, then
+/// `wants` (Shepherd has no weaker kind of dependency).
+fn requirement(app: &App) -> Vec<Datum> {
+    let mut names: Vec<&String> = Vec::new();
+    for dep in app.requires.iter().chain(&app.wants) {
+        if !names.contains(&dep) {
+            names.push(dep);
+        }
+    }
+    names.into_iter().map(|n| Datum::sym(n)).collect()
+}
+
+fn container(app: &App) -> Datum {
+    let c = &app.container;
+    let mut f = vec![
+        field("image", Datum::str(&c.image.full)),
+        // The Shepherd service name; Guix also names the container after it
+        // (`--name`), so jobs can `podman exec <app>` as with Quadlet.
+        field("provision", Datum::str(&app.name)),
+    ];
+    let deps = requirement(app);
+    if !deps.is_empty() {
+        f.push(field("requirement", Datum::quote(Datum::list(deps))));
+    }
+    if let Some(ep) = &c.entrypoint {
+        // Guix joins a list-valued entrypoint with spaces; Podman's JSON
+        // form keeps every argument intact.
+        f.push(field("entrypoint", Datum::str(&esc_json::ascii_array(ep))));
+    }
+    if let Some(cmd) = &c.command {
+        f.push(field("command", strings(cmd)));
+    }
+    if let Some(user) = &c.user {
+        let spec = match &c.group {
+            Some(g) => format!("{user}:{g}"),
+            None => user.clone(),
+        };
+        f.push(field("container-user", Datum::str(&spec)));
+    }
+    if !c.env.is_empty() {
+        f.push(field(
+            "environment",
+            Datum::call(
+                "list",
+                c.env
+                    .iter()
+                    .map(|(k, v)| Datum::quote(Datum::pair(Datum::str(k), Datum::str(v))))
+                    .collect(),
+            ),
+        ));
+    }
+    if !c.ports.is_empty() {
+        let ports: Vec<String> = c.ports.iter().map(ToString::to_string).collect();
+        f.push(field("ports", strings(&ports)));
+    }
+    let mut volumes: Vec<String> = c
+        .volumes
+        .iter()
+        .map(|m| {
+            let src = match &m.source {
+                VolumeSource::Named(n) | VolumeSource::Host(n) => n,
+            };
+            let ro = if m.read_only { ":ro" } else { "" };
+            format!("{src}:{}{ro}", m.target)
+        })
+        .collect();
+    for s in c.secrets.iter().filter(|s| s.is_file()) {
+        if let SecretTarget::File(t) = &s.target {
+            volumes.push(format!("{}:{t}:ro", s.name));
+        }
+    }
+    if !volumes.is_empty() {
+        f.push(field("volumes", strings(&volumes)));
+    }
+    if let Some(first) = c.networks.first() {
+        f.push(field("network", Datum::str(first)));
+    }
+    // Shepherd respawns a service whenever its process ends, whatever the
+    // exit status: "on-failure" is the closest it gets.
+    f.push(field("respawn?", Datum::Bool(c.restart != Restart::No)));
+    let extra = extra_arguments(app);
+    if !extra.is_empty() {
+        f.push(field("extra-arguments", strings(&extra)));
+    }
+    Datum::call("oci-container-configuration", f)
+}
+
+/// Podman flags for what `oci-container-configuration` has no field for,
+/// each one whole argument (`--flag=value`).
+fn extra_arguments(app: &App) -> Vec<String> {
+    let c = &app.container;
+    let mut a = Vec::new();
+    for f in &c.env_files {
+        a.push(format!("--env-file={f}"));
+    }
+    for s in c.secrets.iter().filter(|s| !s.is_file()) {
+        let mut spec = s.name.clone();
+        match &s.target {
+            SecretTarget::File(t) => spec.push_str(&format!(",type=mount,target={t}")),
+            SecretTarget::Env(var) => spec.push_str(&format!(",type=env,target={var}")),
+        }
+        if let Some(mode) = s.mode {
+            spec.push_str(&format!(",mode={mode:04o}"));
+        }
+        a.push(format!("--secret={spec}"));
+    }
+    for n in c.networks.iter().skip(1) {
+        a.push(format!("--network={n}"));
+    }
+    for (host, ip) in &c.add_hosts {
+        a.push(format!("--add-host={host}:{ip}"));
+    }
+    let mut labels = c.labels.clone();
+    labels.insert("io.windlass.app".into(), app.name.clone());
+    match c.auto_update {
+        AutoUpdate::None => {}
+        AutoUpdate::Registry => {
+            labels.insert("io.containers.autoupdate".into(), "registry".into());
+        }
+        AutoUpdate::Local => {
+            labels.insert("io.containers.autoupdate".into(), "local".into());
+        }
+    }
+    for (k, v) in &labels {
+        a.push(format!("--label={k}={v}"));
+    }
+    if c.read_only {
+        a.push("--read-only".into());
+    }
+    if let Some(h) = &app.health
+        && let Some(cmd) = &h.cmd
+    {
+        a.push(format!("--health-cmd={}", esc_json::ascii_array(cmd)));
+        for (flag, value) in [
+            ("--health-interval", h.interval),
+            ("--health-timeout", h.timeout),
+            ("--health-start-period", h.start_period),
+        ] {
+            if let Some(us) = value {
+                a.push(format!("{flag}={}", go_duration(us)));
+            }
+        }
+        if let Some(r) = h.retries {
+            a.push(format!("--health-retries={r}"));
+        }
+    }
+    if let Some(bytes) = c.memory {
+        a.push(format!("--memory={bytes}"));
+    }
+    if let Some(cpus) = c.cpus {
+        a.push(format!("--cpus={cpus}"));
+    }
+    if let Some(us) = c.stop_timeout {
+        a.push(format!("--stop-timeout={}", us.div_ceil(1_000_000)));
+    }
+    a
+}
+
+fn labels(labels: &BTreeMap<String, String>) -> Datum {
+    Datum::call(
+        "list",
+        labels
+            .iter()
+            .map(|(k, v)| Datum::quote(Datum::pair(Datum::str(k), Datum::str(v))))
+            .collect(),
+    )
+}
+
+fn network(name: &str, net: &Network) -> Datum {
+    let mut f = vec![field("name", Datum::str(name))];
+    if let Some(d) = &net.driver {
+        f.push(field("driver", Datum::str(d)));
+    }
+    if let Some(g) = &net.gateway {
+        f.push(field("gateway", Datum::str(g)));
+    }
+    if net.internal {
+        f.push(field("internal?", Datum::Bool(true)));
+    }
+    if net.ipv6 {
+        f.push(field("ipv6?", Datum::Bool(true)));
+    }
+    if let Some(s) = &net.subnet {
+        f.push(field("subnet", Datum::str(s)));
+    }
+    if !net.labels.is_empty() {
+        f.push(field("labels", labels(&net.labels)));
+    }
+    Datum::call("oci-network-configuration", f)
+}
+
+fn volume(name: &str, vol: &Volume) -> Datum {
+    let mut f = vec![field("name", Datum::str(name))];
+    if !vol.labels.is_empty() {
+        f.push(field("labels", labels(&vol.labels)));
+    }
+    if let Some(d) = &vol.driver {
+        f.push(field(
+            "extra-arguments",
+            strings(&[format!("--driver={d}")]),
+        ));
+    }
+    Datum::call("oci-volume-configuration", f)
+}
+
+fn ints(values: &[u32]) -> Datum {
+    Datum::quote(Datum::list(
+        values.iter().map(|v| Datum::Int(i64::from(*v))).collect(),
+    ))
+}
+
+fn calendar_event(ev: &calendar::CalendarEvent) -> Datum {
+    let mut args = Vec::new();
+    let mut constrain = |kw: &str, value: Datum| {
+        args.push(Datum::kw(kw));
+        args.push(value);
+    };
+    if let Some(m) = &ev.months {
+        constrain("months", ints(m));
+    }
+    if let Some(d) = &ev.days_of_month {
+        constrain("days-of-month", ints(d));
+    }
+    if let Some(w) = &ev.days_of_week {
+        constrain(
+            "days-of-week",
+            Datum::quote(Datum::list(w.iter().map(|d| Datum::sym(d)).collect())),
+        );
+    }
+    if let Some(h) = &ev.hours {
+        constrain("hours", ints(h));
+    }
+    if let Some(m) = &ev.minutes {
+        constrain("minutes", ints(m));
+    }
+    if let Some(s) = &ev.seconds {
+        constrain("seconds", ints(s));
+    }
+    Datum::call("calendar-event", args)
+}
+
+/// `(getpwnam #$oci-user)`, evaluated by Shepherd when the timer starts.
+fn oci_passwd() -> Datum {
+    Datum::call("getpwnam", vec![Datum::ungexp(Datum::sym("oci-user"))])
+}
+
+fn job_timer(app: &App, job: &Job) -> Result<Datum, EmitError> {
+    let ev = calendar::convert(&job.schedule).map_err(|why| EmitError::Unsupported {
+        app: app.name.clone(),
+        message: format!(
+            "job `{}`: the schedule {:?} cannot become a Shepherd calendar event for Guix: {why}; \
+             change the schedule, or generate without Guix (--target quadlet,systemd,nixos)",
+            job.name, job.schedule
+        ),
+    })?;
+    let name = format!("{}-{}", app.name, job.name);
+    let mut doc = format!(
+        "windlass job {} of {} ({})",
+        job.name, app.name, job.schedule
+    );
+    // What a Shepherd timer cannot do is said where `herd doc` shows it.
+    if job.persistent {
+        doc.push_str("; missed runs are not caught up (no Persistent= in Shepherd)");
+    }
+    if job.randomized_delay.is_some() {
+        doc.push_str("; no randomized delay in Shepherd");
+    }
+
+    // Jobs run as the user that owns the containers (rootless Podman under
+    // oci-service-type), with Guix's default PATH and that user's HOME.
+    let command = Datum::call(
+        "command",
+        vec![
+            Datum::quote(Datum::list(
+                job.command.iter().map(|s| Datum::str(s)).collect(),
+            )),
+            Datum::kw("user"),
+            Datum::ungexp(Datum::sym("oci-user")),
+            Datum::kw("group"),
+            Datum::call(
+                "group:name",
+                vec![Datum::call(
+                    "getgrgid",
+                    vec![Datum::call("passwd:gid", vec![oci_passwd()])],
+                )],
+            ),
+            Datum::kw("environment-variables"),
+            Datum::call(
+                "list",
+                vec![
+                    Datum::str(GUIX_PATH),
+                    Datum::call(
+                        "string-append",
+                        vec![
+                            Datum::str("HOME="),
+                            Datum::call("passwd:dir", vec![oci_passwd()]),
+                        ],
+                    ),
+                ],
+            ),
+        ],
+    );
+    let mut constructor = vec![
+        calendar_event(&ev),
+        command,
+        Datum::kw("wait-for-termination?"),
+        Datum::Bool(true),
+    ];
+    if let Some(us) = job.timeout {
+        constructor.push(Datum::kw("max-duration"));
+        constructor.push(Datum::Int(
+            i64::try_from(us.div_ceil(1_000_000)).unwrap_or(i64::MAX),
+        ));
+    }
+    Ok(Datum::call(
+        "shepherd-service",
+        vec![
+            field(
+                "provision",
+                Datum::quote(Datum::list(vec![Datum::sym(&name)])),
+            ),
+            field(
+                "requirement",
+                Datum::quote(Datum::list(vec![Datum::sym("user-processes")])),
+            ),
+            field("documentation", Datum::str(&doc)),
+            field(
+                "modules",
+                Datum::quote(Datum::list(vec![Datum::list(vec![
+                    Datum::sym("shepherd"),
+                    Datum::sym("service"),
+                    Datum::sym("timer"),
+                ])])),
+            ),
+            field(
+                "start",
+                Datum::gexp(Datum::call("make-timer-constructor", constructor)),
+            ),
+            field(
+                "stop",
+                Datum::gexp(Datum::call("make-timer-destructor", vec![])),
+            ),
+            field(
+                "actions",
+                Datum::call("list", vec![Datum::sym("shepherd-trigger-action")]),
+            ),
+        ],
+    ))
+}
+
+/// `/etc/windlass/generation.json`: the apps and their health contracts,
+/// each app's `unit` being its Shepherd service name.
+fn generation_service(fleet: &Fleet) -> Datum {
+    let mut apps = crate::generation::app_contracts(fleet);
+    if let Some(list) = apps.as_array_mut() {
+        for (contract, app) in list.iter_mut().zip(&fleet.apps) {
+            contract["unit"] = json!(app.name);
+        }
+    }
+    let doc = json!({"format": 1, "platform": "guix", "apps": apps});
+    let mut text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+    text.push('\n');
+    // One string per line of JSON, so the file stays readable.
+    let lines: Vec<Datum> = text.split_inclusive('\n').map(Datum::str).collect();
+    simple_service(
+        "windlass-generation",
+        "etc-service-type",
+        Datum::call(
+            "list",
+            vec![Datum::call(
+                "list",
+                vec![
+                    Datum::str("windlass/generation.json"),
+                    Datum::call(
+                        "plain-file",
+                        vec![
+                            Datum::str("windlass-generation.json"),
+                            Datum::call("string-append", lines),
+                        ],
+                    ),
+                ],
+            )],
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::Templates;
+
+    fn fleet(dir: &str) -> Fleet {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        crate::model::load_fleet(&root)
+            .unwrap()
+            .fleet
+            .expect("valid fleet")
+    }
+
+    fn run(fleet: &Fleet) -> Result<Vec<OutputFile>, EmitError> {
+        let templates = Templates::load(None).unwrap();
+        let mut ctx = EmitContext {
+            podman: fleet.podman,
+            templates: &templates,
+            nixos_backend: Default::default(),
+            warnings: Vec::new(),
+        };
+        emit(fleet, &mut ctx)
+    }
+
+    #[test]
+    fn the_torture_fleet_becomes_one_ascii_module_every_string_of_which_reads_back() {
+        let f = fleet("tests/fleets/torture");
+        let files = run(&f).unwrap();
+        assert_eq!(files.len(), 1);
+        let text = &files[0].content;
+        assert_eq!(files[0].path, FILE);
+        assert!(text.is_ascii(), "non-ASCII is escaped");
+        assert!(scheme::check_sexprs(text).unwrap() >= 3);
+        let app = f.apps.iter().find(|a| a.name == "torture").unwrap();
+        for arg in app.container.command.iter().flatten() {
+            assert!(text.contains(&scheme::string(arg)), "{arg:?}");
+        }
+    }
+
+    #[test]
+    fn wants_and_requires_become_one_requirement_list_without_duplicates() {
+        let mut f = fleet("../examples");
+        let app = f.apps.iter_mut().find(|a| a.name == "nextcloud").unwrap();
+        app.wants.push("postgres".into());
+        let names: Vec<String> = requirement(app).iter().map(Datum::flat).collect();
+        assert_eq!(names, ["postgres", "redis"]);
+    }
+
+    #[test]
+    fn an_unconvertible_schedule_names_the_app_and_the_job() {
+        let mut f = fleet("../examples");
+        let app = f.apps.iter_mut().find(|a| a.name == "lnd").unwrap();
+        app.jobs[0].schedule = "*-*~01 03:00".into();
+        match run(&f) {
+            Err(EmitError::Unsupported { app, message }) => {
+                assert_eq!(app, "lnd");
+                assert!(message.contains("job `backup`"), "{message}");
+                assert!(message.contains("end of the month"), "{message}");
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+    }
 }

@@ -5,4 +5,5 @@
 
 pub mod json;
 pub mod nix;
+pub mod scheme;
 pub mod systemd;

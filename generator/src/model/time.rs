@@ -913,7 +913,7 @@ fn check_component(
 
 /// systemd's `timezone_is_valid()`: "UTC", or a zone file under
 /// `/usr/share/zoneinfo`. The file check is replaced by the list below.
-fn is_timezone(name: &str) -> bool {
+pub(crate) fn is_timezone(name: &str) -> bool {
     name == "UTC" || TIMEZONES.binary_search(&name).is_ok()
 }
 

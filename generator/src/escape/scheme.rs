@@ -1,0 +1,622 @@
+//! Scheme (Guile) data for the Guix target: a small typed expression tree
+//! and the one writer that turns it into text.
+//!
+//! Emitters build [`Datum`]s and never format a value into Scheme text by
+//! hand, so a string can never close its own quotes or smuggle code. String
+//! literals are written in the subset of Guile's syntax that reads the same
+//! whatever the reader options: `\\`, `\"`, `\n`, `\t`, `\r`, and `\uHHHH` /
+//! `\UHHHHHH` for every other control character and everything outside
+//! ASCII. (Guile's `\xHH` escape is deliberately avoided: without the
+//! `r6rs-hex-escapes` read option it takes exactly two digits and no `;`,
+//! with it a `;` terminator is required, so one spelling cannot serve both.)
+//! The output is therefore pure printable ASCII, independent of the locale
+//! Guile reads it in.
+//!
+//! [`check_sexprs`] reads rendered text back (balanced lists, closed
+//! strings, known escapes) so that a template override can never produce a
+//! file Guile would refuse. [`read_string`] is the inverse of string
+//! rendering, used to prove the escaping exact.
+
+use std::fmt::Write as _;
+
+/// A Scheme datum or expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Datum {
+    /// An identifier; see [`Datum::sym`] for the characters allowed.
+    Symbol(String),
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    /// A Guile keyword, `#:name`.
+    Keyword(String),
+    List(Vec<Datum>),
+    /// `'datum`
+    Quote(Box<Datum>),
+    /// `(car . cdr)`
+    Pair(Box<Datum>, Box<Datum>),
+    /// A G-expression, `#~datum` (Guix's `(guix gexp)` reader syntax).
+    Gexp(Box<Datum>),
+    /// `#$datum` inside a G-expression.
+    Ungexp(Box<Datum>),
+}
+
+/// True for the identifiers windlass writes: an ASCII letter or one of
+/// `%!$&*/:<=>?^_~` first, then letters, digits and `!$%&*/:<=>?^_~+-.@`.
+/// Every such name reads back as the same symbol in Guile.
+pub fn is_symbol(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let special = |c: char| "!$%&*/:<=>?^_~".contains(c);
+    (first.is_ascii_alphabetic() || special(first))
+        && chars.all(|c| c.is_ascii_alphanumeric() || special(c) || "+-.@".contains(c))
+}
+
+impl Datum {
+    /// A symbol. Callers pass names validated upstream (app and job names,
+    /// fixed identifiers); anything else is a bug, so it panics rather than
+    /// write a file that means something else.
+    pub fn sym(s: &str) -> Datum {
+        assert!(is_symbol(s), "not a plain Scheme symbol: {s:?}");
+        Datum::Symbol(s.to_string())
+    }
+
+    pub fn str(s: &str) -> Datum {
+        Datum::Str(s.to_string())
+    }
+
+    /// A keyword `#:name`; same rule as [`Datum::sym`].
+    pub fn kw(s: &str) -> Datum {
+        assert!(is_symbol(s), "not a plain Scheme keyword: {s:?}");
+        Datum::Keyword(s.to_string())
+    }
+
+    pub fn list(items: Vec<Datum>) -> Datum {
+        Datum::List(items)
+    }
+
+    /// `(head args…)`: a call or special form.
+    pub fn call(head: &str, args: Vec<Datum>) -> Datum {
+        let mut items = Vec::with_capacity(args.len() + 1);
+        items.push(Datum::sym(head));
+        items.extend(args);
+        Datum::List(items)
+    }
+
+    pub fn quote(d: Datum) -> Datum {
+        Datum::Quote(Box::new(d))
+    }
+
+    pub fn pair(a: Datum, b: Datum) -> Datum {
+        Datum::Pair(Box::new(a), Box::new(b))
+    }
+
+    pub fn gexp(d: Datum) -> Datum {
+        Datum::Gexp(Box::new(d))
+    }
+
+    pub fn ungexp(d: Datum) -> Datum {
+        Datum::Ungexp(Box::new(d))
+    }
+
+    /// The datum on one line.
+    pub fn flat(&self) -> String {
+        let mut out = String::new();
+        self.write_flat(&mut out);
+        out
+    }
+
+    fn write_flat(&self, out: &mut String) {
+        match self {
+            Datum::Symbol(s) => out.push_str(s),
+            Datum::Str(s) => out.push_str(&string(s)),
+            Datum::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Datum::Bool(b) => out.push_str(if *b { "#t" } else { "#f" }),
+            Datum::Keyword(k) => {
+                out.push_str("#:");
+                out.push_str(k);
+            }
+            Datum::List(items) => {
+                out.push('(');
+                for (i, d) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    d.write_flat(out);
+                }
+                out.push(')');
+            }
+            Datum::Quote(d) => {
+                out.push('\'');
+                d.write_flat(out);
+            }
+            Datum::Pair(a, b) => {
+                out.push('(');
+                a.write_flat(out);
+                out.push_str(" . ");
+                b.write_flat(out);
+                out.push(')');
+            }
+            Datum::Gexp(d) => {
+                out.push_str("#~");
+                d.write_flat(out);
+            }
+            Datum::Ungexp(d) => {
+                out.push_str("#$");
+                d.write_flat(out);
+            }
+        }
+    }
+
+    /// The datum laid out for a reader, as if it started at column
+    /// `indent`: a form that fits in [`WIDTH`] columns stays on one line,
+    /// a longer one puts each argument on its own line, two columns in. A
+    /// keyword and its value always share a line. Continuation lines are
+    /// indented absolutely, so the caller places the first line at
+    /// `indent`.
+    pub fn pretty(&self, indent: usize) -> String {
+        let mut out = String::new();
+        self.write_pretty(indent, &mut out);
+        out
+    }
+
+    fn write_pretty(&self, indent: usize, out: &mut String) {
+        let flat = self.flat();
+        if indent + flat.len() <= WIDTH {
+            out.push_str(&flat);
+            return;
+        }
+        match self {
+            // A call or form: the head, then one argument a line.
+            Datum::List(items) if matches!(items.first(), Some(Datum::Symbol(_))) => {
+                out.push('(');
+                let (head, rest) = items.split_at(1);
+                head[0].write_pretty(indent + 1, out);
+                let inner = indent + 2;
+                let mut i = 0;
+                while i < rest.len() {
+                    newline(out, inner);
+                    if let (Datum::Keyword(k), Some(value)) = (&rest[i], rest.get(i + 1)) {
+                        // `#:key value` on one line when it fits, else the
+                        // value on the next line, level with its keyword.
+                        out.push_str("#:");
+                        out.push_str(k);
+                        let col = inner + 3 + k.len();
+                        let value_flat = value.flat();
+                        if col + value_flat.len() <= WIDTH || !value.is_compound() {
+                            out.push(' ');
+                            out.push_str(&value_flat);
+                        } else {
+                            newline(out, inner);
+                            value.write_pretty(inner, out);
+                        }
+                        i += 2;
+                    } else {
+                        rest[i].write_pretty(inner, out);
+                        i += 1;
+                    }
+                }
+                out.push(')');
+            }
+            // Data: one element a line, aligned.
+            Datum::List(items) if !items.is_empty() => {
+                out.push('(');
+                for (i, d) in items.iter().enumerate() {
+                    if i > 0 {
+                        newline(out, indent + 1);
+                    }
+                    d.write_pretty(indent + 1, out);
+                }
+                out.push(')');
+            }
+            Datum::Quote(d) => {
+                out.push('\'');
+                d.write_pretty(indent + 1, out);
+            }
+            Datum::Gexp(d) => {
+                out.push_str("#~");
+                d.write_pretty(indent + 2, out);
+            }
+            Datum::Ungexp(d) => {
+                out.push_str("#$");
+                d.write_pretty(indent + 2, out);
+            }
+            // Atoms and pairs stay whole, however long.
+            _ => out.push_str(&flat),
+        }
+    }
+}
+
+fn newline(out: &mut String, indent: usize) {
+    out.push('\n');
+    out.push_str(&" ".repeat(indent));
+}
+
+impl Datum {
+    /// Lists and prefixed lists, the data the layout may break.
+    fn is_compound(&self) -> bool {
+        match self {
+            Datum::List(items) => !items.is_empty(),
+            Datum::Quote(d) | Datum::Gexp(d) | Datum::Ungexp(d) => d.is_compound(),
+            _ => false,
+        }
+    }
+}
+
+/// The column width the layout aims for.
+pub const WIDTH: usize = 79;
+
+/// A Scheme string literal for `s`: printable ASCII only (see the module
+/// documentation for the escapes).
+pub fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) <= 0xFFFF => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:06x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Reads one Guile string literal (the whole of `lit`) the way Guile's
+/// default reader does, for the escapes `string` writes and the other
+/// single-character ones Guile knows. Returns None for anything else.
+pub fn read_string(lit: &str) -> Option<String> {
+    let body = lit.strip_prefix('"')?;
+    match read_string_body(body)? {
+        (s, Some("")) => Some(s),
+        _ => None,
+    }
+}
+
+/// Reads a string body (after its opening `"`) up to the closing `"`.
+/// Returns the value and what follows the closing quote (None when the text
+/// ends first), or None for an escape Guile does not read.
+fn read_string_body(body: &str) -> Option<(String, Option<&str>)> {
+    let mut out = String::new();
+    let mut it = body.char_indices();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '"' => return Some((out, Some(&body[i + 1..]))),
+            '\\' => {
+                let Some((_, e)) = it.next() else {
+                    return Some((out, None));
+                };
+                match e {
+                    '\\' => out.push('\\'),
+                    '"' => out.push('"'),
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    'a' => out.push('\x07'),
+                    'b' => out.push('\x08'),
+                    'f' => out.push('\x0c'),
+                    'v' => out.push('\x0b'),
+                    '0' => out.push('\0'),
+                    'u' | 'U' | 'x' => {
+                        let n = match e {
+                            'u' => 4,
+                            'U' => 6,
+                            _ => 2,
+                        };
+                        let mut hex = String::new();
+                        for _ in 0..n {
+                            hex.push(it.next()?.1);
+                        }
+                        if !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                            return None;
+                        }
+                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    }
+                    _ => return None,
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Some((out, None))
+}
+
+/// Checks that `text` is a well-formed sequence of Guile S-expressions
+/// (with Guix's `#~`, `#$`, `#$@`, `#+` reader syntax): lists balanced,
+/// strings closed and escaped the way Guile reads them, no stray `)`.
+/// Returns the number of top-level data.
+pub fn check_sexprs(text: &str) -> Result<usize, String> {
+    let mut r = Reader { s: text, pos: 0 };
+    let mut count = 0;
+    loop {
+        r.skip_atmosphere()?;
+        if r.pos == r.s.len() {
+            return Ok(count);
+        }
+        r.datum()?;
+        count += 1;
+    }
+}
+
+struct Reader<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<char> {
+        self.s[self.pos..].chars().next()
+    }
+
+    fn line_col(&self) -> String {
+        let before = &self.s[..self.pos];
+        let line = before.matches('\n').count() + 1;
+        let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("line {line}, column {col}")
+    }
+
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("{what} at {}", self.line_col()))
+    }
+
+    /// White space and comments (`;`, `#|…|#`, `#;datum`).
+    fn skip_atmosphere(&mut self) -> Result<(), String> {
+        loop {
+            let rest = &self.s[self.pos..];
+            if let Some(c) = rest.chars().next().filter(|c| c.is_whitespace()) {
+                self.pos += c.len_utf8();
+            } else if rest.starts_with(';') {
+                self.pos += rest.find('\n').unwrap_or(rest.len());
+            } else if rest.starts_with("#|") {
+                match rest.find("|#") {
+                    Some(end) => self.pos += end + 2,
+                    None => return self.err("unterminated block comment"),
+                }
+            } else if rest.starts_with("#;") {
+                self.pos += 2;
+                self.skip_atmosphere()?;
+                self.datum()?;
+            } else {
+                return Ok(());
+            }
+        }
+    }
+
+    fn datum(&mut self) -> Result<(), String> {
+        let rest = &self.s[self.pos..];
+        let Some(c) = rest.chars().next() else {
+            return self.err("expected a datum, found the end of the text");
+        };
+        match c {
+            '(' | '[' => {
+                let close = if c == '(' { ')' } else { ']' };
+                let start = self.line_col();
+                self.pos += 1;
+                loop {
+                    self.skip_atmosphere()?;
+                    match self.peek() {
+                        None => {
+                            return Err(format!(
+                                "list opened at {start} is never closed (end of the text)"
+                            ));
+                        }
+                        Some(p) if p == close => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        Some(')') | Some(']') => {
+                            return self.err(&format!(
+                                "mismatched closing bracket for the list opened at {start}"
+                            ));
+                        }
+                        Some('.') if self.delimited_after(1) => {
+                            self.pos += 1;
+                            self.skip_atmosphere()?;
+                            self.datum()?;
+                        }
+                        Some(_) => self.datum()?,
+                    }
+                }
+            }
+            ')' | ']' => self.err("unexpected closing bracket"),
+            '"' => {
+                let start = self.line_col();
+                match read_string_body(&rest[1..]) {
+                    Some((_, Some(after))) => {
+                        self.pos += rest.len() - after.len();
+                        Ok(())
+                    }
+                    Some((_, None)) => Err(format!("string opened at {start} is never closed")),
+                    None => Err(format!(
+                        "string opened at {start} has an escape Guile does not read"
+                    )),
+                }
+            }
+            '\'' | '`' => {
+                self.pos += 1;
+                self.skip_atmosphere()?;
+                self.datum()
+            }
+            ',' => {
+                self.pos += if rest.starts_with(",@") { 2 } else { 1 };
+                self.skip_atmosphere()?;
+                self.datum()
+            }
+            '#' => self.hash(),
+            _ => self.atom(),
+        }
+    }
+
+    /// True when the character `off` bytes ahead ends a token.
+    fn delimited_after(&self, off: usize) -> bool {
+        self.s[self.pos + off..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || "()[]\";".contains(c))
+    }
+
+    fn hash(&mut self) -> Result<(), String> {
+        let rest = &self.s[self.pos..];
+        for prefix in ["#~", "#$@", "#$", "#+@", "#+", "#'", "#`", "#,@", "#,"] {
+            if rest.starts_with(prefix) {
+                self.pos += prefix.len();
+                self.skip_atmosphere()?;
+                return self.datum();
+            }
+        }
+        if rest.starts_with("#(") {
+            self.pos += 1;
+            return self.datum();
+        }
+        if let Some(ch) = rest.strip_prefix("#\\") {
+            // A character: `#\x`, `#\space`, `#\x41`…
+            let first = ch.chars().next();
+            let Some(first) = first else {
+                return self.err("`#\\` at the end of the text");
+            };
+            self.pos += 2 + first.len_utf8();
+            while self.peek().is_some_and(|c| c.is_ascii_alphanumeric()) {
+                self.pos += 1;
+            }
+            return Ok(());
+        }
+        // #t #f #true #false #:keyword #nil…
+        self.atom()
+    }
+
+    fn atom(&mut self) -> Result<(), String> {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if c.is_whitespace() || "()[]\";'`,".contains(c) {
+                break;
+            }
+            if c == '|' {
+                return self.err("`|` symbols are not written by windlass");
+            }
+            self.pos += c.len_utf8();
+        }
+        if self.pos == start {
+            return self.err("unexpected character");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(string("plain"), r#""plain""#);
+        assert_eq!(string("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(string("l1\nl2\tx\r"), r#""l1\nl2\tx\r""#);
+        assert_eq!(string("\u{1}\u{7f}"), r#""\u0001\u007f""#);
+        assert_eq!(string("é中😀"), r#""\u00e9\u4e2d\U01f600""#);
+        assert_eq!(string("$HOME ${X} %n ;#"), r#""$HOME ${X} %n ;#""#);
+    }
+
+    #[test]
+    fn the_reader_refuses_what_guile_would_refuse() {
+        assert_eq!(check_sexprs("(a (b \"c\") 'd #~(e #$f #$@g))"), Ok(1));
+        assert_eq!(
+            check_sexprs("; c\n(a) #| x |# (b . c) #;(skip) #:k #t"),
+            Ok(4)
+        );
+        assert_eq!(check_sexprs("(a \"\\\")\")"), Ok(1));
+        assert_eq!(check_sexprs(""), Ok(0));
+        for bad in [
+            "(a",
+            "a)",
+            "(a]",
+            "\"open",
+            "(a \"b)",
+            "(\"\\q\")",
+            "#| never",
+            "(a #~)",
+            "'",
+        ] {
+            assert!(check_sexprs(bad).is_err(), "{bad:?} should be refused");
+        }
+        let e = check_sexprs("(define x\n  (list 1 2)").unwrap_err();
+        assert!(e.contains("line 1, column 1"), "{e}");
+    }
+
+    #[test]
+    fn layout_keeps_short_forms_flat_and_keywords_with_values() {
+        let d = Datum::call("f", vec![Datum::kw("a"), Datum::Int(1)]);
+        assert_eq!(d.pretty(0), "(f #:a 1)");
+        let long = Datum::call(
+            "command",
+            vec![
+                Datum::quote(Datum::list(vec![Datum::str(&"x".repeat(70))])),
+                Datum::kw("user"),
+                Datum::str("oci-container"),
+            ],
+        );
+        let text = long.pretty(4);
+        assert_eq!(
+            text,
+            format!(
+                "(command\n      '(\"{}\")\n      #:user \"oci-container\")",
+                "x".repeat(70)
+            )
+        );
+        assert_eq!(check_sexprs(&text), Ok(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "not a plain Scheme symbol")]
+    fn symbols_are_never_escaped_only_checked() {
+        Datum::sym("a b");
+    }
+
+    #[test]
+    fn symbol_rule() {
+        for ok in [
+            "lnd",
+            "%windlass-app-services",
+            "auto-start?",
+            "a->b",
+            "x.y@z",
+        ] {
+            assert!(is_symbol(ok), "{ok}");
+        }
+        for bad in ["", "1a", "a b", "a(b", "#t", "-x", "a\"", "é", ".a"] {
+            assert!(!is_symbol(bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_round_trip(s in any::<String>()) {
+            let lit = string(&s);
+            prop_assert!(lit.bytes().all(|b| (b' '..=b'~').contains(&b)));
+            prop_assert_eq!(read_string(&lit), Some(s.clone()));
+            prop_assert_eq!(check_sexprs(&lit), Ok(1));
+        }
+
+        #[test]
+        fn string_lists_stay_well_formed_at_any_indent(
+            items in proptest::collection::vec(any::<String>(), 0..6),
+            indent in 0usize..40,
+        ) {
+            let d = Datum::call("list", items.iter().map(|s| Datum::str(s)).collect());
+            let text = d.pretty(indent);
+            prop_assert_eq!(check_sexprs(&text), Ok(1));
+        }
+    }
+}

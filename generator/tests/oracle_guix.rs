@@ -1,0 +1,849 @@
+//! Guile 3 judges the Guix output. The generated `(windlass apps)` module
+//! and `modules/guix/` are loaded against stand-in Guix modules
+//! (`tests/guile/`) whose records accept exactly the fields Guix documents
+//! for `oci-container-configuration`, `oci-extension`, `shepherd-service`,
+//! `shepherd-timer`, `service-type`, `define-configuration`… and whose
+//! Shepherd procedures have the documented keywords. What the module
+//! defines is read back and compared with the manifests: images, argv,
+//! environment, flags, schedules, `/etc/windlass/generation.json`. Every
+//! string is reported as code points, so the comparison is byte for byte.
+//!
+//! Also here, without Guile: template overrides stay validated and a
+//! schedule Shepherd cannot express is refused.
+//!
+//! Runs Guile inside the trixie rootfs (`tools/oracle`); fails when it
+//! cannot (see `common::oracles_enabled`).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use windlass::escape::scheme;
+use windlass::model::{App, Fleet, SecretTarget, VolumeSource, load_fleet};
+
+fn examples() -> PathBuf {
+    common::repo_root().join("examples")
+}
+
+fn torture() -> PathBuf {
+    common::repo_root().join("generator/tests/fleets/torture")
+}
+
+fn stubs() -> PathBuf {
+    common::repo_root().join("generator/tests/guile")
+}
+
+fn windlass(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn generate(fleet: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "generate",
+        fleet.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = windlass(&args);
+    assert!(
+        o.status.success(),
+        "windlass generate {} failed: {}",
+        fleet.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// One line of the stand-ins' report: KIND NAME FIELD value.
+#[derive(Debug)]
+struct Fact {
+    kind: String,
+    name: String,
+    field: String,
+    value: String,
+}
+
+struct Facts(Vec<Fact>);
+
+impl Facts {
+    fn parse(stdout: &[u8]) -> Facts {
+        let text = String::from_utf8(stdout.to_vec()).expect("the report is ASCII");
+        let facts = text
+            .lines()
+            .map(|line| {
+                let mut words = line.split(' ');
+                let mut word = || {
+                    words
+                        .next()
+                        .unwrap_or_else(|| panic!("short line {line:?}"))
+                };
+                let (kind, name, field) = (word().into(), word().into(), word().into());
+                let value = words
+                    .map(|w| char::from_u32(w.parse().unwrap()).unwrap())
+                    .collect();
+                Fact {
+                    kind,
+                    name,
+                    field,
+                    value,
+                }
+            })
+            .collect();
+        Facts(facts)
+    }
+
+    fn all(&self, kind: &str, name: &str, field: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|f| f.kind == kind && f.name == name && f.field == field)
+            .map(|f| f.value.as_str())
+            .collect()
+    }
+
+    fn one(&self, kind: &str, name: &str, field: &str) -> Option<&str> {
+        let all = self.all(kind, name, field);
+        assert!(all.len() <= 1, "{kind} {name} {field}: {all:?}");
+        all.first().copied()
+    }
+
+    fn names(&self, kind: &str) -> BTreeSet<&str> {
+        self.0
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+}
+
+/// Runs Guile in the oracle rootfs with the stand-ins and `lib` (holding
+/// Guile modules) on the load path.
+fn guile(lib: &Path, script: &str) -> Output {
+    common::oracle(
+        &[(&stubs(), "/stubs"), (lib, "/wl")],
+        &[
+            "guile",
+            "--no-auto-compile",
+            "-L",
+            "/stubs",
+            "-L",
+            "/wl",
+            "-c",
+            script,
+        ],
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A load path holding the generated file as `windlass/apps.scm`.
+fn apps_lib(scm: &str) -> tempfile::TempDir {
+    let lib = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(lib.path().join("windlass")).unwrap();
+    std::fs::write(lib.path().join("windlass/apps.scm"), scm).unwrap();
+    lib
+}
+
+fn load_apps(scm: &str) -> Output {
+    let lib = apps_lib(scm);
+    guile(lib.path(), "(load \"/stubs/check-apps.scm\")")
+}
+
+fn check_container(facts: &Facts, app: &App) {
+    let c = &app.container;
+    let name = app.name.as_str();
+    let get = |field| facts.all("container", name, field);
+    assert_eq!(
+        facts.one("container", name, "image"),
+        Some(c.image.full.as_str())
+    );
+    assert_eq!(facts.one("container", name, "provision"), Some(name));
+    assert_eq!(
+        get("command"),
+        c.command.clone().unwrap_or_default(),
+        "{name}: command changed"
+    );
+    match &c.entrypoint {
+        Some(ep) => {
+            let json = facts.one("container", name, "entrypoint").unwrap();
+            let back: Vec<String> = serde_json::from_str(json).unwrap();
+            assert_eq!(&back, ep, "{name}: entrypoint changed");
+        }
+        None => assert_eq!(facts.one("container", name, "entrypoint"), None),
+    }
+    let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    assert_eq!(get("environment"), env, "{name}: environment changed");
+    let ports: Vec<String> = c.ports.iter().map(ToString::to_string).collect();
+    assert_eq!(get("ports"), ports);
+    let mut deps: Vec<&str> = Vec::new();
+    for d in app.requires.iter().chain(&app.wants) {
+        if !deps.contains(&d.as_str()) {
+            deps.push(d);
+        }
+    }
+    assert_eq!(get("requirement"), deps, "{name}: requirement");
+    assert_eq!(
+        facts.one("container", name, "network"),
+        c.networks.first().map(String::as_str)
+    );
+    assert_eq!(
+        facts.one("container", name, "respawn?"),
+        Some(if c.restart == windlass::model::Restart::No {
+            "#f"
+        } else {
+            "#t"
+        })
+    );
+    let volumes = get("volumes");
+    for m in &c.volumes {
+        let src = match &m.source {
+            VolumeSource::Named(n) | VolumeSource::Host(n) => n,
+        };
+        let ro = if m.read_only { ":ro" } else { "" };
+        let want = format!("{src}:{}{ro}", m.target);
+        assert!(
+            volumes.contains(&want.as_str()),
+            "{name}: {want} not in {volumes:?}"
+        );
+    }
+
+    let extra = get("extra-arguments");
+    let has = |arg: &str| extra.contains(&arg);
+    assert!(has(&format!("--label=io.windlass.app={name}")), "{extra:?}");
+    for (k, v) in &c.labels {
+        assert!(
+            has(&format!("--label={k}={v}")),
+            "{name}: label {k} changed: {extra:?}"
+        );
+    }
+    if let Some(bytes) = c.memory {
+        assert!(has(&format!("--memory={bytes}")), "{extra:?}");
+    }
+    for f in &c.env_files {
+        assert!(has(&format!("--env-file={f}")), "{extra:?}");
+    }
+    for s in &c.secrets {
+        if s.is_file() {
+            let SecretTarget::File(t) = &s.target else {
+                unreachable!()
+            };
+            assert!(volumes.contains(&format!("{}:{t}:ro", s.name).as_str()));
+        } else {
+            assert!(
+                extra
+                    .iter()
+                    .any(|a| a.starts_with(&format!("--secret={},", s.name))),
+                "{name}: secret {} missing: {extra:?}",
+                s.name
+            );
+        }
+    }
+    if let Some(cmd) = app.health.as_ref().and_then(|h| h.cmd.as_ref()) {
+        let json = extra
+            .iter()
+            .find_map(|a| a.strip_prefix("--health-cmd="))
+            .unwrap_or_else(|| panic!("{name}: no --health-cmd in {extra:?}"));
+        let back: Vec<String> = serde_json::from_str(json).unwrap();
+        assert_eq!(&back, cmd, "{name}: health command changed");
+    }
+}
+
+fn check_fleet(fleet: &Fleet, facts: &Facts) {
+    let has_jobs = fleet.apps.iter().any(|a| !a.jobs.is_empty());
+    let mut services = vec![("windlass-containers", "oci")];
+    if has_jobs {
+        services.push(("windlass-jobs", "shepherd-root"));
+    }
+    services.push(("windlass-generation", "etc"));
+    for (i, (name, target)) in services.iter().enumerate() {
+        let i = i.to_string();
+        assert_eq!(facts.one("service", &i, "name"), Some(*name));
+        assert_eq!(facts.one("service", &i, "target"), Some(*target));
+    }
+    assert_eq!(facts.names("service").len(), services.len());
+    assert_eq!(
+        facts.one("procedure", "oci-user", "services"),
+        Some(services.len().to_string().as_str())
+    );
+
+    let apps: BTreeSet<&str> = fleet.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(facts.names("container"), apps);
+    for app in &fleet.apps {
+        check_container(facts, app);
+        // Every requirement is another container's Shepherd service.
+        for dep in facts.all("container", &app.name, "requirement") {
+            assert!(apps.contains(dep), "{}: requires unknown {dep}", app.name);
+        }
+    }
+    let networks: BTreeSet<&str> = fleet.networks.keys().map(String::as_str).collect();
+    assert_eq!(facts.names("network"), networks);
+    for (name, net) in &fleet.networks {
+        assert_eq!(facts.one("network", name, "subnet"), net.subnet.as_deref());
+        assert_eq!(
+            facts.one("network", name, "internal?"),
+            Some(if net.internal { "#t" } else { "#f" })
+        );
+    }
+    let volumes: BTreeSet<&str> = fleet.volumes.keys().map(String::as_str).collect();
+    assert_eq!(facts.names("volume"), volumes);
+
+    let mut timers = BTreeSet::new();
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            let name = format!("{}-{}", app.name, job.name);
+            assert_eq!(
+                facts.all("timer", &name, "command"),
+                job.command,
+                "{name}: command changed"
+            );
+            assert_eq!(facts.one("timer", &name, "user"), Some("oci-container"));
+            assert_eq!(
+                facts.one("timer", &name, "requirement"),
+                Some("user-processes")
+            );
+            assert_eq!(facts.all("timer", &name, "action"), ["trigger"]);
+            assert_eq!(
+                facts.one("timer", &name, "wait-for-termination?"),
+                Some("#t")
+            );
+            assert_eq!(
+                facts.one("timer", &name, "max-duration"),
+                job.timeout
+                    .map(|us| us.div_ceil(1_000_000).to_string())
+                    .as_deref()
+            );
+            assert!(
+                facts
+                    .one("timer", &name, "documentation")
+                    .unwrap()
+                    .contains(&job.schedule),
+                "{name}: the documentation names the schedule"
+            );
+            timers.insert(name);
+        }
+    }
+    assert_eq!(
+        facts.names("timer"),
+        timers.iter().map(String::as_str).collect()
+    );
+
+    let file = "windlass/generation.json";
+    let json = facts.one("etc", file, "content").expect("generation.json");
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(doc["format"], 1);
+    assert_eq!(doc["platform"], "guix");
+    let listed = doc["apps"].as_array().unwrap();
+    assert_eq!(listed.len(), fleet.apps.len());
+    for (entry, app) in listed.iter().zip(&fleet.apps) {
+        assert_eq!(entry["name"], app.name.as_str());
+        assert_eq!(
+            entry["unit"],
+            app.name.as_str(),
+            "the unit is the Shepherd service"
+        );
+    }
+}
+
+fn fleet_case(dir: &Path, test: &str) -> Facts {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    generate(dir, &out, &["--target", "guix"]);
+    let scm = std::fs::read_to_string(out.join("guix/windlass-apps.scm")).unwrap();
+    let o = load_apps(&scm);
+    assert!(
+        o.status.success(),
+        "{test}: Guile could not load (windlass apps) against the stand-ins:\n{}",
+        stderr(&o)
+    );
+    let facts = Facts::parse(&o.stdout);
+    let fleet = load_fleet(dir).unwrap().fleet.expect("valid fleet");
+    check_fleet(&fleet, &facts);
+    facts
+}
+
+#[test]
+fn example_fleet_loads_in_guile_with_the_documented_guix_fields() {
+    if !common::oracles_enabled("guix examples") {
+        return;
+    }
+    let facts = fleet_case(&examples(), "examples");
+    // Spot checks a reader can follow.
+    for (field, value) in [
+        ("days-of-week", "sunday"),
+        ("hours", "3"),
+        ("minutes", "0"),
+        ("seconds", "0"),
+    ] {
+        assert_eq!(facts.all("timer", "lnd-backup", field), [value], "{field}");
+    }
+    assert_eq!(
+        facts.all("timer", "postgres-vacuum", "days-of-week"),
+        ["monday", "tuesday", "wednesday", "thursday", "friday"]
+    );
+    assert!(
+        facts
+            .all("timer", "postgres-vacuum", "days-of-month")
+            .is_empty()
+    );
+    assert_eq!(facts.all("timer", "nextcloud-cron", "minutes").len(), 12);
+    assert_eq!(
+        facts.all("timer", "nextcloud-cron", "hours"),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        facts.all("timer", "lnd-backup", "env"),
+        [
+            "PATH=/run/current-system/profile/bin",
+            "HOME=/home/oci-container"
+        ]
+    );
+    assert_eq!(
+        facts.one("container", "postgres", "container-user"),
+        Some("999:999")
+    );
+    assert_eq!(facts.one("container", "uptime", "respawn?"), Some("#t"));
+    assert_eq!(facts.all("volume", "pg-data", "labels"), ["backup=nightly"]);
+    assert_eq!(facts.one("network", "archy", "gateway"), Some("10.89.0.1"));
+}
+
+#[test]
+fn torture_fleet_loads_in_guile_and_every_value_arrives_unchanged() {
+    if !common::oracles_enabled("guix torture") {
+        return;
+    }
+    let facts = fleet_case(&torture(), "torture");
+    // The empty argument and the lone `;` travel as themselves.
+    let cmd = facts.all("container", "torture", "command");
+    assert!(cmd.contains(&"") && cmd.contains(&";"), "{cmd:?}");
+    assert_eq!(facts.all("timer", "torture-daily", "hours"), ["0"]);
+}
+
+/// Every string of the torture fleet, and then some.
+fn hard_strings(fleet: &Fleet) -> Vec<String> {
+    let mut all = Vec::new();
+    for app in &fleet.apps {
+        let c = &app.container;
+        all.extend(app.description.clone());
+        all.extend(c.env.values().cloned());
+        all.extend(c.labels.values().cloned());
+        all.extend(c.command.clone().unwrap_or_default());
+        all.extend(c.entrypoint.clone().unwrap_or_default());
+        if let Some(cmd) = app.health.as_ref().and_then(|h| h.cmd.clone()) {
+            all.extend(cmd);
+        }
+        for job in &app.jobs {
+            all.extend(job.command.clone());
+        }
+    }
+    let controls: String = (1u8..0x20).map(char::from).chain(['\x7f']).collect();
+    all.extend([
+        controls,
+        "\u{80}\u{9f}\u{a0}\u{ad}\u{feff}\u{fffd}\u{ffff}".to_string(),
+        "\u{d7ff}\u{e000}\u{10000}\u{10ffff}".to_string(),
+        "\\x41; \\u0041 \\U000041 #\\a #t #f".to_string(),
+        "\"); (system \"rm -rf /\") (display \"".to_string(),
+        "#~(ungexp x) #$x #$@y ,x ,@y `z".to_string(),
+        ";; not a comment\n#| not a block |#".to_string(),
+    ]);
+    all
+}
+
+#[test]
+fn every_torture_string_reads_back_in_guile_byte_for_byte() {
+    if !common::oracles_enabled("guix strings") {
+        return;
+    }
+    let fleet = load_fleet(&torture()).unwrap().fleet.expect("valid fleet");
+    let strings = hard_strings(&fleet);
+    assert!(strings.len() > 60);
+    let mut file = String::from("(\n");
+    for s in &strings {
+        file.push_str(&scheme::string(s));
+        file.push('\n');
+    }
+    file.push_str(")\n");
+    assert!(file.is_ascii());
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("strings.scm"), &file).unwrap();
+    // Read twice: with Guile's default reader options and with R6RS hex
+    // escapes enabled; the escapes windlass writes mean the same in both.
+    let script = r#"
+(use-modules (stub dump))
+(define (dump tag)
+  (for-each (lambda (s i) (emit "string" i tag s))
+            (call-with-input-file "/wl/strings.scm" read)
+            (iota (length (call-with-input-file "/wl/strings.scm" read)))))
+(dump "default")
+(read-enable 'r6rs-hex-escapes)
+(dump "r6rs")
+"#;
+    let o = guile(work.path(), script);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let facts = Facts::parse(&o.stdout);
+    for mode in ["default", "r6rs"] {
+        let got: Vec<&str> = facts
+            .0
+            .iter()
+            .filter(|f| f.field == mode)
+            .map(|f| f.value.as_str())
+            .collect();
+        assert_eq!(got.len(), strings.len(), "{mode}");
+        for (g, want) in got.iter().zip(&strings) {
+            assert_eq!(
+                g,
+                want,
+                "{mode}: Guile read {:?} differently",
+                scheme::string(want)
+            );
+        }
+    }
+}
+
+fn modules_lib() -> PathBuf {
+    common::repo_root().join("modules/guix")
+}
+
+#[test]
+fn the_guix_service_module_loads_and_wires_the_agent() {
+    if !common::oracles_enabled("guix modules") {
+        return;
+    }
+    let o = guile(&modules_lib(), "(load \"/stubs/check-service.scm\")");
+    assert!(
+        o.status.success(),
+        "modules/guix failed to load: {}",
+        stderr(&o)
+    );
+    let facts = Facts::parse(&o.stdout);
+    let pkg = "<plain-file windlass>";
+    for (label, group, state) in [
+        ("default", "windlass", "/var/lib/windlass"),
+        ("custom", "ops", "/srv/windlass"),
+    ] {
+        assert_eq!(facts.one(label, "type", "name"), Some("windlass"));
+        let targets: BTreeSet<&str> = facts.all(label, "extends", "target").into_iter().collect();
+        assert_eq!(
+            targets,
+            [
+                "account",
+                "activate",
+                "dbus",
+                "etc",
+                "profile",
+                "shepherd-root"
+            ]
+            .into_iter()
+            .collect()
+        );
+        let argv = facts.all(label, "windlassd", "argv");
+        let windlassd = format!("{pkg}/bin/windlassd");
+        assert_eq!(
+            argv,
+            [
+                windlassd.as_str(),
+                "--bus",
+                "system",
+                "--state-dir",
+                state,
+                "--group",
+                group,
+                "--platform",
+                "guix"
+            ]
+        );
+        assert_eq!(
+            facts.one(label, "windlassd", "requirement"),
+            Some("dbus-system user-processes")
+        );
+        let windlassctl = format!("{pkg}/bin/windlassctl");
+        assert_eq!(
+            facts.all(label, "windlass-sweep", "argv"),
+            [windlassctl.as_str(), "sweep"]
+        );
+        assert_eq!(
+            facts.one(label, "windlass-sweep", "requirement"),
+            Some("windlassd")
+        );
+        assert_eq!(facts.all(label, "windlass-sweep", "action"), ["trigger"]);
+        // The D-Bus policy comes from the package itself.
+        assert_eq!(facts.all(label, "dbus", "package"), [pkg]);
+        assert_eq!(facts.all(label, "profile", "package"), [pkg]);
+        assert_eq!(facts.one(label, "group", "name"), Some(group));
+        assert_eq!(facts.one(label, "group", "system?"), Some("#t"));
+        assert!(
+            facts
+                .one(label, "activation", "sexp")
+                .unwrap()
+                .contains(state),
+            "the activation creates the state directory"
+        );
+    }
+    assert_eq!(
+        facts.one("default", "windlass-sweep", "event"),
+        Some("days-of-week=(monday) hours=(0) minutes=(0) seconds=(0)")
+    );
+    assert_eq!(
+        facts.one("custom", "windlass-sweep", "event"),
+        Some("0 4 * * 1")
+    );
+    assert_eq!(facts.one("default", "etc", "windlass/fleet"), None);
+    assert_eq!(
+        facts.one("custom", "etc", "windlass/fleet"),
+        Some("<local-file fleet>")
+    );
+}
+
+/// Loads `scm` as `(windlass apps)` and returns Guile's error output, which
+/// must be a failure.
+fn load_fails(scm: &str, what: &str) -> String {
+    let o = load_apps(scm);
+    assert!(!o.status.success(), "{what}: Guile loaded it anyway");
+    stderr(&o)
+}
+
+fn edited(scm: &str, from: &str, to: &str) -> String {
+    assert!(scm.contains(from), "{from:?} not in the generated file");
+    scm.replacen(from, to, 1)
+}
+
+#[test]
+fn a_misspelt_field_or_keyword_fails_to_load() {
+    if !common::oracles_enabled("guix negative") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    generate(&examples(), &out, &["--target", "guix"]);
+    let scm = std::fs::read_to_string(out.join("guix/windlass-apps.scm")).unwrap();
+    // The unedited file loads: the failures below are the edits'.
+    assert!(load_apps(&scm).status.success());
+    for (from, to, expected) in [
+        (
+            "(provision \"lnd\")",
+            "(provison \"lnd\")",
+            "unknown field `provison'",
+        ),
+        ("(image \"", "(imag \"", "unknown field `imag'"),
+        ("(containers", "(container", "unknown field `container'"),
+        ("(subnet \"", "(sub-net \"", "unknown field `sub-net'"),
+        (
+            "(documentation",
+            "(documentaton",
+            "unknown field `documentaton'",
+        ),
+        (
+            "(respawn? #t)",
+            "(respawn? \"yes\")",
+            "invalid value for field `respawn?'",
+        ),
+        (
+            "(requirement '(bitcoind))",
+            "(requirement '(\"bitcoind\"))",
+            "invalid value",
+        ),
+        ("#:days-of-week", "#:day-of-week", "day-of-week"),
+        (
+            "#:wait-for-termination?",
+            "#:wait-for-termination",
+            "wait-for-termination",
+        ),
+        ("#:user #$oci-user", "#:as-user #$oci-user", "as-user"),
+    ] {
+        let err = load_fails(&edited(&scm, from, to), to);
+        assert!(err.contains(expected), "{to}: {err}");
+    }
+
+    // The same for the service module's own records.
+    let o = guile(
+        &modules_lib(),
+        "(use-modules (windlass service) (guix gexp))
+         (windlass-configuration (package (plain-file \"w\" \"\")) (gruop \"ops\"))",
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown field `gruop'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = guile(
+        &modules_lib(),
+        "(use-modules (windlass service))
+         (windlass-configuration (group \"ops\"))",
+    );
+    assert!(!o.status.success(), "the package has no default");
+    assert!(
+        stderr(&o).contains("missing required field `package'"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_readme_snippets_are_read_by_guile() {
+    if !common::oracles_enabled("guix docs") {
+        return;
+    }
+    let doc = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```scheme") => current = Some(String::new()),
+            (Some(b), "```") => {
+                blocks.push(std::mem::take(b));
+                current = None;
+            }
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(blocks.len() >= 2, "the README has its Guix Scheme snippets");
+    let work = tempfile::tempdir().unwrap();
+    for (i, b) in blocks.iter().enumerate() {
+        assert!(
+            scheme::check_sexprs(b).is_ok_and(|n| n > 0),
+            "snippet {i}: {:?}",
+            scheme::check_sexprs(b)
+        );
+        std::fs::write(work.path().join(format!("{i}.scm")), b).unwrap();
+    }
+    let script = format!(
+        "(use-modules (guix gexp) (stub dump))
+         (for-each (lambda (i)
+                     (call-with-input-file (format #f \"/wl/~a.scm\" i)
+                       (lambda (port)
+                         (let loop ((n 0))
+                           (let ((d (read port)))
+                             (if (eof-object? d)
+                                 (emit \"snippet\" i \"data\" n)
+                                 (loop (+ n 1))))))))
+                   (iota {}))",
+        blocks.len()
+    );
+    let o = guile(work.path(), &script);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let facts = Facts::parse(&o.stdout);
+    for (i, b) in blocks.iter().enumerate() {
+        let n = facts.one("snippet", &i.to_string(), "data").unwrap();
+        assert_eq!(
+            n.parse::<usize>().unwrap(),
+            scheme::check_sexprs(b).unwrap(),
+            "snippet {i}: Guile and windlass count different data"
+        );
+    }
+}
+
+// Without Guile.
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_overridden_guix_template_is_used_and_must_stay_well_formed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tdir = tmp.path().join("templates/guix");
+    std::fs::create_dir_all(&tdir).unwrap();
+    let default =
+        std::fs::read_to_string(common::repo_root().join("templates/guix/apps.scm.j2")).unwrap();
+    let templates = tmp.path().join("templates");
+    let run = |template: &str, out: &Path| {
+        std::fs::write(tdir.join("apps.scm.j2"), template).unwrap();
+        windlass(&[
+            "generate",
+            examples().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--target",
+            "guix",
+            "--templates",
+            templates.to_str().unwrap(),
+        ])
+    };
+    let out = tmp.path().join("out");
+    let o = run(
+        &default.replace(";; Generated", ";; Site copy.\n;; Generated"),
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scm = std::fs::read_to_string(out.join("guix/windlass-apps.scm")).unwrap();
+    assert!(scm.starts_with(";; Site copy.\n"));
+
+    for (template, expected) in [
+        (default.replace("(list\n", "(list (\n"), "never closed"),
+        (
+            default.replace("))\n\n(define %windlass", ")))\n\n(define %windlass"),
+            "unexpected closing",
+        ),
+        (
+            default.replace("\"Return the", "\"Return \\q the"),
+            "escape",
+        ),
+        ("; nothing\n".to_string(), "no Scheme expression"),
+        (
+            default.replace("{{ containers }}", "{{ 'raw' ~ containers }}"),
+            "unescaped",
+        ),
+    ] {
+        let out2 = tmp.path().join("out2");
+        let o = run(&template, &out2);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{expected}: {}", stderr(&o));
+        assert!(!out2.exists(), "nothing is written");
+    }
+}
+
+#[test]
+fn a_schedule_shepherd_cannot_express_is_refused_for_guix_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    copy_dir(&examples(), &fleet);
+    let lnd = fleet.join("apps/lnd.toml");
+    let text = std::fs::read_to_string(&lnd).unwrap();
+    std::fs::write(
+        &lnd,
+        text.replace(
+            "schedule = \"Sun *-*-* 03:00:00\"",
+            "schedule = \"daily UTC\"",
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = windlass(&[
+        "generate",
+        fleet.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    for part in [
+        "app `lnd`",
+        "job `backup`",
+        "\"daily UTC\"",
+        "time zone",
+        "--target",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert!(!out.exists(), "nothing is written");
+    generate(&fleet, &out, &["--target", "quadlet,systemd"]);
+}
