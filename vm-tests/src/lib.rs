@@ -1,0 +1,200 @@
+//! The Debian VM harness: builds (once, cached) a Debian trixie guest image
+//! from Debian's packages (`debian/image.sh`), boots it under QEMU with TCG
+//! (nested KVM does not work on our machines), and exchanges files with it
+//! through a 9p share: the host puts `guest-run.sh`, the scenarios, fresh
+//! binaries and generated trees in the share; a oneshot unit in the guest
+//! runs every scenario at boot, writes `results/<scenario>/{log,rc,…}`, and
+//! powers the guest off. Scenario output is mirrored on the guest's second
+//! serial port (`tests.log`), apart from the console (`console.log`).
+//!
+//! One boot serves every scenario of a test run: the first test to arrive
+//! prepares the share and boots, the others wait on a lock and read the
+//! same results (keyed by nextest's run id, or by process under `cargo
+//! test`).
+
+use std::fs;
+use std::io::Write as _;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// False only when the VM is explicitly disabled outside CI; under
+/// `CI=true` a missing QEMU or image fails the test instead.
+pub fn vm_enabled(test: &str) -> bool {
+    let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
+    if !ci && std::env::var("WINDLASS_SKIP_VM").as_deref() == Ok("1") {
+        eprintln!("WARNING: {test}: VM disabled by WINDLASS_SKIP_VM=1 (never under CI=true)");
+        return false;
+    }
+    true
+}
+
+/// Builds or reuses the guest image; returns its directory.
+pub fn image() -> PathBuf {
+    let out = Command::new(repo_root().join("vm-tests/debian/image.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cannot run vm-tests/debian/image.sh");
+    assert!(out.status.success(), "building the VM image failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+pub struct Boot {
+    pub console: String,
+    pub tests_log: String,
+    pub elapsed: Duration,
+}
+
+/// Boots the image with `share` as the guest's /host; returns when the
+/// guest powers off, or kills it after `timeout`.
+pub fn boot(image: &Path, share: &Path, work: &Path, timeout: Duration) -> Boot {
+    let qemu = which("qemu-system-x86_64").expect("qemu-system-x86_64 is not installed");
+    let console = work.join("console.log");
+    let tests = work.join("tests.log");
+    let start = Instant::now();
+    let mut child = Command::new(qemu)
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048"])
+        .args([
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-nic",
+            "none",
+        ])
+        .arg("-kernel")
+        .arg(image.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(image.join("initrd.img"))
+        .args([
+            "-append",
+            "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0",
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=raw,snapshot=on",
+            image.join("rootfs.ext4").display()
+        ))
+        .arg("-virtfs")
+        .arg(format!(
+            "local,path={},mount_tag=host,security_model=none",
+            share.display()
+        ))
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", tests.display()))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("cannot start qemu");
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "qemu exited with {st}");
+            break;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the VM did not power off within {timeout:?}; console:\n{}\ntests:\n{}",
+                tail(&fs::read_to_string(&console).unwrap_or_default(), 60),
+                fs::read_to_string(&tests).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Boot {
+        console: fs::read_to_string(&console).unwrap_or_default(),
+        tests_log: fs::read_to_string(&tests).unwrap_or_default(),
+        elapsed: start.elapsed(),
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|c| c.is_file())
+    })
+}
+
+/// The results of one shared boot.
+pub struct Run {
+    pub results: PathBuf,
+    pub tests_log: String,
+}
+
+impl Run {
+    /// `results/<scenario>`, after checking the scenario ran to its end.
+    pub fn scenario(&self, name: &str) -> PathBuf {
+        let dir = self.results.join(name);
+        let rc = fs::read_to_string(dir.join("rc")).unwrap_or_else(|_| {
+            panic!(
+                "scenario {name} did not finish in the guest; guest output:\n{}",
+                self.tests_log
+            )
+        });
+        assert_eq!(
+            rc.trim(),
+            "0",
+            "scenario {name} failed in the guest:\n{}",
+            fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        dir
+    }
+}
+
+static IN_PROCESS: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Prepares the share with `prepare` and boots once per test run; every
+/// caller of the same run gets the same results.
+pub fn shared_run(prepare: impl FnOnce(&Path)) -> Run {
+    let key =
+        std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+    let base = std::env::temp_dir().join(format!("windlass-vm-{key}"));
+    fs::create_dir_all(&base).unwrap();
+    let _guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = fs::File::create(base.join("lock")).unwrap();
+    // SAFETY: flock on a file descriptor we own for the duration of the call.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let done = base.join("done");
+    let share = base.join("share");
+    if !done.exists() {
+        let _ = fs::remove_dir_all(&share);
+        fs::create_dir_all(share.join("results")).unwrap();
+        fs::create_dir_all(share.join("scenarios")).unwrap();
+        prepare(&share);
+        let image = image();
+        let b = boot(&image, &share, &base, Duration::from_secs(1500));
+        eprintln!("VM run took {:.1} s", b.elapsed.as_secs_f64());
+        fs::write(base.join("tests.log"), &b.tests_log).unwrap();
+        let mut f = fs::File::create(&done).unwrap();
+        writeln!(f, "ok").unwrap();
+    }
+    Run {
+        results: share.join("results"),
+        tests_log: fs::read_to_string(base.join("tests.log")).unwrap_or_default(),
+    }
+}
+
+/// Copies a file, creating parent directories and keeping the mode.
+pub fn install(from: &Path, to: &Path) {
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copy {} → {}: {e}", from.display(), to.display()));
+}
