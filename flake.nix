@@ -80,6 +80,8 @@
                 touch $out
               '';
         }
+        # The VM scenarios of vm-tests/ on NixOS (pkgs.testers.runNixOSTest).
+        // import ./vm-tests/nixos { inherit pkgs self; }
       );
 
       devShells = forAllSystems (pkgs: {

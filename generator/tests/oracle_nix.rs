@@ -558,3 +558,50 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
     assert_eq!(generation_apps(&c), names);
     assert!(c["systemd"]["services"]["windlassd"].is_object());
 }
+
+#[test]
+fn nixos_vm_test_scripts_evaluate_and_compile_as_python() {
+    if !common::oracles_enabled("nixos_vm_test_scripts_evaluate_and_compile_as_python") {
+        return;
+    }
+    let root = common::repo_root();
+    let res = common::oracle(
+        &[(root.as_path(), "/r")],
+        &[
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "/r/generator/tests/nix/eval-vm-tests.nix",
+            "--arg",
+            "dir",
+            "/r/vm-tests/nixos",
+        ],
+    );
+    assert!(
+        res.status.success(),
+        "evaluating vm-tests/nixos failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let tests: Vec<Value> = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(tests.len(), 4);
+    let work = tempfile::tempdir().unwrap();
+    for t in &tests {
+        let name = t["name"].as_str().unwrap();
+        assert_eq!(t["nodes"], serde_json::json!(["machine"]), "{name}");
+        let script = t["testScript"].as_str().unwrap();
+        assert!(script.contains("assert"), "{name}: the script asserts");
+        let file = work.path().join(format!("{name}.py"));
+        std::fs::write(&file, script).unwrap();
+        let out = Command::new("python3")
+            .args(["-m", "py_compile"])
+            .arg(&file)
+            .output()
+            .expect("python3 is needed to check the NixOS test scripts (tools/test installs it)");
+        assert!(
+            out.status.success(),
+            "{name}: testScript is not valid Python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
