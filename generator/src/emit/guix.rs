@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use serde_json::json;
 
-use super::{EmitContext, EmitError, OutputFile, go_duration};
+use super::{EmitContext, EmitError, OutputFile, podman};
 use crate::escape::json as esc_json;
 use crate::escape::scheme::{self, Datum};
 use crate::model::*;
@@ -209,11 +209,7 @@ fn container(app: &App) -> Datum {
             format!("{src}:{}{ro}", m.target)
         })
         .collect();
-    for s in c.secrets.iter().filter(|s| s.is_file()) {
-        if let SecretTarget::File(t) = &s.target {
-            volumes.push(format!("{}:{t}:ro", s.name));
-        }
-    }
+    volumes.extend(podman::secret_volumes(c));
     if !volumes.is_empty() {
         f.push(field("volumes", strings(&volumes)));
     }
@@ -238,16 +234,10 @@ fn extra_arguments(app: &App) -> Vec<String> {
     for f in &c.env_files {
         a.push(format!("--env-file={f}"));
     }
-    for s in c.secrets.iter().filter(|s| !s.is_file()) {
-        let mut spec = s.name.clone();
-        match &s.target {
-            SecretTarget::File(t) => spec.push_str(&format!(",type=mount,target={t}")),
-            SecretTarget::Env(var) => spec.push_str(&format!(",type=env,target={var}")),
+    for s in &c.secrets {
+        if let Some(spec) = podman::secret_spec(s) {
+            a.push(format!("--secret={spec}"));
         }
-        if let Some(mode) = s.mode {
-            spec.push_str(&format!(",mode={mode:04o}"));
-        }
-        a.push(format!("--secret={spec}"));
     }
     for n in c.networks.iter().skip(1) {
         a.push(format!("--network={n}"));
@@ -255,49 +245,17 @@ fn extra_arguments(app: &App) -> Vec<String> {
     for (host, ip) in &c.add_hosts {
         a.push(format!("--add-host={host}:{ip}"));
     }
-    let mut labels = c.labels.clone();
-    labels.insert("io.windlass.app".into(), app.name.clone());
-    match c.auto_update {
-        AutoUpdate::None => {}
-        AutoUpdate::Registry => {
-            labels.insert("io.containers.autoupdate".into(), "registry".into());
-        }
-        AutoUpdate::Local => {
-            labels.insert("io.containers.autoupdate".into(), "local".into());
-        }
-    }
+    let labels = podman::labels(app, true);
     for (k, v) in &labels {
         a.push(format!("--label={k}={v}"));
     }
     if c.read_only {
         a.push("--read-only".into());
     }
-    if let Some(h) = &app.health
-        && let Some(cmd) = &h.cmd
-    {
-        a.push(format!("--health-cmd={}", esc_json::ascii_array(cmd)));
-        for (flag, value) in [
-            ("--health-interval", h.interval),
-            ("--health-timeout", h.timeout),
-            ("--health-start-period", h.start_period),
-        ] {
-            if let Some(us) = value {
-                a.push(format!("{flag}={}", go_duration(us)));
-            }
-        }
-        if let Some(r) = h.retries {
-            a.push(format!("--health-retries={r}"));
-        }
+    if let Some(h) = &app.health {
+        a.extend(podman::health_flags(h));
     }
-    if let Some(bytes) = c.memory {
-        a.push(format!("--memory={bytes}"));
-    }
-    if let Some(cpus) = c.cpus {
-        a.push(format!("--cpus={cpus}"));
-    }
-    if let Some(us) = c.stop_timeout {
-        a.push(format!("--stop-timeout={}", us.div_ceil(1_000_000)));
-    }
+    a.extend(podman::resource_flags(c));
     a
 }
 

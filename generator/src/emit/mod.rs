@@ -5,6 +5,7 @@
 pub mod guix;
 pub mod keys;
 pub mod nixos;
+pub mod podman;
 pub mod quadlet;
 pub mod systemd;
 pub mod unitfile;

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use serde_json::Value as Json;
 
-use super::{EmitContext, EmitError, NixosBackend, OutputFile, go_duration};
+use super::{EmitContext, EmitError, NixosBackend, OutputFile, podman};
 use crate::escape::json;
 use crate::escape::nix::{self, Nix};
 use crate::escape::systemd as esc;
@@ -263,25 +263,13 @@ fn oci_container(app: &App) -> Nix {
             format!("{src}:{}{ro}", m.target)
         })
         .collect();
-    let mut extra: Vec<String> = Vec::new();
-    for s in &c.secrets {
-        if s.is_file() {
-            let SecretTarget::File(t) = &s.target else {
-                unreachable!("file secrets mount as files")
-            };
-            volumes.push(format!("{}:{t}:ro", s.name));
-            continue;
-        }
-        let mut spec = s.name.clone();
-        match &s.target {
-            SecretTarget::File(t) => spec.push_str(&format!(",type=mount,target={t}")),
-            SecretTarget::Env(var) => spec.push_str(&format!(",type=env,target={var}")),
-        }
-        if let Some(mode) = s.mode {
-            spec.push_str(&format!(",mode={mode:04o}"));
-        }
-        extra.push(format!("--secret={spec}"));
-    }
+    volumes.extend(podman::secret_volumes(c));
+    let mut extra: Vec<String> = c
+        .secrets
+        .iter()
+        .filter_map(podman::secret_spec)
+        .map(|spec| format!("--secret={spec}"))
+        .collect();
     if !volumes.is_empty() {
         set(&mut a, &["volumes"], Nix::strs(volumes));
     }
@@ -304,17 +292,7 @@ fn oci_container(app: &App) -> Nix {
             Nix::strs(c.env_files.iter().cloned()),
         );
     }
-    let mut labels = c.labels.clone();
-    labels.insert("io.windlass.app".into(), app.name.clone());
-    match c.auto_update {
-        AutoUpdate::None => {}
-        AutoUpdate::Registry => {
-            labels.insert("io.containers.autoupdate".into(), "registry".into());
-        }
-        AutoUpdate::Local => {
-            labels.insert("io.containers.autoupdate".into(), "local".into());
-        }
-    }
+    let labels = podman::labels(app, true);
     set(
         &mut a,
         &["labels"],
@@ -334,34 +312,11 @@ fn oci_container(app: &App) -> Nix {
     if c.read_only {
         extra.push("--read-only".into());
     }
-    let mut healthy = false;
-    if let Some(h) = &app.health
-        && let Some(cmd) = &h.cmd
-    {
-        healthy = true;
-        extra.push(format!("--health-cmd={}", json::ascii_array(cmd)));
-        for (flag, value) in [
-            ("--health-interval", h.interval),
-            ("--health-timeout", h.timeout),
-            ("--health-start-period", h.start_period),
-        ] {
-            if let Some(us) = value {
-                extra.push(format!("{flag}={}", go_duration(us)));
-            }
-        }
-        if let Some(r) = h.retries {
-            extra.push(format!("--health-retries={r}"));
-        }
+    let healthy = app.health.as_ref().is_some_and(|h| h.cmd.is_some());
+    if let Some(h) = &app.health {
+        extra.extend(podman::health_flags(h));
     }
-    if let Some(bytes) = c.memory {
-        extra.push(format!("--memory={bytes}"));
-    }
-    if let Some(cpus) = c.cpus {
-        extra.push(format!("--cpus={cpus}"));
-    }
-    if let Some(us) = c.stop_timeout {
-        extra.push(format!("--stop-timeout={}", us.div_ceil(1_000_000)));
-    }
+    extra.extend(podman::resource_flags(c));
     if !app.requires.is_empty() {
         set(
             &mut a,

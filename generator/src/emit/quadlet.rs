@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 
 use super::keys::KeySet;
-use super::{EmitContext, EmitError, OutputFile, go_duration, unitfile};
+use super::{EmitContext, EmitError, OutputFile, go_duration, podman, unitfile};
 use crate::escape::{json, systemd as esc};
 use crate::model::*;
 use crate::templates::{entries, safe};
@@ -152,26 +152,10 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     for f in &c.env_files {
         push(&mut s.entries, "EnvironmentFile", esc::verbatim(f));
     }
-    for secret in &c.secrets {
-        if secret.is_file() {
-            let SecretTarget::File(t) = &secret.target else {
-                unreachable!("file secrets mount as files")
-            };
-            push(
-                &mut s.entries,
-                "Volume",
-                esc::verbatim(&format!("{}:{t}:ro", secret.name)),
-            );
-            continue;
-        }
-        let mut spec = secret.name.clone();
-        match &secret.target {
-            SecretTarget::File(t) => spec.push_str(&format!(",type=mount,target={t}")),
-            SecretTarget::Env(var) => spec.push_str(&format!(",type=env,target={var}")),
-        }
-        if let Some(mode) = secret.mode {
-            spec.push_str(&format!(",mode={mode:04o}"));
-        }
+    for v in podman::secret_volumes(c) {
+        push(&mut s.entries, "Volume", esc::verbatim(&v));
+    }
+    for spec in c.secrets.iter().filter_map(podman::secret_spec) {
         if !keys.has("Container", "Secret") {
             s.podman_args.push(esc::word(&format!("--secret={spec}")));
         } else {
