@@ -238,8 +238,5 @@ async fn bearer_tokens_pages_etags_and_retries() {
     assert_eq!(tags3, ["1.0.0", "1.1.0", "2.0.0", "2.1.0", "latest"]);
     assert_eq!((stats.not_modified, stats.token_requests), (1, 1));
     let seen = server.seen.lock().unwrap();
-    assert!(
-        seen.iter()
-            .any(|s| s.headers.contains_key("if-none-match"))
-    );
+    assert!(seen.iter().any(|s| s.headers.contains_key("if-none-match")));
 }
