@@ -86,24 +86,65 @@ pub struct EmitContext<'a> {
     pub warnings: Vec<String>,
 }
 
-/// Runs the emitters for `targets`, in a fixed order.
+/// Runs the emitters for `targets`: the Quadlet emitter (whose text the
+/// NixOS quadlet backend embeds, so it runs once for both), the systemd and
+/// the Guix emitters on their own threads. Output and notes do not depend
+/// on the scheduling: files are sorted, notes kept in target order.
 pub fn emit(
     fleet: &Fleet,
     targets: &BTreeSet<Target>,
     ctx: &mut EmitContext<'_>,
 ) -> Result<Vec<OutputFile>, EmitError> {
-    let mut files = Vec::new();
-    for t in targets {
-        match t {
-            Target::Quadlet => files.extend(quadlet::emit(fleet, ctx)?),
-            Target::Systemd => files.extend(systemd::emit(fleet, ctx)?),
-            // The quadlet backend embeds the exact Quadlet text.
-            Target::Nixos => {
-                let quadlet = quadlet::emit(fleet, ctx)?;
-                files.extend(nixos::emit(fleet, &quadlet, ctx)?);
+    type Emitted = Result<Vec<OutputFile>, EmitError>;
+    type Job<'s> = Box<dyn FnOnce(&mut EmitContext<'_>) -> Emitted + Send + 's>;
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    let want = |t| targets.contains(&t);
+    if want(Target::Quadlet) || want(Target::Nixos) {
+        jobs.push(Box::new(|c| {
+            let quadlet = quadlet::emit(fleet, c)?;
+            let mut files = if want(Target::Nixos) {
+                nixos::emit(fleet, &quadlet, c)?
+            } else {
+                Vec::new()
+            };
+            if want(Target::Quadlet) {
+                files.extend(quadlet);
             }
-            Target::Guix => files.extend(guix::emit(fleet, ctx)?),
-        }
+            Ok(files)
+        }));
+    }
+    if want(Target::Systemd) {
+        jobs.push(Box::new(|c| systemd::emit(fleet, c)));
+    }
+    if want(Target::Guix) {
+        jobs.push(Box::new(|c| guix::emit(fleet, c)));
+    }
+    let (podman, templates, nixos_backend) = (ctx.podman, ctx.templates, ctx.nixos_backend);
+    let results: Vec<(Emitted, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                s.spawn(move || {
+                    let mut c = EmitContext {
+                        podman,
+                        templates,
+                        nixos_backend,
+                        warnings: Vec::new(),
+                    };
+                    let r = job(&mut c);
+                    (r, c.warnings)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an emitter panicked"))
+            .collect()
+    });
+    let mut files = Vec::new();
+    for (r, warnings) in results {
+        ctx.warnings.extend(warnings);
+        files.extend(r?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)

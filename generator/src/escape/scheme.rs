@@ -361,7 +361,12 @@ impl Reader<'_> {
     }
 
     fn line_col(&self) -> String {
-        let before = &self.s[..self.pos];
+        self.line_col_at(self.pos)
+    }
+
+    /// Computed only for an error message: the text is scanned from the top.
+    fn line_col_at(&self, pos: usize) -> String {
+        let before = &self.s[..pos];
         let line = before.matches('\n').count() + 1;
         let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         format!("line {line}, column {col}")
@@ -402,14 +407,15 @@ impl Reader<'_> {
         match c {
             '(' | '[' => {
                 let close = if c == '(' { ')' } else { ']' };
-                let start = self.line_col();
+                let start = self.pos;
                 self.pos += 1;
                 loop {
                     self.skip_atmosphere()?;
                     match self.peek() {
                         None => {
                             return Err(format!(
-                                "list opened at {start} is never closed (end of the text)"
+                                "list opened at {} is never closed (end of the text)",
+                                self.line_col_at(start)
                             ));
                         }
                         Some(p) if p == close => {
@@ -418,7 +424,8 @@ impl Reader<'_> {
                         }
                         Some(')') | Some(']') => {
                             return self.err(&format!(
-                                "mismatched closing bracket for the list opened at {start}"
+                                "mismatched closing bracket for the list opened at {}",
+                                self.line_col_at(start)
                             ));
                         }
                         Some('.') if self.delimited_after(1) => {
@@ -432,15 +439,19 @@ impl Reader<'_> {
             }
             ')' | ']' => self.err("unexpected closing bracket"),
             '"' => {
-                let start = self.line_col();
+                let start = self.pos;
                 match read_string_body(&rest[1..]) {
                     Some((_, Some(after))) => {
                         self.pos += rest.len() - after.len();
                         Ok(())
                     }
-                    Some((_, None)) => Err(format!("string opened at {start} is never closed")),
+                    Some((_, None)) => Err(format!(
+                        "string opened at {} is never closed",
+                        self.line_col_at(start)
+                    )),
                     None => Err(format!(
-                        "string opened at {start} has an escape Guile does not read"
+                        "string opened at {} has an escape Guile does not read",
+                        self.line_col_at(start)
                     )),
                 }
             }
