@@ -1,6 +1,36 @@
-//! windlass host agent (skeleton). The D-Bus service that switches
-//! generations, gated on health, lands with the agent issue; until then the
-//! binaries only report that they are not implemented yet.
+//! windlass host agent: `windlassd` exports `io.windlass.Agent1` on D-Bus
+//! and runs operations (stage, switch, rollback) one at a time, each
+//! persisted before every step so that a crash or restart resumes it or
+//! rolls it back; `windlassctl` drives it.
+//!
+//! Layout of the state directory (default `/var/lib/windlass`):
+//! `generations/<N>/` (native: imported generator output trees),
+//! `profiles/system` (native: the selected generation, a symlink),
+//! `operations/<id>.json` (operation records). The run directory (default
+//! `/run/windlass`) holds `current`, the running native generation.
+
+pub mod contract;
+pub mod engine;
+pub mod fault;
+pub mod health;
+pub mod platform;
+pub mod service;
+pub mod store;
+pub mod systemd;
 
 /// The agent's version, as reported on the bus.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Well-known bus name, object path and interfaces.
+pub const BUS_NAME: &str = "io.windlass.Agent1";
+pub const OBJECT_PATH: &str = "/io/windlass/Agent1";
+pub const OPERATION_PREFIX: &str = "/io/windlass/Agent1/operation";
+
+/// Exit codes of windlassctl (documented in the README).
+pub mod exit {
+    pub const COMMITTED: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const ROLLED_BACK: u8 = 3;
+    pub const REFUSED: u8 = 4;
+}

@@ -11,6 +11,9 @@
 //!
 //! One HTTP stack (reqwest with rustls) for both; [`client`] builds it.
 
+/// The HTTP client crate, for users of [`client`].
+pub use reqwest;
+
 pub mod download;
 pub mod registry;
 pub mod release;

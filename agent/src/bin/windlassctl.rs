@@ -1,13 +1,312 @@
-//! `windlassctl` (skeleton): not implemented yet; exits 2 with a clear message.
+//! `windlassctl`: drives windlassd over D-Bus. Mutating commands print
+//! the operation's phases live and exit with its outcome: 0 committed,
+//! 3 rolled back (or canceled), 4 refused (access denied, busy, invalid
+//! argument, not found), 1 any other error or failure, 2 usage.
 
-fn main() -> std::process::ExitCode {
-    if std::env::args().any(|a| a == "--version") {
-        println!("windlassctl {}", windlass_agent::VERSION);
-        return std::process::ExitCode::SUCCESS;
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use futures_util::StreamExt;
+use windlass_agent::exit;
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "windlassctl",
+    version,
+    about = "Drive the windlass host agent (windlassd)"
+)]
+struct Cli {
+    /// `system`, `session`, or a D-Bus address.
+    #[arg(long, global = true, default_value = "system")]
+    bus: String,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Platform, generations, apps and the operation in flight.
+    Status,
+    /// Every generation, with the selected and the running one.
+    Generations,
+    /// Import a generator output tree as a generation (native platform).
+    Stage { path: std::path::PathBuf },
+    /// Switch to a generation; commit once healthy, else roll back.
+    Switch {
+        generation: String,
+        /// `manual`: commit only on `windlassctl confirm`.
+        #[arg(long, default_value = "auto")]
+        confirm: String,
+        /// Seconds the health gate may take (default: the generation's).
+        #[arg(long)]
+        deadline: Option<u64>,
+        /// Print the operation path and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Roll back to the previous committed generation, or to GENERATION.
+    Rollback {
+        generation: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Confirm an operation started with --confirm manual.
+    Confirm { operation: String },
+    /// Cancel an operation in flight (it rolls back).
+    Cancel { operation: String },
+    /// Follow an operation until it finishes.
+    Watch { operation: String },
+    /// Print shell completions.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page.
+    #[command(hide = true)]
+    Man,
+}
+
+#[zbus::proxy(
+    interface = "io.windlass.Agent1",
+    default_service = "io.windlass.Agent1",
+    default_path = "/io/windlass/Agent1"
+)]
+trait Agent {
+    fn status(&self) -> zbus::Result<String>;
+    fn list_generations(&self) -> zbus::Result<String>;
+    fn stage(&self, path: &str) -> zbus::Result<String>;
+    fn switch(
+        &self,
+        generation: &str,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<OwnedObjectPath>;
+    fn rollback(
+        &self,
+        generation: &str,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<OwnedObjectPath>;
+    fn confirm(&self, operation: &zbus::zvariant::ObjectPath<'_>) -> zbus::Result<()>;
+    fn cancel(&self, operation: &zbus::zvariant::ObjectPath<'_>) -> zbus::Result<()>;
+}
+
+#[zbus::proxy(
+    interface = "io.windlass.Operation1",
+    default_service = "io.windlass.Agent1"
+)]
+trait Operation {
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn error(&self) -> zbus::Result<String>;
+    #[zbus(signal)]
+    fn phase_changed(&self, phase: String, detail: String) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn finished(&self, result: String, error: String) -> zbus::Result<()>;
+}
+
+fn op_path(op: &str) -> Result<OwnedObjectPath, String> {
+    let p = if op.starts_with('/') {
+        op.to_string()
+    } else {
+        format!("{}/{op}", windlass_agent::OPERATION_PREFIX)
+    };
+    OwnedObjectPath::try_from(p).map_err(|e| format!("{op}: not an operation: {e}"))
+}
+
+fn refused(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::MethodError(name, _, _) => matches!(
+            name.as_str(),
+            "io.windlass.Error.AccessDenied"
+                | "io.windlass.Error.Busy"
+                | "io.windlass.Error.InvalidArgument"
+                | "io.windlass.Error.NotFound"
+                | "io.windlass.Error.NotSupported"
+                | "org.freedesktop.DBus.Error.AccessDenied"
+        ),
+        _ => false,
     }
-    eprintln!(
-        "windlassctl {}: not implemented yet",
-        windlass_agent::VERSION
-    );
-    std::process::ExitCode::from(2)
+}
+
+fn describe(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => {
+            format!("{}: {}", name.as_str(), msg.as_deref().unwrap_or(""))
+        }
+        other => other.to_string(),
+    }
+}
+
+async fn connect(bus: &str) -> zbus::Result<zbus::Connection> {
+    match bus {
+        "system" => zbus::Connection::system().await,
+        "session" => zbus::Connection::session().await,
+        addr => zbus::connection::Builder::address(addr)?.build().await,
+    }
+}
+
+/// Follows an operation; returns its exit code.
+async fn follow(conn: &zbus::Connection, path: OwnedObjectPath, json: bool) -> zbus::Result<u8> {
+    let op = OperationProxy::builder(conn)
+        .path(path.clone())?
+        .build()
+        .await?;
+    let mut phases = op.receive_phase_changed().await?;
+    let mut finished = op.receive_finished().await?;
+    if !json {
+        eprintln!("operation {}", path.as_str());
+    }
+    let (result, error) = loop {
+        let r = op.result().await?;
+        if !r.is_empty() {
+            break (r, op.error().await?);
+        }
+        tokio::select! {
+            Some(p) = phases.next() => {
+                if let Ok(a) = p.args() && !json {
+                    if a.detail.is_empty() {
+                        eprintln!("  {}", a.phase);
+                    } else {
+                        eprintln!("  {}: {}", a.phase, a.detail);
+                    }
+                }
+            }
+            Some(f) = finished.next() => {
+                let a = f.args()?;
+                break (a.result.clone(), a.error.clone());
+            }
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"operation": path.as_str(), "result": result, "error": error})
+        );
+    } else {
+        println!("{result}");
+        if !error.is_empty() {
+            eprintln!("{error}");
+        }
+    }
+    Ok(match result.as_str() {
+        "committed" => exit::COMMITTED,
+        "rolled-back" | "canceled" => exit::ROLLED_BACK,
+        "skipped" => exit::COMMITTED,
+        _ => exit::ERROR,
+    })
+}
+
+async fn run(cli: Cli) -> Result<u8, (u8, String)> {
+    let err = |e: zbus::Error| {
+        let code = if refused(&e) {
+            exit::REFUSED
+        } else {
+            exit::ERROR
+        };
+        (code, describe(&e))
+    };
+    let conn = connect(&cli.bus).await.map_err(err)?;
+    let agent = AgentProxy::new(&conn).await.map_err(err)?;
+    let print = |text: String| {
+        if cli.json {
+            println!("{text}");
+        } else {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+    };
+    match cli.cmd {
+        Cmd::Status => print(agent.status().await.map_err(err)?),
+        Cmd::Generations => print(agent.list_generations().await.map_err(err)?),
+        Cmd::Stage { path } => {
+            let abs = std::path::absolute(&path)
+                .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?;
+            let g = agent.stage(&abs.to_string_lossy()).await.map_err(err)?;
+            if cli.json {
+                println!("{}", serde_json::json!({"generation": g}));
+            } else {
+                println!("{g}");
+            }
+        }
+        Cmd::Switch {
+            generation,
+            confirm,
+            deadline,
+            no_wait,
+        } => {
+            let mut o: HashMap<&str, Value<'_>> = HashMap::new();
+            o.insert("confirm", Value::from(confirm.as_str()));
+            if let Some(d) = deadline {
+                o.insert("deadline", Value::from(d));
+            }
+            let path = agent.switch(&generation, o).await.map_err(err)?;
+            if no_wait {
+                println!("{}", path.as_str());
+                return Ok(exit::COMMITTED);
+            }
+            return follow(&conn, path, cli.json).await.map_err(err);
+        }
+        Cmd::Rollback {
+            generation,
+            no_wait,
+        } => {
+            let path = agent
+                .rollback(generation.as_deref().unwrap_or(""), HashMap::new())
+                .await
+                .map_err(err)?;
+            if no_wait {
+                println!("{}", path.as_str());
+                return Ok(exit::COMMITTED);
+            }
+            return follow(&conn, path, cli.json).await.map_err(err);
+        }
+        Cmd::Confirm { operation } => {
+            let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
+            agent.confirm(&p.as_ref()).await.map_err(err)?;
+        }
+        Cmd::Cancel { operation } => {
+            let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
+            agent.cancel(&p.as_ref()).await.map_err(err)?;
+        }
+        Cmd::Watch { operation } => {
+            let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
+            return follow(&conn, p, cli.json).await.map_err(err);
+        }
+        Cmd::Completions { .. } | Cmd::Man => unreachable!("handled before connecting"),
+    }
+    Ok(exit::COMMITTED)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.cmd {
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "windlassctl", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("windlassctl: {e}");
+                    ExitCode::from(exit::ERROR)
+                }
+            };
+        }
+        _ => {}
+    }
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err((code, msg)) => {
+            eprintln!("windlassctl: {msg}");
+            ExitCode::from(code)
+        }
+    }
 }

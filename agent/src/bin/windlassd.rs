@@ -1,10 +1,268 @@
-//! `windlassd` (skeleton): not implemented yet; exits 2 with a clear message.
+//! `windlassd`: the windlass host agent. Exports `io.windlass.Agent1` on
+//! D-Bus and runs operations one at a time; see the README.
 
-fn main() -> std::process::ExitCode {
-    if std::env::args().any(|a| a == "--version") {
-        println!("windlassd {}", windlass_agent::VERSION);
-        return std::process::ExitCode::SUCCESS;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use windlass_agent::engine::Engine;
+use windlass_agent::platform::{self, native::Native, nixos};
+use windlass_agent::service::{self, Access, Signals};
+use windlass_agent::store::Store;
+use windlass_agent::systemd::{AnySystemd, Dbus, Fake};
+use windlass_agent::{BUS_NAME, VERSION};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum PlatformArg {
+    Auto,
+    Native,
+    Nixos,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum SystemdArg {
+    /// systemd over the system bus.
+    Dbus,
+    /// Touch no unit; every unit counts as active (tests, dry runs).
+    None,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "windlassd",
+    version,
+    about = "windlass host agent (D-Bus service io.windlass.Agent1)"
+)]
+struct Args {
+    /// `system`, `session`, or a D-Bus address (tests).
+    #[arg(long, default_value = "system")]
+    bus: String,
+    #[arg(long, default_value = "/var/lib/windlass")]
+    state_dir: PathBuf,
+    #[arg(long, default_value = "/run/windlass")]
+    run_dir: PathBuf,
+    /// Members of this group may call the mutating methods.
+    #[arg(long, default_value = "windlass")]
+    group: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    platform: PlatformArg,
+    #[arg(long, value_enum, default_value = "dbus")]
+    systemd: SystemdArg,
+    /// Resolve operation OP now (the external revert deadline fires this):
+    /// ask the running agent to cancel it, or, when no agent runs, roll it
+    /// back from its record.
+    #[arg(long, value_name = "OP")]
+    revert: Option<String>,
+    /// Check that this binary can run here, then exit.
+    #[arg(long)]
+    self_test: bool,
+}
+
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .is_some()
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    match journald {
+        Some(j) => tracing_subscriber::registry().with(j).init(),
+        None => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init(),
     }
-    eprintln!("windlassd {}: not implemented yet", windlass_agent::VERSION);
-    std::process::ExitCode::from(2)
+}
+
+async fn connect(bus: &str) -> zbus::Result<zbus::connection::Builder<'static>> {
+    Ok(match bus {
+        "system" => zbus::connection::Builder::system()?,
+        "session" => zbus::connection::Builder::session()?,
+        addr => zbus::connection::Builder::address(addr)?,
+    })
+}
+
+/// Holds the state directory for this process (one agent per host).
+fn lock_state(dir: &std::path::Path, wait: bool) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir)?;
+    let f = std::fs::File::create(dir.join("agent.lock"))?;
+    let flags = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), flags) } == 0 {
+        Ok(Some(f))
+    } else {
+        Ok(None)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    if args.self_test {
+        // What the binary needs: a state directory it can write, a clock.
+        return match std::fs::create_dir_all(&args.state_dir)
+            .and_then(|_| tempfile_in(&args.state_dir))
+        {
+            Ok(()) => {
+                println!("windlassd {VERSION}: self-test ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "windlassd: self-test failed: {}: {e}",
+                    args.state_dir.display()
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("windlassd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tempfile_in(dir: &std::path::Path) -> std::io::Result<()> {
+    let p = dir.join(format!(".self-test-{}", std::process::id()));
+    std::fs::write(&p, b"ok")?;
+    std::fs::remove_file(&p)
+}
+
+fn detect(arg: PlatformArg) -> PlatformArg {
+    match arg {
+        PlatformArg::Auto if std::path::Path::new("/etc/NIXOS").exists() => PlatformArg::Nixos,
+        PlatformArg::Auto => PlatformArg::Native,
+        other => other,
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let platform = match detect(args.platform) {
+        PlatformArg::Nixos => platform::Any::Nixos(nixos::Profiles::nixos(Box::new(nixos::Exec))),
+        _ => platform::Any::Native(Native::new(&args.state_dir, &args.run_dir)),
+    };
+    let systemd = match args.systemd {
+        SystemdArg::Dbus => {
+            AnySystemd::Dbus(Dbus::system().await.context("connecting to systemd")?)
+        }
+        SystemdArg::None => AnySystemd::None(Fake::default()),
+    };
+    let store = Store::new(&args.state_dir);
+
+    if let Some(op) = &args.revert {
+        return revert(&args, op, store, platform, systemd).await;
+    }
+
+    let _lock = lock_state(&args.state_dir, false)?
+        .with_context(|| format!("another windlassd holds {}", args.state_dir.display()))?;
+    let (signals, rx) = Signals::channel();
+    let mut engine = Engine::new(store, platform, systemd, Arc::new(signals));
+    if args.systemd == SystemdArg::Dbus {
+        let exe = std::env::current_exe()?.to_string_lossy().to_string();
+        engine.revert_argv = Some(vec![
+            exe,
+            "--bus".into(),
+            args.bus.clone(),
+            "--state-dir".into(),
+            args.state_dir.to_string_lossy().to_string(),
+            "--run-dir".into(),
+            args.run_dir.to_string_lossy().to_string(),
+            "--platform".into(),
+            format!("{:?}", detect(args.platform)).to_lowercase(),
+            "--revert".into(),
+        ]);
+    }
+    let engine = Arc::new(engine);
+    let conn = connect(&args.bus)
+        .await?
+        .build()
+        .await
+        .context("connecting to the bus")?;
+    service::export(&conn, engine.clone(), Access::for_group(&args.group)).await?;
+    tokio::spawn(service::run_signals(conn.clone(), engine.clone(), rx));
+    for r in engine.recover().await {
+        tracing::warn!(
+            WINDLASS_OPERATION = r.id.as_str(),
+            "resolved after restart: {}",
+            r.result.map(|o| o.as_str()).unwrap_or("?")
+        );
+    }
+    conn.request_name(BUS_NAME)
+        .await
+        .with_context(|| format!("cannot own {BUS_NAME}"))?;
+    tracing::info!(
+        version = VERSION,
+        platform = engine.platform_name(),
+        "windlassd ready"
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("windlassd stopping");
+    Ok(())
+}
+
+async fn revert(
+    args: &Args,
+    op: &str,
+    store: Store,
+    platform: platform::Any,
+    systemd: AnySystemd,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    match lock_state(&args.state_dir, false)? {
+        Some(_lock) => {
+            // No agent runs: resolve the record ourselves.
+            let engine = Arc::new(Engine::new(
+                store,
+                platform,
+                systemd,
+                Arc::new(windlass_agent::engine::Silent),
+            ));
+            let rec = engine
+                .store
+                .load(op)
+                .with_context(|| format!("no operation {op}"))?;
+            if rec.finished() {
+                println!("operation {op} already finished: {:?}", rec.result);
+                return Ok(());
+            }
+            engine.recover().await;
+            let rec = engine.store.load(op)?;
+            println!(
+                "operation {op}: {}",
+                rec.result.map(|o| o.as_str()).unwrap_or("?")
+            );
+            Ok(())
+        }
+        None => {
+            // The agent runs: ask it to cancel (it rolls back).
+            let conn = connect(&args.bus).await?.build().await?;
+            let path = service::op_path(op);
+            conn.call_method(
+                Some(BUS_NAME),
+                windlass_agent::OBJECT_PATH,
+                Some("io.windlass.Agent1"),
+                "Cancel",
+                &(path.as_ref(),),
+            )
+            .await
+            .with_context(|| format!("asking windlassd to cancel {op}"))?;
+            println!("asked windlassd to cancel operation {op}");
+            Ok(())
+        }
+    }
 }

@@ -1,0 +1,98 @@
+//! The health gate: every changed unit active (Quadlet's Notify=healthy
+//! makes a container unit active only once its health check passes), and
+//! every `health.http` probe of the generation's changed apps answering
+//! 2xx, all within the deadline. A unit that fails ends the wait at once.
+
+use std::time::{Duration, Instant};
+
+use crate::systemd::Systemd;
+
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub units: Vec<String>,
+    pub http: Vec<String>,
+    pub deadline: Duration,
+    pub poll: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateFailure {
+    /// The unit to blame, when one is.
+    pub unit: Option<String>,
+    pub reason: String,
+}
+
+/// Waits for the gate; `cancel` is polled and ends the wait early.
+pub async fn wait(
+    systemd: &impl Systemd,
+    gate: &Gate,
+    http: &windlass_net::reqwest::Client,
+    cancel: impl Fn() -> bool,
+) -> Result<(), GateFailure> {
+    let start = Instant::now();
+    let mut pending_units: Vec<String> = gate.units.clone();
+    let mut pending_http: Vec<String> = gate.http.clone();
+    loop {
+        let mut still = Vec::new();
+        for u in pending_units {
+            let s = systemd.state(&u).await.map_err(|e| GateFailure {
+                unit: Some(u.clone()),
+                reason: e.0,
+            })?;
+            match s.active_state.as_str() {
+                "active" | "reloading" => {}
+                "failed" => {
+                    return Err(GateFailure {
+                        reason: format!("{u} failed ({})", s.result),
+                        unit: Some(u),
+                    });
+                }
+                _ => still.push(u),
+            }
+        }
+        pending_units = still;
+        let mut still = Vec::new();
+        for url in pending_http {
+            let ok = http
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if !ok {
+                still.push(url);
+            }
+        }
+        pending_http = still;
+        if pending_units.is_empty() && pending_http.is_empty() {
+            return Ok(());
+        }
+        if cancel() {
+            return Err(GateFailure {
+                unit: None,
+                reason: "canceled".into(),
+            });
+        }
+        if start.elapsed() >= gate.deadline {
+            let what: Vec<String> = pending_units
+                .iter()
+                .map(|u| format!("{u} not active"))
+                .chain(
+                    pending_http
+                        .iter()
+                        .map(|h| format!("{h} not answering 2xx")),
+                )
+                .collect();
+            return Err(GateFailure {
+                unit: pending_units.first().cloned(),
+                reason: format!(
+                    "not healthy within {} s: {}",
+                    gate.deadline.as_secs(),
+                    what.join(", ")
+                ),
+            });
+        }
+        tokio::time::sleep(gate.poll).await;
+    }
+}

@@ -1,0 +1,220 @@
+//! NixOS (and the same profile mechanics for tests): generations are the
+//! system profile's links `<profiles>/system-<N>-link`; the selected one is
+//! where `<profiles>/system` points, the running one is `/run/current-system`.
+//! Activation is `<gen>/bin/switch-to-configuration test` (nothing changes
+//! for the next boot); the commit, only after the health gate, sets the
+//! profile (`nix-env -p <profiles>/system --switch-generation N`) and runs
+//! `switch-to-configuration boot`. A reboot before the commit comes back
+//! on the old generation; a failed gate never touches the profile.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{Activation, GenInfo, Platform, PlatformError};
+use crate::contract::Manifest;
+use crate::systemd::Systemd;
+
+/// Runs host commands; tests record them instead.
+pub trait Runner: Send + Sync {
+    fn run(&self, argv: &[String]) -> Result<(), String>;
+}
+
+/// Runs commands for real.
+pub struct Exec;
+
+impl Runner for Exec {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .map_err(|e| format!("{}: {e}", argv[0]))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed ({}): {}",
+                argv.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+/// Records commands, and plays what `nix-env --switch-generation` does to
+/// the profile link so the state machine can be tested on a stand-in tree.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub fail: Arc<Mutex<Vec<String>>>,
+}
+
+impl Runner for Recorder {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let line = argv.join(" ");
+        self.calls.lock().unwrap().push(line.clone());
+        if self
+            .fail
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| line.contains(f.as_str()))
+        {
+            return Err(format!("{line}: failed (stand-in)"));
+        }
+        if argv.len() == 5 && argv[0].ends_with("nix-env") && argv[3] == "--switch-generation" {
+            let link = Path::new(&argv[2]);
+            let target = format!("system-{}-link", argv[4]);
+            crate::store::swap_symlink(link, Path::new(&target)).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Profiles {
+    /// `/nix/var/nix/profiles`.
+    pub profiles: PathBuf,
+    /// `/run/current-system`.
+    pub current_system: PathBuf,
+    pub nix_env: String,
+    pub runner: Box<dyn Runner>,
+}
+
+impl Profiles {
+    pub fn nixos(runner: Box<dyn Runner>) -> Profiles {
+        Profiles {
+            profiles: "/nix/var/nix/profiles".into(),
+            current_system: "/run/current-system".into(),
+            nix_env: "nix-env".into(),
+            runner,
+        }
+    }
+
+    fn link(&self, id: &str) -> PathBuf {
+        self.profiles.join(format!("system-{id}-link"))
+    }
+
+    fn resolve(p: &Path) -> Option<PathBuf> {
+        fs::canonicalize(p).ok()
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = fs::read_dir(&self.profiles)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.ok()?.file_name().to_string_lossy().to_string();
+                n.strip_prefix("system-")?
+                    .strip_suffix("-link")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn which(&self, target: &Path) -> Option<String> {
+        let t = Self::resolve(target)?;
+        self.ids()
+            .into_iter()
+            .map(|n| n.to_string())
+            .find(|id| Self::resolve(&self.link(id)).as_deref() == Some(t.as_path()))
+    }
+}
+
+impl Platform for Profiles {
+    fn name(&self) -> &'static str {
+        "nixos"
+    }
+
+    fn selected(&self) -> Option<String> {
+        let l = fs::read_link(self.profiles.join("system")).ok()?;
+        let n = l.file_name()?.to_string_lossy().to_string();
+        n.strip_prefix("system-")?
+            .strip_suffix("-link")
+            .map(str::to_string)
+    }
+
+    fn running(&self) -> Option<String> {
+        self.which(&self.current_system)
+    }
+
+    fn generations(&self) -> Vec<GenInfo> {
+        let (sel, run) = (self.selected(), self.running());
+        self.ids()
+            .into_iter()
+            .map(|n| {
+                let id = n.to_string();
+                GenInfo {
+                    selected: sel.as_deref() == Some(&id),
+                    running: run.as_deref() == Some(&id),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    fn stage(&self, _path: &Path) -> Result<String, PlatformError> {
+        Err(PlatformError::Invalid(
+            "Stage is for the native platform; on NixOS, build a system (nixos-rebuild build) and switch to its profile generation".into(),
+        ))
+    }
+
+    fn manifest(&self, generation: &str) -> Option<Manifest> {
+        let etc = self.link(generation).join("etc/windlass");
+        let bytes = fs::read(etc.join("generation.json")).ok()?;
+        // The NixOS module installs the apps' contracts only.
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let apps = serde_json::from_value(v.get("apps")?.clone()).ok()?;
+        Some(Manifest {
+            format: 1,
+            files: Vec::new(),
+            apps,
+        })
+    }
+
+    async fn activate(
+        &self,
+        _systemd: &impl Systemd,
+        _from: Option<&str>,
+        to: &str,
+    ) -> Result<Activation, PlatformError> {
+        let link = self.link(to);
+        if !link.exists() && fs::symlink_metadata(&link).is_err() {
+            return Err(PlatformError::NotFound(to.to_string()));
+        }
+        let stc = link.join("bin/switch-to-configuration");
+        self.runner
+            .run(&[stc.to_string_lossy().to_string(), "test".into()])
+            .map_err(PlatformError::Failed)?;
+        // switch-to-configuration restarts what changed; the gate checks
+        // every app of the generation.
+        let changed = self
+            .manifest(to)
+            .map(|m| m.apps.into_iter().map(|a| a.unit).collect())
+            .unwrap_or_default();
+        Ok(Activation {
+            changed,
+            stopped: Vec::new(),
+        })
+    }
+
+    async fn commit(&self, to: &str) -> Result<(), PlatformError> {
+        let profile = self.profiles.join("system");
+        self.runner
+            .run(&[
+                self.nix_env.clone(),
+                "-p".into(),
+                profile.to_string_lossy().to_string(),
+                "--switch-generation".into(),
+                to.to_string(),
+            ])
+            .map_err(PlatformError::Failed)?;
+        let stc = self.link(to).join("bin/switch-to-configuration");
+        self.runner
+            .run(&[stc.to_string_lossy().to_string(), "boot".into()])
+            .map_err(PlatformError::Failed)
+    }
+}

@@ -1,0 +1,371 @@
+//! systemd, as the agent needs it: reload, start/stop/restart a unit and
+//! wait for the job, read a unit's state, read its last journal lines, and
+//! start transient units (activation and the revert timer run outside the
+//! agent's cgroup). [`Dbus`] talks to `org.freedesktop.systemd1`; tests use
+//! [`Fake`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitState {
+    pub active_state: String,
+    pub sub_state: String,
+    pub result: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SystemdError(pub String);
+
+type R<T> = Result<T, SystemdError>;
+
+pub trait Systemd: Send + Sync {
+    fn reload(&self) -> impl Future<Output = R<()>> + Send;
+    /// `verb` is `start`, `stop` or `restart`; waits until the job is done
+    /// and returns its result (`done`, `failed`, `timeout`, …).
+    fn job(&self, verb: &str, unit: &str) -> impl Future<Output = R<String>> + Send;
+    fn state(&self, unit: &str) -> impl Future<Output = R<UnitState>> + Send;
+    /// The unit's last `n` journal lines.
+    fn journal(&self, unit: &str, n: usize) -> impl Future<Output = R<Vec<String>>> + Send;
+    /// Runs `argv` in a transient service, optionally fired by a transient
+    /// timer `delay_sec` from now (a revert deadline).
+    fn transient(
+        &self,
+        name: &str,
+        argv: &[String],
+        delay_sec: Option<u64>,
+    ) -> impl Future<Output = R<()>> + Send;
+    /// Stops (and so removes) a transient unit.
+    fn stop_transient(&self, name: &str) -> impl Future<Output = R<()>> + Send;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    fn reload(&self) -> zbus::Result<()>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    #[allow(clippy::type_complexity)]
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, Value<'_>)],
+        aux: &[(&str, Vec<(&str, Value<'_>)>)],
+    ) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Unit {
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Service {
+    #[zbus(property)]
+    fn result(&self) -> zbus::Result<String>;
+}
+
+/// systemd over the system bus.
+pub struct Dbus {
+    conn: zbus::Connection,
+}
+
+fn e(x: impl std::fmt::Display) -> SystemdError {
+    SystemdError(x.to_string())
+}
+
+impl Dbus {
+    pub async fn system() -> R<Dbus> {
+        let conn = zbus::Connection::system().await.map_err(e)?;
+        ManagerProxy::new(&conn)
+            .await
+            .map_err(e)?
+            .subscribe()
+            .await
+            .map_err(e)?;
+        Ok(Dbus { conn })
+    }
+}
+
+impl Systemd for Dbus {
+    async fn reload(&self) -> R<()> {
+        ManagerProxy::new(&self.conn)
+            .await
+            .map_err(e)?
+            .reload()
+            .await
+            .map_err(e)
+    }
+
+    async fn job(&self, verb: &str, unit: &str) -> R<String> {
+        use futures_util::StreamExt;
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        // Subscribe before queuing, so the JobRemoved cannot be missed.
+        let mut removed = m.receive_job_removed().await.map_err(e)?;
+        let job = match verb {
+            "start" => m.start_unit(unit, "replace").await,
+            "stop" => m.stop_unit(unit, "replace").await,
+            "restart" => m.restart_unit(unit, "replace").await,
+            other => return Err(SystemdError(format!("unknown verb {other}"))),
+        }
+        .map_err(e)?;
+        while let Some(sig) = removed.next().await {
+            let args = sig.args().map_err(e)?;
+            if args.job == job {
+                return Ok(args.result);
+            }
+        }
+        Err(SystemdError(
+            "systemd went away while waiting for a job".into(),
+        ))
+    }
+
+    async fn state(&self, unit: &str) -> R<UnitState> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        let path = m.load_unit(unit).await.map_err(e)?;
+        let u = UnitProxy::builder(&self.conn)
+            .path(path.clone())
+            .map_err(e)?
+            .build()
+            .await
+            .map_err(e)?;
+        let result = match ServiceProxy::builder(&self.conn)
+            .path(path)
+            .map_err(e)?
+            .build()
+            .await
+        {
+            Ok(s) => s.result().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Ok(UnitState {
+            active_state: u.active_state().await.map_err(e)?,
+            sub_state: u.sub_state().await.map_err(e)?,
+            result,
+        })
+    }
+
+    async fn journal(&self, unit: &str, n: usize) -> R<Vec<String>> {
+        let out = tokio::process::Command::new("journalctl")
+            .args([
+                "--no-pager",
+                "-o",
+                "short-iso",
+                "-n",
+                &n.to_string(),
+                "-u",
+                unit,
+            ])
+            .output()
+            .await
+            .map_err(e)?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
+    async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        let exec: Vec<(String, Vec<String>, bool)> = vec![(argv[0].clone(), argv.to_vec(), false)];
+        let service = format!("{name}.service");
+        let props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from(format!("windlass: {name}"))),
+            ("ExecStart", Value::from(exec)),
+            ("Type", Value::from("oneshot")),
+        ];
+        match delay_sec {
+            None => {
+                m.start_transient_unit(&service, "replace", &props, &[])
+                    .await
+                    .map_err(e)?;
+            }
+            Some(d) => {
+                let timer = format!("{name}.timer");
+                let tprops: Vec<(&str, Value<'_>)> = vec![
+                    (
+                        "Description",
+                        Value::from(format!("windlass deadline: {name}")),
+                    ),
+                    ("OnActiveSec", Value::from(d * 1_000_000)),
+                    ("RemainAfterElapse", Value::from(false)),
+                ];
+                let aux = vec![(service.as_str(), props)];
+                m.start_transient_unit(&timer, "replace", &tprops, &aux)
+                    .await
+                    .map_err(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_transient(&self, name: &str) -> R<()> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        for u in [format!("{name}.timer"), format!("{name}.service")] {
+            let _ = m.stop_unit(&u, "replace").await;
+        }
+        Ok(())
+    }
+}
+
+/// A stand-in for tests: records every call; unit states come from a
+/// script the test sets.
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub states: Arc<Mutex<BTreeMap<String, UnitState>>>,
+    pub failing_jobs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Fake {
+    pub fn set(&self, unit: &str, active: &str, sub: &str) {
+        self.states.lock().unwrap().insert(
+            unit.to_string(),
+            UnitState {
+                active_state: active.into(),
+                sub_state: sub.into(),
+                result: if active == "failed" {
+                    "exit-code".into()
+                } else {
+                    "success".into()
+                },
+            },
+        );
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Systemd for Fake {
+    async fn reload(&self) -> R<()> {
+        self.calls.lock().unwrap().push("reload".into());
+        Ok(())
+    }
+
+    async fn job(&self, verb: &str, unit: &str) -> R<String> {
+        self.calls.lock().unwrap().push(format!("{verb} {unit}"));
+        if self.failing_jobs.lock().unwrap().iter().any(|u| u == unit) {
+            return Ok("failed".into());
+        }
+        let mut s = self.states.lock().unwrap();
+        let entry = s.entry(unit.to_string()).or_default();
+        if verb == "stop" {
+            entry.active_state = "inactive".into();
+            entry.sub_state = "dead".into();
+        } else if entry.active_state.is_empty() || entry.active_state == "inactive" {
+            entry.active_state = "active".into();
+            entry.sub_state = "running".into();
+        }
+        Ok("done".into())
+    }
+
+    async fn state(&self, unit: &str) -> R<UnitState> {
+        Ok(self
+            .states
+            .lock()
+            .unwrap()
+            .get(unit)
+            .cloned()
+            .unwrap_or(UnitState {
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+                result: "success".into(),
+            }))
+    }
+
+    async fn journal(&self, unit: &str, _n: usize) -> R<Vec<String>> {
+        Ok(vec![format!("{unit}: (stand-in journal)")])
+    }
+
+    async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("transient {name} {:?} {delay_sec:?}", argv));
+        Ok(())
+    }
+
+    async fn stop_transient(&self, name: &str) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("stop-transient {name}"));
+        Ok(())
+    }
+}
+
+/// The implementations, as one type (the trait is not object-safe).
+pub enum AnySystemd {
+    Dbus(Dbus),
+    /// `--systemd none`: touches no unit; every unit counts as active.
+    None(Fake),
+}
+
+impl Systemd for AnySystemd {
+    async fn reload(&self) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.reload().await,
+            AnySystemd::None(s) => s.reload().await,
+        }
+    }
+    async fn job(&self, verb: &str, unit: &str) -> R<String> {
+        match self {
+            AnySystemd::Dbus(s) => s.job(verb, unit).await,
+            AnySystemd::None(s) => s.job(verb, unit).await,
+        }
+    }
+    async fn state(&self, unit: &str) -> R<UnitState> {
+        match self {
+            AnySystemd::Dbus(s) => s.state(unit).await,
+            AnySystemd::None(s) => s.state(unit).await,
+        }
+    }
+    async fn journal(&self, unit: &str, n: usize) -> R<Vec<String>> {
+        match self {
+            AnySystemd::Dbus(s) => s.journal(unit, n).await,
+            AnySystemd::None(s) => s.journal(unit, n).await,
+        }
+    }
+    async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.transient(name, argv, delay_sec).await,
+            AnySystemd::None(s) => s.transient(name, argv, delay_sec).await,
+        }
+    }
+    async fn stop_transient(&self, name: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.stop_transient(name).await,
+            AnySystemd::None(s) => s.stop_transient(name).await,
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! A real `dbus-daemon` and a real `windlassd` for the agent's tests.
+//! The bus is private (a socket in a temporary directory) and lets any
+//! local user connect, so tests can call as an unprivileged uid; the agent
+//! runs with `--systemd none` (no units touched) on the native platform.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Bus {
+    pub address: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bus() -> Bus {
+    let dir = tempfile::tempdir().unwrap();
+    // Reachable by an unprivileged uid, as a system bus socket is.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let sock = dir.path().join("bus");
+    let conf = dir.path().join("bus.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+</busconfig>
+"#,
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", conf.display()))
+        .arg("--nofork")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("dbus-daemon is needed (tools/test installs it)");
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "dbus-daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    Bus {
+        address: format!("unix:path={}", sock.display()),
+        child,
+        _dir: dir,
+    }
+}
+
+pub struct Agent {
+    pub child: Child,
+    pub state: PathBuf,
+    pub run: PathBuf,
+    pub address: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn windlassd() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_windlassd"))
+}
+
+pub fn windlassctl_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_windlassctl"))
+}
+
+/// Starts windlassd on `bus`; waits until it owns its name.
+pub fn agent(bus: &Bus, state: &Path, run: &Path, group: &str, env: &[(&str, &str)]) -> Agent {
+    let log = state.with_extension("log");
+    let logf = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let mut c = Command::new(windlassd());
+    c.args([
+        "--bus",
+        &bus.address,
+        "--systemd",
+        "none",
+        "--platform",
+        "native",
+        "--group",
+        group,
+    ])
+    .arg("--state-dir")
+    .arg(state)
+    .arg("--run-dir")
+    .arg(run)
+    .stdout(Stdio::null())
+    .stderr(logf);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let child = c.spawn().unwrap();
+    let mut a = Agent {
+        child,
+        state: state.to_path_buf(),
+        run: run.to_path_buf(),
+        address: bus.address.clone(),
+        log,
+    };
+    let start = Instant::now();
+    loop {
+        let out = Command::new("busctl")
+            .args(["--address", &bus.address, "status", "io.windlass.Agent1"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        if let Some(st) = a.child.try_wait().unwrap() {
+            panic!(
+                "windlassd exited early ({st}): {}",
+                std::fs::read_to_string(&a.log).unwrap_or_default()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "windlassd did not take its name"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a
+}
+
+impl Agent {
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(windlassctl_bin())
+            .args(["--bus", &self.address])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// windlassctl as an unprivileged uid (nobody), in no group.
+    pub fn ctl_as_nobody(&self, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(windlassctl_bin())
+            .args(["--bus", &self.address])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn busctl(&self, args: &[&str]) -> Output {
+        Command::new("busctl")
+            .args(["--address", &self.address])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn property(&self, path: &str, iface: &str, name: &str) -> String {
+        let out = self.busctl(&["get-property", "io.windlass.Agent1", path, iface, name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// Waits until no operation is in flight.
+    pub fn wait_idle(&self) {
+        let start = Instant::now();
+        while self.property("/io/windlass/Agent1", "io.windlass.Agent1", "State") != "s \"idle\"" {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "agent stayed busy"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// web's HTTP probe in the basic fleet. Nothing serves it on the test
+/// host (no units run with `--systemd none`), so generations meant to be
+/// healthy drop it, and unhealthy ones keep it.
+pub const WEB_PROBE: &str = "http = \"http://127.0.0.1:8080/\"\n";
+
+/// Generates `fleet` (a windlass fleet directory) into a fresh tree, with
+/// `edit` applied to the web app's manifest first (after its HTTP probe is
+/// removed; `unhealthy` keeps the probe, which nothing answers).
+pub fn generation(fleet: &Path, out: &Path, edit: impl Fn(&str) -> String) {
+    generation_with(fleet, out, false, edit)
+}
+
+pub fn unhealthy_generation(fleet: &Path, out: &Path, edit: impl Fn(&str) -> String) {
+    generation_with(fleet, out, true, edit)
+}
+
+fn generation_with(fleet: &Path, out: &Path, keep_probe: bool, edit: impl Fn(&str) -> String) {
+    let src = tempfile::tempdir().unwrap();
+    copy(fleet, src.path());
+    let web = src.path().join("apps/web.toml");
+    let mut text = std::fs::read_to_string(&web).unwrap();
+    assert!(
+        text.contains(WEB_PROBE),
+        "the basic fleet's web probe moved"
+    );
+    if !keep_probe {
+        text = text.replace(WEB_PROBE, "");
+    }
+    std::fs::write(&web, edit(&text)).unwrap();
+    let opts = windlass::pipeline::Options {
+        podman_version: None,
+        templates: None,
+        targets: [
+            windlass::emit::Target::Quadlet,
+            windlass::emit::Target::Systemd,
+        ]
+        .into_iter()
+        .collect(),
+        nixos_backend: Default::default(),
+    };
+    let built = windlass::pipeline::build(src.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    windlass::output::write(out, &built.files).unwrap();
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let d = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy(&e.path(), &d);
+        } else {
+            std::fs::copy(e.path(), d).unwrap();
+        }
+    }
+}
+
+pub fn basic_fleet() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vm-tests/fleets/basic")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
