@@ -18,6 +18,7 @@ enum PlatformArg {
     Auto,
     Native,
     Nixos,
+    Guix,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -141,6 +142,9 @@ fn tempfile_in(dir: &std::path::Path) -> std::io::Result<()> {
 fn detect(arg: PlatformArg) -> PlatformArg {
     match arg {
         PlatformArg::Auto if std::path::Path::new("/etc/NIXOS").exists() => PlatformArg::Nixos,
+        PlatformArg::Auto if std::path::Path::new("/var/guix/profiles/system").exists() => {
+            PlatformArg::Guix
+        }
         PlatformArg::Auto => PlatformArg::Native,
         other => other,
     }
@@ -150,6 +154,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let platform = match detect(args.platform) {
         PlatformArg::Nixos => platform::Any::Nixos(nixos::Profiles::nixos(Box::new(nixos::Exec))),
+        PlatformArg::Guix => platform::Any::Nixos(nixos::Profiles::guix(Box::new(nixos::Exec))),
         _ => platform::Any::Native(Native::new(&args.state_dir, &args.run_dir)),
     };
     let systemd = match args.systemd {

@@ -1,11 +1,20 @@
-//! NixOS (and the same profile mechanics for tests): generations are the
-//! system profile's links `<profiles>/system-<N>-link`; the selected one is
-//! where `<profiles>/system` points, the running one is `/run/current-system`.
-//! Activation is `<gen>/bin/switch-to-configuration test` (nothing changes
-//! for the next boot); the commit, only after the health gate, sets the
-//! profile (`nix-env -p <profiles>/system --switch-generation N`) and runs
-//! `switch-to-configuration boot`. A reboot before the commit comes back
-//! on the old generation; a failed gate never touches the profile.
+//! NixOS and Guix System: generations are the system profile's links
+//! `<profiles>/system-<N>-link`; the selected one is where
+//! `<profiles>/system` points, the running one is `/run/current-system`.
+//!
+//! NixOS: activation is `<gen>/bin/switch-to-configuration test` (nothing
+//! changes for the next boot); the commit, only after the health gate,
+//! sets the profile (`nix-env -p <profiles>/system --switch-generation N`)
+//! and runs `switch-to-configuration boot`. A reboot before the commit
+//! comes back on the old generation; a failed gate never touches the
+//! profile.
+//!
+//! Guix: activation is `guix system switch-generation N` (Guix has no
+//! test-only activation: the profile moves at once), then `<gen>/activate`
+//! and `herd restart` of each app service of the generation; the commit has
+//! nothing left to do. A rollback switches to the generation recorded when
+//! the operation started, by number, never to "the previous one" (which
+//! may be another generation created meanwhile).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -48,6 +57,10 @@ impl Runner for Exec {
 pub struct Recorder {
     pub calls: Arc<Mutex<Vec<String>>>,
     pub fail: Arc<Mutex<Vec<String>>>,
+    /// Plays `switch-to-configuration test` / `activate` on this link.
+    pub current_system: Option<PathBuf>,
+    /// The profiles directory, for `guix system switch-generation`.
+    pub profiles: Option<PathBuf>,
 }
 
 impl Runner for Recorder {
@@ -68,12 +81,44 @@ impl Runner for Recorder {
             let target = format!("system-{}-link", argv[4]);
             crate::store::swap_symlink(link, Path::new(&target)).map_err(|e| e.to_string())?;
         }
+        if argv.len() == 4
+            && argv[1] == "system"
+            && argv[2] == "switch-generation"
+            && let Some(p) = &self.profiles
+        {
+            let target = format!("system-{}-link", argv[3]);
+            crate::store::swap_symlink(&p.join("system"), Path::new(&target))
+                .map_err(|e| e.to_string())?;
+        }
+        let activates = (argv[0].ends_with("bin/switch-to-configuration")
+            && argv.get(1).is_some_and(|a| a == "test"))
+            || argv[0].ends_with("/activate");
+        if activates && let Some(cur) = &self.current_system {
+            let gen_dir = Path::new(&argv[0])
+                .ancestors()
+                .nth(if argv[0].ends_with("/activate") { 1 } else { 2 })
+                .unwrap();
+            let target = fs::read_link(gen_dir).map_err(|e| e.to_string())?;
+            let target = if target.is_relative() {
+                gen_dir.parent().unwrap().join(target)
+            } else {
+                target
+            };
+            crate::store::swap_symlink(cur, &target).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Nixos,
+    Guix,
+}
+
 pub struct Profiles {
-    /// `/nix/var/nix/profiles`.
+    pub flavor: Flavor,
+    /// `/nix/var/nix/profiles` or `/var/guix/profiles`.
     pub profiles: PathBuf,
     /// `/run/current-system`.
     pub current_system: PathBuf,
@@ -82,8 +127,19 @@ pub struct Profiles {
 }
 
 impl Profiles {
+    pub fn guix(runner: Box<dyn Runner>) -> Profiles {
+        Profiles {
+            flavor: Flavor::Guix,
+            profiles: "/var/guix/profiles".into(),
+            current_system: "/run/current-system".into(),
+            nix_env: "guix".into(),
+            runner,
+        }
+    }
+
     pub fn nixos(runner: Box<dyn Runner>) -> Profiles {
         Profiles {
+            flavor: Flavor::Nixos,
             profiles: "/nix/var/nix/profiles".into(),
             current_system: "/run/current-system".into(),
             nix_env: "nix-env".into(),
@@ -126,7 +182,10 @@ impl Profiles {
 
 impl Platform for Profiles {
     fn name(&self) -> &'static str {
-        "nixos"
+        match self.flavor {
+            Flavor::Nixos => "nixos",
+            Flavor::Guix => "guix",
+        }
     }
 
     fn selected(&self) -> Option<String> {
@@ -185,16 +244,38 @@ impl Platform for Profiles {
         if !link.exists() && fs::symlink_metadata(&link).is_err() {
             return Err(PlatformError::NotFound(to.to_string()));
         }
-        let stc = link.join("bin/switch-to-configuration");
-        self.runner
-            .run(&[stc.to_string_lossy().to_string(), "test".into()])
-            .map_err(PlatformError::Failed)?;
-        // switch-to-configuration restarts what changed; the gate checks
-        // every app of the generation.
-        let changed = self
+        let apps: Vec<String> = self
             .manifest(to)
             .map(|m| m.apps.into_iter().map(|a| a.unit).collect())
             .unwrap_or_default();
+        match self.flavor {
+            Flavor::Nixos => {
+                let stc = link.join("bin/switch-to-configuration");
+                self.runner
+                    .run(&[stc.to_string_lossy().to_string(), "test".into()])
+                    .map_err(PlatformError::Failed)?;
+            }
+            Flavor::Guix => {
+                self.runner
+                    .run(&[
+                        self.nix_env.clone(),
+                        "system".into(),
+                        "switch-generation".into(),
+                        to.to_string(),
+                    ])
+                    .map_err(PlatformError::Failed)?;
+                self.runner
+                    .run(&[link.join("activate").to_string_lossy().to_string()])
+                    .map_err(PlatformError::Failed)?;
+                for svc in &apps {
+                    self.runner
+                        .run(&["herd".into(), "restart".into(), svc.clone()])
+                        .map_err(PlatformError::Failed)?;
+                }
+            }
+        }
+        // The gate checks every app of the generation.
+        let changed = apps;
         Ok(Activation {
             changed,
             stopped: Vec::new(),
@@ -202,6 +283,10 @@ impl Platform for Profiles {
     }
 
     async fn commit(&self, to: &str) -> Result<(), PlatformError> {
+        if self.flavor == Flavor::Guix {
+            // switch-generation already selected it.
+            return Ok(());
+        }
         let profile = self.profiles.join("system");
         self.runner
             .run(&[

@@ -1,0 +1,185 @@
+//! State machines of the NixOS and Guix platforms, on stand-in profile
+//! trees with recorded commands (nothing is executed): the NixOS path runs
+//! `switch-to-configuration test` before the health gate and sets the
+//! profile + `boot` only after it; a failed gate never touches the
+//! profile; a Guix rollback returns to the generation recorded when the
+//! operation started, even when another generation appeared meanwhile.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use windlass_agent::engine::{Engine, Silent, SwitchOptions};
+use windlass_agent::platform::{self, Platform, nixos};
+use windlass_agent::store::{Outcome, Store};
+use windlass_agent::systemd::Fake;
+
+struct Tree {
+    _tmp: tempfile::TempDir,
+    profiles: PathBuf,
+    current: PathBuf,
+    state: PathBuf,
+}
+
+fn tree(gens: &[u32], selected: u32) -> Tree {
+    let tmp = tempfile::tempdir().unwrap();
+    let profiles = tmp.path().join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    for g in gens {
+        add_generation(&profiles, *g);
+    }
+    std::os::unix::fs::symlink(format!("system-{selected}-link"), profiles.join("system")).unwrap();
+    let current = tmp.path().join("current-system");
+    std::os::unix::fs::symlink(
+        std::fs::read_link(profiles.join(format!("system-{selected}-link"))).unwrap(),
+        &current,
+    )
+    .unwrap();
+    let state = tmp.path().join("state");
+    Tree {
+        profiles,
+        current,
+        state,
+        _tmp: tmp,
+    }
+}
+
+fn add_generation(profiles: &Path, g: u32) {
+    let store = profiles.parent().unwrap().join(format!("store/gen{g}"));
+    std::fs::create_dir_all(store.join("bin")).unwrap();
+    std::fs::create_dir_all(store.join("etc/windlass")).unwrap();
+    std::fs::write(store.join("bin/switch-to-configuration"), "").unwrap();
+    std::fs::write(store.join("activate"), "").unwrap();
+    std::fs::write(
+        store.join("etc/windlass/generation.json"),
+        r#"{"format":1,"apps":[{"name":"web","unit":"podman-web.service","health":{"container_check":true},"update":{"health_deadline_sec":1}}]}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&store, profiles.join(format!("system-{g}-link"))).unwrap();
+}
+
+fn engine(
+    t: &Tree,
+    flavor: nixos::Flavor,
+    rec: &nixos::Recorder,
+    fake: &Fake,
+) -> Arc<Engine<Fake>> {
+    let mut p = match flavor {
+        nixos::Flavor::Nixos => nixos::Profiles::nixos(Box::new(rec.clone())),
+        nixos::Flavor::Guix => nixos::Profiles::guix(Box::new(rec.clone())),
+    };
+    p.profiles = t.profiles.clone();
+    p.current_system = t.current.clone();
+    let mut e = Engine::new(
+        Store::new(&t.state),
+        platform::Any::Nixos(p),
+        fake.clone(),
+        Arc::new(Silent),
+    );
+    e.poll = Duration::from_millis(20);
+    Arc::new(e)
+}
+
+fn recorder(t: &Tree) -> nixos::Recorder {
+    nixos::Recorder {
+        current_system: Some(t.current.clone()),
+        profiles: Some(t.profiles.clone()),
+        ..Default::default()
+    }
+}
+
+fn calls(rec: &nixos::Recorder, t: &Tree) -> Vec<String> {
+    let root = t.profiles.display().to_string();
+    rec.calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.replace(&root, "P"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nixos_tests_before_the_gate_and_boots_only_after_it() {
+    let t = tree(&[1, 2], 1);
+    let rec = recorder(&t);
+    let fake = Fake::default();
+    fake.set("podman-web.service", "active", "running");
+    let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    assert_eq!(
+        (e.platform.selected(), e.platform.running()),
+        (Some("1".into()), Some("1".into()))
+    );
+    e.switch("2", SwitchOptions::default()).unwrap();
+    e.idle().await;
+    assert_eq!(
+        calls(&rec, &t),
+        [
+            "P/system-2-link/bin/switch-to-configuration test",
+            "nix-env -p P/system --switch-generation 2",
+            "P/system-2-link/bin/switch-to-configuration boot",
+        ]
+    );
+    assert_eq!(e.platform.selected().as_deref(), Some("2"));
+    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed));
+    assert_eq!(r.from_generation.as_deref(), Some("1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_gate_never_touches_the_nixos_profile() {
+    let t = tree(&[1, 2], 1);
+    let rec = recorder(&t);
+    let fake = Fake::default();
+    fake.set("podman-web.service", "failed", "failed");
+    let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    e.switch("2", SwitchOptions::default()).unwrap();
+    e.idle().await;
+    assert_eq!(
+        calls(&rec, &t),
+        [
+            "P/system-2-link/bin/switch-to-configuration test",
+            "P/system-1-link/bin/switch-to-configuration test",
+        ],
+        "test, then back to the recorded generation; no nix-env, no boot"
+    );
+    assert_eq!(e.platform.selected().as_deref(), Some("1"));
+    assert_eq!(e.platform.running().as_deref(), Some("1"));
+    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack));
+    assert!(r.error.contains("podman-web.service failed"), "{}", r.error);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeared() {
+    let t = tree(&[2, 3, 4], 3);
+    let rec = recorder(&t);
+    let fake = Fake::default();
+    // Never healthy: the gate runs its full (1 s) deadline.
+    fake.set("podman-web.service", "activating", "start");
+    let e = engine(&t, nixos::Flavor::Guix, &rec, &fake);
+    assert_eq!(e.platform.name(), "guix");
+    e.switch("4", SwitchOptions::default()).unwrap();
+    // While the gate waits, someone creates generation 5 and selects it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    add_generation(&t.profiles, 5);
+    windlass_agent::store::swap_symlink(&t.profiles.join("system"), Path::new("system-5-link"))
+        .unwrap();
+    e.idle().await;
+    let c = calls(&rec, &t);
+    assert_eq!(
+        c,
+        [
+            "guix system switch-generation 4",
+            "P/system-4-link/activate",
+            "herd restart podman-web.service",
+            "guix system switch-generation 3",
+            "P/system-3-link/activate",
+            "herd restart podman-web.service",
+        ]
+    );
+    assert_eq!(e.platform.selected().as_deref(), Some("3"));
+    assert_eq!(e.platform.running().as_deref(), Some("3"));
+    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack));
+    assert_eq!(r.from_generation.as_deref(), Some("3"));
+}
