@@ -7,10 +7,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::*;
-
 #[cfg(not(feature = "fault-injection"))]
 #[test]
 fn crash_matrix() {
@@ -23,6 +19,10 @@ fn crash_matrix() {
 #[cfg(feature = "fault-injection")]
 #[test]
 fn crash_matrix() {
+    use std::time::{Duration, Instant};
+
+    use common::*;
+
     let cases: &[(&str, &str, &str, &str)] = &[
         // (kind, step, expected result, expected generation)
         ("switch", "recorded", "canceled", "1"),
