@@ -72,7 +72,8 @@ impl Manifest {
             .collect()
     }
 
-    /// The longest health deadline of the apps in `units` (default 300 s).
+    /// The longest health deadline of the apps in `units`; 300 s when no
+    /// app with a deadline is among them.
     pub fn deadline_for(&self, units: &[String]) -> u64 {
         self.apps
             .iter()

@@ -182,6 +182,7 @@ impl<S: Systemd + 'static> Engine<S> {
             changed_units: Vec::new(),
             confirm: opts.confirm.clone(),
             deadline_sec,
+            deadline_from_option: false,
             history: Vec::new(),
         };
         *a = Some(id);
@@ -243,7 +244,8 @@ impl<S: Systemd + 'static> Engine<S> {
                 })
                 .unwrap_or(300)
         });
-        let r = self.begin(Kind::Switch, from, to.to_string(), &opts, deadline)?;
+        let mut r = self.begin(Kind::Switch, from, to.to_string(), &opts, deadline)?;
+        r.deadline_from_option = opts.deadline_sec.is_some();
         let me = self.clone();
         let rec = r.clone();
         tokio::spawn(async move { me.run_switch(rec).await });
@@ -396,6 +398,13 @@ impl<S: Systemd + 'static> Engine<S> {
                         .await;
                 }
             }
+            // The gate's deadline is that of the apps that changed (the
+            // revert timer, armed before, used the longest of all apps).
+            if !r.deadline_from_option
+                && let Some(m) = self.platform.manifest(&r.to_generation)
+            {
+                r.deadline_sec = m.deadline_for(&r.changed_units);
+            }
             let detail = r.changed_units.join(" ");
             if let Err(e) = self.save(&mut r, "health-gate", &detail) {
                 return self.roll_back(r, e.to_string(), Outcome::RolledBack).await;
@@ -477,11 +486,28 @@ impl<S: Systemd + 'static> Engine<S> {
         }
         let back = r.from_generation.clone();
         let res = match &back {
-            Some(from) => self
+            Some(from) => match self
                 .platform
                 .activate(&self.systemd, Some(&r.to_generation), from)
                 .await
-                .map(|_| ()),
+            {
+                // The rollback is done when the previous generation's
+                // restarted units are active again (same gate, its deadline).
+                Ok(act) => {
+                    let deadline = self
+                        .platform
+                        .manifest(from)
+                        .map(|m| m.deadline_for(&act.changed))
+                        .unwrap_or(300);
+                    let gate = self.gate_for(from, &act.changed, deadline);
+                    health::wait(&self.systemd, &gate, &self.http, || false)
+                        .await
+                        .map_err(|f| {
+                            format!("generation {from} is not healthy again: {}", f.reason)
+                        })
+                }
+                Err(e) => Err(e.to_string()),
+            },
             None => Ok(()),
         };
         self.disarm(&r).await;

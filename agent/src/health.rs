@@ -40,7 +40,8 @@ pub async fn wait(
                 reason: e.0,
             })?;
             match s.active_state.as_str() {
-                "active" | "reloading" => {}
+                // Active with no job left: the start (or restart) finished.
+                "active" | "reloading" if !s.job_pending => {}
                 "failed" => {
                     return Err(GateFailure {
                         reason: format!("{u} failed ({})", s.result),

@@ -112,6 +112,9 @@ pub struct Record {
     /// Seconds the health gate (or a manual confirm) may take.
     #[serde(default)]
     pub deadline_sec: u64,
+    /// The deadline was given with the operation (not the generation's).
+    #[serde(default)]
+    pub deadline_from_option: bool,
     /// Phases passed, with a timestamp each (the story of the operation).
     #[serde(default)]
     pub history: Vec<(String, u64)>,
@@ -230,6 +233,7 @@ mod tests {
             changed_units: vec![],
             confirm: "auto".into(),
             deadline_sec: 60,
+            deadline_from_option: false,
             history: vec![],
         };
         s.save(&r).unwrap();

@@ -15,6 +15,8 @@ pub struct UnitState {
     pub active_state: String,
     pub sub_state: String,
     pub result: String,
+    /// A start/stop/restart job for the unit is queued or running.
+    pub job_pending: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,10 @@ pub trait Systemd: Send + Sync {
     /// `verb` is `start`, `stop` or `restart`; waits until the job is done
     /// and returns its result (`done`, `failed`, `timeout`, …).
     fn job(&self, verb: &str, unit: &str) -> impl Future<Output = R<String>> + Send;
+    /// Queues a `start` or `restart` job and returns without waiting for
+    /// it (a unit with Notify=healthy finishes starting only once healthy;
+    /// the health gate does the waiting, against its deadline).
+    fn enqueue(&self, verb: &str, unit: &str) -> impl Future<Output = R<()>> + Send;
     fn state(&self, unit: &str) -> impl Future<Output = R<UnitState>> + Send;
     /// The unit's last `n` journal lines.
     fn journal(&self, unit: &str, n: usize) -> impl Future<Output = R<Vec<String>>> + Send;
@@ -82,6 +88,8 @@ trait Unit {
     fn active_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn sub_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn job(&self) -> zbus::Result<(u32, OwnedObjectPath)>;
 }
 
 #[zbus::proxy(
@@ -148,21 +156,35 @@ impl Systemd for Dbus {
         ))
     }
 
+    async fn enqueue(&self, verb: &str, unit: &str) -> R<()> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        match verb {
+            "start" => m.start_unit(unit, "replace").await,
+            "restart" => m.restart_unit(unit, "replace").await,
+            other => return Err(SystemdError(format!("cannot queue {other}"))),
+        }
+        .map_err(e)?;
+        Ok(())
+    }
+
     async fn state(&self, unit: &str) -> R<UnitState> {
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         let path = m.load_unit(unit).await.map_err(e)?;
+        // No property cache: one Get per property, no subscription per call.
         let u = UnitProxy::builder(&self.conn)
             .path(path.clone())
             .map_err(e)?
+            .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
             .map_err(e)?;
-        let result = match ServiceProxy::builder(&self.conn)
+        let service = ServiceProxy::builder(&self.conn)
             .path(path)
             .map_err(e)?
+            .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
-            .await
-        {
+            .await;
+        let result = match service {
             Ok(s) => s.result().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
@@ -170,6 +192,7 @@ impl Systemd for Dbus {
             active_state: u.active_state().await.map_err(e)?,
             sub_state: u.sub_state().await.map_err(e)?,
             result,
+            job_pending: u.job().await.map(|(id, _)| id != 0).unwrap_or(false),
         })
     }
 
@@ -257,6 +280,7 @@ impl Fake {
                 } else {
                     "success".into()
                 },
+                job_pending: false,
             },
         );
     }
@@ -289,6 +313,10 @@ impl Systemd for Fake {
         Ok("done".into())
     }
 
+    async fn enqueue(&self, verb: &str, unit: &str) -> R<()> {
+        self.job(verb, unit).await.map(|_| ())
+    }
+
     async fn state(&self, unit: &str) -> R<UnitState> {
         Ok(self
             .states
@@ -300,6 +328,7 @@ impl Systemd for Fake {
                 active_state: "inactive".into(),
                 sub_state: "dead".into(),
                 result: "success".into(),
+                job_pending: false,
             }))
     }
 
@@ -342,6 +371,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.job(verb, unit).await,
             AnySystemd::None(s) => s.job(verb, unit).await,
+        }
+    }
+    async fn enqueue(&self, verb: &str, unit: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.enqueue(verb, unit).await,
+            AnySystemd::None(s) => s.enqueue(verb, unit).await,
         }
     }
     async fn state(&self, unit: &str) -> R<UnitState> {

@@ -175,11 +175,6 @@ fn stage_switch_rollback_busy_and_restart() {
         stderr(&out)
     );
     assert_eq!(stdout(&out).trim(), "committed");
-    assert!(
-        stderr(&out).contains("health-gate"),
-        "phases are shown live: {}",
-        stderr(&out)
-    );
     assert_eq!(a.property(AGENT, IFACE, "SelectedGeneration"), "s \"1\"");
     assert_eq!(a.property(AGENT, IFACE, "RunningGeneration"), "s \"1\"");
 
@@ -209,9 +204,24 @@ fn stage_switch_rollback_busy_and_restart() {
         assert!(start.elapsed() < std::time::Duration::from_secs(20));
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // A watcher started before the confirmation sees the phases live.
+    let watcher = std::process::Command::new(windlassctl_bin())
+        .args(["--bus", &a.address, "watch", id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(a.ctl(&["confirm", id]).status.success());
-    let out = a.ctl(&["watch", id, "--json"]);
+    let out = watcher.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "committed");
+    assert!(
+        stderr(&out).contains("committing"),
+        "phases are shown live: {}",
+        stderr(&out)
+    );
+    let out = a.ctl(&["watch", id, "--json"]);
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["result"], "committed");
     assert_eq!(a.property(AGENT, IFACE, "SelectedGeneration"), "s \"2\"");

@@ -130,8 +130,26 @@ async fn a_failed_gate_never_touches_the_nixos_profile() {
     let t = tree(&[1, 2], 1);
     let rec = recorder(&t);
     let fake = Fake::default();
-    fake.set("podman-web.service", "failed", "failed");
+    // Generation 2 never gets healthy (the gate's 1 s deadline passes).
+    fake.set("podman-web.service", "activating", "start");
     let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    // Generation 1's unit is healthy again once it is back.
+    let (rec2, fake2) = (rec.clone(), fake.clone());
+    tokio::spawn(async move {
+        loop {
+            if rec2
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|c| c.contains("system-1-link"))
+            {
+                fake2.set("podman-web.service", "active", "running");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
     e.switch("2", SwitchOptions::default()).unwrap();
     e.idle().await;
     assert_eq!(
@@ -146,7 +164,7 @@ async fn a_failed_gate_never_touches_the_nixos_profile() {
     assert_eq!(e.platform.running().as_deref(), Some("1"));
     let r = e.store.all().unwrap().pop().unwrap();
     assert_eq!(r.result, Some(Outcome::RolledBack));
-    assert!(r.error.contains("podman-web.service failed"), "{}", r.error);
+    assert!(r.error.contains("not healthy within 1 s"), "{}", r.error);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,6 +179,22 @@ async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeare
     e.switch("4", SwitchOptions::default()).unwrap();
     // While the gate waits, someone creates generation 5 and selects it.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rec2, fake2) = (rec.clone(), fake.clone());
+    tokio::spawn(async move {
+        loop {
+            if rec2
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|c| c.ends_with("switch-generation 3"))
+            {
+                fake2.set("podman-web.service", "active", "running");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
     add_generation(&t.profiles, 5);
     windlass_agent::store::swap_symlink(&t.profiles.join("system"), Path::new("system-5-link"))
         .unwrap();

@@ -31,9 +31,82 @@ fn torture_dir() -> std::path::PathBuf {
     repo_root().join("generator/tests/fleets/torture")
 }
 
+/// The agent's binaries, built for this run, and its unit, D-Bus policy
+/// and systemd generator from `agent/`.
+fn install_agent(share: &Path) {
+    let root = repo_root();
+    let st = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "windlass-agent", "--bins"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building windlassd failed");
+    // target/debug/deps/<test> → target/debug
+    let bin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for b in ["windlassd", "windlassctl"] {
+        install(&bin_dir.join(b), &share.join("bin").join(b));
+    }
+    for (from, to) in [
+        ("agent/systemd/windlassd.service", "windlassd.service"),
+        ("agent/systemd/windlass-generator", "windlass-generator"),
+        (
+            "agent/dbus/io.windlass.Agent1.conf",
+            "io.windlass.Agent1.conf",
+        ),
+    ] {
+        install(&root.join(from), &share.join("agent").join(to));
+    }
+}
+
+/// Generation A: the basic fleet; B: web gets an env var; C: B with a
+/// health check that never passes and a 25 s deadline.
+fn agent_generations(share: &Path) {
+    let basic = repo_root().join("vm-tests/fleets/basic");
+    let variant = |name: &str, edit: &dyn Fn(&str) -> String| {
+        let tmp = share.join("src").join(name);
+        for sub in ["", "apps"] {
+            fs::create_dir_all(tmp.join(sub)).unwrap();
+        }
+        fs::copy(basic.join("windlass.toml"), tmp.join("windlass.toml")).unwrap();
+        fs::copy(basic.join("apps/db.toml"), tmp.join("apps/db.toml")).unwrap();
+        let web = fs::read_to_string(basic.join("apps/web.toml")).unwrap();
+        fs::write(tmp.join("apps/web.toml"), edit(&web)).unwrap();
+        generate(&tmp, &share.join("data").join(name));
+    };
+    let b = |t: &str| {
+        t.replace(
+            "networks = [\"vmnet\"]\n",
+            "networks = [\"vmnet\"]\nenv = { MARK = \"b\" }\n",
+        )
+    };
+    variant("gen-a", &|t: &str| t.to_string());
+    variant("gen-b", &b);
+    variant("gen-c", &|t: &str| {
+        let t = b(t);
+        let start = t
+            .find("cmd = [\"/bin/wget\"")
+            .expect("web has a health cmd");
+        let end = start + t[start..].find('\n').unwrap();
+        format!(
+            "{}cmd = [\"/bin/false\"]{}\n[update]\nhealth_deadline = \"25s\"\n",
+            &t[..start],
+            &t[end..]
+        )
+    });
+    fs::remove_dir_all(share.join("src")).unwrap();
+}
+
 fn prepare(share: &Path) {
     let root = repo_root();
     let vm = root.join("vm-tests");
+    install_agent(share);
+    agent_generations(share);
     install(&vm.join("debian/guest-run.sh"), &share.join("guest-run.sh"));
     for e in fs::read_dir(vm.join("debian/scenarios")).unwrap() {
         let p = e.unwrap().path();
@@ -190,4 +263,121 @@ fn argv_round_trip_through_quadlet_and_systemd() {
         checked += 1;
     }
     assert!(checked >= 3, "checked {checked}");
+}
+
+fn read(dir: &Path, f: &str) -> String {
+    fs::read_to_string(dir.join(f)).unwrap_or_else(|_| panic!("no {f} in {}", dir.display()))
+}
+
+fn prop(show: &str, key: &str) -> String {
+    show.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn switch_healthy_restarts_only_the_changed_app() {
+    if !vm_enabled("switch_healthy_restarts_only_the_changed_app") {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("03-switch-healthy");
+    assert_eq!(
+        prop(&read(&dir, "windlassd.show"), "ActiveState"),
+        "active",
+        "windlassd runs under systemd"
+    );
+    let gens = read(&dir, "generations");
+    assert_eq!(gens.trim(), "1 2", "content-addressed generations");
+    for g in ["a", "b"] {
+        let rc = read(&dir, &format!("switch-{g}.rc"));
+        assert_eq!(
+            rc.trim(),
+            "0",
+            "switch to {g}: {}{}",
+            read(&dir, &format!("switch-{g}.out")),
+            read(&dir, &format!("switch-{g}.err"))
+        );
+        assert_eq!(read(&dir, &format!("switch-{g}.out")).trim(), "committed");
+    }
+    let (db_a, db_b) = (read(&dir, "db-a.show"), read(&dir, "db-b.show"));
+    let (web_a, web_b) = (read(&dir, "web-a.show"), read(&dir, "web-b.show"));
+    for s in [&db_a, &db_b, &web_a, &web_b] {
+        assert_eq!(prop(s, "ActiveState"), "active", "{s}");
+    }
+    assert_ne!(prop(&db_a, "MainPID"), "0");
+    assert_eq!(
+        prop(&db_a, "MainPID"),
+        prop(&db_b, "MainPID"),
+        "db was not restarted"
+    );
+    assert_ne!(
+        prop(&web_a, "MainPID"),
+        prop(&web_b, "MainPID"),
+        "web was restarted"
+    );
+    assert!(
+        read(&dir, "web-env-b").lines().any(|l| l == "MARK=b"),
+        "web runs generation B"
+    );
+    let status: serde_json::Value = serde_json::from_str(&read(&dir, "status.json")).unwrap();
+    assert_eq!(status["selected"], "2");
+    assert_eq!(status["running"], "2");
+}
+
+#[test]
+fn switch_unhealthy_rolls_back_on_its_own() {
+    if !vm_enabled("switch_unhealthy_rolls_back_on_its_own") {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("04-switch-unhealthy");
+    let rc = read(&dir, "switch-c.rc");
+    let out = read(&dir, "switch-c.json");
+    assert_eq!(
+        rc.trim(),
+        "3",
+        "windlassctl exits with the rolled-back code: {out}{}",
+        read(&dir, "switch-c.err")
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["result"], "rolled-back");
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains("not healthy within 25 s"), "{err}");
+    assert!(err.contains("last journal lines of web.service"), "{err}");
+    let elapsed: u64 = read(&dir, "elapsed").trim().parse().unwrap();
+    // The gate gives up at 25 s; stopping the unhealthy container (10 s
+    // stop timeout) and the previous one becoming healthy again follow.
+    assert!(
+        elapsed < 25 + 60,
+        "rolled back {elapsed} s after the switch (deadline 25 s)"
+    );
+    let web = read(&dir, "web.show");
+    assert_eq!(
+        prop(&web, "ActiveState"),
+        "active",
+        "the previous generation runs again: {web}"
+    );
+    assert!(
+        read(&dir, "web-env").lines().any(|l| l == "MARK=b"),
+        "web runs generation B again"
+    );
+    let status: serde_json::Value = serde_json::from_str(&read(&dir, "status.json")).unwrap();
+    assert_eq!(status["selected"], "2");
+    assert_eq!(status["running"], "2");
+    let journal = read(&dir, "journal-op");
+    assert!(
+        journal.contains("operation step"),
+        "the journal tells the operation's story: {journal}"
+    );
+    assert!(
+        journal.contains("web"),
+        "and holds the failing unit's lines: {journal}"
+    );
+    let revert = read(&dir, "revert-units");
+    assert!(
+        !revert.contains("windlass-revert"),
+        "the revert timer is disarmed: {revert}"
+    );
 }

@@ -165,6 +165,8 @@ async fn follow(conn: &zbus::Connection, path: OwnedObjectPath, json: bool) -> z
             break (r, op.error().await?);
         }
         tokio::select! {
+            // Phases first: they were sent before the end.
+            biased;
             Some(p) = phases.next() => {
                 if let Ok(a) = p.args() && !json {
                     if a.detail.is_empty() {

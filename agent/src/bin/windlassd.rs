@@ -60,17 +60,38 @@ struct Args {
     self_test: bool,
 }
 
+/// windlass's own events at INFO and above (not its libraries' debug
+/// chatter), to the journal when started by systemd, else to stderr.
 fn init_logging() {
+    use tracing_subscriber::filter::filter_fn;
     use tracing_subscriber::prelude::*;
+    let ours = || {
+        filter_fn(|m| {
+            let l = *m.level();
+            l == tracing::Level::ERROR
+                || l == tracing::Level::WARN
+                || (l == tracing::Level::INFO && m.target().starts_with("windlass"))
+        })
+    };
     let journald = std::env::var_os("JOURNAL_STREAM")
         .is_some()
-        .then(|| tracing_journald::layer().ok())
+        .then(|| {
+            tracing_journald::layer()
+                .ok()
+                .map(|l| l.with_field_prefix(None))
+        })
         .flatten();
     match journald {
-        Some(j) => tracing_subscriber::registry().with(j).init(),
-        None => tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_target(false)
+        Some(j) => tracing_subscriber::registry()
+            .with(j.with_filter(ours()))
+            .init(),
+        None => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_filter(ours()),
+            )
             .init(),
     }
 }

@@ -218,11 +218,24 @@ impl Platform for Native {
             } else {
                 "start"
             };
-            let r = systemd
-                .job(verb, unit)
+            if verb == "restart" {
+                // Stop first and wait: a stop job cancels a start still
+                // running (an unhealthy Notify=healthy unit being rolled
+                // back), where a restart would queue behind it until its
+                // start timeout.
+                systemd
+                    .job("stop", unit)
+                    .await
+                    .map_err(|e| PlatformError::Failed(e.0))?;
+            }
+            // The start is queued, not awaited: with Notify=healthy it
+            // finishes only once healthy; the health gate waits, against
+            // its deadline.
+            systemd
+                .enqueue("start", unit)
                 .await
                 .map_err(|e| PlatformError::Failed(e.0))?;
-            tracing::info!(unit, verb, result = r, "activated unit");
+            tracing::info!(unit, verb, "queued");
             act.changed.push(unit.clone());
         }
         Ok(act)

@@ -24,6 +24,12 @@ systemctl list-timers --all --no-pager > "$out/timers"
 systemctl start web-stamp.service
 cat /run/windlass-vmtest-job > "$out/job" 2>&1
 journalctl -b --no-pager -u db.service -u web.service -u web-stamp.service > "$out/journal"
-# Leave nothing running for later scenarios.
+# Leave nothing behind for later scenarios (windlassd's own generations
+# must not meet units of the same name from /etc).
+systemctl disable --now web-stamp.timer
 systemctl stop web.service db.service
+for f in "$data"/quadlet/*; do rm -f "/etc/containers/systemd/$(basename "$f")"; done
+for f in "$data"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$f")"; done
+systemctl daemon-reload
+podman rm -af >/dev/null 2>&1
 true

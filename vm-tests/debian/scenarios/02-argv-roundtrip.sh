@@ -38,4 +38,8 @@ for f in "$data"/quadlet/*.container; do
   systemctl stop "$(basename "$f" .container).service" >/dev/null 2>&1
 done
 umount /usr/bin/podman /usr/bin/echo
+for f in "$data"/quadlet/*; do rm -f "/etc/containers/systemd/$(basename "$f")"; done
+for f in "$data"/systemd/*; do rm -f "/etc/systemd/system/$(basename "$f")"; done
+systemctl daemon-reload
+systemctl reset-failed
 true
