@@ -438,6 +438,24 @@ impl<S: Systemd + 'static> Engine<S> {
             }
             return self.roll_back(r, msg, outcome).await;
         }
+        // Converged: each changed app's container runs the image the
+        // generation intends (a silent revert elsewhere is a failure).
+        if let Some(m) = self.platform.manifest(&r.to_generation) {
+            for app in m.apps.iter().filter(|a| r.changed_units.contains(&a.unit)) {
+                if app.image.is_empty() {
+                    continue;
+                }
+                if let Some(running) = self.systemd.container_image(&app.name).await
+                    && running != app.image
+                {
+                    let msg = format!(
+                        "not converged: {} runs {running}, generation {} intends {}",
+                        app.name, r.to_generation, app.image
+                    );
+                    return self.roll_back(r, msg, Outcome::RolledBack).await;
+                }
+            }
+        }
         if r.confirm == "manual" {
             if let Err(e) = self.save(&mut r, "waiting-confirm", "") {
                 return self.roll_back(r, e.to_string(), Outcome::RolledBack).await;

@@ -47,6 +47,9 @@ pub trait Systemd: Send + Sync {
     ) -> impl Future<Output = R<()>> + Send;
     /// Stops (and so removes) a transient unit.
     fn stop_transient(&self, name: &str) -> impl Future<Output = R<()>> + Send;
+    /// The image the container `name` runs (`podman container inspect`),
+    /// or `None` when it cannot be told (no such container, no podman).
+    fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
 }
 
 #[zbus::proxy(
@@ -250,6 +253,18 @@ impl Systemd for Dbus {
         Ok(())
     }
 
+    async fn container_image(&self, name: &str) -> Option<String> {
+        let out = tokio::process::Command::new("podman")
+            .args(["container", "inspect", "--format", "{{.ImageName}}", name])
+            .output()
+            .await
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
     async fn stop_transient(&self, name: &str) -> R<()> {
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         for u in [format!("{name}.timer"), format!("{name}.service")] {
@@ -266,6 +281,8 @@ pub struct Fake {
     pub calls: Arc<Mutex<Vec<String>>>,
     pub states: Arc<Mutex<BTreeMap<String, UnitState>>>,
     pub failing_jobs: Arc<Mutex<Vec<String>>>,
+    /// Container name → image it runs (unset: cannot be told).
+    pub images: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Fake {
@@ -344,6 +361,10 @@ impl Systemd for Fake {
         Ok(())
     }
 
+    async fn container_image(&self, name: &str) -> Option<String> {
+        self.images.lock().unwrap().get(name).cloned()
+    }
+
     async fn stop_transient(&self, name: &str) -> R<()> {
         self.calls
             .lock()
@@ -395,6 +416,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.transient(name, argv, delay_sec).await,
             AnySystemd::None(s) => s.transient(name, argv, delay_sec).await,
+        }
+    }
+    async fn container_image(&self, name: &str) -> Option<String> {
+        match self {
+            AnySystemd::Dbus(s) => s.container_image(name).await,
+            AnySystemd::None(s) => s.container_image(name).await,
         }
     }
     async fn stop_transient(&self, name: &str) -> R<()> {

@@ -52,7 +52,9 @@ fn add_generation(profiles: &Path, g: u32) {
     std::fs::write(store.join("activate"), "").unwrap();
     std::fs::write(
         store.join("etc/windlass/generation.json"),
-        r#"{"format":1,"apps":[{"name":"web","unit":"podman-web.service","health":{"container_check":true},"update":{"health_deadline_sec":1}}]}"#,
+        format!(
+            r#"{{"format":1,"apps":[{{"name":"web","unit":"podman-web.service","image":"docker.io/library/web:{g}.0.0","health":{{"container_check":true}},"update":{{"health_deadline_sec":1}}}}]}}"#
+        ),
     )
     .unwrap();
     std::os::unix::fs::symlink(&store, profiles.join(format!("system-{g}-link"))).unwrap();
@@ -216,4 +218,43 @@ async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeare
     let r = e.store.all().unwrap().pop().unwrap();
     assert_eq!(r.result, Some(Outcome::RolledBack));
     assert_eq!(r.from_generation.as_deref(), Some("3"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_unit_running_the_wrong_image_is_not_converged() {
+    let t = tree(&[1, 2], 1);
+    let rec = recorder(&t);
+    let fake = Fake::default();
+    fake.set("podman-web.service", "active", "running");
+    // Healthy, but still (or again) on generation 1's image.
+    fake.images
+        .lock()
+        .unwrap()
+        .insert("web".into(), "docker.io/library/web:1.0.0".into());
+    let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    e.switch("2", SwitchOptions::default()).unwrap();
+    e.idle().await;
+    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack));
+    assert!(
+        r.error.contains("not converged: web runs docker.io/library/web:1.0.0, generation 2 intends docker.io/library/web:2.0.0"),
+        "{}",
+        r.error
+    );
+    assert_eq!(
+        e.platform.selected().as_deref(),
+        Some("1"),
+        "never committed"
+    );
+    // With the intended image, the same switch commits.
+    fake.images
+        .lock()
+        .unwrap()
+        .insert("web".into(), "docker.io/library/web:2.0.0".into());
+    e.switch("2", SwitchOptions::default()).unwrap();
+    e.idle().await;
+    assert_eq!(
+        e.store.all().unwrap().pop().unwrap().result,
+        Some(Outcome::Committed)
+    );
 }
