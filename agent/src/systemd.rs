@@ -47,6 +47,8 @@ pub trait Systemd: Send + Sync {
     ) -> impl Future<Output = R<()>> + Send;
     /// Stops (and so removes) a transient unit.
     fn stop_transient(&self, name: &str) -> impl Future<Output = R<()>> + Send;
+    /// Sends SIGKILL to every process of the unit.
+    fn kill(&self, unit: &str) -> impl Future<Output = R<()>> + Send;
     /// The image the container `name` runs (`podman container inspect`),
     /// or `None` when it cannot be told (no such container, no podman).
     fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
@@ -63,6 +65,7 @@ trait Manager {
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
     fn subscribe(&self) -> zbus::Result<()>;
     #[allow(clippy::type_complexity)]
     fn start_transient_unit(
@@ -253,6 +256,15 @@ impl Systemd for Dbus {
         Ok(())
     }
 
+    async fn kill(&self, unit: &str) -> R<()> {
+        ManagerProxy::new(&self.conn)
+            .await
+            .map_err(e)?
+            .kill_unit(unit, "all", libc::SIGKILL)
+            .await
+            .map_err(e)
+    }
+
     async fn container_image(&self, name: &str) -> Option<String> {
         let out = tokio::process::Command::new("podman")
             .args(["container", "inspect", "--format", "{{.ImageName}}", name])
@@ -361,6 +373,11 @@ impl Systemd for Fake {
         Ok(())
     }
 
+    async fn kill(&self, unit: &str) -> R<()> {
+        self.calls.lock().unwrap().push(format!("kill {unit}"));
+        Ok(())
+    }
+
     async fn container_image(&self, name: &str) -> Option<String> {
         self.images.lock().unwrap().get(name).cloned()
     }
@@ -416,6 +433,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.transient(name, argv, delay_sec).await,
             AnySystemd::None(s) => s.transient(name, argv, delay_sec).await,
+        }
+    }
+    async fn kill(&self, unit: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.kill(unit).await,
+            AnySystemd::None(s) => s.kill(unit).await,
         }
     }
     async fn container_image(&self, name: &str) -> Option<String> {

@@ -108,7 +108,7 @@ pub async fn download_verified(
         .map_err(|e| DownloadError::Transfer {
             url: url.to_string(),
             received: 0,
-            message: chain(&e),
+            message: crate::error_chain(&e),
         })?;
     if !resp.status().is_success() {
         return Err(DownloadError::Status {
@@ -142,7 +142,7 @@ pub async fn download_verified(
             let chunk = chunk.map_err(|e| DownloadError::Transfer {
                 url: url.to_string(),
                 received,
-                message: chain(&e),
+                message: crate::error_chain(&e),
             })?;
             received += chunk.len() as u64;
             if received > opts.max_bytes {
@@ -211,15 +211,4 @@ pub async fn download_verified(
         return Err(e);
     }
     Ok(dest.to_path_buf())
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -20,6 +20,19 @@ pub mod release;
 
 use std::time::Duration;
 
+/// An error and its sources, joined with `: ` (reqwest hides the cause,
+/// such as a certificate problem, in the source chain).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// How to build the HTTP client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {

@@ -367,7 +367,7 @@ impl RegistryClient {
                 }
                 Err(e) => {
                     last_url = e.url().map(|u| u.to_string()).unwrap_or_default();
-                    last_err = error_chain(&e);
+                    last_err = crate::error_chain(&e);
                 }
             }
         }
@@ -425,17 +425,6 @@ impl RegistryClient {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| RegistryError::Auth(format!("token response from {url} has no token")))
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// `Bearer k="v",k2="v2"` → map; `None` for another scheme.

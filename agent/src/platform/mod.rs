@@ -20,6 +20,20 @@ pub struct GenInfo {
     pub running: bool,
 }
 
+/// The generations `ids`, marking the selected and the running one.
+pub fn gen_infos(ids: Vec<u64>, selected: Option<String>, running: Option<String>) -> Vec<GenInfo> {
+    ids.into_iter()
+        .map(|n| {
+            let id = n.to_string();
+            GenInfo {
+                selected: selected.as_deref() == Some(&id),
+                running: running.as_deref() == Some(&id),
+                id,
+            }
+        })
+        .collect()
+}
+
 /// What an activation changed: units the health gate must see healthy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Activation {

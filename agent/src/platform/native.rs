@@ -87,18 +87,7 @@ impl Platform for Native {
     }
 
     fn generations(&self) -> Vec<GenInfo> {
-        let (sel, run) = (self.selected(), self.running());
-        self.ids()
-            .into_iter()
-            .map(|n| {
-                let id = n.to_string();
-                GenInfo {
-                    selected: sel.as_deref() == Some(&id),
-                    running: run.as_deref() == Some(&id),
-                    id,
-                }
-            })
-            .collect()
+        super::gen_infos(self.ids(), self.selected(), self.running())
     }
 
     fn stage(&self, path: &Path) -> Result<String, PlatformError> {
@@ -219,6 +208,15 @@ impl Platform for Native {
                 "start"
             };
             if verb == "restart" {
+                // A unit still starting never became healthy (an unhealthy
+                // generation being rolled back): its main process may not
+                // heed SIGTERM before Podman's health wait ends, so it is
+                // killed rather than left to the stop timeout.
+                if let Ok(st) = systemd.state(unit).await
+                    && st.active_state == "activating"
+                {
+                    let _ = systemd.kill(unit).await;
+                }
                 // Stop first and wait: a stop job cancels a start still
                 // running (an unhealthy Notify=healthy unit being rolled
                 // back), where a restart would queue behind it until its

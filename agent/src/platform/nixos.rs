@@ -201,18 +201,7 @@ impl Platform for Profiles {
     }
 
     fn generations(&self) -> Vec<GenInfo> {
-        let (sel, run) = (self.selected(), self.running());
-        self.ids()
-            .into_iter()
-            .map(|n| {
-                let id = n.to_string();
-                GenInfo {
-                    selected: sel.as_deref() == Some(&id),
-                    running: run.as_deref() == Some(&id),
-                    id,
-                }
-            })
-            .collect()
+        super::gen_infos(self.ids(), self.selected(), self.running())
     }
 
     fn stage(&self, _path: &Path) -> Result<String, PlatformError> {
