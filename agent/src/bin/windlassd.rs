@@ -174,8 +174,12 @@ fn detect(arg: PlatformArg) -> PlatformArg {
 async fn run(args: Args) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let platform = match detect(args.platform) {
-        PlatformArg::Nixos => platform::Any::Nixos(nixos::Profiles::nixos(Box::new(nixos::Exec))),
-        PlatformArg::Guix => platform::Any::Nixos(nixos::Profiles::guix(Box::new(nixos::Exec))),
+        PlatformArg::Nixos => platform::Any::Nixos(nixos::Profiles::nixos(Box::new(nixos::Exec {
+            transient: true,
+        }))),
+        PlatformArg::Guix => platform::Any::Nixos(nixos::Profiles::guix(Box::new(nixos::Exec {
+            transient: false,
+        }))),
         _ => platform::Any::Native(Native::new(&args.state_dir, &args.run_dir)),
     };
     let systemd = match args.systemd {

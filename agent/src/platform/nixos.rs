@@ -29,15 +29,35 @@ pub trait Runner: Send + Sync {
     fn run(&self, argv: &[String]) -> Result<(), String>;
 }
 
-/// Runs commands for real.
-pub struct Exec;
+/// Runs commands for real. On NixOS each runs in a transient systemd unit
+/// (`systemd-run --wait --pipe --collect`), outside the agent's cgroup and
+/// sandbox: restarting windlassd (which `switch-to-configuration` itself
+/// may do) never kills an activation halfway. Guix System has no systemd:
+/// there the commands run as children of the agent.
+pub struct Exec {
+    pub transient: bool,
+}
 
 impl Runner for Exec {
     fn run(&self, argv: &[String]) -> Result<(), String> {
-        let out = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .output()
-            .map_err(|e| format!("{}: {e}", argv[0]))?;
+        let mut cmd = if self.transient {
+            let mut c = std::process::Command::new("systemd-run");
+            c.args([
+                "--wait",
+                "--pipe",
+                "--collect",
+                "--quiet",
+                "--service-type=exec",
+                "--",
+            ])
+            .args(argv);
+            c
+        } else {
+            let mut c = std::process::Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        };
+        let out = cmd.output().map_err(|e| format!("{}: {e}", argv[0]))?;
         if out.status.success() {
             Ok(())
         } else {
