@@ -67,4 +67,32 @@ pub enum Command {
     },
     /// Print the JSON Schema of an app manifest.
     Schema,
+    /// Turn a docker-compose file into app manifests (and windlass.toml) in
+    /// APPS_DIR, reporting every key that did not carry over.
+    Import {
+        compose_file: PathBuf,
+        /// The fleet directory to write (created, or added to).
+        #[arg(short, long, value_name = "APPS_DIR")]
+        output: PathBuf,
+        /// Project name (prefix of volume and network names); default: the
+        /// file's `name:`, else its directory's name.
+        #[arg(long, value_name = "NAME")]
+        project: Option<String>,
+        /// Variables for --interpolate (default: `.env` beside the compose file).
+        #[arg(long, value_name = "FILE", requires = "interpolate")]
+        env_file: Option<PathBuf>,
+        /// Substitute ${VAR} from the env file and the environment (secret
+        /// values are never written); without it they stay literal.
+        #[arg(long)]
+        interpolate: bool,
+        /// Also write the report as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Fail (and write no manifest) when any key was dropped or left uninterpolated.
+        #[arg(long)]
+        strict: bool,
+        /// Replace existing manifests of the same names.
+        #[arg(long)]
+        force: bool,
+    },
 }

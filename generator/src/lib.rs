@@ -8,6 +8,7 @@ pub mod cli;
 pub mod emit;
 pub mod escape;
 pub mod generation;
+pub mod import;
 pub mod manifest;
 pub mod model;
 pub mod output;

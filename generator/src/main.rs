@@ -20,6 +20,25 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Import {
+            compose_file,
+            output,
+            project,
+            env_file,
+            interpolate,
+            report,
+            strict,
+            force,
+        } => {
+            let opts = windlass::import::Options {
+                compose_file,
+                project,
+                env_file,
+                interpolate,
+                environment: std::env::vars().collect(),
+            };
+            import(&opts, &output, report.as_deref(), strict, force)
+        }
         Command::Validate {
             apps_dir,
             target,
@@ -115,6 +134,62 @@ fn main() -> ExitCode {
                     Err(e) => report(PipelineError::Output(e)),
                 }
             }
+        }
+    }
+}
+
+fn import(
+    opts: &windlass::import::Options,
+    out: &std::path::Path,
+    report_file: Option<&std::path::Path>,
+    strict: bool,
+    force: bool,
+) -> ExitCode {
+    use windlass::import::ImportError;
+    let result = windlass::import::import(opts).and_then(|imported| {
+        eprint!("{}", imported.report.render());
+        if let Some(f) = report_file
+            && let Err(e) = std::fs::write(f, imported.report.to_json())
+        {
+            return Err(ImportError::Io {
+                path: f.to_path_buf(),
+                source: e,
+            });
+        }
+        let losses = imported.report.losses().count();
+        if strict && losses > 0 {
+            return Err(ImportError::Strict(losses));
+        }
+        windlass::import::write(out, &imported, force)
+    });
+    match result {
+        Ok(w) => {
+            for k in &w.kept {
+                eprintln!("kept: {k} was already declared in windlass.toml");
+            }
+            eprintln!(
+                "wrote {}: {} created, {} replaced",
+                out.display(),
+                w.created.len(),
+                w.replaced.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ImportError::Invalid(diags)) => {
+            for d in &diags {
+                eprint!("{}", d.render());
+                eprintln!();
+            }
+            eprintln!("error: {}", ImportError::Invalid(Vec::new()));
+            ExitCode::from(1)
+        }
+        Err(e @ (ImportError::Io { .. } | ImportError::Exists(_))) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -1,0 +1,875 @@
+//! `windlass import`: a docker-compose project → app manifests plus
+//! `windlass.toml`, and a report of every key that did not carry over
+//! unchanged.
+//!
+//! The compose file is read as raw YAML, interpolated (or not) as the
+//! compose specification says, then each service is read key by key through
+//! `docker-compose-types`. Nothing is ever dropped without a report entry,
+//! and no value the secret rule marks (see [`interpolate::SecretRule`]) is
+//! ever written. Writing is all or nothing: the new fleet is staged and
+//! validated by the same loader `windlass validate` uses before any file of
+//! APPS_DIR changes, and an existing manifest is never replaced without
+//! `--force`.
+
+pub mod convert;
+pub mod interpolate;
+pub mod manifest;
+pub mod report;
+pub mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+
+use crate::manifest::diag::Diagnostic;
+use crate::model::load_fleet;
+use crate::model::values::{check_path, is_object_name};
+use interpolate::{InterpolationError, Interpolator, Outcome, SecretRule, Vars, parse_env_file};
+use manifest::{AppManifest, NetworkDef, VolumeDef, merge_fleet_file, set_pair};
+use report::{Action, Report, ServiceResult};
+use service::{Context, SecretDef};
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub compose_file: PathBuf,
+    /// `--project`; default: the file's `name:`, else its directory's name.
+    pub project: Option<String>,
+    /// `--env-file`; default: `.env` beside the compose file.
+    pub env_file: Option<PathBuf>,
+    /// `--interpolate`: substitute variables (secrets excepted).
+    pub interpolate: bool,
+    /// The environment variables interpolation may use (the process
+    /// environment, passed in so that tests control it).
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {message}")]
+    Compose { path: PathBuf, message: String },
+    #[error("{path}: interpolation: {source}")]
+    Interpolation {
+        path: PathBuf,
+        source: InterpolationError,
+    },
+    #[error("{path}: {message}")]
+    EnvFile { path: PathBuf, message: String },
+    #[error("{0}")]
+    Names(String),
+    #[error(
+        "{} already exist{}; nothing was written (use --force to replace)",
+        .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        if .0.len() == 1 { "s" } else { "" }
+    )]
+    Exists(Vec<PathBuf>),
+    #[error("the imported fleet does not validate; nothing was written")]
+    Invalid(Vec<Diagnostic>),
+    #[error("--strict: {0} key(s) were dropped or left uninterpolated; nothing was written")]
+    Strict(usize),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImportError + '_ {
+    move |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The result of an import, in memory.
+#[derive(Debug)]
+pub struct Imported {
+    pub project: String,
+    pub manifests: Vec<AppManifest>,
+    pub networks: Vec<(String, NetworkDef)>,
+    pub volumes: Vec<(String, VolumeDef)>,
+    pub report: Report,
+}
+
+fn key_str(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => "?".into(),
+    }
+}
+
+fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    match v {
+        Some(Value::Mapping(m)) => {
+            for (k, v) in m {
+                let val = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => String::new(),
+                };
+                set_pair(&mut out, &key_str(k), val);
+            }
+        }
+        Some(Value::Sequence(s)) => {
+            for item in s.iter().filter_map(Value::as_str) {
+                let (k, v) = item.split_once('=').unwrap_or((item, ""));
+                set_pair(&mut out, k, v.to_string());
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Reads the compose file and maps it. Writes nothing.
+pub fn import(opts: &Options) -> Result<Imported, ImportError> {
+    let path = &opts.compose_file;
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let compose_err = |message: String| ImportError::Compose {
+        path: path.clone(),
+        message,
+    };
+    let mut doc: Value = serde_norway::from_str(&text).map_err(|e| compose_err(e.to_string()))?;
+    doc.apply_merge()
+        .map_err(|e| compose_err(format!("merge keys: {e}")))?;
+    let compose_dir = std::path::absolute(path)
+        .map_err(io_err(path))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+
+    // The secret rule needs the variables that feed `secrets:` first.
+    let mut rule = SecretRule::default();
+    if let Some(Value::Mapping(secrets)) = doc.get("secrets") {
+        for (_, def) in secrets {
+            if let Some(var) = def.get("environment").and_then(Value::as_str) {
+                rule.secret_vars.insert(var.to_string());
+            }
+        }
+    }
+    let mut vars = Vars::default();
+    if opts.interpolate {
+        vars.environment = opts.environment.clone();
+        let env_path = opts
+            .env_file
+            .clone()
+            .unwrap_or_else(|| compose_dir.join(".env"));
+        if opts.env_file.is_some() || env_path.is_file() {
+            let env_text = fs::read_to_string(&env_path).map_err(io_err(&env_path))?;
+            vars.env_file = parse_env_file(&env_text).map_err(|message| ImportError::EnvFile {
+                path: env_path.clone(),
+                message,
+            })?;
+        }
+    }
+    let interp = Interpolator {
+        enabled: opts.interpolate,
+        vars: &vars,
+        rule: &rule,
+    };
+    let subs = interpolate::interpolate_document(&mut doc, &interp).map_err(|source| {
+        ImportError::Interpolation {
+            path: path.clone(),
+            source,
+        }
+    })?;
+
+    let Value::Mapping(top) = &doc else {
+        return Err(compose_err("expected a map at the top level".into()));
+    };
+    let mut report = Report {
+        format: 1,
+        interpolated: opts.interpolate,
+        ..Report::default()
+    };
+
+    let project_src = opts
+        .project
+        .clone()
+        .or_else(|| top.get("name").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            compose_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "default".into());
+    let project = convert::project_name(&project_src).ok_or_else(|| {
+        ImportError::Names(format!(
+            "project name {project_src:?} has no letters or digits; pass --project NAME"
+        ))
+    })?;
+    report.project = project.clone();
+
+    for (k, _) in top {
+        let key = key_str(k);
+        match key.as_str() {
+            "services" | "networks" | "volumes" | "secrets" | "name" => {}
+            "version" => report.push(
+                None,
+                key,
+                Action::Ignored,
+                "obsolete; compose ignores it too",
+            ),
+            k if k.starts_with("x-") => report.push(
+                None,
+                key,
+                Action::Ignored,
+                "extension field, ignored by compose as well",
+            ),
+            "configs" => report.push(
+                None,
+                key,
+                Action::Dropped,
+                "configs are not imported: mount each file as a read-only bind volume",
+            ),
+            "include" => report.push(
+                None,
+                key,
+                Action::Dropped,
+                "include is not followed: import each compose file on its own",
+            ),
+            _ => report.push(None, key, Action::Dropped, "no windlass equivalent"),
+        }
+    }
+
+    let empty = Mapping::new();
+    let services = match top.get("services") {
+        Some(Value::Mapping(m)) => m,
+        None => &empty,
+        Some(_) => return Err(compose_err("`services` is not a map".into())),
+    };
+    if services.is_empty() {
+        return Err(compose_err("no services to import".into()));
+    }
+
+    // Names first: every imported service's app name, collisions refused.
+    let mut apps = BTreeMap::new();
+    let mut by_app: BTreeMap<String, String> = BTreeMap::new();
+    let mut healthy = BTreeMap::new();
+    let mut names_err = Vec::new();
+    for (k, v) in services {
+        let svc = key_str(k);
+        let raw = v.as_mapping().unwrap_or(&empty);
+        if let Some(why) = service::unimportable(raw) {
+            report.push(
+                Some(&svc),
+                "image",
+                Action::Dropped,
+                format!("the service is not imported: it {why}"),
+            );
+            continue;
+        }
+        let app = match convert::app_name(&svc) {
+            Ok(a) => a,
+            Err(e) => {
+                names_err.push(format!("service `{svc}` {e}"));
+                continue;
+            }
+        };
+        if let Some(prev) = by_app.get(&app) {
+            names_err.push(format!(
+                "services `{prev}` and `{svc}` would both become the app `{app}`; rename one of them in the compose file"
+            ));
+            continue;
+        }
+        if app != svc {
+            report.push(
+                Some(&svc),
+                "(service name)",
+                Action::Changed,
+                format!("renamed to the app `{app}` (app names match ^[a-z][a-z0-9-]{{0,62}}$); other containers reach it as `{app}`"),
+            );
+        }
+        let has_health = raw.get("healthcheck").is_some_and(|h| {
+            h.get("disable").and_then(Value::as_bool) != Some(true)
+                && h.get("test").is_some_and(|t| {
+                    t.as_sequence()
+                        .and_then(|s| s.first())
+                        .and_then(Value::as_str)
+                        != Some("NONE")
+                })
+        });
+        healthy.insert(svc.clone(), has_health);
+        by_app.insert(app.clone(), svc.clone());
+        apps.insert(svc, app);
+    }
+    if !names_err.is_empty() {
+        return Err(ImportError::Names(names_err.join("\n")));
+    }
+
+    let (networks_map, mut network_defs) = top_networks(top.get("networks"), &project, &mut report);
+    let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
+    let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
+
+    // Top-level variables that stayed literal.
+    for (p, list) in &subs {
+        if p.starts_with("services.") {
+            continue;
+        }
+        for s in list {
+            let (action, why) = match s.outcome {
+                Outcome::Literal => (
+                    Action::Uninterpolated,
+                    "kept literally (run with --interpolate to substitute it)",
+                ),
+                Outcome::Unset => (
+                    Action::Uninterpolated,
+                    "is not set and has no default; kept literally",
+                ),
+                Outcome::Withheld => (
+                    Action::Withheld,
+                    "is secret and was not substituted; kept literally",
+                ),
+                Outcome::Resolved(_) => continue,
+            };
+            report.push(None, p.clone(), action, format!("${{{}}} {why}", s.var));
+        }
+    }
+
+    let ctx = Context {
+        project: project.clone(),
+        compose_dir: compose_dir.clone(),
+        home: opts.environment.get("HOME").cloned(),
+        networks: networks_map,
+        volumes: volumes_map,
+        secrets,
+        apps: apps.clone(),
+        healthy,
+        subs: &subs,
+    };
+    let mut manifests = Vec::new();
+    let mut used_networks: Vec<String> = Vec::new();
+    let mut used_volumes: Vec<String> = Vec::new();
+    for (k, v) in services {
+        let svc = key_str(k);
+        let raw = v.as_mapping().unwrap_or(&empty);
+        match service::map_service(&ctx, &mut report, &svc, raw) {
+            Some((m, uses)) => {
+                report.services.push(ServiceResult {
+                    service: svc.clone(),
+                    app: Some(m.app.clone()),
+                    manifest: Some(format!("{}.toml", m.app)),
+                });
+                for n in uses.networks {
+                    if !used_networks.contains(&n) {
+                        used_networks.push(n);
+                    }
+                }
+                for n in uses.volumes {
+                    if !used_volumes.contains(&n) {
+                        used_volumes.push(n);
+                    }
+                }
+                manifests.push(m);
+            }
+            None => report.services.push(ServiceResult {
+                service: svc,
+                app: None,
+                manifest: None,
+            }),
+        }
+    }
+    // Declare what the apps use: the networks and volumes of the compose
+    // file (with their settings) and any they referenced without declaring.
+    let mut networks = Vec::new();
+    for n in &used_networks {
+        if n == "host" {
+            continue;
+        }
+        let def = network_defs
+            .iter()
+            .position(|(name, _)| name == n)
+            .map(|i| network_defs.remove(i).1)
+            .unwrap_or_default();
+        networks.push((n.clone(), def));
+    }
+    for (n, _) in network_defs {
+        report.push(
+            None,
+            format!(
+                "networks.{}",
+                n.strip_prefix(&format!("{project}_")).unwrap_or(&n)
+            ),
+            Action::Dropped,
+            format!("no imported service uses the network `{n}`; not declared"),
+        );
+    }
+    let mut volumes = Vec::new();
+    let defs: BTreeMap<String, VolumeDef> = volume_defs.into_iter().collect();
+    for v in &used_volumes {
+        volumes.push((v.clone(), defs.get(v).cloned().unwrap_or_default()));
+    }
+    for (v, d) in defs {
+        if !used_volumes.contains(&v) {
+            volumes.push((v, d));
+        }
+    }
+    if manifests.is_empty() {
+        return Err(compose_err(
+            "no service could be imported (each needs an `image`)".into(),
+        ));
+    }
+    Ok(Imported {
+        project,
+        manifests,
+        networks,
+        volumes,
+        report,
+    })
+}
+
+/// Compose object names may be anything; windlass's are
+/// `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+fn object_name(name: String, key: &str, report: &mut Report) -> String {
+    if is_object_name(&name) && !matches!(name.as_str(), "host" | "none" | "private") {
+        return name;
+    }
+    let mut n: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if !n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || matches!(n.as_str(), "host" | "none" | "private")
+    {
+        n = format!("x{n}");
+    }
+    report.push(
+        None,
+        key,
+        Action::Changed,
+        format!("`{name}` is not a Podman object name; declared as `{n}`"),
+    );
+    n
+}
+
+fn resource_name(key: &str, def: Option<&Value>, project: &str) -> (String, bool) {
+    let external = def.and_then(|d| d.get("external"));
+    let is_external = match external {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Mapping(_)) => true,
+        _ => false,
+    };
+    let custom = def
+        .and_then(|d| d.get("name"))
+        .and_then(Value::as_str)
+        .or_else(|| external.and_then(|e| e.get("name")).and_then(Value::as_str));
+    match custom {
+        Some(n) => (n.to_string(), is_external),
+        None if is_external => (key.to_string(), true),
+        None => (format!("{project}_{key}"), false),
+    }
+}
+
+fn top_networks(
+    v: Option<&Value>,
+    project: &str,
+    report: &mut Report,
+) -> (BTreeMap<String, String>, Vec<(String, NetworkDef)>) {
+    let mut map = BTreeMap::new();
+    let mut defs = Vec::new();
+    let empty = Mapping::new();
+    let entries = v.and_then(Value::as_mapping).unwrap_or(&empty);
+    let keys: Vec<(String, Option<&Value>)> =
+        entries.iter().map(|(k, d)| (key_str(k), Some(d))).collect();
+    if !keys.iter().any(|(k, _)| k == "default") {
+        // Compose's implicit network; declared only when a service uses it.
+        map.insert("default".into(), format!("{project}_default"));
+    }
+    for (key, def) in keys {
+        let def = def.filter(|d| !d.is_null());
+        let path = format!("networks.{key}");
+        let (name, external) = resource_name(&key, def, project);
+        let name = object_name(name, &path, report);
+        let mut nd = NetworkDef::default();
+        if external {
+            report.push(None, format!("{path}.external"), Action::Changed, format!("declared as `{name}` in windlass.toml; Quadlet uses the existing network of that name"));
+        }
+        if let Some(Value::Mapping(m)) = def {
+            for (k, val) in m {
+                let sk = key_str(k);
+                let p = format!("{path}.{sk}");
+                match sk.as_str() {
+                    "name" | "external" => {}
+                    "driver" => match val.as_str() {
+                        Some("bridge") => {}
+                        Some(d @ ("macvlan" | "ipvlan")) => nd.driver = Some(d.into()),
+                        Some(d) => report.push(None, p, Action::Dropped, format!("driver `{d}` is not a Podman network driver; the default (bridge) is used")),
+                        None => report.push(None, p, Action::Dropped, "expected a string"),
+                    },
+                    "internal" => nd.internal = val.as_bool().unwrap_or(false),
+                    "enable_ipv6" => nd.ipv6 = val.as_bool().unwrap_or(false),
+                    "labels" => nd.labels = string_pairs(Some(val)),
+                    "ipam" => {
+                        let Value::Mapping(im) = val else { continue };
+                        for (ik, iv) in im {
+                            let ik = key_str(ik);
+                            let ip = format!("{p}.{ik}");
+                            match ik.as_str() {
+                                "config" => {
+                                    for (i, c) in iv.as_sequence().into_iter().flatten().enumerate() {
+                                        let cp = format!("{ip}[{i}]");
+                                        let Value::Mapping(cm) = c else { continue };
+                                        for (ck, cv) in cm {
+                                            let ck = key_str(ck);
+                                            match (i, ck.as_str(), cv.as_str()) {
+                                                (0, "subnet", Some(s)) => nd.subnet = Some(s.into()),
+                                                (0, "gateway", Some(g)) => nd.gateway = Some(g.into()),
+                                                (0, _, _) => report.push(None, format!("{cp}.{ck}"), Action::Dropped, "windlass networks take one subnet and gateway only"),
+                                                _ => report.push(None, format!("{cp}.{ck}"), Action::Dropped, "windlass networks take one subnet only"),
+                                            }
+                                        }
+                                    }
+                                }
+                                "driver" if iv.as_str() == Some("default") => {}
+                                _ => report.push(None, ip, Action::Dropped, "no windlass equivalent"),
+                            }
+                        }
+                    }
+                    k if k.starts_with("x-") => report.push(None, p, Action::Ignored, "extension field, ignored by compose as well"),
+                    _ => report.push(None, p, Action::Dropped, "no windlass equivalent"),
+                }
+            }
+        }
+        map.insert(key, name.clone());
+        defs.push((name, nd));
+    }
+    (map, defs)
+}
+
+fn top_volumes(
+    v: Option<&Value>,
+    project: &str,
+    report: &mut Report,
+) -> (BTreeMap<String, String>, Vec<(String, VolumeDef)>) {
+    let mut map = BTreeMap::new();
+    let mut defs = Vec::new();
+    let Some(Value::Mapping(entries)) = v else {
+        return (map, defs);
+    };
+    for (k, def) in entries {
+        let key = key_str(k);
+        let def = Some(def).filter(|d| !d.is_null());
+        let path = format!("volumes.{key}");
+        let (name, external) = resource_name(&key, def, project);
+        let name = object_name(name, &path, report);
+        let mut vd = VolumeDef::default();
+        if external {
+            report.push(None, format!("{path}.external"), Action::Changed, format!("declared as `{name}` in windlass.toml; Quadlet uses the existing volume of that name"));
+        }
+        if let Some(Value::Mapping(m)) = def {
+            for (sk, val) in m {
+                let sk = key_str(sk);
+                let p = format!("{path}.{sk}");
+                match sk.as_str() {
+                    "name" | "external" => {}
+                    "driver" => match val.as_str() {
+                        Some("local") => {}
+                        Some(d) if is_object_name(d) => vd.driver = Some(d.into()),
+                        _ => report.push(None, p, Action::Dropped, "not a volume driver name"),
+                    },
+                    "labels" => vd.labels = string_pairs(Some(val)),
+                    "driver_opts" => report.push(
+                        None,
+                        p,
+                        Action::Dropped,
+                        "no windlass key for volume driver options",
+                    ),
+                    k if k.starts_with("x-") => report.push(
+                        None,
+                        p,
+                        Action::Ignored,
+                        "extension field, ignored by compose as well",
+                    ),
+                    _ => report.push(None, p, Action::Dropped, "no windlass equivalent"),
+                }
+            }
+        }
+        map.insert(key, name.clone());
+        defs.push((name, vd));
+    }
+    (map, defs)
+}
+
+fn top_secrets(
+    v: Option<&Value>,
+    compose_dir: &Path,
+    report: &mut Report,
+) -> BTreeMap<String, SecretDef> {
+    let mut out = BTreeMap::new();
+    let Some(Value::Mapping(entries)) = v else {
+        return out;
+    };
+    for (k, def) in entries {
+        let key = key_str(k);
+        let path = format!("secrets.{key}");
+        let Some(m) = def.as_mapping() else {
+            report.push(None, path, Action::Dropped, "expected a map");
+            continue;
+        };
+        let mut d = None;
+        for (sk, val) in m {
+            let sk = key_str(sk);
+            let p = format!("{path}.{sk}");
+            match (sk.as_str(), val) {
+                ("file", Value::String(f)) => {
+                    let abs = if Path::new(f).is_absolute() {
+                        PathBuf::from(f)
+                    } else {
+                        compose_dir.join(f)
+                    };
+                    let abs = normalize_lexically(&abs);
+                    match check_path(&abs) {
+                        Ok(()) => {
+                            report.push(None, p, Action::Changed, format!("referenced as the host file {abs} (mounted read-only); its content is never read"));
+                            d = Some(SecretDef::File(abs));
+                        }
+                        Err(e) => report.push(None, p, Action::Dropped, format!("{abs}: {e}")),
+                    }
+                }
+                ("environment", Value::String(var)) => {
+                    d = Some(SecretDef::Podman {
+                        name: m
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or(&key)
+                            .to_string(),
+                        from_env: Some(var.clone()),
+                    });
+                }
+                ("external", _) | ("name", _) => {
+                    if d.is_none() {
+                        d = Some(SecretDef::Podman {
+                            name: m
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or(&key)
+                                .to_string(),
+                            from_env: None,
+                        });
+                    }
+                }
+                (s, _) if s.starts_with("x-") => report.push(
+                    None,
+                    p,
+                    Action::Ignored,
+                    "extension field, ignored by compose as well",
+                ),
+                _ => report.push(None, p, Action::Dropped, "no windlass equivalent"),
+            }
+        }
+        if let Some(d) = d {
+            out.insert(key, d);
+        }
+    }
+    out
+}
+
+fn normalize_lexically(p: &Path) -> String {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.to_string_lossy().into_owned()
+}
+
+const HEADER_APP: &str = "Imported by `windlass import` from the compose service `{service}`.\nWhat did not carry over is in the import report (stderr, or --report FILE).";
+const HEADER_FLEET: &str =
+    "Networks and volumes imported by `windlass import` from the compose project `{project}`.";
+
+/// What `write` did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Paths relative to APPS_DIR.
+    pub created: Vec<String>,
+    pub replaced: Vec<String>,
+    /// `networks.x` / `volumes.x` already in windlass.toml, left as they were.
+    pub kept: Vec<String>,
+}
+
+/// Files to write (path relative to APPS_DIR, text) and the names kept as they were.
+type Plan = (Vec<(String, String)>, Vec<String>);
+
+/// The files of an import, relative to APPS_DIR, in the layout the fleet
+/// loader reads (manifests under `apps/` when that directory exists).
+fn plan(out: &Path, imported: &Imported) -> Result<Plan, ImportError> {
+    let sub = if out.join("apps").is_dir() {
+        "apps/"
+    } else {
+        ""
+    };
+    let mut files = Vec::new();
+    for m in &imported.manifests {
+        let header = HEADER_APP.replace("{service}", &m.service);
+        files.push((format!("{sub}{}.toml", m.app), m.to_toml(&header)));
+    }
+    let fleet_rel = if out.join("windlass.toml").is_file()
+        || sub.is_empty()
+        || !out.join("apps/windlass.toml").is_file()
+    {
+        "windlass.toml".to_string()
+    } else {
+        "apps/windlass.toml".to_string()
+    };
+    let fleet_path = out.join(&fleet_rel);
+    let existing = if fleet_path.is_file() {
+        Some(fs::read_to_string(&fleet_path).map_err(io_err(&fleet_path))?)
+    } else {
+        None
+    };
+    let header = HEADER_FLEET.replace("{project}", &imported.project);
+    let (text, kept) = merge_fleet_file(
+        existing.as_deref(),
+        &header,
+        &imported.networks,
+        &imported.volumes,
+    )
+    .map_err(|message| ImportError::Compose {
+        path: fleet_path.clone(),
+        message,
+    })?;
+    if existing.as_deref() != Some(text.as_str()) {
+        files.push((fleet_rel, text));
+    }
+    Ok((files, kept))
+}
+
+fn copy_fleet(from: &Path, to: &Path) -> Result<(), ImportError> {
+    for dir in [from.to_path_buf(), from.join("apps")] {
+        if !dir.is_dir() {
+            continue;
+        }
+        let rel = dir.strip_prefix(from).unwrap_or(Path::new(""));
+        fs::create_dir_all(to.join(rel)).map_err(io_err(to))?;
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let p = e.map_err(io_err(&dir))?.path();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if p.is_file() && name.ends_with(".toml") && !name.starts_with('.') {
+                let dest = to.join(rel).join(&name);
+                fs::copy(&p, &dest).map_err(io_err(&dest))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the import into `out` (APPS_DIR): all files or none. The new
+/// fleet (with whatever `out` already holds) is staged beside `out` and
+/// must pass the fleet loader before anything in `out` changes.
+pub fn write(out: &Path, imported: &Imported, force: bool) -> Result<Written, ImportError> {
+    let (files, kept) = plan(out, imported)?;
+    let mut written = Written {
+        kept,
+        ..Written::default()
+    };
+    let manifest_names: BTreeSet<&str> = files
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| !p.ends_with("windlass.toml"))
+        .collect();
+    let existing: Vec<PathBuf> = manifest_names
+        .iter()
+        .map(|p| out.join(p))
+        .filter(|p| p.exists())
+        .collect();
+    if !existing.is_empty() && !force {
+        return Err(ImportError::Exists(existing));
+    }
+    for (p, _) in &files {
+        if out.join(p).exists() {
+            written.replaced.push(p.clone());
+        } else {
+            written.created.push(p.clone());
+        }
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "apps".into());
+    let stage = parent.join(format!(".{name}.windlass-import-{}", std::process::id()));
+    if stage.exists() {
+        fs::remove_dir_all(&stage).map_err(io_err(&stage))?;
+    }
+    let result = stage_and_swap(out, &stage, &files);
+    if stage.exists() {
+        let _ = fs::remove_dir_all(&stage);
+    }
+    result.map(|()| written)
+}
+
+fn stage_and_swap(out: &Path, stage: &Path, files: &[(String, String)]) -> Result<(), ImportError> {
+    fs::create_dir(stage).map_err(io_err(stage))?;
+    let fresh =
+        !out.exists() || (out.is_dir() && fs::read_dir(out).map_err(io_err(out))?.next().is_none());
+    if !fresh {
+        copy_fleet(out, stage)?;
+    }
+    for (rel, content) in files {
+        let p = stage.join(rel);
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d).map_err(io_err(d))?;
+        }
+        fs::write(&p, content).map_err(io_err(&p))?;
+    }
+    let loaded = load_fleet(stage).map_err(io_err(stage))?;
+    if loaded.fleet.is_none() {
+        return Err(ImportError::Invalid(loaded.diagnostics));
+    }
+    for rel in files.iter().map(|(r, _)| r) {
+        let f = fs::File::open(stage.join(rel)).map_err(io_err(&stage.join(rel)))?;
+        f.sync_all().map_err(io_err(&stage.join(rel)))?;
+    }
+    if fresh {
+        // One rename puts the whole new fleet in place.
+        if out.exists() {
+            fs::remove_dir(out).map_err(io_err(out))?;
+        }
+        fs::rename(stage, out).map_err(io_err(out))?;
+        return Ok(());
+    }
+    // Into an existing fleet: each file is renamed into place (each one
+    // atomically); a failure removes the files this run created.
+    let mut created = Vec::new();
+    for (rel, _) in files {
+        let dest = out.join(rel);
+        let existed = dest.exists();
+        if let Err(e) = fs::rename(stage.join(rel), &dest) {
+            for c in &created {
+                let _ = fs::remove_file(c);
+            }
+            return Err(ImportError::Io {
+                path: dest,
+                source: e,
+            });
+        }
+        if !existed {
+            created.push(dest);
+        }
+    }
+    if let Ok(d) = fs::File::open(out) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

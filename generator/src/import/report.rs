@@ -1,0 +1,139 @@
+//! The import report: every compose key that did not become a manifest key
+//! unchanged, with what happened to it and why. Printed per service on
+//! stderr and written as JSON with `--report`.
+//!
+//! The report lists places and variable names, never values: a withheld
+//! secret must not reach it either.
+
+use serde::Serialize;
+
+/// What happened to a compose key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Not carried into the manifest: windlass has no equivalent.
+    Dropped,
+    /// Carried, but in another form (a rename, a normalised image, a
+    /// converted size); the reason says how.
+    Changed,
+    /// A `${VAR}` kept literally because interpolation was not requested or
+    /// the variable is unset.
+    Uninterpolated,
+    /// A secret value that was not written; the reason says where it went.
+    Withheld,
+    /// Ignored as compose itself ignores it (`x-` extensions, `version`).
+    Ignored,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Dropped => "dropped",
+            Action::Changed => "changed",
+            Action::Uninterpolated => "uninterpolated",
+            Action::Withheld => "withheld",
+            Action::Ignored => "ignored",
+        }
+    }
+
+    /// Whether `--strict` refuses the import because of this entry.
+    pub fn is_loss(self) -> bool {
+        matches!(self, Action::Dropped | Action::Uninterpolated)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// The compose service, or `None` for a top-level key.
+    pub service: Option<String>,
+    /// The key's path inside the service (or the document), e.g.
+    /// `ports[1]`, `deploy.replicas`, `environment.DB_PASSWORD`.
+    pub key: String,
+    pub action: Action,
+    pub reason: String,
+}
+
+/// One imported service: its app name and manifest file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceResult {
+    pub service: String,
+    /// `None` when the service could not be imported at all.
+    pub app: Option<String>,
+    pub manifest: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub format: u32,
+    pub project: String,
+    pub interpolated: bool,
+    pub services: Vec<ServiceResult>,
+    pub entries: Vec<Entry>,
+}
+
+impl Report {
+    pub fn push(
+        &mut self,
+        service: Option<&str>,
+        key: impl Into<String>,
+        action: Action,
+        reason: impl Into<String>,
+    ) {
+        self.entries.push(Entry {
+            service: service.map(str::to_string),
+            key: key.into(),
+            action,
+            reason: reason.into(),
+        });
+    }
+
+    /// Entries that `--strict` refuses.
+    pub fn losses(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.action.is_loss())
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+
+    /// The human form: one block per service (top-level keys first), one
+    /// line per entry.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let top: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.service.is_none())
+            .collect();
+        if !top.is_empty() {
+            out.push_str("compose file:\n");
+            for e in top {
+                let _ = writeln!(out, "  {:<14} {}: {}", e.action.as_str(), e.key, e.reason);
+            }
+        }
+        for s in &self.services {
+            match (&s.app, &s.manifest) {
+                (Some(app), Some(m)) if app == &s.service => {
+                    let _ = writeln!(out, "service {} → {m}", s.service);
+                }
+                (Some(app), Some(m)) => {
+                    let _ = writeln!(out, "service {} → app {app} ({m})", s.service);
+                }
+                _ => {
+                    let _ = writeln!(out, "service {} → not imported", s.service);
+                }
+            }
+            for e in self
+                .entries
+                .iter()
+                .filter(|e| e.service.as_deref() == Some(&s.service))
+            {
+                let _ = writeln!(out, "  {:<14} {}: {}", e.action.as_str(), e.key, e.reason);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,1452 @@
+//! One compose service → one app manifest. Every key of the service is
+//! accounted for: mapped, or reported with the reason it was not.
+//!
+//! Values are read through `docker-compose-types` where its types fit;
+//! keys are walked on the raw YAML so that nothing the crate does not know
+//! can vanish without a report entry.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use docker_compose_types as dct;
+use serde::de::DeserializeOwned;
+use serde_norway::{Mapping, Value};
+
+use super::convert;
+use super::interpolate::{Outcome, Substitutions};
+use super::manifest::{AppManifest, Health, SecretRef, set_pair};
+use super::report::{Action, Report};
+use crate::model::values::{
+    check_label_key, check_path, is_env_key, is_object_name, parse_add_host, parse_port,
+    parse_volume,
+};
+
+/// A top-level `secrets:` entry, resolved.
+#[derive(Debug, Clone)]
+pub enum SecretDef {
+    /// `file:` — a host file, referenced by its absolute path.
+    File(String),
+    /// `environment:` or `external:`/`name:` — a podman secret of this name.
+    Podman {
+        name: String,
+        from_env: Option<String>,
+    },
+}
+
+/// What every service needs to know about the whole project.
+pub struct Context<'a> {
+    pub project: String,
+    pub compose_dir: PathBuf,
+    pub home: Option<String>,
+    /// compose network key → windlass network name.
+    pub networks: BTreeMap<String, String>,
+    /// compose volume key → windlass volume name.
+    pub volumes: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretDef>,
+    /// compose service → app name, for services that are imported.
+    pub apps: BTreeMap<String, String>,
+    /// compose services that define a health check.
+    pub healthy: BTreeMap<String, bool>,
+    pub subs: &'a Substitutions,
+}
+
+/// Named volumes and networks a service used that windlass.toml must declare.
+#[derive(Default)]
+pub struct Uses {
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+    pub default_network: bool,
+}
+
+fn reason_for(key: &str) -> &'static str {
+    match key {
+        "build" => {
+            "windlass runs images and never builds them: build and push the image (podman build -t REGISTRY/NAME:TAG …) and set `container.image`"
+        }
+        "profiles" => "windlass has no profiles: the service is imported and runs with the others",
+        "container_name" => "the container is named after the app",
+        "hostname" | "domainname" => "no equivalent: other containers reach it by its app name",
+        "expose" => "not needed: containers on a shared network reach every port",
+        "links" | "external_links" => {
+            "no equivalent: containers on a shared network reach each other by app name"
+        }
+        "scale" => "windlass runs one container per app",
+        "logging" => "the container logs to the journal (Quadlet's default)",
+        "pull_policy" => "Quadlet pulls a missing image when the unit starts",
+        "working_dir" => "no windlass key: set WORKDIR in the image",
+        "stop_signal" => "no windlass key: set STOPSIGNAL in the image",
+        "init" => "no windlass key for --init",
+        "tmpfs" => "no windlass key for tmpfs mounts",
+        "configs" => "configs are not imported: mount the file as a read-only bind volume",
+        "extends" => "extends is not followed: merge the base service into this one first",
+        "volumes_from" => "no equivalent: list the volumes explicitly",
+        "cap_add"
+        | "cap_drop"
+        | "privileged"
+        | "security_opt"
+        | "devices"
+        | "device_cgroup_rules"
+        | "sysctls"
+        | "ulimits"
+        | "pid"
+        | "ipc"
+        | "userns_mode"
+        | "cgroup"
+        | "cgroup_parent"
+        | "uts"
+        | "runtime"
+        | "isolation"
+        | "gpus" => "no windlass key for this privilege or kernel setting",
+        "dns" | "dns_opt" | "dns_search" | "mac_address" => {
+            "no windlass key for this network setting"
+        }
+        "tty" | "stdin_open" | "attach" => {
+            "no equivalent: the container runs under systemd without a terminal"
+        }
+        "mem_reservation" | "memswap_limit" | "mem_swappiness" | "oom_kill_disable"
+        | "oom_score_adj" | "cpu_shares" | "cpu_quota" | "cpu_period" | "cpu_count"
+        | "cpu_percent" | "cpu_rt_runtime" | "cpu_rt_period" | "cpuset" | "blkio_config"
+        | "pids_limit" | "shm_size" | "storage_opt" => {
+            "no windlass key for this resource setting (only memory and cpus)"
+        }
+        "platform" => "no windlass key: the image for the host's platform is pulled",
+        _ => "no windlass equivalent",
+    }
+}
+
+const MAPPED: &[&str] = &[
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "volumes",
+    "networks",
+    "network_mode",
+    "healthcheck",
+    "depends_on",
+    "restart",
+    "mem_limit",
+    "cpus",
+    "deploy",
+    "labels",
+    "extra_hosts",
+    "read_only",
+    "stop_grace_period",
+    "user",
+    "secrets",
+];
+
+fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
+    serde_norway::from_value(v.clone()).map_err(|e| format!("cannot be read: {e}"))
+}
+
+/// Numbers and booleans as strings, for fields compose allows to be either.
+fn scalars_to_strings(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Sequence(s) => Value::Sequence(s.iter().map(scalars_to_strings).collect()),
+        Value::Mapping(m) => Value::Mapping(
+            m.iter()
+                .map(|(k, v)| (k.clone(), scalars_to_strings(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn key_str(k: &Value) -> String {
+    scalar_text(k).unwrap_or_else(|| "?".into())
+}
+
+/// Removes `.` and `..` lexically (compose does not resolve symlinks).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+struct Mapper<'a, 'b> {
+    ctx: &'a Context<'b>,
+    report: &'a mut Report,
+    service: &'a str,
+    m: AppManifest,
+    uses: Uses,
+}
+
+impl Mapper<'_, '_> {
+    fn drop(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.report
+            .push(Some(self.service), key, Action::Dropped, reason);
+    }
+
+    fn note(&mut self, key: impl Into<String>, action: Action, reason: impl Into<String>) {
+        self.report.push(Some(self.service), key, action, reason);
+    }
+
+    /// The substitutions recorded for a path inside this service.
+    fn subs_at(&self, rel: &str) -> &[super::interpolate::Substitution] {
+        self.ctx
+            .subs
+            .get(&format!("services.{}.{rel}", self.service))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Reports every key of `map` outside `known` and returns the rest.
+    fn known_subset(&mut self, map: &Mapping, prefix: &str, known: &[&str]) -> Mapping {
+        let mut out = Mapping::new();
+        for (k, v) in map {
+            let key = key_str(k);
+            if known.contains(&key.as_str()) {
+                out.insert(k.clone(), v.clone());
+            } else if key.starts_with("x-") {
+                self.note(
+                    format!("{prefix}{key}"),
+                    Action::Ignored,
+                    "extension field, ignored by compose as well",
+                );
+            } else {
+                self.drop(format!("{prefix}{key}"), "no windlass equivalent");
+            }
+        }
+        out
+    }
+
+    fn host_path(&self, src: &str) -> String {
+        let expanded = match (src.strip_prefix("~/"), &self.ctx.home) {
+            (Some(rest), Some(home)) => Path::new(home).join(rest),
+            _ if src == "~" && self.ctx.home.is_some() => {
+                PathBuf::from(self.ctx.home.clone().unwrap())
+            }
+            _ => PathBuf::from(src),
+        };
+        let abs = if expanded.is_absolute() {
+            expanded
+        } else {
+            self.ctx.compose_dir.join(expanded)
+        };
+        normalize(&abs).to_string_lossy().into_owned()
+    }
+
+    fn volume_name(&mut self, key: &str, name: &str) -> String {
+        match self.ctx.volumes.get(name) {
+            Some(n) => n.clone(),
+            None => {
+                let n = format!("{}_{name}", self.ctx.project);
+                self.note(
+                    key,
+                    Action::Changed,
+                    format!("volume `{name}` is not declared under the top-level `volumes`; declared as `{n}`"),
+                );
+                n
+            }
+        }
+    }
+
+    fn command(&mut self, key: &str, v: &Value) -> Option<Vec<String>> {
+        let parsed: Result<dct::Command, String> = typed(v);
+        match parsed {
+            Ok(dct::Command::Simple(s)) => match shlex::split(&s) {
+                Some(words) if !words.is_empty() => Some(words),
+                Some(_) => {
+                    self.drop(key, "empty: windlass needs a non-empty exec form");
+                    None
+                }
+                None => {
+                    self.drop(key, "cannot be split into words (unbalanced quotes)");
+                    None
+                }
+            },
+            Ok(dct::Command::Args(a)) if a.is_empty() => {
+                self.drop(
+                    key,
+                    "an empty list clears the image's value, which windlass cannot express",
+                );
+                None
+            }
+            Ok(dct::Command::Args(a)) => Some(a),
+            Err(e) => {
+                self.drop(key, e);
+                None
+            }
+        }
+    }
+
+    fn map(&mut self, raw: &Mapping) {
+        for (k, v) in raw {
+            let key = key_str(k);
+            if key.starts_with("x-") {
+                self.note(
+                    key,
+                    Action::Ignored,
+                    "extension field, ignored by compose as well",
+                );
+                continue;
+            }
+            if !MAPPED.contains(&key.as_str()) {
+                let empty = v.is_null() || v.as_sequence().is_some_and(|s| s.is_empty());
+                if !empty {
+                    self.drop(key.clone(), reason_for(&key));
+                }
+                continue;
+            }
+            match key.as_str() {
+                "image" => {} // handled by the caller
+                "command" => self.m.command = self.command("command", v),
+                "entrypoint" => {
+                    self.m.entrypoint = self.command("entrypoint", v);
+                    if let Some(e) = &self.m.entrypoint
+                        && e[0].is_empty()
+                    {
+                        self.drop("entrypoint", "the program (first word) is empty");
+                        self.m.entrypoint = None;
+                    }
+                }
+                "environment" => self.environment(v),
+                "env_file" => self.env_file(v),
+                "ports" => self.ports(v),
+                "volumes" => self.volumes(v),
+                "networks" => self.networks(v),
+                "network_mode" => self.network_mode(v),
+                "healthcheck" => self.healthcheck(v),
+                "depends_on" => self.depends_on(v),
+                "restart" => self.restart(v),
+                "mem_limit" => {
+                    if let Some(s) = scalar_text(v) {
+                        match convert::byte_size(&s) {
+                            Ok(m) => self.m.memory = Some(m),
+                            Err(e) => self.drop("mem_limit", e),
+                        }
+                    }
+                }
+                "cpus" => self.cpus("cpus", v),
+                "deploy" => self.deploy(v),
+                "labels" => self.labels(v),
+                "extra_hosts" => self.extra_hosts(v),
+                "read_only" => match v {
+                    Value::Bool(b) => self.m.read_only = *b,
+                    _ => self.drop("read_only", "expected true or false"),
+                },
+                "stop_grace_period" => {
+                    if let Some(s) = scalar_text(v) {
+                        match convert::duration(&s) {
+                            Ok(d) => self.m.stop_timeout = Some(d),
+                            Err(e) => self.drop("stop_grace_period", e),
+                        }
+                    }
+                }
+                "user" => self.user(v),
+                "secrets" => self.service_secrets(v),
+                _ => unreachable!("every mapped key has an arm"),
+            }
+        }
+        if !raw.contains_key("restart") {
+            // Compose's default; windlass's own default would be "always".
+            self.m.restart = Some("no");
+        }
+        if !raw.contains_key("networks") && !raw.contains_key("network_mode") {
+            let n = self
+                .ctx
+                .networks
+                .get("default")
+                .cloned()
+                .unwrap_or_default();
+            self.m.networks.push(n.clone());
+            self.uses.default_network = true;
+            self.uses.networks.push(n);
+        }
+    }
+
+    fn environment(&mut self, v: &Value) {
+        let env: dct::Environment = match typed(v) {
+            Ok(e) => e,
+            Err(e) => return self.drop("environment", e),
+        };
+        let entries: Vec<(String, String, Option<String>)> = match env {
+            dct::Environment::List(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let path = format!("environment[{i}]");
+                    match item.split_once('=') {
+                        Some((k, val)) => (path, k.to_string(), Some(val.to_string())),
+                        None => (path, item, None),
+                    }
+                })
+                .collect(),
+            dct::Environment::KvPair(map) => map
+                .into_iter()
+                .map(|(k, val)| (format!("environment.{k}"), k, val.map(|s| s.to_string())))
+                .collect(),
+        };
+        for (path, k, val) in entries {
+            let Some(val) = val else {
+                self.drop(
+                    path,
+                    format!("`{k}` takes its value from the shell that runs compose; windlass has no pass-through: set it in an env_file"),
+                );
+                continue;
+            };
+            if !is_env_key(&k) {
+                self.drop(
+                    path,
+                    format!("`{k}` is not an environment variable name windlass accepts (^[A-Za-z_][A-Za-z0-9_]*$)"),
+                );
+                continue;
+            }
+            let subs = self.subs_at(&path).to_vec();
+            if let Some(w) = subs.iter().find(|s| s.outcome == Outcome::Withheld) {
+                let var = w.var.clone();
+                let whole = subs.len() == 1
+                    && (val == format!("${{{var}}}")
+                        || val == format!("${var}")
+                        || (val.starts_with(&format!("${{{var}:"))
+                            || val.starts_with(&format!("${{{var}-")))
+                            && val.ends_with('}')
+                            && val.matches('}').count() == 1);
+                let secret = var.to_ascii_lowercase().replace('_', "-");
+                if whole && is_object_name(&secret) {
+                    self.m.secrets.push(SecretRef {
+                        name: secret.clone(),
+                        target: Some(k.clone()),
+                        mode: None,
+                    });
+                    self.note(
+                        path,
+                        Action::Withheld,
+                        format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} FILE`"),
+                    );
+                } else {
+                    self.note(
+                        path,
+                        Action::Withheld,
+                        format!("`{k}` is built from the secret ${{{var}}} and was not written: put it in an env_file"),
+                    );
+                }
+                continue;
+            }
+            set_pair(&mut self.m.env, &k, val);
+        }
+    }
+
+    fn env_file(&mut self, v: &Value) {
+        let items: Vec<(String, Value)> = match v {
+            Value::String(_) => vec![("env_file".into(), v.clone())],
+            Value::Sequence(s) => s
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("env_file[{i}]"), x.clone()))
+                .collect(),
+            _ => return self.drop("env_file", "expected a path or a list of paths"),
+        };
+        for (key, item) in items {
+            let (path, required) = match &item {
+                Value::String(s) => (s.clone(), true),
+                Value::Mapping(m) => {
+                    let sub =
+                        self.known_subset(m, &format!("{key}."), &["path", "required", "format"]);
+                    let Some(p) = sub.get("path").and_then(Value::as_str) else {
+                        self.drop(key, "no `path`");
+                        continue;
+                    };
+                    if let Some(f) = sub.get("format").and_then(scalar_text) {
+                        self.drop(
+                            format!("{key}.format"),
+                            format!("format `{f}`: Podman reads env files in its own format only"),
+                        );
+                    }
+                    (
+                        p.to_string(),
+                        sub.get("required").and_then(Value::as_bool).unwrap_or(true),
+                    )
+                }
+                _ => {
+                    self.drop(key, "expected a path");
+                    continue;
+                }
+            };
+            let abs = self.host_path(&path);
+            if let Err(e) = check_path(&abs) {
+                self.drop(key, format!("{abs}: {e}"));
+                continue;
+            }
+            if !required {
+                self.note(
+                    format!("{key}.required"),
+                    Action::Changed,
+                    "an optional env file becomes required: Podman fails when it is missing",
+                );
+            }
+            if abs != path {
+                self.note(
+                    key.clone(),
+                    Action::Changed,
+                    format!("kept as a reference to {abs} (resolved against the compose file's directory); never read"),
+                );
+            }
+            self.m.env_files.push(abs);
+        }
+    }
+
+    fn port_out(
+        &mut self,
+        key: &str,
+        ip: Option<&str>,
+        host: &str,
+        container: &str,
+        proto: Option<&str>,
+    ) {
+        let proto = match proto {
+            None => None,
+            Some(p @ ("tcp" | "udp")) => Some(p),
+            Some(p) => {
+                return self.drop(
+                    key,
+                    format!("protocol `{p}`: windlass publishes tcp and udp only"),
+                );
+            }
+        };
+        if host.is_empty() {
+            return self.drop(
+                key,
+                "publishes on a random host port; windlass needs a fixed host port (write HOST:CONTAINER)",
+            );
+        }
+        let range = |s: &str| -> Option<(u32, u32)> {
+            match s.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => {
+                    let x = s.parse().ok()?;
+                    Some((x, x))
+                }
+            }
+        };
+        let (Some((h0, h1)), Some((c0, c1))) = (range(host), range(container)) else {
+            return self.drop(
+                key,
+                format!("`{host}:{container}` is not a port or port range"),
+            );
+        };
+        if h1 < h0 || c1 < c0 || h1 - h0 != c1 - c0 {
+            return self.drop(
+                key,
+                "the host and container ranges differ in size; compose would pick one port, windlass needs each pair",
+            );
+        }
+        let mut out = Vec::new();
+        for i in 0..=(h1 - h0) {
+            let ip_part = match ip {
+                Some(ip) if ip.contains(':') => format!("[{ip}]:"),
+                Some(ip) => format!("{ip}:"),
+                None => String::new(),
+            };
+            let p = format!(
+                "{ip_part}{}:{}{}",
+                h0 + i,
+                c0 + i,
+                proto.map(|p| format!("/{p}")).unwrap_or_default()
+            );
+            if let Err(e) = parse_port(&p) {
+                return self.drop(key, e);
+            }
+            out.push(p);
+        }
+        if out.len() > 1 {
+            self.note(
+                key,
+                Action::Changed,
+                format!("the range became {} ports", out.len()),
+            );
+        }
+        self.m.ports.extend(out);
+    }
+
+    fn ports(&mut self, v: &Value) {
+        let Some(items) = v.as_sequence() else {
+            return self.drop("ports", "expected a list");
+        };
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("ports[{i}]");
+            match item {
+                Value::String(_) | Value::Number(_) => {
+                    let s = scalar_text(item).unwrap_or_default();
+                    let (rest, proto) = match s.rsplit_once('/') {
+                        Some((r, p)) => (r.to_string(), Some(p.to_string())),
+                        None => (s.clone(), None),
+                    };
+                    let (ip, ports) = if let Some(r) = rest.strip_prefix('[') {
+                        match r.split_once("]:") {
+                            Some((ip, p)) => (Some(ip.to_string()), p.to_string()),
+                            None => {
+                                self.drop(key, format!("`{s}` is not a port mapping"));
+                                continue;
+                            }
+                        }
+                    } else {
+                        let parts: Vec<&str> = rest.split(':').collect();
+                        match parts.len() {
+                            1 | 2 => (None, rest.clone()),
+                            3 => (
+                                Some(parts[0].to_string()),
+                                format!("{}:{}", parts[1], parts[2]),
+                            ),
+                            _ => {
+                                self.drop(key, format!("`{s}` is not a port mapping"));
+                                continue;
+                            }
+                        }
+                    };
+                    let (host, container) = match ports.split_once(':') {
+                        Some((h, c)) => (h.to_string(), c.to_string()),
+                        None => (String::new(), ports.clone()),
+                    };
+                    self.port_out(&key, ip.as_deref(), &host, &container, proto.as_deref());
+                }
+                Value::Mapping(m) => {
+                    let sub = self.known_subset(
+                        m,
+                        &format!("{key}."),
+                        &[
+                            "target",
+                            "published",
+                            "host_ip",
+                            "protocol",
+                            "mode",
+                            "name",
+                            "app_protocol",
+                        ],
+                    );
+                    for meta in ["name", "app_protocol"] {
+                        if sub.contains_key(meta) {
+                            self.drop(
+                                format!("{key}.{meta}"),
+                                "port metadata has no windlass equivalent",
+                            );
+                        }
+                    }
+                    if let Some(mode) = sub.get("mode").and_then(scalar_text)
+                        && mode != "host"
+                    {
+                        self.note(
+                            format!("{key}.mode"),
+                            Action::Ignored,
+                            format!("mode `{mode}` applies to swarm only"),
+                        );
+                    }
+                    let mut sub = sub;
+                    if let Some(p) = sub.get("published").and_then(scalar_text) {
+                        sub.insert("published".into(), Value::String(p));
+                    }
+                    sub.remove("name");
+                    sub.remove("app_protocol");
+                    let port: dct::Port = match typed(&Value::Mapping(sub)) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.drop(key, e);
+                            continue;
+                        }
+                    };
+                    let host = match &port.published {
+                        Some(dct::PublishedPort::Single(p)) => p.to_string(),
+                        Some(dct::PublishedPort::Range(r)) => r.clone(),
+                        None => String::new(),
+                    };
+                    self.port_out(
+                        &key,
+                        port.host_ip.as_deref(),
+                        &host,
+                        &port.target.to_string(),
+                        port.protocol.as_deref(),
+                    );
+                }
+                _ => self.drop(key, "expected a port mapping"),
+            }
+        }
+    }
+
+    fn add_volume(&mut self, key: &str, src: Option<&str>, target: &str, ro: bool, bind: bool) {
+        let Some(src) = src.filter(|s| !s.is_empty()) else {
+            return self.drop(
+                key,
+                "an anonymous volume has no windlass equivalent: give it a name",
+            );
+        };
+        let source = if bind {
+            let abs = self.host_path(src);
+            if abs.contains(char::is_whitespace) {
+                // Quadlet copies the host path into `RequiresMountsFor=`
+                // unquoted, where systemd splits it at the white space.
+                return self.drop(
+                    key,
+                    format!("host path {abs} holds white space, which Quadlet cannot carry into RequiresMountsFor="),
+                );
+            }
+            if abs != src {
+                self.note(key, Action::Changed, format!("host path resolved to {abs}"));
+            }
+            abs
+        } else {
+            self.volume_name(key, src)
+        };
+        let spec = format!("{source}:{target}{}", if ro { ":ro" } else { "" });
+        match parse_volume(&spec) {
+            Ok(_) => {
+                if !bind && !self.uses.volumes.contains(&source) {
+                    self.uses.volumes.push(source);
+                }
+                self.m.volumes.push(spec);
+            }
+            Err(e) => self.drop(key, e),
+        }
+    }
+
+    fn volumes(&mut self, v: &Value) {
+        let Some(items) = v.as_sequence() else {
+            return self.drop("volumes", "expected a list");
+        };
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("volumes[{i}]");
+            match item {
+                Value::String(s) => {
+                    let parts: Vec<&str> = s.split(':').collect();
+                    let (src, target, opts) = match parts.as_slice() {
+                        [t] => (None, *t, ""),
+                        [s, t] => (Some(*s), *t, ""),
+                        [s, t, o] => (Some(*s), *t, *o),
+                        _ => {
+                            self.drop(key, format!("`{s}` is not SOURCE:TARGET[:MODE]"));
+                            continue;
+                        }
+                    };
+                    let mut ro = false;
+                    for o in opts.split(',').filter(|o| !o.is_empty()) {
+                        match o {
+                            "ro" => ro = true,
+                            "rw" => ro = false,
+                            other => self.drop(
+                                format!("{key}:{other}"),
+                                format!("mount option `{other}` has no windlass equivalent"),
+                            ),
+                        }
+                    }
+                    let bind = src.is_some_and(|s| {
+                        s.starts_with('/') || s.starts_with('.') || s.starts_with('~')
+                    });
+                    self.add_volume(&key, src, target, ro, bind);
+                }
+                Value::Mapping(m) => {
+                    let sub = self.known_subset(
+                        m,
+                        &format!("{key}."),
+                        &[
+                            "type",
+                            "source",
+                            "target",
+                            "read_only",
+                            "bind",
+                            "volume",
+                            "tmpfs",
+                            "consistency",
+                        ],
+                    );
+                    if sub.contains_key("consistency") {
+                        self.note(
+                            format!("{key}.consistency"),
+                            Action::Ignored,
+                            "applies to Docker Desktop only",
+                        );
+                    }
+                    let mut filtered = sub.clone();
+                    filtered.remove("consistency");
+                    for (nested, known) in [
+                        ("bind", &["propagation", "create_host_path", "selinux"][..]),
+                        ("volume", &["nocopy", "subpath"][..]),
+                        ("tmpfs", &["size", "mode"][..]),
+                    ] {
+                        if let Some(Value::Mapping(nm)) = sub.get(nested) {
+                            let kept = self.known_subset(nm, &format!("{key}.{nested}."), known);
+                            for (k, val) in &kept {
+                                let kk = key_str(k);
+                                if nested == "bind"
+                                    && kk == "create_host_path"
+                                    && val.as_bool() != Some(false)
+                                {
+                                    continue;
+                                }
+                                self.drop(format!("{key}.{nested}.{kk}"), "no windlass equivalent");
+                            }
+                            filtered.remove(nested);
+                        }
+                    }
+                    let vol: dct::AdvancedVolumes = match typed(&Value::Mapping(filtered)) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            self.drop(key, e);
+                            continue;
+                        }
+                    };
+                    match vol._type.as_str() {
+                        "bind" => self.add_volume(&key, vol.source.as_deref(), &vol.target, vol.read_only, true),
+                        "volume" => self.add_volume(&key, vol.source.as_deref(), &vol.target, vol.read_only, false),
+                        other => self.drop(key, format!("volume type `{other}` has no windlass equivalent (bind and volume only)")),
+                    }
+                }
+                _ => self.drop(key, "expected a volume"),
+            }
+        }
+    }
+
+    fn network_ref(&mut self, key: &str, name: &str) {
+        let n = match self.ctx.networks.get(name) {
+            Some(n) => n.clone(),
+            None => {
+                let n = format!("{}_{name}", self.ctx.project);
+                self.note(key, Action::Changed, format!("network `{name}` is not declared under the top-level `networks`; declared as `{n}`"));
+                n
+            }
+        };
+        if name == "default" {
+            self.uses.default_network = true;
+        }
+        if !self.m.networks.contains(&n) {
+            self.m.networks.push(n.clone());
+        }
+        if !self.uses.networks.contains(&n) {
+            self.uses.networks.push(n);
+        }
+    }
+
+    fn networks(&mut self, v: &Value) {
+        match v {
+            Value::Sequence(s) => {
+                for (i, n) in s.iter().enumerate() {
+                    match n.as_str() {
+                        Some(name) => self.network_ref(&format!("networks[{i}]"), name),
+                        None => self.drop(format!("networks[{i}]"), "expected a network name"),
+                    }
+                }
+            }
+            Value::Mapping(m) => {
+                for (k, settings) in m {
+                    let name = key_str(k);
+                    let key = format!("networks.{name}");
+                    self.network_ref(&key, &name);
+                    if let Value::Mapping(sm) = settings {
+                        for (sk, _) in sm {
+                            let sk = key_str(sk);
+                            let reason = match sk.as_str() {
+                                "aliases" => "no windlass key for aliases: other containers reach it by its app name".to_string(),
+                                "ipv4_address" | "ipv6_address" => "no windlass key for a static address".to_string(),
+                                _ => "no windlass equivalent".to_string(),
+                            };
+                            self.drop(format!("{key}.{sk}"), reason);
+                        }
+                    }
+                }
+            }
+            _ => self.drop("networks", "expected a list or a map"),
+        }
+    }
+
+    fn network_mode(&mut self, v: &Value) {
+        match v.as_str() {
+            Some("host") => self.m.networks = vec!["host".into()],
+            Some(m) => self.drop(
+                "network_mode",
+                format!("`{m}` has no windlass equivalent (only `host`); the app joins no network"),
+            ),
+            None => self.drop("network_mode", "expected a string"),
+        }
+    }
+
+    fn healthcheck(&mut self, v: &Value) {
+        let Value::Mapping(m) = v else {
+            return self.drop("healthcheck", "expected a map");
+        };
+        let mut sub = self.known_subset(
+            m,
+            "healthcheck.",
+            &[
+                "test",
+                "interval",
+                "timeout",
+                "retries",
+                "start_period",
+                "start_interval",
+                "disable",
+            ],
+        );
+        if sub.remove("start_interval").is_some() {
+            self.drop(
+                "healthcheck.start_interval",
+                "no windlass key: checks run at `interval` from the start",
+            );
+        }
+        let sub = {
+            let mut s = sub.clone();
+            for k in ["interval", "timeout", "start_period"] {
+                if let Some(x) = s.get(k).and_then(scalar_text) {
+                    s.insert(k.into(), Value::String(x));
+                }
+            }
+            s
+        };
+        let hc: dct::Healthcheck = match typed(&Value::Mapping(sub)) {
+            Ok(h) => h,
+            Err(e) => return self.drop("healthcheck", e),
+        };
+        let none = || "disables the image's own health check; windlass cannot disable it (the image's HEALTHCHECK still runs if it has one)";
+        if hc.disable {
+            return self.drop("healthcheck.disable", none());
+        }
+        let cmd = match hc.test {
+            None => {
+                return self.drop(
+                    "healthcheck",
+                    "no `test`: the image's own check is not known to windlass",
+                );
+            }
+            Some(dct::HealthcheckTest::Single(s)) if s.is_empty() => {
+                return self.drop("healthcheck.test", "empty");
+            }
+            Some(dct::HealthcheckTest::Single(s)) => {
+                vec!["/bin/sh".to_string(), "-c".to_string(), s]
+            }
+            Some(dct::HealthcheckTest::Multiple(list)) => match list.split_first() {
+                Some((first, rest)) if first == "CMD" && !rest.is_empty() => rest.to_vec(),
+                Some((first, rest)) if first == "CMD-SHELL" && rest.len() == 1 => {
+                    vec!["/bin/sh".to_string(), "-c".to_string(), rest[0].clone()]
+                }
+                Some((first, _)) if first == "NONE" => {
+                    return self.drop("healthcheck.test", none());
+                }
+                _ => {
+                    return self.drop(
+                        "healthcheck.test",
+                        "expected [\"CMD\", args…], [\"CMD-SHELL\", command] or [\"NONE\"]",
+                    );
+                }
+            },
+        };
+        if cmd[0].is_empty() {
+            return self.drop("healthcheck.test", "the program (first word) is empty");
+        }
+        let mut h = Health {
+            cmd,
+            ..Health::default()
+        };
+        for (k, src, dst) in [
+            ("interval", &hc.interval, &mut h.interval),
+            ("timeout", &hc.timeout, &mut h.timeout),
+            ("start_period", &hc.start_period, &mut h.start_period),
+        ] {
+            if let Some(s) = src {
+                match convert::duration(s) {
+                    Ok(d) => *dst = Some(d),
+                    Err(e) => self.drop(format!("healthcheck.{k}"), e),
+                }
+            }
+        }
+        if hc.retries > 0 {
+            h.retries = Some(hc.retries);
+        } else if m.contains_key("retries") {
+            self.drop(
+                "healthcheck.retries",
+                "must be at least 1; Podman's default (3) applies",
+            );
+        }
+        self.m.health = Some(h);
+    }
+
+    fn depends_on(&mut self, v: &Value) {
+        // Fill in compose's default condition before the typed read.
+        let v = match v {
+            Value::Mapping(m) => {
+                let mut out = Mapping::new();
+                for (k, dep) in m {
+                    let name = key_str(k);
+                    let mut d = match dep {
+                        Value::Mapping(dm) => self.known_subset(
+                            dm,
+                            &format!("depends_on.{name}."),
+                            &["condition", "restart", "required"],
+                        ),
+                        _ => Mapping::new(),
+                    };
+                    if !d.contains_key("condition") {
+                        d.insert("condition".into(), "service_started".into());
+                    }
+                    out.insert(k.clone(), Value::Mapping(d));
+                }
+                Value::Mapping(out)
+            }
+            other => other.clone(),
+        };
+        let deps: dct::DependsOnOptions = match typed(&v) {
+            Ok(d) => d,
+            Err(e) => return self.drop("depends_on", e),
+        };
+        let list: Vec<(String, String, dct::DependsCondition)> = match deps {
+            dct::DependsOnOptions::Simple(names) => names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    (
+                        format!("depends_on[{i}]"),
+                        n,
+                        dct::DependsCondition::service_started(),
+                    )
+                })
+                .collect(),
+            dct::DependsOnOptions::Conditional(map) => map
+                .into_iter()
+                .map(|(n, c)| (format!("depends_on.{n}"), n, c))
+                .collect(),
+        };
+        for (key, dep, cond) in list {
+            let Some(app) = self.ctx.apps.get(&dep).cloned() else {
+                self.drop(
+                    key,
+                    format!("service `{dep}` is not imported (see its entries)"),
+                );
+                continue;
+            };
+            if cond.restart == Some(true) {
+                self.drop(
+                    format!("{key}.restart"),
+                    "windlass does not restart an app when a dependency restarts",
+                );
+            }
+            let wanted = cond.required == Some(false);
+            match cond.condition.as_str() {
+                "service_started" => {}
+                "service_healthy" => {
+                    if !self.ctx.healthy.get(&dep).copied().unwrap_or(false) {
+                        self.drop(
+                            format!("{key}.condition"),
+                            format!("`{dep}` has no health check windlass knows, so the start is ordered but not gated on its health"),
+                        );
+                    }
+                }
+                "service_completed_successfully" => {
+                    self.drop(
+                        format!("{key}.condition"),
+                        "windlass apps are long-running: ordered after it, without waiting for it to exit",
+                    );
+                }
+                other => self.drop(
+                    format!("{key}.condition"),
+                    format!("unknown condition `{other}`"),
+                ),
+            }
+            let list = if wanted || cond.condition == "service_completed_successfully" {
+                &mut self.m.wants
+            } else {
+                &mut self.m.requires
+            };
+            if !list.contains(&app) {
+                list.push(app);
+            }
+        }
+    }
+
+    fn restart(&mut self, v: &Value) {
+        let s = scalar_text(v).unwrap_or_default();
+        self.m.restart = match s.as_str() {
+            "no" | "false" => Some("no"),
+            "always" => Some("always"),
+            "unless-stopped" => {
+                self.note(
+                    "restart",
+                    Action::Changed,
+                    "`unless-stopped` became `always`: systemd never restarts a unit stopped on purpose",
+                );
+                Some("always")
+            }
+            s if s == "on-failure" || s.starts_with("on-failure:") => {
+                if s != "on-failure" {
+                    self.drop(
+                        "restart",
+                        "the retry limit has no windlass equivalent; restarts are unlimited",
+                    );
+                }
+                Some("on-failure")
+            }
+            other => {
+                self.drop("restart", format!("`{other}` is not a restart policy"));
+                None
+            }
+        };
+    }
+
+    fn cpus(&mut self, key: &str, v: &Value) {
+        match scalar_text(v).and_then(|s| s.parse::<f64>().ok()) {
+            Some(x) if x > 0.0 && x.is_finite() => self.m.cpus = Some(x),
+            Some(_) if scalar_text(v).as_deref() == Some("0") => {} // compose: no limit
+            _ => self.drop(key, "expected a number of CPUs greater than 0"),
+        }
+    }
+
+    fn deploy(&mut self, v: &Value) {
+        let Value::Mapping(m) = v else {
+            return self.drop("deploy", "expected a map");
+        };
+        for (k, val) in m {
+            let key = format!("deploy.{}", key_str(k));
+            match key_str(k).as_str() {
+                "resources" => {
+                    let Value::Mapping(r) = val else {
+                        self.drop(key, "expected a map");
+                        continue;
+                    };
+                    for (rk, rv) in r {
+                        let rkey = format!("{key}.{}", key_str(rk));
+                        if key_str(rk) != "limits" {
+                            self.drop(
+                                rkey,
+                                "no windlass equivalent (only limits.memory and limits.cpus)",
+                            );
+                            continue;
+                        }
+                        let Value::Mapping(l) = rv else {
+                            self.drop(rkey, "expected a map");
+                            continue;
+                        };
+                        for (lk, lv) in l {
+                            let lkey = format!("{rkey}.{}", key_str(lk));
+                            match key_str(lk).as_str() {
+                                "memory" => match scalar_text(lv).map(|s| convert::byte_size(&s)) {
+                                    Some(Ok(mem)) => {
+                                        if let Some(prev) = self.m.memory.replace(mem.clone())
+                                            && prev != mem
+                                        {
+                                            self.drop(
+                                                "mem_limit",
+                                                format!("overridden by {lkey} ({mem})"),
+                                            );
+                                        }
+                                    }
+                                    Some(Err(e)) => self.drop(lkey, e),
+                                    None => self.drop(lkey, "expected a size"),
+                                },
+                                "cpus" => self.cpus(&lkey, lv),
+                                _ => {
+                                    self.drop(lkey, "no windlass equivalent (only memory and cpus)")
+                                }
+                            }
+                        }
+                    }
+                }
+                "replicas" if scalar_text(val).as_deref() == Some("1") => {}
+                "replicas" => self.drop(key, "windlass runs one container per app"),
+                "restart_policy" => self.drop(key, "swarm only: use `restart`"),
+                _ => self.drop(key, "swarm only: no windlass equivalent"),
+            }
+        }
+    }
+
+    fn labels(&mut self, v: &Value) {
+        let labels: dct::Labels = match typed(&scalars_to_strings(v)) {
+            Ok(l) => l,
+            Err(e) => return self.drop("labels", e),
+        };
+        let pairs: Vec<(String, String, String)> = match labels {
+            dct::Labels::List(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let (k, v) = s.split_once('=').unwrap_or((s.as_str(), ""));
+                    (format!("labels[{i}]"), k.to_string(), v.to_string())
+                })
+                .collect(),
+            dct::Labels::Map(map) => map
+                .into_iter()
+                .map(|(k, v)| (format!("labels.{k}"), k, v))
+                .collect(),
+        };
+        for (key, k, val) in pairs {
+            if let Err(e) = check_label_key(&k) {
+                self.drop(key, e);
+            } else if k.starts_with("io.windlass.") {
+                self.drop(key, "labels under `io.windlass.` are reserved for windlass");
+            } else if val.contains('\u{80}') {
+                self.drop(key, "U+0080 cannot pass through Quadlet");
+            } else {
+                set_pair(&mut self.m.labels, &k, val);
+            }
+        }
+    }
+
+    fn extra_hosts(&mut self, v: &Value) {
+        let items: Vec<(String, String, String)> = match v {
+            Value::Sequence(s) => s
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let s = scalar_text(x).unwrap_or_default();
+                    // host:ip, or host=ip (newer compose)
+                    let (h, ip) = s
+                        .split_once('=')
+                        .or_else(|| s.split_once(':'))
+                        .unwrap_or((s.as_str(), ""));
+                    (format!("extra_hosts[{i}]"), h.to_string(), ip.to_string())
+                })
+                .collect(),
+            Value::Mapping(m) => m
+                .iter()
+                .map(|(k, x)| {
+                    let h = key_str(k);
+                    (
+                        format!("extra_hosts.{h}"),
+                        h,
+                        scalar_text(x).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            _ => return self.drop("extra_hosts", "expected a list or a map"),
+        };
+        for (key, host, ip) in items {
+            let ip = ip.trim_start_matches('[').trim_end_matches(']').to_string();
+            let entry = format!("{host}:{ip}");
+            match parse_add_host(&entry) {
+                Ok(_) => self.m.add_hosts.push(entry),
+                Err(e) if ip == "host-gateway" => self.drop(
+                    key,
+                    format!("`host-gateway` is resolved by the engine at run time; windlass needs an IP address ({e})"),
+                ),
+                Err(e) => self.drop(key, e),
+            }
+        }
+    }
+
+    fn user(&mut self, v: &Value) {
+        let Some(u) = scalar_text(v) else {
+            return self.drop("user", "expected a user");
+        };
+        let ok_part = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 32
+                && (s.bytes().all(|b| b.is_ascii_digit())
+                    || (s.as_bytes()[0].is_ascii_alphabetic() || s.as_bytes()[0] == b'_')
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+        };
+        let ok = match u.split_once(':') {
+            Some((a, b)) => ok_part(a) && ok_part(b),
+            None => ok_part(&u),
+        };
+        if ok {
+            self.m.user = Some(u);
+        } else {
+            self.drop("user", format!("`{u}` is not uid[:gid] or a user name"));
+        }
+    }
+
+    fn service_secrets(&mut self, v: &Value) {
+        let Some(items) = v.as_sequence() else {
+            return self.drop("secrets", "expected a list");
+        };
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("secrets[{i}]");
+            let (source, target, mode) = match item {
+                Value::String(s) => (s.clone(), None, None),
+                Value::Mapping(m) => {
+                    let sub = self.known_subset(
+                        m,
+                        &format!("{key}."),
+                        &["source", "target", "uid", "gid", "mode"],
+                    );
+                    for k in ["uid", "gid"] {
+                        if sub.contains_key(k) {
+                            self.drop(
+                                format!("{key}.{k}"),
+                                "no windlass key: the secret is owned by root",
+                            );
+                        }
+                    }
+                    let mode = match sub.get("mode") {
+                        Some(Value::Number(n)) => n.as_u64().map(|n| format!("{n:04o}")),
+                        Some(Value::String(s)) => Some(s.clone()),
+                        _ => None,
+                    };
+                    let Some(source) = sub.get("source").and_then(Value::as_str) else {
+                        self.drop(key, "no `source`");
+                        continue;
+                    };
+                    (
+                        source.to_string(),
+                        sub.get("target").and_then(scalar_text),
+                        mode,
+                    )
+                }
+                _ => {
+                    self.drop(key, "expected a secret");
+                    continue;
+                }
+            };
+            let path_target = match &target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("/run/secrets/{t}"),
+                None => format!("/run/secrets/{source}"),
+            };
+            let def = self.ctx.secrets.get(&source).cloned();
+            let (name, is_file) = match def {
+                Some(SecretDef::File(p)) => (p, true),
+                Some(SecretDef::Podman { name, from_env }) => {
+                    if let Some(var) = from_env {
+                        self.note(
+                            key.clone(),
+                            Action::Withheld,
+                            format!("compose reads it from ${var}; windlass references the podman secret `{name}`: create it with `podman secret create {name} FILE`"),
+                        );
+                    }
+                    (name, false)
+                }
+                None => {
+                    self.note(
+                        key.clone(),
+                        Action::Changed,
+                        format!("secret `{source}` is not declared under the top-level `secrets`; referenced as the podman secret `{source}`"),
+                    );
+                    (source.clone(), false)
+                }
+            };
+            if !is_file && !is_object_name(&name) {
+                self.drop(key, format!("`{name}` is not a podman secret name"));
+                continue;
+            }
+            let mode = match mode {
+                Some(m) if u32::from_str_radix(&m, 8).is_ok_and(|v| v <= 0o777) => Some(m),
+                Some(m) => {
+                    self.drop(
+                        format!("{key}.mode"),
+                        format!("`{m}` is not an octal file mode"),
+                    );
+                    None
+                }
+                None => None,
+            };
+            let default_target =
+                format!("/run/secrets/{}", name.rsplit('/').next().unwrap_or(&name));
+            if let Err(e) = check_path(&path_target) {
+                self.drop(key, format!("target {path_target}: {e}"));
+                continue;
+            }
+            self.m.secrets.push(SecretRef {
+                name,
+                target: (path_target != default_target).then_some(path_target),
+                mode,
+            });
+        }
+    }
+}
+
+/// The manifest for one service, or `None` when it cannot be imported
+/// (then the report says why).
+pub fn map_service(
+    ctx: &Context<'_>,
+    report: &mut Report,
+    service: &str,
+    raw: &Mapping,
+) -> Option<(AppManifest, Uses)> {
+    let app = ctx.apps.get(service)?.clone();
+    let mut mp = Mapper {
+        ctx,
+        report,
+        service,
+        m: AppManifest {
+            app,
+            service: service.to_string(),
+            ..AppManifest::default()
+        },
+        uses: Uses::default(),
+    };
+    let image = raw.get("image").and_then(Value::as_str)?;
+    let (full, changed) = match convert::normalize_image(image) {
+        Ok(x) => x,
+        Err(_) => return None,
+    };
+    if changed {
+        mp.note(
+            "image",
+            Action::Changed,
+            format!(
+                "`{image}` normalised to `{full}` (Docker's defaults: docker.io, library/, :latest)"
+            ),
+        );
+    }
+    mp.m.image = full;
+    mp.map(raw);
+    // Variables that stayed literal, and secrets withheld outside `environment`.
+    let prefix = format!("services.{service}.");
+    for (path, subs) in ctx.subs.range(prefix.clone()..) {
+        let Some(rel) = path.strip_prefix(&prefix) else {
+            break;
+        };
+        for s in subs {
+            match s.outcome {
+                Outcome::Literal => mp.note(
+                    rel,
+                    Action::Uninterpolated,
+                    format!(
+                        "${{{}}} kept literally (run with --interpolate to substitute it)",
+                        s.var
+                    ),
+                ),
+                Outcome::Unset => mp.note(
+                    rel,
+                    Action::Uninterpolated,
+                    format!(
+                        "${{{}}} is not set and has no default; kept literally",
+                        s.var
+                    ),
+                ),
+                Outcome::Withheld if !rel.starts_with("environment") => mp.note(
+                    rel,
+                    Action::Withheld,
+                    format!(
+                        "${{{}}} is secret and was not substituted; kept literally",
+                        s.var
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+    let Mapper { m, uses, .. } = mp;
+    Some((m, uses))
+}
+
+/// Why a service cannot become an app at all, if it cannot.
+pub fn unimportable(raw: &Mapping) -> Option<String> {
+    match raw.get("image") {
+        None if raw.contains_key("build") => Some(
+            "has `build` and no `image`: windlass runs images and never builds them; build and push it, then add `image`".into(),
+        ),
+        None => Some("has no `image`".into()),
+        Some(Value::String(s)) => convert::normalize_image(s)
+            .err()
+            .map(|e| format!("image `{s}`: {e}")),
+        Some(_) => Some("`image` is not a string".into()),
+    }
+}

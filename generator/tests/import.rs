@@ -1,0 +1,363 @@
+//! `windlass import` end to end: the compose corpus in `tests/compose/`
+//! imports, its manifests and drop reports match the golden files, secrets
+//! from `.env` reach no manifest and no generated output, and writing is
+//! all or nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn corpus_dir() -> PathBuf {
+    common::repo_root().join("generator/tests/compose")
+}
+
+/// Every corpus case: (name, compose file).
+pub fn corpus() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(corpus_dir()).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .find(|f| {
+                let n = f.file_name().unwrap().to_string_lossy().into_owned();
+                n.contains("compose") && (n.ends_with(".yml") || n.ends_with(".yaml"))
+            })
+            .unwrap_or_else(|| panic!("no compose file in {}", dir.display()));
+        out.push((
+            dir.file_name().unwrap().to_string_lossy().into_owned(),
+            file,
+        ));
+    }
+    out.sort();
+    out
+}
+
+/// Runs `windlass` with an empty environment, so only the corpus `.env`
+/// files feed interpolation.
+fn windlass(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .env_clear()
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn import_ok(compose: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["import", s(compose), "-o", s(out)];
+    args.extend_from_slice(extra);
+    let o = windlass(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        o.status.success(),
+        "import {} failed:\n{stderr}",
+        compose.display()
+    );
+    stderr
+}
+
+fn redact(text: &str) -> String {
+    text.replace(s(&corpus_dir()), "<CORPUS>")
+}
+
+fn files(dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn golden(case: &str, extra: &[&str]) {
+    let (_, compose) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("fleet");
+    let report = tmp.path().join("report.json");
+    import_ok(&compose, &out, &[&["--report", s(&report)], extra].concat());
+    let tag = if extra.contains(&"--interpolate") {
+        format!("{case}-interpolated")
+    } else {
+        case.to_string()
+    };
+    for (name, text) in files(&out) {
+        insta::assert_snapshot!(format!("{tag}__{name}"), redact(&text));
+    }
+    insta::assert_snapshot!(
+        format!("{tag}__report.json"),
+        redact(&std::fs::read_to_string(&report).unwrap())
+    );
+}
+
+#[test]
+fn the_corpus_has_at_least_ten_real_world_shaped_projects() {
+    assert!(corpus().len() >= 10, "{:?}", corpus());
+}
+
+#[test]
+fn every_corpus_project_imports_and_matches_its_golden_manifests_and_report() {
+    for (case, _) in corpus() {
+        golden(&case, &[]);
+    }
+}
+
+#[test]
+fn projects_with_an_env_file_match_their_golden_files_when_interpolated() {
+    for (case, compose) in corpus() {
+        if compose.parent().unwrap().join(".env").is_file() {
+            golden(&case, &["--interpolate"]);
+        }
+    }
+}
+
+#[test]
+fn every_imported_fleet_passes_windlass_validate() {
+    for (case, compose) in corpus() {
+        for extra in [&[][..], &["--interpolate"][..]] {
+            let tmp = tempfile::tempdir().unwrap();
+            let out = tmp.path().join("fleet");
+            import_ok(&compose, &out, extra);
+            let o = windlass(&["validate", s(&out)]);
+            assert!(
+                o.status.success(),
+                "{case} {extra:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+const POISON: &str = "POISON-7f3a9c";
+
+fn tree_text(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree_text(&p));
+        } else {
+            out.push((
+                p.clone(),
+                String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_secret_in_dot_env_reaches_no_manifest_and_no_output_unless_put_in_a_plain_key() {
+    let compose = corpus_dir().join("secrets-marker/docker-compose.yml");
+    for interpolate in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let fleet = tmp.path().join("fleet");
+        let report = tmp.path().join("report.json");
+        let mut args = vec!["--report", s(&report)];
+        if interpolate {
+            args.push("--interpolate");
+        }
+        let stderr = import_ok(&compose, &fleet, &args);
+        let gen_out = tmp.path().join("out");
+        let o = windlass(&["generate", s(&fleet), "-o", s(&gen_out)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!stderr.contains(POISON), "the report printed a secret");
+        let mut everything = tree_text(&fleet);
+        everything.extend(tree_text(&gen_out));
+        everything.push((report.clone(), std::fs::read_to_string(&report).unwrap()));
+        for (path, text) in &everything {
+            for secret in ["-db", "-key", "-api"] {
+                assert!(
+                    !text.contains(&format!("{POISON}{secret}")),
+                    "{}: holds the secret {POISON}{secret}",
+                    path.display()
+                );
+            }
+            if !interpolate {
+                assert!(!text.contains(POISON), "{}: holds {POISON}", path.display());
+            }
+        }
+        // Only GREETING (a plain key fed by a plain variable) carries the
+        // explicitly interpolated marker; SESSION_TOKEN (a secret key) never.
+        let app = std::fs::read_to_string(fleet.join("app.toml")).unwrap();
+        let doc: toml_edit::DocumentMut = app.parse().unwrap();
+        let env = doc["container"]["env"].as_table().unwrap();
+        assert_eq!(
+            env.get("GREETING").and_then(|v| v.as_str()),
+            Some(if interpolate {
+                "POISON-7f3a9c-plain"
+            } else {
+                "${MARKER_PLAIN}"
+            })
+        );
+        assert!(
+            !env.contains_key("DB_PASSWORD") && !env.contains_key("DATABASE_URL") || !interpolate
+        );
+        if interpolate {
+            assert!(!env.contains_key("SESSION_TOKEN"));
+            assert!(app.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"));
+            let plain = everything
+                .iter()
+                .filter(|(_, t)| t.contains("POISON-7f3a9c-plain"))
+                .count();
+            assert!(
+                plain >= 2,
+                "the plain marker must reach manifest and output"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_existing_manifest_is_never_replaced_without_force() {
+    let compose = corpus_dir().join("gitea/docker-compose.yml");
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::write(
+        fleet.join("db.toml"),
+        "# mine\n[container]\nimage = \"docker.io/library/postgres:14\"\n",
+    )
+    .unwrap();
+    let o = windlass(&["import", s(&compose), "-o", s(&fleet)]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(files(&fleet).len(), 1, "nothing else was written");
+    assert!(
+        std::fs::read_to_string(fleet.join("db.toml"))
+            .unwrap()
+            .starts_with("# mine")
+    );
+    import_ok(&compose, &fleet, &["--force"]);
+    assert!(
+        std::fs::read_to_string(fleet.join("db.toml"))
+            .unwrap()
+            .contains("windlass import")
+    );
+    assert!(fleet.join("server.toml").is_file());
+}
+
+#[test]
+fn importing_a_second_project_adds_to_the_fleet_and_keeps_windlass_toml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    import_ok(
+        &corpus_dir().join("traefik/docker-compose.yml"),
+        &fleet,
+        &[],
+    );
+    let before = std::fs::read_to_string(fleet.join("windlass.toml")).unwrap();
+    std::fs::write(
+        fleet.join("windlass.toml"),
+        format!("{before}\n# my note\n[host]\npodman = \"5.4\"\n"),
+    )
+    .unwrap();
+    import_ok(&corpus_dir().join("vaultwarden/compose.yml"), &fleet, &[]);
+    let after = std::fs::read_to_string(fleet.join("windlass.toml")).unwrap();
+    assert!(after.contains("# my note"));
+    assert!(after.contains("[networks.traefik_default]"));
+    assert!(after.contains("[networks.vaultwarden_default]"));
+    let o = windlass(&["validate", s(&fleet)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(files(&fleet).len(), 4);
+}
+
+#[test]
+fn strict_refuses_any_drop_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    let report = tmp.path().join("r.json");
+    let o = windlass(&[
+        "import",
+        s(&corpus_dir().join("traefik/docker-compose.yml")),
+        "-o",
+        s(&fleet),
+        "--strict",
+        "--report",
+        s(&report),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--strict"));
+    assert!(!fleet.exists());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        r["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "dropped")
+    );
+}
+
+#[test]
+fn strict_accepts_a_file_that_maps_completely() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = tmp.path().join("compose.yaml");
+    std::fs::write(
+        &compose,
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    ports: [\"8080:80\"]\n    restart: always\n",
+    )
+    .unwrap();
+    import_ok(&compose, &tmp.path().join("fleet"), &["--strict"]);
+}
+
+#[test]
+fn colliding_service_names_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = tmp.path().join("compose.yaml");
+    std::fs::write(
+        &compose,
+        "services:\n  my_app:\n    image: busybox:1\n  my-app:\n    image: busybox:1\n",
+    )
+    .unwrap();
+    let fleet = tmp.path().join("fleet");
+    let o = windlass(&["import", s(&compose), "-o", s(&fleet)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`my_app` and `my-app` would both become the app `my-app`"),
+        "{err}"
+    );
+    assert!(!fleet.exists());
+}
+
+#[test]
+fn a_required_variable_that_is_unset_fails_the_interpolated_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = tmp.path().join("compose.yaml");
+    std::fs::write(
+        &compose,
+        "services:\n  web:\n    image: nginx:${TAG:?set TAG}\n",
+    )
+    .unwrap();
+    let fleet = tmp.path().join("fleet");
+    let o = windlass(&["import", s(&compose), "-o", s(&fleet), "--interpolate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("set TAG"));
+    assert!(!fleet.exists());
+    // Without --interpolate the image stays literal, so the service is
+    // reported as not imported and nothing is left to write.
+    let o = windlass(&["import", s(&compose), "-o", s(&fleet)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!fleet.exists());
+}
