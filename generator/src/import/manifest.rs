@@ -212,14 +212,18 @@ fn network_table(n: &NetworkDef) -> Table {
     if let Some(d) = &n.driver {
         t.insert("driver", value(d.as_str()));
     }
-    if !n.labels.is_empty() {
+    insert_labels(&mut t, &n.labels);
+    t
+}
+
+fn insert_labels(t: &mut Table, labels: &[(String, String)]) {
+    if !labels.is_empty() {
         let mut l = InlineTable::new();
-        for (k, v) in &n.labels {
+        for (k, v) in labels {
             l.insert(k, v.as_str().into());
         }
         t.insert("labels", value(l));
     }
-    t
 }
 
 fn volume_table(v: &VolumeDef) -> Table {
@@ -227,13 +231,7 @@ fn volume_table(v: &VolumeDef) -> Table {
     if let Some(d) = &v.driver {
         t.insert("driver", value(d.as_str()));
     }
-    if !v.labels.is_empty() {
-        let mut l = InlineTable::new();
-        for (k, val) in &v.labels {
-            l.insert(k, val.as_str().into());
-        }
-        t.insert("labels", value(l));
-    }
+    insert_labels(&mut t, &v.labels);
     t
 }
 

@@ -469,6 +469,30 @@ fn resource_name(key: &str, def: Option<&Value>, project: &str) -> (String, bool
     }
 }
 
+/// The windlass name of a top-level network or volume (`kind`), as compose
+/// names it: `name:` as written, an external one by its key, any other
+/// `<project>_<key>`. Returns the report path and the name.
+fn declare(
+    kind: &str,
+    key: &str,
+    def: Option<&Value>,
+    project: &str,
+    report: &mut Report,
+) -> (String, String) {
+    let path = format!("{kind}s.{key}");
+    let (name, external) = resource_name(key, def, project);
+    let name = object_name(name, &path, report);
+    if external {
+        report.push(
+            None,
+            format!("{path}.external"),
+            Action::Changed,
+            format!("declared as `{name}` in windlass.toml; Quadlet uses the existing {kind} of that name"),
+        );
+    }
+    (path, name)
+}
+
 fn top_networks(
     v: Option<&Value>,
     project: &str,
@@ -486,13 +510,8 @@ fn top_networks(
     }
     for (key, def) in keys {
         let def = def.filter(|d| !d.is_null());
-        let path = format!("networks.{key}");
-        let (name, external) = resource_name(&key, def, project);
-        let name = object_name(name, &path, report);
+        let (path, name) = declare("network", &key, def, project, report);
         let mut nd = NetworkDef::default();
-        if external {
-            report.push(None, format!("{path}.external"), Action::Changed, format!("declared as `{name}` in windlass.toml; Quadlet uses the existing network of that name"));
-        }
         if let Some(Value::Mapping(m)) = def {
             for (k, val) in m {
                 let sk = key_str(k);
@@ -558,13 +577,8 @@ fn top_volumes(
     for (k, def) in entries {
         let key = key_str(k);
         let def = Some(def).filter(|d| !d.is_null());
-        let path = format!("volumes.{key}");
-        let (name, external) = resource_name(&key, def, project);
-        let name = object_name(name, &path, report);
+        let (path, name) = declare("volume", &key, def, project, report);
         let mut vd = VolumeDef::default();
-        if external {
-            report.push(None, format!("{path}.external"), Action::Changed, format!("declared as `{name}` in windlass.toml; Quadlet uses the existing volume of that name"));
-        }
         if let Some(Value::Mapping(m)) = def {
             for (sk, val) in m {
                 let sk = key_str(sk);
@@ -626,7 +640,7 @@ fn top_secrets(
                     } else {
                         compose_dir.join(f)
                     };
-                    let abs = normalize_lexically(&abs);
+                    let abs = service::normalize(&abs).to_string_lossy().into_owned();
                     match check_path(&abs) {
                         Ok(()) => {
                             report.push(None, p, Action::Changed, format!("referenced as the host file {abs} (mounted read-only); its content is never read"));
@@ -671,20 +685,6 @@ fn top_secrets(
         }
     }
     out
-}
-
-fn normalize_lexically(p: &Path) -> String {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out.to_string_lossy().into_owned()
 }
 
 const HEADER_APP: &str = "Imported by `windlass import` from the compose service `{service}`.\nWhat did not carry over is in the import report (stderr, or --report FILE).";

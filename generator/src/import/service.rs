@@ -171,7 +171,7 @@ fn key_str(k: &Value) -> String {
 }
 
 /// Removes `.` and `..` lexically (compose does not resolve symlinks).
-fn normalize(p: &Path) -> PathBuf {
+pub(super) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

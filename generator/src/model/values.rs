@@ -34,7 +34,8 @@ pub fn is_env_key(s: &str) -> bool {
 }
 
 /// An absolute path that survives every target unchanged: no control
-/// characters, no leading or trailing white space, no `:` (the volume
+/// characters, no white space (Quadlet lists host paths in
+/// `RequiresMountsFor=`, separated by white space), no `:` (the volume
 /// separator) and no `,` (the mount option separator).
 pub fn check_path(s: &str) -> Result<(), String> {
     if !s.starts_with('/') {
@@ -46,8 +47,10 @@ pub fn check_path(s: &str) -> Result<(), String> {
             c as u32
         ));
     }
-    if s.trim_end() != s {
-        return Err("expected a path without trailing white space".into());
+    if s.contains(char::is_whitespace) {
+        // Quadlet copies host paths into RequiresMountsFor=, a list
+        // separated by white space: a space would split the path.
+        return Err("expected a path without white space".into());
     }
     if s.contains(':') || s.contains(',') {
         return Err("expected a path without `:` or `,`".into());
@@ -441,6 +444,14 @@ pub fn check_label_key(s: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_with_white_space_are_refused() {
+        assert!(check_path("/srv/data").is_ok());
+        for p in ["/srv/a b", "/srv/a\tb", "/srv/x ", "/srv/\u{a0}x"] {
+            assert!(check_path(p).is_err(), "{p:?}");
+        }
+    }
 
     #[test]
     fn memory_sizes_convert_exactly() {
