@@ -590,6 +590,15 @@ impl Mapper<'_, '_> {
             match item {
                 Value::String(_) | Value::Number(_) => {
                     let s = scalar_text(item).unwrap_or_default();
+                    if s.contains("${") {
+                        // Uninterpolated: `${PORT:-8080}:80` is no mapping
+                        // until the variable has a value.
+                        self.drop(
+                            key,
+                            format!("`{s}` holds a variable; import with --interpolate to map it"),
+                        );
+                        continue;
+                    }
                     let (rest, proto) = match s.rsplit_once('/') {
                         Some((r, p)) => (r.to_string(), Some(p.to_string())),
                         None => (s.clone(), None),
