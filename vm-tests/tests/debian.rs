@@ -381,3 +381,98 @@ fn switch_unhealthy_rolls_back_on_its_own() {
         "the revert timer is disarmed: {revert}"
     );
 }
+
+fn status(dir: &Path, f: &str) -> serde_json::Value {
+    serde_json::from_str(&read(dir, f)).unwrap_or_else(|e| panic!("{f}: {e}"))
+}
+
+#[test]
+fn manual_confirm_reverts_unconfirmed_and_commits_confirmed() {
+    if !vm_enabled("manual_confirm_reverts_unconfirmed_and_commits_confirmed") {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("05-manual-confirm");
+    assert_eq!(
+        read(&dir, "unconfirmed.rc").trim(),
+        "3",
+        "{}{}",
+        read(&dir, "unconfirmed.out"),
+        read(&dir, "unconfirmed.err")
+    );
+    assert!(read(&dir, "unconfirmed.err").contains("not confirmed within 30 s"));
+    assert_eq!(status(&dir, "status-unconfirmed.json")["selected"], "2");
+    assert_eq!(
+        read(&dir, "confirmed.rc").trim(),
+        "0",
+        "{}",
+        read(&dir, "confirmed.err")
+    );
+    assert_eq!(read(&dir, "confirmed.out").trim(), "committed");
+    let s = status(&dir, "status-confirmed.json");
+    assert_eq!(
+        (s["selected"].as_str(), s["running"].as_str()),
+        (Some("1"), Some("1"))
+    );
+}
+
+#[test]
+fn explicit_rollback_returns_to_an_older_generation() {
+    if !vm_enabled("explicit_rollback_returns_to_an_older_generation") {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("06-explicit-rollback");
+    assert_eq!(
+        read(&dir, "switch-b.rc").trim(),
+        "0",
+        "{}",
+        read(&dir, "switch-b.out")
+    );
+    assert_eq!(
+        read(&dir, "rollback.rc").trim(),
+        "0",
+        "{}",
+        read(&dir, "rollback.err")
+    );
+    assert_eq!(read(&dir, "rollback.out").trim(), "committed");
+    assert!(
+        !read(&dir, "web-env").contains("MARK=b"),
+        "web runs generation A again"
+    );
+    let s = status(&dir, "status.json");
+    assert_eq!(
+        (s["selected"].as_str(), s["running"].as_str()),
+        (Some("1"), Some("1"))
+    );
+}
+
+#[test]
+fn unauthorised_callers_are_refused_over_the_system_bus() {
+    if !vm_enabled("unauthorised_callers_are_refused_over_the_system_bus") {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("07-unauthorised");
+    let rcs = read(&dir, "rcs");
+    let mut lines = rcs.lines();
+    assert_eq!(lines.next(), Some("status 0"), "reading is open: {rcs}");
+    for l in lines {
+        let (cmd, rc) = l.split_once(' ').unwrap();
+        assert_eq!(
+            rc,
+            "4",
+            "{cmd} refused with exit 4: {}",
+            read(&dir, &format!("err-{cmd}"))
+        );
+        assert!(
+            read(&dir, &format!("err-{cmd}")).contains("AccessDenied"),
+            "{cmd}"
+        );
+    }
+    assert_eq!(
+        status(&dir, "before.json"),
+        status(&dir, "after.json"),
+        "nothing changed"
+    );
+}
