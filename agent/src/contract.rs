@@ -32,6 +32,20 @@ pub struct App {
     pub health: Option<Health>,
     #[serde(default)]
     pub update: Option<Update>,
+    #[serde(default)]
+    pub release: Option<Release>,
+}
+
+/// Which image tags count as the app's releases (for sweeps).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Release {
+    /// `semver` or `none`.
+    #[serde(default)]
+    pub track: String,
+    #[serde(default)]
+    pub allow_prerelease: bool,
+    #[serde(default)]
+    pub constraint: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

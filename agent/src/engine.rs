@@ -82,6 +82,8 @@ pub struct Engine<S: Systemd + 'static> {
     /// transient timer; `None` arms nothing (tests).
     pub revert_argv: Option<Vec<String>>,
     pub poll: Duration,
+    /// Registries and files of sweeps.
+    pub sweep: crate::sweep::SweepConfig,
     active: Mutex<Option<String>>,
     cancel: Mutex<BTreeSet<String>>,
     confirmed: Mutex<BTreeSet<String>>,
@@ -98,6 +100,7 @@ impl<S: Systemd + 'static> Engine<S> {
             notify,
             revert_argv: None,
             poll: Duration::from_millis(500),
+            sweep: crate::sweep::SweepConfig::default(),
             active: Mutex::new(None),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
@@ -113,7 +116,12 @@ impl<S: Systemd + 'static> Engine<S> {
         self.active.lock().unwrap().clone()
     }
 
-    fn save(&self, r: &mut Record, phase: &str, detail: &str) -> Result<(), EngineError> {
+    pub(crate) fn save(
+        &self,
+        r: &mut Record,
+        phase: &str,
+        detail: &str,
+    ) -> Result<(), EngineError> {
         r.phase = phase.to_string();
         r.history.push((phase.to_string(), now()));
         self.store
@@ -131,7 +139,7 @@ impl<S: Systemd + 'static> Engine<S> {
         Ok(())
     }
 
-    fn finish(&self, r: &mut Record, outcome: Outcome, error: String) {
+    pub(crate) fn finish(&self, r: &mut Record, outcome: Outcome, error: String) {
         r.result = Some(outcome);
         r.error = error;
         r.finished_at = Some(now());
@@ -155,18 +163,28 @@ impl<S: Systemd + 'static> Engine<S> {
         self.notify.finished(r);
     }
 
-    /// Claims the single operation slot and writes the first record.
-    fn begin(
+    /// Claims the single operation slot and writes the first record. An
+    /// operation with a `parent` runs inside it (a sweep's switch): the
+    /// slot must be the parent's, and stays so.
+    pub(crate) fn begin(
         &self,
         kind: Kind,
         from: Option<String>,
         to: String,
         opts: &SwitchOptions,
         deadline_sec: u64,
+        parent: Option<&str>,
     ) -> Result<Record, EngineError> {
         let mut a = self.active.lock().unwrap();
-        if let Some(id) = a.as_ref() {
+        if let Some(id) = a.as_ref()
+            && parent != Some(id.as_str())
+        {
             return Err(EngineError::Busy(id.clone()));
+        }
+        if parent.is_some() && a.is_none() {
+            return Err(EngineError::Failed(
+                "the parent operation is not in flight".into(),
+            ));
         }
         let id = self.store.new_id();
         let mut r = Record {
@@ -184,11 +202,17 @@ impl<S: Systemd + 'static> Engine<S> {
             deadline_sec,
             deadline_from_option: false,
             history: Vec::new(),
+            parent: parent.map(str::to_string),
+            results: Vec::new(),
         };
-        *a = Some(id);
+        if parent.is_none() {
+            *a = Some(id);
+        }
         drop(a);
         if let Err(e) = self.save(&mut r, "recorded", "") {
-            *self.active.lock().unwrap() = None;
+            if parent.is_none() {
+                *self.active.lock().unwrap() = None;
+            }
             return Err(e);
         }
         self.notify.started(&r);
@@ -220,6 +244,21 @@ impl<S: Systemd + 'static> Engine<S> {
     /// Starts a switch to `to`; returns its record at once, runs in the
     /// background.
     pub fn switch(self: &Arc<Self>, to: &str, opts: SwitchOptions) -> Result<Record, EngineError> {
+        let r = self.begin_switch(to, opts, None)?;
+        let me = self.clone();
+        let rec = r.clone();
+        tokio::spawn(async move { me.run_switch(rec).await });
+        Ok(r)
+    }
+
+    /// Checks a switch to `to` and records it (inside `parent`, if given);
+    /// [`Engine::run_switch`] runs it.
+    pub(crate) fn begin_switch(
+        &self,
+        to: &str,
+        opts: SwitchOptions,
+        parent: Option<&str>,
+    ) -> Result<Record, EngineError> {
         if opts.confirm != "auto" && opts.confirm != "manual" {
             return Err(EngineError::InvalidArgument(format!(
                 "confirm must be \"auto\" or \"manual\", not {:?}",
@@ -244,11 +283,8 @@ impl<S: Systemd + 'static> Engine<S> {
                 })
                 .unwrap_or(300)
         });
-        let mut r = self.begin(Kind::Switch, from, to.to_string(), &opts, deadline)?;
+        let mut r = self.begin(Kind::Switch, from, to.to_string(), &opts, deadline, parent)?;
         r.deadline_from_option = opts.deadline_sec.is_some();
-        let me = self.clone();
-        let rec = r.clone();
-        tokio::spawn(async move { me.run_switch(rec).await });
         Ok(r)
     }
 
@@ -280,6 +316,7 @@ impl<S: Systemd + 'static> Engine<S> {
             target,
             &SwitchOptions::default(),
             deadline,
+            None,
         )?;
         let me = self.clone();
         let rec = r.clone();
@@ -369,7 +406,7 @@ impl<S: Systemd + 'static> Engine<S> {
         }
     }
 
-    async fn run_switch(self: Arc<Self>, mut r: Record) {
+    pub(crate) async fn run_switch(self: Arc<Self>, mut r: Record) {
         if let Err(e) = self.save(&mut r, "arming", "") {
             return self.finish(&mut r, Outcome::Failed, e.to_string());
         }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod platform;
 pub mod service;
 pub mod store;
+pub mod sweep;
 pub mod systemd;
 
 /// The agent's version, as reported on the bus.

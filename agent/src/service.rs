@@ -19,6 +19,7 @@ use zbus::{Connection, fdo};
 use crate::engine::{Engine, EngineError, Notify, SwitchOptions};
 use crate::platform::Platform;
 use crate::store::Record;
+use crate::sweep::SweepOptions;
 use crate::systemd::Systemd;
 use crate::{OBJECT_PATH, OPERATION_PREFIX, VERSION};
 
@@ -305,14 +306,35 @@ impl<S: Systemd + 'static> Agent<S> {
         Err(Error::NotSupported("Cutover is not implemented yet".into()))
     }
 
+    /// Options: `app` (s) sweeps one app, `dry_run` (b) changes nothing.
+    /// A sweep asked for while another operation is in flight is an
+    /// operation that finished at once, `skipped` (busy).
     async fn sweep(
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        _options: HashMap<String, OwnedValue>,
+        options: HashMap<String, OwnedValue>,
     ) -> Result<OwnedObjectPath, Error> {
         self.access.check(conn, &hdr, "Sweep").await?;
-        Err(Error::NotSupported("Sweep is not implemented yet".into()))
+        let mut o = SweepOptions::default();
+        for (k, v) in &options {
+            match k.as_str() {
+                "app" => {
+                    o.app = Some(String::try_from(v.clone()).map_err(|_| {
+                        Error::InvalidArgument("option app must be a string".into())
+                    })?)
+                }
+                "dry_run" => {
+                    o.dry_run = bool::try_from(v.clone()).map_err(|_| {
+                        Error::InvalidArgument("option dry_run must be a boolean".into())
+                    })?
+                }
+                other => return Err(Error::InvalidArgument(format!("unknown option {other:?}"))),
+            }
+        }
+        let r = self.engine.sweep(o)?;
+        register(conn, &self.engine, &r.id).await;
+        Ok(op_path(&r.id))
     }
 
     #[zbus(signal)]
@@ -375,6 +397,19 @@ impl<S: Systemd + 'static> Operation<S> {
     #[zbus(property)]
     fn finished_at(&self) -> fdo::Result<u64> {
         Ok(self.record()?.finished_at.unwrap_or(0))
+    }
+
+    /// A sweep's result per app so far, as a JSON array (windlass
+    /// extension; `[]` for other operations).
+    #[zbus(property)]
+    fn results(&self) -> fdo::Result<String> {
+        Ok(serde_json::Value::from(self.record()?.results).to_string())
+    }
+
+    /// The operation this one runs inside (a sweep's switch), or "".
+    #[zbus(property)]
+    fn parent(&self) -> fdo::Result<String> {
+        Ok(self.record()?.parent.unwrap_or_default())
     }
 
     #[zbus(signal, name = "PhaseChanged")]

@@ -8,6 +8,21 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Appends one line to `path` and makes it durable (results logs).
+pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut buf = line.as_bytes().to_vec();
+    buf.push(b'\n');
+    f.write_all(&buf)?;
+    f.sync_data()
+}
+
 /// Writes `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -118,6 +133,12 @@ pub struct Record {
     /// Phases passed, with a timestamp each (the story of the operation).
     #[serde(default)]
     pub history: Vec<(String, u64)>,
+    /// The operation this one runs inside (a sweep's switches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// What a sweep did per app (one result object each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<serde_json::Value>,
 }
 
 fn default_confirm() -> String {
@@ -148,6 +169,11 @@ impl Store {
         Store {
             dir: state_dir.join("operations"),
         }
+    }
+
+    /// The agent's state directory (the parent of `operations/`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(Path::new("/")).to_path_buf()
     }
 
     pub fn path(&self, id: &str) -> PathBuf {
@@ -235,6 +261,8 @@ mod tests {
             deadline_sec: 60,
             deadline_from_option: false,
             history: vec![],
+            parent: None,
+            results: vec![],
         };
         s.save(&r).unwrap();
         r.phase = "activating".into();

@@ -127,6 +127,9 @@ fn introspection_matches_the_spec() {
         "property Error: s",
         "property StartedAt: t",
         "property FinishedAt: t",
+        // windlass extensions: a sweep's per-app results, the enclosing sweep.
+        "property Results: s",
+        "property Parent: s",
         "signal PhaseChanged(ss)->()",
         "signal Finished(ss)->()",
     ]

@@ -13,6 +13,8 @@
 
 /// The HTTP client crate, for users of [`client`].
 pub use reqwest;
+/// The version crate releases are parsed with.
+pub use semver;
 
 pub mod download;
 pub mod registry;

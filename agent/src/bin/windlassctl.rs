@@ -59,6 +59,18 @@ enum Cmd {
     Confirm { operation: String },
     /// Cancel an operation in flight (it rolls back).
     Cancel { operation: String },
+    /// Move apps to their newest good release (what the sweep timer runs).
+    Sweep {
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Report what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the operation path and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Follow an operation until it finishes.
     Watch { operation: String },
     /// Print shell completions.
@@ -88,6 +100,7 @@ trait Agent {
         generation: &str,
         options: HashMap<&str, Value<'_>>,
     ) -> zbus::Result<OwnedObjectPath>;
+    fn sweep(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedObjectPath>;
     fn confirm(&self, operation: &zbus::zvariant::ObjectPath<'_>) -> zbus::Result<()>;
     fn cancel(&self, operation: &zbus::zvariant::ObjectPath<'_>) -> zbus::Result<()>;
 }
@@ -101,6 +114,8 @@ trait Operation {
     fn result(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn error(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn results(&self) -> zbus::Result<String>;
     #[zbus(signal)]
     fn phase_changed(&self, phase: String, detail: String) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -150,6 +165,38 @@ async fn connect(bus: &str) -> zbus::Result<zbus::Connection> {
 
 /// Follows an operation; returns its exit code.
 async fn follow(conn: &zbus::Connection, path: OwnedObjectPath, json: bool) -> zbus::Result<u8> {
+    let (result, error) = wait(conn, path.clone(), json).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"operation": path.as_str(), "result": result, "error": error})
+        );
+    } else {
+        println!("{result}");
+        if !error.is_empty() {
+            eprintln!("{error}");
+        }
+    }
+    Ok(code_of(&result))
+}
+
+fn code_of(result: &str) -> u8 {
+    match result {
+        "committed" => exit::COMMITTED,
+        "rolled-back" | "canceled" => exit::ROLLED_BACK,
+        "skipped" => exit::COMMITTED,
+        _ => exit::ERROR,
+    }
+}
+
+/// Waits for an operation's end, showing its phases on stderr unless
+/// `quiet`; returns (result, error).
+async fn wait(
+    conn: &zbus::Connection,
+    path: OwnedObjectPath,
+    quiet: bool,
+) -> zbus::Result<(String, String)> {
+    let json = quiet;
     let op = OperationProxy::builder(conn)
         .path(path.clone())?
         .build()
@@ -182,23 +229,45 @@ async fn follow(conn: &zbus::Connection, path: OwnedObjectPath, json: bool) -> z
             }
         }
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"operation": path.as_str(), "result": result, "error": error})
-        );
-    } else {
+    Ok((result, error))
+}
+
+/// Follows a sweep, then prints one line per app (`--json`: the results
+/// log's JSON lines).
+async fn follow_sweep(
+    conn: &zbus::Connection,
+    path: OwnedObjectPath,
+    json: bool,
+) -> zbus::Result<u8> {
+    let (result, error) = wait(conn, path.clone(), json).await?;
+    let op = OperationProxy::builder(conn).path(path)?.build().await?;
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&op.results().await?).unwrap_or_default();
+    for r in &results {
+        if json {
+            println!("{r}");
+        } else {
+            let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+            let to = match r["to"].as_str() {
+                Some(t) => format!(" → {t}"),
+                None => String::new(),
+            };
+            println!(
+                "{}: {}{to}: {} ({})",
+                s("app"),
+                s("from"),
+                s("result"),
+                s("reason")
+            );
+        }
+    }
+    if !json {
         println!("{result}");
         if !error.is_empty() {
             eprintln!("{error}");
         }
     }
-    Ok(match result.as_str() {
-        "committed" => exit::COMMITTED,
-        "rolled-back" | "canceled" => exit::ROLLED_BACK,
-        "skipped" => exit::COMMITTED,
-        _ => exit::ERROR,
-    })
+    Ok(code_of(&result))
 }
 
 async fn run(cli: Cli) -> Result<u8, (u8, String)> {
@@ -273,6 +342,25 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
         Cmd::Cancel { operation } => {
             let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
             agent.cancel(&p.as_ref()).await.map_err(err)?;
+        }
+        Cmd::Sweep {
+            app,
+            dry_run,
+            no_wait,
+        } => {
+            let mut o: HashMap<&str, Value<'_>> = HashMap::new();
+            if let Some(a) = &app {
+                o.insert("app", Value::from(a.as_str()));
+            }
+            if dry_run {
+                o.insert("dry_run", Value::from(true));
+            }
+            let path = agent.sweep(o).await.map_err(err)?;
+            if no_wait {
+                println!("{}", path.as_str());
+                return Ok(exit::COMMITTED);
+            }
+            return follow_sweep(&conn, path, cli.json).await.map_err(err);
         }
         Cmd::Watch { operation } => {
             let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;

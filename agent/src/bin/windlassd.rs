@@ -55,6 +55,14 @@ struct Args {
     /// back from its record.
     #[arg(long, value_name = "OP")]
     revert: Option<String>,
+    /// A registry (`host[:port]`, as written in image names) that sweeps
+    /// speak plain HTTP to. Only for a registry on loopback in tests;
+    /// repeatable.
+    #[arg(long, value_name = "HOST")]
+    insecure_registry: Vec<String>,
+    /// Tries per registry request in sweeps.
+    #[arg(long, default_value = "3", hide = true)]
+    registry_attempts: u32,
     /// Check that this binary can run here, then exit.
     #[arg(long)]
     self_test: bool,
@@ -198,6 +206,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("another windlassd holds {}", args.state_dir.display()))?;
     let (signals, rx) = Signals::channel();
     let mut engine = Engine::new(store, platform, systemd, Arc::new(signals));
+    engine.sweep.insecure_registries = args.insecure_registry.clone();
+    engine.sweep.registry_attempts = args.registry_attempts;
     if args.systemd == SystemdArg::Dbus {
         let exe = std::env::current_exe()?.to_string_lossy().to_string();
         engine.revert_argv = Some(vec![

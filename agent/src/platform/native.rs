@@ -46,6 +46,11 @@ impl Native {
         self.run_dir.join("current")
     }
 
+    /// Where generation `id` is stored.
+    pub fn generation_dir(&self, id: &str) -> PathBuf {
+        self.dir(id)
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.generations_dir().join(id)
     }

@@ -105,6 +105,18 @@ pub fn windlassctl_bin() -> PathBuf {
 
 /// Starts windlassd on `bus`; waits until it owns its name.
 pub fn agent(bus: &Bus, state: &Path, run: &Path, group: &str, env: &[(&str, &str)]) -> Agent {
+    agent_with(bus, state, run, group, env, &[])
+}
+
+/// [`agent`] with extra windlassd arguments.
+pub fn agent_with(
+    bus: &Bus,
+    state: &Path,
+    run: &Path,
+    group: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Agent {
     let log = state.with_extension("log");
     let logf = std::fs::OpenOptions::new()
         .create(true)
@@ -126,6 +138,7 @@ pub fn agent(bus: &Bus, state: &Path, run: &Path, group: &str, env: &[(&str, &st
     .arg(state)
     .arg("--run-dir")
     .arg(run)
+    .args(extra)
     .stdout(Stdio::null())
     .stderr(logf);
     for (k, v) in env {

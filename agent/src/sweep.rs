@@ -1,0 +1,713 @@
+//! Sweeps: the job a systemd timer fires to keep apps on their newest good
+//! release (SPEC §3.2).
+//!
+//! For every app of the running generation with `release.track = "semver"`
+//! (or the one app asked for), the registry's tags are listed (OCI
+//! distribution API, [`windlass_net::registry`]) and the newest admitted
+//! release is compared with the app's *canonical* release: the last one a
+//! sweep promoted (`<state>/releases/<app>.json`, written only when the
+//! switch to it committed), or, before any promotion, the release tag the
+//! app runs. Not newer → `skipped`, whatever other tags did. Newer → on the
+//! native platform a generation is derived from the running one with only
+//! that app's `Image=` changed, staged, and switched to with the normal
+//! health gate, as a switch operation inside the sweep; a commit promotes
+//! the release, a rollback records it as failed (it is not tried again; a
+//! newer release is) and the canonical stays. On NixOS and Guix the agent
+//! cannot build a system, so the sweep reports the release to rebuild with.
+//!
+//! A sweep started while another operation is in flight finishes at once
+//! as `skipped` (busy). Every run appends one JSON line per app to
+//! `<state>/sweeps.jsonl` and logs it to the journal with
+//! `WINDLASS_OPERATION` and `WINDLASS_APP`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use windlass_net::registry::{ImageName, RegistryClient, RegistryOptions, TagCache};
+use windlass_net::release::{self, Decision, Policy};
+use windlass_net::semver::{Version, VersionReq};
+
+use crate::contract::{self, MANIFEST};
+use crate::engine::{Engine, EngineError, SwitchOptions};
+use crate::platform::{self, Platform};
+use crate::store::{Kind, Outcome, Record, append_line, now, write_atomic};
+use crate::systemd::Systemd;
+
+/// Where sweeps look and what they write.
+#[derive(Debug, Clone, Default)]
+pub struct SweepConfig {
+    /// Registry hosts (`host[:port]` as in image names) spoken to over
+    /// plain HTTP: a registry on loopback in tests. Empty in production.
+    pub insecure_registries: Vec<String>,
+    /// Tries per registry request (0: the client's default).
+    pub registry_attempts: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SweepOptions {
+    /// Only this app.
+    pub app: Option<String>,
+    /// Decide and report; change nothing.
+    pub dry_run: bool,
+}
+
+/// The promoted release of one app and the releases that failed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Canonical {
+    pub app: String,
+    /// The promoted tag; `None` until a sweep promotes one.
+    pub tag: Option<String>,
+    pub image: Option<String>,
+    pub promoted_at: Option<u64>,
+    /// The switch that committed it.
+    pub operation: Option<String>,
+    #[serde(default)]
+    pub failed: Vec<FailedRelease>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailedRelease {
+    pub tag: String,
+    pub operation: Option<String>,
+    pub at: u64,
+    pub reason: String,
+}
+
+fn releases_dir(state: &Path) -> PathBuf {
+    state.join("releases")
+}
+
+pub fn results_log(state: &Path) -> PathBuf {
+    state.join("sweeps.jsonl")
+}
+
+fn cache_path(state: &Path) -> PathBuf {
+    state.join("registry-cache.json")
+}
+
+impl Canonical {
+    pub fn load(state: &Path, app: &str) -> Canonical {
+        std::fs::read(releases_dir(state).join(format!("{app}.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| Canonical {
+                app: app.to_string(),
+                ..Default::default()
+            })
+    }
+
+    fn save(&self, state: &Path) -> std::io::Result<()> {
+        let mut b = serde_json::to_vec_pretty(self).expect("serializes");
+        b.push(b'\n');
+        write_atomic(&releases_dir(state).join(format!("{}.json", self.app)), &b)
+    }
+}
+
+/// One app's line in the results log.
+#[derive(Debug, Clone, Serialize)]
+struct AppResult {
+    sweep: String,
+    app: String,
+    image: String,
+    from: Option<String>,
+    to: Option<String>,
+    result: &'static str,
+    reason: String,
+    operation: Option<String>,
+    generation: Option<String>,
+    dry_run: bool,
+    registry_requests: u32,
+    started_at: u64,
+    finished_at: u64,
+}
+
+/// What discovery found for one app.
+struct Found {
+    app: contract::App,
+    image: Option<ImageName>,
+    canonical: Canonical,
+    /// The canonical release as a version (promoted, or the running tag).
+    current: Option<(String, Version)>,
+    decision: Result<Decision, String>,
+    requests: u32,
+    started_at: u64,
+}
+
+impl<S: Systemd + 'static> Engine<S> {
+    /// Starts a sweep; returns its record. When another operation is in
+    /// flight the sweep is recorded as finished, `skipped` (busy).
+    pub fn sweep(self: &Arc<Self>, opts: SweepOptions) -> Result<Record, EngineError> {
+        let running = self.platform.running();
+        let manifest = running.as_deref().and_then(|g| self.platform.manifest(g));
+        if let Some(app) = &opts.app {
+            let known = manifest
+                .as_ref()
+                .is_some_and(|m| m.apps.iter().any(|a| &a.name == app));
+            if !known {
+                return Err(EngineError::NotFound(format!(
+                    "no app {app:?} in the running generation"
+                )));
+            }
+        }
+        let to = running.clone().unwrap_or_default();
+        match self.begin(
+            Kind::Sweep,
+            running.clone(),
+            to.clone(),
+            &SwitchOptions::default(),
+            0,
+            None,
+        ) {
+            Ok(r) => {
+                let me = self.clone();
+                let rec = r.clone();
+                tokio::spawn(async move { me.run_sweep(rec, opts).await });
+                Ok(r)
+            }
+            Err(EngineError::Busy(other)) => Ok(self.skipped_busy(running, &other, &opts)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records a sweep that did not run because `other` is in flight.
+    fn skipped_busy(&self, running: Option<String>, other: &str, opts: &SweepOptions) -> Record {
+        let t = now();
+        let reason = format!("busy: operation {other} is in flight");
+        let mut r = Record {
+            id: self.store.new_id(),
+            kind: Kind::Sweep,
+            phase: "finished".into(),
+            result: Some(Outcome::Skipped),
+            error: reason.clone(),
+            started_at: t,
+            finished_at: Some(t),
+            from_generation: running.clone(),
+            to_generation: running.clone().unwrap_or_default(),
+            changed_units: Vec::new(),
+            confirm: "auto".into(),
+            deadline_sec: 0,
+            deadline_from_option: false,
+            history: vec![("finished".into(), t)],
+            parent: None,
+            results: Vec::new(),
+        };
+        let apps = running
+            .as_deref()
+            .and_then(|g| self.platform.manifest(g))
+            .map(|m| m.apps)
+            .unwrap_or_default();
+        for a in apps.iter().filter(|a| tracked(a)) {
+            if opts.app.as_ref().is_some_and(|x| *x != a.name) {
+                continue;
+            }
+            let line = AppResult {
+                sweep: r.id.clone(),
+                app: a.name.clone(),
+                image: a.image.clone(),
+                from: None,
+                to: None,
+                result: "skipped",
+                reason: reason.clone(),
+                operation: None,
+                generation: None,
+                dry_run: opts.dry_run,
+                registry_requests: 0,
+                started_at: t,
+                finished_at: t,
+            };
+            self.log_result(&mut r, &line);
+        }
+        if let Err(e) = self.store.save(&r) {
+            tracing::error!("cannot persist sweep {}: {e}", r.id);
+        }
+        tracing::info!(
+            WINDLASS_OPERATION = r.id.as_str(),
+            result = "skipped",
+            "sweep skipped: {reason}"
+        );
+        self.notify.started(&r);
+        self.notify.finished(&r);
+        r
+    }
+
+    fn log_result(&self, r: &mut Record, line: &AppResult) {
+        let v = serde_json::to_value(line).expect("serializes");
+        if let Err(e) = append_line(
+            &results_log(&self.sweep_state()),
+            &serde_json::to_string(&v).expect("serializes"),
+        ) {
+            tracing::error!("cannot append to the sweep results log: {e}");
+        }
+        tracing::info!(
+            WINDLASS_OPERATION = line.sweep.as_str(),
+            WINDLASS_APP = line.app.as_str(),
+            WINDLASS_GENERATION = line.generation.as_deref().unwrap_or(""),
+            from = line.from.as_deref().unwrap_or(""),
+            to = line.to.as_deref().unwrap_or(""),
+            result = line.result,
+            reason = line.reason.as_str(),
+            "sweep result"
+        );
+        r.results.push(v);
+    }
+
+    fn sweep_state(&self) -> PathBuf {
+        self.store.state_dir()
+    }
+
+    fn registry(&self) -> RegistryClient {
+        let mut o = RegistryOptions {
+            insecure_hosts: self.sweep.insecure_registries.clone(),
+            ..Default::default()
+        };
+        if self.sweep.registry_attempts > 0 {
+            o.attempts = self.sweep.registry_attempts;
+        }
+        let cache: TagCache = std::fs::read(cache_path(&self.sweep_state()))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        RegistryClient::new(self.http.clone(), o).with_cache(cache)
+    }
+
+    async fn run_sweep(self: Arc<Self>, mut r: Record, opts: SweepOptions) {
+        let running = r.from_generation.clone();
+        let manifest = running.as_deref().and_then(|g| self.platform.manifest(g));
+        let Some(manifest) = manifest else {
+            return self.finish(
+                &mut r,
+                Outcome::Skipped,
+                "no running generation with a windlass-generation.json".into(),
+            );
+        };
+        let apps: Vec<contract::App> = manifest
+            .apps
+            .into_iter()
+            .filter(tracked)
+            .filter(|a| opts.app.as_ref().is_none_or(|x| *x == a.name))
+            .collect();
+        let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+        if let Err(e) = self.save(&mut r, "discovering", &names.join(" ")) {
+            return self.finish(&mut r, Outcome::Failed, e.to_string());
+        }
+        let registry = Arc::new(self.registry());
+        let state = self.sweep_state();
+        // Discovery, a few apps at a time.
+        let sem = Arc::new(tokio::sync::Semaphore::new(8));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, app) in apps.into_iter().enumerate() {
+            let (registry, sem, state) = (registry.clone(), sem.clone(), state.clone());
+            tasks.spawn(async move {
+                let _permit = sem.acquire().await;
+                (i, discover(&registry, &state, app).await)
+            });
+        }
+        let mut found: Vec<(usize, Found)> = tasks.join_all().await;
+        found.sort_by_key(|(i, _)| *i);
+        let cache = registry.cache();
+        if let Ok(b) = serde_json::to_vec(&cache) {
+            let _ = write_atomic(&cache_path(&state), &b);
+        }
+
+        let (mut promoted, mut red, mut failed) = (0, 0, 0);
+        for (_, f) in found {
+            let line = self.settle(&mut r, f, &opts).await;
+            match line.result {
+                "committed" => promoted += 1,
+                "rolled-back" => red += 1,
+                "failed" => failed += 1,
+                _ => {}
+            }
+            self.log_result(&mut r, &line);
+            if let Err(e) = self.store.save(&r) {
+                tracing::error!("cannot persist sweep {}: {e}", r.id);
+            }
+        }
+        r.to_generation = self.platform.running().unwrap_or_default();
+        let summary = format!("{promoted} promoted, {red} rolled back, {failed} failed");
+        let outcome = if failed > 0 {
+            Outcome::Failed
+        } else if red > 0 {
+            Outcome::RolledBack
+        } else if promoted > 0 {
+            Outcome::Committed
+        } else {
+            Outcome::Skipped
+        };
+        let error = if outcome == Outcome::Committed || outcome == Outcome::Skipped {
+            String::new()
+        } else {
+            summary
+        };
+        self.finish(&mut r, outcome, error);
+    }
+
+    /// Acts on one app's decision; returns its result line.
+    async fn settle(self: &Arc<Self>, r: &mut Record, f: Found, opts: &SweepOptions) -> AppResult {
+        let from = f.current.as_ref().map(|(t, _)| t.clone());
+        let mut line = AppResult {
+            sweep: r.id.clone(),
+            app: f.app.name.clone(),
+            image: f.app.image.clone(),
+            from,
+            to: None,
+            result: "skipped",
+            reason: String::new(),
+            operation: None,
+            generation: None,
+            dry_run: opts.dry_run,
+            registry_requests: f.requests,
+            started_at: f.started_at,
+            finished_at: 0,
+        };
+        let decision = match f.decision {
+            Ok(d) => d,
+            Err(e) => {
+                line.result = "failed";
+                line.reason = e;
+                line.finished_at = now();
+                return line;
+            }
+        };
+        match decision {
+            Decision::Pinned => line.reason = "pinned by digest".into(),
+            Decision::NoRelease => {
+                line.reason = "no release tag (semver) admitted by the app's policy".into()
+            }
+            Decision::UpToDate { newest, .. } => {
+                line.to = None;
+                line.reason = format!("no new release (newest is {newest})");
+            }
+            Decision::Upgrade { tag, .. } => {
+                line.to = Some(tag.clone());
+                if opts.dry_run {
+                    line.reason = format!("dry run: would upgrade to {tag}");
+                } else {
+                    self.upgrade(r, &f.app, f.image.as_ref(), f.canonical, &tag, &mut line)
+                        .await;
+                }
+            }
+        }
+        line.finished_at = now();
+        line
+    }
+
+    /// Switches `app` to `tag` and promotes it when the switch commits.
+    async fn upgrade(
+        self: &Arc<Self>,
+        r: &mut Record,
+        app: &contract::App,
+        image: Option<&ImageName>,
+        mut canonical: Canonical,
+        tag: &str,
+        line: &mut AppResult,
+    ) {
+        let Some(image) = image else { return };
+        let new_image = format!("{}/{}:{tag}", image.host, image.repository);
+        let native = match &self.platform {
+            platform::Any::Native(n) => n,
+            _ => {
+                line.reason = format!(
+                    "release {tag} available: rebuild the system with image {new_image} \
+                     (on {} the agent does not build generations)",
+                    self.platform.name()
+                );
+                return;
+            }
+        };
+        let Some(base) = self.platform.running() else {
+            line.result = "failed";
+            line.reason = "no running generation".into();
+            return;
+        };
+        let _ = self.save(r, "upgrading", &format!("{} → {tag}", app.name));
+        let state = self.sweep_state();
+        let tmp = state.join(format!(".sweep-{}-{}", r.id, app.name));
+        let staged = derive(&native.generation_dir(&base), &tmp, &app.name, &new_image)
+            .map_err(|e| format!("cannot derive a generation from {base}: {e}"))
+            .and_then(|()| {
+                self.platform
+                    .stage(&tmp)
+                    .map_err(|e| format!("cannot stage the derived generation: {e}"))
+            });
+        let _ = std::fs::remove_dir_all(&tmp);
+        let generation = match staged {
+            Ok(g) => g,
+            Err(e) => {
+                line.result = "failed";
+                line.reason = e;
+                return;
+            }
+        };
+        line.generation = Some(generation.clone());
+        // The same release may already run and be committed (a sweep
+        // interrupted between the commit and the promotion).
+        let running = self.platform.running();
+        let selected = self.platform.selected();
+        let outcome = if running.as_deref() == Some(&generation)
+            && selected.as_deref() == Some(&generation)
+        {
+            line.reason = format!("generation {generation} already runs {new_image}");
+            Some((Outcome::Committed, String::new()))
+        } else {
+            match self.begin_switch(&generation, SwitchOptions::default(), Some(&r.id)) {
+                Ok(sw) => {
+                    line.operation = Some(sw.id.clone());
+                    let id = sw.id.clone();
+                    self.clone().run_switch(sw).await;
+                    self.store
+                        .load(&id)
+                        .ok()
+                        .and_then(|x| Some((x.result?, x.error)))
+                }
+                Err(e) => {
+                    line.result = "failed";
+                    line.reason = format!("cannot switch to generation {generation}: {e}");
+                    return;
+                }
+            }
+        };
+        match outcome {
+            Some((Outcome::Committed, _)) => {
+                canonical.tag = Some(tag.to_string());
+                canonical.image = Some(new_image.clone());
+                canonical.promoted_at = Some(now());
+                canonical.operation = line.operation.clone();
+                match canonical.save(&state) {
+                    Ok(()) => {
+                        line.result = "committed";
+                        if line.reason.is_empty() {
+                            line.reason = format!("promoted {tag}");
+                        } else {
+                            line.reason.push_str(&format!("; promoted {tag}"));
+                        }
+                    }
+                    Err(e) => {
+                        line.result = "failed";
+                        line.reason = format!("switched, but cannot record the promotion: {e}");
+                    }
+                }
+            }
+            Some((o, err)) => {
+                line.result = if o == Outcome::RolledBack || o == Outcome::Canceled {
+                    "rolled-back"
+                } else {
+                    "failed"
+                };
+                let first = err.lines().next().unwrap_or("").to_string();
+                line.reason = format!("release {tag} is red: {first}");
+                canonical.failed.push(FailedRelease {
+                    tag: tag.to_string(),
+                    operation: line.operation.clone(),
+                    at: now(),
+                    reason: first,
+                });
+                if let Err(e) = canonical.save(&state) {
+                    tracing::error!("cannot record the failed release of {}: {e}", app.name);
+                }
+            }
+            None => {
+                line.result = "failed";
+                line.reason = "the switch left no result".into();
+            }
+        }
+    }
+}
+
+fn tracked(a: &contract::App) -> bool {
+    a.release.as_ref().is_some_and(|r| r.track == "semver")
+}
+
+async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -> Found {
+    let started_at = now();
+    let canonical = Canonical::load(state, &app.name);
+    let parsed = ImageName::parse(&app.image);
+    let mut found = Found {
+        current: None,
+        image: parsed.as_ref().ok().cloned(),
+        canonical,
+        decision: Err(String::new()),
+        requests: 0,
+        started_at,
+        app,
+    };
+    let image = match parsed {
+        Ok(i) => i,
+        Err(e) => {
+            found.decision = Err(e.to_string());
+            return found;
+        }
+    };
+    found.current = match &found.canonical.tag {
+        Some(t) => release::parse(t).map(|v| (t.clone(), v)),
+        None => image
+            .tag
+            .as_ref()
+            .and_then(|t| release::parse(t).map(|v| (t.clone(), v))),
+    };
+    let rel = found.app.release.clone().unwrap_or(contract::Release {
+        track: "semver".into(),
+        allow_prerelease: false,
+        constraint: None,
+    });
+    let constraint = match rel.constraint.as_deref().map(VersionReq::parse) {
+        Some(Err(e)) => {
+            found.decision = Err(format!("release.constraint: {e}"));
+            return found;
+        }
+        Some(Ok(c)) => Some(c),
+        None => None,
+    };
+    let policy = Policy {
+        allow_prerelease: rel.allow_prerelease,
+        constraint,
+    };
+    if image.digest.is_some() {
+        found.decision = Ok(Decision::Pinned);
+        return found;
+    }
+    match registry.list_tags_with_stats(&image).await {
+        Ok((tags, stats)) => {
+            found.requests = stats.pages + stats.token_requests + stats.retries;
+            let failed: Vec<&str> = found
+                .canonical
+                .failed
+                .iter()
+                .map(|f| f.tag.as_str())
+                .collect();
+            let candidates = tags
+                .iter()
+                .map(String::as_str)
+                .filter(|t| !failed.contains(t));
+            found.decision = Ok(release::decide(
+                candidates,
+                &policy,
+                found.current.as_ref().map(|(_, v)| v),
+                false,
+            ));
+        }
+        Err(e) => found.decision = Err(e.to_string()),
+    }
+    found
+}
+
+/// Writes into `out` the generation `base` with app `app`'s image
+/// replaced by `image`: its Quadlet `Image=` line and the app's entry in
+/// `windlass-generation.json` (files' sha256 updated). Other targets'
+/// files are carried unchanged (the native platform runs the Quadlet and
+/// systemd units).
+pub fn derive(base: &Path, out: &Path, app: &str, image: &str) -> Result<(), String> {
+    let _ = std::fs::remove_dir_all(out);
+    let mbytes = std::fs::read(base.join(MANIFEST)).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let mut m: Value = serde_json::from_slice(&mbytes).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let unit_file = format!("quadlet/{app}.container");
+    let files = m["files"]
+        .as_array_mut()
+        .ok_or_else(|| format!("{MANIFEST}: no files"))?;
+    let mut replaced = false;
+    for f in files.iter_mut() {
+        let path = f["path"]
+            .as_str()
+            .ok_or_else(|| format!("{MANIFEST}: a file without a path"))?
+            .to_string();
+        if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
+            return Err(format!("unsafe path {path:?} in {MANIFEST}"));
+        }
+        let mut bytes = std::fs::read(base.join(&path)).map_err(|e| format!("{path}: {e}"))?;
+        if path == unit_file {
+            let text = String::from_utf8(bytes).map_err(|e| format!("{path}: {e}"))?;
+            let mut n = 0;
+            let new: Vec<String> = text
+                .split('\n')
+                .map(|l| {
+                    if l.starts_with("Image=") {
+                        n += 1;
+                        format!("Image={image}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            if n != 1 {
+                return Err(format!("{path}: expected one Image= line, found {n}"));
+            }
+            bytes = new.join("\n").into_bytes();
+            f["sha256"] = Value::from(hex::encode(Sha256::digest(&bytes)));
+            replaced = true;
+        }
+        let dest = out.join(&path);
+        std::fs::create_dir_all(dest.parent().expect("relative path has a parent"))
+            .map_err(|e| format!("{}: {e}", dest.display()))?;
+        std::fs::write(&dest, &bytes).map_err(|e| format!("{}: {e}", dest.display()))?;
+    }
+    if !replaced {
+        return Err(format!("{unit_file} is not in the generation"));
+    }
+    let apps = m["apps"]
+        .as_array_mut()
+        .ok_or_else(|| format!("{MANIFEST}: no apps"))?;
+    let entry = apps
+        .iter_mut()
+        .find(|a| a["name"] == app)
+        .ok_or_else(|| format!("{MANIFEST}: no app {app}"))?;
+    entry["image"] = Value::from(image);
+    let mut text = serde_json::to_string_pretty(&m).expect("serializes");
+    text.push('\n');
+    std::fs::write(out.join(MANIFEST), text).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn derive_changes_only_the_image() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("base");
+        std::fs::create_dir_all(base.join("quadlet")).unwrap();
+        let unit = "[Container]\nImage=reg.example:5000/fleet/web:1.0.0\nContainerName=web\n";
+        std::fs::write(base.join("quadlet/web.container"), unit).unwrap();
+        std::fs::write(
+            base.join("quadlet/db.container"),
+            "[Container]\nImage=x/db:1\n",
+        )
+        .unwrap();
+        let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+        let m = json!({
+            "format": 1,
+            "files": [
+                {"path": "quadlet/db.container", "sha256": sha(b"[Container]\nImage=x/db:1\n")},
+                {"path": "quadlet/web.container", "sha256": sha(unit.as_bytes())},
+            ],
+            "apps": [
+                {"name": "db", "unit": "db.service", "image": "x/db:1"},
+                {"name": "web", "unit": "web.service", "image": "reg.example:5000/fleet/web:1.0.0"},
+            ],
+        });
+        std::fs::write(base.join(MANIFEST), m.to_string()).unwrap();
+        let out = d.path().join("out");
+        derive(&base, &out, "web", "reg.example:5000/fleet/web:1.1.0").unwrap();
+        let new = std::fs::read_to_string(out.join("quadlet/web.container")).unwrap();
+        assert_eq!(new, unit.replace("1.0.0", "1.1.0"));
+        let nm = contract::Manifest::read(&out).unwrap();
+        assert_eq!(nm.apps[1].image, "reg.example:5000/fleet/web:1.1.0");
+        assert_eq!(nm.apps[0].image, "x/db:1");
+        let f = nm
+            .files
+            .iter()
+            .find(|f| f.path == "quadlet/web.container")
+            .unwrap();
+        assert_eq!(f.sha256, sha(new.as_bytes()));
+        assert_eq!(
+            std::fs::read(out.join("quadlet/db.container")).unwrap(),
+            b"[Container]\nImage=x/db:1\n"
+        );
+        // An app without a Quadlet unit is an error, and writes nothing usable.
+        assert!(derive(&base, &d.path().join("o2"), "nope", "a/b:1").is_err());
+    }
+}

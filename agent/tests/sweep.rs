@@ -1,0 +1,544 @@
+//! Sweeps against a real OCI registry on loopback (Debian's
+//! docker-registry, tags pushed through its HTTP API), on the native
+//! platform with stand-in units: new releases are switched to and promoted
+//! only on commit, non-release tags and prereleases never move an app, a
+//! constraint holds, a registry that is down fails only its apps, a red
+//! release never replaces the canonical one, a second sweep does nothing,
+//! a sweep during another operation is skipped (busy); and the same
+//! through the real windlassd and windlassctl on a real dbus-daemon.
+
+mod common;
+#[path = "../../net/tests/common/mod.rs"]
+mod net;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use windlass_agent::engine::{Engine, Silent, SwitchOptions};
+use windlass_agent::platform::{self, Platform, native::Native};
+use windlass_agent::store::{Kind, Outcome, Record, Store};
+use windlass_agent::sweep::{Canonical, SweepOptions, results_log};
+use windlass_agent::systemd::Fake;
+
+struct Host {
+    tmp: tempfile::TempDir,
+    engine: Arc<Engine<Fake>>,
+    fake: Fake,
+    state: PathBuf,
+}
+
+fn host(registry_port: u16) -> Host {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let fake = Fake::default();
+    let mut e = Engine::new(
+        Store::new(&state),
+        platform::Any::Native(Native::new(&state, &tmp.path().join("run"))),
+        fake.clone(),
+        Arc::new(Silent),
+    );
+    e.poll = Duration::from_millis(20);
+    e.sweep.insecure_registries = vec![format!("127.0.0.1:{registry_port}")];
+    e.sweep.registry_attempts = 1;
+    Host {
+        tmp,
+        engine: Arc::new(e),
+        fake,
+        state,
+    }
+}
+
+/// A fleet of `apps` (name, manifest text), generated (Quadlet, systemd)
+/// into a fresh tree, returned.
+fn fleet(h: &Host, name: &str, apps: &[(&str, String)]) -> PathBuf {
+    let src = h.tmp.path().join(format!("fleet-{name}"));
+    std::fs::create_dir_all(src.join("apps")).unwrap();
+    std::fs::write(src.join("windlass.toml"), "[host]\npodman = \"5.4\"\n").unwrap();
+    for (app, text) in apps {
+        std::fs::write(src.join(format!("apps/{app}.toml")), text).unwrap();
+    }
+    let opts = windlass::pipeline::Options {
+        podman_version: None,
+        templates: None,
+        targets: [
+            windlass::emit::Target::Quadlet,
+            windlass::emit::Target::Systemd,
+        ]
+        .into_iter()
+        .collect(),
+        nixos_backend: Default::default(),
+    };
+    let built = windlass::pipeline::build(&src, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let out = h.tmp.path().join(format!("gen-{name}"));
+    windlass::output::write(&out, &built.files).unwrap();
+    out
+}
+
+fn app(image: &str, release: &str) -> String {
+    format!("[container]\nimage = \"{image}\"\n\n[release]\n{release}\n")
+}
+
+const SEMVER: &str = "track = \"semver\"";
+
+/// Stages `tree` and switches to it; returns the switch's record.
+async fn switch_to(h: &Host, tree: &Path) -> Record {
+    let g = h.engine.platform.stage(tree).unwrap();
+    let r = h.engine.switch(&g, SwitchOptions::default()).unwrap();
+    h.engine.idle().await;
+    h.engine.store.load(&r.id).unwrap()
+}
+
+async fn sweep(h: &Host, opts: SweepOptions) -> Record {
+    let r = h.engine.sweep(opts).unwrap();
+    h.engine.idle().await;
+    h.engine.store.load(&r.id).unwrap()
+}
+
+fn results(r: &Record) -> Vec<(String, String, String)> {
+    r.results
+        .iter()
+        .map(|v| {
+            (
+                v["app"].as_str().unwrap().to_string(),
+                v["result"].as_str().unwrap().to_string(),
+                v["to"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The result line of `app`.
+fn of<'a>(r: &'a Record, app: &str) -> &'a Value {
+    r.results
+        .iter()
+        .find(|v| v["app"] == app)
+        .unwrap_or_else(|| panic!("no result for {app}: {:?}", r.results))
+}
+
+fn switches(h: &Host) -> usize {
+    h.engine
+        .store
+        .all()
+        .unwrap()
+        .iter()
+        .filter(|r| r.kind == Kind::Switch)
+        .count()
+}
+
+fn running_image(h: &Host, app: &str) -> String {
+    let g = h.engine.platform.running().unwrap();
+    let m = h.engine.platform.manifest(&g).unwrap();
+    m.apps.iter().find(|a| a.name == app).unwrap().image.clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_release_is_promoted_and_a_second_sweep_does_nothing() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0"]).await;
+    net::push_tags(reg.port, "fleet/api", &["2.0.0"]).await;
+    let h = host(reg.port);
+    let g1 = fleet(
+        &h,
+        "1",
+        &[
+            ("web", app(&format!("{r0}/fleet/web:1.0.0"), SEMVER)),
+            ("api", app(&format!("{r0}/fleet/api:2.0.0"), SEMVER)),
+            // Not tracked: never looked up.
+            ("db", app("localhost/db:1", "track = \"none\"")),
+        ],
+    );
+    assert_eq!(switch_to(&h, &g1).await.result, Some(Outcome::Committed));
+
+    // web gets a release; api only moves non-release tags.
+    net::push_tags(reg.port, "fleet/web", &["1.1.0", "latest", "nightly"]).await;
+    net::push_tags(reg.port, "fleet/api", &["latest", "edge", "20261202"]).await;
+    let s = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(s.result, Some(Outcome::Committed), "{s:?}");
+    // In the generation's order (by name).
+    assert_eq!(
+        results(&s),
+        [
+            ("api".into(), "skipped".into(), "-".into()),
+            ("web".into(), "committed".into(), "1.1.0".into()),
+        ]
+    );
+    assert!(
+        of(&s, "api")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no new release"),
+        "{:?}",
+        of(&s, "api")
+    );
+    assert_eq!(running_image(&h, "web"), format!("{r0}/fleet/web:1.1.0"));
+    assert_eq!(running_image(&h, "api"), format!("{r0}/fleet/api:2.0.0"));
+    assert_eq!(
+        h.engine.platform.selected(),
+        h.engine.platform.running(),
+        "the promotion committed the generation"
+    );
+    let c = Canonical::load(&h.state, "web");
+    assert_eq!(c.tag.as_deref(), Some("1.1.0"));
+    assert_eq!(c.operation.as_deref(), of(&s, "web")["operation"].as_str());
+    // The sweep's switch ran inside it and restarted only web.
+    let sw = h
+        .engine
+        .store
+        .load(of(&s, "web")["operation"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(sw.parent.as_deref(), Some(s.id.as_str()));
+    assert_eq!(sw.changed_units, ["web.service"]);
+    assert_eq!(switches(&h), 2);
+
+    // Run twice: nothing to do, no switch.
+    let s2 = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(s2.result, Some(Outcome::Skipped), "{s2:?}");
+    assert_eq!(
+        results(&s2),
+        [
+            ("api".into(), "skipped".into(), "-".into()),
+            ("web".into(), "skipped".into(), "-".into()),
+        ]
+    );
+    assert_eq!(switches(&h), 2);
+
+    // One JSON line per app per run in the results log.
+    let log = std::fs::read_to_string(results_log(&h.state)).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for k in [
+        "sweep",
+        "app",
+        "from",
+        "to",
+        "result",
+        "reason",
+        "operation",
+        "started_at",
+        "finished_at",
+    ] {
+        assert!(lines[0].get(k).is_some(), "{k} missing in {}", lines[0]);
+    }
+    assert_eq!(lines[1]["app"], "web");
+    assert_eq!(lines[1]["from"], "1.0.0");
+    assert_eq!(lines[2]["sweep"], s2.id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prereleases_constraints_and_a_registry_that_is_down() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    let dead = format!("127.0.0.1:{}", net::free_port());
+    net::push_tags(reg.port, "p/stable", &["1.0.0", "1.1.0-rc.1"]).await;
+    net::push_tags(reg.port, "p/pre", &["1.0.0", "1.1.0-rc.1"]).await;
+    net::push_tags(reg.port, "p/cons", &["1.0.0", "1.0.5", "2.0.0"]).await;
+    let mut h = host(reg.port);
+    Arc::get_mut(&mut h.engine)
+        .unwrap()
+        .sweep
+        .insecure_registries
+        .push(dead.clone());
+    let g1 = fleet(
+        &h,
+        "1",
+        &[
+            ("stable", app(&format!("{r0}/p/stable:1.0.0"), SEMVER)),
+            (
+                "pre",
+                app(
+                    &format!("{r0}/p/pre:1.0.0"),
+                    "track = \"semver\"\nallow_prerelease = true",
+                ),
+            ),
+            (
+                "cons",
+                app(
+                    &format!("{r0}/p/cons:1.0.0"),
+                    "track = \"semver\"\nconstraint = \"^1.0\"",
+                ),
+            ),
+            ("gone", app(&format!("{dead}/p/gone:1.0.0"), SEMVER)),
+        ],
+    );
+    assert_eq!(switch_to(&h, &g1).await.result, Some(Outcome::Committed));
+
+    // A dry run reports and changes nothing.
+    let before = h.engine.platform.running();
+    let d = sweep(
+        &h,
+        SweepOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(h.engine.platform.running(), before);
+    assert_eq!(switches(&h), 1);
+    assert!(
+        of(&d, "pre")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("would upgrade to 1.1.0-rc.1"),
+        "{:?}",
+        of(&d, "pre")
+    );
+
+    let s = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(
+        results(&s),
+        [
+            ("cons".into(), "committed".into(), "1.0.5".into()),
+            ("gone".into(), "failed".into(), "-".into()),
+            ("pre".into(), "committed".into(), "1.1.0-rc.1".into()),
+            ("stable".into(), "skipped".into(), "-".into()),
+        ]
+    );
+    let why = of(&s, "gone")["reason"].as_str().unwrap();
+    assert!(why.contains("unreachable") && why.contains(&dead), "{why}");
+    // One app failing makes the sweep failed, but the others moved.
+    assert_eq!(s.result, Some(Outcome::Failed));
+    assert_eq!(running_image(&h, "pre"), format!("{r0}/p/pre:1.1.0-rc.1"));
+    assert_eq!(running_image(&h, "cons"), format!("{r0}/p/cons:1.0.5"));
+    assert_eq!(running_image(&h, "gone"), format!("{dead}/p/gone:1.0.0"));
+
+    // --app sweeps one app; an unknown app is refused.
+    let one = sweep(
+        &h,
+        SweepOptions {
+            app: Some("stable".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(results(&one).len(), 1);
+    assert!(
+        h.engine
+            .sweep(SweepOptions {
+                app: Some("nope".into()),
+                ..Default::default()
+            })
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_red_release_never_replaces_the_canonical_one() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0"]).await;
+    let h = host(reg.port);
+    let old = format!("{r0}/fleet/web:1.0.0");
+    let g1 = fleet(&h, "1", &[("web", app(&old, SEMVER))]);
+    assert_eq!(switch_to(&h, &g1).await.result, Some(Outcome::Committed));
+    let gen1 = h.engine.platform.running().unwrap();
+
+    // 1.1.0 is red: its container never runs the new image.
+    net::push_tags(reg.port, "fleet/web", &["1.1.0"]).await;
+    h.fake
+        .images
+        .lock()
+        .unwrap()
+        .insert("web".into(), old.clone());
+    let s = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(s.result, Some(Outcome::RolledBack), "{s:?}");
+    assert_eq!(
+        results(&s),
+        [("web".into(), "rolled-back".into(), "1.1.0".into())]
+    );
+    assert!(
+        of(&s, "web")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not converged"),
+        "{:?}",
+        of(&s, "web")
+    );
+    assert_eq!(h.engine.platform.running().unwrap(), gen1);
+    assert_eq!(h.engine.platform.selected().unwrap(), gen1);
+    let c = Canonical::load(&h.state, "web");
+    assert_eq!(c.tag, None, "nothing was promoted");
+    assert_eq!(c.failed.len(), 1);
+    assert_eq!(c.failed[0].tag, "1.1.0");
+
+    // The red release is not tried again.
+    let n = switches(&h);
+    let s2 = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(s2.result, Some(Outcome::Skipped), "{s2:?}");
+    assert_eq!(switches(&h), n);
+
+    // A newer, green release is.
+    h.fake.images.lock().unwrap().clear();
+    net::push_tags(reg.port, "fleet/web", &["1.2.0"]).await;
+    let s3 = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(
+        results(&s3),
+        [("web".into(), "committed".into(), "1.2.0".into())]
+    );
+    assert_eq!(
+        Canonical::load(&h.state, "web").tag.as_deref(),
+        Some("1.2.0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_green_switch_on_a_non_release_tag_never_promotes() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0", "1.1.0", "nightly"]).await;
+    let h = host(reg.port);
+    let g1 = fleet(
+        &h,
+        "1",
+        &[("web", app(&format!("{r0}/fleet/web:1.0.0"), SEMVER))],
+    );
+    switch_to(&h, &g1).await;
+    let s = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(
+        results(&s),
+        [("web".into(), "committed".into(), "1.1.0".into())]
+    );
+
+    // An operator switches to a nightly build by hand: green, committed,
+    // and not a release.
+    let g2 = fleet(
+        &h,
+        "2",
+        &[("web", app(&format!("{r0}/fleet/web:nightly"), SEMVER))],
+    );
+    assert_eq!(switch_to(&h, &g2).await.result, Some(Outcome::Committed));
+    assert_eq!(
+        Canonical::load(&h.state, "web").tag.as_deref(),
+        Some("1.1.0")
+    );
+    // The canonical release stays what the sweep promoted: nothing newer.
+    let n = switches(&h);
+    let s2 = sweep(&h, SweepOptions::default()).await;
+    assert_eq!(s2.result, Some(Outcome::Skipped));
+    assert_eq!(switches(&h), n);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_during_another_operation_is_skipped_busy() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0", "2.0.0"]).await;
+    let h = host(reg.port);
+    let g1 = fleet(
+        &h,
+        "1",
+        &[("web", app(&format!("{r0}/fleet/web:1.0.0"), SEMVER))],
+    );
+    let g = h.engine.platform.stage(&g1).unwrap();
+    // A switch waiting for its confirmation holds the operation slot.
+    let sw = h
+        .engine
+        .switch(
+            &g,
+            SwitchOptions {
+                confirm: "manual".into(),
+                deadline_sec: Some(60),
+            },
+        )
+        .unwrap();
+    let start = std::time::Instant::now();
+    while h.engine.store.load(&sw.id).unwrap().phase != "waiting-confirm" {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = h.engine.sweep(SweepOptions::default()).unwrap();
+    assert_eq!(s.result, Some(Outcome::Skipped));
+    assert!(
+        s.error.contains("busy") && s.error.contains(&sw.id),
+        "{}",
+        s.error
+    );
+    assert_eq!(results(&s), [("web".into(), "skipped".into(), "-".into())]);
+    assert_eq!(h.engine.active().as_deref(), Some(sw.id.as_str()));
+    h.engine.confirm(&sw.id).unwrap();
+    h.engine.idle().await;
+    assert_eq!(
+        h.engine.store.load(&sw.id).unwrap().result,
+        Some(Outcome::Committed)
+    );
+    assert_eq!(switches(&h), 1, "the busy sweep switched nothing");
+}
+
+/// The same path through the real agent and CLI on a real bus.
+#[test]
+fn windlassctl_sweep_over_the_bus() {
+    let bus = common::bus();
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(net::push_tags(reg.port, "fleet/web", &["1.0.0"]));
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+    let a = common::agent_with(
+        &bus,
+        &state,
+        &run,
+        "nogroup-x",
+        &[],
+        &["--insecure-registry", &r0],
+    );
+    let g1 = tmp.path().join("g1");
+    common::generation(&common::basic_fleet(), &g1, |t| {
+        t.replace(
+            "image = \"localhost/windlass-test/busybox:1.0\"",
+            &format!("image = \"{r0}/fleet/web:1.0.0\""),
+        ) + "\n[release]\ntrack = \"semver\"\n"
+    });
+    let out = a.ctl(&["stage", g1.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let out = a.ctl(&["switch", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+
+    // Unprivileged callers are refused and nothing runs.
+    let out = a.ctl_as_nobody(&["sweep"]);
+    assert_eq!(out.status.code(), Some(4), "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("AccessDenied"));
+
+    rt.block_on(net::push_tags(reg.port, "fleet/web", &["1.1.0", "latest"]));
+    let out = a.ctl(&["--json", "sweep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let lines: Vec<Value> = common::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", common::stdout(&out));
+    assert_eq!(lines[0]["app"], "web");
+    assert_eq!(lines[0]["result"], "committed");
+    assert_eq!(lines[0]["from"], "1.0.0");
+    assert_eq!(lines[0]["to"], "1.1.0");
+    assert_eq!(
+        a.property(
+            "/io/windlass/Agent1",
+            "io.windlass.Agent1",
+            "RunningGeneration"
+        ),
+        "s \"2\""
+    );
+
+    // Again: a no-op, said in words.
+    let out = a.ctl(&["sweep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("web: 1.1.0: skipped (no new release") && text.contains("skipped\n"),
+        "{text}"
+    );
+    assert_eq!(
+        a.property(
+            "/io/windlass/Agent1",
+            "io.windlass.Agent1",
+            "RunningGeneration"
+        ),
+        "s \"2\""
+    );
+}
