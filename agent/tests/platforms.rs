@@ -4,6 +4,11 @@
 //! profile + `boot` only after it; a failed gate never touches the
 //! profile; a Guix rollback returns to the generation recorded when the
 //! operation started, even when another generation appeared meanwhile.
+//! A sweep on NixOS reports a new release (against a real registry) and
+//! changes nothing: the agent does not build NixOS systems.
+
+#[path = "../../net/tests/common/mod.rs"]
+mod net;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -256,5 +261,46 @@ async fn a_healthy_unit_running_the_wrong_image_is_not_converged() {
     assert_eq!(
         e.store.all().unwrap().pop().unwrap().result,
         Some(Outcome::Committed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_on_nixos_reports_the_release_and_changes_nothing() {
+    let reg = net::registry();
+    let host = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0", "1.1.0"]).await;
+    let t = tree(&[1], 1);
+    let store = t.profiles.parent().unwrap().join("store/gen1");
+    std::fs::write(
+        store.join("etc/windlass/generation.json"),
+        format!(
+            r#"{{"format":1,"apps":[{{"name":"web","unit":"podman-web.service","image":"{host}/fleet/web:1.0.0","release":{{"track":"semver","allow_prerelease":false,"constraint":null}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    let rec = recorder(&t);
+    let fake = Fake::default();
+    let mut e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    Arc::get_mut(&mut e).unwrap().sweep.insecure_registries = vec![host.clone()];
+    let r = e.sweep(Default::default()).unwrap();
+    e.idle().await;
+    let r = e.store.load(&r.id).unwrap();
+    assert_eq!(r.result, Some(Outcome::Skipped), "{r:?}");
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0]["to"], "1.1.0");
+    let reason = r.results[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("rebuild") && reason.contains(&format!("{host}/fleet/web:1.1.0")),
+        "{reason}"
+    );
+    assert!(
+        calls(&rec, &t).is_empty(),
+        "nothing ran: {:?}",
+        calls(&rec, &t)
+    );
+    assert_eq!(e.platform.selected().as_deref(), Some("1"));
+    assert!(
+        !t.state.join("releases/web.json").exists(),
+        "nothing was promoted"
     );
 }
