@@ -195,7 +195,17 @@ impl<S: Systemd + 'static> Agent<S> {
             .map(|m| {
                 m.apps
                     .iter()
-                    .map(|a| json!({"name": a.name, "unit": a.unit, "image": a.image}))
+                    .map(|a| {
+                        let canonical =
+                            crate::sweep::Canonical::load(&self.engine.store.state_dir(), &a.name)
+                                .tag;
+                        json!({
+                            "name": a.name,
+                            "unit": a.unit,
+                            "image": a.image,
+                            "canonical_release": canonical,
+                        })
+                    })
                     .collect()
             })
             .unwrap_or_default();

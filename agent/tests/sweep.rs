@@ -59,20 +59,8 @@ fn fleet(h: &Host, name: &str, apps: &[(&str, String)]) -> PathBuf {
     for (app, text) in apps {
         std::fs::write(src.join(format!("apps/{app}.toml")), text).unwrap();
     }
-    let opts = windlass::pipeline::Options {
-        podman_version: None,
-        templates: None,
-        targets: [
-            windlass::emit::Target::Quadlet,
-            windlass::emit::Target::Systemd,
-        ]
-        .into_iter()
-        .collect(),
-        nixos_backend: Default::default(),
-    };
-    let built = windlass::pipeline::build(&src, &opts).unwrap_or_else(|e| panic!("{e}"));
     let out = h.tmp.path().join(format!("gen-{name}"));
-    windlass::output::write(&out, &built.files).unwrap();
+    common::generate(&src, &out);
     out
 }
 
@@ -524,6 +512,16 @@ fn windlassctl_sweep_over_the_bus() {
         ),
         "s \"2\""
     );
+
+    let status: Value =
+        serde_json::from_str(&common::stdout(&a.ctl(&["--json", "status"]))).unwrap();
+    let web = status["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "web")
+        .unwrap();
+    assert_eq!(web["canonical_release"], "1.1.0", "{status}");
 
     // Again: a no-op, said in words.
     let out = a.ctl(&["sweep"]);

@@ -5,7 +5,7 @@
 # and this script's setup, so later runs reuse it. Each run boots a
 # copy-on-write overlay, so the cached image is never modified.
 set -euo pipefail
-PKGS="systemd,systemd-sysv,dbus,podman,crun,conmon,netavark,aardvark-dns,nftables,iptables,catatonit,busybox-static,linux-image-amd64,initramfs-tools,iproute2,procps,ca-certificates,kmod"
+PKGS="systemd,systemd-sysv,dbus,podman,crun,conmon,netavark,aardvark-dns,nftables,iptables,catatonit,busybox-static,linux-image-amd64,initramfs-tools,iproute2,procps,ca-certificates,kmod,docker-registry"
 SETUP_VERSION=1
 cache="${WINDLASS_CACHE:-/var/cache/windlass}"
 key=$(printf '%s\n' "$PKGS" "$SETUP_VERSION" "$(sed -n '/^# guest-setup-begin/,/^# guest-setup-end/p' "$0")" | sha256sum | cut -c1-12)

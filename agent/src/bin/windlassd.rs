@@ -57,8 +57,13 @@ struct Args {
     revert: Option<String>,
     /// A registry (`host[:port]`, as written in image names) that sweeps
     /// speak plain HTTP to. Only for a registry on loopback in tests;
-    /// repeatable.
-    #[arg(long, value_name = "HOST")]
+    /// repeatable, or comma-separated in the environment.
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "WINDLASS_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
     insecure_registry: Vec<String>,
     /// Tries per registry request in sweeps.
     #[arg(long, default_value = "3", hide = true)]

@@ -256,6 +256,12 @@ fn generation_with(fleet: &Path, out: &Path, keep_probe: bool, edit: impl Fn(&st
         text = text.replace(WEB_PROBE, "");
     }
     std::fs::write(&web, edit(&text)).unwrap();
+    generate(src.path(), out);
+}
+
+/// Generates the fleet at `src` (Quadlet and systemd targets: what the
+/// native platform runs) into `out`.
+pub fn generate(src: &Path, out: &Path) {
     let opts = windlass::pipeline::Options {
         podman_version: None,
         templates: None,
@@ -267,7 +273,7 @@ fn generation_with(fleet: &Path, out: &Path, keep_probe: bool, edit: impl Fn(&st
         .collect(),
         nixos_backend: Default::default(),
     };
-    let built = windlass::pipeline::build(src.path(), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let built = windlass::pipeline::build(src, &opts).unwrap_or_else(|e| panic!("{e}"));
     windlass::output::write(out, &built.files).unwrap();
 }
 
