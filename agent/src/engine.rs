@@ -377,18 +377,22 @@ impl<S: Systemd + 'static> Engine<S> {
         Ok(())
     }
 
-    async fn arm(&self, r: &Record) {
+    /// The external revert's units: one armed before the activation, one
+    /// that replaces it once the activation is done.
+    fn revert_units(r: &Record) -> [String; 2] {
+        [
+            format!("windlass-revert-{}", r.id),
+            format!("windlass-revert-{}-gate", r.id),
+        ]
+    }
+
+    /// Arms the external revert (unit `name`) to fire `delay` seconds from
+    /// now.
+    async fn arm_unit(&self, r: &Record, name: &str, delay: u64) {
         if let Some(argv) = &self.revert_argv {
             let mut argv = argv.clone();
             argv.push(r.id.clone());
-            // Fires after the gate's deadline, with a margin for the rollback
-            // the agent itself would do.
-            let delay = r.deadline_sec + 60;
-            if let Err(e) = self
-                .systemd
-                .transient(&format!("windlass-revert-{}", r.id), &argv, Some(delay))
-                .await
-            {
+            if let Err(e) = self.systemd.transient(name, &argv, Some(delay)).await {
                 tracing::warn!(
                     WINDLASS_OPERATION = r.id.as_str(),
                     "cannot arm the revert timer: {e}"
@@ -397,12 +401,32 @@ impl<S: Systemd + 'static> Engine<S> {
         }
     }
 
+    /// Before the activation: fires after the gate's deadline, with a
+    /// margin for the rollback the agent itself would do.
+    async fn arm(&self, r: &Record) {
+        let [first, _] = Self::revert_units(r);
+        self.arm_unit(r, &first, r.deadline_sec + 60).await;
+    }
+
+    /// Once the activation is done (it may take long on a loaded host):
+    /// the same margin from now, for the gate and a manual confirm (each
+    /// bounded by the deadline); the new timer is armed before the first
+    /// one goes, so the operation is never without one.
+    async fn rearm_for_gate(&self, r: &Record) {
+        if self.revert_argv.is_none() {
+            return;
+        }
+        let [first, gate] = Self::revert_units(r);
+        let waits = if r.confirm == "manual" { 2 } else { 1 };
+        self.arm_unit(r, &gate, waits * r.deadline_sec + 60).await;
+        let _ = self.systemd.stop_transient(&first).await;
+    }
+
     async fn disarm(&self, r: &Record) {
         if self.revert_argv.is_some() {
-            let _ = self
-                .systemd
-                .stop_transient(&format!("windlass-revert-{}", r.id))
-                .await;
+            for u in Self::revert_units(r) {
+                let _ = self.systemd.stop_transient(&u).await;
+            }
         }
     }
 
@@ -446,6 +470,7 @@ impl<S: Systemd + 'static> Engine<S> {
             if let Err(e) = self.save(&mut r, "health-gate", &detail) {
                 return self.roll_back(r, e.to_string(), Outcome::RolledBack).await;
             }
+            self.rearm_for_gate(&r).await;
         }
         let gate = self.gate_for(&r.to_generation, &r.changed_units, r.deadline_sec);
         let id = r.id.clone();

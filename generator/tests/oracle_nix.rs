@@ -584,7 +584,37 @@ fn nixos_vm_test_scripts_evaluate_and_compile_as_python() {
         String::from_utf8_lossy(&res.stderr)
     );
     let tests: Vec<Value> = serde_json::from_slice(&res.stdout).unwrap();
-    assert_eq!(tests.len(), 4);
+    // Every scenario file is wired into default.nix (so into the flake's
+    // checks), and the agent scenarios of the issue are all there.
+    let mut files = Vec::new();
+    files_with_ext(&root.join("vm-tests/nixos"), "nix", &mut files);
+    let checks: Vec<&str> = tests.iter().map(|t| t["check"].as_str().unwrap()).collect();
+    for f in &files {
+        let stem = f.file_stem().unwrap().to_str().unwrap();
+        if stem == "default" || stem == "common" {
+            continue;
+        }
+        assert!(
+            checks.iter().any(|c| c.starts_with(&format!("vm-{stem}-"))),
+            "vm-tests/nixos/{stem}.nix is not among the checks {checks:?}"
+        );
+    }
+    for scenario in [
+        "generate-run",
+        "argv-roundtrip",
+        "switch-healthy",
+        "switch-unhealthy",
+        "agent-killed",
+        "manual-confirm",
+        "explicit-rollback",
+        "unauthorised",
+        "reboot-before-commit",
+    ] {
+        assert!(
+            checks.contains(&format!("vm-{scenario}-quadlet").as_str()),
+            "no NixOS check for {scenario}: {checks:?}"
+        );
+    }
     let work = tempfile::tempdir().unwrap();
     for t in &tests {
         let name = t["name"].as_str().unwrap();

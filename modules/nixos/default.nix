@@ -145,6 +145,9 @@ in
           wantedBy = [ "multi-user.target" ];
           after = [ "dbus.service" ];
           requires = [ "dbus.service" ];
+          # The commit sets the system profile with nix-env (run through
+          # systemd-run, which finds it on this PATH).
+          path = [ config.nix.package ];
           # Never stop or restart the agent in the middle of a switch it runs:
           # the next operation (or a restart by hand) picks up the new binary.
           restartIfChanged = false;

@@ -4,7 +4,8 @@
 //! through a 9p share: the host puts `guest-run.sh`, the scenarios, fresh
 //! binaries and generated trees in the share; a oneshot unit in the guest
 //! runs every scenario at boot, writes `results/<scenario>/{log,rc,…}`, and
-//! powers the guest off. Scenario output is mirrored on the guest's second
+//! powers the guest off (a scenario may reboot it on the way; the runner
+//! picks up where it left off). Scenario output is mirrored on the guest's second
 //! serial port (`tests.log`), apart from the console (`console.log`).
 //!
 //! One boot serves every scenario of a test run: the first test to arrive
@@ -63,15 +64,9 @@ pub fn boot(image: &Path, share: &Path, work: &Path, timeout: Duration) -> Boot 
     let start = Instant::now();
     let mut child = Command::new(qemu)
         .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048"])
-        .args([
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-nic",
-            "none",
-        ])
+        // No -no-reboot: a scenario may reboot the guest (guest-run.sh
+        // resumes it and stops a reboot loop).
+        .args(["-display", "none", "-monitor", "none", "-nic", "none"])
         .arg("-kernel")
         .arg(image.join("vmlinuz"))
         .arg("-initrd")
@@ -140,7 +135,9 @@ pub struct Run {
 }
 
 impl Run {
-    /// `results/<scenario>`, after checking the scenario ran to its end.
+    /// `results/<scenario>`, after checking the scenario ran to its end;
+    /// prints the scenario's wall time in the guest (nextest shows it
+    /// beside the test's PASS or FAIL line, see `.config/nextest.toml`).
     pub fn scenario(&self, name: &str) -> PathBuf {
         let dir = self.results.join(name);
         let rc = fs::read_to_string(dir.join("rc")).unwrap_or_else(|_| {
@@ -149,6 +146,12 @@ impl Run {
                 self.tests_log
             )
         });
+        let secs = fs::read_to_string(dir.join("seconds")).unwrap_or_else(|_| "?".into());
+        eprintln!(
+            "scenario {name}: {} s in the guest, exit {}",
+            secs.trim(),
+            rc.trim()
+        );
         assert_eq!(
             rc.trim(),
             "0",
@@ -180,7 +183,7 @@ pub fn shared_run(prepare: impl FnOnce(&Path)) -> Run {
         fs::create_dir_all(share.join("scenarios")).unwrap();
         prepare(&share);
         let image = image();
-        let b = boot(&image, &share, &base, Duration::from_secs(1500));
+        let b = boot(&image, &share, &base, Duration::from_secs(3600));
         eprintln!("VM run took {:.1} s", b.elapsed.as_secs_f64());
         fs::write(base.join("tests.log"), &b.tests_log).unwrap();
         let mut f = fs::File::create(&done).unwrap();
@@ -197,4 +200,45 @@ pub fn install(from: &Path, to: &Path) {
     fs::create_dir_all(to.parent().unwrap()).unwrap();
     fs::copy(from, to)
         .unwrap_or_else(|e| panic!("copy {} → {}: {e}", from.display(), to.display()));
+}
+
+/// `web.toml` of the agent scenarios' generation `g`, from the basic
+/// fleet's (`a`). B: web gets `MARK=b`; C: B with a health check that never
+/// passes and a 25 s deadline; D: web gets `MARK=d` and answers (so turns
+/// healthy) only 6 s after it starts, which holds a switch in its
+/// activation that long. The NixOS twins make the same edits
+/// (`nixos/common.nix`, `webTomls`; a test holds them equal).
+pub fn web_toml(g: char, a: &str) -> String {
+    let mark = |t: &str, m: &str| {
+        let out = t.replace(
+            "networks = [\"vmnet\"]\n",
+            &format!("networks = [\"vmnet\"]\nenv = {{ MARK = \"{m}\" }}\n"),
+        );
+        assert_ne!(out, t, "web.toml changed shape");
+        out
+    };
+    let edit = |t: &str, from: &str, to: &str| {
+        assert!(t.contains(from), "web.toml changed shape: no {from:?}");
+        t.replace(from, to)
+    };
+    match g {
+        'a' => a.to_string(),
+        'b' => mark(a, "b"),
+        'c' => {
+            edit(
+                &mark(a, "b"),
+                "cmd = [\"/bin/wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/\"]",
+                "cmd = [\"/bin/false\"]",
+            ) + "\n[update]\nhealth_deadline = \"25s\"\n"
+        }
+        'd' => mark(
+            &edit(
+                a,
+                "entrypoint = [\"/bin/httpd\"]\ncommand = [\"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+                "entrypoint = [\"/bin/sh\", \"-c\"]\ncommand = [\"sleep 6; exec httpd -f -p 8080 -h /www\"]\n",
+            ),
+            "d",
+        ),
+        other => panic!("no generation {other}"),
+    }
 }

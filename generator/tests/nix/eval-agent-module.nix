@@ -56,6 +56,7 @@ let
       quadletUnits = windlass.quadletUnits or { };
     };
     virtualisation.podman.package = "/nix/store/stub-podman";
+    nix.package = "/nix/store/stub-nix";
   };
 in
 resolved

@@ -1,6 +1,8 @@
-# Evaluates the NixOS VM test definitions of vm-tests/nixos with stub
-# packages (no nixpkgs here) and returns, per test, its name and its
-# testScript text, so a test can check the scripts compile as Python.
+# Evaluates vm-tests/nixos/default.nix (the flake's VM checks) with stand-in
+# packages (no nixpkgs here): `pkgs.testers.runNixOSTest` returns the test
+# unbuilt, so each check's name, nodes and testScript text come back, for a
+# test to check the scripts compile as Python and every scenario file is
+# wired in.
 #   nix-instantiate --eval --strict --json eval-vm-tests.nix --arg dir /repo/vm-tests/nixos
 { dir }:
 let
@@ -12,37 +14,27 @@ let
     podman = stubPkg "podman";
     busybox = stubPkg "busybox";
     writeShellScript = name: text: stubPkg name;
+    writeText = name: text: stubPkg name;
     writeTextDir = path: text: stubPkg "dir";
+    runCommand = name: env: script: stubPkg name;
+    buildEnv = args: stubPkg args.name;
+    dockerTools.buildImage = args: stubPkg "image";
+    testers.runNixOSTest = test: test;
   };
-  common = {
-    unit = backend: app: if backend == "quadlet" then "${app}.service" else "podman-${app}.service";
-    fleet = dir: backend: { };
-    loadImage = apps: backend: { };
+  self = {
+    lib.fleetModule = args: stubPkg "fleet-module";
+    nixosModules.default = { };
   };
-  self = { };
-  one =
-    file: backend:
-    let
-      t = import file {
-        inherit
-          pkgs
-          self
-          common
-          backend
-          ;
-      };
-    in
-    {
-      inherit (t) name testScript;
-      nodes = builtins.attrNames t.nodes;
-    };
+  checks = import (dir + "/default.nix") { inherit pkgs self; };
 in
-builtins.concatMap
-  (backend: [
-    (one (dir + "/generate-run.nix") backend)
-    (one (dir + "/argv-roundtrip.nix") backend)
-  ])
-  [
-    "quadlet"
-    "oci-containers"
-  ]
+map (
+  check:
+  let
+    t = checks.${check};
+  in
+  {
+    inherit check;
+    inherit (t) name testScript;
+    nodes = builtins.attrNames t.nodes;
+  }
+) (builtins.attrNames checks)

@@ -15,6 +15,7 @@ for u in db web; do systemctl show -p MainPID,ActiveState "$u.service" > "$out/$
 podman inspect --format '{{range .Config.Env}}{{println .}}{{end}}' web > "$out/web-env"
 op=$(sed -n 's#.*"operation":"/io/windlass/Agent1/operation/\([^"]*\)".*#\1#p' "$out/switch-c.json")
 echo "$op" > "$out/op"
+cp "/var/lib/windlass/operations/$op.json" "$out/op.json"
 journalctl --no-pager -o cat "WINDLASS_OPERATION=$op" > "$out/journal-op"
 windlassctl --json status > "$out/status.json"
 journalctl --no-pager -o short-monotonic -u windlassd.service > "$out/windlassd.journal"
