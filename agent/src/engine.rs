@@ -52,6 +52,8 @@ pub enum EngineError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
+    VerificationFailed(String),
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -82,6 +84,8 @@ pub struct Engine<S: Systemd + 'static> {
     /// transient timer; `None` arms nothing (tests).
     pub revert_argv: Option<Vec<String>>,
     pub poll: Duration,
+    /// Where cutover targets, versions and downloads live.
+    pub cutover: crate::cutover::Settings,
     active: Mutex<Option<String>>,
     cancel: Mutex<BTreeSet<String>>,
     confirmed: Mutex<BTreeSet<String>>,
@@ -98,6 +102,7 @@ impl<S: Systemd + 'static> Engine<S> {
             notify,
             revert_argv: None,
             poll: Duration::from_millis(500),
+            cutover: crate::cutover::Settings::default(),
             active: Mutex::new(None),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
@@ -113,7 +118,12 @@ impl<S: Systemd + 'static> Engine<S> {
         self.active.lock().unwrap().clone()
     }
 
-    fn save(&self, r: &mut Record, phase: &str, detail: &str) -> Result<(), EngineError> {
+    pub(crate) fn save(
+        &self,
+        r: &mut Record,
+        phase: &str,
+        detail: &str,
+    ) -> Result<(), EngineError> {
         r.phase = phase.to_string();
         r.history.push((phase.to_string(), now()));
         self.store
@@ -131,7 +141,7 @@ impl<S: Systemd + 'static> Engine<S> {
         Ok(())
     }
 
-    fn finish(&self, r: &mut Record, outcome: Outcome, error: String) {
+    pub(crate) fn finish(&self, r: &mut Record, outcome: Outcome, error: String) {
         r.result = Some(outcome);
         r.error = error;
         r.finished_at = Some(now());
@@ -156,7 +166,7 @@ impl<S: Systemd + 'static> Engine<S> {
     }
 
     /// Claims the single operation slot and writes the first record.
-    fn begin(
+    pub(crate) fn begin(
         &self,
         kind: Kind,
         from: Option<String>,
@@ -184,6 +194,7 @@ impl<S: Systemd + 'static> Engine<S> {
             deadline_sec,
             deadline_from_option: false,
             history: Vec::new(),
+            cutover: None,
         };
         *a = Some(id);
         drop(a);
@@ -340,9 +351,21 @@ impl<S: Systemd + 'static> Engine<S> {
         Ok(())
     }
 
-    async fn arm(&self, r: &Record) {
+    /// Whether Cancel was asked for operation `id`.
+    pub(crate) fn canceled(&self, id: &str) -> bool {
+        self.cancel.lock().unwrap().contains(id)
+    }
+
+    pub(crate) async fn arm(&self, r: &Record) {
         if let Some(argv) = &self.revert_argv {
             let mut argv = argv.clone();
+            if let Some(c) = &r.cutover
+                && c.agent
+            {
+                // Self-upgrade: the revert must run the old agent, which
+                // the link no longer names.
+                argv[0] = c.previous_exe().to_string_lossy().to_string();
+            }
             argv.push(r.id.clone());
             // Fires after the gate's deadline, with a margin for the rollback
             // the agent itself would do.
@@ -360,7 +383,7 @@ impl<S: Systemd + 'static> Engine<S> {
         }
     }
 
-    async fn disarm(&self, r: &Record) {
+    pub(crate) async fn disarm(&self, r: &Record) {
         if self.revert_argv.is_some() {
             let _ = self
                 .systemd
@@ -584,6 +607,7 @@ impl<S: Systemd + 'static> Engine<S> {
             tracing::warn!(WINDLASS_OPERATION = r.id.as_str(), "recovering: {why}");
             let mut r2 = r.clone();
             match (r.kind, phase.as_str()) {
+                (Kind::Cutover, _) => crate::cutover::recover(self, r2).await,
                 (_, "recorded") | (_, "arming") => {
                     self.disarm(&r2).await;
                     self.finish(

@@ -10,6 +10,7 @@
 //! `/run/windlass`) holds `current`, the running native generation.
 
 pub mod contract;
+pub mod cutover;
 pub mod engine;
 pub mod fault;
 pub mod health;
@@ -17,6 +18,7 @@ pub mod platform;
 pub mod service;
 pub mod store;
 pub mod systemd;
+pub mod targets;
 
 /// The agent's version, as reported on the bus.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -118,6 +118,9 @@ pub struct Record {
     /// Phases passed, with a timestamp each (the story of the operation).
     #[serde(default)]
     pub history: Vec<(String, u64)>,
+    /// What a cutover moves, and where to return to (cutovers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<crate::cutover::CutoverState>,
 }
 
 fn default_confirm() -> String {
@@ -235,6 +238,7 @@ mod tests {
             deadline_sec: 60,
             deadline_from_option: false,
             history: vec![],
+            cutover: None,
         };
         s.save(&r).unwrap();
         r.phase = "activating".into();
