@@ -255,13 +255,34 @@ pub fn windlassd_for_cutover(
     ca: &Path,
     env: &[(&str, &str)],
 ) -> crate::common::Agent {
+    windlassd_at(
+        &crate::common::windlassd(),
+        bus,
+        state,
+        run,
+        targets,
+        ca,
+        env,
+    )
+}
+
+/// The same, from the binary at `bin` (a link, for self-upgrades).
+pub fn windlassd_at(
+    bin: &Path,
+    bus: &crate::common::Bus,
+    state: &Path,
+    run: &Path,
+    targets: &Path,
+    ca: &Path,
+    env: &[(&str, &str)],
+) -> crate::common::Agent {
     let log = state.with_extension("log");
     let logf = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log)
         .unwrap();
-    let mut c = std::process::Command::new(crate::common::windlassd());
+    let mut c = std::process::Command::new(bin);
     c.args([
         "--bus",
         &bus.address,
