@@ -56,6 +56,9 @@ pub struct Settings {
     /// Downloads in progress, one directory per operation (same file
     /// system as the artifacts, so a verified version moves in by rename).
     pub staging_dir: PathBuf,
+    /// This process is `windlassd --revert`, not the agent: undoing a
+    /// self-upgrade must start the old agent.
+    pub revert_helper: bool,
 }
 
 impl Settings {
@@ -64,6 +67,7 @@ impl Settings {
             targets_dir: targets_dir.to_path_buf(),
             artifacts_dir: state_dir.join("artifacts"),
             staging_dir: state_dir.join("staging"),
+            revert_helper: false,
         }
     }
 }
@@ -619,12 +623,12 @@ impl<S: Systemd + 'static> Engine<S> {
             },
         };
         if let Err(e) = back {
-            self.disarm(&r).await;
             let msg = format!(
                 "{error}\nand swapping {} back failed: {e}",
                 c.link.display()
             );
-            return self.finish(&mut r, Outcome::Failed, msg);
+            self.finish(&mut r, Outcome::Failed, msg);
+            return self.disarm(&r).await;
         }
         if let Some(s) = &c.staging {
             let _ = std::fs::remove_dir_all(s);
@@ -638,7 +642,9 @@ impl<S: Systemd + 'static> Engine<S> {
                 // The old agent needs the state lock this process holds:
                 // queue its start and let this process end. (When this
                 // process is the old agent, it is running already.)
-                if !is_this_binary(std::env::current_exe().ok().as_deref(), &c.previous_exe()) {
+                if self.cutover.revert_helper
+                    || !is_this_binary(std::env::current_exe().ok().as_deref(), &c.previous_exe())
+                {
                     res = self
                         .systemd
                         .enqueue("restart", u)
@@ -668,11 +674,13 @@ impl<S: Systemd + 'static> Engine<S> {
                 };
             }
         }
-        self.disarm(&r).await;
         match res {
             Ok(()) => self.finish(&mut r, outcome, error),
             Err(e) => self.finish(&mut r, Outcome::Failed, format!("{error}\nand {e}")),
         }
+        // Last: run by the revert timer, this process lives in the unit
+        // that disarming stops.
+        self.disarm(&r).await;
     }
 
     /// Self-upgrade, old agent: the link names the new agent; ask systemd
@@ -821,12 +829,12 @@ pub async fn recover<S: Systemd + 'static>(engine: &Arc<Engine<S>>, mut r: Recor
             if let Some(s) = &c.staging {
                 let _ = std::fs::remove_dir_all(s);
             }
-            engine.disarm(&r).await;
             engine.finish(
                 &mut r,
                 Outcome::Canceled,
                 format!("{why}; nothing was changed"),
             );
+            engine.disarm(&r).await;
         }
         "committing" => engine.commit_cutover(r).await,
         "cutover" | "confirming"

@@ -313,6 +313,7 @@ async fn revert(
                 Arc::new(windlass_agent::engine::Silent),
             );
             engine.cutover = Settings::new(&args.state_dir, &args.targets);
+            engine.cutover.revert_helper = true;
             let engine = Arc::new(engine);
             let rec = engine
                 .store
