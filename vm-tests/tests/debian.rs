@@ -114,6 +114,7 @@ fn prepare(share: &Path) {
     }
     generate(&vm.join("fleets/basic"), &share.join("data/basic"));
     generate(&torture_dir(), &share.join("data/torture"));
+    self_upgrade_build(share);
 }
 
 fn run() -> Run {
@@ -474,5 +475,179 @@ fn unauthorised_callers_are_refused_over_the_system_bus() {
         status(&dir, "before.json"),
         status(&dir, "after.json"),
         "nothing changed"
+    );
+}
+
+/// The version the self-upgrade scenario's second windlassd build reports.
+const UPGRADE_VERSION: &str = "0.1.0+vm-upgrade";
+
+/// A second windlassd, stamped with another version (`WINDLASS_VERSION`),
+/// for scenario 21; built in its own target directory so the binaries the
+/// other tests run stay as they are.
+fn self_upgrade_build(share: &Path) {
+    let root = repo_root();
+    let target = root.join("target/vm-self-upgrade");
+    let st = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "windlass-agent", "--bin", "windlassd"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("WINDLASS_VERSION", UPGRADE_VERSION)
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the second windlassd failed");
+    install(
+        &target.join("debug/windlassd"),
+        &share.join("www/windlassd-2"),
+    );
+}
+
+#[test]
+fn cutover_commits_a_good_version_refuses_a_failing_self_test_and_reverts_a_sick_one() {
+    if !vm_enabled(
+        "cutover_commits_a_good_version_refuses_a_failing_self_test_and_reverts_a_sick_one",
+    ) {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("20-cutover");
+    let facts = |p: &str| {
+        (
+            read(&dir, &format!("{p}.link")),
+            read(&dir, &format!("{p}.show")),
+            read(&dir, &format!("{p}.health")),
+            read(&dir, &format!("{p}.artifacts")),
+        )
+    };
+    assert_eq!(facts("start").2.trim(), "1", "hello 1 runs and answers");
+    // A good version commits: adopted, swapped, restarted, healthy.
+    assert_eq!(
+        read(&dir, "good.rc").trim(),
+        "0",
+        "{}{}",
+        read(&dir, "good.out"),
+        read(&dir, "good.err")
+    );
+    assert_eq!(read(&dir, "good.out").trim(), "committed");
+    let good = facts("good");
+    assert_eq!(
+        good.0.trim(),
+        "/var/lib/windlass/artifacts/hello/2/hello",
+        "the link names version 2"
+    );
+    assert_eq!(good.2.trim(), "2", "hello 2 runs and answers");
+    assert_eq!(prop(&good.1, "ActiveState"), "active");
+    assert_ne!(
+        prop(&facts("start").1, "MainPID"),
+        prop(&good.1, "MainPID"),
+        "the unit was restarted"
+    );
+    assert!(good.3.contains("artifacts/hello/adopted-"), "{}", good.3);
+    // A failing self-test is refused and changes nothing.
+    assert_eq!(
+        read(&dir, "bad.rc").trim(),
+        "1",
+        "{}",
+        read(&dir, "bad.err")
+    );
+    assert_eq!(read(&dir, "bad.out").trim(), "failed");
+    assert!(
+        read(&dir, "bad.err").contains("--self-test"),
+        "{}",
+        read(&dir, "bad.err")
+    );
+    assert_eq!(
+        facts("bad"),
+        good,
+        "link, unit (same PID) and artifacts unchanged"
+    );
+    // A version that starts but never answers is reverted.
+    assert_eq!(
+        read(&dir, "sick.rc").trim(),
+        "3",
+        "{}{}",
+        read(&dir, "sick.out"),
+        read(&dir, "sick.err")
+    );
+    assert!(read(&dir, "sick.err").contains("not healthy within 15 s"));
+    let elapsed: u64 = read(&dir, "sick.elapsed").trim().parse().unwrap();
+    assert!(elapsed < 15 + 45, "reverted {elapsed} s after the cutover");
+    let sick = facts("sick");
+    assert_eq!(sick.0, good.0, "the link is back on version 2");
+    assert_eq!(sick.2.trim(), "2", "hello 2 answers again");
+    assert_eq!(prop(&sick.1, "ActiveState"), "active");
+    assert_eq!(sick.3, good.3, "the sick version was removed again");
+    assert!(
+        !read(&dir, "windlass-units").contains("windlass-revert"),
+        "revert timers are disarmed: {}",
+        read(&dir, "windlass-units")
+    );
+}
+
+#[test]
+fn agent_self_upgrade_commits_a_good_build_and_the_revert_timer_undoes_a_crashing_one() {
+    if !vm_enabled(
+        "agent_self_upgrade_commits_a_good_build_and_the_revert_timer_undoes_a_crashing_one",
+    ) {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("21-self-upgrade");
+    let journal = || read(&dir, "windlassd.journal");
+    assert_eq!(read(&dir, "up.rc").trim(), "0", "{}", read(&dir, "up.err"));
+    assert_eq!(
+        read(&dir, "up.result").trim(),
+        "s \"committed\"",
+        "{}",
+        journal()
+    );
+    assert_ne!(read(&dir, "version-before"), read(&dir, "version-after"));
+    assert_eq!(
+        read(&dir, "version-after").trim(),
+        format!("s \"{UPGRADE_VERSION}\""),
+        "Version on the bus is the new build's"
+    );
+    let new_exe = "/var/lib/windlass/artifacts/windlassd/2/windlassd";
+    assert_eq!(read(&dir, "exe-after").trim(), new_exe);
+    assert_eq!(read(&dir, "up.link").trim(), new_exe);
+    assert!(
+        !read(&dir, "up.revert-units").contains("windlass-revert"),
+        "the new agent disarmed the revert timer: {}",
+        read(&dir, "up.revert-units")
+    );
+    // The crashing build: the link named it, the agent did not come up,
+    // the timer reverted.
+    assert_eq!(
+        read(&dir, "crash.rc").trim(),
+        "0",
+        "{}",
+        read(&dir, "crash.err")
+    );
+    assert_eq!(
+        read(&dir, "crash.during-link").trim(),
+        "/var/lib/windlass/artifacts/windlassd/crash/windlassd"
+    );
+    assert_eq!(
+        read(&dir, "crash.result").trim(),
+        "s \"rolled-back\"",
+        "{}\n{}",
+        journal(),
+        read(&dir, "revert.journal")
+    );
+    assert!(
+        read(&dir, "crash.error").contains("did not come up"),
+        "{}",
+        read(&dir, "crash.error")
+    );
+    assert_eq!(read(&dir, "crash.link").trim(), new_exe);
+    assert_eq!(read(&dir, "exe-final").trim(), new_exe);
+    assert_eq!(
+        read(&dir, "version-final").trim(),
+        format!("s \"{UPGRADE_VERSION}\""),
+        "the previous agent answers again"
+    );
+    let elapsed: u64 = read(&dir, "crash.elapsed").trim().parse().unwrap();
+    assert!(
+        elapsed <= 20 + 60 + 60,
+        "reverted {elapsed} s after the cutover (timer at deadline 20 s + 60 s)"
     );
 }
