@@ -270,7 +270,7 @@ async fn cutover_over_https_commits_and_every_refusal_changes_nothing() {
     }
     // The hanging self-test was killed, not left behind.
     let ps = std::process::Command::new("pgrep")
-        .args(["-f", "self-test-hangs"])
+        .args(["-fx", "sleep 6061"])
         .output()
         .unwrap();
     assert!(

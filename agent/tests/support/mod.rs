@@ -44,7 +44,8 @@ pub fn script(name: &str, self_test: &str) -> Vec<u8> {
 
 pub const PASSES: &str = "exit 0";
 pub const FAILS: &str = "echo broken >&2; exit 3";
-pub const HANGS: &str = "exec sleep 600";
+/// (A distinctive duration, so the test can look for the process.)
+pub const HANGS: &str = "exec sleep 6061";
 
 /// A test CA and a server certificate for 127.0.0.1 (openssl CLI).
 /// Returns (ca.pem, cert.pem, key.pem).
