@@ -570,7 +570,9 @@ fn cutover_commits_a_good_version_refuses_a_failing_self_test_and_reverts_a_sick
     );
     assert!(read(&dir, "sick.err").contains("not healthy within 15 s"));
     let elapsed: u64 = read(&dir, "sick.elapsed").trim().parse().unwrap();
-    assert!(elapsed < 15 + 45, "reverted {elapsed} s after the cutover");
+    // The gate gives up at 15 s; the restart back and the download and
+    // self-test before it are slow under TCG (54 s measured).
+    assert!(elapsed < 15 + 105, "reverted {elapsed} s after the cutover");
     let sick = facts("sick");
     assert_eq!(sick.0, good.0, "the link is back on version 2");
     assert_eq!(sick.2.trim(), "2", "hello 2 answers again");
