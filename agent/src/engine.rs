@@ -52,6 +52,8 @@ pub enum EngineError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
+    VerificationFailed(String),
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -84,6 +86,8 @@ pub struct Engine<S: Systemd + 'static> {
     pub poll: Duration,
     /// Registries and files of sweeps.
     pub sweep: crate::sweep::SweepConfig,
+    /// Where cutover targets, versions and downloads live.
+    pub cutover: crate::cutover::Settings,
     active: Mutex<Option<String>>,
     cancel: Mutex<BTreeSet<String>>,
     confirmed: Mutex<BTreeSet<String>>,
@@ -101,6 +105,7 @@ impl<S: Systemd + 'static> Engine<S> {
             revert_argv: None,
             poll: Duration::from_millis(500),
             sweep: crate::sweep::SweepConfig::default(),
+            cutover: crate::cutover::Settings::default(),
             active: Mutex::new(None),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
@@ -204,6 +209,7 @@ impl<S: Systemd + 'static> Engine<S> {
             history: Vec::new(),
             parent: parent.map(str::to_string),
             results: Vec::new(),
+            cutover: None,
         };
         if parent.is_none() {
             *a = Some(id);
@@ -377,6 +383,11 @@ impl<S: Systemd + 'static> Engine<S> {
         Ok(())
     }
 
+    /// Whether Cancel was asked for operation `id`.
+    pub(crate) fn canceled(&self, id: &str) -> bool {
+        self.cancel.lock().unwrap().contains(id)
+    }
+
     /// The external revert's units: one armed before the activation, one
     /// that replaces it once the activation is done.
     fn revert_units(r: &Record) -> [String; 2] {
@@ -391,6 +402,13 @@ impl<S: Systemd + 'static> Engine<S> {
     async fn arm_unit(&self, r: &Record, name: &str, delay: u64) {
         if let Some(argv) = &self.revert_argv {
             let mut argv = argv.clone();
+            if let Some(c) = &r.cutover
+                && c.agent
+            {
+                // Self-upgrade: the revert must run the old agent, which
+                // the link no longer names.
+                argv[0] = c.previous_exe().to_string_lossy().to_string();
+            }
             argv.push(r.id.clone());
             if let Err(e) = self.systemd.transient(name, &argv, Some(delay)).await {
                 tracing::warn!(
@@ -403,7 +421,7 @@ impl<S: Systemd + 'static> Engine<S> {
 
     /// Before the activation: fires after the gate's deadline, with a
     /// margin for the rollback the agent itself would do.
-    async fn arm(&self, r: &Record) {
+    pub(crate) async fn arm(&self, r: &Record) {
         let [first, _] = Self::revert_units(r);
         self.arm_unit(r, &first, r.deadline_sec + 60).await;
     }
@@ -422,7 +440,7 @@ impl<S: Systemd + 'static> Engine<S> {
         let _ = self.systemd.stop_transient(&first).await;
     }
 
-    async fn disarm(&self, r: &Record) {
+    pub(crate) async fn disarm(&self, r: &Record) {
         if self.revert_argv.is_some() {
             for u in Self::revert_units(r) {
                 let _ = self.systemd.stop_transient(&u).await;
@@ -646,6 +664,7 @@ impl<S: Systemd + 'static> Engine<S> {
             tracing::warn!(WINDLASS_OPERATION = r.id.as_str(), "recovering: {why}");
             let mut r2 = r.clone();
             match (r.kind, phase.as_str()) {
+                (Kind::Cutover, _) => crate::cutover::recover(self, r2).await,
                 (_, "recorded") | (_, "arming") => {
                     self.disarm(&r2).await;
                     self.finish(

@@ -10,6 +10,7 @@
 //! `/run/windlass`) holds `current`, the running native generation.
 
 pub mod contract;
+pub mod cutover;
 pub mod engine;
 pub mod fault;
 pub mod health;
@@ -18,9 +19,15 @@ pub mod service;
 pub mod store;
 pub mod sweep;
 pub mod systemd;
+pub mod targets;
 
-/// The agent's version, as reported on the bus.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The agent's version, as reported on the bus: the crate's, unless the
+/// build stamps its own (`WINDLASS_VERSION=1.2.3+deb1 cargo build`), as
+/// a distribution or the self-upgrade VM scenario does.
+pub const VERSION: &str = match option_env!("WINDLASS_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
 
 /// Well-known bus name, object path and interfaces.
 pub const BUS_NAME: &str = "io.windlass.Agent1";

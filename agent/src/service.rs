@@ -45,6 +45,7 @@ impl From<EngineError> for Error {
             )),
             EngineError::NotFound(m) => Error::NotFound(m),
             EngineError::InvalidArgument(m) => Error::InvalidArgument(m),
+            EngineError::VerificationFailed(m) => Error::VerificationFailed(m),
             EngineError::Failed(m) => Error::Failed(m),
         }
     }
@@ -306,14 +307,24 @@ impl<S: Systemd + 'static> Agent<S> {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-        _target: String,
-        _version: String,
-        _url: String,
-        _sha256: String,
-        _options: HashMap<String, OwnedValue>,
+        target: String,
+        version: String,
+        url: String,
+        sha256: String,
+        options: HashMap<String, OwnedValue>,
     ) -> Result<OwnedObjectPath, Error> {
         self.access.check(conn, &hdr, "Cutover").await?;
-        Err(Error::NotSupported("Cutover is not implemented yet".into()))
+        let mut req = crate::cutover::Request {
+            target,
+            version,
+            url,
+            sha256,
+            deadline_sec: None,
+        };
+        req.options(&options)?;
+        let r = self.engine.cutover(req)?;
+        register(conn, &self.engine, &r.id).await;
+        Ok(op_path(&r.id))
     }
 
     /// Options: `app` (s) sweeps one app, `dry_run` (b) changes nothing.

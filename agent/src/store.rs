@@ -139,6 +139,9 @@ pub struct Record {
     /// What a sweep did per app (one result object each).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<serde_json::Value>,
+    /// What a cutover moves, and where to return to (cutovers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<crate::cutover::CutoverState>,
 }
 
 fn default_confirm() -> String {
@@ -263,6 +266,7 @@ mod tests {
             history: vec![],
             parent: None,
             results: vec![],
+            cutover: None,
         };
         s.save(&r).unwrap();
         r.phase = "activating".into();

@@ -193,6 +193,7 @@ impl<S: Systemd + 'static> Engine<S> {
             history: vec![("finished".into(), t)],
             parent: None,
             results: Vec::new(),
+            cutover: None,
         };
         let apps = running
             .as_deref()

@@ -49,9 +49,76 @@ pub trait Systemd: Send + Sync {
     fn stop_transient(&self, name: &str) -> impl Future<Output = R<()>> + Send;
     /// Sends SIGKILL to every process of the unit.
     fn kill(&self, unit: &str) -> impl Future<Output = R<()>> + Send;
+    /// Runs `argv` to completion, at most `timeout` (a self-test). The
+    /// default runs it as a child process in its own process group (the
+    /// stand-in); [`Dbus`] runs it in a transient unit.
+    fn run_checked(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = R<Checked>> + Send {
+        let _ = name;
+        let argv = argv.to_vec();
+        async move { run_child(&argv, timeout).await }
+    }
     /// The image the container `name` runs (`podman container inspect`),
     /// or `None` when it cannot be told (no such container, no podman).
     fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
+}
+
+/// How a checked run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub ok: bool,
+    /// Exit status or timeout, and the last lines it printed.
+    pub detail: String,
+}
+
+/// Runs `argv` as a child in its own process group; on timeout the whole
+/// group is killed (a script's children included).
+pub async fn run_child(argv: &[String], timeout: std::time::Duration) -> R<Checked> {
+    use std::process::Stdio;
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(SystemdError("empty command".into()));
+    };
+    let child = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|x| SystemdError(format!("cannot run {prog}: {x}")))?;
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let mut text = String::from_utf8_lossy(&out.stderr).to_string();
+            text.push_str(&String::from_utf8_lossy(&out.stdout));
+            let tail: Vec<&str> = text.lines().rev().take(10).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Ok(Checked {
+                ok: out.status.success(),
+                detail: format!("{}\n{}", out.status, tail.join("\n"))
+                    .trim_end()
+                    .to_string(),
+            })
+        }
+        Ok(Err(x)) => Err(SystemdError(format!("{prog}: {x}"))),
+        Err(_) => {
+            if let Some(pid) = pid {
+                // SAFETY: signalling the process group we created.
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            Ok(Checked {
+                ok: false,
+                detail: format!("did not finish within {} s (killed)", timeout.as_secs()),
+            })
+        }
+    }
 }
 
 #[zbus::proxy(
@@ -256,6 +323,64 @@ impl Systemd for Dbus {
         Ok(())
     }
 
+    async fn run_checked(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> R<Checked> {
+        use futures_util::StreamExt;
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        let mut removed = m.receive_job_removed().await.map_err(e)?;
+        let exec: Vec<(String, Vec<String>, bool)> = vec![(argv[0].clone(), argv.to_vec(), false)];
+        let service = format!("{name}.service");
+        let usec = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+        let props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from(format!("windlass: {name}"))),
+            ("ExecStart", Value::from(exec)),
+            // A oneshot's start job ends when the command exits: "done",
+            // "failed" (non-zero exit) or "timeout" (then it is killed).
+            ("Type", Value::from("oneshot")),
+            ("TimeoutStartUSec", Value::from(usec)),
+            ("CollectMode", Value::from("inactive-or-failed")),
+        ];
+        let job = m
+            .start_transient_unit(&service, "fail", &props, &[])
+            .await
+            .map_err(e)?;
+        let wait = async {
+            while let Some(sig) = removed.next().await {
+                let args = sig.args().map_err(e)?;
+                if args.job == job {
+                    return Ok(args.result);
+                }
+            }
+            Err(SystemdError(
+                "systemd went away while waiting for a job".into(),
+            ))
+        };
+        let result =
+            match tokio::time::timeout(timeout + std::time::Duration::from_secs(10), wait).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    let _ = m.stop_unit(&service, "replace").await;
+                    "timeout".to_string()
+                }
+            };
+        let lines = self.journal(&service, 10).await.unwrap_or_default();
+        let why = match result.as_str() {
+            "done" => "exited 0".to_string(),
+            "timeout" => format!("did not finish within {} s (killed)", timeout.as_secs()),
+            other => format!("job {other}"),
+        };
+        Ok(Checked {
+            ok: result == "done",
+            detail: format!("{why}\n{}", lines.join("\n"))
+                .trim_end()
+                .to_string(),
+        })
+    }
+
     async fn kill(&self, unit: &str) -> R<()> {
         ManagerProxy::new(&self.conn)
             .await
@@ -439,6 +564,17 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.kill(unit).await,
             AnySystemd::None(s) => s.kill(unit).await,
+        }
+    }
+    async fn run_checked(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> R<Checked> {
+        match self {
+            AnySystemd::Dbus(s) => s.run_checked(name, argv, timeout).await,
+            AnySystemd::None(s) => s.run_checked(name, argv, timeout).await,
         }
     }
     async fn container_image(&self, name: &str) -> Option<String> {

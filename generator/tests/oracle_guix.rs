@@ -597,6 +597,11 @@ fn the_guix_service_module_loads_and_wires_the_agent() {
         facts.one("custom", "etc", "windlass/fleet"),
         Some("<local-file fleet>")
     );
+    assert_eq!(facts.one("default", "etc", "windlass/targets"), None);
+    assert_eq!(
+        facts.one("custom", "etc", "windlass/targets"),
+        Some("<local-file targets>")
+    );
 }
 
 /// Loads `scm` as `(windlass apps)` and returns Guile's error output, which

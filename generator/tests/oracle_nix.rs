@@ -531,6 +531,17 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
         "{exec}"
     );
     assert!(c["users"]["groups"]["ops"].is_object());
+    // Cutover targets become /etc/windlass/targets/<name>.toml, in the
+    // keys windlassd reads; extra CAs become --extra-ca.
+    assert!(
+        exec.contains("'--targets' '/etc/windlass/targets'")
+            && exec.contains("'--extra-ca' '/etc/ssl/fleet-ca.pem'"),
+        "{exec}"
+    );
+    assert_eq!(
+        c["environment"]["etc"]["windlass/targets/fleet-agent.toml"]["text"],
+        "agent = false\ndeadline = 60\nkeep = 3\nlink = \"/usr/local/bin/fleet-agent\"\nmax_bytes = 1048576\nself_test_timeout = 30\nunit = \"fleet-agent.service\"\n"
+    );
     let policy = c["services"]["dbus"]["packages"][0]["text"]
         .as_str()
         .unwrap();

@@ -35,6 +35,73 @@ let
       lib.mkMerge (map (c: c.${key} or (if key == "assertions" then [ ] else { })) fleetConfigs)
     );
 
+  # A cutover target as windlassd reads it (agent/src/targets.rs): TOML
+  # keys, null options left out; a JSON string is a valid TOML string.
+  targetToml =
+    t:
+    let
+      keys = {
+        link = t.link;
+        unit = t.unit;
+        health_http = t.healthHttp;
+        deadline = t.deadline;
+        keep = t.keep;
+        max_bytes = t.maxBytes;
+        self_test_timeout = t.selfTestTimeout;
+        agent = t.agent;
+      };
+    in
+    builtins.concatStringsSep "" (
+      map (k: "${k} = ${builtins.toJSON keys.${k}}\n") (
+        builtins.filter (k: keys.${k} != null) (builtins.attrNames keys)
+      )
+    );
+  targetOptions = {
+    options = {
+      link = mkOption {
+        type = types.str;
+        example = "/usr/local/bin/fleet-agent";
+        description = "The path that is swapped (a symlink into /var/lib/windlass/artifacts once adopted).";
+      };
+      unit = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "fleet-agent.service";
+        description = "The unit restarted after the swap and required active by the confirmation.";
+      };
+      healthHttp = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "An http(s) URL that must answer 2xx before the cutover commits.";
+      };
+      deadline = mkOption {
+        type = types.int;
+        default = 60;
+        description = "Seconds the new version may take to be active and healthy.";
+      };
+      keep = mkOption {
+        type = types.int;
+        default = 3;
+        description = "Versions kept on disk (at least 2; never the running or the previous one is removed).";
+      };
+      maxBytes = mkOption {
+        type = types.int;
+        default = 268435456;
+        description = "Download size cap.";
+      };
+      selfTestTimeout = mkOption {
+        type = types.int;
+        default = 30;
+        description = "Seconds `<new> --self-test` may take.";
+      };
+      agent = mkOption {
+        type = types.bool;
+        default = false;
+        description = "The target is windlassd itself (self-upgrade).";
+      };
+    };
+  };
+
   policy = pkgs.writeTextDir "share/dbus-1/system.d/io.windlass.Agent1.conf" ''
     <?xml version="1.0"?>
     <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
@@ -101,6 +168,22 @@ in
       };
     };
 
+    cutover = {
+      targets = mkOption {
+        type = types.attrsOf (types.submodule targetOptions);
+        default = { };
+        description = ''
+          Binaries windlassd may move to a new version (`windlassctl cutover
+          NAME VERSION URL SHA256`), written to /etc/windlass/targets/NAME.toml.
+        '';
+      };
+      extraCertificates = mkOption {
+        type = types.listOf types.path;
+        default = [ ];
+        description = "Extra trusted root certificates (PEM) for cutover downloads.";
+      };
+    };
+
     apps = mkOption {
       type = types.nullOr types.path;
       default = null;
@@ -127,6 +210,11 @@ in
     assertions = fromFleet "assertions";
     environment = lib.mkMerge [
       (lib.mkIf cfg.enable { systemPackages = [ cfg.package ]; })
+      (lib.mkIf cfg.enable {
+        etc = lib.mapAttrs' (
+          name: t: lib.nameValuePair "windlass/targets/${name}.toml" { text = targetToml t; }
+        ) cfg.cutover.targets;
+      })
       (fromFleet "environment")
     ];
     system = fromFleet "system";
@@ -155,19 +243,27 @@ in
           serviceConfig = {
             Type = "dbus";
             BusName = "io.windlass.Agent1";
-            ExecStart = lib.escapeShellArgs [
-              "${cfg.package}/bin/windlassd"
-              "--bus"
-              "system"
-              "--state-dir"
-              cfg.stateDirectory
-              "--run-dir"
-              "/run/windlass"
-              "--group"
-              cfg.group
-              "--platform"
-              "nixos"
-            ];
+            ExecStart = lib.escapeShellArgs (
+              [
+                "${cfg.package}/bin/windlassd"
+                "--bus"
+                "system"
+                "--state-dir"
+                cfg.stateDirectory
+                "--run-dir"
+                "/run/windlass"
+                "--group"
+                cfg.group
+                "--platform"
+                "nixos"
+                "--targets"
+                "/etc/windlass/targets"
+              ]
+              ++ builtins.concatMap (c: [
+                "--extra-ca"
+                "${c}"
+              ]) cfg.cutover.extraCertificates
+            );
             Restart = "on-failure";
             StateDirectory = "windlass";
             StateDirectoryMode = "0750";

@@ -761,3 +761,87 @@ fn sweep_timer_upgrades_to_a_new_release_and_promotes_it() {
     assert_eq!(s1["running"], s2["running"]);
     assert_eq!(s1["selected"], s1["running"], "the upgrade was committed");
 }
+
+#[test]
+fn cutover_commits_a_good_version_refuses_a_failing_self_test_and_reverts_a_sick_one() {
+    if !vm_enabled(
+        "cutover_commits_a_good_version_refuses_a_failing_self_test_and_reverts_a_sick_one",
+    ) {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("20-cutover");
+    let facts = |p: &str| {
+        (
+            read(&dir, &format!("{p}.link")),
+            read(&dir, &format!("{p}.show")),
+            read(&dir, &format!("{p}.health")),
+            read(&dir, &format!("{p}.artifacts")),
+        )
+    };
+    assert_eq!(facts("start").2.trim(), "1", "hello 1 runs and answers");
+    // A good version commits: adopted, swapped, restarted, healthy.
+    assert_eq!(
+        read(&dir, "good.rc").trim(),
+        "0",
+        "{}{}",
+        read(&dir, "good.out"),
+        read(&dir, "good.err")
+    );
+    assert_eq!(read(&dir, "good.out").trim(), "committed");
+    let good = facts("good");
+    assert_eq!(
+        good.0.trim(),
+        "/var/lib/windlass/artifacts/hello/2/hello",
+        "the link names version 2"
+    );
+    assert_eq!(good.2.trim(), "2", "hello 2 runs and answers");
+    assert_eq!(prop(&good.1, "ActiveState"), "active");
+    assert_ne!(
+        prop(&facts("start").1, "MainPID"),
+        prop(&good.1, "MainPID"),
+        "the unit was restarted"
+    );
+    assert!(good.3.contains("artifacts/hello/adopted-"), "{}", good.3);
+    // A failing self-test is refused and changes nothing.
+    assert_eq!(
+        read(&dir, "bad.rc").trim(),
+        "1",
+        "{}",
+        read(&dir, "bad.err")
+    );
+    assert_eq!(read(&dir, "bad.out").trim(), "failed");
+    assert!(
+        read(&dir, "bad.err").contains("--self-test"),
+        "{}",
+        read(&dir, "bad.err")
+    );
+    assert_eq!(
+        facts("bad"),
+        good,
+        "link, unit (same PID) and artifacts unchanged"
+    );
+    // A version that starts but never answers is reverted.
+    assert_eq!(
+        read(&dir, "sick.rc").trim(),
+        "3",
+        "{}{}",
+        read(&dir, "sick.out"),
+        read(&dir, "sick.err")
+    );
+    assert!(read(&dir, "sick.err").contains("not healthy within 15 s"));
+    let elapsed: u64 = read(&dir, "sick.elapsed").trim().parse().unwrap();
+    // The gate gives up at 15 s; the restart back and the download and
+    // self-test before it are slow under TCG (54 s measured).
+    assert!(elapsed < 15 + 105, "reverted {elapsed} s after the cutover");
+    let sick = facts("sick");
+    assert_eq!(sick.0, good.0, "the link is back on version 2");
+    assert_eq!(sick.2.trim(), "2", "hello 2 answers again");
+    assert_eq!(prop(&sick.1, "ActiveState"), "active");
+    assert_eq!(sick.3, good.3, "the sick version was removed again");
+    assert!(
+        !read(&dir, "windlass-units").contains("windlass-revert"),
+        "revert timers are disarmed: {}",
+        read(&dir, "windlass-units")
+    );
+}

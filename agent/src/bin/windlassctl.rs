@@ -55,6 +55,20 @@ enum Cmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Move a cutover target to VERSION, downloaded from URL and verified
+    /// against SHA256; commit once healthy, else swap back.
+    Cutover {
+        target: String,
+        version: String,
+        url: String,
+        sha256: String,
+        /// Seconds the target may take to be active and healthy (default:
+        /// the target's).
+        #[arg(long)]
+        deadline: Option<u64>,
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Confirm an operation started with --confirm manual.
     Confirm { operation: String },
     /// Cancel an operation in flight (it rolls back).
@@ -101,6 +115,14 @@ trait Agent {
         options: HashMap<&str, Value<'_>>,
     ) -> zbus::Result<OwnedObjectPath>;
     fn sweep(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedObjectPath>;
+    fn cutover(
+        &self,
+        target: &str,
+        version: &str,
+        url: &str,
+        sha256: &str,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<OwnedObjectPath>;
     fn confirm(&self, operation: &zbus::zvariant::ObjectPath<'_>) -> zbus::Result<()>;
     fn cancel(&self, operation: &zbus::zvariant::ObjectPath<'_>) -> zbus::Result<()>;
 }
@@ -140,6 +162,7 @@ fn refused(e: &zbus::Error) -> bool {
                 | "io.windlass.Error.InvalidArgument"
                 | "io.windlass.Error.NotFound"
                 | "io.windlass.Error.NotSupported"
+                | "io.windlass.Error.VerificationFailed"
                 | "org.freedesktop.DBus.Error.AccessDenied"
         ),
         _ => false,
@@ -327,6 +350,28 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
         } => {
             let path = agent
                 .rollback(generation.as_deref().unwrap_or(""), HashMap::new())
+                .await
+                .map_err(err)?;
+            if no_wait {
+                println!("{}", path.as_str());
+                return Ok(exit::COMMITTED);
+            }
+            return follow(&conn, path, cli.json).await.map_err(err);
+        }
+        Cmd::Cutover {
+            target,
+            version,
+            url,
+            sha256,
+            deadline,
+            no_wait,
+        } => {
+            let mut o: HashMap<&str, Value<'_>> = HashMap::new();
+            if let Some(d) = deadline {
+                o.insert("deadline", Value::from(d));
+            }
+            let path = agent
+                .cutover(&target, &version, &url, &sha256, o)
                 .await
                 .map_err(err)?;
             if no_wait {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
+use windlass_agent::cutover::Settings;
 use windlass_agent::engine::Engine;
 use windlass_agent::platform::{self, native::Native, nixos};
 use windlass_agent::service::{self, Access, Signals};
@@ -71,6 +72,45 @@ struct Args {
     /// Check that this binary can run here, then exit.
     #[arg(long)]
     self_test: bool,
+    /// Cutover targets, one `<name>.toml` each.
+    #[arg(long, default_value = "/etc/windlass/targets")]
+    targets: PathBuf,
+    /// Extra trusted root certificate(s) for cutover downloads (PEM);
+    /// repeatable.
+    #[arg(long, value_name = "PEM")]
+    extra_ca: Vec<PathBuf>,
+}
+
+/// The HTTPS client for cutover downloads, trusting `--extra-ca` too.
+fn http_client(args: &Args) -> anyhow::Result<windlass_net::reqwest::Client> {
+    use anyhow::Context as _;
+    let mut roots = Vec::new();
+    for p in &args.extra_ca {
+        roots.push(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?);
+    }
+    Ok(windlass_net::client(&windlass_net::ClientOptions {
+        extra_roots_pem: roots,
+        ..Default::default()
+    })?)
+}
+
+/// What this binary needs to run: a writable state directory, its HTTPS
+/// client (and certificates), readable target files.
+fn self_test(args: &Args) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(&args.state_dir)
+        .and_then(|_| tempfile_in(&args.state_dir))
+        .with_context(|| format!("state directory {}", args.state_dir.display()))?;
+    http_client(args).context("the HTTPS client")?;
+    if let Ok(entries) = std::fs::read_dir(&args.targets) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(t) = name.strip_suffix(".toml") {
+                windlass_agent::targets::load(&args.targets, t)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// windlass's own events at INFO and above (not its libraries' debug
@@ -140,19 +180,13 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     init_logging();
     if args.self_test {
-        // What the binary needs: a state directory it can write, a clock.
-        return match std::fs::create_dir_all(&args.state_dir)
-            .and_then(|_| tempfile_in(&args.state_dir))
-        {
+        return match self_test(&args) {
             Ok(()) => {
                 println!("windlassd {VERSION}: self-test ok");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!(
-                    "windlassd: self-test failed: {}: {e}",
-                    args.state_dir.display()
-                );
+                eprintln!("windlassd: self-test failed: {e:#}");
                 ExitCode::FAILURE
             }
         };
@@ -207,12 +241,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         return revert(&args, op, store, platform, systemd).await;
     }
 
-    let _lock = lock_state(&args.state_dir, false)?
-        .with_context(|| format!("another windlassd holds {}", args.state_dir.display()))?;
+    // A little patience: after a self-upgrade is reverted, the revert
+    // process may still hold the lock for a moment.
+    let mut lock = lock_state(&args.state_dir, false)?;
+    for _ in 0..50 {
+        if lock.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        lock = lock_state(&args.state_dir, false)?;
+    }
+    let _lock =
+        lock.with_context(|| format!("another windlassd holds {}", args.state_dir.display()))?;
     let (signals, rx) = Signals::channel();
     let mut engine = Engine::new(store, platform, systemd, Arc::new(signals));
     engine.sweep.insecure_registries = args.insecure_registry.clone();
     engine.sweep.registry_attempts = args.registry_attempts;
+    engine.http = http_client(&args)?;
+    engine.cutover = Settings::new(&args.state_dir, &args.targets);
     if args.systemd == SystemdArg::Dbus {
         let exe = std::env::current_exe()?.to_string_lossy().to_string();
         engine.revert_argv = Some(vec![
@@ -225,6 +271,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.run_dir.to_string_lossy().to_string(),
             "--platform".into(),
             format!("{:?}", detect(args.platform)).to_lowercase(),
+            "--targets".into(),
+            args.targets.to_string_lossy().to_string(),
             "--revert".into(),
         ]);
     }
@@ -246,6 +294,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     conn.request_name(BUS_NAME)
         .await
         .with_context(|| format!("cannot own {BUS_NAME}"))?;
+    // A self-upgrade into this binary commits now that it is on the bus.
+    engine.confirm_self_upgrade().await;
     tracing::info!(
         version = VERSION,
         platform = engine.platform_name(),
@@ -271,12 +321,15 @@ async fn revert(
     match lock_state(&args.state_dir, false)? {
         Some(_lock) => {
             // No agent runs: resolve the record ourselves.
-            let engine = Arc::new(Engine::new(
+            let mut engine = Engine::new(
                 store,
                 platform,
                 systemd,
                 Arc::new(windlass_agent::engine::Silent),
-            ));
+            );
+            engine.cutover = Settings::new(&args.state_dir, &args.targets);
+            engine.cutover.revert_helper = true;
+            let engine = Arc::new(engine);
             let rec = engine
                 .store
                 .load(op)

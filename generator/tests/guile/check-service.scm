@@ -22,7 +22,9 @@
                   (group "ops")
                   (state-directory "/srv/windlass")
                   (sweep-schedule "0 4 * * 1")
-                  (apps (local-file "fleet" "fleet" #:recursive? #t))))))
+                  (apps (local-file "fleet" "fleet" #:recursive? #t))
+                  (cutover-targets
+                   (local-file "targets" "targets" #:recursive? #t))))))
 
 (define (dump-shepherd label s)
   (define name (car (shepherd-service-provision s)))

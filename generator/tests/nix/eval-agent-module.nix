@@ -21,6 +21,19 @@ let
       enable = sweep;
       schedule = "weekly";
     };
+    cutover = {
+      targets.fleet-agent = {
+        link = "/usr/local/bin/fleet-agent";
+        unit = "fleet-agent.service";
+        healthHttp = null;
+        deadline = 60;
+        keep = 3;
+        maxBytes = 1048576;
+        selfTestTimeout = 30;
+        agent = false;
+      };
+      extraCertificates = [ "/etc/ssl/fleet-ca.pem" ];
+    };
     apps = if generated == null then null else "/fleet";
     backend = "oci-containers";
   };

@@ -33,6 +33,7 @@ rec {
   types = {
     str = "str";
     bool = "bool";
+    int = "int";
     path = "path";
     anything = "anything";
     strMatching = re: "strMatching ${re}";

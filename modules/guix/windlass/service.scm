@@ -60,7 +60,14 @@ calendar event.  The default, Mondays at 00:00, is systemd's
    "The fleet directory the apps were generated from, as a file-like object
 such as @code{(local-file \"fleet\" #:recursive? #t)}, or @code{#f}.  When
 set, it is installed as @file{/etc/windlass/fleet}.  The app services
-themselves come from @code{%windlass-app-services}."))
+themselves come from @code{%windlass-app-services}.")
+  (cutover-targets
+   (file-like-or-false #f)
+   "A directory of cutover targets, one @file{NAME.toml} each (link, unit,
+health_http, deadline, keep, max_bytes, self_test_timeout, agent; see the
+README), as a file-like object such as @code{(local-file \"targets\"
+#:recursive? #t)}, or @code{#f}.  When set, it is installed as
+@file{/etc/windlass/targets}, where @command{windlassd} reads them."))
 
 (define (windlass-shepherd-services config)
   (let ((package (windlass-configuration-package config))
@@ -101,10 +108,14 @@ that track releases to their newest release, kept only when healthy."))))
       (chmod directory #o700)))
 
 (define (windlass-etc-files config)
-  (let ((apps (windlass-configuration-apps config)))
-    (if apps
-        (list (list "windlass/fleet" apps))
-        '())))
+  (let ((apps (windlass-configuration-apps config))
+        (targets (windlass-configuration-cutover-targets config)))
+    (append (if apps
+                (list (list "windlass/fleet" apps))
+                '())
+            (if targets
+                (list (list "windlass/targets" targets))
+                '()))))
 
 (define (windlass-packages config)
   (list (windlass-configuration-package config)))
