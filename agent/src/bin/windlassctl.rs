@@ -187,8 +187,13 @@ async fn connect(bus: &str) -> zbus::Result<zbus::Connection> {
 }
 
 /// Follows an operation; returns its exit code.
-async fn follow(conn: &zbus::Connection, path: OwnedObjectPath, json: bool) -> zbus::Result<u8> {
-    let (result, error) = wait(conn, path.clone(), json).await?;
+async fn follow(
+    conn: &zbus::Connection,
+    signals: &mut zbus::MessageStream,
+    path: OwnedObjectPath,
+    json: bool,
+) -> zbus::Result<u8> {
+    let (result, error) = wait(conn, signals, path.clone(), json).await?;
     if json {
         println!(
             "{}",
@@ -214,55 +219,78 @@ fn code_of(result: &str) -> u8 {
 
 /// Waits for an operation's end, showing its phases on stderr unless
 /// `quiet`; returns (result, error).
+/// Every operation's signals, subscribed to before a mutating call, so
+/// that no phase an operation passes before the call returns is missed.
+async fn operation_signals(conn: &zbus::Connection) -> zbus::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("io.windlass.Operation1")?
+        .path_namespace(windlass_agent::OPERATION_PREFIX)?
+        .build();
+    zbus::MessageStream::for_match_rule(rule, conn, Some(4096)).await
+}
+
+/// Waits for an operation's end, showing its phases on stderr unless
+/// `quiet`; returns (result, error).
 async fn wait(
     conn: &zbus::Connection,
+    signals: &mut zbus::MessageStream,
     path: OwnedObjectPath,
     quiet: bool,
 ) -> zbus::Result<(String, String)> {
-    let json = quiet;
     let op = OperationProxy::builder(conn)
         .path(path.clone())?
         .build()
         .await?;
-    let mut phases = op.receive_phase_changed().await?;
-    let mut finished = op.receive_finished().await?;
-    if !json {
+    if !quiet {
         eprintln!("operation {}", path.as_str());
     }
-    let (result, error) = loop {
-        let r = op.result().await?;
-        if !r.is_empty() {
-            break (r, op.error().await?);
-        }
+    loop {
         tokio::select! {
-            // Phases first: they were sent before the end.
+            // Signals first: they tell the phases in order, then the end.
             biased;
-            Some(p) = phases.next() => {
-                if let Ok(a) = p.args() && !json {
-                    if a.detail.is_empty() {
-                        eprintln!("  {}", a.phase);
-                    } else {
-                        eprintln!("  {}: {}", a.phase, a.detail);
+            Some(m) = signals.next() => {
+                let Ok(m) = m else { continue };
+                let h = m.header();
+                if h.path().map(|p| p.as_str()) != Some(path.as_str()) {
+                    continue;
+                }
+                match h.member().map(|x| x.as_str()) {
+                    Some("PhaseChanged") if !quiet => {
+                        let (phase, detail): (String, String) = m.body().deserialize()?;
+                        if detail.is_empty() {
+                            eprintln!("  {phase}");
+                        } else {
+                            eprintln!("  {phase}: {detail}");
+                        }
                     }
+                    Some("Finished") => {
+                        return m.body().deserialize::<(String, String)>();
+                    }
+                    _ => {}
                 }
             }
-            Some(f) = finished.next() => {
-                let a = f.args()?;
-                break (a.result.clone(), a.error.clone());
+            // An operation that finished before we looked (watch), or a
+            // signal lost: its properties tell.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                let r = op.result().await?;
+                if !r.is_empty() {
+                    return Ok((r, op.error().await?));
+                }
             }
         }
-    };
-    Ok((result, error))
+    }
 }
 
 /// Follows a sweep, then prints one line per app (`--json`: the results
 /// log's JSON lines).
 async fn follow_sweep(
     conn: &zbus::Connection,
+    signals: &mut zbus::MessageStream,
     path: OwnedObjectPath,
     json: bool,
 ) -> zbus::Result<u8> {
-    let (result, error) = wait(conn, path.clone(), json).await?;
+    let (result, error) = wait(conn, signals, path.clone(), json).await?;
     let op = OperationProxy::builder(conn).path(path)?.build().await?;
     let results: Vec<serde_json::Value> =
         serde_json::from_str(&op.results().await?).unwrap_or_default();
@@ -303,6 +331,7 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
         (code, describe(&e))
     };
     let conn = connect(&cli.bus).await.map_err(err)?;
+    let mut signals = operation_signals(&conn).await.map_err(err)?;
     let agent = AgentProxy::new(&conn).await.map_err(err)?;
     let print = |text: String| {
         if cli.json {
@@ -342,7 +371,9 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 println!("{}", path.as_str());
                 return Ok(exit::COMMITTED);
             }
-            return follow(&conn, path, cli.json).await.map_err(err);
+            return follow(&conn, &mut signals, path, cli.json)
+                .await
+                .map_err(err);
         }
         Cmd::Rollback {
             generation,
@@ -356,7 +387,9 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 println!("{}", path.as_str());
                 return Ok(exit::COMMITTED);
             }
-            return follow(&conn, path, cli.json).await.map_err(err);
+            return follow(&conn, &mut signals, path, cli.json)
+                .await
+                .map_err(err);
         }
         Cmd::Cutover {
             target,
@@ -378,7 +411,9 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 println!("{}", path.as_str());
                 return Ok(exit::COMMITTED);
             }
-            return follow(&conn, path, cli.json).await.map_err(err);
+            return follow(&conn, &mut signals, path, cli.json)
+                .await
+                .map_err(err);
         }
         Cmd::Confirm { operation } => {
             let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
@@ -405,11 +440,13 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
                 println!("{}", path.as_str());
                 return Ok(exit::COMMITTED);
             }
-            return follow_sweep(&conn, path, cli.json).await.map_err(err);
+            return follow_sweep(&conn, &mut signals, path, cli.json)
+                .await
+                .map_err(err);
         }
         Cmd::Watch { operation } => {
             let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
-            return follow(&conn, p, cli.json).await.map_err(err);
+            return follow(&conn, &mut signals, p, cli.json).await.map_err(err);
         }
         Cmd::Completions { .. } | Cmd::Man => unreachable!("handled before connecting"),
     }
