@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The CA and port helpers of the network tests, shared.
+#[path = "../../../net/tests/common/mod.rs"]
+mod net;
+pub use net::{free_port, test_ca};
+
 use sha2::{Digest, Sha256};
 
 fn require(bin: &str, package: &str) -> PathBuf {
@@ -22,14 +27,6 @@ fn require(bin: &str, package: &str) -> PathBuf {
         }
     }
     panic!("{bin} is missing: install Debian's {package} (tools/test does)");
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -46,86 +43,6 @@ pub const PASSES: &str = "exit 0";
 pub const FAILS: &str = "echo broken >&2; exit 3";
 /// (A distinctive duration, so the test can look for the process.)
 pub const HANGS: &str = "exec sleep 6061";
-
-/// A test CA and a server certificate for 127.0.0.1 (openssl CLI).
-/// Returns (ca.pem, cert.pem, key.pem).
-pub fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let openssl = require("openssl", "openssl");
-    let run = |args: &[&str]| {
-        let out = Command::new(&openssl)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=windlass test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(&a);
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(&a);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
 
 pub struct Server {
     pub port: u16,
