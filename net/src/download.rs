@@ -69,6 +69,12 @@ pub enum DownloadError {
     Exists(PathBuf),
 }
 
+/// The longest a whole download may take. It replaces the client's
+/// whole-request timeout, which suits API calls, not a 200 MB binary on a
+/// slow link; a transfer that stalls fails after the client's
+/// `read_timeout` long before this.
+pub const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// The verified file at `dest` (which must not exist yet).
 pub async fn download_verified(
     http: &reqwest::Client,
@@ -103,6 +109,7 @@ pub async fn download_verified(
 
     let resp = http
         .get(parsed.clone())
+        .timeout(DOWNLOAD_TIMEOUT)
         .send()
         .await
         .map_err(|e| DownloadError::Transfer {

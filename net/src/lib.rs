@@ -41,8 +41,13 @@ pub struct ClientOptions {
     /// Extra trusted root certificates (PEM), e.g. a test CA.
     pub extra_roots_pem: Vec<Vec<u8>>,
     pub connect_timeout: Duration,
-    /// Whole-request timeout (headers and body).
+    /// Whole-request timeout (headers and body) of registry calls.
+    /// Artifact downloads ([`download::download_verified`]) are bounded by
+    /// [`download::DOWNLOAD_TIMEOUT`] instead: a large file on a slow link
+    /// may take longer, and a stalled one is caught by `read_timeout`.
     pub timeout: Duration,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +56,7 @@ impl Default for ClientOptions {
             extra_roots_pem: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(300),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -69,6 +75,7 @@ pub fn client(opts: &ClientOptions) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.timeout)
+        .read_timeout(opts.read_timeout)
         .user_agent(concat!("windlass/", env!("CARGO_PKG_VERSION")))
         .https_only(false)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {

@@ -234,3 +234,93 @@ async fn truncated_and_unbounded_bodies_are_refused() {
     .unwrap();
     assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), body);
 }
+
+/// A server that sends `body` in eight pieces `gap` apart, after a header
+/// announcing all of it; with `stall`, it stops after the first piece.
+fn trickle(body: Vec<u8>, gap: std::time::Duration, stall: bool) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let mut b = [0u8; 1];
+                while !req.ends_with(b"\r\n\r\n") && s.read(&mut b).is_ok_and(|n| n == 1) {
+                    req.push(b[0]);
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                for (i, piece) in body.chunks(body.len().div_ceil(8)).enumerate() {
+                    if i == 1 && stall {
+                        std::thread::sleep(std::time::Duration::from_secs(30));
+                        return;
+                    }
+                    let _ = s.write_all(piece);
+                    let _ = s.flush();
+                    std::thread::sleep(gap);
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A download that keeps coming may outlast the client's whole-request
+/// timeout (meant for API calls); one that stalls fails after the read
+/// timeout and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_downloads_finish_and_stalled_ones_fail() {
+    use std::time::{Duration, Instant};
+    let body: Vec<u8> = (0..80_000u32).map(|i| (i % 251) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&body));
+    let http = windlass_net::client(&windlass_net::ClientOptions {
+        timeout: Duration::from_secs(1),
+        read_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut o = opts(&sha, 1 << 20);
+    o.allow_http = true;
+    let dir = tempfile::tempdir().unwrap();
+
+    let slow = trickle(body.clone(), Duration::from_millis(350), false);
+    let t = Instant::now();
+    download_verified(
+        &http,
+        &format!("http://127.0.0.1:{slow}/slow"),
+        &dir.path().join("slow"),
+        &o,
+    )
+    .await
+    .unwrap();
+    assert!(
+        t.elapsed() > Duration::from_secs(2),
+        "the transfer took {:?}, not longer than the client's timeout",
+        t.elapsed()
+    );
+    assert_eq!(std::fs::read(dir.path().join("slow")).unwrap(), body);
+
+    let stalled = trickle(body, Duration::from_millis(10), true);
+    let t = Instant::now();
+    let e = download_verified(
+        &http,
+        &format!("http://127.0.0.1:{stalled}/stalled"),
+        &dir.path().join("stalled"),
+        &o,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, DownloadError::Transfer { .. }), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "gave up after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(listing(dir.path()), ["slow"], "{e}");
+}
