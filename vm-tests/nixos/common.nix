@@ -32,9 +32,9 @@ rec {
   # The service name of an app under a backend.
   unit = backend: app: if backend == "quadlet" then "${app}.service" else "podman-${app}.service";
 
-  # Loads the test image before any container starts (no registry in the
+  # Loads the test images before any container starts (no registry in the
   # test VM); ordered before the apps' units whatever their names.
-  loadImage = apps: backend: {
+  loadImages = images: apps: backend: {
     systemd.services.windlass-test-image = {
       wantedBy = [ "multi-user.target" ];
       before = map (unit backend) apps;
@@ -44,8 +44,152 @@ rec {
         Type = "oneshot";
         RemainAfterExit = true;
       };
-      script = "podman load -i ${image}";
+      script = builtins.concatStringsSep "\n" (map (i: "podman load -i ${i}") images);
     };
+  };
+  loadImage = loadImages [ image ];
+
+  # Scenario 1 runs the example fleet (examples/), whose images cannot be
+  # pulled in a test VM. What stands in for each image, and what the fleet
+  # needs from its host, as the Debian harness has it
+  # (`windlass_vm_tests::standins` and 01-generate-run.sh; a test,
+  # vm-tests/tests/nixos_twins.rs, holds this table equal to the fleet).
+  examples = {
+    standins = {
+      bitcoind = {
+        image = "docker.io/lncm/bitcoind:v27.0";
+        ports = [ 8333 ];
+      };
+      caddy = {
+        image = "docker.io/library/caddy:2.8.4";
+        ports = [
+          80
+          443
+          2019
+        ];
+      };
+      lnd = {
+        image = "docker.io/lightninglabs/lnd:v0.18.3-beta";
+        ports = [
+          9735
+          10009
+        ];
+      };
+      nextcloud = {
+        image = "docker.io/library/nextcloud:29.0.7-apache";
+        ports = [
+          80
+          8080
+        ];
+      };
+      postgres = {
+        image = "docker.io/library/postgres:16.4-bookworm";
+        ports = [ ];
+      };
+      redis = {
+        image = "docker.io/library/redis:7.4-alpine";
+        ports = [ ];
+      };
+      uptime = {
+        image = "docker.io/louislam/uptime-kuma:1.23.15";
+        ports = [ 3001 ];
+      };
+    };
+    # Podman secrets, bind-mount sources, environment files, and the
+    # targets of named volumes (world-writable in the stand-in, so an app
+    # running as another user, postgres as 999, can write to its own).
+    secrets = [
+      "bitcoind-rpcauth"
+      "lnd-wallet-password"
+      "nextcloud-admin-password"
+      "pg-password"
+    ];
+    dirs = [
+      "/etc/caddy"
+      "/srv/nextcloud/config"
+      "/var/lib/lnd/conf"
+      "/var/lib/uptime-kuma"
+    ];
+    envFiles = [ "/etc/nextcloud/extra.env" ];
+    volumeTargets = [
+      "/data"
+      "/var/lib/postgresql/data"
+      "/var/www/html"
+    ];
+  };
+
+  # The stand-in: busybox; /standin/run as the entrypoint (serves a page on
+  # $STANDIN_PORTS, then waits for SIGTERM); /standin/cli in place of every
+  # program the fleet's commands, health checks and jobs call (prints its
+  # name, uid and arguments). One image per app, named as the app's image.
+  standinRoot = pkgs.buildEnv {
+    name = "windlass-standin-root";
+    paths = [ pkgs.busybox ];
+    pathsToLink = [ "/bin" ];
+  };
+  standinFiles = ''
+    mkdir -p standin usr/local/bin www/config etc tmp
+    chmod 1777 tmp
+    for f in index.html config/index.html status.php; do
+      echo "windlass stand-in" > "www/$f"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/sh\npostgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n' > etc/passwd
+    printf 'root:x:0:\nwww-data:x:33:\npostgres:x:999:\n' > etc/group
+    cp ${../standin/run} standin/run
+    cp ${../standin/cli} standin/cli
+    chmod 755 standin/run standin/cli
+    for c in bitcoin-cli lncli curl pg_isready redis-cli php pg_dump vacuumdb; do
+      ln -s /standin/cli "usr/local/bin/$c"
+    done
+    ln -s /standin/run usr/local/bin/caddy
+    ln -s /standin/run usr/local/bin/lnd
+    for t in ${builtins.concatStringsSep " " examples.volumeTargets}; do
+      mkdir -p ".$t" && chmod 1777 ".$t"
+    done
+  '';
+  standinImages = builtins.attrValues (
+    builtins.mapAttrs (
+      app: s:
+      let
+        ref = builtins.match "(.*):([^:/]*)" s.image;
+      in
+      pkgs.dockerTools.buildImage {
+        name = builtins.elemAt ref 0;
+        tag = builtins.elemAt ref 1;
+        copyToRoot = standinRoot;
+        extraCommands = standinFiles;
+        config = {
+          Entrypoint = [ "/standin/run" ];
+          Env = [
+            "PATH=/usr/local/bin:/bin"
+            "STANDIN_APP=${app}"
+            "STANDIN_PORTS=${builtins.concatStringsSep "," (map toString s.ports)}"
+          ];
+        };
+      }
+    ) examples.standins
+  );
+  # The host side: the secrets, directories and environment files, ready
+  # before any app starts.
+  exampleInputs = backend: {
+    systemd.services.windlass-test-inputs = {
+      wantedBy = [ "multi-user.target" ];
+      before = map (unit backend) (builtins.attrNames examples.standins);
+      requiredBy = map (unit backend) (builtins.attrNames examples.standins);
+      path = [ pkgs.podman ];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+      };
+      script = builtins.concatStringsSep "\n" (
+        map (
+          s: "printf 'stand-in value of %s' ${s} | podman secret create --replace ${s} -"
+        ) examples.secrets
+      );
+    };
+    systemd.tmpfiles.rules =
+      map (d: "d ${d} 0755 root root -") examples.dirs
+      ++ map (f: "f ${f} 0644 root root - STANDIN_ENV_FILE=read") examples.envFiles;
   };
 
   # The generations of the agent scenarios, as in the Debian harness

@@ -242,3 +242,67 @@ pub fn web_toml(g: char, a: &str) -> String {
         other => panic!("no generation {other}"),
     }
 }
+
+/// What stands in for one app's image in scenario 1, where the example
+/// fleet runs but its images cannot be pulled: busybox tagged with the
+/// image's reference, serving a page on `ports` (the container side of
+/// each published TCP port and the port of the manifest's HTTP health
+/// URL). The NixOS twin builds the same (`nixos/common.nix`, `standins`;
+/// a test holds them equal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standin {
+    pub app: String,
+    pub image: String,
+    pub ports: Vec<u16>,
+}
+
+pub fn standins(fleet: &windlass::model::Fleet) -> Vec<Standin> {
+    fleet
+        .apps
+        .iter()
+        .map(|app| {
+            let c = &app.container;
+            assert!(
+                c.image.digest.is_none(),
+                "{}: a stand-in cannot carry a digest",
+                app.name
+            );
+            let mut ports: Vec<u16> = c
+                .ports
+                .iter()
+                .filter(|p| p.protocol != Some(windlass::model::Protocol::Udp))
+                .map(|p| p.container)
+                .collect();
+            if let Some(url) = app.health.as_ref().and_then(|h| h.http.as_deref()) {
+                let authority = url.split("://").nth(1).unwrap_or("");
+                let authority = authority.split('/').next().unwrap_or("");
+                if let Some((_, port)) = authority.rsplit_once(':') {
+                    ports.push(port.parse().expect("health URL port"));
+                }
+            }
+            ports.sort();
+            ports.dedup();
+            Standin {
+                app: app.name.clone(),
+                image: c.image.full.clone(),
+                ports,
+            }
+        })
+        .collect()
+}
+
+/// The apps no other app requires or wants: starting them brings up the
+/// rest through the dependencies alone.
+pub fn roots(fleet: &windlass::model::Fleet) -> Vec<String> {
+    fleet
+        .apps
+        .iter()
+        .filter(|a| {
+            !fleet
+                .apps
+                .iter()
+                .any(|b| b.requires.contains(&a.name) || b.wants.contains(&a.name))
+        })
+        .map(|a| a.name.clone())
+        .collect()
+}

@@ -9,7 +9,9 @@ use std::path::Path;
 use windlass::emit::{NixosBackend, Target};
 use windlass::model::{Fleet, load_fleet};
 use windlass::pipeline::{self, Options};
-use windlass_vm_tests::{Run, install, repo_root, shared_run, vm_enabled, web_toml};
+use windlass_vm_tests::{
+    Run, install, repo_root, roots, shared_run, standins, vm_enabled, web_toml,
+};
 
 fn generate(fleet: &Path, out: &Path) {
     let opts = Options {
@@ -106,6 +108,13 @@ fn prepare(share: &Path) {
     install_agent(share);
     agent_generations(share);
     install(&vm.join("debian/guest-run.sh"), &share.join("guest-run.sh"));
+    install(
+        &vm.join("debian/install-agent.sh"),
+        &share.join("install-agent.sh"),
+    );
+    for f in ["run", "cli"] {
+        install(&vm.join("standin").join(f), &share.join("standin").join(f));
+    }
     // WINDLASS_VM_SCENARIOS=03,08 (a developer's aid) runs only the
     // scenarios whose names start so, with their prerequisites listed too;
     // the tests of the others then fail.
@@ -120,8 +129,37 @@ fn prepare(share: &Path) {
         }
         install(&p, &share.join("scenarios").join(&name));
     }
-    generate(&vm.join("fleets/basic"), &share.join("data/basic"));
+    example_fleet(share);
     generate(&torture_dir(), &share.join("data/torture"));
+}
+
+fn examples_dir() -> std::path::PathBuf {
+    repo_root().join("examples")
+}
+
+/// Scenario 1's input: the example fleet (`examples/`), generated, and
+/// what the guest needs to stand in for its images, which cannot be
+/// pulled here. `standins` holds one line per app: the image reference
+/// the stand-in is tagged with, then the TCP ports it serves a page on
+/// (the container side of each published port and the port of the
+/// manifest's HTTP health URL). `roots` lists the units to start: the
+/// apps no other app depends on, so the others come up only through
+/// `Requires=`/`Wants=`.
+fn example_fleet(share: &Path) {
+    let out = share.join("data/examples");
+    generate(&examples_dir(), &out);
+    let fleet = load(&examples_dir());
+    let mut table = String::new();
+    for s in standins(&fleet) {
+        let ports: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+        table += &format!("{} {} {}\n", s.app, s.image, ports.join(" "));
+    }
+    fs::write(out.join("standins"), table).unwrap();
+    let units: Vec<String> = roots(&fleet)
+        .iter()
+        .map(|a| format!("{a}.service"))
+        .collect();
+    fs::write(out.join("roots"), units.join(" ") + "\n").unwrap();
 }
 
 fn run() -> Run {
@@ -168,56 +206,114 @@ fn generate_then_run() {
     }
     let r = run();
     let dir = r.scenario("01-generate-run");
+    let fleet = load(&examples_dir());
     let log = fs::read_to_string(dir.join("journal")).unwrap_or_default();
-    let start_rc = fs::read_to_string(dir.join("start-rc")).unwrap();
+    let ps = fs::read_to_string(dir.join("ps")).unwrap_or_default();
+    let start_rc = read(&dir, "start-rc");
     assert_eq!(
         start_rc.trim(),
         "0",
-        "systemctl start web.service failed:\n{log}"
+        "systemctl start {} failed:\n{ps}\n{log}",
+        read(&dir, "roots")
     );
-    let generated = fs::read_to_string(dir.join("generated-units")).unwrap();
-    for u in [
-        "db.service",
-        "web.service",
-        "vmnet-network.service",
-        "vmdata-volume.service",
-    ] {
+    let generated = read(&dir, "generated-units");
+    let mut units: Vec<String> = fleet.apps.iter().map(|a| a.service_name()).collect();
+    units.extend(
+        fleet
+            .networks
+            .keys()
+            .map(|n| format!("{n}-network.service")),
+    );
+    units.extend(fleet.volumes.keys().map(|v| format!("{v}-volume.service")));
+    for u in &units {
         assert!(
-            generated.contains(u),
+            generated.lines().any(|l| l == u),
             "quadlet did not generate {u}: {generated}"
         );
     }
-    let db = show(&dir, "db.service");
-    let web = show(&dir, "web.service");
-    for (name, s) in [("db", &db), ("web", &web)] {
-        assert_eq!(s["ActiveState"], "active", "{name}: {s:?}\n{log}");
-        assert_eq!(s["SubState"], "running", "{name}: {s:?}");
+    let health = read(&dir, "health");
+    for app in &fleet.apps {
+        let s = show(&dir, &app.service_name());
+        assert_eq!(
+            s["ActiveState"], "active",
+            "{}: {s:?}\n{ps}\n{log}",
+            app.name
+        );
+        assert_eq!(s["SubState"], "running", "{}: {s:?}", app.name);
+        if app.health.as_ref().is_some_and(|h| h.cmd.is_some()) {
+            assert!(
+                health.lines().any(|l| l == format!("{} healthy", app.name)),
+                "{} not healthy: {health}",
+                app.name
+            );
+        }
+        // Requires=/Wants= + After=: the app left "inactive" only once each
+        // dependency was active, which with Notify=healthy means healthy.
+        let start: u64 = s["InactiveExitTimestampMonotonic"].parse().unwrap();
+        for dep in app.requires.iter().chain(&app.wants) {
+            let d = show(&dir, &format!("{dep}.service"));
+            let active: u64 = d["ActiveEnterTimestampMonotonic"].parse().unwrap();
+            assert!(
+                active > 0 && active <= start,
+                "{dep} active at {active}, {} started at {start}",
+                app.name
+            );
+        }
     }
-    // Requires= + After=: web left "inactive" only once db was active
-    // (which, with Notify=healthy, means healthy).
-    let db_active: u64 = db["ActiveEnterTimestampMonotonic"].parse().unwrap();
-    let web_start: u64 = web["InactiveExitTimestampMonotonic"].parse().unwrap();
-    assert!(
-        db_active > 0 && db_active <= web_start,
-        "db active at {db_active}, web started at {web_start}"
-    );
-    let health = fs::read_to_string(dir.join("health")).unwrap();
-    assert!(
-        health.contains("db healthy") && health.contains("web healthy"),
-        "{health}"
-    );
-    let http = fs::read_to_string(dir.join("http")).unwrap();
     assert_eq!(
-        http.trim(),
-        "windlass test page",
-        "published port serves the page"
+        read(&dir, "http").trim(),
+        "windlass stand-in",
+        "uptime's published port serves its page"
     );
-    let timers = fs::read_to_string(dir.join("timers")).unwrap();
-    assert!(timers.contains("web-stamp.timer"), "{timers}");
-    let job = fs::read_to_string(dir.join("job")).unwrap();
     assert_eq!(
-        job, "job ran: arg with space %n\n",
-        "the job's argv reached its command"
+        read(&dir, "nextcloud-inputs"),
+        "env file: read\nenv secret: set\nfile secret: set\n",
+        "nextcloud's environment file and both kinds of secret reach it"
+    );
+    let timers = read(&dir, "timers");
+    let mut jobs = 0;
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            let unit = format!("{}-{}", app.name, job.name);
+            assert!(
+                timers.contains(&format!("{unit}.timer")),
+                "{unit}: {timers}"
+            );
+            let journal = read(&dir, &format!("{unit}.service.journal"));
+            assert_eq!(
+                read(&dir, &format!("{unit}.service.rc")).trim(),
+                "0",
+                "{unit}: {journal}"
+            );
+            let s = read(&dir, &format!("{unit}.service.show"));
+            assert_eq!(prop(&s, "Result"), "success", "{unit}: {s}\n{journal}");
+            jobs += 1;
+        }
+    }
+    assert_eq!(jobs, 4, "the example fleet's jobs");
+    // Each job's command ran in its container, as the manifest's user,
+    // with its arguments as written.
+    for (unit, line) in [
+        (
+            "lnd-backup",
+            "stand-in lncli as uid 0: exportchanbackup --all --output_file=/data/backup/channel.backup",
+        ),
+        (
+            "nextcloud-cron",
+            "stand-in php as uid 33: -f /var/www/html/cron.php",
+        ),
+        (
+            "postgres-vacuum",
+            "stand-in vacuumdb as uid 999: -U nextcloud --all --analyze-in-stages",
+        ),
+    ] {
+        let journal = read(&dir, &format!("{unit}.service.journal"));
+        assert!(journal.lines().any(|l| l == line), "{unit}: {journal}");
+    }
+    // postgres-dump's shell pipeline wrote its gzip file into the volume.
+    assert_eq!(
+        read(&dir, "dump"),
+        "stand-in pg_dump as uid 999: -U nextcloud nextcloud\n"
     );
 }
 

@@ -8,7 +8,8 @@
 use std::fs;
 use std::process::Command;
 
-use windlass_vm_tests::{repo_root, web_toml};
+use windlass::model::VolumeSource;
+use windlass_vm_tests::{repo_root, standins, web_toml};
 
 #[test]
 fn every_nixos_scenario_names_an_existing_debian_twin() {
@@ -45,12 +46,14 @@ fn every_nixos_scenario_names_an_existing_debian_twin() {
     assert!(twins >= 8, "{twins} NixOS scenarios with a Debian twin");
 }
 
-#[test]
-fn nixos_generations_are_the_debian_ones() {
+/// `attr` of `nixos/common.nix`, evaluated by the real nix-instantiate
+/// (packages are never forced on the way to it); `None` when oracles are
+/// disabled outside CI.
+fn common_nix(attr: &str) -> Option<serde_json::Value> {
     let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
     if !ci && std::env::var("WINDLASS_SKIP_ORACLES").as_deref() == Ok("1") {
         eprintln!("WARNING: nix-instantiate oracle disabled by WINDLASS_SKIP_ORACLES=1");
-        return;
+        return None;
     }
     let root = repo_root();
     let out = Command::new(root.join("tools/oracle"))
@@ -62,8 +65,9 @@ fn nixos_generations_are_the_debian_ones() {
             "--strict",
             "--json",
             "--expr",
-            // Packages are never forced on the way to webTomls.
-            "(import /r/vm-tests/nixos/common.nix { pkgs = { }; self = { }; }).webTomls",
+            &format!(
+                "(import /r/vm-tests/nixos/common.nix {{ pkgs = {{ }}; self = {{ }}; }}).{attr}"
+            ),
         ])
         .output()
         .expect("cannot start tools/oracle");
@@ -72,7 +76,15 @@ fn nixos_generations_are_the_debian_ones() {
         "evaluating nixos/common.nix failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let nix: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn nixos_generations_are_the_debian_ones() {
+    let Some(nix) = common_nix("webTomls") else {
+        return;
+    };
+    let root = repo_root();
     let a = fs::read_to_string(root.join("vm-tests/fleets/basic/apps/web.toml")).unwrap();
     for g in ['b', 'c', 'd'] {
         assert_eq!(
@@ -81,4 +93,51 @@ fn nixos_generations_are_the_debian_ones() {
             "generation {g}: NixOS and Debian differ"
         );
     }
+}
+
+/// Scenario 1's stand-ins and host inputs in the NixOS twin are what the
+/// example fleet needs, as the Debian harness computes them.
+#[test]
+fn nixos_example_standins_are_the_debian_ones() {
+    let Some(nix) = common_nix("examples") else {
+        return;
+    };
+    let fleet = windlass::model::load_fleet(&repo_root().join("examples"))
+        .unwrap()
+        .fleet
+        .expect("the example fleet is valid");
+    let mut want = serde_json::Map::new();
+    for s in standins(&fleet) {
+        want.insert(
+            s.app.clone(),
+            serde_json::json!({ "image": s.image, "ports": s.ports }),
+        );
+    }
+    assert_eq!(nix["standins"], serde_json::Value::Object(want));
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v.dedup();
+        serde_json::json!(v)
+    };
+    let c = || fleet.apps.iter().map(|a| &a.container);
+    let secrets = c()
+        .flat_map(|c| &c.secrets)
+        .filter(|s| !s.is_file())
+        .map(|s| s.name.clone());
+    assert_eq!(nix["secrets"], sorted(secrets.collect()), "secrets");
+    let (mut dirs, mut targets) = (Vec::new(), Vec::new());
+    for v in c().flat_map(|c| &c.volumes) {
+        match &v.source {
+            VolumeSource::Host(h) => dirs.push(h.clone()),
+            VolumeSource::Named(_) => targets.push(v.target.clone()),
+        }
+    }
+    assert_eq!(nix["dirs"], sorted(dirs), "bind-mount sources");
+    assert_eq!(
+        nix["volumeTargets"],
+        sorted(targets),
+        "named volumes' targets"
+    );
+    let env_files = c().flat_map(|c| c.env_files.clone()).collect();
+    assert_eq!(nix["envFiles"], sorted(env_files), "environment files");
 }

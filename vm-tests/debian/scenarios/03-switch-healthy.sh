@@ -4,14 +4,7 @@
 # restarted by the second switch (db keeps its PID).
 set -u
 out=$1
-install -m 755 /host/bin/windlassd /host/bin/windlassctl /usr/local/bin/
-install -D -m 755 /host/agent/windlass-generator /usr/lib/systemd/system-generators/windlass-generator
-install -D -m 644 /host/agent/io.windlass.Agent1.conf /usr/share/dbus-1/system.d/io.windlass.Agent1.conf
-sed 's#/usr/bin/windlassd#/usr/local/bin/windlassd#' /host/agent/windlassd.service > /etc/systemd/system/windlassd.service
-groupadd -r windlass 2>/dev/null || true
-systemctl reload dbus
-systemctl daemon-reload
-systemctl start windlassd.service
+sh /host/install-agent.sh
 systemctl show -p ActiveState windlassd.service > "$out/windlassd.show"
 a=$(windlassctl stage /host/data/gen-a)
 b=$(windlassctl stage /host/data/gen-b)

@@ -7,16 +7,7 @@
 # build host (agent/tests/cutover.rs, nginx with a test CA).
 set -u
 out=$1
-if ! systemctl is-active -q windlassd.service; then
-  install -m 755 /host/bin/windlassd /host/bin/windlassctl /usr/local/bin/
-  install -D -m 755 /host/agent/windlass-generator /usr/lib/systemd/system-generators/windlass-generator
-  install -D -m 644 /host/agent/io.windlass.Agent1.conf /usr/share/dbus-1/system.d/io.windlass.Agent1.conf
-  sed 's#/usr/bin/windlassd#/usr/local/bin/windlassd#' /host/agent/windlassd.service > /etc/systemd/system/windlassd.service
-  groupadd -r windlass 2>/dev/null || true
-  systemctl reload dbus
-  systemctl daemon-reload
-  systemctl start windlassd.service
-fi
+sh /host/install-agent.sh
 sha() { sha256sum "/srv/versions/$1" | cut -d' ' -f1; }
 mk() { # name, what --self-test does, what a start does
   printf '#!/bin/sh\ncase "$1" in --self-test) %s;; esac\n%s\n' "$2" "$3" > "/srv/versions/$1"
