@@ -131,6 +131,9 @@ fn prepare(share: &Path) {
     }
     example_fleet(share);
     generate(&torture_dir(), &share.join("data/torture"));
+    if share.join("scenarios/21-self-upgrade.sh").exists() {
+        self_upgrade_build(share);
+    }
 }
 
 fn examples_dir() -> std::path::PathBuf {
@@ -939,5 +942,101 @@ fn cutover_commits_a_good_version_refuses_a_failing_self_test_and_reverts_a_sick
         !read(&dir, "windlass-units").contains("windlass-revert"),
         "revert timers are disarmed: {}",
         read(&dir, "windlass-units")
+    );
+}
+
+/// The version the self-upgrade scenario's second windlassd build reports.
+const UPGRADE_VERSION: &str = "0.1.0+vm-upgrade";
+
+/// A second windlassd, stamped with another version (`WINDLASS_VERSION`),
+/// for scenario 21; built in its own target directory so the binaries the
+/// other tests run stay as they are.
+fn self_upgrade_build(share: &Path) {
+    let root = repo_root();
+    let target = root.join("target/vm-self-upgrade");
+    let st = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "windlass-agent", "--bin", "windlassd"])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("WINDLASS_VERSION", UPGRADE_VERSION)
+        // A fifth of the size without debug info: the guest downloads,
+        // hashes and copies it under emulation.
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the second windlassd failed");
+    install(
+        &target.join("debug/windlassd"),
+        &share.join("www/windlassd-2"),
+    );
+}
+
+#[test]
+fn agent_self_upgrade_commits_a_good_build_and_the_revert_timer_undoes_a_crashing_one() {
+    if !vm_enabled(
+        "agent_self_upgrade_commits_a_good_build_and_the_revert_timer_undoes_a_crashing_one",
+    ) {
+        return;
+    }
+    let r = run();
+    let dir = r.scenario("21-self-upgrade");
+    let journal = || read(&dir, "windlassd.journal");
+    assert_eq!(read(&dir, "up.rc").trim(), "0", "{}", read(&dir, "up.err"));
+    assert_eq!(
+        read(&dir, "up.result").trim(),
+        "s \"committed\"",
+        "{}\n{}",
+        read(&dir, "up.error"),
+        journal()
+    );
+    assert_ne!(read(&dir, "version-before"), read(&dir, "version-after"));
+    assert_eq!(
+        read(&dir, "version-after").trim(),
+        format!("s \"{UPGRADE_VERSION}\""),
+        "Version on the bus is the new build's"
+    );
+    let new_exe = "/var/lib/windlass/artifacts/windlassd/2/windlassd";
+    assert_eq!(read(&dir, "exe-after").trim(), new_exe);
+    assert_eq!(read(&dir, "up.link").trim(), new_exe);
+    assert!(
+        !read(&dir, "up.revert-units").contains("windlass-revert"),
+        "the new agent disarmed the revert timer: {}",
+        read(&dir, "up.revert-units")
+    );
+    // The crashing build: the link named it, the agent did not come up,
+    // the timer reverted.
+    assert_eq!(
+        read(&dir, "crash.rc").trim(),
+        "0",
+        "{}",
+        read(&dir, "crash.err")
+    );
+    assert_eq!(
+        read(&dir, "crash.during-link").trim(),
+        "/var/lib/windlass/artifacts/windlassd/crash/windlassd"
+    );
+    assert_eq!(
+        read(&dir, "crash.result").trim(),
+        "s \"rolled-back\"",
+        "{}\n{}",
+        journal(),
+        read(&dir, "revert.journal")
+    );
+    assert!(
+        read(&dir, "crash.error").contains("did not come up"),
+        "{}",
+        read(&dir, "crash.error")
+    );
+    assert_eq!(read(&dir, "crash.link").trim(), new_exe);
+    assert_eq!(read(&dir, "exe-final").trim(), new_exe);
+    assert_eq!(
+        read(&dir, "version-final").trim(),
+        format!("s \"{UPGRADE_VERSION}\""),
+        "the previous agent answers again"
+    );
+    let elapsed: u64 = read(&dir, "crash.elapsed").trim().parse().unwrap();
+    assert!(
+        elapsed <= 20 + 60 + 60,
+        "reverted {elapsed} s after the cutover (timer at deadline 20 s + 60 s)"
     );
 }
