@@ -566,16 +566,17 @@ impl<S: Systemd + 'static> Engine<S> {
         }
         match self.platform.commit(&r.to_generation).await {
             Ok(()) => {
-                self.disarm(&r).await;
                 let g = r.to_generation.clone();
                 self.finish(&mut r, Outcome::Committed, String::new());
                 self.notify.generation_changed(&g);
             }
             Err(e) => {
-                self.disarm(&r).await;
                 self.finish(&mut r, Outcome::Failed, format!("commit failed: {e}"));
             }
         }
+        // Last: run by the revert timer (recovering a commit), this
+        // process lives in the unit that disarming stops.
+        self.disarm(&r).await;
     }
 
     async fn roll_back(&self, mut r: Record, error: String, outcome: Outcome) {
@@ -608,7 +609,6 @@ impl<S: Systemd + 'static> Engine<S> {
             },
             None => Ok(()),
         };
-        self.disarm(&r).await;
         match res {
             Ok(()) => self.finish(&mut r, outcome, error),
             Err(e) => self.finish(
@@ -620,6 +620,9 @@ impl<S: Systemd + 'static> Engine<S> {
                 ),
             ),
         }
+        // Last: run by the revert timer, this process lives in the unit
+        // that disarming stops; the record must be finished first.
+        self.disarm(&r).await;
     }
 
     async fn run_rollback(self: Arc<Self>, mut r: Record) {
@@ -666,12 +669,12 @@ impl<S: Systemd + 'static> Engine<S> {
             match (r.kind, phase.as_str()) {
                 (Kind::Cutover, _) => crate::cutover::recover(self, r2).await,
                 (_, "recorded") | (_, "arming") => {
-                    self.disarm(&r2).await;
                     self.finish(
                         &mut r2,
                         Outcome::Canceled,
                         format!("{why}; nothing was changed"),
                     );
+                    self.disarm(&r2).await;
                 }
                 (_, "committing") => self.commit(r2).await,
                 (Kind::Switch, _) => self.roll_back(r2, why, Outcome::RolledBack).await,

@@ -420,6 +420,11 @@ pub struct Fake {
     pub failing_jobs: Arc<Mutex<Vec<String>>>,
     /// Container name → image it runs (unset: cannot be told).
     pub images: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Called with the name on every `stop_transient`: a test's stand-in
+    /// for systemd stopping that unit, which kills the process in it when
+    /// the external revert is what runs the agent's code.
+    #[allow(clippy::type_complexity)]
+    pub on_stop_transient: Arc<Mutex<Option<Box<dyn Fn(&str) + Send>>>>,
 }
 
 impl Fake {
@@ -512,6 +517,9 @@ impl Systemd for Fake {
             .lock()
             .unwrap()
             .push(format!("stop-transient {name}"));
+        if let Some(hook) = self.on_stop_transient.lock().unwrap().as_ref() {
+            hook(name);
+        }
         Ok(())
     }
 }

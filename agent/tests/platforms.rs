@@ -174,6 +174,77 @@ async fn a_failed_gate_never_touches_the_nixos_profile() {
     assert!(r.error.contains("not healthy within 1 s"), "{}", r.error);
 }
 
+/// When the external revert timer is what runs a rollback (`windlassd
+/// --revert OP`), disarming the timer stops the unit that process lives
+/// in: the record must be finished before that, on every way an
+/// operation ends (here: rolled back by the gate, and committed).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_revert_timer_is_disarmed_only_after_the_record_is_finished() {
+    let t = tree(&[1, 2, 3], 1);
+    let rec = recorder(&t);
+    let fake = Fake::default();
+    let seen: Arc<std::sync::Mutex<Vec<(String, bool)>>> = Default::default();
+    let (state, seen2) = (t.state.clone(), seen.clone());
+    *fake.on_stop_transient.lock().unwrap() = Some(Box::new(move |unit: &str| {
+        let id = unit
+            .trim_start_matches("windlass-revert-")
+            .trim_end_matches("-gate");
+        let finished = Store::new(&state)
+            .load(id)
+            .map(|r| r.finished())
+            .unwrap_or(false);
+        seen2.lock().unwrap().push((unit.to_string(), finished));
+    }));
+    fake.set("podman-web.service", "activating", "start");
+    let mut e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    Arc::get_mut(&mut e).unwrap().revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
+    let (rec2, fake2) = (rec.clone(), fake.clone());
+    tokio::spawn(async move {
+        while !rec2
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.contains("system-1-link"))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        fake2.set("podman-web.service", "active", "running");
+    });
+    e.switch("2", SwitchOptions::default()).unwrap();
+    e.idle().await;
+    e.switch("3", SwitchOptions::default()).unwrap();
+    e.idle().await;
+    // idle() returns once the record is finished; the disarm follows.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let results: Vec<Option<Outcome>> = e.store.all().unwrap().iter().map(|r| r.result).collect();
+    assert_eq!(
+        results,
+        [Some(Outcome::RolledBack), Some(Outcome::Committed)]
+    );
+    let seen = seen.lock().unwrap().clone();
+    // Each operation's disarm stops both of its units, the armed one and
+    // the one re-armed for the gate (the first is also stopped earlier,
+    // by the agent itself when it re-arms): those last stops must come
+    // after the record is finished.
+    for r in e.store.all().unwrap() {
+        for unit in [
+            format!("windlass-revert-{}", r.id),
+            format!("windlass-revert-{}-gate", r.id),
+        ] {
+            let last = seen
+                .iter()
+                .rev()
+                .find(|(u, _)| *u == unit)
+                .unwrap_or_else(|| panic!("{unit} never stopped: {seen:?}"));
+            assert!(
+                last.1,
+                "{unit} was stopped before its record was finished: {seen:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeared() {
     let t = tree(&[2, 3, 4], 3);
