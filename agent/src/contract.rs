@@ -3,9 +3,52 @@
 //! app's health contract.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A generation's number: the `N` of `generations/N` (native) or of
+/// `system-N-link` (NixOS, Guix). Written as a string of digits on disk
+/// and on D-Bus (`"3"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GenerationId(pub u64);
+
+impl fmt::Display for GenerationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a generation number")]
+pub struct BadGenerationId(pub String);
+
+impl FromStr for GenerationId {
+    type Err = BadGenerationId;
+    fn from_str(s: &str) -> Result<GenerationId, BadGenerationId> {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BadGenerationId(s.to_string()));
+        }
+        s.parse()
+            .map(GenerationId)
+            .map_err(|_| BadGenerationId(s.to_string()))
+    }
+}
+
+impl Serialize for GenerationId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GenerationId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<GenerationId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {

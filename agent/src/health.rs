@@ -16,10 +16,23 @@ pub struct Gate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GateFailure {
-    /// The unit to blame, when one is.
-    pub unit: Option<String>,
-    pub reason: String,
+pub enum GateFailure {
+    /// Cancel was asked for while waiting.
+    Canceled,
+    Unhealthy {
+        /// The unit to blame, when one is.
+        unit: Option<String>,
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateFailure::Canceled => f.write_str("canceled"),
+            GateFailure::Unhealthy { reason, .. } => f.write_str(reason),
+        }
+    }
 }
 
 /// Waits for the gate; `cancel` is polled and ends the wait early.
@@ -35,15 +48,18 @@ pub async fn wait(
     loop {
         let mut still = Vec::new();
         for u in pending_units {
-            let s = systemd.state(&u).await.map_err(|e| GateFailure {
-                unit: Some(u.clone()),
-                reason: e.0,
-            })?;
+            let s = systemd
+                .state(&u)
+                .await
+                .map_err(|e| GateFailure::Unhealthy {
+                    unit: Some(u.clone()),
+                    reason: e.0,
+                })?;
             match s.active_state.as_str() {
                 // Active with no job left: the start (or restart) finished.
                 "active" | "reloading" if !s.job_pending => {}
                 "failed" => {
-                    return Err(GateFailure {
+                    return Err(GateFailure::Unhealthy {
                         reason: format!("{u} failed ({})", s.result),
                         unit: Some(u),
                     });
@@ -70,10 +86,7 @@ pub async fn wait(
             return Ok(());
         }
         if cancel() {
-            return Err(GateFailure {
-                unit: None,
-                reason: "canceled".into(),
-            });
+            return Err(GateFailure::Canceled);
         }
         if start.elapsed() >= gate.deadline {
             let what: Vec<String> = pending_units
@@ -85,7 +98,7 @@ pub async fn wait(
                         .map(|h| format!("{h} not answering 2xx")),
                 )
                 .collect();
-            return Err(GateFailure {
+            return Err(GateFailure::Unhealthy {
                 unit: pending_units.first().cloned(),
                 reason: format!(
                     "not healthy within {} s: {}",

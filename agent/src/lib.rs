@@ -10,14 +10,14 @@
 //! `/run/windlass`) holds `current`, the running native generation.
 
 pub mod contract;
-pub mod cutover;
-pub mod engine;
+pub mod dbus;
+pub mod durable;
 pub mod fault;
 pub mod health;
+pub mod ops;
 pub mod platform;
-pub mod service;
+pub mod record;
 pub mod store;
-pub mod sweep;
 pub mod systemd;
 pub mod targets;
 

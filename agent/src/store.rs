@@ -1,170 +1,25 @@
-//! Crash-safe records: every write goes to a temporary file, is fsynced,
-//! renamed over the old one, and the directory is fsynced, so a record is
-//! always either the old or the new version, never a torn one.
+//! The operation records under `<state>/operations/<id>.json`, each
+//! written atomically and durably ([`crate::durable::write_atomic`]).
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use crate::durable::{now, write_atomic};
+use crate::record::{OpId, OpKind, Record};
 
-/// Appends one line to `path` and makes it durable (results logs).
-pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let mut buf = line.as_bytes().to_vec();
-    buf.push(b'\n');
-    f.write_all(&buf)?;
-    f.sync_data()
-}
-
-/// Writes `bytes` to `path` atomically and durably.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
-}
-
-/// Points symlink `link` at `target` atomically: a new link beside it,
-/// renamed over it, directory fsynced.
-pub fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
-    let dir = link.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.new-{}",
-        link.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)?;
-    fs::rename(&tmp, link)?;
-    fs::File::open(dir)?.sync_all()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Switch,
-    Rollback,
-    Cutover,
-    Sweep,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Switch => "switch",
-            Kind::Rollback => "rollback",
-            Kind::Cutover => "cutover",
-            Kind::Sweep => "sweep",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Committed,
-    RolledBack,
-    Failed,
-    Canceled,
-    Skipped,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Committed => "committed",
-            Outcome::RolledBack => "rolled-back",
-            Outcome::Failed => "failed",
-            Outcome::Canceled => "canceled",
-            Outcome::Skipped => "skipped",
-        }
-    }
-}
-
-/// One operation, as persisted before each of its steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    pub kind: Kind,
-    /// The step about to run (or that ran last, once finished).
-    pub phase: String,
-    pub result: Option<Outcome>,
-    pub error: String,
-    /// Seconds since the epoch.
-    pub started_at: u64,
-    pub finished_at: Option<u64>,
-    /// The generation to return to, recorded when the operation started.
-    pub from_generation: Option<String>,
-    pub to_generation: String,
-    /// Units the activation changed (what the health gate waits for).
-    #[serde(default)]
-    pub changed_units: Vec<String>,
-    /// `auto` or `manual` (commit waits for Confirm).
-    #[serde(default = "default_confirm")]
-    pub confirm: String,
-    /// Seconds the health gate (or a manual confirm) may take.
-    #[serde(default)]
-    pub deadline_sec: u64,
-    /// The deadline was given with the operation (not the generation's).
-    #[serde(default)]
-    pub deadline_from_option: bool,
-    /// Phases passed, with a timestamp each (the story of the operation).
-    #[serde(default)]
-    pub history: Vec<(String, u64)>,
-    /// The operation this one runs inside (a sweep's switches).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<String>,
-    /// What a sweep did per app (one result object each).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub results: Vec<serde_json::Value>,
-    /// What a cutover moves, and where to return to (cutovers only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cutover: Option<crate::cutover::CutoverState>,
-}
-
-fn default_confirm() -> String {
-    "auto".into()
-}
-
-impl Record {
-    pub fn finished(&self) -> bool {
-        self.result.is_some()
-    }
-}
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The operation records under `<state>/operations/`.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+}
+
+/// What a scan of the records found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every readable record, oldest first (ids sort by time).
+    pub records: Vec<Record>,
+    /// Entries that are not a readable record of their own name, with
+    /// the reason.
+    pub damaged: Vec<(PathBuf, String)>,
 }
 
 impl Store {
@@ -179,61 +34,87 @@ impl Store {
         self.dir.parent().unwrap_or(Path::new("/")).to_path_buf()
     }
 
-    pub fn path(&self, id: &str) -> PathBuf {
+    pub fn path(&self, id: &OpId) -> PathBuf {
         self.dir.join(format!("{id}.json"))
     }
 
-    pub fn save(&self, r: &Record) -> std::io::Result<()> {
+    pub fn save<O: OpKind>(&self, r: &Record<O>) -> std::io::Result<()> {
+        self.save_any(&r.to_any())
+    }
+
+    pub fn save_any(&self, r: &Record) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(r).expect("records serialize");
         bytes.push(b'\n');
         write_atomic(&self.path(&r.id), &bytes)
     }
 
-    pub fn load(&self, id: &str) -> std::io::Result<Record> {
-        let bytes = fs::read(self.path(id))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    pub fn load(&self, id: &OpId) -> std::io::Result<Record> {
+        read_record(&self.path(id), id)
     }
 
-    /// Every record, oldest first (ids sort by time).
-    pub fn all(&self) -> std::io::Result<Vec<Record>> {
-        let mut out = Vec::new();
+    /// Every readable record, oldest first; unreadable entries are
+    /// reported in the journal and skipped (see [`Store::scan`]).
+    pub fn all(&self) -> Vec<Record> {
+        let scan = self.scan();
+        for (p, why) in &scan.damaged {
+            tracing::warn!("not an operation record: {}: {why}", p.display());
+        }
+        scan.records
+    }
+
+    /// Reads `operations/`: only regular files named `<id>.json` are
+    /// opened (never a FIFO, a device or a directory, which could block
+    /// or fail the whole scan); a record must carry its file's id.
+    pub fn scan(&self) -> Scan {
+        let mut scan = Scan::default();
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return scan,
+            Err(e) => {
+                scan.damaged.push((self.dir.clone(), e.to_string()));
+                return scan;
+            }
         };
-        for e in entries {
-            let p = e?.path();
-            let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
             if name.starts_with('.') || !name.ends_with(".json") {
                 continue;
             }
-            let bytes = fs::read(&p)?;
-            match serde_json::from_slice::<Record>(&bytes) {
-                Ok(r) => out.push(r),
-                Err(e) => tracing::warn!("ignoring unreadable record {}: {e}", p.display()),
+            let id = match name.trim_end_matches(".json").parse::<OpId>() {
+                Ok(id) => id,
+                Err(err) => {
+                    scan.damaged.push((p, err.to_string()));
+                    continue;
+                }
+            };
+            match e.file_type() {
+                Ok(t) if t.is_file() => {}
+                Ok(_) => {
+                    scan.damaged.push((p, "not a regular file".into()));
+                    continue;
+                }
+                Err(err) => {
+                    scan.damaged.push((p, err.to_string()));
+                    continue;
+                }
+            }
+            match read_record(&p, &id) {
+                Ok(r) => scan.records.push(r),
+                Err(err) => scan.damaged.push((p, err.to_string())),
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        scan.records.sort_by(|a, b| a.id.cmp(&b.id));
+        scan
     }
 
-    /// A new, sortable, unique operation id: `<unix seconds>-<counter>`.
-    pub fn new_id(&self) -> String {
-        let existing: Vec<String> = self
-            .all()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+    /// A new, sortable, unique operation id: `<unix seconds>x<counter>`.
+    pub fn new_id(&self) -> OpId {
         let t = now();
         let mut n = 0;
         loop {
-            let id = format!("{t:012}x{n:03}");
-            if !existing.contains(&id) && !self.path(&id).exists() {
+            let id = OpId::new(t, n);
+            if fs::symlink_metadata(self.path(&id)).is_err() {
                 return id;
             }
             n += 1;
@@ -241,51 +122,58 @@ impl Store {
     }
 }
 
+fn read_record(p: &Path, id: &OpId) -> std::io::Result<Record> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // O_NONBLOCK: a FIFO put in place of a record must not hang us.
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(16 << 20).read_to_end(&mut bytes)?;
+    let r: Record = serde_json::from_slice(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if &r.id != id {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("holds operation {}, not {id}", r.id),
+        ));
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::GenerationId;
+    use crate::record::{SwitchOp, SwitchPhase};
 
     #[test]
     fn records_round_trip_and_replace_atomically() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::new(d.path());
-        let mut r = Record {
-            id: s.new_id(),
-            kind: Kind::Switch,
-            phase: "recorded".into(),
-            result: None,
-            error: String::new(),
-            started_at: now(),
-            finished_at: None,
-            from_generation: Some("1".into()),
-            to_generation: "2".into(),
-            changed_units: vec![],
-            confirm: "auto".into(),
-            deadline_sec: 60,
-            deadline_from_option: false,
-            history: vec![],
-            parent: None,
-            results: vec![],
-            cutover: None,
-        };
+        let mut r = Record::new(
+            s.new_id(),
+            SwitchOp {
+                phase: SwitchPhase::Recorded,
+                from_generation: Some(GenerationId(1)),
+                to_generation: GenerationId(2),
+            },
+            now(),
+        );
         s.save(&r).unwrap();
-        r.phase = "activating".into();
+        r.op.phase = SwitchPhase::Activating;
         s.save(&r).unwrap();
-        assert_eq!(s.load(&r.id).unwrap(), r);
-        assert_eq!(s.all().unwrap(), vec![r.clone()]);
+        assert_eq!(s.load(&r.id).unwrap(), r.to_any());
+        assert_eq!(s.all(), vec![r.to_any()]);
         let names: Vec<_> = fs::read_dir(d.path().join("operations"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
-    }
-
-    #[test]
-    fn symlinks_swap_in_place() {
-        let d = tempfile::tempdir().unwrap();
-        let link = d.path().join("current");
-        swap_symlink(&link, Path::new("a")).unwrap();
-        swap_symlink(&link, Path::new("b")).unwrap();
-        assert_eq!(fs::read_link(&link).unwrap(), Path::new("b"));
     }
 }

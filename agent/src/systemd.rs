@@ -1,12 +1,12 @@
 //! systemd, as the agent needs it: reload, start/stop/restart a unit and
 //! wait for the job, read a unit's state, read its last journal lines, and
 //! start transient units (activation and the revert timer run outside the
-//! agent's cgroup). [`Dbus`] talks to `org.freedesktop.systemd1`; tests use
-//! [`Fake`].
+//! agent's cgroup). [`Dbus`] talks to `org.freedesktop.systemd1`;
+//! [`NoSystemd`] touches nothing (`--systemd none`); tests bring their own.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use zbus::zvariant::{OwnedObjectPath, Value};
 
@@ -19,6 +19,24 @@ pub struct UnitState {
     pub job_pending: bool,
 }
 
+/// What a job does to a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SystemdError(pub String);
@@ -27,13 +45,12 @@ type R<T> = Result<T, SystemdError>;
 
 pub trait Systemd: Send + Sync {
     fn reload(&self) -> impl Future<Output = R<()>> + Send;
-    /// `verb` is `start`, `stop` or `restart`; waits until the job is done
-    /// and returns its result (`done`, `failed`, `timeout`, …).
-    fn job(&self, verb: &str, unit: &str) -> impl Future<Output = R<String>> + Send;
-    /// Queues a `start` or `restart` job and returns without waiting for
+    /// Queues a job and waits until it is done; returns its result (`done`, `failed`, `timeout`, …).
+    fn job(&self, verb: Verb, unit: &str) -> impl Future<Output = R<String>> + Send;
+    /// Queues a job and returns without waiting for
     /// it (a unit with Notify=healthy finishes starting only once healthy;
     /// the health gate does the waiting, against its deadline).
-    fn enqueue(&self, verb: &str, unit: &str) -> impl Future<Output = R<()>> + Send;
+    fn enqueue(&self, verb: Verb, unit: &str) -> impl Future<Output = R<()>> + Send;
     fn state(&self, unit: &str) -> impl Future<Output = R<UnitState>> + Send;
     /// The unit's last `n` journal lines.
     fn journal(&self, unit: &str, n: usize) -> impl Future<Output = R<Vec<String>>> + Send;
@@ -206,16 +223,15 @@ impl Systemd for Dbus {
             .map_err(e)
     }
 
-    async fn job(&self, verb: &str, unit: &str) -> R<String> {
+    async fn job(&self, verb: Verb, unit: &str) -> R<String> {
         use futures_util::StreamExt;
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         // Subscribe before queuing, so the JobRemoved cannot be missed.
         let mut removed = m.receive_job_removed().await.map_err(e)?;
         let job = match verb {
-            "start" => m.start_unit(unit, "replace").await,
-            "stop" => m.stop_unit(unit, "replace").await,
-            "restart" => m.restart_unit(unit, "replace").await,
-            other => return Err(SystemdError(format!("unknown verb {other}"))),
+            Verb::Start => m.start_unit(unit, "replace").await,
+            Verb::Stop => m.stop_unit(unit, "replace").await,
+            Verb::Restart => m.restart_unit(unit, "replace").await,
         }
         .map_err(e)?;
         while let Some(sig) = removed.next().await {
@@ -229,12 +245,12 @@ impl Systemd for Dbus {
         ))
     }
 
-    async fn enqueue(&self, verb: &str, unit: &str) -> R<()> {
+    async fn enqueue(&self, verb: Verb, unit: &str) -> R<()> {
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         match verb {
-            "start" => m.start_unit(unit, "replace").await,
-            "restart" => m.restart_unit(unit, "replace").await,
-            other => return Err(SystemdError(format!("cannot queue {other}"))),
+            Verb::Start => m.start_unit(unit, "replace").await,
+            Verb::Stop => m.stop_unit(unit, "replace").await,
+            Verb::Restart => m.restart_unit(unit, "replace").await,
         }
         .map_err(e)?;
         Ok(())
@@ -411,115 +427,59 @@ impl Systemd for Dbus {
     }
 }
 
-/// A stand-in for tests: records every call; unit states come from a
-/// script the test sets.
-#[derive(Clone, Default)]
-pub struct Fake {
-    pub calls: Arc<Mutex<Vec<String>>>,
-    pub states: Arc<Mutex<BTreeMap<String, UnitState>>>,
-    pub failing_jobs: Arc<Mutex<Vec<String>>>,
-    /// Container name → image it runs (unset: cannot be told).
-    pub images: Arc<Mutex<BTreeMap<String, String>>>,
-    /// Called with the name on every `stop_transient`: a test's stand-in
-    /// for systemd stopping that unit, which kills the process in it when
-    /// the external revert is what runs the agent's code.
-    #[allow(clippy::type_complexity)]
-    pub on_stop_transient: Arc<Mutex<Option<Box<dyn Fn(&str) + Send>>>>,
+/// `--systemd none`: touches no unit. A unit started or restarted counts
+/// as active, a stopped one as inactive; transient units and kills are
+/// logged, not run (for trying the agent out, and its bus tests).
+#[derive(Default)]
+pub struct NoSystemd {
+    active: Mutex<BTreeMap<String, bool>>,
 }
 
-impl Fake {
-    pub fn set(&self, unit: &str, active: &str, sub: &str) {
-        self.states.lock().unwrap().insert(
-            unit.to_string(),
-            UnitState {
-                active_state: active.into(),
-                sub_state: sub.into(),
-                result: if active == "failed" {
-                    "exit-code".into()
-                } else {
-                    "success".into()
-                },
-                job_pending: false,
-            },
-        );
-    }
-
-    pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-}
-
-impl Systemd for Fake {
+impl Systemd for NoSystemd {
     async fn reload(&self) -> R<()> {
-        self.calls.lock().unwrap().push("reload".into());
         Ok(())
     }
 
-    async fn job(&self, verb: &str, unit: &str) -> R<String> {
-        self.calls.lock().unwrap().push(format!("{verb} {unit}"));
-        if self.failing_jobs.lock().unwrap().iter().any(|u| u == unit) {
-            return Ok("failed".into());
-        }
-        let mut s = self.states.lock().unwrap();
-        let entry = s.entry(unit.to_string()).or_default();
-        if verb == "stop" {
-            entry.active_state = "inactive".into();
-            entry.sub_state = "dead".into();
-        } else if entry.active_state.is_empty() || entry.active_state == "inactive" {
-            entry.active_state = "active".into();
-            entry.sub_state = "running".into();
-        }
+    async fn job(&self, verb: Verb, unit: &str) -> R<String> {
+        self.active
+            .lock()
+            .unwrap()
+            .insert(unit.to_string(), verb != Verb::Stop);
         Ok("done".into())
     }
 
-    async fn enqueue(&self, verb: &str, unit: &str) -> R<()> {
+    async fn enqueue(&self, verb: Verb, unit: &str) -> R<()> {
         self.job(verb, unit).await.map(|_| ())
     }
 
     async fn state(&self, unit: &str) -> R<UnitState> {
-        Ok(self
-            .states
-            .lock()
-            .unwrap()
-            .get(unit)
-            .cloned()
-            .unwrap_or(UnitState {
-                active_state: "inactive".into(),
-                sub_state: "dead".into(),
-                result: "success".into(),
-                job_pending: false,
-            }))
+        let active = self.active.lock().unwrap().get(unit).copied() == Some(true);
+        Ok(UnitState {
+            active_state: if active { "active" } else { "inactive" }.into(),
+            sub_state: if active { "running" } else { "dead" }.into(),
+            result: "success".into(),
+            job_pending: false,
+        })
     }
 
     async fn journal(&self, unit: &str, _n: usize) -> R<Vec<String>> {
-        Ok(vec![format!("{unit}: (stand-in journal)")])
+        Ok(vec![format!("{unit}: no journal (--systemd none)")])
     }
 
-    async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("transient {name} {:?} {delay_sec:?}", argv));
+    async fn transient(&self, name: &str, _argv: &[String], delay_sec: Option<u64>) -> R<()> {
+        tracing::info!("--systemd none: not starting transient unit {name} ({delay_sec:?} s)");
         Ok(())
     }
 
-    async fn kill(&self, unit: &str) -> R<()> {
-        self.calls.lock().unwrap().push(format!("kill {unit}"));
+    async fn kill(&self, _unit: &str) -> R<()> {
         Ok(())
     }
 
-    async fn container_image(&self, name: &str) -> Option<String> {
-        self.images.lock().unwrap().get(name).cloned()
+    async fn container_image(&self, _name: &str) -> Option<String> {
+        None
     }
 
-    async fn stop_transient(&self, name: &str) -> R<()> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("stop-transient {name}"));
-        if let Some(hook) = self.on_stop_transient.lock().unwrap().as_ref() {
-            hook(name);
-        }
+    async fn stop_transient(&self, _name: &str) -> R<()> {
         Ok(())
     }
 }
@@ -527,8 +487,8 @@ impl Systemd for Fake {
 /// The implementations, as one type (the trait is not object-safe).
 pub enum AnySystemd {
     Dbus(Dbus),
-    /// `--systemd none`: touches no unit; every unit counts as active.
-    None(Fake),
+    /// `--systemd none`.
+    None(NoSystemd),
 }
 
 impl Systemd for AnySystemd {
@@ -538,13 +498,13 @@ impl Systemd for AnySystemd {
             AnySystemd::None(s) => s.reload().await,
         }
     }
-    async fn job(&self, verb: &str, unit: &str) -> R<String> {
+    async fn job(&self, verb: Verb, unit: &str) -> R<String> {
         match self {
             AnySystemd::Dbus(s) => s.job(verb, unit).await,
             AnySystemd::None(s) => s.job(verb, unit).await,
         }
     }
-    async fn enqueue(&self, verb: &str, unit: &str) -> R<()> {
+    async fn enqueue(&self, verb: Verb, unit: &str) -> R<()> {
         match self {
             AnySystemd::Dbus(s) => s.enqueue(verb, unit).await,
             AnySystemd::None(s) => s.enqueue(verb, unit).await,

@@ -88,7 +88,7 @@ fn crash_matrix() {
         let a = agent(&bus, &state, &run, "nogroup-x", &[]);
         a.wait_idle();
         let store = windlass_agent::store::Store::new(&state);
-        let records = store.all().unwrap();
+        let records = store.all();
         let last = records.last().unwrap();
         let result = last.result.map(|o| o.as_str()).unwrap_or("UNFINISHED");
         let running = std::fs::read_link(run.join("current"))

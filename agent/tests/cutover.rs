@@ -7,22 +7,24 @@
 //! artifacts directory exactly as they were.
 
 mod common;
+mod doubles;
 mod support;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use doubles::Fake;
 use support::*;
-use windlass_agent::cutover::Settings;
-use windlass_agent::engine::Engine;
-use windlass_agent::platform::{self, native::Native};
-use windlass_agent::service::{self, Access, Signals};
+use windlass_agent::dbus::{self, Signals, agent::Access};
+use windlass_agent::ops::Engine;
+use windlass_agent::ops::cutover::Settings;
+use windlass_agent::ops::runner::Runner;
+use windlass_agent::platform::native::Native;
 use windlass_agent::store::Store;
-use windlass_agent::systemd::Fake;
 
 struct InProcess {
-    engine: Arc<Engine<Fake>>,
+    engine: Arc<Engine<Native, Fake>>,
     fake: Fake,
     _conn: zbus::Connection,
     address: String,
@@ -37,29 +39,33 @@ async fn agent_in_process(
 ) -> InProcess {
     let fake = Fake::default();
     let (signals, rx) = Signals::channel();
-    let mut engine = Engine::new(
-        Store::new(state),
-        platform::Any::Native(Native::new(state, run)),
-        fake.clone(),
-        Arc::new(signals),
-    );
-    engine.http = windlass_net::client(&windlass_net::ClientOptions {
+    let http = windlass_net::client(&windlass_net::ClientOptions {
         extra_roots_pem: vec![std::fs::read(ca).unwrap()],
         ..Default::default()
     })
     .unwrap();
-    engine.cutover = Settings::new(state, targets);
-    engine.poll = Duration::from_millis(100);
-    let engine = Arc::new(engine);
+    let mut rn = Runner::new(
+        Store::new(state),
+        Native::new(state, run),
+        fake.clone(),
+        http,
+        Arc::new(signals),
+    );
+    rn.poll = Duration::from_millis(100);
+    let engine = Arc::new(Engine::new(
+        rn,
+        Settings::new(state, targets),
+        Default::default(),
+    ));
     let conn = zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .build()
         .await
         .unwrap();
-    service::export(&conn, engine.clone(), Access::for_group("nogroup-x"))
+    dbus::export(&conn, engine.clone(), Access::for_group("nogroup-x"))
         .await
         .unwrap();
-    tokio::spawn(service::run_signals(conn.clone(), engine.clone(), rx));
+    tokio::spawn(dbus::run_signals(conn.clone(), engine.clone(), rx));
     conn.request_name(windlass_agent::BUS_NAME).await.unwrap();
     InProcess {
         engine,
@@ -516,10 +522,10 @@ fn execs_of_the_link_never_fail_during_100_cutovers() {
         std::fs::read_link(&f.link).unwrap(),
         state.join("artifacts/tool/2/tool")
     );
-    let ops = Store::new(&state).all().unwrap();
+    let ops = Store::new(&state).all();
     assert_eq!(ops.len(), 100);
     assert!(
         ops.iter()
-            .all(|r| r.result == Some(windlass_agent::store::Outcome::Committed))
+            .all(|r| r.result == Some(windlass_agent::record::Outcome::Committed))
     );
 }

@@ -91,7 +91,7 @@ fn cutover_crash_matrix() {
         drop(a);
         let a = windlassd_for_cutover(&f.bus, &state, &run, &f.targets, &f.ca, &[]);
         a.wait_idle();
-        let records = windlass_agent::store::Store::new(&state).all().unwrap();
+        let records = windlass_agent::store::Store::new(&state).all();
         let last = records.last().unwrap();
         let result = last.result.map(|o| o.as_str()).unwrap_or("UNFINISHED");
         let link = std::fs::read_link(&f.link)

@@ -13,15 +13,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::*;
-use windlass_agent::store::{Outcome, Store};
+use windlass_agent::record::Outcome;
+use windlass_agent::store::Store;
 
 fn wait_for_phase(state: &Path, phase: &str) -> String {
     let start = Instant::now();
     loop {
-        if let Some(r) = Store::new(state).all().unwrap().last()
-            && r.phase == phase
+        if let Some(r) = Store::new(state).all().last()
+            && r.phase_str() == phase
         {
-            return r.id.clone();
+            return r.id.to_string();
         }
         assert!(
             // A debug windlassd is ~130 MB to download, hash and test.
@@ -121,7 +122,7 @@ fn a_good_new_agent_commits_its_own_upgrade_once_on_the_bus() {
     );
     assert_eq!(exe_of(&a), new_exe);
     a.wait_idle();
-    let r = Store::new(&s.state).load(&id).unwrap();
+    let r = Store::new(&s.state).load(&id.parse().unwrap()).unwrap();
     assert_eq!(r.result, Some(Outcome::Committed), "{}", r.error);
     let path = format!("/io/windlass/Agent1/operation/{id}");
     assert_eq!(
@@ -164,8 +165,11 @@ fn a_new_agent_that_dies_at_start_is_reverted_by_the_external_revert() {
     ]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let id = wait_for_phase(&s.state, "confirming");
-    let r = Store::new(&s.state).load(&id).unwrap();
-    let previous = r.cutover.as_ref().unwrap().previous.clone().unwrap();
+    let r = Store::new(&s.state).load(&id.parse().unwrap()).unwrap();
+    let previous = match &r.op {
+        windlass_agent::record::Op::Cutover(c) => c.cutover.previous.clone().unwrap(),
+        other => panic!("not a cutover: {other:?}"),
+    };
     assert!(
         previous.starts_with(s.state.join("artifacts/windlassd")),
         "the old agent was adopted: {}",
@@ -179,7 +183,10 @@ fn a_new_agent_that_dies_at_start_is_reverted_by_the_external_revert() {
         .unwrap();
     assert!(!st.status.success());
     assert_eq!(
-        Store::new(&s.state).load(&id).unwrap().result,
+        Store::new(&s.state)
+            .load(&id.parse().unwrap())
+            .unwrap()
+            .result,
         None,
         "nothing resolved it yet"
     );
@@ -234,7 +241,7 @@ fn a_new_agent_that_dies_at_start_is_reverted_by_the_external_revert() {
         a.property("/io/windlass/Agent1", "io.windlass.Agent1", "Version"),
         format!("s \"{}\"", windlass_agent::VERSION)
     );
-    let r = Store::new(&s.state).load(&id).unwrap();
+    let r = Store::new(&s.state).load(&id.parse().unwrap()).unwrap();
     assert_eq!(r.result, Some(Outcome::RolledBack));
     assert!(r.error.contains("did not come up"), "{}", r.error);
 }

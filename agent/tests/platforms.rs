@@ -7,6 +7,7 @@
 //! A sweep on NixOS reports a new release (against a real registry) and
 //! changes nothing: the agent does not build NixOS systems.
 
+mod doubles;
 #[path = "../../net/tests/common/mod.rs"]
 mod net;
 
@@ -14,10 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use windlass_agent::engine::{Engine, Silent, SwitchOptions};
-use windlass_agent::platform::{self, Platform, nixos};
-use windlass_agent::store::{Outcome, Store};
-use windlass_agent::systemd::Fake;
+use doubles::{Fake, Recorder};
+use windlass_agent::contract::GenerationId;
+use windlass_agent::ops::Engine;
+use windlass_agent::ops::runner::{Runner, Silent};
+use windlass_agent::ops::switch::SwitchOptions;
+use windlass_agent::platform::profiles::Profiles;
+use windlass_agent::platform::{Platform, guix::Guix, nixos::Nixos};
+use windlass_agent::record::Outcome;
+use windlass_agent::store::Store;
 
 struct Tree {
     _tmp: tempfile::TempDir,
@@ -65,37 +71,70 @@ fn add_generation(profiles: &Path, g: u32) {
     std::os::unix::fs::symlink(&store, profiles.join(format!("system-{g}-link"))).unwrap();
 }
 
-fn engine(
-    t: &Tree,
-    flavor: nixos::Flavor,
-    rec: &nixos::Recorder,
-    fake: &Fake,
-) -> Arc<Engine<Fake>> {
-    let mut p = match flavor {
-        nixos::Flavor::Nixos => nixos::Profiles::nixos(Box::new(rec.clone())),
-        nixos::Flavor::Guix => nixos::Profiles::guix(Box::new(rec.clone())),
-    };
-    p.profiles = t.profiles.clone();
-    p.current_system = t.current.clone();
-    let mut e = Engine::new(
-        Store::new(&t.state),
-        platform::Any::Nixos(p),
-        fake.clone(),
-        Arc::new(Silent),
-    );
-    e.poll = Duration::from_millis(20);
-    Arc::new(e)
+fn g(n: u64) -> Option<GenerationId> {
+    Some(GenerationId(n))
 }
 
-fn recorder(t: &Tree) -> nixos::Recorder {
-    nixos::Recorder {
+fn profiles(t: &Tree) -> Profiles {
+    Profiles {
+        profiles: t.profiles.clone(),
+        current_system: t.current.clone(),
+    }
+}
+
+fn engine<P: Platform>(t: &Tree, p: P, fake: &Fake) -> Arc<Engine<P, Fake>> {
+    engine_with(t, p, fake, |_| {})
+}
+
+fn engine_with<P: Platform>(
+    t: &Tree,
+    p: P,
+    fake: &Fake,
+    edit: impl FnOnce(&mut Runner<P, Fake>),
+) -> Arc<Engine<P, Fake>> {
+    let mut rn = Runner::new(
+        Store::new(&t.state),
+        p,
+        fake.clone(),
+        windlass_net::client(&Default::default()).unwrap(),
+        Arc::new(Silent),
+    );
+    rn.poll = Duration::from_millis(20);
+    edit(&mut rn);
+    Arc::new(Engine::new(rn, Default::default(), Default::default()))
+}
+
+fn nixos(t: &Tree, rec: &Recorder, fake: &Fake) -> Arc<Engine<Nixos, Fake>> {
+    engine(
+        t,
+        Nixos {
+            profiles: profiles(t),
+            runner: Box::new(rec.clone()),
+        },
+        fake,
+    )
+}
+
+fn guix(t: &Tree, rec: &Recorder, fake: &Fake) -> Arc<Engine<Guix, Fake>> {
+    engine(
+        t,
+        Guix {
+            profiles: profiles(t),
+            runner: Box::new(rec.clone()),
+        },
+        fake,
+    )
+}
+
+fn recorder(t: &Tree) -> Recorder {
+    Recorder {
         current_system: Some(t.current.clone()),
         profiles: Some(t.profiles.clone()),
         ..Default::default()
     }
 }
 
-fn calls(rec: &nixos::Recorder, t: &Tree) -> Vec<String> {
+fn calls(rec: &Recorder, t: &Tree) -> Vec<String> {
     let root = t.profiles.display().to_string();
     rec.calls
         .lock()
@@ -111,12 +150,12 @@ async fn nixos_tests_before_the_gate_and_boots_only_after_it() {
     let rec = recorder(&t);
     let fake = Fake::default();
     fake.set("podman-web.service", "active", "running");
-    let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    let e = nixos(&t, &rec, &fake);
     assert_eq!(
-        (e.platform.selected(), e.platform.running()),
-        (Some("1".into()), Some("1".into()))
+        (e.runner.platform.selected(), e.runner.platform.running()),
+        (g(1), g(1))
     );
-    e.switch("2", SwitchOptions::default()).unwrap();
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
     e.idle().await;
     assert_eq!(
         calls(&rec, &t),
@@ -126,10 +165,10 @@ async fn nixos_tests_before_the_gate_and_boots_only_after_it() {
             "P/system-2-link/bin/switch-to-configuration boot",
         ]
     );
-    assert_eq!(e.platform.selected().as_deref(), Some("2"));
-    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(e.runner.platform.selected(), g(2));
+    let r = e.runner.store.all().pop().unwrap();
     assert_eq!(r.result, Some(Outcome::Committed));
-    assert_eq!(r.from_generation.as_deref(), Some("1"));
+    assert_eq!(r.from_generation(), g(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,7 +178,7 @@ async fn a_failed_gate_never_touches_the_nixos_profile() {
     let fake = Fake::default();
     // Generation 2 never gets healthy (the gate's 1 s deadline passes).
     fake.set("podman-web.service", "activating", "start");
-    let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
+    let e = nixos(&t, &rec, &fake);
     // Generation 1's unit is healthy again once it is back.
     let (rec2, fake2) = (rec.clone(), fake.clone());
     tokio::spawn(async move {
@@ -157,7 +196,7 @@ async fn a_failed_gate_never_touches_the_nixos_profile() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    e.switch("2", SwitchOptions::default()).unwrap();
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
     e.idle().await;
     assert_eq!(
         calls(&rec, &t),
@@ -167,9 +206,9 @@ async fn a_failed_gate_never_touches_the_nixos_profile() {
         ],
         "test, then back to the recorded generation; no nix-env, no boot"
     );
-    assert_eq!(e.platform.selected().as_deref(), Some("1"));
-    assert_eq!(e.platform.running().as_deref(), Some("1"));
-    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(e.runner.platform.selected(), g(1));
+    assert_eq!(e.runner.platform.running(), g(1));
+    let r = e.runner.store.all().pop().unwrap();
     assert_eq!(r.result, Some(Outcome::RolledBack));
     assert!(r.error.contains("not healthy within 1 s"), "{}", r.error);
 }
@@ -190,14 +229,19 @@ async fn the_revert_timer_is_disarmed_only_after_the_record_is_finished() {
             .trim_start_matches("windlass-revert-")
             .trim_end_matches("-gate");
         let finished = Store::new(&state)
-            .load(id)
+            .load(&id.parse().unwrap())
             .map(|r| r.finished())
             .unwrap_or(false);
         seen2.lock().unwrap().push((unit.to_string(), finished));
     }));
     fake.set("podman-web.service", "activating", "start");
-    let mut e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
-    Arc::get_mut(&mut e).unwrap().revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
+    let p = Nixos {
+        profiles: profiles(&t),
+        runner: Box::new(rec.clone()),
+    };
+    let e = engine_with(&t, p, &fake, |rn| {
+        rn.revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
+    });
     let (rec2, fake2) = (rec.clone(), fake.clone());
     tokio::spawn(async move {
         while !rec2
@@ -211,13 +255,13 @@ async fn the_revert_timer_is_disarmed_only_after_the_record_is_finished() {
         }
         fake2.set("podman-web.service", "active", "running");
     });
-    e.switch("2", SwitchOptions::default()).unwrap();
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
     e.idle().await;
-    e.switch("3", SwitchOptions::default()).unwrap();
+    e.switch(GenerationId(3), SwitchOptions::default()).unwrap();
     e.idle().await;
     // idle() returns once the record is finished; the disarm follows.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let results: Vec<Option<Outcome>> = e.store.all().unwrap().iter().map(|r| r.result).collect();
+    let results: Vec<Option<Outcome>> = e.runner.store.all().iter().map(|r| r.result).collect();
     assert_eq!(
         results,
         [Some(Outcome::RolledBack), Some(Outcome::Committed)]
@@ -227,7 +271,7 @@ async fn the_revert_timer_is_disarmed_only_after_the_record_is_finished() {
     // the one re-armed for the gate (the first is also stopped earlier,
     // by the agent itself when it re-arms): those last stops must come
     // after the record is finished.
-    for r in e.store.all().unwrap() {
+    for r in e.runner.store.all() {
         for unit in [
             format!("windlass-revert-{}", r.id),
             format!("windlass-revert-{}-gate", r.id),
@@ -252,9 +296,9 @@ async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeare
     let fake = Fake::default();
     // Never healthy: the gate runs its full (1 s) deadline.
     fake.set("podman-web.service", "activating", "start");
-    let e = engine(&t, nixos::Flavor::Guix, &rec, &fake);
-    assert_eq!(e.platform.name(), "guix");
-    e.switch("4", SwitchOptions::default()).unwrap();
+    let e = guix(&t, &rec, &fake);
+    assert_eq!(e.runner.platform.name(), "guix");
+    e.switch(GenerationId(4), SwitchOptions::default()).unwrap();
     // While the gate waits, someone creates generation 5 and selects it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (rec2, fake2) = (rec.clone(), fake.clone());
@@ -274,7 +318,7 @@ async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeare
         }
     });
     add_generation(&t.profiles, 5);
-    windlass_agent::store::swap_symlink(&t.profiles.join("system"), Path::new("system-5-link"))
+    windlass_agent::durable::swap_symlink(&t.profiles.join("system"), Path::new("system-5-link"))
         .unwrap();
     e.idle().await;
     let c = calls(&rec, &t);
@@ -289,11 +333,11 @@ async fn guix_rolls_back_to_the_recorded_generation_even_after_a_new_one_appeare
             "herd restart podman-web.service",
         ]
     );
-    assert_eq!(e.platform.selected().as_deref(), Some("3"));
-    assert_eq!(e.platform.running().as_deref(), Some("3"));
-    let r = e.store.all().unwrap().pop().unwrap();
+    assert_eq!(e.runner.platform.selected(), g(3));
+    assert_eq!(e.runner.platform.running(), g(3));
+    let r = e.runner.store.all().pop().unwrap();
     assert_eq!(r.result, Some(Outcome::RolledBack));
-    assert_eq!(r.from_generation.as_deref(), Some("3"));
+    assert_eq!(r.from_generation(), g(3));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -307,30 +351,26 @@ async fn a_healthy_unit_running_the_wrong_image_is_not_converged() {
         .lock()
         .unwrap()
         .insert("web".into(), "docker.io/library/web:1.0.0".into());
-    let e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
-    e.switch("2", SwitchOptions::default()).unwrap();
+    let e = nixos(&t, &rec, &fake);
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
     e.idle().await;
-    let r = e.store.all().unwrap().pop().unwrap();
+    let r = e.runner.store.all().pop().unwrap();
     assert_eq!(r.result, Some(Outcome::RolledBack));
     assert!(
         r.error.contains("not converged: web runs docker.io/library/web:1.0.0, generation 2 intends docker.io/library/web:2.0.0"),
         "{}",
         r.error
     );
-    assert_eq!(
-        e.platform.selected().as_deref(),
-        Some("1"),
-        "never committed"
-    );
+    assert_eq!(e.runner.platform.selected(), g(1), "never committed");
     // With the intended image, the same switch commits.
     fake.images
         .lock()
         .unwrap()
         .insert("web".into(), "docker.io/library/web:2.0.0".into());
-    e.switch("2", SwitchOptions::default()).unwrap();
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
     e.idle().await;
     assert_eq!(
-        e.store.all().unwrap().pop().unwrap().result,
+        e.runner.store.all().pop().unwrap().result,
         Some(Outcome::Committed)
     );
 }
@@ -351,15 +391,18 @@ async fn a_sweep_on_nixos_reports_the_release_and_changes_nothing() {
     .unwrap();
     let rec = recorder(&t);
     let fake = Fake::default();
-    let mut e = engine(&t, nixos::Flavor::Nixos, &rec, &fake);
-    Arc::get_mut(&mut e).unwrap().sweep.insecure_registries = vec![host.clone()];
-    let r = e.sweep(Default::default()).unwrap();
+    let mut e = nixos(&t, &rec, &fake);
+    Arc::get_mut(&mut e).unwrap().sweep = Arc::new(windlass_agent::ops::sweep::SweepConfig {
+        insecure_registries: vec![host.clone()],
+        registry_attempts: 0,
+    });
+    let id = e.sweep(Default::default()).unwrap();
     e.idle().await;
-    let r = e.store.load(&r.id).unwrap();
+    let r = e.runner.store.load(&id.id).unwrap();
     assert_eq!(r.result, Some(Outcome::Skipped), "{r:?}");
-    assert_eq!(r.results.len(), 1);
-    assert_eq!(r.results[0]["to"], "1.1.0");
-    let reason = r.results[0]["reason"].as_str().unwrap();
+    assert_eq!(r.results().len(), 1);
+    assert_eq!(r.results()[0].to.as_deref(), Some("1.1.0"));
+    let reason = &r.results()[0].reason;
     assert!(
         reason.contains("rebuild") && reason.contains(&format!("{host}/fleet/web:1.1.0")),
         "{reason}"
@@ -369,7 +412,7 @@ async fn a_sweep_on_nixos_reports_the_release_and_changes_nothing() {
         "nothing ran: {:?}",
         calls(&rec, &t)
     );
-    assert_eq!(e.platform.selected().as_deref(), Some("1"));
+    assert_eq!(e.runner.platform.selected(), g(1));
     assert!(
         !t.state.join("releases/web.json").exists(),
         "nothing was promoted"

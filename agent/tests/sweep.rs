@@ -8,6 +8,7 @@
 //! through the real windlassd and windlassctl on a real dbus-daemon.
 
 mod common;
+mod doubles;
 #[path = "../../net/tests/common/mod.rs"]
 mod net;
 
@@ -15,16 +16,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use doubles::Fake;
 use serde_json::Value;
-use windlass_agent::engine::{Engine, Silent, SwitchOptions};
-use windlass_agent::platform::{self, Platform, native::Native};
-use windlass_agent::store::{Kind, Outcome, Record, Store};
-use windlass_agent::sweep::{Canonical, SweepOptions, results_log};
-use windlass_agent::systemd::Fake;
+use windlass_agent::ops::Engine;
+use windlass_agent::ops::runner::{Runner, Silent};
+use windlass_agent::ops::sweep::{Canonical, SweepConfig, SweepOptions, results_log};
+use windlass_agent::ops::switch::SwitchOptions;
+use windlass_agent::platform::{Platform, native::Native};
+use windlass_agent::record::{Confirm, Kind, Outcome, Record};
+use windlass_agent::store::Store;
 
 struct Host {
     tmp: tempfile::TempDir,
-    engine: Arc<Engine<Fake>>,
+    engine: Arc<Engine<Native, Fake>>,
     fake: Fake,
     state: PathBuf,
 }
@@ -33,18 +37,21 @@ fn host(registry_port: u16) -> Host {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let fake = Fake::default();
-    let mut e = Engine::new(
+    let mut rn = Runner::new(
         Store::new(&state),
-        platform::Any::Native(Native::new(&state, &tmp.path().join("run"))),
+        Native::new(&state, &tmp.path().join("run")),
         fake.clone(),
+        windlass_net::client(&Default::default()).unwrap(),
         Arc::new(Silent),
     );
-    e.poll = Duration::from_millis(20);
-    e.sweep.insecure_registries = vec![format!("127.0.0.1:{registry_port}")];
-    e.sweep.registry_attempts = 1;
+    rn.poll = Duration::from_millis(20);
+    let sweeps = SweepConfig {
+        insecure_registries: vec![format!("127.0.0.1:{registry_port}")],
+        registry_attempts: 1,
+    };
     Host {
         tmp,
-        engine: Arc::new(e),
+        engine: Arc::new(Engine::new(rn, Default::default(), sweeps)),
         fake,
         state,
     }
@@ -72,21 +79,22 @@ const SEMVER: &str = "track = \"semver\"";
 
 /// Stages `tree` and switches to it; returns the switch's record.
 async fn switch_to(h: &Host, tree: &Path) -> Record {
-    let g = h.engine.platform.stage(tree).unwrap();
-    let r = h.engine.switch(&g, SwitchOptions::default()).unwrap();
+    let g = h.engine.runner.platform.stage(tree).unwrap();
+    let r = h.engine.switch(g, SwitchOptions::default()).unwrap();
     h.engine.idle().await;
-    h.engine.store.load(&r.id).unwrap()
+    h.engine.runner.store.load(&r.id).unwrap()
 }
 
 async fn sweep(h: &Host, opts: SweepOptions) -> Record {
     let r = h.engine.sweep(opts).unwrap();
     h.engine.idle().await;
-    h.engine.store.load(&r.id).unwrap()
+    h.engine.runner.store.load(&r.id).unwrap()
 }
 
 fn results(r: &Record) -> Vec<(String, String, String)> {
-    r.results
+    r.results()
         .iter()
+        .map(|v| serde_json::to_value(v).unwrap())
         .map(|v| {
             (
                 v["app"].as_str().unwrap().to_string(),
@@ -98,26 +106,28 @@ fn results(r: &Record) -> Vec<(String, String, String)> {
 }
 
 /// The result line of `app`.
-fn of<'a>(r: &'a Record, app: &str) -> &'a Value {
-    r.results
+fn of(r: &Record, app: &str) -> Value {
+    let v = r
+        .results()
         .iter()
-        .find(|v| v["app"] == app)
-        .unwrap_or_else(|| panic!("no result for {app}: {:?}", r.results))
+        .find(|v| v.app == app)
+        .unwrap_or_else(|| panic!("no result for {app}: {:?}", r.results()));
+    serde_json::to_value(v).unwrap()
 }
 
 fn switches(h: &Host) -> usize {
     h.engine
+        .runner
         .store
         .all()
-        .unwrap()
         .iter()
-        .filter(|r| r.kind == Kind::Switch)
+        .filter(|r| r.kind() == Kind::Switch)
         .count()
 }
 
 fn running_image(h: &Host, app: &str) -> String {
-    let g = h.engine.platform.running().unwrap();
-    let m = h.engine.platform.manifest(&g).unwrap();
+    let g = h.engine.runner.platform.running().unwrap();
+    let m = h.engine.runner.platform.manifest(g).unwrap();
     m.apps.iter().find(|a| a.name == app).unwrap().image.clone()
 }
 
@@ -164,20 +174,30 @@ async fn a_new_release_is_promoted_and_a_second_sweep_does_nothing() {
     assert_eq!(running_image(&h, "web"), format!("{r0}/fleet/web:1.1.0"));
     assert_eq!(running_image(&h, "api"), format!("{r0}/fleet/api:2.0.0"));
     assert_eq!(
-        h.engine.platform.selected(),
-        h.engine.platform.running(),
+        h.engine.runner.platform.selected(),
+        h.engine.runner.platform.running(),
         "the promotion committed the generation"
     );
     let c = Canonical::load(&h.state, "web");
     assert_eq!(c.tag.as_deref(), Some("1.1.0"));
-    assert_eq!(c.operation.as_deref(), of(&s, "web")["operation"].as_str());
+    assert_eq!(
+        c.operation.as_ref().map(|o| o.as_str()),
+        of(&s, "web")["operation"].as_str()
+    );
     // The sweep's switch ran inside it and restarted only web.
     let sw = h
         .engine
+        .runner
         .store
-        .load(of(&s, "web")["operation"].as_str().unwrap())
+        .load(
+            &of(&s, "web")["operation"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
         .unwrap();
-    assert_eq!(sw.parent.as_deref(), Some(s.id.as_str()));
+    assert_eq!(sw.parent.as_ref(), Some(&s.id));
     assert_eq!(sw.changed_units, ["web.service"]);
     assert_eq!(switches(&h), 2);
 
@@ -227,9 +247,8 @@ async fn prereleases_constraints_and_a_registry_that_is_down() {
     net::push_tags(reg.port, "p/pre", &["1.0.0", "1.1.0-rc.1"]).await;
     net::push_tags(reg.port, "p/cons", &["1.0.0", "1.0.5", "2.0.0"]).await;
     let mut h = host(reg.port);
-    Arc::get_mut(&mut h.engine)
+    Arc::get_mut(&mut Arc::get_mut(&mut h.engine).unwrap().sweep)
         .unwrap()
-        .sweep
         .insecure_registries
         .push(dead.clone());
     let g1 = fleet(
@@ -257,7 +276,7 @@ async fn prereleases_constraints_and_a_registry_that_is_down() {
     assert_eq!(switch_to(&h, &g1).await.result, Some(Outcome::Committed));
 
     // A dry run reports and changes nothing.
-    let before = h.engine.platform.running();
+    let before = h.engine.runner.platform.running();
     let d = sweep(
         &h,
         SweepOptions {
@@ -266,7 +285,7 @@ async fn prereleases_constraints_and_a_registry_that_is_down() {
         },
     )
     .await;
-    assert_eq!(h.engine.platform.running(), before);
+    assert_eq!(h.engine.runner.platform.running(), before);
     assert_eq!(switches(&h), 1);
     assert!(
         of(&d, "pre")["reason"]
@@ -287,7 +306,8 @@ async fn prereleases_constraints_and_a_registry_that_is_down() {
             ("stable".into(), "skipped".into(), "-".into()),
         ]
     );
-    let why = of(&s, "gone")["reason"].as_str().unwrap();
+    let gone = of(&s, "gone");
+    let why = gone["reason"].as_str().unwrap();
     assert!(why.contains("unreachable") && why.contains(&dead), "{why}");
     // One app failing makes the sweep failed, but the others moved.
     assert_eq!(s.result, Some(Outcome::Failed));
@@ -324,7 +344,7 @@ async fn a_red_release_never_replaces_the_canonical_one() {
     let old = format!("{r0}/fleet/web:1.0.0");
     let g1 = fleet(&h, "1", &[("web", app(&old, SEMVER))]);
     assert_eq!(switch_to(&h, &g1).await.result, Some(Outcome::Committed));
-    let gen1 = h.engine.platform.running().unwrap();
+    let gen1 = h.engine.runner.platform.running().unwrap();
 
     // 1.1.0 is red: its container never runs the new image.
     net::push_tags(reg.port, "fleet/web", &["1.1.0"]).await;
@@ -347,8 +367,8 @@ async fn a_red_release_never_replaces_the_canonical_one() {
         "{:?}",
         of(&s, "web")
     );
-    assert_eq!(h.engine.platform.running().unwrap(), gen1);
-    assert_eq!(h.engine.platform.selected().unwrap(), gen1);
+    assert_eq!(h.engine.runner.platform.running().unwrap(), gen1);
+    assert_eq!(h.engine.runner.platform.selected().unwrap(), gen1);
     let c = Canonical::load(&h.state, "web");
     assert_eq!(c.tag, None, "nothing was promoted");
     assert_eq!(c.failed.len(), 1);
@@ -422,36 +442,36 @@ async fn a_sweep_during_another_operation_is_skipped_busy() {
         "1",
         &[("web", app(&format!("{r0}/fleet/web:1.0.0"), SEMVER))],
     );
-    let g = h.engine.platform.stage(&g1).unwrap();
+    let g = h.engine.runner.platform.stage(&g1).unwrap();
     // A switch waiting for its confirmation holds the operation slot.
     let sw = h
         .engine
         .switch(
-            &g,
+            g,
             SwitchOptions {
-                confirm: "manual".into(),
+                confirm: Confirm::Manual,
                 deadline_sec: Some(60),
             },
         )
         .unwrap();
     let start = std::time::Instant::now();
-    while h.engine.store.load(&sw.id).unwrap().phase != "waiting-confirm" {
+    while h.engine.runner.store.load(&sw.id).unwrap().phase_str() != "waiting-confirm" {
         assert!(start.elapsed() < Duration::from_secs(20));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let s = h.engine.sweep(SweepOptions::default()).unwrap();
     assert_eq!(s.result, Some(Outcome::Skipped));
     assert!(
-        s.error.contains("busy") && s.error.contains(&sw.id),
+        s.error.contains("busy") && s.error.contains(sw.id.as_str()),
         "{}",
         s.error
     );
     assert_eq!(results(&s), [("web".into(), "skipped".into(), "-".into())]);
-    assert_eq!(h.engine.active().as_deref(), Some(sw.id.as_str()));
+    assert_eq!(h.engine.active().as_ref(), Some(&sw.id));
     h.engine.confirm(&sw.id).unwrap();
     h.engine.idle().await;
     assert_eq!(
-        h.engine.store.load(&sw.id).unwrap().result,
+        h.engine.runner.store.load(&sw.id).unwrap().result,
         Some(Outcome::Committed)
     );
     assert_eq!(switches(&h), 1, "the busy sweep switched nothing");

@@ -6,12 +6,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use windlass_agent::cutover::Settings;
-use windlass_agent::engine::Engine;
-use windlass_agent::platform::{self, native::Native, nixos};
-use windlass_agent::service::{self, Access, Signals};
+use windlass_agent::dbus::{self, Signals, agent::Access, operation::op_path};
+use windlass_agent::ops::runner::{Notify, Runner, Silent};
+use windlass_agent::ops::{Engine, cutover, sweep};
+use windlass_agent::platform::profiles::Exec;
+use windlass_agent::platform::{Platform, guix::Guix, native::Native, nixos::Nixos};
+use windlass_agent::record::OpId;
 use windlass_agent::store::Store;
-use windlass_agent::systemd::{AnySystemd, Dbus, Fake};
+use windlass_agent::systemd::{AnySystemd, Dbus, NoSystemd};
 use windlass_agent::{BUS_NAME, VERSION};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -219,26 +221,74 @@ fn detect(arg: PlatformArg) -> PlatformArg {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let platform = match detect(args.platform) {
-        PlatformArg::Nixos => platform::Any::Nixos(nixos::Profiles::nixos(Box::new(nixos::Exec {
-            transient: true,
-        }))),
-        PlatformArg::Guix => platform::Any::Nixos(nixos::Profiles::guix(Box::new(nixos::Exec {
-            transient: false,
-        }))),
-        _ => platform::Any::Native(Native::new(&args.state_dir, &args.run_dir)),
+    match detect(args.platform) {
+        PlatformArg::Nixos => serve(args, Nixos::new(Box::new(Exec { transient: true }))).await,
+        PlatformArg::Guix => serve(args, Guix::new(Box::new(Exec { transient: false }))).await,
+        _ => {
+            let p = Native::new(&args.state_dir, &args.run_dir);
+            serve(args, p).await
+        }
+    }
+}
+
+/// The operations of this agent: the runner on `platform`, the settings
+/// of cutovers and sweeps from the command line.
+fn engine<P: Platform>(
+    args: &Args,
+    platform: P,
+    systemd: AnySystemd,
+    notify: Arc<dyn Notify>,
+) -> anyhow::Result<Engine<P, AnySystemd>> {
+    let mut runner = Runner::new(
+        Store::new(&args.state_dir),
+        platform,
+        systemd,
+        http_client(args)?,
+        notify,
+    );
+    if args.systemd == SystemdArg::Dbus {
+        runner.revert_argv = Some(revert_argv(args)?);
+    }
+    let mut cut = cutover::Settings::new(&args.state_dir, &args.targets);
+    cut.revert_helper = args.revert.is_some();
+    let sweeps = sweep::SweepConfig {
+        insecure_registries: args.insecure_registry.clone(),
+        registry_attempts: args.registry_attempts,
     };
+    Ok(Engine::new(runner, cut, sweeps))
+}
+
+/// What the external revert runs: this binary, `--revert OP` (the id is
+/// appended when armed).
+fn revert_argv(args: &Args) -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe()?.to_string_lossy().to_string();
+    Ok(vec![
+        exe,
+        "--bus".into(),
+        args.bus.clone(),
+        "--state-dir".into(),
+        args.state_dir.to_string_lossy().to_string(),
+        "--run-dir".into(),
+        args.run_dir.to_string_lossy().to_string(),
+        "--platform".into(),
+        format!("{:?}", detect(args.platform)).to_lowercase(),
+        "--targets".into(),
+        args.targets.to_string_lossy().to_string(),
+        "--revert".into(),
+    ])
+}
+
+async fn serve<P: Platform>(args: Args, platform: P) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     let systemd = match args.systemd {
         SystemdArg::Dbus => {
             AnySystemd::Dbus(Dbus::system().await.context("connecting to systemd")?)
         }
-        SystemdArg::None => AnySystemd::None(Fake::default()),
+        SystemdArg::None => AnySystemd::None(NoSystemd::default()),
     };
-    let store = Store::new(&args.state_dir);
-
     if let Some(op) = &args.revert {
-        return revert(&args, op, store, platform, systemd).await;
+        let op: OpId = op.parse()?;
+        return revert(&args, &op, platform, systemd).await;
     }
 
     // A little patience: after a self-upgrade is reverted, the revert
@@ -254,36 +304,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let _lock =
         lock.with_context(|| format!("another windlassd holds {}", args.state_dir.display()))?;
     let (signals, rx) = Signals::channel();
-    let mut engine = Engine::new(store, platform, systemd, Arc::new(signals));
-    engine.sweep.insecure_registries = args.insecure_registry.clone();
-    engine.sweep.registry_attempts = args.registry_attempts;
-    engine.http = http_client(&args)?;
-    engine.cutover = Settings::new(&args.state_dir, &args.targets);
-    if args.systemd == SystemdArg::Dbus {
-        let exe = std::env::current_exe()?.to_string_lossy().to_string();
-        engine.revert_argv = Some(vec![
-            exe,
-            "--bus".into(),
-            args.bus.clone(),
-            "--state-dir".into(),
-            args.state_dir.to_string_lossy().to_string(),
-            "--run-dir".into(),
-            args.run_dir.to_string_lossy().to_string(),
-            "--platform".into(),
-            format!("{:?}", detect(args.platform)).to_lowercase(),
-            "--targets".into(),
-            args.targets.to_string_lossy().to_string(),
-            "--revert".into(),
-        ]);
-    }
-    let engine = Arc::new(engine);
+    let engine = Arc::new(engine(&args, platform, systemd, Arc::new(signals))?);
     let conn = connect(&args.bus)
         .await?
         .build()
         .await
         .context("connecting to the bus")?;
-    service::export(&conn, engine.clone(), Access::for_group(&args.group)).await?;
-    tokio::spawn(service::run_signals(conn.clone(), engine.clone(), rx));
+    dbus::export(&conn, engine.clone(), Access::for_group(&args.group)).await?;
+    tokio::spawn(dbus::run_signals(conn.clone(), engine.clone(), rx));
     for r in engine.recover().await {
         tracing::warn!(
             WINDLASS_OPERATION = r.id.as_str(),
@@ -298,7 +326,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     engine.confirm_self_upgrade().await;
     tracing::info!(
         version = VERSION,
-        platform = engine.platform_name(),
+        platform = engine.runner.platform.name(),
         "windlassd ready"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -310,27 +338,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn revert(
+async fn revert<P: Platform>(
     args: &Args,
-    op: &str,
-    store: Store,
-    platform: platform::Any,
+    op: &OpId,
+    platform: P,
     systemd: AnySystemd,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     match lock_state(&args.state_dir, false)? {
         Some(_lock) => {
             // No agent runs: resolve the record ourselves.
-            let mut engine = Engine::new(
-                store,
-                platform,
-                systemd,
-                Arc::new(windlass_agent::engine::Silent),
-            );
-            engine.cutover = Settings::new(&args.state_dir, &args.targets);
-            engine.cutover.revert_helper = true;
-            let engine = Arc::new(engine);
+            let engine = engine(args, platform, systemd, Arc::new(Silent))?;
             let rec = engine
+                .runner
                 .store
                 .load(op)
                 .with_context(|| format!("no operation {op}"))?;
@@ -339,7 +359,7 @@ async fn revert(
                 return Ok(());
             }
             engine.recover().await;
-            let rec = engine.store.load(op)?;
+            let rec = engine.runner.store.load(op)?;
             println!(
                 "operation {op}: {}",
                 rec.result.map(|o| o.as_str()).unwrap_or("?")
@@ -349,7 +369,7 @@ async fn revert(
         None => {
             // The agent runs: ask it to cancel (it rolls back).
             let conn = connect(&args.bus).await?.build().await?;
-            let path = service::op_path(op);
+            let path = op_path(op);
             conn.call_method(
                 Some(BUS_NAME),
                 windlass_agent::OBJECT_PATH,

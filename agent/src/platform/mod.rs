@@ -1,33 +1,41 @@
 //! Platforms: where generations live and how one is activated. Detected at
 //! start (`--platform auto`): NixOS when `/etc/NIXOS` exists, Guix System
-//! when `/run/current-system/provenance` or `/etc/guix` exists with a
-//! `/var/guix/profiles/system`, else native.
+//! when `/var/guix/profiles/system` exists, else native. The operations
+//! are generic over [`Platform`]; `windlassd` picks one at start.
 
+pub mod guix;
 pub mod native;
 pub mod nixos;
+pub mod plan;
+pub mod profiles;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::contract::Manifest;
+use crate::contract::{GenerationId, Manifest};
 use crate::systemd::Systemd;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct GenInfo {
-    pub id: String,
+    pub id: GenerationId,
     pub selected: bool,
     pub running: bool,
 }
 
 /// The generations `ids`, marking the selected and the running one.
-pub fn gen_infos(ids: Vec<u64>, selected: Option<String>, running: Option<String>) -> Vec<GenInfo> {
+pub fn gen_infos(
+    ids: Vec<u64>,
+    selected: Option<GenerationId>,
+    running: Option<GenerationId>,
+) -> Vec<GenInfo> {
     ids.into_iter()
         .map(|n| {
-            let id = n.to_string();
+            let id = GenerationId(n);
             GenInfo {
-                selected: selected.as_deref() == Some(&id),
-                running: running.as_deref() == Some(&id),
+                selected: selected == Some(id),
+                running: running == Some(id),
                 id,
             }
         })
@@ -44,93 +52,41 @@ pub struct Activation {
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
     #[error("generation {0} not found")]
-    NotFound(String),
+    NotFound(GenerationId),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
     Failed(String),
 }
 
-/// One platform. Methods that change the host are idempotent: the engine
-/// may repeat one after a crash.
-pub trait Platform: Send + Sync {
+/// One platform. Methods that change the host are idempotent: an
+/// operation may repeat one after a crash.
+pub trait Platform: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    fn selected(&self) -> Option<String>;
-    fn running(&self) -> Option<String>;
+    fn selected(&self) -> Option<GenerationId>;
+    fn running(&self) -> Option<GenerationId>;
     fn generations(&self) -> Vec<GenInfo>;
     /// Imports a generator output tree (native only).
-    fn stage(&self, path: &std::path::Path) -> Result<String, PlatformError>;
+    fn stage(&self, path: &Path) -> Result<GenerationId, PlatformError>;
     /// The generation's health contracts, when it carries them.
-    fn manifest(&self, generation: &str) -> Option<Manifest>;
+    fn manifest(&self, generation: GenerationId) -> Option<Manifest>;
     /// Makes `to` the running generation; `from` is what runs now.
     fn activate(
         &self,
         systemd: &impl Systemd,
-        from: Option<&str>,
-        to: &str,
+        from: Option<GenerationId>,
+        to: GenerationId,
     ) -> impl Future<Output = Result<Activation, PlatformError>> + Send;
     /// Makes `to` the generation the host boots into.
-    fn commit(&self, to: &str) -> impl Future<Output = Result<(), PlatformError>> + Send;
-}
-
-/// The platforms, as one type (the trait is not object-safe).
-pub enum Any {
-    Native(native::Native),
-    Nixos(nixos::Profiles),
-}
-
-impl Platform for Any {
-    fn name(&self) -> &'static str {
-        match self {
-            Any::Native(p) => p.name(),
-            Any::Nixos(p) => p.name(),
-        }
+    fn commit(&self, to: GenerationId) -> impl Future<Output = Result<(), PlatformError>> + Send;
+    /// The generator output tree of a generation, where the agent keeps
+    /// one (native): sweeps derive new generations from it. `None`: the
+    /// platform builds its own systems (NixOS, Guix).
+    fn generation_tree(&self, generation: GenerationId) -> Option<PathBuf> {
+        let _ = generation;
+        None
     }
-    fn selected(&self) -> Option<String> {
-        match self {
-            Any::Native(p) => p.selected(),
-            Any::Nixos(p) => p.selected(),
-        }
-    }
-    fn running(&self) -> Option<String> {
-        match self {
-            Any::Native(p) => p.running(),
-            Any::Nixos(p) => p.running(),
-        }
-    }
-    fn generations(&self) -> Vec<GenInfo> {
-        match self {
-            Any::Native(p) => p.generations(),
-            Any::Nixos(p) => p.generations(),
-        }
-    }
-    fn stage(&self, path: &std::path::Path) -> Result<String, PlatformError> {
-        match self {
-            Any::Native(p) => p.stage(path),
-            Any::Nixos(p) => p.stage(path),
-        }
-    }
-    fn manifest(&self, generation: &str) -> Option<Manifest> {
-        match self {
-            Any::Native(p) => p.manifest(generation),
-            Any::Nixos(p) => p.manifest(generation),
-        }
-    }
-    async fn activate(
-        &self,
-        systemd: &impl Systemd,
-        from: Option<&str>,
-        to: &str,
-    ) -> Result<Activation, PlatformError> {
-        match self {
-            Any::Native(p) => p.activate(systemd, from, to).await,
-            Any::Nixos(p) => p.activate(systemd, from, to).await,
-        }
-    }
-    async fn commit(&self, to: &str) -> Result<(), PlatformError> {
-        match self {
-            Any::Native(p) => p.commit(to).await,
-            Any::Nixos(p) => p.commit(to).await,
-        }
+    fn exists(&self, generation: GenerationId) -> bool {
+        self.generations().iter().any(|g| g.id == generation)
     }
 }

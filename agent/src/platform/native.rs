@@ -7,23 +7,26 @@
 //! (`agent/systemd/windlass-generator`) turns the running generation (or,
 //! after a boot, the selected one) into units at every daemon-reload.
 //! Activation is one rename of `<run>/current`, one daemon-reload, then
-//! restarts of exactly the units whose definition changed, starts of new
-//! ones and stops of removed ones.
+//! the [`plan`](super::plan): restarts of exactly the units whose
+//! definition changed, starts of new ones and stops of removed ones.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use super::plan::{self, Units};
 use super::{Activation, GenInfo, Platform, PlatformError};
-use crate::contract::{MANIFEST, Manifest};
-use crate::store::swap_symlink;
-use crate::systemd::Systemd;
+use crate::contract::{GenerationId, MANIFEST, Manifest};
+use crate::durable::{fsync_dir, swap_symlink};
+use crate::systemd::{Systemd, Verb};
 
 pub struct Native {
     pub state_dir: PathBuf,
     pub run_dir: PathBuf,
+    /// One Stage at a time chooses a number and renames into it.
+    stage_lock: Mutex<()>,
 }
 
 impl Native {
@@ -31,6 +34,7 @@ impl Native {
         Native {
             state_dir: state_dir.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
+            stage_lock: Mutex::new(()),
         }
     }
 
@@ -47,17 +51,13 @@ impl Native {
     }
 
     /// Where generation `id` is stored.
-    pub fn generation_dir(&self, id: &str) -> PathBuf {
-        self.dir(id)
+    pub fn dir(&self, id: GenerationId) -> PathBuf {
+        self.generations_dir().join(id.to_string())
     }
 
-    fn dir(&self, id: &str) -> PathBuf {
-        self.generations_dir().join(id)
-    }
-
-    fn link_target(link: &Path) -> Option<String> {
+    fn link_target(link: &Path) -> Option<GenerationId> {
         let t = fs::read_link(link).ok()?;
-        t.file_name().map(|n| n.to_string_lossy().to_string())
+        t.file_name()?.to_str()?.parse().ok()
     }
 
     fn ids(&self) -> Vec<u64> {
@@ -70,11 +70,46 @@ impl Native {
         ids
     }
 
-    /// Units of a generation (unit → sha256 of its definition).
-    fn units(&self, id: Option<&str>) -> BTreeMap<String, String> {
-        id.and_then(|g| Manifest::read(&self.dir(g)).ok())
-            .map(|m| m.units())
-            .unwrap_or_default()
+    /// Units of a generation (unit → sha256 of its definition); `None`:
+    /// no generation, no units.
+    fn units(&self, id: Option<GenerationId>) -> Result<Units, PlatformError> {
+        match id {
+            None => Ok(Units::new()),
+            Some(g) => Manifest::read(&self.dir(g))
+                .map(|m| m.units())
+                .map_err(|e| PlatformError::Invalid(format!("generation {g}: {e}"))),
+        }
+    }
+
+    fn write_generation(
+        &self,
+        src: &Path,
+        m: &Manifest,
+        manifest_bytes: &[u8],
+        key: &str,
+        tmp: &Path,
+        dest: &Path,
+    ) -> std::io::Result<()> {
+        fs::create_dir_all(tmp)?;
+        let write = |p: &Path, bytes: &[u8]| -> std::io::Result<()> {
+            fs::write(p, bytes)?;
+            fs::File::open(p)?.sync_all()
+        };
+        for f in &m.files {
+            let to = tmp.join(&f.path);
+            fs::create_dir_all(to.parent().unwrap_or(tmp))?;
+            fs::copy(src.join(&f.path), &to)?;
+            fs::File::open(&to)?.sync_all()?;
+        }
+        write(&tmp.join(MANIFEST), manifest_bytes)?;
+        write(&tmp.join(".content-sha256"), key.as_bytes())?;
+        for d in ["quadlet", "systemd", ""] {
+            if tmp.join(d).is_dir() {
+                fsync_dir(&tmp.join(d))?;
+            }
+        }
+        fs::rename(tmp, dest)?;
+        fsync_dir(&self.generations_dir())
     }
 }
 
@@ -83,11 +118,11 @@ impl Platform for Native {
         "native"
     }
 
-    fn selected(&self) -> Option<String> {
+    fn selected(&self) -> Option<GenerationId> {
         Self::link_target(&self.profile())
     }
 
-    fn running(&self) -> Option<String> {
+    fn running(&self) -> Option<GenerationId> {
         Self::link_target(&self.current()).or_else(|| self.selected())
     }
 
@@ -95,7 +130,7 @@ impl Platform for Native {
         super::gen_infos(self.ids(), self.selected(), self.running())
     }
 
-    fn stage(&self, path: &Path) -> Result<String, PlatformError> {
+    fn stage(&self, path: &Path) -> Result<GenerationId, PlatformError> {
         let manifest_bytes = fs::read(path.join(MANIFEST)).map_err(|e| {
             PlatformError::Invalid(format!(
                 "{} is not a windlass generator output tree: {e}",
@@ -123,39 +158,23 @@ impl Platform for Native {
             }
         }
         let key = hex::encode(Sha256::digest(&manifest_bytes));
+        let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
         for n in self.ids() {
-            let d = self.dir(&n.to_string());
+            let d = self.dir(GenerationId(n));
             if fs::read_to_string(d.join(".content-sha256"))
                 .ok()
                 .as_deref()
                 == Some(key.as_str())
             {
-                return Ok(n.to_string());
+                return Ok(GenerationId(n));
             }
         }
-        let next = self.ids().last().map_or(1, |n| n + 1).to_string();
+        let next = GenerationId(self.ids().last().map_or(1, |n| n + 1));
         let tmp = self
             .generations_dir()
             .join(format!(".staging-{next}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
-        let res = (|| -> std::io::Result<()> {
-            fs::create_dir_all(&tmp)?;
-            for f in &m.files {
-                let dest = tmp.join(&f.path);
-                fs::create_dir_all(dest.parent().unwrap())?;
-                fs::copy(path.join(&f.path), &dest)?;
-                fs::File::open(&dest)?.sync_all()?;
-            }
-            fs::write(tmp.join(MANIFEST), &manifest_bytes)?;
-            fs::write(tmp.join(".content-sha256"), &key)?;
-            for d in ["quadlet", "systemd", ""] {
-                if let Ok(f) = fs::File::open(tmp.join(d)) {
-                    f.sync_all()?;
-                }
-            }
-            fs::rename(&tmp, self.dir(&next))?;
-            fs::File::open(self.generations_dir())?.sync_all()
-        })();
+        let res = self.write_generation(path, &m, &manifest_bytes, &key, &tmp, &self.dir(next));
         if let Err(e) = res {
             let _ = fs::remove_dir_all(&tmp);
             return Err(PlatformError::Failed(format!(
@@ -166,21 +185,31 @@ impl Platform for Native {
         Ok(next)
     }
 
-    fn manifest(&self, generation: &str) -> Option<Manifest> {
+    fn manifest(&self, generation: GenerationId) -> Option<Manifest> {
         Manifest::read(&self.dir(generation)).ok()
+    }
+
+    fn generation_tree(&self, generation: GenerationId) -> Option<PathBuf> {
+        Some(self.dir(generation))
     }
 
     async fn activate(
         &self,
         systemd: &impl Systemd,
-        from: Option<&str>,
-        to: &str,
+        from: Option<GenerationId>,
+        to: GenerationId,
     ) -> Result<Activation, PlatformError> {
         if !self.dir(to).is_dir() {
-            return Err(PlatformError::NotFound(to.to_string()));
+            return Err(PlatformError::NotFound(to));
         }
-        let old = self.units(from);
-        let new = self.units(Some(to));
+        // The target must be readable before anything changes; an
+        // unreadable running generation counts as having no units.
+        let new = self.units(Some(to))?;
+        let old = self.units(from).unwrap_or_else(|e| {
+            tracing::warn!("{e}; treating it as having no units");
+            Units::new()
+        });
+        let plan = plan::plan(&old, &new);
         swap_symlink(&self.current(), &self.dir(to)).map_err(|e| {
             PlatformError::Failed(format!("switching {}: {e}", self.current().display()))
         })?;
@@ -188,46 +217,30 @@ impl Platform for Native {
             .reload()
             .await
             .map_err(|e| PlatformError::Failed(format!("daemon-reload: {e}")))?;
-        let mut act = Activation::default();
-        for unit in old.keys().filter(|u| !new.contains_key(*u)) {
+        for unit in &plan.stop {
             let r = systemd
-                .job("stop", unit)
+                .job(Verb::Stop, unit)
                 .await
                 .map_err(|e| PlatformError::Failed(e.0))?;
             tracing::info!(unit, result = r, "stopped removed unit");
-            act.stopped.push(unit.clone());
         }
-        for (unit, sha) in &new {
-            if old.get(unit) == Some(sha) {
-                continue;
-            }
-            // A job's service runs when its timer fires, not at activation.
-            if let Some(base) = unit.strip_suffix(".service")
-                && new.contains_key(&format!("{base}.timer"))
-            {
-                continue;
-            }
-            let verb = if old.contains_key(unit) {
-                "restart"
-            } else {
-                "start"
-            };
-            if verb == "restart" {
+        for unit in plan.changed() {
+            if plan.restart.contains(&unit) {
                 // A unit still starting never became healthy (an unhealthy
                 // generation being rolled back): its main process may not
                 // heed SIGTERM before Podman's health wait ends, so it is
                 // killed rather than left to the stop timeout.
-                if let Ok(st) = systemd.state(unit).await
+                if let Ok(st) = systemd.state(&unit).await
                     && st.active_state == "activating"
                 {
-                    let _ = systemd.kill(unit).await;
+                    let _ = systemd.kill(&unit).await;
                 }
                 // Stop first and wait: a stop job cancels a start still
                 // running (an unhealthy Notify=healthy unit being rolled
                 // back), where a restart would queue behind it until its
                 // start timeout.
                 systemd
-                    .job("stop", unit)
+                    .job(Verb::Stop, &unit)
                     .await
                     .map_err(|e| PlatformError::Failed(e.0))?;
             }
@@ -235,17 +248,22 @@ impl Platform for Native {
             // finishes only once healthy; the health gate waits, against
             // its deadline.
             systemd
-                .enqueue("start", unit)
+                .enqueue(Verb::Start, &unit)
                 .await
                 .map_err(|e| PlatformError::Failed(e.0))?;
-            tracing::info!(unit, verb, "queued");
-            act.changed.push(unit.clone());
+            tracing::info!(unit, "queued start");
         }
-        Ok(act)
+        Ok(Activation {
+            changed: plan.changed(),
+            stopped: plan.stop,
+        })
     }
 
-    async fn commit(&self, to: &str) -> Result<(), PlatformError> {
-        swap_symlink(&self.profile(), &Path::new("../generations").join(to))
-            .map_err(|e| PlatformError::Failed(format!("selecting generation {to}: {e}")))
+    async fn commit(&self, to: GenerationId) -> Result<(), PlatformError> {
+        swap_symlink(
+            &self.profile(),
+            &Path::new("../generations").join(to.to_string()),
+        )
+        .map_err(|e| PlatformError::Failed(format!("selecting generation {to}: {e}")))
     }
 }

@@ -30,10 +30,12 @@ use windlass_net::registry::{ImageName, RegistryClient, RegistryOptions, TagCach
 use windlass_net::release::{self, Decision, Policy};
 use windlass_net::semver::{Version, VersionReq};
 
-use crate::contract::{self, MANIFEST};
-use crate::engine::{Engine, EngineError, SwitchOptions};
-use crate::platform::{self, Platform};
-use crate::store::{Kind, Outcome, Record, append_line, now, write_atomic};
+use super::runner::{OpError, Runner};
+use super::switch::{self, SwitchOptions};
+use crate::contract::{self, GenerationId, MANIFEST};
+use crate::durable::{append_line, now, write_atomic};
+use crate::platform::Platform;
+use crate::record::{OpId, Outcome, Record, SweepOp, SweepPhase, SweepResult};
 use crate::systemd::Systemd;
 
 /// Where sweeps look and what they write.
@@ -63,7 +65,7 @@ pub struct Canonical {
     pub image: Option<String>,
     pub promoted_at: Option<u64>,
     /// The switch that committed it.
-    pub operation: Option<String>,
+    pub operation: Option<OpId>,
     #[serde(default)]
     pub failed: Vec<FailedRelease>,
 }
@@ -71,7 +73,7 @@ pub struct Canonical {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FailedRelease {
     pub tag: String,
-    pub operation: Option<String>,
+    pub operation: Option<OpId>,
     pub at: u64,
     pub reason: String,
 }
@@ -106,24 +108,6 @@ impl Canonical {
     }
 }
 
-/// One app's line in the results log.
-#[derive(Debug, Clone, Serialize)]
-struct AppResult {
-    sweep: String,
-    app: String,
-    image: String,
-    from: Option<String>,
-    to: Option<String>,
-    result: &'static str,
-    reason: String,
-    operation: Option<String>,
-    generation: Option<String>,
-    dry_run: bool,
-    registry_requests: u32,
-    started_at: u64,
-    finished_at: u64,
-}
-
 /// What discovery found for one app.
 struct Found {
     app: contract::App,
@@ -136,92 +120,90 @@ struct Found {
     started_at: u64,
 }
 
-impl<S: Systemd + 'static> Engine<S> {
+/// What a sweep runs with: the runner and where registries are.
+pub struct Cx<P, S> {
+    pub rn: Arc<Runner<P, S>>,
+    pub config: Arc<SweepConfig>,
+}
+
+impl<P, S> Clone for Cx<P, S> {
+    fn clone(&self) -> Self {
+        Cx {
+            rn: self.rn.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+type Rec = Record<SweepOp>;
+
+impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
     /// Starts a sweep; returns its record. When another operation is in
     /// flight the sweep is recorded as finished, `skipped` (busy).
-    pub fn sweep(self: &Arc<Self>, opts: SweepOptions) -> Result<Record, EngineError> {
-        let running = self.platform.running();
-        let manifest = running.as_deref().and_then(|g| self.platform.manifest(g));
+    pub fn start(&self, opts: SweepOptions) -> Result<Rec, OpError> {
+        let running = self.rn.platform.running();
+        let manifest = running.and_then(|g| self.rn.platform.manifest(g));
         if let Some(app) = &opts.app {
             let known = manifest
                 .as_ref()
                 .is_some_and(|m| m.apps.iter().any(|a| &a.name == app));
             if !known {
-                return Err(EngineError::NotFound(format!(
+                return Err(OpError::NotFound(format!(
                     "no app {app:?} in the running generation"
                 )));
             }
         }
-        let to = running.clone().unwrap_or_default();
-        match self.begin(
-            Kind::Sweep,
-            running.clone(),
-            to.clone(),
-            &SwitchOptions::default(),
-            0,
-            None,
-        ) {
+        let r = self.rn.record(SweepOp {
+            phase: SweepPhase::Recorded,
+            from_generation: running,
+            to_generation: running,
+            results: Vec::new(),
+        });
+        match self.rn.begin(r) {
             Ok(r) => {
                 let me = self.clone();
                 let rec = r.clone();
-                tokio::spawn(async move { me.run_sweep(rec, opts).await });
+                tokio::spawn(async move { me.run(rec, opts).await });
                 Ok(r)
             }
-            Err(EngineError::Busy(other)) => Ok(self.skipped_busy(running, &other, &opts)),
+            Err(OpError::Busy(other)) => Ok(self.skipped_busy(running, &other, &opts)),
             Err(e) => Err(e),
         }
     }
 
     /// Records a sweep that did not run because `other` is in flight.
-    fn skipped_busy(&self, running: Option<String>, other: &str, opts: &SweepOptions) -> Record {
+    fn skipped_busy(
+        &self,
+        running: Option<GenerationId>,
+        other: &OpId,
+        opts: &SweepOptions,
+    ) -> Rec {
         let t = now();
         let reason = format!("busy: operation {other} is in flight");
-        let mut r = Record {
-            id: self.store.new_id(),
-            kind: Kind::Sweep,
-            phase: "finished".into(),
-            result: Some(Outcome::Skipped),
-            error: reason.clone(),
-            started_at: t,
-            finished_at: Some(t),
-            from_generation: running.clone(),
-            to_generation: running.clone().unwrap_or_default(),
-            changed_units: Vec::new(),
-            confirm: "auto".into(),
-            deadline_sec: 0,
-            deadline_from_option: false,
-            history: vec![("finished".into(), t)],
-            parent: None,
+        let mut r = self.rn.record(SweepOp {
+            phase: SweepPhase::Finished,
+            from_generation: running,
+            to_generation: running,
             results: Vec::new(),
-            cutover: None,
-        };
+        });
+        r.result = Some(Outcome::Skipped);
+        r.error = reason.clone();
+        r.finished_at = Some(t);
+        r.history = vec![(SweepPhase::Finished.to_string(), t)];
         let apps = running
-            .as_deref()
-            .and_then(|g| self.platform.manifest(g))
+            .and_then(|g| self.rn.platform.manifest(g))
             .map(|m| m.apps)
             .unwrap_or_default();
         for a in apps.iter().filter(|a| tracked(a)) {
             if opts.app.as_ref().is_some_and(|x| *x != a.name) {
                 continue;
             }
-            let line = AppResult {
-                sweep: r.id.clone(),
-                app: a.name.clone(),
-                image: a.image.clone(),
-                from: None,
-                to: None,
-                result: "skipped",
-                reason: reason.clone(),
-                operation: None,
-                generation: None,
-                dry_run: opts.dry_run,
-                registry_requests: 0,
-                started_at: t,
-                finished_at: t,
-            };
-            self.log_result(&mut r, &line);
+            let mut line = self.line(&r, &a.name, &a.image, opts, t);
+            line.reason = reason.clone();
+            line.finished_at = t;
+            self.log_result(&mut r, line);
         }
-        if let Err(e) = self.store.save(&r) {
+        if let Err(e) = self.rn.store.save(&r) {
             tracing::error!("cannot persist sweep {}: {e}", r.id);
         }
         tracing::info!(
@@ -229,60 +211,76 @@ impl<S: Systemd + 'static> Engine<S> {
             result = "skipped",
             "sweep skipped: {reason}"
         );
-        self.notify.started(&r);
-        self.notify.finished(&r);
+        self.rn.notify.started(&r.id);
+        self.rn.notify.finished(&r.id, Outcome::Skipped, &r.error);
         r
     }
 
-    fn log_result(&self, r: &mut Record, line: &AppResult) {
-        let v = serde_json::to_value(line).expect("serializes");
-        if let Err(e) = append_line(
-            &results_log(&self.sweep_state()),
-            &serde_json::to_string(&v).expect("serializes"),
-        ) {
+    /// A result line for `app`, skipped until decided.
+    fn line(
+        &self,
+        r: &Rec,
+        app: &str,
+        image: &str,
+        opts: &SweepOptions,
+        started_at: u64,
+    ) -> SweepResult {
+        SweepResult {
+            sweep: r.id.clone(),
+            app: app.to_string(),
+            image: image.to_string(),
+            from: None,
+            to: None,
+            result: Outcome::Skipped,
+            reason: String::new(),
+            operation: None,
+            generation: None,
+            dry_run: opts.dry_run,
+            registry_requests: 0,
+            started_at,
+            finished_at: 0,
+        }
+    }
+
+    fn log_result(&self, r: &mut Rec, line: SweepResult) {
+        let text = serde_json::to_string(&line).expect("serializes");
+        if let Err(e) = append_line(&results_log(&self.rn.store.state_dir()), &text) {
             tracing::error!("cannot append to the sweep results log: {e}");
         }
         tracing::info!(
             WINDLASS_OPERATION = line.sweep.as_str(),
             WINDLASS_APP = line.app.as_str(),
-            WINDLASS_GENERATION = line.generation.as_deref().unwrap_or(""),
+            WINDLASS_GENERATION = line.generation.map(|g| g.0),
             from = line.from.as_deref().unwrap_or(""),
             to = line.to.as_deref().unwrap_or(""),
-            result = line.result,
+            result = line.result.as_str(),
             reason = line.reason.as_str(),
             "sweep result"
         );
-        r.results.push(v);
-    }
-
-    fn sweep_state(&self) -> PathBuf {
-        self.store.state_dir()
+        r.op.results.push(line);
     }
 
     fn registry(&self) -> RegistryClient {
         let mut o = RegistryOptions {
-            insecure_hosts: self.sweep.insecure_registries.clone(),
+            insecure_hosts: self.config.insecure_registries.clone(),
             ..Default::default()
         };
-        if self.sweep.registry_attempts > 0 {
-            o.attempts = self.sweep.registry_attempts;
+        if self.config.registry_attempts > 0 {
+            o.attempts = self.config.registry_attempts;
         }
-        let cache: TagCache = std::fs::read(cache_path(&self.sweep_state()))
+        let cache: TagCache = std::fs::read(cache_path(&self.rn.store.state_dir()))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        RegistryClient::new(self.http.clone(), o).with_cache(cache)
+        RegistryClient::new(self.rn.http.clone(), o).with_cache(cache)
     }
 
-    async fn run_sweep(self: Arc<Self>, mut r: Record, opts: SweepOptions) {
-        let running = r.from_generation.clone();
-        let manifest = running.as_deref().and_then(|g| self.platform.manifest(g));
+    async fn run(self, mut r: Rec, opts: SweepOptions) -> Rec {
+        let running = r.op.from_generation;
+        let manifest = running.and_then(|g| self.rn.platform.manifest(g));
         let Some(manifest) = manifest else {
-            return self.finish(
-                &mut r,
-                Outcome::Skipped,
-                "no running generation with a windlass-generation.json".into(),
-            );
+            let msg = "no running generation with a windlass-generation.json".into();
+            return self.rn.end(r, Outcome::Skipped, msg, None).await;
         };
         let apps: Vec<contract::App> = manifest
             .apps
@@ -291,11 +289,14 @@ impl<S: Systemd + 'static> Engine<S> {
             .filter(|a| opts.app.as_ref().is_none_or(|x| *x == a.name))
             .collect();
         let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
-        if let Err(e) = self.save(&mut r, "discovering", &names.join(" ")) {
-            return self.finish(&mut r, Outcome::Failed, e.to_string());
+        if let Err(e) = self
+            .rn
+            .save(&mut r, SweepPhase::Discovering, &names.join(" "))
+        {
+            return self.rn.end(r, Outcome::Failed, e.to_string(), None).await;
         }
+        let state = self.rn.store.state_dir();
         let registry = Arc::new(self.registry());
-        let state = self.sweep_state();
         // Discovery, a few apps at a time.
         let sem = Arc::new(tokio::sync::Semaphore::new(8));
         let mut tasks = tokio::task::JoinSet::new();
@@ -308,66 +309,51 @@ impl<S: Systemd + 'static> Engine<S> {
         }
         let mut found: Vec<(usize, Found)> = tasks.join_all().await;
         found.sort_by_key(|(i, _)| *i);
-        let cache = registry.cache();
-        if let Ok(b) = serde_json::to_vec(&cache) {
+        if let Ok(b) = serde_json::to_vec(&registry.cache()) {
             let _ = write_atomic(&cache_path(&state), &b);
         }
-
-        let (mut promoted, mut red, mut failed) = (0, 0, 0);
+        let mut counts = std::collections::BTreeMap::<Outcome, usize>::new();
         for (_, f) in found {
             let line = self.settle(&mut r, f, &opts).await;
-            match line.result {
-                "committed" => promoted += 1,
-                "rolled-back" => red += 1,
-                "failed" => failed += 1,
-                _ => {}
-            }
-            self.log_result(&mut r, &line);
-            if let Err(e) = self.store.save(&r) {
+            *counts.entry(line.result).or_default() += 1;
+            self.log_result(&mut r, line);
+            if let Err(e) = self.rn.store.save(&r) {
                 tracing::error!("cannot persist sweep {}: {e}", r.id);
             }
         }
-        r.to_generation = self.platform.running().unwrap_or_default();
-        let summary = format!("{promoted} promoted, {red} rolled back, {failed} failed");
-        let outcome = if failed > 0 {
-            Outcome::Failed
-        } else if red > 0 {
-            Outcome::RolledBack
-        } else if promoted > 0 {
-            Outcome::Committed
-        } else {
-            Outcome::Skipped
+        r.op.to_generation = self.rn.platform.running();
+        let n = |o: Outcome| counts.get(&o).copied().unwrap_or(0);
+        let outcome = [
+            Outcome::Failed,
+            Outcome::RolledBack,
+            Outcome::Canceled,
+            Outcome::Committed,
+        ]
+        .into_iter()
+        .find(|o| n(*o) > 0)
+        .unwrap_or(Outcome::Skipped);
+        let error = match outcome {
+            Outcome::Committed | Outcome::Skipped => String::new(),
+            _ => format!(
+                "{} promoted, {} rolled back, {} canceled, {} failed",
+                n(Outcome::Committed),
+                n(Outcome::RolledBack),
+                n(Outcome::Canceled),
+                n(Outcome::Failed)
+            ),
         };
-        let error = if outcome == Outcome::Committed || outcome == Outcome::Skipped {
-            String::new()
-        } else {
-            summary
-        };
-        self.finish(&mut r, outcome, error);
+        self.rn.end(r, outcome, error, None).await
     }
 
     /// Acts on one app's decision; returns its result line.
-    async fn settle(self: &Arc<Self>, r: &mut Record, f: Found, opts: &SweepOptions) -> AppResult {
-        let from = f.current.as_ref().map(|(t, _)| t.clone());
-        let mut line = AppResult {
-            sweep: r.id.clone(),
-            app: f.app.name.clone(),
-            image: f.app.image.clone(),
-            from,
-            to: None,
-            result: "skipped",
-            reason: String::new(),
-            operation: None,
-            generation: None,
-            dry_run: opts.dry_run,
-            registry_requests: f.requests,
-            started_at: f.started_at,
-            finished_at: 0,
-        };
+    async fn settle(&self, r: &mut Rec, f: Found, opts: &SweepOptions) -> SweepResult {
+        let mut line = self.line(r, &f.app.name, &f.app.image, opts, f.started_at);
+        line.from = f.current.as_ref().map(|(t, _)| t.clone());
+        line.registry_requests = f.requests;
         let decision = match f.decision {
             Ok(d) => d,
             Err(e) => {
-                line.result = "failed";
+                line.result = Outcome::Failed;
                 line.reason = e;
                 line.finished_at = now();
                 return line;
@@ -379,15 +365,14 @@ impl<S: Systemd + 'static> Engine<S> {
                 line.reason = "no release tag (semver) admitted by the app's policy".into()
             }
             Decision::UpToDate { newest, .. } => {
-                line.to = None;
                 line.reason = format!("no new release (newest is {newest})");
             }
             Decision::Upgrade { tag, .. } => {
                 line.to = Some(tag.clone());
                 if opts.dry_run {
                     line.reason = format!("dry run: would upgrade to {tag}");
-                } else {
-                    self.upgrade(r, &f.app, f.image.as_ref(), f.canonical, &tag, &mut line)
+                } else if let Some(image) = &f.image {
+                    self.upgrade(r, &f.app, image, f.canonical, &tag, &mut line)
                         .await;
                 }
             }
@@ -396,123 +381,150 @@ impl<S: Systemd + 'static> Engine<S> {
         line
     }
 
-    /// Switches `app` to `tag` and promotes it when the switch commits.
-    async fn upgrade(
-        self: &Arc<Self>,
-        r: &mut Record,
-        app: &contract::App,
-        image: Option<&ImageName>,
-        mut canonical: Canonical,
-        tag: &str,
-        line: &mut AppResult,
-    ) {
-        let Some(image) = image else { return };
-        let new_image = format!("{}/{}:{tag}", image.host, image.repository);
-        let native = match &self.platform {
-            platform::Any::Native(n) => n,
-            _ => {
-                line.reason = format!(
-                    "release {tag} available: rebuild the system with image {new_image} \
-                     (on {} the agent does not build generations)",
-                    self.platform.name()
-                );
-                return;
-            }
+    /// Derives and stages the generation that runs `image` for `app`.
+    fn derive_generation(&self, r: &Rec, app: &str, image: &str) -> Result<GenerationId, String> {
+        let base = self
+            .rn
+            .platform
+            .running()
+            .ok_or_else(|| "no running generation".to_string())?;
+        let Some(tree) = self.rn.platform.generation_tree(base) else {
+            return Err(format!(
+                "on {} the agent does not build generations",
+                self.rn.platform.name()
+            ));
         };
-        let Some(base) = self.platform.running() else {
-            line.result = "failed";
-            line.reason = "no running generation".into();
-            return;
-        };
-        let _ = self.save(r, "upgrading", &format!("{} → {tag}", app.name));
-        let state = self.sweep_state();
-        let tmp = state.join(format!(".sweep-{}-{}", r.id, app.name));
-        let staged = derive(&native.generation_dir(&base), &tmp, &app.name, &new_image)
+        let tmp = self
+            .rn
+            .store
+            .state_dir()
+            .join(format!(".sweep-{}-{app}", r.id));
+        let staged = derive(&tree, &tmp, app, image)
             .map_err(|e| format!("cannot derive a generation from {base}: {e}"))
             .and_then(|()| {
-                self.platform
+                self.rn
+                    .platform
                     .stage(&tmp)
                     .map_err(|e| format!("cannot stage the derived generation: {e}"))
             });
         let _ = std::fs::remove_dir_all(&tmp);
-        let generation = match staged {
+        staged
+    }
+
+    /// Switches `app` to `tag` and promotes it when the switch commits.
+    async fn upgrade(
+        &self,
+        r: &mut Rec,
+        app: &contract::App,
+        image: &ImageName,
+        mut canonical: Canonical,
+        tag: &str,
+        line: &mut SweepResult,
+    ) {
+        let new_image = format!("{}/{}:{tag}", image.host, image.repository);
+        let p = &self.rn.platform;
+        if p.running().and_then(|g| p.generation_tree(g)).is_none() {
+            line.reason = format!(
+                "release {tag} available: rebuild the system with image {new_image} \
+                 (on {} the agent does not build generations)",
+                self.rn.platform.name()
+            );
+            return;
+        }
+        let _ = self
+            .rn
+            .save(r, SweepPhase::Upgrading, &format!("{} → {tag}", app.name));
+        let generation = match self.derive_generation(r, &app.name, &new_image) {
             Ok(g) => g,
             Err(e) => {
-                line.result = "failed";
+                line.result = Outcome::Failed;
                 line.reason = e;
                 return;
             }
         };
-        line.generation = Some(generation.clone());
-        // The same release may already run and be committed (a sweep
-        // interrupted between the commit and the promotion).
-        let running = self.platform.running();
-        let selected = self.platform.selected();
-        let outcome = if running.as_deref() == Some(&generation)
-            && selected.as_deref() == Some(&generation)
-        {
-            line.reason = format!("generation {generation} already runs {new_image}");
-            Some((Outcome::Committed, String::new()))
-        } else {
-            match self.begin_switch(&generation, SwitchOptions::default(), Some(&r.id)) {
-                Ok(sw) => {
-                    line.operation = Some(sw.id.clone());
-                    let id = sw.id.clone();
-                    self.clone().run_switch(sw).await;
-                    self.store
-                        .load(&id)
-                        .ok()
-                        .and_then(|x| Some((x.result?, x.error)))
-                }
-                Err(e) => {
-                    line.result = "failed";
-                    line.reason = format!("cannot switch to generation {generation}: {e}");
-                    return;
-                }
+        line.generation = Some(generation);
+        let (outcome, error) = match self.switch_to(r, generation, line).await {
+            Ok(x) => x,
+            Err(e) => {
+                line.result = Outcome::Failed;
+                line.reason = e;
+                return;
             }
         };
-        match outcome {
-            Some((Outcome::Committed, _)) => {
-                canonical.tag = Some(tag.to_string());
-                canonical.image = Some(new_image.clone());
-                canonical.promoted_at = Some(now());
-                canonical.operation = line.operation.clone();
-                match canonical.save(&state) {
-                    Ok(()) => {
-                        line.result = "committed";
-                        if line.reason.is_empty() {
-                            line.reason = format!("promoted {tag}");
-                        } else {
-                            line.reason.push_str(&format!("; promoted {tag}"));
-                        }
-                    }
-                    Err(e) => {
-                        line.result = "failed";
-                        line.reason = format!("switched, but cannot record the promotion: {e}");
+        let state = self.rn.store.state_dir();
+        if outcome == Outcome::Committed {
+            canonical.tag = Some(tag.to_string());
+            canonical.image = Some(new_image.clone());
+            canonical.promoted_at = Some(now());
+            canonical.operation = line.operation.clone();
+            match canonical.save(&state) {
+                Ok(()) => {
+                    line.result = Outcome::Committed;
+                    if line.reason.is_empty() {
+                        line.reason = format!("promoted {tag}");
+                    } else {
+                        line.reason.push_str(&format!("; promoted {tag}"));
                     }
                 }
-            }
-            Some((o, err)) => {
-                line.result = if o == Outcome::RolledBack || o == Outcome::Canceled {
-                    "rolled-back"
-                } else {
-                    "failed"
-                };
-                let first = err.lines().next().unwrap_or("").to_string();
-                line.reason = format!("release {tag} is red: {first}");
-                canonical.failed.push(FailedRelease {
-                    tag: tag.to_string(),
-                    operation: line.operation.clone(),
-                    at: now(),
-                    reason: first,
-                });
-                if let Err(e) = canonical.save(&state) {
-                    tracing::error!("cannot record the failed release of {}: {e}", app.name);
+                Err(e) => {
+                    line.result = Outcome::Failed;
+                    line.reason = format!("switched, but cannot record the promotion: {e}");
                 }
             }
-            None => {
-                line.result = "failed";
-                line.reason = "the switch left no result".into();
+            return;
+        }
+        let first = error.lines().next().unwrap_or("").to_string();
+        line.result = outcome;
+        if outcome == Outcome::Canceled {
+            // Canceled says nothing about the release: it may be tried again.
+            line.reason = format!("the switch to {tag} was canceled");
+            return;
+        }
+        line.reason = format!("release {tag} is red: {first}");
+        canonical.failed.push(FailedRelease {
+            tag: tag.to_string(),
+            operation: line.operation.clone(),
+            at: now(),
+            reason: first,
+        });
+        if let Err(e) = canonical.save(&state) {
+            tracing::error!("cannot record the failed release of {}: {e}", app.name);
+        }
+    }
+
+    /// Switches to `generation` inside the sweep; returns how it ended.
+    async fn switch_to(
+        &self,
+        r: &Rec,
+        generation: GenerationId,
+        line: &mut SweepResult,
+    ) -> Result<(Outcome, String), String> {
+        // The same release may already run and be committed (a sweep
+        // interrupted between the commit and the promotion).
+        let p = &self.rn.platform;
+        if p.running() == Some(generation) && p.selected() == Some(generation) {
+            line.reason = format!("generation {generation} already runs it");
+            return Ok((Outcome::Committed, String::new()));
+        }
+        let sw = switch::begin(&self.rn, generation, SwitchOptions::default(), Some(&r.id))
+            .map_err(|e| format!("cannot switch to generation {generation}: {e}"))?;
+        line.operation = Some(sw.id.clone());
+        let done = switch::run(self.rn.clone(), sw).await;
+        done.result
+            .map(|o| (o, done.error))
+            .ok_or_else(|| "the switch left no result".to_string())
+    }
+
+    /// Resolves a sweep found unfinished at start: its switch, if one was
+    /// under way, is recovered on its own record.
+    pub async fn recover(&self, r: Rec, why: String) -> Rec {
+        match r.phase() {
+            SweepPhase::Recorded => {
+                let msg = format!("{why}; nothing was changed");
+                self.rn.end(r, Outcome::Canceled, msg, None).await
+            }
+            SweepPhase::Discovering | SweepPhase::Upgrading | SweepPhase::Finished => {
+                self.rn.end(r, Outcome::Failed, why, None).await
             }
         }
     }

@@ -1,0 +1,272 @@
+//! `io.windlass.Agent1` at `/io/windlass/Agent1`: properties and reading
+//! methods are open; every mutating method checks the caller first
+//! ([`Access`]), parses its options ([`super::options`]), and hands a
+//! typed call to the operations.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath};
+use zbus::{Connection, fdo};
+
+use super::error::Error;
+use super::operation::{op_id, op_path, register};
+use super::options::{self, Options};
+use crate::VERSION;
+use crate::ops::Engine;
+use crate::ops::sweep::Canonical;
+use crate::platform::Platform;
+use crate::systemd::Systemd;
+
+/// Who may change things: root, or members of `gid`.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub group: String,
+    pub gid: Option<u32>,
+}
+
+impl Access {
+    pub fn for_group(group: &str) -> Access {
+        let c = std::ffi::CString::new(group).unwrap_or_default();
+        // SAFETY: getgrnam with a NUL-terminated name; the result is read
+        // at once and not kept.
+        let gid = unsafe {
+            let g = libc::getgrnam(c.as_ptr());
+            if g.is_null() { None } else { Some((*g).gr_gid) }
+        };
+        Access {
+            group: group.to_string(),
+            gid,
+        }
+    }
+
+    async fn check(&self, conn: &Connection, hdr: &Header<'_>, method: &str) -> Result<(), Error> {
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| Error::AccessDenied("no sender on the message".into()))?;
+        let creds = fdo::DBusProxy::new(conn)
+            .await?
+            .get_connection_credentials(sender.clone().into())
+            .await
+            .map_err(|e| {
+                Error::AccessDenied(format!("cannot read the caller's credentials: {e}"))
+            })?;
+        let uid = creds
+            .unix_user_id()
+            .ok_or_else(|| Error::AccessDenied("the bus gave no uid for the caller".into()))?;
+        if uid == 0 {
+            return Ok(());
+        }
+        let groups = creds.unix_group_ids().cloned().unwrap_or_default();
+        if let Some(gid) = self.gid
+            && groups.contains(&gid)
+        {
+            return Ok(());
+        }
+        tracing::warn!(uid, method, "refused a mutating call");
+        Err(Error::AccessDenied(format!(
+            "{method} needs root or membership in group {:?} (caller uid {uid})",
+            self.group
+        )))
+    }
+}
+
+pub struct Agent<P, S> {
+    pub engine: Arc<Engine<P, S>>,
+    pub access: Access,
+}
+
+impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
+    async fn started(
+        &self,
+        conn: &Connection,
+        r: Result<crate::record::Record, crate::ops::runner::OpError>,
+    ) -> Result<OwnedObjectPath, Error> {
+        let id = r?.id;
+        register(conn, &self.engine, &id).await;
+        Ok(op_path(&id))
+    }
+}
+
+#[zbus::interface(name = "io.windlass.Agent1")]
+impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
+    #[zbus(property)]
+    fn version(&self) -> String {
+        VERSION.to_string()
+    }
+
+    #[zbus(property)]
+    fn platform(&self) -> String {
+        self.engine.runner.platform.name().to_string()
+    }
+
+    #[zbus(property)]
+    fn state(&self) -> String {
+        match self.engine.active() {
+            Some(_) => "busy".into(),
+            None => "idle".into(),
+        }
+    }
+
+    #[zbus(property)]
+    fn selected_generation(&self) -> String {
+        let p = &self.engine.runner.platform;
+        p.selected().map(|g| g.to_string()).unwrap_or_default()
+    }
+
+    #[zbus(property)]
+    fn running_generation(&self) -> String {
+        let p = &self.engine.runner.platform;
+        p.running().map(|g| g.to_string()).unwrap_or_default()
+    }
+
+    fn status(&self) -> String {
+        let rn = &self.engine.runner;
+        let p = &rn.platform;
+        let running = p.running();
+        let state = rn.store.state_dir();
+        let apps: Vec<serde_json::Value> = running
+            .and_then(|g| p.manifest(g))
+            .map(|m| {
+                m.apps
+                    .iter()
+                    .map(|a| {
+                        json!({
+                            "name": a.name,
+                            "unit": a.unit,
+                            "image": a.image,
+                            "canonical_release": Canonical::load(&state, &a.name).tag,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "version": VERSION,
+            "platform": p.name(),
+            "selected": p.selected(),
+            "running": running,
+            "generations": p.generations(),
+            "apps": apps,
+            "active_operation": self.engine.active(),
+        })
+        .to_string()
+    }
+
+    fn list_generations(&self) -> String {
+        serde_json::to_string(&self.engine.runner.platform.generations()).expect("serializes")
+    }
+
+    async fn stage(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        path: String,
+    ) -> Result<String, Error> {
+        self.access.check(conn, &hdr, "Stage").await?;
+        let p = std::path::PathBuf::from(&path);
+        if !p.is_absolute() {
+            return Err(Error::InvalidArgument(format!(
+                "{path:?} is not an absolute path"
+            )));
+        }
+        let rn = self.engine.runner.clone();
+        let g = tokio::task::spawn_blocking(move || rn.platform.stage(&p))
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))??;
+        Ok(g.to_string())
+    }
+
+    async fn switch(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        generation: String,
+        options: Options,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.access.check(conn, &hdr, "Switch").await?;
+        let o = options::switch(&options)?;
+        let to = options::generation(&generation)?;
+        self.started(conn, self.engine.switch(to, o)).await
+    }
+
+    async fn rollback(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        generation: String,
+        options: Options,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.access.check(conn, &hdr, "Rollback").await?;
+        options::rollback(&options)?;
+        let to = match generation.as_str() {
+            "" => None,
+            g => Some(options::generation(g)?),
+        };
+        self.started(conn, self.engine.rollback(to)).await
+    }
+
+    async fn confirm(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        operation: ObjectPath<'_>,
+    ) -> Result<(), Error> {
+        self.access.check(conn, &hdr, "Confirm").await?;
+        Ok(self.engine.confirm(&op_id(&operation)?)?)
+    }
+
+    async fn cancel(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        operation: ObjectPath<'_>,
+    ) -> Result<(), Error> {
+        self.access.check(conn, &hdr, "Cancel").await?;
+        Ok(self.engine.cancel(&op_id(&operation)?)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn cutover(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        target: String,
+        version: String,
+        url: String,
+        sha256: String,
+        options: Options,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.access.check(conn, &hdr, "Cutover").await?;
+        let req = options::cutover(target, version, url, sha256, &options)?;
+        self.started(conn, self.engine.cutover(req)).await
+    }
+
+    /// Options: `app` (s) sweeps one app, `dry_run` (b) changes nothing.
+    /// A sweep asked for while another operation is in flight is an
+    /// operation that finished at once, `skipped` (busy).
+    async fn sweep(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        options: Options,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.access.check(conn, &hdr, "Sweep").await?;
+        let o = options::sweep(&options)?;
+        self.started(conn, self.engine.sweep(o)).await
+    }
+
+    #[zbus(signal)]
+    pub async fn operation_started(
+        emitter: &SignalEmitter<'_>,
+        operation: ObjectPath<'_>,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn generation_changed(
+        emitter: &SignalEmitter<'_>,
+        generation: &str,
+    ) -> zbus::Result<()>;
+}

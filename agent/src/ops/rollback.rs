@@ -1,0 +1,128 @@
+//! Rollback: `recorded` → `activating` → `health-gate` → `committing` →
+//! committed, to a generation named by the caller or to the one committed
+//! before the selected one. A rollback never replays the plan it undoes:
+//! a failed activation or gate ends it as failed, where it stands.
+//!
+//! Recovery after a crash: `recorded` changed nothing (canceled); a
+//! rollback that began is run again from its activation (activation and
+//! commit are idempotent); `committing` is finished.
+
+use std::sync::Arc;
+
+use super::runner::{OpError, Runner};
+use super::steps;
+use crate::contract::GenerationId;
+use crate::platform::Platform;
+use crate::record::{Outcome, Record, RollbackOp, RollbackPhase};
+use crate::systemd::Systemd;
+
+type R<P, S> = Arc<Runner<P, S>>;
+
+/// Starts a rollback to `to`, or to the previous committed generation.
+pub fn start<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    to: Option<GenerationId>,
+) -> Result<Record<RollbackOp>, OpError> {
+    let target = match to {
+        Some(t) => t,
+        None => previous_committed(rn).ok_or_else(|| {
+            OpError::NotFound("no previous committed generation to roll back to".into())
+        })?,
+    };
+    if !rn.platform.exists(target) {
+        return Err(OpError::NotFound(format!("generation {target} not found")));
+    }
+    let mut r = rn.record(RollbackOp {
+        phase: RollbackPhase::Recorded,
+        from_generation: rn.platform.running(),
+        to_generation: target,
+    });
+    r.deadline_sec = steps::generation_deadline(rn.platform.manifest(target).as_ref());
+    let r = rn.begin(r)?;
+    tokio::spawn(activate(rn.clone(), r.clone()));
+    Ok(r)
+}
+
+/// The generation committed before the selected one: the `from` of the
+/// last committed operation that selected it, else the highest
+/// generation below it.
+pub fn previous_committed<P: Platform, S: Systemd + 'static>(
+    rn: &Runner<P, S>,
+) -> Option<GenerationId> {
+    let selected = rn.platform.selected()?;
+    rn.store
+        .all()
+        .iter()
+        .rev()
+        .filter(|r| r.result == Some(Outcome::Committed) && r.to_generation() == Some(selected))
+        .find_map(|r| r.from_generation().filter(|f| *f != selected))
+        .or_else(|| {
+            rn.platform
+                .generations()
+                .iter()
+                .map(|g| g.id)
+                .filter(|g| *g < selected)
+                .max()
+        })
+}
+
+async fn activate<P: Platform, S: Systemd + 'static>(
+    rn: R<P, S>,
+    mut r: Record<RollbackOp>,
+) -> Record<RollbackOp> {
+    if let Err(e) = rn.save(&mut r, RollbackPhase::Activating, "") {
+        return rn.end(r, Outcome::Failed, e.to_string(), None).await;
+    }
+    let to = r.op.to_generation;
+    match rn
+        .platform
+        .activate(&rn.systemd, r.op.from_generation, to)
+        .await
+    {
+        Ok(act) => r.changed_units = act.changed,
+        Err(e) => {
+            let msg = format!("activation failed: {e}");
+            return rn.end(r, Outcome::Failed, msg, None).await;
+        }
+    }
+    if let Err(e) = rn.save(&mut r, RollbackPhase::HealthGate, "") {
+        return rn.end(r, Outcome::Failed, e.to_string(), None).await;
+    }
+    let manifest = rn.platform.manifest(to);
+    let g = steps::generation_gate(manifest.as_ref(), &r.changed_units, r.deadline_sec, rn.poll);
+    if let Err(f) = steps::wait(&rn, &g).await {
+        return rn.end(r, Outcome::Failed, f.to_string(), None).await;
+    }
+    commit(&rn, r).await
+}
+
+async fn commit<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    mut r: Record<RollbackOp>,
+) -> Record<RollbackOp> {
+    if let Err(e) = rn.save(&mut r, RollbackPhase::Committing, "") {
+        return rn.end(r, Outcome::Failed, e.to_string(), None).await;
+    }
+    let to = r.op.to_generation;
+    steps::commit_generation(rn, r, to).await
+}
+
+/// Resolves a rollback found unfinished at start.
+pub async fn recover<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: Record<RollbackOp>,
+    why: String,
+) -> Record<RollbackOp> {
+    match r.phase() {
+        RollbackPhase::Recorded => {
+            let msg = format!("{why}; nothing was changed");
+            rn.end(r, Outcome::Canceled, msg, None).await
+        }
+        RollbackPhase::Activating | RollbackPhase::HealthGate => activate(rn.clone(), r).await,
+        RollbackPhase::Committing => commit(rn, r).await,
+        RollbackPhase::Finished => {
+            let msg = format!("{why}; finished without a result");
+            rn.end(r, Outcome::Failed, msg, None).await
+        }
+    }
+}

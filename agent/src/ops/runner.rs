@@ -1,0 +1,340 @@
+//! The runner: the single operation slot, the persisted steps, the
+//! external revert deadline, and the one way an operation ends. It knows
+//! no operation in particular; switch, rollback, cutover and sweep are
+//! built on it.
+//!
+//! Every step is persisted before it runs ([`Runner::save`]), so that
+//! after a crash `ops::recover` can finish or undo it. An operation that
+//! changes the host arms a revert outside the agent first
+//! ([`Runner::arm`]: a transient systemd timer running `windlassd
+//! --revert OP`), so that even an agent that never comes back cannot
+//! leave the host on an untested generation. An operation ends only
+//! through [`Runner::end`]: the record is finished durably, *then* the
+//! revert is disarmed — when the revert timer's own process is what ends
+//! the operation, disarming stops the unit it lives in, so nothing may
+//! come after it; and a record that could not be written keeps its
+//! revert armed.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::contract::GenerationId;
+use crate::durable::now;
+use crate::fault;
+use crate::record::{OpId, OpKind, Outcome, Record};
+use crate::store::Store;
+use crate::systemd::Systemd;
+
+/// Receives what operations do (the D-Bus layer turns it into signals).
+pub trait Notify: Send + Sync {
+    fn started(&self, id: &OpId);
+    fn phase(&self, id: &OpId, phase: &str, detail: &str);
+    fn finished(&self, id: &OpId, outcome: Outcome, error: &str);
+    fn generation_changed(&self, generation: GenerationId);
+}
+
+pub struct Silent;
+impl Notify for Silent {
+    fn started(&self, _: &OpId) {}
+    fn phase(&self, _: &OpId, _: &str, _: &str) {}
+    fn finished(&self, _: &OpId, _: Outcome, _: &str) {}
+    fn generation_changed(&self, _: GenerationId) {}
+}
+
+/// Why an operation was refused or could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("operation {0} is in flight")]
+    Busy(OpId),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    VerificationFailed(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub struct Runner<P, S> {
+    pub store: Store,
+    pub platform: P,
+    pub systemd: S,
+    pub http: windlass_net::reqwest::Client,
+    pub notify: Arc<dyn Notify>,
+    /// argv of the external revert (`windlassd … --revert`), armed as a
+    /// transient timer; `None` arms nothing (`--systemd none`, tests).
+    pub revert_argv: Option<Vec<String>>,
+    /// How often gates and waits look again.
+    pub poll: Duration,
+    slot: Mutex<Option<OpId>>,
+    cancel: Mutex<BTreeSet<OpId>>,
+    confirmed: Mutex<BTreeSet<OpId>>,
+}
+
+/// The external revert's units of an operation: one armed before the
+/// change, one that replaces it once the activation is done.
+fn revert_units(id: &OpId) -> [String; 2] {
+    [
+        format!("windlass-revert-{id}"),
+        format!("windlass-revert-{id}-gate"),
+    ]
+}
+
+impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
+    pub fn new(
+        store: Store,
+        platform: P,
+        systemd: S,
+        http: windlass_net::reqwest::Client,
+        notify: Arc<dyn Notify>,
+    ) -> Self {
+        Runner {
+            store,
+            platform,
+            systemd,
+            http,
+            notify,
+            revert_argv: None,
+            poll: Duration::from_millis(500),
+            slot: Mutex::new(None),
+            cancel: Mutex::new(BTreeSet::new()),
+            confirmed: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The operation holding the slot.
+    pub fn active(&self) -> Option<OpId> {
+        self.slot.lock().unwrap().clone()
+    }
+
+    /// A new record for `op` (not yet saved, the slot not yet taken).
+    pub fn record<O: OpKind>(&self, op: O) -> Record<O> {
+        Record::new(self.store.new_id(), op, now())
+    }
+
+    /// Claims the single operation slot and writes the first record. An
+    /// operation with a `parent` runs inside it (a sweep's switch): the
+    /// slot must be the parent's, and stays so.
+    pub fn begin<O: OpKind>(&self, mut r: Record<O>) -> Result<Record<O>, OpError> {
+        let mut slot = self.slot.lock().unwrap();
+        match (slot.as_ref(), r.parent.as_ref()) {
+            (Some(holder), Some(parent)) if holder == parent => {}
+            (Some(holder), _) => return Err(OpError::Busy(holder.clone())),
+            (None, Some(_)) => {
+                return Err(OpError::Failed(
+                    "the parent operation is not in flight".into(),
+                ));
+            }
+            (None, None) => *slot = Some(r.id.clone()),
+        }
+        drop(slot);
+        let first = r.phase();
+        if let Err(e) = self.save(&mut r, first, "") {
+            if r.parent.is_none() {
+                *self.slot.lock().unwrap() = None;
+            }
+            return Err(e);
+        }
+        self.notify.started(&r.id);
+        Ok(r)
+    }
+
+    /// Takes the slot for an unfinished record found at start.
+    pub fn resume(&self, id: &OpId) {
+        *self.slot.lock().unwrap() = Some(id.clone());
+    }
+
+    /// Persists `phase` as the step about to run, then announces it.
+    pub fn save<O: OpKind>(
+        &self,
+        r: &mut Record<O>,
+        phase: O::Phase,
+        detail: &str,
+    ) -> Result<(), OpError> {
+        r.op.set_phase(phase);
+        let name = phase.to_string();
+        r.history.push((name.clone(), now()));
+        self.store.save(r).map_err(|e| {
+            OpError::Failed(format!("cannot persist operation {} ({name}): {e}", r.id))
+        })?;
+        let (generation, version) = r.op.log_target();
+        tracing::info!(
+            WINDLASS_OPERATION = r.id.as_str(),
+            WINDLASS_KIND = O::KIND.as_str(),
+            WINDLASS_GENERATION = generation.map(|g| g.0),
+            WINDLASS_TARGET_VERSION = version,
+            phase = name.as_str(),
+            detail,
+            "operation step"
+        );
+        self.notify.phase(&r.id, &name, detail);
+        fault::point(&name);
+        Ok(())
+    }
+
+    /// Ends an operation: the record is finished durably, the slot freed,
+    /// `now_selected` (a generation committed, if any) announced, and only then is the external
+    /// revert disarmed. Returns the finished record.
+    pub async fn end<O: OpKind>(
+        &self,
+        mut r: Record<O>,
+        outcome: Outcome,
+        error: String,
+        now_selected: Option<GenerationId>,
+    ) -> Record<O> {
+        r.result = Some(outcome);
+        r.error = error;
+        r.finished_at = Some(now());
+        r.op.set_phase(O::FINISHED);
+        r.history.push((O::FINISHED.to_string(), now()));
+        let durable = match self.store.save(&r) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(
+                    WINDLASS_OPERATION = r.id.as_str(),
+                    "cannot persist the end of operation {}: {e}; its external revert stays armed",
+                    r.id
+                );
+                false
+            }
+        };
+        let (generation, version) = r.op.log_target();
+        tracing::info!(
+            WINDLASS_OPERATION = r.id.as_str(),
+            WINDLASS_KIND = O::KIND.as_str(),
+            WINDLASS_GENERATION = generation.map(|g| g.0),
+            WINDLASS_TARGET_VERSION = version,
+            result = outcome.as_str(),
+            error = r.error.as_str(),
+            "operation finished"
+        );
+        fault::point(&r.op.phase().to_string());
+        {
+            let mut slot = self.slot.lock().unwrap();
+            if slot.as_ref() == Some(&r.id) {
+                *slot = None;
+            }
+        }
+        self.cancel.lock().unwrap().remove(&r.id);
+        self.confirmed.lock().unwrap().remove(&r.id);
+        self.notify.finished(&r.id, outcome, &r.error);
+        if let Some(g) = now_selected {
+            self.notify.generation_changed(g);
+        }
+        // Last: run by the revert timer, this process lives in the unit
+        // that disarming stops.
+        if durable && armed(&r) {
+            self.disarm(&r.id).await;
+        }
+        r
+    }
+
+    /// Arms the external revert (unit `name`) to fire `delay` seconds
+    /// from now.
+    async fn arm_unit<O: OpKind>(&self, r: &Record<O>, name: &str, delay: u64) {
+        let Some(argv) = &self.revert_argv else {
+            return;
+        };
+        let mut argv = argv.clone();
+        if let Some(exe) = r.op.revert_exe() {
+            // Self-upgrade: the revert must run the old agent, which the
+            // link no longer names.
+            argv[0] = exe.to_string_lossy().to_string();
+        }
+        argv.push(r.id.to_string());
+        if let Err(e) = self.systemd.transient(name, &argv, Some(delay)).await {
+            tracing::warn!(
+                WINDLASS_OPERATION = r.id.as_str(),
+                "cannot arm the revert timer: {e}"
+            );
+        }
+    }
+
+    /// Before the change: fires after the deadline, with a margin for the
+    /// undoing the agent itself would do.
+    pub async fn arm<O: OpKind>(&self, r: &Record<O>) {
+        let [first, _] = revert_units(&r.id);
+        self.arm_unit(r, &first, r.deadline_sec.saturating_add(60))
+            .await;
+    }
+
+    /// Once the activation is done (it may take long on a loaded host):
+    /// the same margin from now, for the gate and, with `manual_confirm`,
+    /// a confirmation (each bounded by the deadline); the new timer is
+    /// armed before the first one goes, so the operation is never without
+    /// one.
+    pub async fn rearm_for_gate<O: OpKind>(&self, r: &Record<O>, manual_confirm: bool) {
+        if self.revert_argv.is_none() {
+            return;
+        }
+        let [first, gate] = revert_units(&r.id);
+        let waits: u64 = if manual_confirm { 2 } else { 1 };
+        let delay = r.deadline_sec.saturating_mul(waits).saturating_add(60);
+        self.arm_unit(r, &gate, delay).await;
+        let _ = self.systemd.stop_transient(&first).await;
+    }
+
+    async fn disarm(&self, id: &OpId) {
+        if self.revert_argv.is_some() {
+            for u in revert_units(id) {
+                let _ = self.systemd.stop_transient(&u).await;
+            }
+        }
+    }
+
+    /// Confirm: a manual switch waiting for it commits.
+    pub fn confirm(&self, id: &OpId) -> Result<(), OpError> {
+        let r = self
+            .store
+            .load(id)
+            .map_err(|_| OpError::NotFound(format!("no operation {id}")))?;
+        if r.finished() || r.confirm != crate::record::Confirm::Manual {
+            return Err(OpError::InvalidArgument(format!(
+                "operation {id} is not waiting for a confirmation"
+            )));
+        }
+        self.confirmed.lock().unwrap().insert(id.clone());
+        Ok(())
+    }
+
+    /// Takes a confirmation of `id`, if one came.
+    pub fn take_confirmation(&self, id: &OpId) -> bool {
+        self.confirmed.lock().unwrap().remove(id)
+    }
+
+    /// Cancel: the operation stops at its next check and is undone.
+    pub fn cancel(&self, id: &OpId) -> Result<(), OpError> {
+        let r = self
+            .store
+            .load(id)
+            .map_err(|_| OpError::NotFound(format!("no operation {id}")))?;
+        if r.finished() {
+            return Err(OpError::InvalidArgument(format!(
+                "operation {id} has finished"
+            )));
+        }
+        self.cancel.lock().unwrap().insert(id.clone());
+        Ok(())
+    }
+
+    /// Whether Cancel was asked for this operation or the one it runs in.
+    pub fn canceled<O>(&self, r: &Record<O>) -> bool {
+        let c = self.cancel.lock().unwrap();
+        c.contains(&r.id) || r.parent.as_ref().is_some_and(|p| c.contains(p))
+    }
+
+    /// Waits until no operation is in flight.
+    pub async fn idle(&self) {
+        while self.active().is_some() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Whether the operation armed an external revert (it passed the phase
+/// that arms one).
+fn armed<O: OpKind>(r: &Record<O>) -> bool {
+    O::ARMING_PHASE.is_some_and(|p| r.history.iter().any(|(h, _)| h == p))
+}

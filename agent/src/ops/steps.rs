@@ -1,0 +1,122 @@
+//! Steps more than one operation takes: the health gate of a
+//! generation's changed apps, what a failed gate is reported as, and the
+//! commit of a generation.
+
+use std::time::Duration;
+
+use super::runner::Runner;
+use crate::contract::{GenerationId, Manifest};
+use crate::health::{self, Gate, GateFailure};
+use crate::platform::Platform;
+use crate::record::{OpKind, Outcome, Record};
+use crate::systemd::Systemd;
+
+/// The gate of the `changed` units of a generation: each service active,
+/// and the HTTP probes of the apps among them answering.
+pub fn generation_gate(
+    manifest: Option<&Manifest>,
+    changed: &[String],
+    deadline_sec: u64,
+    poll: Duration,
+) -> Gate {
+    let http = manifest
+        .iter()
+        .flat_map(|m| m.apps.iter())
+        .filter(|a| changed.contains(&a.unit))
+        .filter_map(|a| a.health.as_ref()?.http.clone())
+        .collect();
+    // Only service units gate (timers are active at once).
+    let units = changed
+        .iter()
+        .filter(|u| u.ends_with(".service"))
+        .cloned()
+        .collect();
+    Gate {
+        units,
+        http,
+        deadline: Duration::from_secs(deadline_sec),
+        poll,
+    }
+}
+
+/// Waits for `gate`; Cancel of `r` (or of its parent) ends the wait.
+pub async fn wait_cancellable<P, S: Systemd + 'static, O>(
+    rn: &Runner<P, S>,
+    r: &Record<O>,
+    gate: &Gate,
+) -> Result<(), GateFailure>
+where
+    P: Send + Sync + 'static,
+{
+    health::wait(&rn.systemd, gate, &rn.http, || rn.canceled(r)).await
+}
+
+/// Waits for `gate`, not cancellable (the way back, a rollback).
+pub async fn wait<P, S: Systemd + 'static>(
+    rn: &Runner<P, S>,
+    gate: &Gate,
+) -> Result<(), GateFailure>
+where
+    P: Send + Sync + 'static,
+{
+    health::wait(&rn.systemd, gate, &rn.http, || false).await
+}
+
+/// What a failed gate ends an operation as, and the error to record:
+/// the reason, with the last journal lines of the unit to blame (also
+/// logged, attributed to the app).
+pub async fn explain<P, S: Systemd + 'static>(
+    rn: &Runner<P, S>,
+    r_id: &crate::record::OpId,
+    f: GateFailure,
+) -> (Outcome, String)
+where
+    P: Send + Sync + 'static,
+{
+    let (unit, mut msg) = match f {
+        GateFailure::Canceled => return (Outcome::Canceled, "canceled".into()),
+        GateFailure::Unhealthy { unit, reason } => (unit, reason),
+    };
+    if let Some(u) = &unit
+        && let Ok(lines) = rn.systemd.journal(u, 20).await
+    {
+        msg.push_str(&format!(
+            "\n--- last journal lines of {u} ---\n{}",
+            lines.join("\n")
+        ));
+        for l in &lines {
+            tracing::warn!(
+                WINDLASS_OPERATION = r_id.as_str(),
+                WINDLASS_APP = u.trim_end_matches(".service"),
+                "{l}"
+            );
+        }
+    }
+    (Outcome::RolledBack, msg)
+}
+
+/// Makes `to` the generation the host boots into and ends the operation:
+/// committed, or failed with the platform's reason.
+pub async fn commit_generation<P: Platform, S: Systemd + 'static, O: OpKind>(
+    rn: &Runner<P, S>,
+    r: Record<O>,
+    to: GenerationId,
+) -> Record<O> {
+    match rn.platform.commit(to).await {
+        Ok(()) => rn.end(r, Outcome::Committed, String::new(), Some(to)).await,
+        Err(e) => {
+            rn.end(r, Outcome::Failed, format!("commit failed: {e}"), None)
+                .await
+        }
+    }
+}
+
+/// The deadline of a whole generation: the longest of its apps'.
+pub fn generation_deadline(manifest: Option<&Manifest>) -> u64 {
+    manifest
+        .map(|m| {
+            let units: Vec<String> = m.apps.iter().map(|a| a.unit.clone()).collect();
+            m.deadline_for(&units)
+        })
+        .unwrap_or(300)
+}

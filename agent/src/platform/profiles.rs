@@ -1,0 +1,147 @@
+//! System profiles, as NixOS and Guix System keep them: generations are
+//! the links `<profiles>/system-<N>-link`; the selected one is where
+//! `<profiles>/system` points, the running one is `/run/current-system`.
+//! Each generation carries the apps' health contracts in
+//! `etc/windlass/generation.json` (written by the NixOS module or the
+//! Guix service).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::GenInfo;
+use crate::contract::{GenerationId, Manifest};
+
+/// Runs host commands; tests record them instead.
+pub trait Runner: Send + Sync {
+    fn run(&self, argv: &[String]) -> Result<(), String>;
+}
+
+/// Runs commands for real. With `transient` (NixOS) each runs in a
+/// transient systemd unit (`systemd-run --wait --pipe --collect`),
+/// outside the agent's cgroup and sandbox: restarting windlassd (which
+/// `switch-to-configuration` itself may do) never kills an activation
+/// halfway. Guix System has no systemd: there the commands run as
+/// children of the agent.
+pub struct Exec {
+    pub transient: bool,
+}
+
+impl Runner for Exec {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let Some((prog, args)) = argv.split_first() else {
+            return Err("empty command".into());
+        };
+        let mut cmd = if self.transient {
+            let mut c = std::process::Command::new("systemd-run");
+            c.args([
+                "--wait",
+                "--pipe",
+                "--collect",
+                "--quiet",
+                "--service-type=exec",
+                "--",
+            ])
+            .args(argv);
+            c
+        } else {
+            let mut c = std::process::Command::new(prog);
+            c.args(args);
+            c
+        };
+        let out = cmd.output().map_err(|e| format!("{prog}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed ({}): {}",
+                argv.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+/// Where the profile links are.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    /// `/nix/var/nix/profiles` or `/var/guix/profiles`.
+    pub profiles: PathBuf,
+    /// `/run/current-system`.
+    pub current_system: PathBuf,
+}
+
+impl Profiles {
+    pub fn link(&self, id: GenerationId) -> PathBuf {
+        self.profiles.join(format!("system-{id}-link"))
+    }
+
+    pub fn system(&self) -> PathBuf {
+        self.profiles.join("system")
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = fs::read_dir(&self.profiles)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.ok()?.file_name().to_string_lossy().to_string();
+                n.strip_prefix("system-")?
+                    .strip_suffix("-link")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn which(&self, target: &Path) -> Option<GenerationId> {
+        let t = fs::canonicalize(target).ok()?;
+        self.ids()
+            .into_iter()
+            .map(GenerationId)
+            .find(|id| fs::canonicalize(self.link(*id)).ok().as_deref() == Some(t.as_path()))
+    }
+
+    pub fn selected(&self) -> Option<GenerationId> {
+        let l = fs::read_link(self.system()).ok()?;
+        let n = l.file_name()?.to_str()?;
+        n.strip_prefix("system-")?
+            .strip_suffix("-link")?
+            .parse()
+            .ok()
+    }
+
+    pub fn running(&self) -> Option<GenerationId> {
+        self.which(&self.current_system)
+    }
+
+    pub fn generations(&self) -> Vec<GenInfo> {
+        super::gen_infos(self.ids(), self.selected(), self.running())
+    }
+
+    pub fn exists(&self, id: GenerationId) -> bool {
+        fs::symlink_metadata(self.link(id)).is_ok()
+    }
+
+    /// The apps' contracts of a generation (the modules install only
+    /// those, not the file list).
+    pub fn manifest(&self, generation: GenerationId) -> Option<Manifest> {
+        let bytes = fs::read(self.link(generation).join("etc/windlass/generation.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let apps = serde_json::from_value(v.get("apps")?.clone()).ok()?;
+        Some(Manifest {
+            format: 1,
+            files: Vec::new(),
+            apps,
+        })
+    }
+
+    /// The units of the apps of a generation: what the gate checks.
+    pub fn app_units(&self, generation: GenerationId) -> Vec<String> {
+        self.manifest(generation)
+            .map(|m| m.apps.into_iter().map(|a| a.unit).collect())
+            .unwrap_or_default()
+    }
+}

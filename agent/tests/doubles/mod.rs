@@ -1,0 +1,191 @@
+//! Test doubles of what the agent talks to: [`Fake`] systemd (records
+//! every call; unit states come from a script the test sets) and
+//! [`Recorder`], a stand-in for the commands NixOS and Guix run. They live
+//! here, not in the product: `--systemd none` is `NoSystemd`, with no
+//! test hooks.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use windlass_agent::durable::swap_symlink;
+use windlass_agent::platform::profiles::Runner;
+use windlass_agent::systemd::{Systemd, SystemdError, UnitState, Verb};
+
+type R<T> = Result<T, SystemdError>;
+
+/// A stand-in for tests: records every call; unit states come from a
+/// script the test sets.
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub states: Arc<Mutex<BTreeMap<String, UnitState>>>,
+    pub failing_jobs: Arc<Mutex<Vec<String>>>,
+    /// Container name → image it runs (unset: cannot be told).
+    pub images: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Called with the name on every `stop_transient`: a test's stand-in
+    /// for systemd stopping that unit, which kills the process in it when
+    /// the external revert is what runs the agent's code.
+    #[allow(clippy::type_complexity)]
+    pub on_stop_transient: Arc<Mutex<Option<Box<dyn Fn(&str) + Send>>>>,
+}
+
+impl Fake {
+    pub fn set(&self, unit: &str, active: &str, sub: &str) {
+        self.states.lock().unwrap().insert(
+            unit.to_string(),
+            UnitState {
+                active_state: active.into(),
+                sub_state: sub.into(),
+                result: if active == "failed" {
+                    "exit-code".into()
+                } else {
+                    "success".into()
+                },
+                job_pending: false,
+            },
+        );
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Systemd for Fake {
+    async fn reload(&self) -> R<()> {
+        self.calls.lock().unwrap().push("reload".into());
+        Ok(())
+    }
+
+    async fn job(&self, verb: Verb, unit: &str) -> R<String> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("{} {unit}", verb.as_str()));
+        if self.failing_jobs.lock().unwrap().iter().any(|u| u == unit) {
+            return Ok("failed".into());
+        }
+        let mut s = self.states.lock().unwrap();
+        let entry = s.entry(unit.to_string()).or_default();
+        if verb == Verb::Stop {
+            entry.active_state = "inactive".into();
+            entry.sub_state = "dead".into();
+        } else if entry.active_state.is_empty() || entry.active_state == "inactive" {
+            entry.active_state = "active".into();
+            entry.sub_state = "running".into();
+        }
+        Ok("done".into())
+    }
+
+    async fn enqueue(&self, verb: Verb, unit: &str) -> R<()> {
+        self.job(verb, unit).await.map(|_| ())
+    }
+
+    async fn state(&self, unit: &str) -> R<UnitState> {
+        Ok(self
+            .states
+            .lock()
+            .unwrap()
+            .get(unit)
+            .cloned()
+            .unwrap_or(UnitState {
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+                result: "success".into(),
+                job_pending: false,
+            }))
+    }
+
+    async fn journal(&self, unit: &str, _n: usize) -> R<Vec<String>> {
+        Ok(vec![format!("{unit}: (stand-in journal)")])
+    }
+
+    async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("transient {name} {:?} {delay_sec:?}", argv));
+        Ok(())
+    }
+
+    async fn kill(&self, unit: &str) -> R<()> {
+        self.calls.lock().unwrap().push(format!("kill {unit}"));
+        Ok(())
+    }
+
+    async fn container_image(&self, name: &str) -> Option<String> {
+        self.images.lock().unwrap().get(name).cloned()
+    }
+
+    async fn stop_transient(&self, name: &str) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("stop-transient {name}"));
+        if let Some(hook) = self.on_stop_transient.lock().unwrap().as_ref() {
+            hook(name);
+        }
+        Ok(())
+    }
+}
+
+/// Records commands, and plays what `nix-env --switch-generation` does to
+/// the profile link so the state machine can be tested on a stand-in tree.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub fail: Arc<Mutex<Vec<String>>>,
+    /// Plays `switch-to-configuration test` / `activate` on this link.
+    pub current_system: Option<PathBuf>,
+    /// The profiles directory, for `guix system switch-generation`.
+    pub profiles: Option<PathBuf>,
+}
+
+impl Runner for Recorder {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let line = argv.join(" ");
+        self.calls.lock().unwrap().push(line.clone());
+        if self
+            .fail
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| line.contains(f.as_str()))
+        {
+            return Err(format!("{line}: failed (stand-in)"));
+        }
+        if argv.len() == 5 && argv[0].ends_with("nix-env") && argv[3] == "--switch-generation" {
+            let link = Path::new(&argv[2]);
+            let target = format!("system-{}-link", argv[4]);
+            swap_symlink(link, Path::new(&target)).map_err(|e| e.to_string())?;
+        }
+        if argv.len() == 4
+            && argv[1] == "system"
+            && argv[2] == "switch-generation"
+            && let Some(p) = &self.profiles
+        {
+            let target = format!("system-{}-link", argv[3]);
+            swap_symlink(&p.join("system"), Path::new(&target)).map_err(|e| e.to_string())?;
+        }
+        let activates = (argv[0].ends_with("bin/switch-to-configuration")
+            && argv.get(1).is_some_and(|a| a == "test"))
+            || argv[0].ends_with("/activate");
+        if activates && let Some(cur) = &self.current_system {
+            let gen_dir = Path::new(&argv[0])
+                .ancestors()
+                .nth(if argv[0].ends_with("/activate") { 1 } else { 2 })
+                .unwrap();
+            let target = fs::read_link(gen_dir).map_err(|e| e.to_string())?;
+            let target = if target.is_relative() {
+                gen_dir.parent().unwrap().join(target)
+            } else {
+                target
+            };
+            swap_symlink(cur, &target).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
