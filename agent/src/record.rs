@@ -269,6 +269,10 @@ pub struct CutoverOp {
     pub from_version: Option<String>,
     #[serde(rename = "to_generation")]
     pub to_version: String,
+    /// What it moves. The first agent saved `recorded` before it set
+    /// this: such a record has none (all empty), and is only ever
+    /// canceled.
+    #[serde(default, skip_serializing_if = "CutoverState::unset")]
     pub cutover: Box<CutoverState>,
 }
 
@@ -281,7 +285,7 @@ pub struct SweepOp {
     #[serde(with = "empty_is_none", default)]
     pub to_generation: Option<GenerationId>,
     /// What the sweep did per app.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<SweepResult>,
 }
 
@@ -322,7 +326,7 @@ pub struct SweepResult {
 }
 
 /// What a cutover moves, persisted in its record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CutoverState {
     pub target: String,
     pub version: String,
@@ -354,6 +358,11 @@ pub struct CutoverState {
 }
 
 impl CutoverState {
+    /// No state recorded (a first-agent record in `recorded`).
+    pub fn unset(&self) -> bool {
+        self.target.is_empty()
+    }
+
     pub fn new_exe(&self) -> PathBuf {
         self.version_dir.join(&self.binary)
     }

@@ -1,47 +1,145 @@
-//! Crash matrix: for every persisted step of Switch and Rollback, windlassd
-//! is killed (SIGKILL, via the test-only fault hook) right after the
-//! record for that step is on disk, then started again. The host must end
-//! on exactly one generation (running = selected) with the record
-//! resolved. Needs the `fault-injection` feature (tools/test enables it):
-//! without it this test fails rather than skip.
+//! Crash matrices of switch, rollback and sweep: for every phase of
+//! [`SwitchPhase::ALL`], [`RollbackPhase::ALL`] and [`SweepPhase::ALL`]
+//! windlassd is killed (SIGKILL, via the test-only fault hook) right after
+//! the record for that phase is on disk, then started again. The host must
+//! end on exactly one generation (running = selected) with every record
+//! resolved. Expectations are exhaustive matches: a new phase does not
+//! compile until its row is written. Built only with the
+//! `fault-injection` feature (tools/test enables it).
 
 mod common;
+#[path = "../../net/tests/common/mod.rs"]
+mod net;
 
-#[cfg(not(feature = "fault-injection"))]
-#[test]
-fn crash_matrix() {
-    panic!(
-        "the crash matrix needs windlassd built with the fault-injection feature: \
-         cargo nextest run --workspace --features windlass-agent/fault-injection (tools/test does)"
-    );
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use windlass_agent::record::{RollbackPhase, SweepPhase, SwitchPhase};
+
+/// How a switch from 1 to 2 (3, unhealthy, to reach `rolling-back`;
+/// manual confirm, to reach `waiting-confirm`) ends after a kill there:
+/// (trigger, expected result, expected generation).
+fn switch_case(p: SwitchPhase) -> (Vec<&'static str>, &'static str, &'static str) {
+    let to2 = vec!["switch", "2", "--no-wait"];
+    match p {
+        SwitchPhase::Recorded | SwitchPhase::Arming => (to2, "canceled", "1"),
+        SwitchPhase::Activating | SwitchPhase::HealthGate => (to2, "rolled-back", "1"),
+        SwitchPhase::WaitingConfirm => (
+            vec!["switch", "2", "--confirm", "manual", "--no-wait"],
+            "rolled-back",
+            "1",
+        ),
+        SwitchPhase::Committing | SwitchPhase::Finished => (to2, "committed", "2"),
+        SwitchPhase::RollingBack => (
+            vec!["switch", "3", "--deadline", "1", "--no-wait"],
+            "rolled-back",
+            "1",
+        ),
+    }
 }
 
-#[cfg(feature = "fault-injection")]
+/// A rollback from 2 to 1.
+fn rollback_case(p: RollbackPhase) -> (&'static str, &'static str) {
+    match p {
+        RollbackPhase::Recorded => ("canceled", "2"),
+        RollbackPhase::Activating
+        | RollbackPhase::HealthGate
+        | RollbackPhase::Committing
+        | RollbackPhase::Finished => ("committed", "1"),
+    }
+}
+
+/// A sweep on generation 1 that finds a new release of its app: (the
+/// sweep's result, the generation the host ends on).
+fn sweep_case(p: SweepPhase) -> (&'static str, &'static str) {
+    match p {
+        SweepPhase::Recorded => ("canceled", "1"),
+        // Killed before its switch began: nothing moved.
+        SweepPhase::Discovering | SweepPhase::Upgrading => ("failed", "1"),
+        SweepPhase::Finished => ("committed", "2"),
+    }
+}
+
+fn link_name(p: &Path) -> String {
+    std::fs::read_link(p)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Waits for the agent started with a fault to die of it.
+fn killed(a: &mut Agent, what: &str) {
+    let start = Instant::now();
+    while a.child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: windlassd was not killed at that phase"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// After the restart: the last operation of `kind`, how the host stands,
+/// and whether that is what was expected.
+fn judge(
+    state: &Path,
+    run: &Path,
+    kind: &str,
+    want_result: &str,
+    want_gen: &str,
+) -> (String, bool) {
+    let store = windlass_agent::store::Store::new(state);
+    let records = store.all();
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r.kind().as_str() == kind)
+        .unwrap();
+    let result = last.result.map(|o| o.as_str()).unwrap_or("UNFINISHED");
+    let running = link_name(&run.join("current"));
+    let selected = link_name(&state.join("profiles/system"));
+    let ok = result == want_result
+        && running == want_gen
+        && selected == want_gen
+        && records.iter().all(|r| r.finished());
+    (
+        format!(
+            "{result:<12} {running:<8} {selected:<8} {}",
+            if ok { "ok" } else { "FAIL" }
+        ),
+        ok,
+    )
+}
+
 #[test]
 fn crash_matrix() {
-    use std::time::{Duration, Instant};
-
-    use common::*;
-
-    let cases: &[(&str, &str, &str, &str)] = &[
-        // (kind, step, expected result, expected generation)
-        ("switch", "recorded", "canceled", "1"),
-        ("switch", "arming", "canceled", "1"),
-        ("switch", "activating", "rolled-back", "1"),
-        ("switch", "health-gate", "rolled-back", "1"),
-        ("switch", "committing", "committed", "2"),
-        ("switch", "rolling-back", "rolled-back", "1"),
-        ("rollback", "recorded", "canceled", "2"),
-        ("rollback", "activating", "committed", "1"),
-        ("rollback", "health-gate", "committed", "1"),
-        ("rollback", "committing", "committed", "1"),
-    ];
     let mut table = vec![format!(
-        "{:<9} {:<13} {:<12} {:<8} {:<8} {}",
-        "kind", "killed at", "result", "running", "selected", "ok"
+        "{:<9} {:<16} {:<12} {:<8} {:<8} ok",
+        "kind", "killed after", "result", "running", "selected"
     )];
     let mut failures = Vec::new();
-    for (kind, step, want_result, want_gen) in cases {
+    let cases = SwitchPhase::ALL
+        .iter()
+        .map(|p| ("switch", p.as_str()))
+        .chain(RollbackPhase::ALL.iter().map(|p| ("rollback", p.as_str())));
+    for (kind, phase) in cases {
+        let (trigger, want_result, want_gen) = match kind {
+            "switch" => switch_case(
+                *SwitchPhase::ALL
+                    .iter()
+                    .find(|p| p.as_str() == phase)
+                    .unwrap(),
+            ),
+            _ => {
+                let p = *RollbackPhase::ALL
+                    .iter()
+                    .find(|p| p.as_str() == phase)
+                    .unwrap();
+                let (r, g) = rollback_case(p);
+                (vec!["rollback", "1", "--no-wait"], r, g)
+            }
+        };
         let bus = bus();
         let tmp = tempfile::tempdir().unwrap();
         let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
@@ -59,58 +157,84 @@ fn crash_matrix() {
                 assert!(a.ctl(&["stage", g.to_str().unwrap()]).status.success());
             }
             assert!(a.ctl(&["switch", "1"]).status.success());
-            if *kind == "rollback" {
+            if kind == "rollback" {
                 assert!(a.ctl(&["switch", "2"]).status.success());
             }
         }
-        let mut a = agent(&bus, &state, &run, "nogroup-x", &[("WINDLASS_FAULT", step)]);
-        let trigger: Vec<&str> = match (*kind, *step) {
-            ("rollback", _) => vec!["rollback", "1", "--no-wait"],
-            (_, "rolling-back") => vec!["switch", "3", "--deadline", "1", "--no-wait"],
-            _ => vec!["switch", "2", "--no-wait"],
-        };
-        let _ = a.ctl(&trigger);
-        let start = Instant::now();
-        let died = loop {
-            if let Some(st) = a.child.try_wait().unwrap() {
-                break Some(st);
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            died.is_some(),
-            "{kind}/{step}: windlassd was not killed at that step"
+        let fault = format!("{kind}:{phase}");
+        let mut a = agent(
+            &bus,
+            &state,
+            &run,
+            "nogroup-x",
+            &[("WINDLASS_FAULT", &fault)],
         );
+        let _ = a.ctl(&trigger);
+        killed(&mut a, &fault);
         drop(a);
         let a = agent(&bus, &state, &run, "nogroup-x", &[]);
         a.wait_idle();
-        let store = windlass_agent::store::Store::new(&state);
-        let records = store.all();
-        let last = records.last().unwrap();
-        let result = last.result.map(|o| o.as_str()).unwrap_or("UNFINISHED");
-        let running = std::fs::read_link(run.join("current"))
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-            .unwrap_or_else(|| "-".into());
-        let selected = std::fs::read_link(state.join("profiles/system"))
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-            .unwrap_or_else(|| "-".into());
-        let ok = result == *want_result
-            && running == *want_gen
-            && selected == *want_gen
-            && records.iter().all(|r| r.finished());
-        table.push(format!(
-            "{kind:<9} {step:<13} {result:<12} {running:<8} {selected:<8} {}",
-            if ok { "ok" } else { "FAIL" }
-        ));
+        let (row, ok) = judge(&state, &run, kind, want_result, want_gen);
+        table.push(format!("{kind:<9} {phase:<16} {row}"));
         if !ok {
             failures.push(format!(
-                "{kind}/{step}: expected {want_result} on {want_gen}"
+                "{kind}/{phase}: expected {want_result} on {want_gen}"
             ));
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(failures.is_empty(), "{failures:#?}\n{}", table.join("\n"));
+}
+
+#[test]
+fn sweep_crash_matrix() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(net::push_tags(reg.port, "fleet/web", &["1.0.0"]));
+    let mut table = vec![format!(
+        "{:<9} {:<16} {:<12} {:<8} {:<8} ok",
+        "kind", "killed after", "result", "running", "selected"
+    )];
+    let mut failures = Vec::new();
+    for (i, p) in SweepPhase::ALL.iter().enumerate() {
+        let (want_result, want_gen) = sweep_case(*p);
+        let bus = bus();
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+        // Each case has its own repository, so its tags are its own.
+        let repo = format!("fleet/web{i}");
+        rt.block_on(net::push_tags(reg.port, &repo, &["1.0.0"]));
+        let g1 = tmp.path().join("g1");
+        // Only web tracks releases.
+        generation(&basic_fleet(), &g1, |t| {
+            if !t.contains("8080") {
+                return t.to_string();
+            }
+            t.replace(
+                "image = \"localhost/windlass-test/busybox:1.0\"",
+                &format!("image = \"{r0}/{repo}:1.0.0\""),
+            ) + "\n[release]\ntrack = \"semver\"\n"
+        });
+        let extra = ["--insecure-registry", r0.as_str()];
+        {
+            let a = agent_with(&bus, &state, &run, "nogroup-x", &[], &extra);
+            assert!(a.ctl(&["stage", g1.to_str().unwrap()]).status.success());
+            assert!(a.ctl(&["switch", "1"]).status.success());
+        }
+        rt.block_on(net::push_tags(reg.port, &repo, &["1.1.0"]));
+        let fault = format!("sweep:{p}");
+        let env = [("WINDLASS_FAULT", fault.as_str())];
+        let mut a = agent_with(&bus, &state, &run, "nogroup-x", &env, &extra);
+        let _ = a.ctl(&["sweep", "--no-wait"]);
+        killed(&mut a, &fault);
+        drop(a);
+        let a = agent_with(&bus, &state, &run, "nogroup-x", &[], &extra);
+        a.wait_idle();
+        let (row, ok) = judge(&state, &run, "sweep", want_result, want_gen);
+        table.push(format!("{:<9} {:<16} {row}", "sweep", p.as_str()));
+        if !ok {
+            failures.push(format!("sweep/{p}: expected {want_result} on {want_gen}"));
         }
     }
     eprintln!("{}", table.join("\n"));

@@ -3,44 +3,45 @@
 //! on disk, then started again. The link must end on exactly one version
 //! — the old one unless the commit had begun — with the record resolved,
 //! no download left in staging, and no half-installed version in the
-//! artifacts. Needs the `fault-injection` feature (tools/test enables it):
-//! without it this test fails rather than skip.
+//! artifacts. One row per phase of [`CutoverPhase::ALL`]: a new phase
+//! does not compile until its expected outcome is written here. Built
+//! only with the `fault-injection` feature (tools/test enables it).
 
 mod common;
 mod support;
 
-#[cfg(not(feature = "fault-injection"))]
-#[test]
-fn cutover_crash_matrix() {
-    panic!(
-        "the cutover crash matrix needs windlassd built with the fault-injection feature: \
-         cargo nextest run --workspace --features windlass-agent/fault-injection (tools/test does)"
-    );
+use std::time::{Duration, Instant};
+
+use support::*;
+use windlass_agent::record::CutoverPhase;
+
+/// (expected result, expected version, the new version is unhealthy)
+fn expected(p: CutoverPhase) -> (&'static str, &'static str, bool) {
+    match p {
+        CutoverPhase::Recorded | CutoverPhase::Staging | CutoverPhase::Verifying => {
+            ("canceled", "1", false)
+        }
+        CutoverPhase::Cutover | CutoverPhase::Confirming => ("rolled-back", "1", false),
+        CutoverPhase::Committing | CutoverPhase::Finished => ("committed", "2", false),
+        CutoverPhase::RollingBack => ("rolled-back", "1", true),
+    }
 }
 
-#[cfg(feature = "fault-injection")]
 #[test]
 fn cutover_crash_matrix() {
-    use std::time::{Duration, Instant};
-
-    use support::*;
-
-    let cases: &[(&str, &str, &str, bool)] = &[
-        // (killed after, expected result, expected version, unhealthy)
-        ("recorded", "canceled", "1", false),
-        ("staging", "canceled", "1", false),
-        ("verifying", "canceled", "1", false),
-        ("cutover", "rolled-back", "1", false),
-        ("confirming", "rolled-back", "1", false),
-        ("committing", "committed", "2", false),
-        ("rolling-back", "rolled-back", "1", true),
-    ];
+    let cases: Vec<(&str, &str, &str, bool)> = CutoverPhase::ALL
+        .iter()
+        .map(|p| {
+            let (r, v, u) = expected(*p);
+            (p.as_str(), r, v, u)
+        })
+        .collect();
     let mut table = vec![format!(
         "{:<13} {:<12} {:<8} {:<10} {}",
         "killed at", "result", "link", "artifacts", "ok"
     )];
     let mut failures = Vec::new();
-    for (step, want_result, want_version, unhealthy) in cases {
+    for (step, want_result, want_version, unhealthy) in &cases {
         let f = fixture("deadline = 10\n");
         let (state, run) = (f.tmp.path().join("state"), f.tmp.path().join("run"));
         let scripts: Vec<Vec<u8>> = (1..=2)
@@ -64,7 +65,7 @@ fn cutover_crash_matrix() {
             &run,
             &f.targets,
             &f.ca,
-            &[("WINDLASS_FAULT", step)],
+            &[("WINDLASS_FAULT", &format!("cutover:{step}"))],
         );
         let sha2 = sha256(&scripts[1]);
         let mut trigger = vec!["cutover", "tool", "2"];

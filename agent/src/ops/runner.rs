@@ -170,7 +170,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             "operation step"
         );
         self.notify.phase(&r.id, &name, detail);
-        fault::point(&name);
+        fault::point(O::KIND.as_str(), &name);
         Ok(())
     }
 
@@ -210,7 +210,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             error = r.error.as_str(),
             "operation finished"
         );
-        fault::point(&r.op.phase().to_string());
+        fault::point(O::KIND.as_str(), &r.op.phase().to_string());
         {
             let mut slot = self.slot.lock().unwrap();
             if slot.as_ref() == Some(&r.id) {

@@ -1,0 +1,89 @@
+//! Records written by the agent before its operations were typed (commit
+//! c5888f6: every phase of every kind that its test suite reached, saved
+//! as that version wrote them) load unchanged: same kind, phase, result
+//! and generations, and written back they are the same JSON.
+
+use std::path::Path;
+
+use windlass_agent::record::{Kind, Op, Record};
+use windlass_agent::store::Store;
+
+fn fixtures() -> Vec<(String, serde_json::Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records-c5888f6");
+    let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let v = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p.file_name().unwrap().to_string_lossy().to_string(), v)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn records_written_by_the_first_agent_load_unchanged() {
+    let all = fixtures();
+    assert!(all.len() >= 30, "{} fixtures", all.len());
+    for (name, json) in &all {
+        let r: Record = serde_json::from_value(json.clone())
+            .unwrap_or_else(|e| panic!("{name} does not load: {e}"));
+        assert_eq!(r.kind().as_str(), json["kind"], "{name}");
+        assert_eq!(r.phase_str(), json["phase"], "{name}");
+        assert_eq!(
+            r.result.map(|o| o.as_str()),
+            json["result"].as_str(),
+            "{name}"
+        );
+        if r.kind() != Kind::Cutover {
+            assert_eq!(
+                r.from_generation().map(|g| g.to_string()),
+                json["from_generation"].as_str().map(str::to_string),
+                "{name}"
+            );
+        }
+        if let Op::Cutover(c) = &r.op {
+            assert_eq!(c.to_version, json["to_generation"], "{name}");
+            match json.get("cutover") {
+                Some(state) => assert_eq!(c.cutover.version, state["version"], "{name}"),
+                // The first agent saved `recorded` before the state.
+                None => assert!(c.cutover.unset() && r.phase_str() == "recorded", "{name}"),
+            }
+        }
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            *json,
+            "{name} is written back differently"
+        );
+    }
+    // Every phase of every kind the first agent persisted is among them.
+    for k in [Kind::Switch, Kind::Rollback, Kind::Cutover, Kind::Sweep] {
+        for phase in k.phases() {
+            assert!(
+                all.iter()
+                    .any(|(_, j)| j["kind"] == k.as_str() && j["phase"] == phase),
+                "no fixture of {} in {phase}",
+                k.as_str()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_store_reads_them_under_their_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ops = tmp.path().join("operations");
+    std::fs::create_dir_all(&ops).unwrap();
+    let all = fixtures();
+    let mut ids = std::collections::BTreeSet::new();
+    for (_, json) in &all {
+        let id = json["id"].as_str().unwrap().to_string();
+        if ids.insert(id.clone()) {
+            std::fs::write(ops.join(format!("{id}.json")), json.to_string()).unwrap();
+        }
+    }
+    let scan = Store::new(tmp.path()).scan();
+    assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
+    assert_eq!(scan.records.len(), ids.len());
+}
