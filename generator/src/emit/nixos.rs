@@ -24,12 +24,13 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 use serde_json::Value as Json;
 
-use super::{EmitContext, EmitError, NixosBackend, OutputFile, podman};
+use super::{EmitContext, EmitError, NixosBackend, podman};
 use crate::escape::json;
 use crate::escape::nix::{self, Nix};
 use crate::escape::systemd as esc;
 use crate::model::time::format_timespan;
 use crate::model::*;
+use crate::output_file::OutputFile;
 use crate::templates::safe;
 
 type Attrs = Vec<(Vec<String>, Nix)>;
@@ -128,10 +129,8 @@ fn from_json(v: &Json) -> Nix {
 
 /// This app's entry in `/etc/windlass/generation.json`.
 fn contract(app: &App, backend: NixosBackend) -> Nix {
-    let all = crate::generation::app_contracts_of(std::slice::from_ref(app));
-    let mut c = all[0].clone();
-    c["unit"] = Json::from(service_name(app, backend));
-    from_json(&c)
+    let c = app.contract(service_name(app, backend));
+    from_json(&serde_json::to_value(c).expect("contract types serialize"))
 }
 
 fn app_module(

@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 
 use super::keys::KeySet;
-use super::{EmitContext, EmitError, OutputFile, go_duration, podman, unitfile};
+use super::{EmitContext, EmitError, go_duration, podman, unitfile};
 use crate::escape::{json, systemd as esc};
 use crate::model::*;
+use crate::output_file::OutputFile;
 use crate::templates::{entries, safe};
 
 type Entries = Vec<(String, String)>;
