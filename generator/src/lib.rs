@@ -12,5 +12,6 @@ pub mod import;
 pub mod manifest;
 pub mod model;
 pub mod output;
+pub mod output_file;
 pub mod pipeline;
 pub mod templates;

@@ -14,9 +14,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::emit::OutputFile;
+use windlass_contract::MANIFEST;
 
-pub const MANIFEST: &str = "windlass-generation.json";
+use crate::output_file::OutputFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {

@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::emit::{self, EmitContext, EmitError, NixosBackend, OutputFile, Target};
+use crate::emit::{self, EmitContext, EmitError, NixosBackend, Target};
 use crate::manifest::diag::Diagnostic;
 use crate::model::{self, Fleet, values::parse_podman_version};
 use crate::output::OutputError;
+use crate::output_file::OutputFile;
 use crate::templates::{TemplateError, Templates};
 
 pub struct Options {

@@ -405,6 +405,24 @@ fn generation_manifest_lists_every_file_and_input_with_sha256() {
     assert_eq!(m["apps"].as_array().unwrap().len(), 7);
 }
 
+/// windlass-contract's fixture is this generator's output, so the
+/// contract is held against what is written today.
+#[test]
+fn the_contract_fixture_is_what_the_examples_generate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(&examples(), &out, &[]);
+    let fixture = common::repo_root()
+        .join("contract/tests/fixtures/examples")
+        .join(windlass_contract::MANIFEST);
+    let written = std::fs::read_to_string(out.join(windlass_contract::MANIFEST)).unwrap();
+    assert!(
+        written == std::fs::read_to_string(&fixture).unwrap(),
+        "{} is not what `windlass generate examples` writes; copy the new manifest there",
+        fixture.display()
+    );
+}
+
 #[test]
 fn schema_is_json_and_names_every_section() {
     let o = windlass(&["schema"]);

@@ -333,20 +333,19 @@ fn check_fleet(fleet: &Fleet, facts: &Facts) {
         timers.iter().map(String::as_str).collect()
     );
 
-    let file = "windlass/generation.json";
+    // What Guile builds is what the agent reads: the contract's type.
+    let file = windlass_contract::ETC_MANIFEST;
     let json = facts.one("etc", file, "content").expect("generation.json");
-    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
-    assert_eq!(doc["format"], 1);
-    assert_eq!(doc["platform"], "guix");
-    let listed = doc["apps"].as_array().unwrap();
-    assert_eq!(listed.len(), fleet.apps.len());
-    for (entry, app) in listed.iter().zip(&fleet.apps) {
-        assert_eq!(entry["name"], app.name.as_str());
-        assert_eq!(
-            entry["unit"],
-            app.name.as_str(),
-            "the unit is the Shepherd service"
-        );
+    let doc = windlass_contract::SystemGeneration::from_slice(json.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.format, windlass_contract::FORMAT);
+    assert_eq!(doc.platform, windlass_contract::Platform::Guix);
+    assert_eq!(doc.backend, None);
+    assert_eq!(doc.apps.len(), fleet.apps.len());
+    for (entry, app) in doc.apps.iter().zip(&fleet.apps) {
+        assert_eq!(entry.name, app.name);
+        assert_eq!(entry.unit, app.name, "the unit is the Shepherd service");
+        assert_eq!(*entry, app.contract(app.name.clone()));
     }
 }
 

@@ -18,8 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use windlass::emit::NixosBackend;
+use windlass::emit::nixos::service_name;
 use windlass::escape::nix;
 use windlass::model::{Fleet, load_fleet};
+use windlass_contract::{Platform, SystemGeneration};
 
 fn generate(fleet: &Path, out: &Path, extra: &[&str]) {
     let st = Command::new(env!("CARGO_BIN_EXE_windlass"))
@@ -304,18 +307,36 @@ fn eval_fleet(out: &Path, disabled: &[&str]) -> Value {
     serde_json::from_slice(&res.stdout).unwrap()
 }
 
-fn generation_apps(config: &Value) -> Vec<String> {
+/// The installed generation.json holds each app's contract exactly as the
+/// model builds it, with the unit NixOS runs the app as.
+fn assert_contracts(config: &Value, fleet: &Fleet, backend: NixosBackend) {
+    let doc = generation(config);
+    assert_eq!(doc.backend, Some(backend));
+    let want: Vec<_> = fleet
+        .apps
+        .iter()
+        .map(|a| a.contract(service_name(a, backend)))
+        .collect();
+    assert_eq!(doc.apps, want);
+}
+
+fn generation(config: &Value) -> SystemGeneration {
     let text = config["environment"]["etc"]["windlass/generation.json"]["text"]
         .as_str()
         .expect("generation.json is installed");
-    let doc: Value = serde_json::from_str(text).unwrap();
-    assert_eq!(doc["platform"], "nixos");
-    doc["apps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap().to_string())
-        .collect()
+    // What Nix evaluates is what the agent reads: the contract's type.
+    let doc = SystemGeneration::from_slice(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc.platform, Platform::Nixos);
+    doc
+}
+
+fn generation_apps(config: &Value) -> Vec<String> {
+    let doc = generation(config);
+    assert!(
+        doc.backend.is_some(),
+        "the NixOS document names its backend"
+    );
+    doc.apps.into_iter().map(|a| a.name).collect()
 }
 
 #[test]
@@ -371,8 +392,7 @@ fn quadlet_backend_embeds_the_quadlet_files_byte_for_byte() {
             assert_eq!(u["overrideStrategy"], "asDropin");
         }
         let fleet = load(&dir);
-        let names: Vec<String> = fleet.apps.iter().map(|a| a.name.clone()).collect();
-        assert_eq!(generation_apps(&config), names);
+        assert_contracts(&config, &fleet, NixosBackend::Quadlet);
         // The build-time dry run is part of the system.
         let checks = config["system"]["checks"].as_array().unwrap();
         assert!(
@@ -442,8 +462,7 @@ fn oci_backend_carries_every_value_and_honours_enable() {
                 );
             }
         }
-        let names: Vec<String> = fleet.apps.iter().map(|a| a.name.clone()).collect();
-        assert_eq!(generation_apps(&config), names);
+        assert_contracts(&config, &fleet, NixosBackend::OciContainers);
         for a in config["assertions"].as_array().into_iter().flatten() {
             assert_eq!(a["assertion"], true, "{a}");
         }

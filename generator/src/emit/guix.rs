@@ -29,12 +29,13 @@ mod calendar;
 use std::collections::BTreeMap;
 
 use minijinja::Value;
-use serde_json::json;
+use windlass_contract::{ETC_MANIFEST, Platform, SystemGeneration};
 
-use super::{EmitContext, EmitError, OutputFile, podman};
+use super::{EmitContext, EmitError, podman};
 use crate::escape::json as esc_json;
 use crate::escape::scheme::{self, Datum};
 use crate::model::*;
+use crate::output_file::OutputFile;
 use crate::templates::safe;
 
 /// The one file this target writes.
@@ -454,15 +455,12 @@ fn job_timer(app: &App, job: &Job) -> Result<Datum, EmitError> {
 /// `/etc/windlass/generation.json`: the apps and their health contracts,
 /// each app's `unit` being its Shepherd service name.
 fn generation_service(fleet: &Fleet) -> Datum {
-    let mut apps = crate::generation::app_contracts(fleet);
-    if let Some(list) = apps.as_array_mut() {
-        for (contract, app) in list.iter_mut().zip(&fleet.apps) {
-            contract["unit"] = json!(app.name);
-        }
-    }
-    let doc = json!({"format": 1, "platform": "guix", "apps": apps});
-    let mut text = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
-    text.push('\n');
+    let apps = fleet
+        .apps
+        .iter()
+        .map(|a| a.contract(a.name.clone()))
+        .collect();
+    let text = SystemGeneration::new(Platform::Guix, None, apps).to_json();
     // One string per line of JSON, so the file stays readable.
     let lines: Vec<Datum> = text.split_inclusive('\n').map(Datum::str).collect();
     simple_service(
@@ -473,7 +471,7 @@ fn generation_service(fleet: &Fleet) -> Datum {
             vec![Datum::call(
                 "list",
                 vec![
-                    Datum::str("windlass/generation.json"),
+                    Datum::str(ETC_MANIFEST),
                     Datum::call(
                         "plain-file",
                         vec![

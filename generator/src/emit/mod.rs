@@ -13,14 +13,12 @@ pub mod unitfile;
 use std::collections::BTreeSet;
 
 use crate::model::{Fleet, PodmanVersion};
+use crate::output_file::OutputFile;
 use crate::templates::{TemplateError, Templates};
 
-/// One generated file, path relative to the output directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    pub path: String,
-    pub content: String,
-}
+/// How the NixOS module runs containers; its name is part of the contract
+/// the module installs.
+pub use windlass_contract::NixosBackend;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Target {
@@ -44,25 +42,6 @@ impl Target {
             Target::Systemd => "systemd",
             Target::Nixos => "nixos",
             Target::Guix => "guix",
-        }
-    }
-}
-
-/// How the NixOS module runs containers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NixosBackend {
-    /// `virtualisation.oci-containers.containers.<name>` (NixOS-native).
-    #[default]
-    OciContainers,
-    /// The Quadlet files under `environment.etc."containers/systemd/…"`.
-    Quadlet,
-}
-
-impl NixosBackend {
-    pub fn name(self) -> &'static str {
-        match self {
-            NixosBackend::OciContainers => "oci-containers",
-            NixosBackend::Quadlet => "quadlet",
         }
     }
 }

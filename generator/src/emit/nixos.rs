@@ -23,13 +23,15 @@ use std::collections::BTreeMap;
 
 use minijinja::Value;
 use serde_json::Value as Json;
+use windlass_contract::{Platform, SystemGeneration};
 
-use super::{EmitContext, EmitError, NixosBackend, OutputFile, podman};
+use super::{EmitContext, EmitError, NixosBackend, podman};
 use crate::escape::json;
 use crate::escape::nix::{self, Nix};
 use crate::escape::systemd as esc;
 use crate::model::time::format_timespan;
 use crate::model::*;
+use crate::output_file::OutputFile;
 use crate::templates::safe;
 
 type Attrs = Vec<(Vec<String>, Nix)>;
@@ -128,10 +130,8 @@ fn from_json(v: &Json) -> Nix {
 
 /// This app's entry in `/etc/windlass/generation.json`.
 fn contract(app: &App, backend: NixosBackend) -> Nix {
-    let all = crate::generation::app_contracts_of(std::slice::from_ref(app));
-    let mut c = all[0].clone();
-    c["unit"] = Json::from(service_name(app, backend));
-    from_json(&c)
+    let c = app.contract(service_name(app, backend));
+    from_json(&serde_json::to_value(c).expect("contract types serialize"))
 }
 
 fn app_module(
@@ -533,6 +533,25 @@ fn create_service(kind: &'static str, name: &str, args: Vec<String>) -> Nix {
     Nix::Attrs(s)
 }
 
+/// `/etc/windlass/generation.json` as the argument of `builtins.toJSON`:
+/// the contract's document, rendered from its type so that the template
+/// names none of its keys, with the apps being the contracts the enabled
+/// apps' modules add to `windlass.generation`.
+fn system_generation(backend: NixosBackend) -> Nix {
+    let doc = SystemGeneration::new(Platform::Nixos, Some(backend), Vec::new());
+    let Nix::Attrs(mut attrs) =
+        from_json(&serde_json::to_value(doc).expect("contract types serialize"))
+    else {
+        unreachable!("a struct serializes to an object")
+    };
+    for (path, value) in &mut attrs {
+        if path.as_slice() == ["apps"] {
+            *value = Nix::Code("lib.attrValues config.windlass.generation");
+        }
+    }
+    Nix::Attrs(attrs)
+}
+
 fn fleet_module(
     fleet: &Fleet,
     backend: NixosBackend,
@@ -582,7 +601,9 @@ fn fleet_module(
         }
     }
     let vars = BTreeMap::from([
+        // Still offered to templates given with --templates.
         ("backend", safe(nix::string(backend.name()))),
+        ("generation", safe(system_generation(backend).render_at(3))),
         ("quadlet", Value::from(backend == NixosBackend::Quadlet)),
         ("windlass", safe(Nix::Attrs(windlass).render_at(2))),
         ("services", safe(Nix::Attrs(services).render_at(2))),

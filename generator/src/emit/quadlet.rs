@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use minijinja::Value;
 
 use super::keys::KeySet;
-use super::{EmitContext, EmitError, OutputFile, go_duration, podman, unitfile};
+use super::{EmitContext, EmitError, go_duration, podman, unitfile};
 use crate::escape::{json, systemd as esc};
 use crate::model::*;
+use crate::output_file::OutputFile;
 use crate::templates::{entries, safe};
 
 type Entries = Vec<(String, String)>;
@@ -74,9 +75,52 @@ fn render(
     Ok(text)
 }
 
+/// `<app>.container`: `[Unit]`, `[Container]` (only keys the target Podman
+/// knows, the rest as `PodmanArgs=`), `[Service]` and `[Install]`.
 fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<String, EmitError> {
     let c = &app.container;
-    let v = keys.version;
+    let mut s = ContainerSection {
+        keys,
+        entries: Entries::new(),
+        podman_args: Vec::new(),
+    };
+    push(&mut s.entries, "Image", esc::verbatim(&c.image.full));
+    push(&mut s.entries, "ContainerName", app.name.clone());
+    s.exec_form(c);
+    s.user(c);
+    s.ports_and_volumes(c);
+    s.environment(c);
+    s.secrets(c);
+    s.networks(c);
+    s.labels(app);
+    if c.read_only {
+        push(&mut s.entries, "ReadOnly", "true".into());
+    }
+    if let Some(h) = &app.health {
+        s.health(app, h, &mut ctx.warnings);
+    }
+    s.resources(c);
+    let container = s.finish(app)?;
+
+    let vars = BTreeMap::from([
+        ("source", safe(esc::text(&app.source))),
+        ("name", safe(app.name.clone())),
+        ("unit", entries(&unit_section(app))),
+        ("container", entries(&container)),
+        ("service", entries(&service_section(app))),
+        ("install", entries(&install_section())),
+    ]);
+    render(
+        ctx,
+        keys,
+        "quadlet/container.j2",
+        &format!("quadlet/{}.container", app.name),
+        vars,
+    )
+}
+
+/// `[Unit]`: the description and the dependencies on other apps.
+fn unit_section(app: &App) -> Entries {
     let mut unit = Entries::new();
     let desc = app
         .description
@@ -92,118 +136,184 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     for dep in app.requires.iter().chain(&app.wants) {
         push(&mut unit, "After", format!("{dep}.service"));
     }
+    unit
+}
 
-    let mut s = ContainerSection {
-        keys,
-        entries: Entries::new(),
-        podman_args: Vec::new(),
-    };
-    push(&mut s.entries, "Image", esc::verbatim(&c.image.full));
-    push(&mut s.entries, "ContainerName", app.name.clone());
-
-    // Exec form. An empty argument or a lone `;` cannot pass `Exec=`, so when
-    // an entrypoint is given the whole command travels in its JSON instead.
-    let merge = c.entrypoint.is_some()
-        && c.command
-            .as_ref()
-            .is_some_and(|cmd| cmd.iter().any(|a| a.is_empty() || a == ";"));
-    if let Some(ep) = &c.entrypoint {
-        let mut all = ep.clone();
-        if merge {
-            all.extend(c.command.iter().flatten().cloned());
-        }
-        let j = json::ascii_array(&all);
-        s.set_or_flag("Entrypoint", esc::verbatim(&j), || {
-            esc::word(&format!("--entrypoint={j}"))
-        });
-    }
-    if let (Some(cmd), false) = (&c.command, merge) {
-        let words: Vec<String> = cmd.iter().map(|a| esc::word(a)).collect();
-        push(&mut s.entries, "Exec", words.join(" "));
-    }
-    if let Some(u) = &c.user {
-        push(&mut s.entries, "User", u.clone());
-    }
-    if let Some(g) = &c.group {
-        push(&mut s.entries, "Group", g.clone());
-    }
-    for p in &c.ports {
-        push(&mut s.entries, "PublishPort", esc::verbatim(&p.to_string()));
-    }
-    for m in &c.volumes {
-        let src = match &m.source {
-            VolumeSource::Named(n) => format!("{n}.volume"),
-            VolumeSource::Host(p) => p.clone(),
-        };
-        let ro = if m.read_only { ":ro" } else { "" };
+/// `[Service]`: restart policy and the start and stop budgets.
+fn service_section(app: &App) -> Entries {
+    let mut service = Entries::new();
+    push(
+        &mut service,
+        "Restart",
+        app.container.restart.as_str().into(),
+    );
+    // Pulling and the health gate both happen before the unit is active.
+    push(
+        &mut service,
+        "TimeoutStartSec",
+        (app.update.health_deadline.div_ceil(1_000_000))
+            .max(90)
+            .to_string(),
+    );
+    if let Some(us) = app.container.stop_timeout {
+        // Podman's own stop timeout must expire before systemd's.
         push(
-            &mut s.entries,
-            "Volume",
-            esc::verbatim(&format!("{src}:{}{ro}", m.target)),
+            &mut service,
+            "TimeoutStopSec",
+            (us.div_ceil(1_000_000) + 30).to_string(),
         );
     }
-    for (k, val) in &c.env {
-        push(
-            &mut s.entries,
-            "Environment",
-            esc::word(&format!("{k}={val}")),
-        );
-    }
-    for f in &c.env_files {
-        push(&mut s.entries, "EnvironmentFile", esc::verbatim(f));
-    }
-    for v in podman::secret_volumes(c) {
-        push(&mut s.entries, "Volume", esc::verbatim(&v));
-    }
-    for spec in c.secrets.iter().filter_map(podman::secret_spec) {
-        if !keys.has("Container", "Secret") {
-            s.podman_args.push(esc::word(&format!("--secret={spec}")));
-        } else {
-            push(&mut s.entries, "Secret", esc::verbatim(&spec));
+    service
+}
+
+fn install_section() -> Entries {
+    let mut install = Entries::new();
+    push(
+        &mut install,
+        "WantedBy",
+        "multi-user.target default.target".into(),
+    );
+    install
+}
+
+/// The steps of `[Container]`, in the order its keys are written.
+impl ContainerSection<'_> {
+    /// `Entrypoint=` and `Exec=`. An empty argument or a lone `;` cannot
+    /// pass `Exec=`, so when an entrypoint is given the whole command
+    /// travels in its JSON instead.
+    fn exec_form(&mut self, c: &Container) {
+        let merge = c.entrypoint.is_some()
+            && c.command
+                .as_ref()
+                .is_some_and(|cmd| cmd.iter().any(|a| a.is_empty() || a == ";"));
+        if let Some(ep) = &c.entrypoint {
+            let mut all = ep.clone();
+            if merge {
+                all.extend(c.command.iter().flatten().cloned());
+            }
+            let j = json::ascii_array(&all);
+            self.set_or_flag("Entrypoint", esc::verbatim(&j), || {
+                esc::word(&format!("--entrypoint={j}"))
+            });
+        }
+        if let (Some(cmd), false) = (&c.command, merge) {
+            let words: Vec<String> = cmd.iter().map(|a| esc::word(a)).collect();
+            push(&mut self.entries, "Exec", words.join(" "));
         }
     }
-    for n in &c.networks {
-        let value = if n == "host" {
-            "host".to_string()
-        } else {
-            format!("{n}.network")
-        };
-        push(&mut s.entries, "Network", value);
+
+    fn user(&mut self, c: &Container) {
+        if let Some(u) = &c.user {
+            push(&mut self.entries, "User", u.clone());
+        }
+        if let Some(g) = &c.group {
+            push(&mut self.entries, "Group", g.clone());
+        }
     }
-    for (host, ip) in &c.add_hosts {
-        let hv = format!("{host}:{ip}");
-        s.set_or_flag("AddHost", esc::verbatim(&hv), || {
-            esc::word(&format!("--add-host={hv}"))
-        });
-    }
-    let mut labels = c.labels.clone();
-    labels.insert("io.windlass.app".into(), app.name.clone());
-    match c.auto_update {
-        AutoUpdate::None => {}
-        a => {
-            let policy = if a == AutoUpdate::Registry {
-                "registry"
-            } else {
-                "local"
+
+    /// `PublishPort=` and `Volume=` (a named volume is its `.volume` unit).
+    fn ports_and_volumes(&mut self, c: &Container) {
+        for p in &c.ports {
+            push(
+                &mut self.entries,
+                "PublishPort",
+                esc::verbatim(&p.to_string()),
+            );
+        }
+        for m in &c.volumes {
+            let src = match &m.source {
+                VolumeSource::Named(n) => format!("{n}.volume"),
+                VolumeSource::Host(p) => p.clone(),
             };
-            if keys.has("Container", "AutoUpdate") {
-                push(&mut s.entries, "AutoUpdate", policy.to_string());
+            let ro = if m.read_only { ":ro" } else { "" };
+            push(
+                &mut self.entries,
+                "Volume",
+                esc::verbatim(&format!("{src}:{}{ro}", m.target)),
+            );
+        }
+    }
+
+    fn environment(&mut self, c: &Container) {
+        for (k, val) in &c.env {
+            push(
+                &mut self.entries,
+                "Environment",
+                esc::word(&format!("{k}={val}")),
+            );
+        }
+        for f in &c.env_files {
+            push(&mut self.entries, "EnvironmentFile", esc::verbatim(f));
+        }
+    }
+
+    /// File secrets as read-only volumes, podman secrets as `Secret=`.
+    fn secrets(&mut self, c: &Container) {
+        for v in podman::secret_volumes(c) {
+            push(&mut self.entries, "Volume", esc::verbatim(&v));
+        }
+        for spec in c.secrets.iter().filter_map(podman::secret_spec) {
+            if !self.keys.has("Container", "Secret") {
+                self.podman_args
+                    .push(esc::word(&format!("--secret={spec}")));
             } else {
-                labels.insert("io.containers.autoupdate".into(), policy.into());
+                push(&mut self.entries, "Secret", esc::verbatim(&spec));
             }
         }
     }
-    for (k, val) in &labels {
-        push(&mut s.entries, "Label", esc::word(&format!("{k}={val}")));
+
+    /// `Network=` (a declared network is its `.network` unit) and `AddHost=`.
+    fn networks(&mut self, c: &Container) {
+        for n in &c.networks {
+            let value = if n == "host" {
+                "host".to_string()
+            } else {
+                format!("{n}.network")
+            };
+            push(&mut self.entries, "Network", value);
+        }
+        for (host, ip) in &c.add_hosts {
+            let hv = format!("{host}:{ip}");
+            self.set_or_flag("AddHost", esc::verbatim(&hv), || {
+                esc::word(&format!("--add-host={hv}"))
+            });
+        }
     }
-    if c.read_only {
-        push(&mut s.entries, "ReadOnly", "true".into());
+
+    /// `AutoUpdate=` (or its label before Quadlet knew the key) and every
+    /// `Label=`, windlass's `io.windlass.app` among them.
+    fn labels(&mut self, app: &App) {
+        let c = &app.container;
+        let mut labels = c.labels.clone();
+        labels.insert("io.windlass.app".into(), app.name.clone());
+        match c.auto_update {
+            AutoUpdate::None => {}
+            a => {
+                let policy = if a == AutoUpdate::Registry {
+                    "registry"
+                } else {
+                    "local"
+                };
+                if self.keys.has("Container", "AutoUpdate") {
+                    push(&mut self.entries, "AutoUpdate", policy.to_string());
+                } else {
+                    labels.insert("io.containers.autoupdate".into(), policy.into());
+                }
+            }
+        }
+        for (k, val) in &labels {
+            push(&mut self.entries, "Label", esc::word(&format!("{k}={val}")));
+        }
     }
-    if let Some(h) = &app.health
-        && let Some(cmd) = &h.cmd
-    {
+
+    /// The health check and `Notify=healthy`; before Podman 5.0 the unit
+    /// cannot wait for health, which is said in `warnings`.
+    fn health(&mut self, app: &App, h: &Health, warnings: &mut Vec<String>) {
+        let Some(cmd) = &h.cmd else {
+            return;
+        };
         let j = json::ascii_array(cmd);
-        s.set_or_flag("HealthCmd", esc::verbatim(&j), || {
+        self.set_or_flag("HealthCmd", esc::verbatim(&j), || {
             esc::word(&format!("--health-cmd={j}"))
         });
         let durations = [
@@ -214,89 +324,60 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         for (key, flag, value) in durations {
             if let Some(us) = value {
                 let d = go_duration(us);
-                s.set_or_flag(key, d.clone(), || format!("{flag}={d}"));
+                self.set_or_flag(key, d.clone(), || format!("{flag}={d}"));
             }
         }
         if let Some(r) = h.retries {
-            s.set_or_flag("HealthRetries", r.to_string(), || {
+            self.set_or_flag("HealthRetries", r.to_string(), || {
                 format!("--health-retries={r}")
             });
         }
+        let v = self.keys.version;
         if v >= PodmanVersion::new(5, 0) {
-            push(&mut s.entries, "Notify", "healthy".into());
+            push(&mut self.entries, "Notify", "healthy".into());
         } else {
-            ctx.warnings.push(format!(
-                    "app `{}`: Podman {v} has no Notify=healthy (5.0+): the unit is active once the container starts; windlassd still waits for the health check before committing",
-                    app.name
-                ));
+            warnings.push(format!(
+                "app `{}`: Podman {v} has no Notify=healthy (5.0+): the unit is active once the container starts; windlassd still waits for the health check before committing",
+                app.name
+            ));
         }
     }
-    if let Some(bytes) = c.memory {
-        s.set_or_flag("Memory", bytes.to_string(), || format!("--memory={bytes}"));
-    }
-    if let Some(cpus) = c.cpus {
-        s.podman_args.push(format!("--cpus={cpus}"));
-    }
-    if let Some(us) = c.stop_timeout {
-        let secs = us.div_ceil(1_000_000);
-        s.set_or_flag("StopTimeout", secs.to_string(), || {
-            format!("--stop-timeout={secs}")
-        });
-    }
-    if !s.podman_args.is_empty() {
-        if !keys.has("Container", "PodmanArgs") {
-            return Err(EmitError::Unsupported {
-                app: app.name.clone(),
-                message: format!(
-                    "Podman {v}'s Quadlet has no PodmanArgs= to carry {}",
-                    s.podman_args.join(" ")
-                ),
+
+    /// Memory, CPUs and the stop timeout.
+    fn resources(&mut self, c: &Container) {
+        if let Some(bytes) = c.memory {
+            self.set_or_flag("Memory", bytes.to_string(), || format!("--memory={bytes}"));
+        }
+        if let Some(cpus) = c.cpus {
+            self.podman_args.push(format!("--cpus={cpus}"));
+        }
+        if let Some(us) = c.stop_timeout {
+            let secs = us.div_ceil(1_000_000);
+            self.set_or_flag("StopTimeout", secs.to_string(), || {
+                format!("--stop-timeout={secs}")
             });
         }
-        let words = std::mem::take(&mut s.podman_args);
-        push(&mut s.entries, "PodmanArgs", words.join(" "));
     }
 
-    let mut service = Entries::new();
-    push(&mut service, "Restart", c.restart.as_str().into());
-    // Pulling and the health gate both happen before the unit is active.
-    push(
-        &mut service,
-        "TimeoutStartSec",
-        (app.update.health_deadline.div_ceil(1_000_000))
-            .max(90)
-            .to_string(),
-    );
-    if let Some(us) = c.stop_timeout {
-        // Podman's own stop timeout must expire before systemd's.
-        push(
-            &mut service,
-            "TimeoutStopSec",
-            (us.div_ceil(1_000_000) + 30).to_string(),
-        );
+    /// The entries, with the collected flags as the last `PodmanArgs=`;
+    /// an error when the target's Quadlet has no `PodmanArgs=` to carry them.
+    fn finish(mut self, app: &App) -> Result<Entries, EmitError> {
+        if !self.podman_args.is_empty() {
+            if !self.keys.has("Container", "PodmanArgs") {
+                return Err(EmitError::Unsupported {
+                    app: app.name.clone(),
+                    message: format!(
+                        "Podman {}'s Quadlet has no PodmanArgs= to carry {}",
+                        self.keys.version,
+                        self.podman_args.join(" ")
+                    ),
+                });
+            }
+            let words = std::mem::take(&mut self.podman_args);
+            push(&mut self.entries, "PodmanArgs", words.join(" "));
+        }
+        Ok(self.entries)
     }
-    let mut install = Entries::new();
-    push(
-        &mut install,
-        "WantedBy",
-        "multi-user.target default.target".into(),
-    );
-
-    let vars = BTreeMap::from([
-        ("source", safe(esc::text(&app.source))),
-        ("name", safe(app.name.clone())),
-        ("unit", entries(&unit)),
-        ("container", entries(&s.entries)),
-        ("service", entries(&service)),
-        ("install", entries(&install)),
-    ]);
-    render(
-        ctx,
-        keys,
-        "quadlet/container.j2",
-        &format!("quadlet/{}.container", app.name),
-        vars,
-    )
 }
 
 fn label_entries(list: &mut Entries, labels: &BTreeMap<String, String>) {

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use minijinja::Value;
 
-use super::{EmitContext, EmitError, OutputFile, unitfile};
+use super::{EmitContext, EmitError, unitfile};
 use crate::escape::systemd as esc;
 use crate::model::Fleet;
 use crate::model::time::format_timespan;
+use crate::output_file::OutputFile;
 use crate::templates::{entries, safe};
 
 type Entries = Vec<(String, String)>;

@@ -127,9 +127,73 @@ fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
 /// Reads the compose file and maps it. Writes nothing.
 pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let path = &opts.compose_file;
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
     let compose_err = |message: String| ImportError::Compose {
         path: path.clone(),
+        message,
+    };
+    let (mut doc, compose_dir) = read_compose(path)?;
+    let subs = substitute_variables(&mut doc, opts, &compose_dir)?;
+    let Value::Mapping(top) = &doc else {
+        return Err(compose_err("expected a map at the top level".into()));
+    };
+    let mut report = Report {
+        format: 1,
+        interpolated: opts.interpolate,
+        ..Report::default()
+    };
+    let project = project_name(opts, top, &compose_dir)?;
+    report.project = project.clone();
+    report_top_level_keys(top, &mut report);
+
+    let empty = Mapping::new();
+    let services = match top.get("services") {
+        Some(Value::Mapping(m)) => m,
+        None => &empty,
+        Some(_) => return Err(compose_err("`services` is not a map".into())),
+    };
+    if services.is_empty() {
+        return Err(compose_err("no services to import".into()));
+    }
+    let AppNames { apps, healthy } = app_names(services, &mut report)?;
+    let (networks_map, network_defs) = top_networks(top.get("networks"), &project, &mut report);
+    let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
+    let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
+    report_top_level_substitutions(&subs, &mut report);
+
+    let ctx = Context {
+        project: project.clone(),
+        compose_dir: compose_dir.clone(),
+        home: opts.environment.get("HOME").cloned(),
+        networks: networks_map,
+        volumes: volumes_map,
+        secrets,
+        apps,
+        healthy,
+        subs: &subs,
+    };
+    let (manifests, used) = map_services(&ctx, services, &mut report);
+    let networks = declare_networks(&used.networks, network_defs, &project, &mut report);
+    let volumes = declare_volumes(&used.volumes, volume_defs);
+    if manifests.is_empty() {
+        return Err(compose_err(
+            "no service could be imported (each needs an `image`)".into(),
+        ));
+    }
+    Ok(Imported {
+        project,
+        manifests,
+        networks,
+        volumes,
+        report,
+    })
+}
+
+/// The compose file as YAML with merge keys applied, and its directory
+/// (absolute).
+fn read_compose(path: &Path) -> Result<(Value, PathBuf), ImportError> {
+    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let compose_err = |message: String| ImportError::Compose {
+        path: path.to_path_buf(),
         message,
     };
     let mut doc: Value = serde_norway::from_str(&text).map_err(|e| compose_err(e.to_string()))?;
@@ -140,7 +204,17 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
+    Ok((doc, compose_dir))
+}
 
+/// Interpolates `doc` in place as the compose specification says (or
+/// only records the variables, without `--interpolate`); the variables
+/// that feed `secrets:` are never substituted.
+fn substitute_variables(
+    doc: &mut Value,
+    opts: &Options,
+    compose_dir: &Path,
+) -> Result<interpolate::Substitutions, ImportError> {
     // The secret rule needs the variables that feed `secrets:` first.
     let mut rule = SecretRule::default();
     if let Some(Value::Mapping(secrets)) = doc.get("secrets") {
@@ -170,22 +244,15 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         vars: &vars,
         rule: &rule,
     };
-    let subs = interpolate::interpolate_document(&mut doc, &interp).map_err(|source| {
-        ImportError::Interpolation {
-            path: path.clone(),
-            source,
-        }
-    })?;
+    interpolate::interpolate_document(doc, &interp).map_err(|source| ImportError::Interpolation {
+        path: opts.compose_file.clone(),
+        source,
+    })
+}
 
-    let Value::Mapping(top) = &doc else {
-        return Err(compose_err("expected a map at the top level".into()));
-    };
-    let mut report = Report {
-        format: 1,
-        interpolated: opts.interpolate,
-        ..Report::default()
-    };
-
+/// `--project`, else the file's `name:`, else its directory's name, as a
+/// windlass name.
+fn project_name(opts: &Options, top: &Mapping, compose_dir: &Path) -> Result<String, ImportError> {
     let project_src = opts
         .project
         .clone()
@@ -196,13 +263,15 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "default".into());
-    let project = convert::project_name(&project_src).ok_or_else(|| {
+    convert::project_name(&project_src).ok_or_else(|| {
         ImportError::Names(format!(
             "project name {project_src:?} has no letters or digits; pass --project NAME"
         ))
-    })?;
-    report.project = project.clone();
+    })
+}
 
+/// Reports the top-level keys that are not carried over.
+fn report_top_level_keys(top: &Mapping, report: &mut Report) {
     for (k, _) in top {
         let key = key_str(k);
         match key.as_str() {
@@ -234,18 +303,21 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
             _ => report.push(None, key, Action::Dropped, "no windlass equivalent"),
         }
     }
+}
 
+/// What the imported services become.
+struct AppNames {
+    /// compose service → app name.
+    apps: BTreeMap<String, String>,
+    /// compose service → whether it has a health check.
+    healthy: BTreeMap<String, bool>,
+}
+
+/// Names first: every imported service's app name; a name collision or a
+/// service name that cannot become an app name is an error naming every
+/// one.
+fn app_names(services: &Mapping, report: &mut Report) -> Result<AppNames, ImportError> {
     let empty = Mapping::new();
-    let services = match top.get("services") {
-        Some(Value::Mapping(m)) => m,
-        None => &empty,
-        Some(_) => return Err(compose_err("`services` is not a map".into())),
-    };
-    if services.is_empty() {
-        return Err(compose_err("no services to import".into()));
-    }
-
-    // Names first: every imported service's app name, collisions refused.
     let mut apps = BTreeMap::new();
     let mut by_app: BTreeMap<String, String> = BTreeMap::new();
     let mut healthy = BTreeMap::new();
@@ -283,29 +355,33 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
                 format!("renamed to the app `{app}` (app names match ^[a-z][a-z0-9-]{{0,62}}$); other containers reach it as `{app}`"),
             );
         }
-        let has_health = raw.get("healthcheck").is_some_and(|h| {
-            h.get("disable").and_then(Value::as_bool) != Some(true)
-                && h.get("test").is_some_and(|t| {
-                    t.as_sequence()
-                        .and_then(|s| s.first())
-                        .and_then(Value::as_str)
-                        != Some("NONE")
-                })
-        });
-        healthy.insert(svc.clone(), has_health);
+        healthy.insert(svc.clone(), has_health_check(raw));
         by_app.insert(app.clone(), svc.clone());
         apps.insert(svc, app);
     }
     if !names_err.is_empty() {
         return Err(ImportError::Names(names_err.join("\n")));
     }
+    Ok(AppNames { apps, healthy })
+}
 
-    let (networks_map, mut network_defs) = top_networks(top.get("networks"), &project, &mut report);
-    let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
-    let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
+/// A `healthcheck` that is neither disabled nor `NONE`.
+fn has_health_check(raw: &Mapping) -> bool {
+    raw.get("healthcheck").is_some_and(|h| {
+        h.get("disable").and_then(Value::as_bool) != Some(true)
+            && h.get("test").is_some_and(|t| {
+                t.as_sequence()
+                    .and_then(|s| s.first())
+                    .and_then(Value::as_str)
+                    != Some("NONE")
+            })
+    })
+}
 
-    // Top-level variables that stayed literal.
-    for (p, list) in &subs {
+/// Reports the variables outside `services` that stayed literal (those
+/// inside are reported with their service).
+fn report_top_level_substitutions(subs: &interpolate::Substitutions, report: &mut Report) {
+    for (p, list) in subs {
         if p.starts_with("services.") {
             continue;
         }
@@ -328,25 +404,28 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
             report.push(None, p.clone(), action, format!("${{{}}} {why}", s.var));
         }
     }
+}
 
-    let ctx = Context {
-        project: project.clone(),
-        compose_dir: compose_dir.clone(),
-        home: opts.environment.get("HOME").cloned(),
-        networks: networks_map,
-        volumes: volumes_map,
-        secrets,
-        apps: apps.clone(),
-        healthy,
-        subs: &subs,
-    };
+/// The networks and volumes the imported apps use, in first-use order.
+#[derive(Default)]
+struct Used {
+    networks: Vec<String>,
+    volumes: Vec<String>,
+}
+
+/// Maps every service to a manifest (or reports why not), in file order.
+fn map_services(
+    ctx: &Context<'_>,
+    services: &Mapping,
+    report: &mut Report,
+) -> (Vec<AppManifest>, Used) {
+    let empty = Mapping::new();
     let mut manifests = Vec::new();
-    let mut used_networks: Vec<String> = Vec::new();
-    let mut used_volumes: Vec<String> = Vec::new();
+    let mut used = Used::default();
     for (k, v) in services {
         let svc = key_str(k);
         let raw = v.as_mapping().unwrap_or(&empty);
-        match service::map_service(&ctx, &mut report, &svc, raw) {
+        match service::map_service(ctx, report, &svc, raw) {
             Some((m, uses)) => {
                 report.services.push(ServiceResult {
                     service: svc.clone(),
@@ -354,13 +433,13 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
                     manifest: Some(format!("{}.toml", m.app)),
                 });
                 for n in uses.networks {
-                    if !used_networks.contains(&n) {
-                        used_networks.push(n);
+                    if !used.networks.contains(&n) {
+                        used.networks.push(n);
                     }
                 }
                 for n in uses.volumes {
-                    if !used_volumes.contains(&n) {
-                        used_volumes.push(n);
+                    if !used.volumes.contains(&n) {
+                        used.volumes.push(n);
                     }
                 }
                 manifests.push(m);
@@ -372,21 +451,31 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
             }),
         }
     }
-    // Declare what the apps use: the networks and volumes of the compose
-    // file (with their settings) and any they referenced without declaring.
+    (manifests, used)
+}
+
+/// The networks windlass.toml declares: those the apps use (with their
+/// compose settings, if any), in first-use order; the compose file's
+/// other networks are reported as dropped.
+fn declare_networks(
+    used: &[String],
+    mut defs: Vec<(String, NetworkDef)>,
+    project: &str,
+    report: &mut Report,
+) -> Vec<(String, NetworkDef)> {
     let mut networks = Vec::new();
-    for n in &used_networks {
+    for n in used {
         if n == "host" {
             continue;
         }
-        let def = network_defs
+        let def = defs
             .iter()
             .position(|(name, _)| name == n)
-            .map(|i| network_defs.remove(i).1)
+            .map(|i| defs.remove(i).1)
             .unwrap_or_default();
         networks.push((n.clone(), def));
     }
-    for (n, _) in network_defs {
+    for (n, _) in defs {
         report.push(
             None,
             format!(
@@ -397,28 +486,23 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
             format!("no imported service uses the network `{n}`; not declared"),
         );
     }
+    networks
+}
+
+/// The volumes windlass.toml declares: those the apps use, in first-use
+/// order, then the compose file's other volumes.
+fn declare_volumes(used: &[String], defs: Vec<(String, VolumeDef)>) -> Vec<(String, VolumeDef)> {
     let mut volumes = Vec::new();
-    let defs: BTreeMap<String, VolumeDef> = volume_defs.into_iter().collect();
-    for v in &used_volumes {
+    let defs: BTreeMap<String, VolumeDef> = defs.into_iter().collect();
+    for v in used {
         volumes.push((v.clone(), defs.get(v).cloned().unwrap_or_default()));
     }
     for (v, d) in defs {
-        if !used_volumes.contains(&v) {
+        if !used.contains(&v) {
             volumes.push((v, d));
         }
     }
-    if manifests.is_empty() {
-        return Err(compose_err(
-            "no service could be imported (each needs an `image`)".into(),
-        ));
-    }
-    Ok(Imported {
-        project,
-        manifests,
-        networks,
-        volumes,
-        report,
-    })
+    volumes
 }
 
 /// Compose object names may be anything; windlass's are

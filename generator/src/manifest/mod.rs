@@ -296,245 +296,209 @@ impl Walker<'_> {
         }
     }
 
+    /// Checks `item` against `field`'s kind (and allowed values); `None`
+    /// when it does not fit, reported with what was expected and found.
     fn item(&mut self, item: &Item, field: &Field, path: &str, span: &Span) -> Option<Node> {
-        match field.kind {
-            Kind::String => {
-                let node = self.string(item, path, span)?;
-                if !field.one_of.is_empty() {
-                    let s = node.as_str().unwrap_or_default();
-                    if !field.one_of.contains(&s) {
-                        let allowed: Vec<String> =
-                            field.one_of.iter().map(|v| format!("\"{v}\"")).collect();
-                        self.error(
-                            span.clone(),
-                            path,
-                            format!(
-                                "expected one of {}, found {}",
-                                allowed.join(", "),
-                                diag::found(s)
-                            ),
-                        );
-                        return None;
-                    }
-                }
-                Some(node)
+        let value = match field.kind {
+            Kind::String => self.one_of(item, field.one_of, path, span)?,
+            Kind::Bool | Kind::Integer | Kind::Float => {
+                self.scalar(item, field.kind, path, span)?
             }
-            Kind::Bool => match item {
-                Item::Value(Value::Boolean(b)) => Some(Node {
-                    span: span.clone(),
-                    value: NodeValue::Bool(*b.value()),
-                }),
-                other => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!(
-                            "expected a boolean (true or false), found {}",
-                            found_kind(other)
-                        ),
-                    );
-                    None
-                }
-            },
-            Kind::Integer => match item {
-                Item::Value(Value::Integer(i)) => Some(Node {
-                    span: span.clone(),
-                    value: NodeValue::Int(*i.value()),
-                }),
-                other => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!("expected an integer, found {}", found_kind(other)),
-                    );
-                    None
-                }
-            },
-            Kind::Float => match item {
-                Item::Value(Value::Float(x)) => Some(Node {
-                    span: span.clone(),
-                    value: NodeValue::Float(*x.value()),
-                }),
-                Item::Value(Value::Integer(i)) => Some(Node {
-                    span: span.clone(),
-                    value: NodeValue::Float(*i.value() as f64),
-                }),
-                other => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!("expected a number, found {}", found_kind(other)),
-                    );
-                    None
-                }
-            },
-            Kind::StringArray => match item {
-                Item::Value(Value::Array(a)) => {
-                    let mut items = Vec::new();
-                    let mut ok = true;
-                    for (i, v) in a.iter().enumerate() {
-                        let p = format!("{path}[{i}]");
-                        let s = self.span(v.span(), span);
-                        match self.string(&Item::Value(v.clone()), &p, &s) {
-                            Some(n) => items.push(n),
-                            None => ok = false,
-                        }
-                    }
-                    ok.then(|| Node {
-                        span: span.clone(),
-                        value: NodeValue::Array(items),
-                    })
-                }
-                other => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!("expected an array of strings, found {}", found_kind(other)),
-                    );
-                    None
-                }
-            },
-            Kind::StringMap => match item.as_table_like() {
-                Some(t) => {
-                    let mut out = Table::default();
-                    let mut ok = true;
-                    for (k, v) in t.iter() {
-                        let ks = self.span(t.key(k).and_then(|k| k.span()), span);
-                        let p = join(path, k);
-                        let vs = self.span(v.span(), &ks);
-                        match self.string(v, &p, &vs) {
-                            Some(n) => {
-                                out.entries.insert(
-                                    k.to_string(),
-                                    Entry {
-                                        key_span: ks,
-                                        node: n,
-                                    },
-                                );
-                            }
-                            None => ok = false,
-                        }
-                    }
-                    ok.then(|| Node {
-                        span: span.clone(),
-                        value: NodeValue::Table(out),
-                    })
-                }
-                None => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!("expected a table of strings, found {}", found_kind(item)),
-                    );
-                    None
-                }
-            },
+            Kind::StringArray => self.string_array(item, path, span)?,
+            Kind::StringMap => self.string_map(item, path, span)?,
             Kind::Table(fields) => match item.as_table_like() {
-                Some(t) => {
-                    let table = self.table(t, fields, path, span);
-                    Some(Node {
-                        span: span.clone(),
+                Some(t) => NodeValue::Table(self.table(t, fields, path, span)),
+                None => return self.wrong_kind(item, field.kind, path, span),
+            },
+            Kind::NamedTables(fields) => self.named_tables(item, fields, path, span)?,
+            Kind::TableArray(fields) => self.table_array(item, fields, path, span)?,
+        };
+        Some(Node {
+            span: span.clone(),
+            value,
+        })
+    }
+
+    /// Reports that `item` is not of `kind`.
+    fn wrong_kind<T>(&mut self, item: &Item, kind: Kind, path: &str, span: &Span) -> Option<T> {
+        let expected = match kind {
+            Kind::Bool => "a boolean (true or false)",
+            kind => kind_name(kind),
+        };
+        self.error(
+            span.clone(),
+            path,
+            format!("expected {expected}, found {}", found_kind(item)),
+        );
+        None
+    }
+
+    /// A string, one of `allowed` when that is not empty.
+    fn one_of(
+        &mut self,
+        item: &Item,
+        allowed: &[&str],
+        path: &str,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let node = self.string(item, path, span)?;
+        let s = node.as_str().unwrap_or_default();
+        if !allowed.is_empty() && !allowed.contains(&s) {
+            let allowed: Vec<String> = allowed.iter().map(|v| format!("\"{v}\"")).collect();
+            self.error(
+                span.clone(),
+                path,
+                format!(
+                    "expected one of {}, found {}",
+                    allowed.join(", "),
+                    diag::found(s)
+                ),
+            );
+            return None;
+        }
+        Some(node.value)
+    }
+
+    /// A boolean, an integer, or a number (an integer is a number too).
+    fn scalar(&mut self, item: &Item, kind: Kind, path: &str, span: &Span) -> Option<NodeValue> {
+        match (kind, item) {
+            (Kind::Bool, Item::Value(Value::Boolean(b))) => Some(NodeValue::Bool(*b.value())),
+            (Kind::Integer, Item::Value(Value::Integer(i))) => Some(NodeValue::Int(*i.value())),
+            (Kind::Float, Item::Value(Value::Float(x))) => Some(NodeValue::Float(*x.value())),
+            (Kind::Float, Item::Value(Value::Integer(i))) => {
+                Some(NodeValue::Float(*i.value() as f64))
+            }
+            (kind, other) => self.wrong_kind(other, kind, path, span),
+        }
+    }
+
+    /// An array of strings; `None` when any element is not one (each
+    /// reported with its index).
+    fn string_array(&mut self, item: &Item, path: &str, span: &Span) -> Option<NodeValue> {
+        let Item::Value(Value::Array(a)) = item else {
+            return self.wrong_kind(item, Kind::StringArray, path, span);
+        };
+        let mut items = Vec::new();
+        let mut ok = true;
+        for (i, v) in a.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let s = self.span(v.span(), span);
+            match self.string(&Item::Value(v.clone()), &p, &s) {
+                Some(n) => items.push(n),
+                None => ok = false,
+            }
+        }
+        ok.then_some(NodeValue::Array(items))
+    }
+
+    /// A table whose values are all strings (any keys).
+    fn string_map(&mut self, item: &Item, path: &str, span: &Span) -> Option<NodeValue> {
+        let Some(t) = item.as_table_like() else {
+            return self.wrong_kind(item, Kind::StringMap, path, span);
+        };
+        let mut out = Table::default();
+        let mut ok = true;
+        for (k, v) in t.iter() {
+            let ks = self.span(t.key(k).and_then(|k| k.span()), span);
+            let p = join(path, k);
+            let vs = self.span(v.span(), &ks);
+            match self.string(v, &p, &vs) {
+                Some(n) => {
+                    out.entries.insert(
+                        k.to_string(),
+                        Entry {
+                            key_span: ks,
+                            node: n,
+                        },
+                    );
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(NodeValue::Table(out))
+    }
+
+    /// A table of tables named by the user (`[networks.<name>]`), each
+    /// checked against `fields`.
+    fn named_tables(
+        &mut self,
+        item: &Item,
+        fields: &'static [Field],
+        path: &str,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let Some(t) = item.as_table_like() else {
+            return self.wrong_kind(item, Kind::NamedTables(fields), path, span);
+        };
+        let mut out = Table::default();
+        for (k, v) in t.iter() {
+            let ks = self.span(t.key(k).and_then(|k| k.span()), span);
+            let p = join(path, k);
+            let vs = self.span(v.span(), &ks);
+            match v.as_table_like() {
+                Some(inner) => {
+                    let table = self.table(inner, fields, &p, &ks);
+                    out.entries.insert(
+                        k.to_string(),
+                        Entry {
+                            key_span: ks,
+                            node: Node {
+                                span: vs,
+                                value: NodeValue::Table(table),
+                            },
+                        },
+                    );
+                }
+                None => self.error(vs, &p, format!("expected a table, found {}", found_kind(v))),
+            }
+        }
+        Some(NodeValue::Table(out))
+    }
+
+    /// An array of tables, as `[[key]]` sections or an inline array, each
+    /// checked against `fields`; an element that is not a table is
+    /// reported and left out.
+    fn table_array(
+        &mut self,
+        item: &Item,
+        fields: &'static [Field],
+        path: &str,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let mut items = Vec::new();
+        match item {
+            Item::ArrayOfTables(a) => {
+                for (i, t) in a.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    let s = self.span(t.span(), span);
+                    let table = self.table(t, fields, &p, &s);
+                    items.push(Node {
+                        span: s,
                         value: NodeValue::Table(table),
-                    })
+                    });
                 }
-                None => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!("expected a table, found {}", found_kind(item)),
-                    );
-                    None
-                }
-            },
-            Kind::NamedTables(fields) => match item.as_table_like() {
-                Some(t) => {
-                    let mut out = Table::default();
-                    for (k, v) in t.iter() {
-                        let ks = self.span(t.key(k).and_then(|k| k.span()), span);
-                        let p = join(path, k);
-                        let vs = self.span(v.span(), &ks);
-                        match v.as_table_like() {
-                            Some(inner) => {
-                                let table = self.table(inner, fields, &p, &ks);
-                                out.entries.insert(
-                                    k.to_string(),
-                                    Entry {
-                                        key_span: ks,
-                                        node: Node {
-                                            span: vs,
-                                            value: NodeValue::Table(table),
-                                        },
-                                    },
-                                );
-                            }
-                            None => self.error(
-                                vs,
-                                &p,
-                                format!("expected a table, found {}", found_kind(v)),
-                            ),
-                        }
-                    }
-                    Some(Node {
-                        span: span.clone(),
-                        value: NodeValue::Table(out),
-                    })
-                }
-                None => {
-                    self.error(
-                        span.clone(),
-                        path,
-                        format!("expected a table, found {}", found_kind(item)),
-                    );
-                    None
-                }
-            },
-            Kind::TableArray(fields) => {
-                let mut items = Vec::new();
-                match item {
-                    Item::ArrayOfTables(a) => {
-                        for (i, t) in a.iter().enumerate() {
-                            let p = format!("{path}[{i}]");
-                            let s = self.span(t.span(), span);
+            }
+            Item::Value(Value::Array(a)) => {
+                for (i, v) in a.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    let s = self.span(v.span(), span);
+                    match v.as_inline_table() {
+                        Some(t) => {
                             let table = self.table(t, fields, &p, &s);
                             items.push(Node {
                                 span: s,
                                 value: NodeValue::Table(table),
                             });
                         }
-                    }
-                    Item::Value(Value::Array(a)) => {
-                        for (i, v) in a.iter().enumerate() {
-                            let p = format!("{path}[{i}]");
-                            let s = self.span(v.span(), span);
-                            match v.as_inline_table() {
-                                Some(t) => {
-                                    let table = self.table(t, fields, &p, &s);
-                                    items.push(Node {
-                                        span: s,
-                                        value: NodeValue::Table(table),
-                                    });
-                                }
-                                None => {
-                                    let found = found_kind(&Item::Value(v.clone()));
-                                    self.error(s, &p, format!("expected a table, found {found}"));
-                                }
-                            }
+                        None => {
+                            let found = found_kind(&Item::Value(v.clone()));
+                            self.error(s, &p, format!("expected a table, found {found}"));
                         }
                     }
-                    other => {
-                        self.error(
-                            span.clone(),
-                            path,
-                            format!("expected an array of tables, found {}", found_kind(other)),
-                        );
-                        return None;
-                    }
                 }
-                Some(Node {
-                    span: span.clone(),
-                    value: NodeValue::Array(items),
-                })
             }
+            other => return self.wrong_kind(other, Kind::TableArray(fields), path, span),
         }
+        Some(NodeValue::Array(items))
     }
 }

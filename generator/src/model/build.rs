@@ -596,248 +596,31 @@ impl Builder<'_> {
         Some((app, name_span, spans))
     }
 
+    /// `[container]`: every value checked; `None` when the image is
+    /// missing or invalid (the other errors are reported either way).
     fn container(&mut self, c: &Table, at: &Span) -> Option<Container> {
-        let p = "container";
-        let image = match c.str("image") {
-            Some((s, span)) => match parse_image(s) {
-                Ok(i) => Some(i),
-                Err(e) => {
-                    self.err(
-                        span,
-                        "container.image",
-                        format!("{e}, found {}", diag::found(s)),
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
-        let entrypoint = self.command(c, "entrypoint", p);
-        let command = self.command(c, "command", p);
-        if let Some(cmd) = &command {
-            let span = c
-                .get("command")
-                .map(|n| n.span.clone())
-                .unwrap_or_else(|| at.clone());
-            for (i, (arg, aspan)) in c.strings("command").into_iter().enumerate() {
-                self.quadlet_text(arg, aspan, &format!("container.command[{i}]"));
-            }
-            if entrypoint.is_none()
-                && let Some(bad) = cmd.iter().find(|a| a.is_empty() || a.as_str() == ";")
-            {
-                self.err(&span, "container.command", format!(
-                        "Quadlet cannot pass the argument {} through `Exec=` (an empty argument truncates the command, a lone `;` splits it)",
-                        diag::found(bad)
-                    ));
-                self.diags.last_mut().unwrap().help = Some("set `container.entrypoint` as well: windlass then passes the whole command as one JSON entrypoint, which carries any argument".into());
-            }
-        }
-        let (user, group) = match c.str("user") {
-            Some((u, span)) => {
-                let (user, group) = match u.split_once(':') {
-                    Some((a, b)) => (a, Some(b)),
-                    None => (u, None),
-                };
-                let ok_part = |s: &str| {
-                    !s.is_empty()
-                        && s.len() <= 32
-                        && (s.bytes().all(|b| b.is_ascii_digit())
-                            || (s.as_bytes()[0].is_ascii_alphabetic() || s.as_bytes()[0] == b'_')
-                                && s.bytes().all(|b| {
-                                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
-                                }))
-                };
-                if ok_part(user) && group.is_none_or(ok_part) {
-                    (Some(user.to_string()), group.map(str::to_string))
-                } else {
-                    self.err(
-                        span,
-                        "container.user",
-                        format!(
-                            "expected `uid[:gid]` or a user name, found {}",
-                            diag::found(u)
-                        ),
-                    );
-                    (None, None)
-                }
-            }
-            None => (None, None),
-        };
-        let mut ports = Vec::new();
-        for (i, (s, span)) in c.strings("ports").into_iter().enumerate() {
-            match parse_port(s) {
-                Ok(port) => ports.push(port),
-                Err(e) => self.err(
-                    span,
-                    &format!("container.ports[{i}]"),
-                    format!("{e}, found {}", diag::found(s)),
-                ),
-            }
-        }
-        let mut volumes = Vec::new();
-        for (i, (s, span)) in c.strings("volumes").into_iter().enumerate() {
-            match parse_volume(s) {
-                Ok(v) => volumes.push(v),
-                Err(e) => self.err(
-                    span,
-                    &format!("container.volumes[{i}]"),
-                    format!("{e}, found {}", diag::found(s)),
-                ),
-            }
-        }
-        let mut env = BTreeMap::new();
-        for (k, ks, v, vs) in c.string_map("env") {
-            if !is_env_key(k) {
-                self.err(ks, &format!("container.env.{k}"), format!("expected an environment variable name matching ^[A-Za-z_][A-Za-z0-9_]*$, found {}", diag::found(k)));
-                continue;
-            }
-            self.quadlet_text(v, vs, &format!("container.env.{k}"));
-            env.insert(k.to_string(), v.to_string());
-        }
-        let mut env_files = Vec::new();
-        for (i, (s, span)) in c.strings("env_files").into_iter().enumerate() {
-            match check_path(s) {
-                Ok(()) => env_files.push(s.to_string()),
-                Err(e) => self.err(
-                    span,
-                    &format!("container.env_files[{i}]"),
-                    format!("{e}, found {}", diag::found(s)),
-                ),
-            }
-        }
-        let mut secrets = Vec::new();
-        for (i, (s, span)) in c.tables("secrets").into_iter().enumerate() {
-            let key = format!("container.secrets[{i}]");
-            let Some((name, nspan)) = s.str("name") else {
-                continue;
-            };
-            let name_ok = if name.starts_with('/') {
-                match check_path(name) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        self.err(
-                            nspan,
-                            &format!("{key}.name"),
-                            format!("{e}, found {}", diag::found(name)),
-                        );
-                        false
-                    }
-                }
-            } else {
-                self.object_name(name, nspan, &format!("{key}.name"))
-            };
-            let base = name.rsplit('/').next().unwrap_or(name).to_string();
-            let target = match s.str("target") {
-                None => Some(SecretTarget::File(format!("/run/secrets/{base}"))),
-                Some((t, tspan)) if t.starts_with('/') => match check_path(t) {
-                    Ok(()) => Some(SecretTarget::File(t.to_string())),
-                    Err(e) => {
-                        self.err(
-                            tspan,
-                            &format!("{key}.target"),
-                            format!("{e}, found {}", diag::found(t)),
-                        );
-                        None
-                    }
-                },
-                Some((t, _)) if is_env_key(t) && !name.starts_with('/') => {
-                    Some(SecretTarget::Env(t.to_string()))
-                }
-                Some((t, tspan)) => {
-                    self.err(tspan, &format!("{key}.target"), format!("expected an absolute path in the container (or, for a podman secret, an environment variable name), found {}", diag::found(t)));
-                    None
-                }
-            };
-            let mode = match s.str("mode") {
-                None => None,
-                Some((m, mspan)) => match u32::from_str_radix(m, 8) {
-                    Ok(v) if v <= 0o777 && !m.is_empty() && m.len() <= 4 => Some(v),
-                    _ => {
-                        self.err(
-                            mspan,
-                            &format!("{key}.mode"),
-                            format!(
-                                "expected an octal file mode such as \"0400\", found {}",
-                                diag::found(m)
-                            ),
-                        );
-                        None
-                    }
-                },
-            };
-            if matches!(target, Some(SecretTarget::Env(_))) && mode.is_some() {
-                self.err(
-                    span,
-                    &format!("{key}.mode"),
-                    "a mode applies only to a secret mounted as a file".to_string(),
-                );
-            }
-            if let (true, Some(target)) = (name_ok, target) {
-                secrets.push(SecretRef {
-                    name: name.to_string(),
-                    target,
-                    mode,
-                });
-            }
-        }
+        let image = self.parsed(c, "image", parse_image);
+        let (entrypoint, command) = self.exec_form(c, at);
+        let (user, group) = self.user(c).unwrap_or_default();
+        let ports = self.each_parsed(c, "ports", parse_port);
+        let volumes = self.each_parsed(c, "volumes", parse_volume);
+        let env = self.env(c);
+        let env_files = self.each_parsed(c, "env_files", |s| check_path(s).map(|()| s.to_string()));
+        let secrets = c
+            .tables("secrets")
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, (s, span))| self.secret(s, span, &format!("container.secrets[{i}]")))
+            .collect();
         let networks: Vec<String> = c
             .strings("networks")
             .into_iter()
             .map(|(s, _)| s.to_string())
             .collect();
-        let memory = c.str("memory").and_then(|(s, span)| match parse_memory(s) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                self.err(
-                    span,
-                    "container.memory",
-                    format!("{e}, found {}", diag::found(s)),
-                );
-                None
-            }
-        });
-        let cpus = match c.get("cpus") {
-            Some(n) => match n.value {
-                manifest::NodeValue::Float(x) if x > 0.0 && x.is_finite() && x <= 4096.0 => Some(x),
-                manifest::NodeValue::Float(x) => {
-                    self.err(
-                        &n.span,
-                        "container.cpus",
-                        format!(
-                            "expected a number of CPUs greater than 0 (at most 4096), found {x}"
-                        ),
-                    );
-                    None
-                }
-                _ => None,
-            },
-            None => None,
-        };
-        let mut add_hosts = Vec::new();
-        for (i, (s, span)) in c.strings("add_hosts").into_iter().enumerate() {
-            match parse_add_host(s) {
-                Ok(h) => add_hosts.push(h),
-                Err(e) => self.err(
-                    span,
-                    &format!("container.add_hosts[{i}]"),
-                    format!("{e}, found {}", diag::found(s)),
-                ),
-            }
-        }
-        let labels = self.labels(c, p);
-        for k in labels.keys() {
-            if k.starts_with("io.windlass.") {
-                let span = c
-                    .get("labels")
-                    .map(|n| n.span.clone())
-                    .unwrap_or_else(|| at.clone());
-                self.err(
-                    &span,
-                    &format!("container.labels.{k}"),
-                    "labels under `io.windlass.` are reserved for windlass".to_string(),
-                );
-            }
-        }
+        let memory = self.parsed(c, "memory", parse_memory);
+        let cpus = self.cpus(c);
+        let add_hosts = self.each_parsed(c, "add_hosts", parse_add_host);
+        let labels = self.container_labels(c, at);
         let restart = match c.str("restart") {
             Some(("on-failure", _)) => Restart::OnFailure,
             Some(("no", _)) => Restart::No,
@@ -848,18 +631,7 @@ impl Builder<'_> {
             Some(("local", _)) => AutoUpdate::Local,
             _ => AutoUpdate::None,
         };
-        let stop_timeout = self.duration(c, "stop_timeout", p);
-        // The program itself must not be empty (later arguments may be).
-        if entrypoint.is_some()
-            && let Some((first, span)) = c.strings("entrypoint").first()
-            && first.is_empty()
-        {
-            self.err(
-                span,
-                "container.entrypoint[0]",
-                "expected a program, found an empty string".to_string(),
-            );
-        }
+        let stop_timeout = self.duration(c, "stop_timeout", "container");
         Some(Container {
             image: image?,
             command,
@@ -881,6 +653,247 @@ impl Builder<'_> {
             stop_timeout,
             auto_update,
         })
+    }
+
+    /// `container.<key>` parsed by `parse`; an error names the value.
+    fn parsed<T>(
+        &mut self,
+        c: &Table,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let (s, span) = c.str(key)?;
+        parse(s)
+            .map_err(|e| {
+                self.err(
+                    span,
+                    &format!("container.{key}"),
+                    format!("{e}, found {}", diag::found(s)),
+                )
+            })
+            .ok()
+    }
+
+    /// Each string of the array `container.<key>` parsed by `parse`; the
+    /// ones that fail are reported (with their index) and left out.
+    fn each_parsed<T>(
+        &mut self,
+        c: &Table,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for (i, (s, span)) in c.strings(key).into_iter().enumerate() {
+            match parse(s) {
+                Ok(v) => out.push(v),
+                Err(e) => self.err(
+                    span,
+                    &format!("container.{key}[{i}]"),
+                    format!("{e}, found {}", diag::found(s)),
+                ),
+            }
+        }
+        out
+    }
+
+    /// `container.entrypoint` and `container.command`, with what Quadlet
+    /// cannot carry through `Exec=` reported.
+    fn exec_form(&mut self, c: &Table, at: &Span) -> (Option<Vec<String>>, Option<Vec<String>>) {
+        let p = "container";
+        let entrypoint = self.command(c, "entrypoint", p);
+        let command = self.command(c, "command", p);
+        if let Some(cmd) = &command {
+            let span = c
+                .get("command")
+                .map(|n| n.span.clone())
+                .unwrap_or_else(|| at.clone());
+            for (i, (arg, aspan)) in c.strings("command").into_iter().enumerate() {
+                self.quadlet_text(arg, aspan, &format!("container.command[{i}]"));
+            }
+            if entrypoint.is_none()
+                && let Some(bad) = cmd.iter().find(|a| a.is_empty() || a.as_str() == ";")
+            {
+                self.err(&span, "container.command", format!(
+                        "Quadlet cannot pass the argument {} through `Exec=` (an empty argument truncates the command, a lone `;` splits it)",
+                        diag::found(bad)
+                    ));
+                self.diags.last_mut().unwrap().help = Some("set `container.entrypoint` as well: windlass then passes the whole command as one JSON entrypoint, which carries any argument".into());
+            }
+        }
+        // The program itself must not be empty (later arguments may be).
+        if entrypoint.is_some()
+            && let Some((first, span)) = c.strings("entrypoint").first()
+            && first.is_empty()
+        {
+            self.err(
+                span,
+                "container.entrypoint[0]",
+                "expected a program, found an empty string".to_string(),
+            );
+        }
+        (entrypoint, command)
+    }
+
+    /// `container.user` as `(user, group)`; `None` when absent or invalid.
+    fn user(&mut self, c: &Table) -> Option<(Option<String>, Option<String>)> {
+        let (u, span) = c.str("user")?;
+        let (user, group) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u, None),
+        };
+        let ok_part = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 32
+                && (s.bytes().all(|b| b.is_ascii_digit())
+                    || (s.as_bytes()[0].is_ascii_alphabetic() || s.as_bytes()[0] == b'_')
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+        };
+        if ok_part(user) && group.is_none_or(ok_part) {
+            Some((Some(user.to_string()), group.map(str::to_string)))
+        } else {
+            self.err(
+                span,
+                "container.user",
+                format!(
+                    "expected `uid[:gid]` or a user name, found {}",
+                    diag::found(u)
+                ),
+            );
+            None
+        }
+    }
+
+    fn env(&mut self, c: &Table) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        for (k, ks, v, vs) in c.string_map("env") {
+            if !is_env_key(k) {
+                self.err(ks, &format!("container.env.{k}"), format!("expected an environment variable name matching ^[A-Za-z_][A-Za-z0-9_]*$, found {}", diag::found(k)));
+                continue;
+            }
+            self.quadlet_text(v, vs, &format!("container.env.{k}"));
+            env.insert(k.to_string(), v.to_string());
+        }
+        env
+    }
+
+    /// One `container.secrets[i]` (`key`); `None` when it has no valid
+    /// name or target (reported).
+    fn secret(&mut self, s: &Table, span: &Span, key: &str) -> Option<SecretRef> {
+        let (name, nspan) = s.str("name")?;
+        let name_ok = if name.starts_with('/') {
+            match check_path(name) {
+                Ok(()) => true,
+                Err(e) => {
+                    self.err(
+                        nspan,
+                        &format!("{key}.name"),
+                        format!("{e}, found {}", diag::found(name)),
+                    );
+                    false
+                }
+            }
+        } else {
+            self.object_name(name, nspan, &format!("{key}.name"))
+        };
+        let target = self.secret_target(s, name, key);
+        let mode = self.secret_mode(s, key);
+        if matches!(target, Some(SecretTarget::Env(_))) && mode.is_some() {
+            self.err(
+                span,
+                &format!("{key}.mode"),
+                "a mode applies only to a secret mounted as a file".to_string(),
+            );
+        }
+        match (name_ok, target) {
+            (true, Some(target)) => Some(SecretRef {
+                name: name.to_string(),
+                target,
+                mode,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Where secret `name` goes: a file (by default `/run/secrets/<base
+    /// name>`), or, for a podman secret, an environment variable.
+    fn secret_target(&mut self, s: &Table, name: &str, key: &str) -> Option<SecretTarget> {
+        let base = name.rsplit('/').next().unwrap_or(name).to_string();
+        match s.str("target") {
+            None => Some(SecretTarget::File(format!("/run/secrets/{base}"))),
+            Some((t, tspan)) if t.starts_with('/') => match check_path(t) {
+                Ok(()) => Some(SecretTarget::File(t.to_string())),
+                Err(e) => {
+                    self.err(
+                        tspan,
+                        &format!("{key}.target"),
+                        format!("{e}, found {}", diag::found(t)),
+                    );
+                    None
+                }
+            },
+            Some((t, _)) if is_env_key(t) && !name.starts_with('/') => {
+                Some(SecretTarget::Env(t.to_string()))
+            }
+            Some((t, tspan)) => {
+                self.err(tspan, &format!("{key}.target"), format!("expected an absolute path in the container (or, for a podman secret, an environment variable name), found {}", diag::found(t)));
+                None
+            }
+        }
+    }
+
+    /// A secret file's octal mode (`"0400"`).
+    fn secret_mode(&mut self, s: &Table, key: &str) -> Option<u32> {
+        let (m, mspan) = s.str("mode")?;
+        match u32::from_str_radix(m, 8) {
+            Ok(v) if v <= 0o777 && !m.is_empty() && m.len() <= 4 => Some(v),
+            _ => {
+                self.err(
+                    mspan,
+                    &format!("{key}.mode"),
+                    format!(
+                        "expected an octal file mode such as \"0400\", found {}",
+                        diag::found(m)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn cpus(&mut self, c: &Table) -> Option<f64> {
+        let n = c.get("cpus")?;
+        match n.value {
+            manifest::NodeValue::Float(x) if x > 0.0 && x.is_finite() && x <= 4096.0 => Some(x),
+            manifest::NodeValue::Float(x) => {
+                self.err(
+                    &n.span,
+                    "container.cpus",
+                    format!("expected a number of CPUs greater than 0 (at most 4096), found {x}"),
+                );
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// `container.labels`, refusing the `io.windlass.` ones windlass sets.
+    fn container_labels(&mut self, c: &Table, at: &Span) -> BTreeMap<String, String> {
+        let labels = self.labels(c, "container");
+        for k in labels.keys() {
+            if k.starts_with("io.windlass.") {
+                let span = c
+                    .get("labels")
+                    .map(|n| n.span.clone())
+                    .unwrap_or_else(|| at.clone());
+                self.err(
+                    &span,
+                    &format!("container.labels.{k}"),
+                    "labels under `io.windlass.` are reserved for windlass".to_string(),
+                );
+            }
+        }
+        labels
     }
 
     fn health(&mut self, h: &Table, at: &Span) -> Health {

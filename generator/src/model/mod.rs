@@ -4,6 +4,7 @@
 //! bytes, durations are microseconds).
 
 pub mod build;
+mod contract;
 pub mod time;
 pub mod values;
 

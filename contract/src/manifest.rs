@@ -1,0 +1,444 @@
+//! `windlass-generation.json`: the generation manifest at the root of a
+//! generator output tree.
+//!
+//! Field order in every struct is alphabetical, the order the generator
+//! has always written (serde_json's sorted maps), and [`Manifest::to_json`]
+//! goes through a sorted map anyway, so keys kept in `other` land in their
+//! sorted place too. `Option`s are written as `null`, as the generator
+//! always has.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{FORMAT, MANIFEST};
+
+/// The health deadline when no app among the changed units names one.
+pub const DEFAULT_DEADLINE_SEC: u64 = 300;
+
+/// Keys this version does not know (from a newer generator), kept so that
+/// reading and writing a document back preserves them.
+type Other = BTreeMap<String, Value>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Each app's contract, sorted by name.
+    #[serde(default)]
+    pub apps: Vec<App>,
+    /// Every output file except the manifest itself, sorted by path.
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+    pub format: u32,
+    #[serde(default)]
+    pub generator: Option<Generator>,
+    /// The fleet's input files (relative to the fleet directory).
+    #[serde(default)]
+    pub inputs: Vec<FileEntry>,
+    /// The Podman version the Quadlet output is valid for (`5.4`).
+    #[serde(default)]
+    pub podman: Option<String>,
+    /// The targets generated (`quadlet`, `systemd`, `nixos`, `guix`).
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Manifest {
+            apps: Vec::new(),
+            files: Vec::new(),
+            format: FORMAT,
+            generator: None,
+            inputs: Vec::new(),
+            podman: None,
+            targets: Vec::new(),
+            other: Other::new(),
+        }
+    }
+}
+
+/// Who wrote the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generator {
+    pub name: String,
+    pub version: String,
+}
+
+/// A file and the sha256 (lower-case hex) of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// One app's contract: what the agent checks after a switch and how it
+/// may update the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    /// `null` when the app has no health check at all.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The full image reference the generation runs.
+    #[serde(default)]
+    pub image: String,
+    /// The app's job units, without suffix (`lnd-backup`).
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    pub name: String,
+    #[serde(default)]
+    pub release: Release,
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// The unit that runs the container on this target (`lnd.service`,
+    /// `podman-lnd.service` on NixOS with oci-containers, `lnd` on Guix).
+    pub unit: String,
+    #[serde(default)]
+    pub update: Update,
+    #[serde(default)]
+    pub wants: Vec<String>,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The container has a health command (Quadlet/Podman health).
+    #[serde(default)]
+    pub container_check: bool,
+    /// A loopback URL the agent probes after a switch.
+    #[serde(default)]
+    pub http: Option<String>,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    /// How long a switch may take to become healthy; `None` when the
+    /// manifest does not say (the agent uses [`DEFAULT_DEADLINE_SEC`]).
+    #[serde(default)]
+    pub health_deadline_sec: Option<u64>,
+    #[serde(default)]
+    pub order: UpdateOrder,
+    #[serde(default)]
+    pub rollback: Rollback,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    /// Stop the old container, then start the new one.
+    #[default]
+    StopFirst,
+    /// Start the new container first (both run for a while).
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rollback {
+    /// The agent rolls back on its own when the switch is not healthy.
+    #[default]
+    Auto,
+    /// An operator decides.
+    Manual,
+}
+
+/// Which image tags count as the app's releases (for sweeps).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    #[serde(default)]
+    pub allow_prerelease: bool,
+    /// A semver requirement a release must meet (`^0.18`).
+    #[serde(default)]
+    pub constraint: Option<String>,
+    #[serde(default)]
+    pub track: Track,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Track {
+    /// Tags that parse as semantic versions are releases.
+    Semver,
+    /// The app is not swept (`"none"`).
+    #[default]
+    None,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: unknown format {found} (this windlass reads format {FORMAT})", path.display())]
+    Format { path: PathBuf, found: u32 },
+}
+
+/// Reads `bytes` as a `T` whose `format` must be [`FORMAT`]; the format is
+/// checked first, so a newer format is named as such rather than failing
+/// on whatever field it changed.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<T, ManifestError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        format: u32,
+    }
+    let parse_err = |source| ManifestError::Parse {
+        path: path.to_path_buf(),
+        source,
+    };
+    let probe: Probe = serde_json::from_slice(bytes).map_err(parse_err)?;
+    if probe.format != FORMAT {
+        return Err(ManifestError::Format {
+            path: path.to_path_buf(),
+            found: probe.format,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(parse_err)
+}
+
+/// Pretty JSON with sorted keys and a final newline, as written to disk.
+pub(crate) fn to_json<T: Serialize>(doc: &T) -> String {
+    // Through a `Value`, whose maps are sorted: keys kept in `other` take
+    // their sorted place like every other key.
+    let value = serde_json::to_value(doc).expect("contract types serialize");
+    let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+impl Manifest {
+    /// Reads `dir/windlass-generation.json`.
+    pub fn read(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST);
+        let bytes = std::fs::read(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        parse(&bytes, &path)
+    }
+
+    /// Parses a manifest's bytes; errors name the file `windlass-generation.json`.
+    pub fn from_slice(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        parse(bytes, Path::new(MANIFEST))
+    }
+
+    /// The manifest as the generator writes it: pretty JSON, keys sorted,
+    /// a final newline.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+
+    /// The app named `name`.
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// systemd unit name → sha256 of the file that defines it.
+    pub fn units(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .filter_map(|f| unit_of(&f.path).map(|u| (u, f.sha256.clone())))
+            .collect()
+    }
+
+    /// The longest health deadline of the apps in `units`;
+    /// [`DEFAULT_DEADLINE_SEC`] when no app with a deadline is among them.
+    pub fn deadline_for(&self, units: &[String]) -> u64 {
+        self.apps
+            .iter()
+            .filter(|a| units.contains(&a.unit))
+            .filter_map(|a| a.update.health_deadline_sec)
+            .max()
+            .unwrap_or(DEFAULT_DEADLINE_SEC)
+    }
+}
+
+/// The unit a generator output file defines, if any.
+pub fn unit_of(path: &str) -> Option<String> {
+    let (dir, file) = path.split_once('/')?;
+    match dir {
+        "quadlet" => {
+            let (name, ext) = file.rsplit_once('.')?;
+            match ext {
+                "container" => Some(format!("{name}.service")),
+                "volume" => Some(format!("{name}-volume.service")),
+                "network" => Some(format!("{name}-network.service")),
+                "pod" => Some(format!("{name}-pod.service")),
+                _ => None,
+            }
+        }
+        "systemd" if file.ends_with(".service") || file.ends_with(".timer") => {
+            Some(file.to_string())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_of_generator_files() {
+        assert_eq!(
+            unit_of("quadlet/web.container").as_deref(),
+            Some("web.service")
+        );
+        assert_eq!(
+            unit_of("quadlet/data.volume").as_deref(),
+            Some("data-volume.service")
+        );
+        assert_eq!(
+            unit_of("quadlet/net.network").as_deref(),
+            Some("net-network.service")
+        );
+        assert_eq!(
+            unit_of("quadlet/pod.pod").as_deref(),
+            Some("pod-pod.service")
+        );
+        assert_eq!(
+            unit_of("systemd/web-job.timer").as_deref(),
+            Some("web-job.timer")
+        );
+        assert_eq!(unit_of("systemd/README"), None);
+        assert_eq!(unit_of("nixos/default.nix"), None);
+        assert_eq!(unit_of(MANIFEST), None);
+    }
+
+    /// What the agent's own tests write: only the keys they need.
+    const MINIMAL: &str = r#"{
+        "format": 1,
+        "files": [{"path": "quadlet/web.container", "sha256": "ab"}],
+        "apps": [{"name": "web", "unit": "web.service", "image": "x/web:1"}]
+    }"#;
+
+    #[test]
+    fn a_minimal_manifest_reads_with_the_defaults() {
+        let m = Manifest::from_slice(MINIMAL.as_bytes()).unwrap();
+        let web = m.app("web").unwrap();
+        assert_eq!(web.image, "x/web:1");
+        assert_eq!(web.health, None);
+        assert_eq!(web.update.order, UpdateOrder::StopFirst);
+        assert_eq!(web.update.rollback, Rollback::Auto);
+        assert_eq!(web.update.health_deadline_sec, None);
+        assert_eq!(web.release.track, Track::None);
+        assert_eq!(m.generator, None);
+        assert_eq!(
+            m.units(),
+            BTreeMap::from([("web.service".to_string(), "ab".to_string())])
+        );
+    }
+
+    #[test]
+    fn the_deadline_is_the_longest_among_the_changed_units() {
+        let mut m = Manifest::from_slice(MINIMAL.as_bytes()).unwrap();
+        let units = |u: &[&str]| u.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            m.deadline_for(&units(&["web.service"])),
+            DEFAULT_DEADLINE_SEC
+        );
+        let mut db = m.apps[0].clone();
+        db.name = "db".into();
+        db.unit = "db.service".into();
+        db.update.health_deadline_sec = Some(900);
+        m.apps[0].update.health_deadline_sec = Some(60);
+        m.apps.push(db);
+        assert_eq!(m.deadline_for(&units(&["web.service"])), 60);
+        assert_eq!(m.deadline_for(&units(&["web.service", "db.service"])), 900);
+        assert_eq!(
+            m.deadline_for(&units(&["other.service"])),
+            DEFAULT_DEADLINE_SEC
+        );
+    }
+
+    #[test]
+    fn keys_from_a_newer_generator_are_kept_through_a_rewrite() {
+        let text = r#"{
+            "format": 1,
+            "zz_top": [1],
+            "apps": [{"name": "web", "unit": "web.service", "hooks": {"pre_commit": ["true"]},
+                      "update": {"order": "start-first", "canary": true},
+                      "release": {"track": "semver", "window": "sun"},
+                      "health": {"container_check": true, "tcp": 80}}]
+        }"#;
+        let m = Manifest::from_slice(text.as_bytes()).unwrap();
+        let web = &m.apps[0];
+        assert_eq!(web.update.order, UpdateOrder::StartFirst);
+        assert_eq!(web.release.track, Track::Semver);
+        assert!(web.other.contains_key("hooks"));
+        let again = Manifest::from_slice(m.to_json().as_bytes()).unwrap();
+        assert_eq!(again, m);
+        let v: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(v["zz_top"], serde_json::json!([1]));
+        assert_eq!(v["apps"][0]["update"]["canary"], true);
+        assert_eq!(v["apps"][0]["release"]["window"], "sun");
+        assert_eq!(v["apps"][0]["health"]["tcp"], 80);
+        assert_eq!(v["apps"][0]["hooks"]["pre_commit"][0], "true");
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_by_name() {
+        let e = Manifest::from_slice(br#"{"format": 2, "apps": "changed shape"}"#).unwrap_err();
+        assert!(matches!(e, ManifestError::Format { found: 2, .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "windlass-generation.json: unknown format 2 (this windlass reads format 1)"
+        );
+        let e = Manifest::from_slice(br#"{"apps": []}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `format`"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_enum_value_is_an_error_naming_it() {
+        let text = r#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+                       "update": {"rollback": "sometimes"}}]}"#;
+        let e = Manifest::from_slice(text.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+    }
+
+    #[test]
+    fn read_names_the_file_it_could_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Manifest::read(dir.path()).unwrap_err();
+        assert!(matches!(e, ManifestError::Read { .. }));
+        assert!(
+            e.to_string()
+                .starts_with(&dir.path().join(MANIFEST).display().to_string()),
+            "{e}"
+        );
+        std::fs::write(dir.path().join(MANIFEST), MINIMAL).unwrap();
+        assert_eq!(Manifest::read(dir.path()).unwrap().apps.len(), 1);
+    }
+
+    #[test]
+    fn enums_are_written_as_the_strings_the_generator_always_wrote() {
+        fn json(v: impl Serialize) -> String {
+            serde_json::to_string(&v).unwrap()
+        }
+        assert_eq!(json(UpdateOrder::StartFirst), r#""start-first""#);
+        assert_eq!(json(UpdateOrder::StopFirst), r#""stop-first""#);
+        assert_eq!(json(Rollback::Auto), r#""auto""#);
+        assert_eq!(json(Rollback::Manual), r#""manual""#);
+        assert_eq!(json(Track::Semver), r#""semver""#);
+        assert_eq!(json(Track::None), r#""none""#);
+    }
+}

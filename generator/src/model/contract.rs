@@ -1,0 +1,60 @@
+//! Each app's part of the generation contract (`windlass_contract::App`),
+//! built from the validated app: what windlassd checks after a switch
+//! and how it may update the app. The field names and their spelling are
+//! the contract crate's; this only maps the model onto them.
+
+use windlass_contract as contract;
+
+use super::{App, UpdateOrder};
+
+impl App {
+    /// This app's contract, `unit` being the name the target's service
+    /// manager knows the container by (`lnd.service` for Quadlet,
+    /// `podman-lnd.service` for NixOS oci-containers, `lnd` for Guix).
+    pub fn contract(&self, unit: String) -> contract::App {
+        let health = self.health.as_ref().map(|h| contract::Health {
+            container_check: h.cmd.is_some(),
+            http: h.http.clone(),
+            other: Default::default(),
+        });
+        let update = contract::Update {
+            health_deadline_sec: Some(self.update.health_deadline.div_ceil(1_000_000)),
+            order: match self.update.order {
+                UpdateOrder::StopFirst => contract::UpdateOrder::StopFirst,
+                UpdateOrder::StartFirst => contract::UpdateOrder::StartFirst,
+            },
+            rollback: if self.update.rollback_auto {
+                contract::Rollback::Auto
+            } else {
+                contract::Rollback::Manual
+            },
+            other: Default::default(),
+        };
+        let release = contract::Release {
+            allow_prerelease: self.release.allow_prerelease,
+            constraint: self.release.constraint.clone(),
+            track: if self.release.semver {
+                contract::Track::Semver
+            } else {
+                contract::Track::None
+            },
+            other: Default::default(),
+        };
+        contract::App {
+            health,
+            image: self.container.image.full.clone(),
+            jobs: self
+                .jobs
+                .iter()
+                .map(|j| format!("{}-{}", self.name, j.name))
+                .collect(),
+            name: self.name.clone(),
+            release,
+            requires: self.requires.clone(),
+            unit,
+            update,
+            wants: self.wants.clone(),
+            other: Default::default(),
+        }
+    }
+}
