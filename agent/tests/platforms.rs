@@ -64,7 +64,7 @@ fn add_generation(profiles: &Path, g: u32) {
     std::fs::write(
         store.join("etc/windlass/generation.json"),
         format!(
-            r#"{{"format":1,"apps":[{{"name":"web","unit":"podman-web.service","image":"docker.io/library/web:{g}.0.0","health":{{"container_check":true}},"update":{{"health_deadline_sec":1}}}}]}}"#
+            r#"{{"format":1,"platform":"nixos","apps":[{{"name":"web","unit":"podman-web.service","image":"docker.io/library/web:{g}.0.0","health":{{"container_check":true}},"update":{{"health_deadline_sec":1}}}}]}}"#
         ),
     )
     .unwrap();
@@ -385,7 +385,7 @@ async fn a_sweep_on_nixos_reports_the_release_and_changes_nothing() {
     std::fs::write(
         store.join("etc/windlass/generation.json"),
         format!(
-            r#"{{"format":1,"apps":[{{"name":"web","unit":"podman-web.service","image":"{host}/fleet/web:1.0.0","release":{{"track":"semver","allow_prerelease":false,"constraint":null}}}}]}}"#
+            r#"{{"format":1,"platform":"nixos","apps":[{{"name":"web","unit":"podman-web.service","image":"{host}/fleet/web:1.0.0","release":{{"track":"semver","allow_prerelease":false,"constraint":null}}}}]}}"#
         ),
     )
     .unwrap();

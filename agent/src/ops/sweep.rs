@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use windlass_net::registry::{ImageName, RegistryClient, RegistryOptions, TagCache};
 use windlass_net::release::{self, Decision, Policy};
@@ -531,7 +530,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
 }
 
 fn tracked(a: &contract::App) -> bool {
-    a.release.as_ref().is_some_and(|r| r.track == "semver")
+    a.release.track == contract::Track::Semver
 }
 
 async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -> Found {
@@ -561,11 +560,7 @@ async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -
             .as_ref()
             .and_then(|t| release::parse(t).map(|v| (t.clone(), v))),
     };
-    let rel = found.app.release.clone().unwrap_or(contract::Release {
-        track: "semver".into(),
-        allow_prerelease: false,
-        constraint: None,
-    });
+    let rel = found.app.release.clone();
     let constraint = match rel.constraint.as_deref().map(VersionReq::parse) {
         Some(Err(e)) => {
             found.decision = Err(format!("release.constraint: {e}"));
@@ -608,47 +603,28 @@ async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -
 }
 
 /// Writes into `out` the generation `base` with app `app`'s image
-/// replaced by `image`: its Quadlet `Image=` line and the app's entry in
-/// `windlass-generation.json` (files' sha256 updated). Other targets'
+/// replaced by `image`: the `Image=` key of its Quadlet unit (a typed edit
+/// of the parsed unit, nothing else in it changes) and the app's entry in
+/// `windlass-generation.json`, with the unit's sha256 updated. Other
 /// files are carried unchanged (the native platform runs the Quadlet and
 /// systemd units).
 pub fn derive(base: &Path, out: &Path, app: &str, image: &str) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(out);
-    let mbytes = std::fs::read(base.join(MANIFEST)).map_err(|e| format!("{MANIFEST}: {e}"))?;
-    let mut m: Value = serde_json::from_slice(&mbytes).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    let mut m = contract::Manifest::read(base).map_err(|e| e.to_string())?;
     let unit_file = format!("quadlet/{app}.container");
-    let files = m["files"]
-        .as_array_mut()
-        .ok_or_else(|| format!("{MANIFEST}: no files"))?;
     let mut replaced = false;
-    for f in files.iter_mut() {
-        let path = f["path"]
-            .as_str()
-            .ok_or_else(|| format!("{MANIFEST}: a file without a path"))?
-            .to_string();
+    for f in m.files.iter_mut() {
+        let path = f.path.clone();
         if path.split('/').any(|c| c == ".." || c.is_empty()) || path.starts_with('/') {
             return Err(format!("unsafe path {path:?} in {MANIFEST}"));
         }
         let mut bytes = std::fs::read(base.join(&path)).map_err(|e| format!("{path}: {e}"))?;
         if path == unit_file {
             let text = String::from_utf8(bytes).map_err(|e| format!("{path}: {e}"))?;
-            let mut n = 0;
-            let new: Vec<String> = text
-                .split('\n')
-                .map(|l| {
-                    if l.starts_with("Image=") {
-                        n += 1;
-                        format!("Image={image}")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect();
-            if n != 1 {
-                return Err(format!("{path}: expected one Image= line, found {n}"));
-            }
-            bytes = new.join("\n").into_bytes();
-            f["sha256"] = Value::from(hex::encode(Sha256::digest(&bytes)));
+            bytes = contract::set_container_image(&text, image)
+                .map_err(|e| format!("{path}: {e}"))?
+                .into_bytes();
+            f.sha256 = hex::encode(Sha256::digest(&bytes));
             replaced = true;
         }
         let dest = out.join(&path);
@@ -659,17 +635,13 @@ pub fn derive(base: &Path, out: &Path, app: &str, image: &str) -> Result<(), Str
     if !replaced {
         return Err(format!("{unit_file} is not in the generation"));
     }
-    let apps = m["apps"]
-        .as_array_mut()
-        .ok_or_else(|| format!("{MANIFEST}: no apps"))?;
-    let entry = apps
+    let entry = m
+        .apps
         .iter_mut()
-        .find(|a| a["name"] == app)
+        .find(|a| a.name == app)
         .ok_or_else(|| format!("{MANIFEST}: no app {app}"))?;
-    entry["image"] = Value::from(image);
-    let mut text = serde_json::to_string_pretty(&m).expect("serializes");
-    text.push('\n');
-    std::fs::write(out.join(MANIFEST), text).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    entry.image = image.to_string();
+    std::fs::write(out.join(MANIFEST), m.to_json()).map_err(|e| format!("{MANIFEST}: {e}"))?;
     Ok(())
 }
 

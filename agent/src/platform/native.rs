@@ -137,7 +137,8 @@ impl Platform for Native {
                 path.display()
             ))
         })?;
-        let m = Manifest::read(path).map_err(PlatformError::Invalid)?;
+        let m = Manifest::from_slice(&manifest_bytes)
+            .map_err(|e| PlatformError::Invalid(format!("{}: {e}", path.display())))?;
         // Every listed file must be there with the listed content.
         for f in &m.files {
             if f.path.split('/').any(|c| c == ".." || c.is_empty()) || f.path.starts_with('/') {

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::GenInfo;
-use crate::contract::{GenerationId, Manifest};
+use crate::contract::{GenerationId, Manifest, SystemGeneration};
 
 /// Runs host commands; tests record them instead.
 pub trait Runner: Send + Sync {
@@ -128,14 +128,10 @@ impl Profiles {
     /// The apps' contracts of a generation (the modules install only
     /// those, not the file list).
     pub fn manifest(&self, generation: GenerationId) -> Option<Manifest> {
-        let bytes = fs::read(self.link(generation).join("etc/windlass/generation.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        let apps = serde_json::from_value(v.get("apps")?.clone()).ok()?;
-        Some(Manifest {
-            format: 1,
-            files: Vec::new(),
-            apps,
-        })
+        SystemGeneration::read(&self.link(generation))
+            .map(Manifest::from)
+            .map_err(|e| tracing::warn!("{e}"))
+            .ok()
     }
 
     /// The units of the apps of a generation: what the gate checks.
