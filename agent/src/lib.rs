@@ -34,7 +34,7 @@ pub const BUS_NAME: &str = "io.windlass.Agent1";
 pub const OBJECT_PATH: &str = "/io/windlass/Agent1";
 pub const OPERATION_PREFIX: &str = "/io/windlass/Agent1/operation";
 
-/// Exit codes of windlassctl (documented in the README).
+/// Exit codes of windlassctl (documented in docs/agent.md).
 pub mod exit {
     pub const COMMITTED: u8 = 0;
     pub const ERROR: u8 = 1;

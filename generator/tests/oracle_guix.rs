@@ -689,35 +689,35 @@ fn a_misspelt_field_or_keyword_fails_to_load() {
 }
 
 #[test]
-fn the_readme_snippets_are_read_by_guile() {
+fn the_docs_scheme_snippets_are_read_by_guile() {
+    // Every ```scheme snippet of the docs, named after its page.
+    let mut blocks = Vec::new();
+    let mut on_guix_page = 0;
+    for (page, text) in common::user_docs() {
+        let found = common::fenced_blocks(&text, "scheme");
+        if page == "docs/guix.md" {
+            on_guix_page = found.len();
+        }
+        for (i, b) in found.into_iter().enumerate() {
+            blocks.push((format!("{page} snippet {i}"), b));
+        }
+    }
+    assert!(
+        on_guix_page >= 2,
+        "docs/guix.md has its Guix Scheme snippets"
+    );
+    for (name, b) in &blocks {
+        assert!(
+            scheme::check_sexprs(b).is_ok_and(|n| n > 0),
+            "{name}: {:?}",
+            scheme::check_sexprs(b)
+        );
+    }
     if !common::oracles_enabled("guix docs") {
         return;
     }
-    let doc = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in doc.lines() {
-        match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```scheme") => current = Some(String::new()),
-            (Some(b), "```") => {
-                blocks.push(std::mem::take(b));
-                current = None;
-            }
-            (Some(b), _) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            _ => {}
-        }
-    }
-    assert!(blocks.len() >= 2, "the README has its Guix Scheme snippets");
     let work = tempfile::tempdir().unwrap();
-    for (i, b) in blocks.iter().enumerate() {
-        assert!(
-            scheme::check_sexprs(b).is_ok_and(|n| n > 0),
-            "snippet {i}: {:?}",
-            scheme::check_sexprs(b)
-        );
+    for (i, (_, b)) in blocks.iter().enumerate() {
         std::fs::write(work.path().join(format!("{i}.scm")), b).unwrap();
     }
     let script = format!(
@@ -736,12 +736,12 @@ fn the_readme_snippets_are_read_by_guile() {
     let o = guile(work.path(), &script);
     assert!(o.status.success(), "{}", stderr(&o));
     let facts = Facts::parse(&o.stdout);
-    for (i, b) in blocks.iter().enumerate() {
+    for (i, (name, b)) in blocks.iter().enumerate() {
         let n = facts.one("snippet", &i.to_string(), "data").unwrap();
         assert_eq!(
             n.parse::<usize>().unwrap(),
             scheme::check_sexprs(b).unwrap(),
-            "snippet {i}: Guile and windlass count different data"
+            "{name}: Guile and windlass count different data"
         );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! * every generated `.nix` file (example and torture fleets, both
 //!   backends), every file of `modules/nixos/`, `flake.nix`,
-//!   `vm-tests/**/*.nix` and every `nix` snippet of the README parses;
+//!   `vm-tests/**/*.nix` and every `nix` snippet of the docs (`README.md`,
+//!   `docs/*.md`) parses;
 //! * every torture value, written as a Nix string literal, evaluates to its
 //!   own bytes;
 //! * the generated modules evaluate (with `tests/nix/stub-lib.nix` standing
@@ -63,27 +64,6 @@ fn files_with_ext(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The ```nix blocks of a Markdown file.
-fn nix_snippets(markdown: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        match &mut current {
-            None if line.trim_start() == "```nix" => current = Some(String::new()),
-            Some(s) if line.trim_start() == "```" => {
-                out.push(std::mem::take(s));
-                current = None;
-            }
-            Some(s) => {
-                s.push_str(line);
-                s.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
-}
-
 #[test]
 fn every_nix_file_parses_with_rnix_and_nix_instantiate() {
     let root = common::repo_root();
@@ -107,19 +87,24 @@ fn every_nix_file_parses_with_rnix_and_nix_instantiate() {
     files_with_ext(&root.join("nix"), "nix", &mut files);
     files_with_ext(&root.join("generator/tests/nix"), "nix", &mut files);
     files.push(root.join("flake.nix"));
-    let snippets = work.path().join("readme-snippets");
+    // Every ```nix snippet of the docs, named after its page.
+    let snippets = work.path().join("doc-snippets");
     std::fs::create_dir_all(&snippets).unwrap();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let blocks = nix_snippets(&readme);
-    assert!(
-        blocks.len() >= 2,
-        "the README must show the NixOS setup in ```nix blocks"
-    );
-    for (i, b) in blocks.iter().enumerate() {
-        let p = snippets.join(format!("readme-{i}.nix"));
-        std::fs::write(&p, b).unwrap();
-        files.push(p);
+    let mut on_nixos_page = 0;
+    for (page, text) in common::user_docs() {
+        for (i, b) in common::fenced_blocks(&text, "nix").iter().enumerate() {
+            if page == "docs/nixos.md" {
+                on_nixos_page += 1;
+            }
+            let p = snippets.join(format!("{}-{i}.nix", page.replace('/', "_")));
+            std::fs::write(&p, b).unwrap();
+            files.push(p);
+        }
     }
+    assert!(
+        on_nixos_page >= 2,
+        "docs/nixos.md must show the NixOS setup in ```nix blocks"
+    );
     assert!(
         files.len() > generated + 2,
         "modules/nixos and flake.nix must exist"

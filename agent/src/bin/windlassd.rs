@@ -1,5 +1,6 @@
 //! `windlassd`: the windlass host agent. Exports `io.windlass.Agent1` on
-//! D-Bus and runs operations one at a time; see the README.
+//! D-Bus and runs operations one at a time; see docs/agent.md and
+//! docs/operations.md.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,6 +17,59 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The user docs whose snippets tests read: `README.md` and every
+/// `docs/*.md`, as (path from the repository root, text), sorted by path.
+pub fn user_docs() -> Vec<(String, String)> {
+    let root = repo_root();
+    let mut pages = vec!["README.md".to_string()];
+    for e in std::fs::read_dir(root.join("docs")).expect("docs/ exists") {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".md") {
+            pages.push(format!("docs/{name}"));
+        }
+    }
+    pages.sort();
+    pages
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(root.join(&p))
+                .unwrap_or_else(|e| panic!("cannot read {p}: {e}"));
+            (p, text)
+        })
+        .collect()
+}
+
+/// The fenced code blocks of `markdown` whose info string starts with the
+/// word `lang` (```` ```nix ````), in order. A block ends at a line of at
+/// least as many backticks as opened it; fences inside other blocks are
+/// text.
+pub fn fenced_blocks(markdown: &str, lang: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // The open fence's length, and its text when it is a `lang` block.
+    let mut open: Option<(usize, Option<String>)> = None;
+    for line in markdown.lines() {
+        let t = line.trim();
+        let ticks = t.bytes().take_while(|&b| b == b'`').count();
+        match &mut open {
+            None if ticks >= 3 && !t[ticks..].contains('`') => {
+                let wanted = t[ticks..].split_whitespace().next() == Some(lang);
+                open = Some((ticks, wanted.then(String::new)));
+            }
+            Some((n, _)) if ticks >= *n && t.len() == ticks => {
+                if let Some(b) = open.take().and_then(|(_, b)| b) {
+                    out.push(b);
+                }
+            }
+            Some((_, Some(b))) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Returns false only when oracles are explicitly disabled outside CI.
 pub fn oracles_enabled(test: &str) -> bool {
     let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);

@@ -11,7 +11,7 @@
 ;;;              (package windlass)))     ;a package providing windlass
 ;;;
 ;;; The apps themselves come from the generator's guix/windlass-apps.scm
-;;; (module (windlass apps), %windlass-app-services); see the README.
+;;; (module (windlass apps), %windlass-app-services); see docs/guix.md.
 
 (define-module (windlass service)
   #:use-module (gnu services)
@@ -64,8 +64,8 @@ themselves come from @code{%windlass-app-services}.")
   (cutover-targets
    (file-like-or-false #f)
    "A directory of cutover targets, one @file{NAME.toml} each (link, unit,
-health_http, deadline, keep, max_bytes, self_test_timeout, agent; see the
-README), as a file-like object such as @code{(local-file \"targets\"
+health_http, deadline, keep, max_bytes, self_test_timeout, agent; see
+docs/agent.md), as a file-like object such as @code{(local-file \"targets\"
 #:recursive? #t)}, or @code{#f}.  When set, it is installed as
 @file{/etc/windlass/targets}, where @command{windlassd} reads them."))
 
