@@ -1,5 +1,12 @@
 //! The operation records under `<state>/operations/<id>.json`, each
 //! written atomically and durably ([`crate::durable::write_atomic`]).
+//!
+//! Whatever else is found there is never fatal and never silently
+//! ignored: an entry that is not a regular file named `<valid id>.json`
+//! holding a readable record of that id (a truncated or empty record, a
+//! directory, a FIFO, a link, a foreign name) is moved aside into
+//! `operations/damaged/` ([`Store::set_aside`]), logged, and listed in
+//! `Status`. Temporary files a crash left behind are removed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -52,6 +59,66 @@ impl Store {
         read_record(&self.path(id), id)
     }
 
+    /// Where damaged entries are moved.
+    pub fn damaged_dir(&self) -> PathBuf {
+        self.dir.join("damaged")
+    }
+
+    /// Moves every damaged entry of a scan into `operations/damaged/`
+    /// (renamed, never opened or followed), and removes temporary files
+    /// left by a crash. Returns what was set aside, with the reason.
+    pub fn set_aside(&self) -> Vec<(String, String)> {
+        let mut moved = Vec::new();
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') && (name.contains(".tmp-") || name.contains(".new-")) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        for (p, why) in self.scan().damaged {
+            if p == self.dir {
+                tracing::error!("cannot read {}: {why}", p.display());
+                continue;
+            }
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let dest = self.damaged_dir().join(format!("{name}.{}", now()));
+            let res = fs::create_dir_all(self.damaged_dir()).and_then(|()| fs::rename(&p, &dest));
+            match res {
+                Ok(()) => {
+                    let _ = crate::durable::fsync_dir(&self.dir);
+                    tracing::error!(
+                        "operation record {} is damaged ({why}); moved to {}",
+                        p.display(),
+                        dest.display()
+                    );
+                    moved.push((name, why));
+                }
+                Err(e) => tracing::error!(
+                    "operation record {} is damaged ({why}) and cannot be moved aside: {e}",
+                    p.display()
+                ),
+            }
+        }
+        moved
+    }
+
+    /// The entries set aside so far (for `Status`).
+    pub fn damaged(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.damaged_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Every readable record, oldest first; unreadable entries are
     /// reported in the journal and skipped (see [`Store::scan`]).
     pub fn all(&self) -> Vec<Record> {
@@ -78,10 +145,15 @@ impl Store {
         for e in entries.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') || !name.ends_with(".json") {
+            if name.starts_with('.') || name == "damaged" {
                 continue;
             }
-            let id = match name.trim_end_matches(".json").parse::<OpId>() {
+            let Some(stem) = name.strip_suffix(".json") else {
+                scan.damaged
+                    .push((p, "not an operation record (foreign name)".into()));
+                continue;
+            };
+            let id = match stem.parse::<OpId>() {
                 Ok(id) => id,
                 Err(err) => {
                     scan.damaged.push((p, err.to_string()));
@@ -122,6 +194,9 @@ impl Store {
     }
 }
 
+/// No record is this large (a sweep of many apps is tens of kB).
+const MAX_RECORD_BYTES: u64 = 16 << 20;
+
 fn read_record(p: &Path, id: &OpId) -> std::io::Result<Record> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -134,7 +209,12 @@ fn read_record(p: &Path, id: &OpId) -> std::io::Result<Record> {
         return Err(std::io::Error::other("not a regular file"));
     }
     let mut bytes = Vec::new();
-    f.take(16 << 20).read_to_end(&mut bytes)?;
+    f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_RECORD_BYTES} bytes"
+        )));
+    }
     let r: Record = serde_json::from_slice(&bytes)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     if &r.id != id {

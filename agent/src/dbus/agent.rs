@@ -151,6 +151,9 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
             "generations": p.generations(),
             "apps": apps,
             "active_operation": self.engine.active(),
+            // Entries of operations/ that were not readable records,
+            // moved to operations/damaged/ at start.
+            "damaged_records": rn.store.damaged(),
         })
         .to_string()
     }

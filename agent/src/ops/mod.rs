@@ -94,8 +94,11 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
     }
 
     /// Resolves every unfinished record (at start, before serving);
-    /// returns them as they ended.
+    /// returns them as they ended. Damaged entries are set aside first;
+    /// last, a host left running another generation than the selected
+    /// one with nothing in flight is returned to the selected one.
     pub async fn recover(&self) -> Vec<Record> {
+        self.runner.store.set_aside();
         let mut done = Vec::new();
         for r in self.runner.store.all() {
             if r.finished() {
@@ -116,6 +119,9 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
                 Op::Sweep(o) => self.sweep_cx().recover(base.with(o), why).await.to_any(),
             };
             done.push(ended);
+        }
+        if let Some(r) = rollback::restore_selected(&self.runner).await {
+            done.push(r.to_any());
         }
         done
     }

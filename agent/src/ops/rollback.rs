@@ -43,6 +43,40 @@ pub fn start<P: Platform, S: Systemd + 'static>(
     Ok(r)
 }
 
+/// After recovery, with no operation in flight, the host must run the
+/// generation it has selected. When it does not (a record that would
+/// have said how it got there was damaged or lost), a rollback to the
+/// selected generation is recorded and run to its end.
+pub async fn restore_selected<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+) -> Option<Record<RollbackOp>> {
+    let selected = rn.platform.selected()?;
+    let running = rn.platform.running();
+    if running == Some(selected) || rn.active().is_some() {
+        return None;
+    }
+    tracing::error!(
+        "generation {} runs but {selected} is selected, and no operation is in flight: \
+         restoring {selected}",
+        running
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "none".into())
+    );
+    let mut r = rn.record(RollbackOp {
+        phase: RollbackPhase::Recorded,
+        from_generation: running,
+        to_generation: selected,
+    });
+    r.deadline_sec = steps::generation_deadline(rn.platform.manifest(selected).as_ref());
+    match rn.begin(r) {
+        Ok(r) => Some(activate(rn.clone(), r).await),
+        Err(e) => {
+            tracing::error!("cannot restore generation {selected}: {e}");
+            None
+        }
+    }
+}
+
 /// The generation committed before the selected one: the `from` of the
 /// last committed operation that selected it, else the highest
 /// generation below it.
