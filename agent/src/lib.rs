@@ -17,6 +17,7 @@ pub mod health;
 pub mod ops;
 pub mod platform;
 pub mod record;
+pub mod redact;
 pub mod store;
 pub mod systemd;
 pub mod targets;

@@ -470,7 +470,7 @@ op_kind!(RollbackOp, RollbackPhase, Rollback, None, |o| (
     Some(o.to_generation),
     None
 ));
-op_kind!(CutoverOp, CutoverPhase, Cutover, Some("cutover"), |o| (
+op_kind!(CutoverOp, CutoverPhase, Cutover, Some("staging"), |o| (
     None,
     Some(o.to_version.as_str())
 ));
@@ -509,6 +509,11 @@ pub struct Record<O = Op> {
     /// The operation this one runs inside (a sweep's switches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<OpId>,
+    /// The last journal lines of the unit a failed gate blames, with a
+    /// heading: kept here (a root-only file), given on the bus only to
+    /// authorised callers, never in `error`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<String>,
 }
 
 impl<O> Record<O> {
@@ -531,6 +536,7 @@ impl<O> Record<O> {
             deadline_from_option: false,
             history: Vec::new(),
             parent: None,
+            journal: Vec::new(),
         }
     }
 
@@ -548,6 +554,7 @@ impl<O> Record<O> {
             deadline_from_option: self.deadline_from_option,
             history: self.history,
             parent: self.parent,
+            journal: self.journal,
         }
     }
 }

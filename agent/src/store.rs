@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::durable::{now, write_atomic};
+use crate::durable::{now, write_atomic_mode};
 use crate::record::{OpId, OpKind, Record};
 
 #[derive(Debug, Clone)]
@@ -52,7 +52,8 @@ impl Store {
     pub fn save_any(&self, r: &Record) -> std::io::Result<()> {
         let mut bytes = serde_json::to_vec_pretty(r).expect("records serialize");
         bytes.push(b'\n');
-        write_atomic(&self.path(&r.id), &bytes)
+        // Root's only: a record may keep a unit's journal lines.
+        write_atomic_mode(&self.path(&r.id), &bytes, 0o600)
     }
 
     pub fn load(&self, id: &OpId) -> std::io::Result<Record> {

@@ -127,9 +127,12 @@ fn introspection_matches_the_spec() {
         "property Error: s",
         "property StartedAt: t",
         "property FinishedAt: t",
-        // windlass extensions: a sweep's per-app results, the enclosing sweep.
+        // windlass extensions: a sweep's per-app results, the enclosing
+        // sweep, the journal lines kept of a failed unit (authorised
+        // callers only).
         "property Results: s",
         "property Parent: s",
+        "method Journal()->(as)",
         "signal PhaseChanged(ss)->()",
         "signal Finished(ss)->()",
     ]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use doubles::Fake;
 use support::*;
-use windlass_agent::dbus::{self, Signals, agent::Access};
+use windlass_agent::dbus::{self, Signals, access::Access};
 use windlass_agent::ops::Engine;
 use windlass_agent::ops::cutover::Settings;
 use windlass_agent::ops::runner::Runner;

@@ -138,6 +138,8 @@ trait Operation {
     fn error(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn results(&self) -> zbus::Result<String>;
+    /// The kept journal lines (authorised callers only).
+    fn journal(&self) -> zbus::Result<Vec<String>>;
     #[zbus(signal)]
     fn phase_changed(&self, phase: String, detail: String) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -193,7 +195,21 @@ async fn follow(
     path: OwnedObjectPath,
     json: bool,
 ) -> zbus::Result<u8> {
-    let (result, error) = wait(conn, signals, path.clone(), json).await?;
+    let (result, mut error) = wait(conn, signals, path.clone(), json).await?;
+    // The journal lines of the unit to blame, when the agent kept some
+    // and lets this caller read them.
+    if result != "committed" {
+        let op = OperationProxy::builder(conn)
+            .path(path.clone())?
+            .build()
+            .await?;
+        if let Ok(lines) = op.journal().await
+            && !lines.is_empty()
+        {
+            error.push('\n');
+            error.push_str(&lines.join("\n"));
+        }
+    }
     if json {
         println!(
             "{}",

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use windlass_agent::dbus::{self, Signals, agent::Access, operation::op_path};
+use windlass_agent::dbus::{self, Signals, access::Access, operation::op_path};
 use windlass_agent::ops::runner::{Notify, Runner, Silent};
 use windlass_agent::ops::{Engine, cutover, sweep};
 use windlass_agent::platform::profiles::Exec;

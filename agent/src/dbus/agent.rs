@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use zbus::Connection;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
-use zbus::{Connection, fdo};
 
+use super::access::Access;
 use super::error::Error;
 use super::operation::{op_id, op_path, register};
 use super::options::{self, Options};
@@ -19,59 +20,6 @@ use crate::ops::Engine;
 use crate::ops::sweep::Canonical;
 use crate::platform::Platform;
 use crate::systemd::Systemd;
-
-/// Who may change things: root, or members of `gid`.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub group: String,
-    pub gid: Option<u32>,
-}
-
-impl Access {
-    pub fn for_group(group: &str) -> Access {
-        let c = std::ffi::CString::new(group).unwrap_or_default();
-        // SAFETY: getgrnam with a NUL-terminated name; the result is read
-        // at once and not kept.
-        let gid = unsafe {
-            let g = libc::getgrnam(c.as_ptr());
-            if g.is_null() { None } else { Some((*g).gr_gid) }
-        };
-        Access {
-            group: group.to_string(),
-            gid,
-        }
-    }
-
-    async fn check(&self, conn: &Connection, hdr: &Header<'_>, method: &str) -> Result<(), Error> {
-        let sender = hdr
-            .sender()
-            .ok_or_else(|| Error::AccessDenied("no sender on the message".into()))?;
-        let creds = fdo::DBusProxy::new(conn)
-            .await?
-            .get_connection_credentials(sender.clone().into())
-            .await
-            .map_err(|e| {
-                Error::AccessDenied(format!("cannot read the caller's credentials: {e}"))
-            })?;
-        let uid = creds
-            .unix_user_id()
-            .ok_or_else(|| Error::AccessDenied("the bus gave no uid for the caller".into()))?;
-        if uid == 0 {
-            return Ok(());
-        }
-        let groups = creds.unix_group_ids().cloned().unwrap_or_default();
-        if let Some(gid) = self.gid
-            && groups.contains(&gid)
-        {
-            return Ok(());
-        }
-        tracing::warn!(uid, method, "refused a mutating call");
-        Err(Error::AccessDenied(format!(
-            "{method} needs root or membership in group {:?} (caller uid {uid})",
-            self.group
-        )))
-    }
-}
 
 pub struct Agent<P, S> {
     pub engine: Arc<Engine<P, S>>,
@@ -85,7 +33,7 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         r: Result<crate::record::Record, crate::ops::runner::OpError>,
     ) -> Result<OwnedObjectPath, Error> {
         let id = r?.id;
-        register(conn, &self.engine, &id).await;
+        register(conn, &self.engine, &self.access, &id).await;
         Ok(op_path(&id))
     }
 }

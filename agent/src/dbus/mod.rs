@@ -5,6 +5,7 @@
 //! task. Nothing below this module speaks the bus API (the systemd client
 //! in `systemd.rs` is a client of systemd's, not of ours).
 
+pub mod access;
 pub mod agent;
 pub mod error;
 pub mod operation;
@@ -16,7 +17,8 @@ use tokio::sync::mpsc;
 use zbus::Connection;
 use zbus::object_server::SignalEmitter;
 
-use self::agent::{Access, Agent};
+use self::access::Access;
+use self::agent::Agent;
 use self::operation::{Operation, op_path, register};
 use crate::OBJECT_PATH;
 use crate::contract::GenerationId;
@@ -84,7 +86,8 @@ pub async fn run_signals<P: Platform, S: Systemd + 'static>(
                 .await?;
             match ev {
                 Event::Started(id) => {
-                    register(&conn, &engine, &id).await;
+                    let access = agent.get().await.access.clone();
+                    register(&conn, &engine, &access, &id).await;
                     let path = op_path(&id);
                     Agent::<P, S>::operation_started(&agent_emitter, path.as_ref()).await?;
                     agent.get().await.state_changed(&agent_emitter).await?;
@@ -144,12 +147,12 @@ pub async fn export<P: Platform, S: Systemd + 'static>(
             OBJECT_PATH,
             Agent {
                 engine: engine.clone(),
-                access,
+                access: access.clone(),
             },
         )
         .await?;
     for r in engine.runner.store.all() {
-        register(conn, &engine, &r.id).await;
+        register(conn, &engine, &access, &r.id).await;
     }
     Ok(())
 }

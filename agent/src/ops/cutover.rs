@@ -106,6 +106,9 @@ impl<P, S> Clone for Cx<P, S> {
 
 type Rec = Record<CutoverOp>;
 
+/// How often a download looks whether it was canceled.
+const CANCEL_POLL: Duration = Duration::from_millis(200);
+
 /// The version a link target names, for the record's `from`.
 fn version_of(target_dir: &Path, exe: Option<&Path>, link_is_file: bool) -> Option<String> {
     if link_is_file {
@@ -199,7 +202,9 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
             cutover: Box::new(CutoverState {
                 target: t.name.clone(),
                 version: req.version,
-                url: req.url,
+                // Only ever shown without its credentials; the download
+                // below uses the real one, which is kept nowhere.
+                url: crate::redact::url(&req.url),
                 sha256: sha,
                 link: t.link,
                 binary: t.binary,
@@ -222,13 +227,15 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         let r = self.rn.begin(r)?;
         let me = self.clone();
         let rec = r.clone();
-        tokio::spawn(async move { me.run(rec).await });
+        let url = req.url;
+        tokio::spawn(async move { me.run(rec, url).await });
         Ok(r)
     }
 
     /// Ends a cutover before the link was touched: the staging directory
     /// goes, nothing else changed.
     async fn refuse(&self, mut r: Rec, error: String) -> Rec {
+        let error = crate::redact::text(&error);
         if let Some(s) = r.op.cutover.staging.take() {
             let _ = std::fs::remove_dir_all(&s);
         }
@@ -244,8 +251,8 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         self.rn.end(r, outcome, error, None).await
     }
 
-    async fn run(self, mut r: Rec) -> Rec {
-        let candidate = match self.stage(&mut r).await {
+    async fn run(self, mut r: Rec, url: String) -> Rec {
+        let candidate = match self.stage(&mut r, &url).await {
             Ok(p) => p,
             Err(e) => return self.refuse(r, e).await,
         };
@@ -262,14 +269,17 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
     }
 
     /// `staging`: the new version on disk, verified by the download
-    /// (unless already there); returns the binary to check.
-    async fn stage(&self, r: &mut Rec) -> Result<PathBuf, String> {
+    /// (unless already there); returns the binary to check. The external
+    /// revert is armed from here, for the whole operation; Cancel stops a
+    /// download within a fraction of a second.
+    async fn stage(&self, r: &mut Rec, url: &str) -> Result<PathBuf, String> {
         let c = r.op.cutover.clone();
         let new_exe = c.new_exe();
         if new_exe.exists() {
             self.rn
                 .save(r, CutoverPhase::Staging, "already on disk")
                 .map_err(|e| e.to_string())?;
+            self.arm_for_staging(r).await;
             return Ok(new_exe);
         }
         let staging = self.settings.staging_dir.join(r.id.as_str());
@@ -278,6 +288,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         self.rn
             .save(r, CutoverPhase::Staging, &c.url)
             .map_err(|e| e.to_string())?;
+        self.arm_for_staging(r).await;
         std::fs::create_dir_all(&staging)
             .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
         let dest = staging.join(&c.binary);
@@ -302,18 +313,44 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
             mode: 0o755,
             progress: Some(&progress),
         };
-        windlass_net::download::download_verified(&self.rn.http, &c.url, &dest, &opts)
-            .await
-            .map_err(|e| {
-                let what = match e {
-                    windlass_net::download::DownloadError::ChecksumMismatch { .. } => {
-                        "verification failed"
+        let res = {
+            let download =
+                windlass_net::download::download_verified(&self.rn.http, url, &dest, &opts);
+            tokio::pin!(download);
+            loop {
+                tokio::select! {
+                    res = &mut download => break res,
+                    _ = tokio::time::sleep(CANCEL_POLL) => {
+                        if self.rn.canceled(r) {
+                            return Err("canceled".into());
+                        }
                     }
-                    _ => "staging failed",
-                };
-                format!("{what}: {e}")
-            })?;
+                }
+            }
+        };
+        res.map_err(|e| {
+            let what = match e {
+                windlass_net::download::DownloadError::ChecksumMismatch { .. } => {
+                    "verification failed"
+                }
+                _ => "staging failed",
+            };
+            format!("{what}: {e}")
+        })?;
         Ok(dest)
+    }
+
+    /// The external revert, armed when staging begins: it covers the
+    /// download (bounded by its own cap), the self-test and the gate, so
+    /// that an agent stuck anywhere in the operation is still undone.
+    /// Re-armed for the gate alone once the link is swapped.
+    async fn arm_for_staging(&self, r: &Rec) {
+        let budget = windlass_net::download::DOWNLOAD_TIMEOUT
+            .as_secs()
+            .saturating_add(r.op.cutover.self_test_timeout_sec);
+        let mut armed = r.clone();
+        armed.deadline_sec = r.deadline_sec.saturating_add(budget);
+        self.rn.arm(&armed).await;
     }
 
     /// `verifying`: the digest once more (the file is ours from here),
@@ -406,7 +443,9 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         if let Err(e) = self.rn.save(&mut r, CutoverPhase::Cutover, &detail) {
             return self.refuse(r, e.to_string()).await;
         }
-        self.rn.arm(&r).await;
+        // From here the deadline is the gate's (the one armed at staging
+        // covered the download).
+        self.rn.rearm_for_gate(&r, false).await;
         let target_dir = self.settings.artifacts_dir.join(&c.target);
         let res: std::io::Result<()> = (|| {
             if let Some(staging) = r.op.cutover.staging.clone() {
@@ -438,7 +477,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
 
     /// `confirming`: the unit active and its probe answering, within the
     /// deadline; else back.
-    async fn confirm(self, r: Rec) -> Rec {
+    async fn confirm(self, mut r: Rec) -> Rec {
         let c = &r.op.cutover;
         let gate = Gate {
             units: c.unit.iter().cloned().collect(),
@@ -449,7 +488,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         match steps::wait_cancellable(&self.rn, &r, &gate).await {
             Ok(()) => self.commit(r).await,
             Err(f) => {
-                let (outcome, msg) = steps::explain(&self.rn, &r.id, f).await;
+                let (outcome, msg) = steps::explain(&self.rn, &mut r, f).await;
                 self.revert(r, msg, outcome).await
             }
         }

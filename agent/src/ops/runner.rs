@@ -23,6 +23,7 @@ use crate::contract::GenerationId;
 use crate::durable::now;
 use crate::fault;
 use crate::record::{OpId, OpKind, Outcome, Record};
+use crate::redact;
 use crate::store::Store;
 use crate::systemd::Systemd;
 
@@ -72,6 +73,9 @@ pub struct Runner<P, S> {
     cancel: Mutex<BTreeSet<OpId>>,
     confirmed: Mutex<BTreeSet<OpId>>,
 }
+
+/// The longest wait between two tries to write a finished record.
+const MAX_PERSIST_RETRY: Duration = Duration::from_secs(10);
 
 /// The external revert's units of an operation: one armed before the
 /// change, one that replaces it once the activation is done.
@@ -153,6 +157,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         phase: O::Phase,
         detail: &str,
     ) -> Result<(), OpError> {
+        let detail = &redact::text(detail);
         r.op.set_phase(phase);
         let name = phase.to_string();
         r.history.push((name.clone(), now()));
@@ -185,21 +190,11 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         now_selected: Option<GenerationId>,
     ) -> Record<O> {
         r.result = Some(outcome);
-        r.error = error;
+        r.error = redact::text(&error);
         r.finished_at = Some(now());
         r.op.set_phase(O::FINISHED);
         r.history.push((O::FINISHED.to_string(), now()));
-        let durable = match self.store.save(&r) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(
-                    WINDLASS_OPERATION = r.id.as_str(),
-                    "cannot persist the end of operation {}: {e}; its external revert stays armed",
-                    r.id
-                );
-                false
-            }
-        };
+        self.persist_end(&r).await;
         let (generation, version) = r.op.log_target();
         tracing::info!(
             WINDLASS_OPERATION = r.id.as_str(),
@@ -225,10 +220,49 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         }
         // Last: run by the revert timer, this process lives in the unit
         // that disarming stops.
-        if durable && armed(&r) {
+        if armed(&r) {
             self.disarm(&r.id).await;
         }
         r
+    }
+
+    /// Writes the finished record, retrying until it is on disk (a full
+    /// disk: the host already stands where the record will say; until the
+    /// record says so, the operation holds the slot and its external
+    /// revert stays armed, and a restart resolves it from the last phase
+    /// that was written).
+    async fn persist_end<O: OpKind>(&self, r: &Record<O>) {
+        let mut delay = Duration::from_millis(200);
+        let mut last_report: Option<std::time::Instant> = None;
+        loop {
+            match self.store.save(r) {
+                Ok(()) => {
+                    if last_report.is_some() {
+                        tracing::warn!(
+                            WINDLASS_OPERATION = r.id.as_str(),
+                            "the end of operation {} is on disk now",
+                            r.id
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    if last_report.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        tracing::error!(
+                            WINDLASS_OPERATION = r.id.as_str(),
+                            "cannot persist the end of operation {}: {e}; retrying, its \
+                             external revert stays armed",
+                            r.id
+                        );
+                        let detail = format!("cannot persist the end: {e}; retrying");
+                        self.notify.phase(&r.id, "finishing", &detail);
+                        last_report = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_PERSIST_RETRY);
+                }
+            }
+        }
     }
 
     /// Arms the external revert (unit `name`) to fire `delay` seconds

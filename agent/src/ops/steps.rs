@@ -63,30 +63,30 @@ where
 }
 
 /// What a failed gate ends an operation as, and the error to record:
-/// the reason, with the last journal lines of the unit to blame (also
-/// logged, attributed to the app).
-pub async fn explain<P, S: Systemd + 'static>(
+/// the reason. The last journal lines of the unit to blame are kept in
+/// the record's `journal` (for authorised callers only) and logged,
+/// attributed to the app.
+pub async fn explain<P, S: Systemd + 'static, O>(
     rn: &Runner<P, S>,
-    r_id: &crate::record::OpId,
+    r: &mut Record<O>,
     f: GateFailure,
 ) -> (Outcome, String)
 where
     P: Send + Sync + 'static,
 {
-    let (unit, mut msg) = match f {
+    let (unit, msg) = match f {
         GateFailure::Canceled => return (Outcome::Canceled, "canceled".into()),
         GateFailure::Unhealthy { unit, reason } => (unit, reason),
     };
     if let Some(u) = &unit
         && let Ok(lines) = rn.systemd.journal(u, 20).await
     {
-        msg.push_str(&format!(
-            "\n--- last journal lines of {u} ---\n{}",
-            lines.join("\n")
-        ));
+        r.journal = std::iter::once(format!("--- last journal lines of {u} ---"))
+            .chain(lines.iter().cloned())
+            .collect();
         for l in &lines {
             tracing::warn!(
-                WINDLASS_OPERATION = r_id.as_str(),
+                WINDLASS_OPERATION = r.id.as_str(),
                 WINDLASS_APP = u.trim_end_matches(".service"),
                 "{l}"
             );

@@ -241,7 +241,8 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
         }
     }
 
-    fn log_result(&self, r: &mut Rec, line: SweepResult) {
+    fn log_result(&self, r: &mut Rec, mut line: SweepResult) {
+        line.reason = crate::redact::text(&line.reason);
         let text = serde_json::to_string(&line).expect("serializes");
         if let Err(e) = append_line(&results_log(&self.rn.store.state_dir()), &text) {
             tracing::error!("cannot append to the sweep results log: {e}");

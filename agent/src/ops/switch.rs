@@ -127,7 +127,7 @@ async fn gate<P: Platform, S: Systemd + 'static>(
 ) -> Record<SwitchOp> {
     let g = steps::generation_gate(manifest, &r.changed_units, r.deadline_sec, rn.poll);
     if let Err(f) = steps::wait_cancellable(rn, &r, &g).await {
-        let (outcome, msg) = steps::explain(rn, &r.id, f).await;
+        let (outcome, msg) = steps::explain(rn, &mut r, f).await;
         return roll_back(rn, r, msg, outcome).await;
     }
     if let Some(msg) = not_converged(rn, &r, manifest).await {

@@ -1,0 +1,288 @@
+//! The agent keeps its secrets and its footing: a credential in a cutover
+//! URL reaches no signal, property, record or log; journal lines are for
+//! authorised callers only; Cancel stops a download that trickles; a disk
+//! that fills up during the health gate strands nothing.
+
+mod common;
+mod doubles;
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doubles::Fake;
+use support::*;
+use windlass_agent::contract::GenerationId;
+use windlass_agent::ops::Engine;
+use windlass_agent::ops::runner::{Runner, Silent};
+use windlass_agent::platform::{Platform, native::Native};
+use windlass_agent::record::Outcome;
+use windlass_agent::store::Store;
+
+/// Every file under `dir`, as text (lossy).
+fn all_text(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in walk(dir) {
+        if let Ok(b) = std::fs::read(&e) {
+            out.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            v.extend(walk(&e.path()));
+        } else if t.is_file() {
+            v.push(e.path());
+        }
+    }
+    v
+}
+
+#[test]
+fn credentials_in_a_cutover_url_reach_no_signal_property_record_or_log() {
+    let f = fixture("deadline = 10\n");
+    let (state, run) = (f.tmp.path().join("state"), f.tmp.path().join("run"));
+    let body = script("tool-2", PASSES);
+    std::fs::write(f.www.join("tool-2"), &body).unwrap();
+    let a = windlassd_for_cutover(&f.bus, &state, &run, &f.targets, &f.ca, &[]);
+    let port = f.nginx.port;
+    let good = format!(
+        "https://agent:PASSWORDSECRET@127.0.0.1:{port}/tool-2?X-Amz-Signature=SIGNATURESECRET&X-Amz-Credential=KEYSECRET"
+    );
+    let missing =
+        format!("https://127.0.0.1:{port}/missing?X-Amz-Signature=SIGNATURESECRET#FRAGSECRET");
+    let mut seen = String::new();
+    let ok = a.ctl(&["cutover", "tool", "2", &good, &sha256(&body)]);
+    assert_eq!(ok.status.code(), Some(0), "{}", common::stderr(&ok));
+    let bad = a.ctl(&["--json", "cutover", "tool", "3", &missing, &sha256(b"x")]);
+    assert_eq!(bad.status.code(), Some(1), "{}", common::stderr(&bad));
+    for out in [&ok, &bad] {
+        // windlassctl prints every PhaseChanged detail and the Finished
+        // error it receives: what any bus client could see.
+        seen.push_str(&common::stdout(out));
+        seen.push_str(&common::stderr(out));
+    }
+    assert!(seen.contains("***"), "the URLs are shown, redacted: {seen}");
+    for r in Store::new(&state).all() {
+        let path = format!("/io/windlass/Agent1/operation/{}", r.id);
+        for p in ["Error", "Phase", "Result"] {
+            seen.push_str(&a.property(&path, "io.windlass.Operation1", p));
+        }
+    }
+    seen.push_str(&all_text(&state));
+    seen.push_str(&std::fs::read_to_string(&a.log).unwrap());
+    for secret in [
+        "PASSWORDSECRET",
+        "SIGNATURESECRET",
+        "KEYSECRET",
+        "FRAGSECRET",
+    ] {
+        assert!(!seen.contains(secret), "{secret} leaked:\n{seen}");
+    }
+    // The kept journal lines are for root and the group only.
+    let id = Store::new(&state).all().pop().unwrap().id;
+    let path = format!("/io/windlass/Agent1/operation/{id}");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["busctl", "--address", &f.bus.address, "call"])
+        .args([
+            "io.windlass.Agent1",
+            &path,
+            "io.windlass.Operation1",
+            "Journal",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs root or membership"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = a.busctl(&[
+        "call",
+        "io.windlass.Agent1",
+        &path,
+        "io.windlass.Operation1",
+        "Journal",
+    ]);
+    assert!(root.status.success(), "{}", common::stderr(&root));
+}
+
+/// Serves HTTP on loopback: headers announcing a large body, then one
+/// byte every 20 s. Returns the port.
+fn trickling_server() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nContent-Type: application/octet-stream\r\n\r\n",
+                );
+                for _ in 0..30 {
+                    if s.write_all(b"#").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(20));
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn cancel_stops_a_download_that_trickles_within_a_second() {
+    let f = fixture("deadline = 10\nallow_http = true\n");
+    let (state, run) = (f.tmp.path().join("state"), f.tmp.path().join("run"));
+    let port = trickling_server();
+    let a = windlassd_for_cutover(&f.bus, &state, &run, &f.targets, &f.ca, &[]);
+    let url = format!("http://127.0.0.1:{port}/tool-2");
+    let out = a.ctl(&["cutover", "tool", "2", &url, &sha256(b"x"), "--no-wait"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let path = common::stdout(&out).trim().to_string();
+    let start = Instant::now();
+    while a.property(&path, "io.windlass.Operation1", "Phase") != "s \"staging\"" {
+        assert!(start.elapsed() < Duration::from_secs(10), "never staging");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let out = a.ctl(&["cancel", &path]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    while a.property(&path, "io.windlass.Operation1", "Result") == "s \"\"" {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the download was not interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = t.elapsed();
+    assert_eq!(
+        a.property(&path, "io.windlass.Operation1", "Result"),
+        "s \"canceled\""
+    );
+    assert!(took < Duration::from_secs(2), "canceled after {took:?}");
+    assert_eq!(
+        std::fs::read_dir(state.join("staging"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0,
+        "nothing left in staging"
+    );
+    assert!(!f.link.exists(), "the link was never touched");
+    assert_eq!(
+        a.property("/io/windlass/Agent1", "io.windlass.Agent1", "State"),
+        "s \"idle\""
+    );
+}
+
+struct Tmpfs(std::path::PathBuf);
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system of `dir` (a file of whatever fits).
+fn fill(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("filler");
+    let mut f = std::fs::File::create(&p).unwrap();
+    let chunk = vec![0u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disk_that_fills_during_the_gate_strands_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "mounting a tmpfs needs root (tests run as root)"
+    );
+    let _mount = Tmpfs(state.clone());
+    let fake = Fake::default();
+    let mut rn = Runner::new(
+        Store::new(&state),
+        Native::new(&state, &tmp.path().join("run")),
+        fake.clone(),
+        windlass_net::client(&Default::default()).unwrap(),
+        Arc::new(Silent),
+    );
+    rn.poll = Duration::from_millis(20);
+    rn.revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
+    let e = Arc::new(Engine::new(rn, Default::default(), Default::default()));
+    for n in 1..=2u64 {
+        let out = tmp.path().join(format!("g{n}"));
+        let port = format!("\"{}\"", 8080 + n);
+        common::generation(&common::basic_fleet(), &out, |t| {
+            t.replace("\"8080\"", &port)
+        });
+        e.runner.platform.stage(&out).unwrap();
+    }
+    e.switch(GenerationId(1), Default::default()).unwrap();
+    e.idle().await;
+    // Generation 2's web is slow to become healthy; meanwhile the disk
+    // fills up.
+    fake.set("web.service", "activating", "start");
+    // (Its jobs leave its state to the test.)
+    fake.failing_jobs.lock().unwrap().push("web.service".into());
+    let r = e.switch(GenerationId(2), Default::default()).unwrap();
+    let start = Instant::now();
+    while e.runner.store.load(&r.id).unwrap().phase_str() != "health-gate" {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let filler = fill(&state);
+    fake.set("web.service", "active", "running");
+    // The commit cannot be recorded: the host goes back, and the end of
+    // the operation waits for the disk.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(e.active().as_ref(), Some(&r.id), "still in flight");
+    let gate_unit = format!("stop-transient windlass-revert-{}-gate", r.id);
+    assert!(
+        !fake.calls().contains(&gate_unit),
+        "the revert stays armed: {:?}",
+        fake.calls()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    e.idle().await;
+    let rec = e.runner.store.load(&r.id).unwrap();
+    assert_eq!(rec.result, Some(Outcome::RolledBack), "{rec:?}");
+    assert!(rec.error.contains("cannot persist"), "{}", rec.error);
+    let p = &e.runner.platform;
+    assert_eq!(
+        (p.running(), p.selected()),
+        (Some(GenerationId(1)), Some(GenerationId(1)))
+    );
+    let temps: Vec<_> = walk(&state.join("operations"))
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    // Disarmed once the record was durable.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(fake.calls().contains(&gate_unit), "{:?}", fake.calls());
+}
