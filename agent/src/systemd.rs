@@ -68,14 +68,16 @@ pub trait Systemd: Send + Sync {
     fn kill(&self, unit: &str) -> impl Future<Output = R<()>> + Send;
     /// Runs `argv` to completion, at most `timeout` (a self-test). The
     /// default runs it as a child process in its own process group (the
-    /// stand-in); [`Dbus`] runs it in a transient unit.
+    /// stand-in); [`Dbus`] runs it in a sandboxed transient unit where
+    /// only `writable` may be written.
     fn run_checked(
         &self,
         name: &str,
         argv: &[String],
         timeout: std::time::Duration,
+        writable: &[String],
     ) -> impl Future<Output = R<Checked>> + Send {
-        let _ = name;
+        let _ = (name, writable);
         let argv = argv.to_vec();
         async move { run_child(&argv, timeout).await }
     }
@@ -327,7 +329,7 @@ impl Systemd for Dbus {
                         "Description",
                         Value::from(format!("windlass deadline: {name}")),
                     ),
-                    ("OnActiveSec", Value::from(d * 1_000_000)),
+                    ("OnActiveSec", Value::from(d.saturating_mul(1_000_000))),
                     ("RemainAfterElapse", Value::from(false)),
                 ];
                 let aux = vec![(service.as_str(), props)];
@@ -344,6 +346,7 @@ impl Systemd for Dbus {
         name: &str,
         argv: &[String],
         timeout: std::time::Duration,
+        writable: &[String],
     ) -> R<Checked> {
         use futures_util::StreamExt;
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
@@ -359,6 +362,19 @@ impl Systemd for Dbus {
             ("Type", Value::from("oneshot")),
             ("TimeoutStartUSec", Value::from(usec)),
             ("CollectMode", Value::from("inactive-or-failed")),
+            // A downloaded binary, run as root before anyone vouched for
+            // it: no new privileges, a read-only system and home, its own
+            // /tmp and /dev, no network, and only `writable` to write (the
+            // agent's state directory, for a new agent's own check). Not
+            // DynamicUser: the candidate lives in root's staging
+            // directory, and a new agent must check root's state.
+            ("NoNewPrivileges", Value::from(true)),
+            ("ProtectSystem", Value::from("strict")),
+            ("ProtectHome", Value::from("read-only")),
+            ("PrivateTmp", Value::from(true)),
+            ("PrivateDevices", Value::from(true)),
+            ("PrivateNetwork", Value::from(true)),
+            ("ReadWritePaths", Value::from(writable.to_vec())),
         ];
         let job = m
             .start_transient_unit(&service, "fail", &props, &[])
@@ -539,10 +555,11 @@ impl Systemd for AnySystemd {
         name: &str,
         argv: &[String],
         timeout: std::time::Duration,
+        writable: &[String],
     ) -> R<Checked> {
         match self {
-            AnySystemd::Dbus(s) => s.run_checked(name, argv, timeout).await,
-            AnySystemd::None(s) => s.run_checked(name, argv, timeout).await,
+            AnySystemd::Dbus(s) => s.run_checked(name, argv, timeout, writable).await,
+            AnySystemd::None(s) => s.run_checked(name, argv, timeout, writable).await,
         }
     }
     async fn container_image(&self, name: &str) -> Option<String> {

@@ -297,10 +297,21 @@ impl RegistryClient {
                         .iter()
                         .filter_map(|v| v.to_str().ok())
                         .find_map(next_link);
-                    let body = resp.bytes().await.map_err(|e| RegistryError::Unreachable {
-                        url: key.clone(),
-                        message: e.to_string(),
-                    })?;
+                    let body =
+                        capped_body(resp, MAX_RESPONSE_BYTES)
+                            .await
+                            .map_err(|e| match e {
+                                BodyError::Read(message) => RegistryError::Unreachable {
+                                    url: key.clone(),
+                                    message,
+                                },
+                                BodyError::TooLarge => RegistryError::Protocol {
+                                    url: key.clone(),
+                                    message: format!(
+                                        "tags list larger than {MAX_RESPONSE_BYTES} bytes"
+                                    ),
+                                },
+                            })?;
                     let parsed: TagsPage =
                         serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                             url: key.clone(),
@@ -320,7 +331,8 @@ impl RegistryClient {
                     return Ok(page);
                 }
                 s => {
-                    let message = resp.text().await.unwrap_or_default();
+                    let body = capped_body(resp, 64 << 10).await.unwrap_or_default();
+                    let message = String::from_utf8_lossy(&body);
                     let message: String = message.chars().take(300).collect();
                     return Err(
                         if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
@@ -414,10 +426,15 @@ impl RegistryClient {
                 resp.status()
             )));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| RegistryError::Auth(format!("token response from {url}: {e}")))?;
+        let body = capped_body(resp, MAX_RESPONSE_BYTES).await.map_err(|e| {
+            RegistryError::Auth(format!(
+                "token response from {url}: {}",
+                match e {
+                    BodyError::Read(m) => m,
+                    BodyError::TooLarge => format!("larger than {MAX_RESPONSE_BYTES} bytes"),
+                }
+            ))
+        })?;
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|e| RegistryError::Auth(format!("token response from {url}: {e}")))?;
         t.token
@@ -425,6 +442,34 @@ impl RegistryClient {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| RegistryError::Auth(format!("token response from {url} has no token")))
     }
+}
+
+/// No tags page or token response is this large (a page of 10,000 tags
+/// is about 300 kB): a registry sending more is refused, not buffered.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+enum BodyError {
+    Read(String),
+    TooLarge,
+}
+
+/// A response body, read chunk by chunk and refused past `cap` bytes.
+async fn capped_body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Read(e.to_string()))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `Bearer k="v",k2="v2"` → map; `None` for another scheme.

@@ -240,3 +240,29 @@ async fn bearer_tokens_pages_etags_and_retries() {
     let seen = server.seen.lock().unwrap();
     assert!(seen.iter().any(|s| s.headers.contains_key("if-none-match")));
 }
+
+/// A registry that answers with more than any tags page holds is refused
+/// with a clear error, not buffered (the agent runs sweeps as root on a
+/// timer).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_registry_response_is_refused() {
+    let huge = {
+        let mut b = br#"{"name":"a/b","tags":["#.to_vec();
+        while b.len() < windlass_net::registry::MAX_RESPONSE_BYTES + 1024 {
+            b.extend_from_slice(br#""1.0.0-aaaaaaaaaaaaaaaaaaaaaaaa","#);
+        }
+        b.extend_from_slice(br#""1.0.0"]}"#);
+        Arc::new(b)
+    };
+    let h = huge.clone();
+    let server = common::scripted(Arc::new(move |_req: &common::Seen| {
+        (common::response("200 OK", &[], &h), None)
+    }));
+    let host = format!("127.0.0.1:{}", server.port);
+    let image = ImageName::parse(&format!("{host}/a/b:1.0.0")).unwrap();
+    let err = client(&host, 1).list_tags(&image).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Protocol { message, .. } if message.contains("larger than")),
+        "{err}"
+    );
+}

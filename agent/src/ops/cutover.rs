@@ -377,11 +377,13 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
             candidate.to_string_lossy().to_string(),
             "--self-test".to_string(),
         ];
+        let mut writable = Vec::new();
         if c.agent {
             // The new agent checks the state this agent uses.
             if let Some(state) = self.settings.artifacts_dir.parent() {
                 argv.push("--state-dir".into());
                 argv.push(state.to_string_lossy().to_string());
+                writable.push(state.to_string_lossy().to_string());
             }
             argv.push("--targets".into());
             argv.push(self.settings.targets_dir.to_string_lossy().to_string());
@@ -390,7 +392,12 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         match self
             .rn
             .systemd
-            .run_checked(&format!("windlass-self-test-{}", r.id), &argv, timeout)
+            .run_checked(
+                &format!("windlass-self-test-{}", r.id),
+                &argv,
+                timeout,
+                &writable,
+            )
             .await
         {
             Ok(ch) if ch.ok => Ok(()),
