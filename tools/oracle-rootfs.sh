@@ -2,13 +2,15 @@
 # Builds (once) and prints the path of a Debian trixie rootfs that holds the
 # real consumers of windlass output: Podman's quadlet, systemd-analyze, nix-bin
 # and Guile. The rootfs is cached, keyed by its package list, so later runs are
-# instant. Never touches the host's apt sources: trixie lives only in the rootfs.
+# instant. With --check it builds nothing: exit 0 (and the path) if built. Never touches the host's apt sources: trixie lives only in the rootfs.
 set -euo pipefail
 PKGS="podman,systemd,systemd-sysv,dbus,nix-bin,guile-3.0,ca-certificates"
 cache="${WINDLASS_CACHE:-/var/cache/windlass}"
 key=$(printf '%s\n' "$PKGS" "v1" | sha256sum | cut -c1-12)
 dir="$cache/oracle-rootfs-$key"
 if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+# --check: say whether it is built, build nothing.
+if [ "${1:-}" = "--check" ]; then exit 1; fi
 if ! command -v mmdebstrap >/dev/null; then
   apt-get update -q >&2 && apt-get install -y -q mmdebstrap >&2
 fi

@@ -11,6 +11,8 @@ cache="${WINDLASS_CACHE:-/var/cache/windlass}"
 key=$(printf '%s\n' "$PKGS" "$SETUP_VERSION" "$(sed -n '/^# guest-setup-begin/,/^# guest-setup-end/p' "$0")" | sha256sum | cut -c1-12)
 dir="$cache/vm-image-$key"
 if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+# --check: say whether it is built, build nothing.
+if [ "${1:-}" = "--check" ]; then exit 1; fi
 for tool in mmdebstrap mkfs.ext4; do
   command -v "$tool" >/dev/null || { echo "image.sh: $tool missing" >&2; exit 1; }
 done

@@ -28,12 +28,38 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// False only when the VM is explicitly disabled outside CI; under
-/// `CI=true` a missing QEMU or image fails the test instead.
+/// Whether the VM tests run. Under `CI=true` always (a missing QEMU or
+/// image then fails the test). Outside CI they are skipped, saying why,
+/// when `WINDLASS_SKIP_VM=1`, when QEMU is not installed, or when the
+/// guest image is not built yet (`vm-tests/debian/image.sh` builds it;
+/// `tools/test` does).
 pub fn vm_enabled(test: &str) -> bool {
     let ci = std::env::var("CI").map(|v| v == "true").unwrap_or(false);
-    if !ci && std::env::var("WINDLASS_SKIP_VM").as_deref() == Ok("1") {
-        eprintln!("WARNING: {test}: VM disabled by WINDLASS_SKIP_VM=1 (never under CI=true)");
+    if ci {
+        return true;
+    }
+    if std::env::var("WINDLASS_SKIP_VM").as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: VM disabled by WINDLASS_SKIP_VM=1 (never under CI=true)");
+        return false;
+    }
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let built = Command::new(repo_root().join("vm-tests/debian/image.sh"))
+        .arg("--check")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !qemu || !built {
+        eprintln!(
+            "SKIPPED {test}: {} (tools/test installs and builds what the VM needs). \
+             Under CI=true this test fails instead.",
+            if qemu {
+                "the guest image is not built; vm-tests/debian/image.sh builds it"
+            } else {
+                "qemu-system-x86_64 is not installed"
+            }
+        );
         return false;
     }
     true
