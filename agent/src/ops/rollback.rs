@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::runner::{OpError, Runner};
-use super::steps;
+use super::steps::{self, StepError};
 use crate::contract::GenerationId;
 use crate::platform::Platform;
 use crate::record::{Outcome, Record, RollbackOp, RollbackPhase};
@@ -104,20 +104,11 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     rn: R<P, S>,
     mut r: Record<RollbackOp>,
 ) -> Record<RollbackOp> {
-    if let Err(e) = rn.save(&mut r, RollbackPhase::Activating, "") {
-        return rn.end(r, Outcome::Failed, e.to_string(), None).await;
-    }
-    let to = r.op.to_generation;
-    match rn
-        .platform
-        .activate(&rn.systemd, r.op.from_generation, to)
-        .await
+    let (from, to) = (r.op.from_generation, r.op.to_generation);
+    if let Err(StepError::NotSaved(e) | StepError::Failed(e)) =
+        steps::activate(&rn, &mut r, RollbackPhase::Activating, from, to).await
     {
-        Ok(act) => r.changed_units = act.changed,
-        Err(e) => {
-            let msg = format!("activation failed: {e}");
-            return rn.end(r, Outcome::Failed, msg, None).await;
-        }
+        return rn.end(r, Outcome::Failed, e, None).await;
     }
     if let Err(e) = rn.save(&mut r, RollbackPhase::HealthGate, "") {
         return rn.end(r, Outcome::Failed, e.to_string(), None).await;

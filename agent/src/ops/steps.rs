@@ -111,6 +111,35 @@ pub async fn commit_generation<P: Platform, S: Systemd + 'static, O: OpKind>(
     }
 }
 
+/// Why a step did not happen.
+pub enum StepError {
+    /// Its phase could not be recorded: nothing was done.
+    NotSaved(String),
+    /// It was recorded and failed.
+    Failed(String),
+}
+
+/// The activation step of a switch or rollback: `phase` recorded, then
+/// `to` made the running generation; the units it changed are kept in the
+/// record (what the gate waits for).
+pub async fn activate<P: Platform, S: Systemd + 'static, O: OpKind>(
+    rn: &Runner<P, S>,
+    r: &mut Record<O>,
+    phase: O::Phase,
+    from: Option<GenerationId>,
+    to: GenerationId,
+) -> Result<(), StepError> {
+    rn.save(r, phase, "")
+        .map_err(|e| StepError::NotSaved(e.to_string()))?;
+    let act = rn
+        .platform
+        .activate(&rn.systemd, from, to)
+        .await
+        .map_err(|e| StepError::Failed(format!("activation failed: {e}")))?;
+    r.changed_units = act.changed;
+    Ok(())
+}
+
 /// The deadline of a whole generation: the longest of its apps'.
 pub fn generation_deadline(manifest: Option<&Manifest>) -> u64 {
     manifest

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runner::{OpError, Runner};
-use super::steps;
+use super::steps::{self, StepError};
 use crate::contract::{GenerationId, Manifest};
 use crate::platform::Platform;
 use crate::record::{Confirm, OpId, Outcome, Record, SwitchOp, SwitchPhase};
@@ -89,18 +89,11 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     rn: &R<P, S>,
     mut r: Record<SwitchOp>,
 ) -> Record<SwitchOp> {
-    if let Err(e) = rn.save(&mut r, SwitchPhase::Activating, "") {
-        return rn.end(r, Outcome::Failed, e.to_string(), None).await;
-    }
-    let to = r.op.to_generation;
-    match rn
-        .platform
-        .activate(&rn.systemd, r.op.from_generation, to)
-        .await
-    {
-        Ok(act) => r.changed_units = act.changed,
-        Err(e) => {
-            let msg = format!("activation failed: {e}");
+    let (from, to) = (r.op.from_generation, r.op.to_generation);
+    match steps::activate(rn, &mut r, SwitchPhase::Activating, from, to).await {
+        Ok(()) => {}
+        Err(StepError::NotSaved(e)) => return rn.end(r, Outcome::Failed, e, None).await,
+        Err(StepError::Failed(msg)) => {
             return roll_back(rn, r, msg, Outcome::RolledBack).await;
         }
     }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::profiles::{Profiles, Runner};
+use super::profiles::{Profiles, Runner, profile_platform_methods};
 use super::{Activation, GenInfo, Platform, PlatformError};
 use crate::contract::{GenerationId, Manifest};
 use crate::systemd::Systemd;
@@ -35,27 +35,7 @@ impl Platform for Guix {
         "guix"
     }
 
-    fn selected(&self) -> Option<GenerationId> {
-        self.profiles.selected()
-    }
-
-    fn running(&self) -> Option<GenerationId> {
-        self.profiles.running()
-    }
-
-    fn generations(&self) -> Vec<GenInfo> {
-        self.profiles.generations()
-    }
-
-    fn stage(&self, _path: &Path) -> Result<GenerationId, PlatformError> {
-        Err(PlatformError::Invalid(
-            "Stage is for the native platform; on Guix System, build a system (guix system build) and switch to its profile generation".into(),
-        ))
-    }
-
-    fn manifest(&self, generation: GenerationId) -> Option<Manifest> {
-        self.profiles.manifest(generation)
-    }
+    profile_platform_methods!("Guix System", "guix system build");
 
     async fn activate(
         &self,

@@ -141,3 +141,35 @@ impl Profiles {
             .unwrap_or_default()
     }
 }
+
+/// The methods of [`Platform`](super::Platform) every profile-based
+/// platform answers from its `profiles` field alike: `selected`,
+/// `running`, `generations`, `manifest`, and `stage`, refused with how
+/// this system builds its generations.
+macro_rules! profile_platform_methods {
+    ($system:literal, $build:literal) => {
+        fn selected(&self) -> Option<GenerationId> {
+            self.profiles.selected()
+        }
+
+        fn running(&self) -> Option<GenerationId> {
+            self.profiles.running()
+        }
+
+        fn generations(&self) -> Vec<GenInfo> {
+            self.profiles.generations()
+        }
+
+        fn stage(&self, _path: &Path) -> Result<GenerationId, PlatformError> {
+            Err(PlatformError::Invalid(format!(
+                "Stage is for the native platform; on {}, build a system ({}) and switch to its profile generation",
+                $system, $build
+            )))
+        }
+
+        fn manifest(&self, generation: GenerationId) -> Option<Manifest> {
+            self.profiles.manifest(generation)
+        }
+    };
+}
+pub(crate) use profile_platform_methods;
