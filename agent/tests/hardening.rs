@@ -16,7 +16,6 @@ use doubles::Fake;
 use support::*;
 use windlass_agent::contract::GenerationId;
 use windlass_agent::ops::Engine;
-use windlass_agent::ops::runner::{Runner, Silent};
 use windlass_agent::platform::{Platform, native::Native};
 use windlass_agent::record::Outcome;
 use windlass_agent::store::Store;
@@ -224,14 +223,7 @@ async fn a_disk_that_fills_during_the_gate_strands_nothing() {
     );
     let _mount = Tmpfs(state.clone());
     let fake = Fake::default();
-    let mut rn = Runner::new(
-        Store::new(&state),
-        Native::new(&state, &tmp.path().join("run")),
-        fake.clone(),
-        windlass_net::client(&Default::default()).unwrap(),
-        Arc::new(Silent),
-    );
-    rn.poll = Duration::from_millis(20);
+    let mut rn = doubles::runner(&state, Native::new(&state, &tmp.path().join("run")), &fake);
     rn.revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
     let e = Arc::new(Engine::new(rn, Default::default(), Default::default()));
     for n in 1..=2u64 {

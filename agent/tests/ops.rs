@@ -16,7 +16,6 @@ use windlass_agent::contract::GenerationId;
 use windlass_agent::durable::swap_symlink;
 use windlass_agent::ops::Engine;
 use windlass_agent::ops::cutover::{Request, Settings};
-use windlass_agent::ops::runner::{Runner, Silent};
 use windlass_agent::platform::{Platform, native::Native};
 use windlass_agent::record::{Outcome, Record, RollbackOp, RollbackPhase, SwitchOp, SwitchPhase};
 use windlass_agent::store::Store;
@@ -51,14 +50,7 @@ async fn host(gens: u64) -> Host {
             .unwrap_or(false);
         seen.lock().unwrap().push((unit.to_string(), finished));
     }));
-    let mut rn = Runner::new(
-        Store::new(&state),
-        Native::new(&state, &tmp.path().join("run")),
-        fake.clone(),
-        windlass_net::client(&Default::default()).unwrap(),
-        Arc::new(Silent),
-    );
-    rn.poll = Duration::from_millis(20);
+    let mut rn = doubles::runner(&state, Native::new(&state, &tmp.path().join("run")), &fake);
     rn.revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
     let engine = Arc::new(Engine::new(
         rn,

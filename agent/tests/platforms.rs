@@ -18,7 +18,7 @@ use std::time::Duration;
 use doubles::{Fake, Recorder};
 use windlass_agent::contract::GenerationId;
 use windlass_agent::ops::Engine;
-use windlass_agent::ops::runner::{Runner, Silent};
+use windlass_agent::ops::runner::Runner;
 use windlass_agent::ops::switch::SwitchOptions;
 use windlass_agent::platform::profiles::Profiles;
 use windlass_agent::platform::{Platform, guix::Guix, nixos::Nixos};
@@ -92,14 +92,7 @@ fn engine_with<P: Platform>(
     fake: &Fake,
     edit: impl FnOnce(&mut Runner<P, Fake>),
 ) -> Arc<Engine<P, Fake>> {
-    let mut rn = Runner::new(
-        Store::new(&t.state),
-        p,
-        fake.clone(),
-        windlass_net::client(&Default::default()).unwrap(),
-        Arc::new(Silent),
-    );
-    rn.poll = Duration::from_millis(20);
+    let mut rn = doubles::runner(&t.state, p, &fake);
     edit(&mut rn);
     Arc::new(Engine::new(rn, Default::default(), Default::default()))
 }

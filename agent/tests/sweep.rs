@@ -19,12 +19,10 @@ use std::time::Duration;
 use doubles::Fake;
 use serde_json::Value;
 use windlass_agent::ops::Engine;
-use windlass_agent::ops::runner::{Runner, Silent};
 use windlass_agent::ops::sweep::{Canonical, SweepConfig, SweepOptions, results_log};
 use windlass_agent::ops::switch::SwitchOptions;
 use windlass_agent::platform::{Platform, native::Native};
 use windlass_agent::record::{Confirm, Kind, Outcome, Record};
-use windlass_agent::store::Store;
 
 struct Host {
     tmp: tempfile::TempDir,
@@ -37,14 +35,7 @@ fn host(registry_port: u16) -> Host {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let fake = Fake::default();
-    let mut rn = Runner::new(
-        Store::new(&state),
-        Native::new(&state, &tmp.path().join("run")),
-        fake.clone(),
-        windlass_net::client(&Default::default()).unwrap(),
-        Arc::new(Silent),
-    );
-    rn.poll = Duration::from_millis(20);
+    let rn = doubles::runner(&state, Native::new(&state, &tmp.path().join("run")), &fake);
     let sweeps = SweepConfig {
         insecure_registries: vec![format!("127.0.0.1:{registry_port}")],
         registry_attempts: 1,

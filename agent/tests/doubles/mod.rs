@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use windlass_agent::durable::swap_symlink;
-use windlass_agent::platform::profiles::Runner;
+use windlass_agent::ops::runner::{Runner, Silent};
+use windlass_agent::platform::Platform;
+use windlass_agent::platform::profiles::Runner as CommandRunner;
+use windlass_agent::store::Store;
 use windlass_agent::systemd::{Systemd, SystemdError, UnitState, Verb};
 
 type R<T> = Result<T, SystemdError>;
@@ -144,7 +147,7 @@ pub struct Recorder {
     pub profiles: Option<PathBuf>,
 }
 
-impl Runner for Recorder {
+impl CommandRunner for Recorder {
     fn run(&self, argv: &[String]) -> Result<(), String> {
         let line = argv.join(" ");
         self.calls.lock().unwrap().push(line.clone());
@@ -188,4 +191,18 @@ impl Runner for Recorder {
         }
         Ok(())
     }
+}
+
+/// A runner on `platform` with its records under `state`, the recording
+/// systemd, no signals, and a short poll (tests).
+pub fn runner<P: Platform>(state: &Path, platform: P, fake: &Fake) -> Runner<P, Fake> {
+    let mut rn = Runner::new(
+        Store::new(state),
+        platform,
+        fake.clone(),
+        windlass_net::client(&Default::default()).unwrap(),
+        Arc::new(Silent),
+    );
+    rn.poll = std::time::Duration::from_millis(20);
+    rn
 }
