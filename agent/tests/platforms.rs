@@ -92,7 +92,7 @@ fn engine_with<P: Platform>(
     fake: &Fake,
     edit: impl FnOnce(&mut Runner<P, Fake>),
 ) -> Arc<Engine<P, Fake>> {
-    let mut rn = doubles::runner(&t.state, p, &fake);
+    let mut rn = doubles::runner(&t.state, p, fake);
     edit(&mut rn);
     Arc::new(Engine::new(rn, Default::default(), Default::default()))
 }

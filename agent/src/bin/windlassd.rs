@@ -250,6 +250,7 @@ fn engine<P: Platform>(
     if args.systemd == SystemdArg::Dbus {
         runner.revert_argv = Some(revert_argv(args)?);
     }
+    runner.revert_helper = args.revert.is_some();
     let mut cut = cutover::Settings::new(&args.state_dir, &args.targets);
     cut.revert_helper = args.revert.is_some();
     let sweeps = sweep::SweepConfig {

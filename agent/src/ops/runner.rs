@@ -69,6 +69,11 @@ pub struct Runner<P, S> {
     pub revert_argv: Option<Vec<String>>,
     /// How often gates and waits look again.
     pub poll: Duration,
+    /// This process is `windlassd --revert`, run by an operation's revert
+    /// timer inside that operation's revert service: disarming stops the
+    /// timers only, and the service ends when this process does (stopping
+    /// it would kill this process and leave the unit failed).
+    pub revert_helper: bool,
     slot: Mutex<Option<OpId>>,
     cancel: Mutex<BTreeSet<OpId>>,
     confirmed: Mutex<BTreeSet<OpId>>,
@@ -102,6 +107,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             notify,
             revert_argv: None,
             poll: Duration::from_millis(500),
+            revert_helper: false,
             slot: Mutex::new(None),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
@@ -311,8 +317,16 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
     }
 
     async fn disarm(&self, id: &OpId) {
-        if self.revert_argv.is_some() {
-            for u in revert_units(id) {
+        if self.revert_argv.is_none() {
+            return;
+        }
+        for u in revert_units(id) {
+            if self.revert_helper {
+                let _ = self
+                    .systemd
+                    .enqueue(crate::systemd::Verb::Stop, &format!("{u}.timer"))
+                    .await;
+            } else {
                 let _ = self.systemd.stop_transient(&u).await;
             }
         }

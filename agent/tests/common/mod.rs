@@ -154,11 +154,7 @@ pub fn agent_with(
     };
     let start = Instant::now();
     loop {
-        let out = Command::new("busctl")
-            .args(["--address", &bus.address, "status", "io.windlass.Agent1"])
-            .output()
-            .unwrap();
-        if out.status.success() {
+        if name_owned_by(&bus.address, a.child.id()) {
             break;
         }
         if let Some(st) = a.child.try_wait().unwrap() {
@@ -174,6 +170,20 @@ pub fn agent_with(
         std::thread::sleep(Duration::from_millis(50));
     }
     a
+}
+
+/// Whether process `pid` owns the agent's bus name on the bus at
+/// `address`. (Not merely whether the name is owned: a windlassd killed
+/// a moment ago may still own it until the bus notices.)
+pub fn name_owned_by(address: &str, pid: u32) -> bool {
+    let out = Command::new("busctl")
+        .args(["--address", address, "status", "io.windlass.Agent1"])
+        .output()
+        .unwrap();
+    out.status.success()
+        && String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l == format!("PID={pid}"))
 }
 
 impl Agent {

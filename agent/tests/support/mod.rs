@@ -234,8 +234,7 @@ pub fn windlassd_at(
     };
     let start = Instant::now();
     loop {
-        let out = a.busctl(&["status", "io.windlass.Agent1"]);
-        if out.status.success() {
+        if crate::common::name_owned_by(&bus.address, a.child.id()) {
             return a;
         }
         if let Some(st) = a.child.try_wait().unwrap() {
