@@ -4,8 +4,9 @@
 //! device, within size caps; refusals name the listed file and quote
 //! nothing read; staged files have normal modes whatever the source and
 //! the umask; re-staging never returns a damaged generation; concurrent
-//! stages of different trees each get their own, correct generation; the
-//! agent still stops on SIGTERM after hostile input.
+//! stages of different trees each get their own, correct generation; a
+//! damaged generation is never activated; the agent still stops on
+//! SIGTERM after hostile input.
 
 mod common;
 
@@ -20,6 +21,8 @@ use sha2::{Digest, Sha256};
 
 const MANIFEST: &str = "windlass-generation.json";
 const WEB: &str = "quadlet/web.container";
+const AGENT: &str = "/io/windlass/Agent1";
+const IFACE: &str = "io.windlass.Agent1";
 
 fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -477,4 +480,51 @@ fn concurrent_stages_of_different_trees_each_get_their_own_correct_generation() 
     let mut want: Vec<String> = numbers.into_iter().collect();
     want.sort();
     assert_eq!(generations(&h.a), want, "no staging directory left behind");
+}
+
+#[test]
+fn a_damaged_generation_is_never_activated() {
+    let h = host();
+    let a = &h.a;
+    let t = h.tmp.path();
+    assert_eq!(stage(a, &tree(&t.join("g1"), 8080)), "1");
+    assert_eq!(stage(a, &tree(&t.join("g2"), 8081)), "2");
+    assert_eq!(stage(a, &tree(&t.join("g3"), 8082)), "3");
+    let out = a.ctl(&["switch", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let current = || std::fs::read_link(a.run.join("current")).unwrap();
+    let before = current();
+
+    // One unit file of generation 2 changed after staging.
+    let web2 = generation_dir(a, "2").join(WEB);
+    let mut bytes = std::fs::read(&web2).unwrap();
+    bytes.extend_from_slice(b"# changed\n");
+    std::fs::write(&web2, &bytes).unwrap();
+    let out = a.ctl(&["switch", "2"]);
+    let err = stderr(&out);
+    assert!(
+        matches!(out.status.code(), Some(3) | Some(1)),
+        "{}{err}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("generation 2 is damaged") && err.contains(WEB),
+        "{err}"
+    );
+    assert_eq!(a.property(AGENT, IFACE, "SelectedGeneration"), "s \"1\"");
+    assert_eq!(a.property(AGENT, IFACE, "RunningGeneration"), "s \"1\"");
+    assert_eq!(current(), before);
+    assert_eq!(std::fs::read(&web2).unwrap(), bytes, "left as found");
+
+    // Generation 3's manifest unreadable.
+    std::fs::write(generation_dir(a, "3").join(MANIFEST), "{ not json").unwrap();
+    let out = a.ctl(&["switch", "3"]);
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(3) | Some(1)), "{err}");
+    assert!(
+        err.contains("generation 3 is damaged") && err.contains(MANIFEST),
+        "{err}"
+    );
+    assert_eq!(a.property(AGENT, IFACE, "RunningGeneration"), "s \"1\"");
+    assert_eq!(current(), before);
 }

@@ -248,8 +248,10 @@ impl Platform for Native {
         if !self.dir(to).is_dir() {
             return Err(PlatformError::NotFound(to));
         }
-        // The target must be readable before anything changes; an
-        // unreadable running generation counts as having no units.
+        // The target must be intact before anything changes (every file
+        // as its manifest lists it); an unreadable running generation
+        // counts as having no units.
+        self.verify(to)?;
         let new = self.units(Some(to))?;
         let old = self.units(from).unwrap_or_else(|e| {
             tracing::warn!("{e}; treating it as having no units");
