@@ -5,8 +5,10 @@
 //! nothing read; staged files have normal modes whatever the source and
 //! the umask; re-staging never returns a damaged generation; concurrent
 //! stages of different trees each get their own, correct generation; a
-//! damaged generation is never activated; the agent still stops on
-//! SIGTERM after hostile input.
+//! tree the agent cannot see by path (ProtectHome, PrivateTmp) is staged
+//! through the directory descriptor windlassctl passes; a damaged
+//! generation is never activated; the agent still stops on SIGTERM after
+//! hostile input.
 
 mod common;
 
@@ -19,10 +21,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use sha2::{Digest, Sha256};
 
-const MANIFEST: &str = "windlass-generation.json";
-const WEB: &str = "quadlet/web.container";
 const AGENT: &str = "/io/windlass/Agent1";
 const IFACE: &str = "io.windlass.Agent1";
+const MANIFEST: &str = "windlass-generation.json";
+const WEB: &str = "quadlet/web.container";
 
 fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -480,6 +482,94 @@ fn concurrent_stages_of_different_trees_each_get_their_own_correct_generation() 
     let mut want: Vec<String> = numbers.into_iter().collect();
     want.sort();
     assert_eq!(generations(&h.a), want, "no staging directory left behind");
+}
+
+#[test]
+fn a_tree_the_agent_cannot_see_by_path_is_staged_through_its_descriptor() {
+    let bus = bus();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+    let home = tmp.path().join("home");
+    let src = tree(&home.join("out"), 8080);
+    // The agent's view: `home` covered by an empty tmpfs, as ProtectHome=
+    // and PrivateTmp= do for the shipped unit.
+    let log = state.with_extension("log");
+    let logf = std::fs::File::create(&log).unwrap();
+    let child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount -t tmpfs none \"$0\" && exec \"$@\"")
+        .arg(&home)
+        .arg(windlassd())
+        .args(["--bus", &bus.address, "--systemd", "none"])
+        .args(["--platform", "native", "--group", "nogroup-x"])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--run-dir")
+        .arg(&run)
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .unwrap();
+    let mut a = Agent {
+        child,
+        state: state.clone(),
+        run,
+        address: bus.address.clone(),
+        log,
+    };
+    let start = Instant::now();
+    while !a.busctl(&["status", "io.windlass.Agent1"]).status.success() {
+        if let Some(st) = a.child.try_wait().unwrap() {
+            panic!(
+                "windlassd exited ({st}): {}",
+                std::fs::read_to_string(&a.log).unwrap_or_default()
+            );
+        }
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // By path the agent sees an empty directory.
+    let out = Command::new("busctl")
+        .args(["--address", &a.address, "call", "io.windlass.Agent1"])
+        .args([AGENT, IFACE, "Stage", "s", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("not a windlass generator output tree"),
+        "{}",
+        stderr(&out)
+    );
+    // windlassctl opens it and passes the descriptor.
+    let g = stage(&a, &src);
+    assert_eq!(files_of(&generation_dir(&a, &g)), files_of(&src));
+    assert_eq!(a.property(AGENT, IFACE, "State"), "s \"idle\"");
+
+    // StageFd of something that is not a directory is refused.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(async {
+        let conn = zbus::connection::Builder::address(a.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap();
+        let file = std::fs::File::open(src.join(MANIFEST)).unwrap();
+        conn.call_method(
+            Some("io.windlass.Agent1"),
+            AGENT,
+            Some(IFACE),
+            "StageFd",
+            &(zbus::zvariant::Fd::from(&file),),
+        )
+        .await
+        .unwrap_err()
+    });
+    assert!(
+        err.to_string().contains("InvalidArgument") && err.to_string().contains("not a directory"),
+        "{err}"
+    );
 }
 
 #[test]
