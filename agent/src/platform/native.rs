@@ -3,11 +3,11 @@
 //! content-addressed by the sha256 of their `windlass-generation.json`
 //! (which lists every file's sha256, each checked on import, and again
 //! before the generation is activated). How a tree is read without
-//! trusting it: [`import`]. The running
-//! generation is the symlink `<run>/current`, the selected one
-//! `<state>/profiles/system`; windlass's systemd generator
-//! (`agent/systemd/windlass-generator`) turns the running generation (or,
-//! after a boot, the selected one) into units at every daemon-reload.
+//! trusting it: [`import`]. The running generation is the symlink
+//! `<run>/current`, the selected one `<state>/profiles/system`;
+//! windlass's systemd generator (`agent/systemd/windlass-generator`)
+//! turns the running generation (or, after a boot, the selected one) into
+//! units at every daemon-reload.
 //! Activation is one rename of `<run>/current`, one daemon-reload, then
 //! the [`plan`](super::plan): restarts of exactly the units whose
 //! definition changed, starts of new ones and stops of removed ones.
