@@ -90,6 +90,8 @@ fn introspection_matches_the_spec() {
         "method Status()->(s)",
         "method ListGenerations()->(s)",
         "method Stage(s)->(s)",
+        // The tree as a directory descriptor the caller opened (docs/agent.md#stage).
+        "method StageFd(h)->(s)",
         "method Switch(sa{sv})->(o)",
         "method Rollback(sa{sv})->(o)",
         "method Confirm(o)->()",

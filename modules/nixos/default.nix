@@ -142,7 +142,7 @@ in
       default = "windlass";
       description = ''
         Group whose members may call the agent's mutating D-Bus methods
-        (Stage, Switch, Rollback, Confirm, Cutover, Sweep, Cancel). Reading
+        (Stage, StageFd, Switch, Rollback, Confirm, Cutover, Sweep, Cancel). Reading
         is open to everyone; root may always change.
       '';
     };
@@ -270,6 +270,9 @@ in
             RuntimeDirectory = "windlass";
             RuntimeDirectoryPreserve = "yes";
             UMask = "0077";
+            # Bounds on the agent itself (see agent/systemd/windlassd.service).
+            MemoryMax = "512M";
+            TasksMax = 256;
             # Activation runs in transient units started through systemd,
             # outside this sandbox; the agent itself needs little.
             ProtectHome = true;

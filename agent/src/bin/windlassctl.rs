@@ -35,6 +35,8 @@ enum Cmd {
     /// Every generation, with the selected and the running one.
     Generations,
     /// Import a generator output tree as a generation (native platform).
+    /// The directory is opened by windlassctl and passed to the agent, so
+    /// any directory the caller can read works (also under /home or /tmp).
     Stage { path: std::path::PathBuf },
     /// Switch to a generation; commit once healthy, else roll back.
     Switch {
@@ -104,6 +106,7 @@ trait Agent {
     fn status(&self) -> zbus::Result<String>;
     fn list_generations(&self) -> zbus::Result<String>;
     fn stage(&self, path: &str) -> zbus::Result<String>;
+    fn stage_fd(&self, dir: zbus::zvariant::Fd<'_>) -> zbus::Result<String>;
     fn switch(
         &self,
         generation: &str,
@@ -337,6 +340,36 @@ async fn follow_sweep(
     Ok(code_of(&result))
 }
 
+/// Stages the tree at `path`: opened here, with the caller's access and
+/// in the caller's view of the file system, and passed to the agent as a
+/// descriptor (StageFd). An agent without StageFd gets the path (Stage).
+async fn stage(agent: &AgentProxy<'_>, path: &std::path::Path) -> Result<String, (u8, String)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let err = |e: zbus::Error| {
+        let code = if refused(&e) {
+            exit::REFUSED
+        } else {
+            exit::ERROR
+        };
+        (code, describe(&e))
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?;
+    match agent.stage_fd(zbus::zvariant::Fd::from(&dir)).await {
+        Err(zbus::Error::MethodError(name, _, _))
+            if name.as_str() == "org.freedesktop.DBus.Error.UnknownMethod" =>
+        {
+            let abs = std::path::absolute(path)
+                .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?;
+            agent.stage(&abs.to_string_lossy()).await.map_err(err)
+        }
+        r => r.map_err(err),
+    }
+}
+
 async fn run(cli: Cli) -> Result<u8, (u8, String)> {
     let err = |e: zbus::Error| {
         let code = if refused(&e) {
@@ -362,9 +395,7 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
         Cmd::Status => print(agent.status().await.map_err(err)?),
         Cmd::Generations => print(agent.list_generations().await.map_err(err)?),
         Cmd::Stage { path } => {
-            let abs = std::path::absolute(&path)
-                .map_err(|e| (exit::USAGE, format!("{}: {e}", path.display())))?;
-            let g = agent.stage(&abs.to_string_lossy()).await.map_err(err)?;
+            let g = stage(&agent, &path).await?;
             if cli.json {
                 println!("{}", serde_json::json!({"generation": g}));
             } else {

@@ -21,6 +21,26 @@ use crate::ops::sweep::Canonical;
 use crate::platform::Platform;
 use crate::systemd::Systemd;
 
+/// Stage imports running at once (the others wait their turn): each
+/// reads and writes up to a tree's cap, on a blocking thread.
+static STAGES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// Runs one Stage import on a blocking thread, a few at a time.
+async fn staged(
+    f: impl FnOnce() -> Result<crate::contract::GenerationId, crate::platform::PlatformError>
+    + Send
+    + 'static,
+) -> Result<String, Error> {
+    let _turn = STAGES
+        .acquire()
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?;
+    let g = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))??;
+    Ok(g.to_string())
+}
+
 pub struct Agent<P, S> {
     pub engine: Arc<Engine<P, S>>,
     pub access: Access,
@@ -110,6 +130,10 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         serde_json::to_string(&self.engine.runner.platform.generations()).expect("serializes")
     }
 
+    /// Imports the tree at `path`, opened by the agent (with its own
+    /// privileges and in its own mount namespace, so not under /home or
+    /// /tmp with the shipped unit): kept for compatibility; windlassctl
+    /// uses [`stage_fd`](Self::stage_fd).
     async fn stage(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -124,10 +148,31 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
             )));
         }
         let rn = self.engine.runner.clone();
-        let g = tokio::task::spawn_blocking(move || rn.platform.stage(&p))
-            .await
-            .map_err(|e| Error::Failed(e.to_string()))??;
-        Ok(g.to_string())
+        staged(move || rn.platform.stage(&p)).await
+    }
+
+    /// Imports the tree beneath `dir`, a directory the caller opened and
+    /// passes as a descriptor (as rpm-ostree does): read with the
+    /// caller's access to the directory, wherever the caller sees it.
+    async fn stage_fd(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        dir: zbus::zvariant::OwnedFd,
+    ) -> Result<String, Error> {
+        self.access.check(conn, &hdr, "StageFd").await?;
+        let dir: std::os::fd::OwnedFd = dir.into();
+        match crate::platform::import::is_dir(std::os::fd::AsFd::as_fd(&dir)) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::InvalidArgument(
+                    "the descriptor passed to StageFd is not a directory".into(),
+                ));
+            }
+            Err(e) => return Err(Error::InvalidArgument(format!("StageFd: {e}"))),
+        }
+        let rn = self.engine.runner.clone();
+        staged(move || rn.platform.stage_dir(dir)).await
     }
 
     async fn switch(

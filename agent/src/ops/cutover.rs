@@ -435,6 +435,9 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
                 )
             })?;
         }
+        let dirs: Vec<&Path> = adopted.ancestors().skip(1).take(3).collect();
+        install_modes(&dirs, &adopted)
+            .map_err(|e| format!("cannot set the modes of {}: {e}", adopted.display()))?;
         r.op.cutover.previous = Some(adopted);
         r.op.cutover.adopted = true;
         Ok(())
@@ -461,6 +464,8 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
                 fsync_dir(&target_dir)?;
                 r.op.cutover.staging = None;
             }
+            let dirs = [&self.settings.artifacts_dir, &target_dir, &c.version_dir];
+            install_modes(&dirs.map(PathBuf::as_path), &c.new_exe())?;
             swap_symlink(&c.link, &c.new_exe())
         })();
         if let Err(e) = res {
@@ -690,6 +695,18 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
             }
         }
     }
+}
+
+/// Versions are installed as a package manager installs them: the
+/// binary and the directories down to it (artifacts, target, version)
+/// 0755, whatever the agent's umask (the unit's is 0077): the link is the
+/// path users and units run.
+fn install_modes(dirs: &[&Path], binary: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for p in dirs.iter().copied().chain([binary]) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
 }
 
 /// Points the link back at the version recorded at the start (or removes

@@ -4,6 +4,7 @@
 //! are generic over [`Platform`]; `windlassd` picks one at start.
 
 pub mod guix;
+pub mod import;
 pub mod native;
 pub mod nixos;
 pub mod plan;
@@ -68,6 +69,13 @@ pub trait Platform: Send + Sync + 'static {
     fn generations(&self) -> Vec<GenInfo>;
     /// Imports a generator output tree (native only).
     fn stage(&self, path: &Path) -> Result<GenerationId, PlatformError>;
+    /// Imports the generator output tree beneath `dir`, a directory the
+    /// caller opened (native only). Platforms that do not import trees
+    /// refuse it with the refusal of [`stage`](Self::stage).
+    fn stage_dir(&self, dir: std::os::fd::OwnedFd) -> Result<GenerationId, PlatformError> {
+        drop(dir);
+        self.stage(Path::new(""))
+    }
     /// The generation's health contracts, when it carries them.
     fn manifest(&self, generation: GenerationId) -> Option<Manifest>;
     /// Makes `to` the running generation; `from` is what runs now.

@@ -1,31 +1,36 @@
 //! Native platform (any systemd host): generations are generator output
 //! trees imported with Stage under `<state>/generations/<N>/`,
 //! content-addressed by the sha256 of their `windlass-generation.json`
-//! (which lists every file's sha256, each checked on import). The running
-//! generation is the symlink `<run>/current`, the selected one
-//! `<state>/profiles/system`; windlass's systemd generator
-//! (`agent/systemd/windlass-generator`) turns the running generation (or,
-//! after a boot, the selected one) into units at every daemon-reload.
+//! (which lists every file's sha256, each checked on import, and again
+//! before the generation is activated). How a tree is read without
+//! trusting it: [`import`]. The running generation is the symlink
+//! `<run>/current`, the selected one `<state>/profiles/system`;
+//! windlass's systemd generator (`agent/systemd/windlass-generator`)
+//! turns the running generation (or, after a boot, the selected one) into
+//! units at every daemon-reload.
 //! Activation is one rename of `<run>/current`, one daemon-reload, then
 //! the [`plan`](super::plan): restarts of exactly the units whose
 //! definition changed, starts of new ones and stops of removed ones.
 
 use std::fs;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
+use super::import::{self, Limits};
 use super::plan::{self, Units};
 use super::{Activation, GenInfo, Platform, PlatformError};
-use crate::contract::{GenerationId, MANIFEST, Manifest};
+use crate::contract::{GenerationId, Manifest};
 use crate::durable::{fsync_dir, swap_symlink};
 use crate::systemd::{Systemd, Verb};
 
 pub struct Native {
     pub state_dir: PathBuf,
     pub run_dir: PathBuf,
-    /// One Stage at a time chooses a number and renames into it.
+    /// What one Stage may read.
+    pub limits: Limits,
+    /// One Stage at a time looks for an identical generation, chooses a
+    /// number and renames into it (the copying runs in parallel).
     stage_lock: Mutex<()>,
 }
 
@@ -34,6 +39,7 @@ impl Native {
         Native {
             state_dir: state_dir.to_path_buf(),
             run_dir: run_dir.to_path_buf(),
+            limits: Limits::default(),
             stage_lock: Mutex::new(()),
         }
     }
@@ -81,35 +87,113 @@ impl Native {
         }
     }
 
-    fn write_generation(
-        &self,
-        src: &Path,
-        m: &Manifest,
-        manifest_bytes: &[u8],
-        key: &str,
-        tmp: &Path,
-        dest: &Path,
-    ) -> std::io::Result<()> {
-        fs::create_dir_all(tmp)?;
-        let write = |p: &Path, bytes: &[u8]| -> std::io::Result<()> {
-            fs::write(p, bytes)?;
-            fs::File::open(p)?.sync_all()
-        };
-        for f in &m.files {
-            let to = tmp.join(&f.path);
-            fs::create_dir_all(to.parent().unwrap_or(tmp))?;
-            fs::copy(src.join(&f.path), &to)?;
-            fs::File::open(&to)?.sync_all()?;
-        }
-        write(&tmp.join(MANIFEST), manifest_bytes)?;
-        write(&tmp.join(".content-sha256"), key.as_bytes())?;
-        for d in ["quadlet", "systemd", ""] {
-            if tmp.join(d).is_dir() {
-                fsync_dir(&tmp.join(d))?;
+    /// Checks stored generation `id` before it is activated: its
+    /// manifest, and every listed file a regular file with the listed
+    /// sha256. A damaged generation is refused by name and path, never
+    /// activated.
+    pub fn verify(&self, id: GenerationId) -> Result<(), PlatformError> {
+        self.verified_manifest(id).map(|_| ())
+    }
+
+    /// [`verify`](Self::verify), returning the manifest's bytes.
+    fn verified_manifest(&self, id: GenerationId) -> Result<Vec<u8>, PlatformError> {
+        let dir = import::open_own_dir(&self.dir(id)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => PlatformError::NotFound(id),
+            _ => PlatformError::Invalid(format!("generation {id}: {e}")),
+        })?;
+        import::verify(dir.as_fd(), &self.limits)
+            .map_err(|e| PlatformError::Invalid(format!("generation {id} is damaged: {e}")))
+    }
+
+    /// A stored generation with exactly this content: its manifest the
+    /// same bytes (so the same files and hashes) and its files verified
+    /// against it now. A generation whose files do not match (damaged, or
+    /// poisoned by an older agent) is never reused.
+    fn same_content(&self, imported: &import::Imported) -> Option<GenerationId> {
+        for n in self.ids() {
+            let g = GenerationId(n);
+            let key = fs::read(self.dir(g).join(import::KEY_FILE)).unwrap_or_default();
+            if key != imported.key.as_bytes() {
+                continue;
+            }
+            match self.verified_manifest(g) {
+                Ok(bytes) if bytes == imported.manifest_bytes => return Some(g),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("not reusing generation {g}: {e}"),
             }
         }
-        fs::rename(tmp, dest)?;
-        fsync_dir(&self.generations_dir())
+        None
+    }
+
+    /// Removes staging directories a previous process left (one agent
+    /// holds the state directory at a time, so any other pid is dead).
+    fn remove_stale_staging(&self) {
+        let me = std::process::id();
+        for e in fs::read_dir(self.generations_dir()).into_iter().flatten() {
+            let Ok(e) = e else { continue };
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with(".staging-") && import::staging_pid(name) != Some(me) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Imports the tree beneath `dir` (see [`import`]): copied once into
+    /// a private staging directory, checked, then either answered by an
+    /// identical stored generation or renamed into the next number.
+    fn import_tree(&self, dir: BorrowedFd<'_>) -> Result<GenerationId, PlatformError> {
+        let gens = self.generations_dir();
+        let failed = |e: std::io::Error| {
+            PlatformError::Failed(format!("staging into {}: {e}", gens.display()))
+        };
+        fs::create_dir_all(&gens).map_err(failed)?;
+        let tmp = import::private_dir(&gens).map_err(failed)?;
+        let res = import::import(dir, &tmp, &self.limits)
+            .map_err(|e| match e {
+                import::ImportError::Refused(m) => PlatformError::Invalid(m),
+                import::ImportError::Failed(m) => PlatformError::Failed(m),
+            })
+            .and_then(|imported| self.place(&tmp, &imported));
+        if !matches!(res, Ok((_, true))) {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        res.map(|(g, _)| g)
+    }
+
+    /// Under the stage lock: an identical stored generation, or `tmp`
+    /// renamed (never over anything) to the next free number. Returns the
+    /// generation and whether `tmp` became it.
+    fn place(
+        &self,
+        tmp: &Path,
+        imported: &import::Imported,
+    ) -> Result<(GenerationId, bool), PlatformError> {
+        let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.remove_stale_staging();
+        if let Some(g) = self.same_content(imported) {
+            return Ok((g, false));
+        }
+        let mut next = self.ids().last().map_or(1, |n| n + 1);
+        loop {
+            match import::rename_noreplace(tmp, &self.dir(GenerationId(next))) {
+                Ok(()) => break,
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY)) =>
+                {
+                    next += 1
+                }
+                Err(e) => {
+                    return Err(PlatformError::Failed(format!(
+                        "moving the staged generation into place: {e}"
+                    )));
+                }
+            }
+        }
+        fsync_dir(&self.generations_dir()).map_err(|e| {
+            PlatformError::Failed(format!("{}: {e}", self.generations_dir().display()))
+        })?;
+        Ok((GenerationId(next), true))
     }
 }
 
@@ -131,59 +215,20 @@ impl Platform for Native {
     }
 
     fn stage(&self, path: &Path) -> Result<GenerationId, PlatformError> {
-        let manifest_bytes = fs::read(path.join(MANIFEST)).map_err(|e| {
+        let dir = import::open_dir(path).map_err(|e| {
             PlatformError::Invalid(format!(
                 "{} is not a windlass generator output tree: {e}",
                 path.display()
             ))
         })?;
-        let m = Manifest::from_slice(&manifest_bytes)
-            .map_err(|e| PlatformError::Invalid(format!("{}: {e}", path.display())))?;
-        // Every listed file must be there with the listed content.
-        for f in &m.files {
-            if f.path.split('/').any(|c| c == ".." || c.is_empty()) || f.path.starts_with('/') {
-                return Err(PlatformError::Invalid(format!(
-                    "unsafe path {:?} in {MANIFEST}",
-                    f.path
-                )));
-            }
-            let bytes = fs::read(path.join(&f.path)).map_err(|e| {
-                PlatformError::Invalid(format!("{}: {e}", path.join(&f.path).display()))
-            })?;
-            let got = hex::encode(Sha256::digest(&bytes));
-            if got != f.sha256 {
-                return Err(PlatformError::Invalid(format!(
-                    "{}: sha256 {got} does not match {MANIFEST} ({})",
-                    f.path, f.sha256
-                )));
-            }
-        }
-        let key = hex::encode(Sha256::digest(&manifest_bytes));
-        let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
-        for n in self.ids() {
-            let d = self.dir(GenerationId(n));
-            if fs::read_to_string(d.join(".content-sha256"))
-                .ok()
-                .as_deref()
-                == Some(key.as_str())
-            {
-                return Ok(GenerationId(n));
-            }
-        }
-        let next = GenerationId(self.ids().last().map_or(1, |n| n + 1));
-        let tmp = self
-            .generations_dir()
-            .join(format!(".staging-{next}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        let res = self.write_generation(path, &m, &manifest_bytes, &key, &tmp, &self.dir(next));
-        if let Err(e) = res {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(PlatformError::Failed(format!(
-                "staging {}: {e}",
-                path.display()
-            )));
-        }
-        Ok(next)
+        self.import_tree(dir.as_fd()).map_err(|e| match e {
+            PlatformError::Invalid(m) => PlatformError::Invalid(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    fn stage_dir(&self, dir: OwnedFd) -> Result<GenerationId, PlatformError> {
+        self.import_tree(dir.as_fd())
     }
 
     fn manifest(&self, generation: GenerationId) -> Option<Manifest> {
@@ -203,8 +248,10 @@ impl Platform for Native {
         if !self.dir(to).is_dir() {
             return Err(PlatformError::NotFound(to));
         }
-        // The target must be readable before anything changes; an
-        // unreadable running generation counts as having no units.
+        // The target must be intact before anything changes (every file
+        // as its manifest lists it); an unreadable running generation
+        // counts as having no units.
+        self.verify(to)?;
         let new = self.units(Some(to))?;
         let old = self.units(from).unwrap_or_else(|e| {
             tracing::warn!("{e}; treating it as having no units");
