@@ -370,73 +370,130 @@ async fn stage(agent: &AgentProxy<'_>, path: &std::path::Path) -> Result<String,
     }
 }
 
-async fn run(cli: Cli) -> Result<u8, (u8, String)> {
-    let err = |e: zbus::Error| {
-        let code = if refused(&e) {
-            exit::REFUSED
-        } else {
-            exit::ERROR
-        };
-        (code, describe(&e))
+/// A failed call as windlassctl's exit code and message.
+fn err(e: zbus::Error) -> (u8, String) {
+    let code = if refused(&e) {
+        exit::REFUSED
+    } else {
+        exit::ERROR
     };
-    let conn = connect(&cli.bus).await.map_err(err)?;
-    let mut signals = operation_signals(&conn).await.map_err(err)?;
-    let agent = AgentProxy::new(&conn).await.map_err(err)?;
-    let print = |text: String| {
-        if cli.json {
+    (code, describe(&e))
+}
+
+type Outcome = Result<u8, (u8, String)>;
+
+/// `a{sv}` options, by name.
+type Options<'a> = HashMap<&'static str, Value<'a>>;
+
+/// A connection to the agent, subscribed to every operation's signals
+/// before any call (so no early phase is missed).
+struct Session<'a> {
+    conn: zbus::Connection,
+    signals: zbus::MessageStream,
+    agent: AgentProxy<'a>,
+    json: bool,
+}
+
+impl Session<'_> {
+    async fn open(bus: &str, json: bool) -> Result<Self, (u8, String)> {
+        let conn = connect(bus).await.map_err(err)?;
+        let signals = operation_signals(&conn).await.map_err(err)?;
+        let agent = AgentProxy::new(&conn).await.map_err(err)?;
+        Ok(Session {
+            conn,
+            signals,
+            agent,
+            json,
+        })
+    }
+
+    /// A JSON document from the agent: as it is with `--json`, else
+    /// indented.
+    fn print(&self, text: String) {
+        if self.json {
             println!("{text}");
         } else {
             let v: serde_json::Value =
                 serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
-    };
-    match cli.cmd {
-        Cmd::Status => print(agent.status().await.map_err(err)?),
-        Cmd::Generations => print(agent.list_generations().await.map_err(err)?),
-        Cmd::Stage { path } => {
-            let g = stage(&agent, &path).await?;
-            if cli.json {
-                println!("{}", serde_json::json!({"generation": g}));
-            } else {
-                println!("{g}");
-            }
+    }
+
+    /// An operation just started: its path with `--no-wait`, else
+    /// followed to its end (a sweep with its results per app).
+    async fn started(
+        &mut self,
+        path: zbus::Result<OwnedObjectPath>,
+        no_wait: bool,
+        sweep: bool,
+    ) -> Outcome {
+        let path = path.map_err(err)?;
+        if no_wait {
+            println!("{}", path.as_str());
+            return Ok(exit::COMMITTED);
         }
+        let followed = if sweep {
+            follow_sweep(&self.conn, &mut self.signals, path, self.json).await
+        } else {
+            follow(&self.conn, &mut self.signals, path, self.json).await
+        };
+        followed.map_err(err)
+    }
+
+    async fn stage(&self, path: &std::path::Path) -> Outcome {
+        let g = stage(&self.agent, path).await?;
+        if self.json {
+            println!("{}", serde_json::json!({"generation": g}));
+        } else {
+            println!("{g}");
+        }
+        Ok(exit::COMMITTED)
+    }
+}
+
+fn deadline_option(o: &mut Options<'_>, deadline: Option<u64>) {
+    if let Some(d) = deadline {
+        o.insert("deadline", Value::from(d));
+    }
+}
+
+fn sweep_options(app: &Option<String>, dry_run: bool) -> Options<'_> {
+    let mut o = Options::new();
+    if let Some(a) = app {
+        o.insert("app", Value::from(a.as_str()));
+    }
+    if dry_run {
+        o.insert("dry_run", Value::from(true));
+    }
+    o
+}
+
+async fn run(cli: Cli) -> Outcome {
+    let mut s = Session::open(&cli.bus, cli.json).await?;
+    let op = |o: &str| op_path(o).map_err(|e| (exit::USAGE, e));
+    match &cli.cmd {
+        Cmd::Status => s.print(s.agent.status().await.map_err(err)?),
+        Cmd::Generations => s.print(s.agent.list_generations().await.map_err(err)?),
+        Cmd::Stage { path } => return s.stage(path).await,
         Cmd::Switch {
             generation,
             confirm,
             deadline,
             no_wait,
         } => {
-            let mut o: HashMap<&str, Value<'_>> = HashMap::new();
+            let mut o = Options::new();
             o.insert("confirm", Value::from(confirm.as_str()));
-            if let Some(d) = deadline {
-                o.insert("deadline", Value::from(d));
-            }
-            let path = agent.switch(&generation, o).await.map_err(err)?;
-            if no_wait {
-                println!("{}", path.as_str());
-                return Ok(exit::COMMITTED);
-            }
-            return follow(&conn, &mut signals, path, cli.json)
-                .await
-                .map_err(err);
+            deadline_option(&mut o, *deadline);
+            let path = s.agent.switch(generation, o).await;
+            return s.started(path, *no_wait, false).await;
         }
         Cmd::Rollback {
             generation,
             no_wait,
         } => {
-            let path = agent
-                .rollback(generation.as_deref().unwrap_or(""), HashMap::new())
-                .await
-                .map_err(err)?;
-            if no_wait {
-                println!("{}", path.as_str());
-                return Ok(exit::COMMITTED);
-            }
-            return follow(&conn, &mut signals, path, cli.json)
-                .await
-                .map_err(err);
+            let to = generation.as_deref().unwrap_or("");
+            let path = s.agent.rollback(to, HashMap::new()).await;
+            return s.started(path, *no_wait, false).await;
         }
         Cmd::Cutover {
             target,
@@ -446,55 +503,30 @@ async fn run(cli: Cli) -> Result<u8, (u8, String)> {
             deadline,
             no_wait,
         } => {
-            let mut o: HashMap<&str, Value<'_>> = HashMap::new();
-            if let Some(d) = deadline {
-                o.insert("deadline", Value::from(d));
-            }
-            let path = agent
-                .cutover(&target, &version, &url, &sha256, o)
-                .await
-                .map_err(err)?;
-            if no_wait {
-                println!("{}", path.as_str());
-                return Ok(exit::COMMITTED);
-            }
-            return follow(&conn, &mut signals, path, cli.json)
-                .await
-                .map_err(err);
+            let mut o = Options::new();
+            deadline_option(&mut o, *deadline);
+            let path = s.agent.cutover(target, version, url, sha256, o).await;
+            return s.started(path, *no_wait, false).await;
         }
-        Cmd::Confirm { operation } => {
-            let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
-            agent.confirm(&p.as_ref()).await.map_err(err)?;
-        }
-        Cmd::Cancel { operation } => {
-            let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
-            agent.cancel(&p.as_ref()).await.map_err(err)?;
-        }
+        Cmd::Confirm { operation } => s
+            .agent
+            .confirm(&op(operation)?.as_ref())
+            .await
+            .map_err(err)?,
+        Cmd::Cancel { operation } => s
+            .agent
+            .cancel(&op(operation)?.as_ref())
+            .await
+            .map_err(err)?,
         Cmd::Sweep {
             app,
             dry_run,
             no_wait,
         } => {
-            let mut o: HashMap<&str, Value<'_>> = HashMap::new();
-            if let Some(a) = &app {
-                o.insert("app", Value::from(a.as_str()));
-            }
-            if dry_run {
-                o.insert("dry_run", Value::from(true));
-            }
-            let path = agent.sweep(o).await.map_err(err)?;
-            if no_wait {
-                println!("{}", path.as_str());
-                return Ok(exit::COMMITTED);
-            }
-            return follow_sweep(&conn, &mut signals, path, cli.json)
-                .await
-                .map_err(err);
+            let path = s.agent.sweep(sweep_options(app, *dry_run)).await;
+            return s.started(path, *no_wait, true).await;
         }
-        Cmd::Watch { operation } => {
-            let p = op_path(&operation).map_err(|e| (exit::USAGE, e))?;
-            return follow(&conn, &mut signals, p, cli.json).await.map_err(err);
-        }
+        Cmd::Watch { operation } => return s.started(Ok(op(operation)?), false, false).await,
         Cmd::Completions { .. } | Cmd::Man => unreachable!("handled before connecting"),
     }
     Ok(exit::COMMITTED)
