@@ -352,3 +352,31 @@ async fn only_one_operation_runs_at_a_time() {
     h.engine.cancel(&r.id).unwrap();
     h.engine.idle().await;
 }
+
+/// A target that fails its verification is refused before anything
+/// changes: the switch ends failed, and the way back restarts nothing
+/// (there is nothing to go back from).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_to_a_damaged_generation_changes_nothing_and_restarts_nothing() {
+    let h = host(2).await;
+    let unit = h.state.join("generations/2/quadlet/web.container");
+    let mut text = std::fs::read(&unit).unwrap();
+    text.extend_from_slice(b"# changed after staging\n");
+    std::fs::write(&unit, text).unwrap();
+    let before = h.fake.calls().len();
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.last();
+    assert_eq!(r.result, Some(Outcome::Failed), "{r:?}");
+    assert!(r.error.contains("nothing was changed"), "{}", r.error);
+    assert!(r.error.contains("web.container"), "{}", r.error);
+    assert_eq!((h.running(), h.selected()), (g(1), g(1)));
+    let units_touched: Vec<String> = h.fake.calls()[before..]
+        .iter()
+        .filter(|c| !c.starts_with("transient") && !c.starts_with("stop-transient"))
+        .cloned()
+        .collect();
+    assert!(units_touched.is_empty(), "{units_touched:?}");
+}

@@ -105,7 +105,7 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     mut r: Record<RollbackOp>,
 ) -> Record<RollbackOp> {
     let (from, to) = (r.op.from_generation, r.op.to_generation);
-    if let Err(StepError::NotSaved(e) | StepError::Failed(e)) =
+    if let Err(StepError::NotSaved(e) | StepError::Refused(e) | StepError::Failed(e)) =
         steps::activate(&rn, &mut r, RollbackPhase::Activating, from, to).await
     {
         return rn.end(r, Outcome::Failed, e, None).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::runner::Runner;
 use crate::contract::{GenerationId, Manifest};
 use crate::health::{self, Gate, GateFailure};
-use crate::platform::Platform;
+use crate::platform::{Platform, PlatformError};
 use crate::record::{OpKind, Outcome, Record};
 use crate::systemd::Systemd;
 
@@ -115,7 +115,10 @@ pub async fn commit_generation<P: Platform, S: Systemd + 'static, O: OpKind>(
 pub enum StepError {
     /// Its phase could not be recorded: nothing was done.
     NotSaved(String),
-    /// It was recorded and failed.
+    /// The platform refused it before changing anything (the target
+    /// does not exist, or failed its verification).
+    Refused(String),
+    /// It was recorded and failed, possibly halfway.
     Failed(String),
 }
 
@@ -135,7 +138,12 @@ pub async fn activate<P: Platform, S: Systemd + 'static, O: OpKind>(
         .platform
         .activate(&rn.systemd, from, to)
         .await
-        .map_err(|e| StepError::Failed(format!("activation failed: {e}")))?;
+        .map_err(|e| match e {
+            PlatformError::NotFound(_) | PlatformError::Invalid(_) => {
+                StepError::Refused(format!("activation refused, nothing was changed: {e}"))
+            }
+            PlatformError::Failed(_) => StepError::Failed(format!("activation failed: {e}")),
+        })?;
     r.changed_units = act.changed;
     Ok(())
 }

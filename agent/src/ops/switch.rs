@@ -92,7 +92,9 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     let (from, to) = (r.op.from_generation, r.op.to_generation);
     match steps::activate(rn, &mut r, SwitchPhase::Activating, from, to).await {
         Ok(()) => {}
-        Err(StepError::NotSaved(e)) => return rn.end(r, Outcome::Failed, e, None).await,
+        Err(StepError::NotSaved(e) | StepError::Refused(e)) => {
+            return rn.end(r, Outcome::Failed, e, None).await;
+        }
         Err(StepError::Failed(msg)) => {
             return roll_back(rn, r, msg, Outcome::RolledBack).await;
         }
