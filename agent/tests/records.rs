@@ -87,3 +87,44 @@ fn the_store_reads_them_under_their_ids() {
     assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
     assert_eq!(scan.records.len(), ids.len());
 }
+
+/// Generation manifests written by the first agent's generator (commit
+/// c5888f6, `windlass generate examples`, all targets, and Quadlet and
+/// systemd for Podman 4.4) load through the contract the agent reads
+/// now, with the same files, units and health contracts, and write back
+/// the same JSON.
+#[test]
+fn generation_manifests_written_by_the_first_generator_load_unchanged() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/generation-c5888f6");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let m = windlass_agent::contract::Manifest::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(m.files.len(), json["files"].as_array().unwrap().len());
+        assert_eq!(m.apps.len(), json["apps"].as_array().unwrap().len());
+        assert!(
+            m.units().contains_key("bitcoind.service"),
+            "{:?}",
+            m.units()
+        );
+        let caddy = m.app("caddy").unwrap();
+        assert_eq!(
+            caddy.health.as_ref().and_then(|h| h.http.as_deref()),
+            json["apps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == "caddy")
+                .unwrap()["health"]["http"]
+                .as_str()
+        );
+        assert!(m.deadline_for(&["bitcoind.service".to_string()]) >= 900);
+        let back: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(back, json, "{} is written back differently", p.display());
+        seen += 1;
+    }
+    assert_eq!(seen, 2);
+}
