@@ -26,7 +26,7 @@ pub fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
         line: 1,
         line_start: 0,
         flow: 0,
-        owner: None,
+        indents: vec![-1],
     };
     let at = s.run(max)?;
     let col = text[s.line_start..at].chars().count() + 1;
@@ -40,9 +40,9 @@ struct Scan<'a> {
     line_start: usize,
     /// Open flow collections.
     flow: usize,
-    /// Column of the last block key or `-` on this line: a block scalar
-    /// started on the line is the value of that node.
-    owner: Option<usize>,
+    /// The columns of the open block collections, innermost last, as
+    /// libyaml keeps them (-1: the document); never empty.
+    indents: Vec<isize>,
 }
 
 fn blank(c: Option<u8>) -> bool {
@@ -62,18 +62,27 @@ impl Scan<'_> {
         self.i - self.line_start
     }
 
+    fn indent(&self) -> isize {
+        self.indents.last().copied().unwrap_or(-1)
+    }
+
+    /// Steps over the line break at `i`.
     fn newline(&mut self) {
         self.i += 1;
         self.line += 1;
         self.line_start = self.i;
-        self.owner = None;
     }
 
-    fn indent_of_line(&self) -> usize {
-        self.b[self.line_start..]
+    /// The line starting at `from`: its leading blanks, and whether it
+    /// holds nothing else.
+    fn line_at(&self, from: usize) -> (usize, bool) {
+        let rest = &self.b[from.min(self.b.len())..];
+        let line = &rest[..rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len())];
+        let lead = line
             .iter()
-            .take_while(|&&c| c == b' ')
-            .count()
+            .take_while(|&&c| c == b' ' || c == b'\t')
+            .count();
+        (lead, line[lead..].iter().all(|&c| c == b'\r'))
     }
 
     /// Returns the offset of the first flow collection deeper than `max`.
@@ -83,41 +92,70 @@ impl Scan<'_> {
                 b'\n' => self.newline(),
                 b' ' | b'\t' | b'\r' => self.i += 1,
                 b'#' => self.skip_line(),
-                b'[' | b'{' => {
-                    self.flow += 1;
-                    if self.flow > max {
+                _ => {
+                    if self.token(c, max) {
                         return Some(self.i);
                     }
-                    self.i += 1;
-                }
-                b']' | b'}' => {
-                    self.flow = self.flow.saturating_sub(1);
-                    self.i += 1;
-                }
-                b',' if self.flow > 0 => self.i += 1,
-                b'-' | b'?' | b':' if self.indicator_ends(self.i + 1) => {
-                    if c == b'-' && self.flow == 0 {
-                        self.owner = Some(self.col());
-                    }
-                    self.i += 1;
-                }
-                b'-' | b'.' if self.document_marker(c) => self.i += 3,
-                b'%' if self.i == self.line_start => self.skip_line(),
-                b'&' | b'*' | b'!' => self.skip_word(),
-                b'|' | b'>' if self.flow == 0 => self.block_scalar(),
-                b'"' | b'\'' => {
-                    let start = self.col();
-                    self.quoted(c);
-                    self.mark_key(start);
-                }
-                _ => {
-                    let start = self.col();
-                    self.plain();
-                    self.mark_key(start);
                 }
             }
         }
         None
+    }
+
+    /// One token starting at `i`; true when it opens a flow collection
+    /// deeper than `max`.
+    fn token(&mut self, c: u8, max: usize) -> bool {
+        let col = self.col();
+        if self.flow == 0 {
+            // A token closes the block collections indented past it.
+            while self.indents.len() > 1 && self.indent() > col as isize {
+                self.indents.pop();
+            }
+        }
+        match c {
+            b'[' | b'{' => {
+                self.flow += 1;
+                if self.flow > max {
+                    return true;
+                }
+                self.i += 1;
+            }
+            b']' | b'}' => {
+                self.flow = self.flow.saturating_sub(1);
+                self.i += 1;
+            }
+            b',' if self.flow > 0 => self.i += 1,
+            b'-' | b'?' | b':' if self.indicator_ends(self.i + 1) => {
+                if c != b':' {
+                    self.roll(col);
+                }
+                self.i += 1;
+            }
+            b'-' | b'.' if self.document_marker(c) => self.i += 3,
+            b'%' if self.i == self.line_start => self.skip_line(),
+            b'&' | b'*' | b'!' => self.skip_word(),
+            b'|' | b'>' if self.flow == 0 => self.block_scalar(),
+            b'"' | b'\'' => {
+                self.quoted(c);
+                self.key_at(col);
+            }
+            _ => {
+                self.i += 1;
+                self.plain_chunk();
+                if !self.key_at(col) && self.flow == 0 {
+                    self.plain_continuation();
+                }
+            }
+        }
+        false
+    }
+
+    /// A block collection at column `col` when it is indented past the
+    /// current one (a key or `-` there starts one).
+    fn roll(&mut self, col: usize) {
+        if self.flow == 0 && col as isize > self.indent() {
+            self.indents.push(col as isize);
+        }
     }
 
     /// An indicator (`-`, `?`, `:`) is one when followed by a blank, or in
@@ -154,19 +192,21 @@ impl Scan<'_> {
         }
     }
 
-    /// A block key's scalar, started at column `start`, owns a block
-    /// scalar later on its line.
-    fn mark_key(&mut self, start: usize) {
+    /// Whether the scalar just read (from column `col`) is a block
+    /// mapping's key, which opens the mapping at its column.
+    fn key_at(&mut self, col: usize) -> bool {
         if self.flow > 0 {
-            return;
+            return false;
         }
         let mut j = self.i;
         while matches!(self.at(j), Some(b' ' | b'\t')) {
             j += 1;
         }
-        if self.at(j) == Some(b':') && blank(self.at(j + 1)) {
-            self.owner = Some(start);
+        let key = self.at(j) == Some(b':') && blank(self.at(j + 1));
+        if key {
+            self.roll(col);
         }
+        key
     }
 
     fn quoted(&mut self, q: u8) {
@@ -195,42 +235,82 @@ impl Scan<'_> {
         }
     }
 
-    /// A plain scalar, up to `: `, ` #`, the line's end, or in a flow
-    /// collection a flow indicator; brackets inside it are text.
-    fn plain(&mut self) {
-        self.i += 1;
+    /// The rest of a plain scalar's line: up to `: `, ` #`, the line's
+    /// end, or in a flow collection a flow indicator; brackets inside it
+    /// are text.
+    fn plain_chunk(&mut self) {
         while let Some(c) = self.at(self.i) {
             match c {
                 b'\n' => return,
                 b':' if self.indicator_ends(self.i + 1) => return,
-                b'#' if blank(self.at(self.i - 1)) => return,
+                b'#' if self.i > 0 && blank(self.at(self.i - 1)) => return,
                 _ if self.flow > 0 && flow_indicator(Some(c)) => return,
                 _ => self.i += 1,
             }
         }
     }
 
-    /// A literal or folded block scalar: its header, then every line that
-    /// is blank or indented past the node that owns it.
-    fn block_scalar(&mut self) {
-        let parent = self
-            .owner
-            .map(|c| c as isize)
-            .unwrap_or(self.indent_of_line() as isize - 1);
-        self.skip_line();
+    /// A plain scalar in a block collection goes on over the next lines
+    /// indented past that collection (brackets there are text too), up
+    /// to a comment or a document marker.
+    fn plain_continuation(&mut self) {
+        let parent = self.indent();
         while self.at(self.i) == Some(b'\n') {
-            self.newline();
-            let indent = self.indent_of_line();
-            let rest = &self.b[self.line_start + indent..];
-            let is_blank = rest
-                .iter()
-                .take_while(|&&c| c != b'\n')
-                .all(|&c| c == b' ' || c == b'\t' || c == b'\r');
-            if is_blank || indent as isize > parent {
+            let (lead, empty) = self.line_at(self.i + 1);
+            if empty {
+                self.newline();
                 self.skip_line();
-            } else {
+                continue;
+            }
+            let next = self.i + 1;
+            if lead as isize <= parent
+                || self.at(next + lead) == Some(b'#')
+                || (lead == 0
+                    && (self.b[next..].starts_with(b"---") || self.b[next..].starts_with(b"..."))
+                    && blank(self.at(next + 3)))
+            {
                 return;
             }
+            self.newline();
+            self.i += lead;
+            self.plain_chunk();
+        }
+    }
+
+    /// A literal or folded block scalar: its header, then its content,
+    /// the lines (and blank lines) indented at least as far as its first
+    /// line, which is indented past the collection that holds it.
+    fn block_scalar(&mut self) {
+        let parent = self.indent();
+        self.i += 1;
+        let mut explicit = None;
+        while let Some(c) = self.at(self.i) {
+            match c {
+                b'1'..=b'9' => explicit = Some((c - b'0') as isize),
+                b'+' | b'-' => {}
+                _ => break,
+            }
+            self.i += 1;
+        }
+        self.skip_line();
+        let mut indent = match explicit {
+            Some(d) => parent.max(0) + d,
+            None => (parent + 1).max(1),
+        };
+        let mut detected = explicit.is_some();
+        while self.at(self.i) == Some(b'\n') {
+            let (lead, empty) = self.line_at(self.i + 1);
+            if !empty {
+                if !detected {
+                    indent = indent.max(lead as isize);
+                    detected = true;
+                }
+                if (lead as isize) < indent {
+                    return;
+                }
+            }
+            self.newline();
+            self.skip_line();
         }
     }
 }
@@ -280,11 +360,25 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_scalar_goes_on_over_more_indented_lines() {
+        assert!(depth_ok("a: b\n  [[c\n\n   {{d\n", 1));
+        assert!(depth_ok("- a\n  - [[b\n", 1));
+        assert_eq!(too_deep("a: b\n[[c]]: d\n", 1), Some((2, 2)));
+        assert_eq!(too_deep("a: b\n  # c\n  [[c\n", 1), Some((3, 4)));
+        assert_eq!(too_deep("b\n[[c\n", 1), None);
+    }
+
+    #[test]
     fn a_block_scalar_ends_where_its_owner_has_a_sibling() {
         let text = "- a: |\n    [[[\n  b: [[x]]\n";
         assert_eq!(too_deep(text, 1), Some((3, 7)));
         let text = "k:\n  |\n  [[[\nn: [[x]]\n";
         assert_eq!(too_deep(text, 1), Some((4, 5)));
+        // Its first line sets its indentation; a line indented less ends it.
+        let text = "k: |\n    [[[\n  [[x]]\n";
+        assert_eq!(too_deep(text, 1), Some((3, 4)));
+        let text = "k: |2\n   [[[\n  [[[\nn: 1\n";
+        assert!(depth_ok(text, 1));
     }
 
     #[test]
