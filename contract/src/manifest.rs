@@ -396,6 +396,21 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_unknown_keys_survive_rewrites_to_the_last_bit() {
+        // Found by the generation fuzz target: without exact float
+        // parsing, 1.2000000004e42 read back as 1.2000000003999999e42.
+        let text = br#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+            "wantsupdate": {"deadline": 1200000000400000000000000000000000000000000}}],
+            "ratio": 0.30000000000000004, "tiny": 5e-324, "big": 1.7976931348623157e308}"#;
+        let m = Manifest::from_slice(text).unwrap();
+        let once = m.to_json();
+        let again = Manifest::from_slice(once.as_bytes()).unwrap();
+        assert_eq!(again, m);
+        assert_eq!(again.to_json(), once);
+        assert!(once.contains("1.2000000004e+42"), "{once}");
+    }
+
+    #[test]
     fn an_unknown_format_is_refused_by_name() {
         let e = Manifest::from_slice(br#"{"format": 2, "apps": "changed shape"}"#).unwrap_err();
         assert!(matches!(e, ManifestError::Format { found: 2, .. }), "{e}");

@@ -361,3 +361,43 @@ fn a_required_variable_that_is_unset_fails_the_interpolated_import() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!fleet.exists());
 }
+
+#[test]
+fn a_compose_file_nested_fifty_thousand_deep_is_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = tmp.path().join("compose.yaml");
+    let fleet = tmp.path().join("fleet");
+    let n = 50_000;
+    let cases = [
+        // Flow collections: refused by the scan before the parser (which
+        // took 5-30 s over them).
+        (
+            format!("x: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            "line 1 column 132",
+        ),
+        (
+            format!("x: {}1{}\n", "{a: ".repeat(n), "}".repeat(n)),
+            "line 1 column 516",
+        ),
+        // Block nesting: cheap to parse, refused by the deserializer's
+        // limit, in the same words.
+        (format!("x:\n  {}y\n", "- ".repeat(n)), "line 2 column 257"),
+    ];
+    for (text, at) in cases {
+        std::fs::write(&compose, &text).unwrap();
+        let started = std::time::Instant::now();
+        let o = windlass(&["import", s(&compose), "-o", s(&fleet)]);
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{}: nested deeper than 128 levels at {at}",
+                compose.display()
+            )),
+            "{err}"
+        );
+        assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+        assert!(!fleet.exists());
+    }
+}

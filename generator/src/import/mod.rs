@@ -12,6 +12,7 @@
 //! `--force`.
 
 pub mod convert;
+pub mod depth;
 pub mod interpolate;
 pub mod manifest;
 pub mod report;
@@ -196,7 +197,26 @@ fn read_compose(path: &Path) -> Result<(Value, PathBuf), ImportError> {
         path: path.to_path_buf(),
         message,
     };
-    let mut doc: Value = serde_norway::from_str(&text).map_err(|e| compose_err(e.to_string()))?;
+    let too_deep = |line: usize, column: usize| {
+        compose_err(format!(
+            "nested deeper than {} levels at line {line} column {column}",
+            depth::MAX_DEPTH
+        ))
+    };
+    // Before the parser: libyaml takes time quadratic in the depth of
+    // flow collections (see `depth`).
+    if let Some((line, column)) = depth::too_deep(&text, depth::MAX_DEPTH) {
+        return Err(too_deep(line, column));
+    }
+    let mut doc: Value = serde_norway::from_str(&text).map_err(|e| {
+        // The deserializer's own limit (block nesting), said the same way.
+        match e.location() {
+            Some(at) if e.to_string().starts_with("recursion limit exceeded") => {
+                too_deep(at.line(), at.column())
+            }
+            _ => compose_err(e.to_string()),
+        }
+    })?;
     doc.apply_merge()
         .map_err(|e| compose_err(format!("merge keys: {e}")))?;
     let compose_dir = std::path::absolute(path)

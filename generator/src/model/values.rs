@@ -107,7 +107,10 @@ fn is_path_component(c: &str) -> bool {
             i += 1;
         }
         let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        // Nothing of [a-z0-9._-] here: not a path component (and no step
+        // forward, so this must return).
+        let ok = !sep.is_empty()
+            && (sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-'));
         if !ok {
             return false;
         }
@@ -513,6 +516,12 @@ mod tests {
             "docker.io/Library/nginx:1",
             "docker.io/x:bad tag",
             "docker.io/x@sha256:abc",
+            // Characters outside [a-z0-9._-] inside a path component (these
+            // once looped forever).
+            "docker.io/library/b*usybox:1.36",
+            "docker.io/library/alp=ne:3",
+            "docker.io/a/bUsybox:1",
+            "docker.io/a/b-é:1",
         ] {
             assert!(parse_image(bad).is_err(), "{bad}");
         }
