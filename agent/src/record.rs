@@ -479,6 +479,11 @@ op_kind!(SweepOp, SweepPhase, Sweep, None, |o| (
     None
 ));
 
+/// The longest deadline an operation may be given (a week), whether
+/// over the bus or in a target's configuration: longer ones are refused,
+/// so no arithmetic on a deadline can wrap.
+pub const MAX_DEADLINE_SEC: u64 = 7 * 24 * 3600;
+
 /// One operation, as persisted before each of its steps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record<O = Op> {

@@ -215,6 +215,41 @@ impl Dbus {
     }
 }
 
+/// The properties of the transient unit that runs a check
+/// ([`Systemd::run_checked`]): a oneshot, killed after `timeout`, and
+/// sandboxed.
+fn checked_unit_properties<'a>(
+    name: &str,
+    argv: &[String],
+    timeout: std::time::Duration,
+    writable: &[String],
+) -> Vec<(&'static str, Value<'a>)> {
+    let exec: Vec<(String, Vec<String>, bool)> = vec![(argv[0].clone(), argv.to_vec(), false)];
+    let usec = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+    vec![
+        ("Description", Value::from(format!("windlass: {name}"))),
+        ("ExecStart", Value::from(exec)),
+        // A oneshot's start job ends when the command exits: "done",
+        // "failed" (non-zero exit) or "timeout" (then it is killed).
+        ("Type", Value::from("oneshot")),
+        ("TimeoutStartUSec", Value::from(usec)),
+        ("CollectMode", Value::from("inactive-or-failed")),
+        // A downloaded binary, run as root before anyone vouched for
+        // it: no new privileges, a read-only system and home, its own
+        // /tmp and /dev, no network, and only `writable` to write (the
+        // agent's state directory, for a new agent's own check). Not
+        // DynamicUser: the candidate lives in root's staging
+        // directory, and a new agent must check root's state.
+        ("NoNewPrivileges", Value::from(true)),
+        ("ProtectSystem", Value::from("strict")),
+        ("ProtectHome", Value::from("read-only")),
+        ("PrivateTmp", Value::from(true)),
+        ("PrivateDevices", Value::from(true)),
+        ("PrivateNetwork", Value::from(true)),
+        ("ReadWritePaths", Value::from(writable.to_vec())),
+    ]
+}
+
 impl Systemd for Dbus {
     async fn reload(&self) -> R<()> {
         ManagerProxy::new(&self.conn)
@@ -351,31 +386,8 @@ impl Systemd for Dbus {
         use futures_util::StreamExt;
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         let mut removed = m.receive_job_removed().await.map_err(e)?;
-        let exec: Vec<(String, Vec<String>, bool)> = vec![(argv[0].clone(), argv.to_vec(), false)];
         let service = format!("{name}.service");
-        let usec = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
-        let props: Vec<(&str, Value<'_>)> = vec![
-            ("Description", Value::from(format!("windlass: {name}"))),
-            ("ExecStart", Value::from(exec)),
-            // A oneshot's start job ends when the command exits: "done",
-            // "failed" (non-zero exit) or "timeout" (then it is killed).
-            ("Type", Value::from("oneshot")),
-            ("TimeoutStartUSec", Value::from(usec)),
-            ("CollectMode", Value::from("inactive-or-failed")),
-            // A downloaded binary, run as root before anyone vouched for
-            // it: no new privileges, a read-only system and home, its own
-            // /tmp and /dev, no network, and only `writable` to write (the
-            // agent's state directory, for a new agent's own check). Not
-            // DynamicUser: the candidate lives in root's staging
-            // directory, and a new agent must check root's state.
-            ("NoNewPrivileges", Value::from(true)),
-            ("ProtectSystem", Value::from("strict")),
-            ("ProtectHome", Value::from("read-only")),
-            ("PrivateTmp", Value::from(true)),
-            ("PrivateDevices", Value::from(true)),
-            ("PrivateNetwork", Value::from(true)),
-            ("ReadWritePaths", Value::from(writable.to_vec())),
-        ];
+        let props = checked_unit_properties(name, argv, timeout, writable);
         let job = m
             .start_transient_unit(&service, "fail", &props, &[])
             .await
@@ -573,5 +585,49 @@ impl Systemd for AnySystemd {
             AnySystemd::Dbus(s) => s.stop_transient(name).await,
             AnySystemd::None(s) => s.stop_transient(name).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checked_command_runs_sandboxed_and_writes_only_where_it_is_told() {
+        let argv = vec![
+            "/var/lib/windlass/staging/x".to_string(),
+            "--self-test".into(),
+        ];
+        let writable = vec!["/var/lib/windlass".to_string()];
+        let props = checked_unit_properties(
+            "windlass-check-x",
+            &argv,
+            std::time::Duration::MAX,
+            &writable,
+        );
+        let get = |k: &str| {
+            props
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {k} in {props:?}"))
+        };
+        for k in [
+            "NoNewPrivileges",
+            "PrivateTmp",
+            "PrivateDevices",
+            "PrivateNetwork",
+        ] {
+            assert_eq!(get(k), Value::from(true), "{k}");
+        }
+        assert_eq!(get("ProtectSystem"), Value::from("strict"));
+        assert_eq!(get("ProtectHome"), Value::from("read-only"));
+        assert_eq!(get("ReadWritePaths"), Value::from(writable.clone()));
+        assert_eq!(get("Type"), Value::from("oneshot"));
+        // A timeout too long for microseconds saturates rather than wraps.
+        assert_eq!(get("TimeoutStartUSec"), Value::from(u64::MAX));
+        let none = checked_unit_properties("c", &argv, std::time::Duration::from_secs(30), &[]);
+        let rw = none.iter().find(|(n, _)| *n == "ReadWritePaths").unwrap();
+        assert_eq!(rw.1, Value::from(Vec::<String>::new()));
     }
 }

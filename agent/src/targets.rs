@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item};
 
+use crate::record::MAX_DEADLINE_SEC;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub name: String,
@@ -126,6 +128,13 @@ pub fn parse(name: &str, text: &str) -> Result<Target, String> {
                 .ok_or_else(|| format!("{k} must be a non-negative integer")),
         }
     };
+    let seconds = |k: &str, default: u64| -> Result<u64, String> {
+        let d = int(k, default)?.max(1);
+        if d > MAX_DEADLINE_SEC {
+            return Err(format!("{k} = {d}: at most {MAX_DEADLINE_SEC} s (a week)"));
+        }
+        Ok(d)
+    };
     let boolean = |k: &str| -> Result<bool, String> {
         match doc.get(k) {
             None | Some(Item::None) => Ok(false),
@@ -174,10 +183,10 @@ pub fn parse(name: &str, text: &str) -> Result<Target, String> {
         binary,
         unit,
         health_http,
-        deadline_sec: int("deadline", 60)?.max(1),
+        deadline_sec: seconds("deadline", 60)?,
         keep: keep as usize,
         max_bytes: int("max_bytes", 256 << 20)?,
-        self_test_timeout_sec: int("self_test_timeout", 30)?.max(1),
+        self_test_timeout_sec: seconds("self_test_timeout", 30)?,
         agent,
         allow_http: boolean("allow_http")?,
     })
@@ -209,6 +218,14 @@ mod tests {
             ("link = \"/x\"\nlnk = 1\n", "unknown key \"lnk\""),
             ("link = \"/x\"\nagent = true\n", "needs the agent's unit"),
             ("link = \"/x\"\nhealth_http = \"ftp://x\"\n", "http(s) URL"),
+            (
+                "link = \"/x\"\ndeadline = 604801\n",
+                "deadline = 604801: at most 604800 s",
+            ),
+            (
+                "link = \"/x\"\nself_test_timeout = 9223372036854775807\n",
+                "self_test_timeout = 9223372036854775807: at most",
+            ),
         ] {
             let e = parse("t", text).unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");

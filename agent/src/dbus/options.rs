@@ -24,8 +24,7 @@ fn boolean(k: &str, v: &OwnedValue) -> Result<bool, Error> {
         .map_err(|_| Error::InvalidArgument(format!("option {k} must be a boolean")))
 }
 
-/// The longest deadline accepted: a week.
-pub const MAX_DEADLINE_SEC: u64 = 7 * 24 * 3600;
+pub use crate::record::MAX_DEADLINE_SEC;
 
 /// Seconds, as `t` or `u`, at most [`MAX_DEADLINE_SEC`].
 fn seconds(k: &str, v: &OwnedValue) -> Result<u64, Error> {
@@ -106,4 +105,55 @@ pub fn sweep(options: &Options) -> Result<SweepOptions, Error> {
 pub fn generation(s: &str) -> Result<GenerationId, Error> {
     s.parse()
         .map_err(|_| Error::NotFound(format!("generation {s} not found")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::zvariant::Value;
+
+    fn opts(k: &str, v: Value<'_>) -> Options {
+        HashMap::from([(k.to_string(), OwnedValue::try_from(v).unwrap())])
+    }
+
+    fn refused(r: Result<impl std::fmt::Debug, Error>) -> String {
+        match r {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deadlines_above_a_week_are_refused_and_never_wrap() {
+        for d in [MAX_DEADLINE_SEC + 1, u64::MAX / 1_000_000 + 1, u64::MAX] {
+            let m = refused(switch(&opts("deadline", Value::from(d))));
+            assert!(m.contains("more than the maximum of 604800 s"), "{m}");
+            let m = refused(cutover(
+                "t".into(),
+                "v".into(),
+                "u".into(),
+                "s".into(),
+                &opts("deadline", Value::from(d)),
+            ));
+            assert!(m.contains("deadline"), "{m}");
+        }
+        let o = switch(&opts("deadline", Value::from(MAX_DEADLINE_SEC))).unwrap();
+        assert_eq!(o.deadline_sec, Some(MAX_DEADLINE_SEC));
+        let o = switch(&opts("deadline", Value::from(u32::MAX))).unwrap_err();
+        assert!(matches!(o, Error::InvalidArgument(_)));
+        let o = switch(&opts("deadline", Value::from(90u32))).unwrap();
+        assert_eq!(o.deadline_sec, Some(90));
+    }
+
+    #[test]
+    fn unknown_options_and_wrong_types_are_refused_by_name() {
+        let m = refused(switch(&opts("deadline", Value::from("soon"))));
+        assert!(m.contains("deadline must be seconds"), "{m}");
+        let m = refused(switch(&opts("dedline", Value::from(5u64))));
+        assert!(m.contains("\"dedline\""), "{m}");
+        let m = refused(rollback(&opts("deadline", Value::from(5u64))));
+        assert!(m.contains("unknown option"), "{m}");
+        let m = refused(sweep(&opts("dry_run", Value::from("yes"))));
+        assert!(m.contains("dry_run must be a boolean"), "{m}");
+    }
 }

@@ -8,7 +8,7 @@ use super::runner::Runner;
 use crate::contract::{GenerationId, Manifest};
 use crate::health::{self, Gate, GateFailure};
 use crate::platform::{Platform, PlatformError};
-use crate::record::{OpKind, Outcome, Record};
+use crate::record::{MAX_DEADLINE_SEC, OpKind, Outcome, Record};
 use crate::systemd::Systemd;
 
 /// The gate of the `changed` units of a generation: each service active,
@@ -148,12 +148,38 @@ pub async fn activate<P: Platform, S: Systemd + 'static, O: OpKind>(
     Ok(())
 }
 
+/// The gate's deadline for `units` of a generation: the longest of their
+/// apps', at most [`MAX_DEADLINE_SEC`] (a staged manifest is not trusted
+/// to hold the revert timer off for ever).
+pub fn deadline_for(manifest: &Manifest, units: &[String]) -> u64 {
+    manifest.deadline_for(units).min(MAX_DEADLINE_SEC)
+}
+
 /// The deadline of a whole generation: the longest of its apps'.
 pub fn generation_deadline(manifest: Option<&Manifest>) -> u64 {
     manifest
         .map(|m| {
             let units: Vec<String> = m.apps.iter().map(|a| a.unit.clone()).collect();
-            m.deadline_for(&units)
+            deadline_for(m, &units)
         })
         .unwrap_or(300)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_manifest_cannot_hold_the_gate_open_for_more_than_a_week() {
+        let m = Manifest::from_slice(
+            br#"{"format": 1, "apps": [
+                {"name": "a", "unit": "a.service", "update": {"health_deadline_sec": 18446744073709551615}},
+                {"name": "b", "unit": "b.service", "update": {"health_deadline_sec": 45}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(deadline_for(&m, &["a.service".into()]), MAX_DEADLINE_SEC);
+        assert_eq!(deadline_for(&m, &["b.service".into()]), 45);
+        assert_eq!(generation_deadline(Some(&m)), MAX_DEADLINE_SEC);
+        assert_eq!(generation_deadline(None), 300);
+    }
 }

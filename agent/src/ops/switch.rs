@@ -105,7 +105,7 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     if !r.deadline_from_option
         && let Some(m) = &manifest
     {
-        r.deadline_sec = m.deadline_for(&r.changed_units);
+        r.deadline_sec = steps::deadline_for(m, &r.changed_units);
     }
     let detail = r.changed_units.join(" ");
     if let Err(e) = rn.save(&mut r, SwitchPhase::HealthGate, &detail) {
@@ -209,7 +209,7 @@ async fn roll_back<P: Platform, S: Systemd + 'static>(
             let manifest = rn.platform.manifest(back);
             let deadline = manifest
                 .as_ref()
-                .map(|m| m.deadline_for(&act.changed))
+                .map(|m| steps::deadline_for(m, &act.changed))
                 .unwrap_or(300);
             let g = steps::generation_gate(manifest.as_ref(), &act.changed, deadline, rn.poll);
             steps::wait(rn, &g)

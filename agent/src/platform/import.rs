@@ -570,34 +570,31 @@ pub fn verify(dir: BorrowedFd<'_>, limits: &Limits) -> Result<Vec<u8>, ImportErr
     Ok(bytes)
 }
 
-/// Opens the directory at `path` (following symlinks in `path` itself:
-/// it is the caller's choice of tree), without blocking.
-pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+/// Opens the directory at `path` with `flags` added to a read-only,
+/// close-on-exec directory open.
+fn open_directory(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = cstr(path.as_os_str().as_bytes())?;
     // SAFETY: open with a NUL-terminated path; the result is a new
     // descriptor we own.
     let r = unsafe {
         libc::open(
             c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | flags,
         )
     };
     // SAFETY: a fresh descriptor from the kernel.
     errno(r as libc::c_long).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Opens the directory at `path` (following symlinks in `path` itself:
+/// it is the caller's choice of tree), without blocking.
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    open_directory(path, libc::O_NONBLOCK)
+}
+
 /// Opens one of the agent's own directories, refusing a symlink.
 pub fn open_own_dir(path: &Path) -> io::Result<OwnedFd> {
-    let c = cstr(path.as_os_str().as_bytes())?;
-    // SAFETY: as in open_dir.
-    let r = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    // SAFETY: a fresh descriptor from the kernel.
-    errno(r as libc::c_long).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    open_directory(path, libc::O_NOFOLLOW)
 }
 
 /// Whether `fd` is a directory.

@@ -95,12 +95,22 @@ impl Drop for Agent {
     }
 }
 
+/// The binary under test: this build's, or `$WINDLASS_TEST_BIN_DIR/NAME`
+/// when set (to run the black-box tests against another build, e.g. to
+/// show that a test fails on the commit before a fix).
+fn binary(name: &str, built: &str) -> PathBuf {
+    match std::env::var_os("WINDLASS_TEST_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(built),
+    }
+}
+
 pub fn windlassd() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_windlassd"))
+    binary("windlassd", env!("CARGO_BIN_EXE_windlassd"))
 }
 
 pub fn windlassctl_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_windlassctl"))
+    binary("windlassctl", env!("CARGO_BIN_EXE_windlassctl"))
 }
 
 /// Starts windlassd on `bus`; waits until it owns its name.
