@@ -2,6 +2,9 @@
 # hello.service, healthy once it answers on 127.0.0.1:9100) goes to a good
 # version (committed), to one whose self-test fails (refused, nothing
 # changes), and to one that starts but never gets healthy (reverted).
+# The good version's self-test also probes the sandbox the agent runs it
+# in (no writes outside its own /tmp, no host /tmp, no block devices, no
+# new privileges, no network): a hole fails the good cutover, naming it.
 # Versions are served by busybox httpd on loopback over plain http with
 # allow_http = true: the guest has no TLS server; HTTPS is proven on the
 # build host (agent/tests/cutover.rs, nginx with a test CA).
@@ -15,8 +18,21 @@ mk() { # name, what --self-test does, what a start does
 }
 mkdir -p /srv/versions
 serving='mkdir -p /run/hello && echo %s > /run/hello/healthz && exec busybox httpd -f -p 127.0.0.1:9100 -h /run/hello'
+cat > /srv/sandbox-probe <<'PROBE'
+fail() { echo "self-test sandbox: $*" >&2; exit 1; }
+for d in /etc /usr/local/bin /var/lib/windlass /root /home; do
+  touch "$d/windlass-probe" 2>/dev/null && fail "$d is writable"
+done
+[ -e /tmp/windlass-host-marker ] && fail "the host's /tmp is visible"
+[ -n "$(find /dev -type b 2>/dev/null | head -n 1)" ] && fail "block devices are visible"
+grep -q '^NoNewPrivs:[[:space:]]*1' /proc/self/status || fail "new privileges are allowed"
+busybox wget -q -T 3 -O /dev/null http://127.0.0.1:8088/hello-1 2>/dev/null && fail "the host's network is reachable"
+touch /tmp/windlass-probe || fail "its own /tmp is not writable"
+exit 0
+PROBE
+touch /tmp/windlass-host-marker
 mk hello-1 'exit 0' "$(printf "$serving" 1)"
-mk hello-2 'exit 0' "$(printf "$serving" 2)"
+mk hello-2 'sh /srv/sandbox-probe' "$(printf "$serving" 2)"
 mk hello-bad 'echo self-test: broken >&2; exit 1' 'exec sleep 100000'
 mk hello-sick 'exit 0' 'exec sleep 100000'
 pgrep -f 'httpd -p 127.0.0.1:8088' >/dev/null || busybox httpd -p 127.0.0.1:8088 -h /srv/versions
