@@ -9,6 +9,7 @@ pub mod emit;
 pub mod escape;
 pub mod generation;
 pub mod import;
+pub mod input_file;
 pub mod manifest;
 pub mod model;
 pub mod output;
