@@ -15,4 +15,5 @@ pub mod model;
 pub mod output;
 pub mod output_file;
 pub mod pipeline;
+pub mod record;
 pub mod templates;
