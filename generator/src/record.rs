@@ -266,8 +266,12 @@ impl<'a> Record<'a> {
                 }
                 _ => return None,
             };
-            let f: Vec<&str> = rest.splitn(10, ' ').collect();
-            if f.len() != 10 || f[8].len() != 64 {
+            let mut f = [""; 10];
+            let mut fields = rest.splitn(10, ' ');
+            for slot in &mut f {
+                *slot = fields.next()?;
+            }
+            if f[8].len() != 64 {
                 return None;
             }
             rec.entries.push(Entry {
@@ -502,9 +506,9 @@ fn snapshot_inputs(apps_dir: &Path, opts: &Options) -> Option<Vec<Now>> {
 
 /// The files of OUT (relative to it, sorted), with their own stat data
 /// (symlinks not followed); `stamp` is `None` for anything but a regular
-/// file. Directories are walked, not listed (like `output::diff`). The
-/// stat calls go to the open directories (`fstatat`), spread over two
-/// threads.
+/// file. Directories are walked, not listed (like `output::diff`); the
+/// stat calls go to the open directories (`statx` on the directory's
+/// descriptor), so no path is walked twice.
 fn snapshot_tree(out: &Path) -> Option<Vec<Now>> {
     fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, fs::DirEntry)>) -> Option<()> {
         for entry in fs::read_dir(dir).ok()? {
@@ -527,22 +531,13 @@ fn snapshot_tree(out: &Path) -> Option<Vec<Now>> {
     let mut files = Vec::new();
     walk(out, "", &mut files)?;
     files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let stat = |part: &[(String, fs::DirEntry)]| -> Option<Vec<Option<Stamp>>> {
-        part.iter()
-            .map(|(_, e)| {
-                let m = e.metadata().ok()?;
-                Some(m.is_file().then(|| Stamp::of(&m)))
-            })
-            .collect()
-    };
-    let half = files.len() / 2;
-    let stamps = std::thread::scope(|s| {
-        let first = s.spawn(|| stat(&files[..half]));
-        let second = stat(&files[half..]);
-        let mut first = first.join().ok()??;
-        first.extend(second?);
-        Some(first)
-    })?;
+    let stamps = files
+        .iter()
+        .map(|(_, e)| {
+            let m = e.metadata().ok()?;
+            Some(m.is_file().then(|| Stamp::of(&m)))
+        })
+        .collect::<Option<Vec<_>>>()?;
     Some(
         files
             .into_iter()
@@ -556,15 +551,13 @@ fn snapshot_tree(out: &Path) -> Option<Vec<Now>> {
     )
 }
 
-/// The inputs and the tree as they are now, taken side by side.
+/// The inputs and the tree as they are now. One thread: spreading the
+/// stat calls over two was slower on a busy 2-core machine (each thread
+/// waits for a core) and saved little on an idle one.
 fn snapshot(out: &Path, apps_dir: &Path, opts: &Options) -> Option<Vec<Now>> {
-    std::thread::scope(|s| {
-        let inputs = s.spawn(|| snapshot_inputs(apps_dir, opts));
-        let tree = snapshot_tree(out);
-        let mut now = inputs.join().ok()??;
-        now.extend(tree?);
-        Some(now)
-    })
+    let mut now = snapshot_inputs(apps_dir, opts)?;
+    now.extend(snapshot_tree(out)?);
+    Some(now)
 }
 
 /// Whether each recorded file is still there, alone with the other
@@ -623,13 +616,8 @@ pub fn lookup(out: &Path, apps_dir: &Path, opts: &Options, renew: bool) -> Optio
     let text = fs::read_to_string(path(out)?).ok()?;
     let (key, exe) = key(apps_dir, opts)?;
     let body = text.strip_prefix(&key)?;
-    // Look at the files while the record is parsed.
-    let (rec, now) = std::thread::scope(|s| {
-        let now = s.spawn(|| snapshot(out, apps_dir, opts));
-        let rec = Record::parse(body);
-        (rec, now.join().ok().flatten())
-    });
-    let (rec, now) = (rec?, now?);
+    let rec = Record::parse(body)?;
+    let now = snapshot(out, apps_dir, opts)?;
     if exe.racy(rec.since_in) {
         return None;
     }

@@ -75,7 +75,13 @@ fn discover(dir: &Path) -> std::io::Result<(Option<Found>, Vec<Found>)> {
             apps.push((path, meta));
         }
     }
-    apps.sort_by(|a, b| a.0.cmp(&b.0));
+    // All in one directory, so the bytes order them as `Path`'s order
+    // would (the same prefix, then the names).
+    apps.sort_unstable_by(|a, b| {
+        a.0.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.0.as_os_str().as_encoded_bytes())
+    });
     Ok((fleet_file, apps))
 }
 
