@@ -8,6 +8,7 @@ use clap::Parser;
 use windlass::cli::{Cli, Command, NixosBackendArg, TargetArg};
 use windlass::emit::{NixosBackend, Target};
 use windlass::pipeline::{self, Options, PipelineError};
+use windlass::record;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -81,6 +82,25 @@ fn main() -> ExitCode {
                     NixosBackendArg::Quadlet => NixosBackend::Quadlet,
                 },
             };
+            // Nothing to do when the record beside OUT shows the same
+            // generator, options, inputs and tree: render nothing.
+            if let Some(noop) = record::lookup(&output, &apps_dir, &opts, !check) {
+                eprint!("{}", noop.warnings);
+                if check {
+                    eprintln!(
+                        "ok: {} is up to date (as recorded; nothing rendered)",
+                        output.display()
+                    );
+                } else {
+                    eprintln!(
+                        "unchanged: {} ({} files, as recorded; nothing rendered)",
+                        output.display(),
+                        noop.files
+                    );
+                }
+                return ExitCode::SUCCESS;
+            }
+            let since = record::Since::now();
             let built = match pipeline::build(&apps_dir, &opts) {
                 Ok(b) => b,
                 Err(e) => return report(e),
@@ -111,7 +131,12 @@ fn main() -> ExitCode {
                     Err(e) => report(PipelineError::Output(e)),
                 }
             } else {
-                match windlass::output::write(&output, &built.files) {
+                record::forget(&output);
+                let written = windlass::output::write(&output, &built.files);
+                if written.is_ok() {
+                    record::save(&output, &apps_dir, &opts, &built, since);
+                }
+                match written {
                     Ok(d) if d.is_empty() => {
                         eprintln!(
                             "unchanged: {} ({} files)",

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::emit::{self, EmitContext, EmitError, NixosBackend, Target};
+use crate::input_file::InputFile;
 use crate::manifest::diag::Diagnostic;
 use crate::model::{self, Fleet, values::parse_podman_version};
 use crate::output::OutputError;
@@ -43,16 +44,27 @@ pub struct Built {
     pub files: Vec<OutputFile>,
     pub warnings: Vec<Diagnostic>,
     pub notes: Vec<String>,
+    /// The fleet's files, in the order read, as they were when read.
+    pub inputs_read: Vec<InputFile>,
+    /// The template overrides read, as they were when read.
+    pub templates_read: Vec<InputFile>,
 }
 
 impl Built {
-    pub fn print_warnings(&self) {
+    /// The warnings and notes as printed, one block of text.
+    pub fn warnings_text(&self) -> String {
+        let mut out = String::new();
         for w in &self.warnings {
-            eprint!("{}", w.render());
+            out.push_str(&w.render());
         }
         for n in &self.notes {
-            eprintln!("warning: {n}");
+            out.push_str(&format!("warning: {n}\n"));
         }
+        out
+    }
+
+    pub fn print_warnings(&self) {
+        eprint!("{}", self.warnings_text());
     }
 }
 
@@ -67,6 +79,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         path: apps_dir.to_path_buf(),
         source,
     })?;
+    let inputs_read = loaded.read;
     let Some(mut fleet) = loaded.fleet else {
         return Err(PipelineError::Invalid(loaded.diagnostics));
     };
@@ -75,6 +88,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
             .map_err(|e| PipelineError::Usage(format!("{e}, found {v:?}")))?;
     }
     let templates = Templates::load(opts.templates.as_deref())?;
+    let templates_read = templates.read.clone();
     let mut ctx = EmitContext {
         podman: fleet.podman,
         templates: &templates,
@@ -97,5 +111,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         files,
         warnings: loaded.diagnostics,
         notes,
+        inputs_read,
+        templates_read,
     })
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
+use crate::input_file::{self, InputFile};
+
 /// Template names and their embedded defaults.
 pub const DEFAULTS: &[(&str, &str)] = &[
     (
@@ -70,6 +72,8 @@ pub struct Templates {
     env: Environment<'static>,
     /// Which templates came from an override directory.
     pub overridden: Vec<String>,
+    /// The override files read, as they were when read.
+    pub read: Vec<InputFile>,
 }
 
 fn strict_formatter(
@@ -109,14 +113,26 @@ impl Templates {
                 .expect("static syntax config is valid"),
         );
         let mut overridden = Vec::new();
+        let mut read = Vec::new();
         for (name, default) in DEFAULTS {
             let mut source = (*default).to_string();
             if let Some(dir) = dir {
                 let path = dir.join(name);
                 if path.is_file() {
-                    source = std::fs::read_to_string(&path)
-                        .map_err(|e| TemplateError::Read { path, source: e })?;
+                    let (file, bytes) =
+                        input_file::read(&path).map_err(|e| TemplateError::Read {
+                            path: path.clone(),
+                            source: e,
+                        })?;
+                    source = String::from_utf8(bytes).map_err(|_| TemplateError::Read {
+                        path: path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "stream did not contain valid UTF-8",
+                        ),
+                    })?;
                     overridden.push((*name).to_string());
+                    read.push(file);
                 }
             }
             env.add_template_owned(*name, source)
@@ -125,7 +141,11 @@ impl Templates {
                     message: e.to_string(),
                 })?;
         }
-        Ok(Templates { env, overridden })
+        Ok(Templates {
+            env,
+            overridden,
+            read,
+        })
     }
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {

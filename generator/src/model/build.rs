@@ -9,11 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::time::{parse_timespan, validate_calendar};
 use super::values::*;
 use super::*;
+use crate::input_file::{self, InputFile};
 use crate::manifest::diag::{self, Diagnostic, Source, Span};
 use crate::manifest::{self, Table, schema};
 
@@ -23,6 +22,8 @@ use crate::manifest::{self, Table, schema};
 pub struct LoadedFleet {
     pub fleet: Option<Fleet>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Every file read, in the order read, as it was when read.
+    pub read: Vec<InputFile>,
 }
 
 impl LoadedFleet {
@@ -32,8 +33,11 @@ impl LoadedFleet {
 }
 
 /// Where a fleet's files are: app manifests in `DIR/apps/` when that exists,
-/// else in `DIR`; `windlass.toml` in `DIR` (or beside the apps).
-fn discover(dir: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
+/// else in `DIR`; `windlass.toml` in `DIR` (or beside the apps). Each with
+/// its metadata (symlinks followed), as the check for a regular file saw it.
+type Found = (PathBuf, std::fs::Metadata);
+
+fn discover(dir: &Path) -> std::io::Result<(Option<Found>, Vec<Found>)> {
     let apps_dir = if dir.join("apps").is_dir() {
         dir.join("apps")
     } else {
@@ -41,14 +45,17 @@ fn discover(dir: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
     };
     let mut fleet_file = None;
     for cand in [dir.join("windlass.toml"), apps_dir.join("windlass.toml")] {
-        if cand.is_file() {
-            fleet_file = Some(cand);
+        if let Ok(meta) = std::fs::metadata(&cand)
+            && meta.is_file()
+        {
+            fleet_file = Some((cand, meta));
             break;
         }
     }
     let mut apps = Vec::new();
     for entry in std::fs::read_dir(&apps_dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -56,19 +63,41 @@ fn discover(dir: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
         if name.starts_with('.') || name == "windlass.toml" || !name.ends_with(".toml") {
             continue;
         }
-        if path.is_file() {
-            apps.push(path);
+        // What a symlink points to, else the entry itself (looked up in
+        // the open directory, not by its path again).
+        let meta = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => entry.metadata(),
+            _ => std::fs::metadata(&path),
+        };
+        if let Ok(meta) = meta
+            && meta.is_file()
+        {
+            apps.push((path, meta));
         }
     }
-    apps.sort();
+    // All in one directory, so the bytes order them as `Path`'s order
+    // would (the same prefix, then the names).
+    apps.sort_unstable_by(|a, b| {
+        a.0.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.0.as_os_str().as_encoded_bytes())
+    });
     Ok((fleet_file, apps))
+}
+
+/// The files `load_fleet(dir)` reads, in the order it reads them
+/// (`windlass.toml` first, then the manifests by path), each with its
+/// current metadata. Reads no file.
+pub fn input_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
+    let (fleet_file, apps) = discover(dir)?;
+    Ok(fleet_file.into_iter().chain(apps).collect())
 }
 
 fn read_source(
     path: &Path,
     base: &Path,
     diags: &mut Vec<Diagnostic>,
-) -> Option<(Arc<Source>, (String, String))> {
+) -> Option<(Arc<Source>, (String, String), InputFile)> {
     // Paths in messages are shown as the user named them.
     let display = path.to_path_buf();
     let rel = path
@@ -76,24 +105,23 @@ fn read_source(
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned();
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let sha = hex::encode(Sha256::digest(&bytes));
-            match String::from_utf8(bytes) {
-                Ok(text) => Some((Source::new(display, text), (rel, sha))),
-                Err(e) => {
-                    let src =
-                        Source::new(display, String::from_utf8_lossy(e.as_bytes()).into_owned());
-                    let at = e.utf8_error().valid_up_to();
-                    diags.push(Diagnostic::error(
-                        Span::new(&src, at..at + 1),
-                        "",
-                        "expected UTF-8 text, found invalid UTF-8".to_string(),
-                    ));
-                    None
-                }
+    match input_file::read(path) {
+        Ok((read, bytes)) => match String::from_utf8(bytes) {
+            Ok(text) => {
+                let sha = read.sha256.clone();
+                Some((Source::new(display, text), (rel, sha), read))
             }
-        }
+            Err(e) => {
+                let src = Source::new(display, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                let at = e.utf8_error().valid_up_to();
+                diags.push(Diagnostic::error(
+                    Span::new(&src, at..at + 1),
+                    "",
+                    "expected UTF-8 text, found invalid UTF-8".to_string(),
+                ));
+                None
+            }
+        },
         Err(e) => {
             let src = Source::new(display, String::new());
             diags.push(Diagnostic::error(
@@ -111,6 +139,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let (fleet_file, app_files) = discover(dir)?;
     let mut diags = Vec::new();
     let mut inputs = Vec::new();
+    let mut read = Vec::new();
     let mut b = Builder { diags: &mut diags };
 
     let mut podman = PodmanVersion::DEFAULT;
@@ -118,9 +147,10 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let mut volumes = BTreeMap::new();
     let mut network_spans = BTreeMap::new();
     if let Some(path) = &fleet_file
-        && let Some((src, input)) = read_source(path, dir, b.diags)
+        && let Some((src, input, file)) = read_source(&path.0, dir, b.diags)
     {
         inputs.push(input);
+        read.push(file);
         if let Some(t) = manifest::parse(&src, schema::FLEET, b.diags) {
             if let Some(host) = t.table("host")
                 && let Some((v, span)) = host.str("podman")
@@ -179,11 +209,12 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     }
 
     let mut apps: Vec<(App, Span, AppSpans)> = Vec::new();
-    for path in &app_files {
-        let Some((src, input)) = read_source(path, dir, b.diags) else {
+    for (path, _) in &app_files {
+        let Some((src, input, file)) = read_source(path, dir, b.diags) else {
             continue;
         };
         inputs.push(input);
+        read.push(file);
         let Some(table) = manifest::parse(&src, schema::APP, b.diags) else {
             continue;
         };
@@ -221,6 +252,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     Ok(LoadedFleet {
         fleet,
         diagnostics: diags,
+        read,
     })
 }
 

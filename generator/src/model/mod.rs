@@ -11,7 +11,7 @@ pub mod values;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-pub use build::{LoadedFleet, load_fleet};
+pub use build::{LoadedFleet, input_files, load_fleet};
 pub use values::{ImageRef, PodmanVersion, Port, Protocol, VolumeMount, VolumeSource};
 
 #[derive(Debug, Clone)]
