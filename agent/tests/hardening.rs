@@ -278,3 +278,133 @@ async fn a_disk_that_fills_during_the_gate_strands_nothing() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(fake.calls().contains(&gate_unit), "{:?}", fake.calls());
 }
+
+/// The record of operation `id` in `state`, as JSON (None while it cannot
+/// be read).
+fn record_json(state: &Path) -> Vec<serde_json::Value> {
+    let Ok(rd) = std::fs::read_dir(state.join("operations")) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect()
+}
+
+/// Answers every connection on `l` with 200 (web's probe, once "healthy").
+fn serve_ok(l: std::net::TcpListener) {
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+}
+
+/// The same as above, end to end with the real windlassd (`--systemd
+/// none`) and windlassctl, as the audit of c5888f6 did: the state
+/// directory on a small tmpfs fills while the gate waits for web's HTTP
+/// probe, then the probe answers. Whatever the agent does (roll back or
+/// commit once space returns), the switch must end with a result, the host
+/// running what it has selected, and no temporary file left behind.
+#[test]
+fn a_disk_that_fills_during_the_gate_strands_nothing_end_to_end() {
+    use common::*;
+    let bus = bus();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&state).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "mounting a tmpfs needs root (tests run as root)"
+    );
+    let _mount = Tmpfs(state.clone());
+    // web's probe port: free now, served later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = agent(&bus, &state, &run, "nogroup-x", &[]);
+    let g1 = tmp.path().join("g1");
+    let g2 = tmp.path().join("g2");
+    generation(&basic_fleet(), &g1, |t| t.to_string());
+    unhealthy_generation(&basic_fleet(), &g2, |t| {
+        t.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+    });
+    for (g, want) in [(&g1, "1"), (&g2, "2")] {
+        let out = a.ctl(&["stage", g.to_str().unwrap()]);
+        assert_eq!(stdout(&out).trim(), want, "{}", stderr(&out));
+    }
+    let out = a.ctl(&["switch", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut sw = std::process::Command::new(windlassctl_bin())
+        .args(["--bus", &a.address, "switch", "2", "--deadline", "120"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !record_json(&state)
+        .iter()
+        .any(|r| r["phase"] == "health-gate" && r["to_generation"] == "2")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no gate: {:?}",
+            record_json(&state)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let filler = fill(&state);
+    serve_ok(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::remove_file(&filler).unwrap();
+    let start = Instant::now();
+    let ended = loop {
+        if let Some(st) = sw.try_wait().unwrap() {
+            break Some(st);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = sw.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(&a.log).unwrap_or_default();
+    let records = record_json(&state);
+    let switch2 = records
+        .iter()
+        .find(|r| r["kind"] == "switch" && r["to_generation"] == "2")
+        .unwrap_or_else(|| panic!("no record of the switch: {records:?}"));
+    assert!(
+        ended.is_some() && !switch2["result"].is_null(),
+        "the switch never ended once space returned: {switch2}\nagent log:\n{log}"
+    );
+    let running = std::fs::read_link(run.join("current")).unwrap();
+    let selected = std::fs::read_link(state.join("profiles/system")).unwrap();
+    assert_eq!(
+        running.file_name(),
+        selected.file_name(),
+        "running {running:?}, selected {selected:?}: {switch2}"
+    );
+    let temps: Vec<_> = walk(&state.join("operations"))
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    assert!(
+        log.contains("cannot persist") || log.contains("No space left"),
+        "the full disk was not reported:\n{log}"
+    );
+}
