@@ -192,6 +192,27 @@ pub fn path(out: &Path) -> Option<PathBuf> {
     Some(parent.join(format!(".{name}.windlass-record")))
 }
 
+/// The record's text, if it is a regular file of this user that no one
+/// else may write. OUT's parent may be shared (`/tmp`): a record planted
+/// or edited by someone else could otherwise make a run skip its work and
+/// leave a stale tree in place.
+fn read_own(path: &Path) -> Option<String> {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_file() || m.uid() != me || m.mode() & 0o022 != 0 {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).ok()?;
+    Some(text)
+}
+
 /// The record's first lines for this run: format, generator, options. A
 /// record is for this run only when it starts with exactly these.
 fn key(apps_dir: &Path, opts: &Options) -> Option<(String, Stamp)> {
@@ -613,7 +634,7 @@ fn verify(
 /// some file had to be read to decide, and `renew` is set, the record is
 /// renewed with the files' current stat data.
 pub fn lookup(out: &Path, apps_dir: &Path, opts: &Options, renew: bool) -> Option<NoOp> {
-    let text = fs::read_to_string(path(out)?).ok()?;
+    let text = read_own(&path(out)?)?;
     let (key, exe) = key(apps_dir, opts)?;
     let body = text.strip_prefix(&key)?;
     let rec = Record::parse(body)?;

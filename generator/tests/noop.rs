@@ -564,3 +564,43 @@ fn the_record_lives_beside_the_tree_and_leaves_nothing_else_behind() {
         "the record must not be part of the tree"
     );
 }
+
+#[test]
+fn a_record_others_could_write_or_that_is_not_ours_is_never_used() {
+    use std::os::unix::fs::PermissionsExt;
+    settle(&bin());
+    let (tmp, fleet, _) = workspace();
+    let out = tmp.path().join("out");
+    generate(&bin(), &fleet, &out, &[]);
+    let tree = read_tree(&out);
+    let warm = generate(&bin(), &fleet, &out, &[]);
+    assert!(warm.contains(NOOP), "the fast path was not taken: {warm}");
+    let rec = record(&out);
+    let undo = |mode: u32| {
+        std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    for (what, mode) in [("group-writable", 0o664), ("world-writable", 0o646)] {
+        undo(mode);
+        let err = generate(&bin(), &fleet, &out, &[]);
+        assert!(!err.contains(NOOP), "a {what} record was used: {err}");
+        assert_eq!(read_tree(&out), tree);
+    }
+    // Another user's record (the tests run as root, so chown works).
+    let o = Command::new("chown")
+        .arg("65534")
+        .arg(&rec)
+        .status()
+        .unwrap();
+    assert!(o.success());
+    undo(0o644);
+    let err = generate(&bin(), &fleet, &out, &[]);
+    assert!(!err.contains(NOOP), "another user's record was used: {err}");
+    // A symlink in its place is not followed.
+    let real = tmp.path().join("elsewhere");
+    generate(&bin(), &fleet, &out, &[]);
+    std::fs::rename(&rec, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &rec).unwrap();
+    let err = generate(&bin(), &fleet, &out, &[]);
+    assert!(!err.contains(NOOP), "a symlinked record was used: {err}");
+    assert_eq!(read_tree(&out), tree);
+}
