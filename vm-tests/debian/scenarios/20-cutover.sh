@@ -32,7 +32,7 @@ exit 0
 PROBE
 touch /tmp/windlass-host-marker
 mk hello-1 'exit 0' "$(printf "$serving" 1)"
-mk hello-2 'sh /srv/sandbox-probe' "$(printf "$serving" 2)"
+mk hello-2 'exec sh /srv/sandbox-probe' "$(printf "$serving" 2)"
 mk hello-bad 'echo self-test: broken >&2; exit 1' 'exec sleep 100000'
 mk hello-sick 'exit 0' 'exec sleep 100000'
 pgrep -f 'httpd -p 127.0.0.1:8088' >/dev/null || busybox httpd -p 127.0.0.1:8088 -h /srv/versions
