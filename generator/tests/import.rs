@@ -401,3 +401,137 @@ fn a_compose_file_nested_fifty_thousand_deep_is_refused_at_once() {
         assert!(!fleet.exists());
     }
 }
+
+/// A compose project written by a test: `compose.yaml`, and `.env` when
+/// given, in a fresh directory; it is imported into `fleet/` beside them
+/// as the project `demo`, with the JSON report in `report.json`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(compose: &str, env: Option<&str>) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        if let Some(env) = env {
+            std::fs::write(dir.path().join(".env"), env).unwrap();
+        }
+        Project { dir }
+    }
+
+    fn fleet(&self) -> PathBuf {
+        self.dir.path().join("fleet")
+    }
+
+    fn import(&self, extra: &[&str]) -> Output {
+        let compose = self.dir.path().join("compose.yaml");
+        let report = self.dir.path().join("report.json");
+        let fleet = self.fleet();
+        let mut args = vec![
+            "import",
+            s(&compose),
+            "-o",
+            s(&fleet),
+            "--project",
+            "demo",
+            "--report",
+            s(&report),
+        ];
+        args.extend_from_slice(extra);
+        windlass(&args)
+    }
+
+    /// Imports, which must succeed; returns stderr (the report).
+    fn import_ok(&self, extra: &[&str]) -> String {
+        let o = self.import(extra);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "import failed:\n{stderr}");
+        stderr
+    }
+
+    /// The `[container]` table of an app's manifest.
+    fn container(&self, app: &str) -> toml_edit::Table {
+        let text = std::fs::read_to_string(self.fleet().join(format!("{app}.toml"))).unwrap();
+        let doc: toml_edit::DocumentMut = text.parse().unwrap();
+        doc["container"].as_table().unwrap().clone()
+    }
+
+    /// The report entries of one service: (key, action, reason).
+    fn entries(&self, service: &str) -> Vec<(String, String, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join("report.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        r["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["service"] == service)
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_string(),
+                    e["action"].as_str().unwrap().to_string(),
+                    e["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn merge_keys_inside_merged_maps_are_resolved_with_written_and_earlier_keys_winning() {
+    let p = Project::new(
+        r#"
+x-restart: &restart
+  restart: unless-stopped
+  pull_policy: always
+  stop_grace_period: 20s
+x-user: &user
+  user: "1000"
+  stop_grace_period: 30s
+x-base: &base
+  <<: [*restart, *user]
+  read_only: true
+x-other: &other
+  read_only: false
+  labels:
+    tier: web
+services:
+  web:
+    <<: [*base, *other]
+    image: docker.io/library/nginx:1.27
+  api:
+    <<: *base
+    image: docker.io/library/nginx:1.27
+    restart: "no"
+    user: "2000"
+"#,
+        None,
+    );
+    p.import_ok(&[]);
+    let web = p.container("web");
+    // From the map merged into the merged map.
+    assert_eq!(web["restart"].as_str(), Some("always"));
+    assert_eq!(web["user"].as_str(), Some("1000"));
+    // Of [*restart, *user] the earlier wins; of [*base, *other] too.
+    assert_eq!(web["stop_timeout"].as_str(), Some("20s"));
+    assert_eq!(web["read_only"].as_bool(), Some(true));
+    // What only the later map has is merged as well.
+    assert_eq!(web["labels"]["tier"].as_str(), Some("web"));
+    // Keys written in the service win over every merged one.
+    let api = p.container("api");
+    assert_eq!(api["restart"].as_str(), Some("no"));
+    assert_eq!(api["user"].as_str(), Some("2000"));
+    assert_eq!(api["read_only"].as_bool(), Some(true));
+    for svc in ["web", "api"] {
+        let entries = p.entries(svc);
+        assert!(
+            entries
+                .iter()
+                .any(|(k, a, _)| k == "pull_policy" && a == "dropped"),
+            "{svc}: {entries:?}"
+        );
+        assert!(
+            !entries.iter().any(|(k, _, _)| k.contains("<<")),
+            "{svc}: {entries:?}"
+        );
+    }
+}

@@ -217,14 +217,58 @@ fn read_compose(path: &Path) -> Result<(Value, PathBuf), ImportError> {
             _ => compose_err(e.to_string()),
         }
     })?;
-    doc.apply_merge()
-        .map_err(|e| compose_err(format!("merge keys: {e}")))?;
+    resolve_merges(&mut doc).map_err(|e| compose_err(format!("merge keys: {e}")))?;
     let compose_dir = std::path::absolute(path)
         .map_err(io_err(path))?
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     Ok((doc, compose_dir))
+}
+
+/// Applies the YAML merge keys (`<<`) of `v`, innermost first, so that a
+/// merged map which itself uses `<<` brings its merged keys along: a key
+/// written in a map wins over a merged one, and of a list of maps the
+/// earlier wins. (`serde_norway`'s `apply_merge` works outermost first and
+/// leaves such a nested `<<` behind as a plain key.) The recursion is as
+/// deep as the document, which the parser limits (see `depth`).
+pub fn resolve_merges(v: &mut Value) -> Result<(), String> {
+    match v {
+        Value::Mapping(m) => {
+            let merge = m.remove("<<");
+            for item in m.values_mut() {
+                resolve_merges(item)?;
+            }
+            let Some(mut merge) = merge else {
+                return Ok(());
+            };
+            resolve_merges(&mut merge)?;
+            let sources = match merge {
+                Value::Mapping(src) => vec![src],
+                Value::Sequence(items) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::Mapping(src) => Ok(src),
+                        _ => Err("each element of a `<<` list must be a map".to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err("the value of `<<` must be a map or a list of maps".into()),
+            };
+            for src in sources {
+                for (k, val) in src {
+                    m.entry(k).or_insert(val);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                resolve_merges(item)?;
+            }
+        }
+        Value::Tagged(t) => resolve_merges(&mut t.value)?,
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+    Ok(())
 }
 
 /// Interpolates `doc` in place as the compose specification says (or
