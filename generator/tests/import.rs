@@ -449,11 +449,15 @@ impl Project {
         stderr
     }
 
+    /// An app's manifest.
+    fn manifest(&self, app: &str) -> toml_edit::DocumentMut {
+        let text = std::fs::read_to_string(self.fleet().join(format!("{app}.toml"))).unwrap();
+        text.parse().unwrap()
+    }
+
     /// The `[container]` table of an app's manifest.
     fn container(&self, app: &str) -> toml_edit::Table {
-        let text = std::fs::read_to_string(self.fleet().join(format!("{app}.toml"))).unwrap();
-        let doc: toml_edit::DocumentMut = text.parse().unwrap();
-        doc["container"].as_table().unwrap().clone()
+        self.manifest(app)["container"].as_table().unwrap().clone()
     }
 
     /// The report entries of one service: (key, action, reason).
@@ -474,6 +478,15 @@ impl Project {
             })
             .collect()
     }
+}
+
+/// A manifest's array of strings.
+fn strs(item: &toml_edit::Item) -> Vec<String> {
+    item.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -534,4 +547,73 @@ services:
             "{svc}: {entries:?}"
         );
     }
+}
+
+#[test]
+fn interpolated_numbers_and_booleans_are_cast_as_compose_casts_them() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: docker.io/library/nginx:1.27
+    read_only: ${RO}
+    ports:
+      - target: ${TARGET}
+        published: "8080"
+    healthcheck:
+      test: ["CMD", "true"]
+      retries: $HEALTHCHECK_RETRIES
+      disable: "${HC_OFF:-false}"
+    deploy:
+      replicas: ${REPLICAS:-1}
+    volumes:
+      - type: volume
+        source: data
+        target: /data
+        read_only: "${DATA_RO}"
+  db:
+    image: docker.io/library/postgres:16
+    read_only: "yes"
+volumes:
+  data:
+"#,
+        Some("RO=true\nTARGET=80\nHEALTHCHECK_RETRIES=10\nDATA_RO=on\n"),
+    );
+    p.import_ok(&["--interpolate"]);
+    let web = p.manifest("web");
+    assert_eq!(web["container"]["read_only"].as_bool(), Some(true));
+    assert_eq!(strs(&web["container"]["ports"]), ["8080:80"]);
+    assert_eq!(strs(&web["container"]["volumes"]), ["demo_data:/data:ro"]);
+    assert_eq!(web["health"]["retries"].as_integer(), Some(10));
+    let entries = p.entries("web");
+    assert!(entries.is_empty(), "{entries:?}");
+    // Compose reads the YAML 1.1 words as booleans in these places.
+    assert_eq!(p.container("db")["read_only"].as_bool(), Some(true));
+}
+
+#[test]
+fn a_value_compose_cannot_cast_fails_the_import_naming_service_key_and_variable() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      retries: ${RETRIES}\n",
+        Some("RETRIES=ten\n"),
+    );
+    let o = p.import(&["--interpolate"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "services.web.healthcheck.retries: \"ten\" is not an integer, which compose requires here (interpolated from $RETRIES)"
+        ),
+        "{err}"
+    );
+    assert!(!p.fleet().exists());
+    // Without --interpolate the variable stays literal: no cast, and the
+    // health check is reported as dropped, as before.
+    let o = p.import(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        p.entries("web")
+            .iter()
+            .any(|(k, a, _)| k == "healthcheck.retries" && a == "uninterpolated")
+    );
 }
