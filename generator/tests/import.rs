@@ -617,3 +617,68 @@ fn a_value_compose_cannot_cast_fails_the_import_naming_service_key_and_variable(
             .any(|(k, a, _)| k == "healthcheck.retries" && a == "uninterpolated")
     );
 }
+
+#[test]
+fn a_port_with_an_empty_host_ip_is_published_on_every_address() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: docker.io/library/nginx:1.27
+    ports:
+      - ":443:443"
+      - ":8443:8443/udp"
+      - "127.0.0.1:80:80"
+"#,
+        None,
+    );
+    p.import_ok(&["--strict"]);
+    let ports: Vec<String> = p.container("web")["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ports, ["443:443", "8443:8443/udp", "127.0.0.1:80:80"]);
+    let entries = p.entries("web");
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+#[test]
+fn a_service_that_cannot_be_imported_is_reported_in_a_whole_sentence() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: docker.io/library/nginx:1.27
+  odd:
+    image: Not/A/Valid/Image
+  built:
+    build: .
+  bare:
+    command: ["true"]
+"#,
+        None,
+    );
+    let stderr = p.import_ok(&[]);
+    let reason = |svc: &str| {
+        let e = p.entries(svc);
+        assert_eq!(e.len(), 1, "{e:?}");
+        e[0].2.clone()
+    };
+    assert!(
+        reason("odd").starts_with(
+            "the service is not imported: its image `Not/A/Valid/Image` is not usable: "
+        ),
+        "{}",
+        reason("odd")
+    );
+    assert!(
+        reason("built").starts_with("the service is not imported: it has `build` and no `image`")
+    );
+    assert_eq!(
+        reason("bare"),
+        "the service is not imported: it has no `image`"
+    );
+    assert!(!stderr.contains("it image"), "{stderr}");
+}

@@ -394,7 +394,7 @@ fn app_names(services: &Mapping, report: &mut Report) -> Result<AppNames, Import
                 Some(&svc),
                 "image",
                 Action::Dropped,
-                format!("the service is not imported: it {why}"),
+                format!("the service is not imported: {why}"),
             );
             continue;
         }

@@ -516,6 +516,9 @@ impl Mapper<'_, '_> {
         container: &str,
         proto: Option<&str>,
     ) {
+        // `:443:443` (an empty host IP) publishes on every address, as
+        // `443:443` does.
+        let ip = ip.filter(|ip| !ip.is_empty());
         let proto = match proto {
             None => None,
             Some(p @ ("tcp" | "udp")) => Some(p),
@@ -1446,16 +1449,17 @@ pub fn map_service(
     Some((m, uses))
 }
 
-/// Why a service cannot become an app at all, if it cannot.
+/// Why a service cannot become an app at all, if it cannot (a clause
+/// that starts with "it" or "its").
 pub fn unimportable(raw: &Mapping) -> Option<String> {
     match raw.get("image") {
         None if raw.contains_key("build") => Some(
-            "has `build` and no `image`: windlass runs images and never builds them; build and push it, then add `image`".into(),
+            "it has `build` and no `image`: windlass runs images and never builds them; build and push it, then add `image`".into(),
         ),
-        None => Some("has no `image`".into()),
+        None => Some("it has no `image`".into()),
         Some(Value::String(s)) => convert::normalize_image(s)
             .err()
-            .map(|e| format!("image `{s}`: {e}")),
-        Some(_) => Some("`image` is not a string".into()),
+            .map(|e| format!("its image `{s}` is not usable: {e}")),
+        Some(_) => Some("its `image` is not a string".into()),
     }
 }
