@@ -424,6 +424,11 @@ impl Project {
     }
 
     fn import(&self, extra: &[&str]) -> Output {
+        self.import_with_env(extra, &[])
+    }
+
+    /// Imports with only `env` in the process environment.
+    fn import_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let compose = self.dir.path().join("compose.yaml");
         let report = self.dir.path().join("report.json");
         let fleet = self.fleet();
@@ -438,7 +443,12 @@ impl Project {
             s(&report),
         ];
         args.extend_from_slice(extra);
-        windlass(&args)
+        Command::new(env!("CARGO_BIN_EXE_windlass"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(&args)
+            .output()
+            .unwrap()
     }
 
     /// Imports, which must succeed; returns stderr (the report).
@@ -681,4 +691,85 @@ services:
         "the service is not imported: it has no `image`"
     );
     assert!(!stderr.contains("it image"), "{stderr}");
+}
+
+#[test]
+fn a_pass_through_environment_entry_takes_its_value_from_dot_env_or_the_environment() {
+    let p = Project::new(
+        r#"
+services:
+  app:
+    image: docker.io/library/busybox:1.36
+    environment:
+      - GREETING
+      - DB_PASSWORD
+      - NOT_SET_ANYWHERE
+      - FROM_SHELL
+  db:
+    image: docker.io/library/postgres:16
+    environment:
+      LEVEL:
+      EMPTY:
+"#,
+        Some("GREETING=hello\nDB_PASSWORD=POISON-7f3a9c-pass\nLEVEL=info\nEMPTY=\n"),
+    );
+    let env = [("FROM_SHELL", "shell"), ("LEVEL", "debug")];
+    let o = p.import_with_env(&["--interpolate"], &env);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    let app = p.container("app");
+    let app_env = app["env"].as_table().unwrap();
+    assert_eq!(app_env["GREETING"].as_str(), Some("hello"));
+    assert_eq!(app_env["FROM_SHELL"].as_str(), Some("shell"));
+    // A secret is never written: the app reads the podman secret instead.
+    assert!(!app_env.contains_key("DB_PASSWORD"));
+    let text = std::fs::read_to_string(p.fleet().join("app.toml")).unwrap();
+    assert!(
+        text.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"),
+        "{text}"
+    );
+    // Unset everywhere: compose leaves it out too, and the report says so.
+    assert!(!app_env.contains_key("NOT_SET_ANYWHERE"));
+    let entries = p.entries("app");
+    assert!(
+        entries.iter().any(|(k, a, r)| k == "environment[2]"
+            && a == "uninterpolated"
+            && r.contains("set neither in the environment nor in the env file")),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|(k, a, _)| k == "environment[1]" && a == "withheld"),
+        "{entries:?}"
+    );
+    // The environment wins over .env, as in compose; an empty value is set.
+    let db_env = p.container("db")["env"].as_table().unwrap().clone();
+    assert_eq!(db_env["LEVEL"].as_str(), Some("debug"));
+    assert_eq!(db_env["EMPTY"].as_str(), Some(""));
+    let entries = p.entries("db");
+    assert!(entries.is_empty(), "{entries:?}");
+    let report = std::fs::read_to_string(p.dir.path().join("report.json")).unwrap();
+    for (name, text) in files(&p.fleet())
+        .into_iter()
+        .chain([("stderr".into(), stderr), ("report".into(), report)])
+    {
+        assert!(!text.contains("POISON"), "{name} holds the secret");
+        assert!(!text.contains("from the shell"), "{name}: {text}");
+    }
+
+    // Without --interpolate nothing is read, and the report says how to
+    // carry the values.
+    let o = p.import_with_env(&["--force"], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(p.container("app").get("env").is_none());
+    let entries = p.entries("app");
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|(_, a, r)| a == "uninterpolated"
+                && r.contains("run with --interpolate to carry it")),
+        "{entries:?}"
+    );
 }

@@ -55,7 +55,7 @@ pub struct Vars {
 
 impl Vars {
     /// The process environment wins over the env file, as in compose.
-    fn get(&self, name: &str) -> Option<(&str, Source)> {
+    pub fn get(&self, name: &str) -> Option<(&str, Source)> {
         if let Some(v) = self.environment.get(name) {
             return Some((v, Source::Environment));
         }

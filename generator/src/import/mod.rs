@@ -133,7 +133,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         message,
     };
     let (mut doc, compose_dir) = read_compose(path)?;
-    let subs = substitute_variables(&mut doc, opts, &compose_dir)?;
+    let (subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
     let Value::Mapping(top) = &doc else {
         return Err(compose_err("expected a map at the top level".into()));
     };
@@ -171,6 +171,8 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         apps,
         healthy,
         subs: &subs,
+        vars: opts.interpolate.then_some(&vars),
+        rule: &rule,
     };
     let (manifests, used) = map_services(&ctx, services, &mut report);
     let networks = declare_networks(&used.networks, network_defs, &project, &mut report);
@@ -273,12 +275,13 @@ pub fn resolve_merges(v: &mut Value) -> Result<(), String> {
 
 /// Interpolates `doc` in place as the compose specification says (or
 /// only records the variables, without `--interpolate`); the variables
-/// that feed `secrets:` are never substituted.
+/// that feed `secrets:` are never substituted. Returns the substitutions,
+/// the variables (empty without `--interpolate`) and the secret rule.
 fn substitute_variables(
     doc: &mut Value,
     opts: &Options,
     compose_dir: &Path,
-) -> Result<interpolate::Substitutions, ImportError> {
+) -> Result<(interpolate::Substitutions, Vars, SecretRule), ImportError> {
     // The secret rule needs the variables that feed `secrets:` first.
     let mut rule = SecretRule::default();
     if let Some(Value::Mapping(secrets)) = doc.get("secrets") {
@@ -308,10 +311,13 @@ fn substitute_variables(
         vars: &vars,
         rule: &rule,
     };
-    interpolate::interpolate_document(doc, &interp).map_err(|source| ImportError::Interpolation {
-        path: opts.compose_file.clone(),
-        source,
-    })
+    let subs = interpolate::interpolate_document(doc, &interp).map_err(|source| {
+        ImportError::Interpolation {
+            path: opts.compose_file.clone(),
+            source,
+        }
+    })?;
+    Ok((subs, vars, rule))
 }
 
 /// `--project`, else the file's `name:`, else its directory's name, as a
