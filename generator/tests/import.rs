@@ -401,3 +401,375 @@ fn a_compose_file_nested_fifty_thousand_deep_is_refused_at_once() {
         assert!(!fleet.exists());
     }
 }
+
+/// A compose project written by a test: `compose.yaml`, and `.env` when
+/// given, in a fresh directory; it is imported into `fleet/` beside them
+/// as the project `demo`, with the JSON report in `report.json`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(compose: &str, env: Option<&str>) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        if let Some(env) = env {
+            std::fs::write(dir.path().join(".env"), env).unwrap();
+        }
+        Project { dir }
+    }
+
+    fn fleet(&self) -> PathBuf {
+        self.dir.path().join("fleet")
+    }
+
+    fn import(&self, extra: &[&str]) -> Output {
+        self.import_with_env(extra, &[])
+    }
+
+    /// Imports with only `env` in the process environment.
+    fn import_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let compose = self.dir.path().join("compose.yaml");
+        let report = self.dir.path().join("report.json");
+        let fleet = self.fleet();
+        let mut args = vec![
+            "import",
+            s(&compose),
+            "-o",
+            s(&fleet),
+            "--project",
+            "demo",
+            "--report",
+            s(&report),
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_windlass"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(&args)
+            .output()
+            .unwrap()
+    }
+
+    /// Imports, which must succeed; returns stderr (the report).
+    fn import_ok(&self, extra: &[&str]) -> String {
+        let o = self.import(extra);
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "import failed:\n{stderr}");
+        stderr
+    }
+
+    /// An app's manifest.
+    fn manifest(&self, app: &str) -> toml_edit::DocumentMut {
+        let text = std::fs::read_to_string(self.fleet().join(format!("{app}.toml"))).unwrap();
+        text.parse().unwrap()
+    }
+
+    /// The `[container]` table of an app's manifest.
+    fn container(&self, app: &str) -> toml_edit::Table {
+        self.manifest(app)["container"].as_table().unwrap().clone()
+    }
+
+    /// The report entries of one service: (key, action, reason).
+    fn entries(&self, service: &str) -> Vec<(String, String, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join("report.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        r["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["service"] == service)
+            .map(|e| {
+                (
+                    e["key"].as_str().unwrap().to_string(),
+                    e["action"].as_str().unwrap().to_string(),
+                    e["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A manifest's array of strings.
+fn strs(item: &toml_edit::Item) -> Vec<String> {
+    item.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn merge_keys_inside_merged_maps_are_resolved_with_written_and_earlier_keys_winning() {
+    let p = Project::new(
+        r#"
+x-restart: &restart
+  restart: unless-stopped
+  pull_policy: always
+  stop_grace_period: 20s
+x-user: &user
+  user: "1000"
+  stop_grace_period: 30s
+x-base: &base
+  <<: [*restart, *user]
+  read_only: true
+x-other: &other
+  read_only: false
+  labels:
+    tier: web
+services:
+  web:
+    <<: [*base, *other]
+    image: docker.io/library/nginx:1.27
+  api:
+    <<: *base
+    image: docker.io/library/nginx:1.27
+    restart: "no"
+    user: "2000"
+"#,
+        None,
+    );
+    p.import_ok(&[]);
+    let web = p.container("web");
+    // From the map merged into the merged map.
+    assert_eq!(web["restart"].as_str(), Some("always"));
+    assert_eq!(web["user"].as_str(), Some("1000"));
+    // Of [*restart, *user] the earlier wins; of [*base, *other] too.
+    assert_eq!(web["stop_timeout"].as_str(), Some("20s"));
+    assert_eq!(web["read_only"].as_bool(), Some(true));
+    // What only the later map has is merged as well.
+    assert_eq!(web["labels"]["tier"].as_str(), Some("web"));
+    // Keys written in the service win over every merged one.
+    let api = p.container("api");
+    assert_eq!(api["restart"].as_str(), Some("no"));
+    assert_eq!(api["user"].as_str(), Some("2000"));
+    assert_eq!(api["read_only"].as_bool(), Some(true));
+    for svc in ["web", "api"] {
+        let entries = p.entries(svc);
+        assert!(
+            entries
+                .iter()
+                .any(|(k, a, _)| k == "pull_policy" && a == "dropped"),
+            "{svc}: {entries:?}"
+        );
+        assert!(
+            !entries.iter().any(|(k, _, _)| k.contains("<<")),
+            "{svc}: {entries:?}"
+        );
+    }
+}
+
+#[test]
+fn interpolated_numbers_and_booleans_are_cast_as_compose_casts_them() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: docker.io/library/nginx:1.27
+    read_only: ${RO}
+    ports:
+      - target: ${TARGET}
+        published: "8080"
+    healthcheck:
+      test: ["CMD", "true"]
+      retries: $HEALTHCHECK_RETRIES
+      disable: "${HC_OFF:-false}"
+    deploy:
+      replicas: ${REPLICAS:-1}
+    volumes:
+      - type: volume
+        source: data
+        target: /data
+        read_only: "${DATA_RO}"
+  db:
+    image: docker.io/library/postgres:16
+    read_only: "yes"
+volumes:
+  data:
+"#,
+        Some("RO=true\nTARGET=80\nHEALTHCHECK_RETRIES=10\nDATA_RO=on\n"),
+    );
+    p.import_ok(&["--interpolate"]);
+    let web = p.manifest("web");
+    assert_eq!(web["container"]["read_only"].as_bool(), Some(true));
+    assert_eq!(strs(&web["container"]["ports"]), ["8080:80"]);
+    assert_eq!(strs(&web["container"]["volumes"]), ["demo_data:/data:ro"]);
+    assert_eq!(web["health"]["retries"].as_integer(), Some(10));
+    let entries = p.entries("web");
+    assert!(entries.is_empty(), "{entries:?}");
+    // Compose reads the YAML 1.1 words as booleans in these places.
+    assert_eq!(p.container("db")["read_only"].as_bool(), Some(true));
+}
+
+#[test]
+fn a_value_compose_cannot_cast_fails_the_import_naming_service_key_and_variable() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      retries: ${RETRIES}\n",
+        Some("RETRIES=ten\n"),
+    );
+    let o = p.import(&["--interpolate"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "services.web.healthcheck.retries: \"ten\" is not an integer, which compose requires here (interpolated from $RETRIES)"
+        ),
+        "{err}"
+    );
+    assert!(!p.fleet().exists());
+    // Without --interpolate the variable stays literal: no cast, and the
+    // health check is reported as dropped, as before.
+    let o = p.import(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        p.entries("web")
+            .iter()
+            .any(|(k, a, _)| k == "healthcheck.retries" && a == "uninterpolated")
+    );
+}
+
+#[test]
+fn a_port_with_an_empty_host_ip_is_published_on_every_address() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: docker.io/library/nginx:1.27
+    ports:
+      - ":443:443"
+      - ":8443:8443/udp"
+      - "127.0.0.1:80:80"
+"#,
+        None,
+    );
+    p.import_ok(&["--strict"]);
+    let ports: Vec<String> = p.container("web")["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ports, ["443:443", "8443:8443/udp", "127.0.0.1:80:80"]);
+    let entries = p.entries("web");
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+#[test]
+fn a_service_that_cannot_be_imported_is_reported_in_a_whole_sentence() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: docker.io/library/nginx:1.27
+  odd:
+    image: Not/A/Valid/Image
+  built:
+    build: .
+  bare:
+    command: ["true"]
+"#,
+        None,
+    );
+    let stderr = p.import_ok(&[]);
+    let reason = |svc: &str| {
+        let e = p.entries(svc);
+        assert_eq!(e.len(), 1, "{e:?}");
+        e[0].2.clone()
+    };
+    assert!(
+        reason("odd").starts_with(
+            "the service is not imported: its image `Not/A/Valid/Image` is not usable: "
+        ),
+        "{}",
+        reason("odd")
+    );
+    assert!(
+        reason("built").starts_with("the service is not imported: it has `build` and no `image`")
+    );
+    assert_eq!(
+        reason("bare"),
+        "the service is not imported: it has no `image`"
+    );
+    assert!(!stderr.contains("it image"), "{stderr}");
+}
+
+#[test]
+fn a_pass_through_environment_entry_takes_its_value_from_dot_env_or_the_environment() {
+    let p = Project::new(
+        r#"
+services:
+  app:
+    image: docker.io/library/busybox:1.36
+    environment:
+      - GREETING
+      - DB_PASSWORD
+      - NOT_SET_ANYWHERE
+      - FROM_SHELL
+  db:
+    image: docker.io/library/postgres:16
+    environment:
+      LEVEL:
+      EMPTY:
+"#,
+        Some("GREETING=hello\nDB_PASSWORD=POISON-7f3a9c-pass\nLEVEL=info\nEMPTY=\n"),
+    );
+    let env = [("FROM_SHELL", "shell"), ("LEVEL", "debug")];
+    let o = p.import_with_env(&["--interpolate"], &env);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    let app = p.container("app");
+    let app_env = app["env"].as_table().unwrap();
+    assert_eq!(app_env["GREETING"].as_str(), Some("hello"));
+    assert_eq!(app_env["FROM_SHELL"].as_str(), Some("shell"));
+    // A secret is never written: the app reads the podman secret instead.
+    assert!(!app_env.contains_key("DB_PASSWORD"));
+    let text = std::fs::read_to_string(p.fleet().join("app.toml")).unwrap();
+    assert!(
+        text.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"),
+        "{text}"
+    );
+    // Unset everywhere: compose leaves it out too, and the report says so.
+    assert!(!app_env.contains_key("NOT_SET_ANYWHERE"));
+    let entries = p.entries("app");
+    assert!(
+        entries.iter().any(|(k, a, r)| k == "environment[2]"
+            && a == "uninterpolated"
+            && r.contains("set neither in the environment nor in the env file")),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|(k, a, _)| k == "environment[1]" && a == "withheld"),
+        "{entries:?}"
+    );
+    // The environment wins over .env, as in compose; an empty value is set.
+    let db_env = p.container("db")["env"].as_table().unwrap().clone();
+    assert_eq!(db_env["LEVEL"].as_str(), Some("debug"));
+    assert_eq!(db_env["EMPTY"].as_str(), Some(""));
+    let entries = p.entries("db");
+    assert!(entries.is_empty(), "{entries:?}");
+    let report = std::fs::read_to_string(p.dir.path().join("report.json")).unwrap();
+    for (name, text) in files(&p.fleet())
+        .into_iter()
+        .chain([("stderr".into(), stderr), ("report".into(), report)])
+    {
+        assert!(!text.contains("POISON"), "{name} holds the secret");
+        assert!(!text.contains("from the shell"), "{name}: {text}");
+    }
+
+    // Without --interpolate nothing is read, and the report says how to
+    // carry the values.
+    let o = p.import_with_env(&["--force"], &env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(p.container("app").get("env").is_none());
+    let entries = p.entries("app");
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|(_, a, r)| a == "uninterpolated"
+                && r.contains("run with --interpolate to carry it")),
+        "{entries:?}"
+    );
+}

@@ -467,7 +467,7 @@ fn oracle_case(case: &str, compose: &Path, interpolate_it: bool) {
         .to_path_buf();
     let mut doc: Value =
         serde_norway::from_str(&std::fs::read_to_string(compose).unwrap()).unwrap();
-    doc.apply_merge().unwrap();
+    windlass::import::resolve_merges(&mut doc).unwrap();
     let mut vars = Vars::default();
     if interpolate_it && compose_dir.join(".env").is_file() {
         vars.env_file = interpolate::parse_env_file(

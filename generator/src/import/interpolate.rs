@@ -55,7 +55,7 @@ pub struct Vars {
 
 impl Vars {
     /// The process environment wins over the env file, as in compose.
-    fn get(&self, name: &str) -> Option<(&str, Source)> {
+    pub fn get(&self, name: &str) -> Option<(&str, Source)> {
         if let Some(v) = self.environment.get(name) {
             return Some((v, Source::Environment));
         }
@@ -315,14 +315,119 @@ impl Interpolator<'_> {
 /// Every interpolated string of the document, by its YAML path.
 pub type Substitutions = BTreeMap<String, Vec<Substitution>>;
 
-/// Interpolates every string value (never a key) of `doc` in place.
+/// Interpolates every string value (never a key) of `doc` in place, then
+/// casts the strings at the places compose types as numbers or booleans
+/// (see [`CASTS`]).
 pub fn interpolate_document(
     doc: &mut Value,
     interp: &Interpolator<'_>,
 ) -> Result<Substitutions, InterpolationError> {
     let mut all = Substitutions::new();
-    walk(doc, String::new(), interp, &mut all)?;
+    walk(doc, String::new(), &mut Vec::new(), interp, &mut all)?;
     Ok(all)
+}
+
+/// The type compose gives a value after interpolation.
+#[derive(Debug, Clone, Copy)]
+enum Cast {
+    Int,
+    Float,
+    Bool,
+}
+
+/// Where compose casts a string after interpolating it: compose-go's
+/// `interpolateTypeCastMapping`, as dotted paths with `*` for any key or
+/// list item and `[]` for any list item. Not `configs[].mode`/`secrets[].mode`: compose
+/// reads a quoted `"0440"` there as decimal, but the YAML parser here
+/// cannot tell it from a plain `0440` (octal to compose), so a string mode
+/// stays octal text.
+const CASTS: &[(&str, Cast)] = &[
+    ("services.*.cpu_count", Cast::Int),
+    ("services.*.cpu_percent", Cast::Float),
+    ("services.*.cpu_period", Cast::Int),
+    ("services.*.cpu_quota", Cast::Int),
+    ("services.*.cpu_rt_period", Cast::Int),
+    ("services.*.cpu_rt_runtime", Cast::Int),
+    ("services.*.cpus", Cast::Float),
+    ("services.*.cpu_shares", Cast::Int),
+    ("services.*.init", Cast::Bool),
+    ("services.*.deploy.replicas", Cast::Int),
+    ("services.*.deploy.update_config.parallelism", Cast::Int),
+    (
+        "services.*.deploy.update_config.max_failure_ratio",
+        Cast::Float,
+    ),
+    ("services.*.deploy.rollback_config.parallelism", Cast::Int),
+    (
+        "services.*.deploy.rollback_config.max_failure_ratio",
+        Cast::Float,
+    ),
+    ("services.*.deploy.restart_policy.max_attempts", Cast::Int),
+    (
+        "services.*.deploy.placement.max_replicas_per_node",
+        Cast::Int,
+    ),
+    ("services.*.healthcheck.retries", Cast::Int),
+    ("services.*.healthcheck.disable", Cast::Bool),
+    ("services.*.oom_kill_disable", Cast::Bool),
+    ("services.*.oom_score_adj", Cast::Int),
+    ("services.*.pids_limit", Cast::Int),
+    ("services.*.ports.[].target", Cast::Int),
+    ("services.*.privileged", Cast::Bool),
+    ("services.*.read_only", Cast::Bool),
+    ("services.*.scale", Cast::Int),
+    ("services.*.stdin_open", Cast::Bool),
+    ("services.*.tty", Cast::Bool),
+    ("services.*.ulimits.*", Cast::Int),
+    ("services.*.ulimits.*.hard", Cast::Int),
+    ("services.*.ulimits.*.soft", Cast::Int),
+    ("services.*.volumes.[].read_only", Cast::Bool),
+    ("services.*.volumes.[].volume.nocopy", Cast::Bool),
+    ("networks.*.external", Cast::Bool),
+    ("networks.*.internal", Cast::Bool),
+    ("networks.*.attachable", Cast::Bool),
+    ("networks.*.enable_ipv6", Cast::Bool),
+    ("volumes.*.external", Cast::Bool),
+    ("secrets.*.external", Cast::Bool),
+    ("configs.*.external", Cast::Bool),
+];
+
+/// The cast for the value at `at` (keys, `[]` for list items), if any.
+fn cast_at(at: &[String]) -> Option<Cast> {
+    CASTS.iter().find_map(|(pattern, cast)| {
+        (pattern.split('.').count() == at.len()
+            && pattern
+                .split('.')
+                .zip(at)
+                .all(|(p, part)| p == "*" || p == part))
+        .then_some(*cast)
+    })
+}
+
+impl Cast {
+    /// The typed value, as compose-go reads it (Go's `strconv.Atoi`,
+    /// `ParseFloat`, and YAML 1.1 booleans).
+    fn apply(self, s: &str) -> Result<Value, String> {
+        match self {
+            Cast::Int => s
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("{s:?} is not an integer, which compose requires here")),
+            Cast::Float => match s.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Value::from(f)),
+                _ => Err(format!(
+                    "{s:?} is not a number, which compose requires here"
+                )),
+            },
+            Cast::Bool => match s.to_ascii_lowercase().as_str() {
+                "true" | "y" | "yes" | "on" => Ok(Value::Bool(true)),
+                "false" | "n" | "no" | "off" => Ok(Value::Bool(false)),
+                _ => Err(format!(
+                    "{s:?} is not a boolean (true or false), which compose requires here"
+                )),
+            },
+        }
+    }
 }
 
 /// Whether the string at `path` is an environment entry named like a secret.
@@ -351,16 +456,19 @@ fn key_text(k: &Value) -> String {
     }
 }
 
+/// `path` is the report's form of the place (`services.web.ports[0]`),
+/// `at` the same as a list of keys with `[]` for list items.
 fn walk(
     v: &mut Value,
     path: String,
+    at: &mut Vec<String>,
     interp: &Interpolator<'_>,
     all: &mut Substitutions,
 ) -> Result<(), InterpolationError> {
     match v {
         Value::String(s) => {
+            let mut subs = Vec::new();
             if s.contains('$') {
-                let mut subs = Vec::new();
                 let dest_secret = env_dest_is_secret(&path, s);
                 *s = interp
                     .string(s, dest_secret, &mut subs)
@@ -368,28 +476,51 @@ fn walk(
                         path: path.clone(),
                         message,
                     })?;
-                if !subs.is_empty() {
-                    all.insert(path, subs);
-                }
+            }
+            // A variable kept literally is reported with its place; the
+            // value stays a string for the mapper to refuse.
+            let resolved = subs
+                .iter()
+                .all(|s| matches!(s.outcome, Outcome::Resolved(_)));
+            if resolved && let Some(cast) = cast_at(at) {
+                let typed = cast.apply(s).map_err(|message| {
+                    let from: Vec<String> = subs.iter().map(|s| format!("${}", s.var)).collect();
+                    InterpolationError {
+                        path: path.clone(),
+                        message: if from.is_empty() {
+                            message
+                        } else {
+                            format!("{message} (interpolated from {})", from.join(", "))
+                        },
+                    }
+                })?;
+                *v = typed;
+            }
+            if !subs.is_empty() {
+                all.insert(path, subs);
             }
         }
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
-                walk(item, format!("{path}[{i}]"), interp, all)?;
+                at.push("[]".into());
+                walk(item, format!("{path}[{i}]"), at, interp, all)?;
+                at.pop();
             }
         }
         Value::Mapping(map) => {
             for (k, item) in map.iter_mut() {
                 let key = key_text(k);
                 let p = if path.is_empty() {
-                    key
+                    key.clone()
                 } else {
                     format!("{path}.{key}")
                 };
-                walk(item, p, interp, all)?;
+                at.push(key);
+                walk(item, p, at, interp, all)?;
+                at.pop();
             }
         }
-        Value::Tagged(t) => walk(&mut t.value, path, interp, all)?,
+        Value::Tagged(t) => walk(&mut t.value, path, at, interp, all)?,
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
     Ok(())

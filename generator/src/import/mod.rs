@@ -133,7 +133,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         message,
     };
     let (mut doc, compose_dir) = read_compose(path)?;
-    let subs = substitute_variables(&mut doc, opts, &compose_dir)?;
+    let (subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
     let Value::Mapping(top) = &doc else {
         return Err(compose_err("expected a map at the top level".into()));
     };
@@ -171,6 +171,8 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         apps,
         healthy,
         subs: &subs,
+        vars: opts.interpolate.then_some(&vars),
+        rule: &rule,
     };
     let (manifests, used) = map_services(&ctx, services, &mut report);
     let networks = declare_networks(&used.networks, network_defs, &project, &mut report);
@@ -217,8 +219,7 @@ fn read_compose(path: &Path) -> Result<(Value, PathBuf), ImportError> {
             _ => compose_err(e.to_string()),
         }
     })?;
-    doc.apply_merge()
-        .map_err(|e| compose_err(format!("merge keys: {e}")))?;
+    resolve_merges(&mut doc).map_err(|e| compose_err(format!("merge keys: {e}")))?;
     let compose_dir = std::path::absolute(path)
         .map_err(io_err(path))?
         .parent()
@@ -227,14 +228,60 @@ fn read_compose(path: &Path) -> Result<(Value, PathBuf), ImportError> {
     Ok((doc, compose_dir))
 }
 
+/// Applies the YAML merge keys (`<<`) of `v`, innermost first, so that a
+/// merged map which itself uses `<<` brings its merged keys along: a key
+/// written in a map wins over a merged one, and of a list of maps the
+/// earlier wins. (`serde_norway`'s `apply_merge` works outermost first and
+/// leaves such a nested `<<` behind as a plain key.) The recursion is as
+/// deep as the document, which the parser limits (see `depth`).
+pub fn resolve_merges(v: &mut Value) -> Result<(), String> {
+    match v {
+        Value::Mapping(m) => {
+            let merge = m.remove("<<");
+            for item in m.values_mut() {
+                resolve_merges(item)?;
+            }
+            let Some(mut merge) = merge else {
+                return Ok(());
+            };
+            resolve_merges(&mut merge)?;
+            let sources = match merge {
+                Value::Mapping(src) => vec![src],
+                Value::Sequence(items) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::Mapping(src) => Ok(src),
+                        _ => Err("each element of a `<<` list must be a map".to_string()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err("the value of `<<` must be a map or a list of maps".into()),
+            };
+            for src in sources {
+                for (k, val) in src {
+                    m.entry(k).or_insert(val);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                resolve_merges(item)?;
+            }
+        }
+        Value::Tagged(t) => resolve_merges(&mut t.value)?,
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+    Ok(())
+}
+
 /// Interpolates `doc` in place as the compose specification says (or
 /// only records the variables, without `--interpolate`); the variables
-/// that feed `secrets:` are never substituted.
+/// that feed `secrets:` are never substituted. Returns the substitutions,
+/// the variables (empty without `--interpolate`) and the secret rule.
 fn substitute_variables(
     doc: &mut Value,
     opts: &Options,
     compose_dir: &Path,
-) -> Result<interpolate::Substitutions, ImportError> {
+) -> Result<(interpolate::Substitutions, Vars, SecretRule), ImportError> {
     // The secret rule needs the variables that feed `secrets:` first.
     let mut rule = SecretRule::default();
     if let Some(Value::Mapping(secrets)) = doc.get("secrets") {
@@ -264,10 +311,13 @@ fn substitute_variables(
         vars: &vars,
         rule: &rule,
     };
-    interpolate::interpolate_document(doc, &interp).map_err(|source| ImportError::Interpolation {
-        path: opts.compose_file.clone(),
-        source,
-    })
+    let subs = interpolate::interpolate_document(doc, &interp).map_err(|source| {
+        ImportError::Interpolation {
+            path: opts.compose_file.clone(),
+            source,
+        }
+    })?;
+    Ok((subs, vars, rule))
 }
 
 /// `--project`, else the file's `name:`, else its directory's name, as a
@@ -350,7 +400,7 @@ fn app_names(services: &Mapping, report: &mut Report) -> Result<AppNames, Import
                 Some(&svc),
                 "image",
                 Action::Dropped,
-                format!("the service is not imported: it {why}"),
+                format!("the service is not imported: {why}"),
             );
             continue;
         }

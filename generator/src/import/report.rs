@@ -17,7 +17,8 @@ pub enum Action {
     /// converted size); the reason says how.
     Changed,
     /// A `${VAR}` kept literally because interpolation was not requested or
-    /// the variable is unset.
+    /// the variable is unset; or, for the same reasons, an `environment`
+    /// entry without a value that was not carried.
     Uninterpolated,
     /// A secret value that was not written; the reason says where it went.
     Withheld,

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_norway::{Mapping, Value};
 
 use super::convert;
-use super::interpolate::{Outcome, Substitutions};
+use super::interpolate::{Outcome, SecretRule, Substitutions, Vars};
 use super::manifest::{AppManifest, Health, SecretRef, set_pair};
 use super::report::{Action, Report};
 use crate::model::values::{
@@ -48,6 +48,10 @@ pub struct Context<'a> {
     /// compose services that define a health check.
     pub healthy: BTreeMap<String, bool>,
     pub subs: &'a Substitutions,
+    /// The variables interpolation reads (`None` without `--interpolate`),
+    /// for `environment` entries that pass one through.
+    pub vars: Option<&'a Vars>,
+    pub rule: &'a SecretRule,
 }
 
 /// Named volumes and networks a service used that windlass.toml must declare.
@@ -400,13 +404,6 @@ impl Mapper<'_, '_> {
                 .collect(),
         };
         for (path, k, val) in entries {
-            let Some(val) = val else {
-                self.drop(
-                    path,
-                    format!("`{k}` takes its value from the shell that runs compose; windlass has no pass-through: set it in an env_file"),
-                );
-                continue;
-            };
             if !is_env_key(&k) {
                 self.drop(
                     path,
@@ -414,6 +411,10 @@ impl Mapper<'_, '_> {
                 );
                 continue;
             }
+            let Some(val) = val else {
+                self.pass_through(path, &k);
+                continue;
+            };
             let subs = self.subs_at(&path).to_vec();
             if let Some(w) = subs.iter().find(|s| s.outcome == Outcome::Withheld) {
                 let var = w.var.clone();
@@ -424,28 +425,57 @@ impl Mapper<'_, '_> {
                             || val.starts_with(&format!("${{{var}-")))
                             && val.ends_with('}')
                             && val.matches('}').count() == 1);
-                let secret = var.to_ascii_lowercase().replace('_', "-");
-                if whole && is_object_name(&secret) {
-                    self.m.secrets.push(SecretRef {
-                        name: secret.clone(),
-                        target: Some(k.clone()),
-                        mode: None,
-                    });
-                    self.note(
-                        path,
-                        Action::Withheld,
-                        format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} FILE`"),
-                    );
-                } else {
-                    self.note(
-                        path,
-                        Action::Withheld,
-                        format!("`{k}` is built from the secret ${{{var}}} and was not written: put it in an env_file"),
-                    );
-                }
+                self.secret_env(path, &k, &var, whole);
                 continue;
             }
             set_pair(&mut self.m.env, &k, val);
+        }
+    }
+
+    /// The environment entry `k` (at `path`) holds the secret variable
+    /// `var`: as a whole (`whole`) it becomes a reference to the podman
+    /// secret named after `var`; a value built from it is not written.
+    fn secret_env(&mut self, path: String, k: &str, var: &str, whole: bool) {
+        let secret = var.to_ascii_lowercase().replace('_', "-");
+        if whole && is_object_name(&secret) {
+            self.m.secrets.push(SecretRef {
+                name: secret.clone(),
+                target: Some(k.to_string()),
+                mode: None,
+            });
+            self.note(
+                path,
+                Action::Withheld,
+                format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} FILE`"),
+            );
+        } else {
+            self.note(
+                path,
+                Action::Withheld,
+                format!("`{k}` is built from the secret ${{{var}}} and was not written: put it in an env_file"),
+            );
+        }
+    }
+
+    /// An entry `k` without a value (`- K` or `K:`): compose sets it from
+    /// the variables it interpolates with (the environment, then the env
+    /// file), and leaves it out when none is set.
+    fn pass_through(&mut self, path: String, k: &str) {
+        let Some(vars) = self.ctx.vars else {
+            return self.note(
+                path,
+                Action::Uninterpolated,
+                format!("`{k}` takes the value of the variable ${k} (from the environment or the env file); not carried: run with --interpolate to carry it"),
+            );
+        };
+        match vars.get(k) {
+            None => self.note(
+                path,
+                Action::Uninterpolated,
+                format!("`{k}` takes the value of the variable ${k}, which is set neither in the environment nor in the env file; not carried (compose leaves it unset too)"),
+            ),
+            Some(_) if self.ctx.rule.var_is_secret(k) => self.secret_env(path, k, k, true),
+            Some((v, _)) => set_pair(&mut self.m.env, k, v.to_string()),
         }
     }
 
@@ -516,6 +546,9 @@ impl Mapper<'_, '_> {
         container: &str,
         proto: Option<&str>,
     ) {
+        // `:443:443` (an empty host IP) publishes on every address, as
+        // `443:443` does.
+        let ip = ip.filter(|ip| !ip.is_empty());
         let proto = match proto {
             None => None,
             Some(p @ ("tcp" | "udp")) => Some(p),
@@ -1446,16 +1479,17 @@ pub fn map_service(
     Some((m, uses))
 }
 
-/// Why a service cannot become an app at all, if it cannot.
+/// Why a service cannot become an app at all, if it cannot (a clause
+/// that starts with "it" or "its").
 pub fn unimportable(raw: &Mapping) -> Option<String> {
     match raw.get("image") {
         None if raw.contains_key("build") => Some(
-            "has `build` and no `image`: windlass runs images and never builds them; build and push it, then add `image`".into(),
+            "it has `build` and no `image`: windlass runs images and never builds them; build and push it, then add `image`".into(),
         ),
-        None => Some("has no `image`".into()),
+        None => Some("it has no `image`".into()),
         Some(Value::String(s)) => convert::normalize_image(s)
             .err()
-            .map(|e| format!("image `{s}`: {e}")),
-        Some(_) => Some("`image` is not a string".into()),
+            .map(|e| format!("its image `{s}` is not usable: {e}")),
+        Some(_) => Some("its `image` is not a string".into()),
     }
 }
