@@ -188,6 +188,24 @@ fn cancel_stops_a_download_that_trickles_within_a_second() {
 }
 
 struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs with `options` on `dir` (created), until dropped.
+    fn mount(dir: &Path, options: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root (tests run as root)"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
@@ -211,17 +229,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 async fn a_disk_that_fills_during_the_gate_strands_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "mounting a tmpfs needs root (tests run as root)"
-    );
-    let _mount = Tmpfs(state.clone());
+    let _mount = Tmpfs::mount(&state, "size=1m");
     let fake = Fake::default();
     let mut rn = doubles::runner(&state, Native::new(&state, &tmp.path().join("run")), &fake);
     rn.revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
@@ -318,17 +326,7 @@ fn a_disk_that_fills_during_the_gate_strands_nothing_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let run = tmp.path().join("run");
-    std::fs::create_dir_all(&state).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "mounting a tmpfs needs root (tests run as root)"
-    );
-    let _mount = Tmpfs(state.clone());
+    let _mount = Tmpfs::mount(&state, "size=2m,mode=0700");
     // web's probe port: free now, served later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
