@@ -247,6 +247,22 @@ pub struct SwitchOp {
     /// The generation to return to, recorded when the operation started.
     pub from_generation: Option<GenerationId>,
     pub to_generation: GenerationId,
+    /// Files of others that define units of `to_generation`, which the
+    /// caller asked the switch to take over: set aside before activation,
+    /// put back if the switch does not commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<TakenOver>,
+}
+
+/// A unit's file of someone else's, taken over by a switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakenOver {
+    pub unit: String,
+    pub path: PathBuf,
+    /// The unit was active before the switch: started again with its own
+    /// definition when the file is put back.
+    #[serde(default)]
+    pub was_active: bool,
 }
 
 /// A rollback: back to an earlier generation.
@@ -659,6 +675,7 @@ mod tests {
                 phase: SwitchPhase::Arming,
                 from_generation: None,
                 to_generation: GenerationId(2),
+                taken_over: Vec::new(),
             },
             1,
         );

@@ -243,6 +243,7 @@ mod tests {
                 phase: SwitchPhase::Recorded,
                 from_generation: Some(GenerationId(1)),
                 to_generation: GenerationId(2),
+                taken_over: Vec::new(),
             },
             now(),
         );

@@ -84,6 +84,12 @@ pub trait Systemd: Send + Sync {
     /// The image the container `name` runs (`podman container inspect`),
     /// or `None` when it cannot be told (no such container, no podman).
     fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
+    /// Forgets a failed unit's state (`ResetFailedUnit`): a unit whose
+    /// file is gone stays loaded while it is failed.
+    fn reset_failed(&self, unit: &str) -> impl Future<Output = R<()>> + Send;
+    /// Removes the Podman network `name` (`podman network rm`, never
+    /// forced: a network another container still uses is kept).
+    fn remove_network(&self, name: &str) -> impl Future<Output = R<()>> + Send;
 }
 
 /// How a checked run ended.
@@ -152,6 +158,7 @@ trait Manager {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     fn subscribe(&self) -> zbus::Result<()>;
     #[allow(clippy::type_complexity)]
     fn start_transient_unit(
@@ -191,6 +198,14 @@ trait Unit {
 trait Service {
     #[zbus(property)]
     fn result(&self) -> zbus::Result<String>;
+}
+
+/// systemd's answer for a unit that is not loaded (and has no file): for
+/// a stop, there is nothing to stop. A job's service whose timer never
+/// fired is such a unit once its generation is left.
+fn not_loaded(x: &zbus::Error) -> bool {
+    matches!(x, zbus::Error::MethodError(name, _, _)
+        if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
 }
 
 /// systemd over the system bus.
@@ -269,8 +284,12 @@ impl Systemd for Dbus {
             Verb::Start => m.start_unit(unit, "replace").await,
             Verb::Stop => m.stop_unit(unit, "replace").await,
             Verb::Restart => m.restart_unit(unit, "replace").await,
-        }
-        .map_err(e)?;
+        };
+        let job = match job {
+            Ok(j) => j,
+            Err(x) if verb == Verb::Stop && not_loaded(&x) => return Ok("done".into()),
+            Err(x) => return Err(e(x)),
+        };
         while let Some(sig) = removed.next().await {
             let args = sig.args().map_err(e)?;
             if args.job == job {
@@ -289,8 +308,11 @@ impl Systemd for Dbus {
             Verb::Stop => m.stop_unit(unit, "replace").await,
             Verb::Restart => m.restart_unit(unit, "replace").await,
         }
-        .map_err(e)?;
-        Ok(())
+        .map(|_| ())
+        .or_else(|x| match verb == Verb::Stop && not_loaded(&x) {
+            true => Ok(()),
+            false => Err(e(x)),
+        })
     }
 
     async fn state(&self, unit: &str) -> R<UnitState> {
@@ -446,6 +468,33 @@ impl Systemd for Dbus {
             .filter(|s| !s.is_empty())
     }
 
+    async fn reset_failed(&self, unit: &str) -> R<()> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        match m.reset_failed_unit(unit).await {
+            Ok(()) => Ok(()),
+            // Not loaded: nothing to forget.
+            Err(x) if not_loaded(&x) => Ok(()),
+            Err(x) => Err(e(x)),
+        }
+    }
+
+    async fn remove_network(&self, name: &str) -> R<()> {
+        let out = tokio::process::Command::new("podman")
+            .args(["network", "rm", "--", name])
+            .output()
+            .await
+            .map_err(|x| SystemdError(format!("podman network rm {name}: {x}")))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || err.contains("network not found") {
+            Ok(())
+        } else {
+            Err(SystemdError(format!(
+                "podman network rm {name}: {}",
+                err.trim()
+            )))
+        }
+    }
+
     async fn stop_transient(&self, name: &str) -> R<()> {
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         for u in [format!("{name}.timer"), format!("{name}.service")] {
@@ -505,6 +554,15 @@ impl Systemd for NoSystemd {
 
     async fn container_image(&self, _name: &str) -> Option<String> {
         None
+    }
+
+    async fn reset_failed(&self, _unit: &str) -> R<()> {
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> R<()> {
+        tracing::info!("--systemd none: not removing Podman network {name}");
+        Ok(())
     }
 
     async fn stop_transient(&self, _name: &str) -> R<()> {
@@ -584,6 +642,18 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.stop_transient(name).await,
             AnySystemd::None(s) => s.stop_transient(name).await,
+        }
+    }
+    async fn reset_failed(&self, unit: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.reset_failed(unit).await,
+            AnySystemd::None(s) => s.reset_failed(unit).await,
+        }
+    }
+    async fn remove_network(&self, name: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.remove_network(name).await,
+            AnySystemd::None(s) => s.remove_network(name).await,
         }
     }
 }

@@ -39,6 +39,27 @@ fn switch_case(p: SwitchPhase) -> (Vec<&'static str>, &'static str, &'static str
     }
 }
 
+/// A first switch (no generation ran before) to 1 (2, unhealthy, to
+/// reach `rolling-back`): the way back is to no generation (`-`).
+fn first_switch_case(p: SwitchPhase) -> (Vec<&'static str>, &'static str, &'static str) {
+    let to1 = vec!["switch", "1", "--no-wait"];
+    match p {
+        SwitchPhase::Recorded | SwitchPhase::Arming => (to1, "canceled", "-"),
+        SwitchPhase::Activating | SwitchPhase::HealthGate => (to1, "rolled-back", "-"),
+        SwitchPhase::WaitingConfirm => (
+            vec!["switch", "1", "--confirm", "manual", "--no-wait"],
+            "rolled-back",
+            "-",
+        ),
+        SwitchPhase::Committing | SwitchPhase::Finished => (to1, "committed", "1"),
+        SwitchPhase::RollingBack => (
+            vec!["switch", "2", "--deadline", "1", "--no-wait"],
+            "rolled-back",
+            "-",
+        ),
+    }
+}
+
 /// A rollback from 2 to 1.
 fn rollback_case(p: RollbackPhase) -> (&'static str, &'static str) {
     match p {
@@ -180,6 +201,53 @@ fn crash_matrix() {
             failures.push(format!(
                 "{kind}/{phase}: expected {want_result} on {want_gen}"
             ));
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(failures.is_empty(), "{failures:#?}\n{}", table.join("\n"));
+}
+
+/// The switch matrix for a host's first switch: killed in any phase, the
+/// host ends committed on 1 or on no generation at all, never running an
+/// uncommitted one.
+#[test]
+fn first_switch_crash_matrix() {
+    let mut table = vec![format!(
+        "{:<9} {:<16} {:<12} {:<8} {:<8} ok",
+        "kind", "killed after", "result", "running", "selected"
+    )];
+    let mut failures = Vec::new();
+    for p in SwitchPhase::ALL {
+        let (trigger, want_result, want_gen) = first_switch_case(*p);
+        let bus = bus();
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+        let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
+        generation(&basic_fleet(), &g1, |t| t.to_string());
+        unhealthy_generation(&basic_fleet(), &g2, |t| t.replace("\"8080\"", "\"8082\""));
+        {
+            let a = agent(&bus, &state, &run, "nogroup-x", &[]);
+            for g in [&g1, &g2] {
+                assert!(a.ctl(&["stage", g.to_str().unwrap()]).status.success());
+            }
+        }
+        let fault = format!("switch:{p}");
+        let mut a = agent(
+            &bus,
+            &state,
+            &run,
+            "nogroup-x",
+            &[("WINDLASS_FAULT", &fault)],
+        );
+        let _ = a.ctl(&trigger);
+        killed(&mut a, &fault);
+        drop(a);
+        let a = agent(&bus, &state, &run, "nogroup-x", &[]);
+        a.wait_idle();
+        let (row, ok) = judge(&state, &run, "switch", want_result, want_gen);
+        table.push(format!("{:<9} {:<16} {row}", "first", p.as_str()));
+        if !ok {
+            failures.push(format!("first/{p}: expected {want_result} on {want_gen}"));
         }
     }
     eprintln!("{}", table.join("\n"));

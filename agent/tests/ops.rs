@@ -33,6 +33,12 @@ struct Host {
 /// n-th listens on port 8080 + n), generation 1 committed; the external
 /// revert is "armed" (recorded by the fake systemd).
 async fn host(gens: u64) -> Host {
+    host_with(gens, true).await
+}
+
+/// [`host`], with generation 1 committed only if `commit_first`: else
+/// the host has never run a windlass generation.
+async fn host_with(gens: u64, commit_first: bool) -> Host {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let targets = tmp.path().join("targets");
@@ -50,7 +56,10 @@ async fn host(gens: u64) -> Host {
             .unwrap_or(false);
         seen.lock().unwrap().push((unit.to_string(), finished));
     }));
-    let mut rn = doubles::runner(&state, Native::new(&state, &tmp.path().join("run")), &fake);
+    let mut native = Native::new(&state, &tmp.path().join("run"));
+    // Others' unit and Quadlet files are looked for under `root/`.
+    native.foreign_root = Some(tmp.path().join("root"));
+    let mut rn = doubles::runner(&state, native, &fake);
     rn.revert_argv = Some(vec!["windlassd".into(), "--revert".into()]);
     let engine = Arc::new(Engine::new(
         rn,
@@ -65,7 +74,7 @@ async fn host(gens: u64) -> Host {
         });
         assert_eq!(engine.runner.platform.stage(&out).unwrap(), GenerationId(n));
     }
-    if gens > 0 {
+    if gens > 0 && commit_first {
         engine.switch(GenerationId(1), Default::default()).unwrap();
         engine.idle().await;
     }
@@ -217,6 +226,7 @@ async fn a_manual_switch_waits_for_confirm_and_cancel_rolls_it_back() {
     let opts = windlass_agent::ops::switch::SwitchOptions {
         confirm: windlass_agent::record::Confirm::Manual,
         deadline_sec: Some(30),
+        take_over: false,
     };
     let r = h.engine.switch(GenerationId(2), opts.clone()).unwrap();
     wait_phase(&h, &r, "waiting-confirm").await;
@@ -253,6 +263,7 @@ fn leave_switch(h: &Host, phase: SwitchPhase) {
         phase,
         from_generation: g(1),
         to_generation: GenerationId(2),
+        taken_over: Vec::new(),
     });
     r.deadline_sec = 5;
     r.history.push(("arming".into(), 0));
@@ -341,6 +352,7 @@ async fn only_one_operation_runs_at_a_time() {
     let opts = windlass_agent::ops::switch::SwitchOptions {
         confirm: windlass_agent::record::Confirm::Manual,
         deadline_sec: Some(30),
+        take_over: false,
     };
     let r = h.engine.switch(GenerationId(2), opts).unwrap();
     let busy = h.engine.switch(GenerationId(3), Default::default());
@@ -379,4 +391,376 @@ async fn a_switch_to_a_damaged_generation_changes_nothing_and_restarts_nothing()
         .cloned()
         .collect();
     assert!(units_touched.is_empty(), "{units_touched:?}");
+}
+
+/// The state a host is in before its first switch: no running or
+/// selected generation, no `current` link.
+fn assert_no_generation(h: &Host, what: &str) {
+    assert_eq!((h.running(), h.selected()), (None, None), "{what}");
+    assert!(
+        std::fs::symlink_metadata(h.tmp.path().join("run/current")).is_err(),
+        "{what}: the running link is still there"
+    );
+}
+
+/// What the way back from a first switch did to units after `before`
+/// calls: every unit of generation 1 stopped (timers first, networks and
+/// volumes last), then one daemon-reload (the generator finds nothing),
+/// failed states reset, the generation's network removed.
+fn assert_taken_down(h: &Host, before: usize) {
+    let calls: Vec<String> = h.fake.calls()[before..]
+        .iter()
+        .filter(|c| !c.contains("transient"))
+        .cloned()
+        .collect();
+    let stops: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("stop "))
+        .collect();
+    let at = |unit: &str| {
+        stops
+            .iter()
+            .position(|u| *u == unit)
+            .unwrap_or_else(|| panic!("{unit} was not stopped: {calls:?}"))
+    };
+    let (stamp, web, net) = (
+        at("web-stamp.timer"),
+        at("web.service"),
+        at("vmnet-network.service"),
+    );
+    assert!(
+        stamp < web
+            && web < net
+            && stops.contains(&"db.service")
+            && stops.contains(&"vmdata-volume.service"),
+        "{calls:?}"
+    );
+    let last_stop = calls.iter().rposition(|c| c.starts_with("stop ")).unwrap();
+    let reload = calls.iter().rposition(|c| c == "reload").unwrap();
+    assert!(reload > last_stop, "reload after the stops: {calls:?}");
+    assert!(
+        calls.contains(&"reset-failed web.service".to_string()),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&"network-rm vmnet".to_string()), "{calls:?}");
+}
+
+/// A first switch whose gate fails returns the host to no generation:
+/// nothing of generation 1 keeps running, and the outcome says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_red_first_switch_leaves_no_generation_running() {
+    let h = host_with(1, false).await;
+    assert_no_generation(&h, "before");
+    h.fake
+        .failing_jobs
+        .lock()
+        .unwrap()
+        .push("web.service".into());
+    h.fake.set("web.service", "failed", "failed");
+    let before = h.fake.calls().len();
+    h.engine
+        .switch(GenerationId(1), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.last();
+    assert_eq!(r.result, Some(Outcome::RolledBack), "{r:?}");
+    assert!(r.error.starts_with("web.service failed"), "{}", r.error);
+    assert!(
+        r.error.contains("no windlass generation runs now"),
+        "{}",
+        r.error
+    );
+    assert_no_generation(&h, "after");
+    assert_taken_down(&h, before);
+    // Nothing to roll back to, said as such.
+    let e = h.engine.rollback(None).unwrap_err().to_string();
+    assert!(e.contains("no generation has been committed"), "{e}");
+}
+
+/// Cancel of a first switch waiting for its Confirm: the same way back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canceled_first_switch_leaves_no_generation_running() {
+    let h = host_with(1, false).await;
+    let opts = windlass_agent::ops::switch::SwitchOptions {
+        confirm: windlass_agent::record::Confirm::Manual,
+        deadline_sec: Some(30),
+        take_over: false,
+    };
+    let r = h.engine.switch(GenerationId(1), opts).unwrap();
+    wait_phase(&h, &r, "waiting-confirm").await;
+    assert_eq!(h.running(), g(1));
+    let before = h.fake.calls().len();
+    h.engine.cancel(&r.id).unwrap();
+    h.engine.idle().await;
+    assert_eq!(h.last().result, Some(Outcome::Canceled));
+    assert_no_generation(&h, "after cancel");
+    assert_taken_down(&h, before);
+}
+
+/// A first switch left in any phase by a crash: before activation,
+/// nothing changed; after it, the host goes back to no generation;
+/// `committing` finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_resolves_a_first_switch_left_in_any_phase() {
+    for phase in SwitchPhase::ALL {
+        let h = host_with(1, false).await;
+        let mut r = h.engine.runner.record(SwitchOp {
+            phase: *phase,
+            from_generation: None,
+            to_generation: GenerationId(1),
+            taken_over: Vec::new(),
+        });
+        r.deadline_sec = 5;
+        h.engine.runner.store.save(&r).unwrap();
+        if !matches!(phase, SwitchPhase::Recorded | SwitchPhase::Arming) {
+            let run = h.tmp.path().join("run/current");
+            swap_symlink(&run, &h.state.join("generations/1")).unwrap();
+        }
+        let want = match phase {
+            SwitchPhase::Recorded | SwitchPhase::Arming => (Outcome::Canceled, None),
+            SwitchPhase::Activating
+            | SwitchPhase::HealthGate
+            | SwitchPhase::WaitingConfirm
+            | SwitchPhase::RollingBack => (Outcome::RolledBack, None),
+            SwitchPhase::Committing => (Outcome::Committed, g(1)),
+            // A damaged record (finished without a result) ends failed,
+            // and the running generation, selected by nothing, is left
+            // running: see the note in `rollback::restore_selected`.
+            SwitchPhase::Finished => (Outcome::Failed, g(1)),
+        };
+        let done = h.engine.recover().await;
+        assert_eq!(done[0].result, Some(want.0), "{phase}: {:?}", done[0]);
+        assert_eq!(h.running(), want.1, "{phase}");
+        if want.1.is_none() {
+            assert_no_generation(&h, phase.as_str());
+        }
+    }
+}
+
+/// An empty generation (no apps) is a valid target: switching to it
+/// stops every unit of the previous one and removes its network; the
+/// gate has nothing to wait for, and it commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_to_an_empty_generation_stops_every_app() {
+    let h = host(1).await;
+    let src = h.tmp.path().join("empty-src");
+    std::fs::create_dir_all(src.join("apps")).unwrap();
+    std::fs::write(src.join("windlass.toml"), "[host]\npodman = \"5.4\"\n").unwrap();
+    let out = h.tmp.path().join("empty");
+    common::generate(&src, &out);
+    assert_eq!(
+        h.engine.runner.platform.stage(&out).unwrap(),
+        GenerationId(2)
+    );
+    let before = h.fake.calls().len();
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.last();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    assert!(r.changed_units.is_empty(), "{r:?}");
+    assert_eq!((h.running(), h.selected()), (g(2), g(2)));
+    let calls: Vec<String> = h.fake.calls()[before..].to_vec();
+    for u in [
+        "db.service",
+        "web.service",
+        "web-stamp.timer",
+        "vmnet-network.service",
+    ] {
+        assert!(calls.contains(&format!("stop {u}")), "{u}: {calls:?}");
+    }
+    assert!(calls.contains(&"network-rm vmnet".to_string()), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("start ")), "{calls:?}");
+}
+
+/// A switch that would add a unit something else already defines (a
+/// hand-written unit file, a Quadlet file of Podman's own generator) is
+/// refused before anything is recorded or changed, naming each file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_onto_units_windlass_does_not_own_is_refused_naming_them() {
+    let h = host_with(2, false).await;
+    let root = h.tmp.path().join("root");
+    let unit = root.join("etc/systemd/system/web.service");
+    let quadlet = root.join("etc/containers/systemd/hand/db.container");
+    let net = root.join("usr/share/containers/systemd/vmnet.network");
+    for f in [&unit, &quadlet, &net] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "[Unit]\n").unwrap();
+    }
+    // Not a conflict: another name, and a drop-in directory.
+    std::fs::write(root.join("etc/containers/systemd/hand/dbx.container"), "").unwrap();
+    std::fs::create_dir_all(root.join("etc/systemd/system/db.service.d")).unwrap();
+    let records = h.engine.runner.store.all().len();
+    let e = h
+        .engine
+        .switch(GenerationId(1), Default::default())
+        .unwrap_err()
+        .to_string();
+    for f in [&unit, &quadlet, &net] {
+        assert!(e.contains(&f.display().to_string()), "{f:?} not named: {e}");
+    }
+    assert!(e.contains("nothing was changed"), "{e}");
+    assert!(!e.contains("dbx"), "{e}");
+    assert_eq!(
+        h.engine.runner.store.all().len(),
+        records,
+        "nothing recorded"
+    );
+    assert!(h.fake.calls().is_empty(), "{:?}", h.fake.calls());
+    assert_no_generation(&h, "refused");
+    // Gone: the switch goes ahead; then the same files beside units
+    // windlass already runs are not its business here (drift is).
+    for f in [&unit, &quadlet, &net] {
+        std::fs::remove_file(f).unwrap();
+    }
+    h.engine
+        .switch(GenerationId(1), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    assert_eq!(h.last().result, Some(Outcome::Committed));
+    std::fs::write(&unit, "[Unit]\n").unwrap();
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    assert_eq!(h.last().result, Some(Outcome::Committed));
+}
+
+/// A hand-written Quadlet file of web's name, under the test's root.
+fn hand_written_web(h: &Host) -> PathBuf {
+    let f = h
+        .tmp
+        .path()
+        .join("root/etc/containers/systemd/hand/web.container");
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(&f, "[Container]\nImage=hand-made\n").unwrap();
+    f
+}
+
+fn take_over(
+    confirm: windlass_agent::record::Confirm,
+) -> windlass_agent::ops::switch::SwitchOptions {
+    windlass_agent::ops::switch::SwitchOptions {
+        confirm,
+        deadline_sec: Some(30),
+        take_over: true,
+    }
+}
+
+/// With take-over, the file is set aside (kept in the state directory)
+/// after the unit it defined, which was running, is stopped; the switch
+/// commits and the file stays aside.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_that_takes_over_sets_the_file_aside_and_commits() {
+    let h = host_with(1, false).await;
+    let f = hand_written_web(&h);
+    h.fake.set("web.service", "active", "running");
+    let before = h.fake.calls().len();
+    let r = h
+        .engine
+        .switch(GenerationId(1), take_over(Default::default()))
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.load(&r.id).unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    let rec: serde_json::Value = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        rec["taken_over"][0]["path"],
+        f.display().to_string(),
+        "{rec}"
+    );
+    assert_eq!(rec["taken_over"][0]["was_active"], true, "{rec}");
+    assert!(!f.exists(), "the file was not set aside");
+    let aside = h
+        .state
+        .join("taken-over")
+        .join(r.id.as_str())
+        .join(f.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&aside).unwrap(),
+        "[Container]\nImage=hand-made\n"
+    );
+    let calls = h.fake.calls()[before..].to_vec();
+    let stop = calls.iter().position(|c| c == "stop web.service").unwrap();
+    let reload = calls.iter().position(|c| c == "reload").unwrap();
+    assert!(stop < reload, "stopped under its own definition: {calls:?}");
+}
+
+/// A switch that took over and does not commit puts the file back and
+/// starts the unit again under its own definition.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_taken_over_file_is_put_back_when_the_switch_is_rolled_back() {
+    let h = host_with(1, false).await;
+    let f = hand_written_web(&h);
+    h.fake.set("web.service", "active", "running");
+    let r = h
+        .engine
+        .switch(
+            GenerationId(1),
+            take_over(windlass_agent::record::Confirm::Manual),
+        )
+        .unwrap();
+    wait_phase(&h, &r, "waiting-confirm").await;
+    assert!(!f.exists());
+    let before = h.fake.calls().len();
+    h.engine.cancel(&r.id).unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.load(&r.id).unwrap();
+    assert_eq!(r.result, Some(Outcome::Canceled), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "[Container]\nImage=hand-made\n"
+    );
+    assert_no_generation(&h, "after cancel");
+    let calls = h.fake.calls()[before..].to_vec();
+    let last_reload = calls.iter().rposition(|c| c == "reload").unwrap();
+    let started = calls
+        .iter()
+        .rposition(|c| c == "start web.service")
+        .unwrap();
+    assert!(
+        started > last_reload,
+        "started again after the reload: {calls:?}"
+    );
+    // Without take-over the same switch is refused.
+    let e = h
+        .engine
+        .switch(GenerationId(1), Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&f.display().to_string()), "{e}");
+}
+
+/// A crash after the file was set aside: recovery puts it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_puts_back_what_an_interrupted_switch_took_over() {
+    let h = host_with(1, false).await;
+    let f = hand_written_web(&h);
+    let mut r = h.engine.runner.record(SwitchOp {
+        phase: SwitchPhase::Activating,
+        from_generation: None,
+        to_generation: GenerationId(1),
+        taken_over: vec![windlass_agent::record::TakenOver {
+            unit: "web.service".into(),
+            path: f.clone(),
+            was_active: true,
+        }],
+    });
+    r.deadline_sec = 5;
+    h.engine.runner.store.save(&r).unwrap();
+    h.engine
+        .runner
+        .platform
+        .set_aside(r.id.as_str(), std::slice::from_ref(&f))
+        .unwrap();
+    assert!(!f.exists());
+    let done = h.engine.recover().await;
+    assert_eq!(done[0].result, Some(Outcome::RolledBack), "{:?}", done[0]);
+    assert!(f.exists(), "not put back");
+    assert!(
+        h.fake.calls().contains(&"start web.service".to_string()),
+        "{:?}",
+        h.fake.calls()
+    );
 }

@@ -99,6 +99,11 @@ fn agent_generations(share: &Path) {
     )
     .unwrap();
     generate(&tmp, &share.join("data/gen-s"));
+    // Empty: no apps (how a host leaves windlass, `99-uninstall`).
+    let tmp = share.join("src/gen-empty");
+    fs::create_dir_all(tmp.join("apps")).unwrap();
+    fs::write(tmp.join("windlass.toml"), "[host]\npodman = \"5.4\"\n").unwrap();
+    generate(&tmp, &share.join("data/gen-empty"));
     fs::remove_dir_all(share.join("src")).unwrap();
 }
 

@@ -47,6 +47,11 @@ enum Cmd {
         /// Seconds the health gate may take (default: the generation's).
         #[arg(long)]
         deadline: Option<u64>,
+        /// Take over units whose files windlass does not own (a
+        /// hand-written unit or Quadlet file of an app's name): the files
+        /// are set aside and put back if the switch does not commit.
+        #[arg(long)]
+        take_over: bool,
         /// Print the operation path and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -479,11 +484,15 @@ async fn run(cli: Cli) -> Outcome {
             generation,
             confirm,
             deadline,
+            take_over,
             no_wait,
         } => {
             let mut o = Options::new();
             o.insert("confirm", Value::from(confirm.as_str()));
             deadline_option(&mut o, *deadline);
+            if *take_over {
+                o.insert("take_over", Value::from(true));
+            }
             let path = s.agent.switch(generation, o).await;
             return s.started(path, *no_wait, false).await;
         }

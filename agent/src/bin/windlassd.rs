@@ -226,7 +226,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         PlatformArg::Nixos => serve(args, Nixos::new(Box::new(Exec { transient: true }))).await,
         PlatformArg::Guix => serve(args, Guix::new(Box::new(Exec { transient: false }))).await,
         _ => {
-            let p = Native::new(&args.state_dir, &args.run_dir);
+            let mut p = Native::new(&args.state_dir, &args.run_dir);
+            // Units and Quadlet files of others are looked for on a real
+            // host only (with `--systemd none` nothing is installed).
+            if args.systemd == SystemdArg::Dbus {
+                p.foreign_root = Some("/".into());
+            }
             serve(args, p).await
         }
     }

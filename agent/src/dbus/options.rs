@@ -43,13 +43,15 @@ fn unknown(k: &str) -> Error {
     Error::InvalidArgument(format!("unknown option {k:?}"))
 }
 
-/// Switch: `confirm` (s: auto, manual), `deadline` (t or u seconds).
+/// Switch: `confirm` (s: auto, manual), `deadline` (t or u seconds),
+/// `take_over` (b).
 pub fn switch(options: &Options) -> Result<SwitchOptions, Error> {
     let mut o = SwitchOptions::default();
     for (k, v) in options {
         match k.as_str() {
             "confirm" => o.confirm = string(k, v)?.parse().map_err(Error::InvalidArgument)?,
             "deadline" => o.deadline_sec = Some(seconds(k, v)?),
+            "take_over" => o.take_over = boolean(k, v)?,
             _ => return Err(unknown(k)),
         }
     }

@@ -26,12 +26,22 @@ pub fn start<P: Platform, S: Systemd + 'static>(
     let target = match to {
         Some(t) => t,
         None => previous_committed(rn).ok_or_else(|| {
-            OpError::NotFound("no previous committed generation to roll back to".into())
+            OpError::NotFound(match rn.platform.selected() {
+                None => {
+                    "nothing to roll back to: no generation has been committed on this host".into()
+                }
+                Some(s) => format!(
+                    "nothing to roll back to: generation {s} is the first committed on this host"
+                ),
+            })
         })?,
     };
     if !rn.platform.exists(target) {
         return Err(OpError::NotFound(format!("generation {target} not found")));
     }
+    rn.platform
+        .check_switch(rn.platform.running(), target)
+        .map_err(|e| OpError::InvalidArgument(format!("nothing was changed: {e}")))?;
     let mut r = rn.record(RollbackOp {
         phase: RollbackPhase::Recorded,
         from_generation: rn.platform.running(),
@@ -47,11 +57,27 @@ pub fn start<P: Platform, S: Systemd + 'static>(
 /// generation it has selected. When it does not (a record that would
 /// have said how it got there was damaged or lost), a rollback to the
 /// selected generation is recorded and run to its end.
+///
+/// A host that runs a generation while none is selected (a first
+/// switch whose record was lost) is left running it, with an error in
+/// the log: taking every app down because a link is missing would be
+/// worse than the inconsistency; a switch or `windlassctl rollback` to a
+/// generation resolves it.
 pub async fn restore_selected<P: Platform, S: Systemd + 'static>(
     rn: &R<P, S>,
 ) -> Option<Record<RollbackOp>> {
-    let selected = rn.platform.selected()?;
     let running = rn.platform.running();
+    let Some(selected) = rn.platform.selected() else {
+        if let Some(g) = running
+            && rn.active().is_none()
+        {
+            tracing::error!(
+                "generation {g} runs but none is selected, and no operation is in flight: \
+                 leaving it running (switch to a generation to resolve this)"
+            );
+        }
+        return None;
+    };
     if running == Some(selected) || rn.active().is_some() {
         return None;
     }

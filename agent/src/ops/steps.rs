@@ -134,6 +134,16 @@ pub async fn activate<P: Platform, S: Systemd + 'static, O: OpKind>(
 ) -> Result<(), StepError> {
     rn.save(r, phase, "")
         .map_err(|e| StepError::NotSaved(e.to_string()))?;
+    activate_saved(rn, r, from, to).await
+}
+
+/// [`activate`] with its phase recorded already.
+pub async fn activate_saved<P: Platform, S: Systemd + 'static, O: OpKind>(
+    rn: &Runner<P, S>,
+    r: &mut Record<O>,
+    from: Option<GenerationId>,
+    to: GenerationId,
+) -> Result<(), StepError> {
     let act = rn
         .platform
         .activate(&rn.systemd, from, to)

@@ -5,20 +5,25 @@
 //! failed save or Cancel → `rolling-back` to the generation recorded at
 //! the start → rolled-back (canceled for Cancel).
 //!
+//! The way back from a first switch (no generation recorded at the
+//! start) is the state before it: the new generation's units stopped and
+//! unloaded, no running generation ([`Platform::deactivate`]).
+//!
 //! Recovery after a crash: before `activating` nothing changed
 //! (canceled); from `activating` to `rolling-back` the host goes back to
-//! the recorded generation (rolled-back); `committing` is finished
-//! (committed).
+//! the recorded generation, or to none (rolled-back); `committing` is
+//! finished (committed).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runner::{OpError, Runner};
 use super::steps::{self, StepError};
 use crate::contract::{GenerationId, Manifest};
-use crate::platform::Platform;
-use crate::record::{Confirm, OpId, Outcome, Record, SwitchOp, SwitchPhase};
-use crate::systemd::Systemd;
+use crate::platform::{Platform, PlatformError};
+use crate::record::{Confirm, OpId, Outcome, Record, SwitchOp, SwitchPhase, TakenOver};
+use crate::systemd::{Systemd, Verb};
 
 #[derive(Debug, Clone, Default)]
 pub struct SwitchOptions {
@@ -26,6 +31,10 @@ pub struct SwitchOptions {
     pub confirm: Confirm,
     /// Overrides the generation's health deadline.
     pub deadline_sec: Option<u64>,
+    /// Take over units whose files are someone else's (set the files
+    /// aside, put them back if the switch does not commit), rather than
+    /// refuse the switch.
+    pub take_over: bool,
 }
 
 type R<P, S> = Arc<Runner<P, S>>;
@@ -59,10 +68,27 @@ pub fn begin<P: Platform, S: Systemd + 'static>(
             "generation {to} is already running and selected"
         )));
     }
+    let refused = |e: PlatformError| OpError::InvalidArgument(format!("nothing was changed: {e}"));
+    let taken_over = if opts.take_over {
+        rn.platform
+            .foreign(from, to)
+            .map_err(refused)?
+            .into_iter()
+            .map(|(unit, path)| TakenOver {
+                unit,
+                path,
+                was_active: false,
+            })
+            .collect()
+    } else {
+        rn.platform.check_switch(from, to).map_err(refused)?;
+        Vec::new()
+    };
     let mut r = rn.record(SwitchOp {
         phase: SwitchPhase::Recorded,
         from_generation: from,
         to_generation: to,
+        taken_over,
     });
     r.confirm = opts.confirm;
     r.deadline_sec = opts
@@ -90,7 +116,15 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     mut r: Record<SwitchOp>,
 ) -> Record<SwitchOp> {
     let (from, to) = (r.op.from_generation, r.op.to_generation);
-    match steps::activate(rn, &mut r, SwitchPhase::Activating, from, to).await {
+    let activated = if r.op.taken_over.is_empty() {
+        steps::activate(rn, &mut r, SwitchPhase::Activating, from, to).await
+    } else {
+        match take_over(rn, &mut r).await {
+            Ok(()) => steps::activate_saved(rn, &mut r, from, to).await,
+            Err(e) => Err(e),
+        }
+    };
+    match activated {
         Ok(()) => {}
         Err(StepError::NotSaved(e) | StepError::Refused(e)) => {
             return rn.end(r, Outcome::Failed, e, None).await;
@@ -147,6 +181,68 @@ async fn gate<P: Platform, S: Systemd + 'static>(
     commit(rn, r).await
 }
 
+/// The take-over of a switch that asked for it, as the first part of
+/// its activation: the phase recorded, each unit's state before (kept in
+/// the record), the active ones stopped while their own definitions are
+/// loaded, then their files set aside.
+async fn take_over<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: &mut Record<SwitchOp>,
+) -> Result<(), StepError> {
+    let files: Vec<String> =
+        r.op.taken_over
+            .iter()
+            .map(|t| t.path.display().to_string())
+            .collect();
+    for t in r.op.taken_over.iter_mut() {
+        t.was_active = rn.systemd.state(&t.unit).await.is_ok_and(|s| {
+            matches!(
+                s.active_state.as_str(),
+                "active" | "activating" | "reloading"
+            )
+        });
+    }
+    let detail = format!("taking over {}", files.join(" "));
+    rn.save(r, SwitchPhase::Activating, &detail)
+        .map_err(|e| StepError::NotSaved(e.to_string()))?;
+    let failed = |e: String| StepError::Failed(format!("taking over failed: {e}"));
+    for t in r.op.taken_over.iter().filter(|t| t.was_active) {
+        rn.systemd
+            .job(Verb::Stop, &t.unit)
+            .await
+            .map_err(|e| failed(e.0))?;
+    }
+    let paths: Vec<PathBuf> = r.op.taken_over.iter().map(|t| t.path.clone()).collect();
+    rn.platform
+        .set_aside(r.id.as_str(), &paths)
+        .map_err(|e| failed(e.to_string()))
+}
+
+/// Puts back the files a switch took over, reloads, and starts again the
+/// units that were active before it. Returns what went wrong.
+async fn give_back<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: &Record<SwitchOp>,
+) -> Option<String> {
+    if r.op.taken_over.is_empty() {
+        return None;
+    }
+    let paths: Vec<PathBuf> = r.op.taken_over.iter().map(|t| t.path.clone()).collect();
+    let mut errors = Vec::new();
+    if let Err(e) = rn.platform.give_back(r.id.as_str(), &paths) {
+        errors.push(e.to_string());
+    }
+    if let Err(e) = rn.systemd.reload().await {
+        errors.push(format!("daemon-reload: {e}"));
+    }
+    for t in r.op.taken_over.iter().filter(|t| t.was_active) {
+        if let Err(e) = rn.systemd.enqueue(Verb::Start, &t.unit).await {
+            errors.push(format!("starting {} again: {e}", t.unit));
+        }
+    }
+    (!errors.is_empty()).then(|| format!("putting back what was taken over: {}", errors.join("; ")))
+}
+
 /// Converged: each changed app's container runs the image the generation
 /// intends (a silent revert elsewhere is a failure). Returns why not.
 async fn not_converged<P: Platform, S: Systemd + 'static>(
@@ -196,7 +292,7 @@ async fn roll_back<P: Platform, S: Systemd + 'static>(
         tracing::error!("{e}");
     }
     let Some(back) = r.op.from_generation else {
-        return rn.end(r, outcome, error, None).await;
+        return leave_first(rn, r, error, outcome).await;
     };
     let res = match rn
         .platform
@@ -218,10 +314,53 @@ async fn roll_back<P: Platform, S: Systemd + 'static>(
         }
         Err(e) => Err(e.to_string()),
     };
-    match res {
-        Ok(()) => rn.end(r, outcome, error, None).await,
-        Err(e) => {
-            let msg = format!("{error}\nand rolling back to {back} failed: {e}");
+    let given_back = give_back(rn, &r).await;
+    match (res, given_back) {
+        (Ok(()), None) => rn.end(r, outcome, error, None).await,
+        (Ok(()), Some(g)) => {
+            let msg = format!("{error}\nand {g}");
+            rn.end(r, Outcome::Failed, msg, None).await
+        }
+        (Err(e), g) => {
+            let mut msg = format!("{error}\nand rolling back to {back} failed: {e}");
+            if let Some(g) = g {
+                msg += &format!("\nand {g}");
+            }
+            rn.end(r, Outcome::Failed, msg, None).await
+        }
+    }
+}
+
+/// The way back from a first switch (no generation ran before it):
+/// the host returns to running no windlass generation, and the
+/// operation ends as `outcome` (failed, if that fails too).
+async fn leave_first<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: Record<SwitchOp>,
+    error: String,
+    outcome: Outcome,
+) -> Record<SwitchOp> {
+    let to = r.op.to_generation;
+    let res = rn.platform.deactivate(&rn.systemd, to).await;
+    let given_back = give_back(rn, &r).await;
+    match (res, given_back) {
+        (Ok(act), None) => {
+            let msg = format!(
+                "{error}\nno generation ran before {to}: its {} units were stopped and \
+                 unloaded, and no windlass generation runs now",
+                act.stopped.len()
+            );
+            rn.end(r, outcome, msg, None).await
+        }
+        (Ok(_), Some(g)) => {
+            let msg = format!("{error}\nand {g}");
+            rn.end(r, Outcome::Failed, msg, None).await
+        }
+        (Err(e), g) => {
+            let mut msg = format!("{error}\nand taking generation {to} down again failed: {e}");
+            if let Some(g) = g {
+                msg += &format!("\nand {g}");
+            }
             rn.end(r, Outcome::Failed, msg, None).await
         }
     }

@@ -85,6 +85,71 @@ pub trait Platform: Send + Sync + 'static {
         from: Option<GenerationId>,
         to: GenerationId,
     ) -> impl Future<Output = Result<Activation, PlatformError>> + Send;
+    /// Refuses a switch from `from` to `to` that could not be carried out
+    /// safely, before anything is recorded (native: `to` would take over
+    /// units that something other than windlass defines). Activation
+    /// checks the same again.
+    fn check_switch(
+        &self,
+        from: Option<GenerationId>,
+        to: GenerationId,
+    ) -> Result<(), PlatformError> {
+        let _ = (from, to);
+        Ok(())
+    }
+    /// The files of others that define units `to` would add to the host
+    /// (not defined by `from`): (unit, file). What [`check_switch`] refuses
+    /// and a switch with take-over sets aside.
+    ///
+    /// [`check_switch`]: Self::check_switch
+    fn foreign(
+        &self,
+        from: Option<GenerationId>,
+        to: GenerationId,
+    ) -> Result<Vec<(String, PathBuf)>, PlatformError> {
+        let _ = (from, to);
+        Ok(Vec::new())
+    }
+    /// Moves `files` out of the way for operation `op`, keeping each
+    /// durably in the state directory first. Idempotent: a file already
+    /// set aside is done.
+    fn set_aside(&self, op: &str, files: &[PathBuf]) -> Result<(), PlatformError> {
+        let _ = op;
+        match files.first() {
+            None => Ok(()),
+            Some(f) => Err(PlatformError::Invalid(format!(
+                "{} cannot take over {}",
+                self.name(),
+                f.display()
+            ))),
+        }
+    }
+    /// Puts back the files `op` set aside. Idempotent. A file that
+    /// someone has put in its place since is left alone, and the copy
+    /// kept (said in the error).
+    fn give_back(&self, op: &str, files: &[PathBuf]) -> Result<(), PlatformError> {
+        let _ = (op, files);
+        Ok(())
+    }
+    /// Returns the host to running no windlass generation: the way back
+    /// from a first switch that did not commit. `from` is the generation
+    /// being left; what it started is stopped and unloaded, its Podman
+    /// networks removed; volumes (and their data) are kept. Idempotent.
+    /// Platforms whose hosts always run a system generation refuse it.
+    fn deactivate(
+        &self,
+        systemd: &impl Systemd,
+        from: GenerationId,
+    ) -> impl Future<Output = Result<Activation, PlatformError>> + Send {
+        let _ = systemd;
+        let name = self.name();
+        async move {
+            Err(PlatformError::Invalid(format!(
+                "a {name} host always runs a system generation: there is no state without \
+                 one to return to from generation {from}"
+            )))
+        }
+    }
     /// Makes `to` the generation the host boots into.
     fn commit(&self, to: GenerationId) -> impl Future<Output = Result<(), PlatformError>> + Send;
     /// The generator output tree of a generation, where the agent keeps

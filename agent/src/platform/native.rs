@@ -10,7 +10,8 @@
 //! units at every daemon-reload.
 //! Activation is one rename of `<run>/current`, one daemon-reload, then
 //! the [`plan`](super::plan): restarts of exactly the units whose
-//! definition changed, starts of new ones and stops of removed ones.
+//! definition changed, starts of new ones and stops of removed ones (and
+//! removal of the Podman networks whose Quadlet files are gone).
 
 use std::fs;
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
@@ -32,6 +33,43 @@ pub struct Native {
     /// One Stage at a time looks for an identical generation, chooses a
     /// number and renames into it (the copying runs in parallel).
     stage_lock: Mutex<()>,
+    /// The root under which unit and Quadlet files that windlass does not
+    /// own are looked for before a switch ([`foreign_definitions`]):
+    /// `/` on a real host; `None` (no check) with `--systemd none` and in
+    /// tests that do not ask for it.
+    ///
+    /// [`foreign_definitions`]: Native::foreign_definitions
+    pub foreign_root: Option<PathBuf>,
+}
+
+/// Where systemd finds units that outrank or stand beside what windlass's
+/// generator writes (systemd.unit(5), system unit search path), and where
+/// Podman's own Quadlet generator finds its sources (podman-systemd.unit(5)).
+const UNIT_DIRS: &[&str] = &[
+    "etc/systemd/system",
+    "run/systemd/system",
+    "usr/local/lib/systemd/system",
+    "usr/lib/systemd/system",
+    "lib/systemd/system",
+];
+const QUADLET_DIRS: &[&str] = &["etc/containers/systemd", "usr/share/containers/systemd"];
+
+/// The Quadlet source file names that produce `unit` (by Quadlet's
+/// default names; a `ServiceName=` elsewhere is not seen).
+fn quadlet_sources(unit: &str) -> Vec<String> {
+    let Some(stem) = unit.strip_suffix(".service") else {
+        return Vec::new();
+    };
+    for (suffix, ext) in [
+        ("-volume", "volume"),
+        ("-network", "network"),
+        ("-pod", "pod"),
+    ] {
+        if let Some(base) = stem.strip_suffix(suffix) {
+            return vec![format!("{base}.{ext}"), format!("{stem}.container")];
+        }
+    }
+    vec![format!("{stem}.container"), format!("{stem}.kube")]
 }
 
 impl Native {
@@ -41,7 +79,91 @@ impl Native {
             run_dir: run_dir.to_path_buf(),
             limits: Limits::default(),
             stage_lock: Mutex::new(()),
+            foreign_root: None,
         }
+    }
+
+    /// Units `to` would add to the host (not defined by `from`, which
+    /// windlass owns) that something else already defines: a unit file in
+    /// systemd's search path, or a Quadlet file Podman's own generator
+    /// turns into that unit. Each as (unit, file).
+    pub fn foreign_definitions(
+        &self,
+        from: Option<GenerationId>,
+        to: GenerationId,
+    ) -> Result<Vec<(String, PathBuf)>, PlatformError> {
+        let Some(root) = &self.foreign_root else {
+            return Ok(Vec::new());
+        };
+        let ours = self.units(from).unwrap_or_default();
+        let mut found = Vec::new();
+        for unit in self
+            .units(Some(to))?
+            .keys()
+            .filter(|u| !ours.contains_key(*u))
+        {
+            for d in UNIT_DIRS {
+                let p = root.join(d).join(unit);
+                if fs::symlink_metadata(&p).is_ok() {
+                    found.push((unit.clone(), p));
+                }
+            }
+            for d in QUADLET_DIRS {
+                for name in quadlet_sources(unit) {
+                    found.extend(
+                        find_named(&root.join(d), &name, 4)
+                            .into_iter()
+                            .map(|p| (unit.clone(), p)),
+                    );
+                }
+            }
+        }
+        // /lib is /usr/lib on merged-/usr hosts: one file, said once.
+        let mut seen = std::collections::BTreeSet::new();
+        found.retain(|(_, p)| seen.insert(fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+        Ok(found)
+    }
+
+    /// Where operation `op` keeps `file` while it is taken over:
+    /// `<state>/taken-over/<op>/<the file's absolute path>`.
+    fn aside(&self, op: &str, file: &Path) -> Result<PathBuf, PlatformError> {
+        let rel = file.strip_prefix("/").map_err(|_| {
+            PlatformError::Invalid(format!("{} is not an absolute path", file.display()))
+        })?;
+        if op.is_empty() || !op.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(PlatformError::Invalid(format!("bad operation id {op:?}")));
+        }
+        if rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(PlatformError::Invalid(format!(
+                "{} is not a plain path",
+                file.display()
+            )));
+        }
+        Ok(self.state_dir.join("taken-over").join(op).join(rel))
+    }
+
+    /// Refuses `to` when it would take over a unit windlass does not own.
+    pub fn check_ownership(
+        &self,
+        from: Option<GenerationId>,
+        to: GenerationId,
+    ) -> Result<(), PlatformError> {
+        let found = self.foreign_definitions(from, to)?;
+        if found.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = found
+            .iter()
+            .map(|(u, p)| format!("{u} is already defined by {}", p.display()))
+            .collect();
+        Err(PlatformError::Invalid(format!(
+            "generation {to} would take over units windlass does not own: {}; \
+             move those files away (or rename the apps) and switch again",
+            list.join("; ")
+        )))
     }
 
     fn generations_dir(&self) -> PathBuf {
@@ -85,6 +207,23 @@ impl Native {
                 .map(|m| m.units())
                 .map_err(|e| PlatformError::Invalid(format!("generation {g}: {e}"))),
         }
+    }
+
+    /// The Podman networks generation `id` creates: each Quadlet
+    /// `.network` file's `NetworkName=`, else Quadlet's default
+    /// `systemd-<file name>`.
+    fn networks(&self, id: GenerationId) -> Vec<String> {
+        let Ok(m) = Manifest::read(&self.dir(id)) else {
+            return Vec::new();
+        };
+        m.files
+            .iter()
+            .filter_map(|f| {
+                let stem = f.path.strip_prefix("quadlet/")?.strip_suffix(".network")?;
+                let text = fs::read_to_string(self.dir(id).join(&f.path)).unwrap_or_default();
+                Some(network_name(&text).unwrap_or_else(|| format!("systemd-{stem}")))
+            })
+            .collect()
     }
 
     /// Checks stored generation `id` before it is activated: its
@@ -235,6 +374,67 @@ impl Platform for Native {
         Manifest::read(&self.dir(generation)).ok()
     }
 
+    fn check_switch(
+        &self,
+        from: Option<GenerationId>,
+        to: GenerationId,
+    ) -> Result<(), PlatformError> {
+        self.check_ownership(from, to)
+    }
+
+    fn foreign(
+        &self,
+        from: Option<GenerationId>,
+        to: GenerationId,
+    ) -> Result<Vec<(String, PathBuf)>, PlatformError> {
+        self.foreign_definitions(from, to)
+    }
+
+    fn set_aside(&self, op: &str, files: &[PathBuf]) -> Result<(), PlatformError> {
+        for f in files {
+            let aside = self.aside(op, f)?;
+            if fs::symlink_metadata(f).is_err() {
+                if fs::symlink_metadata(&aside).is_ok() {
+                    continue; // set aside before a crash
+                }
+                return Err(PlatformError::Failed(format!(
+                    "{} to take over is gone, and was not set aside",
+                    f.display()
+                )));
+            }
+            move_durably(f, &aside).map_err(|e| {
+                PlatformError::Failed(format!("setting {} aside: {e}", f.display()))
+            })?;
+            tracing::info!(file = %f.display(), aside = %aside.display(), "took over");
+        }
+        Ok(())
+    }
+
+    fn give_back(&self, op: &str, files: &[PathBuf]) -> Result<(), PlatformError> {
+        let mut kept = Vec::new();
+        for f in files {
+            let aside = self.aside(op, f)?;
+            if fs::symlink_metadata(&aside).is_err() {
+                continue; // never set aside, or given back already
+            }
+            if fs::symlink_metadata(f).is_ok() {
+                kept.push(format!(
+                    "{} exists again; its earlier version is kept in {}",
+                    f.display(),
+                    aside.display()
+                ));
+                continue;
+            }
+            move_durably(&aside, f)
+                .map_err(|e| PlatformError::Failed(format!("putting {} back: {e}", f.display())))?;
+        }
+        if kept.is_empty() {
+            Ok(())
+        } else {
+            Err(PlatformError::Failed(kept.join("; ")))
+        }
+    }
+
     fn generation_tree(&self, generation: GenerationId) -> Option<PathBuf> {
         Some(self.dir(generation))
     }
@@ -252,6 +452,7 @@ impl Platform for Native {
         // as its manifest lists it); an unreadable running generation
         // counts as having no units.
         self.verify(to)?;
+        self.check_ownership(from, to)?;
         let new = self.units(Some(to))?;
         let old = self.units(from).unwrap_or_else(|e| {
             tracing::warn!("{e}; treating it as having no units");
@@ -271,6 +472,14 @@ impl Platform for Native {
                 .await
                 .map_err(|e| PlatformError::Failed(e.0))?;
             tracing::info!(unit, result = r, "stopped removed unit");
+        }
+        // The Podman networks of Quadlet files that are gone (their units
+        // were just stopped): removed, like the units.
+        let kept = self.networks(to);
+        for net in from.map(|f| self.networks(f)).unwrap_or_default() {
+            if !kept.contains(&net) {
+                remove_network(systemd, &net).await;
+            }
         }
         for unit in plan.changed() {
             if plan.restart.contains(&unit) {
@@ -307,11 +516,176 @@ impl Platform for Native {
         })
     }
 
+    async fn deactivate(
+        &self,
+        systemd: &impl Systemd,
+        from: GenerationId,
+    ) -> Result<Activation, PlatformError> {
+        let old = self.units(Some(from)).unwrap_or_else(|e| {
+            tracing::warn!("{e}; treating it as having no units");
+            Units::new()
+        });
+        let stop = plan::teardown_order(old.keys());
+        // Stopped while their definitions are still loaded, timers
+        // first (none may start its service again), then the apps, then
+        // the pods, networks and volumes they needed.
+        for unit in &stop {
+            if let Ok(st) = systemd.state(unit).await
+                && st.active_state == "activating"
+            {
+                let _ = systemd.kill(unit).await;
+            }
+            let r = systemd
+                .job(Verb::Stop, unit)
+                .await
+                .map_err(|e| PlatformError::Failed(e.0))?;
+            tracing::info!(
+                unit,
+                result = r,
+                "stopped unit of the generation being left"
+            );
+        }
+        match fs::remove_file(self.current()) {
+            Ok(()) => fsync_dir(&self.run_dir)
+                .map_err(|e| PlatformError::Failed(format!("{}: {e}", self.run_dir.display())))?,
+            // Never activated (a crash before it), or removed already.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(PlatformError::Failed(format!(
+                    "removing {}: {e}",
+                    self.current().display()
+                )));
+            }
+        }
+        // The generator now finds no generation: the units are gone.
+        systemd
+            .reload()
+            .await
+            .map_err(|e| PlatformError::Failed(format!("daemon-reload: {e}")))?;
+        for unit in &stop {
+            let _ = systemd.reset_failed(unit).await;
+        }
+        for net in self.networks(from) {
+            remove_network(systemd, &net).await;
+        }
+        Ok(Activation {
+            changed: Vec::new(),
+            stopped: stop,
+        })
+    }
+
     async fn commit(&self, to: GenerationId) -> Result<(), PlatformError> {
         swap_symlink(
             &self.profile(),
             &Path::new("../generations").join(to.to_string()),
         )
         .map_err(|e| PlatformError::Failed(format!("selecting generation {to}: {e}")))
+    }
+}
+
+/// Removes a Podman network the generation being left created. A
+/// container of that generation may still be going away (its unit's
+/// stop ran, Podman's cleanup of the container can lag), so a refusal is
+/// tried again a few times; one that stays is logged, and the network
+/// kept (it holds no data).
+async fn remove_network(systemd: &impl Systemd, net: &str) {
+    let mut last = String::new();
+    for attempt in 0..5 {
+        match systemd.remove_network(net).await {
+            Ok(()) => return,
+            Err(e) => last = e.0,
+        }
+        if attempt < 4 {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+    tracing::warn!("keeping Podman network {net}: {last}");
+}
+
+/// Moves `from` to `to` so that a crash at any point leaves at least one
+/// of them complete: `to` written (a copy of the file, or the same
+/// symlink) and synced with its directory before `from` is removed.
+/// Works across file systems (`/etc` and `/var/lib` may differ).
+fn move_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    let parent = to.parent().expect("an absolute path");
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)?;
+    let tmp = parent.join(format!(
+        ".{}.tmp",
+        to.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = fs::remove_file(&tmp);
+    let meta = fs::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, &tmp)?;
+    } else if meta.is_file() {
+        let mut src = fs::File::open(from)?;
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.permissions().mode() & 0o7777)
+            .open(&tmp)?;
+        std::io::copy(&mut src, &mut dst)?;
+        dst.sync_all()?;
+    } else {
+        return Err(std::io::Error::other("not a file or a symlink"));
+    }
+    fs::rename(&tmp, to)?;
+    fsync_dir(parent)?;
+    fs::remove_file(from)?;
+    if let Some(p) = from.parent() {
+        fsync_dir(p)?;
+    }
+    Ok(())
+}
+
+/// Files called `name` in `dir` and its subdirectories (Podman reads
+/// Quadlet files from subdirectories too), at most `depth` levels down;
+/// symlinks are not followed into.
+fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_name().to_str() == Some(name) {
+            found.push(p);
+        } else if depth > 0 && e.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(find_named(&p, name, depth - 1));
+        }
+    }
+    found
+}
+
+/// The `NetworkName=` of a Quadlet `.network` file's `[Network]` section.
+fn network_name(text: &str) -> Option<String> {
+    let mut section = "";
+    let mut name = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') && line.ends_with(']') {
+            section = line;
+        } else if section == "[Network]"
+            && let Some(v) = line.strip_prefix("NetworkName=")
+        {
+            name = Some(v.trim().trim_matches('"').to_string());
+        }
+    }
+    name.filter(|n| !n.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_name;
+
+    #[test]
+    fn a_networks_podman_name_is_its_network_name_key() {
+        let t =
+            "# x\n[Unit]\nNetworkName=no\n\n[Network]\nSubnet=10.0.0.0/24\nNetworkName=fleet-net\n";
+        assert_eq!(network_name(t).as_deref(), Some("fleet-net"));
+        assert_eq!(network_name("[Network]\nSubnet=10.0.0.0/24\n"), None);
     }
 }

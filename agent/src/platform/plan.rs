@@ -63,6 +63,26 @@ pub fn plan(running: &Units, target: &Units) -> Plan {
     p
 }
 
+/// The order to stop every unit of a generation in: timers (so none
+/// starts its service again), then services, then pods, networks and
+/// volumes (what the services needed). Name order within each.
+pub fn teardown_order<'a>(units: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let rank = |u: &str| {
+        if u.ends_with(".timer") {
+            0
+        } else if u.ends_with("-pod.service") {
+            2
+        } else if u.ends_with("-network.service") || u.ends_with("-volume.service") {
+            3
+        } else {
+            1
+        }
+    };
+    let mut v: Vec<String> = units.into_iter().cloned().collect();
+    v.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +133,30 @@ mod tests {
         assert_eq!(down.stop, ["a.service", "b.network"]);
         assert!(down.changed().is_empty());
         assert_eq!(plan(&g, &g).unchanged.len(), 2);
+    }
+
+    #[test]
+    fn a_generation_is_taken_down_timers_first_then_apps_then_what_they_need() {
+        let g = units(&[
+            ("a-network.service", "1"),
+            ("a.service", "1"),
+            ("data-volume.service", "1"),
+            ("j.service", "1"),
+            ("j.timer", "1"),
+            ("p-pod.service", "1"),
+            ("z.service", "1"),
+        ]);
+        assert_eq!(
+            teardown_order(g.keys()),
+            [
+                "j.timer",
+                "a.service",
+                "j.service",
+                "z.service",
+                "p-pod.service",
+                "a-network.service",
+                "data-volume.service"
+            ]
+        );
     }
 }

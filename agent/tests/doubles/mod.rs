@@ -123,6 +123,22 @@ impl Systemd for Fake {
         self.images.lock().unwrap().get(name).cloned()
     }
 
+    async fn reset_failed(&self, unit: &str) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("reset-failed {unit}"));
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("network-rm {name}"));
+        Ok(())
+    }
+
     async fn stop_transient(&self, name: &str) -> R<()> {
         self.calls
             .lock()
