@@ -932,3 +932,57 @@ fn nixos_vm_test_scripts_evaluate_and_compile_as_python() {
         );
     }
 }
+
+/// The generator refuses, as an app name, every service the modelled NixOS
+/// system already has a unit file for (systemd's upstream units, Podman's
+/// units): the same name would fail the NixOS build (two unit files) and
+/// shadow the host's unit elsewhere. The list the generator keeps
+/// (`RESERVED_UNITS`) is held to the model here.
+#[test]
+fn every_service_the_host_already_has_is_refused_as_an_app_name() {
+    if !common::oracles_enabled("every_service_the_host_already_has_is_refused_as_an_app_name") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    generate(
+        &common::repo_root().join("examples"),
+        &out,
+        &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
+    );
+    let config = eval_fleet(&out, &[]);
+    let names: Vec<String> = config["_nixpkgs"]["unitFiles"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, from)| !from.to_string().contains("windlass"))
+        .filter_map(|(unit, _)| unit.strip_suffix(".service"))
+        .filter(|n| windlass::model::values::is_name(n))
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() > 30, "{names:?}");
+    let fleet = work.path().join("fleet");
+    std::fs::create_dir_all(fleet.join("apps")).unwrap();
+    for n in &names {
+        std::fs::write(
+            fleet.join(format!("apps/{n}.toml")),
+            "[container]\nimage = \"docker.io/library/busybox:1.36\"\n",
+        )
+        .unwrap();
+    }
+    let res = Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .arg("validate")
+        .arg(&fleet)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    for n in &names {
+        assert!(
+            stderr.contains(&format!(
+                "app `{n}` would be the systemd unit `{n}.service`"
+            )),
+            "app `{n}` is not refused:\n{stderr}"
+        );
+    }
+}
