@@ -24,7 +24,7 @@
 //! produce a file Guile would refuse). Secrets are referenced by name or
 //! path only.
 
-mod calendar;
+pub mod calendar;
 
 use std::collections::BTreeMap;
 
