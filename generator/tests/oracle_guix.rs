@@ -1101,3 +1101,50 @@ fn shepherd_fires_when_systemd_does_for_every_schedule_guix_gets() {
         cases.iter().filter(|c| !c.1).count()
     );
 }
+
+/// Guix runs the containers with rootless Podman: a published host port
+/// below 1024 cannot be bound unless the host lowers
+/// `net.ipv4.ip_unprivileged_port_start`. Generating for Guix says so, per
+/// app, with the setting; the other targets (rootful) do not.
+#[test]
+fn host_ports_below_1024_warn_for_guix_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = windlass(&[
+        "generate",
+        examples().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warnings: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains("ip_unprivileged_port_start"))
+        .map(String::from)
+        .collect();
+    // caddy publishes 80 and 443 (twice: tcp and udp); every other
+    // example app publishes ports of 1024 and above.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for part in [
+        "warning: app `caddy`: for Guix, host ports 80, 443 below 1024",
+        "net.ipv4.ip_unprivileged_port_start to 80 or less",
+        "(simple-service 'unprivileged-ports sysctl-service-type '((\"net.ipv4.ip_unprivileged_port_start\" . \"80\")))",
+    ] {
+        assert!(warnings[0].contains(part), "{part}: {}", warnings[0]);
+    }
+    let out2 = tmp.path().join("out2");
+    let o = windlass(&[
+        "generate",
+        examples().to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "--target",
+        "quadlet,systemd,nixos",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("ip_unprivileged_port_start"),
+        "{}",
+        stderr(&o)
+    );
+}
