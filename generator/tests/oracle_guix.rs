@@ -9,7 +9,10 @@
 //! string is reported as code points, so the comparison is byte for byte.
 //!
 //! Also here, without Guile: template overrides stay validated and a
-//! schedule Shepherd cannot express is refused.
+//! schedule Shepherd cannot express is refused. And with Shepherd 1.0.9's
+//! own calendar code (read in place from the shared oracles) against
+//! `systemd-analyze`: every schedule Guix gets fires when systemd's would,
+//! and every one refused as inexact does not.
 //!
 //! Runs Guile inside the trixie rootfs (`tools/oracle`); fails when it
 //! cannot (see `common::oracles_enabled`).
@@ -850,4 +853,298 @@ fn a_schedule_shepherd_cannot_express_is_refused_for_guix_only() {
     }
     assert!(!out.exists(), "nothing is written");
     generate(&fleet, &out, &["--target", "quadlet,systemd"]);
+}
+
+/// Shepherd 1.0.9's `shepherd/service/timer.scm`, read in place from the
+/// shared oracles (`../shared/oracles/guix/shepherd`, see its SOURCES.md).
+/// None (saying so) when it is absent outside CI; under `CI=true` its
+/// absence fails the test.
+fn shepherd_timer_scm(test: &str) -> Option<PathBuf> {
+    let dir = common::repo_root().join("../shared/oracles/guix/shepherd/scm");
+    if dir.join("shepherd/service/timer.scm").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: Shepherd's source is missing at {} (CI=true)",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED {test}: Shepherd's source is not at {} (under CI=true this test fails instead)",
+        dir.display()
+    );
+    None
+}
+
+/// A calendar event as Scheme, for Shepherd's own `calendar-event`.
+fn event_form(ev: &windlass::emit::guix::calendar::CalendarEvent) -> String {
+    let ints = |v: &[u32]| {
+        v.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut s = String::from("(calendar-event");
+    for (kw, v) in [
+        ("months", &ev.months),
+        ("days-of-month", &ev.days_of_month),
+        ("hours", &ev.hours),
+        ("minutes", &ev.minutes),
+        ("seconds", &ev.seconds),
+    ] {
+        if let Some(v) = v {
+            s.push_str(&format!(" #:{kw} '({})", ints(v)));
+        }
+    }
+    if let Some(w) = &ev.days_of_week {
+        s.push_str(&format!(" #:days-of-week '({})", w.join(" ")));
+    }
+    s.push(')');
+    s
+}
+
+/// What Guix gets is what systemd would do: for every schedule the
+/// generator turns into a Shepherd calendar event (the calendar corpus and
+/// the cases below), Shepherd 1.0.9's own `next-calendar-event` (its code,
+/// not a stand-in) fires at the same instants as `systemd-analyze calendar`
+/// from several starting points; and every schedule refused because
+/// Shepherd would not follow it exactly (`calendar::exact`) does differ
+/// from systemd somewhere, so the refusal is never needless.
+#[test]
+fn shepherd_fires_when_systemd_does_for_every_schedule_guix_gets() {
+    use windlass::emit::guix::calendar::{convert, expand};
+    if !common::oracles_enabled("shepherd calendar") {
+        return;
+    }
+    let Some(shepherd) = shepherd_timer_scm("shepherd calendar") else {
+        return;
+    };
+    let corpus = std::fs::read_to_string(
+        common::repo_root().join("generator/tests/data/calendar-corpus.txt"),
+    )
+    .unwrap();
+    let mut exprs: Vec<String> = corpus
+        .lines()
+        .filter_map(|l| l.strip_prefix("ok "))
+        .filter(|e| !e.contains('\\') && *e != "<empty>")
+        .map(str::to_string)
+        .collect();
+    exprs.extend(
+        [
+            "Mon,Wed *-*-* 08..18/2:15",
+            "Mon,Wed *-*-* 08:15",
+            "Mon *:*",
+            "*-*-* 08:15,45",
+            "*-*-* 08..18:00",
+            "*-*-* 08:*",
+            "*:0/5:*",
+            "*:0/5",
+            "*-07-*",
+            "*-07-04",
+            "*-01,07-01,15",
+            "*-02-29",
+            "*-02-28 12:00",
+            "*-*-31",
+            "*-*-28",
+            "*-04,05-31",
+            "*-01..03-30",
+            "*-02,03-30",
+            "*-*-15,31 06:00",
+            "*-*-29",
+            "*-12-31 23:59:59",
+            "Fri *-*-13 00:00",
+            "Mon..Fri *-*-1..7 04:30",
+            "Mon..Fri *-*-29..31 04:30",
+            "Sat,Sun *-*-1..14 10:00",
+            "*-*-01,15 12:00",
+            "*-*-01,15 08..18/2:15",
+        ]
+        .map(str::to_string),
+    );
+    // (id, expression, accepted for Guix)
+    let mut cases = Vec::new();
+    let mut events = String::new();
+    for e in &exprs {
+        let Ok(ev) = expand(e) else { continue };
+        events.push_str(&format!("({} {})\n", cases.len(), event_form(&ev)));
+        cases.push((e.clone(), convert(e).is_ok()));
+    }
+    assert!(cases.iter().filter(|c| c.1).count() > 40, "{cases:?}");
+    assert!(cases.iter().filter(|c| !c.1).count() > 10, "{cases:?}");
+
+    // Starting points chosen to land mid-minute, mid-hour, on days and in
+    // months the events do not allow, around February in common and leap
+    // years, and at the end of a year.
+    let bases = [
+        (2026, 3, 3, 12, 20, 10),
+        (2026, 4, 5, 9, 3, 21),
+        (2027, 2, 10, 7, 20, 40),
+        (2028, 2, 28, 19, 30, 20),
+        (2026, 6, 30, 18, 50, 11),
+        (2026, 12, 31, 23, 50, 50),
+    ];
+    const K: usize = 6;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("events.scm"), &events).unwrap();
+    let mut base_forms = String::new();
+    let mut base_args = Vec::new();
+    for (y, mo, d, h, mi, s) in bases {
+        base_forms.push_str(&format!("({y} {mo} {d} {h} {mi} {s})\n"));
+        base_args.push(format!("{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"));
+    }
+    std::fs::write(work.path().join("bases.scm"), &base_forms).unwrap();
+    let mut exprs_file = String::new();
+    for (i, (e, _)) in cases.iter().enumerate() {
+        exprs_file.push_str(&format!("{i}\t{e}\n"));
+    }
+    std::fs::write(work.path().join("exprs.tsv"), &exprs_file).unwrap();
+
+    // Shepherd: ID \t BASE \t WHEN, K lines per (event, base).
+    let out = common::oracle(
+        &[
+            (&shepherd, "/shepherd"),
+            (&stubs(), "/t"),
+            (work.path(), "/w"),
+        ],
+        &[
+            "env",
+            "TZ=UTC",
+            "guile",
+            "--no-auto-compile",
+            "/t/next-calendar-events.scm",
+            "/shepherd/shepherd/service/timer.scm",
+            "/w/events.scm",
+            "/w/bases.scm",
+            &K.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "Shepherd: {}", stderr(&out));
+    let mut shepherd_says: std::collections::BTreeMap<(usize, String), Vec<String>> =
+        Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        shepherd_says
+            .entry((f[0].parse().unwrap(), f[1].to_string()))
+            .or_default()
+            .push(f[2].to_string());
+    }
+
+    // systemd: the same, from `systemd-analyze calendar --iterations`.
+    let script = format!(
+        "while IFS=\"$(printf '\\t')\" read -r i e; do for b in {}; do \
+           printf '== %s\\t%s\\n' \"$i\" \"$b\"; \
+           systemd-analyze calendar --iterations={K} --base-time=\"$b UTC\" \"$e\" || true; \
+         done; done < /w/exprs.tsv",
+        base_args
+            .iter()
+            .map(|b| format!("'{b}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = common::oracle(
+        &[(work.path(), "/w")],
+        &["env", "TZ=UTC", "sh", "-c", &script],
+    );
+    assert!(out.status.success(), "systemd-analyze: {}", stderr(&out));
+    let mut systemd_says: std::collections::BTreeMap<(usize, String), Vec<String>> =
+        Default::default();
+    let mut key = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(k) = line.strip_prefix("== ") {
+            let (i, b) = k.split_once('\t').unwrap();
+            let k = (i.parse().unwrap(), b.to_string());
+            systemd_says.insert(k.clone(), Vec::new());
+            key = Some(k);
+        } else if let Some((_, rest)) = line.split_once("Next elapse: ").or_else(|| {
+            line.split_once("Iteration #")
+                .and_then(|(_, r)| r.split_once(": "))
+        }) {
+            // "Wed 2026-03-04 08:15:00 UTC", or "never".
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            if w.len() >= 3 {
+                systemd_says
+                    .get_mut(key.as_ref().unwrap())
+                    .unwrap()
+                    .push(format!("{} {}", w[1], w[2]));
+            }
+        }
+    }
+
+    let mut wrong = String::new();
+    for (i, (e, accepted)) in cases.iter().enumerate() {
+        let mut differs = Vec::new();
+        for b in &base_args {
+            let k = (i, b.clone());
+            // systemd may list fewer ("never"): Shepherd's are then wrong.
+            let (s, d) = (&shepherd_says[&k], &systemd_says[&k]);
+            if s != d {
+                differs.push(format!("from {b}: Shepherd {s:?}, systemd {d:?}"));
+            }
+        }
+        match (accepted, differs.is_empty()) {
+            (true, false) => wrong.push_str(&format!(
+                "{e:?} is accepted, but:\n  {}\n",
+                differs.join("\n  ")
+            )),
+            (false, true) => wrong.push_str(&format!(
+                "{e:?} is refused ({}), yet Shepherd agrees with systemd from every start\n",
+                convert(e).unwrap_err()
+            )),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong}");
+    eprintln!(
+        "{} schedules: {} fire as systemd's in Shepherd, {} refused and shown to differ",
+        cases.len(),
+        cases.iter().filter(|c| c.1).count(),
+        cases.iter().filter(|c| !c.1).count()
+    );
+}
+
+/// Guix runs the containers with rootless Podman: a published host port
+/// below 1024 cannot be bound unless the host lowers
+/// `net.ipv4.ip_unprivileged_port_start`. Generating for Guix says so, per
+/// app, with the setting; the other targets (rootful) do not.
+#[test]
+fn host_ports_below_1024_warn_for_guix_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = windlass(&[
+        "generate",
+        examples().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warnings: Vec<String> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains("ip_unprivileged_port_start"))
+        .map(String::from)
+        .collect();
+    // caddy publishes 80 and 443 (twice: tcp and udp); every other
+    // example app publishes ports of 1024 and above.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for part in [
+        "warning: app `caddy`: for Guix, host ports 80, 443 below 1024",
+        "net.ipv4.ip_unprivileged_port_start to 80 or less",
+        "(simple-service 'unprivileged-ports sysctl-service-type '((\"net.ipv4.ip_unprivileged_port_start\" . \"80\")))",
+    ] {
+        assert!(warnings[0].contains(part), "{part}: {}", warnings[0]);
+    }
+    let out2 = tmp.path().join("out2");
+    let o = windlass(&[
+        "generate",
+        examples().to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "--target",
+        "quadlet,systemd,nixos",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("ip_unprivileged_port_start"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -10,7 +10,14 @@
 //! * the generated modules evaluate (with `tests/nix/stub-lib.nix` standing
 //!   in for nixpkgs' lib, which this machine does not have), the Quadlet
 //!   text inside the module is byte-identical to `OUT/quadlet/*`, and the
-//!   oci-containers values equal the manifests'.
+//!   oci-containers values equal the manifests';
+//! * every evaluation is checked against `tests/nix/nixpkgs-model.nix`,
+//!   which adds what nixpkgs' own modules define on the same system and
+//!   assembles generators, unit files, units, /etc, tmpfiles.d and
+//!   accounts the way a NixOS build does: a name windlass and nixpkgs both
+//!   give (Podman's generator linked twice, issue 17) fails the
+//!   evaluation, naming it, and planted collisions of every kind must be
+//!   named.
 
 mod common;
 
@@ -258,7 +265,24 @@ fn nix_string_literals_evaluate_to_the_original_bytes() {
 
 /// Evaluates `OUT/nixos` with the stub lib; returns the merged config.
 fn eval_fleet(out: &Path, disabled: &[&str]) -> Value {
+    match try_eval_fleet(out, disabled, None, &[]) {
+        Ok(v) => v,
+        Err(e) => panic!("evaluating {} failed: {e}", out.display()),
+    }
+}
+
+/// Evaluates `OUT/nixos`, with the module files `extra` (names in the
+/// directory `extra_dir`) applied beside it, against the model of what
+/// nixpkgs' own modules add (`tests/nix/nixpkgs-model.nix`). Err: Nix's
+/// message, which names every collision.
+fn try_eval_fleet(
+    out: &Path,
+    disabled: &[&str],
+    extra_dir: Option<&Path>,
+    extra: &[&str],
+) -> Result<Value, String> {
     let root = common::repo_root();
+    let tests_nix = root.join("generator/tests/nix");
     let disabled_expr = format!(
         "[ {} ]",
         disabled
@@ -267,8 +291,20 @@ fn eval_fleet(out: &Path, disabled: &[&str]) -> Value {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let mut binds: Vec<(&Path, &str)> = vec![(&tests_nix, "/t"), (out, "/out")];
+    if let Some(dir) = extra_dir {
+        binds.push((dir, "/extra"));
+    }
+    let extra_expr = format!(
+        "[ {} ]",
+        extra
+            .iter()
+            .map(|f| format!("/extra/{f}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let res = common::oracle(
-        &[(&root.join("generator/tests/nix"), "/t"), (out, "/out")],
+        &binds,
         &[
             "nix-instantiate",
             "--eval",
@@ -281,15 +317,16 @@ fn eval_fleet(out: &Path, disabled: &[&str]) -> Value {
             "--arg",
             "disabled",
             &disabled_expr,
+            "--arg",
+            "extraModules",
+            &extra_expr,
         ],
     );
-    assert!(
-        res.status.success(),
-        "evaluating {} failed: {}",
-        out.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&res.stdout).unwrap()
+    if res.status.success() {
+        Ok(serde_json::from_slice(&res.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&res.stderr).into_owned())
+    }
 }
 
 /// The installed generation.json holds each app's contract exactly as the
@@ -365,7 +402,30 @@ fn quadlet_backend_embeds_the_quadlet_files_byte_for_byte() {
                 "{name}: {f} differs inside the NixOS module"
             );
         }
-        // One hash drop-in and one activation link per unit.
+        // Quadlet reads /etc/containers/systemd: each file is there under
+        // its own name, put there by windlass alone.
+        let model = &config["_nixpkgs"];
+        for f in on_disk.keys() {
+            assert_eq!(
+                model["etc"][format!("containers/systemd/{f}")],
+                serde_json::json!(["nixos/fleet.nix"]),
+                "{name}: /etc/containers/systemd/{f}"
+            );
+        }
+        // Podman's system generator, the one that reads it, is linked into
+        // /etc/systemd/system-generators once: from the podman package the
+        // podman module puts in systemd.packages, not by windlass.
+        let podman_pkg =
+            "package podman (systemd.packages in nixpkgs virtualisation/podman/default.nix)";
+        assert_eq!(config["virtualisation"]["podman"]["enable"], true);
+        assert!(config["systemd"].get("generators").is_none(), "{name}");
+        assert_eq!(
+            model["systemGenerators"],
+            serde_json::json!({ "podman-system-generator": [podman_pkg] }),
+            "{name}"
+        );
+        // One hash drop-in and one activation link per unit, the link from
+        // windlass's package alone.
         let units = config["systemd"]["units"].as_object().unwrap();
         assert_eq!(units.len(), on_disk.len());
         for (svc, u) in units {
@@ -375,6 +435,13 @@ fn quadlet_backend_embeds_the_quadlet_files_byte_for_byte() {
                 "{svc}: {t}"
             );
             assert_eq!(u["overrideStrategy"], "asDropin");
+            assert_eq!(
+                model["unitFiles"][svc],
+                serde_json::json!([
+                    "package windlass-quadlet-services (systemd.packages in nixos/fleet.nix)"
+                ]),
+                "{name}: {svc}"
+            );
         }
         let fleet = load(&dir);
         assert_contracts(&config, &fleet, NixosBackend::Quadlet);
@@ -490,6 +557,201 @@ fn oci_backend_carries_every_value_and_honours_enable() {
     }
 }
 
+/// The line the quadlet backend's fleet module carried up to issue 17:
+/// Podman's generator linked by windlass, beside the podman package's own.
+const OWN_GENERATOR_LINE: &str = "      generators.podman-system-generator = \"${podman}/lib/systemd/system-generators/podman-system-generator\";\n";
+
+/// `text` (a quadlet-backend fleet.nix, or its template) with
+/// [`OWN_GENERATOR_LINE`] put back at the top of its `systemd = {`.
+fn with_own_generator(text: &str) -> String {
+    let open = "    systemd = {\n";
+    assert_eq!(text.matches(open).count(), 1, "{text}");
+    text.replacen(open, &format!("{open}{OWN_GENERATOR_LINE}"), 1)
+}
+
+/// A NixOS build assembles what windlass's modules and nixpkgs' own modules
+/// define: generators, unit files, units, /etc, tmpfiles.d, accounts. A name
+/// both give fails `nixos-rebuild` (Podman's generator linked twice: issue
+/// 17) or silently drops or merges one of them. The evaluation models that
+/// assembly (`tests/nix/nixpkgs-model.nix`) and fails naming the collision;
+/// here each kind of collision is planted and must be named.
+#[test]
+fn a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it() {
+    if !common::oracles_enabled("a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let examples = common::repo_root().join("examples");
+    let quadlet = ["--target", "quadlet,nixos", "--nixos-backend", "quadlet"];
+    let out = work.path().join("quadlet");
+    generate(&examples, &out, &quadlet);
+    try_eval_fleet(&out, &[], None, &[]).expect("the generated module evaluates");
+    let twice = "/etc/systemd/system-generators/podman-system-generator is linked 2 times \
+                 (package podman (systemd.packages in nixpkgs virtualisation/podman/default.nix); \
+                 systemd.generators in nixos/fleet.nix)";
+
+    // The generated module, mutated to link Podman's generator itself.
+    let fleet_nix = out.join("nixos/fleet.nix");
+    let good = std::fs::read_to_string(&fleet_nix).unwrap();
+    std::fs::write(&fleet_nix, with_own_generator(&good)).unwrap();
+    let Err(err) = try_eval_fleet(&out, &[], None, &[]) else {
+        panic!("the duplicate generator is caught");
+    };
+    assert!(err.contains(twice), "{err}");
+    assert!(err.contains("\"File exists\""), "{err}");
+    std::fs::write(&fleet_nix, &good).unwrap();
+
+    // The template as it was before the fix (through --templates).
+    let templates = work.path().join("templates");
+    std::fs::create_dir_all(templates.join("nixos")).unwrap();
+    let template =
+        std::fs::read_to_string(common::repo_root().join("templates/nixos/fleet.nix.j2")).unwrap();
+    std::fs::write(
+        templates.join("nixos/fleet.nix.j2"),
+        with_own_generator(&template),
+    )
+    .unwrap();
+    let old = work.path().join("old-template");
+    let mut args = quadlet.to_vec();
+    args.extend(["--templates", templates.to_str().unwrap()]);
+    generate(&examples, &old, &args);
+    let Err(err) = try_eval_fleet(&old, &[], None, &[]) else {
+        panic!("the old template is caught");
+    };
+    assert!(err.contains(twice), "{err}");
+
+    // Every other kind, as a module applied beside the fleet.
+    let mutants: &[(&str, &str, &[&str])] = &[
+        (
+            // what the old line would become if "fixed" by listing podman
+            // again: systemd.nix links every listed package's generators,
+            // repeated packages included
+            "podman-listed-again",
+            "systemd.packages = [ config.virtualisation.podman.package ];",
+            &[
+                "/etc/systemd/system-generators/podman-system-generator is linked 2 times",
+                "/etc/systemd/user-generators/podman-user-generator is linked 2 times",
+            ],
+        ),
+        (
+            "user-generator",
+            "systemd.user.generators.podman-user-generator = \"/nix/store/x\";",
+            &["/etc/systemd/user-generators/podman-user-generator is linked 2 times"],
+        ),
+        (
+            // an app named `podman`, as the quadlet backend links it
+            "unit-file",
+            "systemd.packages = [ (pkgs.linkFarm \"mutant\" [ { name = \"etc/systemd/system/podman.service\"; path = \"/run/systemd/generator/podman.service\"; } ]) ];",
+            &[
+                "the unit file podman.service is provided by package mutant (systemd.packages in extra module unit-file.nix), package podman",
+            ],
+        ),
+        (
+            // an app named `rescue`
+            "upstream-unit-file",
+            "systemd.packages = [ (pkgs.linkFarm \"mutant\" [ { name = \"etc/systemd/system/rescue.service\"; path = \"/run/systemd/generator/rescue.service\"; } ]) ];",
+            &[
+                "the unit file rescue.service is provided by systemd's upstream units, package mutant",
+            ],
+        ),
+        (
+            // app `podman`, job `prune`
+            "unit-definition",
+            "systemd.services.podman-prune.serviceConfig.ExecStart = \"/bin/true\";",
+            &[
+                "the unit podman-prune.service is defined by extra module unit-definition.nix, nixpkgs virtualisation/podman/default.nix (current)",
+            ],
+        ),
+        (
+            // app `podman`, job `auto-update`
+            "drop-in",
+            "systemd.timers.podman-auto-update.timerConfig.OnCalendar = \"daily\";",
+            &[
+                "the unit podman-auto-update.timer defined in extra module drop-in.nix is also provided by package podman",
+            ],
+        ),
+        (
+            "etc-key",
+            "environment.etc.\"containers/policy.json\".text = \"{}\";",
+            &[
+                "environment.etc.\"containers/policy.json\" is defined by extra module etc-key.nix, nixpkgs virtualisation/containers.nix",
+            ],
+        ),
+        (
+            "etc-target",
+            "environment.etc.mutant = { target = \"containers/storage.conf\"; text = \"\"; };",
+            &["/etc/containers/storage.conf is the target of"],
+        ),
+        (
+            "etc-inside",
+            "environment.etc.\"systemd/system/mutant.service\".text = \"\";",
+            &[
+                "/etc/systemd/system/mutant.service (extra module etc-inside.nix) lies inside /etc/systemd/system (nixpkgs systemd.nix)",
+            ],
+        ),
+        (
+            "tmpfiles-file",
+            "systemd.tmpfiles.packages = [ (pkgs.linkFarm \"mutant\" [ { name = \"lib/tmpfiles.d/podman.conf\"; path = \"/dev/null\"; } ]) ];",
+            &["tmpfiles.d/podman.conf comes from"],
+        ),
+        (
+            "tmpfiles-path",
+            "systemd.tmpfiles.rules = [ \"d /run/lock 0700 root root - -\" ];",
+            &["the tmpfiles path /run/lock is configured by"],
+        ),
+        (
+            "group",
+            "users.groups.wheel.gid = 10;",
+            &[
+                "users.groups.wheel.gid is set by both extra module group.nix and nixpkgs users-groups.nix",
+            ],
+        ),
+    ];
+    let extra = work.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    let module = |body: &str| {
+        format!("{{ config, pkgs, ... }}:\n{{\n  config = {{\n    {body}\n  }};\n}}\n")
+    };
+    // What merges cleanly is not refused: services.windlass adds its
+    // group this way, the podman module its own.
+    std::fs::write(
+        extra.join("control.nix"),
+        module("users.groups.wheel = { }; users.groups.podman = { }; environment.etc.\"windlass/extra\".text = \"\";"),
+    )
+    .unwrap();
+    try_eval_fleet(&out, &[], Some(&extra), &["control.nix"]).expect("the control evaluates");
+    for (name, body, expected) in mutants {
+        let file = format!("{name}.nix");
+        std::fs::write(extra.join(&file), module(body)).unwrap();
+        let Err(err) = try_eval_fleet(&out, &[], Some(&extra), &[&file]) else {
+            panic!("mutant {name} is not caught");
+        };
+        for e in *expected {
+            assert!(err.contains(e), "mutant {name}: expected {e:?} in:\n{err}");
+        }
+    }
+
+    // oci-containers: a job unit named like another app's container service
+    // (app `podman`, job `lnd`) is merged into it by the module system.
+    let oci = work.path().join("oci");
+    generate(&examples, &oci, &["--target", "nixos"]);
+    std::fs::write(
+        extra.join("job.nix"),
+        module("systemd.services.podman-lnd.serviceConfig.ExecStart = \"/bin/true\";"),
+    )
+    .unwrap();
+    let Err(err) = try_eval_fleet(&oci, &[], Some(&extra), &["job.nix"]) else {
+        panic!("the job named like a container service is caught");
+    };
+    assert!(
+        err.contains(
+            "the unit podman-lnd.service is defined by nixos/apps/lnd.nix, extra module job.nix"
+        ),
+        "{err}"
+    );
+    eprintln!("{} planted collisions named", mutants.len() + 3);
+}
+
 fn eval_agent_module(generated: Option<&Path>, args: &[&str]) -> Value {
     let root = common::repo_root();
     let mut binds: Vec<(&Path, &str)> = vec![(root.as_path(), "/r")];
@@ -572,6 +834,26 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
     let names: Vec<String> = fleet.apps.iter().map(|a| a.name.clone()).collect();
     assert_eq!(generation_apps(&c), names);
     assert!(c["systemd"]["services"]["windlassd"].is_object());
+
+    // The same with the quadlet backend and the group every NixOS has:
+    // services.windlass's definitions merge with nixpkgs' (the evaluation
+    // fails on a collision, see nixpkgs-model.nix).
+    let out = work.path().join("quadlet");
+    generate(
+        &dir,
+        &out,
+        &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
+    );
+    let c = eval_agent_module(
+        Some(&out.join("nixos")),
+        &[
+            "--argstr", "backend", "quadlet", "--argstr", "group", "wheel",
+        ],
+    );
+    assert_eq!(generation_apps(&c), names);
+    assert_eq!(c["virtualisation"]["podman"]["enable"], true);
+    assert!(c["users"]["groups"]["wheel"].is_object());
+    assert!(c["systemd"].get("generators").is_none());
 }
 
 #[test]
@@ -647,6 +929,60 @@ fn nixos_vm_test_scripts_evaluate_and_compile_as_python() {
             out.status.success(),
             "{name}: testScript is not valid Python: {}",
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The generator refuses, as an app name, every service the modelled NixOS
+/// system already has a unit file for (systemd's upstream units, Podman's
+/// units): the same name would fail the NixOS build (two unit files) and
+/// shadow the host's unit elsewhere. The list the generator keeps
+/// (`RESERVED_UNITS`) is held to the model here.
+#[test]
+fn every_service_the_host_already_has_is_refused_as_an_app_name() {
+    if !common::oracles_enabled("every_service_the_host_already_has_is_refused_as_an_app_name") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    generate(
+        &common::repo_root().join("examples"),
+        &out,
+        &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
+    );
+    let config = eval_fleet(&out, &[]);
+    let names: Vec<String> = config["_nixpkgs"]["unitFiles"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, from)| !from.to_string().contains("windlass"))
+        .filter_map(|(unit, _)| unit.strip_suffix(".service"))
+        .filter(|n| windlass::model::values::is_name(n))
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() > 30, "{names:?}");
+    let fleet = work.path().join("fleet");
+    std::fs::create_dir_all(fleet.join("apps")).unwrap();
+    for n in &names {
+        std::fs::write(
+            fleet.join(format!("apps/{n}.toml")),
+            "[container]\nimage = \"docker.io/library/busybox:1.36\"\n",
+        )
+        .unwrap();
+    }
+    let res = Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .arg("validate")
+        .arg(&fleet)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "{stderr}");
+    for n in &names {
+        assert!(
+            stderr.contains(&format!(
+                "app `{n}` would be the systemd unit `{n}.service`"
+            )),
+            "app `{n}` is not refused:\n{stderr}"
         );
     }
 }

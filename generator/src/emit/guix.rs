@@ -24,7 +24,7 @@
 //! produce a file Guile would refuse). Secrets are referenced by name or
 //! path only.
 
-mod calendar;
+pub mod calendar;
 
 use std::collections::BTreeMap;
 
@@ -49,6 +49,8 @@ const INDENT: usize = 4;
 const GUIX_PATH: &str = "PATH=/run/current-system/profile/bin";
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
+    ctx.warnings
+        .extend(fleet.apps.iter().filter_map(low_port_warning));
     let containers = containers_service(fleet);
     let mut timers = Vec::new();
     for app in &fleet.apps {
@@ -87,6 +89,40 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         path: FILE.to_string(),
         content,
     }])
+}
+
+/// Guix's `oci-service-type` runs Podman rootless, as the `oci-container`
+/// user: binding a host port below `net.ipv4.ip_unprivileged_port_start`
+/// (1024 by default) fails when the container starts, unless the host
+/// lowers that setting. Said at generation time, with what to set.
+fn low_port_warning(app: &App) -> Option<String> {
+    let mut low: Vec<u16> = app
+        .container
+        .ports
+        .iter()
+        .map(|p| p.host)
+        .filter(|&p| p < 1024)
+        .collect();
+    low.sort_unstable();
+    low.dedup();
+    let lowest = *low.first()?;
+    let list = low
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (s, them) = if low.len() == 1 {
+        ("", "it")
+    } else {
+        ("s", "them")
+    };
+    Some(format!(
+        "app `{}`: for Guix, host port{s} {list} below 1024: the oci-container user's rootless Podman cannot bind {them} \
+         unless the host sets net.ipv4.ip_unprivileged_port_start to {lowest} or less, e.g. \
+         (simple-service 'unprivileged-ports sysctl-service-type '((\"net.ipv4.ip_unprivileged_port_start\" . \"{lowest}\"))) \
+         in the operating-system's services (see docs/guix.md)",
+        app.name
+    ))
 }
 
 /// `(simple-service 'NAME TARGET VALUE)`

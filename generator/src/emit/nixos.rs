@@ -16,8 +16,10 @@
 //!   option for goes to `extraOptions`. Networks and volumes are created by
 //!   oneshot services `windlass-network-<n>` / `windlass-volume-<n>`.
 //! * `quadlet`: the exact text of `quadlet/*` under
-//!   `environment.etc."containers/systemd/…"`, Podman's generator, a hash
-//!   drop-in per unit, and Quadlet's dry run at build time.
+//!   `environment.etc."containers/systemd/…"`, the podman module (whose
+//!   package brings Podman's generator: never also `systemd.generators`,
+//!   a second link of one name fails the NixOS build), a hash drop-in per
+//!   unit, and Quadlet's dry run at build time.
 
 use std::collections::BTreeMap;
 

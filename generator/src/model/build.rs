@@ -1006,7 +1006,8 @@ impl Builder<'_> {
                 }
             }
         }
-        // Every systemd unit name the fleet produces must be unique.
+        // Every systemd unit name the fleet produces must be unique, and
+        // none may be a unit the host already has (`RESERVED_UNITS`).
         let mut units: BTreeMap<String, String> = BTreeMap::new();
         fn claim(
             units: &mut BTreeMap<String, String>,
@@ -1015,25 +1016,42 @@ impl Builder<'_> {
             key: &str,
             span: &Span,
             diags: &mut Vec<Diagnostic>,
-        ) {
-            if let Some(prev) = units.get(&unit) {
+        ) -> bool {
+            if let Some((_, owner)) = RESERVED_UNITS.iter().find(|(u, _)| *u == unit) {
+                diags.push(Diagnostic::error(
+                    span.clone(),
+                    key,
+                    format!("{what} would be the systemd unit `{unit}`, which {owner}"),
+                ));
+                false
+            } else if let Some(prev) = units.get(&unit) {
                 diags.push(Diagnostic::error(
                     span.clone(),
                     key,
                     format!("{what} would be the systemd unit `{unit}`, which {prev} already is"),
                 ));
+                false
             } else {
                 units.insert(unit, what);
+                true
             }
         }
         for (i, (app, name_span, spans)) in apps.iter().enumerate() {
             if duplicate[i] {
                 continue; // already reported as a duplicate name
             }
-            claim(
+            // The NixOS oci-containers backend runs the app as the second.
+            let _ = claim(
                 &mut units,
                 app.service_name(),
                 format!("app `{}`", app.name),
+                "name",
+                name_span,
+                self.diags,
+            ) && claim(
+                &mut units,
+                format!("podman-{}.service", app.name),
+                format!("app `{}` (with the NixOS oci-containers backend)", app.name),
                 "name",
                 name_span,
                 self.diags,
@@ -1043,15 +1061,39 @@ impl Builder<'_> {
                 let what = format!("job `{}` of app `{}`", job.name, app.name);
                 let key = format!("jobs[{j}].name");
                 let span = spans.jobs.get(j).unwrap_or(&spans.file);
-                claim(
+                let _ = claim(
                     &mut units,
                     format!("{unit}.service"),
                     what.clone(),
                     &key,
                     span,
                     self.diags,
+                ) && claim(
+                    &mut units,
+                    format!("{unit}.timer"),
+                    what,
+                    &key,
+                    span,
+                    self.diags,
                 );
-                units.entry(format!("{unit}.timer")).or_insert(what);
+            }
+        }
+        // The NixOS oci-containers backend creates networks and volumes
+        // with `windlass-network-<n>` / `windlass-volume-<n>`.
+        for (app, _, spans) in apps {
+            for (j, job) in app.jobs.iter().enumerate() {
+                let unit = format!("{}-{}", app.name, job.name);
+                if unit.starts_with("windlass-network-") || unit.starts_with("windlass-volume-") {
+                    let span = spans.jobs.get(j).unwrap_or(&spans.file);
+                    self.err(
+                        span,
+                        &format!("jobs[{j}].name"),
+                        format!(
+                            "job `{}` of app `{}` would be the systemd unit `{unit}.service`, a name the NixOS module keeps for its networks and volumes",
+                            job.name, app.name
+                        ),
+                    );
+                }
             }
         }
         // Quadlet names the services of volumes and networks `<n>-volume`
@@ -1247,3 +1289,77 @@ fn is_loopback_url(u: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
+
+/// Units a host already has, which no app or job may become: the same name
+/// would shadow or be merged into them (a Quadlet unit in
+/// /run/systemd/generator outranks /usr/lib/systemd/system), and on NixOS
+/// it fails the build (two unit files of one name) or silently becomes a
+/// drop-in of theirs. The evaluation test models the same sources
+/// (`tests/nix/nixpkgs-model.nix`).
+const RESERVED_UNITS: &[(&str, &str)] = &[
+    // Podman's Makefile `install.systemd` (containers/podman).
+    ("podman.service", "Podman itself installs"),
+    ("podman.socket", "Podman itself installs"),
+    ("podman-auto-update.service", "Podman itself installs"),
+    ("podman-auto-update.timer", "Podman itself installs"),
+    ("podman-restart.service", "Podman itself installs"),
+    ("podman-clean-transient.service", "Podman itself installs"),
+    // nixpkgs' podman module (virtualisation/podman/default.nix).
+    ("podman-prune.service", "the NixOS podman module defines"),
+    ("podman-prune.timer", "the NixOS podman module defines"),
+    // windlass itself (agent/systemd, modules/nixos).
+    ("windlassd.service", "windlass's agent runs as"),
+    ("windlass-sweep.service", "windlass ships for its sweeps"),
+    ("windlass-sweep.timer", "windlass ships for its sweeps"),
+    // systemd's own services and timers that every NixOS system links
+    // (nixpkgs systemd.nix `upstreamSystemUnits`, systemd/tmpfiles.nix).
+    ("rescue.service", "systemd itself provides"),
+    ("debug-shell.service", "systemd itself provides"),
+    ("kmod-static-nodes.service", "systemd itself provides"),
+    ("systemd-udevd.service", "systemd itself provides"),
+    ("systemd-udev-trigger.service", "systemd itself provides"),
+    ("systemd-modules-load.service", "systemd itself provides"),
+    ("systemd-fsck-root.service", "systemd itself provides"),
+    ("systemd-growfs-root.service", "systemd itself provides"),
+    ("systemd-remount-fs.service", "systemd itself provides"),
+    ("systemd-pstore.service", "systemd itself provides"),
+    ("systemd-random-seed.service", "systemd itself provides"),
+    ("systemd-rfkill.service", "systemd itself provides"),
+    ("systemd-hibernate.service", "systemd itself provides"),
+    ("systemd-hybrid-sleep.service", "systemd itself provides"),
+    ("systemd-suspend.service", "systemd itself provides"),
+    (
+        "systemd-suspend-then-hibernate.service",
+        "systemd itself provides",
+    ),
+    ("systemd-reboot.service", "systemd itself provides"),
+    ("systemd-poweroff.service", "systemd itself provides"),
+    ("systemd-halt.service", "systemd itself provides"),
+    ("systemd-kexec.service", "systemd itself provides"),
+    (
+        "systemd-ask-password-console.service",
+        "systemd itself provides",
+    ),
+    (
+        "systemd-ask-password-wall.service",
+        "systemd itself provides",
+    ),
+    ("systemd-sysctl.service", "systemd itself provides"),
+    (
+        "systemd-machine-id-commit.service",
+        "systemd itself provides",
+    ),
+    ("systemd-exit.service", "systemd itself provides"),
+    ("systemd-update-done.service", "systemd itself provides"),
+    ("systemd-tmpfiles-clean.service", "systemd itself provides"),
+    ("systemd-tmpfiles-clean.timer", "systemd itself provides"),
+    ("systemd-tmpfiles-setup.service", "systemd itself provides"),
+    (
+        "systemd-tmpfiles-setup-dev.service",
+        "systemd itself provides",
+    ),
+    (
+        "systemd-tmpfiles-setup-dev-early.service",
+        "systemd itself provides",
+    ),
+];

@@ -1,5 +1,7 @@
 # Evaluates modules/nixos (services.windlass) with stub-lib.nix and stub
-# packages, for given settings, and returns its resolved `config`.
+# packages, for given settings, checks it against what nixpkgs' own modules
+# add to the same system (nixpkgs-model.nix, as eval-fleet.nix does), and
+# returns its resolved `config`.
 #   nix-instantiate --eval --strict --json eval-agent-module.nix \
 #     --arg module /repo/modules/nixos/default.nix [--arg generated /gen]
 # With `generated`, services.windlass.apps is set and the stub runCommand
@@ -9,6 +11,7 @@
   generated ? null,
   group ? "ops",
   sweep ? true,
+  backend ? "oci-containers",
 }:
 let
   lib = import ./stub-lib.nix;
@@ -35,9 +38,9 @@ let
       extraCertificates = [ "/etc/ssl/fleet-ca.pem" ];
     };
     apps = if generated == null then null else "/fleet";
-    backend = "oci-containers";
+    inherit backend;
   };
-  pkgs = {
+  pkgs = import ./stub-pkgs.nix // {
     runCommand = name: env: script: {
       outPath = toString generated;
       inherit script;
@@ -68,8 +71,20 @@ let
       generation = windlass.generation or { };
       quadletUnits = windlass.quadletUnits or { };
     };
-    virtualisation.podman.package = "/nix/store/stub-podman";
+    virtualisation.podman.package = pkgs.podman;
     nix.package = "/nix/store/stub-nix";
   };
+  model = import ./nixpkgs-model.nix { inherit pkgs; } {
+    ours = [
+      {
+        source = "modules/nixos/default.nix";
+        config = resolved;
+      }
+    ];
+    config = resolved;
+  };
 in
-resolved
+if model.errors == [ ] then
+  resolved
+else
+  throw "windlass and nixpkgs collide:\n  ${builtins.concatStringsSep "\n  " model.errors}"

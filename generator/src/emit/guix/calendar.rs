@@ -11,6 +11,24 @@
 //! end-of-month `~`, `@epoch` timestamps, a time zone suffix (even `UTC`:
 //! Shepherd uses local time), and fractions of a second.
 //!
+//! Weekdays and days of the month together are kept: Shepherd 1.0.9, like
+//! systemd, fires only on days that match both (`next-calendar-event` in
+//! `shepherd/service/timer.scm` checks both, and `fit-day` intersects
+//! them).
+//!
+//! An event Shepherd can hold is not always one it follows exactly: its
+//! `next-calendar-event` fits seconds, minutes, hours, the day and the
+//! month in turn, each to its next allowed value, but moving a field
+//! forward never starts the fields below it over at their first value, and
+//! it sets a day of the month without checking the month has it. So
+//! [`exact`] refuses what it would get wrong (every case is held against
+//! Shepherd's own code and `systemd-analyze` by the Guix oracle test):
+//! below a restricted field, every field must be a single value
+//! (`Mon,Wed *-*-* 08..18/2:15` would skip Wednesday 08:15), a month list
+//! needs one day of the month and no weekdays, and that day must exist in
+//! every month Shepherd can jump to (`*-02-29` would fire on 1 March in
+//! common years).
+//!
 //! The shorthands expand as systemd.time(7) defines them (`weekly` is
 //! Monday 00:00:00, `quarterly` is the first of January, April, July and
 //! October, …).
@@ -53,8 +71,18 @@ fn shorthand(s: &str) -> Option<&'static str> {
     })
 }
 
-/// Converts a validated systemd calendar expression, or says why it cannot.
+/// Converts a validated systemd calendar expression into a calendar event
+/// Shepherd follows exactly, or says why it cannot.
 pub fn convert(expr: &str) -> Result<CalendarEvent, String> {
+    let ev = expand(expr)?;
+    exact(&ev)?;
+    Ok(ev)
+}
+
+/// The calendar event with the same sets of values as `expr`, or why a
+/// calendar event cannot hold them; whether Shepherd follows it exactly is
+/// [`exact`]'s question.
+pub fn expand(expr: &str) -> Result<CalendarEvent, String> {
     let trimmed = expr.trim_end();
     if let Some((_, last)) = trimmed.rsplit_once(' ')
         && (last.eq_ignore_ascii_case("UTC") || is_timezone(last))
@@ -129,16 +157,87 @@ pub fn convert(expr: &str) -> Result<CalendarEvent, String> {
             ev.seconds = Some(seconds(s)?);
         }
     }
-    if ev.days_of_week.is_some() && ev.days_of_month.is_some() {
-        // systemd requires both to match; whether a Shepherd event
-        // intersects them or (like Vixie cron) unites them is not
-        // something windlass can check, so it refuses rather than guess.
-        return Err(
-            "a weekday together with days of the month cannot be expressed unambiguously as a Shepherd calendar event (systemd requires both to match); drop one of them"
-                .into(),
-        );
-    }
     Ok(ev)
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+/// The shortest length of each month (February outside leap years).
+const MONTH_DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// Whether Shepherd 1.0.9's `next-calendar-event` follows `ev` exactly,
+/// firing when systemd would; else why not.
+pub fn exact(ev: &CalendarEvent) -> Result<(), String> {
+    // (field, how many values it allows, whether that is fewer than all),
+    // lowest field first.
+    fn level(name: &'static str, v: Option<usize>, all: usize) -> (&'static str, usize, bool) {
+        let n = v.unwrap_or(all);
+        (name, n, n < all)
+    }
+    let weekdays = ev.days_of_week.as_ref().map(Vec::len);
+    let days = ev.days_of_month.as_ref().map(Vec::len);
+    let day_level = {
+        let restricted = weekdays.is_some_and(|n| n < 7) || days.is_some_and(|n| n < 31);
+        let single = weekdays.is_none_or(|n| n == 7) && days == Some(1);
+        ("day", if single { 1 } else { 31 }, restricted)
+    };
+    let levels = [
+        level("second", ev.seconds.as_ref().map(Vec::len), 60),
+        level("minute", ev.minutes.as_ref().map(Vec::len), 60),
+        level("hour", ev.hours.as_ref().map(Vec::len), 24),
+        day_level,
+        level("month", ev.months.as_ref().map(Vec::len), 12),
+    ];
+    for (i, &(upper, _, restricted)) in levels.iter().enumerate() {
+        if !restricted {
+            continue;
+        }
+        if let Some(&(lower, _, _)) = levels[..i].iter().find(|(_, n, _)| *n != 1) {
+            let what = if upper == "month" && lower == "day" {
+                "with a list of months, the day must be one day of the month, without weekdays"
+                    .to_string()
+            } else {
+                format!("with the {upper} restricted, the {lower} must be a single value")
+            };
+            return Err(format!(
+                "Shepherd 1.0.9 would not follow it exactly: when it moves to the next matching {upper} it keeps the {lower} it had reached instead of starting over at the first one ({what})"
+            ));
+        }
+    }
+    // Moving to the next allowed month (`fit-month`), Shepherd keeps the
+    // day of the month without checking the month has it. It moves there
+    // only into an allowed month whose previous month is not allowed; from
+    // an allowed month it reaches the next by days, which it does check.
+    if let (Some(months), Some(days)) = (&ev.months, &ev.days_of_month)
+        && months.len() < 12
+    {
+        for &m in months {
+            let previous = if m == 1 { 12 } else { m - 1 };
+            if months.contains(&previous) {
+                continue;
+            }
+            let length = MONTH_DAYS[m as usize - 1];
+            if let Some(d) = days.iter().find(|&&d| d > length) {
+                let month = MONTHS[m as usize - 1];
+                return Err(format!(
+                    "Shepherd 1.0.9 would not follow it exactly: {month} has no day {d} (in some years), and when Shepherd moves to {month} it keeps day {d} without checking, firing on the first of the next month instead"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn weekdays(text: &str) -> Result<Vec<&'static str>, String> {
@@ -291,7 +390,10 @@ mod tests {
         );
         assert_eq!(e.days_of_month, None);
         assert_eq!(e.seconds, Some(vec![0]));
-        assert!(convert("Mon..Fri *-*-1..7 04:30").is_err());
+        // Both must match, in Shepherd as in systemd.
+        let e = ev("Mon..Fri *-*-1..7 04:30");
+        assert_eq!(e.days_of_month, Some((1..=7).collect()));
+        assert_eq!(e.days_of_week.map(|w| w.len()), Some(5));
         assert_eq!(ev("*-*-* 02:30:00").hours, Some(vec![2]));
     }
 
@@ -302,7 +404,7 @@ mod tests {
             e.days_of_week,
             Some(vec!["monday", "wednesday", "thursday", "friday"])
         );
-        let e = ev("*-1..12/3-01,15 8..18/2:15,45:00.000");
+        let e = expand("*-1..12/3-01,15 8..18/2:15,45:00.000").unwrap();
         assert_eq!(e.months, Some(vec![1, 4, 7, 10]));
         assert_eq!(e.days_of_month, Some(vec![1, 15]));
         assert_eq!(e.hours, Some(vec![8, 10, 12, 14, 16, 18]));
@@ -311,6 +413,40 @@ mod tests {
         assert_eq!(ev("12-25").months, Some(vec![12]));
         assert_eq!(ev("Mon, 12:00").days_of_week, Some(vec!["monday"]));
         assert_eq!(ev("*:*:*").seconds, Some((0..60).collect()));
+    }
+
+    #[test]
+    fn what_shepherd_would_not_follow_exactly_is_refused() {
+        for (s, why) in [
+            (
+                "Mon,Wed *-*-* 08..18/2:15",
+                "the hour must be a single value",
+            ),
+            ("Mon *:*", "the minute must be a single value"),
+            ("*-*-* 08:15,45", "the minute must be a single value"),
+            ("*:0/5:*", "the second must be a single value"),
+            ("*-07-*", "one day of the month"),
+            ("*-01,07-01,15", "one day of the month"),
+            ("*-02-29", "February has no day 29"),
+            ("*-04,05-31", "April has no day 31"),
+        ] {
+            let e = convert(s).expect_err(s);
+            assert!(e.contains(why), "{s}: {e}");
+            assert!(e.contains("Shepherd 1.0.9"), "{s}: {e}");
+            expand(s).unwrap_or_else(|e| panic!("{s} has an event: {e}"));
+        }
+        for s in [
+            "*-*-31",
+            "*-01..03-30",
+            "*-12-31 23:59:59",
+            "Fri *-*-13 00:00",
+            "Mon..Fri *-*-29..31 04:30",
+            "*:0/15",
+            "*-*-* 08,20:00",
+            "quarterly",
+        ] {
+            ev(s);
+        }
     }
 
     #[test]
