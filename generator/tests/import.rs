@@ -595,8 +595,12 @@ volumes:
     assert_eq!(strs(&web["container"]["ports"]), ["8080:80"]);
     assert_eq!(strs(&web["container"]["volumes"]), ["demo_data:/data:ro"]);
     assert_eq!(web["health"]["retries"].as_integer(), Some(10));
+    // Only the start deadline derived from the health check is reported.
     let entries = p.entries("web");
-    assert!(entries.is_empty(), "{entries:?}");
+    assert!(
+        entries.len() == 1 && entries[0].0 == "healthcheck" && entries[0].1 == "changed",
+        "{entries:?}"
+    );
     // Compose reads the YAML 1.1 words as booleans in these places.
     assert_eq!(p.container("db")["read_only"].as_bool(), Some(true));
 }
@@ -772,4 +776,82 @@ services:
                 && r.contains("run with --interpolate to carry it")),
         "{entries:?}"
     );
+}
+
+#[test]
+fn a_health_check_sets_the_start_deadline_from_its_own_timing() {
+    let p = Project::new(
+        r#"
+services:
+  db:
+    image: docker.io/library/postgres:16
+    healthcheck:
+      test: ["CMD", "pg_isready"]
+      start_period: 300s
+      interval: 10s
+      retries: 5
+  cache:
+    image: docker.io/library/redis:7
+    healthcheck:
+      test: ["CMD", "redis-cli", "ping"]
+  web:
+    image: docker.io/library/nginx:1.27
+    depends_on:
+      db:
+        condition: service_healthy
+"#,
+        None,
+    );
+    p.import_ok(&[]);
+    // 300s + 5 × (10s + 30s, compose's default timeout) + 60s margin.
+    let deadline = |app: &str| {
+        p.manifest(app)
+            .get("update")
+            .map(|u| u["health_deadline"].as_str().unwrap().to_string())
+    };
+    assert_eq!(deadline("db").as_deref(), Some("9min 20s"));
+    // Compose's defaults throughout: 3 × (30s + 30s) + 60s.
+    assert_eq!(deadline("cache").as_deref(), Some("4min"));
+    assert_eq!(deadline("web"), None, "no health check, windlass's default");
+    let entries = p.entries("db");
+    let (_, action, reason) = entries
+        .iter()
+        .find(|(k, _, _)| k == "healthcheck")
+        .unwrap_or_else(|| panic!("{entries:?}"));
+    assert_eq!(action, "changed");
+    assert!(reason.starts_with("start deadline 9min 20s "), "{reason}");
+    assert!(
+        reason.contains(
+            "= start_period 300s + retries 5 × (interval 10s + timeout 30s) + 1min for pulling the image; compose's default for timeout. It is update.health_deadline"
+        ),
+        "{reason}"
+    );
+
+    // The deadline reaches the unit's start budget and the agent's contract.
+    let out = p.dir.path().join("out");
+    let o = windlass(&["generate", s(&p.fleet()), "-o", s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (app, sec) in [("db", 560), ("cache", 240), ("web", 120)] {
+        let unit = std::fs::read_to_string(out.join(format!("quadlet/{app}.container"))).unwrap();
+        assert!(
+            unit.lines().any(|l| l == format!("TimeoutStartSec={sec}")),
+            "{app}: {unit}"
+        );
+        let nix = std::fs::read_to_string(out.join(format!("nixos/apps/{app}.nix"))).unwrap();
+        assert!(
+            nix.contains(&format!("TimeoutStartSec = lib.mkForce {sec};")),
+            "{app}: {nix}"
+        );
+    }
+    let generation: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("windlass-generation.json")).unwrap(),
+    )
+    .unwrap();
+    let db = generation["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "db")
+        .unwrap();
+    assert_eq!(db["update"]["health_deadline_sec"], 560, "{db}");
 }

@@ -16,6 +16,7 @@ use super::convert;
 use super::interpolate::{Outcome, SecretRule, Substitutions, Vars};
 use super::manifest::{AppManifest, Health, SecretRef, set_pair};
 use super::report::{Action, Report};
+use crate::model::time::format_timespan;
 use crate::model::values::{
     check_label_key, check_path, is_env_key, is_object_name, parse_add_host, parse_port,
     parse_volume,
@@ -1017,7 +1018,65 @@ impl Mapper<'_, '_> {
                 "must be at least 1; Podman's default (3) applies",
             );
         }
+        self.health_deadline(&h);
         self.m.health = Some(h);
+    }
+
+    /// `update.health_deadline` from the health check's own timing (compose's
+    /// defaults for what it leaves out), reported with how it was derived:
+    /// the deadline is the unit's `TimeoutStartSec=` and the agent's health
+    /// gate, so a fixed one would fail a slow but healthy start.
+    fn health_deadline(&mut self, h: &Health) {
+        let usec = |v: &Option<String>| {
+            v.as_deref()
+                .and_then(|s| convert::duration_usec(s).ok())
+                .filter(|&u| u > 0)
+        };
+        let start = usec(&h.start_period).unwrap_or(0);
+        let interval = usec(&h.interval).unwrap_or(convert::HEALTH_INTERVAL_USEC);
+        let timeout = usec(&h.timeout).unwrap_or(convert::HEALTH_TIMEOUT_USEC);
+        let retries = h
+            .retries
+            .and_then(|r| u64::try_from(r).ok())
+            .unwrap_or(convert::HEALTH_RETRIES);
+        let (window, deadline) = convert::health_deadline(start, interval, timeout, retries);
+        let text = format_timespan(deadline);
+        let defaults: Vec<&str> = [
+            ("start_period", h.start_period.is_none()),
+            ("retries", h.retries.is_none()),
+            ("interval", h.interval.is_none()),
+            ("timeout", h.timeout.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(k, default)| default.then_some(k))
+        .collect();
+        // As the manifest writes them; compose's defaults otherwise.
+        let shown = |v: &Option<String>, default: &'static str| {
+            v.clone().unwrap_or_else(|| default.to_string())
+        };
+        let mut how = format!(
+            "start_period {} + retries {retries} × (interval {} + timeout {}) + {} for pulling the image",
+            shown(&h.start_period, "0s"),
+            shown(&h.interval, "30s"),
+            shown(&h.timeout, "30s"),
+            format_timespan(convert::HEALTH_MARGIN_USEC),
+        );
+        if deadline == convert::HEALTH_DEADLINE_FLOOR_USEC
+            && window + convert::HEALTH_MARGIN_USEC < deadline
+        {
+            how.push_str(", raised to windlass's default");
+        }
+        if !defaults.is_empty() {
+            how.push_str(&format!("; compose's default for {}", defaults.join(", ")));
+        }
+        self.note(
+            "healthcheck",
+            Action::Changed,
+            format!(
+                "start deadline {text} = {how}. It is update.health_deadline: the unit's TimeoutStartSec= and the agent's health gate. Unlike compose, the unit does not start until the check passes: one that never passes holds back the app and every app that requires it"
+            ),
+        );
+        self.m.health_deadline = Some(text);
     }
 
     fn depends_on(&mut self, v: &Value) {
