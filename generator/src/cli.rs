@@ -78,13 +78,15 @@ pub enum Command {
         /// file's `name:`, else its directory's name.
         #[arg(long, value_name = "NAME")]
         project: Option<String>,
-        /// Variables for --interpolate (default: `.env` beside the compose file).
-        #[arg(long, value_name = "FILE", requires = "interpolate")]
-        env_file: Option<PathBuf>,
-        /// Substitute ${VAR} from the env file and the environment (secret
-        /// values are never written); without it they stay literal.
-        #[arg(long)]
-        interpolate: bool,
+        /// Variables for interpolation, instead of `.env` beside the compose
+        /// file (repeatable; a later file wins).
+        #[arg(long, value_name = "FILE")]
+        env_file: Vec<PathBuf>,
+        /// Also read variables from this process's environment; they win
+        /// over the env files, as in compose. (`--interpolate` is an older
+        /// name for it.)
+        #[arg(long, alias = "interpolate")]
+        process_env: bool,
         /// Also write the report as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,

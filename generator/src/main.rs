@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             output,
             project,
             env_file,
-            interpolate,
+            process_env,
             report,
             strict,
             force,
@@ -34,8 +34,8 @@ fn main() -> ExitCode {
             let opts = windlass::import::Options {
                 compose_file,
                 project,
-                env_file,
-                interpolate,
+                env_files: env_file,
+                process_env,
                 environment: std::env::vars().collect(),
             };
             import(&opts, &output, report.as_deref(), strict, force)

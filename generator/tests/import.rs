@@ -84,17 +84,13 @@ fn files(dir: &Path) -> Vec<(String, String)> {
     v
 }
 
-fn golden(case: &str, extra: &[&str]) {
+fn golden(case: &str) {
     let (_, compose) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fleet");
     let report = tmp.path().join("report.json");
-    import_ok(&compose, &out, &[&["--report", s(&report)], extra].concat());
-    let tag = if extra.contains(&"--interpolate") {
-        format!("{case}-interpolated")
-    } else {
-        case.to_string()
-    };
+    import_ok(&compose, &out, &["--report", s(&report)]);
+    let tag = case;
     for (name, text) in files(&out) {
         insta::assert_snapshot!(format!("{tag}__{name}"), redact(&text));
     }
@@ -112,23 +108,14 @@ fn the_corpus_has_at_least_ten_real_world_shaped_projects() {
 #[test]
 fn every_corpus_project_imports_and_matches_its_golden_manifests_and_report() {
     for (case, _) in corpus() {
-        golden(&case, &[]);
-    }
-}
-
-#[test]
-fn projects_with_an_env_file_match_their_golden_files_when_interpolated() {
-    for (case, compose) in corpus() {
-        if compose.parent().unwrap().join(".env").is_file() {
-            golden(&case, &["--interpolate"]);
-        }
+        golden(&case);
     }
 }
 
 #[test]
 fn every_imported_fleet_passes_windlass_validate() {
     for (case, compose) in corpus() {
-        for extra in [&[][..], &["--interpolate"][..]] {
+        for extra in [&[][..], &["--process-env"][..]] {
             let tmp = tempfile::tempdir().unwrap();
             let out = tmp.path().join("fleet");
             import_ok(&compose, &out, extra);
@@ -163,15 +150,32 @@ fn tree_text(root: &Path) -> Vec<(PathBuf, String)> {
 #[test]
 fn a_secret_in_dot_env_reaches_no_manifest_and_no_output_unless_put_in_a_plain_key() {
     let compose = corpus_dir().join("secrets-marker/docker-compose.yml");
-    for interpolate in [false, true] {
+    // The process environment holds the markers too: with --process-env
+    // they are read from there as well, and withheld all the same.
+    for process_env in [false, true] {
         let tmp = tempfile::tempdir().unwrap();
         let fleet = tmp.path().join("fleet");
         let report = tmp.path().join("report.json");
-        let mut args = vec!["--report", s(&report)];
-        if interpolate {
-            args.push("--interpolate");
+        let mut args = vec![
+            "import",
+            s(&compose),
+            "-o",
+            s(&fleet),
+            "--report",
+            s(&report),
+        ];
+        if process_env {
+            args.push("--process-env");
         }
-        let stderr = import_ok(&compose, &fleet, &args);
+        let o = Command::new(env!("CARGO_BIN_EXE_windlass"))
+            .env_clear()
+            .env("DB_PASSWORD", "POISON-7f3a9c-db")
+            .env("MARKER_PLAIN", "POISON-7f3a9c-plain")
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{stderr}");
         let gen_out = tmp.path().join("out");
         let o = windlass(&["generate", s(&fleet), "-o", s(&gen_out)]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -187,38 +191,34 @@ fn a_secret_in_dot_env_reaches_no_manifest_and_no_output_unless_put_in_a_plain_k
                     path.display()
                 );
             }
-            if !interpolate {
-                assert!(!text.contains(POISON), "{}: holds {POISON}", path.display());
-            }
         }
         // Only GREETING (a plain key fed by a plain variable) carries the
-        // explicitly interpolated marker; SESSION_TOKEN (a secret key) never.
+        // plain marker; SESSION_TOKEN (a secret key) never.
         let app = std::fs::read_to_string(fleet.join("app.toml")).unwrap();
         let doc: toml_edit::DocumentMut = app.parse().unwrap();
         let env = doc["container"]["env"].as_table().unwrap();
         assert_eq!(
             env.get("GREETING").and_then(|v| v.as_str()),
-            Some(if interpolate {
-                "POISON-7f3a9c-plain"
-            } else {
-                "${MARKER_PLAIN}"
-            })
+            Some("POISON-7f3a9c-plain")
         );
-        assert!(
-            !env.contains_key("DB_PASSWORD") && !env.contains_key("DATABASE_URL") || !interpolate
-        );
-        if interpolate {
-            assert!(!env.contains_key("SESSION_TOKEN"));
-            assert!(app.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"));
-            let plain = everything
-                .iter()
-                .filter(|(_, t)| t.contains("POISON-7f3a9c-plain"))
-                .count();
-            assert!(
-                plain >= 2,
-                "the plain marker must reach manifest and output"
-            );
+        assert_eq!(env.get("TITLE").and_then(|v| v.as_str()), Some("My Title"));
+        for k in [
+            "DB_PASSWORD",
+            "DATABASE_URL",
+            "SESSION_TOKEN",
+            "APP_SECRET_KEY",
+        ] {
+            assert!(!env.contains_key(k), "{k}: {app}");
         }
+        assert!(app.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"));
+        let plain = everything
+            .iter()
+            .filter(|(_, t)| t.contains("POISON-7f3a9c-plain"))
+            .count();
+        assert!(
+            plain >= 2,
+            "the plain marker must reach manifest and output"
+        );
     }
 }
 
@@ -342,7 +342,7 @@ fn colliding_service_names_are_refused_clearly() {
 }
 
 #[test]
-fn a_required_variable_that_is_unset_fails_the_interpolated_import() {
+fn a_required_variable_that_is_unset_fails_naming_the_variable_and_the_files() {
     let tmp = tempfile::tempdir().unwrap();
     let compose = tmp.path().join("compose.yaml");
     std::fs::write(
@@ -351,15 +351,36 @@ fn a_required_variable_that_is_unset_fails_the_interpolated_import() {
     )
     .unwrap();
     let fleet = tmp.path().join("fleet");
-    let o = windlass(&["import", s(&compose), "-o", s(&fleet), "--interpolate"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("set TAG"));
-    assert!(!fleet.exists());
-    // Without --interpolate the image stays literal, so the service is
-    // reported as not imported and nothing is left to write.
     let o = windlass(&["import", s(&compose), "-o", s(&fleet)]);
-    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: interpolation: services.web.image: required variable TAG is missing a value: set TAG (no variables were read: there is no .env beside the compose file",
+            compose.display()
+        )),
+        "{err}"
+    );
     assert!(!fleet.exists());
+    // Empty in .env is missing too for `:?`; the message names the file read.
+    let env = tmp.path().join(".env");
+    std::fs::write(&env, "TAG=\n").unwrap();
+    let o = windlass(&["import", s(&compose), "-o", s(&fleet)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("required variable TAG"), "{err}");
+    assert!(
+        err.contains(&format!("(variables were read from {})", env.display())),
+        "{err}"
+    );
+    assert!(!fleet.exists());
+    std::fs::write(&env, "TAG=1.27\n").unwrap();
+    import_ok(&compose, &fleet, &[]);
+    let m = std::fs::read_to_string(fleet.join("web.toml")).unwrap();
+    assert!(
+        m.contains("image = \"docker.io/library/nginx:1.27\""),
+        "{m}"
+    );
 }
 
 #[test]
@@ -589,7 +610,7 @@ volumes:
 "#,
         Some("RO=true\nTARGET=80\nHEALTHCHECK_RETRIES=10\nDATA_RO=on\n"),
     );
-    p.import_ok(&["--interpolate"]);
+    p.import_ok(&[]);
     let web = p.manifest("web");
     assert_eq!(web["container"]["read_only"].as_bool(), Some(true));
     assert_eq!(strs(&web["container"]["ports"]), ["8080:80"]);
@@ -611,7 +632,7 @@ fn a_value_compose_cannot_cast_fails_the_import_naming_service_key_and_variable(
         "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      retries: ${RETRIES}\n",
         Some("RETRIES=ten\n"),
     );
-    let o = p.import(&["--interpolate"]);
+    let o = p.import(&[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -621,8 +642,9 @@ fn a_value_compose_cannot_cast_fails_the_import_naming_service_key_and_variable(
         "{err}"
     );
     assert!(!p.fleet().exists());
-    // Without --interpolate the variable stays literal: no cast, and the
-    // health check is reported as dropped, as before.
+    // Unset, the variable stays literal: no cast, and the health check's
+    // retries are reported as uninterpolated.
+    std::fs::remove_file(p.dir.path().join(".env")).unwrap();
     let o = p.import(&[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
@@ -718,6 +740,8 @@ services:
         Some("GREETING=hello\nDB_PASSWORD=POISON-7f3a9c-pass\nLEVEL=info\nEMPTY=\n"),
     );
     let env = [("FROM_SHELL", "shell"), ("LEVEL", "debug")];
+    // `--interpolate`, the older name of --process-env, still reads the
+    // environment.
     let o = p.import_with_env(&["--interpolate"], &env);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "{stderr}");
@@ -738,7 +762,7 @@ services:
     assert!(
         entries.iter().any(|(k, a, r)| k == "environment[2]"
             && a == "uninterpolated"
-            && r.contains("set neither in the environment nor in the env file")),
+            && r.contains("which the env file does not set nor the environment")),
         "{entries:?}"
     );
     assert!(
@@ -762,20 +786,37 @@ services:
         assert!(!text.contains("from the shell"), "{name}: {text}");
     }
 
-    // Without --interpolate nothing is read, and the report says how to
-    // carry the values.
+    // Without --process-env only .env is read: the shell's values are not
+    // carried, and the report says how to carry them.
     let o = p.import_with_env(&["--force"], &env);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(p.container("app").get("env").is_none());
+    let app_env = p.container("app")["env"].as_table().unwrap().clone();
+    assert_eq!(app_env["GREETING"].as_str(), Some("hello"));
+    assert!(!app_env.contains_key("FROM_SHELL"));
+    assert_eq!(
+        p.container("db")["env"]["LEVEL"].as_str(),
+        Some("info"),
+        ".env only"
+    );
     let entries = p.entries("app");
-    assert_eq!(entries.len(), 4, "{entries:?}");
     assert!(
-        entries
-            .iter()
-            .all(|(_, a, r)| a == "uninterpolated"
-                && r.contains("run with --interpolate to carry it")),
+        entries.iter().any(|(k, a, r)| k == "environment[3]"
+            && a == "uninterpolated"
+            && r.contains("pass --env-file FILE or --process-env")),
         "{entries:?}"
     );
+}
+
+/// A `[container]` table's `env` as pairs (empty when there is none).
+fn env_of(c: &toml_edit::Table) -> Vec<(String, String)> {
+    c.get("env")
+        .and_then(|e| e.as_table())
+        .map(|t| {
+            t.iter()
+                .map(|(k, v)| (k.to_string(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -854,4 +895,184 @@ services:
         .find(|a| a["name"] == "db")
         .unwrap();
     assert_eq!(db["update"]["health_deadline_sec"], 560, "{db}");
+}
+
+#[test]
+fn defaults_written_in_the_compose_file_apply_without_any_env_file() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: nginx:${TAG:-1.27}
+    ports: ["${PORT:-8080}:80"]
+    environment:
+      LEVEL: ${LEVEL:-info}
+      MODE: ${MODE-prod}
+      EMPTY_OK: ${NOPE:+set}
+    restart: ${RESTART:-always}
+"#,
+        None,
+    );
+    p.import_ok(&["--strict"]);
+    let web = p.container("web");
+    assert_eq!(web["image"].as_str(), Some("docker.io/library/nginx:1.27"));
+    assert_eq!(strs(&web["ports"]), ["8080:80"]);
+    assert_eq!(web["restart"].as_str(), Some("always"));
+    assert_eq!(
+        env_of(&web),
+        [
+            ("LEVEL".to_string(), "info".to_string()),
+            ("MODE".into(), "prod".into()),
+            ("EMPTY_OK".into(), String::new()),
+        ]
+    );
+}
+
+#[test]
+fn dot_env_and_env_files_are_read_and_the_process_environment_only_when_asked() {
+    let p = Project::new(
+        "services:\n  web:\n    image: nginx:${TAG}\n    environment:\n      LEVEL: ${LEVEL:-info}\n",
+        Some("TAG=1.25\nLEVEL=debug\n"),
+    );
+    let tag_and_level = || {
+        let c = p.container("web");
+        (
+            c["image"].as_str().unwrap().to_string(),
+            env_of(&c)[0].1.clone(),
+        )
+    };
+    let shell = [("TAG", "9.9")];
+    let o = p.import_with_env(&[], &shell);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        tag_and_level(),
+        ("docker.io/library/nginx:1.25".into(), "debug".into()),
+        ".env is read, the shell is not"
+    );
+    let o = p.import_with_env(&["--force", "--process-env"], &shell);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        tag_and_level(),
+        ("docker.io/library/nginx:9.9".into(), "debug".into()),
+        "the process environment wins over .env, as in compose"
+    );
+    // --env-file replaces .env; of two, the later wins.
+    let a = p.dir.path().join("a.env");
+    let b = p.dir.path().join("b.env");
+    std::fs::write(&a, "TAG=1.26\nLEVEL=warn\n").unwrap();
+    std::fs::write(&b, "TAG=1.27\n").unwrap();
+    p.import_ok(&["--force", "--env-file", s(&a), "--env-file", s(&b)]);
+    assert_eq!(
+        tag_and_level(),
+        ("docker.io/library/nginx:1.27".into(), "warn".into())
+    );
+    p.import_ok(&["--force", "--env-file", s(&b)]);
+    assert_eq!(
+        tag_and_level(),
+        ("docker.io/library/nginx:1.27".into(), "info".into()),
+        ".env is not read when --env-file is given"
+    );
+}
+
+#[test]
+fn when_no_service_can_be_imported_the_error_names_each_one_and_its_cause() {
+    let p = Project::new(
+        "services:\n  web:\n    image: ${REGISTRY}/web:${TAG:-1}\n  app:\n    build: .\n",
+        None,
+    );
+    let o = p.import(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no service could be imported:\n"), "{err}");
+    assert!(
+        err.contains(
+            "  service `web`: its image `${REGISTRY}/web:1` holds ${REGISTRY}, which is not set"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("  service `app`: it has `build` and no `image`"),
+        "{err}"
+    );
+    assert!(!err.contains("each needs"), "{err}");
+    assert!(!p.fleet().exists());
+}
+
+#[test]
+fn no_manifest_value_holds_a_literal_variable_and_secrets_are_references_set_or_not() {
+    let p = Project::new(
+        r#"
+services:
+  db:
+    image: docker.io/library/postgres:16
+    environment:
+      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}
+      POSTGRES_USER: ${POSTGRES_USER:-app}
+      DATABASE_URL: postgres://app:${POSTGRES_PASSWORD:?set it}@db/app
+      PLAIN: ${NOT_SET}
+      HALF: "x-${NOT_SET}-y"
+  app:
+    image: docker.io/library/busybox:1.36
+    environment:
+      - API_TOKEN
+      - SMTP_PASS=${SMTP_PASS:-changeme}
+      - GREETING=${GREETING}
+"#,
+        Some("GREETING=hi\n"),
+    );
+    p.import_ok(&[]);
+    for (name, text) in files(&p.fleet()) {
+        assert!(!text.contains("${"), "{name}: {text}");
+        assert!(!text.contains("changeme"), "{name}: a secret's default");
+    }
+    let db = std::fs::read_to_string(p.fleet().join("db.toml")).unwrap();
+    assert!(
+        db.contains("{ name = \"postgres-password\", target = \"POSTGRES_PASSWORD\" }"),
+        "{db}"
+    );
+    assert_eq!(
+        env_of(&p.container("db")),
+        [("POSTGRES_USER".to_string(), "app".to_string())]
+    );
+    let app = std::fs::read_to_string(p.fleet().join("app.toml")).unwrap();
+    for s in [
+        "{ name = \"api-token\", target = \"API_TOKEN\" }",
+        "{ name = \"smtp-pass\", target = \"SMTP_PASS\" }",
+    ] {
+        assert!(app.contains(s), "{s}: {app}");
+    }
+    assert_eq!(
+        env_of(&p.container("app")),
+        [("GREETING".to_string(), "hi".to_string())]
+    );
+    let entries = p.entries("db");
+    for (key, action, says) in [
+        (
+            "environment.POSTGRES_PASSWORD",
+            "withheld",
+            "podman secret `postgres-password`",
+        ),
+        (
+            "environment.DATABASE_URL",
+            "withheld",
+            "put it in an env_file",
+        ),
+        (
+            "environment.PLAIN",
+            "uninterpolated",
+            "`PLAIN` is not written: ${NOT_SET} is not set",
+        ),
+        (
+            "environment.HALF",
+            "uninterpolated",
+            "`HALF` is not written: ${NOT_SET} is not set",
+        ),
+    ] {
+        assert!(
+            entries
+                .iter()
+                .any(|(k, a, r)| k == key && a == action && r.contains(says)),
+            "{key}: {entries:?}"
+        );
+    }
 }
