@@ -87,6 +87,10 @@ pub enum Command {
         /// name for it.)
         #[arg(long, alias = "interpolate")]
         process_env: bool,
+        /// Exit 0 even when some services could not be imported (exit 3
+        /// otherwise; the others are written either way).
+        #[arg(long)]
+        allow_partial: bool,
         /// Also write the report as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,

@@ -84,12 +84,14 @@ fn files(dir: &Path) -> Vec<(String, String)> {
     v
 }
 
+/// The corpus is imported with `--allow-partial`: a build-only service
+/// (immich's `immich-dev`) is reported, and the rest is written.
 fn golden(case: &str) {
     let (_, compose) = corpus().into_iter().find(|(n, _)| n == case).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("fleet");
     let report = tmp.path().join("report.json");
-    import_ok(&compose, &out, &["--report", s(&report)]);
+    import_ok(&compose, &out, &["--report", s(&report), "--allow-partial"]);
     let tag = case;
     for (name, text) in files(&out) {
         insta::assert_snapshot!(format!("{tag}__{name}"), redact(&text));
@@ -115,7 +117,10 @@ fn every_corpus_project_imports_and_matches_its_golden_manifests_and_report() {
 #[test]
 fn every_imported_fleet_passes_windlass_validate() {
     for (case, compose) in corpus() {
-        for extra in [&[][..], &["--process-env"][..]] {
+        for extra in [
+            &["--allow-partial"][..],
+            &["--allow-partial", "--process-env"][..],
+        ] {
             let tmp = tempfile::tempdir().unwrap();
             let out = tmp.path().join("fleet");
             import_ok(&compose, &out, extra);
@@ -696,7 +701,7 @@ services:
 "#,
         None,
     );
-    let stderr = p.import_ok(&[]);
+    let stderr = p.import_ok(&["--allow-partial"]);
     let reason = |svc: &str| {
         let e = p.entries(svc);
         assert_eq!(e.len(), 1, "{e:?}");
@@ -971,6 +976,48 @@ fn dot_env_and_env_files_are_read_and_the_process_environment_only_when_asked() 
         tag_and_level(),
         ("docker.io/library/nginx:1.27".into(), "info".into()),
         ".env is not read when --env-file is given"
+    );
+}
+
+#[test]
+fn a_partial_import_exits_3_unless_allowed_and_writes_the_services_it_could() {
+    let p = Project::new(
+        r#"
+services:
+  web:
+    image: ${REGISTRY}/web:1
+  db:
+    image: docker.io/library/postgres:16
+  app:
+    build: .
+    depends_on: [db]
+"#,
+        None,
+    );
+    let o = p.import(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("error: 2 of 3 services not imported, the other 1 written: web (its image `${REGISTRY}/web:1` holds ${REGISTRY}, which is not set and has no default: set it in .env, or pass --env-file FILE or --process-env); app (it has `build` and no `image`"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-partial"), "{err}");
+    // What was written is a valid fleet of the services imported.
+    assert_eq!(
+        files(&p.fleet())
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        ["db.toml", "windlass.toml"]
+    );
+    let v = windlass(&["validate", s(&p.fleet())]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let o = p.import(&["--force", "--allow-partial"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning: 2 of 3 services not imported"),
+        "{err}"
     );
 }
 

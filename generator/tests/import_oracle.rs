@@ -410,6 +410,7 @@ fn oracle_case(case: &str, compose: &Path) {
         fleet.to_str().unwrap(),
         "--report",
         report_path.to_str().unwrap(),
+        "--allow-partial",
     ];
     run(&args);
     run(&["validate", fleet.to_str().unwrap()]);
