@@ -94,7 +94,8 @@ pub enum Command {
         /// Also write the report as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
-        /// Fail (and write no manifest) when any key was dropped or left uninterpolated.
+        /// Fail (and write no manifest) when any key was dropped, left
+        /// uninterpolated or withheld.
         #[arg(long)]
         strict: bool,
         /// Replace existing manifests of the same names.

@@ -1122,4 +1122,27 @@ services:
             "{key}: {entries:?}"
         );
     }
+    // Withheld secrets need work by hand: --strict refuses them (#10).
+    let o = p.import(&["--force", "--strict"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("dropped, left uninterpolated or withheld"),
+        "{err}"
+    );
+}
+
+#[test]
+fn strict_refuses_a_withheld_secret_even_when_nothing_else_is_lost() {
+    let p = Project::new(
+        "services:\n  db:\n    image: docker.io/library/postgres:16\n    restart: always\n    environment:\n      POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}\n",
+        Some("POSTGRES_PASSWORD=POISON-7f3a9c\n"),
+    );
+    let o = p.import(&["--strict"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--strict: 1 key(s)"), "{err}");
+    assert!(!err.contains("POISON"), "{err}");
+    assert!(!p.fleet().exists());
+    p.import_ok(&[]);
 }

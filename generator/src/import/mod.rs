@@ -75,7 +75,9 @@ pub enum ImportError {
     Exists(Vec<PathBuf>),
     #[error("the imported fleet does not validate; nothing was written")]
     Invalid(Vec<Diagnostic>),
-    #[error("--strict: {0} key(s) were dropped or left uninterpolated; nothing was written")]
+    #[error(
+        "--strict: {0} key(s) were dropped, left uninterpolated or withheld; nothing was written"
+    )]
     Strict(usize),
 }
 

@@ -40,9 +40,15 @@ impl Action {
         }
     }
 
-    /// Whether `--strict` refuses the import because of this entry.
+    /// Whether `--strict` refuses the import because of this entry: what
+    /// was not carried, and every withheld secret (one not written at all,
+    /// or a podman secret reference the operator must still create, so the
+    /// fleet does not run as imported).
     pub fn is_loss(self) -> bool {
-        matches!(self, Action::Dropped | Action::Uninterpolated)
+        matches!(
+            self,
+            Action::Dropped | Action::Uninterpolated | Action::Withheld
+        )
     }
 }
 
