@@ -1,7 +1,8 @@
 //! `windlass import` end to end: the compose corpus in `tests/compose/`
 //! imports, its manifests and drop reports match the golden files, secrets
 //! from `.env` reach no manifest and no generated output, and writing is
-//! all or nothing.
+//! all or nothing. The real-world projects in `../shared/corpus/compose`
+//! (where this checkout has them) import with all their services.
 
 mod common;
 
@@ -1145,4 +1146,114 @@ fn strict_refuses_a_withheld_secret_even_when_nothing_else_is_lost() {
     assert!(!err.contains("POISON"), "{err}");
     assert!(!p.fleet().exists());
     p.import_ok(&[]);
+}
+
+/// The real-world projects in `../shared/corpus/compose` (each a directory
+/// with `compose.yml`), where this checkout has them; read in place.
+fn shared_corpus() -> Option<Vec<(String, PathBuf)>> {
+    let root = common::repo_root().join("../shared/corpus/compose");
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(&root)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.join("compose.yml").is_file())
+        .map(|d| {
+            (
+                d.file_name().unwrap().to_string_lossy().into_owned(),
+                d.join("compose.yml"),
+            )
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+#[test]
+fn every_shared_corpus_project_imports_every_service_that_has_an_image() {
+    let Some(projects) = shared_corpus() else {
+        eprintln!("skipped: no ../shared/corpus/compose in this checkout");
+        return;
+    };
+    assert!(!projects.is_empty());
+    let (mut total, mut imported) = (0, 0);
+    for (name, compose) in &projects {
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&std::fs::read_to_string(compose).unwrap()).unwrap();
+        let services = doc["services"].as_mapping().unwrap().len();
+        total += services;
+        let tmp = tempfile::tempdir().unwrap();
+        let fleet = tmp.path().join("fleet");
+        let report = tmp.path().join("report.json");
+        let o = windlass(&[
+            "import",
+            s(compose),
+            "-o",
+            s(&fleet),
+            "--report",
+            s(&report),
+            "--allow-partial",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        // Only a service without an image (build-only, or `extends` it
+        // from elsewhere) may stay behind; never for want of a variable.
+        let build_only = |why: &str| {
+            why.starts_with("it has `build` and no `image`") || why == "it has no `image`"
+        };
+        if !o.status.success() {
+            assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+            let causes: Vec<&str> = err
+                .lines()
+                .filter_map(|l| l.strip_prefix("  service `"))
+                .map(|l| l.split_once("`: ").unwrap().1)
+                .collect();
+            assert_eq!(causes.len(), services, "{name}: {err}");
+            assert!(causes.iter().all(|c| build_only(c)), "{name}: {err}");
+            eprintln!("{name}: 0 of {services} (none has an image)");
+            continue;
+        }
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let mut n = 0;
+        for svc in r["services"].as_array().unwrap() {
+            if svc["app"].is_string() {
+                n += 1;
+                continue;
+            }
+            let why = r["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["service"] == svc["service"] && e["key"] == "image")
+                .and_then(|e| e["reason"].as_str())
+                .and_then(|r| r.strip_prefix("the service is not imported: "))
+                .unwrap_or_default();
+            assert!(build_only(why), "{name}: {}: {why}", svc["service"]);
+        }
+        imported += n;
+        let v = windlass(&["validate", s(&fleet)]);
+        assert!(
+            v.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
+        // No literal variable in any environment value or secret.
+        for (file, text) in files(&fleet) {
+            let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+                continue;
+            };
+            let Some(c) = doc.get("container").and_then(|c| c.as_table()) else {
+                continue;
+            };
+            for (k, v) in env_of(c) {
+                assert!(!v.contains("${"), "{name}/{file}: {k} = {v:?}");
+            }
+            if let Some(secrets) = c.get("secrets") {
+                assert!(!secrets.to_string().contains('$'), "{name}/{file}");
+            }
+        }
+        eprintln!("{name}: {n} of {services}");
+    }
+    eprintln!(
+        "shared corpus: {imported} of {total} services imported from {} projects",
+        projects.len()
+    );
 }
