@@ -221,8 +221,8 @@ pub fn compose(data: &[u8]) {
     let opts = import::Options {
         compose_file,
         project: None,
-        env_file: None,
-        interpolate: data.contains(&b'$'),
+        env_files: Vec::new(),
+        process_env: data.contains(&b'$'),
         environment: BTreeMap::from(
             [
                 ("HOME", "/home/fuzz"),

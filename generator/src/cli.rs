@@ -78,17 +78,24 @@ pub enum Command {
         /// file's `name:`, else its directory's name.
         #[arg(long, value_name = "NAME")]
         project: Option<String>,
-        /// Variables for --interpolate (default: `.env` beside the compose file).
-        #[arg(long, value_name = "FILE", requires = "interpolate")]
-        env_file: Option<PathBuf>,
-        /// Substitute ${VAR} from the env file and the environment (secret
-        /// values are never written); without it they stay literal.
+        /// Variables for interpolation, instead of `.env` beside the compose
+        /// file (repeatable; a later file wins).
+        #[arg(long, value_name = "FILE")]
+        env_file: Vec<PathBuf>,
+        /// Also read variables from this process's environment; they win
+        /// over the env files, as in compose. (`--interpolate` is an older
+        /// name for it.)
+        #[arg(long, alias = "interpolate")]
+        process_env: bool,
+        /// Exit 0 even when some services could not be imported (exit 3
+        /// otherwise; the others are written either way).
         #[arg(long)]
-        interpolate: bool,
+        allow_partial: bool,
         /// Also write the report as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
-        /// Fail (and write no manifest) when any key was dropped or left uninterpolated.
+        /// Fail (and write no manifest) when any key was dropped, left
+        /// uninterpolated or withheld.
         #[arg(long)]
         strict: bool,
         /// Replace existing manifests of the same names.

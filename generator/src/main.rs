@@ -1,5 +1,6 @@
 //! `windlass`: wires the command line to the library. Exit codes: 0 success,
-//! 1 invalid input (or `--check` found a difference), 2 usage or I/O error.
+//! 1 invalid input (or `--check` found a difference), 2 usage or I/O error,
+//! 3 (`import`) some services were not imported (the others were written).
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -26,7 +27,8 @@ fn main() -> ExitCode {
             output,
             project,
             env_file,
-            interpolate,
+            process_env,
+            allow_partial,
             report,
             strict,
             force,
@@ -34,11 +36,17 @@ fn main() -> ExitCode {
             let opts = windlass::import::Options {
                 compose_file,
                 project,
-                env_file,
-                interpolate,
+                env_files: env_file,
+                process_env,
                 environment: std::env::vars().collect(),
             };
-            import(&opts, &output, report.as_deref(), strict, force)
+            let how = ImportHow {
+                report_file: report.as_deref(),
+                strict,
+                force,
+                allow_partial,
+            };
+            import(&opts, &output, &how)
         }
         Command::Validate {
             apps_dir,
@@ -163,14 +171,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn import(
-    opts: &windlass::import::Options,
-    out: &std::path::Path,
-    report_file: Option<&std::path::Path>,
+/// What `windlass import` does with the result.
+struct ImportHow<'a> {
+    report_file: Option<&'a std::path::Path>,
     strict: bool,
     force: bool,
-) -> ExitCode {
+    allow_partial: bool,
+}
+
+fn import(opts: &windlass::import::Options, out: &std::path::Path, how: &ImportHow) -> ExitCode {
     use windlass::import::ImportError;
+    let ImportHow {
+        report_file,
+        strict,
+        force,
+        allow_partial,
+    } = *how;
+    let mut not_imported = Vec::new();
     let result = windlass::import::import(opts).and_then(|imported| {
         eprint!("{}", imported.report.render());
         if let Some(f) = report_file
@@ -185,10 +202,16 @@ fn import(
         if strict && losses > 0 {
             return Err(ImportError::Strict(losses));
         }
-        windlass::import::write(out, &imported, force)
+        not_imported = imported
+            .report
+            .not_imported()
+            .into_iter()
+            .map(|(s, why)| format!("{s} ({why})"))
+            .collect();
+        windlass::import::write(out, &imported, force).map(|w| (w, imported.manifests.len()))
     });
     match result {
-        Ok(w) => {
+        Ok((w, apps)) => {
             for k in &w.kept {
                 eprintln!("kept: {k} was already declared in windlass.toml");
             }
@@ -198,7 +221,22 @@ fn import(
                 w.created.len(),
                 w.replaced.len()
             );
-            ExitCode::SUCCESS
+            if not_imported.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            let total = apps + not_imported.len();
+            eprintln!(
+                "{}: {} of {total} services not imported, the other {apps} written: {}",
+                if allow_partial { "warning" } else { "error" },
+                not_imported.len(),
+                not_imported.join("; ")
+            );
+            if allow_partial {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("(exit 3: pass --allow-partial to accept a partial import)");
+                ExitCode::from(3)
+            }
         }
         Err(ImportError::Invalid(diags)) => {
             for d in &diags {

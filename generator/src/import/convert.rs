@@ -210,6 +210,38 @@ pub fn duration_usec(s: &str) -> Result<u64, String> {
     go_duration_usec(s)
 }
 
+/// Compose's (and Docker's, and Podman's) health check defaults, used
+/// where a compose `healthcheck` leaves a field out.
+pub const HEALTH_INTERVAL_USEC: u64 = 30_000_000;
+pub const HEALTH_TIMEOUT_USEC: u64 = 30_000_000;
+pub const HEALTH_RETRIES: u64 = 3;
+
+/// Added to the health window for pulling the image and creating the
+/// container, which count against `TimeoutStartSec=` too.
+pub const HEALTH_MARGIN_USEC: u64 = 60_000_000;
+
+/// windlass's own default `update.health_deadline` (2 min): a derived
+/// deadline is never shorter.
+pub const HEALTH_DEADLINE_FLOOR_USEC: u64 = 120_000_000;
+
+/// The health window and the start deadline derived from it, in
+/// microseconds. The window is the longest a check may take to pass
+/// before the engine gives up on it: failures inside `start_period` do
+/// not count, then `retries` failed probes, each `timeout` long at most
+/// and each followed by `interval` before the next one starts. The
+/// deadline is that plus [`HEALTH_MARGIN_USEC`], in whole seconds, and at
+/// least [`HEALTH_DEADLINE_FLOOR_USEC`].
+pub fn health_deadline(start_period: u64, interval: u64, timeout: u64, retries: u64) -> (u64, u64) {
+    let window =
+        start_period.saturating_add(retries.saturating_mul(interval.saturating_add(timeout)));
+    let deadline = window
+        .saturating_add(HEALTH_MARGIN_USEC)
+        .div_ceil(1_000_000)
+        .saturating_mul(1_000_000)
+        .max(HEALTH_DEADLINE_FLOOR_USEC);
+    (window, deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +282,25 @@ mod tests {
         assert!(duration("10").is_err());
         assert!(duration("1ns").is_err());
         assert!(duration("0s").is_err());
+    }
+
+    #[test]
+    fn health_deadlines_cover_the_whole_window_with_a_margin() {
+        let s = 1_000_000;
+        // start_period 300s, interval 10s, retries 5, timeout 30s (default).
+        assert_eq!(
+            health_deadline(300 * s, 10 * s, 30 * s, 5),
+            (500 * s, 560 * s)
+        );
+        // All of compose's defaults: 3 × (30s + 30s) + 60s.
+        assert_eq!(
+            health_deadline(0, HEALTH_INTERVAL_USEC, HEALTH_TIMEOUT_USEC, HEALTH_RETRIES),
+            (180 * s, 240 * s)
+        );
+        // A quick check keeps windlass's default, and fractions round up.
+        assert_eq!(health_deadline(0, 2 * s, s, 3), (9 * s, 120 * s));
+        assert_eq!(health_deadline(100 * s, 500_000, 0, 3).1, 162 * s);
+        assert_eq!(health_deadline(u64::MAX, u64::MAX, 1, u64::MAX).0, u64::MAX);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! values are secret.
 //!
 //! Interpolation runs over the raw YAML before any value is read, as the
-//! compose specification says. Every substitution is recorded with its
-//! place, so the report can name each variable that stayed literal and each
-//! value that was withheld. This module must never let a secret value out:
-//! a withheld variable stays in its literal `${VAR}` form.
+//! compose specification says (and as `docker compose config` does by
+//! default). Every substitution is recorded with its place, so the report
+//! can name each variable that is unset and each value that was withheld.
+//! This module must never let a secret value out: a withheld variable stays
+//! in its literal `${VAR}` form here, for the mapper to turn into a podman
+//! secret reference or to leave out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +21,7 @@ use serde_norway::Value;
 pub enum Source {
     /// The `.env` file beside the compose file, or `--env-file`.
     EnvFile,
-    /// The process environment of `windlass import`.
+    /// The process environment of `windlass import` (with `--process-env`).
     Environment,
     /// A default written in the compose file (`${VAR:-default}`).
     Default,
@@ -30,12 +32,11 @@ pub enum Source {
 pub enum Outcome {
     /// Replaced by its value.
     Resolved(Source),
-    /// Kept literally: interpolation was not requested.
-    Literal,
-    /// Kept literally: `--interpolate` was given but the variable is unset
-    /// and has no default.
+    /// Kept literally: the variable is unset and has no default (compose
+    /// would put an empty string and warn).
     Unset,
-    /// Kept literally: the value is secret (see [`SecretRule`]).
+    /// Kept literally, set or not: the value is secret (see
+    /// [`SecretRule`]), so it is never substituted.
     Withheld,
 }
 
@@ -121,8 +122,6 @@ impl SecretRule {
 
 /// How interpolation is done for this import.
 pub struct Interpolator<'a> {
-    /// `--interpolate`: replace variables by their values.
-    pub enabled: bool,
     pub vars: &'a Vars,
     pub rule: &'a SecretRule,
 }
@@ -255,8 +254,11 @@ impl Interpolator<'_> {
                 outcome,
             })
         };
-        if !self.enabled {
-            record(subs, Outcome::Literal);
+        // A secret is never substituted, whether it is set or not (and an
+        // unset one is no error even with `:?`: its value would not be
+        // used anyway).
+        if dest_secret || self.rule.var_is_secret(name) {
+            record(subs, Outcome::Withheld);
             return Ok(raw.to_string());
         }
         let value = self.vars.get(name);
@@ -300,13 +302,8 @@ impl Interpolator<'_> {
                 Ok(raw.to_string())
             }
             Some((v, source)) => {
-                if dest_secret || self.rule.var_is_secret(name) {
-                    record(subs, Outcome::Withheld);
-                    Ok(raw.to_string())
-                } else {
-                    record(subs, Outcome::Resolved(source));
-                    Ok(v)
-                }
+                record(subs, Outcome::Resolved(source));
+                Ok(v)
             }
         }
     }
@@ -579,7 +576,6 @@ pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
         };
         let rule = SecretRule::default();
         let interp = Interpolator {
-            enabled: true,
             vars: &interp_vars,
             rule: &rule,
         };
@@ -678,7 +674,7 @@ pub fn parse_env_file(text: &str) -> Result<BTreeMap<String, String>, String> {
 mod tests {
     use super::*;
 
-    fn interp(enabled: bool, env: &[(&str, &str)], s: &str) -> (String, Vec<Substitution>) {
+    fn interp(env: &[(&str, &str)], s: &str) -> (String, Vec<Substitution>) {
         let vars = Vars {
             env_file: env
                 .iter()
@@ -688,7 +684,6 @@ mod tests {
         };
         let rule = SecretRule::default();
         let i = Interpolator {
-            enabled,
             vars: &vars,
             rule: &rule,
         };
@@ -700,28 +695,28 @@ mod tests {
     #[test]
     fn forms_follow_the_compose_specification() {
         let env = [("A", "x"), ("E", "")];
-        assert_eq!(interp(true, &env, "${A}").0, "x");
-        assert_eq!(interp(true, &env, "$A-y").0, "x-y");
-        assert_eq!(interp(true, &env, "${B:-def}").0, "def");
-        assert_eq!(interp(true, &env, "${E:-def}").0, "def");
-        assert_eq!(interp(true, &env, "${E-def}").0, "");
-        assert_eq!(interp(true, &env, "${B-def}").0, "def");
-        assert_eq!(interp(true, &env, "${A:+alt}").0, "alt");
-        assert_eq!(interp(true, &env, "${B:+alt}").0, "");
-        assert_eq!(interp(true, &env, "${B:-${A}}").0, "x");
+        assert_eq!(interp(&env, "${A}").0, "x");
+        assert_eq!(interp(&env, "$A-y").0, "x-y");
+        assert_eq!(interp(&env, "${B:-def}").0, "def");
+        assert_eq!(interp(&env, "${E:-def}").0, "def");
+        assert_eq!(interp(&env, "${E-def}").0, "");
+        assert_eq!(interp(&env, "${B-def}").0, "def");
+        assert_eq!(interp(&env, "${A:+alt}").0, "alt");
+        assert_eq!(interp(&env, "${B:+alt}").0, "");
+        assert_eq!(interp(&env, "${B:-${A}}").0, "x");
         assert_eq!(
-            interp(true, &env, "$$A and $${A} cost $5").0,
+            interp(&env, "$$A and $${A} cost $5").0,
             "$A and ${A} cost $5"
         );
-        assert_eq!(interp(true, &env, "${B}").0, "${B}");
+        assert_eq!(interp(&env, "${B}").0, "${B}");
     }
 
     #[test]
-    fn without_interpolation_variables_stay_literal_and_are_recorded() {
-        let (out, subs) = interp(false, &[("A", "x")], "a ${A:-d} $$ $A");
-        assert_eq!(out, "a ${A:-d} $ $A");
-        assert_eq!(subs.len(), 2);
-        assert!(subs.iter().all(|s| s.outcome == Outcome::Literal));
+    fn unset_variables_stay_literal_and_are_recorded() {
+        let (out, subs) = interp(&[("A", "x")], "a ${B} $$ $A");
+        assert_eq!(out, "a ${B} $ x");
+        assert_eq!(subs[0].outcome, Outcome::Unset);
+        assert_eq!(subs[1].outcome, Outcome::Resolved(Source::EnvFile));
     }
 
     #[test]
@@ -729,19 +724,32 @@ mod tests {
         let vars = Vars::default();
         let rule = SecretRule::default();
         let i = Interpolator {
-            enabled: true,
             vars: &vars,
             rule: &rule,
         };
         assert!(i.string("${X:?set X}", false, &mut Vec::new()).is_err());
+        // A secret is withheld, set or not, so it is never required.
+        let mut subs = Vec::new();
+        assert_eq!(
+            i.string("${DB_PASSWORD:?set it}", false, &mut subs)
+                .unwrap(),
+            "${DB_PASSWORD:?set it}"
+        );
+        assert_eq!(subs[0].outcome, Outcome::Withheld);
         assert!(i.string("${X", false, &mut Vec::new()).is_err());
     }
 
     #[test]
     fn secret_variables_are_withheld() {
-        let (out, subs) = interp(true, &[("DB_PASSWORD", "hunter2")], "p=${DB_PASSWORD}");
+        let (out, subs) = interp(&[("DB_PASSWORD", "hunter2")], "p=${DB_PASSWORD}");
         assert_eq!(out, "p=${DB_PASSWORD}");
         assert_eq!(subs[0].outcome, Outcome::Withheld);
+        // Unset, or with a default: withheld all the same.
+        for s in ["${API_TOKEN}", "${API_TOKEN:-changeme}"] {
+            let (out, subs) = interp(&[], s);
+            assert_eq!(out, s);
+            assert_eq!(subs[0].outcome, Outcome::Withheld);
+        }
         assert!(is_secret_name("API_KEY"));
         assert!(is_secret_name("GITHUB_TOKEN"));
         assert!(is_secret_name("MYSQL_ROOT_PASSWORD"));

@@ -47,6 +47,8 @@ pub struct AppManifest {
     pub health: Option<Health>,
     pub requires: Vec<String>,
     pub wants: Vec<String>,
+    /// `update.health_deadline`, derived from the health check.
+    pub health_deadline: Option<String>,
 }
 
 /// Sets `key` in an ordered list of pairs; a later value replaces an
@@ -166,6 +168,11 @@ impl AppManifest {
                 t.insert("wants", strings(&self.wants));
             }
             doc.insert("depends", Item::Table(t));
+        }
+        if let Some(d) = &self.health_deadline {
+            let mut t = Table::new();
+            t.insert("health_deadline", value(d.as_str()));
+            doc.insert("update", Item::Table(t));
         }
         let mut text = String::new();
         for line in header.lines() {

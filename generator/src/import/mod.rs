@@ -38,12 +38,15 @@ pub struct Options {
     pub compose_file: PathBuf,
     /// `--project`; default: the file's `name:`, else its directory's name.
     pub project: Option<String>,
-    /// `--env-file`; default: `.env` beside the compose file.
-    pub env_file: Option<PathBuf>,
-    /// `--interpolate`: substitute variables (secrets excepted).
-    pub interpolate: bool,
-    /// The environment variables interpolation may use (the process
-    /// environment, passed in so that tests control it).
+    /// `--env-file` (repeatable, a later file wins); none: `.env` beside
+    /// the compose file, when it exists.
+    pub env_files: Vec<PathBuf>,
+    /// `--process-env`: interpolation reads `environment` too (and it wins
+    /// over the env files, as in compose). Without it only the env files
+    /// and the compose file's own defaults are used.
+    pub process_env: bool,
+    /// The process environment, passed in so that tests control it: for
+    /// `--process-env`, and `HOME` for `~` in paths.
     pub environment: BTreeMap<String, String>,
 }
 
@@ -53,9 +56,11 @@ pub enum ImportError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: {message}")]
     Compose { path: PathBuf, message: String },
-    #[error("{path}: interpolation: {source}")]
+    #[error("{path}: interpolation: {source} ({read})")]
     Interpolation {
         path: PathBuf,
+        /// Where variables came from, for the message.
+        read: String,
         source: InterpolationError,
     },
     #[error("{path}: {message}")]
@@ -70,7 +75,9 @@ pub enum ImportError {
     Exists(Vec<PathBuf>),
     #[error("the imported fleet does not validate; nothing was written")]
     Invalid(Vec<Diagnostic>),
-    #[error("--strict: {0} key(s) were dropped or left uninterpolated; nothing was written")]
+    #[error(
+        "--strict: {0} key(s) were dropped, left uninterpolated or withheld; nothing was written"
+    )]
     Strict(usize),
 }
 
@@ -139,7 +146,8 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     };
     let mut report = Report {
         format: 1,
-        interpolated: opts.interpolate,
+        interpolated: true,
+        process_env: opts.process_env,
         ..Report::default()
     };
     let project = project_name(opts, top, &compose_dir)?;
@@ -155,7 +163,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     if services.is_empty() {
         return Err(compose_err("no services to import".into()));
     }
-    let AppNames { apps, healthy } = app_names(services, &mut report)?;
+    let AppNames { apps, healthy } = app_names(services, &subs, &mut report)?;
     let (networks_map, network_defs) = top_networks(top.get("networks"), &project, &mut report);
     let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
     let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
@@ -171,16 +179,23 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         apps,
         healthy,
         subs: &subs,
-        vars: opts.interpolate.then_some(&vars),
+        vars: &vars,
         rule: &rule,
+        process_env: opts.process_env,
     };
     let (manifests, used) = map_services(&ctx, services, &mut report);
     let networks = declare_networks(&used.networks, network_defs, &project, &mut report);
     let volumes = declare_volumes(&used.volumes, volume_defs);
     if manifests.is_empty() {
-        return Err(compose_err(
-            "no service could be imported (each needs an `image`)".into(),
-        ));
+        let why: Vec<String> = report
+            .not_imported()
+            .iter()
+            .map(|(svc, why)| format!("\n  service `{svc}`: {why}"))
+            .collect();
+        return Err(compose_err(format!(
+            "no service could be imported:{}",
+            why.concat()
+        )));
     }
     Ok(Imported {
         project,
@@ -273,10 +288,12 @@ pub fn resolve_merges(v: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Interpolates `doc` in place as the compose specification says (or
-/// only records the variables, without `--interpolate`); the variables
-/// that feed `secrets:` are never substituted. Returns the substitutions,
-/// the variables (empty without `--interpolate`) and the secret rule.
+/// Interpolates `doc` in place as the compose specification says, from
+/// the env files (`--env-file`, else `.env` beside the compose file),
+/// with `--process-env` the process environment over them, and the
+/// defaults written in the file; secret values (see [`SecretRule`]) are
+/// never substituted. Returns the substitutions, the variables and the
+/// secret rule.
 fn substitute_variables(
     doc: &mut Value,
     opts: &Options,
@@ -292,32 +309,52 @@ fn substitute_variables(
         }
     }
     let mut vars = Vars::default();
-    if opts.interpolate {
+    if opts.process_env {
         vars.environment = opts.environment.clone();
-        let env_path = opts
-            .env_file
-            .clone()
-            .unwrap_or_else(|| compose_dir.join(".env"));
-        if opts.env_file.is_some() || env_path.is_file() {
-            let env_text = fs::read_to_string(&env_path).map_err(io_err(&env_path))?;
-            vars.env_file = parse_env_file(&env_text).map_err(|message| ImportError::EnvFile {
-                path: env_path.clone(),
-                message,
-            })?;
+    }
+    let env_files = if opts.env_files.is_empty() {
+        let dot_env = compose_dir.join(".env");
+        if dot_env.is_file() {
+            vec![dot_env]
+        } else {
+            Vec::new()
         }
+    } else {
+        opts.env_files.clone()
+    };
+    for env_path in &env_files {
+        let env_text = fs::read_to_string(env_path).map_err(io_err(env_path))?;
+        let parsed = parse_env_file(&env_text).map_err(|message| ImportError::EnvFile {
+            path: env_path.clone(),
+            message,
+        })?;
+        vars.env_file.extend(parsed);
     }
     let interp = Interpolator {
-        enabled: opts.interpolate,
         vars: &vars,
         rule: &rule,
     };
     let subs = interpolate::interpolate_document(doc, &interp).map_err(|source| {
         ImportError::Interpolation {
             path: opts.compose_file.clone(),
+            read: read_from(&env_files, opts.process_env),
             source,
         }
     })?;
     Ok((subs, vars, rule))
+}
+
+/// Where interpolation read its variables, in words.
+fn read_from(env_files: &[PathBuf], process_env: bool) -> String {
+    let mut from: Vec<String> = env_files.iter().map(|p| p.display().to_string()).collect();
+    if process_env {
+        from.push("the process environment".into());
+    }
+    if from.is_empty() {
+        "no variables were read: there is no .env beside the compose file; pass --env-file FILE or --process-env".into()
+    } else {
+        format!("variables were read from {}", from.join(" and "))
+    }
 }
 
 /// `--project`, else the file's `name:`, else its directory's name, as a
@@ -386,7 +423,11 @@ struct AppNames {
 /// Names first: every imported service's app name; a name collision or a
 /// service name that cannot become an app name is an error naming every
 /// one.
-fn app_names(services: &Mapping, report: &mut Report) -> Result<AppNames, ImportError> {
+fn app_names(
+    services: &Mapping,
+    subs: &interpolate::Substitutions,
+    report: &mut Report,
+) -> Result<AppNames, ImportError> {
     let empty = Mapping::new();
     let mut apps = BTreeMap::new();
     let mut by_app: BTreeMap<String, String> = BTreeMap::new();
@@ -395,12 +436,16 @@ fn app_names(services: &Mapping, report: &mut Report) -> Result<AppNames, Import
     for (k, v) in services {
         let svc = key_str(k);
         let raw = v.as_mapping().unwrap_or(&empty);
-        if let Some(why) = service::unimportable(raw) {
+        let image_subs = subs
+            .get(&format!("services.{svc}.image"))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(why) = service::unimportable(raw, image_subs) {
             report.push(
                 Some(&svc),
                 "image",
                 Action::Dropped,
-                format!("the service is not imported: {why}"),
+                format!("{}{why}", report::NOT_IMPORTED),
             );
             continue;
         }
@@ -448,6 +493,9 @@ fn has_health_check(raw: &Mapping) -> bool {
     })
 }
 
+/// The report's words for a variable that is unset and has no default.
+pub(crate) const UNSET: &str = "is not set and has no default (compose would put an empty string); kept literally: set it in .env, or pass --env-file FILE or --process-env";
+
 /// Reports the variables outside `services` that stayed literal (those
 /// inside are reported with their service).
 fn report_top_level_substitutions(subs: &interpolate::Substitutions, report: &mut Report) {
@@ -457,14 +505,7 @@ fn report_top_level_substitutions(subs: &interpolate::Substitutions, report: &mu
         }
         for s in list {
             let (action, why) = match s.outcome {
-                Outcome::Literal => (
-                    Action::Uninterpolated,
-                    "kept literally (run with --interpolate to substitute it)",
-                ),
-                Outcome::Unset => (
-                    Action::Uninterpolated,
-                    "is not set and has no default; kept literally",
-                ),
+                Outcome::Unset => (Action::Uninterpolated, UNSET),
                 Outcome::Withheld => (
                     Action::Withheld,
                     "is secret and was not substituted; kept literally",

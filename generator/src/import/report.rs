@@ -7,6 +7,9 @@
 
 use serde::Serialize;
 
+/// How the report entry of a service that is not imported begins.
+pub const NOT_IMPORTED: &str = "the service is not imported: ";
+
 /// What happened to a compose key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -16,9 +19,9 @@ pub enum Action {
     /// Carried, but in another form (a rename, a normalised image, a
     /// converted size); the reason says how.
     Changed,
-    /// A `${VAR}` kept literally because interpolation was not requested or
-    /// the variable is unset; or, for the same reasons, an `environment`
-    /// entry without a value that was not carried.
+    /// A `${VAR}` kept literally because the variable is unset and has no
+    /// default; or, for the same reason, an `environment` entry that was
+    /// not carried.
     Uninterpolated,
     /// A secret value that was not written; the reason says where it went.
     Withheld,
@@ -37,9 +40,15 @@ impl Action {
         }
     }
 
-    /// Whether `--strict` refuses the import because of this entry.
+    /// Whether `--strict` refuses the import because of this entry: what
+    /// was not carried, and every withheld secret (one not written at all,
+    /// or a podman secret reference the operator must still create, so the
+    /// fleet does not run as imported).
     pub fn is_loss(self) -> bool {
-        matches!(self, Action::Dropped | Action::Uninterpolated)
+        matches!(
+            self,
+            Action::Dropped | Action::Uninterpolated | Action::Withheld
+        )
     }
 }
 
@@ -67,7 +76,10 @@ pub struct ServiceResult {
 pub struct Report {
     pub format: u32,
     pub project: String,
+    /// Always true: variables are interpolated as compose does.
     pub interpolated: bool,
+    /// Whether the process environment was read (`--process-env`).
+    pub process_env: bool,
     pub services: Vec<ServiceResult>,
     pub entries: Vec<Entry>,
 }
@@ -86,6 +98,26 @@ impl Report {
             action,
             reason: reason.into(),
         });
+    }
+
+    /// The services that were not imported, each with why.
+    pub fn not_imported(&self) -> Vec<(&str, &str)> {
+        self.services
+            .iter()
+            .filter(|s| s.app.is_none())
+            .map(|s| {
+                let why = self
+                    .entries
+                    .iter()
+                    .find_map(|e| {
+                        (e.service.as_deref() == Some(&s.service))
+                            .then(|| e.reason.strip_prefix(NOT_IMPORTED))
+                            .flatten()
+                    })
+                    .unwrap_or("see its entries");
+                (s.service.as_str(), why)
+            })
+            .collect()
     }
 
     /// Entries that `--strict` refuses.

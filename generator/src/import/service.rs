@@ -16,6 +16,7 @@ use super::convert;
 use super::interpolate::{Outcome, SecretRule, Substitutions, Vars};
 use super::manifest::{AppManifest, Health, SecretRef, set_pair};
 use super::report::{Action, Report};
+use crate::model::time::format_timespan;
 use crate::model::values::{
     check_label_key, check_path, is_env_key, is_object_name, parse_add_host, parse_port,
     parse_volume,
@@ -48,10 +49,12 @@ pub struct Context<'a> {
     /// compose services that define a health check.
     pub healthy: BTreeMap<String, bool>,
     pub subs: &'a Substitutions,
-    /// The variables interpolation reads (`None` without `--interpolate`),
-    /// for `environment` entries that pass one through.
-    pub vars: Option<&'a Vars>,
+    /// The variables interpolation reads, for `environment` entries that
+    /// pass one through.
+    pub vars: &'a Vars,
     pub rule: &'a SecretRule,
+    /// `--process-env`: the process environment is among the variables.
+    pub process_env: bool,
 }
 
 /// Named volumes and networks a service used that windlass.toml must declare.
@@ -416,6 +419,11 @@ impl Mapper<'_, '_> {
                 continue;
             };
             let subs = self.subs_at(&path).to_vec();
+            let unset: Vec<&str> = subs
+                .iter()
+                .filter(|s| s.outcome == Outcome::Unset)
+                .map(|s| s.var.as_str())
+                .collect();
             if let Some(w) = subs.iter().find(|s| s.outcome == Outcome::Withheld) {
                 let var = w.var.clone();
                 let whole = subs.len() == 1
@@ -426,6 +434,22 @@ impl Mapper<'_, '_> {
                             && val.ends_with('}')
                             && val.matches('}').count() == 1);
                 self.secret_env(path, &k, &var, whole);
+                continue;
+            }
+            if !unset.is_empty() {
+                // Never a literal `${VAR}` in the container's environment.
+                let vars: Vec<String> = unset.iter().map(|v| format!("${{{v}}}")).collect();
+                self.note(
+                    path,
+                    Action::Uninterpolated,
+                    format!(
+                        "`{k}` is not written: {} {} not set and {} no default (compose would put an empty string); set {} in .env, or pass --env-file FILE or --process-env",
+                        vars.join(", "),
+                        if vars.len() == 1 { "is" } else { "are" },
+                        if vars.len() == 1 { "has" } else { "have" },
+                        if vars.len() == 1 { "it" } else { "them" },
+                    ),
+                );
                 continue;
             }
             set_pair(&mut self.m.env, &k, val);
@@ -459,22 +483,18 @@ impl Mapper<'_, '_> {
 
     /// An entry `k` without a value (`- K` or `K:`): compose sets it from
     /// the variables it interpolates with (the environment, then the env
-    /// file), and leaves it out when none is set.
+    /// file), and leaves it out when none is set. A secret one is a podman
+    /// secret reference, set or not.
     fn pass_through(&mut self, path: String, k: &str) {
-        let Some(vars) = self.ctx.vars else {
-            return self.note(
-                path,
-                Action::Uninterpolated,
-                format!("`{k}` takes the value of the variable ${k} (from the environment or the env file); not carried: run with --interpolate to carry it"),
-            );
-        };
-        match vars.get(k) {
+        if self.ctx.rule.var_is_secret(k) {
+            return self.secret_env(path, k, k, true);
+        }
+        match self.ctx.vars.get(k) {
             None => self.note(
                 path,
                 Action::Uninterpolated,
-                format!("`{k}` takes the value of the variable ${k}, which is set neither in the environment nor in the env file; not carried (compose leaves it unset too)"),
+                format!("`{k}` takes the value of the variable ${k}, which the env file does not set{}; not carried (compose leaves it unset too): set it in .env, or pass --env-file FILE{}", if self.ctx.process_env { " nor the environment" } else { "" }, if self.ctx.process_env { "" } else { " or --process-env" }),
             ),
-            Some(_) if self.ctx.rule.var_is_secret(k) => self.secret_env(path, k, k, true),
             Some((v, _)) => set_pair(&mut self.m.env, k, v.to_string()),
         }
     }
@@ -624,11 +644,10 @@ impl Mapper<'_, '_> {
                 Value::String(_) | Value::Number(_) => {
                     let s = scalar_text(item).unwrap_or_default();
                     if s.contains("${") {
-                        // Uninterpolated: `${PORT:-8080}:80` is no mapping
-                        // until the variable has a value.
+                        // `${PORT}:80` with PORT unset is no mapping.
                         self.drop(
                             key,
-                            format!("`{s}` holds a variable; import with --interpolate to map it"),
+                            format!("`{s}` is no port mapping while its variable has no value (see the variable's entry)"),
                         );
                         continue;
                     }
@@ -1017,7 +1036,65 @@ impl Mapper<'_, '_> {
                 "must be at least 1; Podman's default (3) applies",
             );
         }
+        self.health_deadline(&h);
         self.m.health = Some(h);
+    }
+
+    /// `update.health_deadline` from the health check's own timing (compose's
+    /// defaults for what it leaves out), reported with how it was derived:
+    /// the deadline is the unit's `TimeoutStartSec=` and the agent's health
+    /// gate, so a fixed one would fail a slow but healthy start.
+    fn health_deadline(&mut self, h: &Health) {
+        let usec = |v: &Option<String>| {
+            v.as_deref()
+                .and_then(|s| convert::duration_usec(s).ok())
+                .filter(|&u| u > 0)
+        };
+        let start = usec(&h.start_period).unwrap_or(0);
+        let interval = usec(&h.interval).unwrap_or(convert::HEALTH_INTERVAL_USEC);
+        let timeout = usec(&h.timeout).unwrap_or(convert::HEALTH_TIMEOUT_USEC);
+        let retries = h
+            .retries
+            .and_then(|r| u64::try_from(r).ok())
+            .unwrap_or(convert::HEALTH_RETRIES);
+        let (window, deadline) = convert::health_deadline(start, interval, timeout, retries);
+        let text = format_timespan(deadline);
+        let defaults: Vec<&str> = [
+            ("start_period", h.start_period.is_none()),
+            ("retries", h.retries.is_none()),
+            ("interval", h.interval.is_none()),
+            ("timeout", h.timeout.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(k, default)| default.then_some(k))
+        .collect();
+        // As the manifest writes them; compose's defaults otherwise.
+        let shown = |v: &Option<String>, default: &'static str| {
+            v.clone().unwrap_or_else(|| default.to_string())
+        };
+        let mut how = format!(
+            "start_period {} + retries {retries} × (interval {} + timeout {}) + {} for pulling the image",
+            shown(&h.start_period, "0s"),
+            shown(&h.interval, "30s"),
+            shown(&h.timeout, "30s"),
+            format_timespan(convert::HEALTH_MARGIN_USEC),
+        );
+        if deadline == convert::HEALTH_DEADLINE_FLOOR_USEC
+            && window + convert::HEALTH_MARGIN_USEC < deadline
+        {
+            how.push_str(", raised to windlass's default");
+        }
+        if !defaults.is_empty() {
+            how.push_str(&format!("; compose's default for {}", defaults.join(", ")));
+        }
+        self.note(
+            "healthcheck",
+            Action::Changed,
+            format!(
+                "start deadline {text} = {how}. It is update.health_deadline: the unit's TimeoutStartSec= and the agent's health gate. Unlike compose, the unit does not start until the check passes: one that never passes holds back the app and every app that requires it"
+            ),
+        );
+        self.m.health_deadline = Some(text);
     }
 
     fn depends_on(&mut self, v: &Value) {
@@ -1447,21 +1524,11 @@ pub fn map_service(
         };
         for s in subs {
             match s.outcome {
-                Outcome::Literal => mp.note(
+                // An environment entry says it itself (it is not written).
+                Outcome::Unset if !rel.starts_with("environment") => mp.note(
                     rel,
                     Action::Uninterpolated,
-                    format!(
-                        "${{{}}} kept literally (run with --interpolate to substitute it)",
-                        s.var
-                    ),
-                ),
-                Outcome::Unset => mp.note(
-                    rel,
-                    Action::Uninterpolated,
-                    format!(
-                        "${{{}}} is not set and has no default; kept literally",
-                        s.var
-                    ),
+                    format!("${{{}}} {}", s.var, super::UNSET),
                 ),
                 Outcome::Withheld if !rel.starts_with("environment") => mp.note(
                     rel,
@@ -1480,13 +1547,35 @@ pub fn map_service(
 }
 
 /// Why a service cannot become an app at all, if it cannot (a clause
-/// that starts with "it" or "its").
-pub fn unimportable(raw: &Mapping) -> Option<String> {
+/// that starts with "it" or "its"). `image_subs` are the variables of its
+/// `image`: one without a value is named as the cause.
+pub fn unimportable(
+    raw: &Mapping,
+    image_subs: &[super::interpolate::Substitution],
+) -> Option<String> {
+    let missing: Vec<String> = image_subs
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Unset | Outcome::Withheld))
+        .map(|s| format!("${{{}}}", s.var))
+        .collect();
     match raw.get("image") {
         None if raw.contains_key("build") => Some(
             "it has `build` and no `image`: windlass runs images and never builds them; build and push it, then add `image`".into(),
         ),
         None => Some("it has no `image`".into()),
+        Some(Value::String(s)) if !missing.is_empty() => {
+            let secret = image_subs.iter().any(|s| s.outcome == Outcome::Withheld);
+            Some(format!(
+                "its image `{s}` holds {}, which {}: set {} in .env, or pass --env-file FILE or --process-env",
+                missing.join(", "),
+                match (secret, missing.len()) {
+                    (true, _) => "has a secret's name and is never substituted; rename the variable",
+                    (false, 1) => "is not set and has no default",
+                    (false, _) => "are not set and have no default",
+                },
+                if missing.len() == 1 { "it" } else { "them" },
+            ))
+        }
         Some(Value::String(s)) => convert::normalize_image(s)
             .err()
             .map(|e| format!("its image `{s}` is not usable: {e}")),
