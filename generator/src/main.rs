@@ -22,6 +22,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Import {
+            from: Some(from), ..
+        } => import_from(from),
+        Command::Import {
             compose_file,
             output,
             project,
@@ -30,7 +33,11 @@ fn main() -> ExitCode {
             report,
             strict,
             force,
+            from: None,
         } => {
+            let (Some(compose_file), Some(output)) = (compose_file, output) else {
+                unreachable!("clap requires COMPOSE_FILE and --output without a subcommand")
+            };
             let opts = windlass::import::Options {
                 compose_file,
                 project,
@@ -160,6 +167,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
+    use windlass::import::{adopt, quadlet};
+    match from {
+        windlass::cli::ImportFrom::Quadlet {
+            dir,
+            output,
+            report,
+            strict,
+            force,
+        } => adopt::run(
+            quadlet::import(&dir),
+            &output,
+            quadlet::HEADER_APP,
+            report.as_deref(),
+            strict,
+            force,
+        ),
     }
 }
 
