@@ -753,8 +753,8 @@ impl<'a> Unit<'a> {
             let mut dropped_opts = Vec::new();
             for o in parts
                 .get(2)
-                .map(|o| o.split(',').collect())
-                .unwrap_or_else(Vec::new)
+                .map(|o| o.split(',').collect::<Vec<_>>())
+                .unwrap_or_default()
             {
                 match o {
                     "ro" => ro = true,
