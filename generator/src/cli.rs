@@ -69,7 +69,8 @@ pub enum Command {
     Schema,
     /// Turn a docker-compose file into app manifests (and windlass.toml) in
     /// APPS_DIR, reporting every key that did not carry over
-    /// (`windlass import quadlet DIR -o APPS_DIR` for Quadlet units).
+    /// (`windlass import quadlet DIR` for Quadlet units, `windlass import podman
+    /// [FILE]` for `podman container inspect` JSON).
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Import {
         /// Import from something other than a compose file.
@@ -111,6 +112,24 @@ pub enum ImportFrom {
     /// setting that did not carry over by file, line, section and key.
     Quadlet {
         dir: PathBuf,
+        /// The fleet directory to write (created, or added to).
+        #[arg(short, long, value_name = "APPS_DIR")]
+        output: PathBuf,
+        /// Also write the report as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Fail (and write no manifest) when any setting was dropped.
+        #[arg(long)]
+        strict: bool,
+        /// Replace existing manifests of the same names.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The JSON of `podman container inspect` (FILE, or stdin when FILE is
+    /// absent or `-`) → app manifests (and windlass.toml) in APPS_DIR,
+    /// reporting every setting that did not carry over.
+    Podman {
+        file: Option<PathBuf>,
         /// The fleet directory to write (created, or added to).
         #[arg(short, long, value_name = "APPS_DIR")]
         output: PathBuf,

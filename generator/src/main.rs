@@ -171,7 +171,7 @@ fn main() -> ExitCode {
 }
 
 fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
-    use windlass::import::{adopt, quadlet};
+    use windlass::import::{adopt, podman, quadlet};
     match from {
         windlass::cli::ImportFrom::Quadlet {
             dir,
@@ -187,6 +187,37 @@ fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
             strict,
             force,
         ),
+        windlass::cli::ImportFrom::Podman {
+            file,
+            output,
+            report,
+            strict,
+            force,
+        } => {
+            use std::io::Read as _;
+            let (name, text) = match file.filter(|f| f.as_os_str() != "-") {
+                Some(f) => (f.display().to_string(), std::fs::read_to_string(&f)),
+                None => {
+                    let mut t = String::new();
+                    let r = std::io::stdin().read_to_string(&mut t).map(|_| t);
+                    ("stdin".to_string(), r)
+                }
+            };
+            let adopted = text
+                .map_err(|source| windlass::import::ImportError::Io {
+                    path: name.clone().into(),
+                    source,
+                })
+                .and_then(|t| podman::import(&name, &t));
+            adopt::run(
+                adopted,
+                &output,
+                podman::HEADER_APP,
+                report.as_deref(),
+                strict,
+                force,
+            )
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod depth;
 pub mod interpolate;
 pub mod manifest;
+pub mod podman;
 pub mod quadlet;
 pub mod report;
 pub mod service;
