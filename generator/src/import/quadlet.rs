@@ -401,7 +401,22 @@ impl<'a> Unit<'a> {
     /// A value Quadlet passes whole into `ExecStart=`, as the container
     /// receives it; `None` (reported) when it is decided at run time.
     fn whole(&mut self, i: usize) -> Option<String> {
-        let (v, quoted) = unquote_whole(&self.unit.settings[i].value);
+        self.value(i, true)
+    }
+
+    /// A value of a list key (`PublishPort=`, `Volume=`, `Network=`,
+    /// `AddHost=`): Quadlet's `LookupAll` keeps quotes as they are.
+    fn item(&mut self, i: usize) -> Option<String> {
+        self.value(i, false)
+    }
+
+    fn value(&mut self, i: usize, strip_quotes: bool) -> Option<String> {
+        let raw = &self.unit.settings[i].value;
+        let (v, quoted) = if strip_quotes {
+            unquote_whole(raw)
+        } else {
+            (raw.as_str(), false)
+        };
         let v = v.to_string();
         match resolve_exec(&v) {
             Ok(r) => {
@@ -572,7 +587,7 @@ impl<'a> Unit<'a> {
                         Action::Dropped,
                         format!("windlass networks take one {key}"),
                     );
-                } else if let Some(v) = self.whole(i) {
+                } else if let Some(v) = self.item(i) {
                     *slot = Some(v);
                 }
             }
@@ -731,14 +746,14 @@ impl<'a> Unit<'a> {
 
     fn ports_and_volumes(&mut self, refs: &Refs, m: &mut AppManifest, uses: &mut Uses) {
         for (i, _) in self.all("Container", "PublishPort") {
-            let Some(v) = self.whole(i) else { continue };
+            let Some(v) = self.item(i) else { continue };
             match parse_port(&v) {
                 Ok(p) => m.ports.push(p.to_string()),
                 Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
             }
         }
         for (i, _) in self.all("Container", "Volume") {
-            let Some(v) = self.whole(i) else { continue };
+            let Some(v) = self.item(i) else { continue };
             let parts: Vec<&str> = v.splitn(3, ':').collect();
             if parts.len() < 2 || parts[0].is_empty() {
                 self.note(
@@ -876,7 +891,7 @@ impl<'a> Unit<'a> {
 
     fn networks(&mut self, refs: &Refs, m: &mut AppManifest, uses: &mut Uses) {
         for (i, _) in self.all("Container", "Network") {
-            let Some(v) = self.whole(i) else { continue };
+            let Some(v) = self.item(i) else { continue };
             let (name, opts) = match v.split_once(':') {
                 Some((n, o)) => (n.to_string(), Some(o.to_string())),
                 None => (v.clone(), None),
@@ -1054,7 +1069,7 @@ impl<'a> Unit<'a> {
             }
         }
         for (i, _) in self.all("Container", "AddHost") {
-            let Some(v) = self.whole(i) else { continue };
+            let Some(v) = self.item(i) else { continue };
             match parse_add_host(&v) {
                 Ok((h, ip)) => m.add_hosts.push(format!("{h}:{ip}")),
                 Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
