@@ -17,7 +17,7 @@ use windlass::import::convert::{duration_usec, normalize_image};
 use windlass::import::unit_syntax::{
     UnitFile, parse, resolve_exec, resolve_text, split_words, unquote_whole,
 };
-use windlass::model::values::parse_port;
+use windlass::model::values::{parse_memory, parse_port};
 
 fn fixtures() -> PathBuf {
     common::repo_root().join("generator/tests/quadlet")
@@ -104,6 +104,9 @@ struct Meaning {
     health_retries: Option<String>,
     user: Option<String>,
     read_only: bool,
+    /// Bytes, from `Memory=` or the `--memory=` of `PodmanArgs=`.
+    memory: Option<u64>,
+    stop_timeout: Option<String>,
     auto_update: Option<String>,
     restart: String,
     requires: BTreeSet<String>,
@@ -132,6 +135,21 @@ fn deps(u: &UnitFile, key: &str) -> BTreeSet<String> {
                 .map(str::to_string)
         })
         .collect()
+}
+
+fn memory(u: &UnitFile) -> Option<u64> {
+    if let Some(m) = last(u, "Container", "Memory") {
+        return Some(parse_memory(&normalize_memory(&m)).unwrap());
+    }
+    all(u, "Container", "PodmanArgs")
+        .iter()
+        .flat_map(|v| words(v))
+        .find_map(|w| w.strip_prefix("--memory=").map(|b| b.parse().unwrap()))
+}
+
+/// Podman's `512m` (×1024) as a manifest size.
+fn normalize_memory(s: &str) -> String {
+    windlass::import::convert::byte_size(s).unwrap()
 }
 
 fn meaning(path: &Path) -> Meaning {
@@ -184,6 +202,8 @@ fn meaning(path: &Path) -> Meaning {
         health_retries: last(&u, "Container", "HealthRetries"),
         user,
         read_only: last(&u, "Container", "ReadOnly").as_deref() == Some("true"),
+        memory: memory(&u),
+        stop_timeout: last(&u, "Container", "StopTimeout"),
         auto_update: last(&u, "Container", "AutoUpdate"),
         restart: last(&u, "Service", "Restart").unwrap_or_else(|| "no".into()),
         requires: deps(&u, "Requires"),
@@ -252,6 +272,7 @@ fn the_originals_mean_what_they_were_written_to_mean() {
     );
     assert_eq!(web.entrypoint.unwrap(), ["/usr/bin/tini", "--"]);
     assert_eq!(web.volumes.len(), 2);
+    assert_eq!(web.memory, Some(512 * 1024 * 1024));
     assert!(web.networks.contains("shop-backend"));
     let db = meaning(&fixtures().join("basic/db.container"));
     assert_eq!(db.env["GREETING"], "cost: $5, 50% off");
@@ -330,6 +351,8 @@ fn hostile_units_give_report_lines_with_file_and_line() {
         "app.container:16 [X-Custom] Anything:",
         "app.container:19 [Service] Restart: Restart=on-abnormal",
         "app.container:2 [Unit] Description: the systemd specifier %n",
+        "app.container.d: drop-in directories are not read",
+        "group.pod: `.pod` units have no windlass equivalent",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
