@@ -366,6 +366,11 @@ impl<'a> Unit<'a> {
         }
         self.done[last] = true;
         let unit = self.unit;
+        if unit.settings[last].value.is_empty() {
+            // Quadlet and systemd read an empty single value as unset.
+            self.note(last, Action::Ignored, "empty: the key is unset");
+            return None;
+        }
         Some((last, &unit.settings[last]))
     }
 
