@@ -416,3 +416,56 @@ fn existing_manifests_are_not_replaced_without_force() {
     forced.push("--force");
     assert!(windlass(&forced).status.success());
 }
+
+#[test]
+fn a_container_without_an_image_is_not_imported_and_nothing_depends_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    let src = fixtures().join("partial");
+    let o = windlass(&["import", "quadlet", s(&src), "-o", s(&fleet)]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("b.container → not imported"), "{stderr}");
+    assert!(
+        stderr.contains("b.container [Container] Image: the container is not imported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a.container [Unit] Requires: `b` was not imported"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a.container:9 [Container] User: `app user` is not"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a.container:8 [Container] Secret: secret `tls`: uid=1000 not carried"),
+        "{stderr}"
+    );
+    assert!(!fleet.join("b.toml").exists());
+    let a: toml_edit::DocumentMut = std::fs::read_to_string(fleet.join("a.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(a.get("depends").is_none());
+    let secrets = a["container"]["secrets"].as_array().unwrap();
+    let secret = |n: usize, k: &str| {
+        secrets
+            .get(n)
+            .unwrap()
+            .as_inline_table()
+            .unwrap()
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(secret(0, "name").as_deref(), Some("dbpass"));
+    assert_eq!(secret(0, "target").as_deref(), Some("DB_PASS"));
+    assert_eq!(
+        secret(1, "target").as_deref(),
+        Some("/run/secrets/cert.pem")
+    );
+    assert_eq!(secret(1, "mode").as_deref(), Some("0400"));
+    // The adopted fleet validates.
+    assert!(windlass(&["validate", s(&fleet)]).status.success());
+}

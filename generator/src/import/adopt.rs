@@ -133,6 +133,28 @@ impl AdoptReport {
     }
 }
 
+/// `container.user` as the manifest accepts it: `uid[:gid]` or names.
+pub fn valid_user(u: &str) -> bool {
+    let ok_part = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && (s.bytes().all(|b| b.is_ascii_digit())
+                || (s.as_bytes()[0].is_ascii_alphabetic() || s.as_bytes()[0] == b'_')
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+    };
+    match u.split_once(':') {
+        Some((a, b)) => ok_part(a) && ok_part(b),
+        None => ok_part(u),
+    }
+}
+
+/// `description` as the manifest accepts it: one line without control
+/// characters, not ending in `\`.
+pub fn valid_description(d: &str) -> bool {
+    !d.chars().any(char::is_control) && !d.ends_with('\\')
+}
+
 /// Manifest keys `AppManifest` has no field for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::ImportError;
-use super::adopt::{AdoptReport, Adopted, AdoptedApp, Extra, UnitResult};
+use super::adopt::{AdoptReport, Adopted, AdoptedApp, Extra, UnitResult, valid_user};
 use super::convert;
 use super::manifest::{AppManifest, Health, NetworkDef, VolumeDef, set_pair};
 use super::report::Action;
@@ -260,6 +260,17 @@ impl Mapper<'_> {
             },
             _ => {}
         }
+        if m.entrypoint
+            .as_ref()
+            .is_some_and(|e| e.iter().any(|w| w.contains('\0')))
+        {
+            m.entrypoint = None;
+            self.note(
+                "Config.Entrypoint",
+                Action::Dropped,
+                "a NUL character cannot be carried",
+            );
+        }
         if let Some(cmd) = strings(self.at("Config.Cmd")).filter(|c| !c.is_empty()) {
             m.command = Some(cmd);
         }
@@ -285,8 +296,17 @@ impl Mapper<'_> {
             .at("Config.User")
             .and_then(Value::as_str)
             .filter(|u| !u.is_empty())
+            .map(str::to_string)
         {
-            m.user = Some(u.to_string());
+            if valid_user(&u) {
+                m.user = Some(u);
+            } else {
+                self.note(
+                    "Config.User",
+                    Action::Dropped,
+                    format!("`{u}` is not `uid[:gid]` or a user name windlass accepts"),
+                );
+            }
         }
         self.labels(&mut m, &mut extra);
         self.health(&mut m);

@@ -17,7 +17,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::ImportError;
-use super::adopt::{AdoptReport, Adopted, AdoptedApp, Extra, UnitResult};
+use super::adopt::{
+    AdoptReport, Adopted, AdoptedApp, Extra, UnitResult, valid_description, valid_user,
+};
 use super::convert;
 use super::manifest::{AppManifest, Health, NetworkDef, SecretRef, VolumeDef, set_pair};
 use super::report::Action;
@@ -285,6 +287,24 @@ pub fn import(dir: &Path) -> Result<Adopted, ImportError> {
                 app: None,
                 manifest: None,
             }),
+        }
+    }
+    // A dependency on a container that was not imported cannot stay.
+    let imported: BTreeSet<String> = out_apps.iter().map(|a| a.manifest.app.clone()).collect();
+    for a in &mut out_apps {
+        let m = &mut a.manifest;
+        for (key, list) in [("Requires", &mut m.requires), ("Wants", &mut m.wants)] {
+            for gone in list.iter().filter(|d| !imported.contains(*d)) {
+                report.push(
+                    &m.service,
+                    None,
+                    Some("Unit"),
+                    Some(key),
+                    Action::Dropped,
+                    format!("`{gone}` was not imported, so the dependency on it is not carried"),
+                );
+            }
+            list.retain(|d| imported.contains(d));
         }
     }
     if out_apps.is_empty() {
@@ -709,15 +729,18 @@ impl<'a> Unit<'a> {
             self.note(i, Action::Changed, format!("the unit is `{app}.service`"));
         }
         if let Some((i, _)) = self.last("Container", "Exec") {
-            m.command = self.words(i);
+            m.command = self.words(i).filter(|w| !w.is_empty());
         }
         if let Some((i, _)) = self.last("Container", "Entrypoint")
             && let Some(v) = self.whole(i)
         {
-            m.entrypoint = Some(match serde_json::from_str::<Vec<String>>(&v) {
-                Ok(a) => a,
-                Err(_) => vec![v],
-            });
+            match serde_json::from_str::<Vec<String>>(&v) {
+                Ok(a) if a.iter().any(|w| w.contains('\0')) => {
+                    self.note(i, Action::Dropped, "a NUL character cannot be carried");
+                }
+                Ok(a) => m.entrypoint = Some(a).filter(|a| !a.is_empty()),
+                Err(_) => m.entrypoint = Some(vec![v]),
+            }
         }
         self.user(&mut m);
         self.ports_and_volumes(refs, &mut m, &mut uses);
@@ -737,15 +760,29 @@ impl<'a> Unit<'a> {
         let group = self
             .last("Container", "Group")
             .and_then(|(i, _)| self.whole(i).map(|g| (i, g)));
-        match (user, group) {
-            (Some((_, u)), None) => m.user = Some(u),
-            (Some((_, u)), Some((_, g))) => m.user = Some(format!("{u}:{g}")),
-            (None, Some((i, _))) => self.note(
-                i,
-                Action::Dropped,
-                "Group= without User= (Quadlet refuses it)",
-            ),
-            (None, None) => {}
+        let user_and_group = match (user, group) {
+            (Some((i, u)), None) => Some((i, u)),
+            (Some((i, u)), Some((_, g))) => Some((i, format!("{u}:{g}"))),
+            (None, Some((i, _))) => {
+                self.note(
+                    i,
+                    Action::Dropped,
+                    "Group= without User= (Quadlet refuses it)",
+                );
+                None
+            }
+            (None, None) => None,
+        };
+        if let Some((i, u)) = user_and_group {
+            if valid_user(&u) {
+                m.user = Some(u);
+            } else {
+                self.note(
+                    i,
+                    Action::Dropped,
+                    format!("`{u}` is not `uid[:gid]` or a user name windlass accepts"),
+                );
+            }
         }
     }
 
@@ -961,7 +998,11 @@ impl<'a> Unit<'a> {
                     "disables the image's health check; windlass has no key for that",
                 );
             } else if let Ok(a) = serde_json::from_str::<Vec<String>>(&v) {
-                h.cmd = a;
+                if a.is_empty() || a.iter().any(|w| w.contains('\0')) {
+                    self.note(i, Action::Dropped, "an empty command or a NUL character");
+                } else {
+                    h.cmd = a;
+                }
             } else {
                 self.note(
                     i,
@@ -1124,6 +1165,11 @@ impl<'a> Unit<'a> {
     fn unit_section(&mut self, refs: &Refs, m: &mut AppManifest, extra: &mut Extra) {
         if let Some((i, s)) = self.last("Unit", "Description") {
             match resolve_text(&s.value) {
+                Ok(d) if !valid_description(&d) => self.note(
+                    i,
+                    Action::Dropped,
+                    "a control character or a trailing backslash",
+                ),
                 Ok(d) if !d.trim().is_empty() => extra.description = Some(d.trim().to_string()),
                 Ok(_) => {}
                 Err(e) => self.note(i, Action::Dropped, e),
@@ -1211,9 +1257,18 @@ fn secret(spec: &str) -> Result<(SecretRef, Vec<String>), String> {
             Some(("type", "env")) => kind = "env",
             Some(("type", "mount")) => kind = "mount",
             Some(("target", t)) => target = Some(t.to_string()),
-            Some(("mode", m)) => mode = Some(m.to_string()),
+            Some(("mode", m))
+                if (1..=4).contains(&m.len()) && m.chars().all(|c| ('0'..='7').contains(&c)) =>
+            {
+                mode = Some(m.to_string())
+            }
             _ => lost.push(p.to_string()),
         }
+    }
+    if kind == "env"
+        && let Some(m) = mode.take()
+    {
+        lost.push(format!("mode={m}"));
     }
     let target = match (kind, target) {
         ("env", Some(t)) if is_env_key(&t) => Some(t),
