@@ -353,6 +353,7 @@ fn hostile_units_give_report_lines_with_file_and_line() {
         "app.container:2 [Unit] Description: the systemd specifier %n",
         "app.container.d: drop-in directories are not read",
         "group.pod: `.pod` units have no windlass equivalent",
+        "worker@.container: template units",
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }

@@ -163,6 +163,14 @@ pub fn import(dir: &Path) -> Result<Adopted, ImportError> {
             continue;
         }
         match ext {
+            "container" | "volume" | "network" if name.contains('@') => report.push(
+                name,
+                None,
+                None,
+                None,
+                Action::Dropped,
+                "template units (`name@.container`, instances) have no windlass equivalent",
+            ),
             "container" | "volume" | "network" => {
                 let text = fs::read_to_string(p).map_err(io(p))?;
                 let unit = parse(&text).map_err(|e| ImportError::Compose {
