@@ -68,12 +68,19 @@ pub enum Command {
     /// Print the JSON Schema of an app manifest.
     Schema,
     /// Turn a docker-compose file into app manifests (and windlass.toml) in
-    /// APPS_DIR, reporting every key that did not carry over.
+    /// APPS_DIR, reporting every key that did not carry over
+    /// (`windlass import quadlet DIR` for Quadlet units, `windlass import podman
+    /// [FILE]` for `podman container inspect` JSON).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Import {
-        compose_file: PathBuf,
+        /// Import from something other than a compose file.
+        #[command(subcommand)]
+        from: Option<ImportFrom>,
+        #[arg(required = true)]
+        compose_file: Option<PathBuf>,
         /// The fleet directory to write (created, or added to).
-        #[arg(short, long, value_name = "APPS_DIR")]
-        output: PathBuf,
+        #[arg(short, long, value_name = "APPS_DIR", required = true)]
+        output: Option<PathBuf>,
         /// Project name (prefix of volume and network names); default: the
         /// file's `name:`, else its directory's name.
         #[arg(long, value_name = "NAME")]
@@ -96,6 +103,47 @@ pub enum Command {
         report: Option<PathBuf>,
         /// Fail (and write no manifest) when any key was dropped, left
         /// uninterpolated or withheld.
+        #[arg(long)]
+        strict: bool,
+        /// Replace existing manifests of the same names.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `windlass import quadlet …`: sources other than a compose file.
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// Hand-written Quadlet units (.container, .volume, .network) in DIR →
+    /// app manifests (and windlass.toml) in APPS_DIR, reporting every
+    /// setting that did not carry over by file, line, section and key.
+    Quadlet {
+        dir: PathBuf,
+        /// The fleet directory to write (created, or added to).
+        #[arg(short, long, value_name = "APPS_DIR")]
+        output: PathBuf,
+        /// Also write the report as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Fail (and write no manifest) when any setting was dropped.
+        #[arg(long)]
+        strict: bool,
+        /// Replace existing manifests of the same names.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The JSON of `podman container inspect` (FILE, or stdin when FILE is
+    /// absent or `-`) → app manifests (and windlass.toml) in APPS_DIR,
+    /// reporting every setting that did not carry over.
+    Podman {
+        file: Option<PathBuf>,
+        /// The fleet directory to write (created, or added to).
+        #[arg(short, long, value_name = "APPS_DIR")]
+        output: PathBuf,
+        /// Also write the report as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Fail (and write no manifest) when any setting was dropped.
         #[arg(long)]
         strict: bool,
         /// Replace existing manifests of the same names.

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Import {
+            from: Some(from), ..
+        } => import_from(from),
+        Command::Import {
             compose_file,
             output,
             project,
@@ -32,7 +35,11 @@ fn main() -> ExitCode {
             report,
             strict,
             force,
+            from: None,
         } => {
+            let (Some(compose_file), Some(output)) = (compose_file, output) else {
+                unreachable!("clap requires COMPOSE_FILE and --output without a subcommand")
+            };
             let opts = windlass::import::Options {
                 compose_file,
                 project,
@@ -167,6 +174,57 @@ fn main() -> ExitCode {
                     Err(e) => report(PipelineError::Output(e)),
                 }
             }
+        }
+    }
+}
+
+fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
+    use windlass::import::{adopt, podman, quadlet};
+    match from {
+        windlass::cli::ImportFrom::Quadlet {
+            dir,
+            output,
+            report,
+            strict,
+            force,
+        } => adopt::run(
+            quadlet::import(&dir),
+            &output,
+            quadlet::HEADER_APP,
+            report.as_deref(),
+            strict,
+            force,
+        ),
+        windlass::cli::ImportFrom::Podman {
+            file,
+            output,
+            report,
+            strict,
+            force,
+        } => {
+            use std::io::Read as _;
+            let (name, text) = match file.filter(|f| f.as_os_str() != "-") {
+                Some(f) => (f.display().to_string(), std::fs::read_to_string(&f)),
+                None => {
+                    let mut t = String::new();
+                    let r = std::io::stdin().read_to_string(&mut t).map(|_| t);
+                    ("stdin".to_string(), r)
+                }
+            };
+            let adopted = text
+                .map_err(|source| windlass::import::ImportError::Io {
+                    path: name.clone().into(),
+                    source,
+                })
+                .and_then(|t| podman::import(&name, &t));
+            adopt::run(
+                adopted,
+                &output,
+                podman::HEADER_APP,
+                report.as_deref(),
+                strict,
+                force,
+            )
         }
     }
 }

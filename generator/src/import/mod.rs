@@ -11,12 +11,16 @@
 //! APPS_DIR changes, and an existing manifest is never replaced without
 //! `--force`.
 
+pub mod adopt;
 pub mod convert;
 pub mod depth;
 pub mod interpolate;
 pub mod manifest;
+pub mod podman;
+pub mod quadlet;
 pub mod report;
 pub mod service;
+pub mod unit_syntax;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -1014,7 +1018,11 @@ pub fn write(out: &Path, imported: &Imported, force: bool) -> Result<Written, Im
     result.map(|()| written)
 }
 
-fn stage_and_swap(out: &Path, stage: &Path, files: &[(String, String)]) -> Result<(), ImportError> {
+pub(crate) fn stage_and_swap(
+    out: &Path,
+    stage: &Path,
+    files: &[(String, String)],
+) -> Result<(), ImportError> {
     fs::create_dir(stage).map_err(io_err(stage))?;
     let fresh =
         !out.exists() || (out.is_dir() && fs::read_dir(out).map_err(io_err(out))?.next().is_none());
