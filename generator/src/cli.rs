@@ -131,6 +131,10 @@ pub enum ImportFrom {
         /// Replace existing manifests of the same names.
         #[arg(long)]
         force: bool,
+        /// Exit 0 even when some containers could not be imported (exit 3
+        /// otherwise; the others are written either way).
+        #[arg(long)]
+        allow_partial: bool,
     },
     /// The JSON of `podman container inspect` (FILE, or stdin when FILE is
     /// absent or `-`) → app manifests (and windlass.toml) in APPS_DIR,
@@ -149,5 +153,9 @@ pub enum ImportFrom {
         /// Replace existing manifests of the same names.
         #[arg(long)]
         force: bool,
+        /// Exit 0 even when some containers could not be imported (exit 3
+        /// otherwise; the others are written either way).
+        #[arg(long)]
+        allow_partial: bool,
     },
 }

@@ -187,6 +187,7 @@ fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
             report,
             strict,
             force,
+            allow_partial,
         } => adopt::run(
             quadlet::import(&dir),
             &output,
@@ -194,6 +195,7 @@ fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
             report.as_deref(),
             strict,
             force,
+            allow_partial,
         ),
         windlass::cli::ImportFrom::Podman {
             file,
@@ -201,6 +203,7 @@ fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
             report,
             strict,
             force,
+            allow_partial,
         } => {
             use std::io::Read as _;
             let (name, text) = match file.filter(|f| f.as_os_str() != "-") {
@@ -224,6 +227,7 @@ fn import_from(from: windlass::cli::ImportFrom) -> ExitCode {
                 report.as_deref(),
                 strict,
                 force,
+                allow_partial,
             )
         }
     }

@@ -423,7 +423,25 @@ fn a_container_without_an_image_is_not_imported_and_nothing_depends_on_it() {
     let tmp = tempfile::tempdir().unwrap();
     let fleet = tmp.path().join("fleet");
     let src = fixtures().join("partial");
+    // A partial import writes what it could and exits 3, naming what it
+    // left out; --allow-partial makes it exit 0.
     let o = windlass(&["import", "quadlet", s(&src), "-o", s(&fleet)]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("error: 1 of 2 containers were not imported (b.container"),
+        "{stderr}"
+    );
+    assert!(fleet.join("a.toml").exists());
+    let o = windlass(&[
+        "import",
+        "quadlet",
+        s(&src),
+        "-o",
+        s(&fleet),
+        "--force",
+        "--allow-partial",
+    ]);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "{stderr}");
     assert!(stderr.contains("b.container → not imported"), "{stderr}");

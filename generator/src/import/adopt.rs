@@ -318,7 +318,8 @@ pub fn write(
 /// `--report`, refuses with `--strict` when anything was dropped, writes
 /// APPS_DIR. Exit codes as for the compose import: 0; 1 for an input,
 /// name, `--strict` or validation problem; 2 for I/O errors and existing
-/// manifests.
+/// manifests; 3 when some containers were not imported (the others are
+/// written) unless `allow_partial`.
 pub fn run(
     adopted: Result<Adopted, ImportError>,
     out: &Path,
@@ -326,9 +327,20 @@ pub fn run(
     report_file: Option<&Path>,
     strict: bool,
     force: bool,
+    allow_partial: bool,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
+    let mut not_imported = Vec::new();
+    let mut total = 0;
     let result = adopted.and_then(|adopted| {
+        total = adopted.report.units.len();
+        not_imported = adopted
+            .report
+            .units
+            .iter()
+            .filter(|u| u.app.is_none())
+            .map(|u| u.file.clone())
+            .collect();
         eprint!("{}", adopted.report.render());
         if let Some(f) = report_file
             && let Err(e) = fs::write(f, adopted.report.to_json())
@@ -355,7 +367,25 @@ pub fn run(
                 w.created.len(),
                 w.replaced.len()
             );
-            ExitCode::SUCCESS
+            if not_imported.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!(
+                "{}: {} of {total} containers were not imported ({}; see the report){}",
+                if allow_partial { "warning" } else { "error" },
+                not_imported.len(),
+                not_imported.join(", "),
+                if allow_partial {
+                    ""
+                } else {
+                    "; --allow-partial makes this exit 0"
+                }
+            );
+            if allow_partial {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
         }
         Err(ImportError::Invalid(diags)) => {
             for d in &diags {
