@@ -67,6 +67,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of an app manifest.
     Schema,
+    /// Print shell completions for SHELL (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
     /// Turn a docker-compose file into app manifests (and windlass.toml) in
     /// APPS_DIR, reporting every key that did not carry over
     /// (`windlass import quadlet DIR` for Quadlet units, `windlass import podman

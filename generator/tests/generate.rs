@@ -462,3 +462,28 @@ fn secret_markers_never_reach_any_output() {
         assert!(scanned > 10);
     }
 }
+
+/// `windlass completions SHELL` and `windlass man` print what shells and
+/// man(1) read, built from the same clap definitions as the parser.
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let bash = windlass(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(bash.contains("_windlass()"), "{bash}");
+    for sub in [
+        "generate", "validate", "import", "schema", "quadlet", "podman",
+    ] {
+        assert!(bash.contains(sub), "bash completion lacks {sub}");
+    }
+    for shell in ["zsh", "fish"] {
+        let o = windlass(&["completions", shell]);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+    assert!(!windlass(&["completions", "tcsh"]).status.success());
+    let man = windlass(&["man"]);
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH windlass 1"), "{man}");
+    assert!(man.contains("generate"), "{man}");
+}
