@@ -764,3 +764,32 @@ async fn recovery_puts_back_what_an_interrupted_switch_took_over() {
         h.fake.calls()
     );
 }
+
+/// `update.rollback = "manual"` on an app: a switch that changes it waits
+/// for Confirm even when the caller asked for automatic confirmation; one
+/// that leaves it unchanged commits on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_with_manual_rollback_makes_its_switch_wait_for_confirm() {
+    let h = host(1).await;
+    let out = h.tmp.path().join("g-manual");
+    common::generation(&common::basic_fleet(), &out, |t| {
+        t.replace("\"8080\"", "\"8090\"") + "\n[update]\nrollback = \"manual\"\n"
+    });
+    assert_eq!(
+        h.engine.runner.platform.stage(&out).unwrap(),
+        GenerationId(2)
+    );
+    let r = h
+        .engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    wait_phase(&h, &r, "waiting-confirm").await;
+    let rec = h.engine.runner.store.load(&r.id).unwrap();
+    let gate = &rec.history.iter().rev().find(|(p, _)| p == "health-gate");
+    assert!(gate.is_some(), "{rec:?}");
+    assert_eq!(h.selected(), g(1), "nothing is committed before Confirm");
+    h.engine.confirm(&r.id).unwrap();
+    h.engine.idle().await;
+    assert_eq!(h.last().result, Some(Outcome::Committed));
+    assert_eq!(h.selected(), g(2));
+}

@@ -146,7 +146,8 @@ pub enum Rollback {
     /// The agent rolls back on its own when the switch is not healthy.
     #[default]
     Auto,
-    /// An operator decides.
+    /// An operator decides: a switch that changes the app commits only on
+    /// Confirm, and is reverted when its deadline passes without one.
     Manual,
 }
 

@@ -141,7 +141,29 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     {
         r.deadline_sec = steps::deadline_for(m, &r.changed_units);
     }
-    let detail = r.changed_units.join(" ");
+    let mut detail = r.changed_units.join(" ");
+    // An app whose manifest says `update.rollback = "manual"` is never
+    // committed without a person: a switch that changes it waits for
+    // Confirm (and is reverted at its deadline), whatever the caller
+    // asked for.
+    if r.confirm == Confirm::Auto
+        && let Some(m) = &manifest
+    {
+        let manual: Vec<&str> = m
+            .apps
+            .iter()
+            .filter(|a| r.changed_units.contains(&a.unit))
+            .filter(|a| a.update.rollback == crate::contract::Rollback::Manual)
+            .map(|a| a.name.as_str())
+            .collect();
+        if !manual.is_empty() {
+            r.confirm = Confirm::Manual;
+            detail += &format!(
+                " (waits for Confirm: update.rollback = \"manual\" for {})",
+                manual.join(", ")
+            );
+        }
+    }
     if let Err(e) = rn.save(&mut r, SwitchPhase::HealthGate, &detail) {
         return roll_back(rn, r, e.to_string(), Outcome::RolledBack).await;
     }
