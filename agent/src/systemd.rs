@@ -90,6 +90,11 @@ pub trait Systemd: Send + Sync {
     /// Removes the Podman network `name` (`podman network rm`, never
     /// forced: a network another container still uses is kept).
     fn remove_network(&self, name: &str) -> impl Future<Output = R<()>> + Send;
+    /// Removes the containers left of windlass app `app` (label
+    /// `io.windlass.app=<app>`) once its unit is stopped: a unit killed
+    /// while starting can leave its container behind (its `--rm` cleanup
+    /// died with it), which keeps the app's networks in use.
+    fn remove_app_containers(&self, app: &str) -> impl Future<Output = R<()>> + Send;
 }
 
 /// How a checked run ended.
@@ -495,6 +500,25 @@ impl Systemd for Dbus {
         }
     }
 
+    async fn remove_app_containers(&self, app: &str) -> R<()> {
+        let filter = format!("label=io.windlass.app={app}");
+        let out = tokio::process::Command::new("podman")
+            .args(["container", "rm", "--force", "--filter", &filter])
+            .output()
+            .await
+            .map_err(|x| SystemdError(format!("podman container rm ({filter}): {x}")))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        // No such container: nothing was left.
+        if out.status.success() || err.trim().is_empty() || err.contains("no such container") {
+            Ok(())
+        } else {
+            Err(SystemdError(format!(
+                "podman container rm ({filter}): {}",
+                err.trim()
+            )))
+        }
+    }
+
     async fn stop_transient(&self, name: &str) -> R<()> {
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         for u in [format!("{name}.timer"), format!("{name}.service")] {
@@ -562,6 +586,11 @@ impl Systemd for NoSystemd {
 
     async fn remove_network(&self, name: &str) -> R<()> {
         tracing::info!("--systemd none: not removing Podman network {name}");
+        Ok(())
+    }
+
+    async fn remove_app_containers(&self, app: &str) -> R<()> {
+        tracing::info!("--systemd none: not removing containers of {app}");
         Ok(())
     }
 
@@ -654,6 +683,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.remove_network(name).await,
             AnySystemd::None(s) => s.remove_network(name).await,
+        }
+    }
+    async fn remove_app_containers(&self, app: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.remove_app_containers(app).await,
+            AnySystemd::None(s) => s.remove_app_containers(app).await,
         }
     }
 }

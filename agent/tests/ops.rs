@@ -442,7 +442,12 @@ fn assert_taken_down(h: &Host, before: usize) {
         calls.contains(&"reset-failed web.service".to_string()),
         "{calls:?}"
     );
-    assert!(calls.contains(&"network-rm vmnet".to_string()), "{calls:?}");
+    let net = calls.iter().position(|c| c == "network-rm vmnet");
+    let left = calls.iter().position(|c| c == "container-rm web");
+    assert!(
+        left.is_some() && left < net,
+        "leftover containers go before their network: {calls:?}"
+    );
 }
 
 /// A first switch whose gate fails returns the host to no generation:
@@ -571,6 +576,7 @@ async fn a_switch_to_an_empty_generation_stops_every_app() {
         assert!(calls.contains(&format!("stop {u}")), "{u}: {calls:?}");
     }
     assert!(calls.contains(&"network-rm vmnet".to_string()), "{calls:?}");
+    assert!(calls.contains(&"container-rm db".to_string()), "{calls:?}");
     assert!(!calls.iter().any(|c| c.starts_with("start ")), "{calls:?}");
 }
 

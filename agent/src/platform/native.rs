@@ -476,7 +476,22 @@ impl Platform for Native {
         // The Podman networks of Quadlet files that are gone (their units
         // were just stopped): removed, like the units.
         let kept = self.networks(to);
-        for net in from.map(|f| self.networks(f)).unwrap_or_default() {
+        let gone = from.map(|f| self.networks(f)).unwrap_or_default();
+        if gone.iter().any(|n| !kept.contains(n))
+            && let (Some(f), Ok(new_m)) = (from, Manifest::read(&self.dir(to)))
+            && let Ok(old_m) = Manifest::read(&self.dir(f))
+        {
+            for app in old_m
+                .apps
+                .iter()
+                .filter(|a| !new_m.apps.iter().any(|b| b.name == a.name))
+            {
+                if let Err(e) = systemd.remove_app_containers(&app.name).await {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        for net in gone {
             if !kept.contains(&net) {
                 remove_network(systemd, &net).await;
             }
@@ -565,6 +580,13 @@ impl Platform for Native {
         for unit in &stop {
             let _ = systemd.reset_failed(unit).await;
         }
+        if let Ok(m) = Manifest::read(&self.dir(from)) {
+            for app in &m.apps {
+                if let Err(e) = systemd.remove_app_containers(&app.name).await {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
         for net in self.networks(from) {
             remove_network(systemd, &net).await;
         }
@@ -590,12 +612,12 @@ impl Platform for Native {
 /// kept (it holds no data).
 async fn remove_network(systemd: &impl Systemd, net: &str) {
     let mut last = String::new();
-    for attempt in 0..5 {
+    for attempt in 0..3 {
         match systemd.remove_network(net).await {
             Ok(()) => return,
             Err(e) => last = e.0,
         }
-        if attempt < 4 {
+        if attempt < 2 {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }

@@ -131,6 +131,14 @@ impl Systemd for Fake {
         Ok(())
     }
 
+    async fn remove_app_containers(&self, app: &str) -> R<()> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("container-rm {app}"));
+        Ok(())
+    }
+
     async fn remove_network(&self, name: &str) -> R<()> {
         self.calls
             .lock()
