@@ -227,6 +227,15 @@ async fn a_new_release_is_promoted_and_a_second_sweep_does_nothing() {
     assert_eq!(lines[1]["app"], "web");
     assert_eq!(lines[1]["from"], "1.0.0");
     assert_eq!(lines[2]["sweep"], s2.id.as_str());
+    // Leaving the generation a sweep made (to an empty one) stops every
+    // app it runs.
+    let before = h.fake.calls().len();
+    let empty = fleet(&h, "empty", &[]);
+    assert_eq!(switch_to(&h, &empty).await.result, Some(Outcome::Committed));
+    let calls = h.fake.calls()[before..].to_vec();
+    for u in ["api.service", "db.service", "web.service"] {
+        assert!(calls.contains(&format!("stop {u}")), "{u}: {calls:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

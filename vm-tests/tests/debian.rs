@@ -33,12 +33,20 @@ fn torture_dir() -> std::path::PathBuf {
     repo_root().join("generator/tests/fleets/torture")
 }
 
-/// The agent's binaries, built for this run, and its unit, D-Bus policy
-/// and systemd generator from `agent/`.
+/// The agent's binaries and the generator, built for this run, and the
+/// agent's unit, D-Bus policy and systemd generator from `agent/`.
 fn install_agent(share: &Path) {
     let root = repo_root();
     let st = std::process::Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "windlass-agent", "--bins"])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "windlass-agent",
+            "-p",
+            "windlass",
+            "--bins",
+        ])
         .current_dir(&root)
         .status()
         .unwrap();
@@ -51,7 +59,8 @@ fn install_agent(share: &Path) {
         .parent()
         .unwrap()
         .to_path_buf();
-    for b in ["windlassd", "windlassctl"] {
+    // The generator too: scenario 22 imports and generates in the guest.
+    for b in ["windlassd", "windlassctl", "windlass"] {
         install(&bin_dir.join(b), &share.join("bin").join(b));
     }
     for (from, to) in [

@@ -18,6 +18,12 @@ hello=no
 # 1. Stop every app: switch to an empty generation.
 e=$(windlassctl stage /host/data/gen-empty)
 windlassctl switch "$e" > "$out/switch.out" 2>&1 || no "the switch to the empty generation failed: $(cat "$out/switch.out")"
+if [ "$(systemctl list-units --all --no-legend --plain 'db.*' 'web.*' 'rel.*' | grep -c .)" != 0 ]; then
+  echo "--- after the switch to the empty generation, still loaded:"
+  systemctl list-units --all --no-legend --plain 'db.*' 'web*' 'rel.*'
+  systemctl status --no-pager -n 15 db.service web.service 2>&1 | tail -40
+  journalctl --no-pager -o short-monotonic -u windlassd.service | tail -30
+fi
 # 2. Cutover links point into the state directory: make each a copy.
 for t in /etc/windlass/targets/*.toml; do
   [ -e "$t" ] || continue
