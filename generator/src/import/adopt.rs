@@ -4,14 +4,14 @@
 //! as the compose import.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use toml_edit::{DocumentMut, value};
 
 use super::manifest::{AppManifest, NetworkDef, VolumeDef, merge_fleet_file};
 use super::report::Action;
-use super::{ImportError, Written, stage_and_swap};
+use super::{ImportError, Written, write_files};
 
 /// One setting that did not become a manifest key unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -274,44 +274,7 @@ pub fn write(
     if existing.as_deref() != Some(text.as_str()) {
         files.push((fleet_rel, text));
     }
-    let mut written = Written {
-        kept,
-        ..Written::default()
-    };
-    let existing: Vec<PathBuf> = files
-        .iter()
-        .filter(|(p, _)| !p.ends_with("windlass.toml"))
-        .map(|(p, _)| out.join(p))
-        .filter(|p| p.exists())
-        .collect();
-    if !existing.is_empty() && !force {
-        return Err(ImportError::Exists(existing));
-    }
-    for (p, _) in &files {
-        if out.join(p).exists() {
-            written.replaced.push(p.clone());
-        } else {
-            written.created.push(p.clone());
-        }
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).map_err(io(&parent))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "apps".into());
-    let stage = parent.join(format!(".{name}.windlass-import-{}", std::process::id()));
-    if stage.exists() {
-        fs::remove_dir_all(&stage).map_err(io(&stage))?;
-    }
-    let result = stage_and_swap(out, &stage, &files);
-    if stage.exists() {
-        let _ = fs::remove_dir_all(&stage);
-    }
-    result.map(|()| written)
+    write_files(out, &files, kept, force)
 }
 
 /// Runs an adoption for the command line: prints the report, writes

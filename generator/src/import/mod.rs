@@ -22,7 +22,7 @@ pub mod report;
 pub mod service;
 pub mod unit_syntax;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -974,24 +974,34 @@ fn copy_fleet(from: &Path, to: &Path) -> Result<(), ImportError> {
 /// must pass the fleet loader before anything in `out` changes.
 pub fn write(out: &Path, imported: &Imported, force: bool) -> Result<Written, ImportError> {
     let (files, kept) = plan(out, imported)?;
+    write_files(out, &files, kept, force)
+}
+
+/// Writes `files` (paths relative to `out`, texts) into `out`, all or
+/// none: refused when a manifest exists and not `force`; staged beside
+/// `out`, checked by the fleet loader, then swapped in. Shared by every
+/// kind of import.
+pub(crate) fn write_files(
+    out: &Path,
+    files: &[(String, String)],
+    kept: Vec<String>,
+    force: bool,
+) -> Result<Written, ImportError> {
     let mut written = Written {
         kept,
         ..Written::default()
     };
-    let manifest_names: BTreeSet<&str> = files
+    let existing: Vec<PathBuf> = files
         .iter()
         .map(|(p, _)| p.as_str())
         .filter(|p| !p.ends_with("windlass.toml"))
-        .collect();
-    let existing: Vec<PathBuf> = manifest_names
-        .iter()
         .map(|p| out.join(p))
         .filter(|p| p.exists())
         .collect();
     if !existing.is_empty() && !force {
         return Err(ImportError::Exists(existing));
     }
-    for (p, _) in &files {
+    for (p, _) in files {
         if out.join(p).exists() {
             written.replaced.push(p.clone());
         } else {
@@ -1011,7 +1021,7 @@ pub fn write(out: &Path, imported: &Imported, force: bool) -> Result<Written, Im
     if stage.exists() {
         fs::remove_dir_all(&stage).map_err(io_err(&stage))?;
     }
-    let result = stage_and_swap(out, &stage, &files);
+    let result = stage_and_swap(out, &stage, files);
     if stage.exists() {
         let _ = fs::remove_dir_all(&stage);
     }
