@@ -58,7 +58,10 @@ pub async fn wait(
             match s.active_state.as_str() {
                 // Active with no job left: the start (or restart) finished.
                 "active" | "reloading" if !s.job_pending => {}
-                "failed" => {
+                // Failed with a job queued: a unit that failed before
+                // (a hand-written unit taken over, an earlier crash) whose
+                // start has not run yet; its state is still the old one.
+                "failed" if !s.job_pending => {
                     return Err(GateFailure::Unhealthy {
                         reason: format!("{u} failed ({})", s.result),
                         unit: Some(u),

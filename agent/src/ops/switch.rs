@@ -234,6 +234,12 @@ async fn take_over<P: Platform, S: Systemd + 'static>(
             .await
             .map_err(|e| failed(e.0))?;
     }
+    // A hand-written unit whose main process does not heed SIGTERM ends
+    // its stop `failed`; that state is the old definition's, and the
+    // generation's unit of the same name starts clean.
+    for t in &r.op.taken_over {
+        let _ = rn.systemd.reset_failed(&t.unit).await;
+    }
     let paths: Vec<PathBuf> = r.op.taken_over.iter().map(|t| t.path.clone()).collect();
     rn.platform
         .set_aside(r.id.as_str(), &paths)

@@ -459,6 +459,23 @@ impl Platform for Native {
             Units::new()
         });
         let plan = plan::plan(&old, &new);
+        // Units the target does not have are stopped first, while their
+        // definitions are still loaded: after the reload below their
+        // files are gone, and systemd would stop them as not-found units
+        // with no ExecStop (a Quadlet container's `podman rm` never
+        // runs; the container outlives its unit).
+        for unit in &plan.stop {
+            if let Ok(st) = systemd.state(unit).await
+                && st.active_state == "activating"
+            {
+                let _ = systemd.kill(unit).await;
+            }
+            let r = systemd
+                .job(Verb::Stop, unit)
+                .await
+                .map_err(|e| PlatformError::Failed(e.0))?;
+            tracing::info!(unit, result = r, "stopped removed unit");
+        }
         swap_symlink(&self.current(), &self.dir(to)).map_err(|e| {
             PlatformError::Failed(format!("switching {}: {e}", self.current().display()))
         })?;
@@ -466,18 +483,19 @@ impl Platform for Native {
             .reload()
             .await
             .map_err(|e| PlatformError::Failed(format!("daemon-reload: {e}")))?;
+        // A removed unit whose stop ended `failed` (killed after its stop
+        // timeout) would stay listed, not-found and failed, until the
+        // next boot.
         for unit in &plan.stop {
-            let r = systemd
-                .job(Verb::Stop, unit)
-                .await
-                .map_err(|e| PlatformError::Failed(e.0))?;
-            tracing::info!(unit, result = r, "stopped removed unit");
+            let _ = systemd.reset_failed(unit).await;
         }
         // The Podman networks of Quadlet files that are gone (their units
         // were just stopped): removed, like the units.
         let kept = self.networks(to);
         let gone = from.map(|f| self.networks(f)).unwrap_or_default();
-        if gone.iter().any(|n| !kept.contains(n))
+        // The containers of removed apps, if their units' stop left any,
+        // go too (before their networks).
+        if !plan.stop.is_empty()
             && let (Some(f), Ok(new_m)) = (from, Manifest::read(&self.dir(to)))
             && let Ok(old_m) = Manifest::read(&self.dir(f))
         {

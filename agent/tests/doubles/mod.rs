@@ -26,6 +26,9 @@ pub struct Fake {
     pub calls: Arc<Mutex<Vec<String>>>,
     pub states: Arc<Mutex<BTreeMap<String, UnitState>>>,
     pub failing_jobs: Arc<Mutex<Vec<String>>>,
+    /// Units whose stop ends `failed` (a main process that ignored
+    /// SIGTERM, killed at the stop timeout).
+    pub killed_on_stop: Arc<Mutex<Vec<String>>>,
     /// Container name → image it runs (unset: cannot be told).
     pub images: Arc<Mutex<BTreeMap<String, String>>>,
     /// Called with the name on every `stop_transient`: a test's stand-in
@@ -73,7 +76,18 @@ impl Systemd for Fake {
         }
         let mut s = self.states.lock().unwrap();
         let entry = s.entry(unit.to_string()).or_default();
-        if verb == Verb::Stop {
+        if verb == Verb::Stop
+            && self
+                .killed_on_stop
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|u| u == unit)
+        {
+            entry.active_state = "failed".into();
+            entry.sub_state = "failed".into();
+            entry.result = "exit-code".into();
+        } else if verb == Verb::Stop {
             entry.active_state = "inactive".into();
             entry.sub_state = "dead".into();
         } else if entry.active_state.is_empty() || entry.active_state == "inactive" {
@@ -128,6 +142,13 @@ impl Systemd for Fake {
             .lock()
             .unwrap()
             .push(format!("reset-failed {unit}"));
+        if let Some(st) = self.states.lock().unwrap().get_mut(unit)
+            && st.active_state == "failed"
+        {
+            st.active_state = "inactive".into();
+            st.sub_state = "dead".into();
+            st.result = "success".into();
+        }
         Ok(())
     }
 
