@@ -102,7 +102,8 @@ fn agent_generations(share: &Path) {
         tmp.join("apps/rel.toml"),
         "description = \"VM test: an app that follows its releases\"\n\n\
          [container]\nimage = \"localhost:5000/windlass-test/rel:1.0.0\"\n\
-         entrypoint = [\"/bin/httpd\"]\ncommand = [\"-f\", \"-p\", \"8090\", \"-h\", \"/www\"]\n\n\
+         entrypoint = [\"/bin/httpd\"]\ncommand = [\"-f\", \"-p\", \"8090\", \"-h\", \"/www\"]\n\
+         stop_timeout = \"2s\"\n\n\
          [health]\ncmd = [\"/bin/wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8090/\"]\n\
          interval = \"2s\"\nretries = 5\n\n[release]\ntrack = \"semver\"\n",
     )
@@ -132,9 +133,21 @@ fn prepare(share: &Path) {
     // WINDLASS_VM_SCENARIOS=03,08 (a developer's aid) runs only the
     // scenarios whose names start so, with their prerequisites listed too;
     // the tests of the others then fail.
+    // Scenarios in `debian/pending` (not yet passing) run only when named
+    // there.
     let only = std::env::var("WINDLASS_VM_SCENARIOS").ok();
-    for e in fs::read_dir(vm.join("debian/scenarios")).unwrap() {
+    let pending = fs::read_dir(vm.join("debian/pending"))
+        .into_iter()
+        .flatten()
+        .filter(|_| only.is_some());
+    for e in fs::read_dir(vm.join("debian/scenarios"))
+        .unwrap()
+        .chain(pending)
+    {
         let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "sh") {
+            continue;
+        }
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         if let Some(only) = &only
             && !only.split(',').any(|o| name.starts_with(o))

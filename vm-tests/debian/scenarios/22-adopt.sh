@@ -14,7 +14,7 @@ at() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 sh /host/install-agent.sh
 img=localhost/windlass-test/busybox:1.0
 # By hand: podman run, host network, data in the volume adoptdata.
-podman run -d --name adopt-run --network host -v adoptdata:/data "$img" \
+podman run -d --name adopt-run --stop-timeout 2 --network host -v adoptdata:/data "$img" \
   httpd -f -p 8095 -h /www > /dev/null || no "podman run failed"
 podman exec adopt-run sh -c 'echo run-data > /data/marker'
 # By hand: a Quadlet file, data in the volume handdata.
@@ -29,10 +29,12 @@ Image=$img
 Exec=httpd -f -p 8096 -h /www
 Network=host
 Volume=handdata:/data
+StopTimeout=2
 EOF
 systemctl daemon-reload
 systemctl start adopt-hand.service || no "the hand-written unit did not start"
-podman exec adopt-hand sh -c 'echo hand-data > /data/marker'
+podman exec systemd-adopt-hand sh -c 'echo hand-data > /data/marker' \
+  || no "could not write into the hand-written unit's container"
 at "running by hand"
 
 # Import both into one fleet; generate it here.
@@ -56,7 +58,10 @@ g=$(windlassctl stage /tmp/adopt-out)
 windlassctl switch "$g" --take-over > "$out/switch.out" 2>&1
 rc=$?
 cat "$out/switch.out"
-[ "$rc" = 0 ] || no "the switch with --take-over exited $rc"
+if [ "$rc" != 0 ]; then
+  no "the switch with --take-over exited $rc"
+  journalctl --no-pager -o short-monotonic -u windlassd.service | tail -60
+fi
 at "switched"
 
 for app in adopt-run adopt-hand; do
