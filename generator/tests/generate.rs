@@ -418,6 +418,52 @@ fn container_settings_are_keys_where_quadlet_has_them_and_flags_before() {
     }
 }
 
+/// `label=nested` is a Quadlet key from Podman 4.6 and a flag in 4.5;
+/// Podman 4.4 hands it to SELinux, which refuses it, so windlass refuses
+/// it for 4.4 naming the app, the flag and the version it needs.
+#[test]
+fn a_setting_older_podman_cannot_run_is_refused_for_that_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::write(
+        fleet.join("nest.toml"),
+        "[container]\nimage = \"quay.io/podman/stable:v5.4\"\nsecurity_opt = [\"label=nested\"]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = windlass(&[
+        "generate",
+        s(&fleet),
+        "-o",
+        s(&out),
+        "--podman-version",
+        "4.4",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "app `nest`: Podman 4.4 cannot carry --security-opt=label=nested (it needs Podman 4.5)"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    for (v, line) in [
+        ("4.5", "PodmanArgs=\"--security-opt=label=nested\""),
+        ("4.6", "SecurityLabelNested=true"),
+    ] {
+        let out = tmp.path().join(v);
+        generate_ok(
+            &fleet,
+            &out,
+            &["--podman-version", v, "--target", "quadlet"],
+        );
+        let unit = std::fs::read_to_string(out.join("quadlet/nest.container")).unwrap();
+        assert!(unit.lines().any(|l| l == line), "Podman {v}:\n{unit}");
+    }
+}
+
 /// NixOS and Guix have no options for these settings: each is one whole
 /// `podman run` argument in `extraOptions` / `extra-arguments`, and volume
 /// options reach both unchanged.

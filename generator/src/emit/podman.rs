@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::go_duration;
 use crate::escape::json;
-use crate::model::{App, AutoUpdate, Container, Health, SecretRef, SecretTarget};
+use crate::model::{App, AutoUpdate, Container, Health, PodmanVersion, SecretRef, SecretTarget};
 
 /// `--secret=` value for a Podman secret (`None` for a host-path secret,
 /// which mounts as a read-only volume instead).
@@ -105,17 +105,25 @@ pub struct Setting {
     pub key: Option<(&'static str, String)>,
     /// The whole `--flag=value` argument.
     pub flag: String,
+    /// The first Podman whose `podman run` understands the flag, when it
+    /// is newer than every Podman windlass targets.
+    pub since: Option<PodmanVersion>,
 }
 
 fn setting(key: &'static str, value: impl Into<String>, flag: String) -> Setting {
     Setting {
         key: Some((key, value.into())),
         flag,
+        since: None,
     }
 }
 
 fn flag_only(flag: String) -> Setting {
-    Setting { key: None, flag }
+    Setting {
+        key: None,
+        flag,
+        since: None,
+    }
 }
 
 /// Quadlet's key for a security option; Quadlet adds `label=user:`
@@ -151,6 +159,10 @@ pub fn settings(c: &Container) -> Vec<Setting> {
         s.push(Setting {
             key: security_key(o),
             flag: format!("--security-opt={}", o.podman()),
+            // Podman 4.4 hands `nested` to SELinux as a label option,
+            // which refuses it.
+            since: matches!(o, crate::model::SecurityOpt::LabelNested)
+                .then_some(PodmanVersion::new(4, 5)),
         });
     }
     for (name, u) in &c.ulimits {

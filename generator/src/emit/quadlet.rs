@@ -100,7 +100,7 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         s.health(app, h, &mut ctx.warnings);
     }
     s.resources(c);
-    s.settings(c);
+    s.settings(app)?;
     let container = s.finish(app)?;
 
     let vars = BTreeMap::from([
@@ -363,8 +363,20 @@ impl ContainerSection<'_> {
     /// the target's Quadlet has one and the value passes it unchanged
     /// (Quadlet splits some of these keys at white space and keeps
     /// backslashes), else as its `podman run` flag.
-    fn settings(&mut self, c: &Container) {
-        for st in podman::settings(c) {
+    /// A setting no version-`keys` Podman can carry is an error.
+    fn settings(&mut self, app: &App) -> Result<(), EmitError> {
+        for st in podman::settings(&app.container) {
+            if let Some(since) = st.since
+                && self.keys.version < since
+            {
+                return Err(EmitError::Unsupported {
+                    app: app.name.clone(),
+                    message: format!(
+                        "Podman {} cannot carry {} (it needs Podman {since})",
+                        self.keys.version, st.flag
+                    ),
+                });
+            }
             match st.key {
                 Some((key, value)) if self.keys.has("Container", key) && plain(&value) => {
                     push(&mut self.entries, key, value);
@@ -372,6 +384,7 @@ impl ContainerSection<'_> {
                 _ => self.podman_args.push(esc::word(&st.flag)),
             }
         }
+        Ok(())
     }
 
     /// The entries, with the collected flags as the last `PodmanArgs=`;

@@ -625,22 +625,20 @@ impl Ulimit {
     }
 }
 
-/// A container's tmpfs mount, `/path[:options]`, with the options Podman
-/// documents for `--tmpfs`.
+/// A container's tmpfs mount, `/path[:options]`, with the options every
+/// supported Podman (4.4 on) accepts for a tmpfs mount: others (`uid=`,
+/// `nr_inodes=`, …) make `podman run` fail.
 pub fn parse_tmpfs(s: &str) -> Result<String, String> {
-    const EXPECTED: &str = "expected `/path[:options]`, options comma-separated from ro, rw, exec, noexec, suid, nosuid, dev, nodev, tmpcopyup, notmpcopyup, size=N[k|m|g|%], nr_inodes=N[k|m|g], mode=OCTAL, uid=N, gid=N";
+    const EXPECTED: &str = "expected `/path[:options]`, options comma-separated from ro, rw, exec, noexec, suid, nosuid, dev, nodev, tmpcopyup, notmpcopyup, U, size=N[k|m|g|%], mode=OCTAL";
     let (path, opts) = match s.split_once(':') {
         Some((p, o)) => (p, Some(o)),
         None => (s, None),
     };
     check_path(path).map_err(|e| format!("{EXPECTED}; {e}"))?;
-    let size = |v: &str, pct: bool| {
+    let size = |v: &str| {
         let digits = v.bytes().take_while(u8::is_ascii_digit).count();
-        let unit = &v[digits..];
-        digits > 0
-            && (matches!(unit, "" | "k" | "m" | "g" | "K" | "M" | "G") || (pct && unit == "%"))
+        digits > 0 && matches!(&v[digits..], "" | "k" | "m" | "g" | "K" | "M" | "G" | "%")
     };
-    let number = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
     for opt in opts.into_iter().flat_map(|o| o.split(',')) {
         let ok = match opt.split_once('=') {
             None => matches!(
@@ -654,13 +652,12 @@ pub fn parse_tmpfs(s: &str) -> Result<String, String> {
                     | "nodev"
                     | "tmpcopyup"
                     | "notmpcopyup"
+                    | "U"
             ),
-            Some(("size", v)) => size(v, true),
-            Some(("nr_inodes", v)) => size(v, false),
+            Some(("size", v)) => size(v),
             Some(("mode", v)) => {
                 !v.is_empty() && v.len() <= 4 && v.bytes().all(|b| (b'0'..=b'7').contains(&b))
             }
-            Some(("uid" | "gid", v)) => number(v) && v.parse::<u32>().is_ok(),
             Some(_) => false,
         };
         if !ok {
@@ -1087,11 +1084,7 @@ mod tests {
 
     #[test]
     fn tmpfs_devices_sysctls_and_host_names_follow_podmans_grammar() {
-        for ok in [
-            "/run",
-            "/tmp:rw,size=64m,mode=1777,noexec",
-            "/x:size=50%,uid=1000",
-        ] {
+        for ok in ["/run", "/tmp:rw,size=64m,mode=1777,noexec", "/x:size=50%,U"] {
             assert!(parse_tmpfs(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -1101,6 +1094,8 @@ mod tests {
             "/x:bogus",
             "/x:/y",
             "/x:size=1t",
+            "/x:uid=1000",
+            "/x:nr_inodes=1k",
         ] {
             assert!(parse_tmpfs(bad).is_err(), "{bad}");
         }
