@@ -1275,7 +1275,13 @@ impl<'a> Unit<'a> {
                         .map(|()| (k.to_string(), v.to_string())),
                     None => Err("expected name=value".to_string()),
                 };
+                let host = m.networks.iter().any(|n| n == "host");
                 match checked {
+                    Ok((k, _)) if host && k.starts_with("net.") => self.note(
+                        i,
+                        Action::Dropped,
+                        format!("`{w}`: a net.* sysctl cannot be set on the host's network (Network=host); Podman refuses it"),
+                    ),
                     Ok((k, v)) => set_pair(&mut m.sysctls, &k, v),
                     Err(e) => self.note(i, Action::Dropped, format!("`{w}`: {e}")),
                 }

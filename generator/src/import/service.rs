@@ -413,6 +413,23 @@ impl Mapper<'_, '_> {
                 _ => unreachable!("every mapped key has an arm"),
             }
         }
+        if self.m.networks.iter().any(|n| n == "host") {
+            // Podman refuses net.* sysctls in the host's network namespace.
+            let net: Vec<String> = self
+                .m
+                .sysctls
+                .iter()
+                .filter(|(k, _)| k.starts_with("net."))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in net {
+                self.drop(
+                    format!("sysctls.{k}"),
+                    "a net.* sysctl cannot be set on the host's network (network_mode: host); Podman refuses it",
+                );
+                self.m.sysctls.retain(|(n, _)| *n != k);
+            }
+        }
         if !raw.contains_key("restart") {
             // Compose's default; windlass's own default would be "always".
             self.m.restart = Some("no");

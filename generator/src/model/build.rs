@@ -670,7 +670,8 @@ impl Builder<'_> {
         let cap_add = self.capabilities(c, "cap_add");
         let cap_drop = self.capabilities(c, "cap_drop");
         let tmpfs = self.each_parsed(c, "tmpfs", parse_tmpfs);
-        let sysctls = self.sysctls(c);
+        let host_network = networks.iter().any(|n| n == "host");
+        let sysctls = self.sysctls(c, host_network);
         let dns = self.each_parsed(c, "dns", |s| {
             s.parse::<IpAddr>()
                 .map_err(|_| "expected an IP address of a DNS server".to_string())
@@ -803,12 +804,25 @@ impl Builder<'_> {
         caps
     }
 
-    fn sysctls(&mut self, c: &Table) -> BTreeMap<String, String> {
+    /// `container.sysctls`; a `net.*` one with the host's network is
+    /// refused, as Podman refuses it when the container starts.
+    fn sysctls(&mut self, c: &Table, host_network: bool) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (k, ks, v, vs) in c.string_map("sysctls") {
             let key = format!("container.sysctls.{k}");
             if let Err(e) = check_sysctl_key(k) {
                 self.err(ks, &key, format!("{e}, found {}", diag::found(k)));
+                continue;
+            }
+            if host_network && k.starts_with("net.") {
+                self.err(
+                    ks,
+                    &key,
+                    format!(
+                        "a net.* sysctl cannot be set for a container on the host's network (`networks` has \"host\"), found {}",
+                        diag::found(k)
+                    ),
+                );
                 continue;
             }
             if let Err(e) = check_sysctl_value(v) {

@@ -570,9 +570,9 @@ pub fn parse_signal(s: &str) -> Result<String, String> {
     }
 }
 
-/// `ulimit` resource names Podman knows (`--ulimit NAME=soft[:hard]`).
+/// `ulimit` resource names Podman knows (`--ulimit NAME=soft[:hard]`, read
+/// by go-units, which leaves out `as`).
 pub const ULIMITS: &[&str] = &[
-    "as",
     "core",
     "cpu",
     "data",
@@ -699,18 +699,19 @@ pub fn check_sysctl_key(k: &str) -> Result<(), String> {
     }
 }
 
-/// A sysctl value: printable ASCII, single spaces allowed inside
+/// A sysctl value: printable ASCII, spaces allowed inside
 /// (`kernel.sem = "250 32000 100 128"`), no `,` or `"` (Podman reads
-/// `--sysctl` as comma-separated CSV).
+/// `--sysctl` as comma-separated CSV) and no `=` (Podman keeps only what
+/// comes before a second `=`).
 pub fn check_sysctl_value(v: &str) -> Result<(), String> {
     let ok = !v.is_empty()
         && v.trim() == v
         && v.bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b',' && b != b'"');
+            .all(|b| (b' '..=b'~').contains(&b) && !matches!(b, b',' | b'"' | b'='));
     if ok {
         Ok(())
     } else {
-        Err("expected a non-empty value of printable ASCII without `,` or `\"` and without leading or trailing spaces".into())
+        Err("expected a non-empty value of printable ASCII without `,`, `\"` or `=` and without leading or trailing spaces".into())
     }
 }
 
@@ -1129,7 +1130,7 @@ mod tests {
             assert!(check_sysctl_key(bad).is_err(), "{bad}");
         }
         assert!(check_sysctl_value("250 32000 100 128").is_ok());
-        for bad in ["", " 1", "1,2", "a\"b", "tab\t"] {
+        for bad in ["", " 1", "1,2", "a\"b", "tab\t", "a=b"] {
             assert!(check_sysctl_value(bad).is_err(), "{bad:?}");
         }
         assert!(parse_hostname("db.example-1.internal").is_ok());
