@@ -105,8 +105,8 @@ pub struct Setting {
     pub key: Option<(&'static str, String)>,
     /// The whole `--flag=value` argument.
     pub flag: String,
-    /// The first Podman whose `podman run` understands the flag, when it
-    /// is newer than every Podman windlass targets.
+    /// The first Podman whose `podman run` understands the flag, when that
+    /// is newer than the oldest Podman windlass targets (4.4).
     pub since: Option<PodmanVersion>,
 }
 
