@@ -26,6 +26,10 @@ fn torture() -> PathBuf {
     common::repo_root().join("generator/tests/fleets/torture")
 }
 
+fn settings() -> PathBuf {
+    common::repo_root().join("generator/tests/fleets/settings")
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -244,7 +248,7 @@ fn every_podman_version_gets_only_keys_it_knows() {
     let tmp = tempfile::tempdir().unwrap();
     for v in versions {
         let keys = version_keys(v);
-        for fleet in [examples(), torture()] {
+        for fleet in [examples(), torture(), settings()] {
             let out = tmp.path().join(format!(
                 "{v}-{}",
                 fleet.file_name().unwrap().to_string_lossy()
@@ -283,6 +287,219 @@ fn memory_is_a_key_from_podman_5_5_and_a_flag_before() {
         );
         assert_eq!(lnd.contains("Notify=healthy"), v != "4.9");
     }
+}
+
+/// Each container setting is its own Quadlet key from the Podman version
+/// whose Quadlet has it (per the key table), and its `podman run` flag in
+/// `PodmanArgs=` before; `privileged`, `label=user:` and a sysctl value
+/// with spaces are always flags.
+#[test]
+fn container_settings_are_keys_where_quadlet_has_them_and_flags_before() {
+    // (key line, flag, first Podman version whose Quadlet has the key)
+    let table: &[(&str, &str, &str)] = &[
+        ("ShmSize=268435456", "--shm-size=268435456", "4.7"),
+        (
+            "NoNewPrivileges=true",
+            "--security-opt=no-new-privileges",
+            "4.4",
+        ),
+        (
+            "SecurityLabelType=container_runtime_t",
+            "--security-opt=label=type:container_runtime_t",
+            "4.5",
+        ),
+        (
+            "SecurityLabelLevel=s0:c100,c200",
+            "--security-opt=label=level:s0:c100,c200",
+            "4.5",
+        ),
+        (
+            "SecurityLabelFileType=container_file_t",
+            "--security-opt=label=filetype:container_file_t",
+            "4.5",
+        ),
+        (
+            "SeccompProfile=unconfined",
+            "--security-opt=seccomp=unconfined",
+            "4.4",
+        ),
+        (
+            "AppArmor=unconfined",
+            "--security-opt=apparmor=unconfined",
+            "5.8",
+        ),
+        (
+            "Mask=/proc/acpi:/proc/kcore",
+            "--security-opt=mask=/proc/acpi:/proc/kcore",
+            "4.6",
+        ),
+        ("Unmask=/proc/sys", "--security-opt=unmask=/proc/sys", "4.6"),
+        (
+            "Ulimit=nofile=20000:40000",
+            "--ulimit=nofile=20000:40000",
+            "4.7",
+        ),
+        ("Ulimit=core=-1", "--ulimit=core=-1", "4.7"),
+        ("DropCapability=ALL", "--cap-drop=ALL", "4.4"),
+        (
+            "AddCapability=CAP_NET_ADMIN",
+            "--cap-add=CAP_NET_ADMIN",
+            "4.4",
+        ),
+        (
+            "Tmpfs=/tmp:rw,size=64m,mode=1777,noexec",
+            "--tmpfs=/tmp:rw,size=64m,mode=1777,noexec",
+            "4.5",
+        ),
+        (
+            "Sysctl=net.core.somaxconn=1024",
+            "--sysctl=net.core.somaxconn=1024",
+            "4.6",
+        ),
+        ("DNS=2001:db8::53", "--dns=2001:db8::53", "4.7"),
+        (
+            "HostName=db.example.internal",
+            "--hostname=db.example.internal",
+            "4.6",
+        ),
+        (
+            "AddDevice=/dev/null:/dev/mynull:rw",
+            "--device=/dev/null:/dev/mynull:rw",
+            "4.4",
+        ),
+        ("RunInit=true", "--init", "4.4"),
+        ("StopSignal=SIGINT", "--stop-signal=SIGINT", "5.2"),
+        ("PidsLimit=512", "--pids-limit=512", "4.7"),
+        ("Volume=pgdata.volume:/var/lib/postgresql/data:Z", "", "4.4"),
+        ("Volume=/srv/pg/conf:/etc/postgresql:ro,z", "", "4.4"),
+    ];
+    let always_flags = [
+        "\"--security-opt=label=user:system_u\"",
+        "\"--sysctl=kernel.sem=250 32000 100 128\"",
+    ];
+    let version = |v: &str| {
+        let (a, b) = v.split_once('.').unwrap();
+        (a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap())
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for v in [
+        "4.4", "4.5", "4.6", "4.7", "4.8", "4.9", "5.0", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6",
+        "5.7", "5.8",
+    ] {
+        let out = tmp.path().join(v);
+        generate_ok(&settings(), &out, &["--podman-version", v]);
+        let unit = std::fs::read_to_string(out.join("quadlet/hardened.container")).unwrap();
+        let lines: Vec<&str> = unit.lines().collect();
+        let args = lines
+            .iter()
+            .find(|l| l.starts_with("PodmanArgs="))
+            .copied()
+            .unwrap_or_default();
+        for (key, flag, since) in table {
+            let has = version(v) >= version(since);
+            assert_eq!(lines.contains(key), has, "Podman {v}: {key}\n{unit}");
+            if !flag.is_empty() {
+                assert_eq!(
+                    args.contains(&format!("\"{flag}\"")),
+                    !has,
+                    "Podman {v}: {flag}\n{unit}"
+                );
+            }
+        }
+        for flag in always_flags {
+            assert!(args.contains(flag), "Podman {v}: {flag}\n{unit}");
+        }
+        let privileged = std::fs::read_to_string(out.join("quadlet/privileged.container")).unwrap();
+        let args = privileged
+            .lines()
+            .find(|l| l.starts_with("PodmanArgs="))
+            .unwrap_or_default();
+        assert!(args.contains("\"--privileged\""), "{privileged}");
+    }
+}
+
+/// `label=nested` is a Quadlet key from Podman 4.6 and a flag in 4.5;
+/// Podman 4.4 hands it to SELinux, which refuses it, so windlass refuses
+/// it for 4.4 naming the app, the flag and the version it needs.
+#[test]
+fn a_setting_older_podman_cannot_run_is_refused_for_that_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::write(
+        fleet.join("nest.toml"),
+        "[container]\nimage = \"quay.io/podman/stable:v5.4\"\nsecurity_opt = [\"label=nested\"]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = windlass(&[
+        "generate",
+        s(&fleet),
+        "-o",
+        s(&out),
+        "--podman-version",
+        "4.4",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "app `nest`: Podman 4.4 cannot carry --security-opt=label=nested (it needs Podman 4.5)"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    for (v, line) in [
+        ("4.5", "PodmanArgs=\"--security-opt=label=nested\""),
+        ("4.6", "SecurityLabelNested=true"),
+    ] {
+        let out = tmp.path().join(v);
+        generate_ok(
+            &fleet,
+            &out,
+            &["--podman-version", v, "--target", "quadlet"],
+        );
+        let unit = std::fs::read_to_string(out.join("quadlet/nest.container")).unwrap();
+        assert!(unit.lines().any(|l| l == line), "Podman {v}:\n{unit}");
+    }
+}
+
+/// NixOS and Guix have no options for these settings: each is one whole
+/// `podman run` argument in `extraOptions` / `extra-arguments`, and volume
+/// options reach both unchanged.
+#[test]
+fn container_settings_are_podman_flags_for_nixos_and_guix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    generate_ok(&settings(), &out, &[]);
+    let nix = std::fs::read_to_string(out.join("nixos/apps/hardened.nix")).unwrap();
+    let scm = std::fs::read_to_string(out.join("guix/windlass-apps.scm")).unwrap();
+    for arg in [
+        "--shm-size=268435456",
+        "--security-opt=no-new-privileges",
+        "--security-opt=label=level:s0:c100,c200",
+        "--security-opt=apparmor=unconfined",
+        "--ulimit=nofile=20000:40000",
+        "--cap-drop=ALL",
+        "--cap-add=CAP_SYS_NICE",
+        "--tmpfs=/run",
+        "--sysctl=kernel.sem=250 32000 100 128",
+        "--dns=10.98.0.1",
+        "--hostname=db.example.internal",
+        "--device=/dev/fuse",
+        "--init",
+        "--stop-signal=SIGINT",
+        "--pids-limit=512",
+        "pgdata:/var/lib/postgresql/data:Z",
+        "/srv/pg/conf:/etc/postgresql:ro,z",
+    ] {
+        let quoted = format!("\"{arg}\"");
+        assert!(nix.contains(&quoted), "NixOS lacks {arg}:\n{nix}");
+        assert!(scm.contains(&quoted), "Guix lacks {arg}:\n{scm}");
+    }
+    let nix = std::fs::read_to_string(out.join("nixos/apps/privileged.nix")).unwrap();
+    assert!(nix.contains("\"--privileged\""), "{nix}");
+    assert!(scm.contains("\"--privileged\""), "{scm}");
 }
 
 #[test]

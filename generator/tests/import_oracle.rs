@@ -153,6 +153,149 @@ fn flag_values<'a>(argv: &'a [String], flag: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Values of `flag` in both forms podman's argv has them: `--flag value`
+/// (Quadlet's own keys) and `--flag=value` (`PodmanArgs=`).
+fn flag_all(argv: &[String], flag: &str) -> Vec<String> {
+    let mut v: Vec<String> = flag_values(argv, flag)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let prefix = format!("{flag}=");
+    v.extend(
+        argv.iter()
+            .filter_map(|a| a.strip_prefix(&prefix))
+            .map(str::to_string),
+    );
+    v
+}
+
+/// One value or a list of them, as text.
+fn texts(v: &Value) -> Vec<String> {
+    match v {
+        Value::Sequence(s) => s.iter().filter_map(text).collect(),
+        other => text(other).into_iter().collect(),
+    }
+}
+
+/// The kernel, security and process settings of a compose service reach
+/// podman's argv (each entry the report does not say it dropped).
+fn check_settings(name: &str, svc: &Value, skipped: &dyn Fn(&str) -> bool, argv: &[String]) {
+    let has = |flag: &str, want: &str| {
+        let got = flag_all(argv, flag);
+        assert!(
+            got.iter().any(|g| g == want),
+            "{name}: {flag} {want} missing in {argv:?}"
+        );
+    };
+    let listed = |key: &str| -> Vec<String> {
+        svc.get(key)
+            .map(|v| match v {
+                Value::Sequence(s) => s
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !skipped(&format!("{key}[{i}]")))
+                    .filter_map(|(_, x)| text(x))
+                    .collect(),
+                other if !skipped(key) => texts(other),
+                _ => Vec::new(),
+            })
+            .unwrap_or_default()
+    };
+    let cap = |c: &str| {
+        let up = c.to_ascii_uppercase();
+        match up.strip_prefix("CAP_") {
+            Some(_) => up,
+            None if up == "ALL" => up,
+            None => format!("CAP_{up}"),
+        }
+    };
+    for (key, flag) in [("cap_add", "--cap-add"), ("cap_drop", "--cap-drop")] {
+        let got: Vec<String> = flag_all(argv, flag).iter().map(|c| cap(c)).collect();
+        for c in listed(key) {
+            assert!(
+                got.contains(&cap(&c)),
+                "{name}: {flag} {c} missing in {argv:?}"
+            );
+        }
+    }
+    for t in listed("tmpfs") {
+        has("--tmpfs", &t);
+    }
+    for d in listed("dns") {
+        has("--dns", &d);
+    }
+    for d in listed("devices") {
+        has("--device", &d);
+    }
+    for o in listed("security_opt") {
+        let podman = match o.split_once(['=', ':']) {
+            Some(("no-new-privileges", "true")) => "no-new-privileges".to_string(),
+            Some(("no-new-privileges", _)) => continue,
+            Some(("systempaths", "unconfined")) => "unmask=ALL".to_string(),
+            Some((k, rest)) => format!("{k}={rest}"),
+            None => o.clone(),
+        };
+        let got = flag_all(argv, "--security-opt");
+        // A later option of the same kind replaces this one (reported).
+        let kind = podman.split([':', '=']).next().unwrap().to_string();
+        assert!(
+            got.contains(&podman) || got.iter().any(|g| g.starts_with(&kind)),
+            "{name}: --security-opt {podman} missing in {argv:?}"
+        );
+    }
+    if let Some(Value::Mapping(m)) = svc.get("ulimits") {
+        let got = flag_all(argv, "--ulimit");
+        for (k, _) in m {
+            let k = text(k).unwrap();
+            if !skipped(&format!("ulimits.{k}")) {
+                let prefix = format!("{k}=");
+                assert!(
+                    got.iter().any(|g| g.starts_with(&prefix)),
+                    "{name}: --ulimit {k} missing in {argv:?}"
+                );
+            }
+        }
+    }
+    if let Some(Value::Mapping(m)) = svc.get("sysctls") {
+        for (k, v) in m {
+            let k = text(k).unwrap();
+            if !skipped(&format!("sysctls.{k}")) {
+                has("--sysctl", &format!("{k}={}", text(v).unwrap()));
+            }
+        }
+    }
+    if let Some(h) = svc.get("hostname").filter(|_| !skipped("hostname")) {
+        has("--hostname", h.as_str().unwrap());
+    }
+    if let Some(sig) = svc.get("stop_signal").filter(|_| !skipped("stop_signal")) {
+        let up = sig.as_str().unwrap().to_ascii_uppercase();
+        let want = if up.starts_with("SIG") {
+            up
+        } else {
+            format!("SIG{up}")
+        };
+        has("--stop-signal", &want);
+    }
+    if let Some(n) = svc.get("pids_limit").filter(|_| !skipped("pids_limit")) {
+        let n = text(n).unwrap();
+        has("--pids-limit", if n == "0" { "-1" } else { &n });
+    }
+    if svc.get("shm_size").is_some() && !skipped("shm_size") {
+        assert!(
+            !flag_all(argv, "--shm-size").is_empty(),
+            "{name}: --shm-size missing in {argv:?}"
+        );
+    }
+    for (key, flag) in [("privileged", "--privileged"), ("init", "--init")] {
+        if svc.get(key).and_then(Value::as_bool) == Some(true) && !skipped(key) {
+            assert!(
+                argv.iter().any(|a| a == flag),
+                "{name}: {flag} missing in {argv:?}"
+            );
+        }
+    }
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -336,21 +479,48 @@ fn check_service(
         if skipped(&key) {
             continue;
         }
-        let (src, dst, ro, bind) = match v {
+        if v.get("type").and_then(Value::as_str) == Some("tmpfs") {
+            // Carried as a tmpfs mount (`--tmpfs TARGET[:size=…]`).
+            let target = v["target"].as_str().unwrap();
+            assert!(
+                flag_all(argv, "--tmpfs")
+                    .iter()
+                    .any(|t| t.split(':').next() == Some(target)),
+                "{name}: --tmpfs {target} missing in {argv:?}"
+            );
+            continue;
+        }
+        let (src, dst, ro, relabel, bind) = match v {
             Value::Mapping(m) => (
                 m["source"].as_str().unwrap().to_string(),
                 m["target"].as_str().unwrap().to_string(),
                 m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
+                m.get("bind")
+                    .and_then(|b| b.get("selinux"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 m["type"] == "bind",
             ),
             other => {
                 let s = other.as_str().unwrap();
                 let parts: Vec<&str> = s.split(':').collect();
-                let ro = parts
+                let opts: Vec<&str> = parts
                     .get(2)
-                    .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+                    .map(|o| o.split(',').collect())
+                    .unwrap_or_default();
+                let ro = opts.contains(&"ro");
+                let relabel = opts
+                    .iter()
+                    .find(|o| **o == "z" || **o == "Z")
+                    .map(|o| o.to_string());
                 let bind = parts[0].starts_with(['/', '.', '~']);
-                (parts[0].to_string(), parts[1].to_string(), ro, bind)
+                (
+                    parts[0].to_string(),
+                    parts[1].to_string(),
+                    ro,
+                    relabel,
+                    bind,
+                )
             }
         };
         let src = if bind {
@@ -358,12 +528,22 @@ fn check_service(
         } else {
             volume_name(&src)
         };
-        let want = format!("{src}:{dst}{}", if ro { ":ro" } else { "" });
+        let opts: Vec<&str> = ro
+            .then_some("ro")
+            .into_iter()
+            .chain(relabel.as_deref())
+            .collect();
+        let want = if opts.is_empty() {
+            format!("{src}:{dst}")
+        } else {
+            format!("{src}:{dst}:{}", opts.join(","))
+        };
         assert!(
             mounts.contains(want.as_str()),
             "{name}: -v {want} missing in {argv:?}"
         );
     }
+    check_settings(name, svc, &skipped, argv);
     // Entrypoint and command.
     let words = |v: &Value| -> Vec<String> {
         match v {

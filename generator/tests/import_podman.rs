@@ -76,7 +76,7 @@ fn inspect_json_becomes_manifests_that_validate_and_generate() {
         [
             "web-content:/usr/share/nginx/html",
             "/srv/web/nginx.conf:/etc/nginx/nginx.conf:ro",
-            "/srv/web/certs:/certs"
+            "/srv/web/certs:/certs:Z"
         ]
     );
     assert_eq!(strs(&c["networks"]), ["frontnet"]);
@@ -126,7 +126,8 @@ fn inspect_json_becomes_manifests_that_validate_and_generate() {
             .any(|e| e["file"] == file && e["key"] == key && e["action"] == action)
     };
     assert!(has("web_front", "HostConfig.CapAdd", "dropped"));
-    assert!(has("web_front", "Mounts[2]", "dropped"));
+    // The SELinux relabelling of Mounts[2] (`Mode: Z`) is carried.
+    assert!(!has("web_front", "Mounts[2]", "dropped"));
     assert!(has(
         "web_front",
         "HostConfig.PortBindings.9000/tcp",

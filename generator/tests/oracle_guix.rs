@@ -208,8 +208,7 @@ fn check_container(facts: &Facts, app: &App) {
         let src = match &m.source {
             VolumeSource::Named(n) | VolumeSource::Host(n) => n,
         };
-        let ro = if m.read_only { ":ro" } else { "" };
-        let want = format!("{src}:{}{ro}", m.target);
+        let want = format!("{src}:{}{}", m.target, m.options());
         assert!(
             volumes.contains(&want.as_str()),
             "{name}: {want} not in {volumes:?}"
@@ -228,6 +227,15 @@ fn check_container(facts: &Facts, app: &App) {
     if let Some(bytes) = c.memory {
         assert!(has(&format!("--memory={bytes}")), "{extra:?}");
     }
+    // Kernel, security and process settings: one whole argument each, in
+    // order, as Guile read them.
+    let settings = windlass::emit::podman::setting_flags(c);
+    let got: Vec<String> = extra
+        .iter()
+        .filter(|a| settings.iter().any(|f| f == *a))
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(got, settings, "{name}: container settings changed");
     for f in &c.env_files {
         assert!(has(&format!("--env-file={f}")), "{extra:?}");
     }
@@ -454,6 +462,34 @@ fn hard_strings(fleet: &Fleet) -> Vec<String> {
         ";; not a comment\n#| not a block |#".to_string(),
     ]);
     all
+}
+
+#[test]
+fn settings_fleet_loads_in_guile_with_every_setting_as_an_argument() {
+    if !common::oracles_enabled("guix settings") {
+        return;
+    }
+    let dir = common::repo_root().join("generator/tests/fleets/settings");
+    let facts = fleet_case(&dir, "settings");
+    let extra = facts.all("container", "hardened", "extra-arguments");
+    for arg in [
+        "--sysctl=kernel.sem=250 32000 100 128",
+        "--security-opt=label=level:s0:c100,c200",
+        "--cap-drop=ALL",
+        "--init",
+    ] {
+        assert!(extra.contains(&arg), "{arg} not in {extra:?}");
+    }
+    assert!(
+        facts
+            .all("container", "hardened", "volumes")
+            .contains(&"/srv/pg/conf:/etc/postgresql:ro,z")
+    );
+    assert!(
+        facts
+            .all("container", "privileged", "extra-arguments")
+            .contains(&"--privileged")
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn fleets() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("examples", root.join("examples")),
         ("torture", root.join("generator/tests/fleets/torture")),
+        ("settings", root.join("generator/tests/fleets/settings")),
     ]
 }
 
@@ -497,6 +498,31 @@ fn oci_backend_carries_every_value_and_honours_enable() {
             }
             for (k, v) in &app.container.labels {
                 assert_eq!(c["labels"][k], v.as_str(), "{ctx}: label {k}");
+            }
+            // Kernel, security and process settings: whole arguments of
+            // extraOptions, in order, as the module evaluated them.
+            let settings = windlass::emit::podman::setting_flags(&app.container);
+            let extra: Vec<String> = c
+                .get("extraOptions")
+                .map(|e| serde_json::from_value(e.clone()).unwrap())
+                .unwrap_or_default();
+            let got: Vec<&String> = extra.iter().filter(|a| settings.contains(a)).collect();
+            assert_eq!(
+                got,
+                settings.iter().collect::<Vec<_>>(),
+                "{ctx}: container settings"
+            );
+            let volumes: Vec<String> = c
+                .get("volumes")
+                .map(|e| serde_json::from_value(e.clone()).unwrap())
+                .unwrap_or_default();
+            for m in &app.container.volumes {
+                let src = match &m.source {
+                    windlass::model::VolumeSource::Named(n)
+                    | windlass::model::VolumeSource::Host(n) => n,
+                };
+                let want = format!("{src}:{}{}", m.target, m.options());
+                assert!(volumes.contains(&want), "{ctx}: {want} not in {volumes:?}");
             }
             let healthy = app.health.as_ref().is_some_and(|h| h.cmd.is_some());
             assert_eq!(

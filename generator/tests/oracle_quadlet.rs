@@ -256,6 +256,7 @@ fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
                 serde_json::from_str(flag_values(argv, "--health-cmd")[0]).unwrap();
             assert_eq!(&got, cmd, "{}: health command changed", app.name);
         }
+        check_settings(app, argv);
         for job in &app.jobs {
             let unit = format!("{}-{}.service", app.name, job.name);
             assert_eq!(
@@ -269,12 +270,46 @@ fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
     assert!(checked > 0);
 }
 
+/// Every kernel, security and process setting reaches podman's argv,
+/// whether Quadlet wrote it from its own key (`--flag value`, capability
+/// names lower-cased) or copied it from `PodmanArgs=` (`--flag=value`),
+/// and every volume keeps its options (`:ro,Z`).
+fn check_settings(app: &windlass::model::App, argv: &[String]) {
+    for flag in windlass::emit::podman::setting_flags(&app.container) {
+        let found = match flag.split_once('=') {
+            None => argv.contains(&flag),
+            Some((name, value)) => {
+                argv.contains(&flag)
+                    || argv.windows(2).any(|w| {
+                        w[0] == name
+                            && (w[1] == value
+                                || (name.starts_with("--cap-") && w[1].eq_ignore_ascii_case(value)))
+                    })
+            }
+        };
+        assert!(found, "{}: {flag} not in argv {argv:?}", app.name);
+    }
+    let mounts = flag_values(argv, "-v");
+    for m in &app.container.volumes {
+        let tail = format!(":{}{}", m.target, m.options());
+        assert!(
+            mounts.iter().any(|v| v.ends_with(&tail)),
+            "{}: no -v …{tail} in {mounts:?}",
+            app.name
+        );
+    }
+}
+
 fn oracle_case(fleet_dir: &Path, name: &str) {
+    oracle_case_with(fleet_dir, name, &[]);
+}
+
+fn oracle_case_with(fleet_dir: &Path, name: &str, extra: &[&str]) {
     if !common::oracles_enabled(name) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    generate(fleet_dir, &work.path().join("out"), &[]);
+    generate(fleet_dir, &work.path().join("out"), extra);
     let run = run_oracles(work.path());
     assert_accepted(&run, name);
     let fleet = load_fleet(fleet_dir).unwrap().fleet.expect("valid fleet");
@@ -297,6 +332,19 @@ fn torture_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
     oracle_case(
         &common::repo_root().join("generator/tests/fleets/torture"),
         "torture",
+    );
+}
+
+#[test]
+fn settings_fleet_is_accepted_by_quadlet_and_systemd_and_every_setting_reaches_podman() {
+    let dir = common::repo_root().join("generator/tests/fleets/settings");
+    // Podman 5.4's own keys for most settings; and Podman 4.4's output,
+    // where nearly every setting is a `PodmanArgs=` flag.
+    oracle_case(&dir, "settings");
+    oracle_case_with(
+        &dir,
+        "settings (Podman 4.4 keys)",
+        &["--podman-version", "4.4"],
     );
 }
 

@@ -10,7 +10,8 @@
 //!   as `oci-network-configuration`s / `oci-volume-configuration`s). Only
 //!   the fields Guix documents are written; what Guix has no field for
 //!   (health checks, memory, CPUs, labels, secrets, extra hosts, read-only,
-//!   stop timeout) becomes Podman flags in `extra-arguments`, one argument
+//!   stop timeout, the kernel, security and process settings) becomes
+//!   Podman flags in `extra-arguments`, one argument
 //!   each, so no value is ever split or re-quoted;
 //! * the jobs, as Shepherd timer services (`make-timer-constructor`,
 //!   Shepherd ≥ 1.0) extending `shepherd-root-service-type`. Their systemd
@@ -242,8 +243,7 @@ fn container(app: &App) -> Datum {
             let src = match &m.source {
                 VolumeSource::Named(n) | VolumeSource::Host(n) => n,
             };
-            let ro = if m.read_only { ":ro" } else { "" };
-            format!("{src}:{}{ro}", m.target)
+            format!("{src}:{}{}", m.target, m.options())
         })
         .collect();
     volumes.extend(podman::secret_volumes(c));
@@ -293,6 +293,7 @@ fn extra_arguments(app: &App) -> Vec<String> {
         a.extend(podman::health_flags(h));
     }
     a.extend(podman::resource_flags(c));
+    a.extend(podman::setting_flags(c));
     a
 }
 

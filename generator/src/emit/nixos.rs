@@ -261,8 +261,7 @@ fn oci_container(app: &App) -> Nix {
                 VolumeSource::Named(n) => n.clone(),
                 VolumeSource::Host(p) => p.clone(),
             };
-            let ro = if m.read_only { ":ro" } else { "" };
-            format!("{src}:{}{ro}", m.target)
+            format!("{src}:{}{}", m.target, m.options())
         })
         .collect();
     volumes.extend(podman::secret_volumes(c));
@@ -319,6 +318,7 @@ fn oci_container(app: &App) -> Nix {
         extra.extend(podman::health_flags(h));
     }
     extra.extend(podman::resource_flags(c));
+    extra.extend(podman::setting_flags(c));
     if !app.requires.is_empty() {
         set(
             &mut a,

@@ -100,6 +100,7 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         s.health(app, h, &mut ctx.warnings);
     }
     s.resources(c);
+    s.settings(app)?;
     let container = s.finish(app)?;
 
     let vars = BTreeMap::from([
@@ -225,11 +226,10 @@ impl ContainerSection<'_> {
                 VolumeSource::Named(n) => format!("{n}.volume"),
                 VolumeSource::Host(p) => p.clone(),
             };
-            let ro = if m.read_only { ":ro" } else { "" };
             push(
                 &mut self.entries,
                 "Volume",
-                esc::verbatim(&format!("{src}:{}{ro}", m.target)),
+                esc::verbatim(&format!("{src}:{}{}", m.target, m.options())),
             );
         }
     }
@@ -359,6 +359,34 @@ impl ContainerSection<'_> {
         }
     }
 
+    /// Kernel, security and process settings: each by its own key where
+    /// the target's Quadlet has one and the value passes it unchanged
+    /// (Quadlet splits some of these keys at white space and keeps
+    /// backslashes), else as its `podman run` flag.
+    /// A setting no version-`keys` Podman can carry is an error.
+    fn settings(&mut self, app: &App) -> Result<(), EmitError> {
+        for st in podman::settings(&app.container) {
+            if let Some(since) = st.since
+                && self.keys.version < since
+            {
+                return Err(EmitError::Unsupported {
+                    app: app.name.clone(),
+                    message: format!(
+                        "Podman {} cannot carry {} (it needs Podman {since})",
+                        self.keys.version, st.flag
+                    ),
+                });
+            }
+            match st.key {
+                Some((key, value)) if self.keys.has("Container", key) && plain(&value) => {
+                    push(&mut self.entries, key, value);
+                }
+                _ => self.podman_args.push(esc::word(&st.flag)),
+            }
+        }
+        Ok(())
+    }
+
     /// The entries, with the collected flags as the last `PodmanArgs=`;
     /// an error when the target's Quadlet has no `PodmanArgs=` to carry them.
     fn finish(mut self, app: &App) -> Result<Entries, EmitError> {
@@ -378,6 +406,15 @@ impl ContainerSection<'_> {
         }
         Ok(self.entries)
     }
+}
+
+/// A value every Quadlet key reads back unchanged, whether it takes the
+/// value whole, one per line, or split at white space and unquoted: no
+/// white space, quotes, backslashes, `%` or `$`.
+fn plain(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.,:/=+@-".contains(&b))
 }
 
 fn label_entries(list: &mut Entries, labels: &BTreeMap<String, String>) {

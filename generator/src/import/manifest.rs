@@ -49,6 +49,21 @@ pub struct AppManifest {
     pub wants: Vec<String>,
     /// `update.health_deadline`, derived from the health check.
     pub health_deadline: Option<String>,
+    pub shm_size: Option<String>,
+    pub security_opt: Vec<String>,
+    /// name → (soft, hard), in the order given.
+    pub ulimits: Vec<(String, i64, i64)>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub sysctls: Vec<(String, String)>,
+    pub dns: Vec<String>,
+    pub hostname: Option<String>,
+    pub privileged: bool,
+    pub devices: Vec<String>,
+    pub init: bool,
+    pub stop_signal: Option<String>,
+    pub pids_limit: Option<i64>,
 }
 
 /// Sets `key` in an ordered list of pairs; a later value replaces an
@@ -77,6 +92,66 @@ fn string_table(pairs: &[(String, String)]) -> Table {
 }
 
 impl AppManifest {
+    /// The kernel, security and process settings of `[container]`.
+    fn settings(&self, c: &mut Table) {
+        if let Some(v) = &self.shm_size {
+            c.insert("shm_size", value(v.as_str()));
+        }
+        if !self.security_opt.is_empty() {
+            c.insert("security_opt", strings(&self.security_opt));
+        }
+        if !self.ulimits.is_empty() {
+            let mut t = InlineTable::new();
+            for (name, soft, hard) in &self.ulimits {
+                if soft == hard {
+                    t.insert(name, (*soft).into());
+                } else {
+                    let mut l = InlineTable::new();
+                    l.insert("soft", (*soft).into());
+                    l.insert("hard", (*hard).into());
+                    t.insert(name, l.into());
+                }
+            }
+            c.insert("ulimits", value(t));
+        }
+        for (key, list) in [("cap_add", &self.cap_add), ("cap_drop", &self.cap_drop)] {
+            if !list.is_empty() {
+                c.insert(key, strings(list));
+            }
+        }
+        if !self.tmpfs.is_empty() {
+            c.insert("tmpfs", strings(&self.tmpfs));
+        }
+        if !self.sysctls.is_empty() {
+            let mut t = InlineTable::new();
+            for (k, v) in &self.sysctls {
+                t.insert(k, v.as_str().into());
+            }
+            c.insert("sysctls", value(t));
+        }
+        if !self.dns.is_empty() {
+            c.insert("dns", strings(&self.dns));
+        }
+        if let Some(h) = &self.hostname {
+            c.insert("hostname", value(h.as_str()));
+        }
+        if self.privileged {
+            c.insert("privileged", value(true));
+        }
+        if !self.devices.is_empty() {
+            c.insert("devices", strings(&self.devices));
+        }
+        if self.init {
+            c.insert("init", value(true));
+        }
+        if let Some(sig) = &self.stop_signal {
+            c.insert("stop_signal", value(sig.as_str()));
+        }
+        if let Some(n) = self.pids_limit {
+            c.insert("pids_limit", value(n));
+        }
+    }
+
     pub fn to_toml(&self, header: &str) -> String {
         let mut doc = DocumentMut::new();
         let mut c = Table::new();
@@ -135,6 +210,7 @@ impl AppManifest {
         if let Some(t) = &self.stop_timeout {
             c.insert("stop_timeout", value(t.as_str()));
         }
+        self.settings(&mut c);
         if !self.env.is_empty() {
             c.insert("env", Item::Table(string_table(&self.env)));
         }

@@ -463,16 +463,26 @@ impl Mapper<'_> {
                 );
                 continue;
             }
+            // Podman's SELinux relabelling (`z`/`Z`); nothing else goes here.
             let mode = get("Mode");
-            if !mode.is_empty() {
-                self.note(
-                    &key,
-                    Action::Dropped,
-                    format!("mount mode `{mode}` is not carried (the mount is)"),
-                );
-            }
-            m.volumes
-                .push(format!("{src}:{dest}{}", if ro { ":ro" } else { "" }));
+            let relabel = match mode.as_str() {
+                "z" | "Z" => Some(mode.as_str()),
+                "" => None,
+                other => {
+                    self.note(
+                        &key,
+                        Action::Dropped,
+                        format!("mount mode `{other}` is not carried (the mount is)"),
+                    );
+                    None
+                }
+            };
+            let opts: Vec<&str> = ro.then_some("ro").into_iter().chain(relabel).collect();
+            m.volumes.push(if opts.is_empty() {
+                format!("{src}:{dest}")
+            } else {
+                format!("{src}:{dest}:{}", opts.join(","))
+            });
         }
         vols
     }

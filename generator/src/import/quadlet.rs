@@ -27,7 +27,9 @@ use super::unit_syntax::{
     Setting, UnitFile, parse, parse_bool, resolve_exec, resolve_text, split_words, unquote_whole,
 };
 use crate::model::values::{
-    check_label_key, check_path, is_env_key, is_object_name, parse_add_host, parse_port,
+    ULIMITS, Ulimit, check_label_key, check_path, check_sysctl_key, check_sysctl_value, is_env_key,
+    is_object_name, parse_add_host, parse_capability, parse_device, parse_hostname, parse_port,
+    parse_security_opt, parse_signal, parse_tmpfs,
 };
 
 pub const HEADER_APP: &str = "Imported by `windlass import quadlet` from the unit `{unit}`.\nWhat did not carry over is in the import report (stderr, or --report FILE).";
@@ -757,6 +759,7 @@ impl<'a> Unit<'a> {
         m.labels = self.labels("Container");
         self.health(&mut m);
         self.misc(&mut m, &mut extra);
+        self.settings(&mut m);
         self.unit_section(refs, &mut m, &mut extra);
         Some((AdoptedApp { manifest: m, extra }, uses))
     }
@@ -815,6 +818,7 @@ impl<'a> Unit<'a> {
             }
             let (src, target) = (parts[0], parts[1]);
             let mut ro = false;
+            let mut relabel = None;
             let mut dropped_opts = Vec::new();
             for o in parts
                 .get(2)
@@ -824,6 +828,7 @@ impl<'a> Unit<'a> {
                 match o {
                     "ro" => ro = true,
                     "rw" | "" => {}
+                    "z" | "Z" => relabel = Some(o),
                     o => dropped_opts.push(o.to_string()),
                 }
             }
@@ -887,8 +892,12 @@ impl<'a> Unit<'a> {
                     ),
                 );
             }
-            m.volumes
-                .push(format!("{source}:{target}{}", if ro { ":ro" } else { "" }));
+            let opts: Vec<&str> = ro.then_some("ro").into_iter().chain(relabel).collect();
+            m.volumes.push(if opts.is_empty() {
+                format!("{source}:{target}")
+            } else {
+                format!("{source}:{target}:{}", opts.join(","))
+            });
         }
     }
 
@@ -1169,6 +1178,181 @@ impl<'a> Unit<'a> {
         }
     }
 
+    /// The kernel, security and process settings, each by its Quadlet key;
+    /// a value the manifest would refuse is dropped with the reason.
+    fn settings(&mut self, m: &mut AppManifest) {
+        if let Some((i, _)) = self.last("Container", "ShmSize")
+            && let Some(v) = self.whole(i)
+        {
+            match convert::byte_size(&v) {
+                Ok(b) => m.shm_size = Some(b),
+                Err(e) => self.note(i, Action::Dropped, e),
+            }
+        }
+        // Security options, in the order Quadlet writes them.
+        let mut opts: Vec<String> = Vec::new();
+        for (key, opt) in [
+            ("NoNewPrivileges", "no-new-privileges"),
+            ("SecurityLabelDisable", "label=disable"),
+            ("SecurityLabelNested", "label=nested"),
+        ] {
+            if let Some((i, s)) = self.last("Container", key) {
+                match parse_bool(&s.value) {
+                    Some(true) => opts.push(opt.to_string()),
+                    Some(false) => {}
+                    None => self.note(i, Action::Dropped, "not a boolean"),
+                }
+            }
+        }
+        for (key, prefix) in [
+            ("SecurityLabelType", "label=type:"),
+            ("SecurityLabelFileType", "label=filetype:"),
+            ("SecurityLabelLevel", "label=level:"),
+            ("AppArmor", "apparmor="),
+            ("SeccompProfile", "seccomp="),
+        ] {
+            if let Some((i, _)) = self.last("Container", key)
+                && let Some(v) = self.whole(i)
+            {
+                let o = format!("{prefix}{v}");
+                match parse_security_opt(&o) {
+                    Ok(_) => opts.push(o),
+                    Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
+                }
+            }
+        }
+        for (key, prefix) in [("Mask", "mask="), ("Unmask", "unmask=")] {
+            for (i, _) in self.all("Container", key) {
+                let Some(words) = self.words(i) else { continue };
+                for w in words {
+                    let o = format!("{prefix}{w}");
+                    match parse_security_opt(&o) {
+                        Ok(_) => opts.push(o),
+                        Err(e) => self.note(i, Action::Dropped, format!("`{w}`: {e}")),
+                    }
+                }
+            }
+        }
+        m.security_opt = opts;
+        for (i, _) in self.all("Container", "Ulimit") {
+            let Some(v) = self.item(i) else { continue };
+            match ulimit(&v) {
+                Ok((name, soft, hard)) => {
+                    m.ulimits.retain(|(n, _, _)| *n != name);
+                    m.ulimits.push((name, soft, hard));
+                }
+                Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
+            }
+        }
+        for (key, list) in [
+            ("DropCapability", &mut m.cap_drop),
+            ("AddCapability", &mut m.cap_add),
+        ] {
+            for (i, _) in self.all("Container", key) {
+                let Some(words) = self.words(i) else { continue };
+                for w in words {
+                    match parse_capability(&w) {
+                        Ok(c) if !list.contains(&c) => list.push(c),
+                        Ok(_) => {}
+                        Err(e) => self.note(i, Action::Dropped, format!("`{w}`: {e}")),
+                    }
+                }
+            }
+        }
+        for (i, _) in self.all("Container", "Tmpfs") {
+            let Some(v) = self.item(i) else { continue };
+            match parse_tmpfs(&v) {
+                Ok(t) => m.tmpfs.push(t),
+                Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
+            }
+        }
+        for (i, _) in self.all("Container", "Sysctl") {
+            let Some(words) = self.words(i) else { continue };
+            for w in words {
+                let checked = match w.split_once('=') {
+                    Some((k, v)) => check_sysctl_key(k)
+                        .and_then(|()| check_sysctl_value(v))
+                        .map(|()| (k.to_string(), v.to_string())),
+                    None => Err("expected name=value".to_string()),
+                };
+                let host = m.networks.iter().any(|n| n == "host");
+                match checked {
+                    Ok((k, _)) if host && k.starts_with("net.") => self.note(
+                        i,
+                        Action::Dropped,
+                        format!("`{w}`: a net.* sysctl cannot be set on the host's network (Network=host); Podman refuses it"),
+                    ),
+                    Ok((k, v)) => set_pair(&mut m.sysctls, &k, v),
+                    Err(e) => self.note(i, Action::Dropped, format!("`{w}`: {e}")),
+                }
+            }
+        }
+        for (i, _) in self.all("Container", "DNS") {
+            let Some(v) = self.item(i) else { continue };
+            match v.parse::<std::net::IpAddr>() {
+                Ok(ip) => m.dns.push(ip.to_string()),
+                Err(_) => self.note(i, Action::Dropped, format!("`{v}` is not an IP address")),
+            }
+        }
+        if let Some((i, _)) = self.last("Container", "HostName")
+            && let Some(v) = self.whole(i)
+        {
+            match parse_hostname(&v) {
+                Ok(h) => m.hostname = Some(h),
+                Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
+            }
+        }
+        for (i, _) in self.all("Container", "AddDevice") {
+            let Some(words) = self.words(i) else { continue };
+            for w in words {
+                if w.starts_with('-') {
+                    self.note(
+                        i,
+                        Action::Dropped,
+                        format!(
+                            "`{w}`: an optional device (only if it exists) has no windlass key"
+                        ),
+                    );
+                    continue;
+                }
+                match parse_device(&w) {
+                    Ok(d) => m.devices.push(d),
+                    Err(e) => self.note(i, Action::Dropped, format!("`{w}`: {e}")),
+                }
+            }
+        }
+        if let Some((i, s)) = self.last("Container", "RunInit") {
+            match parse_bool(&s.value) {
+                Some(b) => m.init = b,
+                None => self.note(i, Action::Dropped, "not a boolean"),
+            }
+        }
+        if let Some((i, _)) = self.last("Container", "StopSignal")
+            && let Some(v) = self.whole(i)
+        {
+            match parse_signal(&v.to_ascii_uppercase()) {
+                Ok(sig) => m.stop_signal = Some(sig),
+                Err(e) => self.note(i, Action::Dropped, format!("`{v}`: {e}")),
+            }
+        }
+        if let Some((i, _)) = self.last("Container", "PidsLimit")
+            && let Some(v) = self.whole(i)
+        {
+            match v.parse::<i64>() {
+                Ok(n) if n == -1 || n >= 1 => m.pids_limit = Some(n),
+                Ok(0) => {
+                    self.note(i, Action::Changed, "0 (unlimited) written as -1");
+                    m.pids_limit = Some(-1);
+                }
+                _ => self.note(
+                    i,
+                    Action::Dropped,
+                    format!("`{v}` is not -1 or a number of processes"),
+                ),
+            }
+        }
+    }
+
     /// `[Unit]`: the description and the dependencies on other containers.
     fn unit_section(&mut self, refs: &Refs, m: &mut AppManifest, extra: &mut Extra) {
         if let Some((i, s)) = self.last("Unit", "Description") {
@@ -1253,6 +1437,22 @@ impl<'a> Unit<'a> {
 
 /// `Secret=name[,type=mount|env][,target=…][,mode=…][,uid=…][,gid=…]`:
 /// the reference and what did not carry.
+/// `NAME=SOFT[:HARD]` as Podman's `--ulimit` reads it.
+fn ulimit(v: &str) -> Result<(String, i64, i64), String> {
+    const EXPECTED: &str = "expected NAME=SOFT[:HARD]";
+    let (name, limits) = v.split_once('=').ok_or(EXPECTED)?;
+    if !ULIMITS.contains(&name) {
+        return Err(format!("`{name}` is not a resource limit Podman knows"));
+    }
+    let num = |x: &str| x.parse::<i64>().map_err(|_| EXPECTED.to_string());
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => (num(limits)?, num(limits)?),
+    };
+    Ulimit::new(soft, hard)?;
+    Ok((name.to_string(), soft, hard))
+}
+
 fn secret(spec: &str) -> Result<(SecretRef, Vec<String>), String> {
     let mut parts = spec.split(',');
     let name = parts.next().unwrap_or_default().to_string();

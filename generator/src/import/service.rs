@@ -16,10 +16,12 @@ use super::convert;
 use super::interpolate::{Outcome, SecretRule, Substitutions, Vars};
 use super::manifest::{AppManifest, Health, SecretRef, set_pair};
 use super::report::{Action, Report};
+use crate::manifest::diag::found;
 use crate::model::time::format_timespan;
 use crate::model::values::{
-    check_label_key, check_path, is_env_key, is_object_name, parse_add_host, parse_port,
-    parse_volume,
+    ULIMITS, Ulimit, check_label_key, check_path, check_sysctl_key, check_sysctl_value, is_env_key,
+    is_object_name, parse_add_host, parse_capability, parse_device, parse_hostname, parse_port,
+    parse_security_opt, parse_signal, parse_tmpfs, parse_volume,
 };
 
 /// A top-level `secrets:` entry, resolved.
@@ -72,7 +74,7 @@ fn reason_for(key: &str) -> &'static str {
         }
         "profiles" => "windlass has no profiles: the service is imported and runs with the others",
         "container_name" => "the container is named after the app",
-        "hostname" | "domainname" => "no equivalent: other containers reach it by its app name",
+        "domainname" => "no windlass key: set `container.hostname` to a fully qualified name",
         "expose" => "not needed: containers on a shared network reach every port",
         "links" | "external_links" => {
             "no equivalent: containers on a shared network reach each other by app name"
@@ -81,20 +83,10 @@ fn reason_for(key: &str) -> &'static str {
         "logging" => "the container logs to the journal (Quadlet's default)",
         "pull_policy" => "Quadlet pulls a missing image when the unit starts",
         "working_dir" => "no windlass key: set WORKDIR in the image",
-        "stop_signal" => "no windlass key: set STOPSIGNAL in the image",
-        "init" => "no windlass key for --init",
-        "tmpfs" => "no windlass key for tmpfs mounts",
         "configs" => "configs are not imported: mount the file as a read-only bind volume",
         "extends" => "extends is not followed: merge the base service into this one first",
         "volumes_from" => "no equivalent: list the volumes explicitly",
-        "cap_add"
-        | "cap_drop"
-        | "privileged"
-        | "security_opt"
-        | "devices"
-        | "device_cgroup_rules"
-        | "sysctls"
-        | "ulimits"
+        "device_cgroup_rules"
         | "pid"
         | "ipc"
         | "userns_mode"
@@ -104,17 +96,15 @@ fn reason_for(key: &str) -> &'static str {
         | "runtime"
         | "isolation"
         | "gpus" => "no windlass key for this privilege or kernel setting",
-        "dns" | "dns_opt" | "dns_search" | "mac_address" => {
-            "no windlass key for this network setting"
-        }
+        "dns_opt" | "dns_search" | "mac_address" => "no windlass key for this network setting",
         "tty" | "stdin_open" | "attach" => {
             "no equivalent: the container runs under systemd without a terminal"
         }
         "mem_reservation" | "memswap_limit" | "mem_swappiness" | "oom_kill_disable"
         | "oom_score_adj" | "cpu_shares" | "cpu_quota" | "cpu_period" | "cpu_count"
         | "cpu_percent" | "cpu_rt_runtime" | "cpu_rt_period" | "cpuset" | "blkio_config"
-        | "pids_limit" | "shm_size" | "storage_opt" => {
-            "no windlass key for this resource setting (only memory and cpus)"
+        | "storage_opt" => {
+            "no windlass key for this resource setting (memory, cpus, shm_size and pids_limit only)"
         }
         "platform" => "no windlass key: the image for the host's platform is pulled",
         _ => "no windlass equivalent",
@@ -143,6 +133,20 @@ const MAPPED: &[&str] = &[
     "stop_grace_period",
     "user",
     "secrets",
+    "shm_size",
+    "security_opt",
+    "ulimits",
+    "cap_add",
+    "cap_drop",
+    "tmpfs",
+    "sysctls",
+    "dns",
+    "hostname",
+    "privileged",
+    "devices",
+    "init",
+    "stop_signal",
+    "pids_limit",
 ];
 
 fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -364,7 +368,66 @@ impl Mapper<'_, '_> {
                 }
                 "user" => self.user(v),
                 "secrets" => self.service_secrets(v),
+                "shm_size" => self.shm_size(v),
+                "security_opt" => self.security_opt(v),
+                "ulimits" => self.ulimits(v),
+                "cap_add" => self.m.cap_add = self.each("cap_add", v, parse_capability),
+                "cap_drop" => self.m.cap_drop = self.each("cap_drop", v, parse_capability),
+                "tmpfs" => {
+                    let t = self.each("tmpfs", v, parse_tmpfs);
+                    self.m.tmpfs.extend(t);
+                }
+                "sysctls" => self.sysctls(v),
+                "dns" => {
+                    self.m.dns = self.each("dns", v, |s| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| ip.to_string())
+                            .map_err(|_| "expected an IP address".to_string())
+                    })
+                }
+                "hostname" => match v.as_str() {
+                    Some(h) => match parse_hostname(h) {
+                        Ok(h) => self.m.hostname = Some(h),
+                        Err(e) => self.drop("hostname", format!("{e}, found {}", found(h))),
+                    },
+                    None => self.drop("hostname", "expected a string"),
+                },
+                "privileged" => match v {
+                    Value::Bool(b) => self.m.privileged = *b,
+                    _ => self.drop("privileged", "expected true or false"),
+                },
+                "devices" => {
+                    self.m.devices = self.each("devices", v, |d| {
+                        if !d.starts_with('/') && d.contains('=') {
+                            return Err("a CDI device name (vendor/class=name) has no windlass key: only host device paths are carried".into());
+                        }
+                        parse_device(d)
+                    })
+                }
+                "init" => match v {
+                    Value::Bool(b) => self.m.init = *b,
+                    _ => self.drop("init", "expected true or false"),
+                },
+                "stop_signal" => self.stop_signal(v),
+                "pids_limit" => self.pids_limit(v),
                 _ => unreachable!("every mapped key has an arm"),
+            }
+        }
+        if self.m.networks.iter().any(|n| n == "host") {
+            // Podman refuses net.* sysctls in the host's network namespace.
+            let net: Vec<String> = self
+                .m
+                .sysctls
+                .iter()
+                .filter(|(k, _)| k.starts_with("net."))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in net {
+                self.drop(
+                    format!("sysctls.{k}"),
+                    "a net.* sysctl cannot be set on the host's network (network_mode: host); Podman refuses it",
+                );
+                self.m.sysctls.retain(|(n, _)| *n != k);
             }
         }
         if !raw.contains_key("restart") {
@@ -381,6 +444,227 @@ impl Mapper<'_, '_> {
             self.m.networks.push(n.clone());
             self.uses.default_network = true;
             self.uses.networks.push(n);
+        }
+    }
+
+    /// A string or a list of strings (compose allows both for `dns` and
+    /// `tmpfs`), each checked by `parse`; the ones it refuses are dropped
+    /// with its reason, and repeats are left out.
+    fn each(
+        &mut self,
+        key: &str,
+        v: &Value,
+        parse: impl Fn(&str) -> Result<String, String>,
+    ) -> Vec<String> {
+        let items: Vec<(String, Option<String>)> = match v {
+            Value::Sequence(seq) => seq
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("{key}[{i}]"), scalar_text(x)))
+                .collect(),
+            other => vec![(key.to_string(), scalar_text(other))],
+        };
+        let mut out: Vec<String> = Vec::new();
+        for (k, text) in items {
+            let Some(text) = text else {
+                self.drop(k, "expected a string");
+                continue;
+            };
+            match parse(&text) {
+                Ok(x) if !out.contains(&x) => out.push(x),
+                Ok(_) => self.note(k, Action::Changed, "given twice; kept once"),
+                Err(e) => self.drop(k, format!("{e}, found {}", found(&text))),
+            }
+        }
+        out
+    }
+
+    fn shm_size(&mut self, v: &Value) {
+        let Some(text) = scalar_text(v) else {
+            return self.drop("shm_size", "expected a size such as 64m");
+        };
+        match convert::byte_size(&text) {
+            Ok(size) => self.m.shm_size = Some(size),
+            Err(e) => self.drop("shm_size", e),
+        }
+    }
+
+    /// Docker's spellings (`label:disable`, `no-new-privileges:true`,
+    /// `systempaths=unconfined`) become Podman's; an option given again
+    /// replaces the earlier one, as in Podman.
+    fn security_opt(&mut self, v: &Value) {
+        let Some(items) = v.as_sequence() else {
+            return self.drop("security_opt", "expected a list");
+        };
+        let mut opts: Vec<crate::model::SecurityOpt> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("security_opt[{i}]");
+            let Some(raw) = item.as_str() else {
+                self.drop(key, "expected a string");
+                continue;
+            };
+            let spelled = match raw.split_once(['=', ':']) {
+                Some(("no-new-privileges", b)) => match b {
+                    "true" => "no-new-privileges".to_string(),
+                    "false" => {
+                        self.note(
+                            key,
+                            Action::Changed,
+                            "no-new-privileges:false is Podman's default; not written",
+                        );
+                        continue;
+                    }
+                    _ => raw.to_string(),
+                },
+                Some(("systempaths", "unconfined")) => "unmask=ALL".to_string(),
+                Some((k @ ("label" | "seccomp" | "apparmor"), rest)) => format!("{k}={rest}"),
+                _ => raw.to_string(),
+            };
+            match parse_security_opt(&spelled) {
+                Ok(o) => {
+                    if spelled != raw {
+                        self.note(
+                            key.clone(),
+                            Action::Changed,
+                            format!("`{raw}` written as Podman's `{spelled}`"),
+                        );
+                    }
+                    let repeatable = matches!(
+                        o,
+                        crate::model::SecurityOpt::Mask(_) | crate::model::SecurityOpt::Unmask(_)
+                    );
+                    if let Some(at) = opts
+                        .iter()
+                        .position(|p| !repeatable && p.kind() == o.kind())
+                    {
+                        self.note(
+                            key,
+                            Action::Changed,
+                            format!(
+                                "replaces the earlier `{}` (the last one wins)",
+                                opts[at].podman()
+                            ),
+                        );
+                        opts.remove(at);
+                    }
+                    opts.push(o);
+                }
+                Err(e) => self.drop(key, format!("{e}, found {}", found(raw))),
+            }
+        }
+        self.m.security_opt = opts.iter().map(|o| o.podman()).collect();
+    }
+
+    /// `name: N` or `name: { soft, hard }`.
+    fn ulimits(&mut self, v: &Value) {
+        let Some(map) = v.as_mapping() else {
+            return self.drop("ulimits", "expected a mapping");
+        };
+        let int = |x: Option<&Value>| x.and_then(scalar_text).and_then(|t| t.parse::<i64>().ok());
+        for (k, val) in map {
+            let name = key_str(k);
+            let key = format!("ulimits.{name}");
+            if !ULIMITS.contains(&name.as_str()) {
+                self.drop(
+                    key,
+                    format!(
+                        "`{name}` is not a resource limit Podman knows ({})",
+                        ULIMITS.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let limits = match val {
+                Value::Mapping(m) => {
+                    let sub = self.known_subset(m, &format!("{key}."), &["soft", "hard"]);
+                    int(sub.get("soft")).zip(int(sub.get("hard")))
+                }
+                other => int(Some(other)).map(|n| (n, n)),
+            };
+            let Some((soft, hard)) = limits else {
+                self.drop(key, "expected an integer or `soft` and `hard` integers");
+                continue;
+            };
+            match Ulimit::new(soft, hard) {
+                Ok(_) => self.m.ulimits.push((name, soft, hard)),
+                Err(e) => self.drop(key, e),
+            }
+        }
+    }
+
+    /// A mapping, or a list of `name=value`.
+    fn sysctls(&mut self, v: &Value) {
+        let pairs: Vec<(String, Option<String>)> = match v {
+            Value::Mapping(m) => m
+                .iter()
+                .map(|(k, x)| (key_str(k), scalar_text(x)))
+                .collect(),
+            Value::Sequence(seq) => seq
+                .iter()
+                .map(
+                    |x| match scalar_text(x).as_deref().and_then(|t| t.split_once('=')) {
+                        Some((k, val)) => (k.to_string(), Some(val.to_string())),
+                        None => (scalar_text(x).unwrap_or_default(), None),
+                    },
+                )
+                .collect(),
+            _ => return self.drop("sysctls", "expected a mapping or a list of name=value"),
+        };
+        for (name, val) in pairs {
+            let key = format!("sysctls.{name}");
+            let Some(val) = val else {
+                self.drop(key, "expected name=value");
+                continue;
+            };
+            match check_sysctl_key(&name) {
+                Err(e) => self.drop(key, format!("{e}, found {}", found(&name))),
+                Ok(()) => match check_sysctl_value(&val) {
+                    Ok(()) => set_pair(&mut self.m.sysctls, &name, val),
+                    Err(e) => self.drop(key, format!("{e}, found {}", found(&val))),
+                },
+            }
+        }
+    }
+
+    /// Docker reads signal names in any case and with or without `SIG`.
+    fn stop_signal(&mut self, v: &Value) {
+        let Some(raw) = v.as_str() else {
+            return self.drop("stop_signal", "expected a signal name");
+        };
+        match parse_signal(&raw.to_ascii_uppercase()) {
+            Ok(sig) => {
+                if sig != raw {
+                    self.note(
+                        "stop_signal",
+                        Action::Changed,
+                        format!("`{raw}` written as `{sig}`"),
+                    );
+                }
+                self.m.stop_signal = Some(sig);
+            }
+            Err(e) => self.drop("stop_signal", format!("{e}, found {}", found(raw))),
+        }
+    }
+
+    /// Docker reads 0 and -1 as unlimited; windlass writes -1.
+    fn pids_limit(&mut self, v: &Value) {
+        match scalar_text(v).and_then(|t| t.parse::<i64>().ok()) {
+            Some(0) => {
+                self.note(
+                    "pids_limit",
+                    Action::Changed,
+                    "0 (unlimited in Docker) written as -1",
+                );
+                self.m.pids_limit = Some(-1);
+            }
+            Some(n) if n >= -1 => self.m.pids_limit = Some(n),
+            _ => self.drop(
+                "pids_limit",
+                format!(
+                    "expected -1 (unlimited) or a number of processes, found {}",
+                    scalar_text(v).unwrap_or_default()
+                ),
+            ),
         }
     }
 
@@ -745,7 +1029,16 @@ impl Mapper<'_, '_> {
         }
     }
 
-    fn add_volume(&mut self, key: &str, src: Option<&str>, target: &str, ro: bool, bind: bool) {
+    /// `relabel` is `z` or `Z` (SELinux), if given.
+    fn add_volume(
+        &mut self,
+        key: &str,
+        src: Option<&str>,
+        target: &str,
+        ro: bool,
+        relabel: Option<&str>,
+        bind: bool,
+    ) {
         let Some(src) = src.filter(|s| !s.is_empty()) else {
             return self.drop(
                 key,
@@ -769,7 +1062,12 @@ impl Mapper<'_, '_> {
         } else {
             self.volume_name(key, src)
         };
-        let spec = format!("{source}:{target}{}", if ro { ":ro" } else { "" });
+        let opts: Vec<&str> = ro.then_some("ro").into_iter().chain(relabel).collect();
+        let spec = if opts.is_empty() {
+            format!("{source}:{target}")
+        } else {
+            format!("{source}:{target}:{}", opts.join(","))
+        };
         match parse_volume(&spec) {
             Ok(_) => {
                 if !bind && !self.uses.volumes.contains(&source) {
@@ -800,10 +1098,12 @@ impl Mapper<'_, '_> {
                         }
                     };
                     let mut ro = false;
+                    let mut relabel = None;
                     for o in opts.split(',').filter(|o| !o.is_empty()) {
                         match o {
                             "ro" => ro = true,
                             "rw" => ro = false,
+                            "z" | "Z" => relabel = Some(o),
                             other => self.drop(
                                 format!("{key}:{other}"),
                                 format!("mount option `{other}` has no windlass equivalent"),
@@ -813,7 +1113,7 @@ impl Mapper<'_, '_> {
                     let bind = src.is_some_and(|s| {
                         s.starts_with('/') || s.starts_with('.') || s.starts_with('~')
                     });
-                    self.add_volume(&key, src, target, ro, bind);
+                    self.add_volume(&key, src, target, ro, relabel, bind);
                 }
                 Value::Mapping(m) => {
                     let sub = self.known_subset(
@@ -839,6 +1139,24 @@ impl Mapper<'_, '_> {
                     }
                     let mut filtered = sub.clone();
                     filtered.remove("consistency");
+                    if sub.get("type").and_then(Value::as_str) == Some("tmpfs") {
+                        self.tmpfs_mount(&key, &sub);
+                        continue;
+                    }
+                    let relabel = match sub.get("bind").and_then(|b| b.get("selinux")) {
+                        Some(Value::String(z)) if z == "z" || z == "Z" => Some(z.as_str()),
+                        Some(other) => {
+                            self.drop(
+                                format!("{key}.bind.selinux"),
+                                format!(
+                                    "expected z or Z, found {}",
+                                    scalar_text(other).unwrap_or_default()
+                                ),
+                            );
+                            None
+                        }
+                        None => None,
+                    };
                     for (nested, known) in [
                         ("bind", &["propagation", "create_host_path", "selinux"][..]),
                         ("volume", &["nocopy", "subpath"][..]),
@@ -854,6 +1172,9 @@ impl Mapper<'_, '_> {
                                 {
                                     continue;
                                 }
+                                if nested == "bind" && kk == "selinux" {
+                                    continue;
+                                }
                                 self.drop(format!("{key}.{nested}.{kk}"), "no windlass equivalent");
                             }
                             filtered.remove(nested);
@@ -867,13 +1188,61 @@ impl Mapper<'_, '_> {
                         }
                     };
                     match vol._type.as_str() {
-                        "bind" => self.add_volume(&key, vol.source.as_deref(), &vol.target, vol.read_only, true),
-                        "volume" => self.add_volume(&key, vol.source.as_deref(), &vol.target, vol.read_only, false),
+                        "bind" => self.add_volume(&key, vol.source.as_deref(), &vol.target, vol.read_only, relabel, true),
+                        "volume" => self.add_volume(&key, vol.source.as_deref(), &vol.target, vol.read_only, None, false),
                         other => self.drop(key, format!("volume type `{other}` has no windlass equivalent (bind and volume only)")),
                     }
                 }
                 _ => self.drop(key, "expected a volume"),
             }
+        }
+    }
+
+    /// A long-form `type: tmpfs` volume, as `container.tmpfs`: its `size`
+    /// (bytes or a size such as 64m) is carried; its `mode` is not (compose
+    /// and Docker disagree on whether the number is octal).
+    fn tmpfs_mount(&mut self, key: &str, m: &Mapping) {
+        let Some(target) = m.get("target").and_then(Value::as_str) else {
+            return self.drop(key, "a tmpfs mount needs a `target`");
+        };
+        let mut opts = Vec::new();
+        if m.get("read_only").and_then(Value::as_bool) == Some(true) {
+            opts.push("ro".to_string());
+        }
+        if let Some(Value::Mapping(t)) = m.get("tmpfs") {
+            let kept = self.known_subset(t, &format!("{key}.tmpfs."), &["size", "mode"]);
+            if let Some(size) = kept.get("size").and_then(scalar_text) {
+                let bytes = size.bytes().all(|b| b.is_ascii_digit());
+                let spec = if bytes {
+                    size.clone()
+                } else {
+                    size.to_ascii_lowercase()
+                };
+                opts.push(format!("size={spec}"));
+            }
+            if kept.contains_key("mode") {
+                self.drop(
+                    format!("{key}.tmpfs.mode"),
+                    "not carried (compose and Docker read the number differently): add mode=OCTAL to the entry in `container.tmpfs`",
+                );
+            }
+        }
+        let spec = if opts.is_empty() {
+            target.to_string()
+        } else {
+            format!("{target}:{}", opts.join(","))
+        };
+        match parse_tmpfs(&spec) {
+            Ok(t) if !self.m.tmpfs.contains(&t) => {
+                self.note(
+                    key,
+                    Action::Changed,
+                    format!("a tmpfs mount: written to `container.tmpfs` as `{t}`"),
+                );
+                self.m.tmpfs.push(t);
+            }
+            Ok(_) => {}
+            Err(e) => self.drop(key, e),
         }
     }
 

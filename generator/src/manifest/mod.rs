@@ -166,6 +166,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::StringMap => "a table of strings",
         Kind::Table(_) | Kind::NamedTables(_) => "a table",
         Kind::TableArray(_) => "an array of tables",
+        Kind::IntOrTables(_) => "a table of integers or tables",
     }
 }
 
@@ -311,6 +312,7 @@ impl Walker<'_> {
                 None => return self.wrong_kind(item, field.kind, path, span),
             },
             Kind::NamedTables(fields) => self.named_tables(item, fields, path, span)?,
+            Kind::IntOrTables(fields) => self.int_or_tables(item, fields, path, span)?,
             Kind::TableArray(fields) => self.table_array(item, fields, path, span)?,
         };
         Some(Node {
@@ -451,6 +453,51 @@ impl Walker<'_> {
                 }
                 None => self.error(vs, &p, format!("expected a table, found {}", found_kind(v))),
             }
+        }
+        Some(NodeValue::Table(out))
+    }
+
+    /// A table of user-named entries, each an integer or a table checked
+    /// against `fields`; an entry of another type is reported and left out.
+    fn int_or_tables(
+        &mut self,
+        item: &Item,
+        fields: &'static [Field],
+        path: &str,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let Some(t) = item.as_table_like() else {
+            return self.wrong_kind(item, Kind::IntOrTables(fields), path, span);
+        };
+        let mut out = Table::default();
+        for (k, v) in t.iter() {
+            let ks = self.span(t.key(k).and_then(|k| k.span()), span);
+            let p = join(path, k);
+            let vs = self.span(v.span(), &ks);
+            let value = match (v, v.as_table_like()) {
+                (Item::Value(Value::Integer(i)), _) => NodeValue::Int(*i.value()),
+                (_, Some(inner)) => NodeValue::Table(self.table(inner, fields, &p, &vs)),
+                _ => {
+                    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                    self.error(
+                        vs,
+                        &p,
+                        format!(
+                            "expected an integer or a table of {}, found {}",
+                            names.join(", "),
+                            found_kind(v)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            out.entries.insert(
+                k.to_string(),
+                Entry {
+                    key_span: ks,
+                    node: Node { span: vs, value },
+                },
+            );
         }
         Some(NodeValue::Table(out))
     }

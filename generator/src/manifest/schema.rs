@@ -20,6 +20,9 @@ pub enum Kind {
     TableArray(&'static [Field]),
     /// A table whose keys are user names, each a fixed table (`[networks.x]`).
     NamedTables(&'static [Field]),
+    /// A table whose keys are user names, each an integer or a fixed
+    /// table (`ulimits = { nproc = 512, nofile = { soft = 1024, hard = 4096 } }`).
+    IntOrTables(&'static [Field]),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +85,11 @@ pub const SECRET: &[Field] = &[
     ),
 ];
 
+pub const ULIMIT: &[Field] = &[
+    req("soft", Integer, "Soft limit, -1 for unlimited"),
+    req("hard", Integer, "Hard limit, -1 for unlimited"),
+];
+
 pub const CONTAINER: &[Field] = &[
     req(
         "image",
@@ -95,7 +103,7 @@ pub const CONTAINER: &[Field] = &[
     f(
         "volumes",
         StringArray,
-        "named:/path[:ro] or /abs/host:/path[:ro]",
+        "named:/path[:opts] or /abs/host:/path[:opts]; opts: ro or rw, z or Z, comma-separated",
     ),
     f("env", StringMap, "Environment variables"),
     f(
@@ -128,6 +136,60 @@ pub const CONTAINER: &[Field] = &[
         "auto_update",
         &["registry", "local", "none"],
         "Podman auto-update policy",
+    ),
+    f(
+        "shm_size",
+        String,
+        "Size of /dev/shm: integer with optional K M G T, Ki Mi Gi Ti or B",
+    ),
+    f(
+        "security_opt",
+        StringArray,
+        "Podman security options: no-new-privileges, label=…, seccomp=…, apparmor=…, mask=…, unmask=…",
+    ),
+    f(
+        "ulimits",
+        IntOrTables(ULIMIT),
+        "Resource limits: name → limit, or name → { soft, hard }; -1 is unlimited",
+    ),
+    f(
+        "cap_add",
+        StringArray,
+        "Capabilities to add, e.g. NET_ADMIN (or ALL)",
+    ),
+    f(
+        "cap_drop",
+        StringArray,
+        "Capabilities to drop, e.g. MKNOD (or ALL)",
+    ),
+    f("tmpfs", StringArray, "tmpfs mounts: /path[:options]"),
+    f(
+        "sysctls",
+        StringMap,
+        "Namespaced sysctls (kernel.…, fs.mqueue.…, net.…)",
+    ),
+    f("dns", StringArray, "DNS server IP addresses"),
+    f("hostname", String, "The container's host name"),
+    f("privileged", Bool, "Run with extended privileges"),
+    f(
+        "devices",
+        StringArray,
+        "Host devices: /dev/host[:/dev/container][:rwm]",
+    ),
+    f(
+        "init",
+        Bool,
+        "Run an init process that reaps zombies and forwards signals",
+    ),
+    f(
+        "stop_signal",
+        String,
+        "Signal that stops the container, e.g. SIGINT",
+    ),
+    f(
+        "pids_limit",
+        Integer,
+        "Maximum number of processes, -1 for unlimited",
     ),
 ];
 
@@ -233,6 +295,10 @@ fn kind_schema(kind: Kind, field: &Field) -> Value {
         NamedTables(fields) => {
             json!({"type": "object", "additionalProperties": table_schema(fields)})
         }
+        IntOrTables(fields) => json!({
+            "type": "object",
+            "additionalProperties": {"oneOf": [{"type": "integer"}, table_schema(fields)]}
+        }),
     }
 }
 

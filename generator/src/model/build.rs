@@ -664,6 +664,22 @@ impl Builder<'_> {
             _ => AutoUpdate::None,
         };
         let stop_timeout = self.duration(c, "stop_timeout", "container");
+        let shm_size = self.parsed(c, "shm_size", parse_memory);
+        let security_opt = self.security_opt(c);
+        let ulimits = self.ulimits(c);
+        let cap_add = self.capabilities(c, "cap_add");
+        let cap_drop = self.capabilities(c, "cap_drop");
+        let tmpfs = self.each_parsed(c, "tmpfs", parse_tmpfs);
+        let host_network = networks.iter().any(|n| n == "host");
+        let sysctls = self.sysctls(c, host_network);
+        let dns = self.each_parsed(c, "dns", |s| {
+            s.parse::<IpAddr>()
+                .map_err(|_| "expected an IP address of a DNS server".to_string())
+        });
+        let hostname = self.parsed(c, "hostname", parse_hostname);
+        let devices = self.each_parsed(c, "devices", parse_device);
+        let stop_signal = self.parsed(c, "stop_signal", parse_signal);
+        let pids_limit = self.pids_limit(c);
         Some(Container {
             image: image?,
             command,
@@ -684,7 +700,154 @@ impl Builder<'_> {
             restart,
             stop_timeout,
             auto_update,
+            shm_size,
+            security_opt,
+            ulimits,
+            cap_add,
+            cap_drop,
+            tmpfs,
+            sysctls,
+            dns,
+            hostname,
+            privileged: c.bool("privileged").unwrap_or(false),
+            devices,
+            init: c.bool("init").unwrap_or(false),
+            stop_signal,
+            pids_limit,
         })
+    }
+
+    /// `container.security_opt`, each option kind at most once.
+    fn security_opt(&mut self, c: &Table) -> Vec<SecurityOpt> {
+        let opts = self.each_parsed(c, "security_opt", parse_security_opt);
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, (o, (_, span))) in opts.into_iter().zip(c.strings("security_opt")).enumerate() {
+            let repeatable = matches!(o, SecurityOpt::Mask(_) | SecurityOpt::Unmask(_));
+            if !repeatable && !seen.insert(o.kind()) {
+                self.err(
+                    span,
+                    &format!("container.security_opt[{i}]"),
+                    format!(
+                        "`{}` is given more than once; Podman keeps only one",
+                        o.kind()
+                    ),
+                );
+                continue;
+            }
+            out.push(o);
+        }
+        out
+    }
+
+    /// `container.ulimits`: known resource names, each an integer (soft
+    /// and hard) or `{ soft, hard }`.
+    fn ulimits(&mut self, c: &Table) -> BTreeMap<String, Ulimit> {
+        let mut out = BTreeMap::new();
+        let Some(t) = c.table("ulimits") else {
+            return out;
+        };
+        for (name, e) in &t.entries {
+            let key = format!("container.ulimits.{name}");
+            if !ULIMITS.contains(&name.as_str()) {
+                self.err(
+                    &e.key_span,
+                    &key,
+                    format!(
+                        "expected a resource name, one of {}, found {}",
+                        ULIMITS.join(", "),
+                        diag::found(name)
+                    ),
+                );
+                continue;
+            }
+            let limits = match &e.node.value {
+                manifest::NodeValue::Int(n) => Some((*n, *n)),
+                manifest::NodeValue::Table(lt) => match (lt.get("soft"), lt.get("hard")) {
+                    (Some(s), Some(h)) => match (&s.value, &h.value) {
+                        (manifest::NodeValue::Int(s), manifest::NodeValue::Int(h)) => {
+                            Some((*s, *h))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((soft, hard)) = limits {
+                match Ulimit::new(soft, hard) {
+                    Ok(u) => {
+                        out.insert(name.clone(), u);
+                    }
+                    Err(msg) => self.err(&e.node.span, &key, msg),
+                }
+            }
+        }
+        out
+    }
+
+    /// `container.cap_add` / `cap_drop`, normalised (`CAP_NET_ADMIN`).
+    fn capabilities(&mut self, c: &Table, key: &str) -> Vec<String> {
+        let mut caps = self.each_parsed(c, key, parse_capability);
+        let n = caps.len();
+        caps.dedup();
+        if caps.len() != n {
+            let span = c.get(key).map(|n| n.span.clone());
+            if let Some(span) = span {
+                self.err(
+                    &span,
+                    &format!("container.{key}"),
+                    "a capability is listed twice".to_string(),
+                );
+            }
+        }
+        caps
+    }
+
+    /// `container.sysctls`; a `net.*` one with the host's network is
+    /// refused, as Podman refuses it when the container starts.
+    fn sysctls(&mut self, c: &Table, host_network: bool) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (k, ks, v, vs) in c.string_map("sysctls") {
+            let key = format!("container.sysctls.{k}");
+            if let Err(e) = check_sysctl_key(k) {
+                self.err(ks, &key, format!("{e}, found {}", diag::found(k)));
+                continue;
+            }
+            if host_network && k.starts_with("net.") {
+                self.err(
+                    ks,
+                    &key,
+                    format!(
+                        "a net.* sysctl cannot be set for a container on the host's network (`networks` has \"host\"), found {}",
+                        diag::found(k)
+                    ),
+                );
+                continue;
+            }
+            if let Err(e) = check_sysctl_value(v) {
+                self.err(vs, &key, format!("{e}, found {}", diag::found(v)));
+                continue;
+            }
+            out.insert(k.to_string(), v.to_string());
+        }
+        out
+    }
+
+    fn pids_limit(&mut self, c: &Table) -> Option<i64> {
+        let n = c.get("pids_limit")?;
+        match n.value {
+            manifest::NodeValue::Int(x) if x == -1 || x >= 1 => Some(x),
+            manifest::NodeValue::Int(x) => {
+                self.err(
+                    &n.span,
+                    "container.pids_limit",
+                    format!("expected -1 (unlimited) or a number of processes ≥ 1, found {x}"),
+                );
+                None
+            }
+            _ => None,
+        }
     }
 
     /// `container.<key>` parsed by `parse`; an error names the value.

@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub use build::{LoadedFleet, input_files, load_fleet};
-pub use values::{ImageRef, PodmanVersion, Port, Protocol, VolumeMount, VolumeSource};
+pub use values::{
+    ImageRef, PodmanVersion, Port, Protocol, Relabel, SecurityOpt, Ulimit, VolumeMount,
+    VolumeSource,
+};
 
 #[derive(Debug, Clone)]
 pub struct Fleet {
@@ -126,6 +129,27 @@ pub struct Container {
     /// Microseconds.
     pub stop_timeout: Option<u64>,
     pub auto_update: AutoUpdate,
+    /// Bytes of `/dev/shm`.
+    pub shm_size: Option<u64>,
+    pub security_opt: Vec<SecurityOpt>,
+    /// Resource name → limits, sorted by name.
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// `CAP_…` or `ALL`, upper case.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `/path[:options]`.
+    pub tmpfs: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub dns: Vec<IpAddr>,
+    pub hostname: Option<String>,
+    pub privileged: bool,
+    /// `/dev/x[:/dev/y][:rwm]`.
+    pub devices: Vec<String>,
+    pub init: bool,
+    /// `SIG…`.
+    pub stop_signal: Option<String>,
+    /// `-1` is unlimited.
+    pub pids_limit: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -286,26 +286,51 @@ pub enum VolumeSource {
     Host(String),
 }
 
+/// SELinux relabelling of a volume's content (`:z` / `:Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relabel {
+    /// `z`: a label shared with other containers.
+    Shared,
+    /// `Z`: a label private to this container.
+    Private,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeMount {
     pub source: VolumeSource,
     pub target: String,
     pub read_only: bool,
+    pub relabel: Option<Relabel>,
 }
 
-const VOLUME_EXPECTED: &str = "expected `named:/path[:ro]` or `/abs/host:/path[:ro]`";
+impl VolumeMount {
+    /// The options part of `-v src:dst[:opts]` with its `:` (`""`,
+    /// `":ro"`, `":Z"`, `":ro,Z"`), as Podman reads it on every target.
+    pub fn options(&self) -> String {
+        let mut opts = Vec::new();
+        if self.read_only {
+            opts.push("ro");
+        }
+        match self.relabel {
+            Some(Relabel::Shared) => opts.push("z"),
+            Some(Relabel::Private) => opts.push("Z"),
+            None => {}
+        }
+        if opts.is_empty() {
+            String::new()
+        } else {
+            format!(":{}", opts.join(","))
+        }
+    }
+}
+
+const VOLUME_EXPECTED: &str = "expected `named:/path[:options]` or `/abs/host:/path[:options]`, options being `ro` or `rw` and/or `z` or `Z`, comma-separated";
 
 pub fn parse_volume(s: &str) -> Result<VolumeMount, String> {
     let parts: Vec<&str> = s.split(':').collect();
-    let (src, target, read_only) = match parts.as_slice() {
-        [src, target] => (*src, *target, false),
-        [src, target, "ro"] => (*src, *target, true),
-        [src, target, "rw"] => (*src, *target, false),
-        [_, _, opt] => {
-            return Err(format!(
-                "{VOLUME_EXPECTED}; option `{opt}` is not `ro` or `rw`"
-            ));
-        }
+    let (src, target, opts) = match parts.as_slice() {
+        [src, target] => (*src, *target, None),
+        [src, target, opts] => (*src, *target, Some(*opts)),
         _ => {
             return Err(format!(
                 "{VOLUME_EXPECTED}; found {} `:`-separated parts",
@@ -313,6 +338,26 @@ pub fn parse_volume(s: &str) -> Result<VolumeMount, String> {
             ));
         }
     };
+    let mut read_only: Option<bool> = None;
+    let mut relabel: Option<Relabel> = None;
+    for opt in opts.into_iter().flat_map(|o| o.split(',')) {
+        let taken = match opt {
+            "ro" | "rw" => read_only.replace(opt == "ro").is_some(),
+            "z" => relabel.replace(Relabel::Shared).is_some(),
+            "Z" => relabel.replace(Relabel::Private).is_some(),
+            other => {
+                return Err(format!(
+                    "{VOLUME_EXPECTED}; option `{other}` is not `ro`, `rw`, `z` or `Z`"
+                ));
+            }
+        };
+        if taken {
+            return Err(format!(
+                "{VOLUME_EXPECTED}; option `{opt}` conflicts with an earlier one (`ro`/`rw` and `z`/`Z` may each be given once)"
+            ));
+        }
+    }
+    let read_only = read_only.unwrap_or(false);
     check_path(target).map_err(|e| format!("{VOLUME_EXPECTED}; container path: {e}"))?;
     let source = if src.starts_with('/') {
         check_path(src).map_err(|e| format!("{VOLUME_EXPECTED}; host path: {e}"))?;
@@ -328,6 +373,7 @@ pub fn parse_volume(s: &str) -> Result<VolumeMount, String> {
         source,
         target: target.to_string(),
         read_only,
+        relabel,
     })
 }
 
@@ -444,6 +490,419 @@ pub fn check_label_key(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Linux capabilities (capabilities(7)), without the `CAP_` prefix.
+pub const CAPABILITIES: &[&str] = &[
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYSLOG",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "WAKE_ALARM",
+];
+
+/// A capability name in any case, with or without `CAP_`, or `ALL`;
+/// returned as Podman prints it (`CAP_NET_ADMIN`, `ALL`).
+pub fn parse_capability(s: &str) -> Result<String, String> {
+    let upper = s.to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(upper);
+    }
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if CAPABILITIES.contains(&bare) {
+        Ok(format!("CAP_{bare}"))
+    } else {
+        Err(
+            "expected a Linux capability such as \"NET_ADMIN\" or \"CAP_NET_ADMIN\" (see capabilities(7)), or \"ALL\""
+                .into(),
+        )
+    }
+}
+
+/// Signals a container may be stopped with, without the `SIG` prefix.
+pub const SIGNALS: &[&str] = &[
+    "ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "KILL", "PIPE",
+    "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU",
+    "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+];
+
+/// A signal name (`SIGINT` or `INT`, upper case), returned with `SIG`.
+pub fn parse_signal(s: &str) -> Result<String, String> {
+    let bare = s.strip_prefix("SIG").unwrap_or(s);
+    if SIGNALS.contains(&bare) {
+        Ok(format!("SIG{bare}"))
+    } else {
+        Err("expected a signal name such as \"SIGINT\" or \"SIGQUIT\" (see signal(7))".into())
+    }
+}
+
+/// `ulimit` resource names Podman knows (`--ulimit NAME=soft[:hard]`, read
+/// by go-units, which leaves out `as`).
+pub const ULIMITS: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// A resource limit; `-1` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl Ulimit {
+    /// Checks a soft and hard limit: each `-1` (unlimited) or ≥ 0, and
+    /// the soft one no higher than the hard one.
+    pub fn new(soft: i64, hard: i64) -> Result<Ulimit, String> {
+        if soft < -1 || hard < -1 {
+            return Err(format!(
+                "expected limits of -1 (unlimited) or more, found soft {soft} and hard {hard}"
+            ));
+        }
+        // -1 (unlimited) is above every finite limit.
+        if hard != -1 && (soft == -1 || soft > hard) {
+            return Err(format!(
+                "expected the soft limit to be at most the hard limit, found soft {soft} and hard {hard}"
+            ));
+        }
+        Ok(Ulimit { soft, hard })
+    }
+
+    /// The value of `--ulimit=NAME=…`: `N` when soft and hard agree.
+    pub fn podman(&self, name: &str) -> String {
+        if self.soft == self.hard {
+            format!("{name}={}", self.soft)
+        } else {
+            format!("{name}={}:{}", self.soft, self.hard)
+        }
+    }
+}
+
+/// A container's tmpfs mount, `/path[:options]`, with the options every
+/// supported Podman (4.4 on) accepts for a tmpfs mount: others (`uid=`,
+/// `nr_inodes=`, …) make `podman run` fail.
+pub fn parse_tmpfs(s: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected `/path[:options]`, options comma-separated from ro, rw, exec, noexec, suid, nosuid, dev, nodev, tmpcopyup, notmpcopyup, U, size=N[k|m|g|%], mode=OCTAL";
+    let (path, opts) = match s.split_once(':') {
+        Some((p, o)) => (p, Some(o)),
+        None => (s, None),
+    };
+    check_path(path).map_err(|e| format!("{EXPECTED}; {e}"))?;
+    let size = |v: &str| {
+        let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && matches!(&v[digits..], "" | "k" | "m" | "g" | "K" | "M" | "G" | "%")
+    };
+    for opt in opts.into_iter().flat_map(|o| o.split(',')) {
+        let ok = match opt.split_once('=') {
+            None => matches!(
+                opt,
+                "ro" | "rw"
+                    | "exec"
+                    | "noexec"
+                    | "suid"
+                    | "nosuid"
+                    | "dev"
+                    | "nodev"
+                    | "tmpcopyup"
+                    | "notmpcopyup"
+                    | "U"
+            ),
+            Some(("size", v)) => size(v),
+            Some(("mode", v)) => {
+                !v.is_empty() && v.len() <= 4 && v.bytes().all(|b| (b'0'..=b'7').contains(&b))
+            }
+            Some(_) => false,
+        };
+        if !ok {
+            return Err(format!("{EXPECTED}; `{opt}` is not such an option"));
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// The namespaced sysctls Podman sets in a container: `kernel.msgmax`,
+/// `kernel.msgmnb`, `kernel.msgmni`, `kernel.sem`, `kernel.shmall`,
+/// `kernel.shmmax`, `kernel.shmmni`, `kernel.shm_rmid_forced`,
+/// `fs.mqueue.*` and `net.*`.
+pub fn check_sysctl_key(k: &str) -> Result<(), String> {
+    const EXPECTED: &str = "expected a namespaced sysctl: kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem, kernel.shmall, kernel.shmmax, kernel.shmmni, kernel.shm_rmid_forced, fs.mqueue.* or net.*";
+    let well_formed = k.split('.').count() >= 2
+        && k.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        });
+    let namespaced = matches!(
+        k,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || k.starts_with("fs.mqueue.")
+        || k.starts_with("net.");
+    if well_formed && namespaced {
+        Ok(())
+    } else {
+        Err(EXPECTED.into())
+    }
+}
+
+/// A sysctl value: printable ASCII, spaces allowed inside
+/// (`kernel.sem = "250 32000 100 128"`), no `,` or `"` (Podman reads
+/// `--sysctl` as comma-separated CSV) and no `=` (Podman keeps only what
+/// comes before a second `=`).
+pub fn check_sysctl_value(v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v.trim() == v
+        && v.bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && !matches!(b, b',' | b'"' | b'='));
+    if ok {
+        Ok(())
+    } else {
+        Err("expected a non-empty value of printable ASCII without `,`, `\"` or `=` and without leading or trailing spaces".into())
+    }
+}
+
+/// A host name (RFC 1123): dot-separated labels of letters, digits and
+/// `-`, each 1–63 long and not starting or ending with `-`; 253 at most.
+pub fn parse_hostname(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "expected a host name (RFC 1123: labels of letters, digits and `-`, separated by `.`)"
+                .into(),
+        )
+    }
+}
+
+/// A device, `/dev/host[:/dev/container][:permissions]`, permissions
+/// being some of `r`, `w`, `m`.
+pub fn parse_device(s: &str) -> Result<String, String> {
+    const EXPECTED: &str =
+        "expected `/host/device[:/container/path][:permissions]`, permissions some of r, w, m";
+    let parts: Vec<&str> = s.split(':').collect();
+    let perms_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 3
+            && p.bytes().all(|b| matches!(b, b'r' | b'w' | b'm'))
+            && p.bytes().collect::<std::collections::BTreeSet<_>>().len() == p.len()
+    };
+    let (host, container, perms) = match parts.as_slice() {
+        [h] => (*h, None, None),
+        [h, p] if !p.starts_with('/') => (*h, None, Some(*p)),
+        [h, c] => (*h, Some(*c), None),
+        [h, c, p] => (*h, Some(*c), Some(*p)),
+        _ => {
+            return Err(format!(
+                "{EXPECTED}; it has {} `:`-separated parts",
+                parts.len()
+            ));
+        }
+    };
+    check_path(host).map_err(|e| format!("{EXPECTED}; host device: {e}"))?;
+    if let Some(c) = container {
+        check_path(c).map_err(|e| format!("{EXPECTED}; container path: {e}"))?;
+    }
+    if let Some(p) = perms
+        && !perms_ok(p)
+    {
+        return Err(format!("{EXPECTED}; `{p}` is not a set of permissions"));
+    }
+    Ok(s.to_string())
+}
+
+/// One `--security-opt` of Podman's, in its `key=value` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityOpt {
+    NoNewPrivileges,
+    LabelDisable,
+    LabelNested,
+    LabelType(String),
+    LabelLevel(String),
+    LabelFileType(String),
+    LabelUser(String),
+    LabelRole(String),
+    Seccomp(String),
+    Apparmor(String),
+    /// Colon-separated paths.
+    Mask(String),
+    /// `ALL` or colon-separated paths.
+    Unmask(String),
+}
+
+impl SecurityOpt {
+    /// The value of `--security-opt=`.
+    pub fn podman(&self) -> String {
+        match self {
+            SecurityOpt::NoNewPrivileges => "no-new-privileges".into(),
+            SecurityOpt::LabelDisable => "label=disable".into(),
+            SecurityOpt::LabelNested => "label=nested".into(),
+            SecurityOpt::LabelType(v) => format!("label=type:{v}"),
+            SecurityOpt::LabelLevel(v) => format!("label=level:{v}"),
+            SecurityOpt::LabelFileType(v) => format!("label=filetype:{v}"),
+            SecurityOpt::LabelUser(v) => format!("label=user:{v}"),
+            SecurityOpt::LabelRole(v) => format!("label=role:{v}"),
+            SecurityOpt::Seccomp(v) => format!("seccomp={v}"),
+            SecurityOpt::Apparmor(v) => format!("apparmor={v}"),
+            SecurityOpt::Mask(v) => format!("mask={v}"),
+            SecurityOpt::Unmask(v) => format!("unmask={v}"),
+        }
+    }
+
+    /// Options that may be given once only share a kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SecurityOpt::NoNewPrivileges => "no-new-privileges",
+            SecurityOpt::LabelDisable => "label=disable",
+            SecurityOpt::LabelNested => "label=nested",
+            SecurityOpt::LabelType(_) => "label=type",
+            SecurityOpt::LabelLevel(_) => "label=level",
+            SecurityOpt::LabelFileType(_) => "label=filetype",
+            SecurityOpt::LabelUser(_) => "label=user",
+            SecurityOpt::LabelRole(_) => "label=role",
+            SecurityOpt::Seccomp(_) => "seccomp",
+            SecurityOpt::Apparmor(_) => "apparmor",
+            SecurityOpt::Mask(_) => "mask",
+            SecurityOpt::Unmask(_) => "unmask",
+        }
+    }
+}
+
+/// A `--security-opt` value in the forms Podman documents (`=` between
+/// key and value): `no-new-privileges`, `label=disable`, `label=nested`,
+/// `label=type:T`, `label=level:L`, `label=filetype:T`, `label=user:U`,
+/// `label=role:R`, `seccomp=unconfined|/profile.json`,
+/// `apparmor=unconfined|PROFILE`, `mask=/p[:/q…]`, `unmask=ALL|/p[:/q…]`.
+pub fn parse_security_opt(s: &str) -> Result<SecurityOpt, String> {
+    let selinux_name = |v: &str| {
+        !v.is_empty() && v.len() <= 255 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    let selinux_level = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 255
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b',' | b'.' | b'-'))
+    };
+    let paths = |v: &str| v.split(':').all(|p| check_path(p).is_ok());
+    let Some((key, val)) = s.split_once('=') else {
+        return match s.split_once(':') {
+            None if s == "no-new-privileges" => Ok(SecurityOpt::NoNewPrivileges),
+            Some((k, _)) if matches!(k, "no-new-privileges" | "label" | "seccomp" | "apparmor") => {
+                Err(format!(
+                    "expected `=` between key and value (the `{k}:` form is Docker's older spelling){}",
+                    if k == "no-new-privileges" {
+                        "; write `no-new-privileges` alone"
+                    } else {
+                        ""
+                    }
+                ))
+            }
+            _ => Err(format!("expected a security option: {SECURITY_OPTS}")),
+        };
+    };
+    let err = |e: &str| Err(format!("expected {e}"));
+    match key {
+        "label" => match val.split_once(':') {
+            None if val == "disable" => Ok(SecurityOpt::LabelDisable),
+            None if val == "nested" => Ok(SecurityOpt::LabelNested),
+            Some(("type", t)) if selinux_name(t) => Ok(SecurityOpt::LabelType(t.into())),
+            Some(("filetype", t)) if selinux_name(t) => Ok(SecurityOpt::LabelFileType(t.into())),
+            Some(("user", t)) if selinux_name(t) => Ok(SecurityOpt::LabelUser(t.into())),
+            Some(("role", t)) if selinux_name(t) => Ok(SecurityOpt::LabelRole(t.into())),
+            Some(("level", t)) if selinux_level(t) => Ok(SecurityOpt::LabelLevel(t.into())),
+            _ => err(
+                "label=disable, label=nested, or label=type:, filetype:, user:, role: with an SELinux name (letters, digits, `_`) or label=level: with an MLS level such as s0:c1,c2",
+            ),
+        },
+        "seccomp" if val == "unconfined" || check_path(val).is_ok() => {
+            Ok(SecurityOpt::Seccomp(val.into()))
+        }
+        "seccomp" => err("seccomp=unconfined or seccomp= an absolute path of a profile"),
+        "apparmor"
+            if !val.is_empty()
+                && val.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')
+                }) =>
+        {
+            Ok(SecurityOpt::Apparmor(val.into()))
+        }
+        "apparmor" => err("apparmor=unconfined or apparmor= a profile name"),
+        "mask" if paths(val) => Ok(SecurityOpt::Mask(val.into())),
+        "unmask" if val == "ALL" || paths(val) => Ok(SecurityOpt::Unmask(val.into())),
+        "mask" => err("mask= absolute paths separated by `:`"),
+        "unmask" => err("unmask=ALL or unmask= absolute paths separated by `:`"),
+        "no-new-privileges" => {
+            err("`no-new-privileges` alone (it means true; false is the default)")
+        }
+        _ => Err(format!("expected a security option: {SECURITY_OPTS}")),
+    }
+}
+
+/// The forms `parse_security_opt` accepts, for messages.
+const SECURITY_OPTS: &str = "no-new-privileges, label=disable|nested|type:T|level:L|filetype:T|user:U|role:R, seccomp=unconfined|/profile.json, apparmor=unconfined|PROFILE, mask=/path[:/path…], unmask=ALL|/path[:/path…]";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +995,147 @@ mod tests {
         assert!(parse_volume("/srv/x:/x:ro").unwrap().read_only);
         for bad in ["data", "rel/x:/x", "data:rel", "data:/x:rx", "/a:/b:ro:z"] {
             assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn volume_options_combine_access_and_relabelling_in_podmans_form() {
+        for (spec, opts) in [
+            ("data:/d", ""),
+            ("data:/d:rw", ""),
+            ("data:/d:ro", ":ro"),
+            ("data:/d:Z", ":Z"),
+            ("/srv:/d:z", ":z"),
+            ("/srv:/d:Z,ro", ":ro,Z"),
+            ("/srv:/d:rw,z", ":z"),
+        ] {
+            assert_eq!(parse_volume(spec).unwrap().options(), opts, "{spec}");
+        }
+        for bad in [
+            "data:/d:z,Z",
+            "data:/d:ro,ro",
+            "data:/d:",
+            "data:/d:ro,",
+            "data:/d:shared",
+        ] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn capabilities_and_signals_are_normalised_or_refused() {
+        assert_eq!(parse_capability("net_admin").unwrap(), "CAP_NET_ADMIN");
+        assert_eq!(parse_capability("Cap_Sys_Nice").unwrap(), "CAP_SYS_NICE");
+        assert_eq!(parse_capability("all").unwrap(), "ALL");
+        assert!(parse_capability("CAP_").is_err());
+        assert!(parse_capability("NET_ADMIN ").is_err());
+        assert_eq!(parse_signal("SIGINT").unwrap(), "SIGINT");
+        assert_eq!(parse_signal("QUIT").unwrap(), "SIGQUIT");
+        for bad in ["sigint", "15", "SIGRTMIN+3", ""] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn security_options_parse_to_podmans_spelling() {
+        for ok in [
+            "no-new-privileges",
+            "label=disable",
+            "label=nested",
+            "label=type:spc_t",
+            "label=level:s0:c1,c2",
+            "label=filetype:container_file_t",
+            "label=user:system_u",
+            "label=role:system_r",
+            "seccomp=unconfined",
+            "seccomp=/etc/containers/seccomp.json",
+            "apparmor=unconfined",
+            "mask=/proc/a:/proc/b",
+            "unmask=ALL",
+        ] {
+            assert_eq!(parse_security_opt(ok).unwrap().podman(), ok);
+        }
+        for bad in [
+            "no-new-privileges=true",
+            "no-new-privileges:true",
+            "label:disable",
+            "label=type:",
+            "label=bogus",
+            "seccomp=rel.json",
+            "apparmor=",
+            "mask=rel",
+            "unmask=all",
+            "proc-opts=x",
+            "",
+        ] {
+            assert!(parse_security_opt(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ulimits_keep_soft_below_hard_with_minus_one_unlimited() {
+        assert_eq!(Ulimit::new(5, 5).unwrap().podman("nofile"), "nofile=5");
+        assert_eq!(Ulimit::new(1, 2).unwrap().podman("nofile"), "nofile=1:2");
+        assert_eq!(Ulimit::new(1, -1).unwrap().podman("core"), "core=1:-1");
+        assert_eq!(Ulimit::new(-1, -1).unwrap().podman("core"), "core=-1");
+        for (s, h) in [(2, 1), (-1, 5), (-2, -2), (0, -3)] {
+            assert!(Ulimit::new(s, h).is_err(), "{s}:{h}");
+        }
+    }
+
+    #[test]
+    fn tmpfs_devices_sysctls_and_host_names_follow_podmans_grammar() {
+        for ok in ["/run", "/tmp:rw,size=64m,mode=1777,noexec", "/x:size=50%,U"] {
+            assert!(parse_tmpfs(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "run",
+            "/x:size=",
+            "/x:mode=999",
+            "/x:bogus",
+            "/x:/y",
+            "/x:size=1t",
+            "/x:uid=1000",
+            "/x:nr_inodes=1k",
+        ] {
+            assert!(parse_tmpfs(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "/dev/fuse",
+            "/dev/fuse:rw",
+            "/dev/a:/dev/b",
+            "/dev/a:/dev/b:rwm",
+        ] {
+            assert!(parse_device(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "fuse",
+            "/dev/a:rwx",
+            "/dev/a:rr",
+            "/dev/a:/dev/b:",
+            "/dev/a:b:r",
+        ] {
+            assert!(parse_device(bad).is_err(), "{bad}");
+        }
+        for ok in ["net.core.somaxconn", "kernel.shmmax", "fs.mqueue.msg_max"] {
+            assert!(check_sysctl_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "vm.swappiness",
+            "kernel.pid_max",
+            "net",
+            "net..x",
+            "net.a b",
+        ] {
+            assert!(check_sysctl_key(bad).is_err(), "{bad}");
+        }
+        assert!(check_sysctl_value("250 32000 100 128").is_ok());
+        for bad in ["", " 1", "1,2", "a\"b", "tab\t", "a=b"] {
+            assert!(check_sysctl_value(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_hostname("db.example-1.internal").is_ok());
+        for bad in ["", "-a", "a-", "a..b", "a_b", "a b"] {
+            assert!(parse_hostname(bad).is_err(), "{bad}");
         }
     }
 
