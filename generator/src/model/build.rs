@@ -1078,6 +1078,33 @@ impl Builder<'_> {
                 );
             }
         }
+        // Services a distribution ships under the same name: not an error
+        // (the host may not have the package), but the app's unit would
+        // hide the distribution's, so say so.
+        for (i, (app, name_span, _)) in apps.iter().enumerate() {
+            if duplicate[i] {
+                continue;
+            }
+            if let Some(shippers) = well_known_unit(&app.name) {
+                self.diags.push(
+                    Diagnostic::warning(
+                        name_span.clone(),
+                        "name",
+                        format!(
+                            "app `{}` has the name of a service {shippers} ship{}: on a host that has it, the app's unit `{}.service` (or Shepherd service `{}`) would hide the distribution's",
+                            app.name,
+                            if shippers.contains(" and ") { "" } else { "s" },
+                            app.name,
+                            app.name
+                        ),
+                    )
+                    .with_help(format!(
+                        "rename the app, e.g. `name = \"myproject-{}\"` (`windlass import --prefix PFX` prefixes every imported app)",
+                        app.name
+                    )),
+                );
+            }
+        }
         // The NixOS oci-containers backend creates networks and volumes
         // with `windlass-network-<n>` / `windlass-volume-<n>`.
         for (app, _, spans) in apps {
@@ -1363,3 +1390,203 @@ const RESERVED_UNITS: &[(&str, &str)] = &[
         "systemd itself provides",
     ),
 ];
+
+/// Service names that distributions ship, which an app should not take:
+/// an app's Quadlet unit `<app>.service` in /run/systemd/generator hides
+/// the distribution's unit of that name, on NixOS the two collide, and on
+/// Guix two Shepherd services would provide one name. Curated from the
+/// packages and service modules most often run beside (or replaced by)
+/// containers; `RESERVED_UNITS` holds the names that are errors instead.
+/// Each list is sorted.
+const WELL_KNOWN_DEBIAN: &[&str] = &[
+    // Debian packages' unit names (and their `Alias=`es).
+    "apache2",
+    "avahi-daemon",
+    "bind9",
+    "caddy",
+    "chrony",
+    "clamav-daemon",
+    "clamav-freshclam",
+    "containerd",
+    "cron",
+    "cups",
+    "dbus",
+    "dnsmasq",
+    "docker",
+    "dovecot",
+    "etcd",
+    "exim4",
+    "fail2ban",
+    "haproxy",
+    "influxdb",
+    "lighttpd",
+    "mariadb",
+    "memcached",
+    "mosquitto",
+    "mysql",
+    "named",
+    "nftables",
+    "nginx",
+    "nmbd",
+    "ntp",
+    "ntpsec",
+    "openvpn",
+    "postfix",
+    "postgresql",
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "rabbitmq-server",
+    "redis",
+    "redis-sentinel",
+    "redis-server",
+    "rspamd",
+    "rsyslog",
+    "slapd",
+    "smbd",
+    "squid",
+    "ssh",
+    "sshd",
+    "tor",
+    "transmission-daemon",
+    "unbound",
+    "varnish",
+    "vsftpd",
+    "zookeeper",
+];
+const WELL_KNOWN_NIXOS: &[&str] = &[
+    // NixOS service modules' unit names (`services.<x>`).
+    "adguardhome",
+    "alertmanager",
+    "avahi-daemon",
+    "bind",
+    "caddy",
+    "chronyd",
+    "clamav-daemon",
+    "clickhouse",
+    "containerd",
+    "coredns",
+    "cron",
+    "cups",
+    "dnsmasq",
+    "docker",
+    "dovecot2",
+    "elasticsearch",
+    "etcd",
+    "fail2ban",
+    "forgejo",
+    "gitea",
+    "gitlab",
+    "grafana",
+    "haproxy",
+    "home-assistant",
+    "httpd",
+    "influxdb",
+    "jellyfin",
+    "keycloak",
+    "loki",
+    "matrix-synapse",
+    "meilisearch",
+    "memcached",
+    "minio",
+    "mongodb",
+    "mosquitto",
+    "mysql",
+    "nats",
+    "netdata",
+    "nextcloud-setup",
+    "nginx",
+    "nix-daemon",
+    "ollama",
+    "opensearch",
+    "plex",
+    "postfix",
+    "postgresql",
+    "prometheus",
+    "prometheus-node-exporter",
+    "promtail",
+    "rabbitmq",
+    "redis",
+    "rspamd",
+    "sshd",
+    "syncthing",
+    "tailscaled",
+    "telegraf",
+    "tor",
+    "traefik",
+    "unbound",
+    "uptime-kuma",
+    "vaultwarden",
+    "zookeeper",
+];
+const WELL_KNOWN_GUIX: &[&str] = &[
+    // Shepherd services of Guix's service types (their `provision`).
+    "avahi-daemon",
+    "cups",
+    "dbus-system",
+    "dovecot",
+    "guix-daemon",
+    "httpd",
+    "mcron",
+    "memcached",
+    "mysql",
+    "networking",
+    "nginx",
+    "nscd",
+    "postgres",
+    "prometheus-node-exporter",
+    "redis",
+    "ssh-daemon",
+    "syslogd",
+    "tor",
+    "unbound",
+];
+
+/// Which distributions ship a service named `name`, in words
+/// (`"Debian and NixOS"`), if any does.
+pub fn well_known_unit(name: &str) -> Option<String> {
+    let who: Vec<&str> = [
+        ("Debian", WELL_KNOWN_DEBIAN),
+        ("NixOS", WELL_KNOWN_NIXOS),
+        ("Guix", WELL_KNOWN_GUIX),
+    ]
+    .into_iter()
+    .filter(|(_, list)| list.binary_search(&name).is_ok())
+    .map(|(d, _)| d)
+    .collect();
+    match who.as_slice() {
+        [] => None,
+        [one] => Some((*one).to_string()),
+        [init @ .., last] => Some(format!("{} and {last}", init.join(", "))),
+    }
+}
+
+#[cfg(test)]
+mod well_known_tests {
+    use super::*;
+
+    #[test]
+    fn the_lists_are_sorted_and_none_is_reserved() {
+        for list in [WELL_KNOWN_DEBIAN, WELL_KNOWN_NIXOS, WELL_KNOWN_GUIX] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+            for n in list {
+                let unit = format!("{n}.service");
+                assert!(!RESERVED_UNITS.iter().any(|(u, _)| *u == unit), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_the_distributions() {
+        assert_eq!(
+            well_known_unit("postgresql").as_deref(),
+            Some("Debian and NixOS")
+        );
+        assert_eq!(
+            well_known_unit("redis").as_deref(),
+            Some("Debian, NixOS and Guix")
+        );
+        assert_eq!(well_known_unit("postgres").as_deref(), Some("Guix"));
+        assert_eq!(well_known_unit("lnd"), None);
+    }
+}
