@@ -256,6 +256,21 @@ fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
                 serde_json::from_str(flag_values(argv, "--health-cmd")[0]).unwrap();
             assert_eq!(&got, cmd, "{}: health command changed", app.name);
         }
+        // The container's name, and each network with the aliases and
+        // addresses on it, as Podman receives them.
+        assert_eq!(
+            flag_values(argv, "--name"),
+            [app.container_name()],
+            "{}: container name",
+            app.name
+        );
+        let want_networks: Vec<String> = c.networks.iter().map(|n| c.network_arg(n, n)).collect();
+        assert_eq!(
+            flag_values(argv, "--network"),
+            want_networks,
+            "{}: networks",
+            app.name
+        );
         for job in &app.jobs {
             let unit = format!("{}-{}.service", app.name, job.name);
             assert_eq!(
@@ -297,6 +312,17 @@ fn torture_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
     oracle_case(
         &common::repo_root().join("generator/tests/fleets/torture"),
         "torture",
+    );
+}
+
+/// `container_name`, network aliases and static addresses (`Network=
+/// x.network:alias=…,ip=…`) reach `podman run` as `--name` and
+/// `--network x:alias=…,ip=…`.
+#[test]
+fn names_fleet_is_accepted_by_quadlet_and_systemd_and_names_and_addresses_survive() {
+    oracle_case(
+        &common::repo_root().join("generator/tests/fleets/names"),
+        "names",
     );
 }
 

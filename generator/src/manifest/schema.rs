@@ -20,6 +20,9 @@ pub enum Kind {
     TableArray(&'static [Field]),
     /// A table whose keys are user names, each a fixed table (`[networks.x]`).
     NamedTables(&'static [Field]),
+    /// An array whose elements are each a string or a table with fixed
+    /// fields (`container.networks`: `"back"` or `{ name = "back", … }`).
+    StringOrTableArray(&'static [Field]),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +85,29 @@ pub const SECRET: &[Field] = &[
     ),
 ];
 
+pub const NETWORK_ATTACHMENT: &[Field] = &[
+    req(
+        "name",
+        String,
+        "A network declared in windlass.toml (not \"host\")",
+    ),
+    f(
+        "aliases",
+        StringArray,
+        "DNS names other containers on this network reach the container by",
+    ),
+    f(
+        "ipv4",
+        String,
+        "Static IPv4 address, inside the network's declared subnet",
+    ),
+    f(
+        "ipv6",
+        String,
+        "Static IPv6 address, inside the network's declared subnet",
+    ),
+];
+
 pub const CONTAINER: &[Field] = &[
     req(
         "image",
@@ -110,8 +136,8 @@ pub const CONTAINER: &[Field] = &[
     ),
     f(
         "networks",
-        StringArray,
-        "Networks declared in windlass.toml, or \"host\"",
+        StringOrTableArray(NETWORK_ATTACHMENT),
+        "Networks declared in windlass.toml, or \"host\"; a table { name, aliases, ipv4, ipv6 } to set the container's names and addresses on one",
     ),
     f(
         "memory",
@@ -128,6 +154,11 @@ pub const CONTAINER: &[Field] = &[
         "auto_update",
         &["registry", "local", "none"],
         "Podman auto-update policy",
+    ),
+    f(
+        "container_name",
+        String,
+        "The container's name (and DNS name) instead of the app's name",
     ),
 ];
 
@@ -233,6 +264,10 @@ fn kind_schema(kind: Kind, field: &Field) -> Value {
         NamedTables(fields) => {
             json!({"type": "object", "additionalProperties": table_schema(fields)})
         }
+        StringOrTableArray(fields) => json!({
+            "type": "array",
+            "items": {"oneOf": [{"type": "string"}, table_schema(fields)]}
+        }),
     }
 }
 
