@@ -95,7 +95,8 @@ pub enum Command {
         project: Option<String>,
         /// Name every app `PFX-<service>` (so that a second project can be
         /// imported into the same fleet, and no app takes the name of a
-        /// distribution's service).
+        /// distribution's service); the service name stays a network
+        /// alias, so the others still reach it by it.
         #[arg(long, value_name = "PFX")]
         prefix: Option<String>,
         /// Variables for interpolation, instead of `.env` beside the compose

@@ -1466,3 +1466,130 @@ fn an_app_named_like_a_distribution_service_is_warned_about_at_import_and_valida
     let o = windlass(&["validate", s(&dir.join("fleet"))]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
 }
+
+/// `container_name`, network `aliases` and `ipv4_address` are carried, and
+/// the service name stays reachable when the container's name is another
+/// (a rename, `--prefix`, `container_name`): compose makes it an alias on
+/// each network, and so does the import. An address the network's subnet
+/// does not hold is dropped, saying why.
+#[test]
+fn container_names_aliases_and_static_addresses_are_carried_down_to_the_units() {
+    let p = Project::new(
+        r#"
+services:
+  db:
+    image: docker.io/library/postgres:16
+    restart: always
+    container_name: legacy-postgres
+    networks:
+      back:
+        aliases: [postgres, "not an alias"]
+        ipv4_address: 10.77.0.5
+  web_front:
+    image: docker.io/library/nginx:1.27
+    restart: always
+    networks:
+      back:
+        ipv4_address: 10.78.0.9
+      front:
+        ipv6_address: fd77::9
+        aliases: [www]
+  plain:
+    image: docker.io/library/nginx:1.27
+    restart: always
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: 10.77.0.0/24
+          gateway: 10.77.0.1
+  front: {}
+"#,
+        None,
+    );
+    p.import_ok(&[]);
+    let db = p.container("db");
+    assert_eq!(db["container_name"].as_str(), Some("legacy-postgres"));
+    assert_eq!(
+        db["networks"].to_string().trim(),
+        r#"[{ name = "demo_back", aliases = ["db", "postgres"], ipv4 = "10.77.0.5" }]"#
+    );
+    let web = p.container("web-front");
+    assert!(web.get("container_name").is_none());
+    assert_eq!(
+        web["networks"].to_string().trim(),
+        r#"[{ name = "demo_back", aliases = ["web_front"] }, { name = "demo_front", aliases = ["web_front", "www"] }]"#
+    );
+    // Named as compose names it, nothing to add.
+    assert_eq!(strs(&p.container("plain")["networks"]), ["demo_default"]);
+    let e = p.entries("db");
+    assert!(
+        e.iter().any(|(k, a, r)| k == "networks.back.aliases[1]"
+            && a == "dropped"
+            && r.contains("not a DNS name")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|(k, a, r)| k == "(service name)"
+            && a == "changed"
+            && r.contains("`db` stays a network alias on `demo_back`")),
+        "{e:?}"
+    );
+    assert!(!e.iter().any(|(k, ..)| k == "container_name"), "{e:?}");
+    let e = p.entries("web_front");
+    for (key, why) in [
+        (
+            "networks.back.ipv4_address",
+            "10.78.0.9 is not in the subnet 10.77.0.0/24",
+        ),
+        ("networks.front.ipv6_address", "declares no subnet"),
+    ] {
+        assert!(
+            e.iter()
+                .any(|(k, a, r)| k == key && a == "dropped" && r.contains(why)),
+            "{key}: {e:?}"
+        );
+    }
+    // Down to the Quadlet units.
+    let out = p.dir.path().join("out");
+    let o = windlass(&[
+        "generate",
+        s(&p.fleet()),
+        "-o",
+        s(&out),
+        "--target",
+        "quadlet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let unit = std::fs::read_to_string(out.join("quadlet/db.container")).unwrap();
+    assert!(unit.contains("\nContainerName=legacy-postgres\n"), "{unit}");
+    assert!(
+        unit.contains("\nNetwork=demo_back.network:alias=db,alias=postgres,ip=10.77.0.5\n"),
+        "{unit}"
+    );
+    let unit = std::fs::read_to_string(out.join("quadlet/web-front.container")).unwrap();
+    assert!(
+        unit.contains("\nNetwork=demo_front.network:alias=web_front,alias=www\n"),
+        "{unit}"
+    );
+}
+
+/// With `--prefix`, every app is renamed, and each service name stays a
+/// network alias, so `db:5432` in another service's environment still
+/// resolves.
+#[test]
+fn prefixed_apps_keep_their_service_names_as_aliases() {
+    let p = Project::new(
+        "services:\n  db:\n    image: docker.io/library/postgres:16\n    restart: always\n  web:\n    image: docker.io/library/nginx:1.27\n    restart: always\n    environment:\n      DB_HOST: db\n",
+        None,
+    );
+    p.import_ok(&["--prefix", "shop"]);
+    for (app, svc) in [("shop-db", "db"), ("shop-web", "web")] {
+        assert_eq!(
+            p.container(app)["networks"].to_string().trim(),
+            format!(r#"[{{ name = "demo_default", aliases = ["{svc}"] }}]"#)
+        );
+    }
+    let o = windlass(&["validate", s(&p.fleet())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -180,8 +180,13 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
     report_top_level_substitutions(&subs, &mut report);
 
+    let network_subnets = network_defs
+        .iter()
+        .map(|(n, d)| (n.clone(), (d.subnet.clone(), d.gateway.clone())))
+        .collect();
     let ctx = Context {
         project: project.clone(),
+        network_subnets,
         compose_dir: compose_dir.clone(),
         home: opts.environment.get("HOME").cloned(),
         networks: networks_map,
@@ -510,7 +515,14 @@ fn app_names(
                 Some(&svc),
                 "(service name)",
                 Action::Changed,
-                format!("renamed to the app `{app}` (app names match ^[a-z][a-z0-9-]{{0,62}}$); other containers reach it as `{app}`"),
+                format!(
+                    "renamed to the app `{app}` (app names match ^[a-z][a-z0-9-]{{0,62}}${})",
+                    if prefix.is_some() {
+                        ", with --prefix"
+                    } else {
+                        ""
+                    }
+                ),
             );
         }
         if let Some(shippers) = crate::model::build::well_known_unit(&app) {
