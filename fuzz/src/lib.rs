@@ -221,6 +221,7 @@ pub fn compose(data: &[u8]) {
     let opts = import::Options {
         compose_file,
         project: None,
+        prefix: None,
         env_files: Vec::new(),
         process_env: data.contains(&b'$'),
         environment: BTreeMap::from(

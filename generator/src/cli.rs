@@ -87,10 +87,18 @@ pub enum Command {
         /// The fleet directory to write (created, or added to).
         #[arg(short, long, value_name = "APPS_DIR", required = true)]
         output: Option<PathBuf>,
-        /// Project name (prefix of volume and network names); default: the
-        /// file's `name:`, else its directory's name.
+        /// Project name (prefix of volume and network names); default:
+        /// COMPOSE_PROJECT_NAME (from the env file, or with --process-env
+        /// the environment), else the file's `name:`, else its directory's
+        /// name.
         #[arg(long, value_name = "NAME")]
         project: Option<String>,
+        /// Name every app `PFX-<service>` (so that a second project can be
+        /// imported into the same fleet, and no app takes the name of a
+        /// distribution's service); the service name stays a network
+        /// alias, so the others still reach it by it.
+        #[arg(long, value_name = "PFX")]
+        prefix: Option<String>,
         /// Variables for interpolation, instead of `.env` beside the compose
         /// file (repeatable; a later file wins).
         #[arg(long, value_name = "FILE")]

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
             compose_file,
             output,
             project,
+            prefix,
             env_file,
             process_env,
             allow_partial,
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
             let opts = windlass::import::Options {
                 compose_file,
                 project,
+                prefix,
                 env_files: env_file,
                 process_env,
                 environment: std::env::vars().collect(),

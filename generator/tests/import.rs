@@ -1261,3 +1261,335 @@ fn every_shared_corpus_project_imports_every_service_that_has_an_image() {
         projects.len()
     );
 }
+
+/// Imports `dir/compose.yaml` into `dir/fleet` with `args` and only `env`
+/// in the process environment (no `--project`): returns the exit status
+/// code, stderr and the JSON report.
+fn import_dir(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, serde_json::Value) {
+    let compose = dir.join("compose.yaml");
+    let fleet = dir.join("fleet");
+    let report = dir.join("report.json");
+    let mut all = vec![
+        "import",
+        s(&compose),
+        "-o",
+        s(&fleet),
+        "--report",
+        s(&report),
+    ];
+    all.extend_from_slice(args);
+    let o = Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(&all)
+        .output()
+        .unwrap();
+    let r = std::fs::read_to_string(&report)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        r,
+    )
+}
+
+/// Compose names volumes and networks `<project>_<key>`, the project being
+/// `-p`, else COMPOSE_PROJECT_NAME (the process environment, or `.env`),
+/// else the top-level `name:`, else the directory. A migrated host must
+/// find its existing volumes (`mailcowdockerized_vmail`) under the same
+/// names.
+#[test]
+fn the_project_name_comes_from_compose_project_name_then_name_then_the_directory() {
+    let compose = "name: Other\nservices:\n  mail:\n    image: docker.io/library/busybox:1.36\n    restart: always\n    volumes: [\"vmail:/var/vmail\"]\n    networks: [back]\nvolumes:\n  vmail: {}\nnetworks:\n  back: {}\n";
+    let case = |env_file: Option<&str>, args: &[&str], env: &[(&str, &str)]| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("My Dir");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+        if let Some(e) = env_file {
+            std::fs::write(dir.join(".env"), e).unwrap();
+        }
+        let (code, err, r) = import_dir(&dir, args, env);
+        assert_eq!(code, 0, "{err}");
+        let fleet = std::fs::read_to_string(dir.join("fleet/windlass.toml")).unwrap();
+        let app = std::fs::read_to_string(dir.join("fleet/mail.toml")).unwrap();
+        (fleet, app, err, r)
+    };
+    // COMPOSE_PROJECT_NAME in .env wins over `name:`, normalised as compose does.
+    let (fleet, app, err, r) = case(Some("COMPOSE_PROJECT_NAME=MailcowDockerized\n"), &[], &[]);
+    assert!(
+        fleet.contains("[volumes.mailcowdockerized_vmail]"),
+        "{fleet}"
+    );
+    assert!(
+        fleet.contains("[networks.mailcowdockerized_back]"),
+        "{fleet}"
+    );
+    assert!(
+        app.contains("\"mailcowdockerized_vmail:/var/vmail\""),
+        "{app}"
+    );
+    assert_eq!(r["project"], "mailcowdockerized");
+    assert_eq!(r["project_from"], "COMPOSE_PROJECT_NAME in the env file");
+    assert!(
+        err.contains("project mailcowdockerized (from COMPOSE_PROJECT_NAME in the env file): volumes and networks are named mailcowdockerized_<key>"),
+        "{err}"
+    );
+    // The process environment is read only with --process-env, and then wins.
+    let env = [("COMPOSE_PROJECT_NAME", "fromshell")];
+    let (fleet, ..) = case(Some("COMPOSE_PROJECT_NAME=dotenv\n"), &[], &env);
+    assert!(fleet.contains("[volumes.dotenv_vmail]"), "{fleet}");
+    let (fleet, _, _, r) = case(
+        Some("COMPOSE_PROJECT_NAME=dotenv\n"),
+        &["--process-env"],
+        &env,
+    );
+    assert!(fleet.contains("[volumes.fromshell_vmail]"), "{fleet}");
+    assert_eq!(
+        r["project_from"],
+        "COMPOSE_PROJECT_NAME in the process environment"
+    );
+    // --project wins over everything.
+    let (fleet, ..) = case(
+        Some("COMPOSE_PROJECT_NAME=dotenv\n"),
+        &["--project", "mine"],
+        &[],
+    );
+    assert!(fleet.contains("[volumes.mine_vmail]"), "{fleet}");
+    // Without it: `name:`, then the directory's name.
+    let (fleet, _, _, r) = case(None, &[], &[]);
+    assert!(fleet.contains("[volumes.other_vmail]"), "{fleet}");
+    assert_eq!(r["project_from"], "the top-level `name:`");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("My Dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        compose.replace("name: Other\n", ""),
+    )
+    .unwrap();
+    let (code, err, r) = import_dir(&dir, &[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["project"], "mydir");
+    let fleet = std::fs::read_to_string(dir.join("fleet/windlass.toml")).unwrap();
+    assert!(fleet.contains("[volumes.mydir_vmail]"), "{fleet}");
+}
+
+/// `--prefix PFX` names every app `PFX-<service>`, dependencies included,
+/// so that two projects with a `db` each import into one fleet.
+#[test]
+fn prefix_names_every_app_and_lets_two_projects_share_a_fleet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    let compose = "services:\n  db:\n    image: docker.io/library/postgres:16\n    restart: always\n  web:\n    image: docker.io/library/nginx:1.27\n    restart: always\n    depends_on: [db]\n";
+    for p in ["one", "two"] {
+        let dir = tmp.path().join(p);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+        let o = windlass(&[
+            "import",
+            s(&dir.join("compose.yaml")),
+            "-o",
+            s(&fleet),
+            "--prefix",
+            &format!("{p}-"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let names: Vec<String> = files(&fleet).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "one-db.toml",
+            "one-web.toml",
+            "two-db.toml",
+            "two-web.toml",
+            "windlass.toml"
+        ]
+    );
+    let web = std::fs::read_to_string(fleet.join("two-web.toml")).unwrap();
+    assert!(web.contains("requires = [\"two-db\"]"), "{web}");
+    let o = windlass(&["validate", s(&fleet)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A prefix that cannot start an app name is refused, naming it.
+    let o = windlass(&[
+        "import",
+        s(&tmp.path().join("one/compose.yaml")),
+        "-o",
+        s(&tmp.path().join("other")),
+        "--prefix",
+        "1x",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--prefix \"1x\""));
+}
+
+/// An app named like a distribution's service (postgresql, nginx, redis)
+/// would hide it on a host that has it: a warning at import and at
+/// validate, not an error; `--prefix` avoids it.
+#[test]
+fn an_app_named_like_a_distribution_service_is_warned_about_at_import_and_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  postgresql:\n    image: docker.io/library/postgres:16\n    restart: always\n  app:\n    image: docker.io/library/nginx:1.27\n    restart: always\n",
+    )
+    .unwrap();
+    let (code, err, r) = import_dir(dir, &[], &[]);
+    assert_eq!(code, 0, "{err}");
+    let w = r["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    let w = w[0].as_str().unwrap();
+    assert!(
+        w.contains("the app `postgresql` has the name of a service Debian and NixOS ship"),
+        "{w}"
+    );
+    assert!(w.contains("--prefix"), "{w}");
+    assert!(err.contains(&format!("warning: {w}")), "{err}");
+    let o = windlass(&["validate", s(&dir.join("fleet"))]);
+    let verr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{verr}");
+    assert!(
+        verr.contains(
+            "warning: `name`: app `postgresql` has the name of a service Debian and NixOS ship"
+        ),
+        "{verr}"
+    );
+    assert!(!verr.contains("app `app`"), "{verr}");
+    // Prefixed, nothing to warn about.
+    std::fs::remove_dir_all(dir.join("fleet")).unwrap();
+    let (code, err, r) = import_dir(dir, &["--prefix", "demo"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(r.get("warnings").is_none(), "{r}");
+    let o = windlass(&["validate", s(&dir.join("fleet"))]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+}
+
+/// `container_name`, network `aliases` and `ipv4_address` are carried, and
+/// the service name stays reachable when the container's name is another
+/// (a rename, `--prefix`, `container_name`): compose makes it an alias on
+/// each network, and so does the import. An address the network's subnet
+/// does not hold is dropped, saying why.
+#[test]
+fn container_names_aliases_and_static_addresses_are_carried_down_to_the_units() {
+    let p = Project::new(
+        r#"
+services:
+  db:
+    image: docker.io/library/postgres:16
+    restart: always
+    container_name: legacy-postgres
+    networks:
+      back:
+        aliases: [postgres, "not an alias"]
+        ipv4_address: 10.77.0.5
+  web_front:
+    image: docker.io/library/nginx:1.27
+    restart: always
+    networks:
+      back:
+        ipv4_address: 10.78.0.9
+      front:
+        ipv6_address: fd77::9
+        aliases: [www]
+  plain:
+    image: docker.io/library/nginx:1.27
+    restart: always
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: 10.77.0.0/24
+          gateway: 10.77.0.1
+  front: {}
+"#,
+        None,
+    );
+    p.import_ok(&[]);
+    let db = p.container("db");
+    assert_eq!(db["container_name"].as_str(), Some("legacy-postgres"));
+    assert_eq!(
+        db["networks"].to_string().trim(),
+        r#"[{ name = "demo_back", aliases = ["db", "postgres"], ipv4 = "10.77.0.5" }]"#
+    );
+    let web = p.container("web-front");
+    assert!(web.get("container_name").is_none());
+    assert_eq!(
+        web["networks"].to_string().trim(),
+        r#"[{ name = "demo_back", aliases = ["web_front"] }, { name = "demo_front", aliases = ["web_front", "www"] }]"#
+    );
+    // Named as compose names it, nothing to add.
+    assert_eq!(strs(&p.container("plain")["networks"]), ["demo_default"]);
+    let e = p.entries("db");
+    assert!(
+        e.iter().any(|(k, a, r)| k == "networks.back.aliases[1]"
+            && a == "dropped"
+            && r.contains("not a DNS name")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|(k, a, r)| k == "(service name)"
+            && a == "changed"
+            && r.contains("`db` stays a network alias on `demo_back`")),
+        "{e:?}"
+    );
+    assert!(!e.iter().any(|(k, ..)| k == "container_name"), "{e:?}");
+    let e = p.entries("web_front");
+    for (key, why) in [
+        (
+            "networks.back.ipv4_address",
+            "10.78.0.9 is not in the subnet 10.77.0.0/24",
+        ),
+        ("networks.front.ipv6_address", "declares no subnet"),
+    ] {
+        assert!(
+            e.iter()
+                .any(|(k, a, r)| k == key && a == "dropped" && r.contains(why)),
+            "{key}: {e:?}"
+        );
+    }
+    // Down to the Quadlet units.
+    let out = p.dir.path().join("out");
+    let o = windlass(&[
+        "generate",
+        s(&p.fleet()),
+        "-o",
+        s(&out),
+        "--target",
+        "quadlet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let unit = std::fs::read_to_string(out.join("quadlet/db.container")).unwrap();
+    assert!(unit.contains("\nContainerName=legacy-postgres\n"), "{unit}");
+    assert!(
+        unit.contains("\nNetwork=demo_back.network:alias=db,alias=postgres,ip=10.77.0.5\n"),
+        "{unit}"
+    );
+    let unit = std::fs::read_to_string(out.join("quadlet/web-front.container")).unwrap();
+    assert!(
+        unit.contains("\nNetwork=demo_front.network:alias=web_front,alias=www\n"),
+        "{unit}"
+    );
+}
+
+/// With `--prefix`, every app is renamed, and each service name stays a
+/// network alias, so `db:5432` in another service's environment still
+/// resolves.
+#[test]
+fn prefixed_apps_keep_their_service_names_as_aliases() {
+    let p = Project::new(
+        "services:\n  db:\n    image: docker.io/library/postgres:16\n    restart: always\n  web:\n    image: docker.io/library/nginx:1.27\n    restart: always\n    environment:\n      DB_HOST: db\n",
+        None,
+    );
+    p.import_ok(&["--prefix", "shop"]);
+    for (app, svc) in [("shop-db", "db"), ("shop-web", "web")] {
+        assert_eq!(
+            p.container(app)["networks"].to_string().trim(),
+            format!(r#"[{{ name = "demo_default", aliases = ["{svc}"] }}]"#)
+        );
+    }
+    let o = windlass(&["validate", s(&p.fleet())]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

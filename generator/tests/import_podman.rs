@@ -80,6 +80,9 @@ fn inspect_json_becomes_manifests_that_validate_and_generate() {
         ]
     );
     assert_eq!(strs(&c["networks"]), ["frontnet"]);
+    // The app is `web-front`; the container keeps its name.
+    assert_eq!(c["container_name"].as_str(), Some("web_front"));
+    assert!(metrics_has_no_container_name(&fleet));
     assert_eq!(c["memory"].as_str(), Some("256Mi"));
     assert_eq!(c["cpus"].as_float(), Some(1.5));
     assert_eq!(c["restart"].as_str(), Some("always"));
@@ -182,4 +185,10 @@ fn bad_json_is_an_error_and_nothing_is_written() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(!fleet.exists());
+}
+
+/// `metrics` is already a valid app name: no `container_name`.
+fn metrics_has_no_container_name(fleet: &Path) -> bool {
+    let m = std::fs::read_to_string(fleet.join("metrics.toml")).unwrap();
+    !m.contains("container_name")
 }

@@ -98,6 +98,7 @@ struct Meaning {
     ports: BTreeSet<String>,
     volumes: BTreeSet<String>,
     networks: BTreeSet<String>,
+    container_name: Option<String>,
     labels: BTreeMap<String, String>,
     health_cmd: Option<Vec<String>>,
     health_times: BTreeMap<String, u64>,
@@ -192,10 +193,20 @@ fn meaning(path: &Path) -> Meaning {
                 format!("{}:{rest}", resource(dir, src, "volume", "VolumeName"))
             })
             .collect(),
+        // By the Podman resource, with the per-network options as written.
         networks: all(&u, "Container", "Network")
             .iter()
-            .map(|n| resource(dir, &whole(n), "network", "NetworkName"))
+            .map(|n| {
+                let n = whole(n);
+                match n.split_once(':') {
+                    Some((net, opts)) => {
+                        format!("{}:{opts}", resource(dir, net, "network", "NetworkName"))
+                    }
+                    None => resource(dir, &n, "network", "NetworkName"),
+                }
+            })
             .collect(),
+        container_name: last(&u, "Container", "ContainerName"),
         labels,
         health_cmd,
         health_times,
@@ -248,7 +259,13 @@ fn hand_written_units_mean_the_same_after_import_and_generate() {
         }
         let stem = orig.file_stem().unwrap().to_str().unwrap();
         let regen = out.join(format!("quadlet/{stem}.container"));
-        assert_eq!(meaning(&orig), meaning(&regen), "{stem}");
+        let (orig, mut regen) = (meaning(&orig), meaning(&regen));
+        // Without ContainerName= Quadlet names the container
+        // `systemd-<stem>`; windlass names it after the app.
+        if orig.container_name.is_none() {
+            regen.container_name = None;
+        }
+        assert_eq!(orig, regen, "{stem}");
         compared += 1;
     }
     assert_eq!(compared, 3);
@@ -338,7 +355,8 @@ fn the_originals_mean_what_they_were_written_to_mean() {
     assert_eq!(web.entrypoint.unwrap(), ["/usr/bin/tini", "--"]);
     assert_eq!(web.volumes.len(), 2);
     assert_eq!(web.memory, Some(512 * 1024 * 1024));
-    assert!(web.networks.contains("shop-backend"));
+    assert!(web.networks.contains("shop-backend:alias=shop,alias=front"));
+    assert_eq!(web.container_name.as_deref(), Some("shop-web"));
     let db = meaning(&fixtures().join("basic/db.container"));
     assert_eq!(db.env["GREETING"], "cost: $5, 50% off");
     assert_eq!(db.env["POSTGRES_USER"], "shop owner");
@@ -380,7 +398,7 @@ fn descriptions_volumes_and_networks_carry_over() {
     let r: serde_json::Value = serde_json::from_str(&report).unwrap();
     let entries = r["entries"].as_array().unwrap();
     assert!(entries.iter().any(|e| e["file"] == "web.container"
-        && e["line"] == 28
+        && e["line"] == 29
         && e["section"] == "Service"
         && e["key"] == "TimeoutStartSec"
         && e["action"] == "dropped"));

@@ -191,9 +191,22 @@ fn check_container(facts: &Facts, app: &App) {
         }
     }
     assert_eq!(get("requirement"), deps, "{name}: requirement");
+    // Each network with its aliases and addresses; a `container_name`
+    // is one more alias (Guix names the container after the service).
+    let network_arg = |n: &str| match c.container_name.as_ref() {
+        Some(cn) if *cn != app.name && n != "host" => {
+            let mut o = c.network_options.get(n).cloned().unwrap_or_default();
+            if !o.aliases.contains(cn) {
+                o.aliases.push(cn.clone());
+            }
+            format!("{n}:{}", o.podman_options())
+        }
+        _ => c.network_arg(n, n),
+    };
     assert_eq!(
-        facts.one("container", name, "network"),
-        c.networks.first().map(String::as_str)
+        facts.one("container", name, "network").map(str::to_string),
+        c.networks.first().map(|n| network_arg(n)),
+        "{name}: network"
     );
     assert_eq!(
         facts.one("container", name, "respawn?"),
@@ -236,6 +249,13 @@ fn check_container(facts: &Facts, app: &App) {
         .map(|a| a.to_string())
         .collect();
     assert_eq!(got, settings, "{name}: container settings changed");
+    let more_networks: Vec<String> = extra
+        .iter()
+        .filter_map(|a| a.strip_prefix("--network="))
+        .map(str::to_string)
+        .collect();
+    let want: Vec<String> = c.networks.iter().skip(1).map(|n| network_arg(n)).collect();
+    assert_eq!(more_networks, want, "{name}: further networks");
     for f in &c.env_files {
         assert!(has(&format!("--env-file={f}")), "{extra:?}");
     }
@@ -420,6 +440,24 @@ fn example_fleet_loads_in_guile_with_the_documented_guix_fields() {
     assert_eq!(facts.one("container", "uptime", "respawn?"), Some("#t"));
     assert_eq!(facts.all("volume", "pg-data", "labels"), ["backup=nightly"]);
     assert_eq!(facts.one("network", "archy", "gateway"), Some("10.89.0.1"));
+}
+
+#[test]
+fn names_fleet_loads_in_guile_with_aliases_and_addresses_on_each_network() {
+    if !common::oracles_enabled("guix names") {
+        return;
+    }
+    let facts = fleet_case(
+        &common::repo_root().join("generator/tests/fleets/names"),
+        "names",
+    );
+    assert_eq!(
+        facts.one("container", "db", "network"),
+        Some(
+            "back:alias=postgres,alias=my_db,alias=db.internal,alias=legacy_postgres,ip=10.98.0.5"
+        )
+    );
+    assert_eq!(facts.one("container", "web", "network"), Some("front"));
 }
 
 #[test]

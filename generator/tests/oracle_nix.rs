@@ -50,6 +50,7 @@ fn fleets() -> Vec<(&'static str, PathBuf)> {
         ("examples", root.join("examples")),
         ("torture", root.join("generator/tests/fleets/torture")),
         ("settings", root.join("generator/tests/fleets/settings")),
+        ("names", root.join("generator/tests/fleets/names")),
     ]
 }
 
@@ -502,6 +503,19 @@ fn oci_backend_carries_every_value_and_honours_enable() {
             // Kernel, security and process settings: whole arguments of
             // extraOptions, in order, as the module evaluated them.
             let settings = windlass::emit::podman::setting_flags(&app.container);
+            // Networks with their aliases and addresses (`--network=` each),
+            // and a `container_name` as a later `--name=`.
+            let networks: Vec<String> = c
+                .get("networks")
+                .map(|e| serde_json::from_value(e.clone()).unwrap())
+                .unwrap_or_default();
+            let want: Vec<String> = app
+                .container
+                .networks
+                .iter()
+                .map(|n| app.container.network_arg(n, n))
+                .collect();
+            assert_eq!(networks, want, "{ctx}: networks");
             let extra: Vec<String> = c
                 .get("extraOptions")
                 .map(|e| serde_json::from_value(e.clone()).unwrap())
@@ -523,6 +537,11 @@ fn oci_backend_carries_every_value_and_honours_enable() {
                 };
                 let want = format!("{src}:{}{}", m.target, m.options());
                 assert!(volumes.contains(&want), "{ctx}: {want} not in {volumes:?}");
+            }
+            let names: Vec<&String> = extra.iter().filter(|a| a.starts_with("--name=")).collect();
+            match &app.container.container_name {
+                Some(cn) => assert_eq!(names, [&format!("--name={cn}")], "{ctx}"),
+                None => assert!(names.is_empty(), "{ctx}: {names:?}"),
             }
             let healthy = app.health.as_ref().is_some_and(|h| h.cmd.is_some());
             assert_eq!(

@@ -257,6 +257,33 @@ fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
             assert_eq!(&got, cmd, "{}: health command changed", app.name);
         }
         check_settings(app, argv);
+        // The container's name, and each network with the aliases and
+        // addresses on it, as Podman receives them.
+        assert_eq!(
+            flag_values(argv, "--name"),
+            [app.container_name()],
+            "{}: container name",
+            app.name
+        );
+        // Before `NetworkName=` (Podman 4.5), Quadlet names a network
+        // `systemd-<name>`.
+        let named =
+            windlass::emit::keys::KeySet::for_version(fleet.podman).has("Network", "NetworkName");
+        let want_networks: Vec<String> = c
+            .networks
+            .iter()
+            .map(|n| match n.as_str() {
+                "host" => c.network_arg(n, n),
+                _ if named => c.network_arg(n, n),
+                _ => c.network_arg(n, &format!("systemd-{n}")),
+            })
+            .collect();
+        assert_eq!(
+            flag_values(argv, "--network"),
+            want_networks,
+            "{}: networks",
+            app.name
+        );
         for job in &app.jobs {
             let unit = format!("{}-{}.service", app.name, job.name);
             assert_eq!(
@@ -312,7 +339,12 @@ fn oracle_case_with(fleet_dir: &Path, name: &str, extra: &[&str]) {
     generate(fleet_dir, &work.path().join("out"), extra);
     let run = run_oracles(work.path());
     assert_accepted(&run, name);
-    let fleet = load_fleet(fleet_dir).unwrap().fleet.expect("valid fleet");
+    let mut fleet = load_fleet(fleet_dir).unwrap().fleet.expect("valid fleet");
+    if let Some(i) = extra.iter().position(|a| *a == "--podman-version") {
+        let (major, minor) = extra[i + 1].split_once('.').unwrap();
+        fleet.podman =
+            windlass::model::PodmanVersion::new(major.parse().unwrap(), minor.parse().unwrap());
+    }
     let units = fleet.apps.len() + fleet.apps.iter().map(|a| a.jobs.len()).sum::<usize>();
     assert!(
         run.exec.len() >= units,
@@ -332,6 +364,17 @@ fn torture_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
     oracle_case(
         &common::repo_root().join("generator/tests/fleets/torture"),
         "torture",
+    );
+}
+
+/// `container_name`, network aliases and static addresses (`Network=
+/// x.network:alias=…,ip=…`) reach `podman run` as `--name` and
+/// `--network x:alias=…,ip=…`.
+#[test]
+fn names_fleet_is_accepted_by_quadlet_and_systemd_and_names_and_addresses_survive() {
+    oracle_case(
+        &common::repo_root().join("generator/tests/fleets/names"),
+        "names",
     );
 }
 

@@ -52,6 +52,8 @@ const GUIX_PATH: &str = "PATH=/run/current-system/profile/bin";
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
     ctx.warnings
         .extend(fleet.apps.iter().filter_map(low_port_warning));
+    ctx.warnings
+        .extend(fleet.apps.iter().filter_map(container_name_warning));
     let containers = containers_service(fleet);
     let mut timers = Vec::new();
     for app in &fleet.apps {
@@ -251,7 +253,7 @@ fn container(app: &App) -> Datum {
         f.push(field("volumes", strings(&volumes)));
     }
     if let Some(first) = c.networks.first() {
-        f.push(field("network", Datum::str(first)));
+        f.push(field("network", Datum::str(&network_arg(app, first))));
     }
     // Shepherd respawns a service whenever its process ends, whatever the
     // exit status: "on-failure" is the closest it gets.
@@ -261,6 +263,55 @@ fn container(app: &App) -> Datum {
         f.push(field("extra-arguments", strings(&extra)));
     }
     Datum::call("oci-container-configuration", f)
+}
+
+/// `--network`'s value for network `n`: its aliases and addresses as
+/// Podman's per-network options. Guix names the container after its
+/// Shepherd service (`--name <provision>`) and stops it by that name
+/// (`podman rm -f <provision>`), so a `container_name` cannot rename it:
+/// it becomes one more alias on each network instead, which keeps it
+/// reachable by that name (see `container_name_warning`).
+fn network_arg(app: &App, n: &str) -> String {
+    let c = &app.container;
+    match &c.container_name {
+        Some(cn) if n != "host" && cn != &app.name => {
+            let mut o = c.network_options.get(n).cloned().unwrap_or_default();
+            if !o.aliases.contains(cn) {
+                o.aliases.push(cn.clone());
+            }
+            format!("{n}:{}", o.podman_options())
+        }
+        _ => c.network_arg(n, n),
+    }
+}
+
+/// What becomes of a `container_name` under Guix (see `network_arg`).
+fn container_name_warning(app: &App) -> Option<String> {
+    let cn = app.container.container_name.as_ref()?;
+    if cn == &app.name {
+        return None;
+    }
+    let nets: Vec<&String> = app
+        .container
+        .networks
+        .iter()
+        .filter(|n| *n != "host")
+        .collect();
+    let carried = if nets.is_empty() {
+        "it has no network to carry it as an alias on".to_string()
+    } else {
+        format!(
+            "it is a network alias on {} instead, so other containers still reach it by that name",
+            nets.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Some(format!(
+        "app `{}`: for Guix the container is named `{}` after its Shepherd service, not `container_name` `{cn}` (Shepherd stops it by that name); {carried}",
+        app.name, app.name
+    ))
 }
 
 /// Podman flags for what `oci-container-configuration` has no field for,
@@ -277,7 +328,7 @@ fn extra_arguments(app: &App) -> Vec<String> {
         }
     }
     for n in c.networks.iter().skip(1) {
-        a.push(format!("--network={n}"));
+        a.push(format!("--network={}", network_arg(app, n)));
     }
     for (host, ip) in &c.add_hosts {
         a.push(format!("--add-host={host}:{ip}"));

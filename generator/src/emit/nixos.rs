@@ -305,7 +305,18 @@ fn oci_container(app: &App) -> Nix {
         ),
     );
     if !c.networks.is_empty() {
-        set(&mut a, &["networks"], Nix::strs(c.networks.iter().cloned()));
+        // `name:alias=…,ip=…`: the module passes each as `--network=`.
+        set(
+            &mut a,
+            &["networks"],
+            Nix::strs(c.networks.iter().map(|n| c.network_arg(n, n))),
+        );
+    }
+    if let Some(cn) = &c.container_name {
+        // The module names the container after its attribute (`--name`);
+        // a later `--name` wins in Podman, and the module stops and
+        // removes the container by its cidfile, not by name.
+        extra.push(format!("--name={cn}"));
     }
     for (host, ip) in &c.add_hosts {
         extra.push(format!("--add-host={host}:{ip}"));

@@ -85,7 +85,11 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         podman_args: Vec::new(),
     };
     push(&mut s.entries, "Image", esc::verbatim(&c.image.full));
-    push(&mut s.entries, "ContainerName", app.name.clone());
+    push(
+        &mut s.entries,
+        "ContainerName",
+        app.container_name().to_string(),
+    );
     s.exec_form(c);
     s.user(c);
     s.ports_and_volumes(c);
@@ -262,13 +266,17 @@ impl ContainerSection<'_> {
         }
     }
 
-    /// `Network=` (a declared network is its `.network` unit) and `AddHost=`.
+    /// `Network=` (a declared network is its `.network` unit, with the
+    /// container's aliases and addresses on it as Podman's per-network
+    /// options, `x.network:alias=a,ip=…`, which Quadlet passes on from
+    /// 4.4; `NetworkAlias=` (5.2) would set an alias on every network)
+    /// and `AddHost=`.
     fn networks(&mut self, c: &Container) {
         for n in &c.networks {
             let value = if n == "host" {
                 "host".to_string()
             } else {
-                format!("{n}.network")
+                c.network_arg(n, &format!("{n}.network"))
             };
             push(&mut self.entries, "Network", value);
         }

@@ -10,6 +10,12 @@ use crate::model::values::{is_name, parse_image};
 /// gets the prefix `app-`. Deterministic; collisions are the caller's to
 /// refuse.
 pub fn app_name(service: &str) -> Result<String, String> {
+    prefixed_app_name(service, None)
+}
+
+/// [`app_name`] with `--prefix`: `<prefix>-<name>` (the prefix supplies
+/// the leading letter, so no `app-` is added).
+pub fn prefixed_app_name(service: &str, prefix: Option<&str>) -> Result<String, String> {
     let mut n: String = service
         .chars()
         .map(|c| {
@@ -21,7 +27,9 @@ pub fn app_name(service: &str) -> Result<String, String> {
             }
         })
         .collect();
-    if !n.starts_with(|c: char| c.is_ascii_lowercase()) {
+    if let Some(p) = prefix {
+        n = format!("{p}-{n}");
+    } else if !n.starts_with(|c: char| c.is_ascii_lowercase()) {
         n = format!("app-{n}");
     }
     if is_name(&n) {
@@ -29,6 +37,20 @@ pub fn app_name(service: &str) -> Result<String, String> {
     } else {
         Err(format!(
             "cannot become an app name matching ^[a-z][a-z0-9-]{{0,62}}$ (tried `{n}`)"
+        ))
+    }
+}
+
+/// Checks `--prefix`: an app name's start (`^[a-z][a-z0-9-]*$`, at most
+/// 40 characters so that names stay within 63), without a trailing `-`
+/// (one is added).
+pub fn app_prefix(p: &str) -> Result<String, String> {
+    let p = p.strip_suffix('-').unwrap_or(p);
+    if p.len() <= 40 && is_name(p) {
+        Ok(p.to_string())
+    } else {
+        Err(format!(
+            "--prefix {p:?}: expected the start of an app name, ^[a-z][a-z0-9-]*$ (at most 40 characters)"
         ))
     }
 }
@@ -252,6 +274,11 @@ mod tests {
         assert_eq!(app_name("My_App.v2").unwrap(), "my-app-v2");
         assert_eq!(app_name("1password").unwrap(), "app-1password");
         assert!(app_name(&"a".repeat(64)).is_err());
+        assert_eq!(prefixed_app_name("db", Some("mc")).unwrap(), "mc-db");
+        assert_eq!(prefixed_app_name("1st", Some("mc")).unwrap(), "mc-1st");
+        assert_eq!(app_prefix("mc-").unwrap(), "mc");
+        assert!(app_prefix("1mc").is_err());
+        assert!(app_prefix("Mc").is_err());
     }
 
     #[test]

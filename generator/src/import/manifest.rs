@@ -22,6 +22,20 @@ pub struct Health {
     pub retries: Option<i64>,
 }
 
+/// What a container sets on one network (`{ name, aliases, ipv4, ipv6 }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkOptions {
+    pub aliases: Vec<String>,
+    pub ipv4: Option<String>,
+    pub ipv6: Option<String>,
+}
+
+impl NetworkOptions {
+    pub fn is_empty(&self) -> bool {
+        self.aliases.is_empty() && self.ipv4.is_none() && self.ipv6.is_none()
+    }
+}
+
 /// One app manifest, in the order its keys are written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AppManifest {
@@ -37,6 +51,10 @@ pub struct AppManifest {
     pub env_files: Vec<String>,
     pub secrets: Vec<SecretRef>,
     pub networks: Vec<String>,
+    /// Per network of `networks`: aliases and static addresses.
+    pub network_options: Vec<(String, NetworkOptions)>,
+    /// `container_name`, when it is not the app's name.
+    pub container_name: Option<String>,
     pub memory: Option<String>,
     pub cpus: Option<f64>,
     pub add_hosts: Vec<String>,
@@ -190,7 +208,40 @@ impl AppManifest {
             c.insert("secrets", value(a));
         }
         if !self.networks.is_empty() {
-            c.insert("networks", strings(&self.networks));
+            let mut a = Array::new();
+            for n in &self.networks {
+                match self
+                    .network_options
+                    .iter()
+                    .find(|(k, o)| k == n && !o.is_empty())
+                {
+                    Some((_, o)) => {
+                        let mut t = InlineTable::new();
+                        t.insert("name", n.as_str().into());
+                        if !o.aliases.is_empty() {
+                            let mut al = Array::new();
+                            for x in &o.aliases {
+                                al.push(x.as_str());
+                            }
+                            t.insert("aliases", al.into());
+                        }
+                        if let Some(ip) = &o.ipv4 {
+                            t.insert("ipv4", ip.as_str().into());
+                        }
+                        if let Some(ip) = &o.ipv6 {
+                            t.insert("ipv6", ip.as_str().into());
+                        }
+                        a.push(t);
+                    }
+                    None => {
+                        a.push(n.as_str());
+                    }
+                }
+            }
+            c.insert("networks", value(a));
+        }
+        if let Some(n) = &self.container_name {
+            c.insert("container_name", value(n.as_str()));
         }
         if let Some(m) = &self.memory {
             c.insert("memory", value(m.as_str()));

@@ -42,6 +42,8 @@ pub struct Options {
     pub compose_file: PathBuf,
     /// `--project`; default: the file's `name:`, else its directory's name.
     pub project: Option<String>,
+    /// `--prefix`: every app is named `<prefix>-<service>`.
+    pub prefix: Option<String>,
     /// `--env-file` (repeatable, a later file wins); none: `.env` beside
     /// the compose file, when it exists.
     pub env_files: Vec<PathBuf>,
@@ -154,8 +156,9 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         process_env: opts.process_env,
         ..Report::default()
     };
-    let project = project_name(opts, top, &compose_dir)?;
+    let (project, project_from) = project_name(opts, top, &compose_dir, &vars)?;
     report.project = project.clone();
+    report.project_from = project_from;
     report_top_level_keys(top, &mut report);
 
     let empty = Mapping::new();
@@ -167,14 +170,23 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     if services.is_empty() {
         return Err(compose_err("no services to import".into()));
     }
-    let AppNames { apps, healthy } = app_names(services, &subs, &mut report)?;
+    let prefix = match &opts.prefix {
+        Some(p) => Some(convert::app_prefix(p).map_err(ImportError::Names)?),
+        None => None,
+    };
+    let AppNames { apps, healthy } = app_names(services, &subs, prefix.as_deref(), &mut report)?;
     let (networks_map, network_defs) = top_networks(top.get("networks"), &project, &mut report);
     let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
     let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
     report_top_level_substitutions(&subs, &mut report);
 
+    let network_subnets = network_defs
+        .iter()
+        .map(|(n, d)| (n.clone(), (d.subnet.clone(), d.gateway.clone())))
+        .collect();
     let ctx = Context {
         project: project.clone(),
+        network_subnets,
         compose_dir: compose_dir.clone(),
         home: opts.environment.get("HOME").cloned(),
         networks: networks_map,
@@ -361,24 +373,55 @@ fn read_from(env_files: &[PathBuf], process_env: bool) -> String {
     }
 }
 
-/// `--project`, else the file's `name:`, else its directory's name, as a
-/// windlass name.
-fn project_name(opts: &Options, top: &Mapping, compose_dir: &Path) -> Result<String, ImportError> {
-    let project_src = opts
+/// The project name as compose chooses it: `--project`, else
+/// `COMPOSE_PROJECT_NAME` (from the process environment with
+/// `--process-env`, else from the env files), else the file's `name:`,
+/// else its directory's name; normalised as compose normalises it.
+/// Returns the name and where it came from, in words.
+fn project_name(
+    opts: &Options,
+    top: &Mapping,
+    compose_dir: &Path,
+    vars: &Vars,
+) -> Result<(String, String), ImportError> {
+    let from_env = vars
+        .get("COMPOSE_PROJECT_NAME")
+        .filter(|(v, _)| !v.is_empty())
+        .map(|(v, src)| {
+            let whence = match src {
+                interpolate::Source::Environment => {
+                    "COMPOSE_PROJECT_NAME in the process environment"
+                }
+                _ => "COMPOSE_PROJECT_NAME in the env file",
+            };
+            (v.to_string(), whence.to_string())
+        });
+    let (project_src, whence) = opts
         .project
         .clone()
-        .or_else(|| top.get("name").and_then(Value::as_str).map(str::to_string))
+        .map(|p| (p, "--project".to_string()))
+        .or(from_env)
         .or_else(|| {
-            compose_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+            top.get("name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(|n| (n.to_string(), "the top-level `name:`".to_string()))
         })
-        .unwrap_or_else(|| "default".into());
-    convert::project_name(&project_src).ok_or_else(|| {
+        .or_else(|| {
+            compose_dir.file_name().map(|n| {
+                (
+                    n.to_string_lossy().into_owned(),
+                    "the compose file's directory".to_string(),
+                )
+            })
+        })
+        .unwrap_or_else(|| ("default".into(), "no other source".into()));
+    let project = convert::project_name(&project_src).ok_or_else(|| {
         ImportError::Names(format!(
             "project name {project_src:?} has no letters or digits; pass --project NAME"
         ))
-    })
+    })?;
+    Ok((project, whence))
 }
 
 /// Reports the top-level keys that are not carried over.
@@ -430,6 +473,7 @@ struct AppNames {
 fn app_names(
     services: &Mapping,
     subs: &interpolate::Substitutions,
+    prefix: Option<&str>,
     report: &mut Report,
 ) -> Result<AppNames, ImportError> {
     let empty = Mapping::new();
@@ -453,7 +497,7 @@ fn app_names(
             );
             continue;
         }
-        let app = match convert::app_name(&svc) {
+        let app = match convert::prefixed_app_name(&svc, prefix) {
             Ok(a) => a,
             Err(e) => {
                 names_err.push(format!("service `{svc}` {e}"));
@@ -471,8 +515,21 @@ fn app_names(
                 Some(&svc),
                 "(service name)",
                 Action::Changed,
-                format!("renamed to the app `{app}` (app names match ^[a-z][a-z0-9-]{{0,62}}$); other containers reach it as `{app}`"),
+                format!(
+                    "renamed to the app `{app}` (app names match ^[a-z][a-z0-9-]{{0,62}}${})",
+                    if prefix.is_some() {
+                        ", with --prefix"
+                    } else {
+                        ""
+                    }
+                ),
             );
+        }
+        if let Some(shippers) = crate::model::build::well_known_unit(&app) {
+            report.warnings.push(format!(
+                "service `{svc}`: the app `{app}` has the name of a service {shippers} ship{}; on a host that has it, the app's unit would hide the distribution's: import with --prefix PFX (apps named PFX-<service>), or rename the app",
+                if shippers.contains(" and ") { "" } else { "s" }
+            ));
         }
         healthy.insert(svc.clone(), has_health_check(raw));
         by_app.insert(app.clone(), svc.clone());

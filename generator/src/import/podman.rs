@@ -210,11 +210,25 @@ impl Mapper<'_> {
         };
         let mut extra = Extra::default();
         if app != self.name {
-            self.note(
-                "Name",
-                Action::Changed,
-                format!("the app and container are `{app}`"),
-            );
+            // A name that is not an app name cannot be another app's
+            // either, so the container keeps it (`podman exec` still works).
+            if is_object_name(self.name) {
+                m.container_name = Some(self.name.to_string());
+                self.note(
+                    "Name",
+                    Action::Changed,
+                    format!(
+                        "the app is `{app}`; the container keeps its name `{}` (container_name)",
+                        self.name
+                    ),
+                );
+            } else {
+                self.note(
+                    "Name",
+                    Action::Changed,
+                    format!("the app and container are `{app}`"),
+                );
+            }
         }
         let image = self
             .at("ImageName")

@@ -27,9 +27,9 @@ use super::unit_syntax::{
     Setting, UnitFile, parse, parse_bool, resolve_exec, resolve_text, split_words, unquote_whole,
 };
 use crate::model::values::{
-    ULIMITS, Ulimit, check_label_key, check_path, check_sysctl_key, check_sysctl_value, is_env_key,
-    is_object_name, parse_add_host, parse_capability, parse_device, parse_hostname, parse_port,
-    parse_security_opt, parse_signal, parse_tmpfs,
+    ULIMITS, Ulimit, check_label_key, check_path, check_sysctl_key, check_sysctl_value,
+    is_dns_name, is_env_key, is_object_name, parse_add_host, parse_capability, parse_device,
+    parse_hostname, parse_port, parse_security_opt, parse_signal, parse_tmpfs,
 };
 
 pub const HEADER_APP: &str = "Imported by `windlass import quadlet` from the unit `{unit}`.\nWhat did not carry over is in the import report (stderr, or --report FILE).";
@@ -727,13 +727,17 @@ impl<'a> Unit<'a> {
             && let Some(n) = self.whole(i)
             && n != app
         {
-            self.note(
-                i,
-                Action::Changed,
-                format!(
-                    "the container is named `{app}` (windlass names it after the app), not `{n}`"
-                ),
-            );
+            if is_object_name(&n) && !refs.apps.values().any(|a| *a == n) {
+                m.container_name = Some(n);
+            } else {
+                self.note(
+                    i,
+                    Action::Changed,
+                    format!(
+                        "the container is named `{app}` (after the app), not `{n}` (not a container name, or another app's)"
+                    ),
+                );
+            }
         }
         if let Some((i, _)) = self.last("Container", "ServiceName") {
             self.note(i, Action::Changed, format!("the unit is `{app}.service`"));
@@ -988,11 +992,36 @@ impl<'a> Unit<'a> {
                 continue;
             };
             if let Some(o) = opts {
-                self.note(
-                    i,
-                    Action::Dropped,
-                    format!("network options `{o}` are not carried (the network is)"),
-                );
+                // Aliases are carried; an address would need the
+                // network's subnet to be checked, so it is not.
+                let mut rest = Vec::new();
+                for opt in o.split(',') {
+                    match opt.split_once('=') {
+                        Some(("alias", a)) if is_dns_name(a) && net != "host" => {
+                            let list = match m.network_options.iter().position(|(k, _)| *k == net) {
+                                Some(j) => &mut m.network_options[j].1.aliases,
+                                None => {
+                                    m.network_options.push((net.clone(), Default::default()));
+                                    &mut m.network_options.last_mut().unwrap().1.aliases
+                                }
+                            };
+                            if !list.iter().any(|x| x == a) {
+                                list.push(a.to_string());
+                            }
+                        }
+                        _ => rest.push(opt),
+                    }
+                }
+                if !rest.is_empty() {
+                    self.note(
+                        i,
+                        Action::Dropped,
+                        format!(
+                            "network options `{}` are not carried (the network and its aliases are)",
+                            rest.join(",")
+                        ),
+                    );
+                }
             }
             if net != "host" && !uses.networks.contains(&net) {
                 uses.networks.push(net.clone());

@@ -76,12 +76,21 @@ pub struct ServiceResult {
 pub struct Report {
     pub format: u32,
     pub project: String,
+    /// Where the project name came from, in words (`--project`,
+    /// `COMPOSE_PROJECT_NAME in the env file`, …); empty for imports that
+    /// have no project.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub project_from: String,
     /// Always true: variables are interpolated as compose does.
     pub interpolated: bool,
     /// Whether the process environment was read (`--process-env`).
     pub process_env: bool,
     pub services: Vec<ServiceResult>,
     pub entries: Vec<Entry>,
+    /// What the imported fleet should be checked for, though nothing was
+    /// lost (an app named like a distribution's service).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -136,6 +145,17 @@ impl Report {
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
+        if !self.project_from.is_empty() {
+            let p = &self.project;
+            let _ = writeln!(
+                out,
+                "project {p} (from {}): volumes and networks are named {p}_<key>, as compose names them",
+                self.project_from
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
         let top: Vec<&Entry> = self
             .entries
             .iter()

@@ -14,14 +14,15 @@ use serde_norway::{Mapping, Value};
 
 use super::convert;
 use super::interpolate::{Outcome, SecretRule, Substitutions, Vars};
-use super::manifest::{AppManifest, Health, SecretRef, set_pair};
+use super::manifest::{AppManifest, Health, NetworkOptions, SecretRef, set_pair};
 use super::report::{Action, Report};
 use crate::manifest::diag::found;
 use crate::model::time::format_timespan;
 use crate::model::values::{
-    ULIMITS, Ulimit, check_label_key, check_path, check_sysctl_key, check_sysctl_value, is_env_key,
-    is_object_name, parse_add_host, parse_capability, parse_device, parse_hostname, parse_port,
-    parse_security_opt, parse_signal, parse_tmpfs, parse_volume,
+    ULIMITS, Ulimit, check_label_key, check_path, check_sysctl_key, check_sysctl_value,
+    ip_in_subnet, is_dns_name, is_env_key, is_object_name, parse_add_host, parse_capability,
+    parse_device, parse_hostname, parse_port, parse_security_opt, parse_signal, parse_tmpfs,
+    parse_volume,
 };
 
 /// A top-level `secrets:` entry, resolved.
@@ -43,6 +44,8 @@ pub struct Context<'a> {
     pub home: Option<String>,
     /// compose network key → windlass network name.
     pub networks: BTreeMap<String, String>,
+    /// windlass network name → its subnet and gateway, as declared.
+    pub network_subnets: BTreeMap<String, (Option<String>, Option<String>)>,
     /// compose volume key → windlass volume name.
     pub volumes: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, SecretDef>,
@@ -73,7 +76,6 @@ fn reason_for(key: &str) -> &'static str {
             "windlass runs images and never builds them: build and push the image (podman build -t REGISTRY/NAME:TAG …) and set `container.image`"
         }
         "profiles" => "windlass has no profiles: the service is imported and runs with the others",
-        "container_name" => "the container is named after the app",
         "domainname" => "no windlass key: set `container.hostname` to a fully qualified name",
         "expose" => "not needed: containers on a shared network reach every port",
         "links" | "external_links" => {
@@ -147,6 +149,7 @@ const MAPPED: &[&str] = &[
     "init",
     "stop_signal",
     "pids_limit",
+    "container_name",
 ];
 
 fn typed<T: DeserializeOwned>(v: &Value) -> Result<T, String> {
@@ -410,6 +413,7 @@ impl Mapper<'_, '_> {
                 },
                 "stop_signal" => self.stop_signal(v),
                 "pids_limit" => self.pids_limit(v),
+                "container_name" => self.container_name(v),
                 _ => unreachable!("every mapped key has an arm"),
             }
         }
@@ -444,6 +448,162 @@ impl Mapper<'_, '_> {
             self.m.networks.push(n.clone());
             self.uses.default_network = true;
             self.uses.networks.push(n);
+        }
+        self.service_alias();
+    }
+
+    /// `container_name`: the container's name, when it is not the app's.
+    fn container_name(&mut self, v: &Value) {
+        let Some(n) = v.as_str() else {
+            return self.drop("container_name", "expected a string");
+        };
+        if !is_object_name(n) {
+            return self.drop(
+                "container_name",
+                format!("`{n}` is not a Podman container name ([A-Za-z0-9][A-Za-z0-9_.-]*)"),
+            );
+        }
+        if n == self.m.app {
+            return;
+        }
+        if self.ctx.apps.values().any(|a| a == n) {
+            return self.drop(
+                "container_name",
+                format!("`{n}` is the name of another imported app's container; the container is named `{}`", self.m.app),
+            );
+        }
+        self.m.container_name = Some(n.to_string());
+    }
+
+    /// Compose makes the service name a DNS alias on each of its
+    /// networks; Podman resolves a container by its name. When the
+    /// container's name is not the service's (a renamed service, a
+    /// `--prefix`, a `container_name`), the service name becomes an alias
+    /// on each network, so the others still reach it by it.
+    fn service_alias(&mut self) {
+        let svc = self.service.to_string();
+        let container = self.m.container_name.clone().unwrap_or(self.m.app.clone());
+        if container == svc {
+            return;
+        }
+        let nets: Vec<String> = self
+            .m
+            .networks
+            .iter()
+            .filter(|n| *n != "host")
+            .cloned()
+            .collect();
+        if nets.is_empty() {
+            return self.note(
+                "(service name)",
+                Action::Changed,
+                format!("the container is named `{container}`; with no network of its own it has no alias `{svc}`"),
+            );
+        }
+        if !is_dns_name(&svc) {
+            return self.drop(
+                "(service name)",
+                format!("`{svc}` is not a DNS name Podman can carry as an alias; other containers reach it as `{container}` only"),
+            );
+        }
+        for n in &nets {
+            let o = self.net_options(n);
+            if !o.aliases.contains(&svc) {
+                o.aliases.insert(0, svc.clone());
+            }
+        }
+        self.note(
+            "(service name)",
+            Action::Changed,
+            format!(
+                "the container is named `{container}`; `{svc}` stays a network alias on {}, so other containers reach it by either name",
+                nets.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+
+    /// The aliases and addresses set on network `n`, created empty.
+    fn net_options(&mut self, n: &str) -> &mut NetworkOptions {
+        let i = match self.m.network_options.iter().position(|(k, _)| k == n) {
+            Some(i) => i,
+            None => {
+                self.m
+                    .network_options
+                    .push((n.to_string(), NetworkOptions::default()));
+                self.m.network_options.len() - 1
+            }
+        };
+        &mut self.m.network_options[i].1
+    }
+
+    /// A service network's `aliases`, `ipv4_address`, `ipv6_address`.
+    fn network_settings(&mut self, key: &str, name: &str, net: &str, settings: &Mapping) {
+        for (sk, sv) in settings {
+            let sk = key_str(sk);
+            let p = format!("{key}.{sk}");
+            match sk.as_str() {
+                "aliases" => {
+                    let Some(list) = sv.as_sequence() else {
+                        self.drop(p, "expected a list of names");
+                        continue;
+                    };
+                    for (i, a) in list.iter().enumerate() {
+                        match scalar_text(a) {
+                            Some(a) if is_dns_name(&a) => {
+                                let o = self.net_options(net);
+                                if !o.aliases.contains(&a) {
+                                    o.aliases.push(a);
+                                }
+                            }
+                            Some(a) => self.drop(format!("{p}[{i}]"), format!("`{a}` is not a DNS name windlass accepts as an alias (letters, digits, `-`, `_`, labels separated by `.`)")),
+                            None => self.drop(format!("{p}[{i}]"), "expected a name"),
+                        }
+                    }
+                }
+                "ipv4_address" | "ipv6_address" => {
+                    let v6 = sk == "ipv6_address";
+                    let Some(ip) = sv.as_str() else {
+                        self.drop(p, "expected an address");
+                        continue;
+                    };
+                    let parsed = ip
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        .filter(|a| a.is_ipv6() == v6);
+                    let Some(addr) = parsed else {
+                        self.drop(
+                            p,
+                            format!("`{ip}` is not an IPv{} address", if v6 { 6 } else { 4 }),
+                        );
+                        continue;
+                    };
+                    let (subnet, gateway) = self
+                        .ctx
+                        .network_subnets
+                        .get(net)
+                        .cloned()
+                        .unwrap_or_default();
+                    match subnet {
+                        Some(sub) if ip_in_subnet(addr, &sub) && gateway.as_deref() != Some(ip) => {
+                            let o = self.net_options(net);
+                            if v6 {
+                                o.ipv6 = Some(ip.to_string());
+                            } else {
+                                o.ipv4 = Some(ip.to_string());
+                            }
+                        }
+                        Some(sub) if ip_in_subnet(addr, &sub) => self.drop(p, format!("{ip} is the gateway of network `{name}`")),
+                        Some(sub) => self.drop(p, format!("{ip} is not in the subnet {sub} that windlass.toml declares for network `{name}` (windlass networks take the first `ipam.config` subnet); the container gets an address from Podman")),
+                        None => self.drop(p, format!("network `{name}` declares no subnet (`ipam.config`), so a static address cannot be checked or kept; the container gets an address from Podman")),
+                    }
+                }
+                k if k.starts_with("x-") => self.note(
+                    p,
+                    Action::Ignored,
+                    "extension field, ignored by compose as well",
+                ),
+                _ => self.drop(p, "no windlass equivalent"),
+            }
         }
     }
 
@@ -1246,7 +1406,7 @@ impl Mapper<'_, '_> {
         }
     }
 
-    fn network_ref(&mut self, key: &str, name: &str) {
+    fn network_ref(&mut self, key: &str, name: &str) -> String {
         let n = match self.ctx.networks.get(name) {
             Some(n) => n.clone(),
             None => {
@@ -1262,8 +1422,9 @@ impl Mapper<'_, '_> {
             self.m.networks.push(n.clone());
         }
         if !self.uses.networks.contains(&n) {
-            self.uses.networks.push(n);
+            self.uses.networks.push(n.clone());
         }
+        n
     }
 
     fn networks(&mut self, v: &Value) {
@@ -1271,7 +1432,9 @@ impl Mapper<'_, '_> {
             Value::Sequence(s) => {
                 for (i, n) in s.iter().enumerate() {
                     match n.as_str() {
-                        Some(name) => self.network_ref(&format!("networks[{i}]"), name),
+                        Some(name) => {
+                            self.network_ref(&format!("networks[{i}]"), name);
+                        }
                         None => self.drop(format!("networks[{i}]"), "expected a network name"),
                     }
                 }
@@ -1280,17 +1443,9 @@ impl Mapper<'_, '_> {
                 for (k, settings) in m {
                     let name = key_str(k);
                     let key = format!("networks.{name}");
-                    self.network_ref(&key, &name);
+                    let net = self.network_ref(&key, &name);
                     if let Value::Mapping(sm) = settings {
-                        for (sk, _) in sm {
-                            let sk = key_str(sk);
-                            let reason = match sk.as_str() {
-                                "aliases" => "no windlass key for aliases: other containers reach it by its app name".to_string(),
-                                "ipv4_address" | "ipv6_address" => "no windlass key for a static address".to_string(),
-                                _ => "no windlass equivalent".to_string(),
-                            };
-                            self.drop(format!("{key}.{sk}"), reason);
-                        }
+                        self.network_settings(&key, &name, &net, sm);
                     }
                 }
             }

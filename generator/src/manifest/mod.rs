@@ -87,6 +87,14 @@ impl Table {
         }
     }
 
+    /// Elements of an array, whatever their kind.
+    pub fn items(&self, key: &str) -> &[Node] {
+        match self.get(key).map(|n| &n.value) {
+            Some(NodeValue::Array(items)) => items,
+            _ => &[],
+        }
+    }
+
     /// Elements of an array of tables.
     pub fn tables(&self, key: &str) -> Vec<(&Table, &Span)> {
         match self.get(key).map(|n| &n.value) {
@@ -167,6 +175,7 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Table(_) | Kind::NamedTables(_) => "a table",
         Kind::TableArray(_) => "an array of tables",
         Kind::IntOrTables(_) => "a table of integers or tables",
+        Kind::StringOrTableArray(_) => "an array of strings or tables",
     }
 }
 
@@ -314,6 +323,9 @@ impl Walker<'_> {
             Kind::NamedTables(fields) => self.named_tables(item, fields, path, span)?,
             Kind::IntOrTables(fields) => self.int_or_tables(item, fields, path, span)?,
             Kind::TableArray(fields) => self.table_array(item, fields, path, span)?,
+            Kind::StringOrTableArray(fields) => {
+                self.string_or_table_array(item, fields, path, span)?
+            }
         };
         Some(Node {
             span: span.clone(),
@@ -388,6 +400,50 @@ impl Walker<'_> {
             match self.string(&Item::Value(v.clone()), &p, &s) {
                 Some(n) => items.push(n),
                 None => ok = false,
+            }
+        }
+        ok.then_some(NodeValue::Array(items))
+    }
+
+    /// An array whose elements are strings or inline tables checked
+    /// against `fields`; `None` when any element is neither (each reported
+    /// with its index).
+    fn string_or_table_array(
+        &mut self,
+        item: &Item,
+        fields: &'static [Field],
+        path: &str,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let Item::Value(Value::Array(a)) = item else {
+            return self.wrong_kind(item, Kind::StringOrTableArray(fields), path, span);
+        };
+        let mut items = Vec::new();
+        let mut ok = true;
+        for (i, v) in a.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let s = self.span(v.span(), span);
+            match v {
+                Value::InlineTable(t) => {
+                    let table = self.table(t, fields, &p, &s);
+                    items.push(Node {
+                        span: s,
+                        value: NodeValue::Table(table),
+                    });
+                }
+                Value::String(_) => match self.string(&Item::Value(v.clone()), &p, &s) {
+                    Some(n) => items.push(n),
+                    None => ok = false,
+                },
+                other => {
+                    let found = found_kind(&Item::Value(other.clone()));
+                    self.error(
+                        s,
+                        &p,
+                        format!("expected a string or a table, found {found}"),
+                    );
+                    ok = false;
+                }
             }
         }
         ok.then_some(NodeValue::Array(items))

@@ -23,6 +23,9 @@ pub enum Kind {
     /// A table whose keys are user names, each an integer or a fixed
     /// table (`ulimits = { nproc = 512, nofile = { soft = 1024, hard = 4096 } }`).
     IntOrTables(&'static [Field]),
+    /// An array whose elements are each a string or a table with fixed
+    /// fields (`container.networks`: `"back"` or `{ name = "back", … }`).
+    StringOrTableArray(&'static [Field]),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +93,29 @@ pub const ULIMIT: &[Field] = &[
     req("hard", Integer, "Hard limit, -1 for unlimited"),
 ];
 
+pub const NETWORK_ATTACHMENT: &[Field] = &[
+    req(
+        "name",
+        String,
+        "A network declared in windlass.toml (not \"host\")",
+    ),
+    f(
+        "aliases",
+        StringArray,
+        "DNS names other containers on this network reach the container by",
+    ),
+    f(
+        "ipv4",
+        String,
+        "Static IPv4 address, inside the network's declared subnet",
+    ),
+    f(
+        "ipv6",
+        String,
+        "Static IPv6 address, inside the network's declared subnet",
+    ),
+];
+
 pub const CONTAINER: &[Field] = &[
     req(
         "image",
@@ -118,8 +144,8 @@ pub const CONTAINER: &[Field] = &[
     ),
     f(
         "networks",
-        StringArray,
-        "Networks declared in windlass.toml, or \"host\"",
+        StringOrTableArray(NETWORK_ATTACHMENT),
+        "Networks declared in windlass.toml, or \"host\"; a table { name, aliases, ipv4, ipv6 } to set the container's names and addresses on one",
     ),
     f(
         "memory",
@@ -190,6 +216,11 @@ pub const CONTAINER: &[Field] = &[
         "pids_limit",
         Integer,
         "Maximum number of processes, -1 for unlimited",
+    ),
+    f(
+        "container_name",
+        String,
+        "The container's name (and DNS name) instead of the app's name",
     ),
 ];
 
@@ -298,6 +329,10 @@ fn kind_schema(kind: Kind, field: &Field) -> Value {
         IntOrTables(fields) => json!({
             "type": "object",
             "additionalProperties": {"oneOf": [{"type": "integer"}, table_schema(fields)]}
+        }),
+        StringOrTableArray(fields) => json!({
+            "type": "array",
+            "items": {"oneOf": [{"type": "string"}, table_schema(fields)]}
         }),
     }
 }

@@ -264,6 +264,8 @@ struct AppSpans {
     networks: Vec<Span>,
     /// The `networks` value, or the container table.
     networks_key: Span,
+    /// `container.container_name`'s value.
+    container_name: Option<Span>,
     /// Each job's name.
     jobs: Vec<Span>,
 }
@@ -474,6 +476,7 @@ impl Builder<'_> {
             wants: Vec::new(),
             networks: Vec::new(),
             networks_key: self.span_of(t, "container", &file_span),
+            container_name: None,
             jobs: Vec::new(),
         };
         if let Some(d) = t.table("depends") {
@@ -487,11 +490,8 @@ impl Builder<'_> {
             }
         }
         if let Some(c) = t.table("container") {
-            spans.networks = c
-                .strings("networks")
-                .into_iter()
-                .map(|(_, sp)| sp.clone())
-                .collect();
+            spans.networks = c.items("networks").iter().map(|n| n.span.clone()).collect();
+            spans.container_name = c.str("container_name").map(|(_, sp)| sp.clone());
             if let Some(n) = c.get("networks") {
                 spans.networks_key = n.span.clone();
             }
@@ -644,11 +644,11 @@ impl Builder<'_> {
             .enumerate()
             .filter_map(|(i, (s, span))| self.secret(s, span, &format!("container.secrets[{i}]")))
             .collect();
-        let networks: Vec<String> = c
-            .strings("networks")
-            .into_iter()
-            .map(|(s, _)| s.to_string())
-            .collect();
+        let (networks, network_options) = self.networks(c);
+        let container_name = c.str("container_name").and_then(|(n, sp)| {
+            self.object_name(n, sp, "container.container_name")
+                .then(|| n.to_string())
+        });
         let memory = self.parsed(c, "memory", parse_memory);
         let cpus = self.cpus(c);
         let add_hosts = self.each_parsed(c, "add_hosts", parse_add_host);
@@ -714,7 +714,73 @@ impl Builder<'_> {
             init: c.bool("init").unwrap_or(false),
             stop_signal,
             pids_limit,
+            container_name,
+            network_options,
         })
+    }
+
+    /// `container.networks`: each a name, or a table `{ name, aliases,
+    /// ipv4, ipv6 }`. Whether the networks exist, and the addresses lie in
+    /// them, is checked for the whole fleet.
+    fn networks(&mut self, c: &Table) -> (Vec<String>, BTreeMap<String, NetworkOptions>) {
+        let mut networks = Vec::new();
+        let mut options = BTreeMap::new();
+        for (i, node) in c.items("networks").iter().enumerate() {
+            let t = match &node.value {
+                manifest::NodeValue::Str(s) => {
+                    networks.push(s.clone());
+                    continue;
+                }
+                manifest::NodeValue::Table(t) => t,
+                _ => continue,
+            };
+            let key = format!("container.networks[{i}]");
+            let Some((name, _)) = t.str("name") else {
+                continue;
+            };
+            networks.push(name.to_string());
+            let mut o = NetworkOptions::default();
+            for (j, (a, aspan)) in t.strings("aliases").into_iter().enumerate() {
+                if !is_dns_name(a) {
+                    self.err(aspan, &format!("{key}.aliases[{j}]"), format!("expected a DNS name (labels of letters, digits, `-` and `_`, each 1 to 63 characters and not starting or ending with `-`, separated by `.`), found {}", diag::found(a)));
+                } else if !o.aliases.iter().any(|x| x == a) {
+                    o.aliases.push(a.to_string());
+                }
+            }
+            if let Some((v, vspan)) = t.str("ipv4") {
+                match v.parse::<std::net::Ipv4Addr>() {
+                    Ok(ip) => o.ipv4 = Some(ip),
+                    Err(_) => self.err(
+                        vspan,
+                        &format!("{key}.ipv4"),
+                        format!("expected an IPv4 address, found {}", diag::found(v)),
+                    ),
+                }
+            }
+            if let Some((v, vspan)) = t.str("ipv6") {
+                match v.parse::<std::net::Ipv6Addr>() {
+                    Ok(ip) => o.ipv6 = Some(ip),
+                    Err(_) => self.err(
+                        vspan,
+                        &format!("{key}.ipv6"),
+                        format!("expected an IPv6 address, found {}", diag::found(v)),
+                    ),
+                }
+            }
+            if o == NetworkOptions::default() {
+                continue;
+            }
+            if name == "host" {
+                self.err(
+                    &node.span,
+                    &key,
+                    "the \"host\" network has no aliases or addresses of its own (the container shares the host's)".to_string(),
+                );
+                continue;
+            }
+            options.insert(name.to_string(), o);
+        }
+        (networks, options)
     }
 
     /// `container.security_opt`, each option kind at most once.
@@ -1241,6 +1307,33 @@ impl Builder<'_> {
                 );
             }
         }
+        // Services a distribution ships under the same name: not an error
+        // (the host may not have the package), but the app's unit would
+        // hide the distribution's, so say so.
+        for (i, (app, name_span, _)) in apps.iter().enumerate() {
+            if duplicate[i] {
+                continue;
+            }
+            if let Some(shippers) = well_known_unit(&app.name) {
+                self.diags.push(
+                    Diagnostic::warning(
+                        name_span.clone(),
+                        "name",
+                        format!(
+                            "app `{}` has the name of a service {shippers} ship{}: on a host that has it, the app's unit `{}.service` (or Shepherd service `{}`) would hide the distribution's",
+                            app.name,
+                            if shippers.contains(" and ") { "" } else { "s" },
+                            app.name,
+                            app.name
+                        ),
+                    )
+                    .with_help(format!(
+                        "rename the app, e.g. `name = \"myproject-{}\"` (`windlass import --prefix PFX` prefixes every imported app)",
+                        app.name
+                    )),
+                );
+            }
+        }
         // The NixOS oci-containers backend creates networks and volumes
         // with `windlass-network-<n>` / `windlass-volume-<n>`.
         for (app, _, spans) in apps {
@@ -1280,6 +1373,36 @@ impl Builder<'_> {
                 );
             }
         }
+        // Container names (the app's, or `container_name`) are unique:
+        // Podman would refuse the second container.
+        let mut containers: BTreeMap<&str, &str> = BTreeMap::new();
+        for (app, _, _) in apps
+            .iter()
+            .filter(|(a, _, _)| a.container.container_name.is_none())
+        {
+            containers.insert(&app.name, &app.name);
+        }
+        for (app, _, spans) in apps {
+            let Some(cn) = &app.container.container_name else {
+                continue;
+            };
+            let span = spans.container_name.as_ref().unwrap_or(&spans.file);
+            if let Some(other) = containers.insert(cn, &app.name)
+                && other != app.name
+            {
+                let whose = if other == cn {
+                    format!("the container of app `{other}` (named after it)")
+                } else {
+                    format!("the `container_name` of app `{other}`")
+                };
+                self.err(
+                    span,
+                    "container.container_name",
+                    format!("container name {} is already {whose}", diag::found(cn)),
+                );
+            }
+        }
+        let mut addresses: BTreeMap<(String, std::net::IpAddr), String> = BTreeMap::new();
         // Dependencies and networks.
         let names: BTreeSet<&str> = apps.iter().map(|(a, _, _)| a.name.as_str()).collect();
         for (app, _, spans) in apps {
@@ -1315,6 +1438,38 @@ impl Builder<'_> {
                 if n != "host" && !networks.contains_key(n) {
                     let span = spans.networks.get(i).unwrap_or(&spans.file);
                     self.err(span, &format!("container.networks[{i}]"), format!("unknown network {}: declare it as [networks.{n}] in windlass.toml, or use \"host\"", diag::found(n)));
+                }
+            }
+            for (i, n) in app.container.networks.iter().enumerate() {
+                let span = spans.networks.get(i).unwrap_or(&spans.file);
+                if app.container.networks[..i].contains(n) {
+                    self.err(
+                        span,
+                        &format!("container.networks[{i}]"),
+                        format!("network {} is listed twice", diag::found(n)),
+                    );
+                    continue;
+                }
+                let (Some(o), Some(net)) = (app.container.network_options.get(n), networks.get(n))
+                else {
+                    continue;
+                };
+                for (family, ip) in [
+                    ("ipv4", o.ipv4.map(std::net::IpAddr::V4)),
+                    ("ipv6", o.ipv6.map(std::net::IpAddr::V6)),
+                ] {
+                    let Some(ip) = ip else { continue };
+                    let key = format!("container.networks[{i}].{family}");
+                    match &net.subnet {
+                        None => self.err(span, &key, format!("a static address needs the network's subnet: declare `subnet` under [networks.{n}] in windlass.toml (Podman chooses the subnet otherwise)")),
+                        Some(sub) if !ip_in_subnet(ip, sub) => self.err(span, &key, format!("{ip} is not in the subnet {sub} of network `{n}`")),
+                        Some(_) if net.gateway.as_deref() == Some(ip.to_string().as_str()) => self.err(span, &key, format!("{ip} is the gateway of network `{n}`")),
+                        Some(_) => {
+                            if let Some(other) = addresses.insert((n.clone(), ip), app.name.clone()) {
+                                self.err(span, &key, format!("{ip} on network `{n}` is already the address of app `{other}`"));
+                            }
+                        }
+                    }
                 }
             }
             if app.container.networks.iter().any(|n| n == "host")
@@ -1526,3 +1681,203 @@ const RESERVED_UNITS: &[(&str, &str)] = &[
         "systemd itself provides",
     ),
 ];
+
+/// Service names that distributions ship, which an app should not take:
+/// an app's Quadlet unit `<app>.service` in /run/systemd/generator hides
+/// the distribution's unit of that name, on NixOS the two collide, and on
+/// Guix two Shepherd services would provide one name. Curated from the
+/// packages and service modules most often run beside (or replaced by)
+/// containers; `RESERVED_UNITS` holds the names that are errors instead.
+/// Each list is sorted.
+const WELL_KNOWN_DEBIAN: &[&str] = &[
+    // Debian packages' unit names (and their `Alias=`es).
+    "apache2",
+    "avahi-daemon",
+    "bind9",
+    "caddy",
+    "chrony",
+    "clamav-daemon",
+    "clamav-freshclam",
+    "containerd",
+    "cron",
+    "cups",
+    "dbus",
+    "dnsmasq",
+    "docker",
+    "dovecot",
+    "etcd",
+    "exim4",
+    "fail2ban",
+    "haproxy",
+    "influxdb",
+    "lighttpd",
+    "mariadb",
+    "memcached",
+    "mosquitto",
+    "mysql",
+    "named",
+    "nftables",
+    "nginx",
+    "nmbd",
+    "ntp",
+    "ntpsec",
+    "openvpn",
+    "postfix",
+    "postgresql",
+    "prometheus",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+    "rabbitmq-server",
+    "redis",
+    "redis-sentinel",
+    "redis-server",
+    "rspamd",
+    "rsyslog",
+    "slapd",
+    "smbd",
+    "squid",
+    "ssh",
+    "sshd",
+    "tor",
+    "transmission-daemon",
+    "unbound",
+    "varnish",
+    "vsftpd",
+    "zookeeper",
+];
+const WELL_KNOWN_NIXOS: &[&str] = &[
+    // NixOS service modules' unit names (`services.<x>`).
+    "adguardhome",
+    "alertmanager",
+    "avahi-daemon",
+    "bind",
+    "caddy",
+    "chronyd",
+    "clamav-daemon",
+    "clickhouse",
+    "containerd",
+    "coredns",
+    "cron",
+    "cups",
+    "dnsmasq",
+    "docker",
+    "dovecot2",
+    "elasticsearch",
+    "etcd",
+    "fail2ban",
+    "forgejo",
+    "gitea",
+    "gitlab",
+    "grafana",
+    "haproxy",
+    "home-assistant",
+    "httpd",
+    "influxdb",
+    "jellyfin",
+    "keycloak",
+    "loki",
+    "matrix-synapse",
+    "meilisearch",
+    "memcached",
+    "minio",
+    "mongodb",
+    "mosquitto",
+    "mysql",
+    "nats",
+    "netdata",
+    "nextcloud-setup",
+    "nginx",
+    "nix-daemon",
+    "ollama",
+    "opensearch",
+    "plex",
+    "postfix",
+    "postgresql",
+    "prometheus",
+    "prometheus-node-exporter",
+    "promtail",
+    "rabbitmq",
+    "redis",
+    "rspamd",
+    "sshd",
+    "syncthing",
+    "tailscaled",
+    "telegraf",
+    "tor",
+    "traefik",
+    "unbound",
+    "uptime-kuma",
+    "vaultwarden",
+    "zookeeper",
+];
+const WELL_KNOWN_GUIX: &[&str] = &[
+    // Shepherd services of Guix's service types (their `provision`).
+    "avahi-daemon",
+    "cups",
+    "dbus-system",
+    "dovecot",
+    "guix-daemon",
+    "httpd",
+    "mcron",
+    "memcached",
+    "mysql",
+    "networking",
+    "nginx",
+    "nscd",
+    "postgres",
+    "prometheus-node-exporter",
+    "redis",
+    "ssh-daemon",
+    "syslogd",
+    "tor",
+    "unbound",
+];
+
+/// Which distributions ship a service named `name`, in words
+/// (`"Debian and NixOS"`), if any does.
+pub fn well_known_unit(name: &str) -> Option<String> {
+    let who: Vec<&str> = [
+        ("Debian", WELL_KNOWN_DEBIAN),
+        ("NixOS", WELL_KNOWN_NIXOS),
+        ("Guix", WELL_KNOWN_GUIX),
+    ]
+    .into_iter()
+    .filter(|(_, list)| list.binary_search(&name).is_ok())
+    .map(|(d, _)| d)
+    .collect();
+    match who.as_slice() {
+        [] => None,
+        [one] => Some((*one).to_string()),
+        [init @ .., last] => Some(format!("{} and {last}", init.join(", "))),
+    }
+}
+
+#[cfg(test)]
+mod well_known_tests {
+    use super::*;
+
+    #[test]
+    fn the_lists_are_sorted_and_none_is_reserved() {
+        for list in [WELL_KNOWN_DEBIAN, WELL_KNOWN_NIXOS, WELL_KNOWN_GUIX] {
+            assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+            for n in list {
+                let unit = format!("{n}.service");
+                assert!(!RESERVED_UNITS.iter().any(|(u, _)| *u == unit), "{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_the_distributions() {
+        assert_eq!(
+            well_known_unit("postgresql").as_deref(),
+            Some("Debian and NixOS")
+        );
+        assert_eq!(
+            well_known_unit("redis").as_deref(),
+            Some("Debian, NixOS and Guix")
+        );
+        assert_eq!(well_known_unit("postgres").as_deref(), Some("Guix"));
+        assert_eq!(well_known_unit("lnd"), None);
+    }
+}

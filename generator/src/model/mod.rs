@@ -150,6 +150,50 @@ pub struct Container {
     pub stop_signal: Option<String>,
     /// `-1` is unlimited.
     pub pids_limit: Option<i64>,
+    /// `container_name`; `None`: the container is named after the app.
+    pub container_name: Option<String>,
+    /// Per network of `networks` (by name): the aliases and static
+    /// addresses set on it. Networks without any are absent.
+    pub network_options: BTreeMap<String, NetworkOptions>,
+}
+
+/// What a container sets on one network it joins (`{ name, aliases, ipv4,
+/// ipv6 }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkOptions {
+    pub aliases: Vec<String>,
+    pub ipv4: Option<std::net::Ipv4Addr>,
+    pub ipv6: Option<std::net::Ipv6Addr>,
+}
+
+impl NetworkOptions {
+    /// Podman's per-network options (`--network NAME:OPTIONS`):
+    /// `alias=a,alias=b,ip=…,ip6=…`; empty when there are none.
+    pub fn podman_options(&self) -> String {
+        let mut o: Vec<String> = self.aliases.iter().map(|a| format!("alias={a}")).collect();
+        if let Some(ip) = self.ipv4 {
+            o.push(format!("ip={ip}"));
+        }
+        if let Some(ip) = self.ipv6 {
+            o.push(format!("ip6={ip}"));
+        }
+        o.join(",")
+    }
+}
+
+impl Container {
+    /// `network` as Podman's `--network` takes it, with `name` standing
+    /// for the network: `name` or `name:alias=…,ip=…`.
+    pub fn network_arg(&self, network: &str, name: &str) -> String {
+        match self
+            .network_options
+            .get(network)
+            .map(NetworkOptions::podman_options)
+        {
+            Some(o) if !o.is_empty() => format!("{name}:{o}"),
+            _ => name.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +239,14 @@ pub struct Job {
 }
 
 impl App {
+    /// The container's name: `container_name`, else the app's name.
+    pub fn container_name(&self) -> &str {
+        self.container
+            .container_name
+            .as_deref()
+            .unwrap_or(&self.name)
+    }
+
     /// The unit name Quadlet gives this app's container.
     pub fn service_name(&self) -> String {
         format!("{}.service", self.name)

@@ -25,6 +25,46 @@ pub fn is_object_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// A network alias: a DNS name of labels separated by `.`, each 1–63
+/// letters, digits, `-` or `_`, not starting or ending with `-` (compose
+/// service names such as `my_db` are reached by their name as written);
+/// at most 253 characters.
+pub fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'))
+        })
+}
+
+/// Whether `ip` lies in `subnet` (CIDR, as `windlass.toml` declares it);
+/// false for another address family or a subnet that does not parse.
+pub fn ip_in_subnet(ip: std::net::IpAddr, subnet: &str) -> bool {
+    use std::net::IpAddr;
+    let Some((net, len)) = subnet.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(len)) = (net.parse::<IpAddr>(), len.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if len <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
 /// `^[A-Za-z_][A-Za-z0-9_]*$`: environment variable names.
 pub fn is_env_key(s: &str) -> bool {
     let b = s.as_bytes();
@@ -906,6 +946,33 @@ const SECURITY_OPTS: &str = "no-new-privileges, label=disable|nested|type:T|leve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aliases_are_dns_names_and_addresses_lie_in_their_subnet() {
+        for ok in ["db", "my_db", "db.internal", "a-1", &"a".repeat(63)] {
+            assert!(is_dns_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-db",
+            "db-",
+            "a..b",
+            "a b",
+            "a:b",
+            "a,b",
+            "ü",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_dns_name(bad), "{bad}");
+        }
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(ip_in_subnet(ip("10.89.0.5"), "10.89.0.0/24"));
+        assert!(!ip_in_subnet(ip("10.89.1.5"), "10.89.0.0/24"));
+        assert!(ip_in_subnet(ip("10.1.2.3"), "0.0.0.0/0"));
+        assert!(ip_in_subnet(ip("fd00::5"), "fd00::/64"));
+        assert!(!ip_in_subnet(ip("fd01::5"), "fd00::/64"));
+        assert!(!ip_in_subnet(ip("10.89.0.5"), "fd00::/64"));
+    }
 
     #[test]
     fn paths_with_white_space_are_refused() {
