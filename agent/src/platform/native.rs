@@ -464,18 +464,8 @@ impl Platform for Native {
         // files are gone, and systemd would stop them as not-found units
         // with no ExecStop (a Quadlet container's `podman rm` never
         // runs; the container outlives its unit).
-        for unit in &plan.stop {
-            if let Ok(st) = systemd.state(unit).await
-                && st.active_state == "activating"
-            {
-                let _ = systemd.kill(unit).await;
-            }
-            let r = systemd
-                .job(Verb::Stop, unit)
-                .await
-                .map_err(|e| PlatformError::Failed(e.0))?;
-            tracing::info!(unit, result = r, "stopped removed unit");
-        }
+        // Timers first, then apps, then pods, networks and volumes.
+        stop_units(systemd, &plan::teardown_order(&plan.stop), "removed").await?;
         swap_symlink(&self.current(), &self.dir(to)).map_err(|e| {
             PlatformError::Failed(format!("switching {}: {e}", self.current().display()))
         })?;
@@ -562,22 +552,7 @@ impl Platform for Native {
         // Stopped while their definitions are still loaded, timers
         // first (none may start its service again), then the apps, then
         // the pods, networks and volumes they needed.
-        for unit in &stop {
-            if let Ok(st) = systemd.state(unit).await
-                && st.active_state == "activating"
-            {
-                let _ = systemd.kill(unit).await;
-            }
-            let r = systemd
-                .job(Verb::Stop, unit)
-                .await
-                .map_err(|e| PlatformError::Failed(e.0))?;
-            tracing::info!(
-                unit,
-                result = r,
-                "stopped unit of the generation being left"
-            );
-        }
+        stop_units(systemd, &stop, "of the generation being left").await?;
         match fs::remove_file(self.current()) {
             Ok(()) => fsync_dir(&self.run_dir)
                 .map_err(|e| PlatformError::Failed(format!("{}: {e}", self.run_dir.display())))?,
@@ -621,6 +596,29 @@ impl Platform for Native {
         )
         .map_err(|e| PlatformError::Failed(format!("selecting generation {to}: {e}")))
     }
+}
+
+/// Stops `units` in order, each waited for. A unit still starting (an
+/// unhealthy Notify=healthy unit) is killed first: its main process may
+/// not heed SIGTERM before Podman's health wait ends.
+async fn stop_units(
+    systemd: &impl Systemd,
+    units: &[String],
+    what: &str,
+) -> Result<(), PlatformError> {
+    for unit in units {
+        if let Ok(st) = systemd.state(unit).await
+            && st.active_state == "activating"
+        {
+            let _ = systemd.kill(unit).await;
+        }
+        let r = systemd
+            .job(Verb::Stop, unit)
+            .await
+            .map_err(|e| PlatformError::Failed(e.0))?;
+        tracing::info!(unit, result = r, "stopped unit {what}");
+    }
+    Ok(())
 }
 
 /// Removes a Podman network the generation being left created. A
