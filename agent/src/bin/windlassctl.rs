@@ -208,6 +208,7 @@ async fn follow(
     // and lets this caller read them.
     if result != "committed" {
         let op = OperationProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
             .path(path.clone())?
             .build()
             .await?;
@@ -262,7 +263,11 @@ async fn wait(
     path: OwnedObjectPath,
     quiet: bool,
 ) -> zbus::Result<(String, String)> {
+    // Not cached: the agent announces Result and Error in two
+    // PropertiesChanged signals, so a cache can hold the new Result with
+    // the old (empty) Error; each read here is the record as it is.
     let op = OperationProxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
         .path(path.clone())?
         .build()
         .await?;
@@ -315,7 +320,11 @@ async fn follow_sweep(
     json: bool,
 ) -> zbus::Result<u8> {
     let (result, error) = wait(conn, signals, path.clone(), json).await?;
-    let op = OperationProxy::builder(conn).path(path)?.build().await?;
+    let op = OperationProxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .path(path)?
+        .build()
+        .await?;
     let results: Vec<serde_json::Value> =
         serde_json::from_str(&op.results().await?).unwrap_or_default();
     for r in &results {
