@@ -82,6 +82,9 @@ pub struct App {
     /// `null` when the app has no health check at all.
     #[serde(default)]
     pub health: Option<Health>,
+    /// The app's lifecycle hooks; absent when it has none.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub hooks: Hooks,
     /// The full image reference the generation runs.
     #[serde(default)]
     pub image: String,
@@ -114,6 +117,108 @@ pub struct Health {
     pub http: Option<String>,
     #[serde(flatten)]
     pub other: Other,
+}
+
+/// An app's lifecycle hooks, pinned into the generation: the hooks a
+/// rollback runs are those of the generation being left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hooks {
+    /// Run when a switch away from this generation is rolled back (the
+    /// new release's down-migrations), in reverse dependency order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down: Option<Hook>,
+    /// Run after the switch committed; a failure is reported, nothing is
+    /// undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_commit: Option<Hook>,
+    /// Run before the generation's units are (re)started; a failure rolls
+    /// the switch back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_activate: Option<Hook>,
+    /// Run once the changed apps are healthy, before the commit; a
+    /// failure rolls the switch back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_commit: Option<Hook>,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.down.is_none()
+            && self.post_commit.is_none()
+            && self.pre_activate.is_none()
+            && self.pre_commit.is_none()
+            && self.other.is_empty()
+    }
+
+    pub fn get(&self, kind: HookKind) -> Option<&Hook> {
+        match kind {
+            HookKind::PreActivate => self.pre_activate.as_ref(),
+            HookKind::PreCommit => self.pre_commit.as_ref(),
+            HookKind::PostCommit => self.post_commit.as_ref(),
+            HookKind::Down => self.down.as_ref(),
+        }
+    }
+}
+
+/// One hook: the command line of the transient unit that runs it (for a
+/// container hook, a whole `podman run --rm …` line the generator wrote
+/// for the target). A first word without `/` is looked up in the agent's
+/// `PATH`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hook {
+    pub argv: Vec<String>,
+    /// Further attempts after a failed one (exit status other than 0 and
+    /// [`HOOK_RETRY_EXIT`]).
+    #[serde(default)]
+    pub retries: u32,
+    /// How long the hook may take, all attempts together.
+    pub timeout_sec: u64,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// The exit status by which a hook says "not yet, run me again": the
+/// agent runs it again after a pause until its timeout, whatever its
+/// `retries` (sysexits' `EX_TEMPFAIL`).
+pub const HOOK_RETRY_EXIT: i32 = 75;
+
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookKind {
+    PreActivate,
+    PreCommit,
+    PostCommit,
+    Down,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 4] = [
+        HookKind::PreActivate,
+        HookKind::PreCommit,
+        HookKind::PostCommit,
+        HookKind::Down,
+    ];
+    /// The name in records, journal fields and unit names (`pre-commit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::PreActivate => "pre-activate",
+            HookKind::PreCommit => "pre-commit",
+            HookKind::PostCommit => "post-commit",
+            HookKind::Down => "down",
+        }
+    }
+    /// The key in manifests and the contract (`pre_commit`).
+    pub fn key(self) -> &'static str {
+        match self {
+            HookKind::PreActivate => "pre_activate",
+            HookKind::PreCommit => "pre_commit",
+            HookKind::PostCommit => "post_commit",
+            HookKind::Down => "down",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

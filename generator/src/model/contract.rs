@@ -42,6 +42,7 @@ impl App {
         };
         contract::App {
             health,
+            hooks: Default::default(),
             image: self.container.image.full.clone(),
             jobs: self
                 .jobs
