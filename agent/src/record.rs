@@ -103,11 +103,20 @@ phases! {
         Recorded = "recorded",
         /// The external revert deadline is being armed.
         Arming = "arming",
+        /// A changed app's `pre_activate` hook runs (the app in
+        /// [`SwitchOp::hooks`]` .running`).
+        HookPreActivate = "hook:pre-activate",
         Activating = "activating",
         HealthGate = "health-gate",
         WaitingConfirm = "waiting-confirm",
+        /// A changed app's `pre_commit` hook runs.
+        HookPreCommit = "hook:pre-commit",
         Committing = "committing",
+        /// Committed; a changed app's `post_commit` hook runs.
+        HookPostCommit = "hook:post-commit",
         RollingBack = "rolling-back",
+        /// Rolling back: a `down` hook of the generation being left runs.
+        HookDown = "hook:down",
         Finished = "finished",
     }
 }
@@ -117,6 +126,8 @@ phases! {
     /// `committing` → `finished`.
     RollbackPhase {
         Recorded = "recorded",
+        /// A `down` hook of the generation being left runs.
+        HookDown = "hook:down",
         Activating = "activating",
         HealthGate = "health-gate",
         Committing = "committing",
@@ -252,6 +263,32 @@ pub struct SwitchOp {
     /// put back if the switch does not commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taken_over: Vec<TakenOver>,
+    /// The lifecycle hooks this switch runs, and how far they got.
+    #[serde(default, skip_serializing_if = "HookProgress::is_empty")]
+    pub hooks: HookProgress,
+}
+
+/// An operation's lifecycle hooks: which apps' hooks it runs and which
+/// of them have finished. Hooks are named `<kind>:<app>`
+/// (`pre-commit:web`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookProgress {
+    /// The apps whose hooks run (those the operation changes, that have
+    /// hooks), in dependency order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
+    /// Hooks that ran to success.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<String>,
+    /// The hook running: after a crash, it runs again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+}
+
+impl HookProgress {
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty() && self.done.is_empty() && self.running.is_none()
+    }
 }
 
 /// A unit's file of someone else's, taken over by a switch.
@@ -271,6 +308,9 @@ pub struct RollbackOp {
     pub phase: RollbackPhase,
     pub from_generation: Option<GenerationId>,
     pub to_generation: GenerationId,
+    /// The `down` hooks of the generation being left, and how far they got.
+    #[serde(default, skip_serializing_if = "HookProgress::is_empty")]
+    pub hooks: HookProgress,
 }
 
 /// A cutover moves a target's link from one version to another (the

@@ -81,6 +81,21 @@ pub trait Systemd: Send + Sync {
         let argv = argv.to_vec();
         async move { run_child(&argv, timeout).await }
     }
+    /// Runs a lifecycle hook: `argv` (its first word an absolute path) in
+    /// the transient service `name`, which an agent restart does not kill,
+    /// to its end, at most `timeout`. A unit of that name left by an
+    /// earlier agent is stopped first (the hook runs again). The default
+    /// runs it as a child process (the stand-in and `--systemd none`).
+    fn run_hook(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = R<Exit>> + Send {
+        let _ = name;
+        let argv = argv.to_vec();
+        async move { run_child_exit(&argv, timeout).await }
+    }
     /// The image the container `name` runs (`podman container inspect`),
     /// or `None` when it cannot be told (no such container, no podman).
     fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
@@ -103,6 +118,75 @@ pub struct Checked {
     pub ok: bool,
     /// Exit status or timeout, and the last lines it printed.
     pub detail: String,
+}
+
+/// How a command run to its end ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// Its exit status; `None`: killed (by a signal, or at its timeout).
+    pub status: Option<i32>,
+    /// It was killed at its timeout.
+    pub timed_out: bool,
+    /// The last lines it printed (at most 20).
+    pub lines: Vec<String>,
+}
+
+impl Exit {
+    /// "exit status 3", "killed by a signal", "did not finish within 5 s".
+    pub fn describe(&self, timeout: std::time::Duration) -> String {
+        match (self.status, self.timed_out) {
+            (_, true) => format!("did not finish within {} s (killed)", timeout.as_secs()),
+            (Some(c), false) => format!("exit status {c}"),
+            (None, false) => "killed by a signal".into(),
+        }
+    }
+}
+
+/// Runs `argv` as a child in its own process group, to its end or its
+/// timeout (then the whole group is killed, a script's children
+/// included).
+pub async fn run_child_exit(argv: &[String], timeout: std::time::Duration) -> R<Exit> {
+    use std::process::Stdio;
+    let Some((prog, args)) = argv.split_first() else {
+        return Err(SystemdError("empty command".into()));
+    };
+    let child = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|x| SystemdError(format!("cannot run {prog}: {x}")))?;
+    let pid = child.id();
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(out)) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let mut lines: Vec<String> = text.lines().rev().take(20).map(str::to_string).collect();
+            lines.reverse();
+            Ok(Exit {
+                status: out.status.code(),
+                timed_out: false,
+                lines,
+            })
+        }
+        Ok(Err(x)) => Err(SystemdError(format!("{prog}: {x}"))),
+        Err(_) => {
+            if let Some(pid) = pid {
+                // SAFETY: signalling the process group we created.
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            Ok(Exit {
+                status: None,
+                timed_out: true,
+                lines: Vec::new(),
+            })
+        }
+    }
 }
 
 /// Runs `argv` as a child in its own process group; on timeout the whole
@@ -203,6 +287,10 @@ trait Unit {
 trait Service {
     #[zbus(property)]
     fn result(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn exec_main_code(&self) -> zbus::Result<i32>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
 }
 
 /// systemd's answer for a unit that is not loaded (and has no file): for
@@ -452,6 +540,85 @@ impl Systemd for Dbus {
         })
     }
 
+    async fn run_hook(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> R<Exit> {
+        use futures_util::StreamExt;
+        let service = format!("{name}.service");
+        // A run an earlier agent started: stopped (it runs again), and
+        // its failed state forgotten, so the name is free.
+        self.job(Verb::Stop, &service).await?;
+        self.reset_failed(&service).await?;
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        let mut removed = m.receive_job_removed().await.map_err(e)?;
+        let exec: Vec<(String, Vec<String>, bool)> = vec![(argv[0].clone(), argv.to_vec(), false)];
+        let usec = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+        // Not collected when it fails: its exit status is read first,
+        // then its failed state reset.
+        let props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from(format!("windlass hook: {name}"))),
+            ("ExecStart", Value::from(exec)),
+            ("Type", Value::from("oneshot")),
+            ("TimeoutStartUSec", Value::from(usec)),
+        ];
+        let job = m
+            .start_transient_unit(&service, "fail", &props, &[])
+            .await
+            .map_err(e)?;
+        let wait = async {
+            while let Some(sig) = removed.next().await {
+                let args = sig.args().map_err(e)?;
+                if args.job == job {
+                    return Ok(args.result);
+                }
+            }
+            Err(SystemdError(
+                "systemd went away while waiting for a job".into(),
+            ))
+        };
+        let result =
+            match tokio::time::timeout(timeout + std::time::Duration::from_secs(10), wait).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    let _ = self.job(Verb::Stop, &service).await;
+                    "timeout".to_string()
+                }
+            };
+        let lines = self.journal(&service, 20).await.unwrap_or_default();
+        let (status, timed_out) = match result.as_str() {
+            "done" => (Some(0), false),
+            "timeout" => (None, true),
+            _ => {
+                // CLD_EXITED (1): ExecMainStatus is the exit status;
+                // otherwise the signal that killed it.
+                let path = m.load_unit(&service).await.map_err(e)?;
+                let sv = ServiceProxy::builder(&self.conn)
+                    .path(path)
+                    .map_err(e)?
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await
+                    .map_err(e)?;
+                let code = sv.exec_main_code().await.unwrap_or(0);
+                let st = sv.exec_main_status().await.unwrap_or(-1);
+                let svc_result = sv.result().await.unwrap_or_default();
+                (
+                    (code == 1).then_some(st),
+                    svc_result == "timeout",
+                )
+            }
+        };
+        let _ = self.reset_failed(&service).await;
+        Ok(Exit {
+            status,
+            timed_out,
+            lines,
+        })
+    }
+
     async fn kill(&self, unit: &str) -> R<()> {
         ManagerProxy::new(&self.conn)
             .await
@@ -659,6 +826,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.run_checked(name, argv, timeout, writable).await,
             AnySystemd::None(s) => s.run_checked(name, argv, timeout, writable).await,
+        }
+    }
+    async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit> {
+        match self {
+            AnySystemd::Dbus(s) => s.run_hook(name, argv, timeout).await,
+            AnySystemd::None(s) => s.run_hook(name, argv, timeout).await,
         }
     }
     async fn container_image(&self, name: &str) -> Option<String> {

@@ -5,6 +5,7 @@
 //! at start, matching each kind's phases exhaustively.
 
 pub mod cutover;
+pub mod hooks;
 pub mod rollback;
 pub mod runner;
 pub mod steps;

@@ -1,17 +1,23 @@
-//! Rollback: `recorded` → `activating` → `health-gate` → `committing` →
+//! Rollback: `recorded` → (`hook:down`, once per `down` hook of the
+//! generation being left) → `activating` → `health-gate` → `committing` →
 //! committed, to a generation named by the caller or to the one committed
 //! before the selected one. A rollback never replays the plan it undoes:
 //! a failed activation or gate ends it as failed, where it stands.
 //!
 //! Recovery after a crash: `recorded` changed nothing (canceled); a
 //! rollback that began is run again from its activation (activation and
-//! commit are idempotent); `committing` is finished.
+//! commit are idempotent), after the `down` hooks that had not finished
+//! (the one that was running runs again); `committing` is finished. A
+//! `down` hook that fails ends the rollback as failed before anything
+//! is activated.
 
 use std::sync::Arc;
 
+use super::hooks;
 use super::runner::{OpError, Runner};
 use super::steps::{self, StepError};
-use crate::contract::GenerationId;
+use crate::contract::{GenerationId, HookKind};
+use crate::record::HookProgress;
 use crate::platform::Platform;
 use crate::record::{Outcome, Record, RollbackOp, RollbackPhase};
 use crate::systemd::Systemd;
@@ -42,10 +48,12 @@ pub fn start<P: Platform, S: Systemd + 'static>(
     rn.platform
         .check_switch(rn.platform.running(), target)
         .map_err(|e| OpError::InvalidArgument(format!("nothing was changed: {e}")))?;
+    let from = rn.platform.running();
     let mut r = rn.record(RollbackOp {
         phase: RollbackPhase::Recorded,
-        from_generation: rn.platform.running(),
+        from_generation: from,
         to_generation: target,
+        hooks: down_hooks(rn, from, target),
     });
     r.deadline_sec = steps::generation_deadline(rn.platform.manifest(target).as_ref());
     let r = rn.begin(r)?;
@@ -92,6 +100,7 @@ pub async fn restore_selected<P: Platform, S: Systemd + 'static>(
         phase: RollbackPhase::Recorded,
         from_generation: running,
         to_generation: selected,
+        hooks: down_hooks(rn, running, selected),
     });
     r.deadline_sec = steps::generation_deadline(rn.platform.manifest(selected).as_ref());
     match rn.begin(r) {
@@ -126,11 +135,42 @@ pub fn previous_committed<P: Platform, S: Systemd + 'static>(
         })
 }
 
+/// The apps of the generation being left (`from`) whose `down` hooks a
+/// move to `to` runs: those it changes, last dependency first.
+fn down_hooks<P: Platform, S: Systemd + 'static>(
+    rn: &Runner<P, S>,
+    from: Option<GenerationId>,
+    to: GenerationId,
+) -> HookProgress {
+    let leaving = from.and_then(|f| rn.platform.manifest(f));
+    let Some(leaving) = leaving else {
+        return HookProgress::default();
+    };
+    let target = rn.platform.manifest(to);
+    let mut apps: Vec<String> = hooks::changed_apps(target.as_ref(), &leaving)
+        .into_iter()
+        .filter(|a| leaving.app(a).is_some_and(|x| x.hooks.down.is_some()))
+        .collect();
+    apps.reverse();
+    HookProgress {
+        apps,
+        ..HookProgress::default()
+    }
+}
+
 async fn activate<P: Platform, S: Systemd + 'static>(
     rn: R<P, S>,
     mut r: Record<RollbackOp>,
 ) -> Record<RollbackOp> {
     let (from, to) = (r.op.from_generation, r.op.to_generation);
+    if let Some(leaving) = from.and_then(|f| rn.platform.manifest(f)) {
+        let apps = r.op.hooks.apps.clone();
+        if let Err(e) = hooks::run_kind(&rn, &mut r, HookKind::Down, &leaving, &apps).await {
+            let msg = format!("{e}\nnothing was activated: generation {} still runs",
+                from.map(|g| g.to_string()).unwrap_or_default());
+            return rn.end(r, Outcome::Failed, msg, None).await;
+        }
+    }
     if let Err(StepError::NotSaved(e) | StepError::Refused(e) | StepError::Failed(e)) =
         steps::activate(&rn, &mut r, RollbackPhase::Activating, from, to).await
     {
@@ -169,7 +209,9 @@ pub async fn recover<P: Platform, S: Systemd + 'static>(
             let msg = format!("{why}; nothing was changed");
             rn.end(r, Outcome::Canceled, msg, None).await
         }
-        RollbackPhase::Activating | RollbackPhase::HealthGate => activate(rn.clone(), r).await,
+        RollbackPhase::HookDown | RollbackPhase::Activating | RollbackPhase::HealthGate => {
+            activate(rn.clone(), r).await
+        }
         RollbackPhase::Committing => commit(rn, r).await,
         RollbackPhase::Finished => {
             let msg = format!("{why}; finished without a result");

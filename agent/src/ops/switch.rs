@@ -1,28 +1,38 @@
 //! Switch: `recorded` → `arming` (the revert deadline armed outside the
-//! agent) → `activating` → `health-gate` (→ `waiting-confirm` with manual
-//! confirm) → `committing` → committed. A failed activation or gate, a
-//! unit running another image than intended, a passed deadline, a
-//! failed save or Cancel → `rolling-back` to the generation recorded at
-//! the start → rolled-back (canceled for Cancel).
+//! agent) → `hook:pre-activate` → `activating` → `health-gate` (→
+//! `waiting-confirm` with manual confirm) → `hook:pre-commit` →
+//! `committing` → `hook:post-commit` → committed. A failed hook,
+//! activation or gate, a unit running another image than intended, a
+//! passed deadline, a failed save or Cancel → `rolling-back` (with
+//! `hook:down`: the `down` hooks of the generation being left) to the
+//! generation recorded at the start → rolled-back (canceled for Cancel).
+//! The hook phases are recorded once per hook, and only for the apps the
+//! switch changes that have one ([`hooks`]); a failing `post_commit`
+//! hook is reported in the error of a committed switch.
 //!
 //! The way back from a first switch (no generation recorded at the
 //! start) is the state before it: the new generation's units stopped and
 //! unloaded, no running generation ([`Platform::deactivate`]).
 //!
 //! Recovery after a crash: before `activating` nothing changed
-//! (canceled); from `activating` to `rolling-back` the host goes back to
-//! the recorded generation, or to none (rolled-back); `committing` is
-//! finished (committed).
+//! (canceled); a `pre_activate` or `pre_commit` hook that was running
+//! runs again, and then, as from `activating` to `rolling-back`, the
+//! host goes back to the recorded generation, or to none (rolled-back);
+//! `committing` and `hook:post-commit` are finished (the hook that was
+//! running runs again, then those left; committed).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::hooks;
 use super::runner::{OpError, Runner};
 use super::steps::{self, StepError};
-use crate::contract::{GenerationId, Manifest};
+use crate::contract::{GenerationId, HookKind, Manifest};
 use crate::platform::{Platform, PlatformError};
-use crate::record::{Confirm, OpId, Outcome, Record, SwitchOp, SwitchPhase, TakenOver};
+use crate::record::{
+    Confirm, HookProgress, OpId, Outcome, Record, SwitchOp, SwitchPhase, TakenOver,
+};
 use crate::systemd::{Systemd, Verb};
 
 #[derive(Debug, Clone, Default)]
@@ -84,11 +94,21 @@ pub fn begin<P: Platform, S: Systemd + 'static>(
         rn.platform.check_switch(from, to).map_err(refused)?;
         Vec::new()
     };
+    let to_manifest = rn.platform.manifest(to);
+    let from_manifest = from.and_then(|f| rn.platform.manifest(f));
+    let hook_apps = to_manifest
+        .as_ref()
+        .map(|m| hooks::changed_apps(from_manifest.as_ref(), m))
+        .unwrap_or_default();
     let mut r = rn.record(SwitchOp {
         phase: SwitchPhase::Recorded,
         from_generation: from,
         to_generation: to,
         taken_over,
+        hooks: HookProgress {
+            apps: hook_apps,
+            ..HookProgress::default()
+        },
     });
     r.confirm = opts.confirm;
     r.deadline_sec = opts
@@ -108,7 +128,42 @@ pub async fn run<P: Platform, S: Systemd + 'static>(
         return rn.end(r, Outcome::Failed, e.to_string(), None).await;
     }
     rn.arm(&r).await;
+    if let Err(msg) = up_hooks(&rn, &mut r, HookKind::PreActivate).await {
+        return roll_back(&rn, r, msg, Outcome::RolledBack).await;
+    }
     activate(&rn, r).await
+}
+
+/// Runs the `kind` hooks of the apps the switch changes, in dependency
+/// order (those that finished already are not run again).
+async fn up_hooks<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: &mut Record<SwitchOp>,
+    kind: HookKind,
+) -> Result<(), String> {
+    if r.op.hooks.apps.is_empty() {
+        return Ok(());
+    }
+    let Some(m) = rn.platform.manifest(r.op.to_generation) else {
+        return Ok(());
+    };
+    let apps = r.op.hooks.apps.clone();
+    hooks::run_kind(rn, r, kind, &m, &apps).await
+}
+
+/// The hook of `kind` that was running when the agent stopped, run
+/// again (before the switch goes back: a `down` hook may count on the
+/// up hook having finished). Returns what went wrong.
+async fn rerun_interrupted<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: &mut Record<SwitchOp>,
+    kind: HookKind,
+) -> Option<String> {
+    let running = r.op.hooks.running.clone()?;
+    let app = running.strip_prefix(&format!("{}:", kind.as_str()))?;
+    let apps = vec![app.to_string()];
+    let m = rn.platform.manifest(r.op.to_generation)?;
+    hooks::run_kind(rn, r, kind, &m, &apps).await.err()
 }
 
 async fn activate<P: Platform, S: Systemd + 'static>(
@@ -199,6 +254,9 @@ async fn gate<P: Platform, S: Systemd + 'static>(
             }
             tokio::time::sleep(rn.poll).await;
         }
+    }
+    if let Err(msg) = up_hooks(rn, &mut r, HookKind::PreCommit).await {
+        return roll_back(rn, r, msg, Outcome::RolledBack).await;
     }
     commit(rn, r).await
 }
@@ -305,11 +363,23 @@ async fn commit<P: Platform, S: Systemd + 'static>(
         return roll_back(rn, r, e.to_string(), Outcome::RolledBack).await;
     }
     let to = r.op.to_generation;
-    steps::commit_generation(rn, r, to).await
+    if let Err(e) = rn.platform.commit(to).await {
+        return rn
+            .end(r, Outcome::Failed, format!("commit failed: {e}"), None)
+            .await;
+    }
+    // Committed: a failing post-commit hook is reported, nothing undone.
+    let error = match up_hooks(rn, &mut r, HookKind::PostCommit).await {
+        Ok(()) => String::new(),
+        Err(e) => format!("committed, but {e}"),
+    };
+    rn.end(r, Outcome::Committed, error, Some(to)).await
 }
 
 /// Returns the host to the generation recorded at the start and ends the
-/// operation as `outcome` (failed, if the way back fails too).
+/// operation as `outcome` (failed, if the way back fails too). First the
+/// `down` hooks of the generation being left run, for the apps that went
+/// up; if the switch never began activating, nothing else is undone.
 async fn roll_back<P: Platform, S: Systemd + 'static>(
     rn: &R<P, S>,
     mut r: Record<SwitchOp>,
@@ -318,6 +388,27 @@ async fn roll_back<P: Platform, S: Systemd + 'static>(
 ) -> Record<SwitchOp> {
     if let Err(e) = rn.save(&mut r, SwitchPhase::RollingBack, &error) {
         tracing::error!("{e}");
+    }
+    // Not activated: stopped in a pre-activate hook (records without
+    // hooks, also older ones, only ever roll back after activating).
+    let passed = |p: SwitchPhase| r.history.iter().any(|(h, _)| h == p.as_str());
+    let activated = passed(SwitchPhase::Activating) || !passed(SwitchPhase::HookPreActivate);
+    let (mut error, mut outcome) = (error, outcome);
+    if let Some(m) = rn.platform.manifest(r.op.to_generation) {
+        let apps = hooks::down_apps(&r.op.hooks, activated, &m);
+        if !apps.is_empty() {
+            if let Err(e) = hooks::run_kind(rn, &mut r, HookKind::Down, &m, &apps).await {
+                error = format!("{error}\nand {e}");
+                outcome = Outcome::Failed;
+            }
+            if let Err(e) = rn.save(&mut r, SwitchPhase::RollingBack, "") {
+                tracing::error!("{e}");
+            }
+        }
+    }
+    if !activated {
+        let msg = format!("{error}\nnothing had been activated");
+        return rn.end(r, outcome, msg, None).await;
     }
     let Some(back) = r.op.from_generation else {
         return leave_first(rn, r, error, outcome).await;
@@ -400,16 +491,29 @@ pub async fn recover<P: Platform, S: Systemd + 'static>(
     r: Record<SwitchOp>,
     why: String,
 ) -> Record<SwitchOp> {
+    let mut r = r;
     match r.phase() {
         SwitchPhase::Recorded | SwitchPhase::Arming => {
             let msg = format!("{why}; nothing was changed");
             rn.end(r, Outcome::Canceled, msg, None).await
         }
+        SwitchPhase::HookPreActivate | SwitchPhase::HookPreCommit => {
+            let kind = match r.phase() {
+                SwitchPhase::HookPreActivate => HookKind::PreActivate,
+                _ => HookKind::PreCommit,
+            };
+            let why = match rerun_interrupted(rn, &mut r, kind).await {
+                None => why,
+                Some(e) => format!("{why}\nand run again, {e}"),
+            };
+            roll_back(rn, r, why, Outcome::RolledBack).await
+        }
         SwitchPhase::Activating
         | SwitchPhase::HealthGate
         | SwitchPhase::WaitingConfirm
-        | SwitchPhase::RollingBack => roll_back(rn, r, why, Outcome::RolledBack).await,
-        SwitchPhase::Committing => commit(rn, r).await,
+        | SwitchPhase::RollingBack
+        | SwitchPhase::HookDown => roll_back(rn, r, why, Outcome::RolledBack).await,
+        SwitchPhase::Committing | SwitchPhase::HookPostCommit => commit(rn, r).await,
         SwitchPhase::Finished => {
             let msg = format!("{why}; finished without a result");
             rn.end(r, Outcome::Failed, msg, None).await
