@@ -333,7 +333,7 @@ fn hook_container_names_are_valid_for_every_kind_and_a_too_long_name_is_refused(
         apps.join("web.toml"),
         format!(
             "[container]\nimage = \"docker.io/library/nginx:1.27\"\ncontainer_name = \"{long}\"\n\
-             [hooks]\ndown = {{ command = [\"true\"] }}\n"
+             [hooks]\ndown = {{ command = [\"true\"] }}\npre_activate = {{ command = [\"true\"] }}\n"
         ),
     )
     .unwrap();
@@ -346,7 +346,9 @@ fn hook_container_names_are_valid_for_every_kind_and_a_too_long_name_is_refused(
         "{}",
         errors[0]
     );
-    assert!(errors[0].contains("-hook-pre-activate"), "{}", errors[0]);
+    // 240 + `-hook-down` would do; 240 + `-hook-pre-activate` would not.
+    assert!(errors[0].contains("`-hook-pre-activate`"), "{}", errors[0]);
+    assert!(errors[0].contains("found 258 characters"), "{}", errors[0]);
     assert!(errors[0].contains("web.toml:3:18"), "{}", errors[0]);
 }
 

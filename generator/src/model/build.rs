@@ -617,28 +617,21 @@ impl Builder<'_> {
                 }
             }
         }
-        if let (Some(c), Some(first)) = (&container, hooks.first()) {
-            // The longest hook name is as valid as the others, or not.
-            let longest = HookKind::ALL
-                .into_iter()
-                .max_by_key(|k| k.as_str().len())
-                .unwrap_or(first.kind);
-            let name =
-                App::hook_container_name(c.container_name.as_deref().unwrap_or(&name), longest);
-            if !is_object_name(&name) {
-                let span = spans
-                    .container_name
-                    .clone()
-                    .unwrap_or_else(|| name_span.clone());
-                let key = if spans.container_name.is_some() {
-                    "container.container_name"
-                } else {
-                    "name"
-                };
-                self.err(&span, key, format!(
-                    "the container's name with `-hook-{}` added names a hook's container, which must be a valid container name of at most 253 characters; found {} characters",
-                    longest.as_str(),
-                    name.len()
+        // Each hook's container is named after the app's: the name must
+        // stay valid with `-hook-<kind>` added (only a long
+        // `container_name` can break it). Said once, for the longest.
+        if let Some(c) = &container {
+            let base = c.container_name.as_deref().unwrap_or(&name);
+            let bad = hooks
+                .iter()
+                .map(|h| App::hook_container_name(base, h.kind))
+                .filter(|n| !is_object_name(n))
+                .max_by_key(String::len);
+            if let (Some(bad), Some(span)) = (bad, &spans.container_name) {
+                self.err(span, "container.container_name", format!(
+                    "with `{}` added, for a hook's container, the name must stay a valid container name of at most 253 characters; found {} characters",
+                    &bad[base.len()..],
+                    bad.len()
                 ));
             }
         }
