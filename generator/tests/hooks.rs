@@ -368,3 +368,21 @@ fn the_schema_describes_every_hook_key() {
         }
     }
 }
+
+/// Every option is one word (`--flag=value`), so the image is the first
+/// word after `run` not starting with `-`: where a sweep changes an
+/// app's image, it can change it in the hooks that run the app's image.
+#[test]
+fn the_image_is_the_first_word_after_run_that_is_not_an_option() {
+    let fleet = load(&hooks_fleet());
+    for app in &fleet.apps {
+        let c = quadlet::app_contract(app, fleet.podman);
+        for hook in &app.hooks {
+            let argv = &c.hooks.get(hook.kind).unwrap().argv;
+            assert_eq!(argv[..2], ["podman", "run"]);
+            let image = argv[2..].iter().find(|a| !a.starts_with('-')).unwrap();
+            let want = hook.image.as_ref().unwrap_or(&app.container.image);
+            assert_eq!(*image, want.full, "{argv:?}");
+        }
+    }
+}
