@@ -481,7 +481,7 @@ mod tests {
         let text = r#"{
             "format": 1,
             "zz_top": [1],
-            "apps": [{"name": "web", "unit": "web.service", "hooks": {"pre_commit": ["true"]},
+            "apps": [{"name": "web", "unit": "web.service", "probes": {"startup": ["true"]},
                       "update": {"order": "start-first", "canary": true},
                       "release": {"track": "semver", "window": "sun"},
                       "health": {"container_check": true, "tcp": 80}}]
@@ -490,7 +490,7 @@ mod tests {
         let web = &m.apps[0];
         assert_eq!(web.update.order, UpdateOrder::StartFirst);
         assert_eq!(web.release.track, Track::Semver);
-        assert!(web.other.contains_key("hooks"));
+        assert!(web.other.contains_key("probes"));
         let again = Manifest::from_slice(m.to_json().as_bytes()).unwrap();
         assert_eq!(again, m);
         let v: Value = serde_json::from_str(&m.to_json()).unwrap();
@@ -498,7 +498,7 @@ mod tests {
         assert_eq!(v["apps"][0]["update"]["canary"], true);
         assert_eq!(v["apps"][0]["release"]["window"], "sun");
         assert_eq!(v["apps"][0]["health"]["tcp"], 80);
-        assert_eq!(v["apps"][0]["hooks"]["pre_commit"][0], "true");
+        assert_eq!(v["apps"][0]["probes"]["startup"][0], "true");
     }
 
     #[test]

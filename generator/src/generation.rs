@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use windlass_contract::{FORMAT, FileEntry, Generator, MANIFEST, Manifest};
 
-use crate::emit::Target;
+use crate::emit::{Target, quadlet};
 use crate::model::Fleet;
 use crate::output_file::OutputFile;
 
@@ -17,7 +17,7 @@ pub fn manifest(fleet: &Fleet, targets: &[Target], files: &[OutputFile]) -> Outp
         apps: fleet
             .apps
             .iter()
-            .map(|a| a.contract(a.service_name()))
+            .map(|a| quadlet::app_contract(a, fleet.podman))
             .collect(),
         files: files
             .iter()

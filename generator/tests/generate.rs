@@ -26,6 +26,10 @@ fn torture() -> PathBuf {
     common::repo_root().join("generator/tests/fleets/torture")
 }
 
+fn hooks() -> PathBuf {
+    common::repo_root().join("generator/tests/fleets/hooks")
+}
+
 fn settings() -> PathBuf {
     common::repo_root().join("generator/tests/fleets/settings")
 }
@@ -59,7 +63,7 @@ fn example_fleet_output_matches_the_golden_files() {
 #[test]
 fn two_runs_give_byte_identical_trees() {
     let tmp = tempfile::tempdir().unwrap();
-    for fleet in [examples(), torture()] {
+    for fleet in [examples(), torture(), hooks()] {
         let a = tmp.path().join(format!(
             "a-{}",
             fleet.file_name().unwrap().to_string_lossy()
@@ -635,6 +639,7 @@ fn schema_is_json_and_names_every_section() {
         "update",
         "release",
         "jobs",
+        "hooks",
     ] {
         assert!(v["properties"][key].is_object(), "{key}");
     }
@@ -651,7 +656,7 @@ fn secret_markers_never_reach_any_output() {
     // the manifests point at (which windlass must never read) must not
     // appear anywhere.
     let marker = "POISON-7f3a9c-secret-value";
-    for source in [examples(), torture()] {
+    for source in [examples(), torture(), hooks()] {
         let tmp = tempfile::tempdir().unwrap();
         let fleet = tmp.path().join("fleet");
         copy_dir(&source, &fleet);

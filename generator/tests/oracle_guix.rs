@@ -376,7 +376,7 @@ fn check_fleet(fleet: &Fleet, facts: &Facts) {
     for (entry, app) in doc.apps.iter().zip(&fleet.apps) {
         assert_eq!(entry.name, app.name);
         assert_eq!(entry.unit, app.name, "the unit is the Shepherd service");
-        assert_eq!(*entry, app.contract(app.name.clone()));
+        assert_eq!(*entry, windlass::emit::guix::app_contract(app));
     }
 }
 

@@ -27,7 +27,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use windlass::emit::NixosBackend;
-use windlass::emit::nixos::service_name;
+use windlass::emit::nixos::app_contract;
 use windlass::escape::nix;
 use windlass::model::{Fleet, load_fleet};
 use windlass_contract::{Platform, SystemGeneration};
@@ -339,7 +339,7 @@ fn assert_contracts(config: &Value, fleet: &Fleet, backend: NixosBackend) {
     let want: Vec<_> = fleet
         .apps
         .iter()
-        .map(|a| a.contract(service_name(a, backend)))
+        .map(|a| app_contract(a, backend, fleet.podman))
         .collect();
     assert_eq!(doc.apps, want);
 }

@@ -540,14 +540,24 @@ fn job_timer(app: &App, job: &Job) -> Result<Datum, EmitError> {
     ))
 }
 
+/// This app's entry in `/etc/windlass/generation.json`: its unit is its
+/// Shepherd service, which also names the container; volumes and
+/// networks keep their declared names. The hooks' `podman run` lines
+/// address the `oci-container` user's rootless Podman, as the containers
+/// do.
+pub fn app_contract(app: &App) -> windlass_contract::App {
+    let names = podman::Names {
+        container: &app.name,
+        volume_prefix: "",
+        network_prefix: "",
+    };
+    app.contract(app.name.clone(), podman::hooks(app, &names))
+}
+
 /// `/etc/windlass/generation.json`: the apps and their health contracts,
 /// each app's `unit` being its Shepherd service name.
 fn generation_service(fleet: &Fleet) -> Datum {
-    let apps = fleet
-        .apps
-        .iter()
-        .map(|a| a.contract(a.name.clone()))
-        .collect();
+    let apps = fleet.apps.iter().map(app_contract).collect();
     let text = SystemGeneration::new(Platform::Guix, None, apps).to_json();
     // One string per line of JSON, so the file stays readable.
     let lines: Vec<Datum> = text.split_inclusive('\n').map(Datum::str).collect();

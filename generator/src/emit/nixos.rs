@@ -130,9 +130,34 @@ fn from_json(v: &Json) -> Nix {
     }
 }
 
-/// This app's entry in `/etc/windlass/generation.json`.
-fn contract(app: &App, backend: NixosBackend) -> Nix {
-    let c = app.contract(service_name(app, backend));
+/// This app's entry in `/etc/windlass/generation.json`: its unit, and
+/// its hooks naming the container, volumes and networks as `backend`
+/// does.
+pub fn app_contract(
+    app: &App,
+    backend: NixosBackend,
+    podman_version: PodmanVersion,
+) -> windlass_contract::App {
+    let hooks = match backend {
+        // The units are Quadlet's, and so are the objects' names.
+        NixosBackend::Quadlet => super::quadlet::hooks(app, podman_version),
+        // The module names the container after the app unless
+        // `container_name` renames it (`--name`); windlass's oneshots
+        // create volumes and networks under their declared names.
+        NixosBackend::OciContainers => podman::hooks(
+            app,
+            &podman::Names {
+                container: app.container_name(),
+                volume_prefix: "",
+                network_prefix: "",
+            },
+        ),
+    };
+    app.contract(service_name(app, backend), hooks)
+}
+
+fn contract(app: &App, backend: NixosBackend, podman_version: PodmanVersion) -> Nix {
+    let c = app_contract(app, backend, podman_version);
     from_json(&serde_json::to_value(c).expect("contract types serialize"))
 }
 
@@ -145,7 +170,11 @@ fn app_module(
 ) -> Result<String, EmitError> {
     let name = &app.name;
     let mut windlass: Attrs = Vec::new();
-    set(&mut windlass, &["generation", name], contract(app, backend));
+    set(
+        &mut windlass,
+        &["generation", name],
+        contract(app, backend, ctx.podman),
+    );
     let mut virtualisation: Attrs = Vec::new();
     let mut systemd: Attrs = Vec::new();
     let unit_attr = service_attr(name, backend);

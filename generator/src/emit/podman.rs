@@ -1,13 +1,20 @@
 //! Podman's `run` flags for what a target has no setting of its own for,
 //! shared by the NixOS (`extraOptions`) and Guix (`extra-arguments`)
-//! emitters and by Quadlet's `PodmanArgs=` fallbacks. Each flag is one
-//! whole argument (`--flag=value`); escaping for the target happens later.
+//! emitters and by Quadlet's `PodmanArgs=` fallbacks, and the whole
+//! `podman run` line of each lifecycle hook for the generation contract.
+//! Each flag is one whole argument (`--flag=value`); escaping for the
+//! target happens later (a hook's line is never escaped: it is an argv).
 
 use std::collections::BTreeMap;
 
 use super::go_duration;
 use crate::escape::json;
-use crate::model::{App, AutoUpdate, Container, Health, PodmanVersion, SecretRef, SecretTarget};
+use windlass_contract as contract;
+
+use crate::model::{
+    App, AutoUpdate, Container, Health, Hook, PodmanVersion, Relabel, SecretRef, SecretTarget,
+    VolumeSource,
+};
 
 /// `--secret=` value for a Podman secret (`None` for a host-path secret,
 /// which mounts as a read-only volume instead).
@@ -226,4 +233,114 @@ pub fn settings(c: &Container) -> Vec<Setting> {
 /// The flags of [`settings`], for targets that pass `podman run` flags.
 pub fn setting_flags(c: &Container) -> Vec<String> {
     settings(c).into_iter().map(|s| s.flag).collect()
+}
+
+/// What a target calls the Podman objects an app's container uses: the
+/// container itself, and the fleet's volumes and networks (Quadlet before
+/// Podman 4.7 names them `systemd-<name>`; NixOS and Guix create them
+/// under their own names).
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    pub container: &'a str,
+    pub volume_prefix: &'static str,
+    pub network_prefix: &'static str,
+}
+
+impl Names<'_> {
+    fn volume(&self, name: &str) -> String {
+        format!("{}{name}", self.volume_prefix)
+    }
+
+    fn network(&self, name: &str) -> String {
+        if name == "host" {
+            name.to_string()
+        } else {
+            format!("{}{name}", self.network_prefix)
+        }
+    }
+}
+
+/// The app's hooks for the generation contract, each the `podman run`
+/// line of a one-shot container next to the app's, as the target `names`
+/// the app's objects.
+pub fn hooks(app: &App, names: &Names<'_>) -> contract::Hooks {
+    let mut out = contract::Hooks::default();
+    for hook in &app.hooks {
+        let h = contract::Hook {
+            argv: hook_argv(app, hook, names),
+            retries: hook.retries,
+            timeout_sec: hook.timeout.div_ceil(1_000_000),
+            other: Default::default(),
+        };
+        let slot = match hook.kind {
+            contract::HookKind::PreActivate => &mut out.pre_activate,
+            contract::HookKind::PreCommit => &mut out.pre_commit,
+            contract::HookKind::PostCommit => &mut out.post_commit,
+            contract::HookKind::Down => &mut out.down,
+        };
+        *slot = Some(h);
+    }
+    out
+}
+
+/// `podman run --rm --replace --name <container>-hook-<kind> …`: the
+/// app's environment, env files, secrets (references), volumes, networks
+/// and user, then the entrypoint, image and command. Not the app's ports,
+/// name, aliases, addresses, labels, health check or restart policy: the
+/// hook runs beside the running app and must not take what is its.
+/// `--replace` removes a container a crash left behind under that name.
+/// A volume relabelled `Z` (private to the app's container) is mounted
+/// `z`: a private label for the hook would lock the running app out.
+pub fn hook_argv(app: &App, hook: &Hook, names: &Names<'_>) -> Vec<String> {
+    let c = &app.container;
+    let kind = hook.kind.as_str();
+    let mut a: Vec<String> = ["podman", "run", "--rm", "--replace"]
+        .map(String::from)
+        .into();
+    a.push(format!(
+        "--name={}",
+        App::hook_container_name(names.container, hook.kind)
+    ));
+    a.push(format!("--label=io.windlass.app={}", app.name));
+    a.push(format!("--label=io.windlass.hook={kind}"));
+    for (k, v) in &c.env {
+        a.push(format!("--env={k}={v}"));
+    }
+    for f in &c.env_files {
+        a.push(format!("--env-file={f}"));
+    }
+    for spec in c.secrets.iter().filter_map(secret_spec) {
+        a.push(format!("--secret={spec}"));
+    }
+    for m in &c.volumes {
+        let src = match &m.source {
+            VolumeSource::Named(n) => names.volume(n),
+            VolumeSource::Host(p) => p.clone(),
+        };
+        let mut m = m.clone();
+        if m.relabel == Some(Relabel::Private) {
+            m.relabel = Some(Relabel::Shared);
+        }
+        a.push(format!("--volume={src}:{}{}", m.target, m.options()));
+    }
+    for v in secret_volumes(c) {
+        a.push(format!("--volume={v}"));
+    }
+    for n in &c.networks {
+        a.push(format!("--network={}", names.network(n)));
+    }
+    if let Some(u) = &c.user {
+        match &c.group {
+            Some(g) => a.push(format!("--user={u}:{g}")),
+            None => a.push(format!("--user={u}")),
+        }
+    }
+    if let Some(ep) = hook.entrypoint.as_ref().or(c.entrypoint.as_ref()) {
+        // The JSON form: Podman runs it as the exec form, every argument
+        // intact.
+        a.push(format!("--entrypoint={}", json::ascii_array(ep)));
+    }
+    a.push(hook.image.as_ref().unwrap_or(&c.image).full.clone());
+    a.extend(hook.command.iter().cloned());
+    a
 }

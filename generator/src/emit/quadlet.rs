@@ -75,6 +75,33 @@ fn render(
     Ok(text)
 }
 
+/// The app's hooks as they run beside its Quadlet container: a `.volume`
+/// or `.network` unit's object is named `systemd-<name>` unless the unit
+/// sets `VolumeName=` / `NetworkName=` (which `volume` and `network`
+/// write whenever the target Podman knows them).
+pub fn hooks(app: &App, podman_version: PodmanVersion) -> windlass_contract::Hooks {
+    let keys = KeySet::for_version(podman_version);
+    let prefix = |section, key| {
+        if keys.has(section, key) {
+            ""
+        } else {
+            "systemd-"
+        }
+    };
+    let names = podman::Names {
+        container: app.container_name(),
+        volume_prefix: prefix("Volume", "VolumeName"),
+        network_prefix: prefix("Network", "NetworkName"),
+    };
+    podman::hooks(app, &names)
+}
+
+/// This app's entry in `windlass-generation.json`: its Quadlet service
+/// and its hooks.
+pub fn app_contract(app: &App, podman_version: PodmanVersion) -> windlass_contract::App {
+    app.contract(app.service_name(), hooks(app, podman_version))
+}
+
 /// `<app>.container`: `[Unit]`, `[Container]` (only keys the target Podman
 /// knows, the rest as `PodmanArgs=`), `[Service]` and `[Install]`.
 fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<String, EmitError> {

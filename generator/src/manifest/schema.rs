@@ -271,6 +271,54 @@ pub const JOB: &[Field] = &[
     req("command", StringArray, "Command (exec form)"),
 ];
 
+pub const HOOK: &[Field] = &[
+    req("command", StringArray, "Command (exec form)"),
+    f(
+        "entrypoint",
+        StringArray,
+        "Entrypoint (exec form); default the container's",
+    ),
+    f(
+        "image",
+        String,
+        "registry/path:tag or registry/path@sha256:<64 hex>; default container.image",
+    ),
+    f(
+        "timeout",
+        String,
+        "systemd time span for all attempts together, default 5m",
+    ),
+    f(
+        "retries",
+        Integer,
+        "Further attempts after a failed one, >= 0, default 0",
+    ),
+];
+
+/// One table per `HookKind`, keyed by `HookKind::key()`.
+pub const HOOKS: &[Field] = &[
+    f(
+        "pre_activate",
+        Table(HOOK),
+        "Runs before the generation's units start; a failure rolls the switch back",
+    ),
+    f(
+        "pre_commit",
+        Table(HOOK),
+        "Runs once the changed apps are healthy, before the commit; a failure rolls the switch back",
+    ),
+    f(
+        "post_commit",
+        Table(HOOK),
+        "Runs after the commit; a failure is reported only",
+    ),
+    f(
+        "down",
+        Table(HOOK),
+        "Runs when a switch away from this generation is rolled back",
+    ),
+];
+
 pub const APP: &[Field] = &[
     f(
         "name",
@@ -284,6 +332,11 @@ pub const APP: &[Field] = &[
     f("update", Table(UPDATE), "How changes roll out"),
     f("release", Table(RELEASE), "Which tags sweeps consider"),
     f("jobs", TableArray(JOB), "Scheduled jobs"),
+    f(
+        "hooks",
+        Table(HOOKS),
+        "Lifecycle hooks: one-shot containers run by windlassd during a switch",
+    ),
 ];
 
 pub const HOST: &[Field] = &[f(

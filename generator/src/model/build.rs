@@ -608,6 +608,34 @@ impl Builder<'_> {
             jobs.push(job);
         }
 
+        let mut hooks = Vec::new();
+        if let Some(h) = t.table("hooks") {
+            for kind in HookKind::ALL {
+                if let Some(ht) = h.table(kind.key()) {
+                    let app_entrypoint = container.as_ref().is_some_and(|c| c.entrypoint.is_some());
+                    hooks.push(self.hook(kind, ht, app_entrypoint));
+                }
+            }
+        }
+        // Each hook's container is named after the app's: the name must
+        // stay valid with `-hook-<kind>` added (only a long
+        // `container_name` can break it). Said once, for the longest.
+        if let Some(c) = &container {
+            let base = c.container_name.as_deref().unwrap_or(&name);
+            let bad = hooks
+                .iter()
+                .map(|h| App::hook_container_name(base, h.kind))
+                .filter(|n| !is_object_name(n))
+                .max_by_key(String::len);
+            if let (Some(bad), Some(span)) = (bad, &spans.container_name) {
+                self.err(span, "container.container_name", format!(
+                    "with `{}` added, for a hook's container, the name must stay a valid container name of at most 253 characters; found {} characters",
+                    &bad[base.len()..],
+                    bad.len()
+                ));
+            }
+        }
+
         let after = self.diags.iter().filter(|d| d.is_error()).count();
         let container = container?;
         if after > before {
@@ -624,8 +652,81 @@ impl Builder<'_> {
             update,
             release,
             jobs,
+            hooks,
         };
         Some((app, name_span, spans))
+    }
+
+    /// `[hooks.<kind>]`: `command` and `entrypoint` in exec form, `image`
+    /// checked as the container's, `timeout` (default 5m) and `retries`
+    /// (default 0). The command follows the image in `podman run`, which
+    /// passes it on whole: unlike a job's, it may start with `-` (an
+    /// entrypoint's arguments), but with no entrypoint at all (`app_entrypoint`:
+    /// whether the container sets one) its program cannot be empty.
+    fn hook(&mut self, kind: HookKind, h: &Table, app_entrypoint: bool) -> Hook {
+        let path = format!("hooks.{}", kind.key());
+        let command = self.command(h, "command", &path);
+        let entrypoint = self.command(h, "entrypoint", &path);
+        if let Some(cmd) = &command
+            && cmd[0].is_empty()
+            && entrypoint.is_none()
+            && !app_entrypoint
+            && let Some((_, span)) = h.strings("command").first()
+        {
+            self.err(
+                span,
+                &format!("{path}.command[0]"),
+                "expected a program (there is no entrypoint), found an empty string".to_string(),
+            );
+        }
+        if entrypoint.is_some()
+            && let Some((first, span)) = h.strings("entrypoint").first()
+            && first.is_empty()
+        {
+            self.err(
+                span,
+                &format!("{path}.entrypoint[0]"),
+                "expected a program, found an empty string".to_string(),
+            );
+        }
+        let image = h.str("image").and_then(|(s, span)| {
+            parse_image(s)
+                .map_err(|e| {
+                    self.err(
+                        span,
+                        &format!("{path}.image"),
+                        format!("{e}, found {}", diag::found(s)),
+                    )
+                })
+                .ok()
+        });
+        let retries = match h.get("retries") {
+            Some(n) => match n.value {
+                manifest::NodeValue::Int(x) => u32::try_from(x).unwrap_or_else(|_| {
+                    self.err(
+                        &n.span,
+                        &format!("{path}.retries"),
+                        format!(
+                            "expected a number of further attempts, 0 to {}, found {x}",
+                            u32::MAX
+                        ),
+                    );
+                    0
+                }),
+                _ => 0,
+            },
+            None => 0,
+        };
+        Hook {
+            kind,
+            command: command.unwrap_or_default(),
+            entrypoint,
+            image,
+            timeout: self
+                .duration(h, "timeout", &path)
+                .unwrap_or(Hook::DEFAULT_TIMEOUT),
+            retries,
+        }
     }
 
     /// `[container]`: every value checked; `None` when the image is

@@ -10,8 +10,11 @@ use super::{App, UpdateOrder};
 impl App {
     /// This app's contract, `unit` being the name the target's service
     /// manager knows the container by (`lnd.service` for Quadlet,
-    /// `podman-lnd.service` for NixOS oci-containers, `lnd` for Guix).
-    pub fn contract(&self, unit: String) -> contract::App {
+    /// `podman-lnd.service` for NixOS oci-containers, `lnd` for Guix), and
+    /// `hooks` its hooks as that target runs them (their `podman run`
+    /// lines name the target's volumes and networks; see
+    /// `emit::podman::hooks`).
+    pub fn contract(&self, unit: String, hooks: contract::Hooks) -> contract::App {
         let health = self.health.as_ref().map(|h| contract::Health {
             container_check: h.cmd.is_some(),
             http: h.http.clone(),
@@ -42,7 +45,7 @@ impl App {
         };
         contract::App {
             health,
-            hooks: Default::default(),
+            hooks,
             image: self.container.image.full.clone(),
             jobs: self
                 .jobs

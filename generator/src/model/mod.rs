@@ -16,6 +16,7 @@ pub use values::{
     ImageRef, PodmanVersion, Port, Protocol, Relabel, SecurityOpt, Ulimit, VolumeMount,
     VolumeSource,
 };
+pub use windlass_contract::HookKind;
 
 #[derive(Debug, Clone)]
 pub struct Fleet {
@@ -57,6 +58,8 @@ pub struct App {
     pub update: Update,
     pub release: Release,
     pub jobs: Vec<Job>,
+    /// The lifecycle hooks given, in `HookKind::ALL` order.
+    pub hooks: Vec<Hook>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +241,33 @@ pub struct Job {
     pub command: Vec<String>,
 }
 
+/// A lifecycle hook (`[hooks.<kind>]`): a one-shot container next to the
+/// app's, with its environment, secrets, volumes and networks.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub kind: HookKind,
+    pub command: Vec<String>,
+    /// `None`: the container's entrypoint, if any.
+    pub entrypoint: Option<Vec<String>>,
+    /// `None`: the container's image.
+    pub image: Option<ImageRef>,
+    /// Microseconds, all attempts together.
+    pub timeout: u64,
+    pub retries: u32,
+}
+
+impl Hook {
+    /// `timeout`'s default: five minutes.
+    pub const DEFAULT_TIMEOUT: u64 = 300_000_000;
+}
+
 impl App {
+    /// The name of the container that runs `kind`'s hook, given the
+    /// name the target gives the app's container.
+    pub fn hook_container_name(container: &str, kind: HookKind) -> String {
+        format!("{container}-hook-{}", kind.as_str())
+    }
+
     /// The container's name: `container_name`, else the app's name.
     pub fn container_name(&self) -> &str {
         self.container
