@@ -716,6 +716,7 @@ mod tests {
                 from_generation: None,
                 to_generation: GenerationId(2),
                 taken_over: Vec::new(),
+                hooks: Default::default(),
             },
             1,
         );

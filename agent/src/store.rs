@@ -244,6 +244,7 @@ mod tests {
                 from_generation: Some(GenerationId(1)),
                 to_generation: GenerationId(2),
                 taken_over: Vec::new(),
+                hooks: Default::default(),
             },
             now(),
         );

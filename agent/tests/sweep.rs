@@ -4,8 +4,10 @@
 //! only on commit, non-release tags and prereleases never move an app, a
 //! constraint holds, a registry that is down fails only its apps, a red
 //! release never replaces the canonical one, a second sweep does nothing,
-//! a sweep during another operation is skipped (busy); and the same
-//! through the real windlassd and windlassctl on a real dbus-daemon.
+//! a sweep during another operation is skipped (busy), a derived
+//! generation runs the new image in the hooks that ran the old one; and
+//! the same through the real windlassd and windlassctl on a real
+//! dbus-daemon.
 
 mod common;
 mod doubles;
@@ -18,8 +20,9 @@ use std::time::Duration;
 
 use doubles::Fake;
 use serde_json::Value;
+use windlass_agent::contract::{HookKind, Manifest};
 use windlass_agent::ops::Engine;
-use windlass_agent::ops::sweep::{Canonical, SweepConfig, SweepOptions, results_log};
+use windlass_agent::ops::sweep::{Canonical, SweepConfig, SweepOptions, derive, results_log};
 use windlass_agent::ops::switch::SwitchOptions;
 use windlass_agent::platform::{Platform, native::Native};
 use windlass_agent::record::{Confirm, Kind, Outcome, Record};
@@ -236,6 +239,91 @@ async fn a_new_release_is_promoted_and_a_second_sweep_does_nothing() {
     for u in ["api.service", "db.service", "web.service"] {
         assert!(calls.contains(&format!("stop {u}")), "{u}: {calls:?}");
     }
+}
+
+/// The argv of `app`'s `kind` hook in `m`.
+fn hook_argv(m: &Manifest, app: &str, kind: HookKind) -> Vec<String> {
+    m.app(app)
+        .unwrap()
+        .hooks
+        .get(kind)
+        .unwrap_or_else(|| panic!("{app} has no {} hook", kind.as_str()))
+        .argv
+        .clone()
+}
+
+/// A sweep's generation runs the new image in the app's hooks that ran
+/// its image, not in a hook with an image of its own nor in other apps'
+/// hooks; it stages (every file's sha256 checked on import).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_derived_generation_runs_the_new_image_in_the_hooks_that_ran_the_old_one() {
+    let h = host(0);
+    let old = "127.0.0.1:5000/fleet/web:1.0.0";
+    let new = "127.0.0.1:5000/fleet/web:1.1.0";
+    let web = format!(
+        "{}\n[hooks.pre_activate]\ncommand = [\"migrate\", \"--from\", \"{old}\"]\n\
+         entrypoint = [\"/bin/sh\", \"-c\"]\n\n\
+         [hooks.post_commit]\ncommand = [\"-c\", \"warm\"]\n\
+         image = \"docker.io/library/busybox:1.36\"\n\n\
+         [hooks.down]\ncommand = [\"migrate\", \"down\"]\n",
+        app(old, SEMVER)
+    );
+    let db = format!(
+        "{}\n[hooks.pre_commit]\ncommand = [\"check\"]\n",
+        app("localhost/db:1", "track = \"none\"")
+    );
+    let base = fleet(&h, "hooks", &[("web", web), ("db", db)]);
+    let m0 = Manifest::read(&base).unwrap();
+    let out = h.tmp.path().join("derived");
+    derive(&base, &out, "web", new).unwrap();
+    let g = h.engine.runner.platform.stage(&out).unwrap();
+    let m = h.engine.runner.platform.manifest(g).unwrap();
+    assert_eq!(m.app("web").unwrap().image, new);
+
+    // The image word, and only it, in the hooks that ran the old image.
+    for kind in [HookKind::PreActivate, HookKind::Down] {
+        let before = hook_argv(&m0, "web", kind);
+        let after = hook_argv(&m, "web", kind);
+        let i = before.iter().position(|w| w == old).unwrap();
+        assert_eq!(after[i], new, "{after:?}");
+        let mut want = before.clone();
+        want[i] = new.to_string();
+        assert_eq!(after, want, "{}", kind.as_str());
+    }
+    // A command word equal to the old image is not the image.
+    let pre = hook_argv(&m, "web", HookKind::PreActivate);
+    assert_eq!(pre[pre.len() - 3..], ["migrate", "--from", old]);
+    let entrypoint = pre.iter().position(|w| w.starts_with("--entrypoint=["));
+    assert!(
+        entrypoint.is_some_and(|e| pre[e + 1..].contains(&new.to_string())),
+        "{pre:?}"
+    );
+    // A hook with its own image, and the other app, are as they were.
+    assert_eq!(
+        hook_argv(&m, "web", HookKind::PostCommit),
+        hook_argv(&m0, "web", HookKind::PostCommit)
+    );
+    assert!(
+        hook_argv(&m, "web", HookKind::PostCommit)
+            .contains(&"docker.io/library/busybox:1.36".into())
+    );
+    assert_eq!(m.app("db"), m0.app("db"));
+    // Nothing else in the contract changed.
+    let mut back = m.clone();
+    let w = back.apps.iter_mut().find(|a| a.name == "web").unwrap();
+    w.image = old.into();
+    for hook in [&mut w.hooks.pre_activate, &mut w.hooks.down] {
+        hook.as_mut().unwrap().set_image(old);
+    }
+    let changed: Vec<&str> = m
+        .files
+        .iter()
+        .filter(|f| !m0.files.contains(f))
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(changed, ["quadlet/web.container"]);
+    back.files = m0.files.clone();
+    assert_eq!(back, m0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

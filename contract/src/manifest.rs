@@ -179,6 +179,37 @@ pub struct Hook {
     pub other: Other,
 }
 
+impl Hook {
+    /// Where the image is in [`Hook::argv`]: the first word after the
+    /// `run` subcommand that does not start with `-` (the generator writes
+    /// every option as one word, `--flag=value`; docs/decisions.md
+    /// "Hooks"). The subcommand is the first word after the program that
+    /// does not start with `-`; `None` when it is not `run` or no word
+    /// follows its options (a command line that is not `podman run`).
+    pub fn image_index(&self) -> Option<usize> {
+        let not_option = |(_, w): &(usize, &String)| !w.starts_with('-');
+        let mut words = self.argv.iter().enumerate().skip(1);
+        let (_, sub) = words.find(not_option)?;
+        if sub != "run" {
+            return None;
+        }
+        words.find(not_option).map(|(i, _)| i)
+    }
+
+    /// The image the hook runs ([`Hook::image_index`]).
+    pub fn image(&self) -> Option<&str> {
+        self.image_index().map(|i| self.argv[i].as_str())
+    }
+
+    /// Puts `image` in place of the image word; returns its index, or
+    /// `None` (and changes nothing) when the argv has none.
+    pub fn set_image(&mut self, image: &str) -> Option<usize> {
+        let i = self.image_index()?;
+        self.argv[i] = image.to_string();
+        Some(i)
+    }
+}
+
 /// The exit status by which a hook says "not yet, run me again": the
 /// agent runs it again after a pause until its timeout, whatever its
 /// `retries` (sysexits' `EX_TEMPFAIL`).
@@ -548,6 +579,65 @@ mod tests {
         );
         std::fs::write(dir.path().join(MANIFEST), MINIMAL).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap().apps.len(), 1);
+    }
+
+    fn hook(words: &[&str]) -> Hook {
+        Hook {
+            argv: words.iter().map(|w| w.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_hooks_image_is_the_first_word_after_run_that_is_not_an_option() {
+        // Options before it (one word each, also one holding a JSON
+        // entrypoint), command words after it that start with `-`.
+        let mut h = hook(&[
+            "podman",
+            "run",
+            "--rm",
+            "--replace",
+            "--name=web-hook-pre-activate",
+            "--label=io.windlass.app=web",
+            "--entrypoint=[\"a\"]",
+            "--volume=/srv/x:/x:z",
+            "x/web:1",
+            "-c",
+            "--all",
+            "x/web:1",
+        ]);
+        assert_eq!(h.image_index(), Some(8));
+        assert_eq!(h.image(), Some("x/web:1"));
+        let before = h.argv.clone();
+        assert_eq!(h.set_image("x/web:2"), Some(8));
+        let mut want = before;
+        want[8] = "x/web:2".into();
+        assert_eq!(
+            h.argv, want,
+            "only the image word; a command word equal to it is kept"
+        );
+        // Global options before `run`; an absolute program path.
+        let h = hook(&["/usr/bin/podman", "--log-level=info", "run", "--rm", "i:1"]);
+        assert_eq!(h.image(), Some("i:1"));
+        assert_eq!(hook(&["podman", "run", "i:1"]).image_index(), Some(2));
+    }
+
+    #[test]
+    fn a_hook_without_an_image_word_is_left_alone() {
+        for words in [
+            &[][..],
+            &["podman"],
+            &["podman", "run"],
+            &["podman", "run", "--rm", "--name=x"],
+            // Not `podman run`: `run` is not the subcommand.
+            &["podman", "start", "run", "x/web:1"],
+            &["/usr/local/bin/migrate", "up"],
+        ] {
+            let mut h = hook(words);
+            assert_eq!(h.image(), None, "{words:?}");
+            assert_eq!(h.set_image("x/web:2"), None, "{words:?}");
+            assert_eq!(h, hook(words), "unchanged");
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! switch to it committed), or, before any promotion, the release tag the
 //! app runs. Not newer → `skipped`, whatever other tags did. Newer → on the
 //! native platform a generation is derived from the running one with only
-//! that app's `Image=` changed, staged, and switched to with the normal
+//! that app's image changed (its `Image=`, and its hooks that ran the old
+//! image), staged, and switched to with the normal
 //! health gate, as a switch operation inside the sweep; a commit promotes
 //! the release, a rollback records it as failed (it is not tried again; a
 //! newer release is) and the canonical stays. On NixOS and Guix the agent
@@ -606,9 +607,10 @@ async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -
 /// Writes into `out` the generation `base` with app `app`'s image
 /// replaced by `image`: the `Image=` key of its Quadlet unit (a typed edit
 /// of the parsed unit, nothing else in it changes) and the app's entry in
-/// `windlass-generation.json`, with the unit's sha256 updated. Other
-/// files are carried unchanged (the native platform runs the Quadlet and
-/// systemd units).
+/// `windlass-generation.json` (its `image`, and the image word of each of
+/// its hooks that ran the old image), with the unit's sha256 updated.
+/// Other files are carried unchanged (the native platform runs the
+/// Quadlet and systemd units).
 pub fn derive(base: &Path, out: &Path, app: &str, image: &str) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(out);
     let mut m = contract::Manifest::read(base).map_err(|e| e.to_string())?;
@@ -641,9 +643,33 @@ pub fn derive(base: &Path, out: &Path, app: &str, image: &str) -> Result<(), Str
         .iter_mut()
         .find(|a| a.name == app)
         .ok_or_else(|| format!("{MANIFEST}: no app {app}"))?;
-    entry.image = image.to_string();
+    let old = std::mem::replace(&mut entry.image, image.to_string());
+    set_hook_images(&mut entry.hooks, &old, image);
     std::fs::write(out.join(MANIFEST), m.to_json()).map_err(|e| format!("{MANIFEST}: {e}"))?;
     Ok(())
+}
+
+/// Puts `new` in place of the image word of each hook that runs `old`
+/// (the app's image before the sweep); a hook that names an image of its
+/// own keeps it.
+fn set_hook_images(hooks: &mut contract::Hooks, old: &str, new: &str) {
+    // Every field by name: a new kind of hook does not compile until it
+    // is here. Kinds this agent does not know (`other`) it never runs.
+    let contract::Hooks {
+        down,
+        post_commit,
+        pre_activate,
+        pre_commit,
+        other: _,
+    } = hooks;
+    for hook in [down, post_commit, pre_activate, pre_commit]
+        .into_iter()
+        .flatten()
+    {
+        if hook.image() == Some(old) {
+            hook.set_image(new);
+        }
+    }
 }
 
 #[cfg(test)]
