@@ -54,6 +54,13 @@ id=${op##*/}
 echo "$id" > "$out/op1"
 kill_in_activation "$id" 600 > "$out/killed1"
 wait_finished "$id" 300
+# The restarted agent writes the resolved record during its recovery,
+# before it is on the bus and tells systemd it is ready: wait for that.
+i=0
+while [ $i -lt 120 ] && [ "$(systemctl show -p ActiveState --value windlassd.service)" != active ]; do
+  sleep 0.5
+  i=$((i + 1))
+done
 cp "$ops/$id.json" "$out/op1.json"
 systemctl show -p MainPID,ActiveState,NRestarts windlassd.service > "$out/windlassd-1.show"
 windlassctl watch "$id" > "$out/watch1.out" 2> "$out/watch1.err"
