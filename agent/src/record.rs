@@ -265,7 +265,7 @@ pub struct SwitchOp {
     pub taken_over: Vec<TakenOver>,
     /// The lifecycle hooks this switch runs, and how far they got.
     #[serde(default, skip_serializing_if = "HookProgress::is_empty")]
-    pub hooks: HookProgress,
+    pub hooks: Box<HookProgress>,
 }
 
 /// An operation's lifecycle hooks: which apps' hooks it runs and which
@@ -310,7 +310,7 @@ pub struct RollbackOp {
     pub to_generation: GenerationId,
     /// The `down` hooks of the generation being left, and how far they got.
     #[serde(default, skip_serializing_if = "HookProgress::is_empty")]
-    pub hooks: HookProgress,
+    pub hooks: Box<HookProgress>,
 }
 
 /// A cutover moves a target's link from one version to another (the

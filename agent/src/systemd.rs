@@ -540,12 +540,7 @@ impl Systemd for Dbus {
         })
     }
 
-    async fn run_hook(
-        &self,
-        name: &str,
-        argv: &[String],
-        timeout: std::time::Duration,
-    ) -> R<Exit> {
+    async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit> {
         use futures_util::StreamExt;
         let service = format!("{name}.service");
         // A run an earlier agent started: stopped (it runs again), and
@@ -605,10 +600,7 @@ impl Systemd for Dbus {
                 let code = sv.exec_main_code().await.unwrap_or(0);
                 let st = sv.exec_main_status().await.unwrap_or(-1);
                 let svc_result = sv.result().await.unwrap_or_default();
-                (
-                    (code == 1).then_some(st),
-                    svc_result == "timeout",
-                )
+                ((code == 1).then_some(st), svc_result == "timeout")
             }
         };
         let _ = self.reset_failed(&service).await;

@@ -24,14 +24,18 @@ fn switch_case(p: SwitchPhase) -> (Vec<&'static str>, &'static str, &'static str
     let to2 = vec!["switch", "2", "--no-wait"];
     match p {
         SwitchPhase::Recorded | SwitchPhase::Arming => (to2, "canceled", "1"),
+        // The hook that was running runs again, then the switch goes back.
+        SwitchPhase::HookPreActivate | SwitchPhase::HookPreCommit => (to2, "rolled-back", "1"),
         SwitchPhase::Activating | SwitchPhase::HealthGate => (to2, "rolled-back", "1"),
         SwitchPhase::WaitingConfirm => (
             vec!["switch", "2", "--confirm", "manual", "--no-wait"],
             "rolled-back",
             "1",
         ),
-        SwitchPhase::Committing | SwitchPhase::Finished => (to2, "committed", "2"),
-        SwitchPhase::RollingBack => (
+        SwitchPhase::Committing | SwitchPhase::HookPostCommit | SwitchPhase::Finished => {
+            (to2, "committed", "2")
+        }
+        SwitchPhase::RollingBack | SwitchPhase::HookDown => (
             vec!["switch", "3", "--deadline", "1", "--no-wait"],
             "rolled-back",
             "1",
@@ -45,14 +49,17 @@ fn first_switch_case(p: SwitchPhase) -> (Vec<&'static str>, &'static str, &'stat
     let to1 = vec!["switch", "1", "--no-wait"];
     match p {
         SwitchPhase::Recorded | SwitchPhase::Arming => (to1, "canceled", "-"),
+        SwitchPhase::HookPreActivate | SwitchPhase::HookPreCommit => (to1, "rolled-back", "-"),
         SwitchPhase::Activating | SwitchPhase::HealthGate => (to1, "rolled-back", "-"),
         SwitchPhase::WaitingConfirm => (
             vec!["switch", "1", "--confirm", "manual", "--no-wait"],
             "rolled-back",
             "-",
         ),
-        SwitchPhase::Committing | SwitchPhase::Finished => (to1, "committed", "1"),
-        SwitchPhase::RollingBack => (
+        SwitchPhase::Committing | SwitchPhase::HookPostCommit | SwitchPhase::Finished => {
+            (to1, "committed", "1")
+        }
+        SwitchPhase::RollingBack | SwitchPhase::HookDown => (
             vec!["switch", "2", "--deadline", "1", "--no-wait"],
             "rolled-back",
             "-",
@@ -64,7 +71,8 @@ fn first_switch_case(p: SwitchPhase) -> (Vec<&'static str>, &'static str, &'stat
 fn rollback_case(p: RollbackPhase) -> (&'static str, &'static str) {
     match p {
         RollbackPhase::Recorded => ("canceled", "2"),
-        RollbackPhase::Activating
+        RollbackPhase::HookDown
+        | RollbackPhase::Activating
         | RollbackPhase::HealthGate
         | RollbackPhase::Committing
         | RollbackPhase::Finished => ("committed", "1"),
@@ -80,6 +88,41 @@ fn sweep_case(p: SweepPhase) -> (&'static str, &'static str) {
         SweepPhase::Discovering | SweepPhase::Upgrading => ("failed", "1"),
         SweepPhase::Finished => ("committed", "2"),
     }
+}
+
+/// Gives web in the generation at `dir` a hook of every kind, each
+/// appending `<kind>:web` to `markers` (a stand-in for a migration; the
+/// agent runs hooks as child processes under `--systemd none`).
+fn with_hooks(dir: &Path, markers: &Path) {
+    let path = dir.join("windlass-generation.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let hook = |kind: &str| {
+        serde_json::json!({
+            "argv": ["/bin/sh", "-c", format!("echo {kind}:web >> {}", markers.display())],
+            "retries": 0,
+            "timeout_sec": 30,
+        })
+    };
+    let apps = m["apps"].as_array_mut().unwrap();
+    let web = apps.iter_mut().find(|a| a["name"] == "web").unwrap();
+    web["hooks"] = serde_json::json!({
+        "pre_activate": hook("pre-activate"),
+        "pre_commit": hook("pre-commit"),
+        "post_commit": hook("post-commit"),
+        "down": hook("down"),
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+/// A crash in a hook phase: the hook that was running ran after the
+/// restart (the kill came right after its phase was recorded, before it
+/// ran). Returns why not.
+fn hook_ran_again(phase: &str, markers: &Path) -> Option<String> {
+    let kind = phase.strip_prefix("hook:")?;
+    let seen = std::fs::read_to_string(markers).unwrap_or_default();
+    let want = format!("{kind}:web");
+    (!seen.lines().any(|l| l == want))
+        .then(|| format!("{phase}: the hook did not run again: markers {seen:?}"))
 }
 
 fn link_name(p: &Path) -> String {
@@ -136,7 +179,7 @@ fn judge(
 #[test]
 fn crash_matrix() {
     let mut table = vec![format!(
-        "{:<9} {:<16} {:<12} {:<8} {:<8} ok",
+        "{:<9} {:<17} {:<12} {:<8} {:<8} ok",
         "kind", "killed after", "result", "running", "selected"
     )];
     let mut failures = Vec::new();
@@ -172,6 +215,10 @@ fn crash_matrix() {
         generation(&basic_fleet(), &g1, |t| t.to_string());
         generation(&basic_fleet(), &g2, |t| t.replace("\"8080\"", "\"8081\""));
         unhealthy_generation(&basic_fleet(), &g3, |t| t.replace("\"8080\"", "\"8082\""));
+        let markers = tmp.path().join("markers");
+        for g in [&g1, &g2, &g3] {
+            with_hooks(g, &markers);
+        }
         {
             let a = agent(&bus, &state, &run, "nogroup-x", &[]);
             for g in [&g1, &g2, &g3] {
@@ -182,6 +229,8 @@ fn crash_matrix() {
                 assert!(a.ctl(&["switch", "2"]).status.success());
             }
         }
+        // Only what runs from the trigger on counts.
+        let _ = std::fs::remove_file(&markers);
         let fault = format!("{kind}:{phase}");
         let mut a = agent(
             &bus,
@@ -196,12 +245,13 @@ fn crash_matrix() {
         let a = agent(&bus, &state, &run, "nogroup-x", &[]);
         a.wait_idle();
         let (row, ok) = judge(&state, &run, kind, want_result, want_gen);
-        table.push(format!("{kind:<9} {phase:<16} {row}"));
+        table.push(format!("{kind:<9} {phase:<17} {row}"));
         if !ok {
             failures.push(format!(
                 "{kind}/{phase}: expected {want_result} on {want_gen}"
             ));
         }
+        failures.extend(hook_ran_again(phase, &markers));
     }
     eprintln!("{}", table.join("\n"));
     assert!(failures.is_empty(), "{failures:#?}\n{}", table.join("\n"));
@@ -213,7 +263,7 @@ fn crash_matrix() {
 #[test]
 fn first_switch_crash_matrix() {
     let mut table = vec![format!(
-        "{:<9} {:<16} {:<12} {:<8} {:<8} ok",
+        "{:<9} {:<17} {:<12} {:<8} {:<8} ok",
         "kind", "killed after", "result", "running", "selected"
     )];
     let mut failures = Vec::new();
@@ -225,12 +275,17 @@ fn first_switch_crash_matrix() {
         let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
         generation(&basic_fleet(), &g1, |t| t.to_string());
         unhealthy_generation(&basic_fleet(), &g2, |t| t.replace("\"8080\"", "\"8082\""));
+        let markers = tmp.path().join("markers");
+        for g in [&g1, &g2] {
+            with_hooks(g, &markers);
+        }
         {
             let a = agent(&bus, &state, &run, "nogroup-x", &[]);
             for g in [&g1, &g2] {
                 assert!(a.ctl(&["stage", g.to_str().unwrap()]).status.success());
             }
         }
+        let _ = std::fs::remove_file(&markers);
         let fault = format!("switch:{p}");
         let mut a = agent(
             &bus,
@@ -245,10 +300,11 @@ fn first_switch_crash_matrix() {
         let a = agent(&bus, &state, &run, "nogroup-x", &[]);
         a.wait_idle();
         let (row, ok) = judge(&state, &run, "switch", want_result, want_gen);
-        table.push(format!("{:<9} {:<16} {row}", "first", p.as_str()));
+        table.push(format!("{:<9} {:<17} {row}", "first", p.as_str()));
         if !ok {
             failures.push(format!("first/{p}: expected {want_result} on {want_gen}"));
         }
+        failures.extend(hook_ran_again(p.as_str(), &markers));
     }
     eprintln!("{}", table.join("\n"));
     assert!(failures.is_empty(), "{failures:#?}\n{}", table.join("\n"));
@@ -261,7 +317,7 @@ fn sweep_crash_matrix() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(net::push_tags(reg.port, "fleet/web", &["1.0.0"]));
     let mut table = vec![format!(
-        "{:<9} {:<16} {:<12} {:<8} {:<8} ok",
+        "{:<9} {:<17} {:<12} {:<8} {:<8} ok",
         "kind", "killed after", "result", "running", "selected"
     )];
     let mut failures = Vec::new();
@@ -300,7 +356,7 @@ fn sweep_crash_matrix() {
         let a = agent_with(&bus, &state, &run, "nogroup-x", &[], &extra);
         a.wait_idle();
         let (row, ok) = judge(&state, &run, "sweep", want_result, want_gen);
-        table.push(format!("{:<9} {:<16} {row}", "sweep", p.as_str()));
+        table.push(format!("{:<9} {:<17} {row}", "sweep", p.as_str()));
         if !ok {
             failures.push(format!("sweep/{p}: expected {want_result} on {want_gen}"));
         }

@@ -264,6 +264,7 @@ fn leave_switch(h: &Host, phase: SwitchPhase) {
         from_generation: g(1),
         to_generation: GenerationId(2),
         taken_over: Vec::new(),
+        hooks: Default::default(),
     });
     r.deadline_sec = 5;
     r.history.push(("arming".into(), 0));
@@ -281,11 +282,14 @@ async fn recovery_resolves_a_switch_left_in_any_phase() {
         leave_switch(&h, *phase);
         let want = match phase {
             SwitchPhase::Recorded | SwitchPhase::Arming => (Outcome::Canceled, 1),
-            SwitchPhase::Activating
+            SwitchPhase::HookPreActivate
+            | SwitchPhase::HookPreCommit
+            | SwitchPhase::Activating
             | SwitchPhase::HealthGate
             | SwitchPhase::WaitingConfirm
-            | SwitchPhase::RollingBack => (Outcome::RolledBack, 1),
-            SwitchPhase::Committing => (Outcome::Committed, 2),
+            | SwitchPhase::RollingBack
+            | SwitchPhase::HookDown => (Outcome::RolledBack, 1),
+            SwitchPhase::Committing | SwitchPhase::HookPostCommit => (Outcome::Committed, 2),
             // Finished without a result: a damaged record, ended as
             // failed; then the host, running 2 with 1 selected, is
             // returned to 1 by a rollback of its own.
@@ -322,6 +326,7 @@ async fn recovery_resolves_a_rollback_left_in_any_phase() {
             phase: *phase,
             from_generation: g(2),
             to_generation: GenerationId(1),
+            hooks: Default::default(),
         });
         h.engine.runner.store.save(&r).unwrap();
         if *phase == RollbackPhase::Committing {
@@ -331,9 +336,10 @@ async fn recovery_resolves_a_rollback_left_in_any_phase() {
         }
         let want = match phase {
             RollbackPhase::Recorded => (Outcome::Canceled, 2),
-            RollbackPhase::Activating | RollbackPhase::HealthGate | RollbackPhase::Committing => {
-                (Outcome::Committed, 1)
-            }
+            RollbackPhase::HookDown
+            | RollbackPhase::Activating
+            | RollbackPhase::HealthGate
+            | RollbackPhase::Committing => (Outcome::Committed, 1),
             RollbackPhase::Finished => (Outcome::Failed, 2),
         };
         let done = h.engine.recover().await;
@@ -514,6 +520,7 @@ async fn recovery_resolves_a_first_switch_left_in_any_phase() {
             from_generation: None,
             to_generation: GenerationId(1),
             taken_over: Vec::new(),
+            hooks: Default::default(),
         });
         r.deadline_sec = 5;
         h.engine.runner.store.save(&r).unwrap();
@@ -523,11 +530,14 @@ async fn recovery_resolves_a_first_switch_left_in_any_phase() {
         }
         let want = match phase {
             SwitchPhase::Recorded | SwitchPhase::Arming => (Outcome::Canceled, None),
-            SwitchPhase::Activating
+            SwitchPhase::HookPreActivate
+            | SwitchPhase::HookPreCommit
+            | SwitchPhase::Activating
             | SwitchPhase::HealthGate
             | SwitchPhase::WaitingConfirm
-            | SwitchPhase::RollingBack => (Outcome::RolledBack, None),
-            SwitchPhase::Committing => (Outcome::Committed, g(1)),
+            | SwitchPhase::RollingBack
+            | SwitchPhase::HookDown => (Outcome::RolledBack, None),
+            SwitchPhase::Committing | SwitchPhase::HookPostCommit => (Outcome::Committed, g(1)),
             // A damaged record (finished without a result) ends failed,
             // and the running generation, selected by nothing, is left
             // running: see the note in `rollback::restore_selected`.
@@ -796,6 +806,7 @@ async fn recovery_puts_back_what_an_interrupted_switch_took_over() {
             path: f.clone(),
             was_active: true,
         }],
+        hooks: Default::default(),
     });
     r.deadline_sec = 5;
     h.engine.runner.store.save(&r).unwrap();

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::runner::Runner;
 use crate::contract::{HOOK_RETRY_EXIT, Hook, HookKind, Manifest};
-use crate::record::{HookProgress, OpKind, Record, RollbackOp, RollbackPhase, SwitchOp, SwitchPhase};
+use crate::record::{
+    HookProgress, OpKind, Record, RollbackOp, RollbackPhase, SwitchOp, SwitchPhase,
+};
 use crate::systemd::Systemd;
 
 /// An operation kind that runs hooks: where it keeps their progress and
@@ -269,9 +271,8 @@ where
 pub fn down_apps(progress: &HookProgress, activated: bool, to: &Manifest) -> Vec<String> {
     let started = |app: &str| {
         let up = [HookKind::PreActivate, HookKind::PreCommit].map(|k| key(k, app));
-        up.iter().any(|k| {
-            progress.done.contains(k) || progress.running.as_deref() == Some(k.as_str())
-        })
+        up.iter()
+            .any(|k| progress.done.contains(k) || progress.running.as_deref() == Some(k.as_str()))
     };
     progress
         .apps

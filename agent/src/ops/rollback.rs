@@ -17,8 +17,8 @@ use super::hooks;
 use super::runner::{OpError, Runner};
 use super::steps::{self, StepError};
 use crate::contract::{GenerationId, HookKind};
-use crate::record::HookProgress;
 use crate::platform::Platform;
+use crate::record::HookProgress;
 use crate::record::{Outcome, Record, RollbackOp, RollbackPhase};
 use crate::systemd::Systemd;
 
@@ -53,7 +53,7 @@ pub fn start<P: Platform, S: Systemd + 'static>(
         phase: RollbackPhase::Recorded,
         from_generation: from,
         to_generation: target,
-        hooks: down_hooks(rn, from, target),
+        hooks: Box::new(down_hooks(rn, from, target)),
     });
     r.deadline_sec = steps::generation_deadline(rn.platform.manifest(target).as_ref());
     let r = rn.begin(r)?;
@@ -100,7 +100,7 @@ pub async fn restore_selected<P: Platform, S: Systemd + 'static>(
         phase: RollbackPhase::Recorded,
         from_generation: running,
         to_generation: selected,
-        hooks: down_hooks(rn, running, selected),
+        hooks: Box::new(down_hooks(rn, running, selected)),
     });
     r.deadline_sec = steps::generation_deadline(rn.platform.manifest(selected).as_ref());
     match rn.begin(r) {
@@ -166,8 +166,10 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     if let Some(leaving) = from.and_then(|f| rn.platform.manifest(f)) {
         let apps = r.op.hooks.apps.clone();
         if let Err(e) = hooks::run_kind(&rn, &mut r, HookKind::Down, &leaving, &apps).await {
-            let msg = format!("{e}\nnothing was activated: generation {} still runs",
-                from.map(|g| g.to_string()).unwrap_or_default());
+            let msg = format!(
+                "{e}\nnothing was activated: generation {} still runs",
+                from.map(|g| g.to_string()).unwrap_or_default()
+            );
             return rn.end(r, Outcome::Failed, msg, None).await;
         }
     }

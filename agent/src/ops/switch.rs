@@ -105,10 +105,10 @@ pub fn begin<P: Platform, S: Systemd + 'static>(
         from_generation: from,
         to_generation: to,
         taken_over,
-        hooks: HookProgress {
+        hooks: Box::new(HookProgress {
             apps: hook_apps,
             ..HookProgress::default()
-        },
+        }),
     });
     r.confirm = opts.confirm;
     r.deadline_sec = opts

@@ -1,0 +1,285 @@
+//! Lifecycle hooks in process, on the native platform with the recording
+//! systemd (`doubles::Fake`, which runs a hook's command line as a child
+//! process): the order of up hooks across three dependent apps, `down`
+//! hooks of the generation being left in reverse order when a
+//! `pre_commit` hook fails or a rollback leaves it, retries and exit 75.
+//! Each hook appends `<kind>:<app>` to a markers file.
+
+mod common;
+mod doubles;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use doubles::Fake;
+use windlass_agent::contract::GenerationId;
+use windlass_agent::ops::Engine;
+use windlass_agent::ops::cutover::Settings;
+use windlass_agent::platform::{Platform, native::Native};
+use windlass_agent::record::Outcome;
+
+/// Three apps, in dependency order z; m requires z; a wants m (name
+/// order is the reverse). `tag` is their image's tag.
+fn fleet(dir: &Path, tag: &str) {
+    std::fs::create_dir_all(dir.join("apps")).unwrap();
+    std::fs::write(dir.join("windlass.toml"), "[host]\npodman = \"5.4\"\n").unwrap();
+    for (name, deps) in [
+        ("a", "[depends]\nwants = [\"m\"]\n"),
+        ("z", ""),
+        ("m", "[depends]\nrequires = [\"z\"]\n"),
+    ] {
+        let text = format!("[container]\nimage = \"localhost/hooks/{name}:{tag}\"\n{deps}");
+        std::fs::write(dir.join(format!("apps/{name}.toml")), text).unwrap();
+    }
+}
+
+/// Gives every app of the generation at `dir` hooks of every kind that
+/// append `<kind>:<app>` to `markers`; `script(kind, app)` may add to the
+/// shell command (an exit status; `MARKERS` stands for the file).
+fn with_hooks(dir: &Path, markers: &Path, script: impl Fn(&str, &str) -> String) {
+    let path = dir.join("windlass-generation.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for app in m["apps"].as_array_mut().unwrap() {
+        let name = app["name"].as_str().unwrap().to_string();
+        let hook = |kind: &str, key: &str| {
+            let extra = script(kind, &name).replace("MARKERS", &markers.display().to_string());
+            (
+                key.to_string(),
+                serde_json::json!({
+                    "argv": ["sh", "-c",
+                        format!("echo {kind}:{name} >> {}; {extra}", markers.display())],
+                    "retries": if extra.contains("retry") { 1 } else { 0 },
+                    "timeout_sec": 20,
+                }),
+            )
+        };
+        let hooks: serde_json::Map<String, serde_json::Value> = [
+            hook("pre-activate", "pre_activate"),
+            hook("pre-commit", "pre_commit"),
+            hook("post-commit", "post_commit"),
+            hook("down", "down"),
+        ]
+        .into_iter()
+        .collect();
+        app["hooks"] = serde_json::Value::Object(hooks);
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+struct Host {
+    _tmp: tempfile::TempDir,
+    engine: Arc<Engine<Native, Fake>>,
+    markers: PathBuf,
+}
+
+impl Host {
+    fn markers(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.markers).unwrap_or_default();
+        let lines = text.lines().map(str::to_string).collect();
+        std::fs::remove_file(&self.markers).ok();
+        lines
+    }
+    fn running(&self) -> Option<GenerationId> {
+        self.engine.runner.platform.running()
+    }
+}
+
+/// Generation 1 (tag 1) committed, generation 2 (tag 2) staged; both
+/// with hooks, those of 2 shaped by `script`. The markers of the first
+/// switch are cleared.
+async fn host(script: impl Fn(&str, &str) -> String) -> Host {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let markers = tmp.path().join("markers");
+    let fake = Fake::default();
+    let native = Native::new(&state, &tmp.path().join("run"));
+    let rn = doubles::runner(&state, native, &fake);
+    let targets = tmp.path().join("targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    let engine = Arc::new(Engine::new(
+        rn,
+        Settings::new(&state, &targets),
+        Default::default(),
+    ));
+    for n in 1..=2u64 {
+        let src = tmp.path().join(format!("src{n}"));
+        let out = tmp.path().join(format!("g{n}"));
+        fleet(&src, &n.to_string());
+        common::generate(&src, &out);
+        if n == 1 {
+            with_hooks(&out, &markers, |_, _| String::new());
+        } else {
+            with_hooks(&out, &markers, &script);
+        }
+        assert_eq!(engine.runner.platform.stage(&out).unwrap(), GenerationId(n));
+    }
+    engine.switch(GenerationId(1), Default::default()).unwrap();
+    engine.idle().await;
+    let h = Host {
+        _tmp: tmp,
+        engine,
+        markers,
+    };
+    let last = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(last.result, Some(Outcome::Committed), "{last:?}");
+    h.markers();
+    h
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_hooks_run_in_dependency_order_around_activation_and_commit() {
+    let h = host(|_, _| String::new()).await;
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    assert_eq!(
+        h.markers(),
+        strs(&[
+            "pre-activate:z",
+            "pre-activate:m",
+            "pre-activate:a",
+            "pre-commit:z",
+            "pre-commit:m",
+            "pre-commit:a",
+            "post-commit:z",
+            "post-commit:m",
+            "post-commit:a",
+        ])
+    );
+    // The hook phases are in the record's story, between the others.
+    let phases: Vec<&str> = r.history.iter().map(|(p, _)| p.as_str()).collect();
+    let at = |p: &str| phases.iter().position(|x| *x == p).unwrap();
+    assert!(at("hook:pre-activate") < at("activating"), "{phases:?}");
+    assert!(at("health-gate") < at("hook:pre-commit"), "{phases:?}");
+    assert!(at("committing") < at("hook:post-commit"), "{phases:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pre_commit_rolls_back_running_the_leaving_generations_down_hooks_in_reverse() {
+    let h = host(|kind, app| {
+        if kind == "pre-commit" && app == "a" {
+            "echo migration broke; exit 3".into()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack), "{r:?}");
+    assert!(
+        r.error
+            .contains("hook pre-commit of a failed: exit status 3"),
+        "{}",
+        r.error
+    );
+    assert!(
+        r.journal.iter().any(|l| l == "migration broke"),
+        "{:?}",
+        r.journal
+    );
+    assert_eq!(h.running(), Some(GenerationId(1)));
+    assert_eq!(
+        h.markers(),
+        strs(&[
+            "pre-activate:z",
+            "pre-activate:m",
+            "pre-activate:a",
+            "pre-commit:z",
+            "pre-commit:m",
+            "pre-commit:a",
+            "down:a",
+            "down:m",
+            "down:z",
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pre_activate_changes_nothing_and_runs_down_only_for_the_apps_that_went_up() {
+    let h = host(|kind, app| {
+        if kind == "pre-activate" && app == "m" {
+            "exit 1".into()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    let calls_before = h.engine.runner.systemd.calls().len();
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack), "{r:?}");
+    assert!(
+        r.error.contains("nothing had been activated"),
+        "{}",
+        r.error
+    );
+    // z's up hook ran, and m's began: their down hooks run; a's never.
+    assert_eq!(
+        h.markers(),
+        strs(&["pre-activate:z", "pre-activate:m", "down:m", "down:z"])
+    );
+    assert_eq!(h.running(), Some(GenerationId(1)));
+    let calls = h.engine.runner.systemd.calls();
+    assert!(
+        !calls[calls_before..]
+            .iter()
+            .any(|c| c.starts_with("start ") || c.starts_with("restart ") || c == "reload"),
+        "no unit was touched: {:?}",
+        &calls[calls_before..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_75_runs_a_hook_again_and_retries_count_other_failures() {
+    // z's pre-commit fails once, then succeeds (retries = 1); m's asks to
+    // run again twice (exit 75), then succeeds.
+    let h = host(|kind, app| match (kind, app) {
+        ("pre-commit", "z") => {
+            "n=$(grep -c pre-commit:z MARKERS); [ $n -ge 2 ] || exit 4 # retry".into()
+        }
+        ("pre-commit", "m") => "n=$(grep -c pre-commit:m MARKERS); [ $n -ge 3 ] || exit 75".into(),
+        _ => String::new(),
+    })
+    .await;
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    let m = h.markers();
+    let count = |k: &str| m.iter().filter(|l| *l == k).count();
+    assert_eq!(count("pre-commit:z"), 2, "{m:?}");
+    assert_eq!(count("pre-commit:m"), 3, "{m:?}");
+    assert_eq!(count("pre-commit:a"), 1, "{m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_runs_the_down_hooks_of_the_generation_it_leaves() {
+    let h = host(|_, _| String::new()).await;
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    h.markers();
+    h.engine.rollback(None).unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    assert_eq!(h.running(), Some(GenerationId(1)));
+    assert_eq!(h.markers(), strs(&["down:a", "down:m", "down:z"]));
+}
