@@ -109,6 +109,40 @@ fn agent_generations(share: &Path) {
     )
     .unwrap();
     generate(&tmp, &share.join("data/gen-s"));
+    // H1, H2: db and web with lifecycle hooks (`23-hooks`). A hook runs
+    // in the app's image with the app's volume: a file in db's volume
+    // stands in for a schema.
+    let db = fs::read_to_string(basic.join("apps/db.toml")).unwrap();
+    let hook = |cmd: &str| {
+        format!("{{ entrypoint = [\"/bin/sh\", \"-c\"], command = [{cmd:?}], timeout = \"2m\" }}")
+    };
+    for (g, web_hook) in [
+        ("h1", "true"),
+        ("h2", "echo web pre-commit fails on purpose; exit 3"),
+    ] {
+        let tmp = share.join("src").join(format!("gen-{g}"));
+        fs::create_dir_all(tmp.join("apps")).unwrap();
+        fs::copy(basic.join("windlass.toml"), tmp.join("windlass.toml")).unwrap();
+        let db = db.replace("ROLE = \"db\"", &format!("ROLE = \"db-{g}\""))
+            + &format!(
+                "\n[hooks]\npre_commit = {}\ndown = {}\n",
+                hook(&format!("echo {g} >> /data/schema")),
+                hook(&format!("sed -i /^{g}$/d /data/schema")),
+            );
+        fs::write(tmp.join("apps/db.toml"), db).unwrap();
+        let web = web.replace(
+            "[depends]",
+            &format!("[hooks]\npre_commit = {}\n\n[depends]", hook(web_hook)),
+        );
+        let web = web.replace(
+            "command = [\"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]",
+            &format!(
+                "command = [\"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\nenv = {{ MARK = \"{g}\" }}"
+            ),
+        );
+        fs::write(tmp.join("apps/web.toml"), web).unwrap();
+        generate(&tmp, &share.join("data").join(format!("gen-{g}")));
+    }
     // Empty: no apps (how a host leaves windlass, `99-uninstall`).
     let tmp = share.join("src/gen-empty");
     fs::create_dir_all(tmp.join("apps")).unwrap();
