@@ -9,6 +9,7 @@
 //! `operations/<id>.json` (operation records). The run directory (default
 //! `/run/windlass`) holds `current`, the running native generation.
 
+pub mod bundle;
 pub mod contract;
 pub mod dbus;
 pub mod durable;

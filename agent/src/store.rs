@@ -149,6 +149,14 @@ impl Store {
             if name.starts_with('.') || name == "damaged" {
                 continue;
             }
+            // A diagnostics bundle (`<id>.d/`), not a record.
+            if name
+                .strip_suffix(".d")
+                .is_some_and(|stem| stem.parse::<OpId>().is_ok())
+                && e.file_type().is_ok_and(|t| t.is_dir())
+            {
+                continue;
+            }
             let Some(stem) = name.strip_suffix(".json") else {
                 scan.damaged
                     .push((p, "not an operation record (foreign name)".into()));

@@ -96,6 +96,26 @@ pub trait Systemd: Send + Sync {
         let argv = argv.to_vec();
         async move { run_child_exit(&argv, timeout).await }
     }
+    /// Properties of a unit for a diagnostics bundle (`ActiveState`,
+    /// `SubState`, `Result`, `NRestarts`, `ExecMainStatus`,
+    /// `FragmentPath`, `DropInPaths`), as `systemctl show` writes them.
+    /// The default gives those [`state`](Self::state) knows.
+    fn show(&self, unit: &str) -> impl Future<Output = R<Vec<(String, String)>>> + Send {
+        async move {
+            let s = self.state(unit).await?;
+            Ok(vec![
+                ("ActiveState".into(), s.active_state),
+                ("SubState".into(), s.sub_state),
+                ("Result".into(), s.result),
+            ])
+        }
+    }
+    /// The agent's own journal lines of operation `id`
+    /// (`WINDLASS_OPERATION=<id>`), the last `n`; none by default.
+    fn operation_journal(&self, id: &str, n: usize) -> impl Future<Output = R<Vec<String>>> + Send {
+        let _ = (id, n);
+        async { Ok(Vec::new()) }
+    }
     /// The image the container `name` runs (`podman container inspect`),
     /// or `None` when it cannot be told (no such container, no podman).
     fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
@@ -540,6 +560,33 @@ impl Systemd for Dbus {
         })
     }
 
+    async fn show(&self, unit: &str) -> R<Vec<(String, String)>> {
+        let props = "ActiveState,SubState,Result,NRestarts,ExecMainStatus,FragmentPath,DropInPaths";
+        let out = tokio::process::Command::new("systemctl")
+            .args(["show", "-p", props, "--", unit])
+            .output()
+            .await
+            .map_err(e)?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
+    async fn operation_journal(&self, id: &str, n: usize) -> R<Vec<String>> {
+        let out = tokio::process::Command::new("journalctl")
+            .args(["--no-pager", "-o", "short-iso", "-n", &n.to_string()])
+            .arg(format!("WINDLASS_OPERATION={id}"))
+            .output()
+            .await
+            .map_err(e)?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
     async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit> {
         use futures_util::StreamExt;
         let service = format!("{name}.service");
@@ -818,6 +865,18 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.run_checked(name, argv, timeout, writable).await,
             AnySystemd::None(s) => s.run_checked(name, argv, timeout, writable).await,
+        }
+    }
+    async fn show(&self, unit: &str) -> R<Vec<(String, String)>> {
+        match self {
+            AnySystemd::Dbus(s) => s.show(unit).await,
+            AnySystemd::None(s) => s.show(unit).await,
+        }
+    }
+    async fn operation_journal(&self, id: &str, n: usize) -> R<Vec<String>> {
+        match self {
+            AnySystemd::Dbus(s) => s.operation_journal(id, n).await,
+            AnySystemd::None(s) => s.operation_journal(id, n).await,
         }
     }
     async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit> {

@@ -267,14 +267,12 @@ fn stage_switch_rollback_busy_and_restart() {
     assert_eq!(a.property(AGENT, IFACE, "SelectedGeneration"), "s \"1\"");
 
     // A restart re-exports every operation under the same path.
+    // The records (a rolled-back switch also left its bundle, `<id>.d`).
     let ops: Vec<String> = std::fs::read_dir(state.join("operations"))
         .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .trim_end_matches(".json")
-                .to_string()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            name.strip_suffix(".json").map(str::to_string)
         })
         .collect();
     assert_eq!(ops.len(), 4);

@@ -53,6 +53,7 @@ fn with_hooks(dir: &Path, markers: &Path, script: impl Fn(&str, &str) -> String)
                 }),
             )
         };
+        // `NONE` leaves a hook out.
         let hooks: serde_json::Map<String, serde_json::Value> = [
             hook("pre-activate", "pre_activate"),
             hook("pre-commit", "pre_commit"),
@@ -60,6 +61,7 @@ fn with_hooks(dir: &Path, markers: &Path, script: impl Fn(&str, &str) -> String)
             hook("down", "down"),
         ]
         .into_iter()
+        .filter(|(_, v)| !v["argv"][2].as_str().unwrap().ends_with("NONE"))
         .collect();
         app["hooks"] = serde_json::Value::Object(hooks);
     }
@@ -282,4 +284,176 @@ async fn a_rollback_runs_the_down_hooks_of_the_generation_it_leaves() {
     assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
     assert_eq!(h.running(), Some(GenerationId(1)));
     assert_eq!(h.markers(), strs(&["down:a", "down:m", "down:z"]));
+}
+
+fn bundle_dir(h: &Host, r: &windlass_agent::record::Record) -> PathBuf {
+    h.engine
+        .runner
+        .store
+        .state_dir()
+        .join("operations")
+        .join(format!("{}.d", r.id))
+}
+
+/// A switch that did not commit leaves a diagnostics bundle: its summary,
+/// the record, each changed unit's state and journal, and the output of
+/// every hook that ran (the failing one's last line among it); a
+/// committed one leaves none. Bundles are not taken for records at the
+/// next start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_that_did_not_commit_leaves_a_bundle_with_its_hooks_output() {
+    let h = host(|kind, app| {
+        if kind == "pre-commit" && app == "a" {
+            "echo migration broke at https://user:pw@db.example/x?token=s3cret; exit 3".into()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    let first = h.engine.runner.store.all().pop().unwrap();
+    assert!(
+        !bundle_dir(&h, &first).exists(),
+        "a committed switch leaves no bundle"
+    );
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack));
+    let dir = bundle_dir(&h, &r);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(summary["format"], 1);
+    assert_eq!(summary["operation"], r.id.as_str());
+    assert_eq!(summary["kind"], "switch");
+    assert_eq!(summary["result"], "rolled-back");
+    assert_eq!(summary["from_generation"], "1");
+    assert_eq!(summary["to_generation"], "2");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("hook pre-commit of a failed"),
+        "{summary}"
+    );
+    let changed = summary["changed_units"].as_array().unwrap();
+    assert!(changed.iter().any(|u| u == "a.service"), "{summary}");
+    assert_eq!(summary["units"]["a.service"]["ActiveState"], "active");
+    for f in summary["files"].as_array().unwrap() {
+        assert!(
+            dir.join(f.as_str().unwrap()).is_file(),
+            "{f} is listed but missing"
+        );
+    }
+    assert!(dir.join("journal/a.service.log").is_file());
+    assert!(dir.join("record.json").is_file());
+    let hook = std::fs::read_to_string(dir.join("hooks/pre-commit-a.log")).unwrap();
+    assert!(hook.contains("migration broke"), "{hook}");
+    // Credentials in a URL are masked in every file of the bundle.
+    for f in summary["files"].as_array().unwrap() {
+        let text = std::fs::read_to_string(dir.join(f.as_str().unwrap())).unwrap();
+        assert!(
+            !text.contains("s3cret") && !text.contains("user:pw"),
+            "{f}: {text}"
+        );
+    }
+    assert!(std::fs::read_to_string(dir.join("hooks/down-a.log")).is_ok());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the bundle is root's alone: {mode:o}");
+    }
+    // The hooks' scratch output is gone; the bundle is not a record.
+    let ops = dir.parent().unwrap();
+    assert!(!ops.join(format!(".{}.hooks", r.id)).exists());
+    let scan = h.engine.runner.store.scan();
+    assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
+}
+
+/// Retention keeps the newest bundles within the count and the size.
+#[test]
+fn retention_keeps_the_newest_bundles_within_count_and_size() {
+    use windlass_agent::bundle::{Retention, retain};
+    let tmp = tempfile::tempdir().unwrap();
+    let ops = tmp.path();
+    for n in 0..5u32 {
+        let d = ops.join(format!("{:012}x000.d", 1000 + n));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("record.json"), vec![b'x'; 1000]).unwrap();
+    }
+    // Not bundles: left alone.
+    std::fs::create_dir_all(ops.join("damaged")).unwrap();
+    std::fs::write(ops.join("000000001000x000.json"), "{}").unwrap();
+    let left = |ops: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(ops)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let removed = retain(
+        ops,
+        &Retention {
+            always: false,
+            keep: 3,
+            max_bytes: 1 << 20,
+        },
+    );
+    assert_eq!(removed.len(), 2);
+    assert_eq!(
+        left(ops),
+        [
+            "000000001000x000.json",
+            "000000001002x000.d",
+            "000000001003x000.d",
+            "000000001004x000.d",
+            "damaged"
+        ]
+    );
+    retain(
+        ops,
+        &Retention {
+            always: false,
+            keep: 20,
+            max_bytes: 2500,
+        },
+    );
+    assert_eq!(
+        left(ops),
+        [
+            "000000001000x000.json",
+            "000000001003x000.d",
+            "000000001004x000.d",
+            "damaged"
+        ]
+    );
+}
+
+/// A switch whose gate fails before any up hook ran (the apps have only
+/// `pre_commit` up hooks): nothing went up, so no `down` hook runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn down_hooks_run_only_for_apps_whose_up_hooks_ran() {
+    let h = host(|kind, _| {
+        if kind == "pre-activate" {
+            "NONE".into()
+        } else {
+            String::new()
+        }
+    })
+    .await;
+    let fake = &h.engine.runner.systemd;
+    fake.set("a.service", "failed", "failed");
+    fake.failing_jobs.lock().unwrap().push("a.service".into());
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    // a fails both ways (the stand-in's unit stays failed): the way back
+    // ends failed too; what counts here is which hooks ran.
+    assert!(r.error.starts_with("a.service failed"), "{r:?}");
+    assert_ne!(r.result, Some(Outcome::Committed));
+    assert_eq!(h.markers(), Vec::<String>::new());
 }

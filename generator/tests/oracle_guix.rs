@@ -460,6 +460,23 @@ fn names_fleet_loads_in_guile_with_aliases_and_addresses_on_each_network() {
     assert_eq!(facts.one("container", "web", "network"), Some("front"));
 }
 
+/// Apps with lifecycle hooks load like any others (the hooks travel in
+/// the system generation's JSON, not in the service definitions).
+#[test]
+fn hooks_fleet_loads_in_guile() {
+    if !common::oracles_enabled("guix hooks") {
+        return;
+    }
+    let facts = fleet_case(
+        &common::repo_root().join("generator/tests/fleets/hooks"),
+        "hooks",
+    );
+    assert_eq!(
+        facts.one("container", "db", "image"),
+        Some("docker.io/library/postgres:16.4")
+    );
+}
+
 #[test]
 fn torture_fleet_loads_in_guile_and_every_value_arrives_unchanged() {
     if !common::oracles_enabled("guix torture") {

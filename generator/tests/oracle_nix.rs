@@ -51,6 +51,7 @@ fn fleets() -> Vec<(&'static str, PathBuf)> {
         ("torture", root.join("generator/tests/fleets/torture")),
         ("settings", root.join("generator/tests/fleets/settings")),
         ("names", root.join("generator/tests/fleets/names")),
+        ("hooks", root.join("generator/tests/fleets/hooks")),
     ]
 }
 

@@ -378,6 +378,16 @@ fn names_fleet_is_accepted_by_quadlet_and_systemd_and_names_and_addresses_surviv
     );
 }
 
+/// Apps with lifecycle hooks: the hooks live in the contract, and the
+/// units quadlet and systemd read are those of any fleet.
+#[test]
+fn hooks_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
+    oracle_case(
+        &common::repo_root().join("generator/tests/fleets/hooks"),
+        "hooks",
+    );
+}
+
 #[test]
 fn settings_fleet_is_accepted_by_quadlet_and_systemd_and_every_setting_reaches_podman() {
     let dir = common::repo_root().join("generator/tests/fleets/settings");

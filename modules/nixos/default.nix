@@ -234,8 +234,9 @@ in
           after = [ "dbus.service" ];
           requires = [ "dbus.service" ];
           # The commit sets the system profile with nix-env (run through
-          # systemd-run, which finds it on this PATH).
-          path = [ config.nix.package ];
+          # systemd-run, which finds it on this PATH); lifecycle hooks are
+          # `podman run` lines whose bare `podman` the agent looks up here.
+          path = [ config.nix.package pkgs.podman ];
           # Never stop or restart the agent in the middle of a switch it runs:
           # the next operation (or a restart by hand) picks up the new binary.
           restartIfChanged = false;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::runner::Runner;
 use crate::contract::{HOOK_RETRY_EXIT, Hook, HookKind, Manifest};
+use crate::record::MAX_DEADLINE_SEC;
 use crate::record::{
     HookProgress, OpKind, Record, RollbackOp, RollbackPhase, SwitchOp, SwitchPhase,
 };
@@ -158,6 +159,10 @@ where
         let p = r.op.progress_mut();
         p.running = None;
         p.done.push(name);
+        // On disk at once: a finished hook is not run again after a crash.
+        rn.store
+            .save(r)
+            .map_err(|e| format!("cannot persist operation {} after its hook: {e}", r.id))?;
     }
     Ok(())
 }
@@ -203,7 +208,7 @@ where
     let what = format!("hook {} of {app}", kind.as_str());
     let argv = resolve(&hook.argv).map_err(|e| format!("{what} cannot run: {e}"))?;
     let unit = format!("windlass-hook-{}-{}-{app}", r.id, kind.as_str());
-    let timeout = Duration::from_secs(hook.timeout_sec.max(1));
+    let timeout = Duration::from_secs(hook.timeout_sec.clamp(1, MAX_DEADLINE_SEC));
     let start = Instant::now();
     let mut failures = 0u32;
     loop {
@@ -219,12 +224,16 @@ where
             .run_hook(&unit, &argv, left)
             .await
             .map_err(|e| format!("{what} cannot run: {e}"))?;
+        let ops = rn.store.state_dir().join("operations");
+        let name = format!("{}-{app}", kind.as_str());
+        crate::bundle::keep_hook_output(&ops, r.id.as_str(), &name, &exit.lines);
         for l in &exit.lines {
             tracing::info!(
                 WINDLASS_OPERATION = r.id.as_str(),
                 WINDLASS_APP = app,
                 WINDLASS_HOOK = kind.as_str(),
-                "{l}"
+                "{}",
+                crate::redact::text(l)
             );
         }
         match exit.status {
@@ -265,10 +274,12 @@ where
     }
 }
 
-/// The `down` hooks a way back from `to` runs: those of the changed apps
-/// that went up (the switch began activating, or ran one of the app's
-/// up hooks), in reverse dependency order.
-pub fn down_apps(progress: &HookProgress, activated: bool, to: &Manifest) -> Vec<String> {
+/// The `down` hooks a way back from `to` runs: those of the apps one of
+/// whose up hooks (`pre_activate`, `pre_commit`) ran, to its end or
+/// interrupted or failed (a half-applied migration is what a `down` hook
+/// most needs to undo; hooks are idempotent), in reverse dependency
+/// order. An app none of whose up hooks ran has nothing to undo.
+pub fn down_apps(progress: &HookProgress, to: &Manifest) -> Vec<String> {
     let started = |app: &str| {
         let up = [HookKind::PreActivate, HookKind::PreCommit].map(|k| key(k, app));
         up.iter()
@@ -279,7 +290,7 @@ pub fn down_apps(progress: &HookProgress, activated: bool, to: &Manifest) -> Vec
         .iter()
         .rev()
         .filter(|a| to.app(a).is_some_and(|x| x.hooks.down.is_some()))
-        .filter(|a| activated || started(a))
+        .filter(|a| started(a))
         .cloned()
         .collect()
 }

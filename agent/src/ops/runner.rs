@@ -74,6 +74,8 @@ pub struct Runner<P, S> {
     /// timers only, and the service ends when this process does (stopping
     /// it would kill this process and leave the unit failed).
     pub revert_helper: bool,
+    /// When diagnostics bundles are written, and how many are kept.
+    pub bundles: crate::bundle::Retention,
     slot: Mutex<Option<OpId>>,
     cancel: Mutex<BTreeSet<OpId>>,
     confirmed: Mutex<BTreeSet<OpId>>,
@@ -108,6 +110,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             revert_argv: None,
             poll: Duration::from_millis(500),
             revert_helper: false,
+            bundles: Default::default(),
             slot: Mutex::new(None),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
@@ -201,6 +204,10 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         r.op.set_phase(O::FINISHED);
         r.history.push((O::FINISHED.to_string(), now()));
         self.persist_end(&r).await;
+        // Not for a sweep skipped because another operation ran.
+        if outcome != Outcome::Skipped && (outcome != Outcome::Committed || self.bundles.always) {
+            self.write_bundle(&r).await;
+        }
         let (generation, version) = r.op.log_target();
         tracing::info!(
             WINDLASS_OPERATION = r.id.as_str(),
@@ -230,6 +237,25 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             self.disarm(&r.id).await;
         }
         r
+    }
+
+    /// Collects the diagnostics bundle of the finished `r`, then applies
+    /// the retention. A bundle that cannot be written is logged; the
+    /// operation's outcome stands.
+    async fn write_bundle<O: OpKind>(&self, r: &Record<O>) {
+        let ops = self.store.state_dir().join("operations");
+        let any = r.to_any();
+        let name = |g: Option<GenerationId>| g.map(|g| g.to_string());
+        let (from, to) = (name(any.from_generation()), name(any.to_generation()));
+        match crate::bundle::write(&self.systemd, &ops, r, from, to).await {
+            Ok(_) => {
+                crate::bundle::retain(&ops, &self.bundles);
+            }
+            Err(e) => tracing::warn!(
+                WINDLASS_OPERATION = r.id.as_str(),
+                "cannot write the diagnostics bundle: {e}"
+            ),
+        }
     }
 
     /// Writes the finished record, retrying until it is on disk (a full

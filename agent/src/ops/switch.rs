@@ -145,7 +145,10 @@ async fn up_hooks<P: Platform, S: Systemd + 'static>(
         return Ok(());
     }
     let Some(m) = rn.platform.manifest(r.op.to_generation) else {
-        return Ok(());
+        return Err(format!(
+            "the contract of generation {} cannot be read: its hooks cannot run",
+            r.op.to_generation
+        ));
     };
     let apps = r.op.hooks.apps.clone();
     hooks::run_kind(rn, r, kind, &m, &apps).await
@@ -181,8 +184,13 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     };
     match activated {
         Ok(()) => {}
-        Err(StepError::NotSaved(e) | StepError::Refused(e)) => {
+        // Refused before any unit changed: nothing to undo, unless a
+        // pre-activate hook ran (its down hook runs on the way back).
+        Err(StepError::NotSaved(e) | StepError::Refused(e)) if r.op.hooks.done.is_empty() => {
             return rn.end(r, Outcome::Failed, e, None).await;
+        }
+        Err(StepError::NotSaved(e) | StepError::Refused(e)) => {
+            return go_back(rn, r, e, Outcome::Failed, false).await;
         }
         Err(StepError::Failed(msg)) => {
             return roll_back(rn, r, msg, Outcome::RolledBack).await;
@@ -382,20 +390,34 @@ async fn commit<P: Platform, S: Systemd + 'static>(
 /// up; if the switch never began activating, nothing else is undone.
 async fn roll_back<P: Platform, S: Systemd + 'static>(
     rn: &R<P, S>,
-    mut r: Record<SwitchOp>,
+    r: Record<SwitchOp>,
     error: String,
     outcome: Outcome,
 ) -> Record<SwitchOp> {
-    if let Err(e) = rn.save(&mut r, SwitchPhase::RollingBack, &error) {
-        tracing::error!("{e}");
-    }
     // Not activated: stopped in a pre-activate hook (records without
     // hooks, also older ones, only ever roll back after activating).
     let passed = |p: SwitchPhase| r.history.iter().any(|(h, _)| h == p.as_str());
     let activated = passed(SwitchPhase::Activating) || !passed(SwitchPhase::HookPreActivate);
+    go_back(rn, r, error, outcome, activated).await
+}
+
+/// [`roll_back`], told whether the activation changed anything (not
+/// when the platform refused it: then only the pre-activate hooks that
+/// ran are undone; a crash in that way back activates the previous
+/// generation again, which ends in the same place).
+async fn go_back<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    mut r: Record<SwitchOp>,
+    error: String,
+    outcome: Outcome,
+    activated: bool,
+) -> Record<SwitchOp> {
+    if let Err(e) = rn.save(&mut r, SwitchPhase::RollingBack, &error) {
+        tracing::error!("{e}");
+    }
     let (mut error, mut outcome) = (error, outcome);
     if let Some(m) = rn.platform.manifest(r.op.to_generation) {
-        let apps = hooks::down_apps(&r.op.hooks, activated, &m);
+        let apps = hooks::down_apps(&r.op.hooks, &m);
         if !apps.is_empty() {
             if let Err(e) = hooks::run_kind(rn, &mut r, HookKind::Down, &m, &apps).await {
                 error = format!("{error}\nand {e}");
