@@ -210,49 +210,20 @@ pub async fn run_child_exit(argv: &[String], timeout: std::time::Duration) -> R<
 }
 
 /// Runs `argv` as a child in its own process group; on timeout the whole
-/// group is killed (a script's children included).
+/// group is killed (a script's children included). The detail is how it
+/// ended and its last 10 lines.
 pub async fn run_child(argv: &[String], timeout: std::time::Duration) -> R<Checked> {
-    use std::process::Stdio;
-    let Some((prog, args)) = argv.split_first() else {
-        return Err(SystemdError("empty command".into()));
+    let exit = run_child_exit(argv, timeout).await?;
+    let how = match (exit.status, exit.timed_out) {
+        (_, true) => exit.describe(timeout),
+        (Some(c), false) => format!("exit status: {c}"),
+        (None, false) => "killed by a signal".into(),
     };
-    let child = tokio::process::Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|x| SystemdError(format!("cannot run {prog}: {x}")))?;
-    let pid = child.id();
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) => {
-            let mut text = String::from_utf8_lossy(&out.stderr).to_string();
-            text.push_str(&String::from_utf8_lossy(&out.stdout));
-            let tail: Vec<&str> = text.lines().rev().take(10).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            Ok(Checked {
-                ok: out.status.success(),
-                detail: format!("{}\n{}", out.status, tail.join("\n"))
-                    .trim_end()
-                    .to_string(),
-            })
-        }
-        Ok(Err(x)) => Err(SystemdError(format!("{prog}: {x}"))),
-        Err(_) => {
-            if let Some(pid) = pid {
-                // SAFETY: signalling the process group we created.
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGKILL);
-                }
-            }
-            Ok(Checked {
-                ok: false,
-                detail: format!("did not finish within {} s (killed)", timeout.as_secs()),
-            })
-        }
-    }
+    let tail = &exit.lines[exit.lines.len().saturating_sub(10)..];
+    Ok(Checked {
+        ok: exit.status == Some(0),
+        detail: format!("{how}\n{}", tail.join("\n")).trim_end().to_string(),
+    })
 }
 
 #[zbus::proxy(
