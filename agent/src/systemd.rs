@@ -312,6 +312,39 @@ impl Dbus {
             .map_err(e)?;
         Ok(Dbus { conn })
     }
+
+    /// How a hook's run in `service` ended, its job having ended with
+    /// `result`; its failed state is reset afterwards.
+    async fn hook_exit(&self, service: &str, result: &str) -> R<Exit> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        let lines = self.journal(service, 20).await.unwrap_or_default();
+        let (status, timed_out) = match result {
+            "done" => (Some(0), false),
+            "timeout" => (None, true),
+            _ => {
+                // CLD_EXITED (1): ExecMainStatus is the exit status;
+                // otherwise the signal that killed it.
+                let path = m.load_unit(service).await.map_err(e)?;
+                let sv = ServiceProxy::builder(&self.conn)
+                    .path(path)
+                    .map_err(e)?
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await
+                    .map_err(e)?;
+                let code = sv.exec_main_code().await.unwrap_or(0);
+                let st = sv.exec_main_status().await.unwrap_or(-1);
+                let svc_result = sv.result().await.unwrap_or_default();
+                ((code == 1).then_some(st), svc_result == "timeout")
+            }
+        };
+        let _ = self.reset_failed(service).await;
+        Ok(Exit {
+            status,
+            timed_out,
+            lines,
+        })
+    }
 }
 
 /// The properties of the transient unit that runs a check
@@ -561,8 +594,29 @@ impl Systemd for Dbus {
     async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit> {
         use futures_util::StreamExt;
         let service = format!("{name}.service");
-        // A run an earlier agent started: stopped (it runs again), and
-        // its failed state forgotten, so the name is free.
+        // A run an earlier agent started and that still runs is waited
+        // for, not stopped: stopping it would cut a migration in half, and
+        // it was the same command line. One that ended is forgotten (the
+        // hook runs again), so the name is free.
+        let st = self.state(&service).await?;
+        if matches!(st.active_state.as_str(), "activating" | "deactivating") {
+            tracing::info!("{service} still runs (started before a restart): waiting for it");
+            let until = std::time::Instant::now() + timeout + std::time::Duration::from_secs(10);
+            let result = loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let st = self.state(&service).await?;
+                match st.active_state.as_str() {
+                    "inactive" if !st.job_pending => break "done",
+                    "failed" => break "failed",
+                    _ if std::time::Instant::now() >= until => {
+                        let _ = self.job(Verb::Stop, &service).await;
+                        break "timeout";
+                    }
+                    _ => {}
+                }
+            };
+            return self.hook_exit(&service, result).await;
+        }
         self.job(Verb::Stop, &service).await?;
         self.reset_failed(&service).await?;
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
@@ -600,33 +654,7 @@ impl Systemd for Dbus {
                     "timeout".to_string()
                 }
             };
-        let lines = self.journal(&service, 20).await.unwrap_or_default();
-        let (status, timed_out) = match result.as_str() {
-            "done" => (Some(0), false),
-            "timeout" => (None, true),
-            _ => {
-                // CLD_EXITED (1): ExecMainStatus is the exit status;
-                // otherwise the signal that killed it.
-                let path = m.load_unit(&service).await.map_err(e)?;
-                let sv = ServiceProxy::builder(&self.conn)
-                    .path(path)
-                    .map_err(e)?
-                    .cache_properties(zbus::proxy::CacheProperties::No)
-                    .build()
-                    .await
-                    .map_err(e)?;
-                let code = sv.exec_main_code().await.unwrap_or(0);
-                let st = sv.exec_main_status().await.unwrap_or(-1);
-                let svc_result = sv.result().await.unwrap_or_default();
-                ((code == 1).then_some(st), svc_result == "timeout")
-            }
-        };
-        let _ = self.reset_failed(&service).await;
-        Ok(Exit {
-            status,
-            timed_out,
-            lines,
-        })
+        self.hook_exit(&service, &result).await
     }
 
     async fn kill(&self, unit: &str) -> R<()> {

@@ -364,3 +364,80 @@ fn sweep_crash_matrix() {
     eprintln!("{}", table.join("\n"));
     assert!(failures.is_empty(), "{failures:#?}\n{}", table.join("\n"));
 }
+
+/// A restarted agent takes its bus name before it resolves what the
+/// restart interrupted (windlassd is a Type=dbus service: a recovery that
+/// re-runs a long hook must not hold up its start, or systemd kills it),
+/// and refuses new operations as busy until the recovery ends.
+#[test]
+fn a_restarted_agent_is_on_the_bus_before_a_long_recovery_and_busy_until_it_ends() {
+    let bus = bus();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+    let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
+    generation(&basic_fleet(), &g1, |t| t.to_string());
+    generation(&basic_fleet(), &g2, |t| t.replace("\"8080\"", "\"8081\""));
+    let markers = tmp.path().join("markers");
+    for g in [&g1, &g2] {
+        with_hooks(g, &markers);
+    }
+    // 2's pre-commit hook takes a while.
+    let path = g2.join("windlass-generation.json");
+    let slow = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"echo pre-commit:web", "\"sleep 4; echo pre-commit:web");
+    assert!(slow.contains("sleep 4"));
+    std::fs::write(&path, slow).unwrap();
+    {
+        let a = agent(&bus, &state, &run, "nogroup-x", &[]);
+        for g in [&g1, &g2] {
+            assert!(a.ctl(&["stage", g.to_str().unwrap()]).status.success());
+        }
+        assert!(a.ctl(&["switch", "1"]).status.success());
+    }
+    let _ = std::fs::remove_file(&markers);
+    let fault = "switch:hook:pre-commit";
+    let mut a = agent(
+        &bus,
+        &state,
+        &run,
+        "nogroup-x",
+        &[("WINDLASS_FAULT", fault)],
+    );
+    let _ = a.ctl(&["switch", "2", "--no-wait"]);
+    killed(&mut a, fault);
+    drop(a);
+
+    let started = Instant::now();
+    let a = agent(&bus, &state, &run, "nogroup-x", &[]);
+    let on_bus = started.elapsed();
+    // On the bus while the hook still runs.
+    let seen = std::fs::read_to_string(&markers).unwrap_or_default();
+    assert!(
+        !seen.contains("pre-commit:web"),
+        "the agent took its name only after the hook ran ({on_bus:?}): {seen:?}"
+    );
+    assert_eq!(
+        a.property("/io/windlass/Agent1", "io.windlass.Agent1", "State"),
+        "s \"busy\""
+    );
+    let refused = a.ctl(&["switch", "1", "--no-wait"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("io.windlass.Error.Busy"),
+        "{}",
+        stderr(&refused)
+    );
+    a.wait_idle();
+    let (row, ok) = judge(&state, &run, "switch", "rolled-back", "1");
+    assert!(ok, "{row}");
+    assert!(hook_ran_again("hook:pre-commit", &markers).is_none());
+    // The refused switch left no record.
+    let switches = windlass_agent::store::Store::new(&state)
+        .all()
+        .iter()
+        .filter(|r| r.kind().as_str() == "switch")
+        .count();
+    assert_eq!(switches, 2, "switch 1, the interrupted switch 2");
+    eprintln!("on the bus {on_bus:?} after the restart");
+}

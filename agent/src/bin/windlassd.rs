@@ -319,6 +319,15 @@ async fn serve<P: Platform>(args: Args, platform: P) -> anyhow::Result<()> {
         .context("connecting to the bus")?;
     dbus::export(&conn, engine.clone(), Access::for_group(&args.group)).await?;
     tokio::spawn(dbus::run_signals(conn.clone(), engine.clone(), rx));
+    // On the bus first, then recovery: windlassd is a Type=dbus service,
+    // and a recovery may re-run a long hook or wait a health gate, longer
+    // than systemd waits for a start (it would kill the agent, and the
+    // hook with it, again and again). Until recovery ends, new operations
+    // are refused as busy; reading methods and Cancel are served.
+    engine.runner.set_recovering(true);
+    conn.request_name(BUS_NAME)
+        .await
+        .with_context(|| format!("cannot own {BUS_NAME}"))?;
     for r in engine.recover().await {
         tracing::warn!(
             WINDLASS_OPERATION = r.id.as_str(),
@@ -326,9 +335,6 @@ async fn serve<P: Platform>(args: Args, platform: P) -> anyhow::Result<()> {
             r.result.map(|o| o.as_str()).unwrap_or("?")
         );
     }
-    conn.request_name(BUS_NAME)
-        .await
-        .with_context(|| format!("cannot own {BUS_NAME}"))?;
     // A self-upgrade into this binary commits now that it is on the bus.
     engine.confirm_self_upgrade().await;
     tracing::info!(

@@ -72,9 +72,11 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
 
     #[zbus(property)]
     fn state(&self) -> String {
-        match self.engine.active() {
-            Some(_) => "busy".into(),
-            None => "idle".into(),
+        // Busy too between two records resolved after a restart.
+        if self.engine.active().is_some() || self.engine.runner.recovering() {
+            "busy".into()
+        } else {
+            "idle".into()
         }
     }
 

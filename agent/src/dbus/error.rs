@@ -29,6 +29,10 @@ impl From<OpError> for Error {
             OpError::InvalidArgument(m) => Error::InvalidArgument(m),
             OpError::VerificationFailed(m) => Error::VerificationFailed(m),
             OpError::Failed(m) => Error::Failed(m),
+            OpError::Recovering => Error::Busy(format!(
+                "{}; try again when it is done",
+                OpError::Recovering
+            )),
         }
     }
 }

@@ -55,15 +55,18 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
 
     /// Starts a switch; returns its first record.
     pub fn switch(&self, to: GenerationId, opts: switch::SwitchOptions) -> Result<Record, OpError> {
+        self.runner.refuse_while_recovering()?;
         switch::start(&self.runner, to, opts).map(|r| r.to_any())
     }
 
     /// Starts a rollback to `to`, or to the generation committed before.
     pub fn rollback(&self, to: Option<GenerationId>) -> Result<Record, OpError> {
+        self.runner.refuse_while_recovering()?;
         rollback::start(&self.runner, to).map(|r| r.to_any())
     }
 
     pub fn cutover(&self, req: cutover::Request) -> Result<Record, OpError> {
+        self.runner.refuse_while_recovering()?;
         self.cutover_cx().start(req).map(|r| r.to_any())
     }
 
@@ -94,11 +97,22 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
         self.cutover_cx().confirm_self_upgrade().await
     }
 
-    /// Resolves every unfinished record (at start, before serving);
-    /// returns them as they ended. Damaged entries are set aside first;
+    /// Resolves every unfinished record (at start, once the agent is on
+    /// the bus: a recovery may re-run a long hook or wait a health gate,
+    /// longer than a service manager waits for a start); returns them as
+    /// they ended. New operations are refused until it ends (each record
+    /// holds the slot while it is resolved; `windlassd` raises the flag
+    /// before it takes its name). Damaged entries are set aside first;
     /// last, a host left running another generation than the selected
     /// one with nothing in flight is returned to the selected one.
     pub async fn recover(&self) -> Vec<Record> {
+        self.runner.set_recovering(true);
+        let done = self.recover_all().await;
+        self.runner.set_recovering(false);
+        done
+    }
+
+    async fn recover_all(&self) -> Vec<Record> {
         self.runner.store.set_aside();
         let mut done = Vec::new();
         for r in self.runner.store.all() {

@@ -56,6 +56,10 @@ pub enum OpError {
     VerificationFailed(String),
     #[error("{0}")]
     Failed(String),
+    /// Between two of the operations resolved after a restart (each
+    /// holds the slot while it is resolved, and is reported as busy).
+    #[error("the agent is resolving what a restart interrupted")]
+    Recovering,
 }
 
 pub struct Runner<P, S> {
@@ -77,6 +81,9 @@ pub struct Runner<P, S> {
     /// When diagnostics bundles are written, and how many are kept.
     pub bundles: crate::bundle::Retention,
     slot: Mutex<Option<OpId>>,
+    /// Set from before the agent takes its bus name until every record
+    /// found unfinished at start is resolved: new operations are refused.
+    recovering: std::sync::atomic::AtomicBool,
     cancel: Mutex<BTreeSet<OpId>>,
     confirmed: Mutex<BTreeSet<OpId>>,
 }
@@ -112,6 +119,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             revert_helper: false,
             bundles: Default::default(),
             slot: Mutex::new(None),
+            recovering: Default::default(),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
         }
@@ -120,6 +128,29 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
     /// The operation holding the slot.
     pub fn active(&self) -> Option<OpId> {
         self.slot.lock().unwrap().clone()
+    }
+
+    /// Whether the records found unfinished at start are still being
+    /// resolved.
+    pub fn recovering(&self) -> bool {
+        self.recovering.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_recovering(&self, on: bool) {
+        self.recovering
+            .store(on, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses a new operation while a recovery runs: busy with the
+    /// operation being resolved (or [`OpError::Recovering`] between two).
+    pub fn refuse_while_recovering(&self) -> Result<(), OpError> {
+        if !self.recovering() {
+            return Ok(());
+        }
+        Err(match self.active() {
+            Some(id) => OpError::Busy(id),
+            None => OpError::Recovering,
+        })
     }
 
     /// A new record for `op` (not yet saved, the slot not yet taken).
@@ -401,7 +432,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
 
     /// Waits until no operation is in flight.
     pub async fn idle(&self) {
-        while self.active().is_some() {
+        while self.active().is_some() || self.recovering() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

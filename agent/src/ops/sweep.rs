@@ -159,7 +159,11 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
             to_generation: running,
             results: Vec::new(),
         });
-        match self.rn.begin(r) {
+        let begun = self
+            .rn
+            .refuse_while_recovering()
+            .and_then(|()| self.rn.begin(r));
+        match begun {
             Ok(r) => {
                 let me = self.clone();
                 let rec = r.clone();
