@@ -27,11 +27,15 @@ fn scheme_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
 }
 
-/// Where a URL that starts at byte `start` ends.
+/// Where a URL that starts at byte `start` ends: at white space or a
+/// character a URL never holds unencoded. Not at `'`, `)` or `]`, which a
+/// password or a query may hold (RFC 3986 sub-delims): a URL in
+/// parentheses loses its closing one to the mask, and no credential
+/// escapes it.
 fn url_end(s: &str, start: usize) -> usize {
     s[start..]
         .char_indices()
-        .find(|(_, c)| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']'))
+        .find(|(_, c)| c.is_whitespace() || matches!(c, '"' | '<' | '>' | '`' | '\\'))
         .map_or(s.len(), |(i, _)| start + i)
 }
 
@@ -86,9 +90,13 @@ mod tests {
         assert!(!r.contains("SECRET"), "{r}");
         assert_eq!(
             r,
-            "error sending request for url (https://***@h/x?***): \
+            "error sending request for url (https://***@h/x?*** \
              tried http://h2/?*** then 'ftp://***@h3/f'"
         );
+        // Sub-delims in a password or a query do not end the URL.
+        let t = "(postgres://app:pa)ss'w(rd@db:5432/x?k=v)al'ue) done";
+        let r = text(t);
+        assert_eq!(r, "(postgres://***@db:5432/x?*** done");
         assert_eq!(text("no urls here: a://"), "no urls here: a://");
         assert_eq!(text("://x?y"), "://x?y");
         assert_eq!(
