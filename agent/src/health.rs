@@ -36,11 +36,15 @@ impl std::fmt::Display for GateFailure {
 }
 
 /// Waits for the gate; `cancel` is polled and ends the wait early.
+/// `observe(target, state)` sees every look at a unit (`active/running`,
+/// `activating/start (job)`, `failed/failed: exit-code`) and at a probe
+/// (`2xx`, `status 503`, `no answer: …`), for the health timeline.
 pub async fn wait(
     systemd: &impl Systemd,
     gate: &Gate,
     http: &windlass_net::reqwest::Client,
     cancel: impl Fn() -> bool,
+    mut observe: impl FnMut(&str, &str),
 ) -> Result<(), GateFailure> {
     let start = Instant::now();
     let mut pending_units: Vec<String> = gate.units.clone();
@@ -55,6 +59,16 @@ pub async fn wait(
                     unit: Some(u.clone()),
                     reason: e.0,
                 })?;
+            let job = if s.job_pending { " (job)" } else { "" };
+            let failed = if s.active_state == "failed" {
+                format!(": {}", s.result)
+            } else {
+                String::new()
+            };
+            observe(
+                &u,
+                &format!("{}/{}{failed}{job}", s.active_state, s.sub_state),
+            );
             match s.active_state.as_str() {
                 // Active with no job left: the start (or restart) finished.
                 "active" | "reloading" if !s.job_pending => {}
@@ -73,13 +87,28 @@ pub async fn wait(
         pending_units = still;
         let mut still = Vec::new();
         for url in pending_http {
-            let ok = http
-                .get(&url)
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
+            let answer = http.get(&url).timeout(Duration::from_secs(5)).send().await;
+            let ok = match &answer {
+                Ok(r) if r.status().is_success() => {
+                    observe(&url, "2xx");
+                    true
+                }
+                Ok(r) => {
+                    observe(&url, &format!("status {}", r.status().as_u16()));
+                    false
+                }
+                Err(e) => {
+                    let why = if e.is_timeout() {
+                        "timed out".to_string()
+                    } else if e.is_connect() {
+                        "connection refused or unreachable".to_string()
+                    } else {
+                        "no answer".to_string()
+                    };
+                    observe(&url, &why);
+                    false
+                }
+            };
             if !ok {
                 still.push(url);
             }

@@ -116,6 +116,15 @@ pub trait Systemd: Send + Sync {
         let _ = (id, n);
         async { Ok(Vec::new()) }
     }
+    /// `podman container inspect NAME` as JSON, for a diagnostics
+    /// bundle; `None` when there is no such container (or no podman).
+    fn container_inspect(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Option<serde_json::Value>> + Send {
+        let _ = name;
+        async { None }
+    }
     /// The image the container `name` runs (`podman container inspect`),
     /// or `None` when it cannot be told (no such container, no podman).
     fn container_image(&self, name: &str) -> impl Future<Output = Option<String>> + Send;
@@ -666,6 +675,18 @@ impl Systemd for Dbus {
             .map_err(e)
     }
 
+    async fn container_inspect(&self, name: &str) -> Option<serde_json::Value> {
+        let out = tokio::process::Command::new("podman")
+            .args(["container", "inspect", name])
+            .output()
+            .await
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
     async fn container_image(&self, name: &str) -> Option<String> {
         let out = tokio::process::Command::new("podman")
             .args(["container", "inspect", "--format", "{{.ImageName}}", name])
@@ -882,6 +903,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.run_hook(name, argv, timeout).await,
             AnySystemd::None(s) => s.run_hook(name, argv, timeout).await,
+        }
+    }
+    async fn container_inspect(&self, name: &str) -> Option<serde_json::Value> {
+        match self {
+            AnySystemd::Dbus(s) => s.container_inspect(name).await,
+            AnySystemd::None(s) => s.container_inspect(name).await,
         }
     }
     async fn container_image(&self, name: &str) -> Option<String> {

@@ -130,10 +130,11 @@ fn introspection_matches_the_spec() {
         "property StartedAt: t",
         "property FinishedAt: t",
         // windlass extensions: a sweep's per-app results, the enclosing
-        // sweep, the journal lines kept of a failed unit (authorised
-        // callers only).
+        // sweep, the journal lines kept of a failed unit and the
+        // diagnostics bundle (authorised callers only).
         "property Results: s",
         "property Parent: s",
+        "method Bundle()->(h)",
         "method Journal()->(as)",
         "signal PhaseChanged(ss)->()",
         "signal Finished(ss)->()",

@@ -90,12 +90,19 @@ impl Host {
 /// with hooks, those of 2 shaped by `script`. The markers of the first
 /// switch are cleared.
 async fn host(script: impl Fn(&str, &str) -> String) -> Host {
+    host_with(script, Fake::default(), false).await
+}
+
+/// [`host`] on `fake`, with an external revert armed when `revert`.
+async fn host_with(script: impl Fn(&str, &str) -> String, fake: Fake, revert: bool) -> Host {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let markers = tmp.path().join("markers");
-    let fake = Fake::default();
     let native = Native::new(&state, &tmp.path().join("run"));
-    let rn = doubles::runner(&state, native, &fake);
+    let mut rn = doubles::runner(&state, native, &fake);
+    if revert {
+        rn.revert_argv = Some(vec!["/bin/true".into()]);
+    }
     let targets = tmp.path().join("targets");
     std::fs::create_dir_all(&targets).unwrap();
     let engine = Arc::new(Engine::new(
@@ -456,4 +463,112 @@ async fn down_hooks_run_only_for_apps_whose_up_hooks_ran() {
     assert!(r.error.starts_with("a.service failed"), "{r:?}");
     assert_ne!(r.result, Some(Outcome::Committed));
     assert_eq!(h.markers(), Vec::<String>::new());
+}
+
+/// Hooks may run long (a migration): before each kind of hook runs, the
+/// external revert timer is armed again to cover every hook still to run
+/// (each its timeout) and, for pre-activate hooks, the gate after them;
+/// the new timer is armed before the old one is stopped, alternating
+/// between its two names.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_revert_timer_covers_the_hooks_still_to_run() {
+    let fake = Fake::default();
+    let h = host_with(|_, _| String::new(), fake.clone(), true).await;
+    fake.calls.lock().unwrap().clear();
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    let id = r.id.as_str();
+    let timers: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains(&format!("windlass-revert-{id}")))
+        .map(|c| {
+            // "transient NAME [argv] Some(N)" → "arm NAME N"
+            let name = c.split_whitespace().nth(1).unwrap().to_string();
+            match c.strip_prefix("transient ") {
+                Some(_) => {
+                    let delay = c.rsplit("Some(").next().unwrap().trim_end_matches(')');
+                    format!(
+                        "arm {} {delay}",
+                        name.trim_start_matches(&format!("windlass-revert-{id}"))
+                    )
+                }
+                None => format!(
+                    "stop {}",
+                    name.trim_start_matches(&format!("windlass-revert-{id}"))
+                ),
+            }
+        })
+        .collect();
+    // Three apps, a 20 s timeout each (+10 s each for starting them):
+    // 90 s of hooks per kind.
+    let d = r.deadline_sec;
+    let want = vec![
+        format!("arm  {}", d + 60),
+        // pre-activate: the hooks, then the activation and the gate.
+        format!("arm -gate {}", 90 + d + 60),
+        "stop ".to_string(),
+        // The gate.
+        format!("arm  {}", d + 60),
+        "stop -gate".to_string(),
+        // pre-commit, then post-commit hooks.
+        format!("arm -gate {}", 90 + 60),
+        "stop ".to_string(),
+        format!("arm  {}", 90 + 60),
+        "stop -gate".to_string(),
+        // Disarmed at the end.
+        "stop ".to_string(),
+        "stop -gate".to_string(),
+    ];
+    assert_eq!(timers, want);
+}
+
+/// Cancel while a hook runs does not cut it: the hook runs to its end,
+/// then the switch goes back (nothing activated after a pre-activate
+/// hook; the down hooks of the apps that went up run).
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_during_a_hook_waits_for_it_then_goes_back() {
+    let h = host(|kind, app| match (kind, app) {
+        ("pre-activate", "z") => "sleep 2; echo pre-activate-done:z >> MARKERS".into(),
+        _ => String::new(),
+    })
+    .await;
+    let r = h
+        .engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    // Once z's hook runs.
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&h.markers)
+        .unwrap_or_default()
+        .contains("pre-activate:z")
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    h.engine.cancel(&r.id).unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.load(&r.id).unwrap();
+    assert_eq!(r.result, Some(Outcome::Canceled), "{r:?}");
+    assert_eq!(h.running(), Some(GenerationId(1)));
+    let m = h.markers();
+    assert!(
+        m.contains(&"pre-activate-done:z".to_string()),
+        "the hook was cut: {m:?}"
+    );
+    // z's hook finished; m's and a's never ran; only z goes down.
+    assert_eq!(
+        m,
+        strs(&["pre-activate:z", "pre-activate-done:z", "down:z"]),
+        "{m:?}"
+    );
+    assert!(
+        !r.history.iter().any(|(p, _)| p == "activating"),
+        "nothing was activated: {:?}",
+        r.history
+    );
 }

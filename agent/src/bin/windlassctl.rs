@@ -94,6 +94,17 @@ enum Cmd {
     },
     /// Follow an operation until it finishes.
     Watch { operation: String },
+    /// Save an operation's diagnostics bundle (a zstd-compressed tar of
+    /// its record, the changed units' state and journals, the containers'
+    /// inspect output with health logs, hook output, the health
+    /// timeline); one is collected now for an operation that committed.
+    Bundle {
+        operation: String,
+        /// Where to write it (`-` for standard output); default
+        /// `windlass-bundle-<operation>.tar.zst` here.
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Print shell completions.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -148,6 +159,9 @@ trait Operation {
     fn results(&self) -> zbus::Result<String>;
     /// The kept journal lines (authorised callers only).
     fn journal(&self) -> zbus::Result<Vec<String>>;
+    /// The diagnostics bundle, as a descriptor to read (authorised
+    /// callers only).
+    fn bundle(&self) -> zbus::Result<zbus::zvariant::OwnedFd>;
     #[zbus(signal)]
     fn phase_changed(&self, phase: String, detail: String) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -384,6 +398,52 @@ async fn stage(agent: &AgentProxy<'_>, path: &std::path::Path) -> Result<String,
     }
 }
 
+/// `windlassctl bundle`: the operation's bundle, copied from the
+/// descriptor the agent returns to `output` (created 0600: it holds logs).
+async fn save_bundle(
+    conn: &zbus::Connection,
+    operation: &str,
+    output: &Option<std::path::PathBuf>,
+) -> Outcome {
+    use std::io::Write;
+    let path = op_path(operation).map_err(|e| (exit::USAGE, e))?;
+    let id = path.as_str().rsplit('/').next().unwrap_or("op").to_string();
+    let proxy = OperationProxy::builder(conn)
+        .path(path)
+        .map_err(err)?
+        .build()
+        .await
+        .map_err(err)?;
+    let fd: std::os::fd::OwnedFd = proxy.bundle().await.map_err(err)?.into();
+    let mut src = std::fs::File::from(fd);
+    let io = |what: &str, e: std::io::Error| (exit::ERROR, format!("{what}: {e}"));
+    match output.as_deref() {
+        Some(p) if p == std::path::Path::new("-") => {
+            let mut out = std::io::stdout().lock();
+            std::io::copy(&mut src, &mut out).map_err(|e| io("standard output", e))?;
+            out.flush().map_err(|e| io("standard output", e))?;
+        }
+        other => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let dest = other
+                .map(|p| p.to_path_buf())
+                .unwrap_or_else(|| format!("windlass-bundle-{id}.tar.zst").into());
+            let shown = dest.display().to_string();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&dest)
+                .map_err(|e| io(&shown, e))?;
+            std::io::copy(&mut src, &mut f).map_err(|e| io(&shown, e))?;
+            f.sync_all().map_err(|e| io(&shown, e))?;
+            eprintln!("{shown}");
+        }
+    }
+    Ok(exit::COMMITTED)
+}
+
 /// A failed call as windlassctl's exit code and message.
 fn err(e: zbus::Error) -> (u8, String) {
     let code = if refused(&e) {
@@ -545,6 +605,7 @@ async fn run(cli: Cli) -> Outcome {
             return s.started(path, *no_wait, true).await;
         }
         Cmd::Watch { operation } => return s.started(Ok(op(operation)?), false, false).await,
+        Cmd::Bundle { operation, output } => return save_bundle(&s.conn, operation, output).await,
         Cmd::Completions { .. } | Cmd::Man => unreachable!("handled before connecting"),
     }
     Ok(exit::COMMITTED)

@@ -72,6 +72,11 @@ struct Args {
     /// Tries per registry request in sweeps.
     #[arg(long, default_value = "3", hide = true)]
     registry_attempts: u32,
+    /// Write a diagnostics bundle for committed operations too (by
+    /// default only for those that did not commit; a committed one's is
+    /// collected when asked for, without its hook output and timeline).
+    #[arg(long, env = "WINDLASS_BUNDLE_COMMITTED")]
+    bundle_committed: bool,
     /// Check that this binary can run here, then exit.
     #[arg(long)]
     self_test: bool,
@@ -256,6 +261,7 @@ fn engine<P: Platform>(
         runner.revert_argv = Some(revert_argv(args)?);
     }
     runner.revert_helper = args.revert.is_some();
+    runner.bundles.always = args.bundle_committed;
     let mut cut = cutover::Settings::new(&args.state_dir, &args.targets);
     cut.revert_helper = args.revert.is_some();
     let sweeps = sweep::SweepConfig {

@@ -140,6 +140,24 @@ impl<P: Platform, S: Systemd + 'static> Operation<P, S> {
             .journal)
     }
 
+    /// The operation's diagnostics bundle as a zstd-compressed tar
+    /// archive, read from the descriptor returned: the bundle written
+    /// when it ended without committing, or one collected now. For root
+    /// and the agent's group only. (windlass extension)
+    async fn bundle(
+        &self,
+        #[zbus(header)] hdr: zbus::message::Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<zbus::zvariant::OwnedFd, Error> {
+        self.access.check(conn, &hdr, "Bundle").await?;
+        let dir = self.engine.runner.bundle_of(&self.id).await?;
+        let fd = tokio::task::spawn_blocking(move || crate::bundle::archive(&dir))
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))?
+            .map_err(|e| Error::Failed(format!("cannot archive the bundle: {e}")))?;
+        Ok(fd.into())
+    }
+
     #[zbus(signal, name = "PhaseChanged")]
     pub async fn phase_changed_signal(
         emitter: &SignalEmitter<'_>,

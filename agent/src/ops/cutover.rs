@@ -593,7 +593,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
             deadline: Duration::from_secs(r.deadline_sec.max(1)),
             poll: self.rn.poll,
         };
-        steps::wait(&self.rn, &gate)
+        steps::wait(&self.rn, &r.id, &gate)
             .await
             .map_err(|f| format!("the previous version is not healthy again: {f}"))
     }

@@ -145,6 +145,20 @@ where
     let Some(phase) = O::hook_phase(kind) else {
         return Ok(());
     };
+    // The revert timer covers the hooks still to run (each at most its
+    // timeout, all attempts together) and what follows them: for
+    // pre-activate and down hooks an activation and a gate.
+    let budget: u64 = apps
+        .iter()
+        .filter(|a| !r.op.progress().done.contains(&key(kind, a)))
+        .filter_map(|a| manifest.app(a).and_then(|x| x.hooks.get(kind)))
+        .map(|h| h.timeout_sec.clamp(1, MAX_DEADLINE_SEC).saturating_add(10))
+        .fold(0u64, u64::saturating_add);
+    let then = match kind {
+        HookKind::PreActivate | HookKind::Down => r.deadline_sec,
+        _ => 0,
+    };
+    rn.rearm_for_hooks(r, budget, then).await;
     for app in apps {
         let Some(hook) = manifest.app(app).and_then(|a| a.hooks.get(kind)) else {
             continue;
@@ -152,6 +166,11 @@ where
         let name = key(kind, app);
         if r.op.progress().done.contains(&name) {
             continue;
+        }
+        // Cancel stops the up hooks between two (never one halfway); the
+        // way back's down hooks all run.
+        if matches!(kind, HookKind::PreActivate | HookKind::PreCommit) && rn.canceled(r) {
+            return Err("canceled".into());
         }
         r.op.progress_mut().running = Some(name.clone());
         rn.save(r, phase, &name).map_err(|e| e.to_string())?;

@@ -183,7 +183,7 @@ async fn activate<P: Platform, S: Systemd + 'static>(
     }
     let manifest = rn.platform.manifest(to);
     let g = steps::generation_gate(manifest.as_ref(), &r.changed_units, r.deadline_sec, rn.poll);
-    if let Err(f) = steps::wait(&rn, &g).await {
+    if let Err(f) = steps::wait(&rn, &r.id, &g).await {
         return rn.end(r, Outcome::Failed, f.to_string(), None).await;
     }
     commit(&rn, r).await

@@ -84,6 +84,8 @@ pub struct Runner<P, S> {
     /// Set from before the agent takes its bus name until every record
     /// found unfinished at start is resolved: new operations are refused.
     recovering: std::sync::atomic::AtomicBool,
+    /// One bundle written at a time (at an operation's end, or asked for).
+    bundle_lock: tokio::sync::Mutex<()>,
     cancel: Mutex<BTreeSet<OpId>>,
     confirmed: Mutex<BTreeSet<OpId>>,
 }
@@ -120,6 +122,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             bundles: Default::default(),
             slot: Mutex::new(None),
             recovering: Default::default(),
+            bundle_lock: tokio::sync::Mutex::const_new(()),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
         }
@@ -239,6 +242,9 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         if outcome != Outcome::Skipped && (outcome != Outcome::Committed || self.bundles.always) {
             self.write_bundle(&r).await;
         }
+        // What was kept for a bundle is in it now, or has no use (none is
+        // written, or it could not be: a full disk).
+        crate::bundle::discard_scratch(&self.store.state_dir().join("operations"), r.id.as_str());
         let (generation, version) = r.op.log_target();
         tracing::info!(
             WINDLASS_OPERATION = r.id.as_str(),
@@ -274,11 +280,12 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
     /// the retention. A bundle that cannot be written is logged; the
     /// operation's outcome stands.
     async fn write_bundle<O: OpKind>(&self, r: &Record<O>) {
+        let _one = self.bundle_lock.lock().await;
         let ops = self.store.state_dir().join("operations");
         let any = r.to_any();
         let name = |g: Option<GenerationId>| g.map(|g| g.to_string());
         let (from, to) = (name(any.from_generation()), name(any.to_generation()));
-        match crate::bundle::write(&self.systemd, &ops, r, from, to).await {
+        match crate::bundle::write(&self.systemd, &ops, r, O::KIND.as_str(), from, to).await {
             Ok(_) => {
                 crate::bundle::retain(&ops, &self.bundles);
             }
@@ -287,6 +294,34 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
                 "cannot write the diagnostics bundle: {e}"
             ),
         }
+    }
+
+    /// The bundle of the finished operation `id`: the one written when it
+    /// ended, or (it committed, or ended before bundles existed) one
+    /// collected now from what the journal and the host still hold.
+    pub async fn bundle_of(&self, id: &OpId) -> Result<std::path::PathBuf, OpError> {
+        let _one = self.bundle_lock.lock().await;
+        let r = self
+            .store
+            .load(id)
+            .map_err(|e| OpError::NotFound(format!("operation {id}: {e}")))?;
+        if !r.finished() {
+            return Err(OpError::InvalidArgument(format!(
+                "operation {id} is still in flight: its bundle is written when it ends"
+            )));
+        }
+        let ops = self.store.state_dir().join("operations");
+        let dest = ops.join(format!("{id}.d"));
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let name = |g: Option<GenerationId>| g.map(|g| g.to_string());
+        let (from, to) = (name(r.from_generation()), name(r.to_generation()));
+        let dir = crate::bundle::write(&self.systemd, &ops, &r, r.kind().as_str(), from, to)
+            .await
+            .map_err(|e| OpError::Failed(format!("cannot write the bundle of {id}: {e}")))?;
+        crate::bundle::retain(&ops, &self.bundles);
+        Ok(dir)
     }
 
     /// Writes the finished record, retrying until it is on disk (a full
@@ -330,9 +365,10 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
 
     /// Arms the external revert (unit `name`) to fire `delay` seconds
     /// from now.
-    async fn arm_unit<O: OpKind>(&self, r: &Record<O>, name: &str, delay: u64) {
+    /// Arms the revert timer `name` to fire in `delay` s; whether it is.
+    async fn arm_unit<O: OpKind>(&self, r: &Record<O>, name: &str, delay: u64) -> bool {
         let Some(argv) = &self.revert_argv else {
-            return;
+            return false;
         };
         let mut argv = argv.clone();
         if let Some(exe) = r.op.revert_exe() {
@@ -341,11 +377,15 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             argv[0] = exe.to_string_lossy().to_string();
         }
         argv.push(r.id.to_string());
-        if let Err(e) = self.systemd.transient(name, &argv, Some(delay)).await {
-            tracing::warn!(
-                WINDLASS_OPERATION = r.id.as_str(),
-                "cannot arm the revert timer: {e}"
-            );
+        match self.systemd.transient(name, &argv, Some(delay)).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    WINDLASS_OPERATION = r.id.as_str(),
+                    "cannot arm the revert timer: {e}"
+                );
+                false
+            }
         }
     }
 
@@ -366,11 +406,43 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         if self.revert_argv.is_none() {
             return;
         }
-        let [first, gate] = revert_units(&r.id);
         let waits: u64 = if manual_confirm { 2 } else { 1 };
         let delay = r.deadline_sec.saturating_mul(waits).saturating_add(60);
-        self.arm_unit(r, &gate, delay).await;
-        let _ = self.systemd.stop_transient(&first).await;
+        self.rearm(r, delay).await;
+    }
+
+    /// Arms the revert timer again to fire `delay` s from now: under the
+    /// one of its two names not in use, then the other one stopped (the
+    /// operation is never without one).
+    async fn rearm<O: OpKind>(&self, r: &Record<O>, delay: u64) {
+        let [first, gate] = revert_units(&r.id);
+        let gate_armed = self
+            .systemd
+            .state(&format!("{gate}.timer"))
+            .await
+            .is_ok_and(|s| matches!(s.active_state.as_str(), "active" | "activating"));
+        let (new, old) = if gate_armed {
+            (first, gate)
+        } else {
+            (gate, first)
+        };
+        if self.arm_unit(r, &new, delay).await {
+            let _ = self.systemd.stop_transient(&old).await;
+        }
+    }
+
+    /// Lifecycle hooks are about to run for up to `hooks` s, and `then`
+    /// s of waiting may follow (the activation and a gate): the revert
+    /// timer is armed again to fire that long from now plus the margin,
+    /// so a long migration is not reverted halfway (it would be seen as
+    /// an agent that hung). The new timer is armed, under the name not in
+    /// use, before the old one goes.
+    pub async fn rearm_for_hooks<O: OpKind>(&self, r: &Record<O>, hooks: u64, then: u64) {
+        if self.revert_argv.is_none() || !armed(r) || hooks == 0 {
+            return;
+        }
+        self.rearm(r, hooks.saturating_add(then).saturating_add(60))
+            .await;
     }
 
     async fn disarm(&self, id: &OpId) {

@@ -48,18 +48,40 @@ pub async fn wait_cancellable<P, S: Systemd + 'static, O>(
 where
     P: Send + Sync + 'static,
 {
-    health::wait(&rn.systemd, gate, &rn.http, || rn.canceled(r)).await
+    let mut timeline = crate::bundle::Timeline::new(&rn.store.state_dir(), r.id.as_str());
+    let res = health::wait(
+        &rn.systemd,
+        gate,
+        &rn.http,
+        || rn.canceled(r),
+        |t, s| timeline.saw(t, s),
+    )
+    .await;
+    timeline.close();
+    res
 }
 
-/// Waits for `gate`, not cancellable (the way back, a rollback).
+/// Waits for `gate` of operation `id`, not cancellable (the way back, a
+/// rollback).
 pub async fn wait<P, S: Systemd + 'static>(
     rn: &Runner<P, S>,
+    id: &crate::record::OpId,
     gate: &Gate,
 ) -> Result<(), GateFailure>
 where
     P: Send + Sync + 'static,
 {
-    health::wait(&rn.systemd, gate, &rn.http, || false).await
+    let mut timeline = crate::bundle::Timeline::new(&rn.store.state_dir(), id.as_str());
+    let res = health::wait(
+        &rn.systemd,
+        gate,
+        &rn.http,
+        || false,
+        |t, s| timeline.saw(t, s),
+    )
+    .await;
+    timeline.close();
+    res
 }
 
 /// What a failed gate ends an operation as, and the error to record:
@@ -78,6 +100,9 @@ where
         GateFailure::Canceled => return (Outcome::Canceled, "canceled".into()),
         GateFailure::Unhealthy { unit, reason } => (unit, reason),
     };
+    let ops = rn.store.state_dir().join("operations");
+    crate::bundle::keep_containers_at_failure(&rn.systemd, &ops, r.id.as_str(), &r.changed_units)
+        .await;
     if let Some(u) = &unit
         && let Ok(lines) = rn.systemd.journal(u, 20).await
     {

@@ -129,9 +129,28 @@ pub async fn run<P: Platform, S: Systemd + 'static>(
     }
     rn.arm(&r).await;
     if let Err(msg) = up_hooks(&rn, &mut r, HookKind::PreActivate).await {
-        return roll_back(&rn, r, msg, Outcome::RolledBack).await;
+        let outcome = canceled_or(&rn, &r, Outcome::RolledBack);
+        return roll_back(&rn, r, msg, outcome).await;
+    }
+    // Cancel during a hook takes effect when it ends (a migration is
+    // not cut halfway): before anything is activated.
+    if rn.canceled(&r) {
+        return roll_back(&rn, r, "canceled".into(), Outcome::Canceled).await;
     }
     activate(&rn, r).await
+}
+
+/// `Canceled` when Cancel was asked for, else `otherwise`.
+fn canceled_or<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: &Record<SwitchOp>,
+    otherwise: Outcome,
+) -> Outcome {
+    if rn.canceled(r) {
+        Outcome::Canceled
+    } else {
+        otherwise
+    }
 }
 
 /// Runs the `kind` hooks of the apps the switch changes, in dependency
@@ -264,7 +283,11 @@ async fn gate<P: Platform, S: Systemd + 'static>(
         }
     }
     if let Err(msg) = up_hooks(rn, &mut r, HookKind::PreCommit).await {
-        return roll_back(rn, r, msg, Outcome::RolledBack).await;
+        let outcome = canceled_or(rn, &r, Outcome::RolledBack);
+        return roll_back(rn, r, msg, outcome).await;
+    }
+    if rn.canceled(&r) {
+        return roll_back(rn, r, "canceled".into(), Outcome::Canceled).await;
     }
     commit(rn, r).await
 }
@@ -449,7 +472,7 @@ async fn go_back<P: Platform, S: Systemd + 'static>(
                 .map(|m| steps::deadline_for(m, &act.changed))
                 .unwrap_or(300);
             let g = steps::generation_gate(manifest.as_ref(), &act.changed, deadline, rn.poll);
-            steps::wait(rn, &g)
+            steps::wait(rn, &r.id, &g)
                 .await
                 .map_err(|f| format!("generation {back} is not healthy again: {f}"))
         }

@@ -31,6 +31,10 @@ pub struct Fake {
     pub killed_on_stop: Arc<Mutex<Vec<String>>>,
     /// Container name → image it runs (unset: cannot be told).
     pub images: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Container name → `podman container inspect` output.
+    pub inspect: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+    /// Unit → its journal's lines (unset: one stand-in line).
+    pub journals: Arc<Mutex<BTreeMap<String, Vec<String>>>>,
     /// Called with the name on every `stop_transient`: a test's stand-in
     /// for systemd stopping that unit, which kills the process in it when
     /// the external revert is what runs the agent's code.
@@ -117,7 +121,14 @@ impl Systemd for Fake {
     }
 
     async fn journal(&self, unit: &str, _n: usize) -> R<Vec<String>> {
+        if let Some(lines) = self.journals.lock().unwrap().get(unit) {
+            return Ok(lines.clone());
+        }
         Ok(vec![format!("{unit}: (stand-in journal)")])
+    }
+
+    async fn container_inspect(&self, name: &str) -> Option<serde_json::Value> {
+        self.inspect.lock().unwrap().get(name).cloned()
     }
 
     async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
@@ -125,6 +136,10 @@ impl Systemd for Fake {
             .lock()
             .unwrap()
             .push(format!("transient {name} {:?} {delay_sec:?}", argv));
+        // A delayed one is a timer, waiting until stopped.
+        if delay_sec.is_some() {
+            self.set(&format!("{name}.timer"), "active", "waiting");
+        }
         Ok(())
     }
 
@@ -173,6 +188,7 @@ impl Systemd for Fake {
             .lock()
             .unwrap()
             .push(format!("stop-transient {name}"));
+        self.states.lock().unwrap().remove(&format!("{name}.timer"));
         if let Some(hook) = self.on_stop_transient.lock().unwrap().as_ref() {
             hook(name);
         }
