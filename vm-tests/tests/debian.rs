@@ -116,9 +116,19 @@ fn agent_generations(share: &Path) {
     let hook = |cmd: &str| {
         format!("{{ entrypoint = [\"/bin/sh\", \"-c\"], command = [{cmd:?}], timeout = \"2m\" }}")
     };
-    for (g, web_hook) in [
-        ("h1", "true"),
-        ("h2", "echo web pre-commit fails on purpose; exit 3"),
+    // H3: db's migration takes a while (the agent is killed during it).
+    for (g, web_hook, db_up) in [
+        ("h1", "true", "echo h1 >> /data/schema".to_string()),
+        (
+            "h2",
+            "echo web pre-commit fails on purpose; exit 3",
+            "echo h2 >> /data/schema".to_string(),
+        ),
+        (
+            "h3",
+            "true",
+            "echo start >> /data/h3-runs; sleep 10; echo h3 >> /data/schema".to_string(),
+        ),
     ] {
         let tmp = share.join("src").join(format!("gen-{g}"));
         fs::create_dir_all(tmp.join("apps")).unwrap();
@@ -126,7 +136,7 @@ fn agent_generations(share: &Path) {
         let db = db.replace("ROLE = \"db\"", &format!("ROLE = \"db-{g}\""))
             + &format!(
                 "\n[hooks]\npre_commit = {}\ndown = {}\n",
-                hook(&format!("echo {g} >> /data/schema")),
+                hook(&db_up),
                 hook(&format!("sed -i /^{g}$/d /data/schema")),
             );
         fs::write(tmp.join("apps/db.toml"), db).unwrap();
@@ -577,6 +587,89 @@ fn switch_unhealthy_rolls_back_on_its_own() {
         !revert.contains("windlass-revert"),
         "the revert timer is disarmed: {revert}"
     );
+    unhealthy_switch_bundle(&dir, &rec);
+}
+
+/// The bundle of scenario 4's rolled-back switch: web's journal (its
+/// last line, the one the record kept last), web's container as it was
+/// when the gate failed with the failing health log, the timeline of the
+/// gate, environment values masked; and the archive `windlassctl bundle`
+/// saved holds the same files.
+fn unhealthy_switch_bundle(dir: &Path, rec: &serde_json::Value) {
+    let b = dir.join("bundle");
+    let summary = status(&b, "bundle.json");
+    assert_eq!(summary["result"], "rolled-back", "{summary}");
+    let files: Vec<String> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    for f in [
+        "journal/web.service.log",
+        "containers/web.at-failure.json",
+        "health.json",
+    ] {
+        assert!(
+            files.iter().any(|x| x == f),
+            "{f} not in the bundle: {files:?}"
+        );
+    }
+    // The unit's last journal line the record kept is in the bundle.
+    let kept: Vec<&str> = rec["journal"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l.as_str()).collect())
+        .unwrap_or_default();
+    let last = kept.last().expect("the record kept web's journal lines");
+    let journal = read(&b, "journal/web.service.log");
+    assert!(
+        journal.contains(last.trim()),
+        "web's last line {last:?} is not in the bundle's journal:\n{journal}"
+    );
+    let web = status(&b, "containers/web.at-failure.json");
+    let health = if web["State"]["Health"].is_object() {
+        &web["State"]["Health"]
+    } else {
+        &web["State"]["Healthcheck"]
+    };
+    let log = health["Log"].as_array().cloned().unwrap_or_default();
+    assert!(
+        log.iter()
+            .any(|e| e["ExitCode"].as_i64().is_some_and(|c| c != 0)),
+        "the failing health checks are in the container's health log: {health}"
+    );
+    let env = web["Config"]["Env"].as_array().unwrap();
+    assert!(
+        env.iter().all(|e| e.as_str().unwrap().ends_with("=***")),
+        "environment values are masked: {env:?}"
+    );
+    let timeline = read(&b, "health.json");
+    assert!(
+        timeline.contains("\"web.service\"") && timeline.contains("activating"),
+        "the gate's timeline shows web never getting active: {timeline}"
+    );
+    assert_eq!(
+        read(dir, "bundle.rc").trim(),
+        "0",
+        "{}",
+        read(dir, "bundle.err")
+    );
+    let packed = fs::read(dir.join("bundle.tar.zst")).unwrap();
+    assert_eq!(&packed[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd archive");
+    let tar = zstd::decode_all(&packed[..]).unwrap();
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+        let e = e.unwrap();
+        names.push(e.path().unwrap().to_string_lossy().to_string());
+    }
+    let op = summary["operation"].as_str().unwrap();
+    for f in &files {
+        let want = format!("{op}/{f}");
+        assert!(
+            names.contains(&want),
+            "{want} not in the archive: {names:?}"
+        );
+    }
 }
 
 fn status(dir: &Path, f: &str) -> serde_json::Value {

@@ -5,6 +5,7 @@
 # fails (exit 3), so the switch rolls back and H2's db down hook removes
 # `h2`; H1 runs again. Each hook runs in a transient unit as a
 # `podman run` of the app's image with the app's volume and network.
+# Last, the agent is killed during H3's long db hook (see below).
 # Checks its own facts.
 set -u
 out=$1
@@ -56,4 +57,50 @@ journalctl --no-pager -o cat WINDLASS_HOOK=down > "$out/down.journal" 2>&1
 grep -q "db-hook-down" "$out/down.journal" \
   || no "the agent did not log the down hook's output with WINDLASS_HOOK=down"
 at "checked"
+
+# A restart during a long hook: H3's db pre_commit hook takes 10 s; the
+# agent is killed (SIGKILL) while it runs in its transient unit. The
+# restarted agent is on the bus at once (busy, the hook still running),
+# waits for that run instead of starting it again, then resolves the
+# interrupted switch as every restart does: rolled back, H3's db down
+# hook undoing the migration.
+h3=$(windlassctl stage /host/data/gen-h3)
+mp=$(podman volume inspect --format '{{.Mountpoint}}' vmdata)
+rm -f "$mp/h3-runs"
+windlassctl switch "$h3" --no-wait > "$out/switch-h3.out" 2>&1
+op=$(sed -n 's#.*/operation/##p' "$out/switch-h3.out")
+i=0
+until [ -s "$mp/h3-runs" ]; do
+  i=$((i+1)); [ $i -gt 1500 ] && break; sleep 0.2
+done
+[ -s "$mp/h3-runs" ] || no "H3's db pre-commit hook never started"
+at "H3's db hook runs: killing windlassd"
+systemctl kill -s KILL windlassd.service
+sleep 1
+i=0
+until systemctl is-active -q windlassd.service; do
+  i=$((i+1)); [ $i -gt 300 ] && break; sleep 0.2
+done
+at "windlassd is back ($(systemctl is-active windlassd.service))"
+hook_unit="windlass-hook-$op-pre-commit-db.service"
+state_back=$(systemctl is-active "$hook_unit")
+echo "$state_back" > "$out/hook-unit-when-back"
+[ "$state_back" = activating ] \
+  || no "the agent was not on the bus before the hook ended: $hook_unit is $state_back"
+agent_state() { busctl get-property io.windlass.Agent1 /io/windlass/Agent1 io.windlass.Agent1 State 2>/dev/null; }
+[ "$(agent_state)" = 's "busy"' ] || no "the restarted agent is not busy while it recovers: $(agent_state)"
+i=0
+until [ "$(agent_state)" = 's "idle"' ]; do
+  i=$((i+1)); [ $i -gt 1500 ] && break; sleep 0.2
+done
+at "recovery done"
+cp "/var/lib/windlass/operations/$op.json" "$out/h3-op.json" 2>/dev/null
+grep -q '"result": *"rolled-back"' "$out/h3-op.json" \
+  || no "the interrupted switch to H3 is not rolled back: $(cat "$out/h3-op.json")"
+runs=$(grep -c start "$mp/h3-runs")
+[ "$runs" = 1 ] || no "H3's db hook ran $runs times: the restarted agent started it again"
+[ "$(schema)" = "h1 " ] || no "after H3 rolled back, the schema is '$(schema)', not 'h1'"
+windlassctl --json status > "$out/status-h3.json"
+grep -q "\"running\": *\"$h1\"" "$out/status-h3.json" || no "H1 does not run after H3: $(cat "$out/status-h3.json")"
+at "checked the restart"
 exit $fail
