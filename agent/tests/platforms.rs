@@ -4,6 +4,12 @@
 //! profile + `boot` only after it; a failed gate never touches the
 //! profile; a Guix rollback returns to the generation recorded when the
 //! operation started, even when another generation appeared meanwhile.
+//! Lifecycle hooks on both: pre-activate before the platform's
+//! activation, pre-commit after the gate and before the commit,
+//! post-commit after it (each hook and each command logged into one
+//! file, which shows the order); a failing pre-commit hook rolls back
+//! through the down hooks of the generation being left, never touches
+//! the NixOS profile, and leaves a diagnostics bundle with its output.
 //! A sweep on NixOS reports a new release (against a real registry) and
 //! changes nothing: the agent does not build NixOS systems.
 
@@ -21,6 +27,7 @@ use windlass_agent::ops::Engine;
 use windlass_agent::ops::runner::Runner;
 use windlass_agent::ops::switch::SwitchOptions;
 use windlass_agent::platform::profiles::Profiles;
+use windlass_agent::platform::profiles::Runner as CommandRunner;
 use windlass_agent::platform::{Platform, guix::Guix, nixos::Nixos};
 use windlass_agent::record::Outcome;
 use windlass_agent::store::Store;
@@ -410,4 +417,330 @@ async fn a_sweep_on_nixos_reports_the_release_and_changes_nothing() {
         !t.state.join("releases/web.json").exists(),
         "nothing was promoted"
     );
+}
+
+/// Commands recorded by the [`Recorder`] and also appended, as
+/// `cmd:<line>` (the profiles directory written `P`), to the markers file
+/// the hooks append to: one log that interleaves both.
+#[derive(Clone)]
+struct Logged {
+    rec: Recorder,
+    markers: PathBuf,
+    root: String,
+}
+
+impl CommandRunner for Logged {
+    fn run(&self, argv: &[String]) -> Result<(), String> {
+        let line = argv.join(" ").replace(&self.root, "P");
+        append(&self.markers, &format!("cmd:{line}"));
+        self.rec.run(argv)
+    }
+}
+
+fn append(file: &Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap();
+    writeln!(f, "{line}").unwrap();
+}
+
+/// Rewrites generation `g`'s contract as two apps, api and db (api
+/// requires db: the dependency order is not the name order), units
+/// `podman-<app>.service`. With `markers`, each app has a hook of every
+/// kind that appends `<kind>:<app>` to it; the hook `fail` (kind, app)
+/// then prints a line and exits 3.
+fn two_apps(profiles: &Path, g: u32, markers: Option<&Path>, fail: Option<(&str, &str)>) {
+    let store = profiles.parent().unwrap().join(format!("store/gen{g}"));
+    let app = |name: &str, requires: &[&str]| {
+        let mut a = serde_json::json!({
+            "name": name,
+            "unit": format!("podman-{name}.service"),
+            "image": format!("docker.io/library/{name}:{g}.0.0"),
+            "health": {"container_check": true},
+            "update": {"health_deadline_sec": 1},
+            "requires": requires,
+        });
+        if let Some(markers) = markers {
+            let hook = |kind: &str| {
+                let extra = if fail == Some((kind, name)) {
+                    "; echo migration of {name} broke; exit 3".replace("{name}", name)
+                } else {
+                    String::new()
+                };
+                serde_json::json!({
+                    "argv": ["sh", "-c",
+                        format!("echo {kind}:{name} >> {}{extra}", markers.display())],
+                    "retries": 0,
+                    "timeout_sec": 20,
+                })
+            };
+            a["hooks"] = serde_json::json!({
+                "pre_activate": hook("pre-activate"),
+                "pre_commit": hook("pre-commit"),
+                "post_commit": hook("post-commit"),
+                "down": hook("down"),
+            });
+        }
+        a
+    };
+    let doc = serde_json::json!({
+        "format": 1,
+        "platform": "nixos",
+        "apps": [app("api", &["db"]), app("db", &[])],
+    });
+    std::fs::write(
+        store.join("etc/windlass/generation.json"),
+        serde_json::to_string(&doc).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Generations 1 (no hooks) and 2 (hooks, `fail` failing), 1 selected
+/// and running; both apps' units healthy; the commands logged into the
+/// markers file.
+fn hooked(fail: Option<(&str, &str)>) -> (Tree, Logged, Fake) {
+    let t = tree(&[1, 2], 1);
+    let markers = t.profiles.parent().unwrap().join("markers");
+    two_apps(&t.profiles, 1, None, None);
+    two_apps(&t.profiles, 2, Some(&markers), fail);
+    let fake = Fake::default();
+    fake.set("podman-api.service", "active", "running");
+    fake.set("podman-db.service", "active", "running");
+    let logged = Logged {
+        rec: recorder(&t),
+        markers,
+        root: t.profiles.display().to_string(),
+    };
+    (t, logged, fake)
+}
+
+/// The markers file's lines since the last call (it is emptied).
+fn log(l: &Logged) -> Vec<String> {
+    let text = std::fs::read_to_string(&l.markers).unwrap_or_default();
+    std::fs::remove_file(&l.markers).ok();
+    text.lines().map(str::to_string).collect()
+}
+
+fn hooked_nixos(t: &Tree, l: &Logged, fake: &Fake) -> Arc<Engine<Nixos, Fake>> {
+    let p = Nixos {
+        profiles: profiles(t),
+        runner: Box::new(l.clone()),
+    };
+    engine(t, p, fake)
+}
+
+fn hooked_guix(t: &Tree, l: &Logged, fake: &Fake) -> Arc<Engine<Guix, Fake>> {
+    let p = Guix {
+        profiles: profiles(t),
+        runner: Box::new(l.clone()),
+    };
+    engine(t, p, fake)
+}
+
+/// The hook phases of a committed switch come where they belong in the
+/// record's story: pre-activate before activating, pre-commit after the
+/// health gate and before committing, post-commit after it.
+fn assert_hook_phases(r: &windlass_agent::record::Record) {
+    let phases: Vec<&str> = r.history.iter().map(|(p, _)| p.as_str()).collect();
+    let at = |p: &str| {
+        phases
+            .iter()
+            .position(|x| *x == p)
+            .unwrap_or_else(|| panic!("no {p} in {phases:?}"))
+    };
+    assert!(at("hook:pre-activate") < at("activating"), "{phases:?}");
+    assert!(at("health-gate") < at("hook:pre-commit"), "{phases:?}");
+    assert!(at("hook:pre-commit") < at("committing"), "{phases:?}");
+    assert!(at("committing") < at("hook:post-commit"), "{phases:?}");
+}
+
+/// A switch that did not commit left its diagnostics bundle, with the
+/// failing pre-commit hook's output and the down hooks' logs.
+fn assert_bundle(t: &Tree, r: &windlass_agent::record::Record, failing: &str) {
+    let dir = t.state.join("operations").join(format!("{}.d", r.id));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(summary["operation"], r.id.as_str());
+    assert_eq!(summary["kind"], "switch");
+    assert_eq!(summary["result"], "rolled-back");
+    assert_eq!(summary["from_generation"], "1");
+    assert_eq!(summary["to_generation"], "2");
+    assert!(dir.join("record.json").is_file());
+    let hook = std::fs::read_to_string(dir.join(format!("hooks/pre-commit-{failing}.log")))
+        .unwrap_or_else(|e| panic!("no output of the failing hook in the bundle: {e}"));
+    assert!(
+        hook.contains(&format!("migration of {failing} broke")),
+        "{hook}"
+    );
+    for app in ["api", "db"] {
+        assert!(
+            dir.join(format!("hooks/down-{app}.log")).is_file(),
+            "down-{app}.log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nixos_runs_hooks_around_the_test_activation_and_the_boot_commit() {
+    let (t, l, fake) = hooked(None);
+    let e = hooked_nixos(&t, &l, &fake);
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
+    e.idle().await;
+    let r = e.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    assert_eq!(
+        log(&l),
+        [
+            "pre-activate:db",
+            "pre-activate:api",
+            "cmd:P/system-2-link/bin/switch-to-configuration test",
+            "pre-commit:db",
+            "pre-commit:api",
+            "cmd:nix-env -p P/system --switch-generation 2",
+            "cmd:P/system-2-link/bin/switch-to-configuration boot",
+            "post-commit:db",
+            "post-commit:api",
+        ]
+    );
+    assert_hook_phases(&r);
+    assert_eq!(e.runner.platform.selected(), g(2));
+    // A rollback runs the down hooks of the generation it leaves (2), in
+    // reverse dependency order, before activating 1.
+    e.rollback(None).unwrap();
+    e.idle().await;
+    let r = e.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    assert_eq!(
+        log(&l),
+        [
+            "down:api",
+            "down:db",
+            "cmd:P/system-1-link/bin/switch-to-configuration test",
+            "cmd:nix-env -p P/system --switch-generation 1",
+            "cmd:P/system-1-link/bin/switch-to-configuration boot",
+        ]
+    );
+    assert_eq!(e.runner.platform.selected(), g(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pre_commit_hook_on_nixos_never_touches_the_profile_and_leaves_a_bundle() {
+    let (t, l, fake) = hooked(Some(("pre-commit", "api")));
+    let e = hooked_nixos(&t, &l, &fake);
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
+    e.idle().await;
+    let r = e.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack), "{r:?}");
+    assert!(
+        r.error
+            .contains("hook pre-commit of api failed: exit status 3"),
+        "{}",
+        r.error
+    );
+    assert_eq!(
+        log(&l),
+        [
+            "pre-activate:db",
+            "pre-activate:api",
+            "cmd:P/system-2-link/bin/switch-to-configuration test",
+            "pre-commit:db",
+            "pre-commit:api",
+            "down:api",
+            "down:db",
+            "cmd:P/system-1-link/bin/switch-to-configuration test",
+        ],
+        "no nix-env, no boot: the profile was never touched"
+    );
+    assert_eq!(e.runner.platform.selected(), g(1));
+    assert_eq!(e.runner.platform.running(), g(1));
+    assert_bundle(&t, &r, "api");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guix_runs_hooks_around_its_activation_and_after_the_gate() {
+    let (t, l, fake) = hooked(None);
+    let e = hooked_guix(&t, &l, &fake);
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
+    e.idle().await;
+    let r = e.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    // Guix moves the profile as it activates (its commit has nothing left
+    // to do): pre-activate comes before switch-generation, pre-commit
+    // after the restarted services passed the gate.
+    assert_eq!(
+        log(&l),
+        [
+            "pre-activate:db",
+            "pre-activate:api",
+            "cmd:guix system switch-generation 2",
+            "cmd:P/system-2-link/activate",
+            "cmd:herd restart podman-api.service",
+            "cmd:herd restart podman-db.service",
+            "pre-commit:db",
+            "pre-commit:api",
+            "post-commit:db",
+            "post-commit:api",
+        ]
+    );
+    assert_hook_phases(&r);
+    assert_eq!(e.runner.platform.selected(), g(2));
+    e.rollback(None).unwrap();
+    e.idle().await;
+    let r = e.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    assert_eq!(
+        log(&l),
+        [
+            "down:api",
+            "down:db",
+            "cmd:guix system switch-generation 1",
+            "cmd:P/system-1-link/activate",
+            "cmd:herd restart podman-api.service",
+            "cmd:herd restart podman-db.service",
+        ]
+    );
+    assert_eq!(e.runner.platform.selected(), g(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_pre_commit_hook_on_guix_goes_back_to_the_recorded_generation_and_leaves_a_bundle()
+ {
+    let (t, l, fake) = hooked(Some(("pre-commit", "api")));
+    let e = hooked_guix(&t, &l, &fake);
+    e.switch(GenerationId(2), SwitchOptions::default()).unwrap();
+    e.idle().await;
+    let r = e.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::RolledBack), "{r:?}");
+    assert!(
+        r.error
+            .contains("hook pre-commit of api failed: exit status 3"),
+        "{}",
+        r.error
+    );
+    assert_eq!(
+        log(&l),
+        [
+            "pre-activate:db",
+            "pre-activate:api",
+            "cmd:guix system switch-generation 2",
+            "cmd:P/system-2-link/activate",
+            "cmd:herd restart podman-api.service",
+            "cmd:herd restart podman-db.service",
+            "pre-commit:db",
+            "pre-commit:api",
+            "down:api",
+            "down:db",
+            "cmd:guix system switch-generation 1",
+            "cmd:P/system-1-link/activate",
+            "cmd:herd restart podman-api.service",
+            "cmd:herd restart podman-db.service",
+        ]
+    );
+    assert_eq!(e.runner.platform.selected(), g(1));
+    assert_eq!(e.runner.platform.running(), g(1));
+    assert_eq!(r.from_generation(), g(1));
+    assert_bundle(&t, &r, "api");
 }
