@@ -92,6 +92,12 @@ pub struct App {
     #[serde(default)]
     pub jobs: Vec<String>,
     pub name: String,
+    /// The Podman volumes (as this target names them) removed once a
+    /// switch that removes the app has committed: the app's own named
+    /// volumes when its manifest says `update.on_remove = "purge-data"`;
+    /// empty (absent) when its data is kept, the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purge_on_remove: Vec<String>,
     #[serde(default)]
     pub release: Release,
     #[serde(default)]

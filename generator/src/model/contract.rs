@@ -53,6 +53,7 @@ impl App {
                 .map(|j| format!("{}-{}", self.name, j.name))
                 .collect(),
             name: self.name.clone(),
+            purge_on_remove: Vec::new(),
             release,
             requires: self.requires.clone(),
             unit,
