@@ -114,6 +114,9 @@ phases! {
         Committing = "committing",
         /// Committed; a changed app's `post_commit` hook runs.
         HookPostCommit = "hook:post-commit",
+        /// Committed; the volumes of removed apps whose manifest said
+        /// `purge-data` are removed.
+        PurgingData = "purging-data",
         RollingBack = "rolling-back",
         /// Rolling back: a `down` hook of the generation being left runs.
         HookDown = "hook:down",

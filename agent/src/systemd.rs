@@ -116,6 +116,10 @@ pub trait Systemd: Send + Sync {
         let _ = (id, n);
         async { Ok(Vec::new()) }
     }
+    /// Removes the Podman volume `name`, never forced (a volume some
+    /// container uses is refused by Podman, and stays); a volume that is
+    /// not there counts as removed.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = R<()>> + Send;
     /// `podman container inspect NAME` as JSON, for a diagnostics
     /// bundle; `None` when there is no such container (or no podman).
     fn container_inspect(
@@ -675,6 +679,19 @@ impl Systemd for Dbus {
             .map_err(e)
     }
 
+    async fn remove_volume(&self, name: &str) -> R<()> {
+        let out = tokio::process::Command::new("podman")
+            .args(["volume", "rm", "--", name])
+            .output()
+            .await
+            .map_err(|x| e(format!("podman volume rm {name}: {x}")))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || err.contains("no such volume") {
+            return Ok(());
+        }
+        Err(e(format!("podman volume rm {name}: {}", err.trim())))
+    }
+
     async fn container_inspect(&self, name: &str) -> Option<serde_json::Value> {
         let out = tokio::process::Command::new("podman")
             .args(["container", "inspect", name])
@@ -820,6 +837,11 @@ impl Systemd for NoSystemd {
         Ok(())
     }
 
+    async fn remove_volume(&self, name: &str) -> R<()> {
+        tracing::info!("--systemd none: not removing Podman volume {name}");
+        Ok(())
+    }
+
     async fn stop_transient(&self, _name: &str) -> R<()> {
         Ok(())
     }
@@ -903,6 +925,12 @@ impl Systemd for AnySystemd {
         match self {
             AnySystemd::Dbus(s) => s.run_hook(name, argv, timeout).await,
             AnySystemd::None(s) => s.run_hook(name, argv, timeout).await,
+        }
+    }
+    async fn remove_volume(&self, name: &str) -> R<()> {
+        match self {
+            AnySystemd::Dbus(s) => s.remove_volume(name).await,
+            AnySystemd::None(s) => s.remove_volume(name).await,
         }
     }
     async fn container_inspect(&self, name: &str) -> Option<serde_json::Value> {

@@ -289,7 +289,9 @@ async fn recovery_resolves_a_switch_left_in_any_phase() {
             | SwitchPhase::WaitingConfirm
             | SwitchPhase::RollingBack
             | SwitchPhase::HookDown => (Outcome::RolledBack, 1),
-            SwitchPhase::Committing | SwitchPhase::HookPostCommit => (Outcome::Committed, 2),
+            SwitchPhase::Committing | SwitchPhase::HookPostCommit | SwitchPhase::PurgingData => {
+                (Outcome::Committed, 2)
+            }
             // Finished without a result: a damaged record, ended as
             // failed; then the host, running 2 with 1 selected, is
             // returned to 1 by a rollback of its own.
@@ -537,7 +539,10 @@ async fn recovery_resolves_a_first_switch_left_in_any_phase() {
             | SwitchPhase::WaitingConfirm
             | SwitchPhase::RollingBack
             | SwitchPhase::HookDown => (Outcome::RolledBack, None),
-            SwitchPhase::Committing | SwitchPhase::HookPostCommit => (Outcome::Committed, g(1)),
+            // (Not reached by a first switch; resolved as the commit.)
+            SwitchPhase::Committing | SwitchPhase::HookPostCommit | SwitchPhase::PurgingData => {
+                (Outcome::Committed, g(1))
+            }
             // A damaged record (finished without a result) ends failed,
             // and the running generation, selected by nothing, is left
             // running: see the note in `rollback::restore_selected`.
@@ -853,4 +858,95 @@ async fn an_app_with_manual_rollback_makes_its_switch_wait_for_confirm() {
     h.engine.idle().await;
     assert_eq!(h.last().result, Some(Outcome::Committed));
     assert_eq!(h.selected(), g(2));
+}
+
+/// db's data in the staged generation at `dir` is purged when db is
+/// removed (as the generator writes it for `update.on_remove =
+/// "purge-data"`).
+fn purge_db_data(dir: &std::path::Path) {
+    let path = dir.join("windlass-generation.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let apps = m["apps"].as_array_mut().unwrap();
+    let db = apps.iter_mut().find(|a| a["name"] == "db").unwrap();
+    db["purge_on_remove"] = serde_json::json!(["systemd-vmdata"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}
+
+/// A removed app's data is removed only when its manifest (in the
+/// generation that had it) said `purge-data`, and only once a switch
+/// that removes it has committed: never by a switch that rolls back,
+/// never by a rollback, never when the app stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_removed_apps_data_is_purged_only_after_a_committed_switch() {
+    let h = host(0).await;
+    let fleet = common::basic_fleet();
+    // 1: no db; 2: db, purge-data; 3: no db, red. (Generations are
+    // content-addressed: going back to "no db" is a switch to 1.)
+    let dirs: Vec<PathBuf> = (1..=3)
+        .map(|n| h.tmp.path().join(format!("g{n}")))
+        .collect();
+    common::generation_without_db(&fleet, &dirs[0], false);
+    common::generation(&fleet, &dirs[1], |t| t.to_string());
+    purge_db_data(&dirs[1]);
+    common::generation_without_db(&fleet, &dirs[2], true);
+    for (n, d) in dirs.iter().enumerate() {
+        let got = h.engine.runner.platform.stage(d).unwrap();
+        assert_eq!(got, GenerationId(n as u64 + 1));
+    }
+    let purges = |h: &Host| -> Vec<String> {
+        h.fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("volume-rm"))
+            .collect()
+    };
+    let switch = |n: u64| {
+        h.engine
+            .switch(GenerationId(n), Default::default())
+            .unwrap();
+    };
+    switch(1);
+    h.engine.idle().await;
+    switch(2);
+    h.engine.idle().await;
+    assert_eq!(h.last().result, Some(Outcome::Committed));
+    // A rollback from 2 to 1 removes db: its data stays.
+    h.engine.rollback(None).unwrap();
+    h.engine.idle().await;
+    assert_eq!(
+        (h.last().result, h.running()),
+        (Some(Outcome::Committed), g(1))
+    );
+    assert!(purges(&h).is_empty(), "{:?}", purges(&h));
+    switch(2);
+    h.engine.idle().await;
+    // A switch that removes db and rolls back: its data stays.
+    h.engine
+        .switch(
+            GenerationId(3),
+            windlass_agent::ops::switch::SwitchOptions {
+                deadline_sec: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.engine.idle().await;
+    assert_eq!(
+        (h.last().result, h.running()),
+        (Some(Outcome::RolledBack), g(2))
+    );
+    assert!(purges(&h).is_empty(), "{:?}", purges(&h));
+    // Committed: db's volume goes, after the commit, in a phase of its own.
+    switch(1);
+    h.engine.idle().await;
+    let r = h.last();
+    assert_eq!(
+        (r.result, h.running()),
+        (Some(Outcome::Committed), g(1)),
+        "{r:?}"
+    );
+    assert_eq!(purges(&h), vec!["volume-rm systemd-vmdata".to_string()]);
+    let phases: Vec<&str> = r.history.iter().map(|(p, _)| p.as_str()).collect();
+    let at = |p: &str| phases.iter().position(|x| *x == p).unwrap();
+    assert!(at("committing") < at("purging-data"), "{phases:?}");
 }

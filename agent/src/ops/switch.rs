@@ -400,11 +400,74 @@ async fn commit<P: Platform, S: Systemd + 'static>(
             .await;
     }
     // Committed: a failing post-commit hook is reported, nothing undone.
-    let error = match up_hooks(rn, &mut r, HookKind::PostCommit).await {
-        Ok(()) => String::new(),
-        Err(e) => format!("committed, but {e}"),
+    let mut errors = Vec::new();
+    if let Err(e) = up_hooks(rn, &mut r, HookKind::PostCommit).await {
+        errors.push(e);
+    }
+    errors.extend(purge_removed(rn, &mut r).await);
+    let error = match errors.is_empty() {
+        true => String::new(),
+        false => format!("committed, but {}", errors.join("; ")),
     };
     rn.end(r, Outcome::Committed, error, Some(to)).await
+}
+
+/// The volumes to remove after a switch from `from` to `to` commits:
+/// those of the apps `from` has and `to` does not, whose manifest (in
+/// `from`, the generation that had them) said `purge-data`, unless an
+/// app of `to` lists the same volume.
+pub fn volumes_to_purge(from: &Manifest, to: &Manifest) -> Vec<String> {
+    let kept: std::collections::BTreeSet<&str> = to
+        .apps
+        .iter()
+        .flat_map(|a| a.purge_on_remove.iter().map(String::as_str))
+        .collect();
+    let mut out: Vec<String> = from
+        .apps
+        .iter()
+        .filter(|a| to.app(&a.name).is_none())
+        .flat_map(|a| a.purge_on_remove.iter())
+        .filter(|v| !kept.contains(v.as_str()))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Committed: removes the volumes of the removed apps that asked for it
+/// (a phase of its own, run again whole after a crash: removing a volume
+/// that is gone is done). Never on a way back: rollbacks do not purge.
+/// Returns what could not be removed (Podman refuses a volume that a
+/// container still uses).
+async fn purge_removed<P: Platform, S: Systemd + 'static>(
+    rn: &R<P, S>,
+    r: &mut Record<SwitchOp>,
+) -> Vec<String> {
+    let Some(from) = r.op.from_generation.and_then(|g| rn.platform.manifest(g)) else {
+        return Vec::new();
+    };
+    let Some(to) = rn.platform.manifest(r.op.to_generation) else {
+        return Vec::new();
+    };
+    let volumes = volumes_to_purge(&from, &to);
+    if volumes.is_empty() {
+        return Vec::new();
+    }
+    if let Err(e) = rn.save(r, SwitchPhase::PurgingData, &volumes.join(" ")) {
+        return vec![format!("the removed apps' data was kept: {e}")];
+    }
+    let mut errors = Vec::new();
+    for v in &volumes {
+        match rn.systemd.remove_volume(v).await {
+            Ok(()) => tracing::warn!(
+                WINDLASS_OPERATION = r.id.as_str(),
+                "removed volume {v} of a removed app (purge-data)"
+            ),
+            Err(e) => errors.push(format!("volume {v} was kept: {e}")),
+        }
+    }
+    errors
 }
 
 /// Returns the host to the generation recorded at the start and ends the
@@ -558,7 +621,9 @@ pub async fn recover<P: Platform, S: Systemd + 'static>(
         | SwitchPhase::WaitingConfirm
         | SwitchPhase::RollingBack
         | SwitchPhase::HookDown => roll_back(rn, r, why, Outcome::RolledBack).await,
-        SwitchPhase::Committing | SwitchPhase::HookPostCommit => commit(rn, r).await,
+        SwitchPhase::Committing | SwitchPhase::HookPostCommit | SwitchPhase::PurgingData => {
+            commit(rn, r).await
+        }
         SwitchPhase::Finished => {
             let msg = format!("{why}; finished without a result");
             rn.end(r, Outcome::Failed, msg, None).await

@@ -279,6 +279,28 @@ fn generation_with(fleet: &Path, out: &Path, keep_probe: bool, edit: impl Fn(&st
     generate(src.path(), out);
 }
 
+/// The basic fleet without db (web no longer requires it), healthy (or
+/// with web's unanswered probe, `unhealthy`): a switch to it removes db.
+pub fn generation_without_db(fleet: &Path, out: &Path, unhealthy: bool) {
+    let src = tempfile::tempdir().unwrap();
+    copy(fleet, src.path());
+    std::fs::remove_file(src.path().join("apps/db.toml")).unwrap();
+    let web = src.path().join("apps/web.toml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    let dep = "[depends]\nrequires = [\"db\"]\n";
+    assert!(
+        text.contains(dep),
+        "the basic fleet's web no longer requires db"
+    );
+    let text = if unhealthy {
+        text
+    } else {
+        text.replace(WEB_PROBE, "")
+    };
+    std::fs::write(&web, text.replace(dep, "")).unwrap();
+    generate(src.path(), out);
+}
+
 /// Generates the fleet at `src` (Quadlet and systemd targets: what the
 /// native platform runs) into `out`.
 pub fn generate(src: &Path, out: &Path) {

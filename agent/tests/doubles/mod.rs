@@ -175,6 +175,11 @@ impl Systemd for Fake {
         Ok(())
     }
 
+    async fn remove_volume(&self, name: &str) -> R<()> {
+        self.calls.lock().unwrap().push(format!("volume-rm {name}"));
+        Ok(())
+    }
+
     async fn remove_network(&self, name: &str) -> R<()> {
         self.calls
             .lock()
