@@ -542,16 +542,16 @@ fn job_timer(app: &App, job: &Job) -> Result<Datum, EmitError> {
 
 /// This app's entry in `/etc/windlass/generation.json`: its unit is its
 /// Shepherd service, which also names the container; volumes and
-/// networks keep their declared names. The hooks' `podman run` lines
-/// address the `oci-container` user's rootless Podman, as the containers
-/// do.
+/// networks keep their declared names, in the hooks' `podman run` lines
+/// as in the volumes it purges. The hooks' `podman run` lines address
+/// the `oci-container` user's rootless Podman, as the containers do.
 pub fn app_contract(app: &App) -> windlass_contract::App {
     let names = podman::Names {
         container: &app.name,
         volume_prefix: "",
         network_prefix: "",
     };
-    app.contract(app.name.clone(), podman::hooks(app, &names))
+    podman::app_contract(app, app.name.clone(), &names)
 }
 
 /// `/etc/windlass/generation.json`: the apps and their health contracts,

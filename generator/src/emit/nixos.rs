@@ -130,30 +130,27 @@ fn from_json(v: &Json) -> Nix {
     }
 }
 
-/// This app's entry in `/etc/windlass/generation.json`: its unit, and
-/// its hooks naming the container, volumes and networks as `backend`
-/// does.
+/// This app's entry in `/etc/windlass/generation.json`: its unit, its
+/// hooks and the volumes it purges, naming the container, volumes and
+/// networks as `backend` does.
 pub fn app_contract(
     app: &App,
     backend: NixosBackend,
     podman_version: PodmanVersion,
 ) -> windlass_contract::App {
-    let hooks = match backend {
+    let names = match backend {
         // The units are Quadlet's, and so are the objects' names.
-        NixosBackend::Quadlet => super::quadlet::hooks(app, podman_version),
+        NixosBackend::Quadlet => super::quadlet::names(app, podman_version),
         // The module names the container after the app unless
         // `container_name` renames it (`--name`); windlass's oneshots
         // create volumes and networks under their declared names.
-        NixosBackend::OciContainers => podman::hooks(
-            app,
-            &podman::Names {
-                container: app.container_name(),
-                volume_prefix: "",
-                network_prefix: "",
-            },
-        ),
+        NixosBackend::OciContainers => podman::Names {
+            container: app.container_name(),
+            volume_prefix: "",
+            network_prefix: "",
+        },
     };
-    app.contract(service_name(app, backend), hooks)
+    podman::app_contract(app, service_name(app, backend), &names)
 }
 
 fn contract(app: &App, backend: NixosBackend, podman_version: PodmanVersion) -> Nix {

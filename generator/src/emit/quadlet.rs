@@ -75,11 +75,11 @@ fn render(
     Ok(text)
 }
 
-/// The app's hooks as they run beside its Quadlet container: a `.volume`
-/// or `.network` unit's object is named `systemd-<name>` unless the unit
-/// sets `VolumeName=` / `NetworkName=` (which `volume` and `network`
-/// write whenever the target Podman knows them).
-pub fn hooks(app: &App, podman_version: PodmanVersion) -> windlass_contract::Hooks {
+/// What Quadlet calls the app's Podman objects: a `.volume` or `.network`
+/// unit's object is named `systemd-<name>` unless the unit sets
+/// `VolumeName=` / `NetworkName=` (which `volume` and `network` write
+/// whenever the target Podman knows them).
+pub fn names(app: &App, podman_version: PodmanVersion) -> podman::Names<'_> {
     let keys = KeySet::for_version(podman_version);
     let prefix = |section, key| {
         if keys.has(section, key) {
@@ -88,18 +88,17 @@ pub fn hooks(app: &App, podman_version: PodmanVersion) -> windlass_contract::Hoo
             "systemd-"
         }
     };
-    let names = podman::Names {
+    podman::Names {
         container: app.container_name(),
         volume_prefix: prefix("Volume", "VolumeName"),
         network_prefix: prefix("Network", "NetworkName"),
-    };
-    podman::hooks(app, &names)
+    }
 }
 
-/// This app's entry in `windlass-generation.json`: its Quadlet service
-/// and its hooks.
+/// This app's entry in `windlass-generation.json`: its Quadlet service,
+/// its hooks and the volumes it purges, named as [`names`] does.
 pub fn app_contract(app: &App, podman_version: PodmanVersion) -> windlass_contract::App {
-    app.contract(app.service_name(), hooks(app, podman_version))
+    podman::app_contract(app, app.service_name(), &names(app, podman_version))
 }
 
 /// `<app>.container`: `[Unit]`, `[Container]` (only keys the target Podman

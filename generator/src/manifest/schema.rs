@@ -246,6 +246,11 @@ pub const UPDATE: &[Field] = &[
     one_of("order", &["stop-first", "start-first"], "Update order"),
     f("health_deadline", String, "systemd time span, default 2m"),
     one_of("rollback", &["auto", "manual"], "Rollback mode"),
+    one_of(
+        "on_remove",
+        &["keep-data", "purge-data"],
+        "What becomes of the app's own named volumes once a switch that removes the app commits; default keep-data",
+    ),
 ];
 
 pub const RELEASE: &[Field] = &[

@@ -268,6 +268,11 @@ struct AppSpans {
     container_name: Option<Span>,
     /// Each job's name.
     jobs: Vec<Span>,
+    /// Each named volume the container mounts, with its entry in
+    /// `container.volumes`.
+    volumes: Vec<(String, Span)>,
+    /// `update.on_remove`'s value, when it is `"purge-data"`.
+    on_remove: Option<Span>,
 }
 
 struct Builder<'a> {
@@ -478,6 +483,8 @@ impl Builder<'_> {
             networks_key: self.span_of(t, "container", &file_span),
             container_name: None,
             jobs: Vec::new(),
+            volumes: Vec::new(),
+            on_remove: None,
         };
         if let Some(d) = t.table("depends") {
             for (s, span) in d.strings("requires") {
@@ -492,6 +499,15 @@ impl Builder<'_> {
         if let Some(c) = t.table("container") {
             spans.networks = c.items("networks").iter().map(|n| n.span.clone()).collect();
             spans.container_name = c.str("container_name").map(|(_, sp)| sp.clone());
+            for (v, span) in c.strings("volumes") {
+                if let Ok(VolumeMount {
+                    source: VolumeSource::Named(n),
+                    ..
+                }) = parse_volume(v)
+                {
+                    spans.volumes.push((n, span.clone()));
+                }
+            }
             if let Some(n) = c.get("networks") {
                 spans.networks_key = n.span.clone();
             }
@@ -501,6 +517,7 @@ impl Builder<'_> {
             order: UpdateOrder::StopFirst,
             health_deadline: 120_000_000,
             rollback_auto: true,
+            purge_data: false,
         };
         if let Some(u) = t.table("update") {
             if let Some(("start-first", _)) = u.str("order") {
@@ -511,6 +528,10 @@ impl Builder<'_> {
             }
             if let Some(("manual", _)) = u.str("rollback") {
                 update.rollback_auto = false;
+            }
+            if let Some(("purge-data", span)) = u.str("on_remove") {
+                update.purge_data = true;
+                spans.on_remove = Some(span.clone());
             }
         }
 
@@ -1333,6 +1354,44 @@ impl Builder<'_> {
             for v in &app.container.volumes {
                 if let VolumeSource::Named(n) = &v.source {
                     volumes.entry(n.clone()).or_default();
+                }
+            }
+        }
+        // `update.on_remove = "purge-data"` removes the app's named volumes
+        // with the app: never a volume another app also mounts.
+        for (app, _, spans) in apps {
+            let Some(at) = &spans.on_remove else {
+                continue;
+            };
+            let mut seen = BTreeSet::new();
+            for (n, _) in &spans.volumes {
+                if !seen.insert(n) {
+                    continue;
+                }
+                for (other, _, other_spans) in apps {
+                    if other.name == app.name {
+                        continue;
+                    }
+                    let Some((_, mount)) = other_spans.volumes.iter().find(|(m, _)| m == n) else {
+                        continue;
+                    };
+                    let (l, c) = mount.line_col();
+                    self.diags.push(
+                        Diagnostic::error(
+                            at.clone(),
+                            "update.on_remove",
+                            format!(
+                                "\"purge-data\" would remove volume `{n}` with app `{}`, but app `{}` also mounts it ({}:{l}:{c}); shared data is never purged",
+                                app.name,
+                                other.name,
+                                mount.path().display()
+                            ),
+                        )
+                        .with_help(format!(
+                            "keep the data (`on_remove = \"keep-data\"`), or give app `{}` a volume of its own",
+                            app.name
+                        )),
+                    );
                 }
             }
         }

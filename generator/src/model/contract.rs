@@ -13,8 +13,15 @@ impl App {
     /// `podman-lnd.service` for NixOS oci-containers, `lnd` for Guix), and
     /// `hooks` its hooks as that target runs them (their `podman run`
     /// lines name the target's volumes and networks; see
-    /// `emit::podman::hooks`).
-    pub fn contract(&self, unit: String, hooks: contract::Hooks) -> contract::App {
+    /// `emit::podman::hooks`), and `purge_on_remove` the Podman volumes
+    /// removed with the app, as that target names them (see
+    /// `emit::podman::purge_on_remove`).
+    pub fn contract(
+        &self,
+        unit: String,
+        hooks: contract::Hooks,
+        purge_on_remove: Vec<String>,
+    ) -> contract::App {
         let health = self.health.as_ref().map(|h| contract::Health {
             container_check: h.cmd.is_some(),
             http: h.http.clone(),
@@ -53,7 +60,7 @@ impl App {
                 .map(|j| format!("{}-{}", self.name, j.name))
                 .collect(),
             name: self.name.clone(),
-            purge_on_remove: Vec::new(),
+            purge_on_remove,
             release,
             requires: self.requires.clone(),
             unit,

@@ -222,6 +222,9 @@ pub struct Update {
     /// Microseconds.
     pub health_deadline: u64,
     pub rollback_auto: bool,
+    /// `on_remove = "purge-data"`: the app's own named volumes are removed
+    /// once a switch that removes the app commits (default: kept).
+    pub purge_data: bool,
 }
 
 #[derive(Debug, Clone, Default)]
