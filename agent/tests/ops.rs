@@ -950,3 +950,29 @@ async fn a_removed_apps_data_is_purged_only_after_a_committed_switch() {
     let at = |p: &str| phases.iter().position(|x| *x == p).unwrap();
     assert!(at("committing") < at("purging-data"), "{phases:?}");
 }
+
+/// Which volumes a committed switch purges: those of the removed apps
+/// that asked for it, never one an app of the new generation mounts (an
+/// app renamed, keeping its data) or lists.
+#[test]
+fn volumes_to_purge_keeps_what_the_new_generation_mounts() {
+    use windlass_agent::contract::Manifest;
+    use windlass_agent::ops::switch::volumes_to_purge;
+    let m = |apps: serde_json::Value| -> Manifest {
+        serde_json::from_value(serde_json::json!({"format": 1, "apps": apps})).unwrap()
+    };
+    let from = m(serde_json::json!([
+        {"name": "db", "unit": "db.service", "volumes": ["pgdata", "pgwal"],
+         "purge_on_remove": ["pgdata", "pgwal"]},
+        {"name": "cache", "unit": "cache.service", "volumes": ["cache"],
+         "purge_on_remove": ["cache"]},
+        {"name": "web", "unit": "web.service", "volumes": ["uploads"]},
+    ]));
+    // db renamed postgres, keeping pgdata; cache and web removed.
+    let to = m(serde_json::json!([
+        {"name": "postgres", "unit": "postgres.service", "volumes": ["pgdata"]},
+    ]));
+    assert_eq!(volumes_to_purge(&from, &to), vec!["cache", "pgwal"]);
+    // Nothing removed: nothing purged.
+    assert!(volumes_to_purge(&from, &from).is_empty());
+}

@@ -107,6 +107,12 @@ pub struct App {
     pub unit: String,
     #[serde(default)]
     pub update: Update,
+    /// Every named Podman volume the app's container mounts, as this
+    /// target names them (absent when none, and in contracts of older
+    /// generators): a volume another generation purges is kept while an
+    /// app of the generation switched to mounts it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
     #[serde(default)]
     pub wants: Vec<String>,
     #[serde(flatten)]

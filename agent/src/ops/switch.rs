@@ -415,12 +415,13 @@ async fn commit<P: Platform, S: Systemd + 'static>(
 /// The volumes to remove after a switch from `from` to `to` commits:
 /// those of the apps `from` has and `to` does not, whose manifest (in
 /// `from`, the generation that had them) said `purge-data`, unless an
-/// app of `to` lists the same volume.
+/// app of `to` mounts the same volume (an app renamed, keeping its data).
 pub fn volumes_to_purge(from: &Manifest, to: &Manifest) -> Vec<String> {
     let kept: std::collections::BTreeSet<&str> = to
         .apps
         .iter()
-        .flat_map(|a| a.purge_on_remove.iter().map(String::as_str))
+        .flat_map(|a| a.volumes.iter().chain(&a.purge_on_remove))
+        .map(String::as_str)
         .collect();
     let mut out: Vec<String> = from
         .apps

@@ -264,19 +264,15 @@ impl Names<'_> {
 /// that runs its container on the target, with its hooks and the volumes
 /// it purges as the target `names` them.
 pub fn app_contract(app: &App, unit: String, names: &Names<'_>) -> contract::App {
-    app.contract(unit, hooks(app, names), purge_on_remove(app, names))
+    let mut c = app.contract(unit, hooks(app, names), purge_on_remove(app, names));
+    c.volumes = named_volumes(app, names);
+    c
 }
 
-/// The Podman volumes removed once a switch that removes the app commits,
-/// as the target `names` them: the app's named volumes, in manifest order,
-/// when it says `update.on_remove = "purge-data"` (validation made sure no
-/// other app mounts them); none when its data is kept. Host paths (bind
-/// mounts, host-path secrets) are never volumes to remove.
-pub fn purge_on_remove(app: &App, names: &Names<'_>) -> Vec<String> {
+/// The app's named volumes, as the target `names` them, in manifest
+/// order, each once.
+fn named_volumes(app: &App, names: &Names<'_>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    if !app.update.purge_data {
-        return out;
-    }
     for m in &app.container.volumes {
         if let VolumeSource::Named(n) = &m.source {
             let name = names.volume(n);
@@ -286,6 +282,18 @@ pub fn purge_on_remove(app: &App, names: &Names<'_>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The Podman volumes removed once a switch that removes the app commits,
+/// as the target `names` them: the app's named volumes, in manifest order,
+/// when it says `update.on_remove = "purge-data"` (validation made sure no
+/// other app mounts them); none when its data is kept. Host paths (bind
+/// mounts, host-path secrets) are never volumes to remove.
+pub fn purge_on_remove(app: &App, names: &Names<'_>) -> Vec<String> {
+    if !app.update.purge_data {
+        return Vec::new();
+    }
+    named_volumes(app, names)
 }
 
 /// The app's hooks for the generation contract, each the `podman run`

@@ -65,6 +65,7 @@ impl App {
             requires: self.requires.clone(),
             unit,
             update,
+            volumes: Vec::new(),
             wants: self.wants.clone(),
             other: Default::default(),
         }
