@@ -153,6 +153,27 @@ fn agent_generations(share: &Path) {
         fs::write(tmp.join("apps/web.toml"), web).unwrap();
         generate(&tmp, &share.join("data").join(format!("gen-{g}")));
     }
+    // H4: H1 plus `scratch`, whose volume is purged when it is removed
+    // (`23-hooks`, last: the switch back to H1 removes it).
+    let h1 = share.join("src/gen-h1");
+    let tmp = share.join("src/gen-h4");
+    fs::create_dir_all(tmp.join("apps")).unwrap();
+    for f in ["apps/db.toml", "apps/web.toml"] {
+        fs::copy(h1.join(f), tmp.join(f)).unwrap();
+    }
+    let toml = fs::read_to_string(h1.join("windlass.toml")).unwrap();
+    fs::write(tmp.join("windlass.toml"), toml + "\n[volumes.vmscratch]\n").unwrap();
+    fs::write(
+        tmp.join("apps/scratch.toml"),
+        "description = \"VM test: data purged with the app\"\n\n\
+         [container]\nimage = \"localhost/windlass-test/busybox:1.0\"\n\
+         entrypoint = [\"/bin/sh\", \"-c\"]\n\
+         command = [\"echo kept > /scratch/data && exec sleep 1000000\"]\n\
+         volumes = [\"vmscratch:/scratch\"]\nstop_timeout = \"2s\"\n\n\
+         [update]\non_remove = \"purge-data\"\n",
+    )
+    .unwrap();
+    generate(&tmp, &share.join("data/gen-h4"));
     // Empty: no apps (how a host leaves windlass, `99-uninstall`).
     let tmp = share.join("src/gen-empty");
     fs::create_dir_all(tmp.join("apps")).unwrap();

@@ -5,7 +5,8 @@
 # fails (exit 3), so the switch rolls back and H2's db down hook removes
 # `h2`; H1 runs again. Each hook runs in a transient unit as a
 # `podman run` of the app's image with the app's volume and network.
-# Last, the agent is killed during H3's long db hook (see below).
+# Then the agent is killed during H3's long db hook, and last H4's
+# scratch app is removed with its data (see below).
 # Checks its own facts.
 set -u
 out=$1
@@ -103,4 +104,18 @@ runs=$(grep -c start "$mp/h3-runs")
 windlassctl --json status > "$out/status-h3.json"
 grep -q "\"running\": *\"$h1\"" "$out/status-h3.json" || no "H1 does not run after H3: $(cat "$out/status-h3.json")"
 at "checked the restart"
+
+# Data purged with its app: H4 adds `scratch` (update.on_remove =
+# "purge-data", volume vmscratch); the switch back to H1 removes it, and
+# once that switch has committed, its volume is removed by Podman.
+h4=$(windlassctl stage /host/data/gen-h4)
+windlassctl switch "$h4" > "$out/switch-h4.out" 2>&1 || no "the switch to H4 failed: $(cat "$out/switch-h4.out")"
+podman volume exists vmscratch || no "H4 did not create vmscratch"
+windlassctl --json switch "$h1" > "$out/switch-back.json" 2>&1 || no "the switch back to H1 failed: $(cat "$out/switch-back.json")"
+podman volume exists vmscratch && no "vmscratch is still there after the switch that removed scratch committed"
+podman volume exists vmdata || no "vmdata (db's, kept by default) is gone"
+op=$(sed -n 's#.*"operation":"/io/windlass/Agent1/operation/\([^"]*\)".*#\1#p' "$out/switch-back.json")
+grep -q '"purging-data"' "/var/lib/windlass/operations/$op.json" \
+  || no "the switch back to H1 has no purging-data phase: $(cat "/var/lib/windlass/operations/$op.json")"
+at "checked the purge"
 exit $fail
