@@ -19,6 +19,7 @@ pub mod ops;
 pub mod platform;
 pub mod record;
 pub mod redact;
+pub mod runas;
 pub mod store;
 pub mod systemd;
 pub mod targets;

@@ -95,14 +95,32 @@ async fn host(script: impl Fn(&str, &str) -> String) -> Host {
 
 /// [`host`] on `fake`, with an external revert armed when `revert`.
 async fn host_with(script: impl Fn(&str, &str) -> String, fake: Fake, revert: bool) -> Host {
+    host_set(script, fake, |rn| {
+        if revert {
+            rn.revert_argv = Some(vec!["/bin/true".into()]);
+        }
+    })
+    .await
+}
+
+/// [`host`] on `fake`, its runner set up by `setup`. The markers file is
+/// in a directory every user may write to (hooks may run as another).
+async fn host_set(
+    script: impl Fn(&str, &str) -> String,
+    fake: Fake,
+    setup: impl FnOnce(&mut windlass_agent::ops::runner::Runner<Native, Fake>),
+) -> Host {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let markers = tmp.path().join("markers");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let markers = shared.join("markers");
     let native = Native::new(&state, &tmp.path().join("run"));
     let mut rn = doubles::runner(&state, native, &fake);
-    if revert {
-        rn.revert_argv = Some(vec!["/bin/true".into()]);
-    }
+    setup(&mut rn);
     let targets = tmp.path().join("targets");
     std::fs::create_dir_all(&targets).unwrap();
     let engine = Arc::new(Engine::new(
@@ -571,4 +589,33 @@ async fn cancel_during_a_hook_waits_for_it_then_goes_back() {
         "nothing was activated: {:?}",
         r.history
     );
+}
+
+/// With a hook user (Guix System: `oci-container`, whose rootless Podman
+/// runs the containers), every hook runs as that user, through
+/// `windlassd --run-as`, with that user's HOME.
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_run_as_the_hook_user() {
+    let exe = common::windlassd().to_string_lossy().to_string();
+    let h = host_set(
+        |kind, app| match (kind, app) {
+            ("pre-commit", "z") => "echo \"as:$(id -u):$HOME\" >> MARKERS".into(),
+            _ => String::new(),
+        },
+        Fake::default(),
+        |rn| {
+            rn.hook_user = Some("nobody".into());
+            rn.self_exe = Some(exe);
+        },
+    )
+    .await;
+    h.engine
+        .switch(GenerationId(2), Default::default())
+        .unwrap();
+    h.engine.idle().await;
+    let r = h.engine.runner.store.all().pop().unwrap();
+    assert_eq!(r.result, Some(Outcome::Committed), "{r:?}");
+    let home = windlass_agent::runas::account("nobody").unwrap().home;
+    let m = h.markers();
+    assert!(m.contains(&format!("as:65534:{home}")), "{m:?}");
 }

@@ -77,6 +77,11 @@ struct Args {
     /// collected when asked for, without its hook output and timeline).
     #[arg(long, env = "WINDLASS_BUNDLE_COMMITTED")]
     bundle_committed: bool,
+    /// The user whose Podman runs the apps' containers, and so their
+    /// lifecycle hooks (default: `oci-container` on Guix System, where
+    /// oci-service-type runs rootless Podman; root elsewhere).
+    #[arg(long, value_name = "USER")]
+    hook_user: Option<String>,
     /// Check that this binary can run here, then exit.
     #[arg(long)]
     self_test: bool,
@@ -185,6 +190,23 @@ fn lock_state(dir: &std::path::Path, wait: bool) -> std::io::Result<Option<std::
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `windlassd --run-as USER -- COMMAND…` (how a hook runs as the user
+    // owning the containers): nothing else of the agent runs.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("--run-as") {
+        let (user, rest) = match (raw.get(2), raw.get(3).map(String::as_str)) {
+            (Some(u), Some("--")) => (u.clone(), raw[4..].to_vec()),
+            _ => {
+                eprintln!("usage: windlassd --run-as USER -- COMMAND [ARG…]");
+                return ExitCode::from(2);
+            }
+        };
+        eprintln!(
+            "windlassd: {}",
+            windlass_agent::runas::exec_as(&user, &rest)
+        );
+        return ExitCode::from(126);
+    }
     let args = Args::parse();
     init_logging();
     if args.self_test {
@@ -262,6 +284,15 @@ fn engine<P: Platform>(
     }
     runner.revert_helper = args.revert.is_some();
     runner.bundles.always = args.bundle_committed;
+    runner.hook_user = match (&args.hook_user, detect(args.platform)) {
+        (Some(u), _) if u != "root" => Some(u.clone()),
+        (Some(_), _) => None,
+        (None, PlatformArg::Guix) => Some("oci-container".into()),
+        (None, _) => None,
+    };
+    runner.self_exe = std::env::current_exe()
+        .ok()
+        .map(|p| p.to_string_lossy().to_string());
     let mut cut = cutover::Settings::new(&args.state_dir, &args.targets);
     cut.revert_helper = args.revert.is_some();
     let sweeps = sweep::SweepConfig {

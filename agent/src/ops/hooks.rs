@@ -225,7 +225,15 @@ where
     O: OpKind,
 {
     let what = format!("hook {} of {app}", kind.as_str());
-    let argv = resolve(&hook.argv).map_err(|e| format!("{what} cannot run: {e}"))?;
+    let mut argv = resolve(&hook.argv).map_err(|e| format!("{what} cannot run: {e}"))?;
+    if let Some(user) = &rn.hook_user {
+        let Some(exe) = &rn.self_exe else {
+            return Err(format!(
+                "{what} cannot run as {user}: the agent's own binary is not known"
+            ));
+        };
+        argv = crate::runas::wrap(exe, user, &argv);
+    }
     let unit = format!("windlass-hook-{}-{}-{app}", r.id, kind.as_str());
     let timeout = Duration::from_secs(hook.timeout_sec.clamp(1, MAX_DEADLINE_SEC));
     let start = Instant::now();

@@ -80,6 +80,12 @@ pub struct Runner<P, S> {
     pub revert_helper: bool,
     /// When diagnostics bundles are written, and how many are kept.
     pub bundles: crate::bundle::Retention,
+    /// The user lifecycle hooks run as (the owner of the containers'
+    /// Podman: `oci-container` on Guix System); `None`: root.
+    pub hook_user: Option<String>,
+    /// This agent's binary, which runs a hook as [`Self::hook_user`]
+    /// (`windlassd --run-as USER -- …`).
+    pub self_exe: Option<String>,
     slot: Mutex<Option<OpId>>,
     /// Set from before the agent takes its bus name until every record
     /// found unfinished at start is resolved: new operations are refused.
@@ -120,6 +126,8 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             poll: Duration::from_millis(500),
             revert_helper: false,
             bundles: Default::default(),
+            hook_user: None,
+            self_exe: None,
             slot: Mutex::new(None),
             recovering: Default::default(),
             bundle_lock: tokio::sync::Mutex::const_new(()),
