@@ -118,16 +118,6 @@ fn with_hooks(dir: &Path, markers: &Path) {
     std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
 }
 
-/// db's data in the generation at `dir` is purged when db is removed.
-fn purge_db_data(dir: &Path) {
-    let path = dir.join("windlass-generation.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let apps = m["apps"].as_array_mut().unwrap();
-    let db = apps.iter_mut().find(|a| a["name"] == "db").unwrap();
-    db["purge_on_remove"] = serde_json::json!(["systemd-vmdata"]);
-    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
-}
-
 /// A crash in a hook phase: the hook that was running ran after the
 /// restart (the kill came right after its phase was recorded, before it
 /// ran). Returns why not.
@@ -235,7 +225,7 @@ fn crash_matrix() {
         for g in [&g1, &g2, &g3, &g4] {
             with_hooks(g, &markers);
         }
-        purge_db_data(&g1);
+        common::purge_db_data(&g1);
         {
             let a = agent(&bus, &state, &run, "nogroup-x", &[]);
             for g in [&g1, &g2, &g3, &g4] {

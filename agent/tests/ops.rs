@@ -860,18 +860,6 @@ async fn an_app_with_manual_rollback_makes_its_switch_wait_for_confirm() {
     assert_eq!(h.selected(), g(2));
 }
 
-/// db's data in the staged generation at `dir` is purged when db is
-/// removed (as the generator writes it for `update.on_remove =
-/// "purge-data"`).
-fn purge_db_data(dir: &std::path::Path) {
-    let path = dir.join("windlass-generation.json");
-    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let apps = m["apps"].as_array_mut().unwrap();
-    let db = apps.iter_mut().find(|a| a["name"] == "db").unwrap();
-    db["purge_on_remove"] = serde_json::json!(["systemd-vmdata"]);
-    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
-}
-
 /// A removed app's data is removed only when its manifest (in the
 /// generation that had it) said `purge-data`, and only once a switch
 /// that removes it has committed: never by a switch that rolls back,
@@ -887,7 +875,7 @@ async fn a_removed_apps_data_is_purged_only_after_a_committed_switch() {
         .collect();
     common::generation_without_db(&fleet, &dirs[0], false);
     common::generation(&fleet, &dirs[1], |t| t.to_string());
-    purge_db_data(&dirs[1]);
+    common::purge_db_data(&dirs[1]);
     common::generation_without_db(&fleet, &dirs[2], true);
     for (n, d) in dirs.iter().enumerate() {
         let got = h.engine.runner.platform.stage(d).unwrap();

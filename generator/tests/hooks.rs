@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use windlass::emit::{NixosBackend, guix, nixos, quadlet};
 use windlass::model::{App, Fleet, HookKind, PodmanVersion, load_fleet, values::is_object_name};
@@ -18,42 +18,21 @@ fn hooks_fleet() -> PathBuf {
 }
 
 fn load(dir: &Path) -> Fleet {
-    let loaded = load_fleet(dir).unwrap();
-    let errors: Vec<String> = loaded.errors().map(|d| d.render()).collect();
-    loaded
-        .fleet
-        .unwrap_or_else(|| panic!("invalid fleet: {errors:?}"))
+    common::load_valid(dir)
 }
 
 fn app<'a>(fleet: &'a Fleet, name: &str) -> &'a App {
-    fleet.apps.iter().find(|a| a.name == name).unwrap()
+    common::app_named(fleet, name)
 }
 
 fn windlass(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_windlass"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::windlass_cli(args)
 }
 
-/// `windlass generate` of the hooks fleet into `out`; its
+/// `windlass generate` of the fleet into `out`; its
 /// `windlass-generation.json`.
 fn generate(out: &Path, extra: &[&str]) -> Manifest {
-    let fleet = hooks_fleet();
-    let mut args = vec![
-        "generate",
-        fleet.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = windlass(&args);
-    assert!(
-        o.status.success(),
-        "generate failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Manifest::read(out).unwrap()
+    common::generate_contract(&hooks_fleet(), out, extra)
 }
 
 fn hook(m: &Manifest, app: &str, kind: HookKind) -> Hook {

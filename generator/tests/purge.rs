@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use windlass::emit::{NixosBackend, guix, nixos, quadlet};
 use windlass::model::{App, Fleet, PodmanVersion, load_fleet};
@@ -20,41 +20,21 @@ fn purge_fleet() -> PathBuf {
 }
 
 fn load(dir: &Path) -> Fleet {
-    let loaded = load_fleet(dir).unwrap();
-    let errors: Vec<String> = loaded.errors().map(|d| d.render()).collect();
-    loaded
-        .fleet
-        .unwrap_or_else(|| panic!("invalid fleet: {errors:?}"))
+    common::load_valid(dir)
 }
 
 fn app<'a>(fleet: &'a Fleet, name: &str) -> &'a App {
-    fleet.apps.iter().find(|a| a.name == name).unwrap()
+    common::app_named(fleet, name)
 }
 
 fn windlass(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_windlass"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::windlass_cli(args)
 }
 
-/// `windlass generate` of the purge fleet into `out`.
+/// `windlass generate` of the fleet into `out`; its
+/// `windlass-generation.json`.
 fn generate(out: &Path, extra: &[&str]) -> Manifest {
-    let fleet = purge_fleet();
-    let mut args = vec![
-        "generate",
-        fleet.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = windlass(&args);
-    assert!(
-        o.status.success(),
-        "generate failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Manifest::read(out).unwrap()
+    common::generate_contract(&purge_fleet(), out, extra)
 }
 
 fn purge(m: &Manifest, app: &str) -> Vec<String> {

@@ -119,6 +119,8 @@ enum Cmd {
     default_path = "/io/windlass/Agent1"
 )]
 trait Agent {
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
     fn status(&self) -> zbus::Result<String>;
     fn list_generations(&self) -> zbus::Result<String>;
     fn stage(&self, path: &str) -> zbus::Result<String>;
@@ -318,6 +320,32 @@ async fn wait(
             _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
                 let r = op.result().await?;
                 if !r.is_empty() {
+                    // The record is finished; the agent announces the end
+                    // once its revert timers are gone: wait a moment for
+                    // that, so the caller finds the host settled.
+                    let settle = async {
+                        while let Some(Ok(m)) = signals.next().await {
+                            let h = m.header();
+                            if h.path().map(|p| p.as_str()) == Some(path.as_str())
+                                && h.member().map(|x| x.as_str()) == Some("Finished")
+                            {
+                                return;
+                            }
+                        }
+                    };
+                    // (An operation that ended long ago: the agent is idle.)
+                    let busy = match AgentProxy::builder(conn)
+                        .cache_properties(zbus::proxy::CacheProperties::No)
+                        .build()
+                        .await
+                    {
+                        Ok(a) => a.state().await.map(|s| s == "busy").unwrap_or(false),
+                        Err(_) => false,
+                    };
+                    if busy {
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(5), settle).await;
+                    }
                     return Ok((r, op.error().await?));
                 }
             }

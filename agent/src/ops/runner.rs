@@ -230,9 +230,13 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         Ok(())
     }
 
-    /// Ends an operation: the record is finished durably, the slot freed,
-    /// `now_selected` (a generation committed, if any) announced, and only then is the external
-    /// revert disarmed. Returns the finished record.
+    /// Ends an operation: its diagnostics bundle (if one is due) is
+    /// written, the record is finished durably, the external revert
+    /// disarmed, and only then is the slot freed and the end (and
+    /// `now_selected`, a generation committed, if any) announced: whoever
+    /// sees the operation finished (the record's `Result`, or the
+    /// `Finished` signal) finds its timers gone and the agent free.
+    /// Returns the finished record.
     pub async fn end<O: OpKind>(
         &self,
         mut r: Record<O>,
@@ -245,13 +249,17 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         r.finished_at = Some(now());
         r.op.set_phase(O::FINISHED);
         r.history.push((O::FINISHED.to_string(), now()));
-        self.persist_end(&r).await;
-        // Not for a sweep skipped because another operation ran.
+        // Before the record says finished: collecting the evidence takes
+        // a while (journals, podman inspect), and a caller seeing the
+        // result must not find the operation still at work. Not for a
+        // sweep skipped because another operation ran.
         if outcome != Outcome::Skipped && (outcome != Outcome::Committed || self.bundles.always) {
             self.write_bundle(&r).await;
         }
+        self.persist_end(&r).await;
         // What was kept for a bundle is in it now, or has no use (none is
-        // written, or it could not be: a full disk).
+        // written, or it could not be: a full disk). Kept until the record
+        // is finished: a restart before then writes the bundle again.
         crate::bundle::discard_scratch(&self.store.state_dir().join("operations"), r.id.as_str());
         let (generation, version) = r.op.log_target();
         tracing::info!(
@@ -264,6 +272,13 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             "operation finished"
         );
         fault::point(O::KIND.as_str(), &r.op.phase().to_string());
+        // Disarmed once the record is finished (a revert firing before
+        // finds it finished and does nothing). Run by the revert timer,
+        // this process lives in the revert's service: disarming then
+        // stops the timers only.
+        if armed(&r) {
+            self.disarm(&r.id).await;
+        }
         {
             let mut slot = self.slot.lock().unwrap();
             if slot.as_ref() == Some(&r.id) {
@@ -275,11 +290,6 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         self.notify.finished(&r.id, outcome, &r.error);
         if let Some(g) = now_selected {
             self.notify.generation_changed(g);
-        }
-        // Last: run by the revert timer, this process lives in the unit
-        // that disarming stops.
-        if armed(&r) {
-            self.disarm(&r.id).await;
         }
         r
     }

@@ -343,3 +343,15 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+/// db's data in the staged generation at `dir` is purged when db is
+/// removed (as the generator writes it for `update.on_remove =
+/// "purge-data"`).
+pub fn purge_db_data(dir: &Path) {
+    let path = dir.join("windlass-generation.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let apps = m["apps"].as_array_mut().unwrap();
+    let db = apps.iter_mut().find(|a| a["name"] == "db").unwrap();
+    db["purge_on_remove"] = serde_json::json!(["systemd-vmdata"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+}

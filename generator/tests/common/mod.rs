@@ -135,3 +135,44 @@ pub fn read_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walk(root, root, &mut out);
     out
 }
+
+/// The fleet at `dir`, which must be valid.
+pub fn load_valid(dir: &Path) -> windlass::model::Fleet {
+    let loaded = windlass::model::load_fleet(dir).unwrap();
+    let errors: Vec<String> = loaded.errors().map(|d| d.render()).collect();
+    loaded
+        .fleet
+        .unwrap_or_else(|| panic!("invalid fleet: {errors:?}"))
+}
+
+/// The app `name` of `fleet`.
+pub fn app_named<'a>(fleet: &'a windlass::model::Fleet, name: &str) -> &'a windlass::model::App {
+    fleet.apps.iter().find(|a| a.name == name).unwrap()
+}
+
+/// The `windlass` binary run with `args`.
+pub fn windlass_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_windlass"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `windlass generate FLEET -o OUT EXTRA…`, which must succeed; the
+/// `windlass-generation.json` written.
+pub fn generate_contract(fleet: &Path, out: &Path, extra: &[&str]) -> windlass_contract::Manifest {
+    let mut args = vec![
+        "generate",
+        fleet.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = windlass_cli(&args);
+    assert!(
+        o.status.success(),
+        "generate failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    windlass_contract::Manifest::read(out).unwrap()
+}
