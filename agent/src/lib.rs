@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod contract;
 pub mod dbus;
+pub mod drift;
 pub mod durable;
 pub mod fault;
 pub mod health;
