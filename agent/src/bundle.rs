@@ -201,13 +201,15 @@ fn unix_ms() -> u64 {
 /// The container a changed unit runs, by windlass's naming: `web` for
 /// `web.service` (Quadlet, Guix) and `podman-web.service` (NixOS
 /// oci-containers). Timers, sockets and other kinds have none.
+/// Names that could leave the bundle's directory are not containers.
 fn container_of(unit: &str) -> Option<&str> {
-    let name = unit.strip_suffix(".service").unwrap_or(unit);
-    if unit.contains('.') && !unit.ends_with(".service") {
-        return None;
-    }
+    let name = match unit.strip_suffix(".service") {
+        Some(n) => n,
+        None if unit.contains('.') => return None,
+        None => unit,
+    };
     let name = name.strip_prefix("podman-").unwrap_or(name);
-    (!name.is_empty()).then_some(name)
+    (!name.is_empty() && !name.contains('/') && !name.starts_with('.')).then_some(name)
 }
 
 /// Where the containers' state at a failed gate is kept until the
@@ -228,9 +230,6 @@ pub async fn keep_containers_at_failure<S: Systemd>(
     let dir = failure_snapshot_dir(operations, id);
     for u in units {
         let Some(c) = container_of(u) else { continue };
-        if c.contains('/') || c.starts_with('.') {
-            continue;
-        }
         let Some(v) = first_inspected(systemd.container_inspect(c).await) else {
             continue;
         };
@@ -366,9 +365,6 @@ pub async fn write<S: Systemd, O: Serialize>(
     }
     for u in &r.changed_units {
         let Some(c) = container_of(u) else { continue };
-        if c.contains('/') || c.starts_with('.') {
-            continue;
-        }
         let at_failure = failure_snapshot_dir(operations, id).join(format!("{c}.json"));
         if let Ok(text) = fs::read_to_string(&at_failure) {
             write_file(

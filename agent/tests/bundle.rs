@@ -138,6 +138,19 @@ fn write(fake: &Fake, ops: &Path, r: &Record<SwitchOp>) -> PathBuf {
         .unwrap()
 }
 
+/// The bundle of [`leaky_host`] with fixed secrets: (its temporary
+/// directory, `operations/`, the operation id, the bundle).
+fn fixed_bundle() -> (tempfile::TempDir, PathBuf, OpId, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ops = tmp.path().join("operations");
+    let fake = Fake::default();
+    let id = OpId::new(1_700_000_000, 1);
+    let s: Vec<String> = (0..14).map(|i| format!("secret-value-{i:02}")).collect();
+    let r = leaky_host(&fake, &ops, id.as_str(), &s);
+    let dir = write(&fake, &ops, &r);
+    (tmp, ops, id, dir)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -181,13 +194,7 @@ proptest! {
 /// (a repeated state once), and the list of files.
 #[test]
 fn a_bundle_keeps_the_health_log_and_the_timeline() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ops = tmp.path().join("operations");
-    let fake = Fake::default();
-    let id = OpId::new(1_700_000_000, 1);
-    let s: Vec<String> = (0..14).map(|i| format!("secret-value-{i:02}")).collect();
-    let r = leaky_host(&fake, &ops, id.as_str(), &s);
-    let dir = write(&fake, &ops, &r);
+    let (_tmp, ops, id, dir) = fixed_bundle();
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("bundle.json")).unwrap()).unwrap();
     let files: Vec<&str> = summary["files"]
@@ -250,13 +257,7 @@ fn a_bundle_keeps_the_health_log_and_the_timeline() {
 /// operation's id, zstd-compressed.
 #[test]
 fn the_archive_holds_every_file_of_the_bundle_under_the_operation_id() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ops = tmp.path().join("operations");
-    let fake = Fake::default();
-    let id = OpId::new(1_700_000_000, 1);
-    let s: Vec<String> = (0..14).map(|i| format!("secret-value-{i:02}")).collect();
-    let r = leaky_host(&fake, &ops, id.as_str(), &s);
-    let dir = write(&fake, &ops, &r);
+    let (_tmp, _ops, id, dir) = fixed_bundle();
     let fd = bundle::archive(&dir).unwrap();
     let mut packed = Vec::new();
     std::fs::File::from(fd).read_to_end(&mut packed).unwrap();
