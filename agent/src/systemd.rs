@@ -37,6 +37,28 @@ impl Verb {
     }
 }
 
+/// What systemd tells the drift watcher ([`Systemd::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SysEvent {
+    /// A daemon-reload finished (`Manager.Reloading(false)`): any unit's
+    /// definition may have changed.
+    Reloaded,
+    /// Unit files were enabled, disabled, masked, … (`UnitFilesChanged`).
+    UnitFilesChanged,
+    /// A job of this unit ended (`JobRemoved`): a restart may have
+    /// brought another image.
+    JobDone(String),
+}
+
+/// What a container runs (`podman container inspect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerImage {
+    /// `.ImageName`: the reference the container was created from.
+    pub name: String,
+    /// `.Image`: the id of the image it runs.
+    pub id: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SystemdError(pub String);
@@ -143,6 +165,33 @@ pub trait Systemd: Send + Sync {
     /// while starting can leave its container behind (its `--rm` cleanup
     /// died with it), which keeps the app's networks in use.
     fn remove_app_containers(&self, app: &str) -> impl Future<Output = R<()>> + Send;
+    /// What systemd reports from now on: reloads, unit file changes and
+    /// ended jobs, for the drift watcher. `None`: nothing to watch (the
+    /// default, `--systemd none`). The channel closes when systemd's
+    /// connection is gone; dropping the receiver stops the forwarding.
+    fn events(&self) -> impl Future<Output = Option<tokio::sync::mpsc::Receiver<SysEvent>>> + Send {
+        async { None }
+    }
+    /// What systemd says of `unit` now (`org.freedesktop.systemd1.Unit`:
+    /// LoadState, FragmentPath, DropInPaths, NeedDaemonReload,
+    /// UnitFileState), read afresh on every call. The default cannot tell.
+    fn unit_props(
+        &self,
+        unit: &str,
+    ) -> impl Future<Output = R<crate::drift::compare::UnitProps>> + Send {
+        let _ = unit;
+        async { Err(SystemdError("unit properties are not available".into())) }
+    }
+    /// The reference the container `name` was created from and the id of
+    /// the image it runs; `None` when it cannot be told (no such
+    /// container, no podman; the default).
+    fn container_image_id(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Option<ContainerImage>> + Send {
+        let _ = name;
+        async { None }
+    }
 }
 
 /// How a checked run ended.
@@ -261,6 +310,11 @@ trait Manager {
         properties: &[(&str, Value<'_>)],
         aux: &[(&str, Vec<(&str, Value<'_>)>)],
     ) -> zbus::Result<OwnedObjectPath>;
+    /// `true` when a daemon-reload starts, `false` when it is done.
+    #[zbus(signal)]
+    fn reloading(&self, active: bool) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn unit_files_changed(&self) -> zbus::Result<()>;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -316,7 +370,13 @@ fn e(x: impl std::fmt::Display) -> SystemdError {
 
 impl Dbus {
     pub async fn system() -> R<Dbus> {
-        let conn = zbus::Connection::system().await.map_err(e)?;
+        Self::with_connection(zbus::Connection::system().await.map_err(e)?).await
+    }
+
+    /// systemd over `conn` (tests: a private bus where a stand-in owns
+    /// `org.freedesktop.systemd1`). Subscribes, so that systemd sends
+    /// its job and unit signals to this connection.
+    pub async fn with_connection(conn: zbus::Connection) -> R<Dbus> {
         ManagerProxy::new(&conn)
             .await
             .map_err(e)?
@@ -393,6 +453,136 @@ fn checked_unit_properties<'a>(
         ("PrivateNetwork", Value::from(true)),
         ("ReadWritePaths", Value::from(writable.to_vec())),
     ]
+}
+
+/// How many events wait for the drift watcher before the forwarder
+/// coalesces ([`forward_events`]).
+const EVENT_QUEUE: usize = 256;
+
+/// Forwards systemd's signals as [`SysEvent`]s into `tx` until `tx`'s
+/// receiver is dropped or a stream ends (systemd's connection is gone;
+/// the receiver then sees the channel close).
+///
+/// It never waits for the receiver: it must keep draining the signal
+/// streams, or zbus drops the oldest queued signals, whichever they are.
+/// When the channel is full, a `Reloaded` or `UnitFilesChanged` is kept
+/// as a pending flag (one of each is enough: the watcher rescans for it,
+/// whatever came since) and sent as soon as the channel has room; a
+/// `JobDone` is dropped (the image check it would start is also part of
+/// every full scan). Events of one kind keep their order; across kinds
+/// (three streams) they need not, and the watcher does not rely on it.
+async fn forward_events(
+    reloading: impl futures_util::Stream<Item = bool>,
+    files: impl futures_util::Stream<Item = ()>,
+    jobs: impl futures_util::Stream<Item = String>,
+    tx: tokio::sync::mpsc::Sender<SysEvent>,
+) {
+    use futures_util::StreamExt;
+    use tokio::sync::mpsc::error::TrySendError;
+    let mut reloading = std::pin::pin!(reloading);
+    let mut files = std::pin::pin!(files);
+    let mut jobs = std::pin::pin!(jobs);
+    // Found the channel full; sent when it has room again.
+    let (mut reloaded, mut changed) = (false, false);
+    loop {
+        let ev = tokio::select! {
+            _ = tx.closed() => return,
+            permit = tx.reserve(), if reloaded || changed => {
+                let Ok(permit) = permit else { return };
+                permit.send(if std::mem::take(&mut reloaded) {
+                    SysEvent::Reloaded
+                } else {
+                    changed = false;
+                    SysEvent::UnitFilesChanged
+                });
+                continue;
+            }
+            r = reloading.next() => match r {
+                None => return,
+                // A reload starting: the units change once it is done.
+                Some(true) => continue,
+                Some(false) => SysEvent::Reloaded,
+            },
+            f = files.next() => match f {
+                None => return,
+                Some(()) => SysEvent::UnitFilesChanged,
+            },
+            j = jobs.next() => match j {
+                None => return,
+                Some(unit) => SysEvent::JobDone(unit),
+            },
+        };
+        match ev {
+            SysEvent::Reloaded if reloaded => continue,
+            SysEvent::UnitFilesChanged if changed => continue,
+            _ => {}
+        }
+        match tx.try_send(ev) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => return,
+            Err(TrySendError::Full(SysEvent::Reloaded)) => reloaded = true,
+            Err(TrySendError::Full(SysEvent::UnitFilesChanged)) => changed = true,
+            Err(TrySendError::Full(SysEvent::JobDone(unit))) => {
+                tracing::debug!("drift events queue full: dropped the end of a job of {unit}");
+            }
+        }
+    }
+}
+
+/// [`UnitProps`](crate::drift::compare::UnitProps) from the answer of
+/// `GetAll("org.freedesktop.systemd1.Unit")`; a property that is missing
+/// (or of another type) keeps its default.
+fn unit_props_from(
+    all: &std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+) -> crate::drift::compare::UnitProps {
+    let string = |k: &str| {
+        all.get(k)
+            .and_then(|v| v.downcast_ref::<String>().ok())
+            .unwrap_or_default()
+    };
+    let strings = all
+        .get("DropInPaths")
+        .and_then(|v| match &**v {
+            Value::Array(a) => Some(
+                a.inner()
+                    .iter()
+                    .filter_map(|x| x.downcast_ref::<String>().ok())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default();
+    crate::drift::compare::UnitProps {
+        load_state: string("LoadState"),
+        fragment_path: string("FragmentPath"),
+        drop_in_paths: strings,
+        need_daemon_reload: all
+            .get("NeedDaemonReload")
+            .and_then(|v| v.downcast_ref::<bool>().ok())
+            .unwrap_or(false),
+        unit_file_state: string("UnitFileState"),
+    }
+}
+
+/// The `--format` of `podman container inspect` that
+/// [`parse_container_image`] reads: reference, a tab, image id.
+const IMAGE_FORMAT: &str = "{{.ImageName}}\t{{.Image}}";
+
+/// The one line `podman container inspect --format IMAGE_FORMAT` prints:
+/// `None` unless it is exactly a non-empty reference and a non-empty id,
+/// split by a tab.
+fn parse_container_image(out: &str) -> Option<ContainerImage> {
+    let line = out.trim();
+    if line.contains('\n') {
+        return None;
+    }
+    let (name, id) = line.split_once('\t')?;
+    let (name, id) = (name.trim(), id.trim());
+    let word = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
+    (word(name) && word(id)).then(|| ContainerImage {
+        name: name.to_string(),
+        id: id.to_string(),
+    })
 }
 
 impl Systemd for Dbus {
@@ -705,15 +895,68 @@ impl Systemd for Dbus {
     }
 
     async fn container_image(&self, name: &str) -> Option<String> {
+        self.container_image_id(name).await.map(|c| c.name)
+    }
+
+    async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
+        // A real tab in the template: podman prints it as it is.
         let out = tokio::process::Command::new("podman")
-            .args(["container", "inspect", "--format", "{{.ImageName}}", name])
+            .args(["container", "inspect", "--format", IMAGE_FORMAT, "--", name])
             .output()
             .await
             .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-            .filter(|s| !s.is_empty())
+        if !out.status.success() {
+            return None;
+        }
+        parse_container_image(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    async fn events(&self) -> Option<tokio::sync::mpsc::Receiver<SysEvent>> {
+        use futures_util::StreamExt;
+        use futures_util::future::ready;
+        // All three match rules are in place before this returns: no
+        // signal sent after the call is missed.
+        let streams = async {
+            let m = ManagerProxy::new(&self.conn).await?;
+            let reloading = m.receive_reloading().await?;
+            let files = m.receive_unit_files_changed().await?;
+            let jobs = m.receive_job_removed().await?;
+            zbus::Result::Ok((reloading, files, jobs))
+        };
+        let (reloading, files, jobs) = match streams.await {
+            Ok(s) => s,
+            Err(x) => {
+                tracing::warn!("cannot listen to systemd's signals: {x}");
+                return None;
+            }
+        };
+        let reloading = reloading.filter_map(|s| ready(s.args().ok().map(|a| a.active)));
+        let files = files.map(|_| ());
+        let jobs = jobs.filter_map(|s| ready(s.args().ok().map(|a| a.unit)));
+        let (tx, rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(forward_events(reloading, files, jobs, tx));
+        Some(rx)
+    }
+
+    async fn unit_props(&self, unit: &str) -> R<crate::drift::compare::UnitProps> {
+        let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
+        let path = m.load_unit(unit).await.map_err(e)?;
+        let p = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination("org.freedesktop.systemd1")
+            .map_err(e)?
+            .path(path)
+            .map_err(e)?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(e)?;
+        let all = p
+            .get_all(zbus::names::InterfaceName::from_static_str_unchecked(
+                "org.freedesktop.systemd1.Unit",
+            ))
+            .await
+            .map_err(e)?;
+        Ok(unit_props_from(&all))
     }
 
     async fn reset_failed(&self, unit: &str) -> R<()> {
@@ -969,11 +1212,167 @@ impl Systemd for AnySystemd {
             AnySystemd::None(s) => s.remove_app_containers(app).await,
         }
     }
+    async fn events(&self) -> Option<tokio::sync::mpsc::Receiver<SysEvent>> {
+        match self {
+            AnySystemd::Dbus(s) => s.events().await,
+            AnySystemd::None(s) => s.events().await,
+        }
+    }
+    async fn unit_props(&self, unit: &str) -> R<crate::drift::compare::UnitProps> {
+        match self {
+            AnySystemd::Dbus(s) => s.unit_props(unit).await,
+            AnySystemd::None(s) => s.unit_props(unit).await,
+        }
+    }
+    async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
+        match self {
+            AnySystemd::Dbus(s) => s.container_image_id(name).await,
+            AnySystemd::None(s) => s.container_image_id(name).await,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_line_is_a_reference_a_tab_and_an_id() {
+        let want = |name: &str, id: &str| {
+            Some(ContainerImage {
+                name: name.into(),
+                id: id.into(),
+            })
+        };
+        assert_eq!(
+            parse_container_image("registry.example/web:1.2\t3f2a9c\n"),
+            want("registry.example/web:1.2", "3f2a9c")
+        );
+        assert_eq!(
+            parse_container_image("  docker.io/library/nginx:latest \t sha \n"),
+            want("docker.io/library/nginx:latest", "sha")
+        );
+        for bad in [
+            "",
+            "\n",
+            "web:1",
+            "web:1\t",
+            "\tid",
+            "web:1 id",
+            "web:1\tid extra",
+            "web:1\tid\tmore",
+            "web:1\tid\nweb:2\tid2",
+        ] {
+            assert_eq!(parse_container_image(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unit_props_are_read_from_get_all_and_missing_ones_default() {
+        use zbus::zvariant::OwnedValue;
+        let v = |x: Value<'_>| OwnedValue::try_from(x).unwrap();
+        let mut all = std::collections::HashMap::new();
+        all.insert("LoadState".to_string(), v(Value::from("loaded")));
+        all.insert(
+            "FragmentPath".to_string(),
+            v(Value::from("/run/systemd/generator/web.service")),
+        );
+        all.insert(
+            "DropInPaths".to_string(),
+            v(Value::from(vec![
+                "/etc/systemd/system/web.service.d/override.conf".to_string(),
+            ])),
+        );
+        all.insert("NeedDaemonReload".to_string(), v(Value::from(true)));
+        all.insert("UnitFileState".to_string(), v(Value::from("generated")));
+        all.insert("ActiveState".to_string(), v(Value::from("active")));
+        assert_eq!(
+            unit_props_from(&all),
+            crate::drift::compare::UnitProps {
+                load_state: "loaded".into(),
+                fragment_path: "/run/systemd/generator/web.service".into(),
+                drop_in_paths: vec!["/etc/systemd/system/web.service.d/override.conf".into()],
+                need_daemon_reload: true,
+                unit_file_state: "generated".into(),
+            }
+        );
+        let mut few = std::collections::HashMap::new();
+        few.insert("LoadState".to_string(), v(Value::from("not-found")));
+        // Of another type than systemd's: as if missing.
+        few.insert("NeedDaemonReload".to_string(), v(Value::from("yes")));
+        assert_eq!(
+            unit_props_from(&few),
+            crate::drift::compare::UnitProps {
+                load_state: "not-found".into(),
+                ..Default::default()
+            }
+        );
+    }
+
+    /// A stream fed by the test through an unbounded channel.
+    fn fed<T: Send + 'static>() -> (
+        tokio::sync::mpsc::UnboundedSender<T>,
+        impl futures_util::Stream<Item = T>,
+    ) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            tx,
+            futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_keeps_one_reload_and_one_unit_files_change_and_drops_job_ends() {
+        let (rl, reloading) = fed();
+        let (uf, files) = fed();
+        let (jd, jobs) = fed();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let task = tokio::spawn(forward_events(reloading, files, jobs, tx));
+        // A reload starting is not an event.
+        rl.send(true).unwrap();
+        rl.send(false).unwrap();
+        assert_eq!(rx.recv().await, Some(SysEvent::Reloaded));
+        // Fill the queue with two job ends, then more while it is full.
+        jd.send("a.service".to_string()).unwrap();
+        jd.send("b.service".to_string()).unwrap();
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(50));
+        settle().await;
+        jd.send("c.service".to_string()).unwrap();
+        rl.send(false).unwrap();
+        rl.send(false).unwrap();
+        uf.send(()).unwrap();
+        uf.send(()).unwrap();
+        settle().await;
+        let mut got = Vec::new();
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
+        {
+            got.push(ev);
+        }
+        assert_eq!(
+            got,
+            [
+                SysEvent::JobDone("a.service".into()),
+                SysEvent::JobDone("b.service".into()),
+                SysEvent::Reloaded,
+                SysEvent::UnitFilesChanged,
+            ]
+        );
+        // Dropping the receiver ends the forwarder, signals or not.
+        drop(rx);
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the forwarder ends with its receiver")
+            .unwrap();
+        // So does a stream's end (systemd's connection gone).
+        let (rl, reloading) = fed::<bool>();
+        let (_uf, files) = fed();
+        let (_jd, jobs) = fed();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(forward_events(reloading, files, jobs, tx));
+        drop(rl);
+        assert_eq!(rx.recv().await, None);
+    }
 
     #[test]
     fn a_checked_command_runs_sandboxed_and_writes_only_where_it_is_told() {
