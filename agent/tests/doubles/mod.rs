@@ -10,14 +10,24 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
+
+use windlass_agent::drift::compare::UnitProps;
 use windlass_agent::durable::swap_symlink;
 use windlass_agent::ops::runner::{Runner, Silent};
 use windlass_agent::platform::Platform;
 use windlass_agent::platform::profiles::Runner as CommandRunner;
 use windlass_agent::store::Store;
-use windlass_agent::systemd::{Systemd, SystemdError, UnitState, Verb};
+use windlass_agent::systemd::{ContainerImage, SysEvent, Systemd, SystemdError, UnitState, Verb};
 
 type R<T> = Result<T, SystemdError>;
+
+/// A [`Fake`]'s events channel, made on first use: its sender, and its
+/// receiver until `events()` takes it.
+pub type Events = (
+    Option<mpsc::Sender<SysEvent>>,
+    Option<mpsc::Receiver<SysEvent>>,
+);
 
 /// A stand-in for tests: records every call; unit states come from a
 /// script the test sets.
@@ -40,6 +50,14 @@ pub struct Fake {
     /// the external revert is what runs the agent's code.
     #[allow(clippy::type_complexity)]
     pub on_stop_transient: Arc<Mutex<Option<Box<dyn Fn(&str) + Send>>>>,
+    /// Unit → what systemd says of it (unset: loaded from the generator
+    /// directory, see [`Fake::props`]).
+    pub unit_props: Arc<Mutex<BTreeMap<String, UnitProps>>>,
+    /// Container name → (reference, image id) (unset: cannot be told).
+    pub container_images: Arc<Mutex<BTreeMap<String, ContainerImage>>>,
+    /// The events channel: [`Fake::push_event`] sends, the first
+    /// `events()` takes the receiver (later calls get `None`).
+    pub events: Arc<Mutex<Events>>,
 }
 
 impl Fake {
@@ -61,6 +79,56 @@ impl Fake {
 
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// What `unit_props(unit)` answers: as set, else loaded from the
+    /// generator directory (`/run/systemd/generator/<unit>`, "generated").
+    pub fn props(&self, unit: &str) -> UnitProps {
+        self.unit_props
+            .lock()
+            .unwrap()
+            .get(unit)
+            .cloned()
+            .unwrap_or_else(|| UnitProps {
+                load_state: "loaded".into(),
+                fragment_path: format!("/run/systemd/generator/{unit}"),
+                drop_in_paths: Vec::new(),
+                need_daemon_reload: false,
+                unit_file_state: "generated".into(),
+            })
+    }
+
+    pub fn set_props(&self, unit: &str, props: UnitProps) {
+        self.unit_props
+            .lock()
+            .unwrap()
+            .insert(unit.to_string(), props);
+    }
+
+    /// The container `name` runs image `id`, created from `reference`.
+    pub fn set_image(&self, name: &str, reference: &str, id: &str) {
+        self.container_images.lock().unwrap().insert(
+            name.to_string(),
+            ContainerImage {
+                name: reference.into(),
+                id: id.into(),
+            },
+        );
+    }
+
+    /// Sends `ev` as systemd would (queued until `events()` is called;
+    /// dropped once its receiver is gone or 256 wait).
+    pub fn push_event(&self, ev: SysEvent) {
+        let mut ch = self.events.lock().unwrap();
+        let _ = Self::channel(&mut ch).try_send(ev);
+    }
+
+    fn channel(ch: &mut Events) -> &mpsc::Sender<SysEvent> {
+        if ch.0.is_none() {
+            let (tx, rx) = mpsc::channel(256);
+            *ch = (Some(tx), Some(rx));
+        }
+        ch.0.as_ref().unwrap()
     }
 }
 
@@ -186,6 +254,20 @@ impl Systemd for Fake {
             .unwrap()
             .push(format!("network-rm {name}"));
         Ok(())
+    }
+
+    async fn events(&self) -> Option<mpsc::Receiver<SysEvent>> {
+        let mut ch = self.events.lock().unwrap();
+        Self::channel(&mut ch);
+        ch.1.take()
+    }
+
+    async fn unit_props(&self, unit: &str) -> R<UnitProps> {
+        Ok(self.props(unit))
+    }
+
+    async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
+        self.container_images.lock().unwrap().get(name).cloned()
     }
 
     async fn stop_transient(&self, name: &str) -> R<()> {
