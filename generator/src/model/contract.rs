@@ -51,6 +51,7 @@ impl App {
             other: Default::default(),
         };
         contract::App {
+            drift: Default::default(),
             health,
             hooks,
             image: self.container.image.full.clone(),
