@@ -326,6 +326,17 @@ impl DriftPolicy {
     }
 }
 
+/// The kinds of drift by the names a `KIND:GLOB` ignore pattern uses,
+/// those windlassd reports (`DriftKind` in the agent).
+pub const DRIFT_KINDS: [&str; 6] = [
+    "modified",
+    "removed",
+    "drop-in-added",
+    "masked",
+    "not-loaded",
+    "image",
+];
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DriftMode {
