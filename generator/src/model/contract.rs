@@ -51,7 +51,11 @@ impl App {
             other: Default::default(),
         };
         contract::App {
-            drift: Default::default(),
+            drift: contract::DriftPolicy {
+                mode: self.update.drift,
+                ignore: self.update.drift_ignore.clone(),
+                other: Default::default(),
+            },
             health,
             hooks,
             image: self.container.image.full.clone(),
