@@ -79,6 +79,11 @@ pub struct FileEntry {
 /// may update the app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
+    /// What the agent does about drift in what the app owns; absent when
+    /// it is the default (report only, nothing ignored), so contracts
+    /// that do not use it keep their bytes.
+    #[serde(default, skip_serializing_if = "DriftPolicy::is_default")]
+    pub drift: DriftPolicy,
     /// `null` when the app has no health check at all.
     #[serde(default)]
     pub health: Option<Health>,
@@ -297,6 +302,49 @@ pub enum Rollback {
     /// An operator decides: a switch that changes the app commits only on
     /// Confirm, and is reverted when its deadline passes without one.
     Manual,
+}
+
+/// An app's drift policy (`update.drift`, `update.drift_ignore`, with
+/// the fleet's `[host]` defaults already applied by the generator).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftPolicy {
+    #[serde(default)]
+    pub mode: DriftMode,
+    /// Findings not reported nor restored: `GLOB` or `KIND:GLOB`, the
+    /// glob matched against the finding's absolute path, else its unit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+impl DriftPolicy {
+    /// Report only, nothing ignored, nothing unknown: the policy not
+    /// written to the contract.
+    pub fn is_default(&self) -> bool {
+        self.mode == DriftMode::Report && self.ignore.is_empty() && self.other.is_empty()
+    }
+}
+
+/// The kinds of drift by the names a `KIND:GLOB` ignore pattern uses,
+/// those windlassd reports (`DriftKind` in the agent).
+pub const DRIFT_KINDS: [&str; 6] = [
+    "modified",
+    "removed",
+    "drop-in-added",
+    "masked",
+    "not-loaded",
+    "image",
+];
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftMode {
+    /// Drift is reported, nothing is changed.
+    #[default]
+    Report,
+    /// Drift is reported, then undone by a Restore operation.
+    Restore,
 }
 
 /// Which image tags count as the app's releases (for sweeps).
@@ -653,6 +701,80 @@ mod tests {
     }
 
     #[test]
+    fn the_default_drift_policy_is_not_written() {
+        let m = Manifest::from_slice(MINIMAL.as_bytes()).unwrap();
+        let web = m.app("web").unwrap();
+        assert_eq!(web.drift, DriftPolicy::default());
+        assert!(web.drift.is_default());
+        assert_eq!(web.drift.mode, DriftMode::Report);
+        let text = m.to_json();
+        assert!(!text.contains("drift"), "{text}");
+        // Written out explicitly, the default reads back as the default
+        // and is dropped again: the bytes of a contract that never used
+        // the keys do not change.
+        let explicit = r#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+                          "drift": {"mode": "report", "ignore": []}}]}"#;
+        let m2 = Manifest::from_slice(explicit.as_bytes()).unwrap();
+        assert!(m2.apps[0].drift.is_default());
+        assert!(!m2.to_json().contains("drift"));
+    }
+
+    #[test]
+    fn a_drift_policy_round_trips() {
+        let text = r#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+                       "drift": {"mode": "restore", "ignore": ["/etc/web/*", "masked:web.service"]}}]}"#;
+        let m = Manifest::from_slice(text.as_bytes()).unwrap();
+        let d = &m.apps[0].drift;
+        assert_eq!(d.mode, DriftMode::Restore);
+        assert_eq!(d.ignore, ["/etc/web/*", "masked:web.service"]);
+        assert!(!d.is_default());
+        let again = Manifest::from_slice(m.to_json().as_bytes()).unwrap();
+        assert_eq!(again, m);
+        let v: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(
+            v["apps"][0]["drift"],
+            serde_json::json!({"mode": "restore", "ignore": ["/etc/web/*", "masked:web.service"]})
+        );
+        // Restore alone: no `ignore` key.
+        let mut only = m.clone();
+        only.apps[0].drift.ignore.clear();
+        let v: Value = serde_json::from_str(&only.to_json()).unwrap();
+        assert_eq!(
+            v["apps"][0]["drift"],
+            serde_json::json!({"mode": "restore"})
+        );
+        // Ignore alone, mode left out: report.
+        let text = r#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+                       "drift": {"ignore": ["web.*"]}}]}"#;
+        let m = Manifest::from_slice(text.as_bytes()).unwrap();
+        assert_eq!(m.apps[0].drift.mode, DriftMode::Report);
+        let v: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(
+            v["apps"][0]["drift"],
+            serde_json::json!({"mode": "report", "ignore": ["web.*"]})
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_a_drift_policy_are_kept() {
+        let text = r#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+                       "drift": {"quiet_hours": "22-06"}}]}"#;
+        let m = Manifest::from_slice(text.as_bytes()).unwrap();
+        let d = &m.apps[0].drift;
+        assert_eq!(d.mode, DriftMode::Report);
+        assert!(!d.is_default(), "an unknown key is kept, so written back");
+        let again = Manifest::from_slice(m.to_json().as_bytes()).unwrap();
+        assert_eq!(again, m);
+        let v: Value = serde_json::from_str(&m.to_json()).unwrap();
+        assert_eq!(v["apps"][0]["drift"]["quiet_hours"], "22-06");
+        // An unknown mode is an error naming it, like every enum.
+        let text = r#"{"format": 1, "apps": [{"name": "web", "unit": "web.service",
+                       "drift": {"mode": "sometimes"}}]}"#;
+        let e = Manifest::from_slice(text.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+    }
+
+    #[test]
     fn enums_are_written_as_the_strings_the_generator_always_wrote() {
         fn json(v: impl Serialize) -> String {
             serde_json::to_string(&v).unwrap()
@@ -663,5 +785,7 @@ mod tests {
         assert_eq!(json(Rollback::Manual), r#""manual""#);
         assert_eq!(json(Track::Semver), r#""semver""#);
         assert_eq!(json(Track::None), r#""none""#);
+        assert_eq!(json(DriftMode::Report), r#""report""#);
+        assert_eq!(json(DriftMode::Restore), r#""restore""#);
     }
 }

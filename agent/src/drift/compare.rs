@@ -578,5 +578,11 @@ mod tests {
             assert_eq!(DriftKind::parse(k.as_str()), Some(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
+        // The generator checks `KIND:` prefixes of ignore patterns
+        // against the contract's list: the same names, in the same order.
+        assert_eq!(
+            DriftKind::ALL.map(DriftKind::as_str),
+            windlass_contract::DRIFT_KINDS
+        );
     }
 }

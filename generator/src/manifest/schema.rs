@@ -251,6 +251,16 @@ pub const UPDATE: &[Field] = &[
         &["keep-data", "purge-data"],
         "What becomes of the app's own named volumes once a switch that removes the app commits; default keep-data",
     ),
+    one_of(
+        "drift",
+        &["report", "restore"],
+        "What windlassd does when what the app owns drifts from the generation; default [host] drift, else report",
+    ),
+    f(
+        "drift_ignore",
+        StringArray,
+        "Drift not reported nor restored: GLOB or KIND:GLOB (modified, removed, drop-in-added, masked, not-loaded, image), matched against the finding's absolute path, else its unit; added to [host] drift_ignore",
+    ),
 ];
 
 pub const RELEASE: &[Field] = &[
@@ -344,11 +354,23 @@ pub const APP: &[Field] = &[
     ),
 ];
 
-pub const HOST: &[Field] = &[f(
-    "podman",
-    String,
-    "Podman version the Quadlet output must be valid for, e.g. \"5.4\"",
-)];
+pub const HOST: &[Field] = &[
+    f(
+        "podman",
+        String,
+        "Podman version the Quadlet output must be valid for, e.g. \"5.4\"",
+    ),
+    one_of(
+        "drift",
+        &["report", "restore"],
+        "The fleet's default for update.drift; default report",
+    ),
+    f(
+        "drift_ignore",
+        StringArray,
+        "Drift ignored in every app (each app's update.drift_ignore adds to it): GLOB or KIND:GLOB",
+    ),
+];
 
 pub const NETWORK: &[Field] = &[
     f("subnet", String, "CIDR, e.g. 10.89.0.0/24"),

@@ -143,6 +143,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let mut b = Builder { diags: &mut diags };
 
     let mut podman = PodmanVersion::DEFAULT;
+    let mut drift = DriftDefaults::default();
     let mut networks = BTreeMap::new();
     let mut volumes = BTreeMap::new();
     let mut network_spans = BTreeMap::new();
@@ -152,17 +153,19 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         inputs.push(input);
         read.push(file);
         if let Some(t) = manifest::parse(&src, schema::FLEET, b.diags) {
-            if let Some(host) = t.table("host")
-                && let Some((v, span)) = host.str("podman")
-            {
-                match parse_podman_version(v) {
-                    Ok(v) => podman = v,
-                    Err(e) => b.err(
-                        span,
-                        "host.podman",
-                        format!("{e}, found {}", diag::found(v)),
-                    ),
+            if let Some(host) = t.table("host") {
+                if let Some((v, span)) = host.str("podman") {
+                    match parse_podman_version(v) {
+                        Ok(v) => podman = v,
+                        Err(e) => b.err(
+                            span,
+                            "host.podman",
+                            format!("{e}, found {}", diag::found(v)),
+                        ),
+                    }
                 }
+                drift.mode = drift_mode(host);
+                drift.ignore = b.drift_ignore(host, "host", Vec::new());
             }
             if let Some(nets) = t.table("networks") {
                 for (name, entry) in &nets.entries {
@@ -228,7 +231,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
             .unwrap_or(path)
             .to_string_lossy()
             .into_owned();
-        if let Some(app) = b.app(&table, &src, &stem, rel) {
+        if let Some(app) = b.app(&table, &src, &stem, rel, &drift) {
             apps.push(app);
         }
     }
@@ -254,6 +257,33 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         diagnostics: diags,
         read,
     })
+}
+
+/// `windlass.toml`'s `[host] drift` and `drift_ignore`: every app's
+/// drift policy unless it says otherwise (`drift`) or more (`drift_ignore`).
+#[derive(Debug, Default)]
+struct DriftDefaults {
+    mode: Option<DriftMode>,
+    ignore: Vec<String>,
+}
+
+/// `drift` of `t` (its value was checked against the schema's).
+fn drift_mode(t: &Table) -> Option<DriftMode> {
+    match t.str("drift") {
+        Some(("report", _)) => Some(DriftMode::Report),
+        Some(("restore", _)) => Some(DriftMode::Restore),
+        _ => None,
+    }
+}
+
+/// Whether `word`, before the first `:` of an ignore pattern, is meant as
+/// a drift kind: lower-case letters, `-` and `_` (a misspelled kind), so
+/// not a path (`/`), nor a glob (`*`, `?`), nor a unit name's mixed case.
+fn looks_like_kind(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
 }
 
 /// Where an app's cross-file references stood, for fleet-wide errors.
@@ -411,6 +441,71 @@ impl Builder<'_> {
         n
     }
 
+    /// `drift_ignore` of `t` (`path` being `update` or `host`) added to
+    /// `patterns`, each pattern once, in order. A pattern is `GLOB` or
+    /// `KIND:GLOB`: never empty, and a word before the first `:` that
+    /// looks like a kind must be one, with a glob after it.
+    fn drift_ignore(&mut self, t: &Table, path: &str, mut patterns: Vec<String>) -> Vec<String> {
+        for (i, (p, span)) in t.strings("drift_ignore").into_iter().enumerate() {
+            let key = format!("{path}.drift_ignore[{i}]");
+            let kinds = || {
+                windlass_contract::DRIFT_KINDS
+                    .iter()
+                    .map(|k| format!("\"{k}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if p.is_empty() {
+                self.diags.push(
+                    Diagnostic::error(
+                        span.clone(),
+                        &key,
+                        "expected a pattern, GLOB or KIND:GLOB, found an empty string",
+                    )
+                    .with_help("an empty pattern would ignore nothing; remove it"),
+                );
+                continue;
+            }
+            if let Some((word, glob)) = p.split_once(':')
+                && looks_like_kind(word)
+            {
+                if !windlass_contract::DRIFT_KINDS.contains(&word) {
+                    let mut d = Diagnostic::error(
+                        span.clone(),
+                        &key,
+                        format!(
+                            "expected a drift kind before `:`, one of {}, found {} in {}",
+                            kinds(),
+                            diag::found(word),
+                            diag::found(p)
+                        ),
+                    );
+                    let dashed = word.replace('_', "-");
+                    if windlass_contract::DRIFT_KINDS.contains(&dashed.as_str()) {
+                        d = d.with_help(format!("the kind is spelled `{dashed}`"));
+                    }
+                    self.diags.push(d);
+                    continue;
+                }
+                if glob.is_empty() {
+                    self.err(
+                        span,
+                        &key,
+                        format!(
+                            "expected a glob after `{word}:` (`{word}:**` for every finding of that kind), found nothing in {}",
+                            diag::found(p)
+                        ),
+                    );
+                    continue;
+                }
+            }
+            if !patterns.iter().any(|q| q == p) {
+                patterns.push(p.to_string());
+            }
+        }
+        patterns
+    }
+
     fn command(&mut self, t: &Table, key: &str, path: &str) -> Option<Vec<String>> {
         t.get(key)?;
         let items = t.strings(key);
@@ -432,6 +527,7 @@ impl Builder<'_> {
         src: &Arc<Source>,
         stem: &str,
         rel: String,
+        drift: &DriftDefaults,
     ) -> Option<(App, Span, AppSpans)> {
         let file_span = Span::file(src);
         let before = self.diags.iter().filter(|d| d.is_error()).count();
@@ -518,6 +614,8 @@ impl Builder<'_> {
             health_deadline: 120_000_000,
             rollback_auto: true,
             purge_data: false,
+            drift: drift.mode.unwrap_or_default(),
+            drift_ignore: drift.ignore.clone(),
         };
         if let Some(u) = t.table("update") {
             if let Some(("start-first", _)) = u.str("order") {
@@ -533,6 +631,10 @@ impl Builder<'_> {
                 update.purge_data = true;
                 spans.on_remove = Some(span.clone());
             }
+            if let Some(mode) = drift_mode(u) {
+                update.drift = mode;
+            }
+            update.drift_ignore = self.drift_ignore(u, "update", update.drift_ignore);
         }
 
         let mut release = Release::default();

@@ -51,6 +51,11 @@ impl App {
             other: Default::default(),
         };
         contract::App {
+            drift: contract::DriftPolicy {
+                mode: self.update.drift,
+                ignore: self.update.drift_ignore.clone(),
+                other: Default::default(),
+            },
             health,
             hooks,
             image: self.container.image.full.clone(),

@@ -16,7 +16,7 @@ pub use values::{
     ImageRef, PodmanVersion, Port, Protocol, Relabel, SecurityOpt, Ulimit, VolumeMount,
     VolumeSource,
 };
-pub use windlass_contract::HookKind;
+pub use windlass_contract::{DriftMode, HookKind};
 
 #[derive(Debug, Clone)]
 pub struct Fleet {
@@ -225,6 +225,11 @@ pub struct Update {
     /// `on_remove = "purge-data"`: the app's own named volumes are removed
     /// once a switch that removes the app commits (default: kept).
     pub purge_data: bool,
+    /// `drift`, else `[host] drift` of `windlass.toml`, else report.
+    pub drift: DriftMode,
+    /// `[host] drift_ignore`, then the app's own `drift_ignore`, each
+    /// pattern once, in that order.
+    pub drift_ignore: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
