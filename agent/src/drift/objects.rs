@@ -150,6 +150,41 @@ impl Objects {
     /// renamed into place, its directory fsynced. Returns whether it
     /// wrote the object.
     pub fn put_file(&self, sha256: &str, src: &Path) -> io::Result<bool> {
+        let wrote = self.put_one(sha256, src)?;
+        if wrote {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(wrote)
+    }
+
+    /// [`put_file`](Self::put_file) for each (sha256, source) in turn,
+    /// the store's directory fsynced once at the end (every copy is
+    /// durable when it returns Ok; after an error, those before it are
+    /// stored but perhaps not durably). Returns how many it wrote.
+    pub fn put_files<'a>(
+        &self,
+        files: impl IntoIterator<Item = (&'a str, &'a Path)>,
+    ) -> io::Result<usize> {
+        let mut wrote = 0;
+        for (sha256, src) in files {
+            let put = self.put_one(sha256, src).map_err(|e| {
+                let name = src.display().to_string();
+                if e.to_string().contains(&name) {
+                    e
+                } else {
+                    io::Error::new(e.kind(), format!("{name}: {e}"))
+                }
+            })?;
+            wrote += usize::from(put);
+        }
+        if wrote > 0 {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(wrote)
+    }
+
+    /// A put, up to the rename (the directory not fsynced).
+    fn put_one(&self, sha256: &str, src: &Path) -> io::Result<bool> {
         let dest = self.path(sha256)?;
         if self.has(sha256) {
             return Ok(false);
@@ -187,7 +222,6 @@ impl Objects {
             let _ = fs::remove_file(&tmp);
         }
         res?;
-        fsync_dir(&self.dir)?;
         Ok(true)
     }
 
@@ -329,6 +363,24 @@ mod tests {
         assert!(o.put_file(&h, &src).unwrap());
         assert_eq!(o.get(&h).unwrap(), b"[Container]\n");
         assert_eq!(o.get(EMPTY).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn put_files_stores_each_and_names_the_file_it_could_not() {
+        let d = tempfile::tempdir().unwrap();
+        let o = Objects::new(d.path());
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::write(&a, b"a").unwrap();
+        fs::write(&b, b"b").unwrap();
+        let (ha, hb) = (sha(b"a"), sha(b"b"));
+        let both = [(ha.as_str(), a.as_path()), (hb.as_str(), b.as_path())];
+        assert_eq!(o.put_files(both).unwrap(), 2);
+        assert_eq!(o.put_files(both).unwrap(), 0);
+        assert!(o.has(&ha) && o.has(&hb));
+        let gone = d.path().join("gone");
+        let e = o.put_files([(EMPTY, gone.as_path())]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains(&gone.display().to_string()), "{e}");
     }
 
     #[test]

@@ -356,15 +356,15 @@ impl Native {
     /// Keeps a pristine copy of every file `m` lists, read from the tree
     /// at `dir` (checked against `m`), durably.
     fn put_objects(&self, dir: &Path, m: &Manifest) -> Result<(), PlatformError> {
-        let objects = self.objects();
-        for f in &m.files {
-            objects
-                .put_file(&f.sha256.to_ascii_lowercase(), &dir.join(&f.path))
-                .map_err(|e| {
-                    PlatformError::Failed(format!("keeping a pristine copy of {}: {e}", f.path))
-                })?;
-        }
-        Ok(())
+        let files: Vec<(String, PathBuf)> = m
+            .files
+            .iter()
+            .map(|f| (f.sha256.to_ascii_lowercase(), dir.join(&f.path)))
+            .collect();
+        self.objects()
+            .put_files(files.iter().map(|(h, p)| (h.as_str(), p.as_path())))
+            .map(|_| ())
+            .map_err(|e| PlatformError::Failed(format!("keeping pristine copies: {e}")))
     }
 
     /// Keeps pristine copies of the files of generations staged before
