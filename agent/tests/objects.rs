@@ -376,7 +376,7 @@ fn staging_time_of_the_examples_fleet() {
     );
     let files = Manifest::read(&out).unwrap().files.len();
     let mut times = Vec::new();
-    for i in 0..10 {
+    for i in 0..30 {
         let state = tmp.path().join(format!("state{i}"));
         let native = Native::new(&state, &tmp.path().join(format!("run{i}")));
         let start = Instant::now();
@@ -385,7 +385,10 @@ fn staging_time_of_the_examples_fleet() {
     }
     times.sort();
     eprintln!(
-        "staging the examples fleet ({files} files): {times:?} (median {:?})",
-        times[times.len() / 2]
+        "staging the examples fleet ({files} files), {} runs: min {:?}, median {:?}, max {:?}",
+        times.len(),
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
     );
 }
