@@ -6,6 +6,8 @@
 //! Layout of the state directory (default `/var/lib/windlass`):
 //! `generations/<N>/` (native: imported generator output trees),
 //! `profiles/system` (native: the selected generation, a symlink),
+//! `objects/sha256/<hex>` (native: pristine copies of the generations'
+//! files, by content),
 //! `operations/<id>.json` (operation records). The run directory (default
 //! `/run/windlass`) holds `current`, the running native generation.
 

@@ -7,6 +7,7 @@
 
 pub mod compare;
 pub mod glob;
+pub mod objects;
 
 use std::path::PathBuf;
 

@@ -475,6 +475,8 @@ fn fsync_dir(d: &Path) -> Result<(), ImportError> {
 #[derive(Debug)]
 pub struct Imported {
     pub manifest_bytes: Vec<u8>,
+    /// The manifest, parsed and checked.
+    pub manifest: Manifest,
     /// sha256 of the manifest: the dedup key.
     pub key: String,
 }
@@ -541,6 +543,7 @@ pub fn import(
     fsync_dir(staging)?;
     Ok(Imported {
         manifest_bytes,
+        manifest: m,
         key,
     })
 }

@@ -13,15 +13,20 @@
 //! definition changed, starts of new ones and stops of removed ones (and
 //! removal of the Podman networks whose Quadlet files are gone).
 
+use std::collections::BTreeSet;
 use std::fs;
+use std::io::Read as _;
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use sha2::{Digest as _, Sha256};
 
 use super::import::{self, Limits};
 use super::plan::{self, Units};
 use super::{Activation, GenInfo, Platform, PlatformError};
 use crate::contract::{GenerationId, Manifest};
+use crate::drift::objects::Objects;
 use crate::durable::{fsync_dir, swap_symlink};
 use crate::systemd::{Systemd, Verb};
 
@@ -30,8 +35,10 @@ pub struct Native {
     pub run_dir: PathBuf,
     /// What one Stage may read.
     pub limits: Limits,
-    /// One Stage at a time looks for an identical generation, chooses a
-    /// number and renames into it (the copying runs in parallel).
+    /// One Stage at a time keeps pristine copies of its files, looks for
+    /// an identical generation, chooses a number and renames into it (the
+    /// copying runs in parallel); pruning and backfilling the pristine
+    /// copies hold it too.
     stage_lock: Mutex<()>,
     /// The root under which unit and Quadlet files that windlass does not
     /// own are looked for before a switch ([`foreign_definitions`]):
@@ -310,6 +317,11 @@ impl Native {
     ) -> Result<(GenerationId, bool), PlatformError> {
         let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.remove_stale_staging();
+        // Pristine copies first, from the tree just checked: a generation
+        // never exists without them (a crash here leaves only copies that
+        // the next prune removes), and staging a tree again restores the
+        // copies of an identical stored generation.
+        self.put_objects(tmp, &imported.manifest)?;
         if let Some(g) = self.same_content(imported) {
             return Ok((g, false));
         }
@@ -333,6 +345,157 @@ impl Native {
             PlatformError::Failed(format!("{}: {e}", self.generations_dir().display()))
         })?;
         Ok((GenerationId(next), true))
+    }
+
+    /// The store of pristine copies of what generations install
+    /// (`<state>/objects/sha256/`).
+    pub fn objects(&self) -> Objects {
+        Objects::new(&self.state_dir)
+    }
+
+    /// Keeps a pristine copy of every file `m` lists, read from the tree
+    /// at `dir` (checked against `m`), durably.
+    fn put_objects(&self, dir: &Path, m: &Manifest) -> Result<(), PlatformError> {
+        let files: Vec<(String, PathBuf)> = m
+            .files
+            .iter()
+            .map(|f| (f.sha256.to_ascii_lowercase(), dir.join(&f.path)))
+            .collect();
+        self.objects()
+            .put_files(files.iter().map(|(h, p)| (h.as_str(), p.as_path())))
+            .map(|_| ())
+            .map_err(|e| PlatformError::Failed(format!("keeping pristine copies: {e}")))
+    }
+
+    /// Keeps pristine copies of the files of generations staged before
+    /// the store existed (or whose copies were lost): each listed file
+    /// whose content has its listed sha256 now. A file that no longer
+    /// has it is skipped, with a warning unless another generation had
+    /// the same content. Returns how many copies it made.
+    pub fn backfill_objects(&self) -> usize {
+        let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let objects = self.objects();
+        let mut made = 0;
+        let mut skipped = Vec::new();
+        for n in self.ids() {
+            let g = GenerationId(n);
+            let m = match Manifest::read(&self.dir(g)) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("no pristine copies of generation {g}: {e}");
+                    continue;
+                }
+            };
+            for f in &m.files {
+                if let Err(e) = import::check_path(&f.path) {
+                    tracing::warn!("generation {g}: {e}");
+                    continue;
+                }
+                let sha = f.sha256.to_ascii_lowercase();
+                match objects.put_file(&sha, &self.dir(g).join(&f.path)) {
+                    Ok(true) => made += 1,
+                    Ok(false) => {}
+                    Err(e) => skipped.push((g, f.path.clone(), sha, e)),
+                }
+            }
+        }
+        for (g, path, sha, e) in skipped {
+            if !objects.has(&sha) {
+                tracing::warn!(
+                    "no pristine copy of {path} of generation {g}: {e}; \
+                     a restore of it needs the generation staged again"
+                );
+            }
+        }
+        made
+    }
+
+    /// Removes the pristine copies that no stored generation lists.
+    /// Stored generations are never removed yet, so nothing calls this
+    /// but tests; whatever removes them will, after. Refused (nothing
+    /// removed) when a stored generation's manifest cannot be read: the
+    /// copies it lists are unknown. Returns how many it removed.
+    pub fn prune_objects(&self) -> Result<usize, PlatformError> {
+        let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keep = BTreeSet::new();
+        for n in self.ids() {
+            let g = GenerationId(n);
+            let m = Manifest::read(&self.dir(g)).map_err(|e| {
+                PlatformError::Failed(format!("not pruning pristine copies: generation {g}: {e}"))
+            })?;
+            keep.extend(m.files.iter().map(|f| f.sha256.to_ascii_lowercase()));
+        }
+        self.objects()
+            .prune(&keep)
+            .map_err(|e| PlatformError::Failed(format!("pruning pristine copies: {e}")))
+    }
+
+    /// The content listed file `rel` of generation `generation` was
+    /// staged with: its pristine copy, hashed again; else the same
+    /// content (by sha256) from the generation's own file, if it still
+    /// has it, or from any other stored generation listing it (the copy
+    /// is then made again). Never anything whose hash is not the
+    /// manifest's.
+    pub fn pristine(&self, generation: GenerationId, rel: &str) -> Result<Vec<u8>, PlatformError> {
+        let g = generation;
+        if !self.dir(g).is_dir() {
+            return Err(PlatformError::NotFound(g));
+        }
+        let m = Manifest::read(&self.dir(g))
+            .map_err(|e| PlatformError::Invalid(format!("generation {g}: {e}")))?;
+        let entry = m.files.iter().find(|f| f.path == rel).ok_or_else(|| {
+            PlatformError::Invalid(format!("{rel} is not a file of generation {g}"))
+        })?;
+        let sha = entry.sha256.to_ascii_lowercase();
+        let objects = self.objects();
+        match objects.get(&sha) {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!("no pristine copy of {rel} of generation {g} is stored")
+            }
+            Err(e) => tracing::warn!("pristine copy of {rel} of generation {g}: {e}"),
+        }
+        let mut candidates = vec![(g, rel.to_string())];
+        for n in self.ids().into_iter().filter(|n| *n != g.0) {
+            if let Ok(other) = Manifest::read(&self.dir(GenerationId(n))) {
+                candidates.extend(
+                    other
+                        .files
+                        .into_iter()
+                        .filter(|f| f.sha256.eq_ignore_ascii_case(&sha))
+                        .map(|f| (GenerationId(n), f.path)),
+                );
+            }
+        }
+        for (c, path) in candidates {
+            let Some(bytes) = self.read_verified(c, &path, &sha) else {
+                continue;
+            };
+            let _one = self.stage_lock.lock().unwrap_or_else(|p| p.into_inner());
+            match objects.put_file(&sha, &self.dir(c).join(&path)) {
+                Ok(_) => tracing::info!(
+                    "pristine copy of {rel} of generation {g} made again from {path} of generation {c}"
+                ),
+                Err(e) => tracing::warn!("pristine copy of {rel} of generation {g}: {e}"),
+            }
+            return Ok(bytes);
+        }
+        Err(PlatformError::Failed(format!(
+            "no intact copy of {rel} (sha256 {sha}): stage the generation again"
+        )))
+    }
+
+    /// Listed file `rel` of generation `g`, if it is a regular file
+    /// (never through a symlink) whose content has `sha256`.
+    fn read_verified(&self, g: GenerationId, rel: &str, sha256: &str) -> Option<Vec<u8>> {
+        import::check_path(rel).ok()?;
+        let dir = import::open_own_dir(&self.dir(g)).ok()?;
+        let f = import::open_regular(dir.as_fd(), rel, self.limits.file_bytes).ok()?;
+        let mut bytes = Vec::new();
+        f.take(self.limits.file_bytes + 1)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        (hex::encode(Sha256::digest(&bytes)) == sha256).then_some(bytes)
     }
 }
 
