@@ -47,4 +47,6 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const ROLLED_BACK: u8 = 3;
     pub const REFUSED: u8 = 4;
+    /// `windlassctl drift --check`: the host has drifted.
+    pub const DRIFT: u8 = 5;
 }

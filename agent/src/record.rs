@@ -165,6 +165,22 @@ phases! {
     }
 }
 
+phases! {
+    /// A restore of drift: `recorded` → `rewriting` → `reloading` →
+    /// `restarting` → `health-gate` → `finished`.
+    RestorePhase {
+        Recorded = "recorded",
+        /// Owned files written back from the generation; drop-ins, masks
+        /// and overriding files set aside.
+        Rewriting = "rewriting",
+        Reloading = "reloading",
+        /// The affected units restarted.
+        Restarting = "restarting",
+        HealthGate = "health-gate",
+        Finished = "finished",
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -172,16 +188,24 @@ pub enum Kind {
     Rollback,
     Cutover,
     Sweep,
+    Restore,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Switch, Kind::Rollback, Kind::Cutover, Kind::Sweep];
+    pub const ALL: &'static [Kind] = &[
+        Kind::Switch,
+        Kind::Rollback,
+        Kind::Cutover,
+        Kind::Sweep,
+        Kind::Restore,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Switch => "switch",
             Kind::Rollback => "rollback",
             Kind::Cutover => "cutover",
             Kind::Sweep => "sweep",
+            Kind::Restore => "restore",
         }
     }
     /// The names of this kind's phases, in order (crash matrices).
@@ -191,6 +215,7 @@ impl Kind {
             Kind::Rollback => RollbackPhase::ALL.iter().map(|p| p.as_str()).collect(),
             Kind::Cutover => CutoverPhase::ALL.iter().map(|p| p.as_str()).collect(),
             Kind::Sweep => SweepPhase::ALL.iter().map(|p| p.as_str()).collect(),
+            Kind::Restore => RestorePhase::ALL.iter().map(|p| p.as_str()).collect(),
         }
     }
 }
@@ -432,6 +457,49 @@ impl CutoverState {
     }
 }
 
+/// A restore: the running generation put back where the host drifted
+/// from it. The plan is fixed when it is recorded, so that a restart
+/// carries out the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreOp {
+    pub phase: RestorePhase,
+    pub generation: GenerationId,
+    /// Started by the agent (an app's `restore` policy), not asked for.
+    #[serde(default)]
+    pub automatic: bool,
+    pub plan: Box<RestorePlan>,
+}
+
+/// What a restore does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePlan {
+    /// The drift it restores, as reported (`kind unit-or-path: detail`).
+    #[serde(default)]
+    pub findings: Vec<String>,
+    /// Owned files written back: (path in the generation, where).
+    #[serde(default)]
+    pub rewrite: Vec<(String, PathBuf)>,
+    /// Files of others set aside (drop-ins, masks, overriding units),
+    /// kept under `taken-over/<operation>/`.
+    #[serde(default)]
+    pub set_aside: Vec<PathBuf>,
+    pub reload: bool,
+    /// Units restarted, then health-gated.
+    #[serde(default)]
+    pub restart: Vec<String>,
+    #[serde(default)]
+    pub apps: Vec<String>,
+}
+
+impl RestorePlan {
+    pub fn is_empty(&self) -> bool {
+        self.rewrite.is_empty()
+            && self.set_aside.is_empty()
+            && !self.reload
+            && self.restart.is_empty()
+    }
+}
+
 /// Any operation's own part, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -440,6 +508,7 @@ pub enum Op {
     Rollback(RollbackOp),
     Cutover(CutoverOp),
     Sweep(SweepOp),
+    Restore(RestoreOp),
 }
 
 impl Op {
@@ -449,6 +518,7 @@ impl Op {
             Op::Rollback(_) => Kind::Rollback,
             Op::Cutover(_) => Kind::Cutover,
             Op::Sweep(_) => Kind::Sweep,
+            Op::Restore(_) => Kind::Restore,
         }
     }
     pub fn phase_str(&self) -> &'static str {
@@ -457,6 +527,7 @@ impl Op {
             Op::Rollback(o) => o.phase.as_str(),
             Op::Cutover(o) => o.phase.as_str(),
             Op::Sweep(o) => o.phase.as_str(),
+            Op::Restore(o) => o.phase.as_str(),
         }
     }
 }
@@ -535,6 +606,12 @@ op_kind!(CutoverOp, CutoverPhase, Cutover, Some("staging"), |o| (
 ));
 op_kind!(SweepOp, SweepPhase, Sweep, None, |o| (
     o.from_generation,
+    None
+));
+// No external revert: a restore does not change the generation, so there
+// is nothing to revert to.
+op_kind!(RestoreOp, RestorePhase, Restore, None, |o| (
+    Some(o.generation),
     None
 ));
 
@@ -672,7 +749,7 @@ impl Record<Op> {
             Op::Switch(o) => o.from_generation,
             Op::Rollback(o) => o.from_generation,
             Op::Sweep(o) => o.from_generation,
-            Op::Cutover(_) => None,
+            Op::Cutover(_) | Op::Restore(_) => None,
         }
     }
     pub fn to_generation(&self) -> Option<GenerationId> {
@@ -680,6 +757,7 @@ impl Record<Op> {
             Op::Switch(o) => Some(o.to_generation),
             Op::Rollback(o) => Some(o.to_generation),
             Op::Sweep(o) => o.to_generation,
+            Op::Restore(o) => Some(o.generation),
             Op::Cutover(_) => None,
         }
     }

@@ -19,6 +19,16 @@ pub struct UnitState {
     pub job_pending: bool,
 }
 
+/// What systemd says of a unit (`org.freedesktop.systemd1.Unit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitProps {
+    pub load_state: String,
+    pub fragment_path: String,
+    pub drop_in_paths: Vec<String>,
+    pub need_daemon_reload: bool,
+    pub unit_file_state: String,
+}
+
 /// What a job does to a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -175,10 +185,7 @@ pub trait Systemd: Send + Sync {
     /// What systemd says of `unit` now (`org.freedesktop.systemd1.Unit`:
     /// LoadState, FragmentPath, DropInPaths, NeedDaemonReload,
     /// UnitFileState), read afresh on every call. The default cannot tell.
-    fn unit_props(
-        &self,
-        unit: &str,
-    ) -> impl Future<Output = R<crate::drift::compare::UnitProps>> + Send {
+    fn unit_props(&self, unit: &str) -> impl Future<Output = R<UnitProps>> + Send {
         let _ = unit;
         async { Err(SystemdError("unit properties are not available".into())) }
     }
@@ -529,12 +536,12 @@ async fn forward_events(
     }
 }
 
-/// [`UnitProps`](crate::drift::compare::UnitProps) from the answer of
+/// [`UnitProps`](UnitProps) from the answer of
 /// `GetAll("org.freedesktop.systemd1.Unit")`; a property that is missing
 /// (or of another type) keeps its default.
 fn unit_props_from(
     all: &std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
-) -> crate::drift::compare::UnitProps {
+) -> UnitProps {
     let string = |k: &str| {
         all.get(k)
             .and_then(|v| v.downcast_ref::<String>().ok())
@@ -552,7 +559,7 @@ fn unit_props_from(
             _ => None,
         })
         .unwrap_or_default();
-    crate::drift::compare::UnitProps {
+    UnitProps {
         load_state: string("LoadState"),
         fragment_path: string("FragmentPath"),
         drop_in_paths: strings,
@@ -914,16 +921,19 @@ impl Systemd for Dbus {
     async fn events(&self) -> Option<tokio::sync::mpsc::Receiver<SysEvent>> {
         use futures_util::StreamExt;
         use futures_util::future::ready;
-        // All three match rules are in place before this returns: no
-        // signal sent after the call is missed.
+        // Both match rules are in place before this returns: no signal
+        // sent after the call is missed. Not `JobRemoved`: every job on
+        // the host (a container's health check runs one each interval)
+        // would wake the drift watcher, which must sleep between changes;
+        // what a job changes is found by the scans after operations and
+        // by the drift-scan timer.
         let streams = async {
             let m = ManagerProxy::new(&self.conn).await?;
             let reloading = m.receive_reloading().await?;
             let files = m.receive_unit_files_changed().await?;
-            let jobs = m.receive_job_removed().await?;
-            zbus::Result::Ok((reloading, files, jobs))
+            zbus::Result::Ok((reloading, files))
         };
-        let (reloading, files, jobs) = match streams.await {
+        let (reloading, files) = match streams.await {
             Ok(s) => s,
             Err(x) => {
                 tracing::warn!("cannot listen to systemd's signals: {x}");
@@ -932,13 +942,13 @@ impl Systemd for Dbus {
         };
         let reloading = reloading.filter_map(|s| ready(s.args().ok().map(|a| a.active)));
         let files = files.map(|_| ());
-        let jobs = jobs.filter_map(|s| ready(s.args().ok().map(|a| a.unit)));
+        let jobs = futures_util::stream::pending::<String>();
         let (tx, rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         tokio::spawn(forward_events(reloading, files, jobs, tx));
         Some(rx)
     }
 
-    async fn unit_props(&self, unit: &str) -> R<crate::drift::compare::UnitProps> {
+    async fn unit_props(&self, unit: &str) -> R<UnitProps> {
         let m = ManagerProxy::new(&self.conn).await.map_err(e)?;
         let path = m.load_unit(unit).await.map_err(e)?;
         let p = zbus::fdo::PropertiesProxy::builder(&self.conn)
@@ -1218,7 +1228,7 @@ impl Systemd for AnySystemd {
             AnySystemd::None(s) => s.events().await,
         }
     }
-    async fn unit_props(&self, unit: &str) -> R<crate::drift::compare::UnitProps> {
+    async fn unit_props(&self, unit: &str) -> R<UnitProps> {
         match self {
             AnySystemd::Dbus(s) => s.unit_props(unit).await,
             AnySystemd::None(s) => s.unit_props(unit).await,
@@ -1288,7 +1298,7 @@ mod tests {
         all.insert("ActiveState".to_string(), v(Value::from("active")));
         assert_eq!(
             unit_props_from(&all),
-            crate::drift::compare::UnitProps {
+            UnitProps {
                 load_state: "loaded".into(),
                 fragment_path: "/run/systemd/generator/web.service".into(),
                 drop_in_paths: vec!["/etc/systemd/system/web.service.d/override.conf".into()],
@@ -1302,7 +1312,7 @@ mod tests {
         few.insert("NeedDaemonReload".to_string(), v(Value::from("yes")));
         assert_eq!(
             unit_props_from(&few),
-            crate::drift::compare::UnitProps {
+            UnitProps {
                 load_state: "not-found".into(),
                 ..Default::default()
             }

@@ -100,6 +100,11 @@ fn introspection_matches_the_spec() {
         "method Cancel(o)->()",
         "signal OperationStarted(o)->()",
         "signal GenerationChanged(s)->()",
+        // Drift (docs/operations.md#drift): additions to SPEC §3.3.
+        "property DriftCount: u",
+        "method ScanDrift()->(s)",
+        "method Restore(a{sv})->(o)",
+        "signal DriftDetected(sa(sssss))->()",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -1,5 +1,6 @@
-//! Crash matrices of switch, rollback and sweep: for every phase of
-//! [`SwitchPhase::ALL`], [`RollbackPhase::ALL`] and [`SweepPhase::ALL`]
+//! Crash matrices of switch, rollback, sweep and restore: for every phase
+//! of [`SwitchPhase::ALL`], [`RollbackPhase::ALL`], [`SweepPhase::ALL`]
+//! and [`RestorePhase::ALL`]
 //! windlassd is killed (SIGKILL, via the test-only fault hook) right after
 //! the record for that phase is on disk, then started again. The host must
 //! end on exactly one generation (running = selected) with every record
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use windlass_agent::record::{RollbackPhase, SweepPhase, SwitchPhase};
+use windlass_agent::record::{RestorePhase, RollbackPhase, SweepPhase, SwitchPhase};
 
 /// How a switch from 1 to 2 (3, unhealthy, to reach `rolling-back`;
 /// manual confirm, to reach `waiting-confirm`) ends after a kill there:
@@ -408,6 +409,89 @@ fn sweep_crash_matrix() {
         table.push(format!("{:<9} {:<17} {row}", "sweep", p.as_str()));
         if !ok {
             failures.push(format!("sweep/{p}: expected {want_result} on {want_gen}"));
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(failures.is_empty(), "{failures:#?}\n{}", table.join("\n"));
+}
+
+/// How a restore of an edited Quadlet file ends after a kill there, and
+/// whether the file is back as the generation has it.
+fn restore_case(p: RestorePhase) -> (&'static str, bool) {
+    match p {
+        RestorePhase::Recorded => ("canceled", false),
+        RestorePhase::Rewriting
+        | RestorePhase::Reloading
+        | RestorePhase::Restarting
+        | RestorePhase::HealthGate
+        | RestorePhase::Finished => ("committed", true),
+    }
+}
+
+#[test]
+fn restore_crash_matrix() {
+    let mut table = vec![format!(
+        "{:<9} {:<17} {:<12} {:<10} ok",
+        "kind", "killed after", "result", "file"
+    )];
+    let mut failures = Vec::new();
+    for p in RestorePhase::ALL {
+        let (want_result, want_restored) = restore_case(*p);
+        let bus = bus();
+        let tmp = tempfile::tempdir().unwrap();
+        let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let extra = ["--drift-root", root.to_str().unwrap()];
+        let g1 = tmp.path().join("g1");
+        generation(&basic_fleet(), &g1, |t| t.to_string());
+        {
+            let a = agent_with(&bus, &state, &run, "nogroup-x", &[], &extra);
+            assert!(a.ctl(&["stage", g1.to_str().unwrap()]).status.success());
+            assert!(a.ctl(&["switch", "1"]).status.success());
+        }
+        let file = state.join("generations/1/quadlet/web.container");
+        let pristine = std::fs::read(&file).unwrap();
+        std::fs::write(&file, b"[Container]\nImage=edited\n").unwrap();
+        let fault = format!("restore:{p}");
+        let env = [("WINDLASS_FAULT", fault.as_str())];
+        let mut a = agent_with(&bus, &state, &run, "nogroup-x", &env, &extra);
+        // Killed at `recorded` before it answers: the reply is no matter.
+        let _ = a.ctl(&["drift", "restore", "--no-wait"]);
+        killed(&mut a, &fault);
+        drop(a);
+        let a = agent_with(&bus, &state, &run, "nogroup-x", &[], &extra);
+        let start = Instant::now();
+        while a.property("/io/windlass/Agent1", "io.windlass.Agent1", "State") != "s \"idle\"" {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "restore/{p}: the agent stayed busy: {}",
+                std::fs::read_to_string(&a.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let records = windlass_agent::store::Store::new(&state).all();
+        let last = records
+            .iter()
+            .rev()
+            .find(|r| r.kind().as_str() == "restore")
+            .unwrap();
+        let result = last.result.map(|o| o.as_str()).unwrap_or("UNFINISHED");
+        let restored = std::fs::read(&file).unwrap() == pristine;
+        let ok = result == want_result
+            && restored == want_restored
+            && records.iter().all(|r| r.finished());
+        table.push(format!(
+            "{:<9} {:<17} {result:<12} {:<10} {}",
+            "restore",
+            p.as_str(),
+            if restored { "restored" } else { "edited" },
+            if ok { "ok" } else { "FAIL" }
+        ));
+        if !ok {
+            failures.push(format!(
+                "restore/{p}: expected {want_result}, restored {want_restored}"
+            ));
         }
     }
     eprintln!("{}", table.join("\n"));

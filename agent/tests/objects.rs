@@ -12,8 +12,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use windlass_agent::contract::{GenerationId, Manifest};
@@ -360,35 +359,4 @@ fn hashes_that_are_not_lower_case_sha256_never_become_file_names() {
     ));
     assert!(!h.native.state_dir.join("escaped").exists());
     assert!(!h.tmp.path().join("escaped").exists());
-}
-
-/// How long staging the examples fleet takes (each run into a fresh
-/// state directory). Not a check: run it by name with `--run-ignored
-/// all --no-capture` to measure.
-#[test]
-#[ignore]
-fn staging_time_of_the_examples_fleet() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    common::generate(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"),
-        &out,
-    );
-    let files = Manifest::read(&out).unwrap().files.len();
-    let mut times = Vec::new();
-    for i in 0..30 {
-        let state = tmp.path().join(format!("state{i}"));
-        let native = Native::new(&state, &tmp.path().join(format!("run{i}")));
-        let start = Instant::now();
-        native.stage(&out).unwrap();
-        times.push(start.elapsed());
-    }
-    times.sort();
-    eprintln!(
-        "staging the examples fleet ({files} files), {} runs: min {:?}, median {:?}, max {:?}",
-        times.len(),
-        times[0],
-        times[times.len() / 2],
-        times[times.len() - 1]
-    );
 }

@@ -105,12 +105,42 @@ enum Cmd {
         #[arg(short, long)]
         output: Option<std::path::PathBuf>,
     },
+    /// Drift: what differs between the host and the running generation
+    /// (hand-edited or removed files, drop-ins, masks, units not loaded,
+    /// containers on another image). Without a subcommand: the last
+    /// report. Exits 5 when there is drift and `--check` was given.
+    Drift {
+        #[command(subcommand)]
+        cmd: Option<DriftCmd>,
+        /// Exit 5 when drift is found.
+        #[arg(long, global = true)]
+        check: bool,
+    },
     /// Print shell completions.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
     /// Print the man page.
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+enum DriftCmd {
+    /// Scan everything now (what the drift-scan timer runs) and print
+    /// the report.
+    Scan,
+    /// Put the running generation back: rewrite changed or removed
+    /// files from the generation, set aside drop-ins, masks and
+    /// overrides, reload, restart the affected units, health gate (also
+    /// for apps whose policy is to report only).
+    Restore {
+        /// Only this app's drift.
+        #[arg(long)]
+        app: Option<String>,
+        /// Print the operation path and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[zbus::proxy(
@@ -136,6 +166,8 @@ trait Agent {
         options: HashMap<&str, Value<'_>>,
     ) -> zbus::Result<OwnedObjectPath>;
     fn sweep(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedObjectPath>;
+    fn scan_drift(&self) -> zbus::Result<String>;
+    fn restore(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedObjectPath>;
     fn cutover(
         &self,
         target: &str,
@@ -631,6 +663,33 @@ async fn run(cli: Cli) -> Outcome {
         } => {
             let path = s.agent.sweep(sweep_options(app, *dry_run)).await;
             return s.started(path, *no_wait, true).await;
+        }
+        Cmd::Drift { cmd, check } => {
+            let report = match cmd {
+                None => {
+                    let st: serde_json::Value =
+                        serde_json::from_str(&s.agent.status().await.map_err(err)?)
+                            .map_err(|e| (exit::ERROR, e.to_string()))?;
+                    st["drift"].to_string()
+                }
+                Some(DriftCmd::Scan) => s.agent.scan_drift().await.map_err(err)?,
+                Some(DriftCmd::Restore { app, no_wait }) => {
+                    let mut o = Options::new();
+                    if let Some(a) = app {
+                        o.insert("app", Value::from(a.as_str()));
+                    }
+                    let path = s.agent.restore(o).await;
+                    return s.started(path, *no_wait, false).await;
+                }
+            };
+            let found = serde_json::from_str::<serde_json::Value>(&report)
+                .ok()
+                .and_then(|v| v["findings"].as_array().map(|a| !a.is_empty()))
+                .unwrap_or(false);
+            s.print(report);
+            if *check && found {
+                return Ok(exit::DRIFT);
+            }
         }
         Cmd::Watch { operation } => return s.started(Ok(op(operation)?), false, false).await,
         Cmd::Bundle { operation, output } => return save_bundle(&s.conn, operation, output).await,

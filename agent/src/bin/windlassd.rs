@@ -92,6 +92,25 @@ struct Args {
     /// repeatable.
     #[arg(long, value_name = "PEM")]
     extra_ca: Vec<PathBuf>,
+    /// Drift detection: `restore` follows each app's policy (report, or
+    /// restore on its own), `report` never restores on its own, `off`
+    /// watches nothing.
+    #[arg(long, value_enum, default_value = "restore")]
+    drift: DriftArg,
+    /// The root the systemd admin directories are under, for drift
+    /// (tests use a temporary root).
+    #[arg(long, default_value = "/", hide = true)]
+    drift_root: PathBuf,
+    /// Quiet time after a file event before drift is scanned.
+    #[arg(long, default_value = "250", hide = true)]
+    drift_debounce_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum DriftArg {
+    Off,
+    Report,
+    Restore,
 }
 
 /// The HTTPS client for cutover downloads, trusting `--extra-ca` too.
@@ -362,6 +381,19 @@ async fn serve<P: Platform>(args: Args, platform: P) -> anyhow::Result<()> {
     // hook with it, again and again). Until recovery ends, new operations
     // are refused as busy; reading methods and Cancel are served.
     engine.runner.set_recovering(true);
+    // Waits for the recovery to end before its first scan.
+    if args.drift != DriftArg::Off {
+        windlass_agent::ops::drift_task::spawn(
+            engine.clone(),
+            windlass_agent::ops::drift_task::Config {
+                root: args.drift_root.clone(),
+                quiet: std::time::Duration::from_millis(args.drift_debounce_ms),
+                restore: args.drift == DriftArg::Restore,
+                ..Default::default()
+            },
+            None,
+        );
+    }
     conn.request_name(BUS_NAME)
         .await
         .with_context(|| format!("cannot own {BUS_NAME}"))?;

@@ -41,6 +41,21 @@ async fn staged(
     Ok(g.to_string())
 }
 
+/// A finding on the bus: (kind, app, unit, path, detail), empty where
+/// there is none.
+pub fn finding_row(f: &crate::drift::Finding) -> (String, String, String, String, String) {
+    (
+        f.kind.as_str().to_string(),
+        f.app.clone().unwrap_or_default(),
+        f.unit.clone().unwrap_or_default(),
+        f.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        f.detail.clone(),
+    )
+}
+
 pub struct Agent<P, S> {
     pub engine: Arc<Engine<P, S>>,
     pub access: Access,
@@ -92,6 +107,30 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         p.running().map(|g| g.to_string()).unwrap_or_default()
     }
 
+    /// How many drift findings there are now (0 also when drift
+    /// detection is off: see `Status`).
+    #[zbus(property)]
+    fn drift_count(&self) -> u32 {
+        self.engine.drift.count()
+    }
+
+    /// A full drift scan now; returns the drift section of `Status` once
+    /// it is done (what it was, when an operation is in flight: the scan
+    /// after the operation comes anyway). Checked like the mutating
+    /// methods: it sets the image baseline, and costs work.
+    async fn scan_drift(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        self.access.check(conn, &hdr, "ScanDrift").await?;
+        let report = match self.engine.drift.scan().await {
+            Some(r) => r,
+            None => self.engine.drift.report(),
+        };
+        Ok(serde_json::to_string(&report).expect("serializes"))
+    }
+
     fn status(&self) -> String {
         let rn = &self.engine.runner;
         let p = &rn.platform;
@@ -124,6 +163,7 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
             // Entries of operations/ that were not readable records,
             // moved to operations/damaged/ at start.
             "damaged_records": rn.store.damaged(),
+            "drift": self.engine.drift.report(),
         })
         .to_string()
     }
@@ -256,10 +296,33 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         self.started(conn, self.engine.sweep(o)).await
     }
 
+    /// Puts the running generation back where the host drifted from it
+    /// (what `Status` lists under `drift`), whatever the apps' policy.
+    /// Options: `app` (s) only that app's drift.
+    async fn restore(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        options: Options,
+    ) -> Result<OwnedObjectPath, Error> {
+        self.access.check(conn, &hdr, "Restore").await?;
+        let o = options::restore(&options)?;
+        self.started(conn, self.engine.restore(o).await).await
+    }
+
     #[zbus(signal)]
     pub async fn operation_started(
         emitter: &SignalEmitter<'_>,
         operation: ObjectPath<'_>,
+    ) -> zbus::Result<()>;
+
+    /// New drift on the running generation: (kind, app, unit, path,
+    /// detail) of each finding not reported before.
+    #[zbus(signal)]
+    pub async fn drift_detected(
+        emitter: &SignalEmitter<'_>,
+        generation: &str,
+        findings: Vec<(String, String, String, String, String)>,
     ) -> zbus::Result<()>;
 
     #[zbus(signal)]

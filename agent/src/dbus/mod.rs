@@ -33,6 +33,7 @@ enum Event {
     Phase(OpId, String, String),
     Finished(OpId, Outcome, String),
     Generation(GenerationId),
+    Drift(Option<GenerationId>, Vec<crate::drift::Finding>),
 }
 
 /// Queues what operations report, for [`run_signals`].
@@ -58,6 +59,9 @@ impl Notify for Signals {
     }
     fn generation_changed(&self, g: GenerationId) {
         let _ = self.tx.send(Event::Generation(g));
+    }
+    fn drift(&self, g: Option<GenerationId>, added: &[crate::drift::Finding], _count: u32) {
+        let _ = self.tx.send(Event::Drift(g, added.to_vec()));
     }
 }
 
@@ -119,6 +123,18 @@ pub async fn run_signals<P: Platform, S: Systemd + 'static>(
                     }
                     Operation::<P, S>::finished(&e, outcome.as_str(), &error).await?;
                     agent.get().await.state_changed(&agent_emitter).await?;
+                }
+                Event::Drift(g, added) => {
+                    if !added.is_empty() {
+                        let g = g.map(|g| g.to_string()).unwrap_or_default();
+                        let rows: Vec<_> = added.iter().map(agent::finding_row).collect();
+                        Agent::<P, S>::drift_detected(&agent_emitter, &g, rows).await?;
+                    }
+                    agent
+                        .get()
+                        .await
+                        .drift_count_changed(&agent_emitter)
+                        .await?;
                 }
                 Event::Generation(g) => {
                     Agent::<P, S>::generation_changed(&agent_emitter, &g.to_string()).await?;

@@ -103,6 +103,18 @@ pub fn sweep(options: &Options) -> Result<SweepOptions, Error> {
     Ok(o)
 }
 
+/// Restore: `app` (s) restores one app's drift only.
+pub fn restore(options: &Options) -> Result<crate::ops::restore::RestoreOptions, Error> {
+    let mut o = crate::ops::restore::RestoreOptions::default();
+    for (k, v) in options {
+        match k.as_str() {
+            "app" => o.app = Some(string(k, v)?),
+            _ => return Err(unknown(k)),
+        }
+    }
+    Ok(o)
+}
+
 /// A generation argument: digits; `""` where the method allows none.
 pub fn generation(s: &str) -> Result<GenerationId, Error> {
     s.parse()

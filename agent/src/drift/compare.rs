@@ -11,6 +11,8 @@ use super::{DriftKind, Finding};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedFile {
     pub path: PathBuf,
+    /// Its path in the generation (`quadlet/web.container`).
+    pub rel: String,
     pub sha256: String,
     pub unit: Option<String>,
     pub app: Option<String>,
@@ -176,15 +178,7 @@ pub fn admin_entries(
     out
 }
 
-/// What systemd says of a unit (`org.freedesktop.systemd1.Unit`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UnitProps {
-    pub load_state: String,
-    pub fragment_path: String,
-    pub drop_in_paths: Vec<String>,
-    pub need_daemon_reload: bool,
-    pub unit_file_state: String,
-}
+pub use crate::systemd::UnitProps;
 
 /// An owned unit's state against the generation's: masked, not loaded,
 /// defined elsewhere than `expected_fragment` (when known), drop-ins in
@@ -344,6 +338,7 @@ mod tests {
     fn owned(path: &str, sha: &str) -> OwnedFile {
         OwnedFile {
             path: path.into(),
+            rel: "quadlet/web.container".into(),
             sha256: sha.into(),
             unit: Some("web.service".into()),
             app: Some("web".into()),

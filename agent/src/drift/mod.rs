@@ -1,15 +1,22 @@
 //! Drift: what the running generation installed, compared with what the
-//! host holds now (issue 21; the plan is `docs/design/drift.md`). This
-//! first part is the vocabulary and the comparisons, pure functions
-//! over what was seen, so that every kind of drift is decided in one
-//! place and tested from literal inputs; the watcher, the scans and the
-//! restore operation are built on them.
+//! host holds now (issue 21; docs/operations.md#drift). The vocabulary
+//! and the comparisons ([`compare`]) are pure functions over what was
+//! seen, so every kind of drift is decided in one place and tested from
+//! literal inputs; [`owned`] says what a generation owns, [`scan`] reads
+//! the host (`ops::drift_task` watches for events and reports), [`objects`] keeps
+//! the pristine copies a restore (`ops::restore`) writes back.
 
 pub mod compare;
 pub mod glob;
 pub mod objects;
+pub mod owned;
+pub mod scan;
 
 use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::contract::GenerationId;
+use crate::record::OpId;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,5 +83,118 @@ pub struct Finding {
 impl Finding {
     pub fn identity(&self) -> (DriftKind, Option<&str>, Option<&std::path::Path>) {
         (self.kind, self.unit.as_deref(), self.path.as_deref())
+    }
+}
+
+/// What drift detection covers on a platform (the table in
+/// docs/operations.md#drift).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// The kinds this platform can report.
+    pub kinds: Vec<DriftKind>,
+    /// Whether a restore can be carried out (native only: elsewhere the
+    /// system is rebuilt by its own tools).
+    pub restore: bool,
+    /// Owned files are hashed (and links read).
+    #[serde(skip)]
+    pub files: bool,
+    /// Owned units are asked of systemd, and the admin directories listed.
+    #[serde(skip)]
+    pub units: bool,
+    /// Apps' containers are inspected.
+    #[serde(skip)]
+    pub images: bool,
+    /// The directories (relative to the drift root) where a file named
+    /// after an owned unit, or a drop-in for it, is someone else's.
+    #[serde(skip)]
+    pub admin_dirs: Vec<&'static str>,
+    /// Where an owned unit's `FragmentPath` may be (prefixes): elsewhere,
+    /// something else defines it.
+    #[serde(skip)]
+    pub fragments: Vec<PathBuf>,
+}
+
+/// What the agent last found, for `Status`, the `DriftCount` property
+/// and the fleet layer's heartbeat.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriftReport {
+    /// Whether drift detection runs at all (`windlassd --drift off`).
+    pub enabled: bool,
+    pub coverage: Coverage,
+    /// The generation compared against (the running one).
+    pub generation: Option<GenerationId>,
+    pub findings: Vec<Finding>,
+    /// When the last scan (of any scope) and the last full scan ended
+    /// (seconds since the epoch; 0: never).
+    pub scanned_at: u64,
+    pub full_scan_at: u64,
+    /// Whether file events are watched (inotify could be set up).
+    pub watching: bool,
+    /// Apps whose restore waits for the agent to be free.
+    pub pending_restore: Vec<String>,
+    /// The restore operation in flight, if any.
+    pub restoring: Option<OpId>,
+    /// How often the task woke (events, scans, requests): stays put
+    /// while nothing happens.
+    pub wakeups: u64,
+}
+
+/// A request to the drift task.
+#[derive(Debug)]
+pub enum Request {
+    /// A full scan now; the report once it is done.
+    Scan(tokio::sync::oneshot::Sender<DriftReport>),
+}
+
+/// The drift state shared by the task and the bus: the last report, and
+/// the way to ask the task for a scan.
+#[derive(Default)]
+pub struct Drift {
+    report: Mutex<DriftReport>,
+    /// The root of the admin directories (`/`; a temp root in tests).
+    root: Mutex<Option<PathBuf>>,
+    requests: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Request>>>,
+}
+
+impl Drift {
+    pub fn report(&self) -> DriftReport {
+        self.report.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> u32 {
+        self.report.lock().unwrap().findings.len() as u32
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut DriftReport)) {
+        f(&mut self.report.lock().unwrap())
+    }
+
+    pub(crate) fn connect(&self, tx: tokio::sync::mpsc::UnboundedSender<Request>, root: PathBuf) {
+        *self.requests.lock().unwrap() = Some(tx);
+        *self.root.lock().unwrap() = Some(root);
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.root
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// Asks the task for a full scan and waits for its report; `None`
+    /// when no task runs.
+    pub async fn scan(&self) -> Option<DriftReport> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .requests
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|r| r.send(Request::Scan(tx)).is_ok());
+        if !sent {
+            return None;
+        }
+        rx.await.ok()
     }
 }

@@ -5,7 +5,9 @@
 //! at start, matching each kind's phases exhaustively.
 
 pub mod cutover;
+pub mod drift_task;
 pub mod hooks;
+pub mod restore;
 pub mod rollback;
 pub mod runner;
 pub mod steps;
@@ -24,6 +26,9 @@ pub struct Engine<P, S> {
     pub runner: Arc<Runner<P, S>>,
     pub cutover: Arc<cutover::Settings>,
     pub sweep: Arc<sweep::SweepConfig>,
+    /// What drift detection last found (the task that fills it is
+    /// started by `windlassd`, [`drift_task`]).
+    pub drift: Arc<crate::drift::Drift>,
 }
 
 impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
@@ -36,6 +41,7 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
             runner: Arc::new(runner),
             cutover: Arc::new(cutover),
             sweep: Arc::new(sweep),
+            drift: Default::default(),
         }
     }
 
@@ -73,6 +79,14 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
     /// Starts a sweep (or records one skipped, when busy).
     pub fn sweep(&self, opts: sweep::SweepOptions) -> Result<Record, OpError> {
         self.sweep_cx().start(opts).map(|r| r.to_any())
+    }
+
+    /// Starts a restore of what has drifted from the running generation.
+    pub async fn restore(&self, o: restore::RestoreOptions) -> Result<Record, OpError> {
+        let root = self.drift.root();
+        restore::start(&self.runner, &root, o)
+            .await
+            .map(|r| r.to_any())
     }
 
     pub fn confirm(&self, id: &OpId) -> Result<(), OpError> {
@@ -132,6 +146,9 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
                     .to_any(),
                 Op::Cutover(o) => self.cutover_cx().recover(base.with(o), why).await.to_any(),
                 Op::Sweep(o) => self.sweep_cx().recover(base.with(o), why).await.to_any(),
+                Op::Restore(o) => restore::recover(&self.runner, base.with(o), why)
+                    .await
+                    .to_any(),
             };
             done.push(ended);
         }

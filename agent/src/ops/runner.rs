@@ -33,6 +33,11 @@ pub trait Notify: Send + Sync {
     fn phase(&self, id: &OpId, phase: &str, detail: &str);
     fn finished(&self, id: &OpId, outcome: Outcome, error: &str);
     fn generation_changed(&self, generation: GenerationId);
+    /// Drift found or cleared: `added` is what is new, `count` how many
+    /// findings there are now.
+    fn drift(&self, generation: Option<GenerationId>, added: &[crate::drift::Finding], count: u32) {
+        let _ = (generation, added, count);
+    }
 }
 
 pub struct Silent;
@@ -86,7 +91,10 @@ pub struct Runner<P, S> {
     /// This agent's binary, which runs a hook as [`Self::hook_user`]
     /// (`windlassd --run-as USER -- …`).
     pub self_exe: Option<String>,
-    slot: Mutex<Option<OpId>>,
+    /// The operation holding the slot; a watch, so that what waits for
+    /// the agent to be free (the drift watcher, [`Runner::idle`]) is woken
+    /// by the change instead of polling.
+    slot: tokio::sync::watch::Sender<Option<OpId>>,
     /// Set from before the agent takes its bus name until every record
     /// found unfinished at start is resolved: new operations are refused.
     recovering: std::sync::atomic::AtomicBool,
@@ -128,7 +136,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             bundles: Default::default(),
             hook_user: None,
             self_exe: None,
-            slot: Mutex::new(None),
+            slot: tokio::sync::watch::Sender::new(None),
             recovering: Default::default(),
             bundle_lock: tokio::sync::Mutex::const_new(()),
             cancel: Mutex::new(BTreeSet::new()),
@@ -138,7 +146,18 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
 
     /// The operation holding the slot.
     pub fn active(&self) -> Option<OpId> {
-        self.slot.lock().unwrap().clone()
+        self.slot.borrow().clone()
+    }
+
+    /// Changes of the slot (and of [`Self::recovering`]): woken whenever
+    /// an operation takes or frees it, or a recovery starts or ends.
+    pub fn slot_changes(&self) -> tokio::sync::watch::Receiver<Option<OpId>> {
+        self.slot.subscribe()
+    }
+
+    /// Whether nothing is in flight and nothing is being recovered.
+    pub fn free(&self) -> bool {
+        self.active().is_none() && !self.recovering()
     }
 
     /// Whether the records found unfinished at start are still being
@@ -149,7 +168,8 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
 
     pub fn set_recovering(&self, on: bool) {
         self.recovering
-            .store(on, std::sync::atomic::Ordering::SeqCst)
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+        self.slot.send_modify(|_| {});
     }
 
     /// Refuses a new operation while a recovery runs: busy with the
@@ -173,22 +193,32 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
     /// operation with a `parent` runs inside it (a sweep's switch): the
     /// slot must be the parent's, and stays so.
     pub fn begin<O: OpKind>(&self, mut r: Record<O>) -> Result<Record<O>, OpError> {
-        let mut slot = self.slot.lock().unwrap();
-        match (slot.as_ref(), r.parent.as_ref()) {
-            (Some(holder), Some(parent)) if holder == parent => {}
-            (Some(holder), _) => return Err(OpError::Busy(holder.clone())),
-            (None, Some(_)) => {
-                return Err(OpError::Failed(
-                    "the parent operation is not in flight".into(),
-                ));
-            }
-            (None, None) => *slot = Some(r.id.clone()),
+        let mut refused = None;
+        self.slot
+            .send_if_modified(|slot| match (slot.as_ref(), r.parent.as_ref()) {
+                (Some(holder), Some(parent)) if holder == parent => false,
+                (Some(holder), _) => {
+                    refused = Some(OpError::Busy(holder.clone()));
+                    false
+                }
+                (None, Some(_)) => {
+                    refused = Some(OpError::Failed(
+                        "the parent operation is not in flight".into(),
+                    ));
+                    false
+                }
+                (None, None) => {
+                    *slot = Some(r.id.clone());
+                    true
+                }
+            });
+        if let Some(e) = refused {
+            return Err(e);
         }
-        drop(slot);
         let first = r.phase();
         if let Err(e) = self.save(&mut r, first, "") {
             if r.parent.is_none() {
-                *self.slot.lock().unwrap() = None;
+                self.slot.send_replace(None);
             }
             return Err(e);
         }
@@ -198,7 +228,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
 
     /// Takes the slot for an unfinished record found at start.
     pub fn resume(&self, id: &OpId) {
-        *self.slot.lock().unwrap() = Some(id.clone());
+        self.slot.send_replace(Some(id.clone()));
     }
 
     /// Persists `phase` as the step about to run, then announces it.
@@ -279,12 +309,13 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         if armed(&r) {
             self.disarm(&r.id).await;
         }
-        {
-            let mut slot = self.slot.lock().unwrap();
-            if slot.as_ref() == Some(&r.id) {
+        self.slot.send_if_modified(|slot| {
+            let mine = slot.as_ref() == Some(&r.id);
+            if mine {
                 *slot = None;
             }
-        }
+            mine
+        });
         self.cancel.lock().unwrap().remove(&r.id);
         self.confirmed.lock().unwrap().remove(&r.id);
         self.notify.finished(&r.id, outcome, &r.error);
@@ -522,8 +553,11 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
 
     /// Waits until no operation is in flight.
     pub async fn idle(&self) {
-        while self.active().is_some() || self.recovering() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut changes = self.slot_changes();
+        while !self.free() {
+            if changes.changed().await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -159,6 +159,36 @@ pub trait Platform: Send + Sync + 'static {
         let _ = generation;
         None
     }
+    /// What drift detection covers here (nothing, by default).
+    fn drift_coverage(&self) -> crate::drift::Coverage {
+        crate::drift::Coverage::default()
+    }
+    /// The files `generation` installed that drift detection hashes:
+    /// (absolute path, path in the generation, sha256).
+    fn drift_files(&self, generation: GenerationId) -> Vec<(PathBuf, String, String)> {
+        let _ = generation;
+        Vec::new()
+    }
+    /// The links kept for `generation` while it runs.
+    fn drift_links(&self, generation: GenerationId) -> Vec<crate::drift::compare::OwnedLink> {
+        let _ = generation;
+        Vec::new()
+    }
+    /// Readies what drift detection and restore need (native: pristine
+    /// copies of generations staged before the agent kept them). Blocking;
+    /// returns what was done, for the log.
+    fn drift_prepare(&self) -> String {
+        String::new()
+    }
+    /// An intact copy of the file `rel` of `generation`, as staged (what
+    /// a restore writes back).
+    fn pristine(&self, generation: GenerationId, rel: &str) -> Result<Vec<u8>, PlatformError> {
+        let _ = generation;
+        Err(PlatformError::Invalid(format!(
+            "{} keeps no copy of {rel} to restore: rebuild the system instead",
+            self.name()
+        )))
+    }
     fn exists(&self, generation: GenerationId) -> bool {
         self.generations().iter().any(|g| g.id == generation)
     }

@@ -537,6 +537,67 @@ impl Platform for Native {
         Manifest::read(&self.dir(generation)).ok()
     }
 
+    fn drift_coverage(&self) -> crate::drift::Coverage {
+        use crate::drift::{Coverage, DriftKind, compare::ADMIN_DIRS};
+        Coverage {
+            kinds: DriftKind::ALL.to_vec(),
+            restore: true,
+            files: true,
+            units: true,
+            images: true,
+            admin_dirs: ADMIN_DIRS.to_vec(),
+            // Quadlet's units are generated; the generation's own are
+            // linked into the generator directory from the store.
+            fragments: vec![
+                PathBuf::from("/run/systemd/generator"),
+                self.current(),
+                self.generations_dir(),
+                self.state_dir.join("profiles"),
+            ],
+        }
+    }
+
+    fn drift_files(&self, generation: GenerationId) -> Vec<(PathBuf, String, String)> {
+        let dir = self.dir(generation);
+        self.manifest(generation)
+            .map(|m| {
+                m.files
+                    .into_iter()
+                    .map(|f| (dir.join(&f.path), f.path, f.sha256))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn drift_prepare(&self) -> String {
+        match self.backfill_objects() {
+            0 => String::new(),
+            n => format!("kept pristine copies of {n} files of generations staged before"),
+        }
+    }
+
+    fn pristine(&self, generation: GenerationId, rel: &str) -> Result<Vec<u8>, PlatformError> {
+        Native::pristine(self, generation, rel)
+    }
+
+    fn drift_links(&self, generation: GenerationId) -> Vec<crate::drift::compare::OwnedLink> {
+        use crate::drift::compare::OwnedLink;
+        let mut out = Vec::new();
+        if Self::link_target(&self.current()) == Some(generation) {
+            out.push(OwnedLink {
+                path: self.current(),
+                target: self.dir(generation),
+            });
+        }
+        if self.selected() == Some(generation) {
+            out.push(OwnedLink {
+                path: self.profile(),
+                target: Path::new("../generations").join(generation.to_string()),
+            });
+        }
+        out
+    }
+
     fn check_switch(
         &self,
         from: Option<GenerationId>,

@@ -41,6 +41,38 @@ impl Platform for Nixos {
 
     profile_platform_methods!("NixOS", "nixos-rebuild build");
 
+    /// The store is read-only and `/etc/systemd/system` a link into it:
+    /// what can drift is what the administrator adds at run time (a
+    /// `--runtime` mask or drop-in, a `.control` setting), a unit that
+    /// stopped loading, and a container's image. Restoring is rebuilding.
+    fn drift_coverage(&self) -> crate::drift::Coverage {
+        use crate::drift::{Coverage, DriftKind};
+        Coverage {
+            kinds: vec![
+                DriftKind::Modified,
+                DriftKind::DropInAdded,
+                DriftKind::Masked,
+                DriftKind::NotLoaded,
+                DriftKind::Image,
+            ],
+            restore: false,
+            files: false,
+            units: true,
+            images: true,
+            admin_dirs: vec![
+                "etc/systemd/system.control",
+                "run/systemd/system",
+                "run/systemd/system.control",
+                "run/systemd/transient",
+            ],
+            fragments: vec![
+                "/etc/systemd/system".into(),
+                "/nix/store".into(),
+                "/run/systemd/generator".into(),
+            ],
+        }
+    }
+
     async fn activate(
         &self,
         _systemd: &impl Systemd,
