@@ -174,6 +174,28 @@ fn agent_generations(share: &Path) {
     )
     .unwrap();
     generate(&tmp, &share.join("data/gen-h4"));
+    // DR: A whose web restores its own drift, db only reports it
+    // (`24-drift`).
+    let tmp = share.join("src/gen-dr");
+    fs::create_dir_all(tmp.join("apps")).unwrap();
+    for f in ["windlass.toml", "apps/db.toml", "apps/web.toml"] {
+        fs::copy(basic.join(f), tmp.join(f)).unwrap();
+    }
+    let web_dr = fs::read_to_string(tmp.join("apps/web.toml")).unwrap();
+    assert!(
+        !web_dr.contains("[update]"),
+        "web.toml has an [update] already"
+    );
+    fs::write(
+        tmp.join("apps/web.toml"),
+        web_dr
+            + "
+[update]
+drift = \"restore\"
+",
+    )
+    .unwrap();
+    generate(&tmp, &share.join("data/gen-dr"));
     // Empty: no apps (how a host leaves windlass, `99-uninstall`).
     let tmp = share.join("src/gen-empty");
     fs::create_dir_all(tmp.join("apps")).unwrap();
