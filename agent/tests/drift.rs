@@ -488,3 +488,26 @@ fn drift_on_the_bus() {
         "u 0"
     );
 }
+
+/// What each platform covers (the table in docs/operations.md#drift):
+/// native everything, restore included; NixOS units and images only,
+/// without `/etc/systemd/system` (a link into the store) among the admin
+/// directories, report only; Guix nothing yet.
+#[test]
+fn what_each_platform_covers() {
+    use windlass_agent::platform::{guix::Guix, nixos::Nixos};
+    let tmp = tempfile::tempdir().unwrap();
+    let native = Native::new(&tmp.path().join("s"), &tmp.path().join("r")).drift_coverage();
+    assert_eq!(native.kinds, DriftKind::ALL.to_vec());
+    assert!(native.restore && native.files && native.units && native.images);
+    assert!(native.admin_dirs.contains(&"etc/systemd/system"));
+
+    let nixos = Nixos::new(Box::new(doubles::Recorder::default())).drift_coverage();
+    assert!(!nixos.restore && !nixos.files && nixos.units && nixos.images);
+    assert!(!nixos.kinds.contains(&DriftKind::Removed));
+    assert!(!nixos.admin_dirs.contains(&"etc/systemd/system"));
+    assert!(nixos.admin_dirs.contains(&"run/systemd/system"));
+
+    let guix = Guix::new(Box::new(doubles::Recorder::default())).drift_coverage();
+    assert!(guix.kinds.is_empty() && !guix.restore && !guix.units && !guix.files);
+}

@@ -142,7 +142,8 @@ in
       default = "windlass";
       description = ''
         Group whose members may call the agent's mutating D-Bus methods
-        (Stage, StageFd, Switch, Rollback, Confirm, Cutover, Sweep, Cancel). Reading
+        (Stage, StageFd, Switch, Rollback, Confirm, Cutover, Sweep, Cancel,
+        ScanDrift, Restore). Reading
         is open to everyone; root may always change.
       '';
     };
@@ -165,6 +166,19 @@ in
         default = "weekly";
         example = "Mon *-*-* 04:00:00";
         description = "When the sweep runs (systemd OnCalendar expression).";
+      };
+    };
+
+    driftScan = {
+      enable = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether a timer runs `windlassctl drift scan` (a full drift scan,
+          which catches what the agent's event watching missed) an hour
+          after boot and every 6 hours; the wakeup is systemd's, not the
+          agent's.
+        '';
       };
     };
 
@@ -302,6 +316,24 @@ in
           serviceConfig = {
             Type = "oneshot";
             ExecStart = "${cfg.package}/bin/windlassctl --bus system sweep";
+          };
+        };
+        services.windlass-drift-scan = lib.mkIf cfg.driftScan.enable {
+          description = "windlass drift scan: compare the host with the running generation";
+          after = [ "windlassd.service" ];
+          requires = [ "windlassd.service" ];
+          serviceConfig = {
+            Type = "oneshot";
+            ExecStart = "${cfg.package}/bin/windlassctl --bus system drift scan";
+          };
+        };
+        timers.windlass-drift-scan = lib.mkIf cfg.driftScan.enable {
+          description = "windlass drift scan timer";
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnActiveSec = "1h";
+            OnUnitActiveSec = "6h";
+            AccuracySec = "1h";
           };
         };
         timers.windlass-sweep = lib.mkIf cfg.sweep.enable {

@@ -174,12 +174,13 @@ fn agent_generations(share: &Path) {
     )
     .unwrap();
     generate(&tmp, &share.join("data/gen-h4"));
-    // DR: A whose web restores its own drift, db only reports it
-    // (`24-drift`).
+    // DR: H1 whose web restores its own drift, db only reports it
+    // (`24-drift`). Its units are H1's, so the switch from H1 (where
+    // `23-hooks` leaves the host) restarts nothing.
     let tmp = share.join("src/gen-dr");
     fs::create_dir_all(tmp.join("apps")).unwrap();
     for f in ["windlass.toml", "apps/db.toml", "apps/web.toml"] {
-        fs::copy(basic.join(f), tmp.join(f)).unwrap();
+        fs::copy(h1.join(f), tmp.join(f)).unwrap();
     }
     let web_dr = fs::read_to_string(tmp.join("apps/web.toml")).unwrap();
     assert!(

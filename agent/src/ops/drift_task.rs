@@ -226,9 +226,11 @@ impl Places {
             files: true,
             ..Default::default()
         };
+        // Only the listing: asking systemd about every unit waits while
+        // it reloads (`systemctl edit` and `mask` reload right after
+        // writing), and what a reload changes comes with its own event.
         let admin = Scope {
             admin: true,
-            props: true,
             ..Default::default()
         };
         match ev {
@@ -326,6 +328,14 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
                 tokio::task::spawn_blocking(move || scan::admin(&owned, &cov, &root))
                     .await
                     .unwrap_or_default();
+        }
+        // What the file system showed is reported before systemd is asked:
+        // systemd answers only once a reload in progress is done (seconds,
+        // on a slow host), and `systemctl edit` or `mask` reload right
+        // after they write.
+        let slow = (scope.props && self.cov.units) || (scope.images.is_some() && self.cov.images);
+        if slow && (scope.files || scope.admin) {
+            self.publish(false);
         }
         if scope.props && self.cov.units {
             self.findings.props = scan::props(

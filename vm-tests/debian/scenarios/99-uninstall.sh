@@ -34,10 +34,12 @@ for t in /etc/windlass/targets/*.toml; do
   [ -L "$l" ] && cp --remove-destination "$(readlink -f "$l")" "$l"
 done
 # 3. The agent, its timer, unit, bus policy and generator.
-systemctl disable --now windlass-sweep.timer   # if it was installed
+systemctl disable --now windlass-sweep.timer        # if it was installed
+systemctl disable --now windlass-drift-scan.timer   # if it was installed
 systemctl disable --now windlassd.service
 rm -f /usr/local/bin/windlassd /usr/local/bin/windlassctl \
   /etc/systemd/system/windlassd.service /etc/systemd/system/windlass-sweep.* \
+  /etc/systemd/system/windlass-drift-scan.* \
   /usr/share/dbus-1/system.d/io.windlass.Agent1.conf \
   /usr/lib/systemd/system-generators/windlass-generator
 rm -rf /etc/systemd/system/windlassd.service.d
