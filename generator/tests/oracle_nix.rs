@@ -865,6 +865,21 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
     assert!(c.get("virtualisation").is_none(), "no fleet, no containers");
     let c = eval_agent_module(None, &["--arg", "sweep", "false"]);
     assert!(c["systemd"]["timers"].get("windlass-sweep").is_none());
+    // The drift scan timer: on by default, its wakeup systemd's.
+    let c0 = eval_agent_module(None, &[]);
+    assert_eq!(
+        c0["systemd"]["timers"]["windlass-drift-scan"]["timerConfig"]["OnUnitActiveSec"],
+        "6h"
+    );
+    let scan = c0["systemd"]["services"]["windlass-drift-scan"]["serviceConfig"]["ExecStart"]
+        .as_str()
+        .unwrap();
+    assert!(
+        scan.ends_with("/bin/windlassctl --bus system drift scan"),
+        "{scan}"
+    );
+    let c0 = eval_agent_module(None, &["--arg", "driftScan", "false"]);
+    assert!(c0["systemd"]["timers"].get("windlass-drift-scan").is_none());
 
     // services.windlass.apps: the generated fleet module is merged in.
     let work = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@
   generated ? null,
   group ? "ops",
   sweep ? true,
+  driftScan ? true,
   backend ? "oci-containers",
 }:
 let
@@ -24,6 +25,7 @@ let
       enable = sweep;
       schedule = "weekly";
     };
+    driftScan.enable = driftScan;
     cutover = {
       targets.fleet-agent = {
         link = "/usr/local/bin/fleet-agent";
