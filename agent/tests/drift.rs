@@ -492,7 +492,7 @@ fn drift_on_the_bus() {
 /// What each platform covers (the table in docs/operations.md#drift):
 /// native everything, restore included; NixOS units and images only,
 /// without `/etc/systemd/system` (a link into the store) among the admin
-/// directories, report only; Guix nothing yet.
+/// directories, report only; Guix the files windlass put in `/etc`.
 #[test]
 fn what_each_platform_covers() {
     use windlass_agent::platform::{guix::Guix, nixos::Nixos};
@@ -503,11 +503,75 @@ fn what_each_platform_covers() {
     assert!(native.admin_dirs.contains(&"etc/systemd/system"));
 
     let nixos = Nixos::new(Box::new(doubles::Recorder::default())).drift_coverage();
-    assert!(!nixos.restore && !nixos.files && nixos.units && nixos.images);
-    assert!(!nixos.kinds.contains(&DriftKind::Removed));
+    assert!(!nixos.restore && nixos.files && nixos.follow_links && nixos.units && nixos.images);
+    assert!(nixos.kinds.contains(&DriftKind::Removed));
     assert!(!nixos.admin_dirs.contains(&"etc/systemd/system"));
     assert!(nixos.admin_dirs.contains(&"run/systemd/system"));
 
     let guix = Guix::new(Box::new(doubles::Recorder::default())).drift_coverage();
-    assert!(guix.kinds.is_empty() && !guix.restore && !guix.units && !guix.files);
+    assert_eq!(guix.kinds, [DriftKind::Modified, DriftKind::Removed]);
+    assert!(!guix.restore && !guix.units && !guix.images && guix.files && guix.follow_links);
+}
+
+/// systemd's side, through its signals: after a reload a unit that no
+/// longer loads, or is defined by another file, is reported; a container
+/// on another image than the generation's, or on another image id than
+/// it ran when the generation was first seen, is reported at the next
+/// full scan.
+#[tokio::test(flavor = "multi_thread")]
+async fn units_systemd_reports_and_containers_images_are_checked() {
+    use windlass_agent::drift::compare::UnitProps;
+    use windlass_agent::systemd::SysEvent;
+    let h = host(|t| t.to_string(), true).await;
+    // Seen healthy at the first full scan: that id is the baseline.
+    h.fake
+        .set_image("db", "localhost/windlass-test/busybox:1.0", "id-db-1");
+    h.engine.drift.scan().await.unwrap();
+    assert!(h.findings().is_empty(), "{:?}", h.findings());
+
+    h.fake.set_props(
+        "web.service",
+        UnitProps {
+            load_state: "not-found".into(),
+            ..Default::default()
+        },
+    );
+    h.fake.set_props(
+        "db.service",
+        UnitProps {
+            load_state: "loaded".into(),
+            fragment_path: "/etc/systemd/system/db.service".into(),
+            ..Default::default()
+        },
+    );
+    h.fake.push_event(SysEvent::Reloaded);
+    h.wait_for("not loaded and redefined", |r| {
+        has(&r.findings, DriftKind::NotLoaded, "web.service")
+            && has(&r.findings, DriftKind::Modified, "db.service")
+    })
+    .await;
+
+    // The image: same reference, another id (a `podman pull` and a
+    // restart by hand); another reference.
+    h.fake
+        .set_image("db", "localhost/windlass-test/busybox:1.0", "id-db-2");
+    h.fake
+        .set_image("web", "docker.io/library/other:9", "id-web");
+    let r = h.engine.drift.scan().await.unwrap();
+    let images: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == DriftKind::Image)
+        .collect();
+    assert_eq!(images.len(), 2, "{images:?}");
+    assert!(
+        images
+            .iter()
+            .any(|f| f.app.as_deref() == Some("web") && f.detail.contains("other:9"))
+    );
+    assert!(
+        images
+            .iter()
+            .any(|f| f.app.as_deref() == Some("db") && f.detail.contains("when it was healthy"))
+    );
 }

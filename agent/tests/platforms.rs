@@ -37,6 +37,8 @@ struct Tree {
     profiles: PathBuf,
     current: PathBuf,
     state: PathBuf,
+    /// The host's `/etc`.
+    etc: PathBuf,
 }
 
 fn tree(gens: &[u32], selected: u32) -> Tree {
@@ -54,10 +56,13 @@ fn tree(gens: &[u32], selected: u32) -> Tree {
     )
     .unwrap();
     let state = tmp.path().join("state");
+    let etc = tmp.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
     Tree {
         profiles,
         current,
         state,
+        etc,
         _tmp: tmp,
     }
 }
@@ -86,6 +91,7 @@ fn profiles(t: &Tree) -> Profiles {
     Profiles {
         profiles: t.profiles.clone(),
         current_system: t.current.clone(),
+        etc: t.etc.clone(),
     }
 }
 
@@ -743,4 +749,150 @@ async fn a_failing_pre_commit_hook_on_guix_goes_back_to_the_recorded_generation_
     assert_eq!(e.runner.platform.running(), g(1));
     assert_eq!(r.from_generation(), g(1));
     assert_bundle(&t, &r, "api");
+}
+
+/// Activation's part of `/etc` for generation `g`: each file of the
+/// store's `etc/windlass` and `etc/containers/systemd`, linked.
+fn activate_etc(t: &Tree, g: u32) {
+    let store = t
+        .profiles
+        .parent()
+        .unwrap()
+        .join(format!("store/gen{g}/etc"));
+    for rel in [
+        "windlass/generation.json",
+        "containers/systemd/web.container",
+    ] {
+        let link = t.etc.join(rel);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(store.join(rel), &link).unwrap();
+    }
+}
+
+async fn drift_report<P: Platform>(
+    e: &Arc<Engine<P, Fake>>,
+    what: &str,
+    ok: impl Fn(&[windlass_agent::drift::Finding]) -> bool,
+) -> Vec<windlass_agent::drift::Finding> {
+    let start = std::time::Instant::now();
+    loop {
+        let f = e.drift.report().findings;
+        if ok(&f) {
+            return f;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: {f:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Drift on NixOS and Guix: the files windlass's module put in `/etc`
+/// (links into the store) replaced or removed are reported; on NixOS
+/// also a runtime drop-in, not a file in `/etc/systemd/system` (a store
+/// link there); on Guix no unit at all. Restore is refused on both.
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_on_nixos_and_guix_covers_what_windlass_put_in_etc_and_is_report_only() {
+    use windlass_agent::drift::DriftKind;
+    use windlass_agent::ops::drift_task::{self, Config};
+    for platform in ["nixos", "guix"] {
+        let t = tree(&[1], 1);
+        let store = t.profiles.parent().unwrap().join("store/gen1/etc");
+        std::fs::create_dir_all(store.join("containers/systemd")).unwrap();
+        std::fs::write(
+            store.join("containers/systemd/web.container"),
+            "[Container]\nImage=web\n",
+        )
+        .unwrap();
+        activate_etc(&t, 1);
+        let root = t.state.parent().unwrap().join("root");
+        for d in ["etc/systemd/system", "run/systemd/system"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let (rec, fake) = (recorder(&t), Fake::default());
+        let cfg = Config {
+            root: root.clone(),
+            quiet: std::time::Duration::from_millis(50),
+            ..Default::default()
+        };
+        macro_rules! check {
+            ($e:expr) => {{
+                let e = $e;
+                drift_task::spawn(e.clone(), cfg.clone(), None);
+                let start = std::time::Instant::now();
+                while e.drift.report().full_scan_at == 0 {
+                    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                assert!(
+                    e.drift.report().findings.is_empty(),
+                    "{platform}: {:?}",
+                    e.drift.report()
+                );
+                // The contracts' link replaced by a file of other content.
+                let json = t.etc.join("windlass/generation.json");
+                std::fs::remove_file(&json).unwrap();
+                std::fs::write(&json, "{}").unwrap();
+                drift_report(&e, "modified", |f| {
+                    f.iter()
+                        .any(|x| x.kind == DriftKind::Modified && x.path.as_deref() == Some(&*json))
+                })
+                .await;
+                // web's Quadlet file gone.
+                let q = t.etc.join("containers/systemd/web.container");
+                std::fs::remove_file(&q).unwrap();
+                let f = drift_report(&e, "removed", |f| {
+                    f.iter()
+                        .any(|x| x.kind == DriftKind::Removed && x.path.as_deref() == Some(&*q))
+                })
+                .await;
+                let web = f.iter().find(|x| x.path.as_deref() == Some(&*q)).unwrap();
+                assert_eq!(web.app.as_deref(), Some("web"));
+                // Drop-ins: at run time (NixOS reports it), in the store's
+                // /etc/systemd/system (never drift).
+                for d in ["run/systemd/system", "etc/systemd/system"] {
+                    let dd = root.join(d).join("podman-web.service.d");
+                    std::fs::create_dir_all(&dd).unwrap();
+                    std::fs::write(dd.join("x.conf"), "[Service]\n").unwrap();
+                }
+                let runtime = root.join("run/systemd/system/podman-web.service.d/x.conf");
+                if platform == "nixos" {
+                    drift_report(&e, "runtime drop-in", |f| {
+                        f.iter().any(|x| {
+                            x.kind == DriftKind::DropInAdded && x.path.as_deref() == Some(&*runtime)
+                        })
+                    })
+                    .await;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                }
+                let f = e.drift.report().findings;
+                assert!(
+                    !f.iter().any(|x| x.kind == DriftKind::DropInAdded
+                        && x.path
+                            .as_deref()
+                            .is_some_and(|p| p.starts_with(root.join("etc")))),
+                    "{f:?}"
+                );
+                if platform == "guix" {
+                    assert!(!f.iter().any(|x| x.kind == DriftKind::DropInAdded), "{f:?}");
+                }
+                // Put back by activation: clean again.
+                activate_etc(&t, 1);
+                for d in ["run/systemd/system", "etc/systemd/system"] {
+                    std::fs::remove_dir_all(root.join(d).join("podman-web.service.d")).unwrap();
+                }
+                drift_report(&e, "clean", |f| f.is_empty()).await;
+                let err = e.restore(Default::default()).await.unwrap_err();
+                assert!(err.to_string().contains("rebuilding the system"), "{err}");
+            }};
+        }
+        if platform == "nixos" {
+            check!(nixos(&t, &rec, &fake));
+        } else {
+            check!(guix(&t, &rec, &fake));
+        }
+    }
 }

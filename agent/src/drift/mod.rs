@@ -104,6 +104,9 @@ pub struct Coverage {
     /// Apps' containers are inspected.
     #[serde(skip)]
     pub images: bool,
+    /// Owned files are read through links (NixOS and Guix `/etc`).
+    #[serde(skip)]
+    pub follow_links: bool,
     /// The directories (relative to the drift root) where a file named
     /// after an owned unit, or a drop-in for it, is someone else's.
     #[serde(skip)]

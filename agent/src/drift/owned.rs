@@ -50,6 +50,8 @@ pub struct Owned {
     pub policy: BTreeMap<String, Policy>,
     /// The apps' own services (what a restore may restart).
     pub services: std::collections::BTreeSet<String>,
+    /// Owned files are compared through links ([`Coverage::follow_links`]).
+    pub follow_links: bool,
 }
 
 /// The app a generator output file belongs to, if one does.
@@ -154,6 +156,7 @@ pub fn build(
             .iter()
             .map(|a| (a.name.clone(), Policy::of(a)))
             .collect(),
+        follow_links: cov.follow_links,
         services: m
             .apps
             .iter()

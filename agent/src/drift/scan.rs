@@ -89,8 +89,20 @@ impl Findings {
     }
 }
 
-fn sha256_of(path: &Path) -> Seen {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
+/// The sha256 of `bytes`, in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What is at `path`: with `follow`, through links (a NixOS or Guix
+/// `/etc` entry is a link into the store).
+fn sha256_of(path: &Path, follow: bool) -> Seen {
+    let meta = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    let Ok(meta) = meta else {
         return Seen::Missing;
     };
     if !meta.file_type().is_file() {
@@ -116,7 +128,7 @@ pub fn files(owned: &Owned) -> Vec<Finding> {
     let seen: BTreeMap<PathBuf, Seen> = owned
         .files
         .iter()
-        .map(|f| (f.path.clone(), sha256_of(&f.path)))
+        .map(|f| (f.path.clone(), sha256_of(&f.path, owned.follow_links)))
         .collect();
     let links: BTreeMap<PathBuf, Option<PathBuf>> = owned
         .links

@@ -24,6 +24,7 @@ impl Guix {
             profiles: Profiles {
                 profiles: "/var/guix/profiles".into(),
                 current_system: "/run/current-system".into(),
+                etc: "/etc".into(),
             },
             runner,
         }
@@ -36,6 +37,24 @@ impl Platform for Guix {
     }
 
     profile_platform_methods!("Guix System", "guix system build");
+
+    /// What windlass's service put in `/etc` (the contracts), replaced or
+    /// removed. No systemd, so no units; the containers run under the
+    /// `oci-container` user's rootless Podman, not inspected yet.
+    /// Restoring is reconfiguring.
+    fn drift_coverage(&self) -> crate::drift::Coverage {
+        use crate::drift::{Coverage, DriftKind};
+        Coverage {
+            kinds: vec![DriftKind::Modified, DriftKind::Removed],
+            files: true,
+            follow_links: true,
+            ..Default::default()
+        }
+    }
+
+    fn drift_files(&self, generation: GenerationId) -> Vec<(std::path::PathBuf, String, String)> {
+        self.profiles.etc_files(generation)
+    }
 
     async fn activate(
         &self,

@@ -543,6 +543,7 @@ impl Platform for Native {
             kinds: DriftKind::ALL.to_vec(),
             restore: true,
             files: true,
+            follow_links: false,
             units: true,
             images: true,
             admin_dirs: ADMIN_DIRS.to_vec(),

@@ -23,6 +23,7 @@ impl Nixos {
             profiles: Profiles {
                 profiles: "/nix/var/nix/profiles".into(),
                 current_system: "/run/current-system".into(),
+                etc: "/etc".into(),
             },
             runner,
         }
@@ -42,21 +43,25 @@ impl Platform for Nixos {
     profile_platform_methods!("NixOS", "nixos-rebuild build");
 
     /// The store is read-only and `/etc/systemd/system` a link into it:
-    /// what can drift is what the administrator adds at run time (a
-    /// `--runtime` mask or drop-in, a `.control` setting), a unit that
-    /// stopped loading, and a container's image. Restoring is rebuilding.
+    /// what can drift is what windlass's module put in `/etc` (the
+    /// contracts, the Quadlet files) replaced or removed, what the
+    /// administrator adds at run time (a `--runtime` mask or drop-in, a
+    /// `.control` setting), a unit that stopped loading, and a
+    /// container's image. Restoring is rebuilding.
     fn drift_coverage(&self) -> crate::drift::Coverage {
         use crate::drift::{Coverage, DriftKind};
         Coverage {
             kinds: vec![
                 DriftKind::Modified,
+                DriftKind::Removed,
                 DriftKind::DropInAdded,
                 DriftKind::Masked,
                 DriftKind::NotLoaded,
                 DriftKind::Image,
             ],
             restore: false,
-            files: false,
+            files: true,
+            follow_links: true,
             units: true,
             images: true,
             admin_dirs: vec![
@@ -71,6 +76,10 @@ impl Platform for Nixos {
                 "/run/systemd/generator".into(),
             ],
         }
+    }
+
+    fn drift_files(&self, generation: GenerationId) -> Vec<(std::path::PathBuf, String, String)> {
+        self.profiles.etc_files(generation)
     }
 
     async fn activate(

@@ -69,7 +69,14 @@ pub struct Profiles {
     pub profiles: PathBuf,
     /// `/run/current-system`.
     pub current_system: PathBuf,
+    /// `/etc`, where activation installs the system's `etc/` entries
+    /// (drift compares them with the generation's).
+    pub etc: PathBuf,
 }
+
+/// The subtrees of a system's `etc/` that windlass's modules install:
+/// the contracts, and (NixOS, Quadlet backend) the Quadlet files.
+pub const OWNED_ETC: [&str; 2] = ["windlass", "containers/systemd"];
 
 impl Profiles {
     pub fn link(&self, id: GenerationId) -> PathBuf {
@@ -134,6 +141,25 @@ impl Profiles {
             .ok()
     }
 
+    /// The files under `/etc` that windlass's module installs for
+    /// `generation`: (where in `/etc`, `etc/<rel>`, sha256 of the
+    /// generation's copy). The system's `etc/` is read-only (the store),
+    /// so it is also the pristine copy.
+    pub fn etc_files(&self, generation: GenerationId) -> Vec<(PathBuf, String, String)> {
+        let etc = self.link(generation).join("etc");
+        let mut out = Vec::new();
+        for sub in OWNED_ETC {
+            walk(&etc.join(sub), sub, &mut |rel, bytes| {
+                out.push((
+                    self.etc.join(rel),
+                    format!("etc/{rel}"),
+                    crate::drift::scan::sha256_hex(bytes),
+                ))
+            });
+        }
+        out
+    }
+
     /// The units of the apps of a generation: what the gate checks.
     pub fn app_units(&self, generation: GenerationId) -> Vec<String> {
         self.manifest(generation)
@@ -173,3 +199,33 @@ macro_rules! profile_platform_methods {
     };
 }
 pub(crate) use profile_platform_methods;
+
+/// Calls `f` with (path relative to the walk's base, content) for every
+/// regular file under `dir` (links followed, as the store's `etc` is
+/// made of them), at most 4 levels deep.
+fn walk(dir: &Path, rel: &str, f: &mut dyn FnMut(&str, &[u8])) {
+    fn go(dir: &Path, rel: &str, depth: usize, f: &mut dyn FnMut(&str, &[u8])) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let p = e.path();
+            let r = format!("{rel}/{name}");
+            match fs::metadata(&p) {
+                Ok(m) if m.is_dir() && depth < 4 => go(&p, &r, depth + 1, f),
+                Ok(m) if m.is_file() && m.len() <= 1 << 20 => {
+                    if let Ok(bytes) = fs::read(&p) {
+                        f(&r, &bytes);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    go(dir, rel, 0, f)
+}
