@@ -57,21 +57,27 @@ pub fn bus() -> Bus {
         ),
     )
     .unwrap();
-    let child = Command::new("dbus-daemon")
+    // `--print-address` writes the address once the bus accepts
+    // connections; the socket file exists earlier (between bind and
+    // listen), and a client that connects then is refused.
+    let mut child = Command::new("dbus-daemon")
         .arg(format!("--config-file={}", conf.display()))
         .arg("--nofork")
-        .stdout(Stdio::null())
+        .arg("--print-address")
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("dbus-daemon is needed (tools/test installs it)");
-    let start = Instant::now();
-    while !sock.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "dbus-daemon did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(
+        line.contains(&sock.display().to_string()),
+        "dbus-daemon did not start (it printed {line:?})"
+    );
     std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     Bus {
         address: format!("unix:path={}", sock.display()),
