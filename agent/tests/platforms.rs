@@ -865,10 +865,15 @@ async fn drift_on_nixos_and_guix_covers_what_windlass_put_in_etc_and_is_report_o
                         })
                     })
                     .await;
-                } else {
-                    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
                 }
-                let f = e.drift.report().findings;
+                // A full scan with both drop-ins in place: its report is
+                // the platform's whole answer, not a race with the watcher.
+                let f = e
+                    .drift
+                    .scan()
+                    .await
+                    .expect("the drift task answers a scan")
+                    .findings;
                 assert!(
                     !f.iter().any(|x| x.kind == DriftKind::DropInAdded
                         && x.path
@@ -876,8 +881,17 @@ async fn drift_on_nixos_and_guix_covers_what_windlass_put_in_etc_and_is_report_o
                             .is_some_and(|p| p.starts_with(root.join("etc")))),
                     "{f:?}"
                 );
+                let runtime_found = f.iter().any(|x| {
+                    x.kind == DriftKind::DropInAdded && x.path.as_deref() == Some(&*runtime)
+                });
+                assert_eq!(runtime_found, platform == "nixos", "{platform}: {f:?}");
                 if platform == "guix" {
                     assert!(!f.iter().any(|x| x.kind == DriftKind::DropInAdded), "{f:?}");
+                    // The scan did look: the Quadlet file is still missing.
+                    assert!(
+                        f.iter().any(|x| x.kind == DriftKind::Removed && x.path.as_deref() == Some(&*q)),
+                        "{f:?}"
+                    );
                 }
                 // Put back by activation: clean again.
                 activate_etc(&t, 1);
