@@ -1,0 +1,1 @@
+//! (to be written: see docs/design/fleet.md)

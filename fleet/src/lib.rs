@@ -1,0 +1,14 @@
+//! windlass fleet rollouts over NATS JetStream key-value buckets (issue
+//! 19; plan in docs/design/fleet.md). windlassd stays the only actor on a
+//! host: fleetd is a D-Bus client of it, like windlassctl.
+//!
+//! Pure parts (no I/O): `model`, `spec`, `select`, `wave`. NATS parts:
+//! `kv`, `buckets`, `lease`.
+
+pub mod buckets;
+pub mod kv;
+pub mod lease;
+pub mod model;
+pub mod select;
+pub mod spec;
+pub mod wave;
