@@ -1,7 +1,7 @@
 //! The NATS facts the fleet design relies on (docs/design/fleet.md §0),
-//! held against a real nats-server through our typed layer (`kv`): what
-//! a lost compare-and-set, a second create, an aged-out key, revisions and
-//! history look like.
+//! held against a real nats-server through our typed layer (`kv`,
+//! `buckets`): what a lost compare-and-set, a second create, an aged-out
+//! key, revisions and history look like.
 
 mod support;
 
@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
 use support::nats::NatsServer;
+use windlass_fleet::buckets::{self, InitError};
 use windlass_fleet::kv::{Bucket, Change, KvError};
 
 macro_rules! server {
@@ -180,4 +181,53 @@ async fn foreign_values_are_decode_errors_and_bad_keys_are_refused() {
     let e = Bucket::<String>::open(&js, "missing").await.unwrap_err();
     assert!(e.is_not_found(), "{e:?}");
     assert_eq!(e.to_string(), "bucket missing does not exist");
+}
+
+#[tokio::test]
+async fn init_creates_the_buckets_and_refuses_other_configs() {
+    let nats = server!("init_creates_the_buckets_and_refuses_other_configs");
+    let (_c, js) = nats.connect().await;
+    let cfg = buckets::Config {
+        lease_ttl: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let e = buckets::verify(&js, &cfg).await.unwrap_err();
+    assert!(matches!(&e, InitError::Kv(k) if k.is_not_found()), "{e:?}");
+    buckets::init(&js, &cfg).await.unwrap();
+    // Again: nothing to do.
+    buckets::init(&js, &cfg).await.unwrap();
+    buckets::verify(&js, &cfg).await.unwrap();
+    for name in [
+        buckets::LEASE,
+        buckets::HOSTS,
+        buckets::ROLLOUTS,
+        buckets::ORDERS,
+        buckets::RESULTS,
+    ] {
+        Bucket::<serde_json::Value>::open(&js, name).await.unwrap();
+    }
+    // A coordinator with another TTL must not use this lease bucket.
+    let other = buckets::Config {
+        lease_ttl: Duration::from_secs(10),
+        ..cfg.clone()
+    };
+    for e in [
+        buckets::init(&js, &other).await.unwrap_err(),
+        buckets::verify(&js, &other).await.unwrap_err(),
+    ] {
+        let text = e.to_string();
+        assert!(
+            matches!(&e, InitError::Mismatch { bucket, .. } if bucket == buckets::LEASE),
+            "{e:?}"
+        );
+        assert!(text.contains("max_age 2s, expected 10s"), "{text}");
+    }
+    // A bucket made by hand with another history is refused too.
+    js.delete_key_value(buckets::ORDERS).await.unwrap();
+    bucket(&js, buckets::ORDERS, 2, Duration::ZERO).await;
+    let text = buckets::init(&js, &cfg).await.unwrap_err().to_string();
+    assert!(
+        text.contains("windlass-orders") && text.contains("history 2, expected 8"),
+        "{text}"
+    );
 }
