@@ -231,3 +231,24 @@ async fn init_creates_the_buckets_and_refuses_other_configs() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_test_server_takes_an_auth_config() {
+    let Some(nats) = NatsServer::start_with(
+        "the_test_server_takes_an_auth_config",
+        r#"authorization { users = [ { user: "admin", password: "s3cret" } ] }"#,
+    ) else {
+        return;
+    };
+    let refused =
+        tokio::time::timeout(Duration::from_secs(5), async_nats::connect(nats.url())).await;
+    assert!(matches!(refused, Ok(Err(_))), "no user: {refused:?}");
+    let client =
+        async_nats::ConnectOptions::with_user_and_password("admin".into(), "s3cret".into())
+            .connect(nats.url())
+            .await
+            .unwrap();
+    let js = jetstream::new(client);
+    let b = bucket(&js, "t", 1, Duration::ZERO).await;
+    assert_eq!(b.put("k", &"v".into()).await.unwrap(), 1);
+}
