@@ -1,0 +1,4 @@
+//! Helpers shared by the fleet integration tests.
+#![allow(dead_code)]
+
+pub mod nats;
