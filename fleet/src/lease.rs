@@ -42,7 +42,7 @@ pub struct Lease {
     /// `None` only between the winning create and the update that writes
     /// the epoch.
     pub epoch: Option<Epoch>,
-    /// Unix seconds.
+    /// Unix milliseconds, as every `*_at` of the fleet's records.
     pub acquired_at: u64,
     pub renewed_at: u64,
     pub ttl_ms: u64,
@@ -236,7 +236,7 @@ impl Drop for Leadership {
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
@@ -543,15 +543,15 @@ mod tests {
                 era: 1750400000123456789,
                 rev: 812,
             }),
-            acquired_at: 1750412300,
-            renewed_at: 1750412345,
+            acquired_at: 1750412300000,
+            renewed_at: 1750412345000,
             ttl_ms: 10000,
             version: "0.2.0".into(),
         };
         let j = serde_json::to_string(&l).unwrap();
         assert_eq!(
             j,
-            r#"{"holder":"ops1:4242","epoch":{"era":1750400000123456789,"rev":812},"acquired_at":1750412300,"renewed_at":1750412345,"ttl_ms":10000,"version":"0.2.0"}"#
+            r#"{"holder":"ops1:4242","epoch":{"era":1750400000123456789,"rev":812},"acquired_at":1750412300000,"renewed_at":1750412345000,"ttl_ms":10000,"version":"0.2.0"}"#
         );
         assert_eq!(serde_json::from_str::<Lease>(&j).unwrap(), l);
     }

@@ -299,19 +299,6 @@ pub struct Control {
     pub at: u64,
 }
 
-/// `windlass-lease/coordinator`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// `<hostname>:<pid>`.
-    pub holder: String,
-    pub epoch: Epoch,
-    pub acquired_at: u64,
-    pub renewed_at: u64,
-    pub ttl_sec: u64,
-    /// The coordinator's version.
-    pub version: String,
-}
-
 names! {
     /// Whether the agent has an operation in its slot.
     HostActivity {
@@ -599,14 +586,6 @@ mod tests {
                 at: 3,
             });
         }
-        round_trip(&Lease {
-            holder: "ops1:4242".into(),
-            epoch: Epoch { era: 9, rev: 812 },
-            acquired_at: 1,
-            renewed_at: 2,
-            ttl_sec: 10,
-            version: "0.2.0".into(),
-        });
         let mut st = HostState {
             era_seen: 9,
             max_epoch: Some(Epoch { era: 9, rev: 812 }),
