@@ -105,6 +105,8 @@ fn introspection_matches_the_spec() {
         "method ScanDrift()->(s)",
         "method Restore(a{sv})->(o)",
         "signal DriftDetected(sa(sssss))->()",
+        // For the fleet layer (docs/decisions.md#additions-for-the-fleet-layer).
+        "method OperationByRequest(s)->(o)",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -139,6 +141,8 @@ fn introspection_matches_the_spec() {
         // diagnostics bundle (authorised callers only).
         "property Results: s",
         "property Parent: s",
+        // The caller's request id (the fleet layer's order), or "".
+        "property Request: s",
         "method Bundle()->(h)",
         "method Journal()->(as)",
         "signal PhaseChanged(ss)->()",

@@ -168,6 +168,24 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         .to_string()
     }
 
+    /// The operation recorded for request id `request` (given with
+    /// `Switch`, `Rollback`, `Cutover` or `Sweep`), in flight or
+    /// finished; `NotFound` when there is none. Open to any caller, as
+    /// reading the operations is. (windlass extension)
+    async fn operation_by_request(
+        &self,
+        #[zbus(connection)] conn: &Connection,
+        request: String,
+    ) -> Result<OwnedObjectPath, Error> {
+        crate::record::check_request(&request).map_err(Error::InvalidArgument)?;
+        match self.engine.by_request(&request)? {
+            Some(r) => self.started(conn, Ok(r)).await,
+            None => Err(Error::NotFound(format!(
+                "no operation was started for request {request:?}"
+            ))),
+        }
+    }
+
     fn list_generations(&self) -> String {
         serde_json::to_string(&self.engine.runner.platform.generations()).expect("serializes")
     }
@@ -238,12 +256,12 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         options: Options,
     ) -> Result<OwnedObjectPath, Error> {
         self.access.check(conn, &hdr, "Rollback").await?;
-        options::rollback(&options)?;
+        let o = options::rollback(&options)?;
         let to = match generation.as_str() {
             "" => None,
             g => Some(options::generation(g)?),
         };
-        self.started(conn, self.engine.rollback(to)).await
+        self.started(conn, self.engine.rollback_with(to, o)).await
     }
 
     async fn confirm(
