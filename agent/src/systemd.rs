@@ -1107,138 +1107,41 @@ pub enum AnySystemd {
     None(NoSystemd),
 }
 
+/// Each method runs on the implementation in use.
+macro_rules! forward {
+    ($(async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(async fn $name(&self $(, $arg: $ty)*) -> $ret {
+            match self {
+                AnySystemd::Dbus(s) => s.$name($($arg),*).await,
+                AnySystemd::None(s) => s.$name($($arg),*).await,
+            }
+        })*
+    };
+}
+
 impl Systemd for AnySystemd {
-    async fn reload(&self) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.reload().await,
-            AnySystemd::None(s) => s.reload().await,
-        }
-    }
-    async fn job(&self, verb: Verb, unit: &str) -> R<String> {
-        match self {
-            AnySystemd::Dbus(s) => s.job(verb, unit).await,
-            AnySystemd::None(s) => s.job(verb, unit).await,
-        }
-    }
-    async fn enqueue(&self, verb: Verb, unit: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.enqueue(verb, unit).await,
-            AnySystemd::None(s) => s.enqueue(verb, unit).await,
-        }
-    }
-    async fn state(&self, unit: &str) -> R<UnitState> {
-        match self {
-            AnySystemd::Dbus(s) => s.state(unit).await,
-            AnySystemd::None(s) => s.state(unit).await,
-        }
-    }
-    async fn journal(&self, unit: &str, n: usize) -> R<Vec<String>> {
-        match self {
-            AnySystemd::Dbus(s) => s.journal(unit, n).await,
-            AnySystemd::None(s) => s.journal(unit, n).await,
-        }
-    }
-    async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.transient(name, argv, delay_sec).await,
-            AnySystemd::None(s) => s.transient(name, argv, delay_sec).await,
-        }
-    }
-    async fn kill(&self, unit: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.kill(unit).await,
-            AnySystemd::None(s) => s.kill(unit).await,
-        }
-    }
-    async fn run_checked(
-        &self,
-        name: &str,
-        argv: &[String],
-        timeout: std::time::Duration,
-        writable: &[String],
-    ) -> R<Checked> {
-        match self {
-            AnySystemd::Dbus(s) => s.run_checked(name, argv, timeout, writable).await,
-            AnySystemd::None(s) => s.run_checked(name, argv, timeout, writable).await,
-        }
-    }
-    async fn show(&self, unit: &str) -> R<Vec<(String, String)>> {
-        match self {
-            AnySystemd::Dbus(s) => s.show(unit).await,
-            AnySystemd::None(s) => s.show(unit).await,
-        }
-    }
-    async fn operation_journal(&self, id: &str, n: usize) -> R<Vec<String>> {
-        match self {
-            AnySystemd::Dbus(s) => s.operation_journal(id, n).await,
-            AnySystemd::None(s) => s.operation_journal(id, n).await,
-        }
-    }
-    async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit> {
-        match self {
-            AnySystemd::Dbus(s) => s.run_hook(name, argv, timeout).await,
-            AnySystemd::None(s) => s.run_hook(name, argv, timeout).await,
-        }
-    }
-    async fn remove_volume(&self, name: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.remove_volume(name).await,
-            AnySystemd::None(s) => s.remove_volume(name).await,
-        }
-    }
-    async fn container_inspect(&self, name: &str) -> Option<serde_json::Value> {
-        match self {
-            AnySystemd::Dbus(s) => s.container_inspect(name).await,
-            AnySystemd::None(s) => s.container_inspect(name).await,
-        }
-    }
-    async fn container_image(&self, name: &str) -> Option<String> {
-        match self {
-            AnySystemd::Dbus(s) => s.container_image(name).await,
-            AnySystemd::None(s) => s.container_image(name).await,
-        }
-    }
-    async fn stop_transient(&self, name: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.stop_transient(name).await,
-            AnySystemd::None(s) => s.stop_transient(name).await,
-        }
-    }
-    async fn reset_failed(&self, unit: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.reset_failed(unit).await,
-            AnySystemd::None(s) => s.reset_failed(unit).await,
-        }
-    }
-    async fn remove_network(&self, name: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.remove_network(name).await,
-            AnySystemd::None(s) => s.remove_network(name).await,
-        }
-    }
-    async fn remove_app_containers(&self, app: &str) -> R<()> {
-        match self {
-            AnySystemd::Dbus(s) => s.remove_app_containers(app).await,
-            AnySystemd::None(s) => s.remove_app_containers(app).await,
-        }
-    }
-    async fn events(&self) -> Option<tokio::sync::mpsc::Receiver<SysEvent>> {
-        match self {
-            AnySystemd::Dbus(s) => s.events().await,
-            AnySystemd::None(s) => s.events().await,
-        }
-    }
-    async fn unit_props(&self, unit: &str) -> R<UnitProps> {
-        match self {
-            AnySystemd::Dbus(s) => s.unit_props(unit).await,
-            AnySystemd::None(s) => s.unit_props(unit).await,
-        }
-    }
-    async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
-        match self {
-            AnySystemd::Dbus(s) => s.container_image_id(name).await,
-            AnySystemd::None(s) => s.container_image_id(name).await,
-        }
+    forward! {
+        async fn reload(&self) -> R<()>;
+        async fn job(&self, verb: Verb, unit: &str) -> R<String>;
+        async fn enqueue(&self, verb: Verb, unit: &str) -> R<()>;
+        async fn state(&self, unit: &str) -> R<UnitState>;
+        async fn journal(&self, unit: &str, n: usize) -> R<Vec<String>>;
+        async fn transient(&self, name: &str, argv: &[String], delay_sec: Option<u64>) -> R<()>;
+        async fn kill(&self, unit: &str) -> R<()>;
+        async fn run_checked(&self, name: &str, argv: &[String], timeout: std::time::Duration, writable: &[String]) -> R<Checked>;
+        async fn show(&self, unit: &str) -> R<Vec<(String, String)>>;
+        async fn operation_journal(&self, id: &str, n: usize) -> R<Vec<String>>;
+        async fn run_hook(&self, name: &str, argv: &[String], timeout: std::time::Duration) -> R<Exit>;
+        async fn remove_volume(&self, name: &str) -> R<()>;
+        async fn container_inspect(&self, name: &str) -> Option<serde_json::Value>;
+        async fn container_image(&self, name: &str) -> Option<String>;
+        async fn stop_transient(&self, name: &str) -> R<()>;
+        async fn reset_failed(&self, unit: &str) -> R<()>;
+        async fn remove_network(&self, name: &str) -> R<()>;
+        async fn remove_app_containers(&self, app: &str) -> R<()>;
+        async fn events(&self) -> Option<tokio::sync::mpsc::Receiver<SysEvent>>;
+        async fn unit_props(&self, unit: &str) -> R<UnitProps>;
+        async fn container_image_id(&self, name: &str) -> Option<ContainerImage>;
     }
 }
 

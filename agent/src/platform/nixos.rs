@@ -51,14 +51,7 @@ impl Platform for Nixos {
     fn drift_coverage(&self) -> crate::drift::Coverage {
         use crate::drift::{Coverage, DriftKind};
         Coverage {
-            kinds: vec![
-                DriftKind::Modified,
-                DriftKind::Removed,
-                DriftKind::DropInAdded,
-                DriftKind::Masked,
-                DriftKind::NotLoaded,
-                DriftKind::Image,
-            ],
+            kinds: DriftKind::ALL.to_vec(),
             restore: false,
             files: true,
             follow_links: true,
