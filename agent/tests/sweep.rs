@@ -650,3 +650,87 @@ fn windlassctl_sweep_over_the_bus() {
         "s \"2\""
     );
 }
+
+/// A fleet sweep: the release is named (the rollout decided it once for
+/// every host), not the newest; its switch waits for a Confirm of the
+/// sweep; a release that is not newer than the canonical one, or not in
+/// the registry, moves nothing and says why; `release` needs `app`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_sweep_moves_to_the_named_release_and_waits_for_a_confirm_of_the_sweep() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0", "1.1.0", "1.2.0"]).await;
+    let h = host(reg.port);
+    let g1 = fleet(
+        &h,
+        "1",
+        &[("web", app(&format!("{r0}/fleet/web:1.0.0"), SEMVER))],
+    );
+    assert_eq!(switch_to(&h, &g1).await.result, Some(Outcome::Committed));
+
+    let named = |release: &str, confirm| SweepOptions {
+        app: Some("web".into()),
+        release: Some(release.into()),
+        confirm,
+        ..Default::default()
+    };
+    let e = h
+        .engine
+        .sweep(SweepOptions {
+            release: Some("1.1.0".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("release needs app"), "{e}");
+
+    // 1.1.0, not the newest 1.2.0, and only once confirmed.
+    let s = h.engine.sweep(named("1.1.0", Confirm::Manual)).unwrap();
+    let start = std::time::Instant::now();
+    let inner =
+        loop {
+            let waiting =
+                h.engine.runner.store.all().into_iter().find(|r| {
+                    r.parent.as_ref() == Some(&s.id) && r.phase_str() == "waiting-confirm"
+                });
+            if let Some(w) = waiting {
+                break w;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "no switch waits");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+    assert_eq!(inner.confirm, Confirm::Manual);
+    assert_eq!(running_image(&h, "web"), format!("{r0}/fleet/web:1.1.0"));
+    assert_eq!(
+        Canonical::load(&h.state, "web").tag,
+        None,
+        "not promoted before the confirm"
+    );
+    h.engine.confirm(&s.id).unwrap();
+    h.engine.idle().await;
+    let s = h.engine.runner.store.load(&s.id).unwrap();
+    assert_eq!(s.result, Some(Outcome::Committed), "{s:?}");
+    assert_eq!(
+        results(&s),
+        [("web".into(), "committed".into(), "1.1.0".into())]
+    );
+    assert_eq!(
+        h.engine.runner.store.load(&inner.id).unwrap().result,
+        Some(Outcome::Committed)
+    );
+    assert_eq!(
+        Canonical::load(&h.state, "web").tag.as_deref(),
+        Some("1.1.0")
+    );
+    // A finished sweep has nothing to confirm.
+    assert!(h.engine.confirm(&s.id).is_err());
+
+    // Not newer than canonical, and not in the registry: nothing moves.
+    for (release, why) in [("1.0.0", "no new release"), ("9.9.9", "not listed")] {
+        let s = sweep(&h, named(release, Confirm::Auto)).await;
+        assert_eq!(s.result, Some(Outcome::Skipped), "{release}: {s:?}");
+        let reason = of(&s, "web")["reason"].as_str().unwrap().to_string();
+        assert!(reason.contains(why), "{release}: {reason}");
+    }
+    assert_eq!(running_image(&h, "web"), format!("{r0}/fleet/web:1.1.0"));
+    assert_eq!(switches(&h), 2);
+}

@@ -103,6 +103,13 @@ enum Cmd {
         /// Report what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --app: move to exactly this release tag, not the newest.
+        #[arg(long, requires = "app")]
+        release: Option<String>,
+        /// `manual`: its switch commits only on `windlassctl confirm` of
+        /// the sweep.
+        #[arg(long, default_value = "auto")]
+        confirm: String,
         /// A request id (1-128 of A-Z a-z 0-9 . _ : / -): a second call
         /// with the same one starts nothing and follows the operation
         /// started for it.
@@ -617,13 +624,24 @@ fn request_option<'a>(o: &mut Options<'a>, request: &'a Option<String>) {
     }
 }
 
-fn sweep_options(app: &Option<String>, dry_run: bool) -> Options<'_> {
+fn sweep_options<'a>(
+    app: &'a Option<String>,
+    dry_run: bool,
+    release: &'a Option<String>,
+    confirm: &'a str,
+) -> Options<'a> {
     let mut o = Options::new();
     if let Some(a) = app {
         o.insert("app", Value::from(a.as_str()));
     }
     if dry_run {
         o.insert("dry_run", Value::from(true));
+    }
+    if let Some(r) = release {
+        o.insert("release", Value::from(r.as_str()));
+    }
+    if confirm != "auto" {
+        o.insert("confirm", Value::from(confirm));
     }
     o
 }
@@ -692,10 +710,12 @@ async fn run(cli: Cli) -> Outcome {
         Cmd::Sweep {
             app,
             dry_run,
+            release,
+            confirm,
             request,
             no_wait,
         } => {
-            let mut o = sweep_options(app, *dry_run);
+            let mut o = sweep_options(app, *dry_run, release, confirm);
             request_option(&mut o, request);
             let path = s.agent.sweep(o).await;
             return s.started(path, *no_wait, true).await;

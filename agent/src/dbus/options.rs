@@ -107,7 +107,8 @@ pub fn cutover(
 }
 
 /// Sweep: `app` (s) sweeps one app, `dry_run` (b) changes nothing,
-/// `request` (s).
+/// `request` (s), `release` (s, with `app`: exactly that tag),
+/// `confirm` (s: `auto` or `manual`, how its switch commits).
 pub fn sweep(options: &Options) -> Result<SweepOptions, Error> {
     let mut o = SweepOptions::default();
     for (k, v) in options {
@@ -115,6 +116,8 @@ pub fn sweep(options: &Options) -> Result<SweepOptions, Error> {
             "app" => o.app = Some(string(k, v)?),
             "dry_run" => o.dry_run = boolean(k, v)?,
             "request" => o.request = Some(request(k, v)?),
+            "release" => o.release = Some(string(k, v)?),
+            "confirm" => o.confirm = string(k, v)?.parse().map_err(Error::InvalidArgument)?,
             _ => return Err(unknown(k)),
         }
     }
@@ -187,6 +190,24 @@ mod tests {
         assert!(m.contains("unknown option"), "{m}");
         let m = refused(sweep(&opts("dry_run", Value::from("yes"))));
         assert!(m.contains("dry_run must be a boolean"), "{m}");
+        let m = refused(sweep(&opts("confirm", Value::from("later"))));
+        assert!(m.contains("later"), "{m}");
+        let m = refused(sweep(&opts("release", Value::from(1u32))));
+        assert!(m.contains("release must be a string"), "{m}");
+    }
+
+    #[test]
+    fn a_fleet_sweep_names_its_release_and_waits_for_a_confirm() {
+        let mut o = opts("release", Value::from("1.4.2"));
+        o.extend(opts("confirm", Value::from("manual")));
+        o.extend(opts("app", Value::from("web")));
+        let s = sweep(&o).unwrap();
+        assert_eq!(s.release.as_deref(), Some("1.4.2"));
+        assert_eq!(s.confirm, crate::record::Confirm::Manual);
+        assert_eq!(
+            sweep(&Options::new()).unwrap().confirm,
+            crate::record::Confirm::Auto
+        );
     }
 
     #[test]

@@ -573,12 +573,25 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         }
     }
 
-    /// Confirm: a manual switch waiting for it commits.
+    /// Confirm: a manual switch waiting for it commits. Confirming a
+    /// sweep confirms the switch it runs (a fleet sweep's).
     pub fn confirm(&self, id: &OpId) -> Result<(), OpError> {
-        let r = self
+        let mut r = self
             .store
             .load(id)
             .map_err(|_| OpError::NotFound(format!("no operation {id}")))?;
+        if r.kind() == crate::record::Kind::Sweep && !r.finished() {
+            let inner = self
+                .store
+                .all()
+                .into_iter()
+                .filter(|s| s.parent.as_ref() == Some(id) && !s.finished())
+                .max_by_key(|s| s.started_at);
+            if let Some(inner) = inner {
+                r = inner;
+            }
+        }
+        let id = &r.id;
         if r.finished() || r.confirm != crate::record::Confirm::Manual {
             return Err(OpError::InvalidArgument(format!(
                 "operation {id} is not waiting for a confirmation"

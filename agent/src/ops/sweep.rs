@@ -35,7 +35,7 @@ use super::switch::{self, SwitchOptions};
 use crate::contract::{self, GenerationId, MANIFEST};
 use crate::durable::{append_line, now, write_atomic};
 use crate::platform::Platform;
-use crate::record::{OpId, Outcome, Record, SweepOp, SweepPhase, SweepResult};
+use crate::record::{Confirm, OpId, Outcome, Record, SweepOp, SweepPhase, SweepResult};
 use crate::systemd::Systemd;
 
 /// Where sweeps look and what they write.
@@ -57,6 +57,15 @@ pub struct SweepOptions {
     /// The caller's request id (see [`Record::request`]); a sweep
     /// skipped because another operation was in flight keeps it too.
     pub request: Option<String>,
+    /// With `app`: move to exactly this release tag (a fleet rollout
+    /// decided it once for every host) instead of the newest one. The
+    /// same rules hold: it must be listed by the registry, admitted by
+    /// the app's policy, not failed here before, and newer than the
+    /// canonical release; otherwise the app is skipped, saying which.
+    pub release: Option<String>,
+    /// How the sweep's switch commits: `manual` waits for `Confirm` of
+    /// the sweep (or of that switch), as a fleet rollout's switches do.
+    pub confirm: Confirm,
 }
 
 /// The promoted release of one app and the releases that failed.
@@ -144,6 +153,11 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
     /// Starts a sweep; returns its record. When another operation is in
     /// flight the sweep is recorded as finished, `skipped` (busy).
     pub fn start(&self, opts: SweepOptions) -> Result<Rec, OpError> {
+        if opts.release.is_some() && opts.app.is_none() {
+            return Err(OpError::InvalidArgument(
+                "release needs app: a release tag belongs to one app".into(),
+            ));
+        }
         let running = self.rn.platform.running();
         let manifest = running.and_then(|g| self.rn.platform.manifest(g));
         if let Some(app) = &opts.app {
@@ -317,9 +331,10 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, app) in apps.into_iter().enumerate() {
             let (registry, sem, state) = (registry.clone(), sem.clone(), state.clone());
+            let only = opts.release.clone();
             tasks.spawn(async move {
                 let _permit = sem.acquire().await;
-                (i, discover(&registry, &state, app).await)
+                (i, discover(&registry, &state, app, only.as_deref()).await)
             });
         }
         let mut found: Vec<(usize, Found)> = tasks.join_all().await;
@@ -377,7 +392,13 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
         match decision {
             Decision::Pinned => line.reason = "pinned by digest".into(),
             Decision::NoRelease => {
-                line.reason = "no release tag (semver) admitted by the app's policy".into()
+                line.reason = match &opts.release {
+                    Some(t) => format!(
+                        "release {t} is not listed by the registry, not admitted by the \
+                         app's policy, or failed here before"
+                    ),
+                    None => "no release tag (semver) admitted by the app's policy".into(),
+                }
             }
             Decision::UpToDate { newest, .. } => {
                 line.reason = format!("no new release (newest is {newest})");
@@ -387,7 +408,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
                 if opts.dry_run {
                     line.reason = format!("dry run: would upgrade to {tag}");
                 } else if let Some(image) = &f.image {
-                    self.upgrade(r, &f.app, image, f.canonical, &tag, &mut line)
+                    self.upgrade(r, &f.app, image, f.canonical, &tag, opts, &mut line)
                         .await;
                 }
             }
@@ -427,6 +448,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
     }
 
     /// Switches `app` to `tag` and promotes it when the switch commits.
+    #[allow(clippy::too_many_arguments)]
     async fn upgrade(
         &self,
         r: &mut Rec,
@@ -434,6 +456,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
         image: &ImageName,
         mut canonical: Canonical,
         tag: &str,
+        opts: &SweepOptions,
         line: &mut SweepResult,
     ) {
         let new_image = format!("{}/{}:{tag}", image.host, image.repository);
@@ -458,7 +481,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
             }
         };
         line.generation = Some(generation);
-        let (outcome, error) = match self.switch_to(r, generation, line).await {
+        let (outcome, error) = match self.switch_to(r, generation, opts.confirm, line).await {
             Ok(x) => x,
             Err(e) => {
                 line.result = Outcome::Failed;
@@ -512,6 +535,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
         &self,
         r: &Rec,
         generation: GenerationId,
+        confirm: Confirm,
         line: &mut SweepResult,
     ) -> Result<(Outcome, String), String> {
         // The same release may already run and be committed (a sweep
@@ -521,7 +545,11 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
             line.reason = format!("generation {generation} already runs it");
             return Ok((Outcome::Committed, String::new()));
         }
-        let sw = switch::begin(&self.rn, generation, SwitchOptions::default(), Some(&r.id))
+        let o = SwitchOptions {
+            confirm,
+            ..Default::default()
+        };
+        let sw = switch::begin(&self.rn, generation, o, Some(&r.id))
             .map_err(|e| format!("cannot switch to generation {generation}: {e}"))?;
         line.operation = Some(sw.id.clone());
         let done = switch::run(self.rn.clone(), sw).await;
@@ -549,7 +577,14 @@ fn tracked(a: &contract::App) -> bool {
     a.release.track == contract::Track::Semver
 }
 
-async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -> Found {
+/// Lists `app`'s tags and decides; with `only`, that tag is the only
+/// candidate.
+async fn discover(
+    registry: &RegistryClient,
+    state: &Path,
+    app: contract::App,
+    only: Option<&str>,
+) -> Found {
     let started_at = now();
     let canonical = Canonical::load(state, &app.name);
     let parsed = ImageName::parse(&app.image);
@@ -605,6 +640,7 @@ async fn discover(registry: &RegistryClient, state: &Path, app: contract::App) -
             let candidates = tags
                 .iter()
                 .map(String::as_str)
+                .filter(|t| only.is_none_or(|o| o == *t))
                 .filter(|t| !failed.contains(t));
             found.decision = Ok(release::decide(
                 candidates,
