@@ -1,0 +1,842 @@
+//! fleetd against a real nats-server with a fake agent (an in-memory
+//! [`AgentApi`] that records calls and plays an operation's phases):
+//! orders run once with their steps in order, replays and restarts run
+//! nothing again, the epoch fence ignores and parks, the outbox survives
+//! NATS being down and is published once, heartbeats say what they
+//! should. Heartbeat interval 1 s.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::nats::NatsServer;
+use tokio::sync::{broadcast, watch};
+use windlass_contract::GenerationId;
+use windlass_fleet::agent::{
+    AgentApi, AgentError, AgentResult, AgentStatus, Changes, Confirm, Generation, OpEnd, OpEvent,
+    OpEvents,
+};
+use windlass_fleet::buckets::{self, HOSTS, LEASE, LEASE_KEY, ORDERS, RESULTS};
+use windlass_fleet::fleetd::{Config, Fleetd};
+use windlass_fleet::kv::Bucket;
+use windlass_fleet::lease::{self, Lease};
+use windlass_fleet::model::{
+    Action, ConfirmMode, CurrentOperation, Epoch, GenerationRef, Heartbeat, HostActivity,
+    HostResult, NativeTarget, OpId, Order, ResultOutcome, Target, order_id,
+};
+
+const HOST: &str = "kiosk-01";
+const ROLLOUT: &str = "web-142";
+/// Generation 1 runs at start; 2 is good, 3 fails its gate, 4 is slow.
+const D1: &str = "sha256:01";
+const D2: &str = "sha256:02";
+const D3: &str = "sha256:03";
+const D4: &str = "sha256:04";
+
+// ---------------------------------------------------------------------
+// The fake agent
+
+struct FakeOp {
+    kind: String,
+    request: String,
+    from: u64,
+    to: u64,
+    state: watch::Sender<(String, Option<OpEnd>)>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    running: u64,
+    ops: BTreeMap<OpId, FakeOp>,
+    by_request: HashMap<String, OpId>,
+    calls: Vec<String>,
+    next: u64,
+}
+
+#[derive(Clone)]
+struct Fake {
+    st: Arc<Mutex<FakeState>>,
+    changes: broadcast::Sender<()>,
+}
+
+impl Fake {
+    fn new() -> Fake {
+        let st = FakeState {
+            running: 1,
+            ..FakeState::default()
+        };
+        Fake {
+            st: Arc::new(Mutex::new(st)),
+            changes: broadcast::channel(64).0,
+        }
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.st.lock().unwrap()
+    }
+
+    /// The calls that change something (switch, confirm, cancel, rollback).
+    fn calls(&self) -> Vec<String> {
+        self.st().calls.clone()
+    }
+
+    fn digest(g: u64) -> String {
+        format!("sha256:{g:02}")
+    }
+
+    fn set(&self, op: &str, phase: &str, end: Option<(&str, &str)>) {
+        let mut st = self.st();
+        let o = st.ops.get(op).unwrap();
+        let end = end.map(|(r, e)| OpEnd {
+            result: r.into(),
+            error: e.into(),
+        });
+        let back = end.as_ref().is_some_and(|e| e.result != "committed");
+        let (from, to) = (o.from, o.to);
+        o.state.send_replace((phase.to_string(), end));
+        if back {
+            st.running = from;
+        } else if phase == "waiting-confirm" || phase == "finished" {
+            st.running = to;
+        }
+        drop(st);
+        let _ = self.changes.send(());
+    }
+
+    fn phase(&self, op: &str) -> (String, Option<OpEnd>) {
+        self.st().ops[op].state.borrow().clone()
+    }
+
+    fn begin(&self, kind: &str, request: &str, to: u64) -> OpId {
+        let mut st = self.st();
+        if let Some(op) = st.by_request.get(request) {
+            return op.clone();
+        }
+        st.next += 1;
+        let id = format!("00000000{}x000", st.next);
+        let from = st.running;
+        st.ops.insert(
+            id.clone(),
+            FakeOp {
+                kind: kind.into(),
+                request: request.into(),
+                from,
+                to,
+                state: watch::channel(("recorded".to_string(), None)).0,
+            },
+        );
+        st.by_request.insert(request.into(), id.clone());
+        drop(st);
+        let _ = self.changes.send(());
+        id
+    }
+}
+
+impl AgentApi for Fake {
+    async fn status(&self) -> AgentResult<AgentStatus> {
+        let st = self.st();
+        let r = |g: u64| GenerationRef {
+            generation: GenerationId(g),
+            digest: Fake::digest(g),
+        };
+        let current = st
+            .ops
+            .iter()
+            .find(|(_, o)| o.state.borrow().1.is_none())
+            .map(|(id, o)| CurrentOperation {
+                id: id.clone(),
+                kind: o.kind.clone(),
+                phase: o.state.borrow().0.clone(),
+                request: Some(o.request.clone()),
+                to: Some(r(o.to)),
+            });
+        Ok(AgentStatus {
+            version: "0.2.0".into(),
+            platform: "native".into(),
+            selected: Some(r(st.running)),
+            running: Some(r(st.running)),
+            busy: current.is_some(),
+            operation: current,
+            last: None,
+            releases: BTreeMap::from([("web".into(), "1.4.2".into())]),
+            drift: Default::default(),
+        })
+    }
+
+    async fn generations(&self) -> AgentResult<Vec<Generation>> {
+        let running = self.st().running;
+        Ok((1..=4)
+            .map(|g| Generation {
+                id: GenerationId(g),
+                selected: g == running,
+                running: g == running,
+                digest: Fake::digest(g),
+            })
+            .collect())
+    }
+
+    async fn stage(&self, _dir: &std::path::Path) -> AgentResult<GenerationId> {
+        Err(AgentError::Unsupported("fake".into()))
+    }
+
+    async fn switch(
+        &self,
+        generation: GenerationId,
+        confirm: Confirm,
+        _deadline_sec: Option<u64>,
+        request: &str,
+    ) -> AgentResult<OpId> {
+        self.st().calls.push(format!(
+            "switch {} {} {request}",
+            generation.0,
+            confirm.as_str()
+        ));
+        let op = self.begin("switch", request, generation.0);
+        let me = self.clone();
+        let id = op.clone();
+        let g = generation.0;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            me.set(&id, "activating", None);
+            let wait = if g == 4 { 1500 } else { 50 };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            if g == 3 {
+                me.set(&id, "rolling-back", None);
+                me.set(
+                    &id,
+                    "finished",
+                    Some(("rolled-back", "web.service failed its health gate")),
+                );
+            } else if confirm == Confirm::Manual {
+                me.set(&id, "waiting-confirm", None);
+            } else {
+                me.set(&id, "finished", Some(("committed", "")));
+            }
+        });
+        Ok(op)
+    }
+
+    async fn confirm(&self, op: &OpId) -> AgentResult<()> {
+        self.st().calls.push(format!("confirm {op}"));
+        if self.phase(op).0 != "waiting-confirm" {
+            return Err(AgentError::Refused(format!(
+                "{op} is not waiting for a confirm"
+            )));
+        }
+        let me = self.clone();
+        let id = op.clone();
+        tokio::spawn(async move {
+            me.set(&id, "committing", None);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            me.set(&id, "finished", Some(("committed", "")));
+        });
+        Ok(())
+    }
+
+    async fn cancel(&self, op: &OpId) -> AgentResult<()> {
+        self.st().calls.push(format!("cancel {op}"));
+        if self.phase(op).1.is_some() {
+            return Err(AgentError::Refused(format!("{op} is not in flight")));
+        }
+        self.set(op, "finished", Some(("canceled", "canceled")));
+        Ok(())
+    }
+
+    async fn rollback(&self, to: GenerationId, request: &str) -> AgentResult<OpId> {
+        self.st().calls.push(format!("rollback {} {request}", to.0));
+        let op = self.begin("rollback", request, to.0);
+        let me = self.clone();
+        let id = op.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            me.set(&id, "finished", Some(("committed", "")));
+        });
+        Ok(op)
+    }
+
+    async fn sweep(
+        &self,
+        _app: &str,
+        _release: &str,
+        _confirm: Confirm,
+        _deadline_sec: Option<u64>,
+        _request: &str,
+    ) -> AgentResult<OpId> {
+        Err(AgentError::Unsupported(
+            "no fleet sweeps in the fake".into(),
+        ))
+    }
+
+    async fn cutover(
+        &self,
+        _target: &str,
+        _version: &str,
+        _url: &str,
+        _sha256: &str,
+        _deadline_sec: Option<u64>,
+        _request: &str,
+    ) -> AgentResult<OpId> {
+        Err(AgentError::Unsupported("no cutover in the fake".into()))
+    }
+
+    async fn operation_by_request(&self, request: &str) -> AgentResult<Option<OpId>> {
+        let mut st = self.st();
+        st.calls.push(format!("by-request {request}"));
+        Ok(st.by_request.get(request).cloned())
+    }
+
+    async fn follow(&self, op: &OpId) -> AgentResult<OpEvents> {
+        let rx = self
+            .st()
+            .ops
+            .get(op)
+            .ok_or_else(|| AgentError::NotFound(op.clone()))?
+            .state
+            .subscribe();
+        // (phase, end) changes as events: the current phase first.
+        let s =
+            futures_util::stream::unfold((rx, false, false), |(mut rx, first, done)| async move {
+                if done {
+                    return None;
+                }
+                if first && rx.changed().await.is_err() {
+                    return None;
+                }
+                let (phase, end) = rx.borrow_and_update().clone();
+                match end {
+                    Some(e) => Some((OpEvent::Finished(e), (rx, true, true))),
+                    None => Some((
+                        OpEvent::Phase {
+                            phase,
+                            detail: String::new(),
+                        },
+                        (rx, true, false),
+                    )),
+                }
+            });
+        Ok(Box::pin(s))
+    }
+
+    async fn journal(&self, _op: &OpId, _max: usize) -> Vec<String> {
+        vec!["web.service: exited 1".into()]
+    }
+
+    async fn changes(&self) -> AgentResult<Changes> {
+        let rx = self.changes.subscribe();
+        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async {
+            loop {
+                match rx.recv().await {
+                    Ok(()) => return Some(((), rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return None,
+                }
+            }
+        })))
+    }
+}
+
+// ---------------------------------------------------------------------
+// The world: a server with the buckets and a live lease
+
+macro_rules! world {
+    ($name:expr) => {
+        match World::new($name).await {
+            Some(w) => w,
+            None => return,
+        }
+    };
+}
+
+struct World {
+    nats: NatsServer,
+    orders: Bucket<Order>,
+    lease: Bucket<Lease>,
+    results: Bucket<HostResult>,
+    hosts: Bucket<Heartbeat>,
+    /// The live lease's epoch.
+    epoch: Epoch,
+    state: tempfile::TempDir,
+}
+
+impl World {
+    async fn new(name: &str) -> Option<World> {
+        let nats = NatsServer::start(name)?;
+        let (_c, js) = nats.connect().await;
+        let cfg = buckets::Config {
+            // The test's lease does not expire.
+            lease_ttl: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        buckets::init(&js, &cfg).await.unwrap();
+        let lease_b: Bucket<Lease> = Bucket::open(&js, LEASE).await.unwrap();
+        let era = lease::era(&lease_b).await.unwrap();
+        let w = World {
+            orders: Bucket::open(&js, ORDERS).await.unwrap(),
+            results: Bucket::open(&js, RESULTS).await.unwrap(),
+            hosts: Bucket::open(&js, HOSTS).await.unwrap(),
+            lease: lease_b,
+            epoch: Epoch { era, rev: 100 },
+            nats,
+            state: tempfile::tempdir().unwrap(),
+        };
+        w.set_lease(Some(w.epoch)).await;
+        Some(w)
+    }
+
+    async fn set_lease(&self, epoch: Option<Epoch>) {
+        let l = Lease {
+            holder: "test:1".into(),
+            epoch,
+            acquired_at: 0,
+            renewed_at: 0,
+            ttl_ms: 3_600_000,
+            version: "test".into(),
+        };
+        self.lease.put(LEASE_KEY, &l).await.unwrap();
+    }
+
+    fn config(&self) -> Config {
+        let mut c = Config::new(HOST, self.nats.url(), self.state.path().to_path_buf());
+        c.heartbeat_interval = Duration::from_secs(1);
+        c.labels = BTreeMap::from([("site".into(), "north".into())]);
+        c
+    }
+
+    async fn fleetd(&self, agent: &Fake) -> Fleetd<Fake> {
+        Fleetd::start(self.config(), agent.clone()).await.unwrap()
+    }
+
+    async fn order(&self, seq: u64, epoch: Epoch, action: Action) -> Order {
+        let o = Order {
+            id: order_id(ROLLOUT, seq),
+            host: HOST.into(),
+            rollout: ROLLOUT.into(),
+            wave: 0,
+            seq,
+            epoch,
+            issued_at: now_ms(),
+            deadline_at: now_ms() + 60_000,
+            action,
+        };
+        self.orders.put(HOST, &o).await.unwrap();
+        o
+    }
+
+    async fn result(&self, seq: u64, step: &str) -> Option<HostResult> {
+        let key = format!("{HOST}.{ROLLOUT}.{seq}.{step}");
+        self.results.get(&key).await.unwrap().map(|e| e.value)
+    }
+
+    async fn wait_result(&self, seq: u64, step: &str) -> HostResult {
+        let t = Instant::now();
+        loop {
+            if let Some(r) = self.result(seq, step).await {
+                return r;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "no result {seq}.{step} within 20 s; results: {:?}",
+                self.results.keys().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every write the results stream took (each key is written once, so
+    /// this is the number of keys if nothing was written twice).
+    async fn result_writes(&self) -> u64 {
+        let mut s = self.results.store().stream.clone();
+        s.info().await.unwrap().state.last_sequence
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn switch(digest: &str, confirm: ConfirmMode) -> Action {
+    Action::Switch {
+        target: Target::Native(NativeTarget {
+            digest: digest.into(),
+            artifact: "sha256-aa".into(),
+            artifact_sha256: "aa".into(),
+            size: 1,
+        }),
+        deadline_sec: 30,
+        confirm,
+    }
+}
+
+fn starts(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| !c.starts_with("by-request"))
+        .cloned()
+        .collect()
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{what}: not within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_runs_once_and_its_steps_appear_in_order() {
+    let w = world!("an_order_runs_once_and_its_steps_appear_in_order");
+    let agent = Fake::new();
+    let _f = w.fleetd(&agent).await;
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Observed)).await;
+    let started = w.wait_result(1, "started").await;
+    let awaiting = w.wait_result(1, "awaiting").await;
+    assert_eq!(started.outcome, ResultOutcome::Started);
+    assert_eq!(awaiting.outcome, ResultOutcome::AwaitingConfirm);
+    assert_eq!(started.operation, awaiting.operation);
+    let op = started.operation.clone().unwrap();
+    assert_eq!(started.kind.as_deref(), Some("switch"));
+    assert_eq!(started.epoch, w.epoch);
+    assert_eq!(
+        started.from,
+        Some(GenerationRef {
+            generation: GenerationId(1),
+            digest: D1.into()
+        })
+    );
+    assert_eq!(
+        started.to,
+        Some(GenerationRef {
+            generation: GenerationId(2),
+            digest: D2.into()
+        })
+    );
+    assert!(
+        w.result(1, "final").await.is_none(),
+        "final before the confirm"
+    );
+    // The coordinator confirms with the next order.
+    w.order(
+        2,
+        w.epoch,
+        Action::Confirm {
+            of: order_id(ROLLOUT, 1),
+        },
+    )
+    .await;
+    let fin = w.wait_result(1, "final").await;
+    let conf = w.wait_result(2, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed, "{fin:?}");
+    assert_eq!(conf.outcome, ResultOutcome::Committed, "{conf:?}");
+    assert_eq!(conf.operation.as_deref(), Some(op.as_str()));
+    assert!(started.at <= awaiting.at && awaiting.at <= fin.at);
+    // The steps were written in order, each once.
+    let rev = |k: &str| {
+        let r = w.results.clone();
+        let k = format!("{HOST}.{ROLLOUT}.{k}");
+        async move { r.get(&k).await.unwrap().unwrap().revision }
+    };
+    assert!(rev("1.started").await < rev("1.awaiting").await);
+    assert!(rev("1.awaiting").await < rev("1.final").await);
+    assert_eq!(w.result_writes().await, 4);
+    assert_eq!(
+        starts(&agent.calls()),
+        vec![
+            format!("switch 2 manual {ROLLOUT}/1"),
+            format!("confirm {op}")
+        ]
+    );
+    assert!(agent.calls().contains(&format!("by-request {ROLLOUT}/1")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_gate_is_reported_rolled_back_with_the_journal() {
+    let w = world!("a_failed_gate_is_reported_rolled_back_with_the_journal");
+    let agent = Fake::new();
+    let _f = w.fleetd(&agent).await;
+    w.order(1, w.epoch, switch(D3, ConfirmMode::Observed)).await;
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::RolledBack);
+    assert!(fin.error.contains("health gate"), "{fin:?}");
+    assert_eq!(fin.journal, vec!["web.service: exited 1".to_string()]);
+    assert!(w.result(1, "awaiting").await.is_none());
+    // A digest the host does not have: refused, nothing started.
+    w.order(2, w.epoch, switch("sha256:ff", ConfirmMode::Observed))
+        .await;
+    let r = w.wait_result(2, "final").await;
+    assert_eq!(r.outcome, ResultOutcome::Refused);
+    assert!(r.error.contains("sha256:ff"), "{r:?}");
+    assert_eq!(starts(&agent.calls()).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_order_and_a_restart_after_it_run_nothing_again() {
+    let w = world!("a_replayed_order_and_a_restart_after_it_run_nothing_again");
+    let agent = Fake::new();
+    let f = w.fleetd(&agent).await;
+    let o = w.order(1, w.epoch, switch(D2, ConfirmMode::Local)).await;
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed);
+    assert!(w.result(1, "awaiting").await.is_none(), "local confirm");
+    wait_until("the order is done", || f.state().open.is_empty()).await;
+    // The same order again on the subject.
+    w.orders.put(HOST, &o).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // fleetd restarted with the same state: it reads the key again.
+    f.stop();
+    let f = w.fleetd(&agent).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        starts(&agent.calls()),
+        vec![format!("switch 2 auto {ROLLOUT}/1")]
+    );
+    assert_eq!(f.state().host.last_seq, 1);
+    assert_eq!(w.result_writes().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_operation_follows_it_instead_of_starting_again() {
+    let w = world!("a_restart_mid_operation_follows_it_instead_of_starting_again");
+    let agent = Fake::new();
+    let f = w.fleetd(&agent).await;
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Observed)).await;
+    let awaiting = w.wait_result(1, "awaiting").await;
+    f.stop();
+    let f = w.fleetd(&agent).await;
+    w.order(
+        2,
+        w.epoch,
+        Action::Confirm {
+            of: order_id(ROLLOUT, 1),
+        },
+    )
+    .await;
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed);
+    assert_eq!(fin.operation, awaiting.operation);
+    assert_eq!(
+        w.wait_result(2, "final").await.outcome,
+        ResultOutcome::Committed
+    );
+    let calls = starts(&agent.calls());
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("switch")).count(),
+        1,
+        "{calls:?}"
+    );
+    wait_until("both orders done", || f.state().open.is_empty()).await;
+    assert_eq!(w.result_writes().await, 4);
+
+    // A crash between the agent's answer and the state write: the
+    // request id finds the operation, nothing starts twice.
+    f.stop();
+    let mut st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.state.path().join("state.json")).unwrap()).unwrap();
+    let o3 = w.order(3, w.epoch, switch(D1, ConfirmMode::Local)).await;
+    // As if fleetd had accepted order 3 and called the agent, then died.
+    let op3 = agent
+        .switch(GenerationId(1), Confirm::Auto, Some(30), &o3.id)
+        .await
+        .unwrap();
+    st["last_seq"] = 3.into();
+    st["in_progress"] = serde_json::to_value(&o3).unwrap();
+    st["open"][&o3.id] = serde_json::json!({"order": o3});
+    std::fs::write(
+        w.state.path().join("state.json"),
+        serde_json::to_vec(&st).unwrap(),
+    )
+    .unwrap();
+    let _f = w.fleetd(&agent).await;
+    let fin3 = w.wait_result(3, "final").await;
+    assert_eq!(fin3.outcome, ResultOutcome::Committed);
+    assert_eq!(fin3.operation.as_deref(), Some(op3.as_str()));
+    let calls = starts(&agent.calls());
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("switch")).count(),
+        2,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_older_than_the_obeyed_epoch_is_ignored() {
+    let w = world!("an_order_older_than_the_obeyed_epoch_is_ignored");
+    let agent = Fake::new();
+    let f = w.fleetd(&agent).await;
+    let old = Epoch {
+        era: w.epoch.era,
+        rev: w.epoch.rev - 10,
+    };
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Local)).await;
+    w.wait_result(1, "final").await;
+    // A stale coordinator's order, even while its lease would be live.
+    w.set_lease(Some(old)).await;
+    w.order(7, old, switch(D1, ConfirmMode::Local)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(starts(&agent.calls()).len(), 1, "{:?}", agent.calls());
+    assert!(w.result(7, "started").await.is_none());
+    assert!(w.result(7, "final").await.is_none());
+    assert_eq!(f.state().host.max_epoch, Some(w.epoch));
+    assert_eq!(f.state().host.last_seq, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_of_a_dead_epoch_is_parked_until_rewritten_with_the_live_one() {
+    let w = world!("an_order_of_a_dead_epoch_is_parked_until_rewritten_with_the_live_one");
+    let agent = Fake::new();
+    let f = w.fleetd(&agent).await;
+    let dead = Epoch {
+        era: w.epoch.era,
+        rev: w.epoch.rev - 1,
+    };
+    w.order(1, dead, switch(D2, ConfirmMode::Local)).await;
+    // Several heartbeat ticks judge it again: still parked.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(starts(&agent.calls()).is_empty(), "{:?}", agent.calls());
+    assert_eq!(f.state().host.last_seq, 0);
+    // No lease at all: parked too.
+    w.lease.delete(LEASE_KEY).await.unwrap();
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Local)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(starts(&agent.calls()).is_empty(), "{:?}", agent.calls());
+    // The takeover's rewrite with the live epoch runs it (the lease
+    // comes back: the parked order is judged again on the next tick).
+    w.set_lease(Some(w.epoch)).await;
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed);
+    assert_eq!(fin.epoch, w.epoch);
+    assert_eq!(
+        starts(&agent.calls()),
+        vec![format!("switch 2 auto {ROLLOUT}/1")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_down_results_wait_in_the_outbox_and_are_published_once() {
+    let mut w = world!("with_nats_down_results_wait_in_the_outbox_and_are_published_once");
+    let agent = Fake::new();
+    let f = w.fleetd(&agent).await;
+    // Generation 4 takes 1.5 s: it ends while NATS is down.
+    w.order(1, w.epoch, switch(D4, ConfirmMode::Local)).await;
+    w.wait_result(1, "started").await;
+    w.nats.stop();
+    let op = agent.st().by_request[&order_id(ROLLOUT, 1)].clone();
+    wait_until("the switch ends on the host", || {
+        agent.phase(&op).1.is_some()
+    })
+    .await;
+    wait_until("the final result waits in the outbox", || {
+        f.outbox_len() == 1
+    })
+    .await;
+    assert_eq!(agent.st().running, 4, "the host went on without NATS");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(f.outbox_len(), 1);
+    w.nats.restart();
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed);
+    wait_until("the outbox is empty", || f.outbox_len() == 0).await;
+    // A heartbeat after the reconnect, then nothing more was published.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(w.result_writes().await, 2, "each result key written once");
+    assert_eq!(starts(&agent.calls()).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_published_before_a_crash_counts_as_delivered() {
+    let w = world!("a_result_published_before_a_crash_counts_as_delivered");
+    let r = HostResult {
+        order: order_id(ROLLOUT, 1),
+        host: HOST.into(),
+        rollout: ROLLOUT.into(),
+        seq: 1,
+        epoch: w.epoch,
+        operation: Some("1x0".into()),
+        kind: Some("switch".into()),
+        outcome: ResultOutcome::Started,
+        from: None,
+        to: None,
+        error: String::new(),
+        journal: vec![],
+        at: 1,
+    };
+    let key = format!("{HOST}.{ROLLOUT}.1.started");
+    w.results.create(&key, &r).await.unwrap();
+    let ob = windlass_fleet::fleetd::outbox::Outbox::open(w.state.path()).unwrap();
+    ob.push(key.clone(), r.clone()).unwrap();
+    let mut r2 = r.clone();
+    r2.outcome = ResultOutcome::Committed;
+    ob.push(format!("{HOST}.{ROLLOUT}.1.final"), r2).unwrap();
+    assert_eq!(ob.len(), 2);
+    assert_eq!(ob.flush(&w.results).await.unwrap(), 2);
+    assert!(ob.is_empty());
+    assert_eq!(w.result_writes().await, 2);
+    assert_eq!(
+        w.result(1, "final").await.unwrap().outcome,
+        ResultOutcome::Committed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_show_the_host_and_its_operation() {
+    let w = world!("heartbeats_show_the_host_and_its_operation");
+    let agent = Fake::new();
+    let _f = w.fleetd(&agent).await;
+    let hb = loop {
+        if let Some(e) = w.hosts.get(HOST).await.unwrap() {
+            break e.value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(hb.host, HOST);
+    assert_eq!(hb.agent, "0.2.0");
+    assert_eq!(hb.platform, "native");
+    assert_eq!(hb.labels["site"], "north");
+    assert_eq!(hb.releases["web"], "1.4.2");
+    assert_eq!(hb.state, HostActivity::Idle);
+    assert_eq!(hb.running.as_ref().unwrap().digest, D1);
+    assert_eq!(hb.orders.last_seq, 0);
+    assert_eq!(hb.outbox, 0);
+    // Sent every interval: n counts up.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let later = w.hosts.get(HOST).await.unwrap().unwrap().value;
+    assert!(later.n >= hb.n + 2, "{} then {}", hb.n, later.n);
+    // A waiting switch shows at once (well before the next tick).
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Observed)).await;
+    let awaiting = w.wait_result(1, "awaiting").await;
+    let t = Instant::now();
+    let hb = loop {
+        let hb = w.hosts.get(HOST).await.unwrap().unwrap().value;
+        if hb
+            .operation
+            .as_ref()
+            .is_some_and(|o| o.phase == "waiting-confirm")
+        {
+            break hb;
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "{hb:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(hb.sent_at >= awaiting.at, "the heartbeat after the step");
+    assert!(
+        hb.sent_at - awaiting.at < 900,
+        "debounced, not the next tick"
+    );
+    let op = hb.operation.unwrap();
+    assert_eq!(op.request.as_deref(), Some("web-142/1"));
+    assert_eq!(op.kind, "switch");
+    assert_eq!(hb.state, HostActivity::Busy);
+    assert_eq!(hb.running.unwrap().digest, D2);
+    assert_eq!(hb.orders.last_seq, 1);
+    assert_eq!(hb.orders.max_epoch, Some(w.epoch));
+}
