@@ -72,6 +72,27 @@ impl<'de> Deserialize<'de> for OpId {
     }
 }
 
+/// The longest request id.
+pub const MAX_REQUEST_LEN: usize = 128;
+
+/// Checks a caller's request id: 1 to [`MAX_REQUEST_LEN`] of ASCII
+/// letters, digits and `. _ : / -` (a fleet order id such as
+/// `rollout-7/3` fits; nothing that needs quoting in a log line does).
+pub fn check_request(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_REQUEST_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'/' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "request {s:?} is not a request id: 1 to {MAX_REQUEST_LEN} of the characters \
+             A-Z a-z 0-9 . _ : / -"
+        ))
+    }
+}
+
 /// Defines a phase enum: its variants with their persisted names, `ALL`
 /// (for crash matrices) and `as_str`.
 macro_rules! phases {
@@ -655,6 +676,12 @@ pub struct Record<O = Op> {
     /// authorised callers, never in `error`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub journal: Vec<String>,
+    /// The caller's key for this operation (a fleet order's id): a second
+    /// call with the same request is answered with this operation and
+    /// starts nothing. Absent from records without one, so older records
+    /// keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl<O> Record<O> {
@@ -678,6 +705,7 @@ impl<O> Record<O> {
             history: Vec::new(),
             parent: None,
             journal: Vec::new(),
+            request: None,
         }
     }
 
@@ -696,6 +724,7 @@ impl<O> Record<O> {
             history: self.history,
             parent: self.parent,
             journal: self.journal,
+            request: self.request,
         }
     }
 }
@@ -785,6 +814,17 @@ mod tests {
         assert!("000001700000x000".parse::<OpId>().is_ok());
         for bad in ["", "a/b", "a-b", "..", "a b", &"x".repeat(65)] {
             assert!(bad.parse::<OpId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        for good in ["a", "rollout-7/3", "x.y_z:1", &"r".repeat(128)] {
+            assert!(check_request(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "a b", "a\nb", "é", "a;b", &"r".repeat(129)] {
+            let e = check_request(bad).unwrap_err();
+            assert!(e.contains("not a request id"), "{e}");
         }
     }
 

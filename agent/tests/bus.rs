@@ -2,7 +2,9 @@
 //! windlassctl: introspection matches SPEC §3.3, stage/switch/rollback run
 //! through to their outcomes and exit codes, one operation at a time
 //! (Busy names the one in flight), unprivileged callers are refused and
-//! change nothing, operations survive an agent restart under the same path.
+//! change nothing, operations survive an agent restart under the same path;
+//! a request id makes a call idempotent, across restarts too, and
+//! generations carry a digest that is the same on every host.
 
 mod common;
 
@@ -105,6 +107,8 @@ fn introspection_matches_the_spec() {
         "method ScanDrift()->(s)",
         "method Restore(a{sv})->(o)",
         "signal DriftDetected(sa(sssss))->()",
+        // For the fleet layer (docs/decisions.md#additions-for-the-fleet-layer).
+        "method OperationByRequest(s)->(o)",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -139,6 +143,8 @@ fn introspection_matches_the_spec() {
         // diagnostics bundle (authorised callers only).
         "property Results: s",
         "property Parent: s",
+        // The caller's request id (the fleet layer's order), or "".
+        "property Request: s",
         "method Bundle()->(h)",
         "method Journal()->(as)",
         "signal PhaseChanged(ss)->()",
@@ -376,4 +382,306 @@ fn unprivileged_callers_are_refused_and_change_nothing() {
     );
     // The same call as root succeeds.
     assert!(a.ctl(&["stage", g1.to_str().unwrap()]).status.success());
+}
+
+/// The operations recorded in `state` (their ids).
+fn records(state: &std::path::Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(state.join("operations"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            name.strip_suffix(".json").map(str::to_string)
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// `OperationByRequest(request)` with dbus-send as `nobody` (any caller
+/// may ask): Ok(object path) or Err(the error's name and message).
+fn by_request(a: &Agent, request: &str) -> Result<String, String> {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            "dbus-send",
+            &format!("--bus={}", a.address),
+            "--print-reply",
+            "--dest=io.windlass.Agent1",
+            AGENT,
+            "io.windlass.Agent1.OperationByRequest",
+            &format!("string:{request}"),
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(stderr(&out));
+    }
+    let text = stdout(&out);
+    let path = text
+        .split("object path \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no object path in {text}"));
+    Ok(path.to_string())
+}
+
+fn status(a: &Agent) -> serde_json::Value {
+    let out = a.ctl(&["status", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(stdout(&out).trim()).unwrap()
+}
+
+fn wait_phase(a: &Agent, path: &str, phase: &str) {
+    let start = std::time::Instant::now();
+    while a.property(path, "io.windlass.Operation1", "Phase") != format!("s \"{phase}\"") {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "{path} never reached {phase}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_request_id_starts_one_operation_across_calls_and_restarts() {
+    let bus = bus();
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+    let mut a = agent(&bus, &state, &run, "nogroup-x", &[]);
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
+    generation(&basic_fleet(), &g1, |t| t.to_string());
+    generation(&basic_fleet(), &g2, |t| {
+        t.replace("-p\", \"8080\"", "-p\", \"8081\"")
+    });
+    assert_eq!(stdout(&a.ctl(&["stage", g1.to_str().unwrap()])).trim(), "1");
+    assert_eq!(stdout(&a.ctl(&["stage", g2.to_str().unwrap()])).trim(), "2");
+
+    // A malformed request id is refused (InvalidArgument) and nothing is
+    // recorded; OperationByRequest refuses it too.
+    for bad in ["a b", "", &"r".repeat(129), "x;y"] {
+        let out = a.ctl(&["switch", "1", "--request", bad, "--no-wait"]);
+        assert_eq!(out.status.code(), Some(4), "{bad:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("io.windlass.Error.InvalidArgument")
+                && stderr(&out).contains("not a request id"),
+            "{bad:?}: {}",
+            stderr(&out)
+        );
+    }
+    let e = by_request(&a, "a b").unwrap_err();
+    assert!(e.contains("io.windlass.Error.InvalidArgument"), "{e}");
+    assert!(records(&state).is_empty(), "{:?}", records(&state));
+    // Unknown: NotFound, for any caller.
+    let e = by_request(&a, "order-1/1").unwrap_err();
+    assert!(e.contains("io.windlass.Error.NotFound"), "{e}");
+
+    // The same call twice: one operation, the same path.
+    let out = a.ctl(&["switch", "1", "--request", "order-1/1", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p1 = stdout(&out).trim().to_string();
+    let out = a.ctl(&["switch", "1", "--request", "order-1/1", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), p1);
+    a.wait_idle();
+    assert_eq!(records(&state).len(), 1);
+    assert_eq!(
+        a.property(&p1, "io.windlass.Operation1", "Request"),
+        "s \"order-1/1\""
+    );
+    // Finished, the same call is answered with it again (a switch to the
+    // running and selected generation would otherwise be refused), and
+    // windlassctl follows it to its result.
+    let out = a.ctl(&["switch", "1", "--request", "order-1/1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "committed");
+    assert!(stderr(&out).contains(&p1), "{}", stderr(&out));
+    assert_eq!(records(&state).len(), 1, "the host switched once");
+    let rec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            state
+                .join("operations")
+                .join(format!("{}.json", records(&state)[0])),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["request"], "order-1/1");
+    let activations = rec["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == "activating")
+        .count();
+    assert_eq!(activations, 1, "{rec}");
+    assert_eq!(by_request(&a, "order-1/1").unwrap(), p1);
+    // Operations without a request keep their records as before.
+    assert_eq!(a.property(AGENT, IFACE, "RunningGeneration"), "s \"1\"");
+
+    // Status: the operation in flight and the last one, with requests.
+    let st = status(&a);
+    assert!(st["operation"].is_null(), "{st}");
+    assert_eq!(st["last_operation"]["request"], "order-1/1", "{st}");
+    assert_eq!(st["last_operation"]["result"], "committed", "{st}");
+    assert_eq!(st["last_operation"]["kind"], "switch", "{st}");
+    assert_eq!(st["last_operation"]["id"], records(&state)[0], "{st}");
+    assert!(
+        st["last_operation"]["finished_at"].as_u64().unwrap() > 0,
+        "{st}"
+    );
+    let d1 = st["generations"][0]["digest"].as_str().unwrap().to_string();
+    assert!(d1.starts_with("sha256:") && d1.len() == 7 + 64, "{d1}");
+    assert_eq!(
+        st["selected_ref"],
+        serde_json::json!({"generation": "1", "digest": d1})
+    );
+    assert_eq!(st["running_ref"], st["selected_ref"]);
+
+    let out = a.ctl(&[
+        "switch",
+        "2",
+        "--confirm",
+        "manual",
+        "--deadline",
+        "60",
+        "--request",
+        "order-1/2",
+        "--no-wait",
+    ]);
+    let p2 = stdout(&out).trim().to_string();
+    wait_phase(&a, &p2, "waiting-confirm");
+    let st = status(&a);
+    assert_eq!(
+        st["operation"],
+        serde_json::json!({
+            "id": p2.rsplit('/').next().unwrap(),
+            "kind": "switch",
+            "phase": "waiting-confirm",
+            "request": "order-1/2",
+            "from": "1",
+            "to": "2",
+        }),
+        "{st}"
+    );
+    assert_eq!(st["last_operation"]["request"], "order-1/1", "{st}");
+    // A sweep asked for while busy is recorded as skipped, with its
+    // request: asked again, it is that one (nothing new is started).
+    let out = a.ctl(&["sweep", "--request", "order-1/s", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ps = stdout(&out).trim().to_string();
+    let out = a.ctl(&["sweep", "--request", "order-1/s", "--no-wait"]);
+    assert_eq!(stdout(&out).trim(), ps);
+    assert_eq!(
+        a.property(&ps, "io.windlass.Operation1", "Result"),
+        "s \"skipped\""
+    );
+    assert_eq!(
+        a.property(&ps, "io.windlass.Operation1", "Request"),
+        "s \"order-1/s\""
+    );
+    assert_eq!(records(&state).len(), 3);
+    // Confirmed; the same manual switch asked again is answered with it
+    // (it does not wait for a second confirmation).
+    assert!(a.ctl(&["confirm", &p2]).status.success());
+    a.wait_idle();
+    assert_eq!(
+        a.property(&p2, "io.windlass.Operation1", "Result"),
+        "s \"committed\""
+    );
+    let st = status(&a);
+    assert_eq!(st["last_operation"]["request"], "order-1/2", "{st}");
+    assert!(st["operation"].is_null(), "{st}");
+    assert_eq!(st["selected_ref"]["generation"], "2", "{st}");
+    assert_ne!(st["selected_ref"]["digest"], d1, "{st}");
+
+    // Rollback takes a request too.
+    let out = a.ctl(&["rollback", "--request", "order-1/3", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p3 = stdout(&out).trim().to_string();
+    let out = a.ctl(&["rollback", "--request", "order-1/3", "--no-wait"]);
+    assert_eq!(stdout(&out).trim(), p3);
+    a.wait_idle();
+    assert_eq!(a.property(AGENT, IFACE, "SelectedGeneration"), "s \"1\"");
+    assert_eq!(records(&state).len(), 4);
+
+    // After a restart the index is rebuilt from the records: the same
+    // calls are answered with the same operations, nothing is started.
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let a = agent(&bus, &state, &run, "nogroup-x", &[]);
+    let out = a.ctl(&["switch", "1", "--request", "order-1/1", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), p1);
+    let out = a.ctl(&["switch", "2", "--request", "order-1/2", "--no-wait"]);
+    assert_eq!(stdout(&out).trim(), p2);
+    assert_eq!(by_request(&a, "order-1/3").unwrap(), p3);
+    assert_eq!(by_request(&a, "order-1/s").unwrap(), ps);
+    assert!(by_request(&a, "order-1/4").is_err());
+    assert_eq!(records(&state).len(), 4);
+    assert_eq!(a.property(AGENT, IFACE, "SelectedGeneration"), "s \"1\"");
+    assert_eq!(status(&a)["last_operation"]["request"], "order-1/3");
+}
+
+#[test]
+fn the_same_tree_has_the_same_digest_on_two_hosts() {
+    let bus = bus();
+    let tmp = tempfile::tempdir().unwrap();
+    let (g1, g2) = (tmp.path().join("g1"), tmp.path().join("g2"));
+    generation(&basic_fleet(), &g1, |t| t.to_string());
+    generation(&basic_fleet(), &g2, |t| {
+        t.replace("-p\", \"8080\"", "-p\", \"8081\"")
+    });
+    let out = std::process::Command::new("sha256sum")
+        .arg(g1.join("windlass-generation.json"))
+        .output()
+        .unwrap();
+    let want = format!("sha256:{}", stdout(&out).split_whitespace().next().unwrap());
+    let list = |a: &Agent| -> serde_json::Value {
+        let out = a.ctl(&["generations", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(stdout(&out).trim()).unwrap()
+    };
+    // Host A stages g1 as generation 1; host B stages g2 first, so g1
+    // is its generation 2.
+    let a = agent(
+        &bus,
+        &tmp.path().join("a"),
+        &tmp.path().join("a-run"),
+        "nogroup-x",
+        &[],
+    );
+    assert_eq!(stdout(&a.ctl(&["stage", g1.to_str().unwrap()])).trim(), "1");
+    let on_a = list(&a);
+    drop(a);
+    let b = agent(
+        &bus,
+        &tmp.path().join("b"),
+        &tmp.path().join("b-run"),
+        "nogroup-x",
+        &[],
+    );
+    assert_eq!(stdout(&b.ctl(&["stage", g2.to_str().unwrap()])).trim(), "1");
+    assert_eq!(stdout(&b.ctl(&["stage", g1.to_str().unwrap()])).trim(), "2");
+    let on_b = list(&b);
+    assert_eq!(on_a[0]["id"], "1", "{on_a}");
+    assert_eq!(on_a[0]["digest"], want.as_str(), "{on_a}");
+    assert_eq!(on_b[1]["id"], "2", "{on_b}");
+    assert_eq!(on_b[1]["digest"], want.as_str(), "{on_b}");
+    assert_ne!(on_b[0]["digest"], want.as_str(), "{on_b}");
+    // Status lists the same, and no generation is selected or running.
+    let st = status(&b);
+    assert_eq!(st["generations"], on_b);
+    assert!(
+        st["selected_ref"].is_null() && st["running_ref"].is_null(),
+        "{st}"
+    );
+    assert!(
+        st["operation"].is_null() && st["last_operation"].is_null(),
+        "{st}"
+    );
 }

@@ -154,6 +154,7 @@ async fn cutover_commit_finishes_record_before_disarming() {
             url: "https://127.0.0.1:1/tool".into(),
             sha256: sha,
             deadline_sec: Some(5),
+            request: None,
         })
         .unwrap();
     h.engine.idle().await;
@@ -227,6 +228,7 @@ async fn a_manual_switch_waits_for_confirm_and_cancel_rolls_it_back() {
         confirm: windlass_agent::record::Confirm::Manual,
         deadline_sec: Some(30),
         take_over: false,
+        request: None,
     };
     let r = h.engine.switch(GenerationId(2), opts.clone()).unwrap();
     wait_phase(&h, &r, "waiting-confirm").await;
@@ -361,6 +363,7 @@ async fn only_one_operation_runs_at_a_time() {
         confirm: windlass_agent::record::Confirm::Manual,
         deadline_sec: Some(30),
         take_over: false,
+        request: None,
     };
     let r = h.engine.switch(GenerationId(2), opts).unwrap();
     let busy = h.engine.switch(GenerationId(3), Default::default());
@@ -498,6 +501,7 @@ async fn a_canceled_first_switch_leaves_no_generation_running() {
         confirm: windlass_agent::record::Confirm::Manual,
         deadline_sec: Some(30),
         take_over: false,
+        request: None,
     };
     let r = h.engine.switch(GenerationId(1), opts).unwrap();
     wait_phase(&h, &r, "waiting-confirm").await;
@@ -676,6 +680,7 @@ fn take_over(
         confirm,
         deadline_sec: Some(30),
         take_over: true,
+        request: None,
     }
 }
 
@@ -963,4 +968,53 @@ fn volumes_to_purge_keeps_what_the_new_generation_mounts() {
     assert_eq!(volumes_to_purge(&from, &to), vec!["cache", "pgwal"]);
     // Nothing removed: nothing purged.
     assert!(volumes_to_purge(&from, &from).is_empty());
+}
+
+/// Calls racing with the same request id start one operation, and each
+/// is answered with it; a request is answered with its operation also
+/// after that operation changed what a new call would be checked against.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_calls_with_one_request_start_one_operation() {
+    let h = host(3).await;
+    let before = h.engine.runner.store.all().len();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (engine, barrier) = (h.engine.clone(), barrier.clone());
+            tokio::task::spawn_blocking(move || {
+                barrier.wait();
+                let opts = windlass_agent::ops::switch::SwitchOptions {
+                    request: Some("race/1".into()),
+                    ..Default::default()
+                };
+                engine.switch(GenerationId(2), opts).map(|r| r.id)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for c in calls {
+        ids.push(c.await.unwrap().expect("every call is answered"));
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    h.engine.idle().await;
+    let all = h.engine.runner.store.all();
+    assert_eq!(all.len(), before + 1);
+    assert_eq!(all.last().unwrap().request.as_deref(), Some("race/1"));
+    assert_eq!(h.selected(), g(2));
+    // Generation 2 runs and is selected now (a new switch to it would be
+    // refused): the request is still answered with its operation.
+    let opts = windlass_agent::ops::switch::SwitchOptions {
+        request: Some("race/1".into()),
+        ..Default::default()
+    };
+    assert_eq!(h.engine.switch(GenerationId(2), opts).unwrap().id, ids[0]);
+    // A malformed one is refused before anything is looked at.
+    let opts = windlass_agent::ops::switch::SwitchOptions {
+        request: Some("race 1".into()),
+        ..Default::default()
+    };
+    let e = h.engine.switch(GenerationId(3), opts).unwrap_err();
+    assert!(e.to_string().contains("not a request id"), "{e}");
+    assert_eq!(h.engine.runner.store.all().len(), before + 1);
 }

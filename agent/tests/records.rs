@@ -145,3 +145,36 @@ fn generation_manifests_written_by_the_first_generator_load_unchanged() {
     }
     assert_eq!(seen, 2);
 }
+
+/// The request id (added for the fleet layer) is optional: a record
+/// without one (every record written before it) loads with none and is
+/// written back without the key; one with it keeps it.
+#[test]
+fn records_without_a_request_load_and_keep_their_bytes() {
+    let all = fixtures();
+    for (name, json) in &all {
+        assert!(json.get("request").is_none(), "{name}");
+        let r: Record = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(r.request, None, "{name}");
+        let back = serde_json::to_value(&r).unwrap();
+        assert!(back.get("request").is_none(), "{name}: {back}");
+    }
+    // Through the store as well: the bytes a record is saved with are
+    // those of a record that never had a request.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::new(tmp.path());
+    let (_, json) = &all[0];
+    let r: Record = serde_json::from_value(json.clone()).unwrap();
+    store.save_any(&r).unwrap();
+    let saved = std::fs::read(store.path(&r.id)).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&saved).unwrap(),
+        *json
+    );
+    assert!(!String::from_utf8_lossy(&saved).contains("request"));
+    let mut with = json.clone();
+    with["request"] = serde_json::Value::from("rollout-1/7");
+    let r: Record = serde_json::from_value(with.clone()).unwrap();
+    assert_eq!(r.request.as_deref(), Some("rollout-1/7"));
+    assert_eq!(serde_json::to_value(&r).unwrap(), with);
+}

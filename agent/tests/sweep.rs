@@ -540,6 +540,7 @@ async fn a_sweep_during_another_operation_is_skipped_busy() {
                 confirm: Confirm::Manual,
                 deadline_sec: Some(60),
                 take_over: false,
+                request: None,
             },
         )
         .unwrap();

@@ -52,6 +52,11 @@ enum Cmd {
         /// are set aside and put back if the switch does not commit.
         #[arg(long)]
         take_over: bool,
+        /// A request id (1-128 of A-Z a-z 0-9 . _ : / -): a second call
+        /// with the same one starts nothing and follows the operation
+        /// started for it.
+        #[arg(long = "request", value_name = "ID")]
+        request: Option<String>,
         /// Print the operation path and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -59,6 +64,11 @@ enum Cmd {
     /// Roll back to the previous committed generation, or to GENERATION.
     Rollback {
         generation: Option<String>,
+        /// A request id (1-128 of A-Z a-z 0-9 . _ : / -): a second call
+        /// with the same one starts nothing and follows the operation
+        /// started for it.
+        #[arg(long = "request", value_name = "ID")]
+        request: Option<String>,
         #[arg(long)]
         no_wait: bool,
     },
@@ -73,6 +83,11 @@ enum Cmd {
         /// the target's).
         #[arg(long)]
         deadline: Option<u64>,
+        /// A request id (1-128 of A-Z a-z 0-9 . _ : / -): a second call
+        /// with the same one starts nothing and follows the operation
+        /// started for it.
+        #[arg(long = "request", value_name = "ID")]
+        request: Option<String>,
         #[arg(long)]
         no_wait: bool,
     },
@@ -88,6 +103,11 @@ enum Cmd {
         /// Report what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// A request id (1-128 of A-Z a-z 0-9 . _ : / -): a second call
+        /// with the same one starts nothing and follows the operation
+        /// started for it.
+        #[arg(long = "request", value_name = "ID")]
+        request: Option<String>,
         /// Print the operation path and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -591,6 +611,12 @@ fn deadline_option(o: &mut Options<'_>, deadline: Option<u64>) {
     }
 }
 
+fn request_option<'a>(o: &mut Options<'a>, request: &'a Option<String>) {
+    if let Some(r) = request {
+        o.insert("request", Value::from(r.as_str()));
+    }
+}
+
 fn sweep_options(app: &Option<String>, dry_run: bool) -> Options<'_> {
     let mut o = Options::new();
     if let Some(a) = app {
@@ -614,11 +640,13 @@ async fn run(cli: Cli) -> Outcome {
             confirm,
             deadline,
             take_over,
+            request,
             no_wait,
         } => {
             let mut o = Options::new();
             o.insert("confirm", Value::from(confirm.as_str()));
             deadline_option(&mut o, *deadline);
+            request_option(&mut o, request);
             if *take_over {
                 o.insert("take_over", Value::from(true));
             }
@@ -627,10 +655,13 @@ async fn run(cli: Cli) -> Outcome {
         }
         Cmd::Rollback {
             generation,
+            request,
             no_wait,
         } => {
             let to = generation.as_deref().unwrap_or("");
-            let path = s.agent.rollback(to, HashMap::new()).await;
+            let mut o = Options::new();
+            request_option(&mut o, request);
+            let path = s.agent.rollback(to, o).await;
             return s.started(path, *no_wait, false).await;
         }
         Cmd::Cutover {
@@ -639,10 +670,12 @@ async fn run(cli: Cli) -> Outcome {
             url,
             sha256,
             deadline,
+            request,
             no_wait,
         } => {
             let mut o = Options::new();
             deadline_option(&mut o, *deadline);
+            request_option(&mut o, request);
             let path = s.agent.cutover(target, version, url, sha256, o).await;
             return s.started(path, *no_wait, false).await;
         }
@@ -659,9 +692,12 @@ async fn run(cli: Cli) -> Outcome {
         Cmd::Sweep {
             app,
             dry_run,
+            request,
             no_wait,
         } => {
-            let path = s.agent.sweep(sweep_options(app, *dry_run)).await;
+            let mut o = sweep_options(app, *dry_run);
+            request_option(&mut o, request);
+            let path = s.agent.sweep(o).await;
             return s.started(path, *no_wait, true).await;
         }
         Cmd::Drift { cmd, check } => {

@@ -373,6 +373,9 @@ async fn serve<P: Platform>(args: Args, platform: P) -> anyhow::Result<()> {
         .build()
         .await
         .context("connecting to the bus")?;
+    // Before the agent can be called: a request id already recorded is
+    // answered with its operation from the first call on.
+    engine.runner.index_requests();
     dbus::export(&conn, engine.clone(), Access::for_group(&args.group)).await?;
     tokio::spawn(dbus::run_signals(conn.clone(), engine.clone(), rx));
     // On the bus first, then recovery: windlassd is a Type=dbus service,

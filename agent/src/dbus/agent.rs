@@ -56,6 +56,20 @@ pub fn finding_row(f: &crate::drift::Finding) -> (String, String, String, String
     )
 }
 
+/// What an operation moves from and to, as `Status` shows it: the
+/// generations of a switch, rollback, sweep or restore, the versions of a
+/// cutover.
+fn ends(r: &crate::record::Record) -> (Option<String>, Option<String>) {
+    use crate::record::Op;
+    match &r.op {
+        Op::Cutover(c) => (c.from_version.clone(), Some(c.to_version.clone())),
+        _ => (
+            r.from_generation().map(|g| g.to_string()),
+            r.to_generation().map(|g| g.to_string()),
+        ),
+    }
+}
+
 pub struct Agent<P, S> {
     pub engine: Arc<Engine<P, S>>,
     pub access: Access,
@@ -152,20 +166,97 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
                     .collect()
             })
             .unwrap_or_default();
+        let generations = p.generations();
+        // A generation with what it is on every host (for the fleet
+        // layer: numbers are per host).
+        let reference = |g: Option<crate::contract::GenerationId>| {
+            g.map(|g| {
+                let digest = generations
+                    .iter()
+                    .find(|i| i.id == g)
+                    .map(|i| i.digest.as_str())
+                    .unwrap_or_default();
+                json!({"generation": g, "digest": digest})
+            })
+        };
+        let selected = p.selected();
+        let active = self.engine.active();
+        let operation = active
+            .as_ref()
+            .and_then(|id| rn.store.load(id).ok())
+            .map(|r| {
+                let (from, to) = ends(&r);
+                json!({
+                    "id": r.id,
+                    "kind": r.kind().as_str(),
+                    "phase": r.phase_str(),
+                    "request": r.request,
+                    "from": from,
+                    "to": to,
+                })
+            });
+        // The newest finished operation of the host (a sweep's own
+        // switches are part of their sweep, not operations of their own
+        // here). Records say when in seconds: within the same second the
+        // record written last (its end is its last write) is the newest.
+        let written = |r: &crate::record::Record| {
+            std::fs::metadata(rn.store.path(&r.id))
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let last_operation = rn
+            .store
+            .scan()
+            .records
+            .into_iter()
+            .filter(|r| r.finished() && r.parent.is_none())
+            .map(|r| ((r.finished_at, written(&r), r.id.clone()), r))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, r)| {
+                json!({
+                    "id": r.id,
+                    "kind": r.kind().as_str(),
+                    "result": r.result.map(|o| o.as_str()),
+                    "request": r.request,
+                    "finished_at": r.finished_at,
+                })
+            });
         json!({
             "version": VERSION,
             "platform": p.name(),
-            "selected": p.selected(),
+            "selected": selected,
             "running": running,
-            "generations": p.generations(),
+            "selected_ref": reference(selected),
+            "running_ref": reference(running),
+            "generations": generations,
             "apps": apps,
-            "active_operation": self.engine.active(),
+            "active_operation": active,
+            "operation": operation,
+            "last_operation": last_operation,
             // Entries of operations/ that were not readable records,
             // moved to operations/damaged/ at start.
             "damaged_records": rn.store.damaged(),
             "drift": self.engine.drift.report(),
         })
         .to_string()
+    }
+
+    /// The operation recorded for request id `request` (given with
+    /// `Switch`, `Rollback`, `Cutover` or `Sweep`), in flight or
+    /// finished; `NotFound` when there is none. Open to any caller, as
+    /// reading the operations is. (windlass extension)
+    async fn operation_by_request(
+        &self,
+        #[zbus(connection)] conn: &Connection,
+        request: String,
+    ) -> Result<OwnedObjectPath, Error> {
+        crate::record::check_request(&request).map_err(Error::InvalidArgument)?;
+        match self.engine.by_request(&request)? {
+            Some(r) => self.started(conn, Ok(r)).await,
+            None => Err(Error::NotFound(format!(
+                "no operation was started for request {request:?}"
+            ))),
+        }
     }
 
     fn list_generations(&self) -> String {
@@ -238,12 +329,12 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
         options: Options,
     ) -> Result<OwnedObjectPath, Error> {
         self.access.check(conn, &hdr, "Rollback").await?;
-        options::rollback(&options)?;
+        let o = options::rollback(&options)?;
         let to = match generation.as_str() {
             "" => None,
             g => Some(options::generation(g)?),
         };
-        self.started(conn, self.engine.rollback(to)).await
+        self.started(conn, self.engine.rollback_with(to, o)).await
     }
 
     async fn confirm(

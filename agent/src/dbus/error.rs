@@ -33,6 +33,11 @@ impl From<OpError> for Error {
                 "{}; try again when it is done",
                 OpError::Recovering
             )),
+            // Answered with the operation by the engine; never reaches
+            // the bus as an error.
+            OpError::Known(id) => Error::Failed(format!(
+                "request already answered by operation {id} ({OPERATION_PREFIX}/{id})"
+            )),
         }
     }
 }

@@ -121,6 +121,13 @@ impl<P: Platform, S: Systemd + 'static> Operation<P, S> {
             .unwrap_or_default())
     }
 
+    /// The request id the operation was started with, or "" (windlass
+    /// extension).
+    #[zbus(property)]
+    fn request(&self) -> fdo::Result<String> {
+        Ok(self.record()?.request.unwrap_or_default())
+    }
+
     /// The journal lines the operation kept of the unit it blames (a
     /// failed gate), with a heading line; empty when it kept none. For
     /// root and the agent's group only: units print what they like.

@@ -9,6 +9,7 @@ use zbus::zvariant::OwnedValue;
 use super::error::Error;
 use crate::contract::GenerationId;
 use crate::ops::cutover;
+use crate::ops::rollback::RollbackOptions;
 use crate::ops::sweep::SweepOptions;
 use crate::ops::switch::SwitchOptions;
 
@@ -39,12 +40,20 @@ fn seconds(k: &str, v: &OwnedValue) -> Result<u64, Error> {
     Ok(d)
 }
 
+/// A request id (`request`, s): checked here, so a malformed one is
+/// refused before anything is looked at.
+fn request(k: &str, v: &OwnedValue) -> Result<String, Error> {
+    let r = string(k, v)?;
+    crate::record::check_request(&r).map_err(Error::InvalidArgument)?;
+    Ok(r)
+}
+
 fn unknown(k: &str) -> Error {
     Error::InvalidArgument(format!("unknown option {k:?}"))
 }
 
 /// Switch: `confirm` (s: auto, manual), `deadline` (t or u seconds),
-/// `take_over` (b).
+/// `take_over` (b), `request` (s).
 pub fn switch(options: &Options) -> Result<SwitchOptions, Error> {
     let mut o = SwitchOptions::default();
     for (k, v) in options {
@@ -52,21 +61,26 @@ pub fn switch(options: &Options) -> Result<SwitchOptions, Error> {
             "confirm" => o.confirm = string(k, v)?.parse().map_err(Error::InvalidArgument)?,
             "deadline" => o.deadline_sec = Some(seconds(k, v)?),
             "take_over" => o.take_over = boolean(k, v)?,
+            "request" => o.request = Some(request(k, v)?),
             _ => return Err(unknown(k)),
         }
     }
     Ok(o)
 }
 
-/// Rollback: no options.
-pub fn rollback(options: &Options) -> Result<(), Error> {
-    match options.keys().next() {
-        Some(k) => Err(unknown(k)),
-        None => Ok(()),
+/// Rollback: `request` (s).
+pub fn rollback(options: &Options) -> Result<RollbackOptions, Error> {
+    let mut o = RollbackOptions::default();
+    for (k, v) in options {
+        match k.as_str() {
+            "request" => o.request = Some(request(k, v)?),
+            _ => return Err(unknown(k)),
+        }
     }
+    Ok(o)
 }
 
-/// Cutover: `deadline` (t or u seconds).
+/// Cutover: `deadline` (t or u seconds), `request` (s).
 pub fn cutover(
     target: String,
     version: String,
@@ -80,23 +94,27 @@ pub fn cutover(
         url,
         sha256,
         deadline_sec: None,
+        request: None,
     };
     for (k, v) in options {
         match k.as_str() {
             "deadline" => req.deadline_sec = Some(seconds(k, v)?),
+            "request" => req.request = Some(request(k, v)?),
             _ => return Err(unknown(k)),
         }
     }
     Ok(req)
 }
 
-/// Sweep: `app` (s) sweeps one app, `dry_run` (b) changes nothing.
+/// Sweep: `app` (s) sweeps one app, `dry_run` (b) changes nothing,
+/// `request` (s).
 pub fn sweep(options: &Options) -> Result<SweepOptions, Error> {
     let mut o = SweepOptions::default();
     for (k, v) in options {
         match k.as_str() {
             "app" => o.app = Some(string(k, v)?),
             "dry_run" => o.dry_run = boolean(k, v)?,
+            "request" => o.request = Some(request(k, v)?),
             _ => return Err(unknown(k)),
         }
     }
@@ -169,5 +187,36 @@ mod tests {
         assert!(m.contains("unknown option"), "{m}");
         let m = refused(sweep(&opts("dry_run", Value::from("yes"))));
         assert!(m.contains("dry_run must be a boolean"), "{m}");
+    }
+
+    #[test]
+    fn request_ids_are_checked_on_every_method_that_takes_one() {
+        let bad = opts("request", Value::from("a b"));
+        let m = refused(switch(&bad));
+        assert!(m.contains("not a request id"), "{m}");
+        refused(rollback(&bad));
+        refused(sweep(&bad));
+        refused(cutover(
+            "t".into(),
+            "v".into(),
+            "u".into(),
+            "s".into(),
+            &bad,
+        ));
+        let m = refused(rollback(&opts("request", Value::from(5u32))));
+        assert!(m.contains("request must be a string"), "{m}");
+        let good = opts("request", Value::from("rollout-1/2"));
+        assert_eq!(
+            switch(&good).unwrap().request.as_deref(),
+            Some("rollout-1/2")
+        );
+        assert_eq!(
+            rollback(&good).unwrap().request.as_deref(),
+            Some("rollout-1/2")
+        );
+        assert_eq!(
+            sweep(&good).unwrap().request.as_deref(),
+            Some("rollout-1/2")
+        );
     }
 }

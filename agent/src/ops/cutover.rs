@@ -87,6 +87,8 @@ pub struct Request {
     pub url: String,
     pub sha256: String,
     pub deadline_sec: Option<u64>,
+    /// The caller's request id (see [`Record::request`]).
+    pub request: Option<String>,
 }
 
 /// What a cutover runs with: the runner and the cutover settings.
@@ -224,6 +226,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Cx<P, S> {
         });
         r.deadline_sec = req.deadline_sec.unwrap_or(t.deadline_sec);
         r.deadline_from_option = req.deadline_sec.is_some();
+        r.request = req.request;
         let r = self.rn.begin(r)?;
         let me = self.clone();
         let rec = r.clone();

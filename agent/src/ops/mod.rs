@@ -59,26 +59,100 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
         }
     }
 
-    /// Starts a switch; returns its first record.
+    /// The operation recorded for `request` already (its record as it
+    /// is now), if any: a call that names it starts nothing and is
+    /// answered with it, whatever it was and however it ended.
+    pub fn by_request(&self, request: &str) -> Result<Option<Record>, OpError> {
+        match self.runner.by_request(request) {
+            None => Ok(None),
+            Some(id) => self
+                .runner
+                .store
+                .load(&id)
+                .map(Some)
+                .map_err(|e| OpError::Failed(format!("operation {id}: {e}"))),
+        }
+    }
+
+    /// Before an operation is checked: a malformed request is refused, a
+    /// known one answered with its operation.
+    fn answered(&self, request: Option<&str>) -> Result<Option<Record>, OpError> {
+        let Some(request) = request else {
+            return Ok(None);
+        };
+        crate::record::check_request(request).map_err(OpError::InvalidArgument)?;
+        self.by_request(request)
+    }
+
+    /// An operation begun, or the one its request was recorded for by a
+    /// call racing this one with the same request (found when this one
+    /// began, or the reason this one was refused: the other may have
+    /// changed what this one checked).
+    fn begun(&self, request: Option<&str>, r: Result<Record, OpError>) -> Result<Record, OpError> {
+        match r {
+            Err(OpError::Known(id)) => self
+                .runner
+                .store
+                .load(&id)
+                .map_err(|e| OpError::Failed(format!("operation {id}: {e}"))),
+            Err(e) => match request.map(|q| self.by_request(q)) {
+                Some(Ok(Some(known))) => Ok(known),
+                _ => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
+    /// Starts a switch; returns its first record (or, when its request
+    /// is known, the operation recorded for it).
     pub fn switch(&self, to: GenerationId, opts: switch::SwitchOptions) -> Result<Record, OpError> {
+        if let Some(r) = self.answered(opts.request.as_deref())? {
+            return Ok(r);
+        }
         self.runner.refuse_while_recovering()?;
-        switch::start(&self.runner, to, opts).map(|r| r.to_any())
+        let request = opts.request.clone();
+        let r = switch::start(&self.runner, to, opts).map(|r| r.to_any());
+        self.begun(request.as_deref(), r)
     }
 
     /// Starts a rollback to `to`, or to the generation committed before.
     pub fn rollback(&self, to: Option<GenerationId>) -> Result<Record, OpError> {
+        self.rollback_with(to, rollback::RollbackOptions::default())
+    }
+
+    /// [`Self::rollback`] with options (a request id).
+    pub fn rollback_with(
+        &self,
+        to: Option<GenerationId>,
+        opts: rollback::RollbackOptions,
+    ) -> Result<Record, OpError> {
+        if let Some(r) = self.answered(opts.request.as_deref())? {
+            return Ok(r);
+        }
         self.runner.refuse_while_recovering()?;
-        rollback::start(&self.runner, to).map(|r| r.to_any())
+        let request = opts.request.clone();
+        let r = rollback::start(&self.runner, to, opts).map(|r| r.to_any());
+        self.begun(request.as_deref(), r)
     }
 
     pub fn cutover(&self, req: cutover::Request) -> Result<Record, OpError> {
+        if let Some(r) = self.answered(req.request.as_deref())? {
+            return Ok(r);
+        }
         self.runner.refuse_while_recovering()?;
-        self.cutover_cx().start(req).map(|r| r.to_any())
+        let request = req.request.clone();
+        let r = self.cutover_cx().start(req).map(|r| r.to_any());
+        self.begun(request.as_deref(), r)
     }
 
     /// Starts a sweep (or records one skipped, when busy).
     pub fn sweep(&self, opts: sweep::SweepOptions) -> Result<Record, OpError> {
-        self.sweep_cx().start(opts).map(|r| r.to_any())
+        if let Some(r) = self.answered(opts.request.as_deref())? {
+            return Ok(r);
+        }
+        let request = opts.request.clone();
+        let r = self.sweep_cx().start(opts).map(|r| r.to_any());
+        self.begun(request.as_deref(), r)
     }
 
     /// Starts a restore of what has drifted from the running generation.
@@ -128,6 +202,7 @@ impl<P: Platform, S: Systemd + 'static> Engine<P, S> {
 
     async fn recover_all(&self) -> Vec<Record> {
         self.runner.store.set_aside();
+        self.runner.index_requests();
         let mut done = Vec::new();
         for r in self.runner.store.all() {
             if r.finished() {

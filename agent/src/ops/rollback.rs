@@ -24,10 +24,17 @@ use crate::systemd::Systemd;
 
 type R<P, S> = Arc<Runner<P, S>>;
 
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// The caller's request id (see [`Record::request`]).
+    pub request: Option<String>,
+}
+
 /// Starts a rollback to `to`, or to the previous committed generation.
 pub fn start<P: Platform, S: Systemd + 'static>(
     rn: &R<P, S>,
     to: Option<GenerationId>,
+    opts: RollbackOptions,
 ) -> Result<Record<RollbackOp>, OpError> {
     let target = match to {
         Some(t) => t,
@@ -56,6 +63,7 @@ pub fn start<P: Platform, S: Systemd + 'static>(
         hooks: Box::new(down_hooks(rn, from, target)),
     });
     r.deadline_sec = steps::generation_deadline(rn.platform.manifest(target).as_ref());
+    r.request = opts.request;
     let r = rn.begin(r)?;
     tokio::spawn(activate(rn.clone(), r.clone()));
     Ok(r)

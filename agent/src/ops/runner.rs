@@ -15,7 +15,7 @@
 //! come after it; and a record that could not be written keeps its
 //! revert armed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +65,10 @@ pub enum OpError {
     /// holds the slot while it is resolved, and is reported as busy).
     #[error("the agent is resolving what a restart interrupted")]
     Recovering,
+    /// The call's request id names this operation already: nothing was
+    /// started (the caller is answered with it, [`crate::ops::Engine`]).
+    #[error("request already answered by operation {0}")]
+    Known(OpId),
 }
 
 pub struct Runner<P, S> {
@@ -102,6 +106,10 @@ pub struct Runner<P, S> {
     bundle_lock: tokio::sync::Mutex<()>,
     cancel: Mutex<BTreeSet<OpId>>,
     confirmed: Mutex<BTreeSet<OpId>>,
+    /// Request id → the operation recorded for it: rebuilt from the
+    /// records ([`Runner::index_requests`]), checked and filled under
+    /// its lock when an operation begins ([`Runner::under_request`]).
+    requests: Mutex<HashMap<String, OpId>>,
 }
 
 /// The longest wait between two tries to write a finished record.
@@ -141,6 +149,7 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
             bundle_lock: tokio::sync::Mutex::const_new(()),
             cancel: Mutex::new(BTreeSet::new()),
             confirmed: Mutex::new(BTreeSet::new()),
+            requests: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,10 +198,64 @@ impl<P: Send + Sync + 'static, S: Systemd + 'static> Runner<P, S> {
         Record::new(self.store.new_id(), op, now())
     }
 
+    /// The operation recorded for request id `request`, if any.
+    pub fn by_request(&self, request: &str) -> Option<OpId> {
+        self.requests.lock().unwrap().get(request).cloned()
+    }
+
+    /// Indexes the request ids of the records in the store (at start,
+    /// before the agent is on the bus, and again at recovery). The
+    /// records are the truth: the index is only ever in memory (an
+    /// entry of `operations/` that is not a record is set aside).
+    pub fn index_requests(&self) {
+        let records = self.store.scan().records;
+        let mut idx = self.requests.lock().unwrap();
+        for r in records {
+            if let Some(req) = r.request {
+                idx.insert(req, r.id);
+            }
+        }
+    }
+
+    /// Runs `record` (which records an operation, returning its first
+    /// record) with the request index locked: a known `request` is
+    /// refused with [`OpError::Known`] and `record` is not run; the
+    /// operation it records is indexed under `request`. Without a
+    /// request, `record` just runs.
+    pub fn under_request<O>(
+        &self,
+        request: Option<&str>,
+        record: impl FnOnce() -> Result<Record<O>, OpError>,
+    ) -> Result<Record<O>, OpError> {
+        let Some(request) = request else {
+            return record();
+        };
+        let mut idx = self.requests.lock().unwrap();
+        if let Some(id) = idx.get(request) {
+            return Err(OpError::Known(id.clone()));
+        }
+        let r = record()?;
+        idx.insert(request.to_string(), r.id.clone());
+        Ok(r)
+    }
+
     /// Claims the single operation slot and writes the first record. An
     /// operation with a `parent` runs inside it (a sweep's switch): the
-    /// slot must be the parent's, and stays so.
-    pub fn begin<O: OpKind>(&self, mut r: Record<O>) -> Result<Record<O>, OpError> {
+    /// slot must be the parent's, and stays so. A record with a request
+    /// id already known is refused with [`OpError::Known`], checked and
+    /// indexed under one lock with the slot claimed and the record
+    /// written.
+    pub fn begin<O: OpKind>(&self, r: Record<O>) -> Result<Record<O>, OpError> {
+        let request = r.request.clone();
+        self.under_request(request.as_deref(), || self.begin_unindexed(r))
+    }
+
+    /// [`Self::begin`] without the request index (the caller holds it:
+    /// [`Self::under_request`]).
+    pub(crate) fn begin_unindexed<O: OpKind>(
+        &self,
+        mut r: Record<O>,
+    ) -> Result<Record<O>, OpError> {
         let mut refused = None;
         self.slot
             .send_if_modified(|slot| match (slot.as_ref(), r.parent.as_ref()) {

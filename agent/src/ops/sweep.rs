@@ -54,6 +54,9 @@ pub struct SweepOptions {
     pub app: Option<String>,
     /// Decide and report; change nothing.
     pub dry_run: bool,
+    /// The caller's request id (see [`Record::request`]); a sweep
+    /// skipped because another operation was in flight keeps it too.
+    pub request: Option<String>,
 }
 
 /// The promoted release of one app and the releases that failed.
@@ -153,26 +156,32 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
                 )));
             }
         }
-        let r = self.rn.record(SweepOp {
-            phase: SweepPhase::Recorded,
-            from_generation: running,
-            to_generation: running,
-            results: Vec::new(),
-        });
-        let begun = self
-            .rn
-            .refuse_while_recovering()
-            .and_then(|()| self.rn.begin(r));
-        match begun {
-            Ok(r) => {
-                let me = self.clone();
-                let rec = r.clone();
-                tokio::spawn(async move { me.run(rec, opts).await });
-                Ok(r)
+        let request = opts.request.clone();
+        // The request is checked and indexed under one lock with the
+        // sweep recorded, run or skipped.
+        self.rn.under_request(request.as_deref(), move || {
+            let mut r = self.rn.record(SweepOp {
+                phase: SweepPhase::Recorded,
+                from_generation: running,
+                to_generation: running,
+                results: Vec::new(),
+            });
+            r.request = opts.request.clone();
+            let begun = self
+                .rn
+                .refuse_while_recovering()
+                .and_then(|()| self.rn.begin_unindexed(r));
+            match begun {
+                Ok(r) => {
+                    let me = self.clone();
+                    let rec = r.clone();
+                    tokio::spawn(async move { me.run(rec, opts).await });
+                    Ok(r)
+                }
+                Err(OpError::Busy(other)) => Ok(self.skipped_busy(running, &other, &opts)),
+                Err(e) => Err(e),
             }
-            Err(OpError::Busy(other)) => Ok(self.skipped_busy(running, &other, &opts)),
-            Err(e) => Err(e),
-        }
+        })
     }
 
     /// Records a sweep that did not run because `other` is in flight.
@@ -192,6 +201,7 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
         });
         r.result = Some(Outcome::Skipped);
         r.error = reason.clone();
+        r.request = opts.request.clone();
         r.finished_at = Some(t);
         r.history = vec![(SweepPhase::Finished.to_string(), t)];
         let apps = running

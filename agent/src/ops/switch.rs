@@ -45,6 +45,8 @@ pub struct SwitchOptions {
     /// aside, put them back if the switch does not commit), rather than
     /// refuse the switch.
     pub take_over: bool,
+    /// The caller's request id (see [`Record::request`]).
+    pub request: Option<String>,
 }
 
 type R<P, S> = Arc<Runner<P, S>>;
@@ -116,6 +118,7 @@ pub fn begin<P: Platform, S: Systemd + 'static>(
         .unwrap_or_else(|| steps::generation_deadline(rn.platform.manifest(to).as_ref()));
     r.deadline_from_option = opts.deadline_sec.is_some();
     r.parent = parent.cloned();
+    r.request = opts.request;
     rn.begin(r)
 }
 

@@ -23,13 +23,21 @@ pub struct GenInfo {
     pub id: GenerationId,
     pub selected: bool,
     pub running: bool,
+    /// What the generation is, the same on every host (generation
+    /// numbers are per host): on the native platform `sha256:<hex>` of
+    /// its stored `windlass-generation.json` (which lists every file
+    /// with its sha256); on NixOS and Guix System the store path of the
+    /// system the profile generation links to. Empty when unknown.
+    pub digest: String,
 }
 
-/// The generations `ids`, marking the selected and the running one.
+/// The generations `ids`, marking the selected and the running one, each
+/// with its `digest`.
 pub fn gen_infos(
     ids: Vec<u64>,
     selected: Option<GenerationId>,
     running: Option<GenerationId>,
+    digest: impl Fn(GenerationId) -> Option<String>,
 ) -> Vec<GenInfo> {
     ids.into_iter()
         .map(|n| {
@@ -37,6 +45,7 @@ pub fn gen_infos(
             GenInfo {
                 selected: selected == Some(id),
                 running: running == Some(id),
+                digest: digest(id).unwrap_or_default(),
                 id,
             }
         })

@@ -190,6 +190,14 @@ impl Native {
         self.generations_dir().join(id.to_string())
     }
 
+    /// `sha256:<hex>` of generation `id`'s stored manifest (the bytes
+    /// it was staged with: the same tree gives the same digest on every
+    /// host, whatever number it got).
+    pub fn digest(&self, id: GenerationId) -> Option<String> {
+        let bytes = fs::read(self.dir(id).join(crate::contract::MANIFEST)).ok()?;
+        Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes))))
+    }
+
     fn link_target(link: &Path) -> Option<GenerationId> {
         let t = fs::read_link(link).ok()?;
         t.file_name()?.to_str()?.parse().ok()
@@ -513,7 +521,9 @@ impl Platform for Native {
     }
 
     fn generations(&self) -> Vec<GenInfo> {
-        super::gen_infos(self.ids(), self.selected(), self.running())
+        super::gen_infos(self.ids(), self.selected(), self.running(), |g| {
+            self.digest(g)
+        })
     }
 
     fn stage(&self, path: &Path) -> Result<GenerationId, PlatformError> {

@@ -125,7 +125,17 @@ impl Profiles {
     }
 
     pub fn generations(&self) -> Vec<GenInfo> {
-        super::gen_infos(self.ids(), self.selected(), self.running())
+        super::gen_infos(self.ids(), self.selected(), self.running(), |g| {
+            self.store_path(g)
+        })
+    }
+
+    /// The store path profile generation `id` links to (what the
+    /// generation is on every host): the link's target when it is an
+    /// absolute path, as Nix and Guix write them.
+    pub fn store_path(&self, id: GenerationId) -> Option<String> {
+        let t = fs::read_link(self.link(id)).ok()?;
+        t.is_absolute().then(|| t.to_string_lossy().to_string())
     }
 
     pub fn exists(&self, id: GenerationId) -> bool {
@@ -228,4 +238,27 @@ fn walk(dir: &Path, rel: &str, f: &mut dyn FnMut(&str, &[u8])) {
         }
     }
     go(dir, rel, 0, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generation_digest_is_its_system_store_path() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Profiles {
+            profiles: d.path().join("profiles"),
+            current_system: d.path().join("current-system"),
+            etc: d.path().join("etc"),
+        };
+        fs::create_dir_all(&p.profiles).unwrap();
+        let store = "/nix/store/0000000000000000000000000000000a-nixos-system-h-25.05";
+        std::os::unix::fs::symlink(store, p.link(GenerationId(1))).unwrap();
+        std::os::unix::fs::symlink("elsewhere", p.link(GenerationId(2))).unwrap();
+        let g = p.generations();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].digest, store);
+        assert_eq!(g[1].digest, "", "a relative link names no store path");
+    }
 }
