@@ -316,7 +316,7 @@ struct StatusJson {
     #[serde(default)]
     operation: Option<OperationJson>,
     #[serde(default)]
-    last_operation: Option<LastOperation>,
+    last_operation: Option<LastJson>,
     #[serde(default)]
     drift: Option<DriftJson>,
 }
@@ -337,6 +337,33 @@ struct OperationJson {
     request: Option<String>,
     #[serde(default)]
     to: Option<serde_json::Value>,
+}
+
+/// `Status.last_operation` (A4): times in seconds, `result` null for a
+/// record without one.
+#[derive(Deserialize)]
+struct LastJson {
+    id: String,
+    kind: String,
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    request: Option<String>,
+    #[serde(default)]
+    finished_at: Option<u64>,
+}
+
+impl LastJson {
+    fn into_model(self) -> LastOperation {
+        LastOperation {
+            id: self.id,
+            kind: self.kind,
+            result: self.result.unwrap_or_default(),
+            request: self.request.filter(|r| !r.is_empty()),
+            // The fleet's records are in unix ms.
+            finished_at: self.finished_at.unwrap_or(0).saturating_mul(1000),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -486,7 +513,7 @@ impl AgentApi for DbusAgent {
             running: r(s.running),
             busy: s.active_operation.is_some() || operation.is_some(),
             operation,
-            last: s.last_operation,
+            last: s.last_operation.map(LastJson::into_model),
             releases: s
                 .apps
                 .into_iter()
@@ -845,5 +872,26 @@ mod tests {
         assert_eq!(s.running, Some(GenerationId(7)));
         assert_eq!(s.apps.len(), 2);
         assert_eq!(s.drift.unwrap().findings.len(), 1);
+        // With A3/A4 (fleet-agent): refs, the operation and the last one.
+        let s: StatusJson = serde_json::from_str(
+            r#"{"version":"0.2.0","platform":"native","selected":"8","running":"7",
+                "selected_ref":{"generation":"8","digest":"sha256:bb"},
+                "running_ref":{"generation":"7","digest":"sha256:aa"},
+                "generations":[{"id":"7","selected":false,"running":true,"digest":"sha256:aa"},
+                               {"id":"8","selected":true,"running":false,"digest":"sha256:bb"}],
+                "apps":[],"active_operation":"001x000",
+                "operation":{"id":"001x000","kind":"switch","phase":"waiting-confirm",
+                             "request":"web-142/1","from":"7","to":"8"},
+                "last_operation":{"id":"000x000","kind":"sweep","result":null,"request":null,
+                                  "finished_at":1750400003},
+                "damaged_records":[],"drift":{"findings":[]}}"#,
+        )
+        .unwrap();
+        let op = s.operation.unwrap();
+        assert_eq!(op.request.as_deref(), Some("web-142/1"));
+        assert_eq!(s.generations[1].digest.as_deref(), Some("sha256:bb"));
+        let last = s.last_operation.unwrap().into_model();
+        assert_eq!(last.finished_at, 1_750_400_003_000);
+        assert_eq!(last.result, "");
     }
 }

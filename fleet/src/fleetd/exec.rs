@@ -229,6 +229,8 @@ impl<A: AgentApi> Driver<A> {
         if let Err(e) = s.save() {
             tracing::error!("state: {e}");
         }
+        drop(s);
+        self.ctx.kick_heartbeat.notify_one();
     }
 
     /// Retries `f` while the agent fails transiently, until the order's

@@ -18,15 +18,12 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 /// The heartbeat for `status` (an agent that cannot be asked gives an
 /// empty status: no generation, no agent version).
 pub(crate) fn build<A>(ctx: &Ctx<A>, status: AgentStatus, n: u64) -> Heartbeat {
-    let (orders, open) = {
+    let orders = {
         let s = ctx.state();
-        (
-            OrdersSeen {
-                last_seq: s.st.host.last_seq,
-                max_epoch: s.st.host.max_epoch,
-            },
-            !s.st.open.is_empty(),
-        )
+        OrdersSeen {
+            last_seq: s.st.host.last_seq,
+            max_epoch: s.st.host.max_epoch,
+        }
     };
     Heartbeat {
         host: ctx.cfg.host.clone(),
@@ -38,7 +35,9 @@ pub(crate) fn build<A>(ctx: &Ctx<A>, status: AgentStatus, n: u64) -> Heartbeat {
         labels: ctx.cfg.labels.clone(),
         selected: status.selected,
         running: status.running,
-        state: if status.busy || status.operation.is_some() || open {
+        // The agent's slot: an order of ours still reporting its end
+        // does not make the host busy.
+        state: if status.busy || status.operation.is_some() {
             HostActivity::Busy
         } else {
             HostActivity::Idle
