@@ -11,12 +11,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use support::nats::NatsServer;
 use tokio::sync::{broadcast, watch};
 use windlass_contract::GenerationId;
 use windlass_fleet::agent::{
-    AgentApi, AgentError, AgentResult, AgentStatus, Changes, Confirm, Generation, OpEnd, OpEvent,
-    OpEvents,
+    AgentApi, AgentError, AgentResult, AgentStatus, Changes, Confirm, DbusAgent, Generation, OpEnd,
+    OpEvent, OpEvents,
 };
 use windlass_fleet::buckets::{self, HOSTS, LEASE, LEASE_KEY, ORDERS, RESULTS};
 use windlass_fleet::fleetd::{Config, Fleetd};
@@ -406,6 +407,21 @@ impl World {
 
     async fn fleetd(&self, agent: &Fake) -> Fleetd<Fake> {
         Fleetd::start(self.config(), agent.clone()).await.unwrap()
+    }
+
+    async fn heartbeat(&self, f: impl Fn(&Heartbeat) -> bool) -> Heartbeat {
+        let t = Instant::now();
+        loop {
+            let hb = self.hosts.get(HOST).await.unwrap().map(|e| e.value);
+            if let Some(hb) = hb {
+                if f(&hb) {
+                    return hb;
+                }
+                assert!(t.elapsed() < Duration::from_secs(20), "{hb:?}");
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "no heartbeat");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn order(&self, seq: u64, epoch: Epoch, action: Action) -> Order {
@@ -839,4 +855,133 @@ async fn heartbeats_show_the_host_and_its_operation() {
     assert_eq!(hb.running.unwrap().digest, D2);
     assert_eq!(hb.orders.last_seq, 1);
     assert_eq!(hb.orders.max_epoch, Some(w.epoch));
+}
+
+// ---------------------------------------------------------------------
+// The real windlassd
+
+/// What the real agent says of `request`'s operation, and how it ended.
+async fn agent_op(agent: &DbusAgent, request: &str) -> (OpId, OpEnd) {
+    let op = agent.operation_by_request(request).await.unwrap().unwrap();
+    let mut ev = agent.follow(&op).await.unwrap();
+    let t = Instant::now();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), ev.next())
+            .await
+            .expect("the operation ended within 20 s");
+        match e {
+            Some(OpEvent::Finished(end)) => return (op, end),
+            Some(_) => {}
+            None => panic!("the stream ended without the end"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_windlassd_switches_on_an_order_commits_on_the_confirm_and_rolls_back() {
+    const NAME: &str =
+        "a_real_windlassd_switches_on_an_order_commits_on_the_confirm_and_rolls_back";
+    let Some(bin) = support::agent::windlassd(NAME) else {
+        return;
+    };
+    let Some(bus) = support::agent::bus(NAME) else {
+        return;
+    };
+    let w = world!(NAME);
+    let tmp = tempfile::tempdir().unwrap();
+    let _wd = support::agent::start(&bin, &bus, tmp.path());
+    let agent = DbusAgent::connect(&bus.address).await.unwrap();
+    // Generation 1 runs; generation 2 is staged.
+    support::agent::empty_tree(&tmp.path().join("a"), "a");
+    support::agent::empty_tree(&tmp.path().join("b"), "b");
+    let g1 = agent.stage(&tmp.path().join("a")).await.unwrap();
+    agent
+        .switch(g1, Confirm::Auto, None, "setup-1")
+        .await
+        .unwrap();
+    let (_, end) = agent_op(&agent, "setup-1").await;
+    assert_eq!(end.result, "committed", "{end:?}");
+    let g2 = agent.stage(&tmp.path().join("b")).await.unwrap();
+    let gens = agent.generations().await.unwrap();
+    let digest = |g: GenerationId| gens.iter().find(|x| x.id == g).unwrap().digest.clone();
+    let (d1, d2) = (digest(g1), digest(g2));
+    assert!(d2.starts_with("sha256:") && d1 != d2, "{gens:?}");
+
+    let f = Fleetd::start(w.config(), agent.clone()).await.unwrap();
+    w.order(1, w.epoch, switch(&d2, ConfirmMode::Observed))
+        .await;
+    let started = w.wait_result(1, "started").await;
+    let awaiting = w.wait_result(1, "awaiting").await;
+    assert_eq!(started.from.as_ref().unwrap().digest, d1);
+    assert_eq!(started.to.as_ref().unwrap().generation, g2);
+    // The heartbeat the coordinator confirms on.
+    let hb = w
+        .heartbeat(|hb| {
+            hb.operation
+                .as_ref()
+                .is_some_and(|o| o.phase == "waiting-confirm")
+        })
+        .await;
+    let op = hb.operation.as_ref().unwrap();
+    assert_eq!(op.request.as_deref(), Some("web-142/1"));
+    assert_eq!(Some(&op.id), awaiting.operation.as_ref());
+    assert_eq!(hb.running.as_ref().unwrap().digest, d2);
+    assert_eq!(hb.platform, "native");
+    w.order(
+        2,
+        w.epoch,
+        Action::Confirm {
+            of: order_id(ROLLOUT, 1),
+        },
+    )
+    .await;
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed, "{fin:?}");
+    assert_eq!(
+        w.wait_result(2, "final").await.outcome,
+        ResultOutcome::Committed
+    );
+    let hb = w
+        .heartbeat(|hb| {
+            hb.state == HostActivity::Idle
+                && hb
+                    .last
+                    .as_ref()
+                    .is_some_and(|l| l.request.as_deref() == Some("web-142/1"))
+        })
+        .await;
+    assert_eq!(hb.running.as_ref().unwrap().digest, d2);
+    assert_eq!(
+        hb.last.as_ref().unwrap().request.as_deref(),
+        Some("web-142/1")
+    );
+
+    // A restarted fleetd starts nothing: the agent still has one
+    // operation for the order.
+    f.stop();
+    let f = Fleetd::start(w.config(), agent.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let st = agent.status().await.unwrap();
+    assert!(!st.busy, "{st:?}");
+    assert_eq!(st.last.unwrap().id, fin.operation.clone().unwrap());
+
+    // The coordinator rolls the host back to its `from`.
+    w.order(
+        3,
+        w.epoch,
+        Action::Rollback {
+            of: order_id(ROLLOUT, 1),
+            to: started.from.clone().unwrap(),
+        },
+    )
+    .await;
+    let back = w.wait_result(3, "final").await;
+    assert_eq!(back.outcome, ResultOutcome::Committed, "{back:?}");
+    assert_eq!(back.kind.as_deref(), Some("rollback"));
+    let st = agent.status().await.unwrap();
+    assert_eq!(st.running.unwrap().generation, g1);
+    let (op3, _) = agent_op(&agent, "web-142/3").await;
+    assert_eq!(back.operation, Some(op3));
+    drop(f);
 }
