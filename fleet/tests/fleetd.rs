@@ -857,6 +857,75 @@ async fn heartbeats_show_the_host_and_its_operation() {
     assert_eq!(hb.orders.max_epoch, Some(w.epoch));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_cancels_a_waiting_switch_and_a_cancel_of_nothing_is_skipped() {
+    let w = world!("a_rollback_cancels_a_waiting_switch_and_a_cancel_of_nothing_is_skipped");
+    let agent = Fake::new();
+    let _f = w.fleetd(&agent).await;
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Observed)).await;
+    let started = w.wait_result(1, "started").await;
+    w.wait_result(1, "awaiting").await;
+    let from = started.from.clone().unwrap();
+    w.order(
+        2,
+        w.epoch,
+        Action::Rollback {
+            of: order_id(ROLLOUT, 1),
+            to: from.clone(),
+        },
+    )
+    .await;
+    let main = w.wait_result(1, "final").await;
+    assert_eq!(main.outcome, ResultOutcome::Canceled, "{main:?}");
+    let back = w.wait_result(2, "final").await;
+    // The cancel put the host back: no Rollback call was needed.
+    assert_eq!(back.outcome, ResultOutcome::Skipped, "{back:?}");
+    assert_eq!(back.to, Some(from));
+    let op = started.operation.unwrap();
+    assert_eq!(
+        starts(&agent.calls()),
+        vec![
+            format!("switch 2 manual {ROLLOUT}/1"),
+            format!("cancel {op}")
+        ]
+    );
+    assert_eq!(agent.st().running, 1);
+    // A cancel of an order that never ran here.
+    w.order(
+        3,
+        w.epoch,
+        Action::Cancel {
+            of: order_id(ROLLOUT, 9),
+        },
+    )
+    .await;
+    let c = w.wait_result(3, "final").await;
+    assert_eq!(c.outcome, ResultOutcome::Skipped, "{c:?}");
+    // A rollback of a committed switch calls Rollback with the request.
+    w.order(4, w.epoch, switch(D2, ConfirmMode::Local)).await;
+    assert_eq!(
+        w.wait_result(4, "final").await.outcome,
+        ResultOutcome::Committed
+    );
+    w.order(
+        5,
+        w.epoch,
+        Action::Rollback {
+            of: order_id(ROLLOUT, 4),
+            to: GenerationRef {
+                generation: GenerationId(1),
+                digest: D1.into(),
+            },
+        },
+    )
+    .await;
+    let r = w.wait_result(5, "final").await;
+    assert_eq!(r.outcome, ResultOutcome::Committed, "{r:?}");
+    assert!(w.result(5, "started").await.is_some());
+    assert!(agent.calls().contains(&format!("rollback 1 {ROLLOUT}/5")));
+    assert_eq!(agent.st().running, 1);
+}
+
 // ---------------------------------------------------------------------
 // The real windlassd
 
