@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
@@ -233,10 +234,14 @@ trait Operation1 {
     fn journal(&self) -> zbus::Result<Vec<String>>;
 }
 
-/// windlassd over D-Bus.
+/// windlassd over D-Bus. The connection is made on first use and made
+/// again after it broke (the bus restarted): a call that fails on it is
+/// an [`AgentError::Failed`], which fleetd retries.
 #[derive(Clone)]
 pub struct DbusAgent {
-    conn: zbus::Connection,
+    bus: Arc<str>,
+    conn: Arc<Mutex<Option<zbus::Connection>>>,
+    connecting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for DbusAgent {
@@ -406,8 +411,36 @@ fn gen_ref_json(
 
 impl DbusAgent {
     /// `bus`: `system`, `session`, or a D-Bus address.
+    /// Connects now (an error when the bus cannot be reached).
     pub async fn connect(bus: &str) -> AgentResult<Self> {
-        let conn = match bus {
+        let a = DbusAgent::new(bus);
+        let _conn = a.conn().await?;
+        Ok(a)
+    }
+
+    /// Connects on first use.
+    pub fn new(bus: &str) -> Self {
+        DbusAgent {
+            bus: bus.into(),
+            conn: Arc::new(Mutex::new(None)),
+            connecting: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn cached(&self) -> Option<zbus::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn conn(&self) -> AgentResult<zbus::Connection> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let bus = &*self.bus;
+        let c = match bus {
             "system" => zbus::Connection::system().await,
             "session" => zbus::Connection::session().await,
             addr => match zbus::connection::Builder::address(addr) {
@@ -416,31 +449,42 @@ impl DbusAgent {
             },
         }
         .map_err(|e| AgentError::Failed(format!("D-Bus {bus}: {e}")))?;
-        Ok(DbusAgent { conn })
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A failed call as an error; a failure of the connection itself (not
+    /// an error answered by someone) drops it, so the next call connects
+    /// again.
+    fn fail(&self, e: zbus::Error) -> AgentError {
+        if !matches!(e, zbus::Error::MethodError(..) | zbus::Error::FDO(_)) {
+            *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        error(e)
     }
 
     async fn agent(&self) -> AgentResult<Agent1Proxy<'static>> {
-        Agent1Proxy::builder(&self.conn)
+        Agent1Proxy::builder(&self.conn().await?)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
-            .map_err(error)
+            .map_err(|e| self.fail(e))
     }
 
     async fn operation(&self, op: &str) -> AgentResult<Operation1Proxy<'static>> {
-        Operation1Proxy::builder(&self.conn)
+        Operation1Proxy::builder(&self.conn().await?)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .path(op_path(op)?)
-            .map_err(error)?
+            .map_err(|e| self.fail(e))?
             .build()
             .await
-            .map_err(error)
+            .map_err(|e| self.fail(e))
     }
 
     async fn signals(&self, rule: zbus::MatchRule<'static>) -> AgentResult<zbus::MessageStream> {
-        zbus::MessageStream::for_match_rule(rule, &self.conn, Some(256))
+        zbus::MessageStream::for_match_rule(rule, &self.conn().await?, Some(256))
             .await
-            .map_err(error)
+            .map_err(|e| self.fail(e))
     }
 
     /// The in-flight operation from its object, for agents without
@@ -457,7 +501,7 @@ impl DbusAgent {
     }
 
     async fn started(&self, r: zbus::Result<OwnedObjectPath>) -> AgentResult<OpId> {
-        op_id(&r.map_err(error)?)
+        op_id(&r.map_err(|e| self.fail(e))?)
     }
 }
 
@@ -473,7 +517,12 @@ fn deadline_opts(o: &mut HashMap<&str, Value<'_>>, deadline_sec: Option<u64>) {
 
 impl AgentApi for DbusAgent {
     async fn status(&self) -> AgentResult<AgentStatus> {
-        let text = self.agent().await?.status().await.map_err(error)?;
+        let text = self
+            .agent()
+            .await?
+            .status()
+            .await
+            .map_err(|e| self.fail(e))?;
         let s: StatusJson = serde_json::from_str(&text)
             .map_err(|e| AgentError::Failed(format!("Status: not the JSON expected: {e}")))?;
         let digests: BTreeMap<GenerationId, String> = s
@@ -529,7 +578,7 @@ impl AgentApi for DbusAgent {
             .await?
             .list_generations()
             .await
-            .map_err(error)?;
+            .map_err(|e| self.fail(e))?;
         let gens: Vec<GenJson> = serde_json::from_str(&text).map_err(|e| {
             AgentError::Failed(format!("ListGenerations: not the JSON expected: {e}"))
         })?;
@@ -556,7 +605,7 @@ impl AgentApi for DbusAgent {
             .await?
             .stage_fd(zbus::zvariant::Fd::from(&d))
             .await
-            .map_err(error)?;
+            .map_err(|e| self.fail(e))?;
         g.parse()
             .map_err(|e| AgentError::Failed(format!("StageFd answered {g:?}: {e}")))
     }
@@ -583,12 +632,16 @@ impl AgentApi for DbusAgent {
             .await?
             .confirm(&p.as_ref())
             .await
-            .map_err(error)
+            .map_err(|e| self.fail(e))
     }
 
     async fn cancel(&self, op: &OpId) -> AgentResult<()> {
         let p = op_path(op)?;
-        self.agent().await?.cancel(&p.as_ref()).await.map_err(error)
+        self.agent()
+            .await?
+            .cancel(&p.as_ref())
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn rollback(&self, to: GenerationId, request: &str) -> AgentResult<OpId> {
@@ -645,7 +698,7 @@ impl AgentApi for DbusAgent {
     async fn operation_by_request(&self, request: &str) -> AgentResult<Option<OpId>> {
         match self.agent().await?.operation_by_request(request).await {
             Ok(p) => op_id(&p).map(Some),
-            Err(e) => match error(e) {
+            Err(e) => match self.fail(e) {
                 AgentError::NotFound(_) => Ok(None),
                 AgentError::Unsupported(e) => Err(AgentError::Unsupported(format!(
                     "fleetd needs OperationByRequest (fleet A2): {e}"
@@ -662,7 +715,7 @@ impl AgentApi for DbusAgent {
             .msg_type(zbus::message::Type::Signal)
             .interface("io.windlass.Operation1")
             .and_then(|b| b.path(path.clone()))
-            .map_err(error)?
+            .map_err(|e| self.fail(e))?
             .build();
         let signals = self.signals(rule.to_owned()).await?;
         let proxy = self.operation(op).await?;
@@ -688,19 +741,19 @@ impl AgentApi for DbusAgent {
         let agent = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .interface("io.windlass.Agent1")
-            .map_err(error)?
+            .map_err(|e| self.fail(e))?
             .build();
         let ops = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .interface("io.windlass.Operation1")
             .and_then(|b| b.path_namespace(OPERATION_PREFIX))
-            .map_err(error)?
+            .map_err(|e| self.fail(e))?
             .build();
         let props = zbus::MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .interface("org.freedesktop.DBus.Properties")
             .and_then(|b| b.path("/io/windlass/Agent1"))
-            .map_err(error)?
+            .map_err(|e| self.fail(e))?
             .build();
         let a = self.signals(agent).await?;
         let o = self.signals(ops).await?;
@@ -779,14 +832,12 @@ async fn follow_task(
         tokio::select! {
             biased;
             m = signals.next() => {
-                let Some(Ok(m)) = m else {
-                    // The stream ended (connection lost): poll.
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    if let Some((_, Some(end))) = read_state(&proxy).await {
-                        let _ = tx.send(OpEvent::Finished(end)).await;
-                        return;
-                    }
-                    continue;
+                let m = match m {
+                    Some(Ok(m)) => m,
+                    Some(Err(_)) => continue,
+                    // The connection is gone: end here; the caller
+                    // follows again (on a new connection).
+                    None => return,
                 };
                 let h = m.header();
                 match h.member().map(|x| x.as_str()) {

@@ -926,6 +926,28 @@ async fn a_rollback_cancels_a_waiting_switch_and_a_cancel_of_nothing_is_skipped(
     assert_eq!(agent.st().running, 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleetd_starts_without_nats_and_reads_its_order_key_once_connected() {
+    let mut w = world!("fleetd_starts_without_nats_and_reads_its_order_key_once_connected");
+    let agent = Fake::new();
+    // The order waits in the key while NATS is down and fleetd starts.
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Local)).await;
+    w.nats.stop();
+    let t = Instant::now();
+    let f = tokio::time::timeout(Duration::from_secs(5), w.fleetd(&agent))
+        .await
+        .expect("fleetd starts without waiting for NATS");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(agent.calls().is_empty(), "{:?}", agent.calls());
+    w.nats.restart();
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed);
+    w.heartbeat(|hb| hb.orders.last_seq == 1).await;
+    assert_eq!(starts(&agent.calls()).len(), 1);
+    drop(f);
+}
+
 // ---------------------------------------------------------------------
 // The real windlassd
 
@@ -1053,4 +1075,67 @@ async fn a_real_windlassd_switches_on_an_order_commits_on_the_confirm_and_rolls_
     let (op3, _) = agent_op(&agent, "web-142/3").await;
     assert_eq!(back.operation, Some(op3));
     drop(f);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windlassd_restart_while_waiting_for_the_confirm_is_reported_rolled_back() {
+    const NAME: &str = "a_windlassd_restart_while_waiting_for_the_confirm_is_reported_rolled_back";
+    let Some(bin) = support::agent::windlassd(NAME) else {
+        return;
+    };
+    let Some(bus) = support::agent::bus(NAME) else {
+        return;
+    };
+    let w = world!(NAME);
+    let tmp = tempfile::tempdir().unwrap();
+    let wd = support::agent::start(&bin, &bus, tmp.path());
+    let agent = DbusAgent::connect(&bus.address).await.unwrap();
+    support::agent::empty_tree(&tmp.path().join("a"), "a");
+    support::agent::empty_tree(&tmp.path().join("b"), "b");
+    let g1 = agent.stage(&tmp.path().join("a")).await.unwrap();
+    agent
+        .switch(g1, Confirm::Auto, None, "setup-1")
+        .await
+        .unwrap();
+    agent_op(&agent, "setup-1").await;
+    let g2 = agent.stage(&tmp.path().join("b")).await.unwrap();
+    let d2 = agent
+        .generations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.id == g2)
+        .unwrap()
+        .digest;
+    let _f = Fleetd::start(w.config(), agent.clone()).await.unwrap();
+    w.order(1, w.epoch, switch(&d2, ConfirmMode::Observed))
+        .await;
+    let awaiting = w.wait_result(1, "awaiting").await;
+    // windlassd dies and comes back: its recovery rolls the switch back.
+    drop(wd);
+    let _wd = support::agent::start(&bin, &bus, tmp.path());
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.operation, awaiting.operation);
+    assert!(
+        matches!(
+            fin.outcome,
+            ResultOutcome::RolledBack | ResultOutcome::Failed
+        ),
+        "{fin:?}"
+    );
+    let st = agent.status().await.unwrap();
+    assert_eq!(st.running.unwrap().generation, g1, "back on generation 1");
+    // The coordinator's confirm now finds nothing waiting: its result
+    // says what became of the switch.
+    w.order(
+        2,
+        w.epoch,
+        Action::Confirm {
+            of: order_id(ROLLOUT, 1),
+        },
+    )
+    .await;
+    let c = w.wait_result(2, "final").await;
+    assert_eq!(c.outcome, fin.outcome, "{c:?}");
+    assert!(c.error.contains("confirm refused"), "{c:?}");
 }

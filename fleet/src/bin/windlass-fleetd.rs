@@ -86,13 +86,13 @@ async fn main() -> ExitCode {
     cfg.creds = cli.creds.clone();
     cfg.heartbeat_interval = Duration::from_secs(cli.heartbeat_interval);
     cfg.labels = labels;
-    let agent = match DbusAgent::connect(&cli.bus).await {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("windlass-fleetd: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    if let Err(e) = windlass_fleet::model::check_id("--host", &cfg.host) {
+        eprintln!("windlass-fleetd: {e}");
+        return ExitCode::from(2);
+    }
+    // Connected on first use, and again after the bus restarts: fleetd
+    // keeps running (and reporting) while windlassd is away.
+    let agent = DbusAgent::new(&cli.bus);
     let fleetd = match Fleetd::start(cfg, agent).await {
         Ok(f) => f,
         Err(e) => {
