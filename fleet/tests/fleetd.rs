@@ -321,7 +321,10 @@ impl AgentApi for Fake {
     }
 
     async fn journal(&self, _op: &OpId, _max: usize) -> Vec<String> {
-        vec!["web.service: exited 1".into()]
+        vec![
+            "web.service: exited 1".into(),
+            "fetching https://u:SECRET@h/x?sig=SECRET2".into(),
+        ]
     }
 
     async fn changes(&self) -> AgentResult<Changes> {
@@ -584,7 +587,14 @@ async fn a_failed_gate_is_reported_rolled_back_with_the_journal() {
     let fin = w.wait_result(1, "final").await;
     assert_eq!(fin.outcome, ResultOutcome::RolledBack);
     assert!(fin.error.contains("health gate"), "{fin:?}");
-    assert_eq!(fin.journal, vec!["web.service: exited 1".to_string()]);
+    assert_eq!(
+        fin.journal,
+        vec![
+            "web.service: exited 1".to_string(),
+            "fetching https://***@h/x?***".to_string()
+        ],
+        "redacted"
+    );
     assert!(w.result(1, "awaiting").await.is_none());
     // A digest the host does not have: refused, nothing started.
     w.order(2, w.epoch, switch("sha256:ff", ConfirmMode::Observed))

@@ -15,6 +15,9 @@
 //! - `rollback {of, to}`: cancels the operation of `of` while in flight,
 //!   then `Rollback(to)` unless the host already runs `to` (`skipped`).
 //! - `sweep`, `cutover`: the agent's calls with the request id.
+//!
+//! A result's error and journal lines (at most 10, of a failed operation)
+//! go through the agent's URL redaction before they leave the host.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -178,8 +181,9 @@ impl<A: AgentApi> Driver<A> {
             outcome,
             from: open.from.clone(),
             to: open.to.clone(),
-            error: d.error.clone(),
-            journal: d.journal.clone(),
+            // Results leave the host: no credential in them.
+            error: super::redact::text(&d.error),
+            journal: d.journal.iter().map(|l| super::redact::text(l)).collect(),
             at: unix_ms(),
         };
         tracing::info!("order {}: {} {}", o.id, step.as_str(), outcome);

@@ -32,6 +32,12 @@ pub mod heartbeat;
 pub mod outbox;
 pub mod state;
 
+/// The agent's redaction of URLs (credentials in user info and queries),
+/// shared as a file: the fleet crate does not link the agent's library
+/// (its HTTP and TLS stack) for 100 dependency-free lines.
+#[path = "../../../agent/src/redact.rs"]
+mod redact;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
