@@ -725,18 +725,20 @@ async fn an_order_of_a_dead_epoch_is_parked_until_rewritten_with_the_live_one() 
         era: w.epoch.era,
         rev: w.epoch.rev - 1,
     };
-    w.order(1, dead, switch(D2, ConfirmMode::Local)).await;
+    // A dead coordinator's order, with a seq above the live one's next.
+    w.order(9, dead, switch(D2, ConfirmMode::Local)).await;
     // Several heartbeat ticks judge it again: still parked.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(starts(&agent.calls()).is_empty(), "{:?}", agent.calls());
     assert_eq!(f.state().host.last_seq, 0);
-    // No lease at all: parked too.
+    // The live coordinator's order (a smaller seq) while no lease can be
+    // read: parked too, in place of the dead one.
     w.lease.delete(LEASE_KEY).await.unwrap();
     w.order(1, w.epoch, switch(D2, ConfirmMode::Local)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(starts(&agent.calls()).is_empty(), "{:?}", agent.calls());
-    // The takeover's rewrite with the live epoch runs it (the lease
-    // comes back: the parked order is judged again on the next tick).
+    // The lease is readable again: the parked order is judged again on
+    // the next tick and runs; the dead one never does.
     w.set_lease(Some(w.epoch)).await;
     let fin = w.wait_result(1, "final").await;
     assert_eq!(fin.outcome, ResultOutcome::Committed);

@@ -340,13 +340,9 @@ async fn order_loop<A: AgentApi>(ctx: Arc<Ctx<A>>, mut rx: mpsc::UnboundedReceiv
                 None => continue,
             },
         };
-        // A newer order replaces a parked one (the key holds one order).
-        if parked
-            .as_ref()
-            .is_some_and(|p| p.seq > order.seq && p.id != order.id)
-        {
-            continue;
-        }
+        // The key holds one order: the one judged last replaces a parked
+        // one, whatever their seqs (a dead coordinator's parked order may
+        // carry a larger seq than the live one's next).
         parked = judge(&ctx, order).await;
     }
 }
