@@ -36,12 +36,21 @@ pub enum AgentError {
     /// access denied, verification failed): nothing was started.
     #[error("refused: {0}")]
     Refused(String),
+    /// Another operation is in the agent's slot (a timer sweep, a local
+    /// switch): nothing was started; asking again later may work.
+    #[error("busy: {0}")]
+    Busy(String),
     /// `NotFound` from the agent (an unknown request or operation).
     #[error("not found: {0}")]
     NotFound(String),
     /// The agent lacks what fleetd needs (an older windlassd).
     #[error("unsupported by this windlassd: {0}")]
     Unsupported(String),
+    /// Not asked: a later order (`cancel`, `rollback`) took the order's
+    /// place before its operation started (fleetd's own, never the
+    /// agent's).
+    #[error("superseded by order {0}")]
+    Superseded(String),
     /// The agent could not be asked (not on the bus, connection lost) or
     /// failed otherwise.
     #[error("{0}")]
@@ -53,7 +62,10 @@ impl AgentError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            AgentError::Refused(_) | AgentError::NotFound(_) | AgentError::Unsupported(_)
+            AgentError::Refused(_)
+                | AgentError::Busy(_)
+                | AgentError::NotFound(_)
+                | AgentError::Unsupported(_)
         )
     }
 }
@@ -278,8 +290,8 @@ fn error(e: zbus::Error) -> AgentError {
                 {
                     AgentError::Unsupported(text)
                 }
+                "io.windlass.Error.Busy" => AgentError::Busy(text),
                 "io.windlass.Error.AccessDenied"
-                | "io.windlass.Error.Busy"
                 | "io.windlass.Error.InvalidArgument"
                 | "io.windlass.Error.VerificationFailed"
                 | "org.freedesktop.DBus.Error.AccessDenied" => AgentError::Refused(text),

@@ -54,6 +54,8 @@ struct FakeState {
     by_request: HashMap<String, OpId>,
     calls: Vec<String>,
     next: u64,
+    /// How many more starting calls are answered Busy.
+    busy: u32,
 }
 
 #[derive(Clone)]
@@ -189,11 +191,18 @@ impl AgentApi for Fake {
         _deadline_sec: Option<u64>,
         request: &str,
     ) -> AgentResult<OpId> {
-        self.st().calls.push(format!(
-            "switch {} {} {request}",
-            generation.0,
-            confirm.as_str()
-        ));
+        {
+            let mut st = self.st();
+            st.calls.push(format!(
+                "switch {} {} {request}",
+                generation.0,
+                confirm.as_str()
+            ));
+            if st.busy > 0 {
+                st.busy -= 1;
+                return Err(AgentError::Busy("a sweep is in flight".into()));
+            }
+        }
         let op = self.begin("switch", request, generation.0);
         let me = self.clone();
         let id = op.clone();
@@ -958,6 +967,68 @@ async fn fleetd_starts_without_nats_and_reads_its_order_key_once_connected() {
     w.heartbeat(|hb| hb.orders.last_seq == 1).await;
     assert_eq!(starts(&agent.calls()).len(), 1);
     drop(f);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_agent_is_asked_again_until_the_deadline_or_a_cancel() {
+    let w = world!("a_busy_agent_is_asked_again_until_the_deadline_or_a_cancel");
+    let agent = Fake::new();
+    agent.st().busy = 2;
+    let _f = w.fleetd(&agent).await;
+    w.order(1, w.epoch, switch(D2, ConfirmMode::Local)).await;
+    let fin = w.wait_result(1, "final").await;
+    assert_eq!(fin.outcome, ResultOutcome::Committed, "{fin:?}");
+    let calls = starts(&agent.calls());
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(agent.st().ops.len(), 1);
+    // Busy past the deadline: refused, nothing started.
+    agent.st().busy = 1000;
+    let o = Order {
+        id: order_id(ROLLOUT, 2),
+        host: HOST.into(),
+        rollout: ROLLOUT.into(),
+        wave: 0,
+        seq: 2,
+        epoch: w.epoch,
+        issued_at: now_ms(),
+        deadline_at: now_ms() + 1500,
+        action: switch(D1, ConfirmMode::Local),
+    };
+    w.orders.put(HOST, &o).await.unwrap();
+    let r = w.wait_result(2, "final").await;
+    assert_eq!(r.outcome, ResultOutcome::Refused, "{r:?}");
+    assert!(r.error.contains("busy"), "{r:?}");
+    assert!(r.operation.is_none(), "{r:?}");
+    assert!(
+        r.at >= o.deadline_at && r.at <= o.deadline_at + 1500,
+        "{} vs {}",
+        r.at,
+        o.deadline_at
+    );
+    assert_eq!(agent.st().ops.len(), 1);
+    // An order still waiting for a busy agent is canceled by the next
+    // order: it never starts, even once the agent is free.
+    w.order(3, w.epoch, switch(D1, ConfirmMode::Local)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.order(
+        4,
+        w.epoch,
+        Action::Cancel {
+            of: order_id(ROLLOUT, 3),
+        },
+    )
+    .await;
+    let r3 = w.wait_result(3, "final").await;
+    assert_eq!(r3.outcome, ResultOutcome::Canceled, "{r3:?}");
+    assert!(r3.operation.is_none(), "{r3:?}");
+    assert_eq!(
+        w.wait_result(4, "final").await.outcome,
+        ResultOutcome::Skipped
+    );
+    agent.st().busy = 0;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(agent.st().ops.len(), 1);
+    assert!(w.result(3, "started").await.is_none());
 }
 
 // ---------------------------------------------------------------------

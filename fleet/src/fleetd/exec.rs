@@ -11,7 +11,9 @@
 //!   this order's final too (`committed`, or what it became: a confirm
 //!   after the agent's deadline finds it rolled back).
 //! - `cancel {of}`: `Cancel` while in flight; final is what the operation
-//!   became; `skipped` when `of` started nothing here.
+//!   became; `skipped` when `of` started nothing here. A driver of `of`
+//!   still asking a busy agent gives up (`of` ends `canceled`): once the
+//!   key holds the cancel, `of` never starts.
 //! - `rollback {of, to}`: cancels the operation of `of` while in flight,
 //!   then `Rollback(to)` unless the host already runs `to` (`skipped`).
 //! - `sweep`, `cutover`: the agent's calls with the request id.
@@ -46,6 +48,11 @@ pub(crate) fn accept<A: AgentApi>(ctx: &Arc<Ctx<A>>, order: Order) {
         }
         st.host.last_seq = st.host.last_seq.max(order.seq);
         st.host.in_progress = Some(order.clone());
+        if let Action::Cancel { of } | Action::Rollback { of, .. } = &order.action
+            && let Some(o) = st.open.get_mut(of)
+        {
+            o.superseded_by = Some(order.id.clone());
+        }
         st.open.insert(
             order.id.clone(),
             OpenOrder {
@@ -54,6 +61,7 @@ pub(crate) fn accept<A: AgentApi>(ctx: &Arc<Ctx<A>>, order: Order) {
                 from: None,
                 to: None,
                 steps: Vec::new(),
+                superseded_by: None,
             },
         );
         if let Err(e) = s.save() {
@@ -237,8 +245,10 @@ impl<A: AgentApi> Driver<A> {
         self.ctx.kick_heartbeat.notify_one();
     }
 
-    /// Retries `f` while the agent fails transiently, until the order's
-    /// deadline.
+    /// Retries `f` while the agent fails transiently or is busy with
+    /// another operation, every second until the order's deadline.
+    /// (Starting calls carry the request id: asking again never starts a
+    /// second operation.)
     async fn retry<T, F, Fut>(&self, deadline_at: u64, mut f: F) -> AgentResult<T>
     where
         F: FnMut() -> Fut,
@@ -246,9 +256,11 @@ impl<A: AgentApi> Driver<A> {
     {
         loop {
             match f().await {
-                Err(AgentError::Failed(e)) if unix_ms() < deadline_at => {
-                    tracing::warn!("order {}: {e}; trying again", self.id);
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                Err(e @ (AgentError::Failed(_) | AgentError::Busy(_)))
+                    if unix_ms() < deadline_at =>
+                {
+                    tracing::warn!("order {}: {e}; asking again", self.id);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 r => return r,
             }
@@ -322,43 +334,49 @@ impl<A: AgentApi> Driver<A> {
             o.to = to.clone();
         });
         let rq = order.id.as_str();
-        let op = match &order.action {
-            Action::Switch {
-                deadline_sec,
-                confirm,
-                ..
-            } => {
-                let g = to.as_ref().expect("resolved").generation;
-                agent
-                    .switch(g, confirm_of(*confirm), Some(*deadline_sec), rq)
-                    .await?
+        let call = || async {
+            if let Some(by) = self.open().and_then(|o| o.superseded_by) {
+                return Err(AgentError::Superseded(by));
             }
-            Action::Rollback { to, .. } => agent.rollback(to.generation, rq).await?,
-            Action::Sweep {
-                app,
-                release,
-                deadline_sec,
-                confirm,
-            } => {
-                agent
-                    .sweep(app, release, confirm_of(*confirm), Some(*deadline_sec), rq)
-                    .await?
-            }
-            Action::Cutover {
-                target,
-                version,
-                url,
-                sha256,
-                deadline_sec,
-            } => {
-                agent
-                    .cutover(target, version, url, sha256, Some(*deadline_sec), rq)
-                    .await?
-            }
-            Action::Confirm { .. } | Action::Cancel { .. } => {
-                unreachable!("confirm and cancel start nothing")
+            match &order.action {
+                Action::Switch {
+                    deadline_sec,
+                    confirm,
+                    ..
+                } => {
+                    let g = to.as_ref().expect("resolved").generation;
+                    agent
+                        .switch(g, confirm_of(*confirm), Some(*deadline_sec), rq)
+                        .await
+                }
+                Action::Rollback { to, .. } => agent.rollback(to.generation, rq).await,
+                Action::Sweep {
+                    app,
+                    release,
+                    deadline_sec,
+                    confirm,
+                } => {
+                    agent
+                        .sweep(app, release, confirm_of(*confirm), Some(*deadline_sec), rq)
+                        .await
+                }
+                Action::Cutover {
+                    target,
+                    version,
+                    url,
+                    sha256,
+                    deadline_sec,
+                } => {
+                    agent
+                        .cutover(target, version, url, sha256, Some(*deadline_sec), rq)
+                        .await
+                }
+                Action::Confirm { .. } | Action::Cancel { .. } => {
+                    unreachable!("confirm and cancel start nothing")
+                }
             }
         };
+        let op = self.retry(dl, call).await?;
         self.update(|o| o.op = Some(op.clone()));
         Ok(op)
     }
@@ -373,6 +391,16 @@ impl<A: AgentApi> Driver<A> {
     ) -> (ResultOutcome, Detail) {
         let op = match self.start(order, digest).await {
             Ok(op) => op,
+            Err(AgentError::Superseded(by)) => {
+                return (
+                    ResultOutcome::Canceled,
+                    Detail {
+                        kind: Some(kind.to_string()),
+                        error: format!("canceled by order {by} before it started"),
+                        ..Detail::default()
+                    },
+                );
+            }
             Err(e) => return Self::refused(e),
         };
         let detail = |error: String| Detail {

@@ -23,9 +23,11 @@
 //!   coordinator's seq may be reused by the live one, whose result key
 //!   must stay free.
 //! - Agent calls that fail for a transient reason (windlassd restarting,
-//!   off the bus) are retried every 2 s until the order's `deadline_at`;
-//!   refusals (busy, invalid, not found) end the order at once as
-//!   `refused`.
+//!   off the bus) or find the agent busy with another operation (a timer
+//!   sweep, a local switch) are asked again every second until the
+//!   order's `deadline_at`, then the order ends `failed` (`refused` when
+//!   busy); other refusals (invalid, not found, unsupported) end it at
+//!   once as `refused`.
 
 pub mod exec;
 pub mod heartbeat;

@@ -51,6 +51,10 @@ pub struct OpenOrder {
     /// Steps already put in the outbox (`started`, `awaiting`).
     #[serde(default)]
     pub steps: Vec<String>,
+    /// A later `cancel` or `rollback` order of this one arrived: if its
+    /// operation has not been started yet, it never is.
+    #[serde(default)]
+    pub superseded_by: Option<OrderId>,
 }
 
 /// `state.json`: the design's [`HostState`] plus the orders in flight.
