@@ -848,26 +848,34 @@ async fn heartbeats_show_the_host_and_its_operation() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let later = w.hosts.get(HOST).await.unwrap().unwrap().value;
     assert!(later.n >= hb.n + 2, "{} then {}", hb.n, later.n);
-    // A waiting switch shows at once (well before the next tick).
+    // With a heartbeat interval of a minute, what follows is sent on
+    // changes only: a waiting switch shows at once.
+    drop(_f);
+    let mut cfg = w.config();
+    cfg.heartbeat_interval = Duration::from_secs(60);
+    let restarted = now_ms();
+    let _f = Fleetd::start(cfg, agent.clone()).await.unwrap();
+    let first = w.heartbeat(|h| h.sent_at >= restarted).await;
     w.order(1, w.epoch, switch(D2, ConfirmMode::Observed)).await;
     let awaiting = w.wait_result(1, "awaiting").await;
-    let t = Instant::now();
-    let hb = loop {
-        let hb = w.hosts.get(HOST).await.unwrap().unwrap().value;
-        if hb
-            .operation
-            .as_ref()
-            .is_some_and(|o| o.phase == "waiting-confirm")
-        {
-            break hb;
-        }
-        assert!(t.elapsed() < Duration::from_secs(3), "{hb:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert!(hb.sent_at >= awaiting.at, "the heartbeat after the step");
+    let hb = w
+        .heartbeat(|hb| {
+            hb.operation
+                .as_ref()
+                .is_some_and(|o| o.phase == "waiting-confirm")
+        })
+        .await;
     assert!(
-        hb.sent_at - awaiting.at < 900,
-        "debounced, not the next tick"
+        hb.n > first.n && hb.n <= first.n + 8,
+        "{} {}",
+        first.n,
+        hb.n
+    );
+    assert!(
+        hb.sent_at.abs_diff(awaiting.at) < 2000,
+        "sent on the change: {} vs {}",
+        hb.sent_at,
+        awaiting.at
     );
     let op = hb.operation.unwrap();
     assert_eq!(op.request.as_deref(), Some("web-142/1"));
