@@ -18,6 +18,12 @@
 //! - **heartbeat**: every interval, and 100 ms after any change the agent
 //!   signals or a step of ours.
 //!
+//! Not done yet (design §4, §6): native artifacts are not fetched from
+//! the object store (a switch order needs its tree staged on the host
+//! already; else it is `refused`, naming the digest), and results of
+//! local operations (`<host>.local.<op-id>`) are not written; the
+//! heartbeat's `last` shows the newest one.
+//!
 //! Choices where the design is silent:
 //! - Ignored orders (older epoch, replays) produce no result: a stale
 //!   coordinator's seq may be reused by the live one, whose result key

@@ -5,6 +5,10 @@
 //! counts as delivered; files are published in the order they were
 //! written, and a transport error stops the flush until the next one
 //! (after every new result and on every reconnect).
+//!
+//! Files are numbered in the order written (`<n>.json`, holding the key
+//! and the result), not named `<seq>-<step>` as the design sketched:
+//! seqs are per rollout, so two rollouts' results could share a name.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
