@@ -1,4 +1,5 @@
 //! Helpers shared by the fleet integration tests.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod nats;
