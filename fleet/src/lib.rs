@@ -3,9 +3,10 @@
 //! host: fleetd is a D-Bus client of it, like windlassctl.
 //!
 //! Pure parts (no I/O): `model`, `spec`, `select`, `wave`. NATS parts:
-//! `kv`, `buckets`, `lease`.
+//! `kv`, `buckets`, `lease`, `coordinator`.
 
 pub mod buckets;
+pub mod coordinator;
 pub mod kv;
 pub mod lease;
 pub mod model;
