@@ -242,13 +242,17 @@ impl Faults {
         }
         tracing::warn!("fault injected: frozen before an order write");
         leadership.pause_renewals(true);
-        let mut f = self.0.frozen.lock().unwrap_or_else(|p| p.into_inner());
-        *f = true;
-        self.0.cv.notify_all();
-        while *f {
-            f = self.0.cv.wait(f).unwrap_or_else(|p| p.into_inner());
-        }
-        drop(f);
+        // Blocks this thread, as a stopped process would; the runtime's
+        // other tasks move to other workers (needs the multi-thread
+        // runtime, as the binary and the tests use).
+        tokio::task::block_in_place(|| {
+            let mut f = self.0.frozen.lock().unwrap_or_else(|p| p.into_inner());
+            *f = true;
+            self.0.cv.notify_all();
+            while *f {
+                f = self.0.cv.wait(f).unwrap_or_else(|p| p.into_inner());
+            }
+        });
         leadership.pause_renewals(false);
     }
 }
