@@ -123,6 +123,12 @@ impl Fleet {
             .unwrap()
     }
 
+    async fn start_rollout_err(&self, text: &str) -> coordinator::StartError {
+        coordinator::start_rollout_text(&self.js, "test.toml", text)
+            .await
+            .unwrap_err()
+    }
+
     async fn state(&self, id: &str) -> RolloutState {
         let b: Bucket<RolloutState> = Bucket::open(&self.js, ROLLOUTS).await.unwrap();
         b.require(&format!("{id}.state")).await.unwrap().value
@@ -508,4 +514,67 @@ async fn a_new_coordinator_resumes_a_rollout_from_stored_state() {
     assert_eq!(f.host("h4").executed()[0].epoch, eb);
     assert_no_duplicates(&f);
     assert_eq!(b.status.get().terms, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_rollout_allocates_seqs_above_what_hosts_saw_and_refuses_a_busy_host() {
+    let nats = server!("start_rollout_allocates_seqs_above_what_hosts_saw_and_refuses_a_busy_host");
+    let f = Fleet::start(nats, &five(|_| healthy())).await;
+    // h2's key holds an order it has not reported yet.
+    let orders: Bucket<Order> = Bucket::open(&f.js, ORDERS).await.unwrap();
+    let old = Order {
+        id: "old-1/41".into(),
+        host: "h2".into(),
+        rollout: "old-1".into(),
+        wave: 0,
+        seq: 41,
+        epoch: Epoch { era: 1, rev: 1 },
+        issued_at: 0,
+        deadline_at: 0,
+        action: Action::Cancel {
+            of: "old-1/40".into(),
+        },
+    };
+    orders.create("h2", &old).await.unwrap();
+    let s = f
+        .start_rollout(&generation_spec("gen-12", &[&["h1"], &["h2"]], "pause"))
+        .await;
+    assert_eq!(s.next_seq, 42);
+    assert_eq!(
+        s.epoch,
+        Epoch { era: 0, rev: 0 },
+        "adopted by a coordinator"
+    );
+    assert_eq!(s.phase, RolloutPhase::Running);
+    let e = coordinator::start_rollout_text(
+        &f.js,
+        "t.toml",
+        &generation_spec("gen-13", &[&["h3"], &["h2"]], "pause"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("host \"h2\" is in rollout \"gen-12\""),
+        "{e}"
+    );
+    let e = f
+        .start_rollout_err(&generation_spec("gen-12", &[&["h4"]], "pause"))
+        .await;
+    assert!(matches!(e, coordinator::StartError::Exists(_)), "{e}");
+    let e = f
+        .start_rollout_err(&generation_spec("gen-14", &[&["nope"]], "pause"))
+        .await;
+    assert!(e.to_string().contains("unknown"), "{e}");
+    // Control needs the rollout.
+    let e = coordinator::control(&f.js, "gen-99", ControlCommand::Pause, "bob")
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    coordinator::control(&f.js, "gen-12", ControlCommand::Pause, "bob")
+        .await
+        .unwrap();
+    coordinator::control(&f.js, "gen-12", ControlCommand::Resume, "bob")
+        .await
+        .unwrap();
 }

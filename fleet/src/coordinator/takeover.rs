@@ -109,3 +109,76 @@ impl Term<'_> {
         Ok((s, rev))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::GenerationRef;
+    use crate::wave::HostPhase;
+    use windlass_contract::GenerationId;
+
+    fn spec() -> RolloutSpec {
+        let hex = "ab".repeat(32);
+        crate::spec::parse(
+            "t.toml",
+            &format!(
+                "id = \"r\"\n[target.generation]\nnative = {{ digest = \"sha256:{hex}\", \
+                 artifact = \"sha256-{hex}\", artifact_sha256 = \"{hex}\", size = 1 }}\n\
+                 [[wave]]\nname = \"a\"\nhosts = [\"h\"]\n"
+            ),
+        )
+        .unwrap()
+    }
+
+    fn progress() -> HostProgress {
+        HostProgress {
+            phase: HostPhase::Pending,
+            seq: None,
+            confirm_seq: None,
+            rollback_seq: None,
+            cancel_seq: None,
+            op: None,
+            from: None,
+            error: String::new(),
+            committed_at: None,
+            unavailable_since: None,
+        }
+    }
+
+    #[test]
+    fn the_latest_allocated_order_is_rebuilt_from_state_and_spec() {
+        let spec = spec();
+        let mut p = progress();
+        assert_eq!(latest(&spec, &p), None, "never ordered");
+        p.seq = Some(5);
+        assert_eq!(latest(&spec, &p), Some((5, Some(wave::main_action(&spec)))));
+        p.confirm_seq = Some(7);
+        let of = "r/5".to_string();
+        assert_eq!(
+            latest(&spec, &p),
+            Some((7, Some(Action::Confirm { of: of.clone() })))
+        );
+        // A rollback needs the host's from; without it nothing is rebuilt.
+        p.rollback_seq = Some(9);
+        assert_eq!(latest(&spec, &p), Some((9, None)));
+        let from = GenerationRef {
+            generation: GenerationId(6),
+            digest: "sha256:old".into(),
+        };
+        p.from = Some(from.clone());
+        assert_eq!(
+            latest(&spec, &p),
+            Some((
+                9,
+                Some(Action::Rollback {
+                    of: of.clone(),
+                    to: from
+                })
+            ))
+        );
+        let mut q = progress();
+        q.seq = Some(5);
+        q.cancel_seq = Some(6);
+        assert_eq!(latest(&spec, &q), Some((6, Some(Action::Cancel { of }))));
+    }
+}
