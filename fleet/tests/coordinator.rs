@@ -63,7 +63,7 @@ fn sweep_spec(id: &str, waves: &[&[&str]]) -> String {
 }
 
 struct Fleet {
-    _nats: NatsServer,
+    nats: NatsServer,
     js: jetstream::Context,
     hosts: BTreeMap<String, SimHost>,
 }
@@ -80,11 +80,7 @@ impl Fleet {
             .iter()
             .map(|(h, o)| (h.to_string(), SimHost::spawn(&js, h, o.clone())))
             .collect();
-        let f = Fleet {
-            _nats: nats,
-            js,
-            hosts,
-        };
+        let f = Fleet { nats, js, hosts };
         let want: BTreeSet<String> = f.hosts.keys().cloned().collect();
         let hb: Bucket<windlass_fleet::model::Heartbeat> =
             Bucket::open(&f.js, buckets::HOSTS).await.unwrap();
@@ -577,4 +573,51 @@ async fn start_rollout_allocates_seqs_above_what_hosts_saw_and_refuses_a_busy_ho
     coordinator::control(&f.js, "gen-12", ControlCommand::Resume, "bob")
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nats_restart_mid_rollout_is_ridden_out() {
+    let nats = server!("a_nats_restart_mid_rollout_is_ridden_out");
+    let mut f = Fleet::start(
+        nats,
+        &five(|h| Opts {
+            switch_delay: if h == "h2" || h == "h3" {
+                Duration::from_millis(1500)
+            } else {
+                Duration::from_millis(100)
+            },
+            ..healthy()
+        }),
+    )
+    .await;
+    let c = f.coordinator("a");
+    c.leading(10).await;
+    f.start_rollout(&generation_spec("gen-15", WAVES_1_2_2, "pause"))
+        .await;
+    f.until("gen-15", 30, "wave 2 ordered", |s| {
+        s.wave == 1 && s.waves[1].phase != WavePhase::Pending
+    })
+    .await;
+    f.nats.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    f.nats.restart();
+    let s = f
+        .until("gen-15", 60, "completed", |s| {
+            s.phase == RolloutPhase::Completed
+        })
+        .await;
+    assert!(
+        s.waves.iter().all(|w| w.phase == WavePhase::Green),
+        "{s:#?}"
+    );
+    for h in f.hosts.keys() {
+        assert_eq!(
+            f.kinds(h),
+            [ActionKind::Switch, ActionKind::Confirm],
+            "{h}: {:?}",
+            f.host(h).executed()
+        );
+    }
+    assert_no_duplicates(&f);
+    eprintln!("coordinator: {:?}", c.status.get());
 }

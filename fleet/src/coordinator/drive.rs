@@ -25,8 +25,11 @@ pub(crate) enum TermEnd {
     /// The server refused a write, or a state carries a newer epoch:
     /// another coordinator leads.
     Fenced(String),
-    /// Reading or writing failed (after retries).
+    /// A read failed (retried within the term while it is transport).
     Kv(KvError),
+    /// A write's outcome is unknown (after retries): the term ends, and
+    /// the next term's takeover writes what the state holds.
+    WriteFailed(KvError),
     /// A watch ended.
     Watch(String),
 }
@@ -37,6 +40,7 @@ impl std::fmt::Display for TermEnd {
             TermEnd::Lost(l) => write!(f, "{l}"),
             TermEnd::Fenced(why) => write!(f, "fenced: {why}"),
             TermEnd::Kv(e) => write!(f, "{e}"),
+            TermEnd::WriteFailed(e) => write!(f, "a write failed: {e}"),
             TermEnd::Watch(why) => write!(f, "watch: {why}"),
         }
     }
@@ -64,6 +68,8 @@ type Results = BTreeMap<(HostId, u64), (Step, HostResult)>;
 const BATCH: Duration = Duration::from_millis(20);
 /// The longest sleep without news: a full re-read.
 const MAX_IDLE_MS: u64 = 60_000;
+/// After a failed read.
+const RETRY_MS: u64 = 1000;
 
 pub(crate) struct Term<'a> {
     pub(super) b: &'a Buckets,
@@ -113,14 +119,22 @@ impl<'a> Term<'a> {
     }
 
     async fn lead_inner(&mut self) -> Result<Infallible, TermEnd> {
-        // Watch first, then load: nothing written in between is missed.
-        let mut events = self.watch().await?;
-        self.load().await?;
+        let mut events = self.connect().await?;
         loop {
             let mut wake: Option<u64> = None;
             let ids: Vec<RolloutId> = self.active.iter().cloned().collect();
             for id in ids {
-                if let Some(w) = self.drive(&id).await? {
+                let w = match self.drive(&id).await {
+                    Ok(w) => w,
+                    // A read failed before anything was written: again
+                    // soon (the guard runs out if this goes on).
+                    Err(TermEnd::Kv(e)) if e.is_transport() => {
+                        tracing::warn!("rollout {id}: {e}; again in 1 s");
+                        Some(now_ms() + RETRY_MS)
+                    }
+                    Err(e) => return Err(e),
+                };
+                if let Some(w) = w {
                     wake = Some(wake.map_or(w, |x| x.min(w)));
                 }
             }
@@ -129,13 +143,37 @@ impl<'a> Term<'a> {
             let sleep = Duration::from_millis(until.saturating_sub(now));
             tokio::select! {
                 ev = events.next() => {
-                    self.apply(ev)?;
+                    let mut r = self.apply(ev);
                     let end = tokio::time::Instant::now() + BATCH;
-                    while let Ok(ev) = tokio::time::timeout_at(end, events.next()).await {
-                        self.apply(ev)?;
+                    while r.is_ok()
+                        && let Ok(ev) = tokio::time::timeout_at(end, events.next()).await
+                    {
+                        r = self.apply(ev);
+                    }
+                    if let Err(e) = r {
+                        tracing::warn!("{e}; watching and reading again");
+                        events = self.connect().await?;
                     }
                 }
                 _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// The watches, then the full read (watch first: nothing written in
+    /// between is missed); retried while the server cannot be reached.
+    async fn connect(&mut self) -> Result<Events, TermEnd> {
+        loop {
+            let r = match self.watch().await {
+                Ok(ev) => self.load().await.map(|()| ev),
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(TermEnd::Kv(e)) if e.is_transport() => {
+                    tracing::warn!("{e}; again in 1 s");
+                    tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
+                }
+                r => return r,
             }
         }
     }
@@ -368,13 +406,14 @@ impl<'a> Term<'a> {
         }
     }
 
-    /// A write's error: refusals end the term as fenced.
+    /// A write's error: a refusal ends the term as fenced, anything else
+    /// as failed.
     fn refused(&self, e: KvError) -> TermEnd {
         if e.is_conflict() || e.is_already_exists() {
             self.count(false);
             TermEnd::Fenced(e.to_string())
         } else {
-            TermEnd::Kv(e)
+            TermEnd::WriteFailed(e)
         }
     }
 

@@ -43,9 +43,13 @@
 //!   (host, seq) (started < awaiting < final); local results are ignored.
 //! - An order write whose `AlreadyExists`/`Conflict` means another writer
 //!   touched the host's order key: only a newer coordinator does, so the
-//!   term ends. A transport error retries the write 3 times (guard
-//!   checked each time), then ends the term; the next term's takeover
-//!   writes any order the state holds but the key lacks.
+//!   term ends. A transport error retries an order write 3 times (guard
+//!   checked each time), then ends the term, as does a state or
+//!   canonical write whose outcome is unknown; the next term's takeover
+//!   writes any order the state holds but the key lacks. A failed
+//!   *read* (or a watch that fails) is retried within the term every
+//!   second: the guard ends the term if the server stays away past the
+//!   lease's validity.
 //! - Takeover also *repairs*: when the state allocated an order (its seq
 //!   is the host's latest) but the host's key holds an older one or none
 //!   (a coordinator died between its state save and the order write),
