@@ -308,6 +308,12 @@ async fn red_canary_rolls_back_and_pauses_with_no_wave_2_order() {
         }),
     )
     .await;
+    // A state that is not ours is left alone; the others are driven.
+    let raw: Bucket<RolloutState> = Bucket::open(&f.js, ROLLOUTS).await.unwrap();
+    raw.store()
+        .put("junk.state", "{not json".into())
+        .await
+        .unwrap();
     let _c = f.coordinator("a");
     f.start_rollout(&generation_spec("gen-7", WAVES_1_2_2, "pause"))
         .await;

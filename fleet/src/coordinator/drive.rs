@@ -132,6 +132,13 @@ impl<'a> Term<'a> {
                         tracing::warn!("rollout {id}: {e}; again in 1 s");
                         Some(now_ms() + RETRY_MS)
                     }
+                    // Not our JSON (a newer version's, or damaged):
+                    // left alone, said once.
+                    Err(TermEnd::Kv(e @ KvError::Decode { .. })) => {
+                        tracing::error!("rollout {id}: {e}; left alone");
+                        self.retire(&id);
+                        None
+                    }
                     Err(e) => return Err(e),
                 };
                 if let Some(w) = w {
@@ -222,7 +229,15 @@ impl<'a> Term<'a> {
     /// time), active rollouts and their results.
     async fn load(&mut self) -> Result<(), TermEnd> {
         for host in self.b.hosts.keys().await? {
-            if let Some(e) = self.b.hosts.get(&host).await? {
+            let e = match self.b.hosts.get(&host).await {
+                Ok(e) => e,
+                Err(e @ KvError::Decode { .. }) => {
+                    tracing::warn!("ignored: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(e) = e {
                 let at = e
                     .created
                     .duration_since(std::time::UNIX_EPOCH)
@@ -232,11 +247,18 @@ impl<'a> Term<'a> {
             }
         }
         for k in self.b.states.keys().await? {
-            if let Ok(RolloutKey::State(id)) = RolloutKey::parse(&k)
-                && let Some(e) = self.b.states.get(&k).await?
-                && is_active(e.value.phase)
-            {
-                self.active.insert(id);
+            let Ok(RolloutKey::State(id)) = RolloutKey::parse(&k) else {
+                continue;
+            };
+            match self.b.states.get(&k).await {
+                Ok(Some(e)) if is_active(e.value.phase) => {
+                    self.active.insert(id);
+                }
+                Ok(_) => {}
+                Err(e @ KvError::Decode { .. }) => {
+                    tracing::error!("rollout {id}: {e}; left alone");
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         for k in self.b.results.keys().await? {
@@ -246,8 +268,11 @@ impl<'a> Term<'a> {
             if !self.active.contains(&rollout) {
                 continue;
             }
-            if let Some(e) = self.b.results.get(&k).await? {
-                self.result(&k, e.value);
+            match self.b.results.get(&k).await {
+                Ok(Some(e)) => self.result(&k, e.value),
+                Ok(None) => {}
+                Err(e @ KvError::Decode { .. }) => tracing::warn!("ignored: {e}"),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

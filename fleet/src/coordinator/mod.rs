@@ -431,10 +431,16 @@ pub async fn start_rollout_text(
         if !matches!(RolloutKey::parse(&k), Ok(RolloutKey::State(_))) {
             continue;
         }
-        let Some(e) = b.states.get(&k).await? else {
-            continue;
+        let s = match b.states.get(&k).await {
+            Ok(Some(e)) => e.value,
+            Ok(None) => continue,
+            // Not a state this version reads: no rollout of ours.
+            Err(e @ KvError::Decode { .. }) => {
+                tracing::warn!("ignored: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
-        let s = e.value;
         if !is_active(s.phase) {
             continue;
         }
