@@ -334,6 +334,38 @@ pub fn next_wake(s: &RolloutState, spec: &RolloutSpec, now_ms: u64) -> Option<u6
     }
 }
 
+/// The wave order a rollout gives each host: its switch, sweep or
+/// cutover (the coordinator rebuilds lost orders from it at takeover).
+pub fn main_action(spec: &RolloutSpec) -> Action {
+    let p = &spec.policy;
+    let deadline_sec = p.health_deadline.as_secs();
+    match &spec.target {
+        TargetSpec::Generation(target) => Action::Switch {
+            target: target.clone(),
+            deadline_sec,
+            confirm: p.confirm,
+        },
+        TargetSpec::Sweep { app, release } => Action::Sweep {
+            app: app.clone(),
+            release: release.clone().unwrap_or_default(),
+            deadline_sec,
+            confirm: p.confirm,
+        },
+        TargetSpec::Cutover {
+            target,
+            version,
+            url,
+            sha256,
+        } => Action::Cutover {
+            target: target.clone(),
+            version: version.clone(),
+            url: url.clone(),
+            sha256: sha256.clone(),
+            deadline_sec,
+        },
+    }
+}
+
 fn ms(d: std::time::Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -417,33 +449,7 @@ impl Machine<'_> {
     }
 
     fn main_action(&self) -> Action {
-        let p = &self.spec.policy;
-        let deadline_sec = p.health_deadline.as_secs();
-        match &self.spec.target {
-            TargetSpec::Generation(target) => Action::Switch {
-                target: target.clone(),
-                deadline_sec,
-                confirm: p.confirm,
-            },
-            TargetSpec::Sweep { app, release } => Action::Sweep {
-                app: app.clone(),
-                release: release.clone().unwrap_or_default(),
-                deadline_sec,
-                confirm: p.confirm,
-            },
-            TargetSpec::Cutover {
-                target,
-                version,
-                url,
-                sha256,
-            } => Action::Cutover {
-                target: target.clone(),
-                version: version.clone(),
-                url: url.clone(),
-                sha256: sha256.clone(),
-                deadline_sec,
-            },
-        }
+        main_action(self.spec)
     }
 
     /// Whether the coordinator confirms (observed mode, not a cutover).
