@@ -137,6 +137,10 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> Failure {
 
 fn kv_fail(e: KvError) -> Failure {
     let code = match &e {
+        // A bucket is missing.
+        KvError::NotFound { key, .. } if key.is_empty() => {
+            return fail(exit::ERROR, format!("{e} (run `windlass-fleet init`)"));
+        }
         KvError::Conflict { .. } | KvError::AlreadyExists { .. } | KvError::NotFound { .. } => {
             exit::REFUSED
         }
@@ -270,13 +274,7 @@ async fn init(
 }
 
 async fn open(js: &jetstream::Context) -> Result<Buckets, Failure> {
-    Buckets::open(js).await.map_err(|e| {
-        if e.is_not_found() {
-            fail(exit::ERROR, format!("{e} (run `windlass-fleet init`)"))
-        } else {
-            kv_fail(e)
-        }
-    })
+    Buckets::open(js).await.map_err(kv_fail)
 }
 
 async fn status(js: &jetstream::Context, json: bool) -> Outcome {
@@ -440,9 +438,6 @@ fn start_fail(e: StartError) -> Failure {
         StartError::Select(e) => fail(exit::REFUSED, e),
         StartError::Refused(m) => fail(exit::REFUSED, m),
         e @ StartError::Exists(_) => fail(exit::REFUSED, e),
-        StartError::Kv(e) if e.is_not_found() && e.to_string().contains("does not exist") => {
-            fail(exit::ERROR, format!("{e} (run `windlass-fleet init`)"))
-        }
         StartError::Kv(e) => kv_fail(e),
         e @ StartError::Read { .. } => fail(exit::ERROR, e),
     }
@@ -484,7 +479,7 @@ async fn control(
     let revision = coordinator::control(js, id, command, &by)
         .await
         .map_err(|e| {
-            if e.is_not_found() {
+            if matches!(&e, KvError::NotFound { key, .. } if !key.is_empty()) {
                 fail(
                     exit::REFUSED,
                     format!("rollout {id:?}: no such rollout ({e})"),

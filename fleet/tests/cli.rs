@@ -180,9 +180,20 @@ async fn usage_errors_exit_2_and_a_missing_server_exits_1() {
         .unwrap();
     assert_exit(&o, 1);
     // Buckets missing: an error that says what to do.
-    let o = cli(&nats, &["status"]).await;
-    assert_exit(&o, 1);
-    assert!(err(&o).contains("windlass-fleet init"), "{}", err(&o));
+    for args in [
+        &["status"][..],
+        &["hosts"],
+        &["rollout", "pause", "web-1"],
+        &["rollout", "show", "web-1"],
+    ] {
+        let o = cli(&nats, args).await;
+        assert_exit(&o, 1);
+        assert!(
+            err(&o).contains("windlass-fleet init"),
+            "{args:?}: {}",
+            err(&o)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
