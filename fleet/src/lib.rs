@@ -3,11 +3,12 @@
 //! host: fleetd is a D-Bus client of it, like windlassctl.
 //!
 //! Pure parts (no I/O): `model`, `spec`, `select`, `wave`. NATS parts:
-//! `kv`, `buckets`, `lease`, `fleetd`, `coordinator`. `agent` is fleetd's
-//! D-Bus seam to windlassd.
+//! `kv`, `buckets`, `lease`, `fleetd`, `coordinator`, `cli` (the
+//! operator CLI). `agent` is fleetd's D-Bus seam to windlassd.
 
 pub mod agent;
 pub mod buckets;
+pub mod cli;
 pub mod coordinator;
 pub mod fleetd;
 pub mod kv;

@@ -143,6 +143,13 @@ enum Cmd {
         #[arg(long, global = true)]
         check: bool,
     },
+    /// Fleet rollouts: runs `windlass-fleet ARGS…` (from beside
+    /// windlassctl, else from PATH); see `windlassctl fleet --help`.
+    #[command(disable_help_flag = true)]
+    Fleet {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print shell completions.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -749,9 +756,40 @@ async fn run(cli: Cli) -> Outcome {
         }
         Cmd::Watch { operation } => return s.started(Ok(op(operation)?), false, false).await,
         Cmd::Bundle { operation, output } => return save_bundle(&s.conn, operation, output).await,
-        Cmd::Completions { .. } | Cmd::Man => unreachable!("handled before connecting"),
+        Cmd::Completions { .. } | Cmd::Man | Cmd::Fleet { .. } => {
+            unreachable!("handled before connecting")
+        }
     }
     Ok(exit::COMMITTED)
+}
+
+/// `windlass-fleet`: beside our own executable first (the packages
+/// install both in one directory), else the first one in PATH.
+fn fleet_binary() -> Option<std::path::PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("windlass-fleet")));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(std::env::split_paths(&path).map(|d| d.join("windlass-fleet")))
+        .find(|p| p.is_file())
+}
+
+/// Replaces this process with `windlass-fleet ARGS…`; returns only when
+/// that fails, with the exit code and message.
+fn exec_fleet(args: &[String]) -> (u8, String) {
+    use std::os::unix::process::CommandExt;
+    let Some(bin) = fleet_binary() else {
+        return (
+            exit::ERROR,
+            "`fleet` needs windlass-fleet, which is neither beside windlassctl nor in PATH \
+             (install the windlass-fleet package)"
+                .into(),
+        );
+    };
+    let e = std::process::Command::new(&bin).args(args).exec();
+    (exit::ERROR, format!("{}: {e}", bin.display()))
 }
 
 #[tokio::main]
@@ -772,6 +810,15 @@ async fn main() -> ExitCode {
                     ExitCode::from(exit::ERROR)
                 }
             };
+        }
+        Cmd::Fleet { args } => {
+            let mut args = args.clone();
+            if cli.json {
+                args.insert(0, "--json".into());
+            }
+            let (code, msg) = exec_fleet(&args);
+            eprintln!("windlassctl: {msg}");
+            return ExitCode::from(code);
         }
         _ => {}
     }
