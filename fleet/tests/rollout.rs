@@ -12,7 +12,9 @@
 //! makes B healthy or not, and what holds a host in its health gate.
 //!
 //! Timings: heartbeats every 400 ms (the spec says 1 s: unavailable
-//! after 3 s), lease TTL 2 s, soak 1 s, wave deadline 20 s.
+//! after 3 s), lease TTL 2 s, soak 1 s (4 s where a cut host must come
+//! back while its wave soaks), wave deadline 20 s. One host's fleetd can
+//! reach NATS through a proxy (tests/support/proxy.rs) the test cuts.
 
 mod support;
 
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use support::nats::NatsServer;
+use support::proxy::Proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use windlass_contract::GenerationId;
 use windlass_fleet::agent::{AgentApi, Confirm, DbusAgent, OpEnd, OpEvent};
@@ -255,6 +258,7 @@ impl Host {
 struct World {
     js: jetstream::Context,
     probe: Probe,
+    proxy: Option<Proxy>,
     /// Declared before the server: fleetd stops first.
     hosts: BTreeMap<String, Host>,
     _nats: NatsServer,
@@ -278,6 +282,12 @@ macro_rules! world {
 
 impl World {
     async fn start(test: &str, healthy: bool) -> Option<World> {
+        World::start_with(test, healthy, None).await
+    }
+
+    /// [`World::start`] with `proxied`'s fleetd reaching NATS through a
+    /// proxy the test can cut.
+    async fn start_with(test: &str, healthy: bool, proxied: Option<&str>) -> Option<World> {
         let bin = support::agent::windlassd(test)?;
         let nats = NatsServer::start(test)?;
         let (_c, js) = nats.connect().await;
@@ -288,13 +298,22 @@ impl World {
         buckets::init(&js, &cfg).await.unwrap();
         let probe = Probe::start(healthy).await;
         let mut hosts = BTreeMap::new();
+        let proxy = match proxied {
+            Some(_) => Some(Proxy::start(nats.port()).await),
+            None => None,
+        };
         for h in HOSTS5 {
-            let host = Host::start(test, &bin, h, &nats.url(), &probe.url).await?;
+            let url = match &proxy {
+                Some(p) if proxied == Some(h) => p.url(),
+                _ => nats.url(),
+            };
+            let host = Host::start(test, &bin, h, &url, &probe.url).await?;
             hosts.insert(h.to_string(), host);
         }
         let w = World {
             js,
             probe,
+            proxy,
             hosts,
             _nats: nats,
         };
@@ -338,13 +357,24 @@ impl World {
 
     /// The rollout file: B in waves canary(1) / 2 / 2.
     fn spec(&self, id: &str, health_deadline_sec: u64, on_fail: &str) -> String {
+        self.spec_with(id, health_deadline_sec, on_fail, 1, 0)
+    }
+
+    fn spec_with(
+        &self,
+        id: &str,
+        health_deadline_sec: u64,
+        on_fail: &str,
+        soak_sec: u64,
+        max_unavailable: u32,
+    ) -> String {
         format!(
             "id = \"{id}\"\n[target.generation]\nnative = {{ digest = \"{}\", \
              artifact = \"sha256-{HEX}\", artifact_sha256 = \"{HEX}\", size = 1 }}\n\
              [[wave]]\nname = \"canary\"\nhosts = [\"h1\"]\n\
              [[wave]]\nname = \"two\"\nhosts = [\"h2\", \"h3\"]\n\
              [[wave]]\nname = \"rest\"\nhosts = [\"h4\", \"h5\"]\n\
-             [policy]\nsoak = \"1s\"\nheartbeat_interval = \"1s\"\nwave_deadline = \"20s\"\n\
+             [policy]\nsoak = \"{soak_sec}s\"\nmax_unavailable = {max_unavailable}\nheartbeat_interval = \"1s\"\nwave_deadline = \"20s\"\n\
              health_deadline = \"{health_deadline_sec}s\"\non_fail = \"{on_fail}\"\n",
             self.b_digest()
         )
@@ -685,5 +715,65 @@ async fn coordinator_killed_in_the_confirm_window_the_canary_reverts() {
     for h in ["h2", "h3", "h4", "h5"] {
         assert!(w.orders(h).await.is_empty(), "{h} got an order");
     }
+    eprintln!("{NAME}: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_cut_from_nats_counts_unavailable_and_rejoins_without_replay() {
+    const NAME: &str = "a_host_cut_from_nats_counts_unavailable_and_rejoins_without_replay";
+    let t0 = Instant::now();
+    let w = match World::start_with(NAME, true, Some("h5")).await {
+        Some(w) => w,
+        None => return,
+    };
+    let proxy = w.proxy.as_ref().unwrap();
+    let c = w.coordinator("a");
+    // h5 is cut off before the rollout starts (its heartbeat key stays).
+    proxy.cut();
+    // Soak 4 s: h5 comes back while wave 3 soaks.
+    w.start_rollout(&w.spec_with("b-5", 10, "pause", 4, 1))
+        .await;
+    let s = w
+        .until("b-5", 30, "h5 unavailable in wave 3", |s| {
+            s.wave == 2 && s.waves[2].hosts["h5"].phase == HostPhase::Unavailable
+        })
+        .await;
+    let seq = s.waves[2].hosts["h5"].seq.unwrap();
+    // Its order is in its key; h5 has not seen it.
+    assert_eq!(w.orders("h5").await.len(), 1);
+    assert!(w.host("h5").rollout_records("b-5").is_empty());
+    assert_eq!(w.host("h5").running().await, w.host("h5").a);
+    proxy.heal();
+    let s = w
+        .until("b-5", 30, "completed", |s| {
+            s.phase == RolloutPhase::Completed
+        })
+        .await;
+    let p = &s.waves[2].hosts["h5"];
+    assert_eq!(p.phase, HostPhase::Committed, "{p:?}");
+    assert_eq!(p.seq, Some(seq));
+    for h in HOSTS5 {
+        settles_on(&w, h, &w.host(h).b, 10).await;
+    }
+    let r = the_switch(&w, "h5", "b-5", seq);
+    assert_eq!(r["result"], "committed", "{r:#}");
+    // Cut and healed again: it reads its order key again and carries
+    // out nothing more.
+    let hb: Bucket<Heartbeat> = Bucket::open(&w.js, HOSTS).await.unwrap();
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = hb.get("h5").await.unwrap().unwrap().value.n;
+    proxy.heal();
+    wait(Duration::from_secs(10), "h5 heartbeats again", || async {
+        let n = hb.get("h5").await.ok()??.value.n;
+        (n > before + 2).then_some(())
+    })
+    .await;
+    let recs = w.host("h5").rollout_records("b-5");
+    assert_eq!(recs.len(), 1, "{recs:#?}");
+    let st = w.host("h5").agent.status().await.unwrap();
+    assert!(!st.busy, "{st:?}");
+    assert_eq!(st.running.as_ref(), Some(&w.host("h5").b));
+    c.task.abort();
     eprintln!("{NAME}: {:.1} s", t0.elapsed().as_secs_f64());
 }
