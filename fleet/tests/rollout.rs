@@ -712,9 +712,21 @@ async fn coordinator_killed_in_the_confirm_window_the_canary_reverts() {
         "{r:#}"
     );
     assert_eq!(w.orders("h1").await.len(), 1, "only the switch");
+    // The next coordinator takes over once the lease expires, finds the
+    // canary reverted (its result says so) and pauses the rollout.
+    let c2 = w.coordinator("b");
+    let s = w
+        .until("b-4", 20, "paused by the next coordinator", |s| {
+            s.phase == RolloutPhase::Paused
+        })
+        .await;
+    assert_eq!(Some(s.epoch), c2.status.get().leading, "{s:#?}");
+    assert_eq!(s.waves[0].hosts["h1"].phase, HostPhase::Failed, "{s:#?}");
+    assert_eq!(w.orders("h1").await.len(), 1, "no confirm, no rollback");
     for h in ["h2", "h3", "h4", "h5"] {
         assert!(w.orders(h).await.is_empty(), "{h} got an order");
     }
+    c2.task.abort();
     eprintln!("{NAME}: {:.1} s", t0.elapsed().as_secs_f64());
 }
 
