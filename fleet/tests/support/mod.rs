@@ -3,4 +3,5 @@
 
 pub mod agent;
 pub mod nats;
+pub mod proxy;
 pub mod simhost;
