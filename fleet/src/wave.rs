@@ -724,6 +724,7 @@ impl Machine<'_> {
 
     fn wave_green(&mut self, w: usize) {
         self.log(format!("wave {} green", self.s.waves[w].name));
+        self.withdraw_unanswered(w);
         if w + 1 < self.s.waves.len() {
             self.s.wave = w + 1;
             return;
@@ -741,6 +742,29 @@ impl Machine<'_> {
             });
         }
         self.s.phase = RolloutPhase::Completed;
+    }
+
+    /// Hosts of wave `w` left behind with an order they never answered
+    /// (away, or past the deadline) get a Cancel of it, which replaces
+    /// it in their order key: a host that comes back after its wave went
+    /// green (or the rollout completed) starts nothing (fleetd answers a
+    /// Cancel of an order it never ran with `skipped`) instead of
+    /// switching, waiting for a confirm nobody sends and reverting.
+    fn withdraw_unanswered(&mut self, w: usize) {
+        let deadline_at = self.now + ms(self.spec.policy.wave_deadline);
+        let hosts: Vec<String> = self.s.waves[w].hosts.keys().cloned().collect();
+        for host in hosts {
+            let p = &self.s.waves[w].hosts[&host];
+            let Some(seq) = p.seq else { continue };
+            if p.cancel_seq.is_some() || self.result(&host, Some(seq)).is_some() {
+                continue;
+            }
+            let cseq = self.alloc_seq();
+            let of = order_id(&self.s.id, seq);
+            self.order(&host, w, cseq, deadline_at, Action::Cancel { of });
+            let n = self.s.waves[w].hosts.get_mut(&host).expect("listed");
+            n.cancel_seq = Some(cseq);
+        }
     }
 
     fn wave_red(&mut self, w: usize, reason: String) {
@@ -1201,6 +1225,49 @@ mod tests {
     }
 
     #[test]
+    fn a_host_left_unavailable_when_its_wave_goes_green_gets_its_order_withdrawn() {
+        let mut spec = spec(&[&["a", "c"]]);
+        spec.policy.max_unavailable = 1;
+        let mut w = World::new(&spec);
+        let (s, fx) = w.step(&begin(&spec), &spec, T0);
+        assert_eq!(
+            orders(&fx),
+            vec![("a".into(), 1, K::Switch), ("c".into(), 2, K::Switch)]
+        );
+        // a never answers; c goes through.
+        let away = |w: &mut World| w.hbs.get_mut("a").unwrap().1 = T0;
+        w.awaiting("c", 2, T0 + 2 * S);
+        away(&mut w);
+        let (s, fx) = w.step(&s, &spec, T0 + 2 * S);
+        assert_eq!(orders(&fx), vec![("c".into(), 3, K::Confirm)]);
+        w.committed("c", 2, T0 + 3 * S);
+        away(&mut w);
+        let (s, fx) = w.step(&s, &spec, T0 + 3 * S);
+        assert!(orders(&fx).is_empty());
+        assert_eq!(host(&s, 0, "a").phase, HostPhase::Unavailable);
+        assert_eq!(s.waves[0].phase, WavePhase::Soaking);
+        w.refresh(T0 + 13 * S);
+        away(&mut w);
+        let (s, fx) = w.step(&s, &spec, T0 + 13 * S);
+        assert_eq!(s.phase, RolloutPhase::Completed);
+        assert_eq!(orders(&fx), vec![("a".into(), 4, K::Cancel)]);
+        let Some(Effect::Order(o)) = fx.iter().find(|e| matches!(e, Effect::Order(_))) else {
+            panic!()
+        };
+        assert_eq!(
+            o.action,
+            Action::Cancel {
+                of: order_id(&s.id, 1)
+            }
+        );
+        assert_eq!(host(&s, 0, "a").cancel_seq, Some(4));
+        assert_eq!(host(&s, 0, "c").cancel_seq, None, "c answered");
+        // Once: the same inputs again order nothing.
+        let (_, fx) = w.step(&s, &spec, T0 + 14 * S);
+        assert!(orders(&fx).is_empty());
+    }
+
+    #[test]
     fn an_unavailable_host_that_reports_again_is_judged_again() {
         let mut spec = spec(&[&["a", "b"]]);
         spec.policy.max_unavailable = 1;
@@ -1479,14 +1546,18 @@ mod tests {
         spec2.policy.max_failed = 1;
         w.control(ControlCommand::Resume, T0 + 101 * S);
         w.refresh(T0 + 112 * S);
-        let (t, fx) = w.step(&t, &spec2, T0 + 112 * S);
-        let Some(Effect::Order(o)) = fx.iter().find(|e| matches!(e, Effect::Order(_))) else {
-            panic!("{fx:?} {t:?}")
-        };
+        let (_, fx) = w.step(&t, &spec2, T0 + 112 * S);
+        // b's unanswered order is withdrawn as the wave goes green, then
+        // wave 2 is ordered.
         assert_eq!(
-            (o.host.as_str(), o.seq, o.epoch),
-            ("c", 4, Epoch { era: 1, rev: 9 })
+            orders(&fx),
+            vec![("b".into(), 4, K::Cancel), ("c".into(), 5, K::Switch)]
         );
+        for e in &fx {
+            if let Effect::Order(o) = e {
+                assert_eq!(o.epoch, Epoch { era: 1, rev: 9 }, "{o:?}");
+            }
+        }
     }
 
     #[test]

@@ -790,17 +790,12 @@ async fn a_host_cut_from_nats_counts_unavailable_and_rejoins_without_replay() {
     eprintln!("{NAME}: {:.1} s", t0.elapsed().as_secs_f64());
 }
 
-/// Known gap (not fixed here): a host counted unavailable when its wave
-/// went green keeps the switch order in its key. Healed after the
-/// rollout completed, its fleetd carries that order out (the live
-/// epoch, a new seq): it switches to B, waits for a confirm nobody will
-/// send, and windlassd reverts it at its deadline — a switch and a
-/// revert (unit restarts) for a rollout that is over. Withdrawing
-/// unstarted orders (e.g. a `cancel` order written over them when the
-/// wave ends, or when the rollout pauses) is a coordinator change for
-/// wave.rs. Run with `--run-ignored only` to see it fail.
+/// A host counted unavailable when its wave went green keeps no switch
+/// order: the coordinator writes a Cancel over it when the wave turns
+/// green. Healed after the rollout completed, the host starts nothing
+/// (before that fix it switched, waited for a confirm nobody would send,
+/// and windlassd reverted it at its deadline).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known gap: an unstarted order outlives its ended rollout"]
 async fn a_host_back_after_its_rollout_ended_starts_nothing() {
     const NAME: &str = "a_host_back_after_its_rollout_ended_starts_nothing";
     let t0 = Instant::now();
