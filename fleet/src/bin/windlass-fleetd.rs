@@ -25,12 +25,12 @@ struct Cli {
     /// The NATS server.
     #[arg(
         long,
-        env = "WINDLASS_FLEET_NATS",
+        env = "WINDLASS_NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     nats: String,
     /// A NATS credentials file.
-    #[arg(long)]
+    #[arg(long, env = "WINDLASS_NATS_CREDS")]
     creds: Option<PathBuf>,
     /// `system`, `session`, or a D-Bus address (windlassd's bus).
     #[arg(long, default_value = "system")]
