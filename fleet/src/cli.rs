@@ -93,6 +93,10 @@ pub enum Cmd {
     /// Rollouts: start, pause, resume, abort, show.
     #[command(subcommand)]
     Rollout(RolloutCmd),
+    /// Print the nats-server `permissions` block of HOST's fleetd user
+    /// (its heartbeat, its results, its order key, the lease; nothing
+    /// else). Needs no server.
+    Permissions { host: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +196,11 @@ pub async fn run(cli: Cli) -> Outcome {
         Cmd::Hosts { labels, .. } => {
             parse_labels(labels).map_err(|e| fail(exit::USAGE, e))?;
         }
+        Cmd::Permissions { host } => {
+            let block = crate::permissions::host_block(host).map_err(|e| fail(exit::USAGE, e))?;
+            print!("{block}");
+            return Ok(exit::OK);
+        }
         _ => {}
     }
     let js = connect(&cli).await?;
@@ -202,6 +211,8 @@ pub async fn run(cli: Cli) -> Outcome {
             replicas,
         } => init(&js, *lease_ttl, *replicas, json).await,
         Cmd::Status => status(&js, json).await,
+        // Printed before connecting.
+        Cmd::Permissions { .. } => Ok(exit::OK),
         Cmd::Hosts {
             labels,
             heartbeat_interval,

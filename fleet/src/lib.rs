@@ -14,6 +14,7 @@ pub mod fleetd;
 pub mod kv;
 pub mod lease;
 pub mod model;
+pub mod permissions;
 pub mod select;
 pub mod spec;
 pub mod wave;

@@ -464,3 +464,21 @@ async fn rollout_start_follows_a_real_coordinator_to_the_end() {
     let _ = stop_tx.send(());
     let _ = task.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_prints_a_hosts_block_without_a_server() {
+    let run = |host: &'static str| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_windlass-fleet"))
+            .args(["--nats", "nats://127.0.0.1:1", "permissions", host])
+            .output()
+            .await
+            .unwrap()
+    };
+    let o = run("kiosk-01").await;
+    assert_exit(&o, 0);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        windlass_fleet::permissions::host_block("kiosk-01").unwrap()
+    );
+    assert_exit(&run("a.b").await, 2);
+}

@@ -71,6 +71,10 @@ pub struct Config {
     pub nats_url: String,
     /// A NATS credentials file (user JWT and nkey seed).
     pub creds: Option<PathBuf>,
+    /// A NATS user (nats-server `authorization { users }`), with its
+    /// password read from `password_file` (first line) at start.
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub heartbeat_interval: Duration,
     pub labels: BTreeMap<String, String>,
@@ -82,6 +86,8 @@ impl Config {
             host: host.into(),
             nats_url: nats_url.into(),
             creds: None,
+            user: None,
+            password_file: None,
             state_dir,
             heartbeat_interval: Duration::from_secs(30),
             labels: BTreeMap::new(),
@@ -177,7 +183,20 @@ impl<A: AgentApi> Fleetd<A> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", c.display()))?;
         }
+        match (&cfg.user, &cfg.password_file) {
+            (Some(user), Some(f)) => {
+                let pass = std::fs::read_to_string(f)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                let pass = pass.lines().next().unwrap_or_default().to_string();
+                opts = opts.user_and_password(user.clone(), pass);
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("a NATS user needs a password file, and a password file a user"),
+        }
+        // Replies come to the host's own inbox prefix: its permission
+        // block lets it subscribe to nothing else (crate::permissions).
         let client = opts
+            .custom_inbox_prefix(crate::permissions::inbox_prefix(&cfg.host))
             .retry_on_initial_connect()
             .max_reconnects(None)
             .ping_interval(cfg.heartbeat_interval * 2)
@@ -193,7 +212,7 @@ impl<A: AgentApi> Fleetd<A> {
             })
             .connect(cfg.nats_url.as_str())
             .await
-            .map_err(|e| anyhow::anyhow!("NATS {}: {e}", cfg.nats_url))?;
+            .map_err(|e| anyhow::anyhow!("NATS {}: {e}", redact::url(&cfg.nats_url)))?;
         let (orders_tx, orders_rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(Ctx {
             cfg,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod fake;
 pub mod nats;
 pub mod proxy;
 pub mod simhost;
