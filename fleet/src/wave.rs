@@ -172,7 +172,7 @@ pub struct HostProgress {
 }
 
 impl HostProgress {
-    fn pending() -> HostProgress {
+    pub(crate) fn pending() -> HostProgress {
         HostProgress {
             phase: HostPhase::Pending,
             seq: None,

@@ -114,7 +114,6 @@ impl Term<'_> {
 mod tests {
     use super::*;
     use crate::model::GenerationRef;
-    use crate::wave::HostPhase;
     use windlass_contract::GenerationId;
 
     fn spec() -> RolloutSpec {
@@ -130,25 +129,10 @@ mod tests {
         .unwrap()
     }
 
-    fn progress() -> HostProgress {
-        HostProgress {
-            phase: HostPhase::Pending,
-            seq: None,
-            confirm_seq: None,
-            rollback_seq: None,
-            cancel_seq: None,
-            op: None,
-            from: None,
-            error: String::new(),
-            committed_at: None,
-            unavailable_since: None,
-        }
-    }
-
     #[test]
     fn the_latest_allocated_order_is_rebuilt_from_state_and_spec() {
         let spec = spec();
-        let mut p = progress();
+        let mut p = HostProgress::pending();
         assert_eq!(latest(&spec, &p), None, "never ordered");
         p.seq = Some(5);
         assert_eq!(latest(&spec, &p), Some((5, Some(wave::main_action(&spec)))));
@@ -176,7 +160,7 @@ mod tests {
                 })
             ))
         );
-        let mut q = progress();
+        let mut q = HostProgress::pending();
         q.seq = Some(5);
         q.cancel_seq = Some(6);
         assert_eq!(latest(&spec, &q), Some((6, Some(Action::Cancel { of }))));
