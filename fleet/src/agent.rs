@@ -27,6 +27,9 @@ use zbus::zvariant::{ObjectPath, OwnedObjectPath, Value};
 
 use crate::model::{CurrentOperation, DriftSummary, GenerationRef, LastOperation, OpId};
 
+/// windlassd's well-known name on its bus.
+pub const AGENT_NAME: &str = "io.windlass.Agent1";
+
 /// Where the agent's operation objects live.
 pub const OPERATION_PREFIX: &str = "/io/windlass/Agent1/operation";
 
@@ -188,7 +191,10 @@ pub trait AgentApi: Send + Sync + 'static {
     /// Up to the last `max` journal lines the operation kept (empty when
     /// none or not allowed).
     fn journal(&self, op: &OpId, max: usize) -> impl Future<Output = Vec<String>> + Send;
-    /// Host changes a heartbeat should report at once.
+    /// Host changes a heartbeat should report at once, windlassd
+    /// appearing on or leaving its bus included. An error means the
+    /// agent's bus cannot be reached (fleetd tries again, backing off);
+    /// the stream ends when the connection to it breaks.
     fn changes(&self) -> impl Future<Output = AgentResult<Changes>> + Send;
 }
 
@@ -767,10 +773,24 @@ impl AgentApi for DbusAgent {
             .and_then(|b| b.path("/io/windlass/Agent1"))
             .map_err(|e| self.fail(e))?
             .build();
+        // windlassd taking or losing its name (it started, stopped or
+        // restarted): the bus says so, nobody has to ask.
+        let owner = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.DBus")
+            .and_then(|b| b.interface("org.freedesktop.DBus"))
+            .and_then(|b| b.member("NameOwnerChanged"))
+            .and_then(|b| b.arg(0, AGENT_NAME))
+            .map_err(|e| self.fail(e))?
+            .build();
+        let n = self.signals(owner).await?;
         let a = self.signals(agent).await?;
         let o = self.signals(ops).await?;
         let p = self.signals(props).await?;
-        let all = futures_util::stream::select(futures_util::stream::select(a, o), p);
+        let all = futures_util::stream::select(
+            futures_util::stream::select(a, o),
+            futures_util::stream::select(p, n),
+        );
         Ok(Box::pin(all.filter_map(|m| async move {
             let m = m.ok()?;
             let h = m.header();

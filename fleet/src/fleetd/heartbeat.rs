@@ -67,7 +67,10 @@ async fn send<A: AgentApi>(ctx: &Ctx<A>) {
     }
 }
 
-/// The heartbeat task; each tick also judges a parked order again.
+/// The heartbeat task; each tick also judges a parked order again,
+/// retries a waiting outbox, and lets the tasks that wait for something
+/// absent (the agent's bus) try again: they share its wakeup instead of
+/// keeping timers of their own.
 pub(crate) async fn run<A: AgentApi>(ctx: Arc<Ctx<A>>) {
     let mut tick = tokio::time::interval(ctx.cfg.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -75,6 +78,10 @@ pub(crate) async fn run<A: AgentApi>(ctx: Arc<Ctx<A>>) {
         tokio::select! {
             _ = tick.tick() => {
                 let _ = ctx.orders.send(OrderEvent::Recheck);
+                if !ctx.outbox.is_empty() {
+                    ctx.kick_flush.notify_one();
+                }
+                ctx.beat.notify_waiters();
             }
             _ = ctx.kick_heartbeat.notified() => {
                 tokio::time::sleep(DEBOUNCE).await;
@@ -84,18 +91,49 @@ pub(crate) async fn run<A: AgentApi>(ctx: Arc<Ctx<A>>) {
     }
 }
 
-/// Turns the agent's signals into heartbeats; subscribes again when the
-/// agent's stream ends (windlassd restarted, bus gone).
+/// The first wait before asking for something absent again.
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+
+/// Waits before trying again what failed `failures` times in a row:
+/// 250 ms doubling, and once that would reach the heartbeat interval,
+/// until the next heartbeat tick (no timer of its own: an idle fleetd
+/// wakes only for its heartbeat).
+pub(crate) async fn back_off<A>(ctx: &Ctx<A>, failures: u32) {
+    let delay = BACKOFF_FIRST.saturating_mul(1u32 << failures.min(16));
+    if delay < ctx.cfg.heartbeat_interval {
+        tokio::time::sleep(delay).await;
+    } else {
+        ctx.beat.notified().await;
+    }
+}
+
+/// Turns the agent's signals into heartbeats. windlassd starting or
+/// stopping is a signal too (its bus name changes owner), so a fleetd
+/// started before windlassd reports it as soon as it is there. When the
+/// bus itself cannot be reached, or the connection to it breaks, it
+/// subscribes again after [`back_off`]; once subscribed again it sends a
+/// heartbeat at once (what changed meanwhile went unseen).
 pub(crate) async fn watch_agent<A: AgentApi>(ctx: Arc<Ctx<A>>) {
+    let mut failures = 0u32;
     loop {
         match ctx.agent.changes().await {
             Ok(mut changes) => {
+                if failures > 0 {
+                    tracing::info!("agent signals: subscribed");
+                    ctx.kick_heartbeat.notify_one();
+                }
+                failures = 0;
                 while changes.next().await.is_some() {
                     ctx.kick_heartbeat.notify_one();
                 }
+                tracing::info!("agent signals: the connection to the bus ended");
             }
-            Err(e) => tracing::warn!("agent signals: {e}"),
+            Err(e) if failures == 0 => {
+                tracing::warn!("agent signals: {e}; trying again, less and less often")
+            }
+            Err(e) => tracing::debug!("agent signals: {e}"),
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        back_off(&*ctx, failures).await;
+        failures = failures.saturating_add(1);
     }
 }
