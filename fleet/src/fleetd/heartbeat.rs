@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 
 use super::{Ctx, OrderEvent, unix_ms};
 use crate::agent::{AgentApi, AgentStatus};
@@ -64,6 +65,49 @@ async fn send<A: AgentApi>(ctx: &Ctx<A>) {
     let hb = build(ctx, status, n);
     if let Err(e) = b.hosts.put(&ctx.cfg.host, &hb).await {
         tracing::warn!("heartbeat: {e}");
+        // Unanswered although connected: the connection may be dead
+        // without the socket knowing (fleetd sends no PING of its own).
+        if e.is_transport()
+            && ctx.client.connection_state() == async_nats::connection::State::Connected
+        {
+            tracing::warn!("heartbeat: reconnecting to NATS");
+            if let Err(e) = ctx.client.force_reconnect().await {
+                tracing::warn!("reconnect: {e}");
+            }
+        }
+    }
+}
+
+/// The heartbeat's clock: an OS thread that sleeps in the kernel until
+/// each tick (the first at once, then every `interval`; a late tick moves
+/// the next ones, as tokio's `MissedTickBehavior::Delay`) and notifies
+/// `tick`. One wakeup per tick: a tokio timer this long would also wake
+/// the runtime when its wheel moves the deadline to a finer level. The
+/// thread ends at the first tick after `tick` is dropped.
+pub(crate) fn clock(interval: Duration, tick: std::sync::Weak<Notify>) {
+    let run = move || {
+        let mut next = std::time::Instant::now();
+        loop {
+            match tick.upgrade() {
+                Some(t) => t.notify_one(),
+                None => return,
+            }
+            let now = std::time::Instant::now();
+            next += interval;
+            if next <= now {
+                next = now + interval;
+            }
+            std::thread::sleep(next - now);
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("fleetd-heartbeat".into())
+        .stack_size(64 * 1024)
+        .spawn(run)
+    {
+        // Nothing beats without it; a fleetd that cannot make a thread
+        // is in no state to go on either.
+        panic!("fleetd: no thread for the heartbeat clock: {e}");
     }
 }
 
@@ -72,11 +116,11 @@ async fn send<A: AgentApi>(ctx: &Ctx<A>) {
 /// absent (the agent's bus) try again: they share its wakeup instead of
 /// keeping timers of their own.
 pub(crate) async fn run<A: AgentApi>(ctx: Arc<Ctx<A>>) {
-    let mut tick = tokio::time::interval(ctx.cfg.heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let tick = Arc::new(Notify::new());
+    clock(ctx.cfg.heartbeat_interval, Arc::downgrade(&tick));
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            _ = tick.notified() => {
                 let _ = ctx.orders.send(OrderEvent::Recheck);
                 if !ctx.outbox.is_empty() {
                     ctx.kick_flush.notify_one();
@@ -135,5 +179,54 @@ pub(crate) async fn watch_agent<A: AgentApi>(ctx: Arc<Ctx<A>>) {
         }
         back_off(&*ctx, failures).await;
         failures = failures.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Threads of this process named like the clock's (`comm` keeps 15
+    /// bytes of the name).
+    fn clocks() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "fleetd-heartbea")
+            })
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_clock_ticks_at_once_then_every_interval_and_ends_after_its_notify() {
+        let tick = Arc::new(Notify::new());
+        let t = Instant::now();
+        clock(Duration::from_millis(200), Arc::downgrade(&tick));
+        tick.notified().await;
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        tick.notified().await;
+        tick.notified().await;
+        let e = t.elapsed();
+        assert!(
+            e >= Duration::from_millis(390) && e < Duration::from_millis(1500),
+            "{e:?}"
+        );
+        assert_eq!(clocks(), 1);
+        drop(tick);
+        let t = Instant::now();
+        while clocks() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "the clock thread lives on"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

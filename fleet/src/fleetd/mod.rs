@@ -24,6 +24,11 @@
 //! **Wakeups.** An idle fleetd (no order in flight) wakes for its
 //! heartbeat tick and for news only: an order message, an agent signal,
 //! a NATS connection event. Nothing polls between heartbeats:
+//! - the heartbeat's clock is a thread of its own sleeping in the kernel
+//!   until the next tick ([`heartbeat::clock`]), not a tokio timer: the
+//!   runtime's timer wheel wakes a few seconds before a long deadline to
+//!   move it to a finer level (measured: one wakeup in the middle of
+//!   most intervals), a kernel sleep wakes once.
 //! - windlassd absent from its bus: the bus tells when it appears
 //!   (`NameOwnerChanged`); the heartbeat in between says `agent: ""`.
 //! - the bus itself absent (or the connection to it lost): subscribing
@@ -33,9 +38,11 @@
 //!   from 100 ms to at most one heartbeat interval.
 //! - a parked order is judged again, and an outbox that could not be
 //!   published is tried again, at each heartbeat tick (and on reconnect).
-//! - the NATS client's PING (every 2 heartbeat intervals) is reset by
-//!   whatever the server sends, the heartbeat's acknowledgement included,
-//!   so it is not sent while heartbeats flow.
+//! - the NATS client's PING timer is set to a day ([`PING_INTERVAL`]):
+//!   any timer pending in tokio's wheel wakes the runtime when it is
+//!   cascaded, even one reset before it fires. Liveness comes from the
+//!   heartbeat instead: its put must be acknowledged, and one that fails
+//!   while the client believes it is connected forces a reconnect.
 //!
 //! With an order in flight, its driver asks a missing agent again every
 //! second and re-reads the followed operation every 5 s (a lost signal):
@@ -86,6 +93,12 @@ use crate::lease::{self, Lease, OrderStamp, Verdict};
 use crate::model::{Heartbeat, HostId, HostResult, Order, check_id};
 use outbox::Outbox;
 use state::StateFile;
+
+/// The NATS client's own PING period: a day, i.e. practically never
+/// while heartbeats flow (every message from the server resets it). A
+/// heartbeat whose put fails while the client thinks it is connected
+/// makes it reconnect instead (heartbeat::send).
+pub const PING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// How fleetd is run.
 #[derive(Debug, Clone)]
@@ -160,6 +173,7 @@ pub(crate) struct Ctx<A> {
     pub beat: Notify,
     pub orders: mpsc::UnboundedSender<OrderEvent>,
     pub heartbeats_sent: AtomicU64,
+    pub client: async_nats::Client,
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -226,7 +240,10 @@ impl<A: AgentApi> Fleetd<A> {
             .custom_inbox_prefix(crate::permissions::inbox_prefix(&cfg.host))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .ping_interval(cfg.heartbeat_interval * 2)
+            // The heartbeat's acknowledgement is the liveness check
+            // (heartbeat::send); the client's own PING timer would be a
+            // wakeup of its own (see the module doc).
+            .ping_interval(PING_INTERVAL)
             // 100 ms doubling, at most a heartbeat interval: a server
             // that stays away costs about one attempt per heartbeat.
             .reconnect_delay_callback(move |n| {
@@ -253,6 +270,7 @@ impl<A: AgentApi> Fleetd<A> {
             beat: Notify::new(),
             orders: orders_tx,
             heartbeats_sent: AtomicU64::new(0),
+            client: client.clone(),
             tasks: Mutex::new(Vec::new()),
         });
         // Orders accepted before a restart are driven on.
