@@ -125,6 +125,7 @@ impl AgentApi for StandIn {
             operation: current,
             last: None,
             releases: BTreeMap::new(),
+            apps: BTreeMap::new(),
             drift: Default::default(),
         })
     }

@@ -522,6 +522,8 @@ async fn heartbeats_show_the_host_and_its_operation() {
     assert_eq!(hb.platform, "native");
     assert_eq!(hb.labels["site"], "north");
     assert_eq!(hb.releases["web"], "1.4.2");
+    assert_eq!(hb.apps["web"].image, "reg.example/web:1.4.2");
+    assert_eq!(hb.apps["web"].track, "semver");
     assert_eq!(hb.state, HostActivity::Idle);
     assert_eq!(hb.running.as_ref().unwrap().digest, D1);
     assert_eq!(hb.orders.last_seq, 0);

@@ -46,6 +46,7 @@ pub(crate) fn build<A>(ctx: &Ctx<A>, status: AgentStatus, n: u64) -> Heartbeat {
         operation: status.operation,
         last: status.last,
         releases: status.releases,
+        apps: status.apps,
         drift: status.drift,
         orders,
         outbox: u32::try_from(ctx.outbox.len()).unwrap_or(u32::MAX),
