@@ -1128,7 +1128,7 @@ services:
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("dropped, left uninterpolated or withheld"),
+        err.contains("dropped, left uninterpolated, withheld or would be read differently"),
         "{err}"
     );
 }
@@ -1592,4 +1592,70 @@ fn prefixed_apps_keep_their_service_names_as_aliases() {
     }
     let o = windlass(&["validate", s(&p.fleet())]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Compose reads an `env_file` with its dotenv rules (quotes, `export `,
+/// comments, interpolation); Podman's `--env-file` takes each line
+/// literally. Every variable the container would receive with another
+/// value is reported `differs` by name (never the value), with the fix
+/// when one line reads the same in both; a file both read alike gives no
+/// entry; `--strict` refuses the rest.
+#[test]
+fn an_env_file_podman_reads_differently_is_reported_key_by_key_without_values() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/busybox:1.36\n    restart: always\n    env_file: [app.env, same.env]\n    environment:\n      OVERRIDDEN: x\n",
+        Some("HOST=db.example\n"),
+    );
+    let app = "# comment\nSECRET_KEY='r(m)POISON-1'\nexport EXPORTED=POISON-2\nURL=http://${HOST}/\nPRICE='5$'\nPLAIN=POISON-3\nCOMMENTED=POISON-4 # note\nMULTI=\"POISON-5\nPOISON-6=tail\"\nOVERRIDDEN='POISON-7'\n";
+    std::fs::write(p.dir.path().join("app.env"), app).unwrap();
+    std::fs::write(p.dir.path().join("same.env"), "A=1\n# c\nB=two words\n").unwrap();
+    let o = p.import(&[]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let report = std::fs::read_to_string(p.dir.path().join("report.json")).unwrap();
+    for text in [&err, &report] {
+        assert!(!text.contains("POISON"), "a value leaked:\n{text}");
+    }
+    let entries = p.entries("web");
+    let differs: Vec<&(String, String, String)> =
+        entries.iter().filter(|(_, a, _)| a == "differs").collect();
+    let has = |key: &str, says: &str| {
+        assert!(
+            differs.iter().any(|(k, _, r)| k == key && r.contains(says)),
+            "{key} / {says}: {differs:#?}"
+        )
+    };
+    has("env_file[0].SECRET_KEY", "keeps the single quotes");
+    has(
+        "env_file[0].SECRET_KEY",
+        "write the line as SECRET_KEY= and the value compose reads, unquoted",
+    );
+    has("env_file[0].SECRET_KEY", "line 2");
+    has("env_file[0].EXPORTED", "reads `export KEY` as the name");
+    has("env_file[0].URL", "does not interpolate");
+    has("env_file[0].URL", "unquoted");
+    has("env_file[0].PRICE", "no line reads the same in both");
+    has("env_file[0].COMMENTED", "keeps the ` #` comment");
+    has("env_file[0].MULTI", "reads only the first line");
+    has("env_file", "also set 2 variable(s)");
+    for quiet in ["PLAIN", "OVERRIDDEN", ".A", ".B"] {
+        assert!(
+            !differs.iter().any(|(k, _, _)| k.ends_with(quiet)),
+            "{quiet}: {differs:#?}"
+        );
+    }
+    // The file itself stays a reference: nothing of it reaches the fleet.
+    let c = p.container("web");
+    let files = strs(&c["env_files"]);
+    assert!(files[0].ends_with("/app.env"), "{files:?}");
+    for (_, text) in tree_text(&p.fleet()) {
+        assert!(!text.contains("POISON"), "{text}");
+    }
+    let o = p.import(&["--force", "--strict"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    // Files both read alike: no entry, and --strict passes.
+    std::fs::write(p.dir.path().join("app.env"), "SECRET_KEY=r(m)x\n").unwrap();
+    p.import_ok(&["--force", "--strict"]);
+    assert!(!p.entries("web").iter().any(|(_, a, _)| a == "differs"));
 }

@@ -14,6 +14,7 @@
 pub mod adopt;
 pub mod convert;
 pub mod depth;
+pub mod envfile;
 pub mod interpolate;
 pub mod manifest;
 pub mod podman;
@@ -82,7 +83,7 @@ pub enum ImportError {
     #[error("the imported fleet does not validate; nothing was written")]
     Invalid(Vec<Diagnostic>),
     #[error(
-        "--strict: {0} key(s) were dropped, left uninterpolated or withheld; nothing was written"
+        "--strict: {0} key(s) were dropped, left uninterpolated, withheld or would be read differently; nothing was written"
     )]
     Strict(usize),
 }

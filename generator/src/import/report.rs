@@ -27,6 +27,10 @@ pub enum Action {
     Withheld,
     /// Ignored as compose itself ignores it (`x-` extensions, `version`).
     Ignored,
+    /// Carried as written, but the container would receive another value
+    /// than under compose (an `env_file` variable Podman reads otherwise);
+    /// the reason names the variable, never its value.
+    Differs,
 }
 
 impl Action {
@@ -37,6 +41,7 @@ impl Action {
             Action::Uninterpolated => "uninterpolated",
             Action::Withheld => "withheld",
             Action::Ignored => "ignored",
+            Action::Differs => "differs",
         }
     }
 
@@ -47,7 +52,7 @@ impl Action {
     pub fn is_loss(self) -> bool {
         matches!(
             self,
-            Action::Dropped | Action::Uninterpolated | Action::Withheld
+            Action::Dropped | Action::Uninterpolated | Action::Withheld | Action::Differs
         )
     }
 }

@@ -205,6 +205,9 @@ struct Mapper<'a, 'b> {
     service: &'a str,
     m: AppManifest,
     uses: Uses,
+    /// Each env file: its report key and absolute path, checked once the
+    /// whole service is read.
+    env_file_keys: Vec<(String, String)>,
 }
 
 impl Mapper<'_, '_> {
@@ -450,6 +453,7 @@ impl Mapper<'_, '_> {
             self.uses.networks.push(n);
         }
         self.service_alias();
+        self.check_env_files(raw);
     }
 
     /// `container_name`: the container's name, when it is not the app's.
@@ -998,7 +1002,138 @@ impl Mapper<'_, '_> {
                     format!("kept as a reference to {abs} (resolved against the compose file's directory); never read"),
                 );
             }
+            self.env_file_keys.push((key, abs.clone()));
             self.m.env_files.push(abs);
+        }
+    }
+
+    /// Reads each env file as compose does and as Podman does, and reports
+    /// every variable the container would receive with another value
+    /// under Podman (by name; never its value). Variables the service's
+    /// `environment` sets win in both, so they are not compared.
+    fn check_env_files(&mut self, raw: &Mapping) {
+        use super::envfile::{
+            PodmanVar, parse_compose, parse_podman, plain_line_reads_the_same, why_different,
+        };
+        if self.env_file_keys.is_empty() {
+            return;
+        }
+        // compose's lookup: the project's variables, then the service's
+        // `environment` (as interpolated).
+        let service_env: Vec<(String, String)> = match raw.get("environment") {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, v)| scalar_text(v).map(|v| (key_str(k), v)))
+                .collect(),
+            Some(Value::Sequence(s)) => s
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|i| i.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut lookup: BTreeMap<String, String> = service_env.iter().cloned().collect();
+        for (k, v) in &self.ctx.vars.env_file {
+            lookup.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &self.ctx.vars.environment {
+            lookup.insert(k.clone(), v.clone());
+        }
+        let overridden: Vec<&str> = match raw.get("environment") {
+            Some(Value::Mapping(m)) => m.keys().filter_map(Value::as_str).collect(),
+            Some(Value::Sequence(s)) => s
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|i| i.split_once('=').map_or(i, |(k, _)| k))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut env: BTreeMap<String, Option<String>> = service_env
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        // Last file wins, in compose and in Podman alike.
+        let mut compose: BTreeMap<String, (String, String, super::envfile::ComposeVar)> =
+            BTreeMap::new();
+        let mut podman: BTreeMap<String, PodmanVar> = BTreeMap::new();
+        let mut unchecked = false;
+        for (key, path) in self.env_file_keys.clone() {
+            let text = match std::fs::read(&path) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => {
+                    self.report.warnings.push(format!(
+                        "service `{}`: {key} {path} cannot be read here ({e}): whether Podman reads it as compose does was not checked",
+                        self.service
+                    ));
+                    unchecked = true;
+                    continue;
+                }
+            };
+            match parse_compose(&text, &lookup, &mut env) {
+                Ok(vars) => {
+                    for (k, v) in vars {
+                        compose.insert(k, (key.clone(), path.clone(), v));
+                    }
+                }
+                Err(e) => {
+                    self.note(
+                        key.clone(),
+                        Action::Differs,
+                        format!("{path}: compose refuses this file ({e}); Podman reads it line by line, so what the container receives was not checked"),
+                    );
+                    unchecked = true;
+                }
+            }
+            match parse_podman(&text) {
+                Ok(p) => podman.extend(p),
+                Err(line) => self.note(
+                    key.clone(),
+                    Action::Differs,
+                    format!("{path} line {line}: Podman refuses a line that starts with `=` (inside a value that spans lines?) and does not start the container"),
+                ),
+            }
+        }
+        if unchecked {
+            return;
+        }
+        for (name, (key, path, var)) in &compose {
+            if overridden.contains(&name.as_str()) {
+                continue;
+            }
+            let p = podman.get(name);
+            let same = matches!((p, &var.value), (Some(PodmanVar::Value(a)), Some(b)) if a == b);
+            if same {
+                continue;
+            }
+            let fix = match &var.value {
+                Some(v) if plain_line_reads_the_same(name, v) => format!(
+                    "; write the line as {name}= and the value compose reads, unquoted: compose and Podman read that alike"
+                ),
+                _ => format!(
+                    "; no line reads the same in both: set {name} in `environment` (a secret as a podman secret) instead"
+                ),
+            };
+            self.note(
+                format!("{key}.{name}"),
+                Action::Differs,
+                format!(
+                    "{path} line {}: the container would receive another value under Podman: {}{fix}",
+                    var.form.line,
+                    why_different(&var.form, p)
+                ),
+            );
+        }
+        let extra = podman
+            .keys()
+            .filter(|k| !compose.contains_key(*k) && !overridden.contains(&k.as_str()))
+            .count();
+        if extra > 0 {
+            self.note(
+                "env_file",
+                Action::Differs,
+                format!("Podman would also set {extra} variable(s) that compose does not (from lines such as `export KEY=…`, `KEY =…` or inside a value that spans lines); their names are not shown, as they may be parts of values"),
+            );
         }
     }
 
@@ -2022,6 +2157,7 @@ pub fn map_service(
             service: service.to_string(),
             ..AppManifest::default()
         },
+        env_file_keys: Vec::new(),
         uses: Uses::default(),
     };
     let image = raw.get("image").and_then(Value::as_str)?;
