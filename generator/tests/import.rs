@@ -1659,3 +1659,62 @@ fn an_env_file_podman_reads_differently_is_reported_key_by_key_without_values() 
     p.import_ok(&["--force", "--strict"]);
     assert!(!p.entries("web").iter().any(|(_, a, _)| a == "differs"));
 }
+
+/// `build:` with `image:` is an image compose builds and tags `image`, not
+/// a pull of docker.io/library/…: the manifest names it as Podman names a
+/// local build (`localhost/…`, so a missing image is never pulled from a
+/// registry), and the report gives the build command with the absolute
+/// context, naming build args without their values.
+#[test]
+fn build_with_image_is_a_local_image_with_its_build_command() {
+    let p = Project::new(
+        "services:\n  web:\n    image: myapp:dev\n    restart: always\n    build:\n      context: ./src\n      dockerfile: Containerfile\n      args:\n        TOKEN: POISON-9\n  worker:\n    image: ghcr.io/acme/worker\n    restart: always\n    build: ./worker\n  cache:\n    image: redis\n    restart: always\n",
+        None,
+    );
+    p.import_ok(&["--allow-partial"]);
+    let image = |app: &str| p.container(app)["image"].as_str().unwrap().to_string();
+    assert_eq!(image("web"), "localhost/myapp:dev");
+    assert_eq!(image("worker"), "ghcr.io/acme/worker:latest");
+    assert_eq!(image("cache"), "docker.io/library/redis:latest");
+    let dir = p.dir.path().to_str().unwrap().to_string();
+    let web = p.entries("web");
+    let has = |entries: &[(String, String, String)], key: &str, action: &str, says: &str| {
+        assert!(
+            entries
+                .iter()
+                .any(|(k, a, r)| k == key && a == action && r.contains(says)),
+            "{key} {action} {says}: {entries:#?}"
+        )
+    };
+    has(&web, "image", "changed", "is built locally");
+    has(
+        &web,
+        "image",
+        "changed",
+        "nothing is pulled from a registry",
+    );
+    has(
+        &web,
+        "build",
+        "dropped",
+        &format!("`podman build -t localhost/myapp:dev -f Containerfile {dir}/src`"),
+    );
+    has(&web, "build", "dropped", "build args (TOKEN)");
+    let worker = p.entries("worker");
+    has(
+        &worker,
+        "build",
+        "dropped",
+        &format!("`podman build -t ghcr.io/acme/worker:latest {dir}/worker`"),
+    );
+    has(
+        &worker,
+        "image",
+        "changed",
+        "Podman pulls it from its registry instead",
+    );
+    let report = std::fs::read_to_string(p.dir.path().join("report.json")).unwrap();
+    assert!(!report.contains("POISON"));
+    // windlass does not build: --strict refuses it.
+    assert_eq!(p.import(&["--force", "--strict"]).status.code(), Some(1));
+}

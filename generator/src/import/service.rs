@@ -320,6 +320,10 @@ impl Mapper<'_, '_> {
                 );
                 continue;
             }
+            if key == "build" && raw.contains_key("image") {
+                self.build(v);
+                continue;
+            }
             if !MAPPED.contains(&key.as_str()) {
                 let empty = v.is_null() || v.as_sequence().is_some_and(|s| s.is_empty());
                 if !empty {
@@ -454,6 +458,70 @@ impl Mapper<'_, '_> {
         }
         self.service_alias();
         self.check_env_files(raw);
+    }
+
+    /// `build` beside `image`: windlass never builds, so the image must be
+    /// built on each host first; the report gives the command, with the
+    /// build context as an absolute path (build args are named, never
+    /// their values).
+    fn build(&mut self, v: &Value) {
+        let (context, m) = match v {
+            Value::String(c) => (c.clone(), None),
+            Value::Mapping(m) => (
+                m.get("context")
+                    .and_then(Value::as_str)
+                    .unwrap_or(".")
+                    .to_string(),
+                Some(m),
+            ),
+            _ => return self.drop("build", "expected a path or a map"),
+        };
+        let remote = context.contains("://") || context.starts_with("git@");
+        let context = if remote {
+            context
+        } else {
+            self.host_path(&context)
+        };
+        let mut cmd = format!("podman build -t {}", self.m.image);
+        let mut more = Vec::new();
+        if let Some(m) = m {
+            for (k, val) in m {
+                match (key_str(k).as_str(), val) {
+                    ("context", _) => {}
+                    ("dockerfile", Value::String(f)) => cmd.push_str(&format!(" -f {f}")),
+                    ("target", Value::String(t)) => cmd.push_str(&format!(" --target {t}")),
+                    ("args", a) => {
+                        let names: Vec<String> = match a {
+                            Value::Mapping(am) => am.keys().map(key_str).collect(),
+                            Value::Sequence(s) => s
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .map(|i| i.split('=').next().unwrap_or(i).to_string())
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        more.push(format!(
+                            "its build args ({}) as --build-arg",
+                            names.join(", ")
+                        ));
+                    }
+                    (other, _) => more.push(format!("`{other}`")),
+                }
+            }
+        }
+        cmd.push(' ');
+        cmd.push_str(&context);
+        self.drop(
+            "build",
+            format!(
+                "windlass runs images and never builds them: build the image on each host before its unit starts: `{cmd}`{}",
+                if more.is_empty() {
+                    String::new()
+                } else {
+                    format!(", with {}", more.join(", "))
+                }
+            ),
+        );
     }
 
     /// `container_name`: the container's name, when it is not the app's.
@@ -2161,11 +2229,28 @@ pub fn map_service(
         uses: Uses::default(),
     };
     let image = raw.get("image").and_then(Value::as_str)?;
-    let (full, changed) = match convert::normalize_image(image) {
+    let built = raw.contains_key("build");
+    let normalised = if built {
+        convert::local_image(image).map(|f| (f, false))
+    } else {
+        convert::normalize_image(image)
+    };
+    let (full, changed) = match normalised {
         Ok(x) => x,
         Err(_) => return None,
     };
-    if changed {
+    if built {
+        let pulls = if full.starts_with("localhost/") {
+            "when it is missing, Podman's pull of localhost/… fails, so nothing is pulled from a registry"
+        } else {
+            "the manifest has no pull policy: when it is missing on the host, Podman pulls it from its registry instead"
+        };
+        mp.note(
+            "image",
+            Action::Changed,
+            format!("`{image}` is built locally (compose builds it and tags it `{image}`), not pulled: carried as `{full}`, the name Podman gives a local build; {pulls}"),
+        );
+    } else if changed {
         mp.note(
             "image",
             Action::Changed,
