@@ -1718,3 +1718,54 @@ fn build_with_image_is_a_local_image_with_its_build_command() {
     // windlass does not build: --strict refuses it.
     assert_eq!(p.import(&["--force", "--strict"]).status.code(), Some(1));
 }
+
+/// Same-file `extends` (long and short form) is merged as compose merges
+/// it, instead of a service "without an image": the base's image,
+/// environment (interpolated at the extending service), ports and
+/// volumes are inherited, the extending service's values win, lists are
+/// appended with one entry per key; a base that is missing fails the
+/// import naming it.
+#[test]
+fn same_file_extends_is_merged_as_compose_merges_it() {
+    let p = Project::new(
+        "x-base: &b\n  restart: always\nservices:\n  base:\n    <<: *b\n    image: docker.io/library/app:${TAG}\n    command: [serve]\n    environment:\n      MODE: base\n      LEVEL: ${LEVEL:-info}\n    ports: [\"8080:80\"]\n    volumes: [\"data:/data\"]\n  worker:\n    extends:\n      service: base\n    command: [work]\n    environment:\n      MODE: worker\n    ports: [\"9090:90\"]\n    volumes: [\"/srv/w:/data\"]\n  short:\n    extends: worker\n    restart: on-failure\nvolumes:\n  data: {}\n",
+        Some("TAG=1.2\n"),
+    );
+    p.import_ok(&[]);
+    let w = p.container("worker");
+    assert_eq!(w["image"].as_str(), Some("docker.io/library/app:1.2"));
+    assert_eq!(strs(&w["command"]), ["work"]);
+    assert_eq!(
+        env_of(&w),
+        [
+            ("LEVEL".to_string(), "info".to_string()),
+            ("MODE".into(), "worker".into())
+        ]
+    );
+    assert_eq!(strs(&w["ports"]), ["8080:80", "9090:90"]);
+    assert_eq!(strs(&w["volumes"]), ["/srv/w:/data"]);
+    assert_eq!(w["restart"].as_str(), Some("always"));
+    let s = p.container("short");
+    assert_eq!(strs(&s["command"]), ["work"]);
+    assert_eq!(s["restart"].as_str(), Some("on-failure"));
+    let b = p.container("base");
+    assert_eq!(strs(&b["command"]), ["serve"]);
+    assert!(
+        p.entries("worker")
+            .iter()
+            .any(|(k, a, r)| k == "extends" && a == "changed" && r.contains("`base`")),
+        "{:?}",
+        p.entries("worker")
+    );
+    let p = Project::new(
+        "services:\n  a:\n    extends: nope\n    restart: always\n",
+        None,
+    );
+    let o = p.import(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("services.a") && err.contains("`nope`"),
+        "{err}"
+    );
+}

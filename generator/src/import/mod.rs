@@ -15,6 +15,7 @@ pub mod adopt;
 pub mod convert;
 pub mod depth;
 pub mod envfile;
+pub mod extends;
 pub mod interpolate;
 pub mod manifest;
 pub mod podman;
@@ -147,6 +148,10 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         message,
     };
     let (mut doc, compose_dir) = read_compose(path)?;
+    // Before interpolation, so that what a service inherits is
+    // interpolated (and reported) at its own place.
+    let extended = extends::resolve(&mut doc, &compose_dir)
+        .map_err(|e| compose_err(format!("extends: {e}")))?;
     let (subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
     let Value::Mapping(top) = &doc else {
         return Err(compose_err("expected a map at the top level".into()));
@@ -161,6 +166,14 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     report.project = project.clone();
     report.project_from = project_from;
     report_top_level_keys(top, &mut report);
+    for (svc, base) in &extended {
+        report.push(
+            Some(svc),
+            "extends",
+            Action::Changed,
+            format!("merged with the service `{base}`, as compose merges them (this service's values win; lists are appended, one entry per port, mount target or variable)"),
+        );
+    }
 
     let empty = Mapping::new();
     let services = match top.get("services") {

@@ -86,7 +86,7 @@ fn reason_for(key: &str) -> &'static str {
         "pull_policy" => "Quadlet pulls a missing image when the unit starts",
         "working_dir" => "no windlass key: set WORKDIR in the image",
         "configs" => "configs are not imported: mount the file as a read-only bind volume",
-        "extends" => "extends is not followed: merge the base service into this one first",
+        "extends" => "extends could not be resolved",
         "volumes_from" => "no equivalent: list the volumes explicitly",
         "device_cgroup_rules"
         | "pid"
