@@ -216,7 +216,9 @@ fn a_secret_in_dot_env_reaches_no_manifest_and_no_output_unless_put_in_a_plain_k
         ] {
             assert!(!env.contains_key(k), "{k}: {app}");
         }
-        assert!(app.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"));
+        assert!(
+            app.contains("{ name = \"secrets-marker_db-password\", target = \"DB_PASSWORD\" }")
+        );
         let plain = everything
             .iter()
             .filter(|(_, t)| t.contains("POISON-7f3a9c-plain"))
@@ -759,7 +761,7 @@ services:
     assert!(!app_env.contains_key("DB_PASSWORD"));
     let text = std::fs::read_to_string(p.fleet().join("app.toml")).unwrap();
     assert!(
-        text.contains("{ name = \"db-password\", target = \"DB_PASSWORD\" }"),
+        text.contains("{ name = \"demo_db-password\", target = \"DB_PASSWORD\" }"),
         "{text}"
     );
     // Unset everywhere: compose leaves it out too, and the report says so.
@@ -1075,7 +1077,7 @@ services:
     }
     let db = std::fs::read_to_string(p.fleet().join("db.toml")).unwrap();
     assert!(
-        db.contains("{ name = \"postgres-password\", target = \"POSTGRES_PASSWORD\" }"),
+        db.contains("{ name = \"demo_postgres-password\", target = \"POSTGRES_PASSWORD\" }"),
         "{db}"
     );
     assert_eq!(
@@ -1084,8 +1086,8 @@ services:
     );
     let app = std::fs::read_to_string(p.fleet().join("app.toml")).unwrap();
     for s in [
-        "{ name = \"api-token\", target = \"API_TOKEN\" }",
-        "{ name = \"smtp-pass\", target = \"SMTP_PASS\" }",
+        "{ name = \"demo_api-token\", target = \"API_TOKEN\" }",
+        "{ name = \"demo_smtp-pass\", target = \"SMTP_PASS\" }",
     ] {
         assert!(app.contains(s), "{s}: {app}");
     }
@@ -1098,7 +1100,7 @@ services:
         (
             "environment.POSTGRES_PASSWORD",
             "withheld",
-            "podman secret `postgres-password`",
+            "podman secret `demo_postgres-password`",
         ),
         (
             "environment.DATABASE_URL",
@@ -1768,4 +1770,83 @@ fn same_file_extends_is_merged_as_compose_merges_it() {
         err.contains("services.a") && err.contains("`nope`"),
         "{err}"
     );
+}
+
+/// Podman secrets the import creates names for are scoped by the project
+/// (`<project>_<name>`, as compose scopes what it creates), so two
+/// projects' `DB_PASSWORD` do not collide in one fleet; external ones keep
+/// their names. The report begins with the totals and lists every secret
+/// the fleet needs as a ready-to-run `podman secret create NAME -`, never
+/// a value; the JSON gains `summary` and `podman_secrets`.
+#[test]
+fn secrets_are_scoped_by_project_and_the_report_starts_with_totals_and_secret_commands() {
+    let compose = "services:\n  db:\n    image: docker.io/library/postgres:16\n    restart: always\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n    secrets: [api, ext]\n  web:\n    image: docker.io/library/nginx:1\n    restart: always\n    environment:\n      DB_PASSWORD: ${DB_PASSWORD}\n    profiles: [x]\nsecrets:\n  api:\n    environment: API_KEY\n  ext:\n    external: true\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    let mut reports = Vec::new();
+    for project in ["one", "two"] {
+        let dir = tmp.path().join(project);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), compose).unwrap();
+        std::fs::write(
+            dir.join(".env"),
+            "DB_PASSWORD=POISON-s3\nAPI_KEY=POISON-k4\n",
+        )
+        .unwrap();
+        let report = dir.join("report.json");
+        let o = windlass(&[
+            "import",
+            s(&dir.join("compose.yaml")),
+            "-o",
+            s(&fleet),
+            "--prefix",
+            project,
+            "--report",
+            s(&report),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        assert!(!err.contains("POISON"), "{err}");
+        assert!(
+            err.starts_with("imported 2 of 2 services; report entries: "),
+            "{err}"
+        );
+        assert!(
+            err.contains(" dropped") && err.contains(" withheld"),
+            "{err}"
+        );
+        for cmd in [
+            format!(
+                "  podman secret create {project}_db-password -    # {project}-db, {project}-web"
+            ),
+            format!("  podman secret create {project}_api -    # {project}-db"),
+            format!("  podman secret create ext -    # {project}-db"),
+        ] {
+            assert!(err.contains(&cmd), "{cmd}\n{err}");
+        }
+        let text = std::fs::read_to_string(&report).unwrap();
+        assert!(!text.contains("POISON"));
+        reports.push(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+    }
+    let r = &reports[1];
+    assert_eq!(r["summary"]["services_total"], 2);
+    assert_eq!(r["summary"]["services_imported"], 2);
+    assert_eq!(r["summary"]["entries"]["dropped"], 1);
+    let names: Vec<&str> = r["podman_secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["two_db-password", "two_api", "ext"]);
+    assert_eq!(
+        r["podman_secrets"][0]["command"],
+        "podman secret create two_db-password -"
+    );
+    // Existing fields keep their names.
+    for k in ["format", "project", "services", "entries", "interpolated"] {
+        assert!(r.get(k).is_some(), "{k}");
+    }
+    let v = windlass(&["validate", s(&fleet)]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }

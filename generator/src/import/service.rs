@@ -976,7 +976,13 @@ impl Mapper<'_, '_> {
     /// `var`: as a whole (`whole`) it becomes a reference to the podman
     /// secret named after `var`; a value built from it is not written.
     fn secret_env(&mut self, path: String, k: &str, var: &str, whole: bool) {
-        let secret = var.to_ascii_lowercase().replace('_', "-");
+        // Scoped by the project, as compose scopes what it creates, so
+        // that two projects' `DB_PASSWORD` are two secrets in one fleet.
+        let secret = format!(
+            "{}_{}",
+            self.ctx.project,
+            var.to_ascii_lowercase().replace('_', "-")
+        );
         if whole && is_object_name(&secret) {
             self.m.secrets.push(SecretRef {
                 name: secret.clone(),
@@ -986,7 +992,7 @@ impl Mapper<'_, '_> {
             self.note(
                 path,
                 Action::Withheld,
-                format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} FILE`"),
+                format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} -` (the value on stdin)"),
             );
         } else {
             self.note(
@@ -2163,7 +2169,7 @@ impl Mapper<'_, '_> {
                         self.note(
                             key.clone(),
                             Action::Withheld,
-                            format!("compose reads it from ${var}; windlass references the podman secret `{name}`: create it with `podman secret create {name} FILE`"),
+                            format!("compose reads it from ${var}; windlass references the podman secret `{name}`: create it with `podman secret create {name} -` (the value on stdin)"),
                         );
                     }
                     (name, false)
