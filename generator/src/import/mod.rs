@@ -14,6 +14,8 @@
 pub mod adopt;
 pub mod convert;
 pub mod depth;
+pub mod envfile;
+pub mod extends;
 pub mod interpolate;
 pub mod manifest;
 pub mod podman;
@@ -82,7 +84,7 @@ pub enum ImportError {
     #[error("the imported fleet does not validate; nothing was written")]
     Invalid(Vec<Diagnostic>),
     #[error(
-        "--strict: {0} key(s) were dropped, left uninterpolated or withheld; nothing was written"
+        "--strict: {0} key(s) were dropped, left uninterpolated, withheld or would be read differently; nothing was written"
     )]
     Strict(usize),
 }
@@ -146,6 +148,10 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         message,
     };
     let (mut doc, compose_dir) = read_compose(path)?;
+    // Before interpolation, so that what a service inherits is
+    // interpolated (and reported) at its own place.
+    let extended = extends::resolve(&mut doc, &compose_dir)
+        .map_err(|e| compose_err(format!("extends: {e}")))?;
     let (subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
     let Value::Mapping(top) = &doc else {
         return Err(compose_err("expected a map at the top level".into()));
@@ -160,6 +166,14 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     report.project = project.clone();
     report.project_from = project_from;
     report_top_level_keys(top, &mut report);
+    for (svc, base) in &extended {
+        report.push(
+            Some(svc),
+            "extends",
+            Action::Changed,
+            format!("merged with the service `{base}`, as compose merges them (this service's values win; lists are appended, one entry per port, mount target or variable)"),
+        );
+    }
 
     let empty = Mapping::new();
     let services = match top.get("services") {
@@ -177,7 +191,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let AppNames { apps, healthy } = app_names(services, &subs, prefix.as_deref(), &mut report)?;
     let (networks_map, network_defs) = top_networks(top.get("networks"), &project, &mut report);
     let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
-    let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
+    let secrets = top_secrets(top.get("secrets"), &compose_dir, &project, &mut report);
     report_top_level_substitutions(&subs, &mut report);
 
     let network_subnets = network_defs
@@ -202,6 +216,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let (manifests, used) = map_services(&ctx, services, &mut report);
     let networks = declare_networks(&used.networks, network_defs, &project, &mut report);
     let volumes = declare_volumes(&used.volumes, volume_defs);
+    report.podman_secrets = podman_secrets(&manifests);
     if manifests.is_empty() {
         let why: Vec<String> = report
             .not_imported()
@@ -358,6 +373,29 @@ fn substitute_variables(
         }
     })?;
     Ok((subs, vars, rule))
+}
+
+/// The podman secrets the imported apps reference (not host files), each
+/// with the apps that use it, in first-use order.
+fn podman_secrets(manifests: &[AppManifest]) -> Vec<report::SecretNeeded> {
+    let mut out: Vec<report::SecretNeeded> = Vec::new();
+    for m in manifests {
+        for s in m.secrets.iter().filter(|s| !s.name.starts_with('/')) {
+            match out.iter_mut().find(|n| n.name == s.name) {
+                Some(n) => {
+                    if !n.apps.contains(&m.app) {
+                        n.apps.push(m.app.clone());
+                    }
+                }
+                None => out.push(report::SecretNeeded {
+                    name: s.name.clone(),
+                    apps: vec![m.app.clone()],
+                    command: format!("podman secret create {} -", s.name),
+                }),
+            }
+        }
+    }
+    out
 }
 
 /// Where interpolation read its variables, in words.
@@ -872,6 +910,7 @@ fn top_volumes(
 fn top_secrets(
     v: Option<&Value>,
     compose_dir: &Path,
+    project: &str,
     report: &mut Report,
 ) -> BTreeMap<String, SecretDef> {
     let mut out = BTreeMap::new();
@@ -906,12 +945,14 @@ fn top_secrets(
                     }
                 }
                 ("environment", Value::String(var)) => {
+                    // As compose names a secret it creates: `name:` as
+                    // written, else scoped by the project.
                     d = Some(SecretDef::Podman {
                         name: m
                             .get("name")
                             .and_then(Value::as_str)
-                            .unwrap_or(&key)
-                            .to_string(),
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{project}_{key}")),
                         from_env: Some(var.clone()),
                     });
                 }
