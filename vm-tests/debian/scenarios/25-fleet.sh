@@ -99,6 +99,18 @@ journalctl --no-pager -o short-monotonic -u windlassd.service -u windlass-fleetd
 user=$(stat -c %U "/proc/$(systemctl show -p MainPID --value windlass-fleetd.service)")
 [ "$user" = windlass-fleet ] || no "windlass-fleetd runs as $user, not windlass-fleet"
 
+# Gone again, as a package removal would leave it (99-uninstall checks
+# that nothing of windlass is left): the agent stays, on B.
 systemctl stop windlass-fleetd.service windlass-coordinator.service windlass-test-nats.service
+rm -rf /etc/systemd/system/windlass-fleetd.service /etc/systemd/system/windlass-fleetd.service.d \
+  /etc/systemd/system/windlass-coordinator.service /usr/lib/sysusers.d/windlass-fleet.conf \
+  /var/lib/windlass-fleet /var/lib/private/windlass-fleet /var/lib/windlass-test-nats \
+  /etc/windlass/fleetd.env /etc/windlass/coordinator.env
+for b in nats-server windlass-fleetd windlass-coordinator windlass-fleet; do rm -f "/usr/local/bin/$b"; done
+userdel windlass-fleet 2>/dev/null; groupdel windlass-fleet 2>/dev/null
+systemctl daemon-reload
+systemctl reset-failed 'windlass-fleetd*' 'windlass-coordinator*' 'windlass-test-nats*' 2>/dev/null
+left=$(systemctl list-units --all --no-legend --plain | grep -E 'windlass-(fleetd|coordinator|test-nats)')
+[ -z "$left" ] || no "fleet units still loaded: $left"
 at "done"
 exit $fail
