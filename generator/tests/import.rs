@@ -662,6 +662,33 @@ fn a_read_only_root_reports_the_writable_tmpfs_podman_adds() {
     );
 }
 
+/// Compose expands `~` in a bind source to the home directory; without
+/// HOME the mount is dropped and reported, never bound below the compose
+/// file's directory as a literal `~`.
+#[test]
+fn a_bind_source_under_home_needs_home_and_is_never_a_literal_tilde() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    volumes: [\"~/site:/usr/share/nginx/html:ro\"]\n",
+        None,
+    );
+    let o = p.import_with_env(&[], &[("HOME", "/home/alice")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        strs(&p.container("web")["volumes"]),
+        ["/home/alice/site:/usr/share/nginx/html:ro"]
+    );
+    std::fs::remove_dir_all(p.fleet()).unwrap();
+    let o = p.import_with_env(&["--allow-partial"], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(p.container("web").get("volumes").is_none());
+    let web = p.entries("web");
+    assert!(
+        web.iter()
+            .any(|(k, a, r)| k == "volumes[0]" && a == "dropped" && r.contains("HOME is not set")),
+        "{web:?}"
+    );
+}
+
 /// Podman's stop timeout is whole seconds: a fraction of a second is
 /// rounded up, and the report says so.
 #[test]

@@ -1444,6 +1444,14 @@ impl Mapper<'_, '_> {
             );
         };
         let source = if bind {
+            if (src == "~" || src.starts_with("~/")) && self.ctx.home.is_none() {
+                // Compose expands `~` to the user's home; without HOME
+                // there is nothing to expand it to.
+                return self.drop(
+                    key,
+                    format!("host path {src} starts with `~` and HOME is not set, so it cannot be resolved to the home directory as compose resolves it"),
+                );
+            }
             let abs = self.host_path(src);
             if abs.contains(char::is_whitespace) {
                 // Quadlet copies the host path into `RequiresMountsFor=`
