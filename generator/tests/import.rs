@@ -624,14 +624,94 @@ volumes:
     assert_eq!(strs(&web["container"]["ports"]), ["8080:80"]);
     assert_eq!(strs(&web["container"]["volumes"]), ["demo_data:/data:ro"]);
     assert_eq!(web["health"]["retries"].as_integer(), Some(10));
-    // Only the start deadline derived from the health check is reported.
+    // Only the start deadline derived from the health check and what
+    // Podman's read-only root allows are reported.
     let entries = p.entries("web");
-    assert!(
-        entries.len() == 1 && entries[0].0 == "healthcheck" && entries[0].1 == "changed",
+    let keys: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|(k, a, _)| (k.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("read_only", "changed"), ("healthcheck", "changed")],
         "{entries:?}"
     );
     // Compose reads the YAML 1.1 words as booleans in these places.
     assert_eq!(p.container("db")["read_only"].as_bool(), Some(true));
+}
+
+/// Podman mounts writable tmpfs on /tmp, /run, /var/tmp and /dev of a
+/// read-only container, Docker does not: the report says so.
+#[test]
+fn a_read_only_root_reports_the_writable_tmpfs_podman_adds() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    read_only: true\n  api:\n    image: docker.io/library/nginx:1.27\n    read_only: false\n",
+        None,
+    );
+    p.import_ok(&[]);
+    let web = p.entries("web");
+    assert!(
+        web.iter()
+            .any(|(k, a, r)| k == "read_only" && a == "changed" && r.contains("/tmp")),
+        "{web:?}"
+    );
+    assert!(
+        !p.entries("api").iter().any(|(k, _, _)| k == "read_only"),
+        "{:?}",
+        p.entries("api")
+    );
+}
+
+/// Compose expands `~` in a bind source to the home directory; without
+/// HOME the mount is dropped and reported, never bound below the compose
+/// file's directory as a literal `~`.
+#[test]
+fn a_bind_source_under_home_needs_home_and_is_never_a_literal_tilde() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    volumes: [\"~/site:/usr/share/nginx/html:ro\"]\n",
+        None,
+    );
+    let o = p.import_with_env(&[], &[("HOME", "/home/alice")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        strs(&p.container("web")["volumes"]),
+        ["/home/alice/site:/usr/share/nginx/html:ro"]
+    );
+    std::fs::remove_dir_all(p.fleet()).unwrap();
+    let o = p.import_with_env(&["--allow-partial"], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(p.container("web").get("volumes").is_none());
+    let web = p.entries("web");
+    assert!(
+        web.iter()
+            .any(|(k, a, r)| k == "volumes[0]" && a == "dropped" && r.contains("HOME is not set")),
+        "{web:?}"
+    );
+}
+
+/// Podman's stop timeout is whole seconds: a fraction of a second is
+/// rounded up, and the report says so.
+#[test]
+fn a_stop_grace_period_with_a_fraction_of_a_second_reports_the_rounding() {
+    let p = Project::new(
+        "services:\n  web:\n    image: docker.io/library/nginx:1.27\n    stop_grace_period: 1500ms\n  api:\n    image: docker.io/library/nginx:1.27\n    stop_grace_period: 1m\n",
+        None,
+    );
+    p.import_ok(&[]);
+    let web = p.entries("web");
+    assert!(
+        web.iter().any(|(k, a, r)| k == "stop_grace_period"
+            && a == "changed"
+            && r.contains("becomes 2s")),
+        "{web:?}"
+    );
+    assert!(
+        !p.entries("api")
+            .iter()
+            .any(|(k, _, _)| k == "stop_grace_period"),
+        "{:?}",
+        p.entries("api")
+    );
 }
 
 #[test]

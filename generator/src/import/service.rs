@@ -365,13 +365,25 @@ impl Mapper<'_, '_> {
                 "labels" => self.labels(v),
                 "extra_hosts" => self.extra_hosts(v),
                 "read_only" => match v {
-                    Value::Bool(b) => self.m.read_only = *b,
+                    Value::Bool(b) => {
+                        self.m.read_only = *b;
+                        if *b {
+                            self.note(
+                                "read_only",
+                                Action::Changed,
+                                "Podman, unlike Docker, mounts writable tmpfs on /dev, /dev/shm, /run, /tmp and /var/tmp of a read-only container (its --read-only-tmpfs default): writes there succeed where compose's container gets an error",
+                            );
+                        }
+                    }
                     _ => self.drop("read_only", "expected true or false"),
                 },
                 "stop_grace_period" => {
                     if let Some(s) = scalar_text(v) {
                         match convert::duration(&s) {
-                            Ok(d) => self.m.stop_timeout = Some(d),
+                            Ok(d) => {
+                                self.stop_timeout_rounding(&s);
+                                self.m.stop_timeout = Some(d);
+                            }
                             Err(e) => self.drop("stop_grace_period", e),
                         }
                     }
@@ -458,6 +470,23 @@ impl Mapper<'_, '_> {
         }
         self.service_alias();
         self.check_env_files(raw);
+    }
+
+    /// Podman's stop timeout is whole seconds: a fraction is rounded up.
+    fn stop_timeout_rounding(&mut self, s: &str) {
+        let Ok(us) = convert::duration_usec(s) else {
+            return;
+        };
+        if us % 1_000_000 != 0 {
+            self.note(
+                "stop_grace_period",
+                Action::Changed,
+                format!(
+                    "Podman's stop timeout is whole seconds: `{s}` becomes {}s",
+                    us.div_ceil(1_000_000)
+                ),
+            );
+        }
     }
 
     /// `build` beside `image`: windlass never builds, so the image must be
@@ -1415,6 +1444,14 @@ impl Mapper<'_, '_> {
             );
         };
         let source = if bind {
+            if (src == "~" || src.starts_with("~/")) && self.ctx.home.is_none() {
+                // Compose expands `~` to the user's home; without HOME
+                // there is nothing to expand it to.
+                return self.drop(
+                    key,
+                    format!("host path {src} starts with `~` and HOME is not set, so it cannot be resolved to the home directory as compose resolves it"),
+                );
+            }
             let abs = self.host_path(src);
             if abs.contains(char::is_whitespace) {
                 // Quadlet copies the host path into `RequiresMountsFor=`
