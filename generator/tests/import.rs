@@ -426,7 +426,10 @@ fn a_compose_file_nested_fifty_thousand_deep_is_refused_at_once() {
             )),
             "{err}"
         );
-        assert!(took < std::time::Duration::from_secs(1), "took {took:?}");
+        // The parser took 5-30 s over the flow cases; the scan takes
+        // milliseconds. 4 s leaves room for a loaded CI machine (1 s
+        // failed once with two builds and a VM beside it).
+        assert!(took < std::time::Duration::from_secs(4), "took {took:?}");
         assert!(!fleet.exists());
     }
 }
