@@ -219,7 +219,7 @@ pub fn compose(data: &[u8]) {
     }
 
     let opts = import::Options {
-        compose_file,
+        compose_files: vec![compose_file],
         project: None,
         prefix: None,
         env_files: Vec::new(),

@@ -82,8 +82,13 @@ pub enum Command {
         /// Import from something other than a compose file.
         #[command(subcommand)]
         from: Option<ImportFrom>,
-        #[arg(required = true)]
+        /// The compose file.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
         compose_file: Option<PathBuf>,
+        /// A compose file (repeatable, as `docker compose -f`: each later
+        /// file is merged over the earlier ones). Instead of COMPOSE_FILE.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Vec<PathBuf>,
         /// The fleet directory to write (created, or added to).
         #[arg(short, long, value_name = "APPS_DIR", required = true)]
         output: Option<PathBuf>,

@@ -1850,3 +1850,75 @@ fn secrets_are_scoped_by_project_and_the_report_starts_with_totals_and_secret_co
     let v = windlass(&["validate", s(&fleet)]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }
+
+/// A project of several files in `tests/compose-files/CASE`, read in
+/// place.
+fn multi(case: &str) -> PathBuf {
+    common::repo_root()
+        .join("generator/tests/compose-files")
+        .join(case)
+}
+
+/// `windlass import ARGS -o TMP/fleet --project demo --report
+/// TMP/report.json` with an empty environment: the status, stderr, the
+/// JSON report (Null when none was written) and TMP.
+fn import_files(args: &[&str]) -> (Output, String, serde_json::Value, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    let report = tmp.path().join("report.json");
+    let mut all = vec!["import"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", s(&fleet), "--project", "demo", "--report", s(&report)]);
+    let o = windlass(&all);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let r = std::fs::read_to_string(&report)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (o, err, r, tmp)
+}
+
+fn container_in(fleet: &Path, app: &str) -> toml_edit::Table {
+    let text = std::fs::read_to_string(fleet.join(format!("{app}.toml")))
+        .unwrap_or_else(|e| panic!("{app}.toml: {e}"));
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    doc["container"].as_table().unwrap().clone()
+}
+
+/// `-f a -f b`: b is merged over a as compose merges files (maps key by
+/// key, lists appended then one entry per key, `!override` replaces,
+/// `!reset` removes, networks' `ipam.config` by subnet), and b's relative
+/// paths are relative to the project directory, a's.
+#[test]
+fn later_files_merge_over_earlier_ones_with_reset_and_override() {
+    let dir = multi("files");
+    let (o, err, r, tmp) = import_files(&[
+        "-f",
+        s(&dir.join("compose.yaml")),
+        "-f",
+        s(&dir.join("env/prod.yml")),
+    ]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let app = container_in(&fleet, "app");
+    assert_eq!(app["image"].as_str(), Some("docker.io/library/app:2"));
+    assert_eq!(
+        env_of(&app),
+        [("A".to_string(), "1".to_string()), ("B".into(), "3".into())]
+    );
+    assert_eq!(strs(&app["ports"]), ["443:443"]);
+    assert_eq!(
+        strs(&app["volumes"]),
+        [format!("{}:/data", s(&dir.join("data")))]
+    );
+    let text = std::fs::read_to_string(fleet.join("app.toml")).unwrap();
+    assert!(!text.contains("[health]"), "{text}");
+    let toml = std::fs::read_to_string(fleet.join("windlass.toml")).unwrap();
+    assert!(
+        toml.contains("[networks.demo_front]")
+            && toml.contains("subnet = \"10.5.0.0/24\"")
+            && toml.contains("gateway = \"10.5.0.254\""),
+        "{toml}"
+    );
+    assert_eq!(r["files"].as_array().unwrap().len(), 2);
+    assert!(!err.contains("was read over"), "{err}");
+}

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod depth;
 pub mod envfile;
 pub mod extends;
+pub mod files;
 pub mod interpolate;
 pub mod manifest;
 pub mod podman;
@@ -41,7 +42,9 @@ use service::{Context, SecretDef};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub compose_file: PathBuf,
+    /// The compose files, later ones over earlier ones (`-f a -f b`); the
+    /// first one's directory is the project directory.
+    pub compose_files: Vec<PathBuf>,
     /// `--project`; default: the file's `name:`, else its directory's name.
     pub project: Option<String>,
     /// `--prefix`: every app is named `<prefix>-<service>`.
@@ -140,18 +143,26 @@ fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
     out
 }
 
-/// Reads the compose file and maps it. Writes nothing.
+/// Reads the compose files and maps them. Writes nothing.
 pub fn import(opts: &Options) -> Result<Imported, ImportError> {
-    let path = &opts.compose_file;
+    let Some(path) = opts.compose_files.first() else {
+        return Err(ImportError::Names("no compose file given".into()));
+    };
     let compose_err = |message: String| ImportError::Compose {
         path: path.clone(),
         message,
     };
-    let (mut doc, compose_dir) = read_compose(path)?;
-    // Before interpolation, so that what a service inherits is
-    // interpolated (and reported) at its own place.
-    let extended = extends::resolve(&mut doc, &compose_dir)
-        .map_err(|e| compose_err(format!("extends: {e}")))?;
+    // Each file with its `extends` resolved, then merged, all before
+    // interpolation, so that what a service inherits or is given by a
+    // later file is interpolated (and reported) at its own place.
+    let loaded = files::load(&opts.compose_files, None)?;
+    let compose_dir = std::path::absolute(path)
+        .map_err(io_err(path))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut doc = loaded.doc;
+    let extended = loaded.extended;
     let (subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
     let Value::Mapping(top) = &doc else {
         return Err(compose_err("expected a map at the top level".into()));
@@ -165,6 +176,13 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let (project, project_from) = project_name(opts, top, &compose_dir, &vars)?;
     report.project = project.clone();
     report.project_from = project_from;
+    if loaded.files.len() > 1 {
+        report.files = loaded
+            .files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+    }
     report_top_level_keys(top, &mut report);
     for (svc, base) in &extended {
         report.push(
@@ -367,7 +385,7 @@ fn substitute_variables(
     };
     let subs = interpolate::interpolate_document(doc, &interp).map_err(|source| {
         ImportError::Interpolation {
-            path: opts.compose_file.clone(),
+            path: opts.compose_files.first().cloned().unwrap_or_default(),
             read: read_from(&env_files, opts.process_env),
             source,
         }

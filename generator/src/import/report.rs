@@ -123,6 +123,10 @@ pub struct Report {
     /// Totals, filled in when the report is written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// The compose files read, in order (later over earlier); only when
+    /// there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 impl Report {
@@ -223,6 +227,13 @@ impl Report {
                 out,
                 "project {p} (from {}): volumes and networks are named {p}_<key>, as compose names them",
                 self.project_from
+            );
+        }
+        if !self.files.is_empty() {
+            let _ = writeln!(
+                out,
+                "compose files (each later one over the earlier): {}",
+                self.files.join(", ")
             );
         }
         for w in &self.warnings {
