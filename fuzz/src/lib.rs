@@ -220,6 +220,7 @@ pub fn compose(data: &[u8]) {
 
     let opts = import::Options {
         compose_files: vec![compose_file],
+        default_override: false,
         project: None,
         prefix: None,
         env_files: Vec::new(),

@@ -82,11 +82,13 @@ pub enum Command {
         /// Import from something other than a compose file.
         #[command(subcommand)]
         from: Option<ImportFrom>,
-        /// The compose file.
+        /// The compose file; the override file compose reads beside it
+        /// when no -f is given (`compose.override.yml`, …) is read over it.
         #[arg(required_unless_present = "file", conflicts_with = "file")]
         compose_file: Option<PathBuf>,
         /// A compose file (repeatable, as `docker compose -f`: each later
-        /// file is merged over the earlier ones). Instead of COMPOSE_FILE.
+        /// file is merged over the earlier ones; no override file is read
+        /// unless given). Instead of COMPOSE_FILE.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Vec<PathBuf>,
         /// The fleet directory to write (created, or added to).

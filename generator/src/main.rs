@@ -59,12 +59,16 @@ fn main() -> ExitCode {
             let Some(output) = output else {
                 unreachable!("clap requires --output without a subcommand")
             };
+            // COMPOSE_FILE alone is read as compose reads it when no -f is
+            // given: with the override file beside it.
+            let default_override = file.is_empty();
             let compose_files = match compose_file {
                 Some(f) => vec![f],
                 None => file,
             };
             let opts = windlass::import::Options {
                 compose_files,
+                default_override,
                 project,
                 prefix,
                 env_files: env_file,

@@ -1884,6 +1884,59 @@ fn container_in(fleet: &Path, app: &str) -> toml_edit::Table {
     doc["container"].as_table().unwrap().clone()
 }
 
+/// As `docker compose` without `-f`: the override file beside the compose
+/// file (`compose.override.yml`) is merged over it, and the report says
+/// so; `-f compose.yaml` reads that file alone.
+#[test]
+fn the_override_file_beside_the_compose_file_is_read_over_it_unless_f_names_the_files() {
+    let main = multi("override/compose.yaml");
+    let (o, err, r, tmp) = import_files(&[s(&main)]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let web = container_in(&fleet, "web");
+    assert_eq!(web["image"].as_str(), Some("docker.io/library/nginx:1.27"));
+    assert_eq!(strs(&web["command"]), ["nginx-debug", "-g", "daemon off;"]);
+    // One entry per published port, the later file's in the earlier's place.
+    assert_eq!(strs(&web["ports"]), ["8080:80", "8081:81"]);
+    assert_eq!(
+        env_of(&web),
+        [
+            ("LEVEL".to_string(), "info".to_string()),
+            ("MODE".into(), "dev".into())
+        ]
+    );
+    assert!(fleet.join("cache.toml").is_file());
+    let files: Vec<&str> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files[1].ends_with("override/compose.override.yml"),
+        "{files:?}"
+    );
+    assert!(
+        err.contains("compose.override.yml was read over") && err.contains("no -f is given"),
+        "{err}"
+    );
+
+    let (o, err, r, tmp) = import_files(&["-f", s(&main)]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let web = container_in(&fleet, "web");
+    assert_eq!(strs(&web["command"]), ["nginx", "-g", "daemon off;"]);
+    assert_eq!(strs(&web["ports"]), ["8080:80"]);
+    assert!(!fleet.join("cache.toml").exists());
+    assert!(r.get("files").is_none(), "{r}");
+    assert!(!err.contains("override"), "{err}");
+
+    // COMPOSE_FILE and -f are one or the other.
+    let (o, err, _, _) = import_files(&[s(&main), "-f", s(&main)]);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+}
+
 /// `-f a -f b`: b is merged over a as compose merges files (maps key by
 /// key, lists appended then one entry per key, `!override` replaces,
 /// `!reset` removes, networks' `ipam.config` by subnet), and b's relative

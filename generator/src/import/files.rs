@@ -4,13 +4,34 @@
 //! the earlier ones with the rules `extends` uses (see
 //! [`extends::merge_documents`]), honouring the `!reset` and `!override`
 //! tags. Relative paths in every file are relative to the project
-//! directory, the first file's, as in compose.
+//! directory, the first file's, as in compose. Without `-f`, compose
+//! also reads the override file beside the compose file
+//! ([`default_override`]).
 
 use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
 use super::{ImportError, extends, read_compose};
+
+/// The override files compose picks up beside the compose file when no
+/// `-f` is given, in its order of preference (only the first found is
+/// read).
+pub const DEFAULT_OVERRIDES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
+
+/// The override file compose would read after `main`, if any.
+pub fn default_override(main: &Path) -> Option<PathBuf> {
+    let dir = main.parent().unwrap_or(Path::new("."));
+    DEFAULT_OVERRIDES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file() && p.file_name() != main.file_name())
+}
 
 /// A project's files, merged and not yet interpolated.
 #[derive(Debug)]
@@ -55,4 +76,27 @@ pub fn load(files: &[PathBuf], project_dir: Option<&Path>) -> Result<Loaded, Imp
         loaded.files.push(path.clone());
     }
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_override_file_is_the_first_of_composes_names_beside_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let main = tmp.path().join("compose.yml");
+        std::fs::write(&main, "services: {}\n").unwrap();
+        assert_eq!(default_override(&main), None);
+        std::fs::write(tmp.path().join("docker-compose.override.yml"), "").unwrap();
+        assert_eq!(
+            default_override(&main),
+            Some(tmp.path().join("docker-compose.override.yml"))
+        );
+        std::fs::write(tmp.path().join("compose.override.yaml"), "").unwrap();
+        assert_eq!(
+            default_override(&main),
+            Some(tmp.path().join("compose.override.yaml"))
+        );
+    }
 }

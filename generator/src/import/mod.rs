@@ -45,6 +45,10 @@ pub struct Options {
     /// The compose files, later ones over earlier ones (`-f a -f b`); the
     /// first one's directory is the project directory.
     pub compose_files: Vec<PathBuf>,
+    /// Also read the override file compose picks up beside the first file
+    /// when no `-f` is given (`compose.override.yml`, …; see
+    /// [`files::DEFAULT_OVERRIDES`]).
+    pub default_override: bool,
     /// `--project`; default: the file's `name:`, else its directory's name.
     pub project: Option<String>,
     /// `--prefix`: every app is named `<prefix>-<service>`.
@@ -152,10 +156,17 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         path: path.clone(),
         message,
     };
+    let mut file_list = opts.compose_files.clone();
+    let found_override = if opts.default_override {
+        files::default_override(path)
+    } else {
+        None
+    };
+    file_list.extend(found_override.clone());
     // Each file with its `extends` resolved, then merged, all before
     // interpolation, so that what a service inherits or is given by a
     // later file is interpolated (and reported) at its own place.
-    let loaded = files::load(&opts.compose_files, None)?;
+    let loaded = files::load(&file_list, None)?;
     let compose_dir = std::path::absolute(path)
         .map_err(io_err(path))?
         .parent()
@@ -182,6 +193,14 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
+    }
+    if let Some(o) = &found_override {
+        report.files_note = format!(
+            "{} was read over {}, as compose reads the override file beside the compose file when no -f is given (`-f {}` alone imports that file alone)",
+            o.display(),
+            path.display(),
+            path.display()
+        );
     }
     report_top_level_keys(top, &mut report);
     for (svc, base) in &extended {

@@ -127,6 +127,9 @@ pub struct Report {
     /// there was more than one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// Why the override file beside the compose file was read, if it was.
+    #[serde(skip)]
+    pub files_note: String,
 }
 
 impl Report {
@@ -235,6 +238,9 @@ impl Report {
                 "compose files (each later one over the earlier): {}",
                 self.files.join(", ")
             );
+        }
+        if !self.files_note.is_empty() {
+            let _ = writeln!(out, "{}", self.files_note);
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
