@@ -1975,3 +1975,80 @@ fn later_files_merge_over_earlier_ones_with_reset_and_override() {
     assert_eq!(r["files"].as_array().unwrap().len(), 2);
     assert!(!err.contains("was read over"), "{err}");
 }
+
+/// `include`: each entry is its own project, read with its own project
+/// directory (the file's, or `project_directory`) and variables (the
+/// including project's first, then its `env_file` or its `.env`), with
+/// its override files (`path` as a list); its services join the project.
+#[test]
+fn include_reads_each_project_with_its_own_directory_and_variables() {
+    let dir = multi("include");
+    let (o, err, r, tmp) = import_files(&[s(&dir.join("compose.yaml"))]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let db = container_in(&fleet, "db");
+    // DB_TAG is set by both; the including project's value wins.
+    assert_eq!(
+        db["image"].as_str(),
+        Some("docker.io/library/postgres:16-main")
+    );
+    assert_eq!(
+        env_of(&db),
+        [
+            ("PGDATA_DIR".to_string(), "/srv/pg".to_string()),
+            ("LOCALE".into(), "C.UTF-8".into())
+        ]
+    );
+    assert_eq!(
+        strs(&db["volumes"]),
+        [format!(
+            "{}:/var/lib/postgresql/data",
+            s(&dir.join("lib/pgdata"))
+        )]
+    );
+    assert_eq!(strs(&db["env_files"]), [s(&dir.join("lib/db.env"))]);
+    let cache = container_in(&fleet, "cache");
+    assert_eq!(cache["image"].as_str(), Some("docker.io/library/redis:7.2"));
+    assert_eq!(
+        strs(&cache["command"]),
+        ["redis-server", "--maxmemory", "64mb"]
+    );
+    assert_eq!(
+        strs(&cache["volumes"]),
+        [format!("{}:/conf:ro", s(&dir.join("extra-root/conf")))]
+    );
+    let web = container_in(&fleet, "web");
+    assert_eq!(web["image"].as_str(), Some("docker.io/library/web:5"));
+    assert_eq!(env_of(&web), [("SHARED".to_string(), "main".to_string())]);
+    let notes: Vec<(&str, &str)> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"].as_str().unwrap().starts_with("include"))
+        .map(|e| (e["key"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        notes,
+        [("include[0]", "changed"), ("include[1]", "changed")]
+    );
+    assert_eq!(r["files"].as_array().unwrap().len(), 4, "{}", r["files"]);
+    assert_eq!(r["summary"]["services_imported"], 3);
+}
+
+/// A service defined both by the including file and, differently, by an
+/// included one is an error, as in compose; so is an include cycle.
+#[test]
+fn an_include_conflict_or_cycle_fails_the_import_and_writes_nothing() {
+    let (o, err, _, tmp) = import_files(&[s(&multi("include-conflict/compose.yaml"))]);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("services.db is defined here and by the included")
+            && err.contains("lib/db.yaml"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("fleet").exists());
+    let (o, err, _, tmp) = import_files(&[s(&multi("include-cycle/compose.yaml"))]);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("include cycle"), "{err}");
+    assert!(!tmp.path().join("fleet").exists());
+}

@@ -123,8 +123,8 @@ pub struct Report {
     /// Totals, filled in when the report is written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
-    /// The compose files read, in order (later over earlier); only when
-    /// there was more than one.
+    /// The compose files read, in order (later over earlier, then the
+    /// included ones); only when there was more than one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
     /// Why the override file beside the compose file was read, if it was.
@@ -235,7 +235,7 @@ impl Report {
         if !self.files.is_empty() {
             let _ = writeln!(
                 out,
-                "compose files (each later one over the earlier): {}",
+                "compose files (each later one over the earlier, then those `include` reads): {}",
                 self.files.join(", ")
             );
         }
