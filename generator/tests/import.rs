@@ -1933,3 +1933,205 @@ fn secrets_are_scoped_by_project_and_the_report_starts_with_totals_and_secret_co
     let v = windlass(&["validate", s(&fleet)]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
 }
+
+/// A project of several files in `tests/compose-files/CASE`, read in
+/// place.
+fn multi(case: &str) -> PathBuf {
+    common::repo_root()
+        .join("generator/tests/compose-files")
+        .join(case)
+}
+
+/// `windlass import ARGS -o TMP/fleet --project demo --report
+/// TMP/report.json` with an empty environment: the status, stderr, the
+/// JSON report (Null when none was written) and TMP.
+fn import_files(args: &[&str]) -> (Output, String, serde_json::Value, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    let report = tmp.path().join("report.json");
+    let mut all = vec!["import"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", s(&fleet), "--project", "demo", "--report", s(&report)]);
+    let o = windlass(&all);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let r = std::fs::read_to_string(&report)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (o, err, r, tmp)
+}
+
+fn container_in(fleet: &Path, app: &str) -> toml_edit::Table {
+    let text = std::fs::read_to_string(fleet.join(format!("{app}.toml")))
+        .unwrap_or_else(|e| panic!("{app}.toml: {e}"));
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    doc["container"].as_table().unwrap().clone()
+}
+
+/// As `docker compose` without `-f`: the override file beside the compose
+/// file (`compose.override.yml`) is merged over it, and the report says
+/// so; `-f compose.yaml` reads that file alone.
+#[test]
+fn the_override_file_beside_the_compose_file_is_read_over_it_unless_f_names_the_files() {
+    let main = multi("override/compose.yaml");
+    let (o, err, r, tmp) = import_files(&[s(&main)]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let web = container_in(&fleet, "web");
+    assert_eq!(web["image"].as_str(), Some("docker.io/library/nginx:1.27"));
+    assert_eq!(strs(&web["command"]), ["nginx-debug", "-g", "daemon off;"]);
+    // One entry per published port, the later file's in the earlier's place.
+    assert_eq!(strs(&web["ports"]), ["8080:80", "8081:81"]);
+    assert_eq!(
+        env_of(&web),
+        [
+            ("LEVEL".to_string(), "info".to_string()),
+            ("MODE".into(), "dev".into())
+        ]
+    );
+    assert!(fleet.join("cache.toml").is_file());
+    let files: Vec<&str> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files[1].ends_with("override/compose.override.yml"),
+        "{files:?}"
+    );
+    assert!(
+        err.contains("compose.override.yml was read over") && err.contains("no -f is given"),
+        "{err}"
+    );
+
+    let (o, err, r, tmp) = import_files(&["-f", s(&main)]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let web = container_in(&fleet, "web");
+    assert_eq!(strs(&web["command"]), ["nginx", "-g", "daemon off;"]);
+    assert_eq!(strs(&web["ports"]), ["8080:80"]);
+    assert!(!fleet.join("cache.toml").exists());
+    assert!(r.get("files").is_none(), "{r}");
+    assert!(!err.contains("override"), "{err}");
+
+    // COMPOSE_FILE and -f are one or the other.
+    let (o, err, _, _) = import_files(&[s(&main), "-f", s(&main)]);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+}
+
+/// `-f a -f b`: b is merged over a as compose merges files (maps key by
+/// key, lists appended then one entry per key, `!override` replaces,
+/// `!reset` removes, networks' `ipam.config` by subnet), and b's relative
+/// paths are relative to the project directory, a's.
+#[test]
+fn later_files_merge_over_earlier_ones_with_reset_and_override() {
+    let dir = multi("files");
+    let (o, err, r, tmp) = import_files(&[
+        "-f",
+        s(&dir.join("compose.yaml")),
+        "-f",
+        s(&dir.join("env/prod.yml")),
+    ]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let app = container_in(&fleet, "app");
+    assert_eq!(app["image"].as_str(), Some("docker.io/library/app:2"));
+    assert_eq!(
+        env_of(&app),
+        [("A".to_string(), "1".to_string()), ("B".into(), "3".into())]
+    );
+    assert_eq!(strs(&app["ports"]), ["443:443"]);
+    assert_eq!(
+        strs(&app["volumes"]),
+        [format!("{}:/data", s(&dir.join("data")))]
+    );
+    let text = std::fs::read_to_string(fleet.join("app.toml")).unwrap();
+    assert!(!text.contains("[health]"), "{text}");
+    let toml = std::fs::read_to_string(fleet.join("windlass.toml")).unwrap();
+    assert!(
+        toml.contains("[networks.demo_front]")
+            && toml.contains("subnet = \"10.5.0.0/24\"")
+            && toml.contains("gateway = \"10.5.0.254\""),
+        "{toml}"
+    );
+    assert_eq!(r["files"].as_array().unwrap().len(), 2);
+    assert!(!err.contains("was read over"), "{err}");
+}
+
+/// `include`: each entry is its own project, read with its own project
+/// directory (the file's, or `project_directory`) and variables (the
+/// including project's first, then its `env_file` or its `.env`), with
+/// its override files (`path` as a list); its services join the project.
+#[test]
+fn include_reads_each_project_with_its_own_directory_and_variables() {
+    let dir = multi("include");
+    let (o, err, r, tmp) = import_files(&[s(&dir.join("compose.yaml"))]);
+    assert!(o.status.success(), "{err}");
+    let fleet = tmp.path().join("fleet");
+    let db = container_in(&fleet, "db");
+    // DB_TAG is set by both; the including project's value wins.
+    assert_eq!(
+        db["image"].as_str(),
+        Some("docker.io/library/postgres:16-main")
+    );
+    assert_eq!(
+        env_of(&db),
+        [
+            ("PGDATA_DIR".to_string(), "/srv/pg".to_string()),
+            ("LOCALE".into(), "C.UTF-8".into())
+        ]
+    );
+    assert_eq!(
+        strs(&db["volumes"]),
+        [format!(
+            "{}:/var/lib/postgresql/data",
+            s(&dir.join("lib/pgdata"))
+        )]
+    );
+    assert_eq!(strs(&db["env_files"]), [s(&dir.join("lib/db.env"))]);
+    let cache = container_in(&fleet, "cache");
+    assert_eq!(cache["image"].as_str(), Some("docker.io/library/redis:7.2"));
+    assert_eq!(
+        strs(&cache["command"]),
+        ["redis-server", "--maxmemory", "64mb"]
+    );
+    assert_eq!(
+        strs(&cache["volumes"]),
+        [format!("{}:/conf:ro", s(&dir.join("extra-root/conf")))]
+    );
+    let web = container_in(&fleet, "web");
+    assert_eq!(web["image"].as_str(), Some("docker.io/library/web:5"));
+    assert_eq!(env_of(&web), [("SHARED".to_string(), "main".to_string())]);
+    let notes: Vec<(&str, &str)> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"].as_str().unwrap().starts_with("include"))
+        .map(|e| (e["key"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        notes,
+        [("include[0]", "changed"), ("include[1]", "changed")]
+    );
+    assert_eq!(r["files"].as_array().unwrap().len(), 4, "{}", r["files"]);
+    assert_eq!(r["summary"]["services_imported"], 3);
+}
+
+/// A service defined both by the including file and, differently, by an
+/// included one is an error, as in compose; so is an include cycle.
+#[test]
+fn an_include_conflict_or_cycle_fails_the_import_and_writes_nothing() {
+    let (o, err, _, tmp) = import_files(&[s(&multi("include-conflict/compose.yaml"))]);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("services.db is defined here and by the included")
+            && err.contains("lib/db.yaml"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("fleet").exists());
+    let (o, err, _, tmp) = import_files(&[s(&multi("include-cycle/compose.yaml"))]);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("include cycle"), "{err}");
+    assert!(!tmp.path().join("fleet").exists());
+}

@@ -118,7 +118,7 @@ fn absolute(p: &str, dir: &Path) -> String {
 /// Makes the relative paths of a service read from another file absolute
 /// against that file's directory, as compose does: `env_file`, `build`'s
 /// context, bind mount sources, secrets are top-level and not inherited.
-fn absolute_paths(service: &mut Mapping, dir: &Path) {
+pub(crate) fn absolute_paths(service: &mut Mapping, dir: &Path) {
     match service.get_mut("env_file") {
         Some(Value::String(s)) => *s = absolute(s, dir),
         Some(Value::Sequence(items)) => {
@@ -325,24 +325,241 @@ fn merge(e: Value, o: Value, path: &mut Vec<String>) -> Result<Value, String> {
     }
 }
 
+type Merger = fn(Value, Value, &mut Vec<String>) -> Result<Value, String>;
+
 fn merge_mappings(e: Value, o: Value, path: &mut Vec<String>) -> Result<Value, String> {
+    merge_mappings_with(e, o, path, merge)
+}
+
+/// compose-go's `mergeMappings`, with its loader's `!reset` and
+/// `!override` tags: `o`'s keys over `e`'s, each merged by `by`; an
+/// `x-` key, a key `e` lacks and a `!override` value replace; a `!reset`
+/// key is removed.
+fn merge_mappings_with(
+    e: Value,
+    o: Value,
+    path: &mut Vec<String>,
+    by: Merger,
+) -> Result<Value, String> {
     let (Value::Mapping(mut base), Value::Mapping(other)) = (e, o) else {
         return Err(format!("cannot override {}", path.join(".")));
     };
+    // Keys keep their places: the earlier file's order, then new keys.
     for (k, v) in other {
-        match base.remove(&k) {
-            None => {
-                base.insert(k, v);
+        match tag_of(&v) {
+            Some(Tag::Reset) => {
+                base.shift_remove(&k);
+                continue;
             }
-            Some(existing) => {
+            Some(Tag::Override) => {
+                let Value::Tagged(t) = v else { unreachable!() };
+                base.insert(k, untag(t.value));
+                continue;
+            }
+            None => {}
+        }
+        let replace = key_text(&k).starts_with("x-");
+        match base.get_mut(&k) {
+            Some(slot) if !replace => {
+                let existing = std::mem::replace(slot, Value::Null);
                 path.push(key_text(&k));
-                let merged = merge(existing, v, path);
+                let merged = by(existing, v, path);
                 path.pop();
-                base.insert(k, merged?);
+                *slot = merged?;
+            }
+            Some(slot) => *slot = untag(v),
+            None => {
+                base.insert(k, untag(v));
             }
         }
     }
     Ok(Value::Mapping(base))
+}
+
+enum Tag {
+    Reset,
+    Override,
+}
+
+fn tag_of(v: &Value) -> Option<Tag> {
+    match v {
+        Value::Tagged(t) if t.tag == "reset" => Some(Tag::Reset),
+        Value::Tagged(t) if t.tag == "override" => Some(Tag::Override),
+        _ => None,
+    }
+}
+
+/// A value that nothing is merged into: `!reset` entries removed,
+/// `!override` values unwrapped, at any depth.
+pub fn untag(v: Value) -> Value {
+    match v {
+        Value::Mapping(m) => Value::Mapping(
+            m.into_iter()
+                .filter(|(_, v)| !matches!(tag_of(v), Some(Tag::Reset)))
+                .map(|(k, v)| (k, untag(v)))
+                .collect(),
+        ),
+        Value::Sequence(s) => Value::Sequence(
+            s.into_iter()
+                .filter(|v| !matches!(tag_of(v), Some(Tag::Reset)))
+                .map(untag)
+                .collect(),
+        ),
+        Value::Tagged(t) if t.tag == "override" => untag(t.value),
+        other => other,
+    }
+}
+
+/// compose-go's `override.Merge` of two whole compose documents, `o`
+/// (a later `-f` file) over `e`: services merge as `extends` merges them
+/// (then one entry per port, mount target, variable, …), networks'
+/// `ipam.config` by subnet, networks' and volumes' `labels` as
+/// `KEY=value` lists, everything else as in [`merge`]'s default (maps key
+/// by key, lists appended, scalars replaced), with `!reset`/`!override`.
+pub fn merge_documents(mut e: Value, o: Value) -> Result<Value, String> {
+    // As compose-go's `ResetProcessor`: the tagged places are taken out
+    // of the later file (`!reset`) or kept untagged (`!override`), and
+    // removed from the earlier ones' map before the merge.
+    let mut tagged = Vec::new();
+    let o = take_tags(untag_top(o), &mut Vec::new(), &mut tagged).unwrap_or(Value::Null);
+    delete_paths(&mut e, &mut Vec::new(), &tagged);
+    let mut merged = merge_document_at(e, o, &mut Vec::new())?;
+    if let Some(Value::Mapping(services)) = merged.get_mut("services") {
+        for (name, svc) in services.iter_mut() {
+            unicity(svc, &mut Vec::new())
+                .map_err(|e| format!("services.{}: {e}", key_text(name)))?;
+        }
+    }
+    Ok(merged)
+}
+
+/// `v` without its `!reset` places (list items included) and with its
+/// `!override` values untagged; each such place's path is added to
+/// `tagged` (list items by index).
+fn take_tags(v: Value, path: &mut Vec<String>, tagged: &mut Vec<Vec<String>>) -> Option<Value> {
+    match v {
+        Value::Tagged(t) if t.tag == "reset" => {
+            tagged.push(path.clone());
+            None
+        }
+        Value::Tagged(t) if t.tag == "override" => {
+            tagged.push(path.clone());
+            Some(untag(t.value))
+        }
+        Value::Mapping(m) => Some(Value::Mapping(
+            m.into_iter()
+                .filter_map(|(k, v)| {
+                    path.push(key_text(&k));
+                    let v = take_tags(v, path, tagged);
+                    path.pop();
+                    v.map(|v| (k, v))
+                })
+                .collect(),
+        )),
+        Value::Sequence(s) => Some(Value::Sequence(
+            s.into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    path.push(i.to_string());
+                    let v = take_tags(v, path, tagged);
+                    path.pop();
+                    v
+                })
+                .collect(),
+        )),
+        other => Some(other),
+    }
+}
+
+/// Removes the map entries at `paths` from `v` (compose-go removes none
+/// from a list).
+fn delete_paths(v: &mut Value, path: &mut Vec<String>, paths: &[Vec<String>]) {
+    if paths.is_empty() {
+        return;
+    }
+    match v {
+        Value::Mapping(m) => {
+            m.retain(|k, _| {
+                path.push(key_text(k));
+                let keep = !paths.contains(path);
+                path.pop();
+                keep
+            });
+            for (k, e) in m.iter_mut() {
+                path.push(key_text(k));
+                delete_paths(e, path, paths);
+                path.pop();
+            }
+        }
+        Value::Sequence(s) => {
+            for (i, e) in s.iter_mut().enumerate() {
+                path.push(i.to_string());
+                delete_paths(e, path, paths);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `!override` on the document itself means nothing; `!reset` on it
+/// nothing either.
+fn untag_top(o: Value) -> Value {
+    match o {
+        Value::Tagged(t) => t.value,
+        other => other,
+    }
+}
+
+fn merge_document_at(e: Value, o: Value, path: &mut Vec<String>) -> Result<Value, String> {
+    let at = |p: &str| matches(path, p);
+    if at("services.*") {
+        let name = path[1].clone();
+        return merge(e, o, &mut Vec::new()).map_err(|err| format!("services.{name}: {err}"));
+    }
+    if at("networks.*.labels") || at("volumes.*.labels") {
+        let mut seq = to_sequence(&e);
+        seq.extend(to_sequence(&o));
+        return Ok(Value::Sequence(seq));
+    }
+    if at("networks.*.ipam.config") {
+        return ipam_config(e, o, path);
+    }
+    if o.is_null() {
+        return Ok(e);
+    }
+    match (e, o) {
+        (e @ Value::Mapping(_), o) => merge_mappings_with(e, o, path, merge_document_at),
+        (Value::Sequence(mut a), Value::Sequence(b)) => {
+            a.extend(b.into_iter().map(untag));
+            Ok(Value::Sequence(a))
+        }
+        (Value::Sequence(_), _) => Err(format!("cannot override {}", path.join("."))),
+        (_, o) => Ok(untag(o)),
+    }
+}
+
+/// A network's `ipam.config` entries merged by subnet, as compose-go's
+/// `mergeIPAMConfig` means to: an entry of the later file with the subnet
+/// of an earlier one is merged into it, one with a new subnet is added.
+/// (compose-go's loop also drops an earlier subnet the later file does
+/// not name, and can merge entries of different subnets; that is not
+/// copied.)
+fn ipam_config(e: Value, o: Value, path: &mut Vec<String>) -> Result<Value, String> {
+    let (Value::Sequence(mut out), Value::Sequence(over)) = (e, untag(o)) else {
+        return Err(format!("cannot override {}", path.join(".")));
+    };
+    let subnet = |v: &Value| v.get("subnet").cloned();
+    for ov in over {
+        match out.iter().position(|a| subnet(a) == subnet(&ov)) {
+            Some(i) => {
+                let earlier = std::mem::replace(&mut out[i], Value::Null);
+                out[i] = merge_mappings_with(earlier, ov, path, merge_document_at)?;
+            }
+            None => out.push(ov),
+        }
+    }
+    Ok(Value::Sequence(out))
 }
 
 /// compose-go's `convertIntoSequence`: a map becomes sorted `k=v` items
@@ -582,6 +799,71 @@ mod tests {
         assert_eq!(deep["command"], doc("[c]"));
         assert_eq!(deep["restart"], doc("always"));
         assert_eq!(d["services"]["base"]["command"], doc("[a, b]"));
+    }
+
+    #[test]
+    fn later_documents_merge_as_compose_merges_files_with_reset_and_override() {
+        let base = doc("x-a: {k: 1, j: 2}
+services:
+  web:
+    image: a:1
+    environment: {A: '1'}
+    ports: ['80:80']
+    healthcheck: {test: [CMD, 'true'], interval: 5s}
+    labels: [l=1]
+  db:
+    image: d:1
+networks:
+  n:
+    labels: {a: '1'}
+    ipam:
+      config:
+        - subnet: 10.0.0.0/24
+        - subnet: 10.1.0.0/24
+");
+        let over = doc("x-a: {k: 3}
+services:
+  web:
+    environment: [B=2]
+    ports: !override ['443:443']
+    healthcheck: !reset null
+    labels: {l: '2'}
+  cache:
+    image: c:1
+    environment: {X: !reset null, Y: '1'}
+networks:
+  n:
+    labels: [b=2]
+    ipam:
+      config:
+        - subnet: 10.1.0.0/24
+          gateway: 10.1.0.254
+        - subnet: 10.2.0.0/24
+");
+        let m = merge_documents(base, over).unwrap();
+        // `x-` keys are replaced, not merged.
+        assert_eq!(m["x-a"], doc("{k: 3}"));
+        let web = &m["services"]["web"];
+        assert_eq!(web["image"], doc("a:1"));
+        assert_eq!(web["environment"], doc("[A=1, B=2]"));
+        assert_eq!(web["ports"], doc("['443:443']"));
+        assert!(web.get("healthcheck").is_none());
+        assert_eq!(web["labels"], doc("[l=2]"));
+        assert_eq!(m["services"]["cache"]["environment"], doc("{Y: '1'}"));
+        let names: Vec<String> = m["services"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(key_text)
+            .collect();
+        assert_eq!(names, ["web", "db", "cache"]);
+        assert_eq!(m["networks"]["n"]["labels"], doc("[a=1, b=2]"));
+        assert_eq!(
+            m["networks"]["n"]["ipam"]["config"],
+            doc(
+                "[{subnet: 10.0.0.0/24}, {subnet: 10.1.0.0/24, gateway: 10.1.0.254}, {subnet: 10.2.0.0/24}]"
+            )
+        );
     }
 
     #[test]

@@ -123,6 +123,13 @@ pub struct Report {
     /// Totals, filled in when the report is written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// The compose files read, in order (later over earlier, then the
+    /// included ones); only when there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Why the override file beside the compose file was read, if it was.
+    #[serde(skip)]
+    pub files_note: String,
 }
 
 impl Report {
@@ -224,6 +231,16 @@ impl Report {
                 "project {p} (from {}): volumes and networks are named {p}_<key>, as compose names them",
                 self.project_from
             );
+        }
+        if !self.files.is_empty() {
+            let _ = writeln!(
+                out,
+                "compose files (each later one over the earlier, then those `include` reads): {}",
+                self.files.join(", ")
+            );
+        }
+        if !self.files_note.is_empty() {
+            let _ = writeln!(out, "{}", self.files_note);
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
