@@ -135,7 +135,10 @@ fn fleetd_user_comes_from_sysusers_with_the_windlass_group() {
             .unwrap_or_else(|| panic!("fleetd's unit has no {k}="))
             .to_string()
     };
-    assert!(!text.contains("DynamicUser=yes"), "fleetd is a dynamic user");
+    assert!(
+        !text.contains("DynamicUser=yes"),
+        "fleetd is a dynamic user"
+    );
     let (user, group, extra) = (key("User"), key("Group"), key("SupplementaryGroups"));
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
