@@ -397,7 +397,7 @@ fn a_tampered_output_tree_is_repaired_as_a_cold_run_would() {
     let want = read_tree(&cold);
     generate(&bin(), &fleet, &out, &[]);
     type Tamper = fn(&Path);
-    let cases: [(&str, Tamper, &str, &str); 5] = [
+    let cases: [(&str, Tamper, &str, &str); 7] = [
         (
             "same size, mtime put back",
             |out| edit(&out.join("quadlet/lnd.container"), "lnd", "lnx", true),
@@ -415,6 +415,27 @@ fn a_tampered_output_tree_is_repaired_as_a_cold_run_would() {
             |out| std::fs::remove_file(out.join("nixos/apps/redis.nix")).unwrap(),
             "would add: nixos/apps/redis.nix",
             "(1 added, 0 changed, 0 removed)",
+        ),
+        (
+            "mode changed",
+            |out| {
+                use std::os::unix::fs::PermissionsExt;
+                let p = out.join("quadlet/lnd.container");
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            },
+            "would change: quadlet/lnd.container",
+            "(0 added, 1 changed, 0 removed)",
+        ),
+        (
+            "a symlink to the same content in place of a file",
+            |out| {
+                let p = out.join("nixos/apps/redis.nix");
+                let elsewhere = out.parent().unwrap().join("redis.nix");
+                std::fs::rename(&p, &elsewhere).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, &p).unwrap();
+            },
+            "would change: nixos/apps/redis.nix",
+            "(0 added, 1 changed, 0 removed)",
         ),
         (
             "an extra file",
@@ -442,6 +463,14 @@ fn a_tampered_output_tree_is_repaired_as_a_cold_run_would() {
         let err = generate(&bin(), &fleet, &out, &[]);
         assert!(err.contains(write_says), "{what}: {err}");
         assert_eq!(read_tree(&out), want, "{what}: not repaired");
+        for p in want.keys() {
+            let m = std::fs::symlink_metadata(out.join(p)).unwrap();
+            assert!(
+                m.is_file() && m.mode() & 0o7777 == 0o644,
+                "{what}: {p} is not a regular file of mode 0644: {:o}",
+                m.mode()
+            );
+        }
     }
 }
 
@@ -764,7 +793,7 @@ fn generate_reads_nothing_the_record_does_not_cover() {
         (
             "output.rs",
             "fs::read(",
-            2,
+            1,
             "OUT, whose files the record holds",
         ),
         (
