@@ -2021,10 +2021,23 @@ fn compose_as_compose(compose: &Path) -> (Value, BTreeMap<String, String>, Strin
         .parent()
         .unwrap()
         .to_path_buf();
-    let mut doc: Value =
-        serde_norway::from_str(&std::fs::read_to_string(compose).unwrap()).unwrap();
-    windlass::import::resolve_merges(&mut doc).unwrap();
-    windlass::import::extends::resolve(&mut doc, &dir).unwrap();
+    // With the override file compose reads beside it (docker-zulip has
+    // one), layered as `-f compose.yml -f override` is.
+    let mut doc = match windlass::import::files::default_override(compose) {
+        Some(o) => {
+            let loaded = windlass::import::files::load(&[compose.to_path_buf(), o], None)
+                .unwrap_or_else(|e| panic!("{}: {e}", compose.display()));
+            assert!(loaded.includes.is_empty(), "{}: include", compose.display());
+            loaded.doc
+        }
+        None => {
+            let mut doc: Value =
+                serde_norway::from_str(&std::fs::read_to_string(compose).unwrap()).unwrap();
+            windlass::import::resolve_merges(&mut doc).unwrap();
+            windlass::import::extends::resolve(&mut doc, &dir).unwrap();
+            doc
+        }
+    };
     let vars = match std::fs::read_to_string(dir.join(".env")) {
         Ok(t) => windlass::import::interpolate::parse_env_file(&t).unwrap(),
         Err(_) => BTreeMap::new(),
