@@ -632,6 +632,10 @@ fn windlassctl_sweep_over_the_bus() {
         .find(|x| x["name"] == "web")
         .unwrap();
     assert_eq!(web["canonical_release"], "1.1.0", "{status}");
+    // The policy a fleet sweep without a release decides with.
+    assert_eq!(web["release"]["track"], "semver", "{status}");
+    assert_eq!(web["release"]["allow_prerelease"], false, "{status}");
+    assert_eq!(web["release"]["constraint"], Value::Null, "{status}");
 
     // Again: a no-op, said in words.
     let out = a.ctl(&["sweep"]);

@@ -8,12 +8,15 @@
 //! `windlass-coordinator` binary in its own process (so its CPU time and
 //! peak RSS come from /proc), one rollout in 4 waves (1/20/80/99 hosts by
 //! label, soak 2 s, heartbeats every 5 s to keep the run short). Then 60
-//! idle seconds for the server's message counters, then one real
-//! `windlass-fleetd` process (its D-Bus bus does not exist: it connects
-//! lazily and keeps heartbeating) for idle RSS and context switches over
-//! 3 heartbeat intervals. Prints a Markdown table.
+//! idle seconds for the server's message counters. Then one real
+//! `windlass-fleetd` process at a time, idle, in three settings (its bus
+//! missing; a private dbus-daemon without windlassd; a real windlassd on
+//! it): its RSS, and its context switches between heartbeats (windows
+//! between two heartbeats, learnt from a KV watch of its key), which
+//! should be none. Prints Markdown tables. `--idle-only` skips the
+//! rollout.
 //!
-//! Usage: fleet_bench NATS_SERVER COORDINATOR_BIN FLEETD_BIN [HOSTS]
+//! Usage: fleet_bench NATS_SERVER COORDINATOR_BIN FLEETD_BIN WINDLASSD_BIN [HOSTS] [--idle-only]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -122,6 +125,7 @@ impl AgentApi for StandIn {
             operation: current,
             last: None,
             releases: BTreeMap::new(),
+            apps: BTreeMap::new(),
             drift: Default::default(),
         })
     }
@@ -373,12 +377,21 @@ fn pct(v: &[f64], q: f64) -> f64 {
 // ---------------------------------------------------------------------
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() < 4 {
-        anyhow::bail!("usage: fleet_bench NATS_SERVER COORDINATOR_BIN FLEETD_BIN [HOSTS]");
+    let mut args: Vec<String> = std::env::args().collect();
+    let idle_only = args.iter().any(|a| a == "--idle-only");
+    args.retain(|a| a != "--idle-only");
+    if args.len() < 5 {
+        anyhow::bail!(
+            "usage: fleet_bench NATS_SERVER COORDINATOR_BIN FLEETD_BIN WINDLASSD_BIN [HOSTS] [--idle-only]"
+        );
     }
     let (nats_bin, coord_bin, fleetd_bin) = (&args[1], &args[2], &args[3]);
-    let n: usize = args.get(4).map_or(Ok(200), |s| s.parse())?;
+    let bins = Bins {
+        coordinator: coord_bin.clone(),
+        fleetd: fleetd_bin.clone(),
+        windlassd: args[4].clone(),
+    };
+    let n: usize = args.get(5).map_or(Ok(200), |s| s.parse())?;
     let total: usize = WAVES.iter().map(|w| w.1).sum();
     anyhow::ensure!(
         n == total,
@@ -400,16 +413,22 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(work.path(), &url, mport, coord_bin, fleetd_bin, n))
+    rt.block_on(run(work.path(), &url, mport, &bins, n, idle_only))
+}
+
+struct Bins {
+    coordinator: String,
+    fleetd: String,
+    windlassd: String,
 }
 
 async fn run(
     work: &Path,
     url: &str,
     mport: u16,
-    coord_bin: &str,
-    fleetd_bin: &str,
+    bins: &Bins,
     n: usize,
+    idle_only: bool,
 ) -> anyhow::Result<()> {
     let client = {
         let t = Instant::now();
@@ -427,7 +446,22 @@ async fn run(
         ..Default::default()
     };
     buckets::init(&js, &bcfg).await?;
+    if !idle_only {
+        rollout(work, url, mport, &js, &bins.coordinator, n).await?;
+    }
+    idle_fleetd(work, url, &js, bins).await
+}
 
+/// One rollout over `n` in-process fleetd, then the idle server traffic.
+async fn rollout(
+    work: &Path,
+    url: &str,
+    mport: u16,
+    js: &async_nats::jetstream::Context,
+    coord_bin: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    let js = js.clone();
     // The hosts.
     let mut fleet = Vec::new();
     let mut i = 0;
@@ -553,42 +587,6 @@ async fn run(
     drop(fleet);
     drop(coord);
 
-    // One real fleetd, its bus missing.
-    let real = Killed(
-        Command::new(fleetd_bin)
-            .args(["--host", "real-01", "--nats", url])
-            .arg("--bus")
-            .arg(format!("unix:path={}", work.join("no-bus").display()))
-            .arg("--state")
-            .arg(work.join("real-state"))
-            .args(["--heartbeat-interval", &HEARTBEAT_SEC.to_string()])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(work.join("fleetd.log"))?)
-            .spawn()?,
-    );
-    let fpid = real.0.id();
-    tokio::time::sleep(Duration::from_secs(2 * HEARTBEAT_SEC)).await;
-    // Sampled every 50 ms: a burst is a sample with new switches, so
-    // bursts beyond one per interval are wakeups between heartbeats.
-    let cs0 = ctxt_switches(fpid);
-    let (mut last, mut bursts) = (cs0.0 + cs0.1, 0u32);
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(3 * HEARTBEAT_SEC) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let c = ctxt_switches(fpid);
-        if c.0 + c.1 != last {
-            bursts += 1;
-            last = c.0 + c.1;
-        }
-    }
-    let cs1 = ctxt_switches(fpid);
-    let f_rss = status_field(fpid, None, "VmRSS");
-    let f_threads = status_field(fpid, None, "Threads");
-    let log = std::fs::read_to_string(work.join("fleetd.log")).unwrap_or_default();
-    let real_hb = hosts.get("real-01").await?.map(|e| e.value.n).unwrap_or(0);
-    drop(real);
-
-    let wakeups = ((cs1.0 - cs0.0) + (cs1.1 - cs0.1)) as f64 / 3.0;
     println!(
         "fleet rollout, {n} hosts in fleetd (in process, stand-in agent), waves 1/20/80/99, \
          soak 2 s, heartbeats every {HEARTBEAT_SEC} s\n"
@@ -621,23 +619,280 @@ async fn run(
         "| NATS messages out of the server per host per minute, idle (`/varz` out_msgs) | {:.2} | — |",
         per_min(out1 - out0)
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// One real fleetd, idle
+
+/// Heartbeats skipped before measuring (start-up: the NATS connection's
+/// resolver thread lingers 10 s, a missing bus is retried with backoff).
+const WARMUP_INTERVALS: u32 = 3;
+/// Heartbeat intervals measured per setting.
+const WINDOWS: u32 = 4;
+/// A window starts this long after a heartbeat reached the server and
+/// ends this long before the next one is due.
+const MARGIN: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Setting {
+    /// `--bus` names a socket nothing listens on.
+    NoBus,
+    /// A private dbus-daemon, windlassd not on it.
+    BusOnly,
+    /// A real windlassd (`--systemd none --platform native`) on it.
+    Windlassd,
+}
+
+impl Setting {
+    fn host(self) -> &'static str {
+        match self {
+            Setting::NoBus => "idle-no-bus",
+            Setting::BusOnly => "idle-bus-only",
+            Setting::Windlassd => "idle-windlassd",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Setting::NoBus => "no bus (socket missing)",
+            Setting::BusOnly => "private dbus-daemon, no windlassd",
+            Setting::Windlassd => "private dbus-daemon, real windlassd",
+        }
+    }
+}
+
+/// A private system-type dbus-daemon in `dir`; its address.
+fn start_bus(dir: &Path) -> anyhow::Result<(Killed, String)> {
+    std::fs::create_dir_all(dir)?;
+    let sock = dir.join("bus");
+    let conf = dir.join("bus.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+</busconfig>
+"#,
+            sock.display()
+        ),
+    )?;
+    let mut child = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("dbus-daemon: {e}"))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )?;
+    anyhow::ensure!(line.contains("unix:path="), "dbus-daemon printed {line:?}");
+    Ok((Killed(child), line.trim().to_string()))
+}
+
+/// windlassd on `address`, its state under `dir`, once it owns its name.
+fn start_windlassd(bin: &str, address: &str, dir: &Path) -> anyhow::Result<Killed> {
+    let child = Command::new(bin)
+        .args([
+            "--bus",
+            address,
+            "--systemd",
+            "none",
+            "--platform",
+            "native",
+        ])
+        .args(["--group", "nogroup-x"])
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("windlassd.log"))?)
+        .spawn()?;
+    let mut wd = Killed(child);
+    let t = Instant::now();
+    loop {
+        let out = Command::new("busctl")
+            .args(["--address", address, "status", "io.windlass.Agent1"])
+            .output()?;
+        if out.status.success() {
+            return Ok(wd);
+        }
+        if let Some(st) = wd.0.try_wait()? {
+            anyhow::bail!("windlassd exited: {st}");
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(20),
+            "windlassd took no name"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Idle {
+    rss_kb: u64,
+    threads: u64,
+    /// Context switches over whole intervals (heartbeat to heartbeat).
+    per_interval: f64,
+    /// Context switches inside the windows between heartbeats.
+    between: Vec<u64>,
+    /// 50 ms samples with new switches inside the windows (wakeups).
+    bursts: Vec<u32>,
+    agent: String,
+    heartbeats: u64,
+}
+
+/// Runs one real fleetd in `setting` and measures it between heartbeats:
+/// the bench learns each heartbeat from a KV watch of the fleetd's key
+/// (the bench's own reads of /proc wake nobody), then counts the context
+/// switches of every fleetd thread from MARGIN after it to MARGIN before
+/// the next one is due, also sampled every 50 ms (a sample with new
+/// switches is a wakeup).
+async fn measure_idle(
+    work: &Path,
+    url: &str,
+    js: &async_nats::jetstream::Context,
+    bins: &Bins,
+    setting: Setting,
+) -> anyhow::Result<Idle> {
+    let host = setting.host();
+    let dir = work.join(host);
+    std::fs::create_dir_all(&dir)?;
+    let (bus, address) = match setting {
+        Setting::NoBus => (None, format!("unix:path={}", dir.join("no-bus").display())),
+        _ => {
+            let (b, a) = start_bus(&dir.join("bus"))?;
+            (Some(b), a)
+        }
+    };
+    let wd = match setting {
+        Setting::Windlassd => Some(start_windlassd(&bins.windlassd, &address, &dir)?),
+        _ => None,
+    };
+    let hosts_kv = js.get_key_value(HOSTS).await?;
+    let mut beats = hosts_kv.watch(host).await?;
+    let interval = Duration::from_secs(HEARTBEAT_SEC);
+    let f = Killed(
+        Command::new(&bins.fleetd)
+            .args(["--host", host, "--nats", url, "--bus", &address])
+            .arg("--state")
+            .arg(dir.join("fleetd-state"))
+            .args(["--heartbeat-interval", &HEARTBEAT_SEC.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("fleetd.log"))?)
+            .spawn()?,
+    );
+    let pid = f.0.id();
+    let started = Instant::now();
+    let mut next_beat = async || -> anyhow::Result<Instant> {
+        match tokio::time::timeout(3 * interval, beats.next()).await {
+            Ok(Some(Ok(_))) => Ok(Instant::now()),
+            Ok(other) => anyhow::bail!("{host}: the heartbeat watch ended: {other:?}"),
+            Err(_) => anyhow::bail!("{host}: no heartbeat within 3 intervals"),
+        }
+    };
+    let total = |pid| {
+        let c = ctxt_switches(pid);
+        c.0 + c.1
+    };
+    let mut beat = next_beat().await?;
+    while started.elapsed() < WARMUP_INTERVALS * interval {
+        beat = next_beat().await?;
+    }
+    let first = total(pid);
+    let (mut between, mut bursts) = (Vec::new(), Vec::new());
+    for _ in 0..WINDOWS {
+        tokio::time::sleep_until((beat + MARGIN).into()).await;
+        let c0 = total(pid);
+        let (mut last, mut b) = (c0, 0u32);
+        while beat.elapsed() < interval - MARGIN {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let c = total(pid);
+            if c != last {
+                b += 1;
+                last = c;
+            }
+        }
+        between.push(total(pid).saturating_sub(c0));
+        bursts.push(b);
+        beat = next_beat().await?;
+    }
+    let per_interval = total(pid).saturating_sub(first) as f64 / WINDOWS as f64;
+    let hb = hosts_kv
+        .get(host)
+        .await?
+        .and_then(|b| serde_json::from_slice::<Heartbeat>(&b).ok());
+    let idle = Idle {
+        rss_kb: status_field(pid, None, "VmRSS"),
+        threads: status_field(pid, None, "Threads"),
+        per_interval,
+        between,
+        bursts,
+        agent: hb.as_ref().map(|h| h.agent.clone()).unwrap_or_default(),
+        heartbeats: hb.map_or(0, |h| h.n + 1),
+    };
+    drop(f);
+    drop(wd);
+    drop(bus);
+    Ok(idle)
+}
+
+/// One real `windlass-fleetd` process, idle, in three settings.
+async fn idle_fleetd(
+    work: &Path,
+    url: &str,
+    js: &async_nats::jetstream::Context,
+    bins: &Bins,
+) -> anyhow::Result<()> {
     println!(
-        "| real `windlass-fleetd` idle RSS (MB), {f_threads} threads | {:.1} | ≤ 15 |",
-        f_rss as f64 / 1024.0
+        "\none real `windlass-fleetd`, idle, heartbeat every {HEARTBEAT_SEC} s; {WINDOWS} windows \
+         each from {} ms after a heartbeat reached the server to {} ms before the next was due \
+         ({WARMUP_INTERVALS} intervals of warm-up)\n",
+        MARGIN.as_millis(),
+        MARGIN.as_millis()
     );
     println!(
-        "| real `windlass-fleetd` context switches per {HEARTBEAT_SEC} s heartbeat interval (all threads, over 3 intervals; vol + invol) | {wakeups:.1} | 0 besides the heartbeat |"
+        "| windlassd's bus | RSS (MB) | threads | context switches per interval | … of them between heartbeats, per window | wakeups between heartbeats, per window | agent in the heartbeat |"
     );
-    println!(
-        "| real `windlass-fleetd` 50 ms samples with new switches, per interval (heartbeat bursts) | {:.1} | 1 (the heartbeat) |",
-        bursts as f64 / 3.0
-    );
-    eprintln!(
-        "real fleetd: {real_hb} heartbeats counted (n); switches vol {} invol {}; log {} lines",
-        cs1.0 - cs0.0,
-        cs1.1 - cs0.1,
-        log.lines().count()
-    );
-    eprintln!("real fleetd's log:\n{log}");
+    println!("|---|---:|---:|---:|---|---|---|");
+    for setting in [Setting::NoBus, Setting::BusOnly, Setting::Windlassd] {
+        let i = measure_idle(work, url, js, bins, setting).await?;
+        let list = |v: &[String]| v.join(" / ");
+        println!(
+            "| {} | {:.1} | {} | {:.1} | {} | {} | {} |",
+            setting.describe(),
+            i.rss_kb as f64 / 1024.0,
+            i.threads,
+            i.per_interval,
+            list(&i.between.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+            list(&i.bursts.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+            if i.agent.is_empty() {
+                "—".to_string()
+            } else {
+                format!("`{}`", i.agent)
+            },
+        );
+        eprintln!("{}: {} heartbeats sent", setting.host(), i.heartbeats);
+        if setting == Setting::Windlassd {
+            anyhow::ensure!(!i.agent.is_empty(), "fleetd did not see windlassd");
+        }
+    }
     Ok(())
 }

@@ -25,7 +25,10 @@ use serde::Deserialize;
 use windlass_contract::GenerationId;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, Value};
 
-use crate::model::{CurrentOperation, DriftSummary, GenerationRef, LastOperation, OpId};
+use crate::model::{AppReport, CurrentOperation, DriftSummary, GenerationRef, LastOperation, OpId};
+
+/// windlassd's well-known name on its bus.
+pub const AGENT_NAME: &str = "io.windlass.Agent1";
 
 /// Where the agent's operation objects live.
 pub const OPERATION_PREFIX: &str = "/io/windlass/Agent1/operation";
@@ -95,6 +98,8 @@ pub struct AgentStatus {
     pub last: Option<LastOperation>,
     /// app → canonical release.
     pub releases: BTreeMap<String, String>,
+    /// app → its image and release policy.
+    pub apps: BTreeMap<String, AppReport>,
     pub drift: DriftSummary,
 }
 
@@ -188,7 +193,10 @@ pub trait AgentApi: Send + Sync + 'static {
     /// Up to the last `max` journal lines the operation kept (empty when
     /// none or not allowed).
     fn journal(&self, op: &OpId, max: usize) -> impl Future<Output = Vec<String>> + Send;
-    /// Host changes a heartbeat should report at once.
+    /// Host changes a heartbeat should report at once, windlassd
+    /// appearing on or leaving its bus included. An error means the
+    /// agent's bus cannot be reached (fleetd tries again, backing off);
+    /// the stream ends when the connection to it breaks.
     fn changes(&self) -> impl Future<Output = AgentResult<Changes>> + Send;
 }
 
@@ -342,7 +350,23 @@ struct StatusJson {
 struct AppJson {
     name: String,
     #[serde(default)]
+    image: String,
+    #[serde(default)]
     canonical_release: Option<String>,
+    /// The app's release policy (windlassd since the fleet's release
+    /// discovery).
+    #[serde(default)]
+    release: Option<ReleaseJson>,
+}
+
+#[derive(Deserialize)]
+struct ReleaseJson {
+    #[serde(default)]
+    track: String,
+    #[serde(default)]
+    allow_prerelease: bool,
+    #[serde(default)]
+    constraint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -577,8 +601,26 @@ impl AgentApi for DbusAgent {
             last: s.last_operation.map(LastJson::into_model),
             releases: s
                 .apps
+                .iter()
+                .filter_map(|a| a.canonical_release.clone().map(|t| (a.name.clone(), t)))
+                .collect(),
+            apps: s
+                .apps
                 .into_iter()
-                .filter_map(|a| a.canonical_release.map(|t| (a.name, t)))
+                .map(|a| {
+                    let r = a.release.unwrap_or(ReleaseJson {
+                        track: String::new(),
+                        allow_prerelease: false,
+                        constraint: None,
+                    });
+                    let report = AppReport {
+                        image: a.image,
+                        track: r.track,
+                        allow_prerelease: r.allow_prerelease,
+                        constraint: r.constraint,
+                    };
+                    (a.name, report)
+                })
                 .collect(),
             drift: DriftSummary { count, kinds },
         })
@@ -767,10 +809,24 @@ impl AgentApi for DbusAgent {
             .and_then(|b| b.path("/io/windlass/Agent1"))
             .map_err(|e| self.fail(e))?
             .build();
+        // windlassd taking or losing its name (it started, stopped or
+        // restarted): the bus says so, nobody has to ask.
+        let owner = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender("org.freedesktop.DBus")
+            .and_then(|b| b.interface("org.freedesktop.DBus"))
+            .and_then(|b| b.member("NameOwnerChanged"))
+            .and_then(|b| b.arg(0, AGENT_NAME))
+            .map_err(|e| self.fail(e))?
+            .build();
+        let n = self.signals(owner).await?;
         let a = self.signals(agent).await?;
         let o = self.signals(ops).await?;
         let p = self.signals(props).await?;
-        let all = futures_util::stream::select(futures_util::stream::select(a, o), p);
+        let all = futures_util::stream::select(
+            futures_util::stream::select(a, o),
+            futures_util::stream::select(p, n),
+        );
         Ok(Box::pin(all.filter_map(|m| async move {
             let m = m.ok()?;
             let h = m.header();
@@ -942,7 +998,10 @@ mod tests {
                 "running_ref":{"generation":"7","digest":"sha256:aa"},
                 "generations":[{"id":"7","selected":false,"running":true,"digest":"sha256:aa"},
                                {"id":"8","selected":true,"running":false,"digest":"sha256:bb"}],
-                "apps":[],"active_operation":"001x000",
+                "apps":[{"name":"web","unit":"web.service","image":"reg.example/web:1.4.2",
+                         "canonical_release":null,
+                         "release":{"track":"semver","allow_prerelease":true,"constraint":"^1"}}],
+                "active_operation":"001x000",
                 "operation":{"id":"001x000","kind":"switch","phase":"waiting-confirm",
                              "request":"web-142/1","from":"7","to":"8"},
                 "last_operation":{"id":"000x000","kind":"sweep","result":null,"request":null,
@@ -950,6 +1009,10 @@ mod tests {
                 "damaged_records":[],"drift":{"findings":[]}}"#,
         )
         .unwrap();
+        let r = s.apps[0].release.as_ref().unwrap();
+        assert_eq!((r.track.as_str(), r.allow_prerelease), ("semver", true));
+        assert_eq!(r.constraint.as_deref(), Some("^1"));
+        assert_eq!(s.apps[0].image, "reg.example/web:1.4.2");
         let op = s.operation.unwrap();
         assert_eq!(op.request.as_deref(), Some("web-142/1"));
         assert_eq!(s.generations[1].digest.as_deref(), Some("sha256:bb"));

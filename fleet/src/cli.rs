@@ -5,7 +5,9 @@
 //! completed, a command succeeded), 1 any other error, 2 usage, 3 a
 //! rollout rolled back or aborted, 4 refused (invalid rollout file,
 //! conflict, a host busy in another rollout, buckets configured
-//! otherwise, rollout not found), 6 a rollout paused (it needs a person).
+//! otherwise, rollout not found, a followed rollout the coordinator
+//! refused: a sweep with no newer release), 6 a rollout paused (it needs
+//! a person).
 //!
 //! `--follow` (and `rollout start` without `--no-wait`) is driven by two
 //! KV watches, `windlass-rollouts/<id>.state` and
@@ -13,7 +15,7 @@
 //! re-prints it when it changed, and a result prints one line. The state
 //! is also re-read every 10 s, in case a watch missed something while
 //! the connection was away. It stops at completed, aborted, rolled back
-//! (exit 0 or 3) or paused (exit 6).
+//! (exit 0 or 3), paused (exit 6) or refused (exit 4).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -530,6 +532,7 @@ fn phase_exit(p: RolloutPhase) -> Option<u8> {
         RolloutPhase::Completed => Some(exit::OK),
         RolloutPhase::Aborted | RolloutPhase::RolledBack => Some(exit::ROLLED_BACK),
         RolloutPhase::Paused => Some(exit::PAUSED),
+        RolloutPhase::Refused => Some(exit::REFUSED),
         RolloutPhase::Running | RolloutPhase::RollingBack => None,
     }
 }
@@ -623,6 +626,9 @@ fn print_state(s: &RolloutState, json: bool) {
     );
     if !s.reason.is_empty() {
         println!("reason: {}", s.reason);
+    }
+    if let Some(r) = &s.release {
+        println!("release: {r}");
     }
     if let Some(c) = &s.last_control {
         println!("last control: {} by {}", c.command, c.by);
@@ -742,6 +748,7 @@ mod tests {
         assert_eq!(phase_exit(RolloutPhase::Aborted), Some(3));
         assert_eq!(phase_exit(RolloutPhase::RolledBack), Some(3));
         assert_eq!(phase_exit(RolloutPhase::Paused), Some(6));
+        assert_eq!(phase_exit(RolloutPhase::Refused), Some(4));
         assert_eq!(phase_exit(RolloutPhase::Running), None);
         assert_eq!(phase_exit(RolloutPhase::RollingBack), None);
     }

@@ -339,6 +339,21 @@ pub struct DriftSummary {
     pub kinds: Vec<String>,
 }
 
+/// An app of the running generation, in a heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppReport {
+    /// The image reference the app runs (`host/path:tag`).
+    pub image: String,
+    /// Its `release.track`: `semver` or `none`; `""` when windlassd does
+    /// not say (older than the fleet's release discovery).
+    #[serde(default)]
+    pub track: String,
+    #[serde(default)]
+    pub allow_prerelease: bool,
+    #[serde(default)]
+    pub constraint: Option<String>,
+}
+
 /// What fleetd has seen of orders.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrdersSeen {
@@ -369,8 +384,14 @@ pub struct Heartbeat {
     pub operation: Option<CurrentOperation>,
     #[serde(default)]
     pub last: Option<LastOperation>,
+    /// app → canonical release (the one the host's sweeps promoted).
     #[serde(default)]
     pub releases: BTreeMap<String, String>,
+    /// app → its image and release policy, as the running generation
+    /// declares them (what a fleet sweep without a release discovers
+    /// from).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, AppReport>,
     #[serde(default)]
     pub drift: DriftSummary,
     #[serde(default)]
@@ -561,10 +582,12 @@ mod tests {
                "to": {"generation": "7", "digest": "sha256:9f"}},
  "last": {"id": "001750400000x000", "kind": "sweep", "result": "skipped", "request": null, "finished_at": 1750400003000},
  "releases": {"web": "1.4.2", "db": "16.3"}, "drift": {"count": 1, "kinds": ["drop-in-added"]},
+ "apps": {"web": {"image": "reg.example/web:1.4.2", "track": "semver", "allow_prerelease": false, "constraint": "^1"}},
  "orders": {"last_seq": 12, "max_epoch": {"era": 1, "rev": 812}}, "outbox": 0}"#,
         )
         .unwrap();
         assert_eq!(hb.running, Some(gen_ref(7, "sha256:9f")));
+        assert_eq!(hb.apps["web"].constraint.as_deref(), Some("^1"));
         assert_eq!(hb.operation.as_ref().unwrap().phase, "waiting-confirm");
         assert_eq!(hb.last.as_ref().unwrap().result, "skipped");
         round_trip(&hb);
@@ -574,6 +597,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(idle.state, HostActivity::Idle);
+        assert!(idle.apps.is_empty());
         round_trip(&idle);
     }
 

@@ -73,6 +73,9 @@ names! {
         Aborted = "aborted",
         /// Rolled back after a red wave with `on_fail = "rollback"`.
         RolledBack = "rolled-back",
+        /// Refused by the coordinator before any order (a sweep with no
+        /// newer release to move to; `reason` says why).
+        Refused = "refused",
     }
 }
 
@@ -140,6 +143,11 @@ pub struct RolloutState {
     pub last_control: Option<Control>,
     #[serde(default)]
     pub aborted_by: Option<String>,
+    /// A sweep's release: the rollout file's, or the one the coordinator
+    /// discovered when it first drove the rollout (`None` until then).
+    /// Every wave orders it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +224,8 @@ pub enum Effect {
 /// The state of a rollout that starts now: `hosts` are the waves' hosts
 /// (from `select::resolve`), `first_seq` is above every `orders.last_seq`
 /// the hosts reported (fleetd skips orders at or below its last seq).
-/// Refuses a sweep whose release is not resolved yet.
+/// A sweep without a release starts without one: [`step`] orders nothing
+/// until the coordinator has set [`RolloutState::release`].
 pub fn start(
     spec: &RolloutSpec,
     hosts: Vec<Vec<HostId>>,
@@ -224,11 +233,6 @@ pub fn start(
     first_seq: u64,
     now_ms: u64,
 ) -> Result<RolloutState, String> {
-    if let TargetSpec::Sweep { app, release: None } = &spec.target {
-        return Err(format!(
-            "sweep of {app:?}: resolve the release before the rollout starts"
-        ));
-    }
     if hosts.len() != spec.waves.len() {
         return Err(format!(
             "{} host lists for {} waves",
@@ -266,7 +270,34 @@ pub fn start(
         next_seq: first_seq,
         last_control: None,
         aborted_by: None,
+        release: match &spec.target {
+            TargetSpec::Sweep { release, .. } => release.clone(),
+            _ => None,
+        },
     })
+}
+
+/// A sweep's release: the rollout file's, else the discovered one.
+pub fn sweep_release<'a>(spec: &'a RolloutSpec, s: &'a RolloutState) -> Option<&'a str> {
+    match &spec.target {
+        TargetSpec::Sweep { release, .. } => release.as_deref().or(s.release.as_deref()),
+        _ => None,
+    }
+}
+
+/// Whether the rollout is a sweep still waiting for its release to be
+/// discovered (nothing is ordered meanwhile).
+pub fn awaits_release(spec: &RolloutSpec, s: &RolloutState) -> bool {
+    matches!(spec.target, TargetSpec::Sweep { .. }) && sweep_release(spec, s).is_none()
+}
+
+/// The rollout refused before any order: `reason` says why.
+pub fn refuse(s: &RolloutState, reason: String, now_ms: u64) -> RolloutState {
+    let mut n = s.clone();
+    n.phase = RolloutPhase::Refused;
+    n.reason = reason;
+    n.updated_at = now_ms;
+    n
 }
 
 /// One evaluation: the next state and what to do. Pure and idempotent.
@@ -310,6 +341,8 @@ pub fn step(
 pub fn next_wake(s: &RolloutState, spec: &RolloutSpec, now_ms: u64) -> Option<u64> {
     let interval = ms(spec.policy.heartbeat_interval);
     match s.phase {
+        // The coordinator's discovery wakes it.
+        RolloutPhase::Running if awaits_release(spec, s) => None,
         RolloutPhase::Running => {
             let w = s.waves.get(s.wave)?;
             let mut wake = now_ms + interval;
@@ -336,7 +369,7 @@ pub fn next_wake(s: &RolloutState, spec: &RolloutSpec, now_ms: u64) -> Option<u6
 
 /// The wave order a rollout gives each host: its switch, sweep or
 /// cutover (the coordinator rebuilds lost orders from it at takeover).
-pub fn main_action(spec: &RolloutSpec) -> Action {
+pub fn main_action(spec: &RolloutSpec, s: &RolloutState) -> Action {
     let p = &spec.policy;
     let deadline_sec = p.health_deadline.as_secs();
     match &spec.target {
@@ -345,9 +378,9 @@ pub fn main_action(spec: &RolloutSpec) -> Action {
             deadline_sec,
             confirm: p.confirm,
         },
-        TargetSpec::Sweep { app, release } => Action::Sweep {
+        TargetSpec::Sweep { app, .. } => Action::Sweep {
             app: app.clone(),
-            release: release.clone().unwrap_or_default(),
+            release: sweep_release(spec, s).unwrap_or_default().to_string(),
             deadline_sec,
             confirm: p.confirm,
         },
@@ -424,7 +457,10 @@ impl Machine<'_> {
                 }
             }
             RolloutPhase::RollingBack => self.roll_back(),
-            RolloutPhase::Completed | RolloutPhase::Aborted | RolloutPhase::RolledBack => {}
+            RolloutPhase::Completed
+            | RolloutPhase::Aborted
+            | RolloutPhase::RolledBack
+            | RolloutPhase::Refused => {}
         }
     }
 
@@ -449,7 +485,7 @@ impl Machine<'_> {
     }
 
     fn main_action(&self) -> Action {
-        main_action(self.spec)
+        main_action(self.spec, &self.s)
     }
 
     /// Whether the coordinator confirms (observed mode, not a cutover).
@@ -464,9 +500,8 @@ impl Machine<'_> {
             TargetSpec::Generation(t) => {
                 hb.running.as_ref().is_some_and(|r| r.digest == t.digest())
             }
-            TargetSpec::Sweep { app, release } => {
-                release.is_some() && hb.releases.get(app) == release.as_ref()
-            }
+            TargetSpec::Sweep { app, .. } => sweep_release(self.spec, &self.s)
+                .is_some_and(|r| hb.releases.get(app).map(String::as_str) == Some(r)),
             TargetSpec::Cutover {
                 target, version, ..
             } => match target.as_str() {
@@ -602,6 +637,9 @@ impl Machine<'_> {
     }
 
     fn run_wave(&mut self) {
+        if awaits_release(self.spec, &self.s) {
+            return;
+        }
         let w = self.s.wave;
         let policy = &self.spec.policy;
         match self.s.waves[w].phase {
@@ -729,17 +767,13 @@ impl Machine<'_> {
             self.s.wave = w + 1;
             return;
         }
-        if let TargetSpec::Sweep {
-            app,
-            release: Some(release),
-        } = &self.spec.target
+        if let TargetSpec::Sweep { app, .. } = &self.spec.target
+            && let Some(release) = sweep_release(self.spec, &self.s)
             && !self.s.canonical_recorded
         {
+            let (app, release) = (app.clone(), release.to_string());
             self.s.canonical_recorded = true;
-            self.fx.push(Effect::RecordCanonical {
-                app: app.clone(),
-                release: release.clone(),
-            });
+            self.fx.push(Effect::RecordCanonical { app, release });
         }
         self.s.phase = RolloutPhase::Completed;
     }
@@ -975,6 +1009,7 @@ mod tests {
                 }),
                 last: None,
                 releases: BTreeMap::new(),
+                apps: BTreeMap::new(),
                 drift: Default::default(),
                 orders: Default::default(),
                 outbox: 0,
@@ -1769,21 +1804,49 @@ mod tests {
     }
 
     #[test]
-    fn start_refuses_an_unresolved_sweep() {
-        let mut spec = spec(&[&["a"]]);
+    fn a_sweep_without_a_release_orders_nothing_until_it_is_discovered() {
+        let mut spec = spec(&[&["a"], &["b"]]);
         spec.target = TargetSpec::Sweep {
             app: "web".into(),
             release: None,
         };
-        let e = start(
+        let s = start(
             &spec,
-            vec![vec!["a".into()]],
+            vec![vec!["a".into()], vec!["b".into()]],
             Epoch { era: 1, rev: 1 },
             1,
             T0,
         )
-        .unwrap_err();
-        assert!(e.contains("resolve the release"), "{e}");
+        .unwrap();
+        assert_eq!(s.release, None);
+        assert!(awaits_release(&spec, &s));
+        let w = World::new(&spec);
+        let (n, fx) = w.step(&s, &spec, T0 + S);
+        assert!(fx.is_empty(), "{fx:?}");
+        assert_eq!(n, s);
+        assert_eq!(next_wake(&s, &spec, T0), None, "the discovery wakes it");
+        // Discovered: every wave orders that release.
+        let mut s = s;
+        s.release = Some("1.4.2".into());
+        let (_, fx) = w.step(&s, &spec, T0 + S);
+        let orders: Vec<&Order> = fx
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Order(o) => Some(o),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(orders.len(), 1);
+        assert!(
+            matches!(&orders[0].action, Action::Sweep { release, .. } if release == "1.4.2"),
+            "{orders:?}"
+        );
+        // Refused: terminal, nothing ordered.
+        let r = refuse(&s, "no release newer than 1.4.2".into(), T0 + S);
+        assert_eq!(r.phase, RolloutPhase::Refused);
+        let (n, fx) = w.step(&r, &spec, T0 + 2 * S);
+        assert!(fx.is_empty() && n == r, "{fx:?}");
+        assert_eq!(next_wake(&r, &spec, T0), None);
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn heartbeat(host: &str, labels: &[(&str, &str)]) -> Heartbeat {
             finished_at: 0,
         }),
         releases: BTreeMap::new(),
+        apps: BTreeMap::new(),
         drift: Default::default(),
         orders: Default::default(),
         outbox: 0,

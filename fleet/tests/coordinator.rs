@@ -3,6 +3,8 @@
 //! TTL 2 s, host heartbeats every 300 ms (the spec's interval is 1 s, so
 //! a host is unavailable after 3 s), soak 1 s.
 
+#[path = "../../net/tests/common/mod.rs"]
+mod net;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,9 +14,11 @@ use async_nats::jetstream;
 use support::nats::NatsServer;
 use support::simhost::{self, Health, Opts, SimHost};
 use windlass_fleet::buckets::{self, ORDERS, ROLLOUTS};
-use windlass_fleet::coordinator::{self, Canonical, Config, Coordinator, Faults, StatusHandle};
+use windlass_fleet::coordinator::{
+    self, Canonical, Config, Coordinator, Faults, RegistryConfig, StatusHandle,
+};
 use windlass_fleet::kv::Bucket;
-use windlass_fleet::model::{Action, ActionKind, ControlCommand, Epoch, Order};
+use windlass_fleet::model::{Action, ActionKind, AppReport, ControlCommand, Epoch, Order};
 use windlass_fleet::wave::{RolloutPhase, RolloutState, WavePhase};
 
 const TTL: Duration = Duration::from_secs(2);
@@ -97,7 +101,10 @@ impl Fleet {
     }
 
     fn coordinator(&self, holder: &str) -> Running {
-        let cfg = Config::new(holder, TTL);
+        self.coordinator_with(Config::new(holder, TTL))
+    }
+
+    fn coordinator_with(&self, cfg: Config) -> Running {
         let faults = cfg.faults.clone();
         let c = Coordinator::new(self.js.clone(), cfg);
         let status = c.status();
@@ -228,6 +235,7 @@ fn five(opts: impl Fn(&str) -> Opts) -> Vec<(&'static str, Opts)> {
 }
 
 const WAVES_1_2_2: &[&[&str]] = &[&["h1"], &["h2", "h3"], &["h4", "h5"]];
+const HOSTS5: [&str; 5] = ["h1", "h2", "h3", "h4", "h5"];
 
 /// No host executed an order id twice.
 fn assert_no_duplicates(f: &Fleet) {
@@ -626,4 +634,207 @@ async fn a_nats_restart_mid_rollout_is_ridden_out() {
     }
     assert_no_duplicates(&f);
     eprintln!("coordinator: {:?}", c.status.get());
+}
+
+// ---------------------------------------------------------------------
+// Fleet sweeps whose release the coordinator discovers when the rollout
+// starts (`[target.sweep]` without `release`), against a real OCI
+// registry on loopback (Debian's docker-registry, tags pushed through its
+// HTTP API; the test fails when it is missing).
+
+fn discover_spec(id: &str, waves: &[&[&str]]) -> String {
+    format!(
+        "id = \"{id}\"\n[target.sweep]\napp = \"web\"\n{}{}",
+        waves_toml(waves),
+        policy("pause")
+    )
+}
+
+/// A host running `image` for web, its canonical release `release`.
+fn runs_web(image: &str, release: Option<&str>) -> Opts {
+    Opts {
+        apps: BTreeMap::from([(
+            "web".to_string(),
+            AppReport {
+                image: image.to_string(),
+                track: "semver".into(),
+                allow_prerelease: false,
+                constraint: None,
+            },
+        )]),
+        releases: release
+            .map(|r| BTreeMap::from([("web".to_string(), r.to_string())]))
+            .unwrap_or_default(),
+        ..healthy()
+    }
+}
+
+fn with_registry(holder: &str, registry: &str) -> Config {
+    let mut c = Config::new(holder, TTL);
+    c.registry = RegistryConfig {
+        insecure_hosts: vec![registry.to_string()],
+        attempts: 1,
+    };
+    c
+}
+
+fn sweeps_of(f: &Fleet, h: &str) -> Vec<String> {
+    f.host(h)
+        .executed()
+        .into_iter()
+        .filter_map(|o| match o.action {
+            Action::Sweep { release, .. } => Some(release),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_without_a_release_moves_every_wave_to_the_release_found_at_start() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(
+        reg.port,
+        "fleet/web",
+        &["1.3.0", "1.4.0", "1.4.2", "1.5.0-rc.1", "latest"],
+    )
+    .await;
+    let nats = server!("a_sweep_without_a_release_moves_every_wave_to_the_release_found_at_start");
+    // Hosts that never promoted a release run the tag of their image.
+    let image = format!("{r0}/fleet/web:1.3.0");
+    let f = Fleet::start(
+        nats,
+        &five(|h| runs_web(&image, (h == "h5").then_some("1.4.0"))),
+    )
+    .await;
+    let c = f.coordinator_with(with_registry("a", &r0));
+    let epoch = c.leading(10).await;
+    let started = f.start_rollout(&discover_spec("web-d1", WAVES_1_2_2)).await;
+    assert_eq!(started.release, None, "the coordinator discovers it");
+    let s = f
+        .until("web-d1", 30, "the canary ordered", |s| {
+            s.waves[0].phase != WavePhase::Pending
+        })
+        .await;
+    // The newest release the hosts' policy admits (no prerelease), once.
+    assert_eq!(s.release.as_deref(), Some("1.4.2"), "{s:#?}");
+    // A release pushed mid-rollout changes nothing: every wave orders
+    // the release chosen at the start.
+    net::push_tags(reg.port, "fleet/web", &["1.4.3"]).await;
+    let s = f
+        .until("web-d1", 60, "completed", |s| {
+            s.phase == RolloutPhase::Completed
+        })
+        .await;
+    assert_eq!(s.epoch, epoch);
+    assert!(s.canonical_recorded);
+    for h in f.hosts.keys() {
+        assert_eq!(sweeps_of(&f, h), ["1.4.2"], "{h}");
+        assert_eq!(
+            f.kinds(h),
+            [ActionKind::Sweep, ActionKind::Confirm],
+            "{h}: {:?}",
+            f.host(h).executed()
+        );
+    }
+    let canon: Bucket<Canonical> = Bucket::open(&f.js, ROLLOUTS).await.unwrap();
+    let c1 = canon.require("canonical.web").await.unwrap();
+    assert_eq!(c1.value.release, "1.4.2");
+    assert_eq!(c1.value.rollout, "web-d1");
+
+    // The next sweep finds what was pushed since.
+    f.start_rollout(&discover_spec("web-d2", &[&["h1", "h2", "h3", "h4", "h5"]]))
+        .await;
+    let s = f
+        .until("web-d2", 60, "completed", |s| {
+            !coordinator::is_active(s.phase)
+        })
+        .await;
+    assert_eq!(s.phase, RolloutPhase::Completed, "{s:#?}");
+    assert_eq!(s.release.as_deref(), Some("1.4.3"));
+    assert_eq!(
+        canon.require("canonical.web").await.unwrap().value.release,
+        "1.4.3"
+    );
+
+    // Nothing newer than the fleet's canonical release: refused, saying
+    // so, and no host gets an order.
+    let before: Vec<usize> = HOSTS5.iter().map(|h| f.host(h).executed().len()).collect();
+    f.start_rollout(&discover_spec(
+        "web-d3",
+        &[&["h1"], &["h2", "h3", "h4", "h5"]],
+    ))
+    .await;
+    let s = f
+        .until("web-d3", 30, "refused", |s| {
+            !coordinator::is_active(s.phase)
+        })
+        .await;
+    assert_eq!(s.phase, RolloutPhase::Refused, "{s:#?}");
+    assert!(
+        s.reason.contains("no release of") && s.reason.contains("newer than 1.4.3"),
+        "{}",
+        s.reason
+    );
+    assert_eq!(s.release, None);
+    assert!(s.waves.iter().all(|w| w.phase == WavePhase::Pending));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: Vec<usize> = HOSTS5.iter().map(|h| f.host(h).executed().len()).collect();
+    assert_eq!(before, after, "no order for a refused rollout");
+    assert_no_duplicates(&f);
+    assert_eq!(c.status.get().rejected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_is_refused_when_the_hosts_disagree_on_the_image_or_the_registry_is_away() {
+    let reg = net::registry();
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    net::push_tags(reg.port, "fleet/web", &["1.0.0", "1.1.0"]).await;
+    net::push_tags(reg.port, "other/web", &["2.0.0"]).await;
+    let nats =
+        server!("a_sweep_is_refused_when_the_hosts_disagree_on_the_image_or_the_registry_is_away");
+    let f = Fleet::start(
+        nats,
+        &five(|h| {
+            let repo = if h == "h4" { "other/web" } else { "fleet/web" };
+            runs_web(&format!("{r0}/{repo}:1.0.0"), None)
+        }),
+    )
+    .await;
+    let c = f.coordinator_with(with_registry("a", &r0));
+    c.leading(10).await;
+    f.start_rollout(&discover_spec("web-x1", &[&["h1"], &["h3", "h4"]]))
+        .await;
+    let s = f
+        .until("web-x1", 30, "refused", |s| {
+            !coordinator::is_active(s.phase)
+        })
+        .await;
+    assert_eq!(s.phase, RolloutPhase::Refused, "{s:#?}");
+    assert!(
+        s.reason.contains("fleet/web") && s.reason.contains("other/web"),
+        "{}",
+        s.reason
+    );
+    // The hosts that agree: the registry's newest.
+    f.start_rollout(&discover_spec("web-x2", &[&["h1"], &["h2", "h3"]]))
+        .await;
+    let s = f
+        .until("web-x2", 60, "completed", |s| {
+            !coordinator::is_active(s.phase)
+        })
+        .await;
+    assert_eq!(s.phase, RolloutPhase::Completed, "{s:#?}");
+    assert_eq!(s.release.as_deref(), Some("1.1.0"));
+    // The registry away: refused with its error, no order.
+    drop(reg);
+    f.start_rollout(&discover_spec("web-x3", &[&["h5"]])).await;
+    let s = f
+        .until("web-x3", 30, "refused", |s| {
+            !coordinator::is_active(s.phase)
+        })
+        .await;
+    assert_eq!(s.phase, RolloutPhase::Refused, "{s:#?}");
+    assert!(s.reason.contains("registry"), "{}", s.reason);
+    assert!(f.host("h5").executed().is_empty());
 }

@@ -522,6 +522,8 @@ async fn heartbeats_show_the_host_and_its_operation() {
     assert_eq!(hb.platform, "native");
     assert_eq!(hb.labels["site"], "north");
     assert_eq!(hb.releases["web"], "1.4.2");
+    assert_eq!(hb.apps["web"].image, "reg.example/web:1.4.2");
+    assert_eq!(hb.apps["web"].track, "semver");
     assert_eq!(hb.state, HostActivity::Idle);
     assert_eq!(hb.running.as_ref().unwrap().digest, D1);
     assert_eq!(hb.orders.last_seq, 0);
@@ -911,4 +913,104 @@ async fn a_windlassd_restart_while_waiting_for_the_confirm_is_reported_rolled_ba
     let c = w.wait_result(2, "final").await;
     assert_eq!(c.outcome, fin.outcome, "{c:?}");
     assert!(c.error.contains("confirm refused"), "{c:?}");
+}
+
+// ---------------------------------------------------------------------
+// No polling of an absent windlassd (issue 19: 0 wakeups between
+// heartbeats). The heartbeat interval is 30 s here, so a heartbeat that
+// shows the agent within seconds can only come from an event: windlassd
+// taking its bus name, or fleetd's backed-off retry of a bus that was not
+// there. (The retry every 5 s fleetd used to have, which subscribed
+// without sending a heartbeat, fails both bounds.)
+
+fn slow_heartbeat(w: &World) -> Config {
+    let mut c = w.config();
+    c.heartbeat_interval = Duration::from_secs(30);
+    c
+}
+
+/// The heartbeat once fleetd has settled: its start sends one or two
+/// (buckets opened, NATS connected); then nothing until the tick at 30 s.
+async fn settled(w: &World) -> Heartbeat {
+    w.heartbeat(|_| true).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let hb = w.heartbeat(|_| true).await;
+    assert_eq!(hb.agent, "", "no windlassd yet: {hb:?}");
+    hb
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleetd_reports_windlassd_as_soon_as_it_takes_its_bus_name_and_when_it_leaves() {
+    const NAME: &str =
+        "fleetd_reports_windlassd_as_soon_as_it_takes_its_bus_name_and_when_it_leaves";
+    let Some(bin) = support::agent::windlassd(NAME) else {
+        return;
+    };
+    let Some(bus) = support::agent::bus(NAME) else {
+        return;
+    };
+    let w = world!(NAME);
+    let tmp = tempfile::tempdir().unwrap();
+    let _f = Fleetd::start(slow_heartbeat(&w), DbusAgent::new(&bus.address))
+        .await
+        .unwrap();
+    // The bus is there, windlassd is not.
+    let first = settled(&w).await;
+
+    let wd = support::agent::start(&bin, &bus, tmp.path());
+    let t = Instant::now();
+    let hb = w.heartbeat(|hb| !hb.agent.is_empty()).await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "windlassd took its name {took:?} before a heartbeat showed it (interval 30 s)"
+    );
+    assert_eq!(hb.platform, "native", "{hb:?}");
+    assert!(hb.n > first.n);
+
+    // windlassd goes away: the next heartbeat says so, at once too.
+    drop(wd);
+    let t = Instant::now();
+    let hb = w.heartbeat(|hb| hb.agent.is_empty()).await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "windlassd left its bus {took:?} before a heartbeat showed it (interval 30 s)"
+    );
+    assert_eq!(hb.running, None, "{hb:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleetd_started_before_the_bus_and_windlassd_reports_windlassd_within_seconds() {
+    const NAME: &str =
+        "fleetd_started_before_the_bus_and_windlassd_reports_windlassd_within_seconds";
+    let Some(bin) = support::agent::windlassd(NAME) else {
+        return;
+    };
+    let w = world!(NAME);
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // Pointed at a bus socket that does not exist yet.
+    let address = support::agent::bus_address_in(dir.path());
+    let _f = Fleetd::start(slow_heartbeat(&w), DbusAgent::new(&address))
+        .await
+        .unwrap();
+    let first = settled(&w).await;
+
+    let Some(bus) = support::agent::bus_in(NAME, dir.path()) else {
+        return;
+    };
+    let _wd = support::agent::start(&bin, &bus, tmp.path());
+    let t = Instant::now();
+    let hb = w.heartbeat(|hb| !hb.agent.is_empty()).await;
+    let took = t.elapsed();
+    // The bus came up about a second after fleetd's start, which tries
+    // again 250 ms, 500 ms, 1 s, 2 s, … after its first failure: the next
+    // try is at most a couple of seconds away.
+    assert!(
+        took < Duration::from_secs(4),
+        "windlassd took its name {took:?} before a heartbeat showed it (interval 30 s)"
+    );
+    assert_eq!(hb.platform, "native", "{hb:?}");
+    assert!(hb.n > first.n);
 }

@@ -161,6 +161,13 @@ impl<P: Platform, S: Systemd + 'static> Agent<P, S> {
                             "unit": a.unit,
                             "image": a.image,
                             "canonical_release": Canonical::load(&state, &a.name).tag,
+                            // What a fleet sweep that names no release
+                            // discovers with.
+                            "release": {
+                                "track": a.release.track,
+                                "allow_prerelease": a.release.allow_prerelease,
+                                "constraint": a.release.constraint,
+                            },
                         })
                     })
                     .collect()

@@ -26,6 +26,10 @@ struct Args {
     /// Who holds the lease, for operators (default: <hostname>:<pid>).
     #[arg(long)]
     holder: Option<String>,
+    /// A registry (`host[:port]` as in image names) to list over plain
+    /// HTTP when a sweep's release is discovered (repeatable; tests).
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registries: Vec<String>,
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
@@ -76,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
         .connect(&args.nats)
         .await?;
     let js = async_nats::jetstream::new(client);
-    let cfg = Config::new(args.holder.unwrap_or_else(holder), args.lease_ttl);
+    let mut cfg = Config::new(args.holder.unwrap_or_else(holder), args.lease_ttl);
+    cfg.registry.insecure_hosts = args.insecure_registries;
     let cancel = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");

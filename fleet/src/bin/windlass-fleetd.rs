@@ -69,8 +69,25 @@ fn labels(v: &[String]) -> Result<BTreeMap<String, String>, String> {
         .collect()
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Blocking-pool threads (a D-Bus connect, a name lookup) wait a day
+    // before they end instead of 10 s: an ending thread is a wakeup
+    // between heartbeats.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(Duration::from_secs(24 * 3600))
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("windlass-fleetd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(run())
+}
+
+async fn run() -> ExitCode {
     tracing_subscriber_init();
     let cli = Cli::parse();
     let Some(host) = cli.host.clone().or_else(hostname) else {

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use futures_util::{Stream, StreamExt, stream};
 
+use super::discover::{self, Registry};
 use super::{Buckets, Canonical, Faults, Status, is_active, key, now_ms};
 use crate::buckets::{ORDERS, ResultKey, RolloutKey, Step, host_key};
 use crate::kv::{Change, KvError};
 use crate::lease::{Leadership, LeaseGuard, Lost};
 use crate::model::{Epoch, Heartbeat, HostId, HostResult, Order, RolloutId};
-use crate::spec::RolloutSpec;
-use crate::wave::{self, Effect, Observed, RolloutState};
+use crate::spec::{RolloutSpec, TargetSpec};
+use crate::wave::{self, Effect, Observed, RolloutPhase, RolloutState};
 
 /// Why a term ended.
 #[derive(Debug)]
@@ -86,6 +87,20 @@ pub(crate) struct Term<'a> {
     specs: HashMap<RolloutId, RolloutSpec>,
     /// The order key revisions this term read or wrote.
     order_revs: HashMap<HostId, u64>,
+    registry: &'a Registry,
+    /// Release discoveries in flight (sweeps without a release).
+    discoveries: HashMap<RolloutId, tokio::task::JoinHandle<Result<String, String>>>,
+    /// A discovery ended: drive again.
+    discovered: tokio::sync::mpsc::UnboundedSender<()>,
+    discovered_rx: Option<tokio::sync::mpsc::UnboundedReceiver<()>>,
+}
+
+impl Drop for Term<'_> {
+    fn drop(&mut self) {
+        for h in self.discoveries.values() {
+            h.abort();
+        }
+    }
 }
 
 impl<'a> Term<'a> {
@@ -94,7 +109,9 @@ impl<'a> Term<'a> {
         leadership: &'a Leadership,
         faults: &'a Faults,
         status: &'a Arc<Mutex<Status>>,
+        registry: &'a Registry,
     ) -> Term<'a> {
+        let (discovered, discovered_rx) = tokio::sync::mpsc::unbounded_channel();
         Term {
             b,
             leadership,
@@ -107,6 +124,10 @@ impl<'a> Term<'a> {
             active: BTreeSet::new(),
             specs: HashMap::new(),
             order_revs: HashMap::new(),
+            registry,
+            discoveries: HashMap::new(),
+            discovered,
+            discovered_rx: Some(discovered_rx),
         }
     }
 
@@ -119,6 +140,7 @@ impl<'a> Term<'a> {
     }
 
     async fn lead_inner(&mut self) -> Result<Infallible, TermEnd> {
+        let mut discovered = self.discovered_rx.take().expect("a term is led once");
         let mut events = self.connect().await?;
         loop {
             let mut wake: Option<u64> = None;
@@ -162,6 +184,7 @@ impl<'a> Term<'a> {
                         events = self.connect().await?;
                     }
                 }
+                _ = discovered.recv() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
@@ -342,6 +365,9 @@ impl<'a> Term<'a> {
     }
 
     fn retire(&mut self, id: &str) {
+        if let Some(h) = self.discoveries.remove(id) {
+            h.abort();
+        }
         self.active.remove(id);
         self.results.remove(id);
         self.specs.remove(id);
@@ -384,6 +410,26 @@ impl<'a> Term<'a> {
         if state.epoch < self.epoch {
             (state, rev) = self.adopt(state, rev, &spec).await?;
         }
+        if wave::awaits_release(&spec, &state)
+            && matches!(state.phase, RolloutPhase::Running | RolloutPhase::Paused)
+            && let Some(found) = self.discovery(id, &spec, &state).await?
+        {
+            let now = now_ms();
+            state = match found {
+                Ok(tag) => {
+                    tracing::info!("rollout {id}: every wave moves to release {tag}");
+                    let mut n = state;
+                    n.release = Some(tag);
+                    n.updated_at = now;
+                    n
+                }
+                Err(why) => {
+                    tracing::warn!("rollout {id}: refused: {why}");
+                    wave::refuse(&state, why, now)
+                }
+            };
+            rev = self.save_state(&state, rev).await?;
+        }
         let control = self
             .b
             .controls
@@ -416,6 +462,57 @@ impl<'a> Term<'a> {
             return Ok(None);
         }
         Ok(wave::next_wake(&next, &spec, now))
+    }
+
+    /// The release a sweep without one moves to, once its discovery
+    /// (spawned by the first call) has ended; `Err` is the refusal.
+    async fn discovery(
+        &mut self,
+        id: &str,
+        spec: &RolloutSpec,
+        state: &RolloutState,
+    ) -> Result<Option<Result<String, String>>, TermEnd> {
+        if let Some(h) = self.discoveries.get(id) {
+            if !h.is_finished() {
+                return Ok(None);
+            }
+            let h = self.discoveries.remove(id).expect("present");
+            let r = h
+                .await
+                .unwrap_or_else(|e| Err(format!("the release discovery failed: {e}")));
+            return Ok(Some(r));
+        }
+        let TargetSpec::Sweep { app, .. } = &spec.target else {
+            return Ok(None);
+        };
+        let hosts: Vec<HostId> = state
+            .waves
+            .iter()
+            .flat_map(|w| w.hosts.keys().cloned())
+            .collect();
+        let plan = match discover::plan(app, &hosts, &self.heartbeats) {
+            Ok(p) => p,
+            Err(why) => return Ok(Some(Err(why))),
+        };
+        let canonical = self
+            .b
+            .canonical
+            .get(&key(RolloutKey::Canonical(app.clone()))?)
+            .await?
+            .map(|e| e.value.release);
+        tracing::info!(
+            "rollout {id}: looking for the newest release of app {app} ({}/{})",
+            plan.image.host,
+            plan.image.repository
+        );
+        let (registry, tx) = (self.registry.clone(), self.discovered.clone());
+        let h = tokio::spawn(async move {
+            let r = discover::discover(registry, plan, canonical).await;
+            let _ = tx.send(());
+            r
+        });
+        self.discoveries.insert(id.to_string(), h);
+        Ok(None)
     }
 
     fn check(&self) -> Result<Epoch, TermEnd> {

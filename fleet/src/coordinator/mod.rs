@@ -58,13 +58,23 @@
 //!   one (two rollouts would interleave one host's seqs) and starts seqs
 //!   above both the hosts' reported `orders.last_seq` and the seq of the
 //!   order in each host's key.
+//! - A sweep whose rollout file names no release: the first drive pass
+//!   of a term that finds the state without one lists the registry in a
+//!   task of its own (`discover.rs`: where to look and what counts come
+//!   from the hosts' heartbeats) and saves the release it chose into the
+//!   state, or the rollout as `refused` with the reason; nothing is
+//!   ordered before. A term that ends before the save leaves it to the
+//!   next term, which discovers again (still before any order).
 //! - `canonical.<app>` is `{release, rollout, epoch, recorded_at}`,
 //!   written after the state save that sets `canonical_recorded`; a
 //!   coordinator dying between the two leaves it unwritten (logged by
 //!   nobody): the operator sees `completed` with `canonical_recorded`.
 
+mod discover;
 mod drive;
 mod takeover;
+
+pub use discover::RegistryConfig;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -153,6 +163,8 @@ pub struct Config {
     pub lease_ttl: Duration,
     /// Test hooks; inert unless armed.
     pub faults: Faults,
+    /// How sweeps without a release list the registry.
+    pub registry: RegistryConfig,
 }
 
 impl Config {
@@ -161,6 +173,7 @@ impl Config {
             holder: holder.into(),
             lease_ttl,
             faults: Faults::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -302,6 +315,7 @@ impl Coordinator {
         };
         buckets::verify(&self.js, &bcfg).await?;
         let b = Buckets::open(&self.js).await?;
+        let registry = discover::Registry::new(self.cfg.registry.clone())?;
         let campaign = Campaign::new(b.lease.clone(), self.cfg.holder.clone(), self.cfg.lease_ttl);
         tokio::pin!(cancel);
         loop {
@@ -324,7 +338,8 @@ impl Coordinator {
             });
             let guard = leadership.guard();
             let end = {
-                let term = drive::Term::new(&b, &leadership, &self.cfg.faults, &self.status);
+                let term =
+                    drive::Term::new(&b, &leadership, &self.cfg.faults, &self.status, &registry);
                 let lead = term.lead();
                 tokio::pin!(lead);
                 tokio::select! {

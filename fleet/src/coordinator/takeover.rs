@@ -13,7 +13,7 @@ use crate::spec::RolloutSpec;
 use crate::wave::{self, HostProgress, RolloutState};
 
 /// The host's latest order in the rollout, as the state allocated it.
-fn latest(spec: &RolloutSpec, p: &HostProgress) -> Option<(u64, Option<Action>)> {
+fn latest(spec: &RolloutSpec, s: &RolloutState, p: &HostProgress) -> Option<(u64, Option<Action>)> {
     let candidates = [
         (p.seq, 0u8),
         (p.confirm_seq, 1),
@@ -26,7 +26,7 @@ fn latest(spec: &RolloutSpec, p: &HostProgress) -> Option<(u64, Option<Action>)>
         .max()?;
     let main = p.seq.map(|s| order_id_of(spec, s));
     let action = match which {
-        0 => Some(wave::main_action(spec)),
+        0 => Some(wave::main_action(spec, s)),
         1 => main.map(|of| Action::Confirm { of }),
         2 => main.and_then(|of| p.from.clone().map(|to| Action::Rollback { of, to })),
         _ => main.map(|of| Action::Cancel { of }),
@@ -54,7 +54,7 @@ impl Term<'_> {
         let now = now_ms();
         for (w, wave) in s.waves.iter().enumerate() {
             for (host, p) in &wave.hosts {
-                let Some((seq, action)) = latest(spec, p) else {
+                let Some((seq, action)) = latest(spec, &s, p) else {
                     continue;
                 };
                 let done = results
@@ -132,10 +132,22 @@ mod tests {
     #[test]
     fn the_latest_allocated_order_is_rebuilt_from_state_and_spec() {
         let spec = spec();
+        let st = wave::start(
+            &spec,
+            vec![vec!["h".into()]],
+            crate::model::Epoch { era: 1, rev: 1 },
+            1,
+            0,
+        )
+        .unwrap();
+        let latest = |spec: &RolloutSpec, p: &HostProgress| latest(spec, &st, p);
         let mut p = HostProgress::pending();
         assert_eq!(latest(&spec, &p), None, "never ordered");
         p.seq = Some(5);
-        assert_eq!(latest(&spec, &p), Some((5, Some(wave::main_action(&spec)))));
+        assert_eq!(
+            latest(&spec, &p),
+            Some((5, Some(wave::main_action(&spec, &st))))
+        );
         p.confirm_seq = Some(7);
         let of = "r/5".to_string();
         assert_eq!(

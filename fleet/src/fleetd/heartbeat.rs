@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 
 use super::{Ctx, OrderEvent, unix_ms};
 use crate::agent::{AgentApi, AgentStatus};
@@ -45,6 +46,7 @@ pub(crate) fn build<A>(ctx: &Ctx<A>, status: AgentStatus, n: u64) -> Heartbeat {
         operation: status.operation,
         last: status.last,
         releases: status.releases,
+        apps: status.apps,
         drift: status.drift,
         orders,
         outbox: u32::try_from(ctx.outbox.len()).unwrap_or(u32::MAX),
@@ -64,17 +66,67 @@ async fn send<A: AgentApi>(ctx: &Ctx<A>) {
     let hb = build(ctx, status, n);
     if let Err(e) = b.hosts.put(&ctx.cfg.host, &hb).await {
         tracing::warn!("heartbeat: {e}");
+        // Unanswered although connected: the connection may be dead
+        // without the socket knowing (fleetd sends no PING of its own).
+        if e.is_transport()
+            && ctx.client.connection_state() == async_nats::connection::State::Connected
+        {
+            tracing::warn!("heartbeat: reconnecting to NATS");
+            if let Err(e) = ctx.client.force_reconnect().await {
+                tracing::warn!("reconnect: {e}");
+            }
+        }
     }
 }
 
-/// The heartbeat task; each tick also judges a parked order again.
+/// The heartbeat's clock: an OS thread that sleeps in the kernel until
+/// each tick (the first at once, then every `interval`; a late tick moves
+/// the next ones, as tokio's `MissedTickBehavior::Delay`) and notifies
+/// `tick`. One wakeup per tick: a tokio timer this long would also wake
+/// the runtime when its wheel moves the deadline to a finer level. The
+/// thread ends at the first tick after `tick` is dropped.
+pub(crate) fn clock(interval: Duration, tick: std::sync::Weak<Notify>) {
+    let run = move || {
+        let mut next = std::time::Instant::now();
+        loop {
+            match tick.upgrade() {
+                Some(t) => t.notify_one(),
+                None => return,
+            }
+            let now = std::time::Instant::now();
+            next += interval;
+            if next <= now {
+                next = now + interval;
+            }
+            std::thread::sleep(next - now);
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("fleetd-heartbeat".into())
+        .stack_size(64 * 1024)
+        .spawn(run)
+    {
+        // Nothing beats without it; a fleetd that cannot make a thread
+        // is in no state to go on either.
+        panic!("fleetd: no thread for the heartbeat clock: {e}");
+    }
+}
+
+/// The heartbeat task; each tick also judges a parked order again,
+/// retries a waiting outbox, and lets the tasks that wait for something
+/// absent (the agent's bus) try again: they share its wakeup instead of
+/// keeping timers of their own.
 pub(crate) async fn run<A: AgentApi>(ctx: Arc<Ctx<A>>) {
-    let mut tick = tokio::time::interval(ctx.cfg.heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let tick = Arc::new(Notify::new());
+    clock(ctx.cfg.heartbeat_interval, Arc::downgrade(&tick));
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            _ = tick.notified() => {
                 let _ = ctx.orders.send(OrderEvent::Recheck);
+                if !ctx.outbox.is_empty() {
+                    ctx.kick_flush.notify_one();
+                }
+                ctx.beat.notify_waiters();
             }
             _ = ctx.kick_heartbeat.notified() => {
                 tokio::time::sleep(DEBOUNCE).await;
@@ -84,18 +136,98 @@ pub(crate) async fn run<A: AgentApi>(ctx: Arc<Ctx<A>>) {
     }
 }
 
-/// Turns the agent's signals into heartbeats; subscribes again when the
-/// agent's stream ends (windlassd restarted, bus gone).
+/// The first wait before asking for something absent again.
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+
+/// Waits before trying again what failed `failures` times in a row:
+/// 250 ms doubling, and once that would reach the heartbeat interval,
+/// until the next heartbeat tick (no timer of its own: an idle fleetd
+/// wakes only for its heartbeat).
+pub(crate) async fn back_off<A>(ctx: &Ctx<A>, failures: u32) {
+    let delay = BACKOFF_FIRST.saturating_mul(1u32 << failures.min(16));
+    if delay < ctx.cfg.heartbeat_interval {
+        tokio::time::sleep(delay).await;
+    } else {
+        ctx.beat.notified().await;
+    }
+}
+
+/// Turns the agent's signals into heartbeats. windlassd starting or
+/// stopping is a signal too (its bus name changes owner), so a fleetd
+/// started before windlassd reports it as soon as it is there. When the
+/// bus itself cannot be reached, or the connection to it breaks, it
+/// subscribes again after [`back_off`]; once subscribed again it sends a
+/// heartbeat at once (what changed meanwhile went unseen).
 pub(crate) async fn watch_agent<A: AgentApi>(ctx: Arc<Ctx<A>>) {
+    let mut failures = 0u32;
     loop {
         match ctx.agent.changes().await {
             Ok(mut changes) => {
+                if failures > 0 {
+                    tracing::info!("agent signals: subscribed");
+                    ctx.kick_heartbeat.notify_one();
+                }
+                failures = 0;
                 while changes.next().await.is_some() {
                     ctx.kick_heartbeat.notify_one();
                 }
+                tracing::info!("agent signals: the connection to the bus ended");
             }
-            Err(e) => tracing::warn!("agent signals: {e}"),
+            Err(e) if failures == 0 => {
+                tracing::warn!("agent signals: {e}; trying again, less and less often")
+            }
+            Err(e) => tracing::debug!("agent signals: {e}"),
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        back_off(&*ctx, failures).await;
+        failures = failures.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Threads of this process named like the clock's (`comm` keeps 15
+    /// bytes of the name).
+    fn clocks() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end() == "fleetd-heartbea")
+            })
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_clock_ticks_at_once_then_every_interval_and_ends_after_its_notify() {
+        let tick = Arc::new(Notify::new());
+        let t = Instant::now();
+        clock(Duration::from_millis(200), Arc::downgrade(&tick));
+        tick.notified().await;
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        tick.notified().await;
+        tick.notified().await;
+        let e = t.elapsed();
+        assert!(
+            e >= Duration::from_millis(390) && e < Duration::from_millis(1500),
+            "{e:?}"
+        );
+        assert_eq!(clocks(), 1);
+        drop(tick);
+        let t = Instant::now();
+        while clocks() > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "the clock thread lives on"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

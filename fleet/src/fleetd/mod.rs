@@ -16,7 +16,37 @@
 //!   ([`exec`]). A parked order is judged again on the next message, on
 //!   reconnect, and on each heartbeat tick (a lagging lease read).
 //! - **heartbeat**: every interval, and 100 ms after any change the agent
-//!   signals or a step of ours.
+//!   signals (windlassd taking or losing its bus name included) or a step
+//!   of ours.
+//! - **agent signals**: one subscription on windlassd's bus
+//!   ([`AgentApi::changes`]).
+//!
+//! **Wakeups.** An idle fleetd (no order in flight) wakes for its
+//! heartbeat tick and for news only: an order message, an agent signal,
+//! a NATS connection event. Nothing polls between heartbeats:
+//! - the heartbeat's clock is a thread of its own sleeping in the kernel
+//!   until the next tick ([`heartbeat::clock`]), not a tokio timer: the
+//!   runtime's timer wheel wakes a few seconds before a long deadline to
+//!   move it to a finer level (measured: one wakeup in the middle of
+//!   most intervals), a kernel sleep wakes once.
+//! - windlassd absent from its bus: the bus tells when it appears
+//!   (`NameOwnerChanged`); the heartbeat in between says `agent: ""`.
+//! - the bus itself absent (or the connection to it lost): subscribing
+//!   is tried again after 250 ms, doubling, and once that reaches the
+//!   heartbeat interval, at each heartbeat tick ([`heartbeat::back_off`]).
+//!   Opening the buckets backs off the same way; NATS reconnects back off
+//!   from 100 ms to at most one heartbeat interval.
+//! - a parked order is judged again, and an outbox that could not be
+//!   published is tried again, at each heartbeat tick (and on reconnect).
+//! - the NATS client's PING timer is set to a day ([`PING_INTERVAL`]):
+//!   any timer pending in tokio's wheel wakes the runtime when it is
+//!   cascaded, even one reset before it fires. Liveness comes from the
+//!   heartbeat instead: its put must be acknowledged, and one that fails
+//!   while the client believes it is connected forces a reconnect.
+//!
+//! With an order in flight, its driver asks a missing agent again every
+//! second and re-reads the followed operation every 5 s (a lost signal):
+//! that is not idle, and it ends with the order.
 //!
 //! Not done yet (design §4, §6): native artifacts are not fetched from
 //! the object store (a switch order needs its tree staged on the host
@@ -63,6 +93,12 @@ use crate::lease::{self, Lease, OrderStamp, Verdict};
 use crate::model::{Heartbeat, HostId, HostResult, Order, check_id};
 use outbox::Outbox;
 use state::StateFile;
+
+/// The NATS client's own PING period: a day, i.e. practically never
+/// while heartbeats flow (every message from the server resets it). A
+/// heartbeat whose put fails while the client thinks it is connected
+/// makes it reconnect instead (heartbeat::send).
+pub const PING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// How fleetd is run.
 #[derive(Debug, Clone)]
@@ -132,8 +168,12 @@ pub(crate) struct Ctx<A> {
     pub buckets: watch::Sender<Option<Buckets>>,
     pub kick_flush: Notify,
     pub kick_heartbeat: Notify,
+    /// Every heartbeat tick (`notify_waiters`): what waits for something
+    /// absent tries again with it.
+    pub beat: Notify,
     pub orders: mpsc::UnboundedSender<OrderEvent>,
     pub heartbeats_sent: AtomicU64,
+    pub client: async_nats::Client,
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
@@ -193,16 +233,21 @@ impl<A: AgentApi> Fleetd<A> {
             (None, None) => {}
             _ => anyhow::bail!("a NATS user needs a password file, and a password file a user"),
         }
+        let reconnect_cap = cfg.heartbeat_interval.max(Duration::from_millis(100));
         // Replies come to the host's own inbox prefix: its permission
         // block lets it subscribe to nothing else (crate::permissions).
         let client = opts
             .custom_inbox_prefix(crate::permissions::inbox_prefix(&cfg.host))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .ping_interval(cfg.heartbeat_interval * 2)
-            .reconnect_delay_callback(|n| {
-                Duration::from_millis(100u64.saturating_mul(1 << n.min(5)))
-                    .min(Duration::from_secs(2))
+            // The heartbeat's acknowledgement is the liveness check
+            // (heartbeat::send); the client's own PING timer would be a
+            // wakeup of its own (see the module doc).
+            .ping_interval(PING_INTERVAL)
+            // 100 ms doubling, at most a heartbeat interval: a server
+            // that stays away costs about one attempt per heartbeat.
+            .reconnect_delay_callback(move |n| {
+                Duration::from_millis(100u64.saturating_mul(1 << n.min(16))).min(reconnect_cap)
             })
             .event_callback(move |e| {
                 let tx = events_tx.clone();
@@ -222,8 +267,10 @@ impl<A: AgentApi> Fleetd<A> {
             buckets: watch::channel(None).0,
             kick_flush: Notify::new(),
             kick_heartbeat: Notify::new(),
+            beat: Notify::new(),
             orders: orders_tx,
             heartbeats_sent: AtomicU64::new(0),
+            client: client.clone(),
             tasks: Mutex::new(Vec::new()),
         });
         // Orders accepted before a restart are driven on.
@@ -236,12 +283,14 @@ impl<A: AgentApi> Fleetd<A> {
         let c = ctx.clone();
         let js = jetstream::new(client.clone());
         ctx.spawn(async move {
+            let mut failures = 0;
             let b = loop {
                 match Buckets::open(&js).await {
                     Ok(b) => break b,
                     Err(e) => {
                         tracing::warn!("fleet buckets: {e}; trying again");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        heartbeat::back_off(&*c, failures).await;
+                        failures += 1;
                     }
                 }
             };

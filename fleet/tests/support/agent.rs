@@ -47,7 +47,7 @@ pub fn windlassd(test: &str) -> Option<PathBuf> {
 pub struct Bus {
     pub address: String,
     child: Child,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Bus {
@@ -60,8 +60,21 @@ impl Drop for Bus {
 /// A private system-type bus anyone local may use.
 pub fn bus(test: &str) -> Option<Bus> {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("bus");
-    let conf = dir.path().join("bus.conf");
+    let mut b = bus_in(test, dir.path())?;
+    b._dir = Some(dir);
+    Some(b)
+}
+
+/// The address [`bus_in`] will listen on in `dir` (known before the bus
+/// runs: a client may be pointed at a bus that is not there yet).
+pub fn bus_address_in(dir: &Path) -> String {
+    format!("unix:path={}", dir.join("bus").display())
+}
+
+/// [`bus`], its socket and config in `dir` (which outlives it).
+pub fn bus_in(test: &str, dir: &Path) -> Option<Bus> {
+    let sock = dir.join("bus");
+    let conf = dir.join("bus.conf");
     std::fs::write(
         &conf,
         format!(
@@ -116,7 +129,7 @@ pub fn bus(test: &str) -> Option<Bus> {
     Some(Bus {
         address: line.trim().to_string(),
         child,
-        _dir: dir,
+        _dir: None,
     })
 }
 

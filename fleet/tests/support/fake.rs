@@ -142,6 +142,15 @@ impl AgentApi for Fake {
             operation: current,
             last: None,
             releases: BTreeMap::from([("web".into(), "1.4.2".into())]),
+            apps: BTreeMap::from([(
+                "web".into(),
+                windlass_fleet::model::AppReport {
+                    image: "reg.example/web:1.4.2".into(),
+                    track: "semver".into(),
+                    allow_prerelease: false,
+                    constraint: None,
+                },
+            )]),
             drift: Default::default(),
         })
     }

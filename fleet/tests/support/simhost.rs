@@ -26,7 +26,7 @@ use windlass_fleet::buckets::{HOSTS, LEASE, ORDERS, RESULTS, ResultKey, Step};
 use windlass_fleet::kv::Bucket;
 use windlass_fleet::lease::{self, Lease, OrderStamp, Verdict};
 use windlass_fleet::model::{
-    Action, CurrentOperation, Epoch, GenerationRef, Heartbeat, HostActivity, HostResult,
+    Action, AppReport, CurrentOperation, Epoch, GenerationRef, Heartbeat, HostActivity, HostResult,
     LastOperation, Order, OrdersSeen, ResultOutcome,
 };
 
@@ -44,6 +44,11 @@ pub struct Opts {
     pub switch_delay: Duration,
     pub heartbeat: Duration,
     pub labels: BTreeMap<String, String>,
+    /// The apps it reports (image and release policy, for sweeps whose
+    /// release the coordinator discovers).
+    pub apps: BTreeMap<String, AppReport>,
+    /// The apps' canonical releases at start.
+    pub releases: BTreeMap<String, String>,
 }
 
 impl Default for Opts {
@@ -53,6 +58,8 @@ impl Default for Opts {
             switch_delay: Duration::from_millis(100),
             heartbeat: Duration::from_millis(300),
             labels: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            releases: BTreeMap::new(),
         }
     }
 }
@@ -87,9 +94,9 @@ impl SimHost {
         let sim = Sim {
             js: js.clone(),
             name: name.to_string(),
-            opts,
+            opts: opts.clone(),
             shared: shared.clone(),
-            releases: BTreeMap::new(),
+            releases: opts.releases.clone(),
             last_seq: 0,
             max_epoch: None,
             op: None,
@@ -233,6 +240,7 @@ impl Sim {
             }),
             last: self.last.clone(),
             releases: self.releases.clone(),
+            apps: self.opts.apps.clone(),
             drift: Default::default(),
             orders: OrdersSeen {
                 last_seq: self.last_seq,
