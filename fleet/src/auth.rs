@@ -7,31 +7,32 @@
 
 use std::path::PathBuf;
 
-/// The NATS login and TLS options, the same flags for every program.
+/// The NATS login and TLS options, the same flags for every program
+/// (global, so the CLI takes them after a subcommand too).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NatsAuth {
     /// A NATS credentials file (user JWT and nkey seed).
-    #[arg(long, env = "WINDLASS_NATS_CREDS", value_name = "FILE")]
+    #[arg(long, global = true, env = "WINDLASS_NATS_CREDS", value_name = "FILE")]
     pub creds: Option<PathBuf>,
     /// A file whose first line is an nkey user seed (`SU…`); the server
     /// knows the user by its public key.
-    #[arg(long, env = "WINDLASS_NATS_NKEY", value_name = "FILE")]
+    #[arg(long, global = true, env = "WINDLASS_NATS_NKEY", value_name = "FILE")]
     pub nkey: Option<PathBuf>,
     /// A NATS user (nats-server `authorization { users }`), its password
     /// the first line of --password-file.
-    #[arg(long, requires = "password_file")]
+    #[arg(long, global = true, requires = "password_file")]
     pub user: Option<String>,
-    #[arg(long, requires = "user", value_name = "FILE")]
+    #[arg(long, global = true, requires = "user", value_name = "FILE")]
     pub password_file: Option<PathBuf>,
     /// The CA certificate (PEM) the server's TLS certificate must chain
     /// to; TLS is then required.
-    #[arg(long, env = "WINDLASS_NATS_CA", value_name = "FILE")]
+    #[arg(long, global = true, env = "WINDLASS_NATS_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// A client certificate (PEM) for servers that verify clients, with
     /// its key in --tls-key.
-    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    #[arg(long, global = true, requires = "tls_key", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
-    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    #[arg(long, global = true, requires = "tls_cert", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 }
 
@@ -52,6 +53,12 @@ impl NatsAuth {
     /// The connect options these settings make. Errors name the file and
     /// what is wrong with it, never a secret's value.
     pub async fn options(&self) -> Result<async_nats::ConnectOptions, String> {
+        // rustls picks its crypto provider by its crate features; with
+        // windlass-net's HTTP client beside async-nats both providers are
+        // built in, and rustls then panics at the first TLS handshake
+        // (found by the TLS test). The process uses ring, as async-nats
+        // is built to; a provider installed before is kept.
+        let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
         let logins = [
             self.creds.is_some(),
             self.nkey.is_some(),
