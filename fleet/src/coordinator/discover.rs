@@ -27,7 +27,7 @@
 //! other rollouts' hosts meanwhile.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use windlass_net::registry::{ImageName, RegistryClient, RegistryOptions};
 use windlass_net::release::{self, Policy};
@@ -45,24 +45,34 @@ pub struct RegistryConfig {
     pub attempts: u32,
 }
 
-/// The registry client of a coordinator.
+/// The registry client of a coordinator. The HTTP client (rustls with
+/// the system's roots, about 2 MB) is built on the first discovery, not
+/// by every coordinator at start.
 #[derive(Clone)]
 pub(crate) struct Registry {
-    http: windlass_net::reqwest::Client,
+    http: Arc<OnceLock<windlass_net::reqwest::Client>>,
     cfg: Arc<RegistryConfig>,
 }
 
 impl Registry {
-    pub(crate) fn new(cfg: RegistryConfig) -> anyhow::Result<Registry> {
+    pub(crate) fn new(cfg: RegistryConfig) -> Registry {
+        Registry {
+            http: Arc::new(OnceLock::new()),
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    fn http(&self) -> Result<windlass_net::reqwest::Client, String> {
+        if let Some(c) = self.http.get() {
+            return Ok(c.clone());
+        }
         let opts = windlass_net::ClientOptions {
             timeout: std::time::Duration::from_secs(60),
             read_timeout: std::time::Duration::from_secs(30),
             ..Default::default()
         };
-        Ok(Registry {
-            http: windlass_net::client(&opts)?,
-            cfg: Arc::new(cfg),
-        })
+        let c = windlass_net::client(&opts).map_err(|e| format!("the HTTP client: {e}"))?;
+        Ok(self.http.get_or_init(|| c).clone())
     }
 
     async fn tags(&self, image: &ImageName) -> Result<Vec<String>, String> {
@@ -73,7 +83,7 @@ impl Registry {
         if self.cfg.attempts > 0 {
             o.attempts = self.cfg.attempts;
         }
-        RegistryClient::new(self.http.clone(), o)
+        RegistryClient::new(self.http()?, o)
             .list_tags(image)
             .await
             .map_err(|e| format!("listing the tags of {}: {e}", repo(image)))

@@ -315,7 +315,7 @@ impl Coordinator {
         };
         buckets::verify(&self.js, &bcfg).await?;
         let b = Buckets::open(&self.js).await?;
-        let registry = discover::Registry::new(self.cfg.registry.clone())?;
+        let registry = discover::Registry::new(self.cfg.registry.clone());
         let campaign = Campaign::new(b.lease.clone(), self.cfg.holder.clone(), self.cfg.lease_ttl);
         tokio::pin!(cancel);
         loop {
