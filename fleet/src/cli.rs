@@ -56,9 +56,8 @@ pub struct Cli {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub nats: String,
-    /// A NATS credentials file.
-    #[arg(long, global = true, env = "WINDLASS_NATS_CREDS")]
-    pub creds: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: crate::auth::NatsAuth,
     /// Machine-readable output: one JSON object per line (per update
     /// when following).
     #[arg(long, global = true)]
@@ -171,12 +170,7 @@ pub async fn main() -> u8 {
 }
 
 async fn connect(cli: &Cli) -> Result<jetstream::Context, Failure> {
-    let mut opts = async_nats::ConnectOptions::new();
-    if let Some(c) = &cli.creds {
-        opts = async_nats::ConnectOptions::with_credentials_file(c.clone())
-            .await
-            .map_err(|e| fail(exit::ERROR, format!("{}: {e}", c.display())))?;
-    }
+    let opts = cli.auth.options().await.map_err(|e| fail(exit::ERROR, e))?;
     let client = opts
         .name("windlass-fleet")
         .connection_timeout(Duration::from_secs(5))

@@ -7,6 +7,7 @@
 //! operator CLI). `agent` is fleetd's D-Bus seam to windlassd.
 
 pub mod agent;
+pub mod auth;
 pub mod buckets;
 pub mod cli;
 pub mod coordinator;

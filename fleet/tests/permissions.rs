@@ -253,8 +253,8 @@ async fn fleetd_runs_an_order_under_its_restricted_user() {
     let pw = state.path().join("password");
     std::fs::write(&pw, "p1\n").unwrap();
     let mut cfg = Config::new("h1", w.nats.url(), state.path().join("state"));
-    cfg.user = Some("h1".into());
-    cfg.password_file = Some(pw);
+    cfg.auth.user = Some("h1".into());
+    cfg.auth.password_file = Some(pw);
     cfg.heartbeat_interval = Duration::from_secs(1);
     let agent = Fake::new();
     let _f = Fleetd::start(cfg, agent.clone()).await.unwrap();

@@ -116,3 +116,69 @@ fn fleetd_runs_in_the_group_windlassd_lets_in() {
         "windlassd is not run with --group {group}"
     );
 }
+
+/// fleetd's user is a static one from `windlass-fleet.sysusers`, as
+/// systemd 257's `systemd-sysusers` creates it in an empty root: the
+/// unit's `User=` and `Group=` exist, and the user is a member of the
+/// group of its `SupplementaryGroups=` (the system bus resolves callers
+/// through NSS, so a `DynamicUser=` needs nss-systemd, which a minimal
+/// Debian lacks: scenario 25 found fleetd refused by the bus).
+#[test]
+fn fleetd_user_comes_from_sysusers_with_the_windlass_group() {
+    if !rootfs_built("fleetd_user_comes_from_sysusers_with_the_windlass_group") {
+        return;
+    }
+    let (_, text) = unit("windlass-fleetd.service");
+    let key = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("fleetd's unit has no {k}="))
+            .to_string()
+    };
+    assert!(
+        !text.contains("DynamicUser=yes"),
+        "fleetd is a dynamic user"
+    );
+    let (user, group, extra) = (key("User"), key("Group"), key("SupplementaryGroups"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("fleet/systemd/windlass-fleet.sysusers"),
+        dir.path().join("windlass-fleet.conf"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("root/etc")).unwrap();
+    let out = Command::new(repo().join("tools/oracle"))
+        .arg("--bind")
+        .arg(format!("{}:/w", dir.path().display()))
+        .args([
+            "systemd-sysusers",
+            "--root=/w/root",
+            "/w/windlass-fleet.conf",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "systemd-sysusers: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passwd = std::fs::read_to_string(dir.path().join("root/etc/passwd")).unwrap();
+    let groups = std::fs::read_to_string(dir.path().join("root/etc/group")).unwrap();
+    let entry = |db: &str, name: &str| -> Vec<String> {
+        db.lines()
+            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+            .find(|f| f[0] == name)
+            .unwrap_or_else(|| panic!("no {name} in\n{db}"))
+    };
+    let u = entry(&passwd, &user);
+    let g = entry(&groups, &group);
+    assert_eq!(u[3], g[2], "{user}'s primary group is not {group}");
+    let uid: u32 = u[2].parse().unwrap();
+    assert!(uid > 0 && uid < 1000, "{user} is not a system user: {uid}");
+    let w = entry(&groups, &extra);
+    assert!(
+        w[3].split(',').any(|m| m == user),
+        "{user} is not a member of {extra}: {}",
+        w.join(":")
+    );
+}

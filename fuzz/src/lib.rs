@@ -219,7 +219,8 @@ pub fn compose(data: &[u8]) {
     }
 
     let opts = import::Options {
-        compose_file,
+        compose_files: vec![compose_file],
+        default_override: false,
         project: None,
         prefix: None,
         env_files: Vec::new(),

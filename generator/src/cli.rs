@@ -82,8 +82,15 @@ pub enum Command {
         /// Import from something other than a compose file.
         #[command(subcommand)]
         from: Option<ImportFrom>,
-        #[arg(required = true)]
+        /// The compose file; the override file compose reads beside it
+        /// when no -f is given (`compose.override.yml`, …) is read over it.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
         compose_file: Option<PathBuf>,
+        /// A compose file (repeatable, as `docker compose -f`: each later
+        /// file is merged over the earlier ones; no override file is read
+        /// unless given). Instead of COMPOSE_FILE.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: Vec<PathBuf>,
         /// The fleet directory to write (created, or added to).
         #[arg(short, long, value_name = "APPS_DIR", required = true)]
         output: Option<PathBuf>,

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         } => import_from(from),
         Command::Import {
             compose_file,
+            file,
             output,
             project,
             prefix,
@@ -55,11 +56,19 @@ fn main() -> ExitCode {
             force,
             from: None,
         } => {
-            let (Some(compose_file), Some(output)) = (compose_file, output) else {
-                unreachable!("clap requires COMPOSE_FILE and --output without a subcommand")
+            let Some(output) = output else {
+                unreachable!("clap requires --output without a subcommand")
+            };
+            // COMPOSE_FILE alone is read as compose reads it when no -f is
+            // given: with the override file beside it.
+            let default_override = file.is_empty();
+            let compose_files = match compose_file {
+                Some(f) => vec![f],
+                None => file,
             };
             let opts = windlass::import::Options {
-                compose_file,
+                compose_files,
+                default_override,
                 project,
                 prefix,
                 env_files: env_file,

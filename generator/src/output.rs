@@ -2,8 +2,10 @@
 //!
 //! The whole tree is built in a temporary directory beside OUT and swapped
 //! into place with one `renameat2(RENAME_EXCHANGE)`, so a reader sees the
-//! old tree or the new one, never a mix. Files whose content did not change
-//! are hard-linked from the old tree, so their mtime stays. A directory that
+//! old tree or the new one, never a mix. Files still as a run writes them
+//! (the same bytes, a regular file of mode 0644) are hard-linked from the
+//! old tree, so their mtime stays; a file chmod'ed or replaced by a symlink
+//! counts as changed and is written again. A directory that
 //! windlass did not write (no `windlass-generation.json`) is never replaced.
 
 use std::collections::BTreeMap;
@@ -66,6 +68,26 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> 
     Ok(())
 }
 
+/// The mode of every file a run writes.
+pub const FILE_MODE: u32 = 0o644;
+
+/// Whether `path` is what a cold run writes for `content`: a regular file
+/// (not a symlink to one) of mode 0644 holding exactly these bytes. A file
+/// chmod'ed or replaced by a link counts as changed, so that a run repairs
+/// it as it repairs an edit.
+fn as_written(path: &Path, content: &str) -> Result<bool, OutputError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o7777 != FILE_MODE {
+        return Ok(false);
+    }
+    let old = fs::read(path).map_err(io_err(path))?;
+    Ok(old == content.as_bytes())
+}
+
 /// Compares OUT with `files` without writing anything.
 pub fn diff(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> {
     let mut d = TreeDiff::default();
@@ -84,8 +106,7 @@ pub fn diff(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> {
         match wanted.get(path.as_str()) {
             None => d.removed.push(path.clone()),
             Some(content) => {
-                let old = fs::read(out.join(path)).map_err(io_err(&out.join(path)))?;
-                if old != content.as_bytes() {
+                if !as_written(&out.join(path), content)? {
                     d.changed.push(path.clone());
                 }
             }
@@ -205,14 +226,14 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<(), Output
 fn write_one(out: &Path, tmp: &Path, f: &OutputFile) -> Result<(), OutputError> {
     let dest = tmp.join(&f.path);
     let old = out.join(&f.path);
-    let unchanged = fs::read(&old).is_ok_and(|bytes| bytes == f.content.as_bytes());
+    let unchanged = as_written(&old, &f.content).unwrap_or(false);
     if unchanged && fs::hard_link(&old, &dest).is_ok() {
         return Ok(());
     }
     let mut file = fs::File::create(&dest).map_err(io_err(&dest))?;
     file.write_all(f.content.as_bytes())
         .map_err(io_err(&dest))?;
-    file.set_permissions(fs::Permissions::from_mode(0o644))
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
         .map_err(io_err(&dest))?;
     if unchanged {
         // Hard link refused (another file system?): keep the old mtime.

@@ -397,7 +397,7 @@ fn a_tampered_output_tree_is_repaired_as_a_cold_run_would() {
     let want = read_tree(&cold);
     generate(&bin(), &fleet, &out, &[]);
     type Tamper = fn(&Path);
-    let cases: [(&str, Tamper, &str, &str); 5] = [
+    let cases: [(&str, Tamper, &str, &str); 7] = [
         (
             "same size, mtime put back",
             |out| edit(&out.join("quadlet/lnd.container"), "lnd", "lnx", true),
@@ -415,6 +415,27 @@ fn a_tampered_output_tree_is_repaired_as_a_cold_run_would() {
             |out| std::fs::remove_file(out.join("nixos/apps/redis.nix")).unwrap(),
             "would add: nixos/apps/redis.nix",
             "(1 added, 0 changed, 0 removed)",
+        ),
+        (
+            "mode changed",
+            |out| {
+                use std::os::unix::fs::PermissionsExt;
+                let p = out.join("quadlet/lnd.container");
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            },
+            "would change: quadlet/lnd.container",
+            "(0 added, 1 changed, 0 removed)",
+        ),
+        (
+            "a symlink to the same content in place of a file",
+            |out| {
+                let p = out.join("nixos/apps/redis.nix");
+                let elsewhere = out.parent().unwrap().join("redis.nix");
+                std::fs::rename(&p, &elsewhere).unwrap();
+                std::os::unix::fs::symlink(&elsewhere, &p).unwrap();
+            },
+            "would change: nixos/apps/redis.nix",
+            "(0 added, 1 changed, 0 removed)",
         ),
         (
             "an extra file",
@@ -442,6 +463,14 @@ fn a_tampered_output_tree_is_repaired_as_a_cold_run_would() {
         let err = generate(&bin(), &fleet, &out, &[]);
         assert!(err.contains(write_says), "{what}: {err}");
         assert_eq!(read_tree(&out), want, "{what}: not repaired");
+        for p in want.keys() {
+            let m = std::fs::symlink_metadata(out.join(p)).unwrap();
+            assert!(
+                m.is_file() && m.mode() & 0o7777 == 0o644,
+                "{what}: {p} is not a regular file of mode 0644: {:o}",
+                m.mode()
+            );
+        }
     }
 }
 
@@ -586,4 +615,251 @@ fn a_record_others_could_write_or_that_is_not_ours_is_never_used() {
     let err = generate(&bin(), &fleet, &out, &[]);
     assert!(!err.contains(NOOP), "a symlinked record was used: {err}");
     assert_eq!(read_tree(&out), tree);
+}
+
+/// What `generate --check` said: its exit code, whether it found OUT up to
+/// date, and its `would …` lines (sorted), without the fast path's words.
+fn check_verdict(
+    fleet: &Path,
+    out: &Path,
+    args: &[&str],
+) -> (Option<i32>, bool, Vec<String>, bool) {
+    let mut all = vec!["generate", s(fleet), "-o", s(out), "--check"];
+    all.extend_from_slice(args);
+    let o = run(&bin(), &all);
+    let err = stderr(&o);
+    let mut would: Vec<String> = err
+        .lines()
+        .filter(|l| l.starts_with("would "))
+        .map(String::from)
+        .collect();
+    would.sort();
+    let ok = err.contains(&format!("ok: {} is up to date", out.display()));
+    (o.status.code(), ok, would, err.contains(NOOP))
+}
+
+#[test]
+fn check_says_the_same_with_and_without_the_record() {
+    settle(&bin());
+    let (tmp, fleet, templates) = workspace();
+    let out = tmp.path().join("out");
+    let t = s(&templates).to_string();
+    generate(&bin(), &fleet, &out, &["--templates", &t]);
+    // Renewed once, so the record is trusted without reading the tree.
+    generate(&bin(), &fleet, &out, &["--templates", &t]);
+    let pristine = tmp.path().join("pristine");
+    copy_dir(&fleet, &pristine.join("fleet"));
+    copy_dir(&templates, &pristine.join("templates"));
+    copy_dir(&out, &pristine.join("out"));
+    let record_text = std::fs::read(record(&out)).unwrap();
+    /// A change to the fleet, the templates or the tree; whether the run
+    /// passes `--templates`; its other options.
+    type Situation = (
+        &'static str,
+        fn(&Path, &Path, &Path),
+        bool,
+        &'static [&'static str],
+    );
+    let situations: [Situation; 8] = [
+        ("up to date", |_, _, _| {}, true, &[]),
+        (
+            "a manifest edited",
+            |f, _, _| {
+                edit(
+                    &f.join("apps/redis.toml"),
+                    "redis-server",
+                    "redis-servex",
+                    true,
+                )
+            },
+            true,
+            &[],
+        ),
+        (
+            "windlass.toml edited",
+            |f, _, _| {
+                edit(
+                    &f.join("windlass.toml"),
+                    "10.89.0.0/24",
+                    "10.88.0.0/24",
+                    true,
+                )
+            },
+            true,
+            &[],
+        ),
+        (
+            "a template override edited",
+            |_, t, _| {
+                edit(
+                    &t.join("quadlet/container.j2"),
+                    "CPUWeight=50",
+                    "CPUWeight=60",
+                    true,
+                )
+            },
+            true,
+            &[],
+        ),
+        (
+            "an output file edited",
+            |_, _, o| edit(&o.join("quadlet/lnd.container"), "lnd", "lnx", true),
+            true,
+            &[],
+        ),
+        (
+            "an output file deleted",
+            |_, _, o| std::fs::remove_file(o.join("nixos/apps/redis.nix")).unwrap(),
+            true,
+            &[],
+        ),
+        (
+            "other targets",
+            |_, _, _| {},
+            true,
+            &["--target", "quadlet"],
+        ),
+        ("no template override", |_, _, _| {}, false, &[]),
+    ];
+    for (what, change, with_templates, extra) in situations {
+        change(&fleet, &templates, &out);
+        let mut args: Vec<&str> = Vec::new();
+        if with_templates {
+            args.extend(["--templates", t.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        let (code, ok, would, fast) = check_verdict(&fleet, &out, &args);
+        assert_eq!(
+            fast,
+            what == "up to date",
+            "{what}: fast path taken: {fast}"
+        );
+        // The same question without the record: the full comparison.
+        std::fs::remove_file(record(&out)).unwrap();
+        let (slow_code, slow_ok, slow_would, slow_fast) = check_verdict(&fleet, &out, &args);
+        assert!(!slow_fast, "{what}: no record, yet the fast path");
+        assert_eq!(
+            (code, ok, &would),
+            (slow_code, slow_ok, &slow_would),
+            "{what}: --check with the record and without it disagree"
+        );
+        assert_eq!(ok, what == "up to date", "{what}: {code:?} {would:?}");
+        assert_eq!(code, Some(if ok { 0 } else { 1 }), "{what}: {would:?}");
+        // Back to the recorded state: the inputs, the tree and the record.
+        for (dir, name) in [(&fleet, "fleet"), (&templates, "templates"), (&out, "out")] {
+            std::fs::remove_dir_all(dir).unwrap();
+            copy_dir(&pristine.join(name), dir);
+        }
+        std::fs::write(record(&out), &record_text).unwrap();
+    }
+}
+
+/// The record can only vouch for inputs it knows of: the fleet's files
+/// (found by `model::input_files`, read by `input_file::read`), the
+/// template overrides (likewise), the options and the binary. A new way
+/// for `generate` to read a file or the environment would make a no-op run
+/// miss its changes, so every such call in the generator's source must be
+/// one of those listed here, each with the reason it is safe.
+#[test]
+fn generate_reads_nothing_the_record_does_not_cover() {
+    const CALLS: &[&str] = &[
+        "fs::read(",
+        "File::open(",
+        "OpenOptions::new(",
+        "read_to_string(",
+        "read_dir(",
+        "read_link(",
+        "env::var(",
+        "env::vars(",
+        "env::var_os(",
+        "env::vars_os(",
+        "current_dir(",
+        "canonicalize(",
+    ];
+    // (file under generator/src, call, how many, why the record covers it)
+    const ALLOWED: &[(&str, &str, usize, &str)] = &[
+        (
+            "input_file.rs",
+            "File::open(",
+            1,
+            "the reader of every recorded input",
+        ),
+        (
+            "model/build.rs",
+            "read_dir(",
+            1,
+            "`discover`, which the record shares",
+        ),
+        (
+            "output.rs",
+            "fs::read(",
+            1,
+            "OUT, whose files the record holds",
+        ),
+        (
+            "output.rs",
+            "read_dir(",
+            2,
+            "OUT, whose files the record holds",
+        ),
+        (
+            "output.rs",
+            "File::open(",
+            2,
+            "OUT's directories, to fsync them",
+        ),
+        ("record.rs", "fs::read(", 1, "a recorded file, to verify it"),
+        (
+            "record.rs",
+            "read_dir(",
+            1,
+            "OUT, whose files the record holds",
+        ),
+        ("record.rs", "OpenOptions::new(", 2, "the record itself"),
+        ("record.rs", "read_to_string(", 1, "the record itself"),
+        ("main.rs", "read_to_string(", 2, "`import podman` only"),
+        ("main.rs", "env::vars(", 1, "`import` only"),
+    ];
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = common::repo_root().join("generator/src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    assert!(files.len() > 20, "generator/src not found: {files:?}");
+    let mut found = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().to_str().unwrap().to_string();
+        // `windlass import` reads compose files and env files; `generate`
+        // never calls it.
+        if rel.starts_with("import/") || rel == "import.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Unit tests read what they like.
+        let code = text.split("\n#[cfg(test)]\n").next().unwrap();
+        for call in CALLS {
+            let n = code.matches(call).count();
+            if n > 0 {
+                found.insert((rel.clone(), call.to_string()), n);
+            }
+        }
+    }
+    let allowed: BTreeMap<(String, String), usize> = ALLOWED
+        .iter()
+        .map(|(f, c, n, _)| ((f.to_string(), c.to_string()), *n))
+        .collect();
+    assert_eq!(
+        found, allowed,
+        "a new file or environment read in generator/src: route it through \
+         input_file::read and the record (generator/src/record.rs), or list \
+         it here with the reason the no-op record still covers it"
+    );
 }

@@ -697,6 +697,352 @@ fn the_guix_service_module_loads_and_wires_the_agent() {
     );
 }
 
+/// `windlass-fleet-service-type` runs windlass-fleetd and
+/// `windlass-coordinator-service-type` windlass-coordinator under the
+/// Shepherd: each setting is an argument of the daemon (every byte of a
+/// label arrives), each daemon runs as its own system user with umask
+/// 077, fleetd in windlassd's group and after it, with its state
+/// directory, and a secret is passed by its file name, never as a store
+/// item.
+#[test]
+fn the_guix_fleet_and_coordinator_services_run_their_daemons() {
+    if !common::oracles_enabled("guix fleet modules") {
+        return;
+    }
+    let o = guile(&modules_lib(), "(load \"/stubs/check-service.scm\")");
+    assert!(
+        o.status.success(),
+        "modules/guix failed to load: {}",
+        stderr(&o)
+    );
+    let facts = Facts::parse(&o.stdout);
+    let pkg = "<plain-file windlass>";
+    let fleetd = format!("{pkg}/bin/windlass-fleetd");
+    let coordinator = format!("{pkg}/bin/windlass-coordinator");
+    let common_fleetd = [
+        fleetd.as_str(),
+        "--bus",
+        "system",
+        "--state",
+        "/var/lib/windlass-fleet",
+        "--nats",
+    ];
+    let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
+        head.iter().chain(tail).map(|s| s.to_string()).collect()
+    };
+    for (label, argv) in [
+        (
+            "fleet-default",
+            with(
+                &common_fleetd,
+                &["nats://127.0.0.1:4222", "--heartbeat-interval", "30"],
+            ),
+        ),
+        (
+            "fleet-custom",
+            with(
+                &common_fleetd,
+                &[
+                    "nats://nats.example:4222",
+                    "--heartbeat-interval",
+                    "45",
+                    "--host",
+                    "kiosk-01",
+                    "--label",
+                    "site=north",
+                    "--label",
+                    "note=a \"b\" $HOME = é",
+                    "--creds",
+                    "/etc/windlass/fleetd.creds",
+                    "--label",
+                    "from-extra=1",
+                ],
+            ),
+        ),
+        (
+            "fleet-user",
+            with(
+                &common_fleetd,
+                &[
+                    "nats://127.0.0.1:4222",
+                    "--heartbeat-interval",
+                    "30",
+                    "--user",
+                    "kiosk-01",
+                    "--password-file",
+                    "/etc/windlass/fleetd.password",
+                ],
+            ),
+        ),
+    ] {
+        let group = if label == "fleet-custom" {
+            "ops"
+        } else {
+            "windlass"
+        };
+        assert_eq!(facts.one(label, "type", "name"), Some("windlass-fleet"));
+        let targets: BTreeSet<&str> = facts.all(label, "extends", "target").into_iter().collect();
+        assert_eq!(
+            targets,
+            ["account", "activate", "shepherd-root"]
+                .into_iter()
+                .collect()
+        );
+        assert_eq!(facts.all(label, "windlass-fleetd", "argv"), argv, "{label}");
+        assert_eq!(
+            facts.one(label, "windlass-fleetd", "requirement"),
+            Some("user-processes networking windlassd"),
+            "a fleet member without windlassd fails to build"
+        );
+        assert_eq!(facts.one(label, "windlass-fleetd", "respawn?"), Some("#t"));
+        assert_eq!(
+            facts.one(label, "windlass-fleetd", "user"),
+            Some("windlass-fleet")
+        );
+        assert_eq!(
+            facts.one(label, "windlass-fleetd", "group"),
+            Some("windlass-fleet")
+        );
+        assert_eq!(
+            facts.all(label, "windlass-fleetd", "supplementary-group"),
+            [group]
+        );
+        assert_eq!(
+            facts.one(label, "windlass-fleetd", "file-creation-mask"),
+            Some("63"),
+            "umask 077"
+        );
+        // The system user, in windlassd's group (the bus policy's).
+        assert_eq!(facts.one(label, "group", "name"), Some("windlass-fleet"));
+        assert_eq!(facts.one(label, "group", "system?"), Some("#t"));
+        let user = "user:windlass-fleet";
+        assert_eq!(facts.one(label, user, "group"), Some("windlass-fleet"));
+        assert_eq!(facts.all(label, user, "supplementary-group"), [group]);
+        assert_eq!(facts.one(label, user, "system?"), Some("#t"));
+        assert_eq!(facts.one(label, user, "create-home-directory?"), Some("#f"));
+        assert_eq!(
+            facts.one(label, user, "shell"),
+            Some("<plain-file shadow>/sbin/nologin")
+        );
+        let activation = facts.one(label, "activation", "sexp").unwrap();
+        assert!(
+            activation.contains("\"/var/lib/windlass-fleet\"")
+                && activation.contains("(getpwnam \"windlass-fleet\")")
+                && activation.contains("(chmod directory 448)"),
+            "the state directory, the user's, mode 0700: {activation}"
+        );
+    }
+    for (label, argv) in [
+        (
+            "coordinator-default",
+            vec![
+                coordinator.as_str(),
+                "--nats",
+                "nats://127.0.0.1:4222",
+                "--lease-ttl",
+                "10s",
+            ],
+        ),
+        (
+            "coordinator-custom",
+            vec![
+                coordinator.as_str(),
+                "--nats",
+                "nats://nats.example:4222",
+                "--lease-ttl",
+                "30s",
+                "--creds",
+                "/etc/windlass/coordinator.creds",
+                "--holder",
+                "ops-1",
+            ],
+        ),
+    ] {
+        assert_eq!(
+            facts.one(label, "type", "name"),
+            Some("windlass-coordinator")
+        );
+        let targets: BTreeSet<&str> = facts.all(label, "extends", "target").into_iter().collect();
+        assert_eq!(targets, ["account", "shepherd-root"].into_iter().collect());
+        let name = "windlass-coordinator";
+        assert_eq!(facts.all(label, name, "argv"), argv, "{label}");
+        assert_eq!(
+            facts.one(label, name, "requirement"),
+            Some("user-processes networking"),
+            "no windlassd needed"
+        );
+        assert_eq!(facts.one(label, name, "user"), Some(name));
+        assert_eq!(facts.one(label, name, "group"), Some(name));
+        assert!(facts.all(label, name, "supplementary-group").is_empty());
+        assert_eq!(facts.one(label, name, "file-creation-mask"), Some("63"));
+        let user = "user:windlass-coordinator";
+        assert_eq!(facts.one(label, user, "group"), Some(name));
+        assert!(facts.all(label, user, "supplementary-group").is_empty());
+        assert_eq!(facts.one(label, user, "system?"), Some("#t"));
+    }
+}
+
+/// Builds the services of `kind` (`fleet` or `coordinator`) from a
+/// configuration with `fields` (Scheme) and the stand-in package, as
+/// `guix system` folds them.
+fn build_guix_fleet_service(kind: &str, fields: &str) -> Output {
+    let script = format!(
+        "(use-modules (windlass service) (gnu services) (guix gexp))
+         (let ((config (windlass-{kind}-configuration
+                        (package (plain-file \"windlass\" \"\"))
+                        {fields})))
+           (for-each (lambda (e) ((service-extension-compute e) config))
+                     (service-type-extensions windlass-{kind}-service-type)))"
+    );
+    guile(&modules_lib(), &script)
+}
+
+/// Each bad setting of the fleet and coordinator configurations is
+/// refused, naming the field, before anything is built; a secret given
+/// as a file-like object (which would be copied into the store) is one.
+/// The controls, the same configurations without the mutation, build.
+#[test]
+fn a_bad_guix_fleet_or_coordinator_setting_is_refused() {
+    if !common::oracles_enabled("guix fleet negative") {
+        return;
+    }
+    let fleet =
+        "(credentials-file \"/etc/windlass/fleetd.creds\") (labels '((\"site\" . \"north\")))";
+    let coordinator = "(credentials-file \"/etc/windlass/coordinator.creds\")";
+    for (kind, fields) in [("fleet", fleet), ("coordinator", coordinator)] {
+        let o = build_guix_fleet_service(kind, fields);
+        assert!(o.status.success(), "{kind}: the control: {}", stderr(&o));
+    }
+    let mutants: &[(&str, &str, &str, &str)] = &[
+        (
+            "fleet",
+            "(credentials-file \"/etc/windlass/fleetd.creds\")",
+            "(credentials-file (local-file \"fleetd.creds\"))",
+            "invalid value for field `credentials-file'",
+        ),
+        (
+            "fleet",
+            "(credentials-file \"/etc/windlass/fleetd.creds\")",
+            "(credentials-file \"/gnu/store/0000-fleetd.creds\")",
+            "invalid value for field `credentials-file'",
+        ),
+        (
+            "fleet",
+            "(credentials-file \"/etc/windlass/fleetd.creds\")",
+            "(credentials-file \"fleetd.creds\")",
+            "invalid value for field `credentials-file'",
+        ),
+        (
+            "fleet",
+            "(credentials-file \"/etc/windlass/fleetd.creds\")",
+            "(credentials-file \"/etc/windlass/fleetd.creds\") (user \"kiosk-01\") (password-file \"/etc/windlass/fleetd.password\")",
+            "give credentials-file or user and password-file, not both",
+        ),
+        (
+            "fleet",
+            "(credentials-file \"/etc/windlass/fleetd.creds\")",
+            "(user \"kiosk-01\")",
+            "user and password-file go together",
+        ),
+        (
+            "fleet",
+            "(credentials-file \"/etc/windlass/fleetd.creds\")",
+            "(password-file (plain-file \"password\" \"secret\"))",
+            "invalid value for field `password-file'",
+        ),
+        (
+            "fleet",
+            "(labels '((\"site\" . \"north\")))",
+            "(labels '((\"a=b\" . \"north\")))",
+            "invalid value for field `labels'",
+        ),
+        (
+            "fleet",
+            "(labels '((\"site\" . \"north\")))",
+            "(labels '((\"\" . \"north\")))",
+            "invalid value for field `labels'",
+        ),
+        (
+            "fleet",
+            "(labels '((\"site\" . \"north\")))",
+            "(labels '((\"site\" . 5)))",
+            "invalid value for field `labels'",
+        ),
+        (
+            "fleet",
+            "(host \"kiosk-01\")",
+            "(host \"Kiosk_01\")",
+            "invalid value for field `host'",
+        ),
+        (
+            "fleet",
+            "(host \"kiosk-01\")",
+            "(host \"-kiosk\")",
+            "invalid value for field `host'",
+        ),
+        (
+            "fleet",
+            "(heartbeat-interval 45)",
+            "(heartbeat-interval 0)",
+            "invalid value for field `heartbeat-interval'",
+        ),
+        (
+            "fleet",
+            "(nats-url \"nats://nats.example:4222\")",
+            "(nats-url \"nats://kiosk:secret@nats.example:4222\")",
+            "invalid value for field `nats-url'",
+        ),
+        (
+            "fleet",
+            "(nats-url \"nats://a.example:4222,nats://b.example:4222\")",
+            "(nats-url \"nats://a.example:4222,nats://token@b.example:4222\")",
+            "invalid value for field `nats-url'",
+        ),
+        (
+            "fleet",
+            "(extra-arguments '(\"--label\" \"x=1\"))",
+            "(extra-arguments '(\"--label\" x=1))",
+            "invalid value for field `extra-arguments'",
+        ),
+        (
+            "coordinator",
+            "(lease-ttl \"30s\")",
+            "(lease-ttl \"0s\")",
+            "invalid value for field `lease-ttl'",
+        ),
+        (
+            "coordinator",
+            "(lease-ttl \"30s\")",
+            "(lease-ttl \"30 s\")",
+            "invalid value for field `lease-ttl'",
+        ),
+        (
+            "coordinator",
+            "(credentials-file \"/etc/windlass/coordinator.creds\")",
+            "(credentials-file (local-file \"coordinator.creds\"))",
+            "invalid value for field `credentials-file'",
+        ),
+        (
+            "coordinator",
+            "(nats-url \"nats://nats.example:4222\")",
+            "(nats-url \"nats://s3cr3t@nats.example:4222\")",
+            "invalid value for field `nats-url'",
+        ),
+    ];
+    for (kind, control, mutant, expected) in mutants {
+        let o = build_guix_fleet_service(kind, control);
+        assert!(o.status.success(), "{kind} {control}: {}", stderr(&o));
+        let o = build_guix_fleet_service(kind, mutant);
+        assert!(!o.status.success(), "{kind}: not refused: {mutant}");
+        assert!(
+            stderr(&o).contains(expected),
+            "{kind} {mutant}: expected {expected:?} in {}",
+            stderr(&o)
+        );
+    }
+    eprintln!("{} bad settings refused", mutants.len());
+}
+
 /// Loads `scm` as `(windlass apps)` and returns Guile's error output, which
 /// must be a failure.
 fn load_fails(scm: &str, what: &str) -> String {

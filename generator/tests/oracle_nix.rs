@@ -17,7 +17,13 @@
 //!   accounts the way a NixOS build does: a name windlass and nixpkgs both
 //!   give (Podman's generator linked twice, issue 17) fails the
 //!   evaluation, naming it, and planted collisions of every kind must be
-//!   named.
+//!   named;
+//! * `services.windlass.fleet` and `.coordinator` are evaluated by
+//!   nixpkgs' own module system (its `lib` from the shared oracles): the
+//!   units nixpkgs would write from them are read by systemd
+//!   (`systemd-analyze verify`) exactly as the shipped units of
+//!   `fleet/systemd/`, every argument reaching the binary unchanged, and
+//!   each bad setting is refused, naming it.
 
 mod common;
 
@@ -915,6 +921,581 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
     assert_eq!(c["virtualisation"]["podman"]["enable"], true);
     assert!(c["users"]["groups"]["wheel"].is_object());
     assert!(c["systemd"].get("generators").is_none());
+}
+
+/// nixpkgs' own `lib` and `nixos/modules/misc/assertions.nix`, read in
+/// place from the shared oracles (`../shared/oracles/nixpkgs`, see its
+/// SOURCES.md). None (saying so) when they are absent outside CI; under
+/// `CI=true` their absence fails the test.
+fn nixpkgs_oracle(test: &str) -> Option<PathBuf> {
+    let dir = common::repo_root().join("../shared/oracles/nixpkgs");
+    if dir.join("lib/default.nix").is_file()
+        && dir.join("nixos/modules/misc/assertions.nix").is_file()
+    {
+        return Some(dir.canonicalize().unwrap());
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: nixpkgs' lib is missing at {} (CI=true)",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED {test}: nixpkgs' lib is not at {} (under CI=true this test fails instead)",
+        dir.display()
+    );
+    None
+}
+
+/// modules/nixos evaluated by nixpkgs' own module system
+/// (`tests/nix/eval-agent-module-nixpkgs-lib.nix`) with `settings`, a Nix
+/// list of modules, and `pkgs.windlass` at `package`. Err: Nix's message
+/// (a false assertion, a value of the wrong type, a collision).
+fn eval_with_nixpkgs_lib(nixpkgs: &Path, settings: &str, package: &str) -> Result<Value, String> {
+    let root = common::repo_root();
+    let res = common::oracle(
+        &[(root.as_path(), "/r"), (nixpkgs, "/n")],
+        &[
+            "nix-instantiate",
+            "--eval",
+            "--strict",
+            "--json",
+            "/r/generator/tests/nix/eval-agent-module-nixpkgs-lib.nix",
+            "--arg",
+            "lib",
+            "/n/lib",
+            "--arg",
+            "assertions",
+            "/n/nixos/modules/misc/assertions.nix",
+            "--arg",
+            "module",
+            "/r/modules/nixos/default.nix",
+            "--arg",
+            "settings",
+            settings,
+            "--argstr",
+            "package",
+            package,
+        ],
+    );
+    if res.status.success() {
+        Ok(serde_json::from_slice(&res.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&res.stderr).into_owned())
+    }
+}
+
+/// The unit file nixpkgs writes for a `systemd.services.<name>`
+/// definition, for the attributes our module sets (nixos/lib/systemd-lib.nix
+/// in the shared oracles: `unitConfig`, `serviceToUnit`, `commonUnitText`,
+/// `attrsToSection`, `toOption`; attribute names in Nix's sorted order).
+fn nixos_unit_text(svc: &Value) -> String {
+    let def = svc.as_object().unwrap();
+    for k in def.keys() {
+        assert!(
+            [
+                "description",
+                "documentation",
+                "wants",
+                "after",
+                "wantedBy",
+                "serviceConfig"
+            ]
+            .contains(&k.as_str()),
+            "`{k}` is not rendered here: extend nixos_unit_text"
+        );
+    }
+    let words = |k: &str| -> Option<String> {
+        let l = def.get(k)?.as_array().unwrap();
+        (!l.is_empty()).then(|| {
+            l.iter()
+                .map(|x| x.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    };
+    let option = |v: &Value| match v {
+        Value::Bool(b) => b.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("not a unit value: {other}"),
+    };
+    let section = |m: &serde_json::Map<String, Value>| -> String {
+        let mut out = String::new();
+        for (k, v) in m {
+            let values = match v {
+                Value::Array(a) => a.clone(),
+                v => vec![v.clone()],
+            };
+            for x in &values {
+                out.push_str(&format!("{k}={}\n", option(x)));
+            }
+        }
+        out
+    };
+    let mut unit = serde_json::Map::new();
+    for (key, attr) in [("Wants", "wants"), ("After", "after")] {
+        if let Some(w) = words(attr) {
+            unit.insert(key.into(), w.into());
+        }
+    }
+    unit.insert("Description".into(), def["description"].clone());
+    if let Some(d) = words("documentation") {
+        unit.insert("Documentation".into(), d.into());
+    }
+    let mut text = format!(
+        "[Unit]\n{}\n[Service]\n{}",
+        section(&unit),
+        section(def["serviceConfig"].as_object().unwrap())
+    );
+    if let Some(w) = words("wantedBy") {
+        text.push_str(&format!("\n[Install]\nWantedBy={w}\n"));
+    }
+    text
+}
+
+/// `KEY=value` lines of a section of a unit file, in order.
+fn unit_settings(text: &str, section: &str) -> Vec<(String, String)> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == format!("[{section}]");
+        } else if inside && !line.is_empty() && !line.starts_with('#') {
+            let (k, v) = line.split_once('=').unwrap();
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
+const UNIT_CHECK: &str = r#"
+set -u
+cd /w
+for d in nixos shipped; do
+  SYSTEMD_UNIT_PATH=/w/$d: systemd-analyze verify --recursive-errors=no /w/$d/*.service >/w/$d.out 2>/w/$d.err
+  echo $? >/w/$d.rc
+  SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug SYSTEMD_UNIT_PATH=/w/$d: systemd-analyze verify --recursive-errors=no /w/$d/*.service >/w/$d.dump 2>/dev/null
+done
+true
+"#;
+
+/// services.windlass.fleet and .coordinator, evaluated by nixpkgs' own
+/// module system, make `windlass-fleetd.service` and
+/// `windlass-coordinator.service`. systemd (`systemd-analyze verify`)
+/// accepts the units nixpkgs would write from them, without a warning, and
+/// reads them exactly as it reads the shipped units of fleet/systemd/
+/// (every property of its dump: user, sandbox, limits, state directory,
+/// restart), except the settings that the options replace: the
+/// `EnvironmentFile=` is gone and each setting is an argument, every
+/// value reaching the binary unchanged (systemd's own parse of
+/// `ExecStart=`), the NATS secrets by `LoadCredential=`.
+#[test]
+fn fleet_and_coordinator_options_make_the_shipped_units() {
+    let test = "fleet_and_coordinator_options_make_the_shipped_units";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
+    let root = common::repo_root();
+    // Every character systemd or Nix could take for syntax.
+    let note = "a \"b\" 'c' $HOME ${X} $$ %n %% \\ \\n\ttab\nline é ✓ ; #";
+    let settings = format!(
+        r#"[ {{
+          networking.hostName = "Kiosk-01";
+          services.windlass = {{
+            enable = true;
+            fleet = {{
+              enable = true;
+              natsUrl = "tls://nats.example:4222";
+              credentialsFile = "/etc/windlass/fleetd.creds";
+              labels = {{ site = "north"; note = {note}; }};
+              heartbeatInterval = 45;
+              extraArgs = [ "--label" {extra} ];
+            }};
+            coordinator = {{
+              enable = true;
+              natsUrl = "tls://nats.example:4222";
+              credentialsFile = "/etc/windlass/coordinator.creds";
+              leaseTtl = "30s";
+              extraArgs = [ "--holder" "ops-1" ];
+            }};
+          }};
+        }} ]"#,
+        note = nix::string(note),
+        extra = nix::string("from-extra=50% $USER"),
+    );
+    let c = eval_with_nixpkgs_lib(&nixpkgs, &settings, "/w/pkg").unwrap_or_else(|e| panic!("{e}"));
+    // Both default to the agent's package.
+    assert_eq!(c["windlass"]["fleet"]["package"], "/w/pkg");
+    assert_eq!(c["windlass"]["coordinator"]["package"], "/w/pkg");
+    // The host id defaults to the host name, lower-cased as fleetd does.
+    assert_eq!(c["windlass"]["fleet"]["host"], "kiosk-01");
+    let services = &c["systemd"]["services"];
+    let fleetd = &services["windlass-fleetd"];
+    let coordinator = &services["windlass-coordinator"];
+    assert_eq!(
+        fleetd["serviceConfig"]["LoadCredential"],
+        serde_json::json!(["nats.creds:/etc/windlass/fleetd.creds"])
+    );
+    assert_eq!(
+        coordinator["serviceConfig"]["LoadCredential"],
+        serde_json::json!(["nats.creds:/etc/windlass/coordinator.creds"])
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    for d in ["nixos", "shipped", "pkg/bin"] {
+        std::fs::create_dir_all(w.join(d)).unwrap();
+    }
+    for unit in ["windlass-fleetd", "windlass-coordinator"] {
+        let exe = w.join("pkg/bin").join(unit);
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let shipped =
+            std::fs::read_to_string(root.join(format!("fleet/systemd/{unit}.service"))).unwrap();
+        std::fs::write(
+            w.join(format!("shipped/{unit}.service")),
+            shipped.replace("ExecStart=/usr/bin/", "ExecStart=/w/pkg/bin/"),
+        )
+        .unwrap();
+        let svc = &services[unit];
+        std::fs::write(
+            w.join(format!("nixos/{unit}.service")),
+            nixos_unit_text(svc),
+        )
+        .unwrap();
+        // The dependencies: the shipped unit's, and on NixOS the fleet
+        // member also wants windlassd (an assertion makes sure it is there).
+        let list = |section: &str, key: &str| -> Vec<String> {
+            unit_settings(&shipped, section)
+                .into_iter()
+                .filter(|(k, _)| k == key)
+                .flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .collect()
+        };
+        let nix_list = |k: &str| -> Vec<String> {
+            svc[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect()
+        };
+        let mut wants = list("Unit", "Wants");
+        if unit == "windlass-fleetd" {
+            wants.push("windlassd.service".into());
+        }
+        assert_eq!(nix_list("wants"), wants, "{unit}");
+        assert_eq!(nix_list("after"), list("Unit", "After"), "{unit}");
+        assert_eq!(nix_list("wantedBy"), list("Install", "WantedBy"), "{unit}");
+    }
+    let o = common::oracle(&[(w, "/w")], &["bash", "-c", UNIT_CHECK]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| std::fs::read_to_string(w.join(f)).unwrap();
+    for d in ["nixos", "shipped"] {
+        assert_eq!(
+            read(&format!("{d}.rc")).trim(),
+            "0",
+            "{d}: systemd-analyze verify failed: {}",
+            read(&format!("{d}.err"))
+        );
+        assert!(
+            read(&format!("{d}.err")).trim().is_empty(),
+            "{d}: systemd-analyze verify warned: {}",
+            read(&format!("{d}.err"))
+        );
+    }
+    let nixos = common::systemd_dump_units(&read("nixos.dump"));
+    let shipped = common::systemd_dump_units(&read("shipped.dump"));
+    let replaced = ["Fragment Path:", "EnvironmentFile:", "Command Line:"];
+    for unit in ["windlass-fleetd.service", "windlass-coordinator.service"] {
+        let props = |lines: &[String]| {
+            let mut v: Vec<String> = lines
+                .iter()
+                .filter(|l| !replaced.iter().any(|r| l.starts_with(r)))
+                .cloned()
+                .collect();
+            v.sort();
+            v
+        };
+        let (n, s) = (&nixos[unit], &shipped[unit]);
+        assert!(s.len() > 100, "{unit}: the dump has its properties: {s:?}");
+        assert_eq!(
+            props(n),
+            props(s),
+            "{unit}: systemd reads the two differently"
+        );
+        assert!(
+            s.iter().any(|l| l.starts_with("EnvironmentFile:")),
+            "{unit}: the shipped unit reads an environment file"
+        );
+    }
+    assert_eq!(
+        common::systemd_exec_start(&nixos["windlass-fleetd.service"]),
+        [
+            "/w/pkg/bin/windlass-fleetd",
+            "--bus",
+            "system",
+            "--state",
+            "/var/lib/windlass-fleet",
+            "--nats",
+            "tls://nats.example:4222",
+            "--heartbeat-interval",
+            "45",
+            "--host",
+            "kiosk-01",
+            "--label",
+            &format!("note={note}"),
+            "--label",
+            "site=north",
+            "--creds",
+            "/run/credentials/windlass-fleetd.service/nats.creds",
+            "--label",
+            "from-extra=50% $USER",
+        ]
+    );
+    assert_eq!(
+        common::systemd_exec_start(&nixos["windlass-coordinator.service"]),
+        [
+            "/w/pkg/bin/windlass-coordinator",
+            "--nats",
+            "tls://nats.example:4222",
+            "--lease-ttl",
+            "30s",
+            "--creds",
+            "/run/credentials/windlass-coordinator.service/nats.creds",
+            "--holder",
+            "ops-1",
+        ]
+    );
+
+    // A NATS user instead of a credentials file, and no host name: fleetd
+    // takes the kernel's at start.
+    let c = eval_with_nixpkgs_lib(
+        &nixpkgs,
+        r#"[ {
+          networking.hostName = "";
+          services.windlass = {
+            enable = true;
+            fleet = {
+              enable = true;
+              user = "kiosk-01";
+              passwordFile = "/etc/windlass/fleetd.password";
+            };
+          };
+        } ]"#,
+        "/w/pkg",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sc = &c["systemd"]["services"]["windlass-fleetd"]["serviceConfig"];
+    let exec = sc["ExecStart"].as_str().unwrap();
+    assert!(
+        exec.ends_with(r#""--user" "kiosk-01" "--password-file" %d/nats.password"#),
+        "{exec}"
+    );
+    assert!(
+        !exec.contains("--host") && !exec.contains("--creds"),
+        "{exec}"
+    );
+    assert_eq!(
+        sc["LoadCredential"],
+        serde_json::json!(["nats.password:/etc/windlass/fleetd.password"])
+    );
+    assert!(
+        c["systemd"]["services"]
+            .get("windlass-coordinator")
+            .is_none()
+    );
+
+    // A coordinator alone needs no agent.
+    let c = eval_with_nixpkgs_lib(
+        &nixpkgs,
+        "[ { services.windlass.coordinator.enable = true; } ]",
+        "/w/pkg",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&String> = c["systemd"]["services"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(names, ["windlass-coordinator"]);
+
+    // The stand-in lib of the other tests (eval-agent-module.nix) makes
+    // the same units from the same settings.
+    let same = r#"{ enable = true; credentialsFile = "/etc/windlass/fleetd.creds"; labels.site = "north"; }"#;
+    let stub = eval_agent_module(
+        None,
+        &[
+            "--argstr",
+            "group",
+            "windlass",
+            "--argstr",
+            "hostName",
+            "kiosk-01",
+            "--arg",
+            "fleet",
+            same,
+            "--arg",
+            "coordinator",
+            "{ enable = true; }",
+        ],
+    );
+    let real = eval_with_nixpkgs_lib(
+        &nixpkgs,
+        &format!(
+            "[ {{ networking.hostName = \"kiosk-01\"; services.windlass = {{ enable = true; fleet = {same}; coordinator.enable = true; }}; }} ]"
+        ),
+        "/nix/store/stub-windlass",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for unit in ["windlass-fleetd", "windlass-coordinator"] {
+        assert_eq!(
+            stub["systemd"]["services"][unit], real["systemd"]["services"][unit],
+            "{unit}"
+        );
+    }
+}
+
+/// Each bad setting of services.windlass.fleet or .coordinator fails the
+/// evaluation (nixpkgs' own module system and assertions module), naming
+/// the option and what is wrong; the control, the same settings without
+/// the mutation, evaluates.
+#[test]
+fn a_bad_fleet_or_coordinator_setting_is_refused_naming_it() {
+    let test = "a_bad_fleet_or_coordinator_setting_is_refused_naming_it";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
+    let control = r#"{
+      networking.hostName = "kiosk-01";
+      services.windlass = {
+        enable = true;
+        fleet = {
+          enable = true;
+          credentialsFile = "/etc/windlass/fleetd.creds";
+          labels.site = "north";
+        };
+        coordinator = {
+          enable = true;
+          credentialsFile = "/etc/windlass/coordinator.creds";
+        };
+      };
+    }"#;
+    let eval = |mutant: &str| {
+        eval_with_nixpkgs_lib(
+            &nixpkgs,
+            &format!("[ {control} ({{ lib, ... }}: {{ {mutant} }}) ]"),
+            "/nix/store/stub-windlass",
+        )
+    };
+    eval("").unwrap_or_else(|e| panic!("the control does not evaluate: {e}"));
+    let mutants: &[(&str, &str)] = &[
+        (
+            "services.windlass.enable = lib.mkForce false;",
+            "services.windlass.fleet.enable needs services.windlass.enable",
+        ),
+        (
+            "services.windlass.fleet.host = \"Kiosk_01\";",
+            "services.windlass.fleet.host \"Kiosk_01\": a fleet host id is 1 to 63 of a-z",
+        ),
+        (
+            // the default, from a host name that is not an id
+            "networking.hostName = lib.mkForce \"build_01\";",
+            "services.windlass.fleet.host \"build_01\"",
+        ),
+        (
+            "services.windlass.fleet.heartbeatInterval = 0;",
+            "services.windlass.fleet.heartbeatInterval' is not of type `positive integer",
+        ),
+        (
+            // a Nix path would copy the secret into the store
+            "services.windlass.fleet.credentialsFile = lib.mkForce /etc/windlass/fleetd.creds;",
+            "services.windlass.fleet.credentialsFile' is not of type `null or string'",
+        ),
+        (
+            "services.windlass.fleet.credentialsFile = lib.mkForce \"/nix/store/0000-fleetd.creds\";",
+            "services.windlass.fleet.credentialsFile must be an absolute path outside the Nix store",
+        ),
+        (
+            "services.windlass.fleet.credentialsFile = lib.mkForce \"fleetd.creds\";",
+            "services.windlass.fleet.credentialsFile must be an absolute path",
+        ),
+        (
+            "services.windlass.fleet.credentialsFile = lib.mkForce \"/etc/windlass/%H.creds\";",
+            "services.windlass.fleet.credentialsFile must be an absolute path outside the Nix store (without `%`)",
+        ),
+        (
+            "services.windlass.fleet = { user = \"kiosk-01\"; passwordFile = \"/etc/windlass/fleetd.password\"; };",
+            "services.windlass.fleet: give credentialsFile or user and passwordFile, not both",
+        ),
+        (
+            "services.windlass.fleet = { credentialsFile = lib.mkForce null; user = \"kiosk-01\"; };",
+            "services.windlass.fleet: user and passwordFile go together",
+        ),
+        (
+            "services.windlass.fleet = { credentialsFile = lib.mkForce null; user = \"kiosk-01\"; passwordFile = \"/nix/store/0000-password\"; };",
+            "services.windlass.fleet.passwordFile must be an absolute path outside the Nix store",
+        ),
+        (
+            "services.windlass.fleet.natsUrl = \"nats://kiosk:secret@nats.example:4222\";",
+            "services.windlass.fleet.natsUrl must not carry credentials",
+        ),
+        (
+            "services.windlass.fleet.labels.\"a=b\" = \"c\";",
+            "services.windlass.fleet.labels: the key \"a=b\" must be non-empty and hold no `=`",
+        ),
+        (
+            "services.windlass.fleet.labels.\"\" = \"c\";",
+            "services.windlass.fleet.labels: the key \"\" must be non-empty",
+        ),
+        (
+            "services.windlass.fleet.labels.site = lib.mkForce 5;",
+            "services.windlass.fleet.labels.site' is not of type `string'",
+        ),
+        (
+            "services.windlass.coordinator.leaseTtl = \"0s\";",
+            "services.windlass.coordinator.leaseTtl \"0s\": expected a duration",
+        ),
+        (
+            "services.windlass.coordinator.leaseTtl = \"10 s\";",
+            "services.windlass.coordinator.leaseTtl \"10 s\": expected a duration",
+        ),
+        (
+            "services.windlass.coordinator.natsUrl = \"nats://s3cr3t@nats.example:4222\";",
+            "services.windlass.coordinator.natsUrl must not carry credentials",
+        ),
+        (
+            "services.windlass.coordinator.credentialsFile = lib.mkForce \"/nix/store/0000-coordinator.creds\";",
+            "services.windlass.coordinator.credentialsFile must be an absolute path outside the Nix store",
+        ),
+    ];
+    for (mutant, expected) in mutants {
+        let Err(err) = eval(mutant) else {
+            panic!("not refused: {mutant}");
+        };
+        assert!(
+            err.contains(expected),
+            "{mutant}: expected {expected:?} in:\n{err}"
+        );
+        // An assertion is reported as NixOS reports it, and alone.
+        if !expected.contains("is not of type") {
+            assert!(err.contains("Failed assertions:"), "{mutant}: {err}");
+            let failed = err
+                .lines()
+                .filter(|l| l.trim_start().starts_with("- "))
+                .count();
+            assert_eq!(failed, 1, "{mutant}: one assertion fails: {err}");
+        }
+    }
+    eprintln!("{} bad settings refused", mutants.len());
 }
 
 #[test]

@@ -1,6 +1,10 @@
 # NixOS module for windlass: the host agent `windlassd` (services.windlass),
 # its D-Bus policy, state directory and sweep timer, and optionally a fleet
 # directory whose generated module is applied (services.windlass.apps).
+# Fleet rollouts over NATS (docs/fleet.md): this host's member
+# `windlass-fleetd` (services.windlass.fleet) and the coordinator
+# `windlass-coordinator` (services.windlass.coordinator), the units of
+# fleet/systemd/ in NixOS options.
 {
   config,
   lib,
@@ -124,6 +128,125 @@ let
       </policy>
     </busconfig>
   '';
+
+  fleet = cfg.fleet;
+  coordinator = cfg.coordinator;
+
+  # One ExecStart= argument as systemd reads it: double-quoted (Nix's JSON
+  # escapes are C escapes, which systemd unquotes), `%` and `$` doubled so
+  # that systemd expands no specifier or variable in it, as nixpkgs'
+  # utils.escapeSystemdExecArg does. `{ raw = "..."; }` is written as is.
+  execArg =
+    a:
+    if builtins.isAttrs a then
+      a.raw
+    else
+      builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] (builtins.toJSON a);
+  execLine = args: builtins.concatStringsSep " " (map execArg args);
+  # A file of the unit's credentials directory (LoadCredential=NAME:...).
+  credential = name: { raw = "%d/${name}"; };
+  hasPrefix = p: s: builtins.substring 0 (builtins.stringLength p) s == p;
+  # A secret is named by a string path outside the store, which systemd
+  # reads (as root) when the unit starts. Never a Nix path: that would
+  # copy the secret into the world-readable store. No `%` (systemd
+  # specifiers) and no line break: the path is written into the unit.
+  secretFileOk =
+    f:
+    f == null
+    || (
+      builtins.isString f
+      && builtins.match "/[^%\n]*" f != null
+      && !(hasPrefix "${builtins.storeDir}/" f)
+    );
+  secretFileAssertion = option: f: {
+    assertion = secretFileOk f;
+    message = "${option} must be an absolute path outside the Nix store (without `%`), given as a string (\"/etc/windlass/...\"), not a Nix path: the file is read when the service starts and never copied into the world-readable store (got ${builtins.toJSON (toString f)})";
+  };
+  # NATS takes a token or user:password before `@`; the URL is written
+  # into the unit, in the world-readable store.
+  urlAssertion = option: instead: url: {
+    assertion = builtins.match ".*://[^/]*@.*" url == null;
+    message = "${option} must not carry credentials (the part before `@`): it is written into the world-readable Nix store; use ${instead}";
+  };
+
+  # The sandbox of fleet/systemd/windlass-fleetd.service and
+  # windlass-coordinator.service (the same in both): no capabilities, the
+  # network and D-Bus only. The coordinator runs as a dynamic user;
+  # fleetd as the static user windlass-fleet (see below).
+  fleetSandbox = {
+    Type = "exec";
+    Restart = "on-failure";
+    RestartSec = "5s";
+    UMask = "0077";
+    TasksMax = 64;
+    NoNewPrivileges = true;
+    CapabilityBoundingSet = "";
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    RestrictNamespaces = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    SystemCallArchitectures = "native";
+    RestrictAddressFamilies = [
+      "AF_UNIX"
+      "AF_INET"
+      "AF_INET6"
+    ];
+  };
+
+  fleetdArgs = [
+    "${fleet.package}/bin/windlass-fleetd"
+    "--bus"
+    "system"
+    "--state"
+    "/var/lib/windlass-fleet"
+    "--nats"
+    fleet.natsUrl
+    "--heartbeat-interval"
+    (toString fleet.heartbeatInterval)
+  ]
+  ++ lib.optionals (fleet.host != null) [
+    "--host"
+    fleet.host
+  ]
+  ++ builtins.concatMap (k: [
+    "--label"
+    "${k}=${fleet.labels.${k}}"
+  ]) (builtins.attrNames fleet.labels)
+  ++ lib.optionals (fleet.credentialsFile != null) [
+    "--creds"
+    (credential "nats.creds")
+  ]
+  ++ lib.optionals (fleet.user != null) [
+    "--user"
+    fleet.user
+    "--password-file"
+    (credential "nats.password")
+  ]
+  ++ fleet.extraArgs;
+
+  coordinatorArgs = [
+    "${coordinator.package}/bin/windlass-coordinator"
+    "--nats"
+    coordinator.natsUrl
+    "--lease-ttl"
+    coordinator.leaseTtl
+  ]
+  ++ lib.optionals (coordinator.credentialsFile != null) [
+    "--creds"
+    (credential "nats.creds")
+  ]
+  ++ coordinator.extraArgs;
 in
 {
   imports = [
@@ -218,10 +341,209 @@ in
       default = "oci-containers";
       description = "How the fleet given in `apps` runs its containers.";
     };
+
+    fleet = {
+      enable = lib.mkEnableOption ''
+        windlass-fleetd, this host's member of a windlass fleet: it
+        publishes the host's heartbeat to NATS and has the local windlassd
+        carry out the rollout orders addressed to the host (docs/fleet.md).
+        Needs services.windlass.enable'';
+
+      package = mkOption {
+        type = types.package;
+        default = cfg.package;
+        defaultText = lib.literalExpression "config.services.windlass.package";
+        description = "The package providing `bin/windlass-fleetd`.";
+      };
+
+      natsUrl = mkOption {
+        type = types.str;
+        default = "nats://127.0.0.1:4222";
+        example = "nats://nats.example:4222";
+        description = ''
+          The NATS server (JetStream, nats-server 2.10 or later). It is
+          written into the unit, so it must not carry a token or a
+          password: give credentialsFile or user and passwordFile.
+        '';
+      };
+
+      credentialsFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/etc/windlass/fleetd.creds";
+        description = ''
+          A NATS credentials file (user JWT and nkey seed), as a string
+          path. systemd reads it when the unit starts (LoadCredential=) and
+          hands it to the dynamic user; it is never copied into the store.
+        '';
+      };
+
+      user = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "kiosk-01";
+        description = ''
+          A NATS user of nats-server's `authorization { users }` (the
+          permission block `windlass-fleet permissions HOST` prints), with
+          passwordFile; the alternative to credentialsFile.
+        '';
+      };
+
+      passwordFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/etc/windlass/fleetd.password";
+        description = ''
+          The NATS user's password (the file's first line), as a string
+          path read by systemd when the unit starts (LoadCredential=),
+          never copied into the store.
+        '';
+      };
+
+      host = mkOption {
+        type = types.nullOr types.str;
+        default =
+          if config.networking.hostName == "" then null else lib.toLower config.networking.hostName;
+        defaultText = lib.literalExpression ''lib.toLower config.networking.hostName (null when it is "")'';
+        example = "kiosk-01";
+        description = ''
+          This host's id in the fleet: 1 to 63 of a-z, 0-9 and `-`,
+          starting with a letter or digit. null: the kernel's host name
+          when fleetd starts, lower-cased.
+        '';
+      };
+
+      labels = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+        example = {
+          site = "north";
+          role = "kiosk";
+        };
+        description = "Labels of this host, which a rollout's waves select hosts by.";
+      };
+
+      heartbeatInterval = mkOption {
+        type = types.ints.positive;
+        default = 30;
+        description = ''
+          Seconds between heartbeats. A host not heard from in three
+          intervals counts as unavailable: when this is not 30, give the
+          rollouts the same `policy.heartbeat_interval` (and
+          `windlass-fleet hosts --heartbeat-interval`).
+        '';
+      };
+
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "Further arguments of windlass-fleetd.";
+      };
+    };
+
+    coordinator = {
+      enable = lib.mkEnableOption ''
+        windlass-coordinator, which drives the fleet's rollouts wave by
+        wave. Run it on one or more machines that reach the NATS server;
+        a lease lets one act at a time. It needs no windlassd'';
+
+      package = mkOption {
+        type = types.package;
+        default = cfg.package;
+        defaultText = lib.literalExpression "config.services.windlass.package";
+        description = "The package providing `bin/windlass-coordinator`.";
+      };
+
+      natsUrl = mkOption {
+        type = types.str;
+        default = "nats://127.0.0.1:4222";
+        example = "nats://nats.example:4222";
+        description = ''
+          The NATS server. It is written into the unit, so it must not
+          carry a token or a password: give credentialsFile.
+        '';
+      };
+
+      credentialsFile = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "/etc/windlass/coordinator.creds";
+        description = ''
+          A NATS credentials file for the coordinator's user, as a string
+          path read by systemd when the unit starts (LoadCredential=),
+          never copied into the store.
+        '';
+      };
+
+      leaseTtl = mkOption {
+        type = types.str;
+        default = "10s";
+        example = "30s";
+        description = ''
+          The lease TTL (`10s`, `1m`, `1h` or seconds): how long a stopped
+          coordinator holds the fleet before another takes over. It must be
+          the lease bucket's, as created by `windlass-fleet init
+          --lease-ttl`.
+        '';
+      };
+
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          "--holder"
+          "ops-1"
+        ];
+        description = "Further arguments of windlass-coordinator.";
+      };
+    };
   };
 
   config = {
-    assertions = fromFleet "assertions";
+    assertions = lib.mkMerge [
+      (fromFleet "assertions")
+      (lib.mkIf fleet.enable (
+        [
+          {
+            # fleetd only asks the local windlassd to act, and joins the
+            # group (services.windlass.group) its bus policy lets call it:
+            # enabling the agent behind the operator's back would be a
+            # surprise, so the combination is refused instead.
+            assertion = cfg.enable;
+            message = "services.windlass.fleet.enable needs services.windlass.enable: windlass-fleetd has the local windlassd carry out the fleet's orders";
+          }
+          {
+            assertion = fleet.host == null || builtins.match "[a-z0-9][a-z0-9-]{0,62}" fleet.host != null;
+            message = "services.windlass.fleet.host ${builtins.toJSON fleet.host}: a fleet host id is 1 to 63 of a-z, 0-9 and `-`, starting with a letter or digit (set it when networking.hostName is not one)";
+          }
+          {
+            assertion = !(fleet.credentialsFile != null && fleet.user != null);
+            message = "services.windlass.fleet: give credentialsFile or user and passwordFile, not both";
+          }
+          {
+            assertion = (fleet.user == null) == (fleet.passwordFile == null);
+            message = "services.windlass.fleet: user and passwordFile go together";
+          }
+          (secretFileAssertion "services.windlass.fleet.credentialsFile" fleet.credentialsFile)
+          (secretFileAssertion "services.windlass.fleet.passwordFile" fleet.passwordFile)
+          (urlAssertion "services.windlass.fleet.natsUrl" "credentialsFile or user and passwordFile"
+            fleet.natsUrl
+          )
+        ]
+        ++ map (k: {
+          assertion = builtins.match "[^=]+" k != null;
+          message = "services.windlass.fleet.labels: the key ${builtins.toJSON k} must be non-empty and hold no `=`";
+        }) (builtins.attrNames fleet.labels)
+      ))
+      (lib.mkIf coordinator.enable [
+        {
+          assertion = builtins.match "0*[1-9][0-9]*[smh]?" coordinator.leaseTtl != null;
+          message = "services.windlass.coordinator.leaseTtl ${builtins.toJSON coordinator.leaseTtl}: expected a duration such as 10s, 1m or 10 (seconds), not zero";
+        }
+        (secretFileAssertion "services.windlass.coordinator.credentialsFile" coordinator.credentialsFile)
+        (urlAssertion "services.windlass.coordinator.natsUrl" "credentialsFile" coordinator.natsUrl)
+      ])
+    ];
     environment = lib.mkMerge [
       (lib.mkIf cfg.enable { systemPackages = [ cfg.package ]; })
       (lib.mkIf cfg.enable {
@@ -236,7 +558,21 @@ in
     windlass = fromFleet "windlass";
 
     services = lib.mkIf cfg.enable { dbus.packages = [ policy ]; };
-    users = lib.mkIf cfg.enable { groups.${cfg.group} = { }; };
+    users = lib.mkMerge [
+      (lib.mkIf cfg.enable { groups.${cfg.group} = { }; })
+      # fleetd's user, as fleet/systemd/windlass-fleet.sysusers makes it:
+      # static, since dbus-daemon resolves callers through NSS and a
+      # DynamicUser= resolves only with nss-systemd.
+      (lib.mkIf fleet.enable {
+        users.windlass-fleet = {
+          isSystemUser = true;
+          group = "windlass-fleet";
+          extraGroups = [ cfg.group ];
+          description = "windlass fleet member";
+        };
+        groups.windlass-fleet = { };
+      })
+    ];
 
     systemd = lib.mkMerge [
       (fromFleet "systemd")
@@ -343,6 +679,55 @@ in
             OnCalendar = cfg.sweep.schedule;
             Persistent = true;
             RandomizedDelaySec = "1h";
+          };
+        };
+      })
+      # fleet/systemd/windlass-fleetd.service, its settings as arguments.
+      (lib.mkIf fleet.enable {
+        services.windlass-fleetd = {
+          description = "windlass fleet member (orders and heartbeats over NATS, carried out by windlassd)";
+          documentation = [ "https://example.invalid/windlass/docs/fleet.md" ];
+          wantedBy = [ "multi-user.target" ];
+          wants = [
+            "network-online.target"
+            "windlassd.service"
+          ];
+          after = [
+            "network-online.target"
+            "windlassd.service"
+          ];
+          serviceConfig = fleetSandbox // {
+            ExecStart = execLine fleetdArgs;
+            # A D-Bus client of windlassd in the group its policy lets
+            # call the mutating methods.
+            User = "windlass-fleet";
+            Group = "windlass-fleet";
+            SupplementaryGroups = [ cfg.group ];
+            StateDirectory = "windlass-fleet";
+            StateDirectoryMode = "0700";
+            # A heartbeat every interval and an order now and then.
+            MemoryMax = "128M";
+            LoadCredential =
+              lib.optional (fleet.credentialsFile != null) ("nats.creds:" + toString fleet.credentialsFile)
+              ++ lib.optional (fleet.passwordFile != null) ("nats.password:" + toString fleet.passwordFile);
+          };
+        };
+      })
+      # fleet/systemd/windlass-coordinator.service.
+      (lib.mkIf coordinator.enable {
+        services.windlass-coordinator = {
+          description = "windlass fleet coordinator (rolls releases out wave by wave)";
+          documentation = [ "https://example.invalid/windlass/docs/fleet.md" ];
+          wantedBy = [ "multi-user.target" ];
+          wants = [ "network-online.target" ];
+          after = [ "network-online.target" ];
+          serviceConfig = fleetSandbox // {
+            DynamicUser = true;
+            ExecStart = execLine coordinatorArgs;
+            MemoryMax = "256M";
+            LoadCredential = lib.optional (
+              coordinator.credentialsFile != null
+            ) ("nats.creds:" + toString coordinator.credentialsFile);
           };
         };
       })

@@ -17,9 +17,8 @@ struct Args {
         default_value = "nats://127.0.0.1:4222"
     )]
     nats: String,
-    /// A NATS credentials file (the coordinator's user).
-    #[arg(long, env = "WINDLASS_NATS_CREDS")]
-    creds: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    auth: windlass_fleet::auth::NatsAuth,
     /// The lease TTL: the lease bucket's max_age ("10s", "1m" or seconds).
     #[arg(long, default_value = "10s", value_parser = parse_ttl)]
     lease_ttl: Duration,
@@ -70,10 +69,7 @@ fn init_logging() {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let opts = match &args.creds {
-        Some(c) => async_nats::ConnectOptions::with_credentials_file(c.clone()).await?,
-        None => async_nats::ConnectOptions::new(),
-    };
+    let opts = args.auth.options().await.map_err(anyhow::Error::msg)?;
     let client = opts
         .retry_on_initial_connect()
         .max_reconnects(None)

@@ -29,15 +29,8 @@ struct Cli {
         default_value = "nats://127.0.0.1:4222"
     )]
     nats: String,
-    /// A NATS credentials file.
-    #[arg(long, env = "WINDLASS_NATS_CREDS")]
-    creds: Option<PathBuf>,
-    /// A NATS user (with --password-file).
-    #[arg(long, requires = "password_file")]
-    user: Option<String>,
-    /// The NATS user's password, the file's first line.
-    #[arg(long, requires = "user")]
-    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    auth: windlass_fleet::auth::NatsAuth,
     /// `system`, `session`, or a D-Bus address (windlassd's bus).
     #[arg(long, default_value = "system")]
     bus: String,
@@ -106,9 +99,7 @@ async fn run() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut cfg = Config::new(host, cli.nats.clone(), cli.state.clone());
-    cfg.creds = cli.creds.clone();
-    cfg.user = cli.user.clone();
-    cfg.password_file = cli.password_file.clone();
+    cfg.auth = cli.auth.clone();
     cfg.heartbeat_interval = Duration::from_secs(cli.heartbeat_interval);
     cfg.labels = labels;
     if let Err(e) = windlass_fleet::model::check_id("--host", &cfg.host) {

@@ -106,12 +106,9 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 pub struct Config {
     pub host: HostId,
     pub nats_url: String,
-    /// A NATS credentials file (user JWT and nkey seed).
-    pub creds: Option<PathBuf>,
-    /// A NATS user (nats-server `authorization { users }`), with its
-    /// password read from `password_file` (first line) at start.
-    pub user: Option<String>,
-    pub password_file: Option<PathBuf>,
+    /// How it logs in to NATS and checks the server (credentials,
+    /// nkey or user and password file; TLS CA and client certificate).
+    pub auth: crate::auth::NatsAuth,
     pub state_dir: PathBuf,
     pub heartbeat_interval: Duration,
     pub labels: BTreeMap<String, String>,
@@ -122,9 +119,7 @@ impl Config {
         Config {
             host: host.into(),
             nats_url: nats_url.into(),
-            creds: None,
-            user: None,
-            password_file: None,
+            auth: Default::default(),
             state_dir,
             heartbeat_interval: Duration::from_secs(30),
             labels: BTreeMap::new(),
@@ -218,22 +213,7 @@ impl<A: AgentApi> Fleetd<A> {
         let state = StateFile::open(&cfg.state_dir)?;
         let outbox = Outbox::open(&cfg.state_dir)?;
         let (events_tx, mut events) = mpsc::unbounded_channel();
-        let mut opts = async_nats::ConnectOptions::new();
-        if let Some(c) = &cfg.creds {
-            opts = async_nats::ConnectOptions::with_credentials_file(c.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {e}", c.display()))?;
-        }
-        match (&cfg.user, &cfg.password_file) {
-            (Some(user), Some(f)) => {
-                let pass = std::fs::read_to_string(f)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-                let pass = pass.lines().next().unwrap_or_default().to_string();
-                opts = opts.user_and_password(user.clone(), pass);
-            }
-            (None, None) => {}
-            _ => anyhow::bail!("a NATS user needs a password file, and a password file a user"),
-        }
+        let opts = cfg.auth.options().await.map_err(anyhow::Error::msg)?;
         let reconnect_cap = cfg.heartbeat_interval.max(Duration::from_millis(100));
         // Replies come to the host's own inbox prefix: its permission
         // block lets it subscribe to nothing else (crate::permissions).

@@ -100,6 +100,36 @@ pub fn normalize_image(image: &str) -> Result<(String, bool), String> {
     Ok((full, changed))
 }
 
+/// The reference of an image compose builds (`build:` with `image:`):
+/// compose builds it and tags it with `image`; Podman names a local build
+/// of a name without a registry `localhost/<name>` (`podman build -t app`
+/// gives `localhost/app:latest`), and one with a registry as written.
+/// `:latest` when no tag is given, as both do.
+pub fn local_image(image: &str) -> Result<String, String> {
+    let (name_tag, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    let first = name_tag.split('/').next().unwrap_or_default();
+    let has_domain = name_tag.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let mut full = if has_domain {
+        name_tag.to_string()
+    } else {
+        format!("localhost/{name_tag}")
+    };
+    let slash = full.rfind('/').unwrap_or(0);
+    if !full[slash..].contains(':') && digest.is_none() {
+        full.push_str(":latest");
+    }
+    if let Some(d) = digest {
+        full.push('@');
+        full.push_str(d);
+    }
+    parse_image(&full)?;
+    Ok(full)
+}
+
 /// A compose duration (Go's `time.ParseDuration`: `1h30m`, `10s`, `1.5s`,
 /// `500ms`) as a systemd time span. The compose text is kept when systemd
 /// reads it as the same span; otherwise it is rewritten exactly.
@@ -296,6 +326,16 @@ mod tests {
         );
         assert!(!normalize_image("ghcr.io/a/b:1").unwrap().1);
         assert!(normalize_image("Bad/Image").is_err());
+    }
+
+    #[test]
+    fn a_built_image_is_named_as_podman_names_a_local_build() {
+        let n = |s| local_image(s).unwrap();
+        assert_eq!(n("myapp"), "localhost/myapp:latest");
+        assert_eq!(n("org/myapp:dev"), "localhost/org/myapp:dev");
+        assert_eq!(n("ghcr.io/a/b"), "ghcr.io/a/b:latest");
+        assert_eq!(n("localhost:5000/app:1"), "localhost:5000/app:1");
+        assert!(local_image("Bad/Image").is_err());
     }
 
     #[test]

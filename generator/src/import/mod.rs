@@ -14,6 +14,9 @@
 pub mod adopt;
 pub mod convert;
 pub mod depth;
+pub mod envfile;
+pub mod extends;
+pub mod files;
 pub mod interpolate;
 pub mod manifest;
 pub mod podman;
@@ -39,7 +42,13 @@ use service::{Context, SecretDef};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    pub compose_file: PathBuf,
+    /// The compose files, later ones over earlier ones (`-f a -f b`); the
+    /// first one's directory is the project directory.
+    pub compose_files: Vec<PathBuf>,
+    /// Also read the override file compose picks up beside the first file
+    /// when no `-f` is given (`compose.override.yml`, …; see
+    /// [`files::DEFAULT_OVERRIDES`]).
+    pub default_override: bool,
     /// `--project`; default: the file's `name:`, else its directory's name.
     pub project: Option<String>,
     /// `--prefix`: every app is named `<prefix>-<service>`.
@@ -82,7 +91,7 @@ pub enum ImportError {
     #[error("the imported fleet does not validate; nothing was written")]
     Invalid(Vec<Diagnostic>),
     #[error(
-        "--strict: {0} key(s) were dropped, left uninterpolated or withheld; nothing was written"
+        "--strict: {0} key(s) were dropped, left uninterpolated, withheld or would be read differently; nothing was written"
     )]
     Strict(usize),
 }
@@ -138,15 +147,59 @@ fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
     out
 }
 
-/// Reads the compose file and maps it. Writes nothing.
+/// How deep `include` is followed (an included project that includes
+/// another, …).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Reads the compose files and maps them. Writes nothing.
 pub fn import(opts: &Options) -> Result<Imported, ImportError> {
-    let path = &opts.compose_file;
+    let Some(path) = opts.compose_files.first() else {
+        return Err(ImportError::Names("no compose file given".into()));
+    };
     let compose_err = |message: String| ImportError::Compose {
         path: path.clone(),
         message,
     };
-    let (mut doc, compose_dir) = read_compose(path)?;
-    let (subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
+    let mut file_list = opts.compose_files.clone();
+    let found_override = if opts.default_override {
+        files::default_override(path)
+    } else {
+        None
+    };
+    file_list.extend(found_override.clone());
+    // Each file with its `extends` resolved, then merged, all before
+    // interpolation, so that what a service inherits or is given by a
+    // later file is interpolated (and reported) at its own place.
+    let loaded = files::load(&file_list, None)?;
+    let compose_dir = std::path::absolute(path)
+        .map_err(io_err(path))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut doc = loaded.doc;
+    let extended = loaded.extended;
+    let (mut subs, vars, rule) = substitute_variables(&mut doc, opts, &compose_dir)?;
+    // Each included project is read with its own variables, after the
+    // including one is interpolated (as compose-go's `ApplyInclude`).
+    let mut includes = Includes {
+        read: loaded.files.clone(),
+        notes: Vec::new(),
+    };
+    let chain = loaded.files[..1].to_vec();
+    apply_includes(
+        &loaded.includes,
+        &IncludeParent {
+            files: &loaded.files,
+            defined: &loaded.defined,
+            vars: &vars,
+            rule: &rule,
+            process_env: opts.process_env,
+            chain: &chain,
+        },
+        &mut doc,
+        &mut subs,
+        &mut includes,
+    )?;
     let Value::Mapping(top) = &doc else {
         return Err(compose_err("expected a map at the top level".into()));
     };
@@ -159,7 +212,33 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let (project, project_from) = project_name(opts, top, &compose_dir, &vars)?;
     report.project = project.clone();
     report.project_from = project_from;
+    if includes.read.len() > 1 {
+        report.files = includes
+            .read
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+    }
+    if let Some(o) = &found_override {
+        report.files_note = format!(
+            "{} was read over {}, as compose reads the override file beside the compose file when no -f is given (`-f {}` alone imports that file alone)",
+            o.display(),
+            path.display(),
+            path.display()
+        );
+    }
+    for (place, note) in includes.notes {
+        report.push(None, place, Action::Changed, note);
+    }
     report_top_level_keys(top, &mut report);
+    for (svc, base) in &extended {
+        report.push(
+            Some(svc),
+            "extends",
+            Action::Changed,
+            format!("merged with the service `{base}`, as compose merges them (this service's values win; lists are appended, one entry per port, mount target or variable)"),
+        );
+    }
 
     let empty = Mapping::new();
     let services = match top.get("services") {
@@ -177,7 +256,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let AppNames { apps, healthy } = app_names(services, &subs, prefix.as_deref(), &mut report)?;
     let (networks_map, network_defs) = top_networks(top.get("networks"), &project, &mut report);
     let (volumes_map, volume_defs) = top_volumes(top.get("volumes"), &project, &mut report);
-    let secrets = top_secrets(top.get("secrets"), &compose_dir, &mut report);
+    let secrets = top_secrets(top.get("secrets"), &compose_dir, &project, &mut report);
     report_top_level_substitutions(&subs, &mut report);
 
     let network_subnets = network_defs
@@ -202,6 +281,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     let (manifests, used) = map_services(&ctx, services, &mut report);
     let networks = declare_networks(&used.networks, network_defs, &project, &mut report);
     let volumes = declare_volumes(&used.volumes, volume_defs);
+    report.podman_secrets = podman_secrets(&manifests);
     if manifests.is_empty() {
         let why: Vec<String> = report
             .not_imported()
@@ -220,6 +300,255 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         volumes,
         report,
     })
+}
+
+/// The files an import read (the project's, then each included
+/// project's), and a report note per `include` entry.
+struct Includes {
+    read: Vec<PathBuf>,
+    notes: Vec<(String, String)>,
+}
+
+/// The project whose `include` entries are being read.
+struct IncludeParent<'a> {
+    /// Its files, in order.
+    files: &'a [PathBuf],
+    /// What each of its files defines itself (see [`files::Loaded`]).
+    defined: &'a std::collections::BTreeSet<(String, String, usize)>,
+    vars: &'a Vars,
+    rule: &'a SecretRule,
+    process_env: bool,
+    /// The first files of the includes that led here, for cycles.
+    chain: &'a [PathBuf],
+}
+
+/// Reads each `include` entry as compose-go's `ApplyInclude` does: its
+/// files as a project of their own (its directory `project_directory`,
+/// else the first file's), interpolated with the including project's
+/// variables and, for names they leave unset, the entry's `env_file`
+/// (else `.env` in its project directory); its relative paths made
+/// absolute; its own `include`s followed; then its services, volumes,
+/// networks, secrets and configs added to `doc`. A name `doc` has already
+/// is an error unless both definitions are equal, as in compose.
+fn apply_includes(
+    entries: &[files::Include],
+    parent: &IncludeParent<'_>,
+    doc: &mut Value,
+    subs: &mut interpolate::Substitutions,
+    out: &mut Includes,
+) -> Result<(), ImportError> {
+    for inc in entries {
+        let err = |message: String| ImportError::Compose {
+            path: inc.declared_in.clone(),
+            message: format!("{}: {message}", inc.place),
+        };
+        if parent.chain.len() >= MAX_INCLUDE_DEPTH {
+            return Err(err(format!(
+                "`include` is nested more than {MAX_INCLUDE_DEPTH} deep"
+            )));
+        }
+        let first = &inc.files[0];
+        if parent.chain.contains(first) {
+            return Err(err(format!(
+                "include cycle: {} is already being read",
+                first.display()
+            )));
+        }
+        for f in &inc.files {
+            if !f.is_file() {
+                return Err(err(format!("{}: no such file", f.display())));
+            }
+        }
+        let loaded = files::load(&inc.files, Some(&inc.project_dir))?;
+        let env_files = if inc.env_files.is_empty() {
+            let dot_env = inc.project_dir.join(".env");
+            if dot_env.is_file() {
+                vec![dot_env]
+            } else {
+                Vec::new()
+            }
+        } else {
+            inc.env_files.clone()
+        };
+        let mut vars = parent.vars.clone();
+        for env_path in &env_files {
+            let text = fs::read_to_string(env_path).map_err(io_err(env_path))?;
+            let parsed = parse_env_file(&text).map_err(|message| ImportError::EnvFile {
+                path: env_path.clone(),
+                message,
+            })?;
+            for (k, v) in parsed {
+                vars.env_file.entry(k).or_insert(v);
+            }
+        }
+        let mut rule = parent.rule.clone();
+        if let Some(Value::Mapping(secrets)) = loaded.doc.get("secrets") {
+            for (_, def) in secrets {
+                if let Some(var) = def.get("environment").and_then(Value::as_str) {
+                    rule.secret_vars.insert(var.to_string());
+                }
+            }
+        }
+        let mut idoc = loaded.doc;
+        let interp = Interpolator {
+            vars: &vars,
+            rule: &rule,
+        };
+        let mut isubs =
+            interpolate::interpolate_document(&mut idoc, &interp).map_err(|source| {
+                ImportError::Interpolation {
+                    path: first.clone(),
+                    read: format!(
+                        "the including project's variables{}",
+                        if env_files.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ", then {}",
+                                env_files
+                                    .iter()
+                                    .map(|p| p.display().to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(" and ")
+                            )
+                        }
+                    ),
+                    source,
+                }
+            })?;
+        files::absolute_paths(&mut idoc, &inc.project_dir);
+        pass_through_from(&mut idoc, &vars, &rule);
+        let mut chain = parent.chain.to_vec();
+        chain.push(first.clone());
+        let notes_before = out.notes.len();
+        out.read.extend(loaded.files.iter().cloned());
+        apply_includes(
+            &loaded.includes,
+            &IncludeParent {
+                files: &loaded.files,
+                defined: &loaded.defined,
+                vars: &vars,
+                rule: &rule,
+                process_env: parent.process_env,
+                chain: &chain,
+            },
+            &mut idoc,
+            &mut isubs,
+            out,
+        )?;
+        // Notes of nested includes name the entry that led to them.
+        for (place, _) in &mut out.notes[notes_before..] {
+            *place = format!("{} → {place}", inc.place);
+        }
+        let declaring = parent.files.iter().position(|f| f == &inc.declared_in);
+        let conflicts = files::import_resources(&idoc, doc);
+        if !conflicts.is_empty() {
+            let why: Vec<String> = conflicts
+                .iter()
+                .map(|(kind, name)| {
+                    let own = |i: usize| parent.defined.contains(&(kind.clone(), name.clone(), i));
+                    if declaring.is_some_and(own) {
+                        format!("\n  {kind}.{name} is defined here and by the included {}, differently; compose refuses this too (`conflicts with imported resource`): rename one, or override the included one with a file listed in the entry's `path`", first.display())
+                    } else if let Some(other) = (0..parent.files.len()).find(|&i| own(i)) {
+                        format!("\n  {kind}.{name} of {} would override the one the included {} defines; windlass import does not merge a file over an included resource: list the overriding file in the entry's `path` instead", parent.files[other].display(), first.display())
+                    } else {
+                        format!("\n  {kind}.{name} is brought in by two includes, differently; compose refuses this too")
+                    }
+                })
+                .collect();
+            return Err(err(format!(
+                "a resource conflicts with an included one:{}",
+                why.concat()
+            )));
+        }
+        for (p, list) in isubs {
+            if files::RESOURCES
+                .iter()
+                .any(|k| p.starts_with(&format!("{k}.")))
+            {
+                subs.entry(p).or_insert(list);
+            }
+        }
+        let services: Vec<String> = idoc
+            .get("services")
+            .and_then(Value::as_mapping)
+            .map(|m| m.keys().map(key_str).collect())
+            .unwrap_or_default();
+        let files_text: Vec<String> = inc.files.iter().map(|f| f.display().to_string()).collect();
+        out.notes.insert(
+            notes_before,
+            (
+                inc.place.clone(),
+                format!(
+                    "{} read as its own project (directory {}; variables: the including project's, then {}); its service{} {} joined this project{}",
+                    files_text.join(" with "),
+                    inc.project_dir.display(),
+                    if env_files.is_empty() {
+                        "no env file".to_string()
+                    } else {
+                        env_files
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    },
+                    if services.len() == 1 { "" } else { "s" },
+                    if services.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        services
+                            .iter()
+                            .map(|s| format!("`{s}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    if parent.process_env {
+                        " (the process environment first, with --process-env)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Sets each `environment` entry without a value (`- K`, `K:`) of an
+/// included project's services from that project's variables, as compose
+/// resolves them when it loads the included project; a secret one stays
+/// a reference, and one left unset is reported with its service.
+fn pass_through_from(doc: &mut Value, vars: &Vars, rule: &SecretRule) {
+    let Some(Value::Mapping(services)) = doc.get_mut("services") else {
+        return;
+    };
+    for (_, svc) in services.iter_mut() {
+        match svc.get_mut("environment") {
+            Some(Value::Sequence(items)) => {
+                for item in items {
+                    if let Value::String(k) = item
+                        && !k.contains('=')
+                        && !rule.var_is_secret(k)
+                        && let Some((v, _)) = vars.get(k)
+                    {
+                        *k = format!("{k}={v}");
+                    }
+                }
+            }
+            Some(Value::Mapping(m)) => {
+                for (k, v) in m.iter_mut() {
+                    if v.is_null()
+                        && let Some(k) = k.as_str()
+                        && !rule.var_is_secret(k)
+                        && let Some((val, _)) = vars.get(k)
+                    {
+                        *v = Value::String(val.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The compose file as YAML with merge keys applied, and its directory
@@ -352,12 +681,35 @@ fn substitute_variables(
     };
     let subs = interpolate::interpolate_document(doc, &interp).map_err(|source| {
         ImportError::Interpolation {
-            path: opts.compose_file.clone(),
+            path: opts.compose_files.first().cloned().unwrap_or_default(),
             read: read_from(&env_files, opts.process_env),
             source,
         }
     })?;
     Ok((subs, vars, rule))
+}
+
+/// The podman secrets the imported apps reference (not host files), each
+/// with the apps that use it, in first-use order.
+fn podman_secrets(manifests: &[AppManifest]) -> Vec<report::SecretNeeded> {
+    let mut out: Vec<report::SecretNeeded> = Vec::new();
+    for m in manifests {
+        for s in m.secrets.iter().filter(|s| !s.name.starts_with('/')) {
+            match out.iter_mut().find(|n| n.name == s.name) {
+                Some(n) => {
+                    if !n.apps.contains(&m.app) {
+                        n.apps.push(m.app.clone());
+                    }
+                }
+                None => out.push(report::SecretNeeded {
+                    name: s.name.clone(),
+                    apps: vec![m.app.clone()],
+                    command: format!("podman secret create {} -", s.name),
+                }),
+            }
+        }
+    }
+    out
 }
 
 /// Where interpolation read its variables, in words.
@@ -447,12 +799,6 @@ fn report_top_level_keys(top: &Mapping, report: &mut Report) {
                 key,
                 Action::Dropped,
                 "configs are not imported: mount each file as a read-only bind volume",
-            ),
-            "include" => report.push(
-                None,
-                key,
-                Action::Dropped,
-                "include is not followed: import each compose file on its own",
             ),
             _ => report.push(None, key, Action::Dropped, "no windlass equivalent"),
         }
@@ -872,6 +1218,7 @@ fn top_volumes(
 fn top_secrets(
     v: Option<&Value>,
     compose_dir: &Path,
+    project: &str,
     report: &mut Report,
 ) -> BTreeMap<String, SecretDef> {
     let mut out = BTreeMap::new();
@@ -906,12 +1253,14 @@ fn top_secrets(
                     }
                 }
                 ("environment", Value::String(var)) => {
+                    // As compose names a secret it creates: `name:` as
+                    // written, else scoped by the project.
                     d = Some(SecretDef::Podman {
                         name: m
                             .get("name")
                             .and_then(Value::as_str)
-                            .unwrap_or(&key)
-                            .to_string(),
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{project}_{key}")),
                         from_env: Some(var.clone()),
                     });
                 }

@@ -27,6 +27,10 @@ pub enum Action {
     Withheld,
     /// Ignored as compose itself ignores it (`x-` extensions, `version`).
     Ignored,
+    /// Carried as written, but the container would receive another value
+    /// than under compose (an `env_file` variable Podman reads otherwise);
+    /// the reason names the variable, never its value.
+    Differs,
 }
 
 impl Action {
@@ -37,6 +41,7 @@ impl Action {
             Action::Uninterpolated => "uninterpolated",
             Action::Withheld => "withheld",
             Action::Ignored => "ignored",
+            Action::Differs => "differs",
         }
     }
 
@@ -47,7 +52,7 @@ impl Action {
     pub fn is_loss(self) -> bool {
         matches!(
             self,
-            Action::Dropped | Action::Uninterpolated | Action::Withheld
+            Action::Dropped | Action::Uninterpolated | Action::Withheld | Action::Differs
         )
     }
 }
@@ -72,6 +77,27 @@ pub struct ServiceResult {
     pub manifest: Option<String>,
 }
 
+/// A podman secret the imported fleet references, which must exist on
+/// each host before its apps start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretNeeded {
+    pub name: String,
+    /// The apps that reference it.
+    pub apps: Vec<String>,
+    /// The command that creates it, reading the value from stdin (never
+    /// the value itself).
+    pub command: String,
+}
+
+/// The report's totals: services imported and entries by action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub services_total: usize,
+    pub services_imported: usize,
+    /// Entries per action (`dropped`, `changed`, …), only those that occur.
+    pub entries: std::collections::BTreeMap<&'static str, usize>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub format: u32,
@@ -91,6 +117,19 @@ pub struct Report {
     /// lost (an app named like a distribution's service).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The podman secrets the fleet references (see [`SecretNeeded`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub podman_secrets: Vec<SecretNeeded>,
+    /// Totals, filled in when the report is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// The compose files read, in order (later over earlier, then the
+    /// included ones); only when there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Why the override file beside the compose file was read, if it was.
+    #[serde(skip)]
+    pub files_note: String,
 }
 
 impl Report {
@@ -134,8 +173,23 @@ impl Report {
         self.entries.iter().filter(|e| e.action.is_loss())
     }
 
+    /// The totals: services imported of all, entries by action.
+    pub fn summary(&self) -> Summary {
+        let mut entries = std::collections::BTreeMap::new();
+        for e in &self.entries {
+            *entries.entry(e.action.as_str()).or_insert(0) += 1;
+        }
+        Summary {
+            services_total: self.services.len(),
+            services_imported: self.services.iter().filter(|s| s.app.is_some()).count(),
+            entries,
+        }
+    }
+
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        let mut with = self.clone();
+        with.summary = Some(self.summary());
+        let mut s = serde_json::to_string_pretty(&with).expect("report serializes");
         s.push('\n');
         s
     }
@@ -145,6 +199,31 @@ impl Report {
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
         let mut out = String::new();
+        let sum = self.summary();
+        let by: Vec<String> = sum
+            .entries
+            .iter()
+            .map(|(a, n)| format!("{n} {a}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "imported {} of {} service{}; report entries: {}",
+            sum.services_imported,
+            sum.services_total,
+            if sum.services_total == 1 { "" } else { "s" },
+            if by.is_empty() {
+                "none".to_string()
+            } else {
+                by.join(", ")
+            }
+        );
+        if !self.podman_secrets.is_empty() {
+            out.push_str("podman secrets to create on each host before starting (each reads its value from stdin):
+");
+            for s in &self.podman_secrets {
+                let _ = writeln!(out, "  {}    # {}", s.command, s.apps.join(", "));
+            }
+        }
         if !self.project_from.is_empty() {
             let p = &self.project;
             let _ = writeln!(
@@ -152,6 +231,16 @@ impl Report {
                 "project {p} (from {}): volumes and networks are named {p}_<key>, as compose names them",
                 self.project_from
             );
+        }
+        if !self.files.is_empty() {
+            let _ = writeln!(
+                out,
+                "compose files (each later one over the earlier, then those `include` reads): {}",
+                self.files.join(", ")
+            );
+        }
+        if !self.files_note.is_empty() {
+            let _ = writeln!(out, "{}", self.files_note);
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");

@@ -86,7 +86,7 @@ fn reason_for(key: &str) -> &'static str {
         "pull_policy" => "Quadlet pulls a missing image when the unit starts",
         "working_dir" => "no windlass key: set WORKDIR in the image",
         "configs" => "configs are not imported: mount the file as a read-only bind volume",
-        "extends" => "extends is not followed: merge the base service into this one first",
+        "extends" => "extends could not be resolved",
         "volumes_from" => "no equivalent: list the volumes explicitly",
         "device_cgroup_rules"
         | "pid"
@@ -205,6 +205,9 @@ struct Mapper<'a, 'b> {
     service: &'a str,
     m: AppManifest,
     uses: Uses,
+    /// Each env file: its report key and absolute path, checked once the
+    /// whole service is read.
+    env_file_keys: Vec<(String, String)>,
 }
 
 impl Mapper<'_, '_> {
@@ -317,6 +320,10 @@ impl Mapper<'_, '_> {
                 );
                 continue;
             }
+            if key == "build" && raw.contains_key("image") {
+                self.build(v);
+                continue;
+            }
             if !MAPPED.contains(&key.as_str()) {
                 let empty = v.is_null() || v.as_sequence().is_some_and(|s| s.is_empty());
                 if !empty {
@@ -358,13 +365,25 @@ impl Mapper<'_, '_> {
                 "labels" => self.labels(v),
                 "extra_hosts" => self.extra_hosts(v),
                 "read_only" => match v {
-                    Value::Bool(b) => self.m.read_only = *b,
+                    Value::Bool(b) => {
+                        self.m.read_only = *b;
+                        if *b {
+                            self.note(
+                                "read_only",
+                                Action::Changed,
+                                "Podman, unlike Docker, mounts writable tmpfs on /dev, /dev/shm, /run, /tmp and /var/tmp of a read-only container (its --read-only-tmpfs default): writes there succeed where compose's container gets an error",
+                            );
+                        }
+                    }
                     _ => self.drop("read_only", "expected true or false"),
                 },
                 "stop_grace_period" => {
                     if let Some(s) = scalar_text(v) {
                         match convert::duration(&s) {
-                            Ok(d) => self.m.stop_timeout = Some(d),
+                            Ok(d) => {
+                                self.stop_timeout_rounding(&s);
+                                self.m.stop_timeout = Some(d);
+                            }
                             Err(e) => self.drop("stop_grace_period", e),
                         }
                     }
@@ -450,6 +469,88 @@ impl Mapper<'_, '_> {
             self.uses.networks.push(n);
         }
         self.service_alias();
+        self.check_env_files(raw);
+    }
+
+    /// Podman's stop timeout is whole seconds: a fraction is rounded up.
+    fn stop_timeout_rounding(&mut self, s: &str) {
+        let Ok(us) = convert::duration_usec(s) else {
+            return;
+        };
+        if us % 1_000_000 != 0 {
+            self.note(
+                "stop_grace_period",
+                Action::Changed,
+                format!(
+                    "Podman's stop timeout is whole seconds: `{s}` becomes {}s",
+                    us.div_ceil(1_000_000)
+                ),
+            );
+        }
+    }
+
+    /// `build` beside `image`: windlass never builds, so the image must be
+    /// built on each host first; the report gives the command, with the
+    /// build context as an absolute path (build args are named, never
+    /// their values).
+    fn build(&mut self, v: &Value) {
+        let (context, m) = match v {
+            Value::String(c) => (c.clone(), None),
+            Value::Mapping(m) => (
+                m.get("context")
+                    .and_then(Value::as_str)
+                    .unwrap_or(".")
+                    .to_string(),
+                Some(m),
+            ),
+            _ => return self.drop("build", "expected a path or a map"),
+        };
+        let remote = context.contains("://") || context.starts_with("git@");
+        let context = if remote {
+            context
+        } else {
+            self.host_path(&context)
+        };
+        let mut cmd = format!("podman build -t {}", self.m.image);
+        let mut more = Vec::new();
+        if let Some(m) = m {
+            for (k, val) in m {
+                match (key_str(k).as_str(), val) {
+                    ("context", _) => {}
+                    ("dockerfile", Value::String(f)) => cmd.push_str(&format!(" -f {f}")),
+                    ("target", Value::String(t)) => cmd.push_str(&format!(" --target {t}")),
+                    ("args", a) => {
+                        let names: Vec<String> = match a {
+                            Value::Mapping(am) => am.keys().map(key_str).collect(),
+                            Value::Sequence(s) => s
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .map(|i| i.split('=').next().unwrap_or(i).to_string())
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        more.push(format!(
+                            "its build args ({}) as --build-arg",
+                            names.join(", ")
+                        ));
+                    }
+                    (other, _) => more.push(format!("`{other}`")),
+                }
+            }
+        }
+        cmd.push(' ');
+        cmd.push_str(&context);
+        self.drop(
+            "build",
+            format!(
+                "windlass runs images and never builds them: build the image on each host before its unit starts: `{cmd}`{}",
+                if more.is_empty() {
+                    String::new()
+                } else {
+                    format!(", with {}", more.join(", "))
+                }
+            ),
+        );
     }
 
     /// `container_name`: the container's name, when it is not the app's.
@@ -904,7 +1005,13 @@ impl Mapper<'_, '_> {
     /// `var`: as a whole (`whole`) it becomes a reference to the podman
     /// secret named after `var`; a value built from it is not written.
     fn secret_env(&mut self, path: String, k: &str, var: &str, whole: bool) {
-        let secret = var.to_ascii_lowercase().replace('_', "-");
+        // Scoped by the project, as compose scopes what it creates, so
+        // that two projects' `DB_PASSWORD` are two secrets in one fleet.
+        let secret = format!(
+            "{}_{}",
+            self.ctx.project,
+            var.to_ascii_lowercase().replace('_', "-")
+        );
         if whole && is_object_name(&secret) {
             self.m.secrets.push(SecretRef {
                 name: secret.clone(),
@@ -914,7 +1021,7 @@ impl Mapper<'_, '_> {
             self.note(
                 path,
                 Action::Withheld,
-                format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} FILE`"),
+                format!("the value of ${{{var}}} is secret and was not written; the app reads the podman secret `{secret}` as ${k} instead: create it with `podman secret create {secret} -` (the value on stdin)"),
             );
         } else {
             self.note(
@@ -998,7 +1105,138 @@ impl Mapper<'_, '_> {
                     format!("kept as a reference to {abs} (resolved against the compose file's directory); never read"),
                 );
             }
+            self.env_file_keys.push((key, abs.clone()));
             self.m.env_files.push(abs);
+        }
+    }
+
+    /// Reads each env file as compose does and as Podman does, and reports
+    /// every variable the container would receive with another value
+    /// under Podman (by name; never its value). Variables the service's
+    /// `environment` sets win in both, so they are not compared.
+    fn check_env_files(&mut self, raw: &Mapping) {
+        use super::envfile::{
+            PodmanVar, parse_compose, parse_podman, plain_line_reads_the_same, why_different,
+        };
+        if self.env_file_keys.is_empty() {
+            return;
+        }
+        // compose's lookup: the project's variables, then the service's
+        // `environment` (as interpolated).
+        let service_env: Vec<(String, String)> = match raw.get("environment") {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, v)| scalar_text(v).map(|v| (key_str(k), v)))
+                .collect(),
+            Some(Value::Sequence(s)) => s
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(|i| i.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut lookup: BTreeMap<String, String> = service_env.iter().cloned().collect();
+        for (k, v) in &self.ctx.vars.env_file {
+            lookup.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &self.ctx.vars.environment {
+            lookup.insert(k.clone(), v.clone());
+        }
+        let overridden: Vec<&str> = match raw.get("environment") {
+            Some(Value::Mapping(m)) => m.keys().filter_map(Value::as_str).collect(),
+            Some(Value::Sequence(s)) => s
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|i| i.split_once('=').map_or(i, |(k, _)| k))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut env: BTreeMap<String, Option<String>> = service_env
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        // Last file wins, in compose and in Podman alike.
+        let mut compose: BTreeMap<String, (String, String, super::envfile::ComposeVar)> =
+            BTreeMap::new();
+        let mut podman: BTreeMap<String, PodmanVar> = BTreeMap::new();
+        let mut unchecked = false;
+        for (key, path) in self.env_file_keys.clone() {
+            let text = match std::fs::read(&path) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => {
+                    self.report.warnings.push(format!(
+                        "service `{}`: {key} {path} cannot be read here ({e}): whether Podman reads it as compose does was not checked",
+                        self.service
+                    ));
+                    unchecked = true;
+                    continue;
+                }
+            };
+            match parse_compose(&text, &lookup, &mut env) {
+                Ok(vars) => {
+                    for (k, v) in vars {
+                        compose.insert(k, (key.clone(), path.clone(), v));
+                    }
+                }
+                Err(e) => {
+                    self.note(
+                        key.clone(),
+                        Action::Differs,
+                        format!("{path}: compose refuses this file ({e}); Podman reads it line by line, so what the container receives was not checked"),
+                    );
+                    unchecked = true;
+                }
+            }
+            match parse_podman(&text) {
+                Ok(p) => podman.extend(p),
+                Err(line) => self.note(
+                    key.clone(),
+                    Action::Differs,
+                    format!("{path} line {line}: Podman refuses a line that starts with `=` (inside a value that spans lines?) and does not start the container"),
+                ),
+            }
+        }
+        if unchecked {
+            return;
+        }
+        for (name, (key, path, var)) in &compose {
+            if overridden.contains(&name.as_str()) {
+                continue;
+            }
+            let p = podman.get(name);
+            let same = matches!((p, &var.value), (Some(PodmanVar::Value(a)), Some(b)) if a == b);
+            if same {
+                continue;
+            }
+            let fix = match &var.value {
+                Some(v) if plain_line_reads_the_same(name, v) => format!(
+                    "; write the line as {name}= and the value compose reads, unquoted: compose and Podman read that alike"
+                ),
+                _ => format!(
+                    "; no line reads the same in both: set {name} in `environment` (a secret as a podman secret) instead"
+                ),
+            };
+            self.note(
+                format!("{key}.{name}"),
+                Action::Differs,
+                format!(
+                    "{path} line {}: the container would receive another value under Podman: {}{fix}",
+                    var.form.line,
+                    why_different(&var.form, p)
+                ),
+            );
+        }
+        let extra = podman
+            .keys()
+            .filter(|k| !compose.contains_key(*k) && !overridden.contains(&k.as_str()))
+            .count();
+        if extra > 0 {
+            self.note(
+                "env_file",
+                Action::Differs,
+                format!("Podman would also set {extra} variable(s) that compose does not (from lines such as `export KEY=…`, `KEY =…` or inside a value that spans lines); their names are not shown, as they may be parts of values"),
+            );
         }
     }
 
@@ -1206,6 +1444,14 @@ impl Mapper<'_, '_> {
             );
         };
         let source = if bind {
+            if (src == "~" || src.starts_with("~/")) && self.ctx.home.is_none() {
+                // Compose expands `~` to the user's home; without HOME
+                // there is nothing to expand it to.
+                return self.drop(
+                    key,
+                    format!("host path {src} starts with `~` and HOME is not set, so it cannot be resolved to the home directory as compose resolves it"),
+                );
+            }
             let abs = self.host_path(src);
             if abs.contains(char::is_whitespace) {
                 // Quadlet copies the host path into `RequiresMountsFor=`
@@ -1960,7 +2206,7 @@ impl Mapper<'_, '_> {
                         self.note(
                             key.clone(),
                             Action::Withheld,
-                            format!("compose reads it from ${var}; windlass references the podman secret `{name}`: create it with `podman secret create {name} FILE`"),
+                            format!("compose reads it from ${var}; windlass references the podman secret `{name}`: create it with `podman secret create {name} -` (the value on stdin)"),
                         );
                     }
                     (name, false)
@@ -2022,14 +2268,32 @@ pub fn map_service(
             service: service.to_string(),
             ..AppManifest::default()
         },
+        env_file_keys: Vec::new(),
         uses: Uses::default(),
     };
     let image = raw.get("image").and_then(Value::as_str)?;
-    let (full, changed) = match convert::normalize_image(image) {
+    let built = raw.contains_key("build");
+    let normalised = if built {
+        convert::local_image(image).map(|f| (f, false))
+    } else {
+        convert::normalize_image(image)
+    };
+    let (full, changed) = match normalised {
         Ok(x) => x,
         Err(_) => return None,
     };
-    if changed {
+    if built {
+        let pulls = if full.starts_with("localhost/") {
+            "when it is missing, Podman's pull of localhost/… fails, so nothing is pulled from a registry"
+        } else {
+            "the manifest has no pull policy: when it is missing on the host, Podman pulls it from its registry instead"
+        };
+        mp.note(
+            "image",
+            Action::Changed,
+            format!("`{image}` is built locally (compose builds it and tags it `{image}`), not pulled: carried as `{full}`, the name Podman gives a local build; {pulls}"),
+        );
+    } else if changed {
         mp.note(
             "image",
             Action::Changed,

@@ -176,3 +176,86 @@ pub fn generate_contract(fleet: &Path, out: &Path, extra: &[&str]) -> windlass_c
     );
     windlass_contract::Manifest::read(out).unwrap()
 }
+
+/// systemd's debug dump (`SYSTEMD_LOG_LEVEL=debug systemd-analyze
+/// verify`), split by unit: `→ Unit NAME:` → the trimmed lines that
+/// follow it. systemd writes `→` in a UTF-8 locale and `->` otherwise.
+pub fn systemd_dump_units(dump: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut units = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in dump.lines() {
+        let t = line.trim().replace("-> ", "→ ");
+        if let Some(u) = t.strip_prefix("→ Unit ").and_then(|u| u.strip_suffix(':')) {
+            current = Some(u.to_string());
+            units.entry(u.to_string()).or_insert_with(Vec::new);
+        } else if let Some(u) = &current {
+            units.get_mut(u).unwrap().push(t);
+        }
+    }
+    units
+}
+
+/// The argv of a unit's `→ ExecStart:` `Command Line: …` in its dump lines
+/// (see `systemd_dump_units`), as the process gets it: systemd's
+/// `quote_command_line()` undone (shell-style quotes, C escapes), then its
+/// exec-time `$$` → `$`. A lone `$` (which systemd would expand) fails.
+pub fn systemd_exec_start(lines: &[String]) -> Vec<String> {
+    let at = lines
+        .iter()
+        .position(|l| l == "→ ExecStart:")
+        .expect("the unit has an ExecStart");
+    let line = lines[at + 1]
+        .strip_prefix("Command Line: ")
+        .expect("ExecStart's command line");
+    let b = line.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let (mut w, mut quoted) = (Vec::new(), false);
+        while i < b.len() && (quoted || b[i] != b' ') {
+            let c = b[i];
+            i += 1;
+            match c {
+                b'"' => quoted = !quoted,
+                b'\\' => {
+                    let e = b[i];
+                    i += 1;
+                    match e {
+                        b'n' => w.push(b'\n'),
+                        b't' => w.push(b'\t'),
+                        b'r' => w.push(b'\r'),
+                        b'a' => w.push(0x07),
+                        b'b' => w.push(0x08),
+                        b'f' => w.push(0x0c),
+                        b'v' => w.push(0x0b),
+                        b'0'..=b'7' => {
+                            let oct = std::str::from_utf8(&b[i - 1..i + 2]).unwrap();
+                            w.push(u8::from_str_radix(oct, 8).unwrap());
+                            i += 2;
+                        }
+                        b'x' => {
+                            let hex = std::str::from_utf8(&b[i..i + 2]).unwrap();
+                            w.push(u8::from_str_radix(hex, 16).unwrap());
+                            i += 2;
+                        }
+                        other => w.push(other),
+                    }
+                }
+                c => w.push(c),
+            }
+        }
+        let w = String::from_utf8(w).expect("a UTF-8 argument");
+        assert!(
+            !w.replace("$$", "").contains('$'),
+            "a lone `$` would be expanded by systemd at exec time: {w:?}"
+        );
+        words.push(w.replace("$$", "$"));
+    }
+    words
+}

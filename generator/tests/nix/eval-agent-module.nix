@@ -6,18 +6,29 @@
 #     --arg module /repo/modules/nixos/default.nix [--arg generated /gen]
 # With `generated`, services.windlass.apps is set and the stub runCommand
 # "builds" the fleet module found at that path (a generated OUT/nixos).
+# `fleet` and `coordinator` are settings of services.windlass.fleet and
+# .coordinator, laid over the defaults the module declares. As in a NixOS
+# build, a false assertion fails the evaluation with its message.
 {
   module,
   generated ? null,
+  agent ? true,
   group ? "ops",
   sweep ? true,
   driftScan ? true,
   backend ? "oci-containers",
+  fleet ? { },
+  coordinator ? { },
+  hostName ? "machine",
 }:
 let
   lib = import ./stub-lib.nix;
+  # The module's own option declarations (the stub mkOption keeps them as
+  # given): the defaults come from there, not from this file.
+  declared = (import module { inherit config lib pkgs; }).options.services.windlass;
+  defaults = builtins.mapAttrs (n: o: o.default);
   cfg = {
-    enable = true;
+    enable = agent;
     package = "/nix/store/stub-windlass";
     inherit group;
     stateDirectory = "/var/lib/windlass";
@@ -41,6 +52,8 @@ let
     };
     apps = if generated == null then null else "/fleet";
     inherit backend;
+    fleet = defaults declared.fleet // fleet;
+    coordinator = defaults declared.coordinator // coordinator;
   };
   pkgs = import ./stub-pkgs.nix // {
     runCommand = name: env: script: {
@@ -75,7 +88,11 @@ let
     };
     virtualisation.podman.package = pkgs.podman;
     nix.package = "/nix/store/stub-nix";
+    networking.hostName = hostName;
   };
+  failedAssertions = map (a: a.message) (
+    builtins.filter (a: !a.assertion) (resolved.assertions or [ ])
+  );
   model = import ./nixpkgs-model.nix { inherit pkgs; } {
     ours = [
       {
@@ -86,7 +103,10 @@ let
     config = resolved;
   };
 in
-if model.errors == [ ] then
+# nixpkgs' nixos/modules/system/activation/top-level.nix words it so.
+if failedAssertions != [ ] then
+  throw "\nFailed assertions:\n${builtins.concatStringsSep "\n" (map (m: "- ${m}") failedAssertions)}"
+else if model.errors == [ ] then
   resolved
 else
   throw "windlass and nixpkgs collide:\n  ${builtins.concatStringsSep "\n  " model.errors}"

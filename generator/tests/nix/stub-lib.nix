@@ -34,6 +34,8 @@ rec {
     str = "str";
     bool = "bool";
     int = "int";
+    ints.positive = "ints.positive";
+    package = "package";
     path = "path";
     anything = "anything";
     strMatching = re: "strMatching ${re}";
@@ -44,6 +46,11 @@ rec {
     submodule = m: m;
   };
 
+  optional = c: x: if c then [ x ] else [ ];
+  optionals = c: l: if c then l else [ ];
+  toLower = builtins.replaceStrings (builtins.genList (
+    i: builtins.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+  ) 26) (builtins.genList (i: builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26);
   attrValues = builtins.attrValues;
   attrNames = builtins.attrNames;
   mapAttrsToList = f: a: map (n: f n a.${n}) (builtins.attrNames a);

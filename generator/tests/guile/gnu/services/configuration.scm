@@ -5,10 +5,15 @@
 ;;; for a field without a default, optionally followed by (sanitizer PROC);
 ;;; DOC must be a string.  The value of a field must satisfy TYPE?, looked
 ;;; up where the configuration is defined, as in Guix.  The constructor
-;;; accepts exactly the declared fields, in Guix's record syntax.
+;;; accepts exactly the declared fields, in Guix's record syntax.  Like
+;;; Guix's, the module exports the predicates list-of, list-of-strings?
+;;; and list-of-symbols?.
 
 (define-module (gnu services configuration)
   #:use-module (stub records)
+  #:re-export (list-of
+               list-of-strings?
+               list-of-symbols?)
   #:export (define-configuration
             define-configuration/no-serialization))
 

@@ -70,11 +70,20 @@
 (define (make-timer-destructor) '(timer-destructor))
 (define trigger-timer '(trigger-timer))
 
+;; The keywords of Shepherd 1.0.9's make-forkexec-constructor
+;; (shepherd/service.scm in the shared oracles).
 (define* (make-forkexec-constructor command
-                                    #:key user group log-file directory
-                                    environment-variables pid-file
-                                    pid-file-timeout resource-limits)
+                                    #:key user group (supplementary-groups '())
+                                    log-file input-port directory
+                                    file-creation-mask create-session?
+                                    environment-variables resource-limits
+                                    pid-file pid-file-timeout)
+  (unless (and (list? command) (every string? command))
+    (error "make-forkexec-constructor: the command must be a list of strings"
+           command))
   `(forkexec (command . ,command) (user . ,user) (group . ,group)
+             (supplementary-groups . ,supplementary-groups)
+             (file-creation-mask . ,file-creation-mask)
              (log-file . ,log-file)))
 
 (define* (make-kill-destructor #:optional signal #:key grace-period)
