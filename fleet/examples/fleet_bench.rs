@@ -380,9 +380,25 @@ fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().collect();
     let idle_only = args.iter().any(|a| a == "--idle-only");
     args.retain(|a| a != "--idle-only");
+    // `--idle INTERVAL_SEC WINDOWS`: the real fleetd's heartbeat
+    // interval and windows (default 5 s, 4).
+    let mut idle = Idle {
+        interval_sec: HEARTBEAT_SEC,
+        windows: 4,
+    };
+    if let Some(i) = args.iter().position(|a| a == "--idle") {
+        anyhow::ensure!(args.len() > i + 2, "--idle INTERVAL_SEC WINDOWS");
+        idle.interval_sec = args[i + 1].parse()?;
+        idle.windows = args[i + 2].parse()?;
+        anyhow::ensure!(
+            idle.interval_sec >= 2 && idle.windows >= 1,
+            "--idle: at least 2 s, 1 window"
+        );
+        args.drain(i..i + 3);
+    }
     if args.len() < 5 {
         anyhow::bail!(
-            "usage: fleet_bench NATS_SERVER COORDINATOR_BIN FLEETD_BIN WINDLASSD_BIN [HOSTS] [--idle-only]"
+            "usage: fleet_bench NATS_SERVER COORDINATOR_BIN FLEETD_BIN WINDLASSD_BIN [HOSTS] [--idle-only] [--idle INTERVAL_SEC WINDOWS]"
         );
     }
     let (nats_bin, coord_bin, fleetd_bin) = (&args[1], &args[2], &args[3]);
@@ -413,7 +429,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(work.path(), &url, mport, &bins, n, idle_only))
+    rt.block_on(run(work.path(), &url, mport, &bins, n, idle_only, idle))
 }
 
 struct Bins {
@@ -429,6 +445,7 @@ async fn run(
     bins: &Bins,
     n: usize,
     idle_only: bool,
+    idle: Idle,
 ) -> anyhow::Result<()> {
     let client = {
         let t = Instant::now();
@@ -449,7 +466,7 @@ async fn run(
     if !idle_only {
         rollout(work, url, mport, &js, &bins.coordinator, n).await?;
     }
-    idle_fleetd(work, url, &js, bins).await
+    idle_fleetd(work, url, &js, bins, idle).await
 }
 
 /// One rollout over `n` in-process fleetd, then the idle server traffic.
@@ -628,8 +645,13 @@ async fn rollout(
 /// Heartbeats skipped before measuring (start-up: the NATS connection's
 /// resolver thread lingers 10 s, a missing bus is retried with backoff).
 const WARMUP_INTERVALS: u32 = 3;
-/// Heartbeat intervals measured per setting.
-const WINDOWS: u32 = 4;
+/// The real fleetd's heartbeat interval and how many intervals are
+/// measured per setting.
+#[derive(Clone, Copy)]
+struct Idle {
+    interval_sec: u64,
+    windows: u32,
+}
 /// A window starts this long after a heartbeat reached the server and
 /// ends this long before the next one is due.
 const MARGIN: Duration = Duration::from_millis(500);
@@ -746,7 +768,7 @@ fn start_windlassd(bin: &str, address: &str, dir: &Path) -> anyhow::Result<Kille
     }
 }
 
-struct Idle {
+struct IdleFigures {
     rss_kb: u64,
     threads: u64,
     /// Context switches over whole intervals (heartbeat to heartbeat).
@@ -771,7 +793,8 @@ async fn measure_idle(
     js: &async_nats::jetstream::Context,
     bins: &Bins,
     setting: Setting,
-) -> anyhow::Result<Idle> {
+    idle: Idle,
+) -> anyhow::Result<IdleFigures> {
     let host = setting.host();
     let dir = work.join(host);
     std::fs::create_dir_all(&dir)?;
@@ -788,13 +811,13 @@ async fn measure_idle(
     };
     let hosts_kv = js.get_key_value(HOSTS).await?;
     let mut beats = hosts_kv.watch(host).await?;
-    let interval = Duration::from_secs(HEARTBEAT_SEC);
+    let interval = Duration::from_secs(idle.interval_sec);
     let f = Killed(
         Command::new(&bins.fleetd)
             .args(["--host", host, "--nats", url, "--bus", &address])
             .arg("--state")
             .arg(dir.join("fleetd-state"))
-            .args(["--heartbeat-interval", &HEARTBEAT_SEC.to_string()])
+            .args(["--heartbeat-interval", &idle.interval_sec.to_string()])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("fleetd.log"))?)
             .spawn()?,
@@ -818,7 +841,7 @@ async fn measure_idle(
     }
     let first = total(pid);
     let (mut between, mut bursts) = (Vec::new(), Vec::new());
-    for _ in 0..WINDOWS {
+    for _ in 0..idle.windows {
         tokio::time::sleep_until((beat + MARGIN).into()).await;
         let c0 = total(pid);
         let (mut last, mut b) = (c0, 0u32);
@@ -834,12 +857,12 @@ async fn measure_idle(
         bursts.push(b);
         beat = next_beat().await?;
     }
-    let per_interval = total(pid).saturating_sub(first) as f64 / WINDOWS as f64;
+    let per_interval = total(pid).saturating_sub(first) as f64 / idle.windows as f64;
     let hb = hosts_kv
         .get(host)
         .await?
         .and_then(|b| serde_json::from_slice::<Heartbeat>(&b).ok());
-    let idle = Idle {
+    let figures = IdleFigures {
         rss_kb: status_field(pid, None, "VmRSS"),
         threads: status_field(pid, None, "Threads"),
         per_interval,
@@ -851,7 +874,7 @@ async fn measure_idle(
     drop(f);
     drop(wd);
     drop(bus);
-    Ok(idle)
+    Ok(figures)
 }
 
 /// One real `windlass-fleetd` process, idle, in three settings.
@@ -860,9 +883,11 @@ async fn idle_fleetd(
     url: &str,
     js: &async_nats::jetstream::Context,
     bins: &Bins,
+    idle: Idle,
 ) -> anyhow::Result<()> {
+    let (interval_sec, windows) = (idle.interval_sec, idle.windows);
     println!(
-        "\none real `windlass-fleetd`, idle, heartbeat every {HEARTBEAT_SEC} s; {WINDOWS} windows \
+        "\none real `windlass-fleetd`, idle, heartbeat every {interval_sec} s; {windows} windows \
          each from {} ms after a heartbeat reached the server to {} ms before the next was due \
          ({WARMUP_INTERVALS} intervals of warm-up)\n",
         MARGIN.as_millis(),
@@ -873,7 +898,7 @@ async fn idle_fleetd(
     );
     println!("|---|---:|---:|---:|---|---|---|");
     for setting in [Setting::NoBus, Setting::BusOnly, Setting::Windlassd] {
-        let i = measure_idle(work, url, js, bins, setting).await?;
+        let i = measure_idle(work, url, js, bins, setting, idle).await?;
         let list = |v: &[String]| v.join(" / ");
         println!(
             "| {} | {:.1} | {} | {:.1} | {} | {} | {} |",

@@ -42,7 +42,8 @@
 //!   any timer pending in tokio's wheel wakes the runtime when it is
 //!   cascaded, even one reset before it fires. Liveness comes from the
 //!   heartbeat instead: its put must be acknowledged, and one that fails
-//!   while the client believes it is connected forces a reconnect.
+//!   while the client believes it is connected forces a reconnect. (The
+//!   server still PINGs once an hour to measure the round trip.)
 //!
 //! With an order in flight, its driver asks a missing agent again every
 //! second and re-reads the followed operation every 5 s (a lost signal):
