@@ -173,22 +173,12 @@ let
   # windlass-coordinator.service (the same in both): no capabilities, the
   # network and D-Bus only. The coordinator runs as a dynamic user;
   # fleetd as the static user windlass-fleet (see below).
-  fleetSandbox = {
-    Type = "exec";
-    Restart = "on-failure";
-    RestartSec = "5s";
-    UMask = "0077";
-    TasksMax = 64;
-    NoNewPrivileges = true;
-    CapabilityBoundingSet = "";
-    ProtectSystem = "strict";
+  # The sandbox keys windlassd's unit and the fleet's share.
+  sandbox = {
     ProtectHome = true;
     PrivateTmp = true;
-    PrivateDevices = true;
-    ProtectKernelTunables = true;
     ProtectKernelModules = true;
     ProtectKernelLogs = true;
-    ProtectControlGroups = true;
     ProtectClock = true;
     ProtectHostname = true;
     RestrictRealtime = true;
@@ -203,6 +193,21 @@ let
       "AF_INET6"
     ];
   };
+
+  fleetSandbox = sandbox // {
+    Type = "exec";
+    Restart = "on-failure";
+    RestartSec = "5s";
+    UMask = "0077";
+    TasksMax = 64;
+    NoNewPrivileges = true;
+    CapabilityBoundingSet = "";
+    ProtectSystem = "strict";
+    PrivateDevices = true;
+    ProtectKernelTunables = true;
+    ProtectControlGroups = true;
+  };
+
 
   fleetdArgs = [
     "${fleet.package}/bin/windlass-fleetd"
@@ -626,24 +631,8 @@ in
             TasksMax = 256;
             # Activation runs in transient units started through systemd,
             # outside this sandbox; the agent itself needs little.
-            ProtectHome = true;
-            PrivateTmp = true;
-            ProtectKernelModules = true;
-            ProtectKernelLogs = true;
-            ProtectClock = true;
-            ProtectHostname = true;
-            RestrictRealtime = true;
-            RestrictSUIDSGID = true;
-            RestrictNamespaces = true;
-            LockPersonality = true;
-            MemoryDenyWriteExecute = true;
-            SystemCallArchitectures = "native";
-            RestrictAddressFamilies = [
-              "AF_UNIX"
-              "AF_INET"
-              "AF_INET6"
-            ];
-          };
+          }
+          // sandbox;
         };
         services.windlass-sweep = lib.mkIf cfg.sweep.enable {
           description = "windlass sweep: move apps to their newest good release";
