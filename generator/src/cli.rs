@@ -39,7 +39,7 @@ pub enum Command {
         /// Targets the fleet must be valid for (comma-separated); default: all.
         #[arg(long, value_enum, value_delimiter = ',')]
         target: Vec<TargetArg>,
-        /// Podman version the Quadlet output must be valid for (overrides windlass.toml).
+        /// Podman version the Quadlet output must be valid for, 4.4 to 6.1 (overrides windlass.toml; default 5.4).
         #[arg(long, value_name = "X.Y")]
         podman_version: Option<String>,
     },
@@ -52,7 +52,7 @@ pub enum Command {
         /// Targets to generate (comma-separated); default: all.
         #[arg(long, value_enum, value_delimiter = ',')]
         target: Vec<TargetArg>,
-        /// Podman version the Quadlet output must be valid for (overrides windlass.toml; default 5.4).
+        /// Podman version the Quadlet output must be valid for, 4.4 to 6.1 (overrides windlass.toml; default 5.4).
         #[arg(long, value_name = "X.Y")]
         podman_version: Option<String>,
         /// How the NixOS module runs containers.

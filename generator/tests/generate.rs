@@ -213,13 +213,22 @@ fn a_directory_not_written_by_windlass_is_never_replaced() {
     assert_eq!(read_tree(&out).len(), 1);
 }
 
-/// Quadlet keys of one Podman version, straight from the shared table.
+/// Quadlet keys of one Podman version, straight from the shared table;
+/// for Podman 6 (which the table lacks), 5.8's plus `[Volume] UID=` and
+/// `GID=` (podman-container-tools/podman v6.0.0-rc1, quadlet.go).
 fn version_keys(v: &str) -> BTreeMap<String, BTreeSet<String>> {
     let text =
         std::fs::read_to_string(common::repo_root().join("generator/data/quadlet-keys.json"))
             .unwrap();
     let table: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> =
         serde_json::from_str(&text).unwrap();
+    if v.starts_with("6.") {
+        let mut keys = table["v5.8.0"].clone();
+        let volume = keys.get_mut("Volume").unwrap();
+        volume.insert("UID".into());
+        volume.insert("GID".into());
+        return keys;
+    }
     table[&format!("v{v}.0")].clone()
 }
 
@@ -247,7 +256,7 @@ fn quadlet_keys_used(out: &Path) -> Vec<(String, String, String)> {
 fn every_podman_version_gets_only_keys_it_knows() {
     let versions = [
         "4.4", "4.5", "4.6", "4.7", "4.8", "4.9", "5.0", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6",
-        "5.7", "5.8",
+        "5.7", "5.8", "6.0", "6.1",
     ];
     let tmp = tempfile::tempdir().unwrap();
     for v in versions {
@@ -270,6 +279,44 @@ fn every_podman_version_gets_only_keys_it_knows() {
             }
         }
     }
+}
+
+/// Podman 6 targets generate every fleet (all targets), and since the
+/// only keys 6.0 adds (`[Volume] UID=`/`GID=`) are ones windlass does not
+/// write, their Quadlet files are 5.8's, byte for byte; the Podman 5.4
+/// oracle runs on 5.x output only (no 6.x Quadlet can be had offline).
+#[test]
+fn podman_6_targets_generate_and_write_the_quadlet_files_of_5_8() {
+    let tmp = tempfile::tempdir().unwrap();
+    for fleet in [examples(), torture(), settings()] {
+        let name = fleet.file_name().unwrap().to_string_lossy().into_owned();
+        let quadlet = |v: &str| {
+            let out = tmp.path().join(format!("{name}-{v}"));
+            generate_ok(&fleet, &out, &["--podman-version", v]);
+            read_tree(&out)
+                .into_iter()
+                .filter(|(p, _)| p.starts_with("quadlet/") || p.starts_with("systemd/"))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let v58 = quadlet("5.8");
+        assert!(!v58.is_empty());
+        for v in ["6.0", "6.1"] {
+            assert_eq!(quadlet(v), v58, "{name}: Podman {v}");
+        }
+    }
+    // `[host] podman` takes 6.x as well.
+    let fleet = tmp.path().join("fleet");
+    std::fs::create_dir_all(fleet.join("apps")).unwrap();
+    std::fs::write(fleet.join("windlass.toml"), "[host]\npodman = \"6.1.3\"\n").unwrap();
+    std::fs::write(
+        fleet.join("apps/web.toml"),
+        "[container]\nimage = \"docker.io/library/busybox:1.36\"\nmemory = \"64Mi\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("host-6.1");
+    generate_ok(&fleet, &out, &[]);
+    let web = std::fs::read_to_string(out.join("quadlet/web.container")).unwrap();
+    assert!(web.contains("\nMemory=67108864\n"), "{web}");
 }
 
 #[test]
@@ -388,7 +435,7 @@ fn container_settings_are_keys_where_quadlet_has_them_and_flags_before() {
     let tmp = tempfile::tempdir().unwrap();
     for v in [
         "4.4", "4.5", "4.6", "4.7", "4.8", "4.9", "5.0", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6",
-        "5.7", "5.8",
+        "5.7", "5.8", "6.0", "6.1",
     ] {
         let out = tmp.path().join(v);
         generate_ok(&settings(), &out, &["--podman-version", v]);
@@ -510,7 +557,7 @@ fn container_settings_are_podman_flags_for_nixos_and_guix() {
 fn an_unsupported_podman_version_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    for v in ["4.3", "6.0", "4.10", "x"] {
+    for v in ["4.3", "5.9", "6.2", "7.0", "4.10", "x"] {
         let o = windlass(&[
             "generate",
             s(&examples()),
@@ -521,6 +568,11 @@ fn an_unsupported_podman_version_is_refused() {
         ]);
         assert_eq!(o.status.code(), Some(2), "{v}");
         assert!(!out.exists());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("from 4.4 to 6.1"), "{v}: {err}");
+        if v == "6.2" || v == "7.0" {
+            assert!(err.contains("newer than the newest"), "{v}: {err}");
+        }
     }
 }
 
