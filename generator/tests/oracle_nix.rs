@@ -1628,3 +1628,51 @@ fn every_service_the_host_already_has_is_refused_as_an_app_name() {
         );
     }
 }
+
+/// The fleet module asserts that the system's Podman
+/// (`config.virtualisation.podman.package.version`, 5.4.2 in
+/// stub-pkgs.nix) is at least the one the fleet was generated for: it
+/// holds for the default (5.4) and older targets, and fails, saying what
+/// to do, for a fleet generated for Podman 6.0; with both backends.
+#[test]
+fn the_fleet_module_asserts_the_systems_podman_is_new_enough() {
+    if !common::oracles_enabled("podman version assertion") {
+        return;
+    }
+    let examples = common::repo_root().join("examples");
+    for backend in ["oci-containers", "quadlet"] {
+        for (version, holds) in [(None, true), (Some("4.4"), true), (Some("6.0"), false)] {
+            let work = tempfile::tempdir().unwrap();
+            let out = work.path().join("out");
+            let mut args = vec!["--target", "quadlet,nixos", "--nixos-backend", backend];
+            if let Some(v) = version {
+                args.extend(["--podman-version", v]);
+            }
+            generate(&examples, &out, &args);
+            let config = eval_fleet(&out, &[]);
+            let assertions = config["assertions"].as_array().expect("assertions");
+            let ours: Vec<&Value> = assertions
+                .iter()
+                .filter(|a| {
+                    a["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("generated for Podman"))
+                })
+                .collect();
+            assert_eq!(ours.len(), 1, "{backend} {version:?}: {assertions:?}");
+            assert_eq!(
+                ours[0]["assertion"].as_bool(),
+                Some(holds),
+                "{backend} {version:?}: {:?}",
+                ours[0]
+            );
+            let want = version.unwrap_or("5.4");
+            let message = ours[0]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("generated for Podman {want} or newer"))
+                    && message.contains("virtualisation.podman.package is Podman 5.4.2"),
+                "{message}"
+            );
+        }
+    }
+}

@@ -38,6 +38,7 @@
     {
       outPath = "/nix/store/stub-podman";
       name = "podman";
+      version = "5.4.2";
       files = [
         "bin/podman"
         "libexec/podman/quadlet"
