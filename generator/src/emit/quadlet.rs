@@ -58,14 +58,16 @@ impl ContainerSection<'_> {
 /// the target has no such spelling (the caller then passes the `podman
 /// run` flag through `PodmanArgs=`, which Quadlet splits into words).
 ///
-/// Up to Podman 5.8.1 `Lookup` trims every `"` at either end of a value
-/// (`strings.Trim(v, "\"")`); from 5.8.2 (Podman commit 9c262736e4, "Fix
-/// Quadlet `Lookup()` stripping unmatched quotes", in 6.0 too) it strips
-/// one matched pair only, when the value both starts and ends with `"`.
-/// A value with no `"` at either end reads back unchanged under both
-/// rules. One with a `"` there is wrapped in one more pair for Podman 6
-/// (always the new rule); for 5.8 and older (5.8 may be 5.8.0 or 5.8.1,
-/// and no spelling survives the old trim) there is none.
+/// `Lookup` has had three rules (pkg/systemd/parser/unitfile.go): 4.x
+/// returns the value as written; 5.0 to 5.8.1 trim every `"` at either
+/// end (`strings.Trim(v, "\"")`, Podman commit 9d0da9d0fd); from 5.8.2
+/// (commit 9c262736e4, "Fix Quadlet `Lookup()` stripping unmatched
+/// quotes", in 6.0 too) one matched pair is stripped, when the value both
+/// starts and ends with `"`. A value with no `"` at either end reads back
+/// unchanged under all three. One with a `"` there is wrapped in one more
+/// pair for Podman 6 (always the last rule); before 6.0 no spelling is
+/// right for the target and every newer Podman (a 5.8 target may be 5.8.0
+/// or 5.8.2; 4.x output must stay valid on 5.x), so `None`.
 pub fn whole_value(target: PodmanVersion, value: &str) -> Option<String> {
     if !value.starts_with('"') && !value.ends_with('"') {
         Some(value.to_string())
@@ -77,10 +79,13 @@ pub fn whole_value(target: PodmanVersion, value: &str) -> Option<String> {
 }
 
 /// What `Lookup` returns for `written` under the quote rule of `target`
-/// (the inverse [`whole_value`] must meet); tests use it.
-pub fn lookup_reads(target: PodmanVersion, written: &str) -> String {
+/// (see [`whole_value`]); 5.8 is taken as 5.8.0 unless `patch_2` (5.8.2+).
+pub fn lookup_reads(target: PodmanVersion, patch_2: bool, written: &str) -> String {
     let v = written.trim_end();
-    if target >= PodmanVersion::new(6, 0) {
+    if target.major < 5 {
+        v.to_string()
+    } else if target >= PodmanVersion::new(6, 0) || (target == PodmanVersion::new(5, 8) && patch_2)
+    {
         match v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
             Some(inner) => inner.to_string(),
             None => v.to_string(),
@@ -605,12 +610,13 @@ mod tests {
 
     const OLD: PodmanVersion = PodmanVersion::new(5, 8);
     const NEW: PodmanVersion = PodmanVersion::new(6, 0);
+    const V4: PodmanVersion = PodmanVersion::new(4, 9);
 
     /// The cases of Podman's own `TestLookupQuoteStripping`
     /// (pkg/systemd/parser/unitfile_test.go, from 5.8.2), and what the
-    /// trim before it made of them.
+    /// trim of 5.0 to 5.8.1 and the plain read of 4.x made of them.
     #[test]
-    fn lookup_reads_as_quadlet_does_before_and_after_5_8_2() {
+    fn lookup_reads_as_quadlet_does_in_4_x_5_x_and_from_5_8_2() {
         let cases = [
             (r#""hello""#, "hello", "hello"),
             ("hello", "hello", "hello"),
@@ -634,8 +640,10 @@ mod tests {
             ),
         ];
         for (written, new, old) in cases {
-            assert_eq!(lookup_reads(NEW, written), new, "{written}");
-            assert_eq!(lookup_reads(OLD, written), old, "{written}");
+            assert_eq!(lookup_reads(NEW, false, written), new, "{written}");
+            assert_eq!(lookup_reads(OLD, true, written), new, "{written}");
+            assert_eq!(lookup_reads(OLD, false, written), old, "{written}");
+            assert_eq!(lookup_reads(V4, false, written), written, "{written}");
         }
     }
 
@@ -673,22 +681,31 @@ mod tests {
 
     proptest! {
         /// Whatever `whole_value` writes, Quadlet reads back as given:
-        /// under the old trim and the new pair rule for 4.4 to 5.8 (5.8
-        /// may be either), under the new rule from 6.0.
+        /// for a 4.x or 5.x target under the rule of every Podman from
+        /// that major on (4.x as written, the 5.0-5.8.1 trim, the pair
+        /// rule of 5.8.2+), for 6.x under the pair rule.
         #[test]
-        fn whole_values_read_back_unchanged(v in "[^\u{0}-\u{1f}]*", minor in 0u32..=8) {
+        fn whole_values_read_back_unchanged(v in "[^\u{0}-\u{1f}]*", minor in 0u32..=9) {
             // Values never have surrounding white space (`esc::verbatim`).
             prop_assume!(v.trim() == v);
-            for target in [PodmanVersion::new(4, 4), PodmanVersion::new(5, minor)] {
+            // Output for a 4.x or 5.x target reads back unchanged under
+            // the rule of every Podman from the target on.
+            let readers = [V4, PodmanVersion::new(5, 0), OLD, NEW];
+            for target in [PodmanVersion::new(4, minor), PodmanVersion::new(5, minor.min(8))] {
                 if let Some(w) = whole_value(target, &v) {
-                    prop_assert_eq!(lookup_reads(target, &w), v.clone());
-                    prop_assert_eq!(lookup_reads(NEW, &w), v.clone());
+                    let from = PodmanVersion::new(target.major, 0);
+                    for reader in readers.iter().filter(|r| **r >= from) {
+                        for patch_2 in [false, true] {
+                            prop_assert_eq!(lookup_reads(*reader, patch_2, &w), v.clone());
+                        }
+                    }
                 }
             }
             for m in 0..=PodmanVersion::NEWEST.minor {
                 let w = whole_value(PodmanVersion::new(6, m), &v);
                 prop_assert!(w.is_some());
-                prop_assert_eq!(lookup_reads(PodmanVersion::new(6, m), &w.unwrap()), v.clone());
+                let read = lookup_reads(PodmanVersion::new(6, m), false, &w.unwrap());
+                prop_assert_eq!(read, v.clone());
             }
         }
     }
