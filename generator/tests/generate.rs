@@ -628,6 +628,12 @@ fn overridden_templates_are_used_and_still_validated() {
         "[Container]\nImage={{ 'raw' ~ name }}\n".to_string(),
         "unescaped",
     );
+    // A value Quadlet reads whole, with a quote at an end (which Quadlet
+    // 5.0-5.8.1 would remove), for the default target (5.4).
+    refused(
+        default.replace("[Container]", "[Container]\nStopSignal=\"SIGTERM\""),
+        "`StopSignal=\"SIGTERM\"` in [Container]: Podman 5.0 to 5.8.1's Quadlet removes",
+    );
 }
 
 #[test]
