@@ -1628,3 +1628,1008 @@ fn every_service_the_host_already_has_is_refused_as_an_app_name() {
         );
     }
 }
+
+// ---- nixpkgs' real module code (issue 17) ---------------------------------
+
+/// What `tests/nix/eval-nixos.nix` returns (`facts`), with the fake
+/// derivations the evaluation forced (store path -> what it holds, see
+/// `tests/nix/fake-pkgs.nix`).
+struct NixosEval {
+    facts: Value,
+    drvs: BTreeMap<String, Value>,
+}
+
+const FAKE_DRV: &str = "trace: windlass-fake-drv ";
+
+/// nixpkgs' module system and real modules over `modules` (a Nix list
+/// expression, paths as mounted by `binds`), by `tests/nix/eval-nixos.nix`.
+/// `args` are further `--arg`s. Err: Nix's message (a missing option, a
+/// value of the wrong type, a failed assertion, a collision).
+fn eval_nixos(
+    nixpkgs: &Path,
+    binds: &[(&Path, &str)],
+    modules: &str,
+    args: &[&str],
+) -> Result<NixosEval, String> {
+    let tests_nix = common::repo_root().join("generator/tests/nix");
+    let mut all: Vec<(&Path, &str)> = vec![(&tests_nix, "/t"), (nixpkgs, "/n")];
+    all.extend_from_slice(binds);
+    let mut cmd = vec![
+        "nix-instantiate",
+        "--eval",
+        "--strict",
+        "--json",
+        "/t/eval-nixos.nix",
+        "--arg",
+        "nixpkgs",
+        "/n",
+        "--arg",
+        "modules",
+        modules,
+    ];
+    cmd.extend_from_slice(args);
+    let res = common::oracle(&all, &cmd);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    if !res.status.success() {
+        return Err(stderr
+            .lines()
+            .filter(|l| !l.starts_with(FAKE_DRV))
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    let mut drvs = BTreeMap::new();
+    for l in stderr.lines() {
+        if let Some(j) = l.strip_prefix(FAKE_DRV) {
+            let v: Value = serde_json::from_str(j).unwrap();
+            drvs.insert(v["path"].as_str().unwrap().to_string(), v["spec"].clone());
+        }
+    }
+    Ok(NixosEval {
+        facts: serde_json::from_slice(&res.stdout).unwrap(),
+        drvs,
+    })
+}
+
+/// A generated `OUT/nixos` (its default.nix, as users import it) with the
+/// modules `extra` beside it (Nix expressions; files of `extra_dir` as
+/// `/extra/NAME`), evaluated with nixpkgs' real modules.
+fn eval_fleet_nixpkgs(
+    nixpkgs: &Path,
+    out: &Path,
+    extra_dir: Option<&Path>,
+    extra: &[String],
+    args: &[&str],
+) -> Result<NixosEval, String> {
+    let mut binds: Vec<(&Path, &str)> = vec![(out, "/out")];
+    if let Some(d) = extra_dir {
+        binds.push((d, "/extra"));
+    }
+    let modules = format!("[ /out/nixos/default.nix {} ]", extra.join(" "));
+    let mut all = vec![
+        "--arg",
+        "sources",
+        r#"{ "/out/nixos/" = "nixos/"; "/extra/" = "extra module "; }"#,
+    ];
+    all.extend_from_slice(args);
+    eval_nixos(nixpkgs, &binds, &modules, &all)
+}
+
+/// `/nix/store/…` of the fake store written under `store`.
+fn in_store(store: &Path, p: &str) -> PathBuf {
+    store.join(p.strip_prefix("/nix/store/").expect("a store path"))
+}
+
+/// Reads `p` (an absolute path in the fake store) following symlinks within
+/// the store, as the rootfs would.
+fn read_store(store: &Path, p: &str) -> Result<Vec<u8>, String> {
+    let mut path = p.to_string();
+    for _ in 0..40 {
+        // Resolve the first symlink along the path, component by component.
+        let rest = path
+            .strip_prefix("/nix/store/")
+            .ok_or_else(|| format!("{path} is outside the store"))?;
+        let mut host = store.to_path_buf();
+        let comps: Vec<&str> = rest.split('/').collect();
+        let mut resolved = None;
+        for (i, c) in comps.iter().enumerate() {
+            host.push(c);
+            if let Ok(t) = std::fs::read_link(&host) {
+                let t = t.to_string_lossy().into_owned();
+                let dir = format!("/nix/store/{}", comps[..i].join("/"));
+                let target = if t.starts_with('/') {
+                    t
+                } else {
+                    format!("{}/{t}", dir.trim_end_matches('/'))
+                };
+                let tail = comps[i + 1..].join("/");
+                resolved = Some(if tail.is_empty() {
+                    target
+                } else {
+                    format!("{target}/{tail}")
+                });
+                break;
+            }
+        }
+        match resolved {
+            Some(next) => path = normalize(&next),
+            None => return std::fs::read(&host).map_err(|e| format!("{p}: {e}")),
+        }
+    }
+    Err(format!("{p}: too many links"))
+}
+
+fn normalize(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// Writes the files of every fake derivation of `drvs` under `work/store`
+/// and returns a bash script that builds the others (runCommand: the
+/// script nixpkgs' code wrote, with its env, `passAsFile` as nix-build
+/// passes it, and stdenv's `set -eu -o pipefail` and `nullglob`) in
+/// dependency order, each into its `$out`, failing with its log.
+fn write_store(work: &Path, drvs: &BTreeMap<String, Value>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let store = work.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let mut builds: Vec<&String> = Vec::new();
+    for (path, spec) in drvs {
+        if let Some(files) = spec.get("files").and_then(|f| f.as_object()) {
+            let root = in_store(&store, path);
+            std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+            if files.is_empty() {
+                std::fs::create_dir_all(&root).unwrap();
+            }
+            for (rel, f) in files {
+                let p = if rel.is_empty() {
+                    root.clone()
+                } else {
+                    root.join(rel)
+                };
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                if f["dir"] == true {
+                    std::fs::create_dir_all(&p).unwrap();
+                } else if let Some(t) = f.get("symlink") {
+                    std::os::unix::fs::symlink(t.as_str().unwrap(), &p).unwrap();
+                } else {
+                    std::fs::write(&p, f["text"].as_str().unwrap()).unwrap();
+                    if f["executable"] == true {
+                        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                            .unwrap();
+                    }
+                }
+            }
+        } else {
+            assert!(spec.get("build").is_some(), "{path}: {spec}");
+            builds.push(path);
+        }
+    }
+    fn visit<'a>(
+        p: &'a String,
+        drvs: &BTreeMap<String, Value>,
+        builds: &[&'a String],
+        seen: &mut std::collections::BTreeSet<&'a String>,
+        order: &mut Vec<&'a String>,
+    ) {
+        if !seen.insert(p) {
+            return;
+        }
+        let text = drvs[p]["build"].to_string();
+        for q in builds {
+            if *q != p && text.contains(q.as_str()) {
+                visit(q, drvs, builds, seen, order);
+            }
+        }
+        order.push(p);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut order = Vec::new();
+    for p in &builds {
+        visit(p, drvs, &builds, &mut seen, &mut order);
+    }
+    let mut script = String::from("set -u\n");
+    for (i, p) in order.iter().enumerate() {
+        let b = &drvs[*p]["build"];
+        let dir = work.join(format!("b/{i}"));
+        std::fs::create_dir_all(dir.join("env")).unwrap();
+        std::fs::write(dir.join("script"), b["script"].as_str().unwrap()).unwrap();
+        let env = b["env"].as_object().unwrap();
+        let as_file: Vec<&str> = env
+            .get("passAsFile")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let mut exports = String::new();
+        for (j, (k, v)) in env.iter().enumerate() {
+            assert!(
+                k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{p}: env {k}"
+            );
+            std::fs::write(dir.join(format!("env/{j}")), v.as_str().unwrap()).unwrap();
+            if as_file.contains(&k.as_str()) {
+                exports.push_str(&format!("  export {k}Path=/w/b/{i}/env/{j}\n"));
+            } else {
+                exports.push_str(&format!(
+                    "  v=\"$(cat /w/b/{i}/env/{j}; printf x)\"; export {k}=\"${{v%x}}\"\n"
+                ));
+            }
+        }
+        script.push_str(&format!(
+            "(\n  set -e\n  cd \"$(mktemp -d)\"\n  export out='{p}' HOME=/homeless-shelter TMPDIR=/tmp PATH=/usr/bin:/bin\n{exports}  for p in ${{nativeBuildInputs:-}} ${{buildInputs:-}}; do PATH=$p/bin:$PATH; done\n  exec bash -c 'set -eu -o pipefail; shopt -s nullglob; source \"$0\"' /w/b/{i}/script\n) >/w/b/{i}/log 2>&1 || {{ echo 'the build of {p} failed:'; cat /w/b/{i}/log; exit 1; }}\n"
+        ));
+    }
+    script
+}
+
+/// Builds the fake store of `drvs` under `work` and then runs `then` (bash),
+/// in the oracle rootfs with the store at /nix/store and `work` at /w.
+fn build_and_run(work: &Path, drvs: &BTreeMap<String, Value>, then: &str) -> std::process::Output {
+    let mut script = write_store(work, drvs);
+    script.push_str(then);
+    std::fs::write(work.join("run.sh"), script).unwrap();
+    common::oracle(
+        &[(work, "/w"), (&work.join("store"), "/nix/store")],
+        &["bash", "/w/run.sh"],
+    )
+}
+
+/// A JSON-array argument (`--entrypoint=`, `--health-cmd=`) in one
+/// canonical form, so that what Podman decodes is compared, not how the
+/// generator spelled it. Unchanged when it is not a JSON array of strings.
+fn canonical_json_flag(arg: &str) -> String {
+    for flag in ["--entrypoint=", "--health-cmd="] {
+        if let Some(v) = arg.strip_prefix(flag)
+            && let Ok(words) = serde_json::from_str::<Vec<String>>(v)
+        {
+            return format!("{flag}{}", serde_json::to_string(&words).unwrap());
+        }
+    }
+    arg.to_string()
+}
+
+/// The `podman` argv of `podman-<app>.service` as nixpkgs' oci-containers
+/// module writes its script (oci-containers.nix `mkService`), from the
+/// manifest: every value as the manifest gives it.
+fn oci_run_argv(app: &windlass::model::App) -> Vec<String> {
+    use windlass::emit::podman as p;
+    let c = &app.container;
+    let s = |x: &str| x.to_string();
+    let mut a = vec![
+        s("run"),
+        format!("--name={}", app.name),
+        s("--log-driver=journald"),
+    ];
+    if let Some(ep) = &c.entrypoint {
+        a.push(format!(
+            "--entrypoint={}",
+            serde_json::to_string(ep).unwrap()
+        ));
+    }
+    let healthy = app.health.as_ref().is_some_and(|h| h.cmd.is_some());
+    a.extend([
+        format!("--cidfile=/run/{}/ctr-id", app.name),
+        s("--cgroups=enabled"),
+        format!("--sdnotify={}", if healthy { "healthy" } else { "conmon" }),
+        s("-d"),
+        s("--replace"),
+    ]);
+    for (k, v) in &c.env {
+        a.extend([s("-e"), format!("{k}={v}")]);
+    }
+    for f in &c.env_files {
+        a.extend([s("--env-file"), f.clone()]);
+    }
+    for port in &c.ports {
+        a.extend([s("-p"), port.to_string()]);
+    }
+    if let Some(u) = &c.user {
+        a.extend([
+            s("-u"),
+            match &c.group {
+                Some(g) => format!("{u}:{g}"),
+                None => u.clone(),
+            },
+        ]);
+    }
+    for m in &c.volumes {
+        let src = match &m.source {
+            windlass::model::VolumeSource::Named(n) | windlass::model::VolumeSource::Host(n) => n,
+        };
+        a.extend([s("-v"), format!("{src}:{}{}", m.target, m.options())]);
+    }
+    for v in p::secret_volumes(c) {
+        a.extend([s("-v"), v]);
+    }
+    for (k, v) in p::labels(app, true) {
+        a.extend([s("-l"), format!("{k}={v}")]);
+    }
+    a.push(s("--rm"));
+    let mut nets: Vec<String> = Vec::new();
+    for n in &c.networks {
+        let arg = c.network_arg(n, n);
+        if !nets.contains(&arg) {
+            nets.push(arg);
+        }
+    }
+    a.extend(nets.iter().map(|n| format!("--network={n}")));
+    a.extend([s("--pull"), s("missing")]);
+    // extraOptions: what the module has no option for, in the
+    // generator's order.
+    a.extend(
+        c.secrets
+            .iter()
+            .filter_map(p::secret_spec)
+            .map(|spec| format!("--secret={spec}")),
+    );
+    if let Some(cn) = &c.container_name {
+        a.push(format!("--name={cn}"));
+    }
+    for (host, ip) in &c.add_hosts {
+        a.push(format!("--add-host={host}:{ip}"));
+    }
+    if c.read_only {
+        a.push(s("--read-only"));
+    }
+    if let Some(h) = &app.health {
+        let mut flags = p::health_flags(h);
+        if let (Some(cmd), Some(first)) = (&h.cmd, flags.first_mut()) {
+            *first = format!("--health-cmd={}", serde_json::to_string(cmd).unwrap());
+        }
+        a.extend(flags);
+    }
+    a.extend(p::resource_flags(c));
+    a.extend(p::setting_flags(c));
+    a.push(c.image.full.clone());
+    a.extend(c.command.clone().unwrap_or_default());
+    a
+}
+
+/// One evaluated system, to be built and run in the rootfs (see
+/// [`system_script`]).
+struct Plan<'a> {
+    label: String,
+    eval: &'a NixosEval,
+    /// Units systemd reads (`systemd-analyze verify`) from the built
+    /// /etc/systemd/system.
+    verify: Vec<String>,
+    /// Services whose ExecStartPre and ExecStart (as nixpkgs wrote them)
+    /// are run, in that order, with a recording `podman`.
+    run: Vec<String>,
+    /// Run the rootfs' Quadlet on the built /etc/containers/systemd.
+    quadlet: bool,
+}
+
+fn service_commands(facts: &Value, unit: &str) -> Vec<Vec<String>> {
+    let sc = &facts["services"][unit]["serviceConfig"];
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for v in sc["ExecStartPre"].as_array().into_iter().flatten() {
+        out.push(
+            v.as_str()
+                .unwrap()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+        );
+    }
+    out.push(
+        sc["ExecStart"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{unit}: no ExecStart"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    );
+    out
+}
+
+/// The part of the rootfs script for `plan` (after the store is built):
+/// results under /w/r/LABEL.
+fn system_script(work: &Path, plan: &Plan) -> String {
+    let f = &plan.eval.facts;
+    let l = &plan.label;
+    let dir = work.join("r").join(l);
+    std::fs::create_dir_all(&dir).unwrap();
+    let su = f["etc"]["systemd/system"]["source"].as_str().unwrap();
+    let mut s = format!("mkdir -p /w/r/{l}\nSU='{su}'\n");
+    if !plan.verify.is_empty() {
+        let units: Vec<String> = plan.verify.iter().map(|u| format!("\"$SU/{u}\"")).collect();
+        let units = units.join(" ");
+        s.push_str(&format!(
+            "SYSTEMD_UNIT_PATH=$SU: systemd-analyze verify --recursive-errors=no {units} >/w/r/{l}/verify.out 2>/w/r/{l}/verify.err; echo $? >/w/r/{l}/verify.rc\n\
+             SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug SYSTEMD_UNIT_PATH=$SU: systemd-analyze verify --recursive-errors=no {units} >/w/r/{l}/dump 2>/dev/null\n"
+        ));
+    }
+    for (k, unit) in plan.run.iter().enumerate() {
+        let path = f["services"][unit]["environment"]["PATH"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{unit}: no PATH"));
+        assert!(!path.contains('\''));
+        s.push_str(&format!("mkdir -p /w/r/{l}/rec/{k}\n"));
+        for (j, cmd) in service_commands(f, unit).iter().enumerate() {
+            let mut bytes = Vec::new();
+            for w in cmd {
+                bytes.extend_from_slice(w.as_bytes());
+                bytes.push(0);
+            }
+            std::fs::write(dir.join(format!("cmd-{k}-{j}")), bytes).unwrap();
+            s.push_str(&format!(
+                "(cd / && mapfile -d '' a </w/r/{l}/cmd-{k}-{j} && exec env -i PATH='{path}' PODMAN_SYSTEMD_UNIT='{unit}.service' WINDLASS_PODMAN_RECORD=/w/r/{l}/rec/{k} \"${{a[@]}}\") >/w/r/{l}/run-{k}-{j}.out 2>&1; echo $? >/w/r/{l}/run-{k}-{j}.rc\n"
+            ));
+        }
+    }
+    if plan.quadlet {
+        let etc = f["etcDrv"].as_str().unwrap();
+        s.push_str(&format!(
+            "QUADLET_UNIT_DIRS='{etc}/etc/containers/systemd' /usr/libexec/podman/quadlet -dryrun >/w/r/{l}/quadlet.out 2>/w/r/{l}/quadlet.err; echo $? >/w/r/{l}/quadlet.rc\n"
+        ));
+    }
+    s
+}
+
+/// Builds the store of every plan's evaluation and runs the plans, in one
+/// rootfs call. Err: the build's output (a build script failed).
+fn run_plans(work: &Path, plans: &[Plan]) -> Result<(), String> {
+    let mut drvs = BTreeMap::new();
+    for p in plans {
+        drvs.extend(p.eval.drvs.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut then = String::new();
+    for p in plans {
+        then.push_str(&system_script(work, p));
+    }
+    let out = build_and_run(work, &drvs, &then);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn read_result(work: &Path, label: &str, file: &str) -> String {
+    std::fs::read_to_string(work.join("r").join(label).join(file))
+        .unwrap_or_else(|e| panic!("{label}/{file}: {e}"))
+}
+
+/// The argv of every `podman` call the run of service number `k` made.
+fn podman_calls(work: &Path, label: &str, k: usize) -> Vec<Vec<String>> {
+    let dir = work.join("r").join(label).join(format!("rec/{k}"));
+    let mut calls = Vec::new();
+    for i in 0.. {
+        let Ok(bytes) = std::fs::read(dir.join(i.to_string())) else {
+            break;
+        };
+        let mut words: Vec<String> = bytes
+            .split(|b| *b == 0)
+            .map(|w| String::from_utf8(w.to_vec()).unwrap())
+            .collect();
+        assert_eq!(words.pop().as_deref(), Some(""), "NUL-terminated");
+        calls.push(words);
+    }
+    calls
+}
+
+/// What systemd makes of `unit`'s `key` command lines (its dump).
+fn systemd_commands(
+    work: &Path,
+    label: &str,
+    unit: &str,
+    key: &str,
+) -> Result<Vec<Vec<String>>, String> {
+    let dump = common::systemd_dump_units(&read_result(work, label, "dump"));
+    let lines = dump
+        .get(unit)
+        .ok_or_else(|| format!("{label}: systemd did not load {unit}"))?;
+    common::systemd_command_lines(lines, key)
+        .iter()
+        .map(|l| common::systemd_command_line(l))
+        .collect()
+}
+
+/// Problems of an oci-containers system: each app's service as nixpkgs
+/// built it, run with a recording podman, must call `podman run` with the
+/// manifest's values, byte for byte; each job's ExecStart, as systemd
+/// reads it from the unit nixpkgs wrote, must be the job's command.
+fn oci_problems(work: &Path, plan: &Plan, fleet: &Fleet) -> Vec<String> {
+    let mut problems = Vec::new();
+    let l = &plan.label;
+    let f = &plan.eval.facts;
+    if f["backend"] != "podman" {
+        problems.push(format!("{l}: backend {}", f["backend"]));
+    }
+    for (k, unit) in plan.run.iter().enumerate() {
+        // Every command ran and succeeded.
+        for j in 0..service_commands(f, unit).len() {
+            let rc = read_result(work, l, &format!("run-{k}-{j}.rc"));
+            if rc.trim() != "0" {
+                problems.push(format!(
+                    "{l}: {unit} command {j} failed ({}): {}",
+                    rc.trim(),
+                    read_result(work, l, &format!("run-{k}-{j}.out"))
+                ));
+            }
+        }
+        // systemd reads the commands nixpkgs wrote as the ones run here.
+        let svc = format!("{unit}.service");
+        let mut read = Vec::new();
+        for key in ["ExecStartPre", "ExecStart"] {
+            match systemd_commands(work, l, &svc, key) {
+                Ok(c) => read.extend(c),
+                Err(e) => problems.push(e),
+            }
+        }
+        if read != service_commands(f, unit) {
+            problems.push(format!(
+                "{l}: systemd reads {svc}'s commands as {read:?}, not {:?}",
+                service_commands(f, unit)
+            ));
+        }
+        let calls = podman_calls(work, l, k);
+        let app = fleet
+            .apps
+            .iter()
+            .find(|a| format!("podman-{}", a.name) == *unit);
+        if let Some(app) = app {
+            let want = vec![
+                vec!["rm".to_string(), "-f".into(), app.name.clone()],
+                oci_run_argv(app),
+            ];
+            let got: Vec<Vec<String>> = calls
+                .iter()
+                .map(|c| c.iter().map(|a| canonical_json_flag(a)).collect())
+                .collect();
+            if got != want {
+                problems.push(format!(
+                    "{l}/{}: podman was called with\n{got:#?}\nnot, as the manifest says,\n{want:#?}",
+                    app.name
+                ));
+            }
+        } else if let Some(name) = unit
+            .strip_prefix("windlass-network-")
+            .or(unit.strip_prefix("windlass-volume-"))
+        {
+            let kind = if unit.starts_with("windlass-network-") {
+                "network"
+            } else {
+                "volume"
+            };
+            let ok = calls.len() == 2
+                && calls[0] == [kind, "exists", name]
+                && calls[1][..2] == [kind, "create"]
+                && calls[1].last().map(String::as_str) == Some(name);
+            if !ok {
+                problems.push(format!("{l}/{unit}: podman calls {calls:?}"));
+            }
+        }
+    }
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            let unit = format!("{}-{}", app.name, job.name);
+            match systemd_commands(work, l, &format!("{unit}.service"), "ExecStart") {
+                Ok(c) if c == [job.command.clone()] => {}
+                Ok(c) => problems.push(format!(
+                    "{l}/{unit}: systemd runs {c:?}, the manifest says {:?}",
+                    job.command
+                )),
+                Err(e) => problems.push(format!("{l}/{unit}: {e}")),
+            }
+            if f["timers"][&unit]["timerConfig"]["OnCalendar"] != job.schedule.as_str() {
+                problems.push(format!("{l}/{unit}: timer {}", f["timers"][&unit]));
+            }
+        }
+    }
+    problems
+}
+
+/// The plan for an oci-containers system of `fleet`.
+fn oci_plan<'a>(label: &str, eval: &'a NixosEval, fleet: &Fleet) -> Plan<'a> {
+    let mut run: Vec<String> = fleet
+        .apps
+        .iter()
+        .map(|a| format!("podman-{}", a.name))
+        .collect();
+    let services = eval.facts["services"].as_object().unwrap();
+    run.extend(
+        services
+            .keys()
+            .filter(|k| k.starts_with("windlass-network-") || k.starts_with("windlass-volume-"))
+            .cloned(),
+    );
+    let mut verify: Vec<String> = run.iter().map(|u| format!("{u}.service")).collect();
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            verify.push(format!("{}-{}.service", app.name, job.name));
+        }
+    }
+    Plan {
+        label: label.to_string(),
+        eval,
+        verify,
+        run,
+        quadlet: false,
+    }
+}
+
+/// Problems of a quadlet-backend system: /etc/containers/systemd holds
+/// exactly the Quadlet files, byte for byte, in the /etc nixpkgs' etc.nix
+/// builds; /etc/systemd/system (systemd-lib.nix's generateUnits) links each
+/// unit to Quadlet's output with the hash drop-in of its file; Podman's
+/// generator is linked once; Quadlet itself makes every linked unit from
+/// the /etc texts, and the build-time dry run (system.checks) passed.
+fn quadlet_problems(work: &Path, plan: &Plan, fleet: &Fleet, out: &Path) -> Vec<String> {
+    use sha2::Digest;
+    let mut problems = Vec::new();
+    let l = &plan.label;
+    let f = &plan.eval.facts;
+    let store = work.join("store");
+    let etc = format!("{}/etc", f["etcDrv"].as_str().unwrap());
+    let mut on_disk = BTreeMap::new();
+    for e in std::fs::read_dir(out.join("quadlet")).unwrap() {
+        let p = e.unwrap().path();
+        on_disk.insert(
+            p.file_name().unwrap().to_string_lossy().to_string(),
+            std::fs::read(&p).unwrap(),
+        );
+    }
+    let installed: Vec<String> =
+        std::fs::read_dir(in_store(&store, &format!("{etc}/containers/systemd")))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| {
+                        !n.ends_with(".mode") && !n.ends_with(".uid") && !n.ends_with(".gid")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    let mut installed = installed;
+    installed.sort();
+    if installed != on_disk.keys().cloned().collect::<Vec<_>>() {
+        problems.push(format!(
+            "{l}: /etc/containers/systemd holds {installed:?}, not {:?}",
+            on_disk.keys()
+        ));
+    }
+    for (name, bytes) in &on_disk {
+        let at = format!("{etc}/containers/systemd/{name}");
+        match read_store(&store, &at) {
+            Ok(b) if &b == bytes => {}
+            Ok(_) => problems.push(format!("{l}: /etc/containers/systemd/{name} differs")),
+            Err(e) => problems.push(format!("{l}: {e}")),
+        }
+        // etc.nix copies it with its mode (mode != symlink).
+        if read_store(&store, &format!("{at}.mode")).ok().as_deref() != Some(b"0644\n") {
+            problems.push(format!(
+                "{l}: /etc/containers/systemd/{name} is not copied 0644"
+            ));
+        }
+    }
+    // The units: a link to Quadlet's output and the hash drop-in.
+    let su = f["etc"]["systemd/system"]["source"].as_str().unwrap();
+    let units = f["windlass"]["quadletUnits"].as_object().unwrap();
+    let mut linked = Vec::new();
+    for (file, u) in units {
+        let svc = u["service"].as_str().unwrap();
+        linked.push(svc.to_string());
+        let link = std::fs::read_link(in_store(&store, &format!("{su}/{svc}")))
+            .map(|t| t.to_string_lossy().into_owned());
+        // generateUnits links the package's file, which links to Quadlet's.
+        let target = link.as_ref().ok().and_then(|t| {
+            std::fs::read_link(in_store(&store, t))
+                .ok()
+                .map(|x| x.to_string_lossy().into_owned())
+        });
+        if target.as_deref() != Some(&format!("/run/systemd/generator/{svc}")) {
+            problems.push(format!(
+                "{l}: /etc/systemd/system/{svc} -> {link:?} -> {target:?}"
+            ));
+        }
+        let text = u["text"].as_str().unwrap();
+        if on_disk.get(file).map(|b| b.as_slice()) != Some(text.as_bytes()) {
+            problems.push(format!(
+                "{l}: quadletUnits.{file} is not OUT/quadlet/{file}"
+            ));
+        }
+        let hash = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+        let want = format!("[Unit]\nX-WindlassQuadletHash={hash}\n");
+        match read_store(&store, &format!("{su}/{svc}.d/overrides.conf")) {
+            Ok(b) if b == want.as_bytes() => {}
+            other => problems.push(format!(
+                "{l}: /etc/systemd/system/{svc}.d/overrides.conf is {:?}, not {want:?}",
+                other.map(|b| String::from_utf8_lossy(&b).into_owned())
+            )),
+        }
+    }
+    // Podman's generator, once, from the podman package.
+    let gens = f["etc"]["systemd/system-generators"]["source"]
+        .as_str()
+        .unwrap();
+    let entries: Vec<String> = std::fs::read_dir(in_store(&store, gens))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if entries != ["podman-system-generator"] {
+        problems.push(format!(
+            "{l}: /etc/systemd/system-generators holds {entries:?}"
+        ));
+    }
+    // Quadlet on the /etc texts makes every linked unit.
+    let rc = read_result(work, l, "quadlet.rc");
+    let q = read_result(work, l, "quadlet.out");
+    if rc.trim() != "0" {
+        problems.push(format!(
+            "{l}: quadlet -dryrun failed: {}",
+            read_result(work, l, "quadlet.err")
+        ));
+    }
+    let made: Vec<String> = q
+        .lines()
+        .filter_map(|x| x.strip_prefix("---").and_then(|x| x.strip_suffix("---")))
+        .map(str::to_string)
+        .collect();
+    let mut want = linked.clone();
+    want.sort();
+    let mut got = made.clone();
+    got.sort();
+    if got != want {
+        problems.push(format!("{l}: Quadlet made {got:?}, the links are {want:?}"));
+    }
+    // The build-time dry run is a system check, and it passed (built).
+    let checks = f["checks"].as_array().unwrap();
+    if checks.len() != 1 {
+        problems.push(format!("{l}: system.checks {checks:?}"));
+    } else {
+        match read_store(&store, checks[0].as_str().unwrap()) {
+            Ok(b) => {
+                let text = String::from_utf8_lossy(&b);
+                for u in &linked {
+                    if !text.contains(&format!("---{u}---")) {
+                        problems.push(format!("{l}: the dry run check lacks {u}"));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{l}: the dry run check: {e}")),
+        }
+    }
+    if f["podman"]["enable"] != true {
+        problems.push(format!("{l}: podman is not enabled"));
+    }
+    if f["generators"] != serde_json::json!({}) {
+        problems.push(format!("{l}: systemd.generators {}", f["generators"]));
+    }
+    let _ = fleet;
+    problems
+}
+
+/// The generation document the system installs: the contract of each app
+/// exactly as the model builds it.
+fn generation_problems(
+    label: &str,
+    facts: &Value,
+    fleet: &Fleet,
+    backend: NixosBackend,
+) -> Vec<String> {
+    let text = facts["etc"]["windlass/generation.json"]["text"]
+        .as_str()
+        .unwrap_or("");
+    match SystemGeneration::from_slice(text.as_bytes()) {
+        Ok(doc) => {
+            let want: Vec<_> = fleet
+                .apps
+                .iter()
+                .map(|a| app_contract(a, backend, fleet.podman))
+                .collect();
+            if doc.apps != want || doc.backend != Some(backend) || doc.platform != Platform::Nixos {
+                vec![format!("{label}: generation.json is {text}")]
+            } else {
+                vec![]
+            }
+        }
+        Err(e) => vec![format!("{label}: generation.json: {e}")],
+    }
+}
+
+/// The fleets evaluated against nixpkgs' real modules.
+fn nixpkgs_fleets() -> Vec<(&'static str, PathBuf)> {
+    fleets()
+}
+
+/// Every fleet's oci-containers module, evaluated by nixpkgs' module
+/// system with nixpkgs' oci-containers, podman, assertions and etc
+/// modules: the `podman-<app>` service those build, its pre-start and
+/// start scripts run as nixpkgs wrote them with a recording `podman`,
+/// calls `podman run` with exactly the manifest's values (env, labels,
+/// ports, volumes, entrypoint, command, health, secrets, user, ...); the
+/// network and volume services create what they name; each job's
+/// ExecStart, read by systemd from the unit nixpkgs wrote, is the job's
+/// command; generation.json carries each app's contract; disabling an app
+/// removes it and names the apps that need it.
+#[test]
+fn nixpkgs_oci_containers_run_podman_as_the_manifests_say() {
+    let test = "nixpkgs_oci_containers_run_podman_as_the_manifests_say";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let mut evals = Vec::new();
+    for (name, dir) in nixpkgs_fleets() {
+        let out = work.path().join(format!("gen-{name}"));
+        generate(&dir, &out, &["--target", "nixos"]);
+        let eval = eval_fleet_nixpkgs(&nixpkgs, &out, None, &[], &[])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        evals.push((name, load(&dir), eval));
+    }
+    let plans: Vec<Plan> = evals
+        .iter()
+        .map(|(name, fleet, eval)| oci_plan(name, eval, fleet))
+        .collect();
+    let sys = work.path().join("sys");
+    run_plans(&sys, &plans).unwrap_or_else(|e| panic!("{e}"));
+    let mut problems = Vec::new();
+    for ((name, fleet, eval), plan) in evals.iter().zip(&plans) {
+        problems.extend(oci_problems(&sys, plan, fleet));
+        problems.extend(generation_problems(
+            name,
+            &eval.facts,
+            fleet,
+            NixosBackend::OciContainers,
+        ));
+        let containers = eval.facts["containers"].as_object().unwrap();
+        assert_eq!(containers.len(), fleet.apps.len(), "{name}");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // Disabling an app removes it (and its jobs) and says who needs it.
+    let fleet = load(&common::repo_root().join("examples"));
+    let out = work.path().join("gen-examples");
+    let victim = fleet
+        .apps
+        .iter()
+        .find(|a| fleet.apps.iter().any(|b| b.requires.contains(&a.name)))
+        .unwrap();
+    let off = format!(
+        "{{ windlass.apps.{}.enable = false; }}",
+        nix::attr_name(&victim.name)
+    );
+    let dependents: Vec<&str> = fleet
+        .apps
+        .iter()
+        .filter(|b| b.requires.contains(&victim.name))
+        .map(|b| b.name.as_str())
+        .collect();
+    let Err(err) = eval_fleet_nixpkgs(&nixpkgs, &out, None, &[off.clone()], &[]) else {
+        panic!(
+            "disabling {} is refused while {dependents:?} need it",
+            victim.name
+        );
+    };
+    assert!(err.contains("Failed assertions:"), "{err}");
+    for d in &dependents {
+        assert!(
+            err.contains(&format!(
+                "windlass app `{d}` requires app `{}`",
+                victim.name
+            )),
+            "{err}"
+        );
+    }
+    // With its dependents off as well, the rest runs without it.
+    let mut off_all = vec![off];
+    off_all.extend(
+        dependents
+            .iter()
+            .map(|d| format!("{{ windlass.apps.{}.enable = false; }}", nix::attr_name(d))),
+    );
+    let eval =
+        eval_fleet_nixpkgs(&nixpkgs, &out, None, &off_all, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let f = &eval.facts;
+    let containers = f["containers"].as_object().unwrap();
+    assert!(!containers.contains_key(&victim.name));
+    assert_eq!(containers.len(), fleet.apps.len() - 1 - dependents.len());
+    assert!(
+        f["services"]
+            .get(format!("podman-{}", victim.name))
+            .is_none()
+    );
+    for job in &victim.jobs {
+        assert!(
+            f["timers"]
+                .get(format!("{}-{}", victim.name, job.name))
+                .is_none()
+        );
+    }
+    let doc = generation(&serde_json::json!({ "environment": { "etc": f["etc"] } }));
+    assert!(!doc.apps.iter().any(|a| a.name == victim.name));
+}
+
+/// Every fleet's quadlet-backend module, evaluated by nixpkgs' module
+/// system with nixpkgs' real modules, and /etc built as nixpkgs builds it:
+/// see [`quadlet_problems`].
+#[test]
+fn nixpkgs_quadlet_backend_installs_the_files_quadlet_turns_into_every_unit() {
+    let test = "nixpkgs_quadlet_backend_installs_the_files_quadlet_turns_into_every_unit";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let mut evals = Vec::new();
+    for (name, dir) in nixpkgs_fleets() {
+        let out = work.path().join(format!("gen-{name}"));
+        generate(
+            &dir,
+            &out,
+            &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
+        );
+        let eval = eval_fleet_nixpkgs(&nixpkgs, &out, None, &[], &[])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        evals.push((name, load(&dir), eval, out));
+    }
+    let plans: Vec<Plan> = evals
+        .iter()
+        .map(|(name, _, eval, _)| Plan {
+            label: name.to_string(),
+            eval,
+            verify: vec![],
+            run: vec![],
+            quadlet: true,
+        })
+        .collect();
+    let sys = work.path().join("sys");
+    run_plans(&sys, &plans).unwrap_or_else(|e| panic!("{e}"));
+    let mut problems = Vec::new();
+    for ((name, fleet, eval, out), plan) in evals.iter().zip(&plans) {
+        problems.extend(quadlet_problems(&sys, plan, fleet, out));
+        problems.extend(generation_problems(
+            name,
+            &eval.facts,
+            fleet,
+            NixosBackend::Quadlet,
+        ));
+        // The collision model, fed with the real evaluation: Podman's
+        // generator from the podman package alone, each unit file from
+        // windlass's package alone.
+        let model = &eval.facts["model"];
+        let podman_pkg =
+            "package podman (systemd.packages in nixpkgs virtualisation/podman/default.nix)";
+        if model["systemGenerators"]
+            != serde_json::json!({ "podman-system-generator": [podman_pkg] })
+        {
+            problems.push(format!("{name}: generators {}", model["systemGenerators"]));
+        }
+        for u in eval.facts["windlass"]["quadletUnits"]
+            .as_object()
+            .unwrap()
+            .values()
+        {
+            let svc = u["service"].as_str().unwrap();
+            if model["unitFiles"][svc]
+                != serde_json::json!([
+                    "package windlass-quadlet-services (systemd.packages in nixos/fleet.nix)"
+                ])
+            {
+                problems.push(format!("{name}: {svc} from {}", model["unitFiles"][svc]));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
