@@ -2633,3 +2633,225 @@ fn nixpkgs_quadlet_backend_installs_the_files_quadlet_turns_into_every_unit() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// How a mutant must be rejected.
+enum Rejected {
+    /// The evaluation fails, saying this.
+    Eval(&'static str),
+    /// The evaluation passes but the system's build fails, saying this.
+    Build(&'static str),
+    /// The system builds but a check finds this.
+    Check(&'static str),
+}
+
+/// The harness has teeth: each mutation of the generated .nix text is
+/// rejected by nixpkgs' module system, by nixpkgs' build scripts or by
+/// the argv comparison, naming what is wrong. The unmutated modules pass
+/// (the two tests above).
+#[test]
+fn nixpkgs_evaluation_rejects_each_mutant() {
+    let test = "nixpkgs_evaluation_rejects_each_mutant";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
+    let root = common::repo_root();
+    let work = tempfile::tempdir().unwrap();
+    let examples = work.path().join("examples");
+    let torture = work.path().join("torture");
+    let quadlet = work.path().join("quadlet");
+    generate(&root.join("examples"), &examples, &["--target", "nixos"]);
+    generate(
+        &root.join("generator/tests/fleets/torture"),
+        &torture,
+        &["--target", "nixos"],
+    );
+    generate(
+        &root.join("examples"),
+        &quadlet,
+        &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
+    );
+    let fleets = BTreeMap::from([
+        ("examples", load(&root.join("examples"))),
+        (
+            "torture",
+            load(&root.join("generator/tests/fleets/torture")),
+        ),
+        ("quadlet", load(&root.join("examples"))),
+    ]);
+    let own_generator = |t: &str| with_own_generator(t);
+    type Edit<'a> = &'a dyn Fn(&str) -> String;
+    let replace = |from: &'static str, to: &'static str| {
+        move |t: &str| {
+            assert!(t.contains(from), "{from:?} is not in the generated text");
+            t.replacen(from, to, 1)
+        }
+    };
+    let misspelt = replace(
+        "        environmentFiles = [",
+        "        environmentFile = [",
+    );
+    let misspelt_unit = replace(
+        "serviceConfig.TimeoutStartSec = lib.mkForce",
+        "serviceConfg.TimeoutStartSec = lib.mkForce",
+    );
+    let outside_enum = replace(
+        "podman.sdnotify = \"healthy\";",
+        "podman.sdnotify = \"health\";",
+    );
+    let interpolation = replace("BRACE = \"\\${HOME}\";", "BRACE = \"${HOME}\";");
+    let split = replace("\\\"  spaced  \\\"", "  spaced  ");
+    let changed_value = replace("PHP_MEMORY_LIMIT = \"1G\";", "PHP_MEMORY_LIMIT = \"2G\";");
+    let changed_file = replace(
+        "Environment=\"PHP_MEMORY_LIMIT=1G\"",
+        "Environment=\"PHP_MEMORY_LIMIT=2G\"",
+    );
+    let mutants: Vec<(&str, &str, &str, Edit, &[&str], Rejected)> = vec![
+        (
+            "a misspelt container option",
+            "examples",
+            "apps/nextcloud.nix",
+            &misspelt,
+            &[],
+            Rejected::Eval(
+                "The option `virtualisation.oci-containers.containers.nextcloud.environmentFile' does not exist",
+            ),
+        ),
+        (
+            "a misspelt unit option",
+            "examples",
+            "apps/nextcloud.nix",
+            &misspelt_unit,
+            &[],
+            Rejected::Eval(
+                "The option `systemd.services.podman-nextcloud.serviceConfg' does not exist",
+            ),
+        ),
+        (
+            "a value outside an enum",
+            "examples",
+            "apps/nextcloud.nix",
+            &outside_enum,
+            &[],
+            Rejected::Eval(
+                "virtualisation.oci-containers.containers.nextcloud.podman.sdnotify' is not of type `one of \"conmon\", \"healthy\", \"container\"'",
+            ),
+        ),
+        (
+            "an unescaped ${",
+            "torture",
+            "apps/torture.nix",
+            &interpolation,
+            &[],
+            Rejected::Eval("undefined variable 'HOME'"),
+        ),
+        (
+            "a word that splits",
+            "torture",
+            "apps/torture.nix",
+            &split,
+            &[],
+            Rejected::Check("torture/torture-echo: systemd runs"),
+        ),
+        (
+            "a value the manifest does not have",
+            "examples",
+            "apps/nextcloud.nix",
+            &changed_value,
+            &[],
+            Rejected::Check("examples/nextcloud: podman was called with"),
+        ),
+        (
+            "a Quadlet file the manifest does not make",
+            "quadlet",
+            "apps/nextcloud.nix",
+            &changed_file,
+            &[],
+            Rejected::Check("quadlet: /etc/containers/systemd/nextcloud.container differs"),
+        ),
+        (
+            "a duplicate generator (the model)",
+            "quadlet",
+            "fleet.nix",
+            &own_generator,
+            &[],
+            Rejected::Eval(
+                "/etc/systemd/system-generators/podman-system-generator is linked 2 times (package podman (systemd.packages in nixpkgs virtualisation/podman/default.nix); systemd.generators in nixos/fleet.nix)",
+            ),
+        ),
+        (
+            "a duplicate generator (the build)",
+            "quadlet",
+            "fleet.nix",
+            &own_generator,
+            &["--arg", "checkModel", "false"],
+            Rejected::Build("/podman-system-generator': File exists"),
+        ),
+    ];
+    for (i, (what, fleet_name, file, edit, args, rejected)) in mutants.iter().enumerate() {
+        let out = work.path().join(format!("m{i}"));
+        let from = work.path().join(fleet_name);
+        std::fs::create_dir_all(out.join("nixos/apps")).unwrap();
+        for (rel, bytes) in common::read_tree(&from.join("nixos")) {
+            std::fs::write(out.join("nixos").join(&rel), bytes).unwrap();
+        }
+        let target = out.join("nixos").join(file);
+        let text = std::fs::read_to_string(&target).unwrap();
+        std::fs::write(&target, edit(&text)).unwrap();
+        if *fleet_name == "quadlet" {
+            copy_tree(&from.join("quadlet"), &out.join("quadlet"));
+        }
+        let eval = eval_fleet_nixpkgs(&nixpkgs, &out, None, &[], args);
+        let fleet = &fleets[fleet_name];
+        match (rejected, eval) {
+            (Rejected::Eval(msg), Err(e)) => {
+                assert!(e.contains(msg), "{what}: expected {msg:?} in:\n{e}")
+            }
+            (Rejected::Eval(_), Ok(_)) => panic!("{what}: the evaluation passes"),
+            (_, Err(e)) => panic!("{what}: the evaluation fails: {e}"),
+            (Rejected::Build(msg), Ok(eval)) => {
+                let plan = Plan {
+                    label: fleet_name.to_string(),
+                    eval: &eval,
+                    verify: vec![],
+                    run: vec![],
+                    quadlet: true,
+                };
+                let Err(e) = run_plans(&work.path().join(format!("sys{i}")), &[plan]) else {
+                    panic!("{what}: the system builds");
+                };
+                assert!(e.contains(msg), "{what}: expected {msg:?} in:\n{e}");
+            }
+            (Rejected::Check(msg), Ok(eval)) => {
+                let mut plan = oci_plan(fleet_name, &eval, fleet);
+                plan.quadlet = *fleet_name == "quadlet";
+                if plan.quadlet {
+                    plan.run.clear();
+                    plan.verify.clear();
+                }
+                let sys = work.path().join(format!("sys{i}"));
+                run_plans(&sys, std::slice::from_ref(&plan)).unwrap_or_else(|e| panic!("{e}"));
+                let problems = if plan.quadlet {
+                    quadlet_problems(&sys, &plan, fleet, &out)
+                } else {
+                    oci_problems(&sys, &plan, fleet)
+                };
+                assert!(
+                    problems.iter().any(|p| p.contains(msg)),
+                    "{what}: expected {msg:?} among {problems:#?}"
+                );
+            }
+        }
+    }
+    eprintln!("{} mutants rejected", mutants.len());
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in common::read_tree(from) {
+        let p = to.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
