@@ -191,7 +191,18 @@ let
   facts = {
     inherit units failed;
     services = builtins.mapAttrs (n: s: {
-      inherit (s) serviceConfig environment;
+      inherit (s)
+        serviceConfig
+        environment
+        description
+        documentation
+        wants
+        after
+        requires
+        wantedBy
+        restartIfChanged
+        stopIfChanged
+        ;
     }) config.systemd.services;
     timers = builtins.mapAttrs (n: t: { inherit (t) timerConfig; }) config.systemd.timers;
     containers = config.virtualisation.oci-containers.containers;
@@ -211,7 +222,10 @@ let
     checks = map toString config.system.checks;
     users = builtins.mapAttrs (n: u: { inherit (u) group extraGroups isSystemUser; }) config.users.users;
     groups = builtins.attrNames config.users.groups;
-    dbusPackages = map toString config.services.dbus.packages;
+    dbusPackages = map (p: {
+      path = "${p}";
+      text = p.text or null;
+    }) config.services.dbus.packages;
     warnings = config.warnings;
     windlass = {
       apps = config.windlass.apps;
