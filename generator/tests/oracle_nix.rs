@@ -272,341 +272,25 @@ fn nix_string_literals_evaluate_to_the_original_bytes() {
     eprintln!("{} Nix literals round-trip", expected.len());
 }
 
-/// Evaluates `OUT/nixos` with the stub lib; returns the merged config.
-fn eval_fleet(out: &Path, disabled: &[&str]) -> Value {
-    match try_eval_fleet(out, disabled, None, &[]) {
-        Ok(v) => v,
-        Err(e) => panic!("evaluating {} failed: {e}", out.display()),
-    }
-}
-
-/// Evaluates `OUT/nixos`, with the module files `extra` (names in the
-/// directory `extra_dir`) applied beside it, against the model of what
-/// nixpkgs' own modules add (`tests/nix/nixpkgs-model.nix`). Err: Nix's
-/// message, which names every collision.
+/// Evaluates `OUT/nixos` with nixpkgs' real modules (eval-nixos.nix),
+/// with the apps `disabled` switched off and the module files `extra`
+/// (names in the directory `extra_dir`) applied beside it; the result is
+/// checked against the model of what nixpkgs' own modules add
+/// (`tests/nix/nixpkgs-model.nix`). Ok: the facts, the model's under
+/// `model`. Err: Nix's message, which names every collision.
 fn try_eval_fleet(
+    nixpkgs: &Path,
     out: &Path,
     disabled: &[&str],
     extra_dir: Option<&Path>,
     extra: &[&str],
 ) -> Result<Value, String> {
-    let root = common::repo_root();
-    let tests_nix = root.join("generator/tests/nix");
-    let disabled_expr = format!(
-        "[ {} ]",
-        disabled
-            .iter()
-            .map(|d| nix::string(d))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let mut binds: Vec<(&Path, &str)> = vec![(&tests_nix, "/t"), (out, "/out")];
-    if let Some(dir) = extra_dir {
-        binds.push((dir, "/extra"));
-    }
-    let extra_expr = format!(
-        "[ {} ]",
-        extra
-            .iter()
-            .map(|f| format!("/extra/{f}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let res = common::oracle(
-        &binds,
-        &[
-            "nix-instantiate",
-            "--eval",
-            "--strict",
-            "--json",
-            "/t/eval-fleet.nix",
-            "--arg",
-            "out",
-            "/out",
-            "--arg",
-            "disabled",
-            &disabled_expr,
-            "--arg",
-            "extraModules",
-            &extra_expr,
-        ],
-    );
-    if res.status.success() {
-        Ok(serde_json::from_slice(&res.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&res.stderr).into_owned())
-    }
-}
-
-/// The installed generation.json holds each app's contract exactly as the
-/// model builds it, with the unit NixOS runs the app as.
-fn assert_contracts(config: &Value, fleet: &Fleet, backend: NixosBackend) {
-    let doc = generation(config);
-    assert_eq!(doc.backend, Some(backend));
-    let want: Vec<_> = fleet
-        .apps
+    let mut modules: Vec<String> = disabled
         .iter()
-        .map(|a| app_contract(a, backend, fleet.podman))
+        .map(|d| format!("{{ windlass.apps.{}.enable = false; }}", nix::attr_name(d)))
         .collect();
-    assert_eq!(doc.apps, want);
-}
-
-fn generation(config: &Value) -> SystemGeneration {
-    let text = config["environment"]["etc"]["windlass/generation.json"]["text"]
-        .as_str()
-        .expect("generation.json is installed");
-    // What Nix evaluates is what the agent reads: the contract's type.
-    let doc = SystemGeneration::from_slice(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(doc.platform, Platform::Nixos);
-    doc
-}
-
-fn generation_apps(config: &Value) -> Vec<String> {
-    let doc = generation(config);
-    assert!(
-        doc.backend.is_some(),
-        "the NixOS document names its backend"
-    );
-    doc.apps.into_iter().map(|a| a.name).collect()
-}
-
-#[test]
-fn quadlet_backend_embeds_the_quadlet_files_byte_for_byte() {
-    if !common::oracles_enabled("quadlet_backend_embeds_the_quadlet_files_byte_for_byte") {
-        return;
-    }
-    for (name, dir) in fleets() {
-        let work = tempfile::tempdir().unwrap();
-        let out = work.path().join("out");
-        generate(
-            &dir,
-            &out,
-            &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
-        );
-        let config = eval_fleet(&out, &[]);
-        let etc = config["environment"]["etc"].as_object().unwrap();
-        let mut embedded = BTreeMap::new();
-        for (k, v) in etc {
-            if let Some(f) = k.strip_prefix("containers/systemd/") {
-                embedded.insert(f.to_string(), v["text"].as_str().unwrap().to_string());
-            }
-        }
-        let mut on_disk = BTreeMap::new();
-        for e in std::fs::read_dir(out.join("quadlet")).unwrap() {
-            let p = e.unwrap().path();
-            on_disk.insert(
-                p.file_name().unwrap().to_string_lossy().to_string(),
-                std::fs::read_to_string(&p).unwrap(),
-            );
-        }
-        assert!(!on_disk.is_empty());
-        assert_eq!(
-            embedded.keys().collect::<Vec<_>>(),
-            on_disk.keys().collect::<Vec<_>>(),
-            "{name}: the module installs exactly the Quadlet files"
-        );
-        for (f, text) in &on_disk {
-            assert_eq!(
-                &embedded[f], text,
-                "{name}: {f} differs inside the NixOS module"
-            );
-        }
-        // Quadlet reads /etc/containers/systemd: each file is there under
-        // its own name, put there by windlass alone.
-        let model = &config["_nixpkgs"];
-        for f in on_disk.keys() {
-            assert_eq!(
-                model["etc"][format!("containers/systemd/{f}")],
-                serde_json::json!(["nixos/fleet.nix"]),
-                "{name}: /etc/containers/systemd/{f}"
-            );
-        }
-        // Podman's system generator, the one that reads it, is linked into
-        // /etc/systemd/system-generators once: from the podman package the
-        // podman module puts in systemd.packages, not by windlass.
-        let podman_pkg =
-            "package podman (systemd.packages in nixpkgs virtualisation/podman/default.nix)";
-        assert_eq!(config["virtualisation"]["podman"]["enable"], true);
-        assert!(config["systemd"].get("generators").is_none(), "{name}");
-        assert_eq!(
-            model["systemGenerators"],
-            serde_json::json!({ "podman-system-generator": [podman_pkg] }),
-            "{name}"
-        );
-        // One hash drop-in and one activation link per unit, the link from
-        // windlass's package alone.
-        let units = config["systemd"]["units"].as_object().unwrap();
-        assert_eq!(units.len(), on_disk.len());
-        for (svc, u) in units {
-            let t = u["text"].as_str().unwrap();
-            assert!(
-                t.starts_with("[Unit]\nX-WindlassQuadletHash="),
-                "{svc}: {t}"
-            );
-            assert_eq!(u["overrideStrategy"], "asDropin");
-            assert_eq!(
-                model["unitFiles"][svc],
-                serde_json::json!([
-                    "package windlass-quadlet-services (systemd.packages in nixos/fleet.nix)"
-                ]),
-                "{name}: {svc}"
-            );
-        }
-        let fleet = load(&dir);
-        assert_contracts(&config, &fleet, NixosBackend::Quadlet);
-        // The build-time dry run is part of the system.
-        let checks = config["system"]["checks"].as_array().unwrap();
-        assert!(
-            checks[0]["script"]
-                .as_str()
-                .unwrap()
-                .contains("quadlet -dryrun"),
-            "{checks:?}"
-        );
-    }
-}
-
-#[test]
-fn oci_backend_carries_every_value_and_honours_enable() {
-    if !common::oracles_enabled("oci_backend_carries_every_value_and_honours_enable") {
-        return;
-    }
-    for (name, dir) in fleets() {
-        let fleet = load(&dir);
-        let work = tempfile::tempdir().unwrap();
-        let out = work.path().join("out");
-        generate(&dir, &out, &["--target", "nixos"]);
-        let config = eval_fleet(&out, &[]);
-        let containers = config["virtualisation"]["oci-containers"]["containers"]
-            .as_object()
-            .unwrap();
-        assert_eq!(containers.len(), fleet.apps.len(), "{name}");
-        for app in &fleet.apps {
-            let c = &containers[&app.name];
-            let ctx = format!("{name}/{}", app.name);
-            assert_eq!(c["image"], app.container.image.full.as_str(), "{ctx}");
-            let env: BTreeMap<String, String> = c
-                .get("environment")
-                .map(|e| serde_json::from_value(e.clone()).unwrap())
-                .unwrap_or_default();
-            assert_eq!(env, app.container.env, "{ctx}: environment");
-            let cmd: Vec<String> = c
-                .get("cmd")
-                .map(|e| serde_json::from_value(e.clone()).unwrap())
-                .unwrap_or_default();
-            assert_eq!(
-                cmd,
-                app.container.command.clone().unwrap_or_default(),
-                "{ctx}: cmd"
-            );
-            if let Some(ep) = &app.container.entrypoint {
-                let got: Vec<String> =
-                    serde_json::from_str(c["entrypoint"].as_str().unwrap()).unwrap();
-                assert_eq!(&got, ep, "{ctx}: entrypoint (JSON exec form)");
-            }
-            for (k, v) in &app.container.labels {
-                assert_eq!(c["labels"][k], v.as_str(), "{ctx}: label {k}");
-            }
-            // Kernel, security and process settings: whole arguments of
-            // extraOptions, in order, as the module evaluated them.
-            let settings = windlass::emit::podman::setting_flags(&app.container);
-            // Networks with their aliases and addresses (`--network=` each),
-            // and a `container_name` as a later `--name=`.
-            let networks: Vec<String> = c
-                .get("networks")
-                .map(|e| serde_json::from_value(e.clone()).unwrap())
-                .unwrap_or_default();
-            let want: Vec<String> = app
-                .container
-                .networks
-                .iter()
-                .map(|n| app.container.network_arg(n, n))
-                .collect();
-            assert_eq!(networks, want, "{ctx}: networks");
-            let extra: Vec<String> = c
-                .get("extraOptions")
-                .map(|e| serde_json::from_value(e.clone()).unwrap())
-                .unwrap_or_default();
-            let got: Vec<&String> = extra.iter().filter(|a| settings.contains(a)).collect();
-            assert_eq!(
-                got,
-                settings.iter().collect::<Vec<_>>(),
-                "{ctx}: container settings"
-            );
-            let volumes: Vec<String> = c
-                .get("volumes")
-                .map(|e| serde_json::from_value(e.clone()).unwrap())
-                .unwrap_or_default();
-            for m in &app.container.volumes {
-                let src = match &m.source {
-                    windlass::model::VolumeSource::Named(n)
-                    | windlass::model::VolumeSource::Host(n) => n,
-                };
-                let want = format!("{src}:{}{}", m.target, m.options());
-                assert!(volumes.contains(&want), "{ctx}: {want} not in {volumes:?}");
-            }
-            let names: Vec<&String> = extra.iter().filter(|a| a.starts_with("--name=")).collect();
-            match &app.container.container_name {
-                Some(cn) => assert_eq!(names, [&format!("--name={cn}")], "{ctx}"),
-                None => assert!(names.is_empty(), "{ctx}: {names:?}"),
-            }
-            let healthy = app.health.as_ref().is_some_and(|h| h.cmd.is_some());
-            assert_eq!(
-                c["podman"]["sdnotify"] == "healthy",
-                healthy,
-                "{ctx}: sdnotify=healthy exactly when there is a container health check"
-            );
-            for job in &app.jobs {
-                let unit = format!("{}-{}", app.name, job.name);
-                let svc = &config["systemd"]["services"][&unit];
-                assert_eq!(svc["serviceConfig"]["Type"], "oneshot", "{unit}");
-                assert!(
-                    config["systemd"]["timers"][&unit]["timerConfig"]["OnCalendar"].is_string(),
-                    "{unit}"
-                );
-            }
-        }
-        assert_contracts(&config, &fleet, NixosBackend::OciContainers);
-        for a in config["assertions"].as_array().into_iter().flatten() {
-            assert_eq!(a["assertion"], true, "{a}");
-        }
-
-        // Disabling an app removes it (and its jobs) and says who needs it.
-        let victim = fleet
-            .apps
-            .iter()
-            .find(|a| fleet.apps.iter().any(|b| b.requires.contains(&a.name)))
-            .or(fleet.apps.first())
-            .unwrap();
-        let config = eval_fleet(&out, &[&victim.name]);
-        let containers = config["virtualisation"]["oci-containers"]["containers"]
-            .as_object()
-            .unwrap();
-        assert!(!containers.contains_key(&victim.name), "{name}");
-        assert_eq!(containers.len(), fleet.apps.len() - 1);
-        assert!(!generation_apps(&config).contains(&victim.name));
-        for job in &victim.jobs {
-            let unit = format!("{}-{}", victim.name, job.name);
-            assert!(config["systemd"]["timers"].get(&unit).is_none());
-        }
-        let dependents: Vec<&str> = fleet
-            .apps
-            .iter()
-            .filter(|b| b.requires.contains(&victim.name))
-            .map(|b| b.name.as_str())
-            .collect();
-        let failed: Vec<String> = config["assertions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|a| a["assertion"] == false)
-            .map(|a| a["message"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(failed.len(), dependents.len(), "{failed:?}");
-        for d in dependents {
-            assert!(failed.iter().any(|m| m.contains(&format!("`{d}`"))));
-        }
-    }
+    modules.extend(extra.iter().map(|f| format!("/extra/{f}")));
+    eval_fleet_nixpkgs(nixpkgs, out, extra_dir, &modules, &[]).map(|e| e.facts)
 }
 
 /// The line the quadlet backend's fleet module carried up to issue 17:
@@ -629,15 +313,19 @@ fn with_own_generator(text: &str) -> String {
 /// here each kind of collision is planted and must be named.
 #[test]
 fn a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it() {
-    if !common::oracles_enabled("a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it") {
+    let test = "a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it";
+    if !common::oracles_enabled(test) {
         return;
     }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
     let work = tempfile::tempdir().unwrap();
     let examples = common::repo_root().join("examples");
     let quadlet = ["--target", "quadlet,nixos", "--nixos-backend", "quadlet"];
     let out = work.path().join("quadlet");
     generate(&examples, &out, &quadlet);
-    try_eval_fleet(&out, &[], None, &[]).expect("the generated module evaluates");
+    try_eval_fleet(&nixpkgs, &out, &[], None, &[]).expect("the generated module evaluates");
     let twice = "/etc/systemd/system-generators/podman-system-generator is linked 2 times \
                  (package podman (systemd.packages in nixpkgs virtualisation/podman/default.nix); \
                  systemd.generators in nixos/fleet.nix)";
@@ -646,7 +334,7 @@ fn a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it() {
     let fleet_nix = out.join("nixos/fleet.nix");
     let good = std::fs::read_to_string(&fleet_nix).unwrap();
     std::fs::write(&fleet_nix, with_own_generator(&good)).unwrap();
-    let Err(err) = try_eval_fleet(&out, &[], None, &[]) else {
+    let Err(err) = try_eval_fleet(&nixpkgs, &out, &[], None, &[]) else {
         panic!("the duplicate generator is caught");
     };
     assert!(err.contains(twice), "{err}");
@@ -667,7 +355,7 @@ fn a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it() {
     let mut args = quadlet.to_vec();
     args.extend(["--templates", templates.to_str().unwrap()]);
     generate(&examples, &old, &args);
-    let Err(err) = try_eval_fleet(&old, &[], None, &[]) else {
+    let Err(err) = try_eval_fleet(&nixpkgs, &old, &[], None, &[]) else {
         panic!("the old template is caught");
     };
     assert!(err.contains(twice), "{err}");
@@ -771,11 +459,12 @@ fn a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it() {
         module("users.groups.wheel = { }; users.groups.podman = { }; environment.etc.\"windlass/extra\".text = \"\";"),
     )
     .unwrap();
-    try_eval_fleet(&out, &[], Some(&extra), &["control.nix"]).expect("the control evaluates");
+    try_eval_fleet(&nixpkgs, &out, &[], Some(&extra), &["control.nix"])
+        .expect("the control evaluates");
     for (name, body, expected) in mutants {
         let file = format!("{name}.nix");
         std::fs::write(extra.join(&file), module(body)).unwrap();
-        let Err(err) = try_eval_fleet(&out, &[], Some(&extra), &[&file]) else {
+        let Err(err) = try_eval_fleet(&nixpkgs, &out, &[], Some(&extra), &[&file]) else {
             panic!("mutant {name} is not caught");
         };
         for e in *expected {
@@ -792,7 +481,7 @@ fn a_name_nixpkgs_also_defines_fails_the_evaluation_naming_it() {
         module("systemd.services.podman-lnd.serviceConfig.ExecStart = \"/bin/true\";"),
     )
     .unwrap();
-    let Err(err) = try_eval_fleet(&oci, &[], Some(&extra), &["job.nix"]) else {
+    let Err(err) = try_eval_fleet(&nixpkgs, &oci, &[], Some(&extra), &["job.nix"]) else {
         panic!("the job named like a container service is caught");
     };
     assert!(
@@ -1555,9 +1244,13 @@ fn nixos_vm_test_scripts_evaluate_and_compile_as_python() {
 /// (`RESERVED_UNITS`) is held to the model here.
 #[test]
 fn every_service_the_host_already_has_is_refused_as_an_app_name() {
-    if !common::oracles_enabled("every_service_the_host_already_has_is_refused_as_an_app_name") {
+    let test = "every_service_the_host_already_has_is_refused_as_an_app_name";
+    if !common::oracles_enabled(test) {
         return;
     }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("out");
     generate(
@@ -1565,8 +1258,8 @@ fn every_service_the_host_already_has_is_refused_as_an_app_name() {
         &out,
         &["--target", "quadlet,nixos", "--nixos-backend", "quadlet"],
     );
-    let config = eval_fleet(&out, &[]);
-    let names: Vec<String> = config["_nixpkgs"]["unitFiles"]
+    let config = try_eval_fleet(&nixpkgs, &out, &[], None, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<String> = config["model"]["unitFiles"]
         .as_object()
         .unwrap()
         .iter()
@@ -2528,7 +2221,13 @@ fn nixpkgs_oci_containers_run_podman_as_the_manifests_say() {
                 .is_none()
         );
     }
-    let doc = generation(&serde_json::json!({ "environment": { "etc": f["etc"] } }));
+    let doc = SystemGeneration::from_slice(
+        f["etc"]["windlass/generation.json"]["text"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
     assert!(!doc.apps.iter().any(|a| a.name == victim.name));
 }
 
@@ -2588,6 +2287,18 @@ fn nixpkgs_quadlet_backend_installs_the_files_quadlet_turns_into_every_unit() {
             != serde_json::json!({ "podman-system-generator": [podman_pkg] })
         {
             problems.push(format!("{name}: generators {}", model["systemGenerators"]));
+        }
+        // Quadlet reads /etc/containers/systemd: each file is there under
+        // its own name, put there by windlass alone.
+        for file in eval.facts["windlass"]["quadletUnits"]
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            let at = format!("containers/systemd/{file}");
+            if model["etc"][&at] != serde_json::json!(["nixos/fleet.nix"]) {
+                problems.push(format!("{name}: /etc/{at} from {}", model["etc"][&at]));
+            }
         }
         for u in eval.facts["windlass"]["quadletUnits"]
             .as_object()
