@@ -1,29 +1,54 @@
 //! Nix output judged by Nix itself (Debian trixie's `nix-instantiate` 2.26,
-//! inside the oracle rootfs) and by rnix in-process:
+//! inside the oracle rootfs), by nixpkgs' own module code and by rnix
+//! in-process:
 //!
-//! * every generated `.nix` file (example and torture fleets, both
-//!   backends), every file of `modules/nixos/`, `flake.nix`,
-//!   `vm-tests/**/*.nix` and every `nix` snippet of the docs (`README.md`,
-//!   `docs/*.md`) parses;
+//! * every generated `.nix` file (all test fleets, both backends), every
+//!   file of `modules/nixos/`, `flake.nix`, `vm-tests/**/*.nix` and every
+//!   `nix` snippet of the docs (`README.md`, `docs/*.md`) parses;
 //! * every torture value, written as a Nix string literal, evaluates to its
 //!   own bytes;
-//! * the generated modules evaluate (with `tests/nix/stub-lib.nix` standing
-//!   in for nixpkgs' lib, which this machine does not have), the Quadlet
-//!   text inside the module is byte-identical to `OUT/quadlet/*`, and the
-//!   oci-containers values equal the manifests';
+//! * the generated modules (every fleet of `fleets()`, both backends) and
+//!   `modules/nixos` (`services.windlass`, alone and applying a generated
+//!   fleet) are evaluated by `tests/nix/eval-nixos.nix`: `lib.evalModules`
+//!   of nixpkgs' real `lib` over nixpkgs' real oci-containers, podman,
+//!   assertions and etc.nix modules and its systemd lib, types and unit
+//!   options (all read in place from `../shared/oracles/nixpkgs`, see its
+//!   SOURCES.md). Stubbed, because this machine has no nixpkgs: packages
+//!   (`tests/nix/fake-pkgs.nix`, fake derivations whose files and build
+//!   scripts this file writes and runs in a fake store), and the options of
+//!   the NixOS modules that are not in the oracles
+//!   (`tests/nix/nixos-stand-ins.nix`, declared with their real types, no
+//!   freeform catch-all; systemd.nix's unit assembly copied from it);
+//! * from that evaluation, what NixOS would do, run for real in the rootfs:
+//!   nixpkgs' build scripts make /etc (etc.nix), /etc/systemd/system
+//!   (systemd-lib.nix `generateUnits`, `makeUnit`) and the generator
+//!   directories (systemd.nix `hooks`); for oci-containers, each
+//!   `podman-<app>` service's ExecStartPre and ExecStart (the scripts
+//!   nixpkgs wrote, as systemd reads them from the built unit) run with a
+//!   recording `podman`, whose argv must be the manifest's values byte for
+//!   byte, and each job's ExecStart, decoded by systemd, must be the job's
+//!   command; for the quadlet backend, /etc/containers/systemd holds the
+//!   files of `OUT/quadlet` byte for byte, each unit is linked to Quadlet's
+//!   output with the hash drop-in of its file, Podman's generator is
+//!   linked once, and Podman 5.4's `quadlet -dryrun` makes every linked
+//!   unit from exactly the built /etc texts (and the build-time dry run,
+//!   a `system.checks` entry, is built and passes);
+//! * mutants of the generated text (a misspelt option, a value outside an
+//!   enum, an unescaped `${`, a word that splits, a changed value, a
+//!   duplicate generator) are each rejected, by the module system, by
+//!   nixpkgs' build scripts or by the comparison;
 //! * every evaluation is checked against `tests/nix/nixpkgs-model.nix`,
-//!   which adds what nixpkgs' own modules define on the same system and
+//!   fed with each windlass file's own definitions: it adds what nixpkgs'
+//!   modules that are not in the oracles define on the same system and
 //!   assembles generators, unit files, units, /etc, tmpfiles.d and
 //!   accounts the way a NixOS build does: a name windlass and nixpkgs both
 //!   give (Podman's generator linked twice, issue 17) fails the
 //!   evaluation, naming it, and planted collisions of every kind must be
 //!   named;
-//! * `services.windlass.fleet` and `.coordinator` are evaluated by
-//!   nixpkgs' own module system (its `lib` from the shared oracles): the
-//!   units nixpkgs would write from them are read by systemd
-//!   (`systemd-analyze verify`) exactly as the shipped units of
-//!   `fleet/systemd/`, every argument reaching the binary unchanged, and
-//!   each bad setting is refused, naming it.
+//! * `services.windlass.fleet` and `.coordinator` make the units nixpkgs
+//!   writes, which systemd (`systemd-analyze verify`) reads exactly as the
+//!   shipped units of `fleet/systemd/`, every argument reaching the binary
+//!   unchanged, and each bad setting is refused, naming it.
 
 mod common;
 
@@ -1711,7 +1736,7 @@ fn system_script(work: &Path, plan: &Plan) -> String {
         let units: Vec<String> = plan.verify.iter().map(|u| format!("\"$SU/{u}\"")).collect();
         let units = units.join(" ");
         s.push_str(&format!(
-            "SYSTEMD_UNIT_PATH=$SU: systemd-analyze verify --recursive-errors=no {units} >/w/r/{l}/verify.out 2>/w/r/{l}/verify.err; echo $? >/w/r/{l}/verify.rc\n\
+            "SYSTEMD_UNIT_PATH=$SU: systemd-analyze verify --man=no --recursive-errors=no {units} >/w/r/{l}/verify.out 2>/w/r/{l}/verify.err; echo $? >/w/r/{l}/verify.rc\n\
              SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=debug SYSTEMD_UNIT_PATH=$SU: systemd-analyze verify --recursive-errors=no {units} >/w/r/{l}/dump 2>/dev/null\n"
         ));
     }
@@ -1815,6 +1840,21 @@ fn oci_problems(work: &Path, plan: &Plan, fleet: &Fleet) -> Vec<String> {
     let f = &plan.eval.facts;
     if f["backend"] != "podman" {
         problems.push(format!("{l}: backend {}", f["backend"]));
+    }
+    if f["warnings"] != serde_json::json!([]) {
+        problems.push(format!("{l}: NixOS warns: {}", f["warnings"]));
+    }
+    if !plan.verify.is_empty() {
+        let (rc, err) = (
+            read_result(work, l, "verify.rc"),
+            read_result(work, l, "verify.err"),
+        );
+        if rc.trim() != "0" || !err.trim().is_empty() {
+            problems.push(format!(
+                "{l}: systemd-analyze verify ({}): {err}",
+                rc.trim()
+            ));
+        }
     }
     for (k, unit) in plan.run.iter().enumerate() {
         // Every command ran and succeeded.
@@ -2180,7 +2220,7 @@ fn nixpkgs_oci_containers_run_podman_as_the_manifests_say() {
         .filter(|b| b.requires.contains(&victim.name))
         .map(|b| b.name.as_str())
         .collect();
-    let Err(err) = eval_fleet_nixpkgs(&nixpkgs, &out, None, &[off.clone()], &[]) else {
+    let Err(err) = eval_fleet_nixpkgs(&nixpkgs, &out, None, std::slice::from_ref(&off), &[]) else {
         panic!(
             "disabling {} is refused while {dependents:?} need it",
             victim.name
@@ -2392,7 +2432,9 @@ fn nixpkgs_evaluation_rejects_each_mutant() {
         "Environment=\"PHP_MEMORY_LIMIT=1G\"",
         "Environment=\"PHP_MEMORY_LIMIT=2G\"",
     );
-    let mutants: Vec<(&str, &str, &str, Edit, &[&str], Rejected)> = vec![
+    // (what, fleet, file, edit, further --args, how it is rejected)
+    type Mutant<'a> = (&'a str, &'a str, &'a str, Edit<'a>, &'a [&'a str], Rejected);
+    let mutants: Vec<Mutant> = vec![
         (
             "a misspelt container option",
             "examples",
@@ -2529,7 +2571,40 @@ fn nixpkgs_evaluation_rejects_each_mutant() {
             }
         }
     }
-    eprintln!("{} mutants rejected", mutants.len());
+    // The same generated text applied through services.windlass.apps.
+    let through_agent: Vec<(&str, &str, Edit, &str)> = vec![
+        (
+            "examples",
+            "apps/nextcloud.nix",
+            &misspelt,
+            "The option `virtualisation.oci-containers.containers.nextcloud.environmentFile' does not exist",
+        ),
+        (
+            "examples",
+            "apps/nextcloud.nix",
+            &outside_enum,
+            "podman.sdnotify' is not of type `one of \"conmon\", \"healthy\", \"container\"'",
+        ),
+        (
+            "torture",
+            "apps/torture.nix",
+            &interpolation,
+            "undefined variable 'HOME'",
+        ),
+    ];
+    for (i, (fleet_name, file, edit, msg)) in through_agent.iter().enumerate() {
+        let nixos = work.path().join(format!("agent{i}/nixos"));
+        copy_tree(&work.path().join(fleet_name).join("nixos"), &nixos);
+        let target = nixos.join(file);
+        let text = std::fs::read_to_string(&target).unwrap();
+        std::fs::write(&target, edit(&text)).unwrap();
+        let settings = r#"[ { services.windlass = { enable = true; apps = "/fleet"; }; } ]"#;
+        let Err(e) = eval_agent_nixpkgs(&nixpkgs, settings, Some(&nixos), "/w/pkg") else {
+            panic!("{fleet_name}/{file} through services.windlass: the evaluation passes");
+        };
+        assert!(e.contains(msg), "expected {msg:?} in:\n{e}");
+    }
+    eprintln!("{} mutants rejected", mutants.len() + through_agent.len());
 }
 
 fn copy_tree(from: &Path, to: &Path) {

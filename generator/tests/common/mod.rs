@@ -220,10 +220,8 @@ pub fn systemd_command_lines(lines: &[String], key: &str) -> Vec<String> {
     for l in lines {
         if l.starts_with("→ ") {
             inside = *l == head;
-        } else if inside {
-            if let Some(c) = l.strip_prefix("Command Line: ") {
-                out.push(c.to_string());
-            }
+        } else if inside && let Some(c) = l.strip_prefix("Command Line: ") {
+            out.push(c.to_string());
         }
     }
     out
