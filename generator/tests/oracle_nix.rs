@@ -1912,13 +1912,50 @@ fn oci_problems(work: &Path, plan: &Plan, fleet: &Fleet) -> Vec<String> {
             } else {
                 "volume"
             };
-            let ok = calls.len() == 2
-                && calls[0] == [kind, "exists", name]
-                && calls[1][..2] == [kind, "create"]
-                && calls[1].last().map(String::as_str) == Some(name);
+            // `podman network create` / `volume create` with the fleet's
+            // settings of it (windlass.toml).
+            let mut create = vec![kind.to_string(), "create".into()];
+            if kind == "network" {
+                let n = fleet.networks.get(name).cloned().unwrap_or_default();
+                create.extend(n.driver.map(|d| format!("--driver={d}")));
+                create.extend(n.subnet.map(|x| format!("--subnet={x}")));
+                create.extend(n.gateway.map(|x| format!("--gateway={x}")));
+                if n.internal {
+                    create.push("--internal".into());
+                }
+                if n.ipv6 {
+                    create.push("--ipv6".into());
+                }
+                create.extend(n.labels.iter().map(|(k, v)| format!("--label={k}={v}")));
+            } else {
+                let v = fleet.volumes.get(name).cloned().unwrap_or_default();
+                create.extend(v.driver.map(|d| format!("--driver={d}")));
+                create.extend(v.labels.iter().map(|(k, v)| format!("--label={k}={v}")));
+            }
+            create.push(name.to_string());
+            let ok = calls.len() == 2 && calls[0] == [kind, "exists", name] && calls[1] == create;
             if !ok {
                 problems.push(format!("{l}/{unit}: podman calls {calls:?}"));
             }
+        }
+    }
+    // Every network and volume the fleet names is created.
+    let mut named: Vec<String> = fleet
+        .networks
+        .keys()
+        .map(|n| format!("windlass-network-{n}"))
+        .chain(fleet.volumes.keys().map(|v| format!("windlass-volume-{v}")))
+        .collect();
+    for app in &fleet.apps {
+        for m in &app.container.volumes {
+            if let windlass::model::VolumeSource::Named(v) = &m.source {
+                named.push(format!("windlass-volume-{v}"));
+            }
+        }
+    }
+    for n in named {
+        if !plan.run.contains(&n) {
+            problems.push(format!("{l}: no service {n}"));
         }
     }
     for app in &fleet.apps {
