@@ -1838,6 +1838,7 @@ fn oci_problems(work: &Path, plan: &Plan, fleet: &Fleet) -> Vec<String> {
     let mut problems = Vec::new();
     let l = &plan.label;
     let f = &plan.eval.facts;
+    problems.extend(installed_generation_problems(work, plan));
     if f["backend"] != "podman" {
         problems.push(format!("{l}: backend {}", f["backend"]));
     }
@@ -2017,6 +2018,7 @@ fn quadlet_problems(work: &Path, plan: &Plan, fleet: &Fleet, out: &Path) -> Vec<
     let mut problems = Vec::new();
     let l = &plan.label;
     let f = &plan.eval.facts;
+    problems.extend(installed_generation_problems(work, plan));
     let store = work.join("store");
     let etc = format!("{}/etc", f["etcDrv"].as_str().unwrap());
     let mut on_disk = BTreeMap::new();
@@ -2156,6 +2158,28 @@ fn quadlet_problems(work: &Path, plan: &Plan, fleet: &Fleet, out: &Path) -> Vec<
     }
     let _ = fleet;
     problems
+}
+
+/// /etc/windlass/generation.json in the /etc that nixpkgs' etc.nix built
+/// is the text the evaluation gave it (what windlassd reads).
+fn installed_generation_problems(work: &Path, plan: &Plan) -> Vec<String> {
+    let f = &plan.eval.facts;
+    let at = format!(
+        "{}/etc/windlass/generation.json",
+        f["etcDrv"].as_str().unwrap()
+    );
+    let want = f["etc"]["windlass/generation.json"]["text"]
+        .as_str()
+        .unwrap_or("");
+    match read_store(&work.join("store"), &at) {
+        Ok(b) if b == want.as_bytes() => vec![],
+        Ok(b) => vec![format!(
+            "{}: /etc/windlass/generation.json is {}",
+            plan.label,
+            String::from_utf8_lossy(&b)
+        )],
+        Err(e) => vec![format!("{}: {e}", plan.label)],
+    }
 }
 
 /// The generation document the system installs: the contract of each app
