@@ -729,24 +729,39 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// nixpkgs' own `lib` and `nixos/modules/misc/assertions.nix`, read in
+/// The nixpkgs files `tests/nix/eval-nixos.nix` reads.
+const NIXPKGS_FILES: &[&str] = &[
+    "lib/default.nix",
+    "nixos/modules/virtualisation/oci-containers.nix",
+    "nixos/modules/virtualisation/podman/default.nix",
+    "nixos/modules/misc/assertions.nix",
+    "nixos/modules/system/etc/etc.nix",
+    "nixos/lib/systemd-lib.nix",
+    "nixos/lib/systemd-types.nix",
+    "nixos/lib/systemd-unit-options.nix",
+];
+
+/// nixpkgs' own `lib` and the NixOS modules of [`NIXPKGS_FILES`], read in
 /// place from the shared oracles (`../shared/oracles/nixpkgs`, see its
 /// SOURCES.md). None (saying so) when they are absent outside CI; under
 /// `CI=true` their absence fails the test.
 fn nixpkgs_oracle(test: &str) -> Option<PathBuf> {
     let dir = common::repo_root().join("../shared/oracles/nixpkgs");
-    if dir.join("lib/default.nix").is_file()
-        && dir.join("nixos/modules/misc/assertions.nix").is_file()
-    {
+    let missing: Vec<&str> = NIXPKGS_FILES
+        .iter()
+        .copied()
+        .filter(|f| !dir.join(f).is_file())
+        .collect();
+    if missing.is_empty() {
         return Some(dir.canonicalize().unwrap());
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: nixpkgs' lib is missing at {} (CI=true)",
+        "{test}: nixpkgs' files {missing:?} are missing at {} (CI=true)",
         dir.display()
     );
     eprintln!(
-        "SKIPPED {test}: nixpkgs' lib is not at {} (under CI=true this test fails instead)",
+        "SKIPPED {test}: nixpkgs' files {missing:?} are not at {} (under CI=true this test fails instead)",
         dir.display()
     );
     None
