@@ -624,6 +624,7 @@ fn services_windlass_module_evaluates_and_applies_a_fleet() {
         serde_json::json!({}),
         "no fleet, no containers"
     );
+    assert_eq!(c["warnings"], serde_json::json!([]));
     let c = eval(&agent("sweep.enable = false;")).facts;
     assert!(c["timers"].get("windlass-sweep").is_none());
     let c = eval(&agent("driftScan.enable = false;")).facts;
@@ -2034,6 +2035,9 @@ fn quadlet_problems(work: &Path, plan: &Plan, fleet: &Fleet, out: &Path) -> Vec<
     let l = &plan.label;
     let f = &plan.eval.facts;
     problems.extend(installed_generation_problems(work, plan));
+    if f["warnings"] != serde_json::json!([]) {
+        problems.push(format!("{l}: NixOS warns: {}", f["warnings"]));
+    }
     let store = work.join("store");
     let etc = format!("{}/etc", f["etcDrv"].as_str().unwrap());
     let mut on_disk = BTreeMap::new();
@@ -2503,6 +2507,10 @@ fn nixpkgs_evaluation_rejects_each_mutant() {
     );
     let interpolation = replace("BRACE = \"\\${HOME}\";", "BRACE = \"${HOME}\";");
     let split = replace("\\\"  spaced  \\\"", "  spaced  ");
+    let warned = replace(
+        "serviceConfig.Type = \"oneshot\";\n        serviceConfig.ExecSearchPath",
+        "serviceConfig.Type = \"oneshot\";\n        serviceConfig.Restart = \"always\";\n        serviceConfig.ExecSearchPath",
+    );
     let changed_value = replace("PHP_MEMORY_LIMIT = \"1G\";", "PHP_MEMORY_LIMIT = \"2G\";");
     let changed_file = replace(
         "Environment=\"PHP_MEMORY_LIMIT=1G\"",
@@ -2564,6 +2572,16 @@ fn nixpkgs_evaluation_rejects_each_mutant() {
             &changed_value,
             &[],
             Rejected::Check("examples/nextcloud: podman was called with"),
+        ),
+        (
+            "a setting NixOS warns about",
+            "examples",
+            "apps/nextcloud.nix",
+            &warned,
+            &[],
+            Rejected::Check(
+                "examples: NixOS warns: [\"Service 'nextcloud-cron.service' with 'Type=oneshot' cannot have 'Restart=always'",
+            ),
         ),
         (
             "a Quadlet file the manifest does not make",

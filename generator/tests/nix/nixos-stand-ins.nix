@@ -11,7 +11,8 @@
 # (nixos/lib/systemd-types.nix, systemd-unit-options.nix, systemd-lib.nix
 # from the oracles, as `utils.systemdUtils`), and so is what this module
 # does with them, copied from systemd.nix (NuschtOS/nuschtpkgs@bcd11b0f,
-# the fork nixpkgs-model.nix cites): units from services/timers/... with
+# the fork nixpkgs-model.nix cites): its warnings about services, units
+# from services/timers/... with
 # systemd-lib.nix's serviceToUnit/timerToUnit, /etc/systemd/system built by
 # systemd-lib.nix's generateUnits, and /etc/systemd/system-generators and
 # user-generators built by the `hooks` runCommand (which fails on a
@@ -99,7 +100,7 @@ in
     };
     # nixos/modules/tasks/network-interfaces.nix
     networking.hostName = mkOption {
-      default = config.system.nixos.distroId or "nixos";
+      default = "nixos";
       type = types.strMatching "^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$";
     };
     # nixos/modules/config/system-path.nix
@@ -291,6 +292,38 @@ in
   };
 
   config = {
+    # systemd.nix's warnings about services.
+    warnings =
+      let
+        netOnline =
+          kind: defs:
+          lib.concatLists (
+            lib.mapAttrsToList (
+              name: def:
+              lib.optional (
+                lib.elem "network-online.target" def.after
+                && !(lib.elem "network-online.target" (def.wants ++ def.requires ++ def.bindsTo))
+              ) "${name}.${kind} is ordered after 'network-online.target' but doesn't depend on it"
+            ) defs
+          );
+      in
+      lib.concatLists (
+        lib.mapAttrsToList (
+          name: service:
+          let
+            type = service.serviceConfig.Type or "";
+            restart = service.serviceConfig.Restart or "no";
+          in
+          lib.optional (
+            type == "oneshot" && (restart == "always" || restart == "on-success")
+          ) "Service '${name}.service' with 'Type=oneshot' cannot have 'Restart=always' or 'Restart=on-success'"
+          ++ lib.optional (builtins.hasAttr "StartLimitInterval" service.serviceConfig) "Service '${name}.service' uses the attribute 'StartLimitInterval' in the Service section, which is deprecated."
+        ) cfg.services
+      )
+      ++ netOnline "service" cfg.services
+      ++ netOnline "timer" cfg.timers
+      ++ netOnline "socket" cfg.sockets
+      ++ netOnline "target" cfg.targets;
     systemd.units =
       lib.mapAttrs' (_: withName pathToUnit) cfg.paths
       // lib.mapAttrs' (_: withName serviceToUnit) cfg.services
