@@ -35,8 +35,8 @@
 //!   a `system.checks` entry, is built and passes);
 //! * mutants of the generated text (a misspelt option, a value outside an
 //!   enum, an unescaped `${`, a word that splits, a changed value, a
-//!   duplicate generator) are each rejected, by the module system, by
-//!   nixpkgs' build scripts or by the comparison;
+//!   setting NixOS warns about, a duplicate generator) are each rejected,
+//!   by the module system, by nixpkgs' build scripts or by the comparison;
 //! * every evaluation is checked against `tests/nix/nixpkgs-model.nix`,
 //!   fed with each windlass file's own definitions: it adds what nixpkgs'
 //!   modules that are not in the oracles define on the same system and
