@@ -9,9 +9,10 @@
 # systemd: nixos/modules/system/boot/systemd.nix and systemd/user.nix are
 # not in the oracles; their option types are the real ones
 # (nixos/lib/systemd-types.nix, systemd-unit-options.nix, systemd-lib.nix
-# from the oracles, as `utils.systemdUtils`), and so is what this module
-# does with them, copied from systemd.nix (NuschtOS/nuschtpkgs@bcd11b0f,
-# the fork nixpkgs-model.nix cites): its warnings about services, units
+# from the oracles, as `utils.systemdUtils`), and what this module does
+# with them is written to behave as systemd.nix does (read in
+# NuschtOS/nuschtpkgs@bcd11b0f, the fork nixpkgs-model.nix cites; no code
+# taken from it): its warnings about services, units
 # from services/timers/... with
 # systemd-lib.nix's serviceToUnit/timerToUnit, /etc/systemd/system built by
 # systemd-lib.nix's generateUnits, and /etc/systemd/system-generators and
@@ -43,10 +44,19 @@ let
     default = { };
     type = systemdUtils.types.${kind};
   };
-  # systemd.nix's `hooks`.
+  # Builds /etc/systemd/<dir> as systemd.nix's `hooks` does (written here
+  # to its behaviour, not taken from it): under stdenv's `set -e` and
+  # `nullglob`, every file of each package's lib/systemd/<dir> is linked
+  # in package order, then each configured name; `ln -s` without `-f`, so
+  # a name linked twice fails the build with "File exists".
   hooks =
-    hookName: attrs:
-    pkgs.runCommand "${hookName}"
+    dir: named:
+    let
+      linkNamed = lib.concatStrings (
+        lib.mapAttrsToList (name: target: "ln -s ${target} $out/${name}\n") named
+      );
+    in
+    pkgs.runCommand dir
       {
         preferLocalBuild = true;
         packages = cfg.packages;
@@ -54,15 +64,10 @@ let
       ''
         set -e
         mkdir -p $out
-        for package in $packages
-        do
-          for hook in $package/lib/systemd/${hookName}/*
-          do
-            ln -s $hook $out/
-          done
+        for pkg in $packages; do
+          for file in $pkg/lib/systemd/${dir}/*; do ln -s $file $out/; done
         done
-
-        ${lib.concatStrings (lib.mapAttrsToList (exec: target: "ln -s ${target} $out/${exec};\n") attrs)}
+        ${linkNamed}
       '';
   withName = cfgToUnit: c: lib.nameValuePair c.name (cfgToUnit c);
 in
