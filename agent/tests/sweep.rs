@@ -738,3 +738,93 @@ async fn a_fleet_sweep_moves_to_the_named_release_and_waits_for_a_confirm_of_the
     assert_eq!(running_image(&h, "web"), format!("{r0}/fleet/web:1.1.0"));
     assert_eq!(switches(&h), 2);
 }
+
+/// windlassd sweeps a registry that asks for a user name and password with
+/// the credentials of the auth file Podman would read (`REGISTRY_AUTH_FILE`
+/// in its environment), read again at every sweep: without a usable entry
+/// the app fails with a reason naming the file and never the password;
+/// once `podman login` (here: the file) has the right one, the app moves.
+#[test]
+fn windlassd_sweeps_a_private_registry_with_podmans_credentials() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // bcrypt (cost 4) of "s3cret pass:wörd", docker-registry's htpasswd.
+    let reg = net::registry_htpasswd(
+        "fleet:$2b$04$91xXcbjA/iUCLZ2WQVlB/OTAXE3f95pk4R8gysbFJH3YIoNWSHTn6\n",
+        None,
+    );
+    let password = "s3cret pass:wörd";
+    let r0 = format!("127.0.0.1:{}", reg.port);
+    let basic = format!("Basic {}", b64(&format!("fleet:{password}")));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let push = |tags: &[&str]| {
+        rt.block_on(net::push_tags_to(
+            &reqwest::Client::new(),
+            &format!("http://{r0}"),
+            Some(&basic),
+            "private/web",
+            tags,
+        ))
+    };
+    push(&["1.0.0"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (state, run) = (tmp.path().join("state"), tmp.path().join("run"));
+    let auth = tmp.path().join("auth.json");
+    let write_auth = |up: &str| {
+        std::fs::write(
+            &auth,
+            format!(
+                r#"{{"auths": {{"{r0}/private": {{"auth": "{}"}}}}}}"#,
+                b64(up)
+            ),
+        )
+        .unwrap()
+    };
+    write_auth("fleet:not-the-password");
+    let bus = common::bus();
+    let a = common::agent_with(
+        &bus,
+        &state,
+        &run,
+        "nogroup-x",
+        &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())],
+        &["--insecure-registry", &r0],
+    );
+    let g1 = tmp.path().join("g1");
+    common::generation(&common::basic_fleet(), &g1, |t| {
+        t.replace(
+            "image = \"localhost/windlass-test/busybox:1.0\"",
+            &format!("image = \"{r0}/private/web:1.0.0\""),
+        ) + "\n[release]\ntrack = \"semver\"\n"
+    });
+    let out = a.ctl(&["stage", g1.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(a.ctl(&["switch", "1"]).status.code(), Some(0));
+    push(&["1.1.0"]);
+
+    // A wrong password: the app fails, the reason names the file.
+    let out = a.ctl(&["--json", "sweep"]);
+    let text = common::stdout(&out);
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["result"], "failed", "{text}");
+    let why = line["reason"].as_str().unwrap();
+    assert!(
+        why.contains("401") && why.contains(auth.to_str().unwrap()),
+        "{why}"
+    );
+    assert!(!why.contains(password) && !why.contains("not-the-password"));
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    assert!(!log.contains(password) && !log.contains("not-the-password"));
+
+    // The right one, written between sweeps: the next sweep moves web.
+    write_auth(&format!("fleet:{password}"));
+    let out = a.ctl(&["--json", "sweep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    let line: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (line["result"].as_str(), line["to"].as_str()),
+        (Some("committed"), Some("1.1.0")),
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@
 //!   (`GET /v2/<repo>/tags/list` with `Link` pagination, the anonymous
 //!   bearer-token flow registries use, `ETag` revalidation, timeouts and
 //!   bounded retries);
+//! * [`auth`]: registry credentials, found where Podman finds them;
 //! * [`release`]: which tag is a release and which release is newer, by
 //!   semver, with prerelease and constraint rules;
 //! * [`download`]: streaming HTTPS downloads with a size cap, verified
@@ -16,6 +17,7 @@ pub use reqwest;
 /// The version crate releases are parsed with.
 pub use semver;
 
+pub mod auth;
 pub mod download;
 pub mod registry;
 pub mod release;

@@ -2,8 +2,12 @@
 //!
 //! `GET /v2/<repo>/tags/list`, following `Link: <…>; rel="next"` pages;
 //! on `401` with a `WWW-Authenticate: Bearer realm=…,service=…,scope=…`
-//! challenge, the anonymous token flow (`GET realm?service=…&scope=…` →
-//! `{"token"|"access_token": …}`), then the request again with the token;
+//! challenge, the token flow (`GET realm?service=…&scope=…` →
+//! `{"token"|"access_token": …}`, sent with the registry's user name and
+//! password as Basic credentials when [`crate::auth`] finds some, anonymous
+//! otherwise), then the request again with the token; on a
+//! `WWW-Authenticate: Basic` challenge, the request again with those
+//! credentials (never over plain HTTP to a host not listed insecure);
 //! `ETag`s remembered per page and sent back as `If-None-Match`, so an
 //! unchanged listing costs a `304`; connection errors, timeouts, `429` and
 //! `5xx` retried a bounded number of times with exponential backoff.
@@ -11,13 +15,15 @@
 //! (a registry on loopback in tests).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, WWW_AUTHENTICATE};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::auth::Credentials;
 
 /// An image reference as windlass writes them: `host[:port]/path[:tag][@digest]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +83,9 @@ pub struct RegistryOptions {
     pub retry_base: Duration,
     /// Page size asked for (`?n=`); `None` lets the registry choose.
     pub page_size: Option<u32>,
+    /// User names and passwords, found as Podman finds them
+    /// ([`Credentials::from_env`]); empty: anonymous only.
+    pub credentials: Arc<Credentials>,
 }
 
 impl Default for RegistryOptions {
@@ -86,6 +95,7 @@ impl Default for RegistryOptions {
             attempts: 3,
             retry_base: Duration::from_millis(250),
             page_size: None,
+            credentials: Arc::new(Credentials::default()),
         }
     }
 }
@@ -134,6 +144,8 @@ pub struct ListStats {
 pub struct RegistryClient {
     http: reqwest::Client,
     opts: RegistryOptions,
+    /// `Authorization` header values (`Bearer …`, `Basic …`) per
+    /// (API host, scope), reused for later pages and listings.
     tokens: Mutex<HashMap<(String, String), String>>,
     cache: Mutex<TagCache>,
 }
@@ -241,6 +253,8 @@ impl RegistryClient {
         let key = url.to_string();
         let cached = self.cache.lock().unwrap().pages.get(&key).cloned();
         let mut authed_once = false;
+        // Where the credentials sent came from, for a refusal's message.
+        let mut sent_from: Option<String> = None;
         loop {
             let token = self
                 .tokens
@@ -252,7 +266,7 @@ impl RegistryClient {
                 .send(stats, || {
                     let mut r = self.http.get(url.clone());
                     if let Some(t) = &token {
-                        r = r.header(AUTHORIZATION, format!("Bearer {t}"));
+                        r = r.header(AUTHORIZATION, t.clone());
                     }
                     if let Some(c) = &cached {
                         r = r.header(IF_NONE_MATCH, c.etag.clone());
@@ -278,7 +292,8 @@ impl RegistryClient {
                             RegistryError::Auth(format!("{key}: 401 without a challenge"))
                         })?
                         .to_string();
-                    let t = self.fetch_token(&challenge, scope, image, stats).await?;
+                    let (t, from) = self.authorize(&challenge, scope, image, stats).await?;
+                    sent_from = from;
                     self.tokens
                         .lock()
                         .unwrap()
@@ -336,7 +351,11 @@ impl RegistryClient {
                     let message: String = message.chars().take(300).collect();
                     return Err(
                         if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
-                            RegistryError::Auth(format!("{key}: {s}: {}", message.trim()))
+                            let used = match &sent_from {
+                                Some(from) => format!(" (with the credentials of {from})"),
+                                None => String::new(),
+                            };
+                            RegistryError::Auth(format!("{key}: {s}{used}: {}", message.trim()))
                         } else {
                             RegistryError::Status {
                                 url: key,
@@ -389,11 +408,60 @@ impl RegistryClient {
         })
     }
 
+    /// The `Authorization` value answering `challenge`, and where the
+    /// credentials in it came from (`None`: anonymous).
+    async fn authorize(
+        &self,
+        challenge: &str,
+        scope: &str,
+        image: &ImageName,
+        stats: &mut ListStats,
+    ) -> Result<(String, Option<String>), RegistryError> {
+        let found = self.opts.credentials.lookup(image);
+        let scheme = challenge.trim().split([' ', '\t']).next().unwrap_or("");
+        if scheme.eq_ignore_ascii_case("basic") {
+            return match found {
+                Ok(Some(c)) => Ok((c.basic_header(), Some(c.source.clone()))),
+                Ok(None) => Err(RegistryError::Auth(format!(
+                    "{} asks for a user name and password and none is known for {}/{} ({}; `podman login` writes one)",
+                    image.host,
+                    image.host,
+                    image.repository,
+                    self.opts.credentials.describe_search()
+                ))),
+                Err(why) => Err(RegistryError::Auth(format!(
+                    "{} asks for a user name and password: {why}",
+                    image.host
+                ))),
+            };
+        }
+        // A bearer token: with the credentials when there are usable ones
+        // (a private repository), anonymous otherwise (a public one).
+        let cred = found.ok().flatten();
+        let token = self
+            .fetch_token(
+                challenge,
+                scope,
+                image,
+                cred.map(|c| c.basic_header()),
+                stats,
+            )
+            .await
+            .map_err(|e| match (e, cred) {
+                (RegistryError::Auth(m), Some(c)) => {
+                    RegistryError::Auth(format!("{m} (with the credentials of {})", c.source))
+                }
+                (e, _) => e,
+            })?;
+        Ok((format!("Bearer {token}"), cred.map(|c| c.source.clone())))
+    }
+
     async fn fetch_token(
         &self,
         challenge: &str,
         scope: &str,
         image: &ImageName,
+        basic: Option<String>,
         stats: &mut ListStats,
     ) -> Result<String, RegistryError> {
         let params = parse_bearer_challenge(challenge)
@@ -419,7 +487,15 @@ impl RegistryClient {
             );
         }
         stats.token_requests += 1;
-        let resp = self.send(stats, || self.http.get(url.clone())).await?;
+        let resp = self
+            .send(stats, || {
+                let r = self.http.get(url.clone());
+                match &basic {
+                    Some(b) => r.header(AUTHORIZATION, b.clone()),
+                    None => r,
+                }
+            })
+            .await?;
         if !resp.status().is_success() {
             return Err(RegistryError::Auth(format!(
                 "token endpoint {url} answered {}",

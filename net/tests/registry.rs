@@ -27,6 +27,7 @@ fn client(insecure: &str, attempts: u32) -> RegistryClient {
             attempts,
             retry_base: Duration::from_millis(20),
             page_size: None,
+            ..Default::default()
         },
     )
 }
@@ -197,6 +198,7 @@ async fn bearer_tokens_pages_etags_and_retries() {
             attempts: 3,
             retry_base: Duration::from_millis(10),
             page_size: Some(2),
+            ..Default::default()
         },
     );
     let image = ImageName::parse(&format!("{host}/a/b:1.0.0")).unwrap();

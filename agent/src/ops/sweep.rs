@@ -290,8 +290,14 @@ impl<P: Platform, S: Systemd + 'static> Cx<P, S> {
     }
 
     fn registry(&self) -> RegistryClient {
+        // Read at every sweep: a `podman login` between sweeps counts.
+        let credentials = windlass_net::auth::Credentials::from_env();
+        for p in credentials.problems() {
+            tracing::warn!("registry credentials: skipped {p}");
+        }
         let mut o = RegistryOptions {
             insecure_hosts: self.config.insecure_registries.clone(),
+            credentials: std::sync::Arc::new(credentials),
             ..Default::default()
         };
         if self.config.registry_attempts > 0 {

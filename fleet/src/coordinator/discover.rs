@@ -76,8 +76,11 @@ impl Registry {
     }
 
     async fn tags(&self, image: &ImageName) -> Result<Vec<String>, String> {
+        // Credentials where Podman keeps them (a problem file is skipped and
+        // named in the error of a registry that then finds none).
         let mut o = RegistryOptions {
             insecure_hosts: self.cfg.insecure_hosts.clone(),
+            credentials: std::sync::Arc::new(windlass_net::auth::Credentials::from_env()),
             ..Default::default()
         };
         if self.cfg.attempts > 0 {

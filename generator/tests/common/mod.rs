@@ -207,6 +207,29 @@ pub fn systemd_exec_start(lines: &[String]) -> Vec<String> {
     let line = lines[at + 1]
         .strip_prefix("Command Line: ")
         .expect("ExecStart's command line");
+    systemd_command_line(line).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `Command Line: …` of each `→ KEY:` entry (`ExecStart`,
+/// `ExecStartPre`, …) in a unit's dump lines, in order.
+#[allow(dead_code)]
+pub fn systemd_command_lines(lines: &[String], key: &str) -> Vec<String> {
+    let head = format!("→ {key}:");
+    let mut out = Vec::new();
+    let mut inside = false;
+    for l in lines {
+        if l.starts_with("→ ") {
+            inside = *l == head;
+        } else if inside && let Some(c) = l.strip_prefix("Command Line: ") {
+            out.push(c.to_string());
+        }
+    }
+    out
+}
+
+/// A dump's `Command Line:` as the process gets it (see
+/// `systemd_exec_start`). Err: a lone `$`, which systemd would expand.
+pub fn systemd_command_line(line: &str) -> Result<Vec<String>, String> {
     let b = line.as_bytes();
     let mut words = Vec::new();
     let mut i = 0;
@@ -251,11 +274,12 @@ pub fn systemd_exec_start(lines: &[String]) -> Vec<String> {
             }
         }
         let w = String::from_utf8(w).expect("a UTF-8 argument");
-        assert!(
-            !w.replace("$$", "").contains('$'),
-            "a lone `$` would be expanded by systemd at exec time: {w:?}"
-        );
+        if w.replace("$$", "").contains('$') {
+            return Err(format!(
+                "a lone `$` would be expanded by systemd at exec time: {w:?}"
+            ));
+        }
         words.push(w.replace("$$", "$"));
     }
-    words
+    Ok(words)
 }

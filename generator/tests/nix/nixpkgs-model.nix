@@ -18,10 +18,11 @@
 #              nixos/modules/system/boot/systemd.nix (a current nixpkgs fork)
 #   faukah   = faukah/nixpkgs@3b20077cd82fd1f099e92e2792d73e3176d4869d
 #
-#   import ./nixpkgs-model.nix { pkgs = import ./stub-pkgs.nix; } { inherit ours config; }
+#   import ./nixpkgs-model.nix { pkgs = import ./fake-pkgs.nix { inherit lib; }; } { inherit ours config; }
 #
 # `ours` is a list of { source = "nixos/fleet.nix"; config = <resolved>; },
-# one per windlass module file; `config` their merged config. The result is
+# one per windlass module file (eval-nixos.nix builds it from each file's
+# definitions); `config` the system's config (oci-containers, podman). The result is
 # { errors = [ "..." ]; systemGenerators; userGenerators; unitFiles; etc; }.
 { pkgs }:
 { ours, config }:

@@ -50,6 +50,7 @@ pub struct Server {
     pub port: u16,
     child: Child,
     _dir: tempfile::TempDir,
+    _extra: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -61,6 +62,34 @@ impl Drop for Server {
 
 /// Debian's docker-registry (distribution 2.8) on a free loopback port.
 pub fn registry() -> Server {
+    registry_with("", "")
+}
+
+/// Debian's docker-registry asking for a user name and password from the
+/// htpasswd lines `htpasswd` (bcrypt), serving HTTPS with `tls` (cert,
+/// key) when given, plain HTTP otherwise.
+pub fn registry_htpasswd(htpasswd: &str, tls: Option<(&Path, &Path)>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, htpasswd).unwrap();
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: windlass-test\n    path: {}\n",
+        file.display()
+    );
+    let tls = match tls {
+        Some((cert, key)) => format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        None => String::new(),
+    };
+    let mut s = registry_with(&auth, &tls);
+    s._extra = Some(dir);
+    s
+}
+
+fn registry_with(top: &str, http: &str) -> Server {
     let bin = require("docker-registry", "docker-registry");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -68,7 +97,7 @@ pub fn registry() -> Server {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{top}http:\n  addr: 127.0.0.1:{port}\n{http}",
             dir.path().join("data").display()
         ),
     )
@@ -85,19 +114,33 @@ pub fn registry() -> Server {
         port,
         child,
         _dir: dir,
+        _extra: None,
     }
 }
 
 /// Pushes a minimal OCI image under each of `tags` through the registry's
 /// HTTP API (blob upload, then manifest PUT per tag).
 pub async fn push_tags(port: u16, repo: &str, tags: &[&str]) {
+    let base = format!("http://127.0.0.1:{port}");
+    push_tags_to(&reqwest::Client::new(), &base, None, repo, tags).await
+}
+
+/// [`push_tags`] to the registry at `base` (`scheme://host:port`), with an
+/// `Authorization` header on every request when `auth` is given.
+pub async fn push_tags_to(
+    client: &reqwest::Client,
+    base: &str,
+    auth: Option<&str>,
+    repo: &str,
+    tags: &[&str],
+) {
     use sha2::{Digest, Sha256};
-    let http = reqwest::Client::new();
+    let http = Authed(client, auth);
     let config =
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(config)));
     let r = http
-        .post(format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/"))
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
         .send()
         .await
         .unwrap();
@@ -118,13 +161,31 @@ pub async fn push_tags(port: u16, repo: &str, tags: &[&str]) {
     );
     for tag in tags {
         let r = http
-            .put(format!("http://127.0.0.1:{port}/v2/{repo}/manifests/{tag}"))
+            .put(format!("{base}/v2/{repo}/manifests/{tag}"))
             .header("content-type", "application/vnd.oci.image.manifest.v1+json")
             .body(manifest.clone())
             .send()
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 201, "push {repo}:{tag}");
+    }
+}
+
+/// A client whose requests all carry one `Authorization` value.
+struct Authed<'a>(&'a reqwest::Client, Option<&'a str>);
+
+impl Authed<'_> {
+    fn with(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.1 {
+            Some(a) => r.header("authorization", a),
+            None => r,
+        }
+    }
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        self.with(self.0.post(url))
+    }
+    fn put(&self, url: String) -> reqwest::RequestBuilder {
+        self.with(self.0.put(url))
     }
 }
 
@@ -236,6 +297,7 @@ pub fn nginx_https(root: &Path, cert: &Path, key: &Path) -> Server {
         port,
         child,
         _dir: dir,
+        _extra: None,
     }
 }
 
