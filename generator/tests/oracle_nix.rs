@@ -83,6 +83,7 @@ fn fleets() -> Vec<(&'static str, PathBuf)> {
         ("settings", root.join("generator/tests/fleets/settings")),
         ("names", root.join("generator/tests/fleets/names")),
         ("hooks", root.join("generator/tests/fleets/hooks")),
+        ("quotes", root.join("generator/tests/fleets/quotes")),
     ]
 }
 
