@@ -39,7 +39,7 @@ pub enum Command {
         /// Targets the fleet must be valid for (comma-separated); default: all.
         #[arg(long, value_enum, value_delimiter = ',')]
         target: Vec<TargetArg>,
-        /// Podman version the Quadlet output must be valid for (overrides windlass.toml).
+        /// Podman version the Quadlet output must be valid for, 4.4 to 6.1 (overrides windlass.toml; default 5.4).
         #[arg(long, value_name = "X.Y")]
         podman_version: Option<String>,
     },
@@ -52,7 +52,7 @@ pub enum Command {
         /// Targets to generate (comma-separated); default: all.
         #[arg(long, value_enum, value_delimiter = ',')]
         target: Vec<TargetArg>,
-        /// Podman version the Quadlet output must be valid for (overrides windlass.toml; default 5.4).
+        /// Podman version the Quadlet output must be valid for, 4.4 to 6.1 (overrides windlass.toml; default 5.4).
         #[arg(long, value_name = "X.Y")]
         podman_version: Option<String>,
         /// How the NixOS module runs containers.
@@ -70,9 +70,14 @@ pub enum Command {
     /// Print shell completions for SHELL (bash, zsh, fish, elvish,
     /// powershell).
     Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff).
+    /// Print the man page windlass(1) (roff), or with --dir write it and
+    /// one page per command (windlass-generate(1), windlass-import-quadlet(1), …).
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write every page as DIR/<name>.1 instead of printing windlass(1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Turn a docker-compose file into app manifests (and windlass.toml) in
     /// APPS_DIR, reporting every key that did not carry over
     /// (`windlass import quadlet DIR` for Quadlet units, `windlass import podman
@@ -179,4 +184,44 @@ pub enum ImportFrom {
         #[arg(long)]
         allow_partial: bool,
     },
+}
+
+/// The man pages, from the clap definitions: windlass(1) first, then one
+/// per (non-hidden) command, named as windlass(1)'s SUBCOMMANDS section
+/// refers to them (`windlass-generate.1`, `windlass-import-quadlet.1`, …).
+/// Non-ASCII characters are written as groff's `\[uXXXX]` escapes, so the
+/// pages render the same whatever the reader's locale.
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    fn walk(cmd: clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        let subs: Vec<clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .cloned()
+            .collect();
+        let man = clap_mangen::Man::new(cmd);
+        let mut text = Vec::new();
+        man.render(&mut text)?;
+        out.push((man.get_filename(), roff_ascii(&text)));
+        for sub in subs {
+            walk(sub, out)?;
+        }
+        Ok(())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(cmd, &mut out)?;
+    Ok(out)
+}
+
+fn roff_ascii(text: &[u8]) -> Vec<u8> {
+    let mut out = String::new();
+    for c in String::from_utf8_lossy(text).chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\[u{:04X}]", c as u32));
+        }
+    }
+    out.into_bytes()
 }

@@ -20,16 +20,26 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "windlass", &mut text);
             print_bytes(&text)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut text = Vec::new();
-            match clap_mangen::Man::new(cmd).render(&mut text) {
-                Ok(()) => print_bytes(&text),
+        Command::Man { dir } => {
+            let pages = match windlass::cli::man_pages() {
+                Ok(p) => p,
                 Err(e) => {
                     eprintln!("windlass: {e}");
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(dir) = dir else {
+                return print_bytes(&pages[0].1);
+            };
+            for (name, text) in &pages {
+                let path = dir.join(name);
+                if let Err(e) = std::fs::write(&path, text) {
+                    eprintln!("windlass: {}: {e}", path.display());
+                    return ExitCode::from(2);
                 }
             }
+            eprintln!("wrote {} man pages to {}", pages.len(), dir.display());
+            ExitCode::SUCCESS
         }
         Command::Schema => {
             println!(

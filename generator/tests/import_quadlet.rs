@@ -571,3 +571,42 @@ fn a_container_without_an_image_is_not_imported_and_nothing_depends_on_it() {
     // The adopted fleet validates.
     assert!(windlass(&["validate", s(&fleet)]).status.success());
 }
+
+/// An entrypoint that clears the image's (`Entrypoint=[]` at any Podman,
+/// an empty `Entrypoint=` from Podman 5.8.2) cannot be said in a
+/// manifest: each is reported as dropped, naming file and line, and
+/// `--strict` refuses the import, rather than the image's entrypoint
+/// silently running.
+#[test]
+fn an_entrypoint_that_clears_the_images_is_reported_as_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("units");
+    std::fs::create_dir(&src).unwrap();
+    let image = "Image=docker.io/library/busybox:1.36\n";
+    std::fs::write(
+        src.join("empty.container"),
+        format!("[Container]\n{image}Entrypoint=\nExec=echo hi\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("json.container"),
+        format!("[Container]\n{image}Entrypoint=[]\nExec=echo hi\n"),
+    )
+    .unwrap();
+    let fleet = tmp.path().join("fleet");
+    let o = windlass(&["import", "quadlet", s(&src), "-o", s(&fleet)]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("dropped        empty.container:3 [Container] Entrypoint: empty: Quadlet before 5.8.2 ignores it"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dropped        json.container:3 [Container] Entrypoint: `[]` clears the image's entrypoint"),
+        "{stderr}"
+    );
+    let strict = tmp.path().join("strict");
+    let o = windlass(&["import", "quadlet", s(&src), "-o", s(&strict), "--strict"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!strict.exists());
+}

@@ -83,6 +83,7 @@ fn fleets() -> Vec<(&'static str, PathBuf)> {
         ("settings", root.join("generator/tests/fleets/settings")),
         ("names", root.join("generator/tests/fleets/names")),
         ("hooks", root.join("generator/tests/fleets/hooks")),
+        ("quotes", root.join("generator/tests/fleets/quotes")),
     ]
 }
 
@@ -2706,5 +2707,59 @@ fn copy_tree(from: &Path, to: &Path) {
         let p = to.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
+    }
+}
+
+/// The fleet module asserts that the system's Podman
+/// (`config.virtualisation.podman.package.version`; 5.4.2 in
+/// fake-pkgs.nix, Debian's Quadlet) is at least the one the fleet was
+/// generated for, with nixpkgs' own assertions module: the default (5.4)
+/// and older targets evaluate, a fleet generated for Podman 6.0 fails the
+/// evaluation saying what to do, and evaluates again once the system's
+/// Podman is 6.1.3 (nixpkgs' current); with both backends.
+#[test]
+fn the_fleet_module_asserts_the_systems_podman_is_new_enough() {
+    let test = "the_fleet_module_asserts_the_systems_podman_is_new_enough";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs_oracle(test) else {
+        return;
+    };
+    let examples = common::repo_root().join("examples");
+    let work = tempfile::tempdir().unwrap();
+    let extra = work.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(
+        extra.join("podman-6.nix"),
+        "{ lib, pkgs, ... }: { virtualisation.podman.package = lib.mkForce (pkgs.podman // { version = \"6.1.3\"; }); }\n",
+    )
+    .unwrap();
+    for backend in ["oci-containers", "quadlet"] {
+        for version in [None, Some("4.4"), Some("6.0")] {
+            let out = work
+                .path()
+                .join(format!("{backend}-{}", version.unwrap_or("default")));
+            let mut args = vec!["--target", "quadlet,nixos", "--nixos-backend", backend];
+            if let Some(v) = version {
+                args.extend(["--podman-version", v]);
+            }
+            generate(&examples, &out, &args);
+            let res = try_eval_fleet(&nixpkgs, &out, &[], None, &[]);
+            if version == Some("6.0") {
+                let err = res.expect_err("a fleet for Podman 6.0 on Podman 5.4.2 is refused");
+                assert!(
+                    err.contains("Failed assertions:")
+                        && err.contains(
+                            "windlass: this fleet was generated for Podman 6.0 or newer, but virtualisation.podman.package is Podman 5.4.2"
+                        ),
+                    "{backend}: {err}"
+                );
+                try_eval_fleet(&nixpkgs, &out, &[], Some(&extra), &["podman-6.nix"])
+                    .unwrap_or_else(|e| panic!("{backend}: 6.0 on Podman 6.1.3: {e}"));
+            } else {
+                res.unwrap_or_else(|e| panic!("{backend} {version:?}: {e}"));
+            }
+        }
     }
 }

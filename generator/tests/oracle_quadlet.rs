@@ -190,12 +190,24 @@ fn assert_accepted(run: &OracleRun, what: &str) {
     );
 }
 
-/// The value following each occurrence of `flag` in a podman argv.
+/// The value of each occurrence of `flag` in a podman argv: the word
+/// after `--flag` (as Quadlet writes its keys), or what follows
+/// `--flag=` (as a `PodmanArgs=` fallback carries it).
 fn flag_values<'a>(argv: &'a [String], flag: &str) -> Vec<&'a str> {
-    argv.windows(2)
-        .filter(|w| w[0] == flag)
-        .map(|w| w[1].as_str())
-        .collect()
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        if argv[i] == flag && i + 1 < argv.len() {
+            out.push(argv[i + 1].as_str());
+            i += 2;
+            continue;
+        }
+        if let Some(v) = argv[i].strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            out.push(v);
+        }
+        i += 1;
+    }
+    out
 }
 
 fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
@@ -256,6 +268,25 @@ fn check_argv_round_trip(fleet: &Fleet, run: &OracleRun) {
                 serde_json::from_str(flag_values(argv, "--health-cmd")[0]).unwrap();
             assert_eq!(&got, cmd, "{}: health command changed", app.name);
         }
+        // Env files and podman secrets: Quadlet splits both keys into
+        // (unquoted, C-unescaped) words.
+        assert_eq!(
+            flag_values(argv, "--env-file"),
+            c.env_files,
+            "{}: env files changed on the way to podman",
+            app.name
+        );
+        let secrets: Vec<String> = c
+            .secrets
+            .iter()
+            .filter_map(windlass::emit::podman::secret_spec)
+            .collect();
+        assert_eq!(
+            flag_values(argv, "--secret"),
+            secrets,
+            "{}: secrets changed on the way to podman",
+            app.name
+        );
         check_settings(app, argv);
         // The container's name, and each network with the aliases and
         // addresses on it, as Podman receives them.
@@ -385,6 +416,59 @@ fn hooks_fleet_is_accepted_by_quadlet_and_systemd_and_argv_survives() {
     oracle_case(
         &common::repo_root().join("generator/tests/fleets/hooks"),
         "hooks",
+    );
+}
+
+/// Values that start or end with `"` (command, entrypoint, environment,
+/// labels, env files, secrets, health command): Podman 5.4's Quadlet
+/// trims every `"` at either end of a key it reads whole, and splits
+/// `EnvironmentFile=` and `Secret=` into words; every byte still arrives.
+#[test]
+fn quotes_fleet_is_accepted_by_quadlet_and_systemd_and_quotes_survive() {
+    let dir = common::repo_root().join("generator/tests/fleets/quotes");
+    oracle_case(&dir, "quotes");
+    oracle_case_with(
+        &dir,
+        "quotes (Podman 4.4 keys)",
+        &["--podman-version", "4.4"],
+    );
+}
+
+/// What `whole_value` (emit/quadlet.rs) assumes of Quadlet before 5.8.2,
+/// shown by Podman 5.4's: a key read whole loses every `"` at either end
+/// (`Entrypoint="x` reaches podman as `x`), while the same value as a
+/// quoted `PodmanArgs=` word, which windlass writes instead, arrives
+/// exactly. (The 5.8.2+ rule, one matched pair, has no binary here: no
+/// 6.x Quadlet can be had offline; it is tested against Podman's own
+/// test table in the unit tests.)
+#[test]
+fn quadlet_5_4_trims_quotes_at_the_ends_of_whole_values() {
+    if !common::oracles_enabled("quote trim") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let q = work.path().join("out/quadlet");
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::write(
+        q.join("trim.container"),
+        "[Container]\nImage=docker.io/library/busybox:1.36\nEntrypoint=\"/bin/sh\nStopSignal=\"SIGTERM\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        q.join("flag.container"),
+        "[Container]\nImage=docker.io/library/busybox:1.36\nPodmanArgs=\"--entrypoint=\\\"/bin/sh\" \"--stop-signal=\\\"SIGTERM\\\"\"\n",
+    )
+    .unwrap();
+    let run = run_oracles(work.path());
+    assert_eq!(run.dryrun_rc, 0, "{}", run.dryrun_err);
+    let trim = &run.exec["trim.service"];
+    assert_eq!(flag_values(trim, "--entrypoint"), ["/bin/sh"], "{trim:?}");
+    assert_eq!(flag_values(trim, "--stop-signal"), ["SIGTERM"], "{trim:?}");
+    let flag = &run.exec["flag.service"];
+    assert!(
+        flag.contains(&"--entrypoint=\"/bin/sh".to_string())
+            && flag.contains(&"--stop-signal=\"SIGTERM\"".to_string()),
+        "{flag:?}"
     );
 }
 

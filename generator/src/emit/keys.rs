@@ -3,6 +3,18 @@
 //! team's shared table). Quadlet rejects a whole unit for one unknown key,
 //! and then silently generates nothing, so every key we write is checked
 //! here first.
+//!
+//! The shared table stops at 5.8 (and an undated `HEAD`). Podman 6's keys
+//! are 5.8's plus what [`PODMAN_6_0_ADDED`] lists, read from
+//! `pkg/systemd/quadlet/quadlet.go` of podman-container-tools/podman
+//! (formerly containers/podman) at tag v6.0.0-rc1
+//! (d0c9bb1b49fb63826997342ad5ddb576bdf6e865) and on the v6.0 release
+//! branch (28357f3b5292ee2b93a1081d584576cccde94f7c): the `SupportedKeys`
+//! of every group equal v5.8.0's, except `[Volume]`, which adds `UID` and
+//! `GID`. No 6.1 tag was in the source we could read, so 6.1 uses 6.0's
+//! keys: a lower bound, which is all writing needs (Quadlet refuses an
+//! unknown key, never a missing one, and no release from 4.4 to 6.0
+//! removed a key).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -13,24 +25,52 @@ const TABLE: &str = include_str!("../../data/quadlet-keys.json");
 
 type Table = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
+type Sections = BTreeMap<String, BTreeSet<String>>;
+
 fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| serde_json::from_str(TABLE).expect("embedded quadlet key table is valid JSON"))
 }
 
+/// Keys Podman 6.0's Quadlet knows beyond 5.8's, by group (see the module
+/// comment for the source).
+pub const PODMAN_6_0_ADDED: &[(&str, &str)] = &[("Volume", "UID"), ("Volume", "GID")];
+
+/// Podman 6's keys: 5.8's plus [`PODMAN_6_0_ADDED`].
+fn podman_6() -> &'static Sections {
+    static T: OnceLock<Sections> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut sections = table()
+            .get("v5.8.0")
+            .expect("the shared key table has 5.8")
+            .clone();
+        for (group, key) in PODMAN_6_0_ADDED {
+            sections
+                .entry((*group).to_string())
+                .or_default()
+                .insert((*key).to_string());
+        }
+        sections
+    })
+}
+
 /// The keys of one Podman version, per Quadlet section (`Container`, …).
 #[derive(Debug, Clone, Copy)]
 pub struct KeySet {
-    sections: &'static BTreeMap<String, BTreeSet<String>>,
+    sections: &'static Sections,
     pub version: PodmanVersion,
 }
 
 impl KeySet {
     pub fn for_version(v: PodmanVersion) -> KeySet {
-        let name = format!("v{}.{}.0", v.major, v.minor);
-        let sections = table().get(&name).unwrap_or_else(|| {
-            panic!("no Quadlet key table for Podman {v}; versions are checked on input")
-        });
+        let sections = if v.major == 6 && v.is_known() {
+            podman_6()
+        } else {
+            let name = format!("v{}.{}.0", v.major, v.minor);
+            table().get(&name).unwrap_or_else(|| {
+                panic!("no Quadlet key table for Podman {v}; versions are checked on input")
+            })
+        };
         KeySet {
             sections,
             version: v,
@@ -64,6 +104,57 @@ mod tests {
         }
         for minor in 0..=8 {
             KeySet::for_version(PodmanVersion::new(5, minor));
+        }
+        for minor in 0..=PodmanVersion::NEWEST.minor {
+            KeySet::for_version(PodmanVersion::new(6, minor));
+        }
+    }
+
+    /// Podman 6.0 = 5.8 + `[Volume] UID=`/`GID=`; 6.1 takes 6.0's keys.
+    #[test]
+    fn podman_6_is_5_8_plus_volume_uid_and_gid() {
+        let v58 = KeySet::for_version(PodmanVersion::new(5, 8));
+        for minor in 0..=1 {
+            let v6 = KeySet::for_version(PodmanVersion::new(6, minor));
+            assert!(v6.has("Volume", "UID") && v6.has("Volume", "GID"));
+            assert!(!v58.has("Volume", "UID") && !v58.has("Volume", "GID"));
+            let mut added = Vec::new();
+            for (group, keys) in v6.sections {
+                for k in keys {
+                    if !v58.has(group, k) {
+                        added.push((group.as_str(), k.as_str()));
+                    }
+                }
+            }
+            added.sort();
+            assert_eq!(added, [("Volume", "GID"), ("Volume", "UID")]);
+            for (group, keys) in v58.sections {
+                assert!(keys.iter().all(|k| v6.has(group, k)), "{group}");
+            }
+        }
+    }
+
+    /// Quadlet never removed a key from one release to the next, so output
+    /// for an older target is valid for every newer one.
+    #[test]
+    fn no_release_removes_a_key() {
+        let mut versions = Vec::new();
+        for minor in 4..=9 {
+            versions.push(PodmanVersion::new(4, minor));
+        }
+        for minor in 0..=8 {
+            versions.push(PodmanVersion::new(5, minor));
+        }
+        for minor in 0..=PodmanVersion::NEWEST.minor {
+            versions.push(PodmanVersion::new(6, minor));
+        }
+        for w in versions.windows(2) {
+            let (old, new) = (KeySet::for_version(w[0]), KeySet::for_version(w[1]));
+            for (group, keys) in old.sections {
+                for k in keys {
+                    assert!(new.has(group, k), "{} has {group}.{k}, {} not", w[0], w[1]);
+                }
+            }
         }
     }
 

@@ -644,6 +644,7 @@ fn fleet_module(
         ("backend", safe(nix::string(backend.name()))),
         ("generation", safe(system_generation(backend).render_at(3))),
         ("quadlet", Value::from(backend == NixosBackend::Quadlet)),
+        ("podman", safe(ctx.podman.to_string())),
         ("windlass", safe(Nix::Attrs(windlass).render_at(2))),
         ("services", safe(Nix::Attrs(services).render_at(2))),
     ]);

@@ -31,13 +31,67 @@ struct ContainerSection<'a> {
 }
 
 impl ContainerSection<'_> {
-    /// Writes `key=value` when the version knows `key`, else the flag.
+    /// For a key Quadlet reads whole (`Lookup`): writes `key=value` when
+    /// the version knows `key` and [`whole_value`] can spell the value for
+    /// it, else the flag.
     fn set_or_flag(&mut self, key: &str, value: String, flag: impl FnOnce() -> String) {
+        match whole_value(self.keys.version, &value) {
+            Some(v) if self.keys.has("Container", key) => push(&mut self.entries, key, v),
+            _ => self.podman_args.push(flag()),
+        }
+    }
+
+    /// For a key Quadlet reads as written (`LookupAll`, one value a
+    /// line): `key=value` when the version knows `key`, else the flag.
+    fn set_as_written_or_flag(&mut self, key: &str, value: String, flag: impl FnOnce() -> String) {
         if self.keys.has("Container", key) {
             push(&mut self.entries, key, value);
         } else {
             self.podman_args.push(flag());
         }
+    }
+}
+
+/// How to write `value` (escaped for systemd already) for a key Quadlet
+/// reads whole with `UnitFile.Lookup` (`Entrypoint=`, `HealthCmd=`,
+/// `Memory=`, …) so that Quadlet passes exactly `value` on, or `None` when
+/// the target has no such spelling (the caller then passes the `podman
+/// run` flag through `PodmanArgs=`, which Quadlet splits into words).
+///
+/// `Lookup` has had three rules (pkg/systemd/parser/unitfile.go): 4.x
+/// returns the value as written; 5.0 to 5.8.1 trim every `"` at either
+/// end (`strings.Trim(v, "\"")`, Podman commit 9d0da9d0fd); from 5.8.2
+/// (commit 9c262736e4, "Fix Quadlet `Lookup()` stripping unmatched
+/// quotes", in 6.0 too) one matched pair is stripped, when the value both
+/// starts and ends with `"`. A value with no `"` at either end reads back
+/// unchanged under all three. One with a `"` there is wrapped in one more
+/// pair for Podman 6 (always the last rule); before 6.0 no spelling is
+/// right for the target and every newer Podman (a 5.8 target may be 5.8.0
+/// or 5.8.2; 4.x output must stay valid on 5.x), so `None`.
+pub fn whole_value(target: PodmanVersion, value: &str) -> Option<String> {
+    if !value.starts_with('"') && !value.ends_with('"') {
+        Some(value.to_string())
+    } else if target >= PodmanVersion::new(6, 0) {
+        Some(format!("\"{value}\""))
+    } else {
+        None
+    }
+}
+
+/// What `Lookup` returns for `written` under the quote rule of `target`
+/// (see [`whole_value`]); 5.8 is taken as 5.8.0 unless `patch_2` (5.8.2+).
+pub fn lookup_reads(target: PodmanVersion, patch_2: bool, written: &str) -> String {
+    let v = written.trim_end();
+    if target.major < 5 {
+        v.to_string()
+    } else if target >= PodmanVersion::new(6, 0) || (target == PodmanVersion::new(5, 8) && patch_2)
+    {
+        match v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+            Some(inner) => inner.to_string(),
+            None => v.to_string(),
+        }
+    } else {
+        v.trim_matches('"').to_string()
     }
 }
 
@@ -272,12 +326,15 @@ impl ContainerSection<'_> {
                 esc::word(&format!("{k}={val}")),
             );
         }
+        // Quadlet splits `EnvironmentFile=` into words (`LookupAllArgs`,
+        // unquoting and C-unescaping): a path is one quoted word.
         for f in &c.env_files {
-            push(&mut self.entries, "EnvironmentFile", esc::verbatim(f));
+            push(&mut self.entries, "EnvironmentFile", esc::word(f));
         }
     }
 
-    /// File secrets as read-only volumes, podman secrets as `Secret=`.
+    /// File secrets as read-only volumes, podman secrets as `Secret=`
+    /// (which Quadlet splits into words, as `EnvironmentFile=`).
     fn secrets(&mut self, c: &Container) {
         for v in podman::secret_volumes(c) {
             push(&mut self.entries, "Volume", esc::verbatim(&v));
@@ -287,7 +344,7 @@ impl ContainerSection<'_> {
                 self.podman_args
                     .push(esc::word(&format!("--secret={spec}")));
             } else {
-                push(&mut self.entries, "Secret", esc::verbatim(&spec));
+                push(&mut self.entries, "Secret", esc::word(&spec));
             }
         }
     }
@@ -308,7 +365,7 @@ impl ContainerSection<'_> {
         }
         for (host, ip) in &c.add_hosts {
             let hv = format!("{host}:{ip}");
-            self.set_or_flag("AddHost", esc::verbatim(&hv), || {
+            self.set_as_written_or_flag("AddHost", esc::verbatim(&hv), || {
                 esc::word(&format!("--add-host={hv}"))
             });
         }
@@ -544,4 +601,112 @@ fn network(
         path: file,
         content,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const OLD: PodmanVersion = PodmanVersion::new(5, 8);
+    const NEW: PodmanVersion = PodmanVersion::new(6, 0);
+    const V4: PodmanVersion = PodmanVersion::new(4, 9);
+
+    /// The cases of Podman's own `TestLookupQuoteStripping`
+    /// (pkg/systemd/parser/unitfile_test.go, from 5.8.2), and what the
+    /// trim of 5.0 to 5.8.1 and the plain read of 4.x made of them.
+    #[test]
+    fn lookup_reads_as_quadlet_does_in_4_x_5_x_and_from_5_8_2() {
+        let cases = [
+            (r#""hello""#, "hello", "hello"),
+            ("hello", "hello", "hello"),
+            (r#""hello"#, r#""hello"#, "hello"),
+            (
+                r#"/bin/sh -c "echo "hello"""#,
+                r#"/bin/sh -c "echo "hello"""#,
+                r#"/bin/sh -c "echo "hello"#,
+            ),
+            (
+                r#""/bin/sh -c "echo "hello""""#,
+                r#"/bin/sh -c "echo "hello"""#,
+                r#"/bin/sh -c "echo "hello"#,
+            ),
+            (r#""""#, "", ""),
+            (r#"hello""#, r#"hello""#, "hello"),
+            (
+                r#"/bin/sh -c "echo 'hello world!'""#,
+                r#"/bin/sh -c "echo 'hello world!'""#,
+                r#"/bin/sh -c "echo 'hello world!'"#,
+            ),
+        ];
+        for (written, new, old) in cases {
+            assert_eq!(lookup_reads(NEW, false, written), new, "{written}");
+            assert_eq!(lookup_reads(OLD, true, written), new, "{written}");
+            assert_eq!(lookup_reads(OLD, false, written), old, "{written}");
+            assert_eq!(lookup_reads(V4, false, written), written, "{written}");
+        }
+    }
+
+    #[test]
+    fn a_value_with_a_quote_at_either_end_is_wrapped_for_podman_6_and_a_flag_before() {
+        assert_eq!(whole_value(OLD, "plain"), Some("plain".into()));
+        assert_eq!(whole_value(NEW, "plain"), Some("plain".into()));
+        assert_eq!(
+            whole_value(OLD, "[\"a\",\"b\"]"),
+            Some("[\"a\",\"b\"]".into())
+        );
+        for v in ["\"x\"", "\"x", "x\"", "\""] {
+            assert_eq!(whole_value(OLD, v), None, "{v}");
+            assert_eq!(whole_value(NEW, v), Some(format!("\"{v}\"")), "{v}");
+        }
+        let keys = KeySet::for_version(OLD);
+        let mut s = ContainerSection {
+            keys: &keys,
+            entries: Entries::new(),
+            podman_args: Vec::new(),
+        };
+        s.set_or_flag("StopSignal", "\"SIGTERM".into(), || "--flag".into());
+        assert!(s.entries.is_empty());
+        assert_eq!(s.podman_args, ["--flag"]);
+        let keys = KeySet::for_version(NEW);
+        let mut s = ContainerSection {
+            keys: &keys,
+            entries: Entries::new(),
+            podman_args: Vec::new(),
+        };
+        s.set_or_flag("StopSignal", "\"SIGTERM".into(), || "--flag".into());
+        assert_eq!(s.entries, [("StopSignal".into(), "\"\"SIGTERM\"".into())]);
+        assert!(s.podman_args.is_empty());
+    }
+
+    proptest! {
+        /// Whatever `whole_value` writes, Quadlet reads back as given:
+        /// for a 4.x or 5.x target under the rule of every Podman from
+        /// that major on (4.x as written, the 5.0-5.8.1 trim, the pair
+        /// rule of 5.8.2+), for 6.x under the pair rule.
+        #[test]
+        fn whole_values_read_back_unchanged(v in "[^\u{0}-\u{1f}]*", minor in 0u32..=9) {
+            // Values never have surrounding white space (`esc::verbatim`).
+            prop_assume!(v.trim() == v);
+            // Output for a 4.x or 5.x target reads back unchanged under
+            // the rule of every Podman from the target on.
+            let readers = [V4, PodmanVersion::new(5, 0), OLD, NEW];
+            for target in [PodmanVersion::new(4, minor), PodmanVersion::new(5, minor.min(8))] {
+                if let Some(w) = whole_value(target, &v) {
+                    let from = PodmanVersion::new(target.major, 0);
+                    for reader in readers.iter().filter(|r| **r >= from) {
+                        for patch_2 in [false, true] {
+                            prop_assert_eq!(lookup_reads(*reader, patch_2, &w), v.clone());
+                        }
+                    }
+                }
+            }
+            for m in 0..=PodmanVersion::NEWEST.minor {
+                let w = whole_value(PodmanVersion::new(6, m), &v);
+                prop_assert!(w.is_some());
+                let read = lookup_reads(PodmanVersion::new(6, m), false, &w.unwrap());
+                prop_assert_eq!(read, v.clone());
+            }
+        }
+    }
 }

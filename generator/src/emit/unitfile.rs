@@ -46,12 +46,61 @@ pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
     Ok(out)
 }
 
-/// Checks a rendered Quadlet file against the key table.
+/// Keys of a Quadlet section that Quadlet reads whole (`UnitFile.Lookup`
+/// in pkg/systemd/quadlet/quadlet.go), among those windlass writes; the
+/// others it writes are split into words (`Environment=`, `Exec=`, …) or
+/// read as written (`Volume=`, `PublishPort=`, …).
+const READ_WHOLE: &[&str] = &[
+    "AppArmor",
+    "AutoUpdate",
+    "ContainerName",
+    "Driver",
+    "Entrypoint",
+    "Group",
+    "HealthCmd",
+    "HealthInterval",
+    "HealthRetries",
+    "HealthStartPeriod",
+    "HealthTimeout",
+    "HostName",
+    "Image",
+    "Memory",
+    "NetworkName",
+    "Notify",
+    "PidsLimit",
+    "SeccompProfile",
+    "SecurityLabelFileType",
+    "SecurityLabelLevel",
+    "SecurityLabelType",
+    "ShmSize",
+    "StopSignal",
+    "StopTimeout",
+    "User",
+    "VolumeName",
+];
+
+/// Checks a rendered Quadlet file against the key table, and that no value
+/// Quadlet reads whole starts or ends with `"` for a target before Podman
+/// 6.0, where Quadlet 5.0 to 5.8.1 would remove those quotes (see
+/// `quadlet::whole_value`, which writes such a value as a `PodmanArgs=`
+/// flag instead; this catches template overrides too).
 pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
-    for (section, key, _) in parse(text)? {
-        if keys.is_quadlet_section(&section) && !keys.has(&section, &key) {
+    for (section, key, value) in parse(text)? {
+        if !keys.is_quadlet_section(&section) {
+            continue;
+        }
+        if !keys.has(&section, &key) {
             return Err(format!(
                 "key `{key}` in [{section}] is not known to Podman {}'s Quadlet",
+                keys.version
+            ));
+        }
+        if keys.version < crate::model::PodmanVersion::new(6, 0)
+            && READ_WHOLE.contains(&key.as_str())
+            && (value.starts_with('"') || value.ends_with('"'))
+        {
+            return Err(format!(
+                "`{key}={value}` in [{section}]: Podman 5.0 to 5.8.1's Quadlet removes every `\"` at either end of it (and 5.8.2's one pair), so it would not reach podman as written for Podman {}",
                 keys.version
             ));
         }

@@ -397,6 +397,11 @@ impl<'a> Unit<'a> {
         self.done[last] = true;
         let unit = self.unit;
         if unit.settings[last].value.is_empty() {
+            if section == "Container" && key == "Entrypoint" {
+                // Podman commit 7f37fbd6af (5.8.2, 6.0).
+                self.note(last, Action::Dropped, "empty: Quadlet before 5.8.2 ignores it (the image's entrypoint runs, as imported), 5.8.2 and later clear the image's entrypoint, which a manifest cannot say");
+                return None;
+            }
             // Quadlet and systemd read an empty single value as unset.
             self.note(last, Action::Ignored, "empty: the key is unset");
             return None;
@@ -459,7 +464,7 @@ impl<'a> Unit<'a> {
                     self.note(
                         i,
                         Action::Changed,
-                        "surrounding double quotes removed (as newer Quadlet does; older versions pass them on)",
+                        "surrounding double quotes removed (as Quadlet 5.8.2+ does; 5.0 to 5.8.1 remove every quote at either end, 4.x none)",
                     );
                 }
                 Some(r)
@@ -752,7 +757,10 @@ impl<'a> Unit<'a> {
                 Ok(a) if a.iter().any(|w| w.contains('\0')) => {
                     self.note(i, Action::Dropped, "a NUL character cannot be carried");
                 }
-                Ok(a) => m.entrypoint = Some(a).filter(|a| !a.is_empty()),
+                Ok(a) if a.is_empty() => {
+                    self.note(i, Action::Dropped, "`[]` clears the image's entrypoint (podman runs the command alone), which a manifest cannot say: the image's entrypoint would run");
+                }
+                Ok(a) => m.entrypoint = Some(a),
                 Err(_) => m.entrypoint = Some(vec![v]),
             }
         }

@@ -295,8 +295,10 @@ pub fn resolve_text(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// A value Quadlet reads whole (`Image=`, `Volume=`, `HealthCmd=`, …):
-/// newer Quadlet strips one pair of surrounding double quotes. Returns the
+/// A value Quadlet reads whole (`Image=`, `Entrypoint=`, `HealthCmd=`, …):
+/// Quadlet 5.8.2+ strips one pair of surrounding double quotes (5.0 to
+/// 5.8.1 every `"` at either end, 4.x none; see `emit::quadlet::
+/// whole_value`). Returns the
 /// value and whether quotes were stripped.
 pub fn unquote_whole(s: &str) -> (&str, bool) {
     if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {

@@ -170,12 +170,28 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
             if let Some(nets) = t.table("networks") {
                 for (name, entry) in &nets.entries {
                     let key = format!("networks.{name}");
-                    if !is_object_name(name)
-                        || name == "host"
-                        || name == "none"
-                        || name == "private"
-                    {
-                        b.err(&entry.key_span, &key, format!("expected a network name ([A-Za-z0-9][A-Za-z0-9_.-]*, not host/none/private), found {}", diag::found(name)));
+                    if !is_object_name(name) {
+                        b.err(
+                            &entry.key_span,
+                            &key,
+                            format!(
+                                "expected a network name ([A-Za-z0-9][A-Za-z0-9_.-]*), found {}",
+                                diag::found(name)
+                            ),
+                        );
+                        continue;
+                    }
+                    if PODMAN_NETWORK_MODES.contains(&name.as_str()) {
+                        let removed = if name == "slirp4netns" {
+                            "; Podman 6 removed slirp4netns altogether (`Network=slirp4netns` is an error there; pasta replaces it)"
+                        } else {
+                            ""
+                        };
+                        b.err(&entry.key_span, &key, format!("expected a network name, found {}: Podman reads it as a network mode (`--network={name}`), not as this network, and `podman network create` refuses it{removed}", diag::found(name)));
+                        b.diags.last_mut().expect("just pushed").help = Some(format!(
+                            "name the network otherwise, e.g. [networks.{name}-net], and list that name in the apps' `container.networks`; Podman's network modes are not networks: {}",
+                            PODMAN_NETWORK_MODES.join(", ")
+                        ));
                         continue;
                     }
                     if let manifest::NodeValue::Table(nt) = &entry.node.value {
@@ -1697,7 +1713,15 @@ impl Builder<'_> {
                 }
             }
             for (i, n) in app.container.networks.iter().enumerate() {
-                if n != "host" && !networks.contains_key(n) {
+                if n != "host" && PODMAN_NETWORK_MODES.contains(&n.as_str()) {
+                    let span = spans.networks.get(i).unwrap_or(&spans.file);
+                    let removed = if n == "slirp4netns" {
+                        " (and Podman 6 removed slirp4netns: `Network=slirp4netns` is an error there)"
+                    } else {
+                        ""
+                    };
+                    self.err(span, &format!("container.networks[{i}]"), format!("{} is a Podman network mode, not a network: windlass offers declared networks and \"host\"{removed}", diag::found(n)));
+                } else if n != "host" && !networks.contains_key(n) {
                     let span = spans.networks.get(i).unwrap_or(&spans.file);
                     self.err(span, &format!("container.networks[{i}]"), format!("unknown network {}: declare it as [networks.{n}] in windlass.toml, or use \"host\"", diag::found(n)));
                 }

@@ -449,6 +449,22 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Names `podman run --network` reads as a network mode, not a network,
+/// and that `podman network create` refuses (`NetworkCreate` in Podman's
+/// pkg/domain/infra/abi/network.go, the same list from 4.4 to 6.0, `pasta`
+/// from 5.0). `slirp4netns` is an error as a mode from Podman 6.0.
+pub const PODMAN_NETWORK_MODES: &[&str] = &[
+    "bridge",
+    "container",
+    "default",
+    "host",
+    "none",
+    "ns",
+    "pasta",
+    "private",
+    "slirp4netns",
+];
+
 /// A Podman version the Quadlet output targets (major.minor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PodmanVersion {
@@ -457,12 +473,28 @@ pub struct PodmanVersion {
 }
 
 impl PodmanVersion {
+    /// The target when neither `--podman-version` nor `[host] podman` says
+    /// one: Debian 13's Podman, the release the Quadlet oracle runs
+    /// (docs/decisions.md, "The default Podman version"). Output for an
+    /// older Podman stays valid on every newer one that windlass knows
+    /// (Quadlet only ever added keys, and the values are written to read
+    /// the same under every Quadlet from here to [`Self::NEWEST`]).
     pub const DEFAULT: PodmanVersion = PodmanVersion { major: 5, minor: 4 };
     pub const OLDEST: PodmanVersion = PodmanVersion { major: 4, minor: 4 };
-    pub const NEWEST: PodmanVersion = PodmanVersion { major: 5, minor: 8 };
+    pub const NEWEST: PodmanVersion = PodmanVersion { major: 6, minor: 1 };
 
     pub const fn new(major: u32, minor: u32) -> PodmanVersion {
         PodmanVersion { major, minor }
+    }
+
+    /// Whether windlass has the Quadlet keys of this release.
+    pub fn is_known(self) -> bool {
+        match self.major {
+            4 => (4..=9).contains(&self.minor),
+            5 => self.minor <= 8,
+            6 => self.minor <= Self::NEWEST.minor,
+            _ => false,
+        }
     }
 }
 
@@ -485,9 +517,13 @@ pub fn parse_podman_version(s: &str) -> Result<PodmanVersion, String> {
     match (major, minor) {
         (Some(major), Some(minor)) if patch_ok => {
             let v = PodmanVersion { major, minor };
-            let known =
-                (v.major == 4 && (4..=9).contains(&v.minor)) || (v.major == 5 && v.minor <= 8);
-            if !known {
+            if v > PodmanVersion::NEWEST {
+                Err(format!(
+                    "{expected}; {v} is newer than the newest Podman whose Quadlet keys windlass knows ({}): target {} (output for an older Podman stays valid on newer ones) or update windlass",
+                    PodmanVersion::NEWEST,
+                    PodmanVersion::NEWEST
+                ))
+            } else if !v.is_known() {
                 Err(format!("{expected}; {v} is not supported"))
             } else {
                 Ok(v)
@@ -1211,7 +1247,18 @@ mod tests {
         assert_eq!(parse_podman_version("5.4"), Ok(PodmanVersion::new(5, 4)));
         assert_eq!(parse_podman_version("4.9.3"), Ok(PodmanVersion::new(4, 9)));
         assert!(parse_podman_version("4.3").is_err());
-        assert!(parse_podman_version("6.0").is_err());
+        assert_eq!(parse_podman_version("6.0"), Ok(PodmanVersion::new(6, 0)));
+        assert_eq!(parse_podman_version("6.1.3"), Ok(PodmanVersion::new(6, 1)));
+        assert_eq!(parse_podman_version("v6.1"), Ok(PodmanVersion::new(6, 1)));
+        assert!(parse_podman_version("5.9").is_err());
+        assert!(parse_podman_version("4.10").is_err());
         assert!(parse_podman_version("five").is_err());
+        for newer in ["6.2", "7.0", "6.2.0"] {
+            let e = parse_podman_version(newer).unwrap_err();
+            assert!(
+                e.contains("newer than the newest") && e.contains("6.1"),
+                "{e}"
+            );
+        }
     }
 }
