@@ -43,14 +43,12 @@ impl ContainerSection<'_> {
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
     let keys = KeySet::for_version(ctx.podman);
-    let mut files = Vec::new();
-    for app in &fleet.apps {
-        let text = container(app, &keys, ctx)?;
-        files.push(OutputFile {
+    let mut files = super::per_app(fleet, ctx, |app, c| {
+        Ok(OutputFile {
             path: format!("quadlet/{}.container", app.name),
-            content: text,
-        });
-    }
+            content: container(app, &keys, c)?,
+        })
+    })?;
     for (name, vol) in &fleet.volumes {
         files.push(volume(name, vol, &keys, ctx)?);
     }

@@ -19,8 +19,8 @@ fn push(list: &mut Entries, key: &str, value: String) {
 }
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
-    let mut files = Vec::new();
-    for app in &fleet.apps {
+    let per_app = super::per_app(fleet, ctx, |app, ctx| {
+        let mut files = Vec::new();
         for job in &app.jobs {
             let unit_name = format!("{}-{}", app.name, job.name);
             let source = safe(esc::text(&app.source));
@@ -80,8 +80,9 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
                 vars,
             )?);
         }
-    }
-    Ok(files)
+        Ok(files)
+    })?;
+    Ok(per_app.into_iter().flatten().collect())
 }
 
 fn render(
