@@ -655,7 +655,8 @@ fn render(
     vars: BTreeMap<&str, Value>,
 ) -> Result<OutputFile, EmitError> {
     let content = ctx.templates.render(template, &Value::from(vars))?;
-    nix::check(&content).map_err(|message| EmitError::Invalid {
+    let exhaustive = ctx.templates.overridden.iter().any(|t| t == template);
+    nix::check_emitted(&content, exhaustive).map_err(|message| EmitError::Invalid {
         file: path.clone(),
         message: format!("not valid Nix: {message} (rendered from template {template})"),
     })?;
