@@ -355,7 +355,7 @@ mod tests {
             r#"{ a = "x\"y"; b = [ 1 (f 2) ]; c = ''
   t '''x ''${y} ${z}
 ''; d = "${e}"; }"#,
-            "",
+            "[ ]",
         ] {
             check_lexical(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
             check(ok).unwrap();
