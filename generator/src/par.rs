@@ -31,8 +31,19 @@ where
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
+    map_on(threads(), items, f)
+}
+
+/// [`map`] on `threads` threads: more than the cores for work that mostly
+/// waits (fsync), so that the waits overlap.
+pub fn map_on<T, R, F>(threads: usize, items: &[T], f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
     const BLOCK: usize = 8;
-    let n = threads().min(items.len().div_ceil(BLOCK));
+    let n = threads.min(items.len().div_ceil(BLOCK));
     if n <= 1 {
         return items.iter().map(f).collect();
     }
