@@ -83,7 +83,7 @@ fn render(
     let content = ctx
         .templates
         .render_unit(template, source, sections, Vec::new)?;
-    unitfile::parse(&content).map_err(|message| EmitError::Invalid {
+    unitfile::check(&content).map_err(|message| EmitError::Invalid {
         file: path.clone(),
         message,
     })?;
