@@ -14,7 +14,7 @@ use windlass::record;
 fn main() -> ExitCode {
     // The generator's worker threads share one malloc arena: glibc gives
     // each thread its own, each with its own high-water mark, which put
-    // the peak RSS of 1,000 apps at 37 MB instead of 31 MB for the same
+    // the peak RSS of 1,000 apps at 36 MiB instead of 31 MiB for the same
     // CPU time (threads keep small blocks in their own caches anyway).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: a plain setting, made before any other thread exists.

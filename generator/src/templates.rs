@@ -214,10 +214,9 @@ impl UnitLayout {
             return None;
         }
         let mut sections = Vec::new();
-        loop {
-            let Some(head) = lines.next() else {
-                break;
-            };
+        // Not a `for`: the body takes the section's other lines itself.
+        #[allow(clippy::while_let_on_iterator)]
+        while let Some(head) = lines.next() {
             // Sections after the first follow a blank line.
             let head = if sections.is_empty() {
                 head
@@ -268,7 +267,10 @@ impl UnitLayout {
         for (name, var) in &self.sections {
             let (_, list) = sections.iter().find(|(v, _)| v == var)?;
             size += name.len() + 4;
-            size += list.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+            size += list
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
             lists.push((name, *list));
         }
         let mut s = String::with_capacity(size);
@@ -347,8 +349,8 @@ mod tests {
             .collect();
         assert_eq!(units.len(), 5, "{units:?}");
         for name in units {
-            let layout = UnitLayout::of(name)
-                .unwrap_or_else(|| panic!("{name} is not of the unit layout"));
+            let layout =
+                UnitLayout::of(name).unwrap_or_else(|| panic!("{name} is not of the unit layout"));
             for sizes in [[0, 0, 0, 0], [1, 0, 2, 0], [3, 5, 1, 1], [0, 2, 0, 3]] {
                 let lists: Vec<Vec<(String, String)>> = layout
                     .sections

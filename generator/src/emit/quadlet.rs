@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-
 use super::keys::KeySet;
 use super::{EmitContext, EmitError, go_duration, podman, unitfile};
 use crate::escape::{json, systemd as esc};
@@ -66,11 +65,9 @@ fn render(
     sections: &[(&'static str, &[(String, String)])],
     name: &str,
 ) -> Result<String, EmitError> {
-    let text = ctx
-        .templates
-        .render_unit(template, source, sections, || {
-            vec![("name", safe(name.to_string()))]
-        })?;
+    let text = ctx.templates.render_unit(template, source, sections, || {
+        vec![("name", safe(name.to_string()))]
+    })?;
     unitfile::check_quadlet(&text, keys).map_err(|message| EmitError::Invalid {
         file: file.to_string(),
         message: format!("{message} (rendered from template {template})"),

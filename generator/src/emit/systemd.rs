@@ -1,8 +1,6 @@
 //! systemd units for `[[jobs]]`: `<app>-<job>.timer` firing a oneshot
 //! `<app>-<job>.service`.
 
-
-
 use super::{EmitContext, EmitError, unitfile};
 use crate::escape::systemd as esc;
 use crate::model::Fleet;
