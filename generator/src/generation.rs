@@ -4,15 +4,20 @@
 //! Deterministic: sorted keys, no timestamps, no host names. The document's
 //! shape is `windlass_contract::Manifest`'s; this only fills it in.
 
-use sha2::{Digest, Sha256};
 use windlass_contract::{FORMAT, FileEntry, Generator, MANIFEST, Manifest};
 
 use crate::emit::{Target, quadlet};
 use crate::model::Fleet;
 use crate::output_file::OutputFile;
 
-/// Builds the generation manifest for `files` (which must not include it).
-pub fn manifest(fleet: &Fleet, targets: &[Target], files: &[OutputFile]) -> OutputFile {
+/// Builds the generation manifest for `files` (which must not include it);
+/// `sha256` holds each file's SHA-256 in hex, in the same order.
+pub fn manifest(
+    fleet: &Fleet,
+    targets: &[Target],
+    files: &[OutputFile],
+    sha256: &[String],
+) -> OutputFile {
     let doc = Manifest {
         apps: fleet
             .apps
@@ -21,9 +26,10 @@ pub fn manifest(fleet: &Fleet, targets: &[Target], files: &[OutputFile]) -> Outp
             .collect(),
         files: files
             .iter()
-            .map(|f| FileEntry {
+            .zip(sha256)
+            .map(|(f, sha256)| FileEntry {
                 path: f.path.clone(),
-                sha256: hex::encode(Sha256::digest(f.content.as_bytes())),
+                sha256: sha256.clone(),
             })
             .collect(),
         format: FORMAT,
@@ -47,4 +53,10 @@ pub fn manifest(fleet: &Fleet, targets: &[Target], files: &[OutputFile]) -> Outp
         path: MANIFEST.to_string(),
         content: doc.to_json(),
     }
+}
+
+/// The SHA-256 of `content`, in hex.
+pub fn sha256_hex(content: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(content))
 }

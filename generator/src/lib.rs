@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod model;
 pub mod output;
 pub mod output_file;
+pub mod par;
 pub mod pipeline;
 pub mod record;
 pub mod templates;

@@ -12,6 +12,15 @@ use windlass::pipeline::{self, Options, PipelineError};
 use windlass::record;
 
 fn main() -> ExitCode {
+    // The generator's worker threads share one malloc arena: glibc gives
+    // each thread its own, each with its own high-water mark, which put
+    // the peak RSS of 1,000 apps at 36 MiB instead of 31 MiB for the same
+    // CPU time (threads keep small blocks in their own caches anyway).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: a plain setting, made before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Completions { shell } => {

@@ -192,53 +192,135 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<(), Output
     for dir in &dirs {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    // File creation dominates on slow file systems; spread it over a few
-    // threads. Each file is independent and the tree is invisible until the
-    // swap, so the order does not matter.
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, 8);
-    let chunk = files.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().try_for_each(|f| write_one(out, tmp, f))))
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("writer thread panicked"))
-    })?;
-    // One syncfs(2) makes every file and directory of the new tree durable
-    // before it is swapped in; far cheaper than an fsync per file.
-    let root = fs::File::open(tmp).map_err(io_err(tmp))?;
-    // SAFETY: the descriptor is valid for the duration of the call.
-    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&root)) } != 0 {
-        return Err(OutputError::Io {
-            path: tmp.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
+    let durable = needs_sync(tmp).map_err(io_err(tmp))?;
+    let how = WriteHow {
+        // In a cold run there is no old tree to link unchanged files from.
+        old_tree: out.is_dir(),
+        // Files are created with mode 0644; only a umask that takes bits
+        // from it needs a chmod of each.
+        chmod: current_umask() & FILE_MODE != 0,
+        durable,
+    };
+    // Every file is independent and the tree is invisible until the swap,
+    // so files are written on all cores in any order.
+    crate::par::map(files, |f| write_one(out, tmp, f, &how))
+        .into_iter()
+        .collect::<Result<(), OutputError>>()?;
+    if !durable {
+        return Ok(());
     }
-    Ok(())
+    // The new tree must be durable before it is swapped in. Each file's
+    // write-back was started as it was written (sync_file_range); now
+    // each file and then each directory is fsynced. This waits for this
+    // tree's data only, not for other processes' dirty pages as syncfs(2)
+    // would. fsync mostly waits for the device: more threads than cores
+    // let the waits overlap (and the device's cache flushes merge).
+    crate::par::map_on(SYNC_THREADS, files, |f| {
+        let p = tmp.join(&f.path);
+        fs::File::open(&p)
+            .and_then(|file| file.sync_all())
+            .map_err(io_err(&p))
+    })
+    .into_iter()
+    .collect::<Result<(), OutputError>>()?;
+    let mut all_dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    for d in &dirs {
+        let mut p = d.parent();
+        while let Some(a) = p
+            && a.starts_with(tmp)
+            && a != tmp
+        {
+            all_dirs.push(a);
+            p = a.parent();
+        }
+    }
+    all_dirs.push(tmp);
+    all_dirs.sort();
+    all_dirs.dedup();
+    crate::par::map_on(SYNC_THREADS, &all_dirs, |d| fsync_dir(d).map_err(io_err(d)))
+        .into_iter()
+        .collect::<Result<(), OutputError>>()
+}
+
+/// Threads that fsync the new tree's files.
+const SYNC_THREADS: usize = 16;
+
+/// How [`write_one`] writes a file.
+struct WriteHow {
+    old_tree: bool,
+    chmod: bool,
+    durable: bool,
+}
+
+/// The process's umask, read without changing it (`/proc/self/status`);
+/// when that cannot be read, assume one that needs the chmod.
+fn current_umask() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o777)
+}
+
+/// Whether files written under `dir` need syncing to survive a crash:
+/// not on tmpfs or ramfs, which a crash empties anyway.
+fn needs_sync(dir: &Path) -> io::Result<bool> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: statfs is plain data; the path is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    #[allow(clippy::unnecessary_cast)]
+    let kind = st.f_type as i64;
+    Ok(kind != TMPFS_MAGIC && kind != RAMFS_MAGIC)
 }
 
 /// Writes one file of the new tree, hard-linking it from the old tree when
 /// its content is unchanged (so its inode and mtime stay).
-fn write_one(out: &Path, tmp: &Path, f: &OutputFile) -> Result<(), OutputError> {
+fn write_one(out: &Path, tmp: &Path, f: &OutputFile, how: &WriteHow) -> Result<(), OutputError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dest = tmp.join(&f.path);
     let old = out.join(&f.path);
-    let unchanged = as_written(&old, &f.content).unwrap_or(false);
+    let unchanged = how.old_tree && as_written(&old, &f.content).unwrap_or(false);
     if unchanged && fs::hard_link(&old, &dest).is_ok() {
         return Ok(());
     }
-    let mut file = fs::File::create(&dest).map_err(io_err(&dest))?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(&dest)
+        .map_err(io_err(&dest))?;
     file.write_all(f.content.as_bytes())
         .map_err(io_err(&dest))?;
-    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-        .map_err(io_err(&dest))?;
+    if how.chmod {
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
+            .map_err(io_err(&dest))?;
+    }
     if unchanged {
         // Hard link refused (another file system?): keep the old mtime.
         if let Ok(m) = fs::metadata(&old).and_then(|m| m.modified()) {
             let _ = file.set_modified(m);
+        }
+    }
+    if how.durable {
+        // Start the write-back now; build_tree waits for it with fsync.
+        // SAFETY: the descriptor is valid for the duration of the call.
+        unsafe {
+            libc::sync_file_range(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+                0,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
         }
     }
     Ok(())
@@ -275,4 +357,90 @@ fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
         fsync_dir(parent).map_err(io_err(parent))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str) -> OutputFile {
+        OutputFile {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    fn tree(generation: usize) -> Vec<OutputFile> {
+        let mut files: Vec<OutputFile> = (0..40)
+            .map(|i| file(&format!("d{}/f{i}", i % 3), &format!("{generation}\n")))
+            .collect();
+        files.push(file(MANIFEST, &format!("{generation}\n")));
+        files
+    }
+
+    /// What a reader finds in OUT: the generations its files come from.
+    /// It opens OUT once and reads every file through that directory, as a
+    /// reader that must see one tree does (paths looked up through OUT
+    /// again and again may straddle a swap).
+    fn generations(out: &Path) -> BTreeMap<String, usize> {
+        let mut seen = BTreeMap::new();
+        let Ok(root) = fs::File::open(out) else {
+            return seen;
+        };
+        let at = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&root)
+        ));
+        for f in tree(0) {
+            if let Ok(text) = fs::read_to_string(at.join(&f.path)) {
+                *seen.entry(text).or_insert(0) += 1;
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn a_reader_sees_the_old_tree_or_the_new_one_never_a_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        write(&out, &tree(0)).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let seen = generations(&out);
+                    // The swap is one rename: the files of one generation
+                    // (fewer once the replaced tree is being removed).
+                    assert!(seen.len() <= 1, "a mix of trees: {seen:?}");
+                    reads += usize::from(seen.values().sum::<usize>() == 41);
+                }
+                reads
+            });
+            for g in 1..30 {
+                write(&out, &tree(g)).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert!(reader.join().unwrap() > 0);
+        });
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_tree_whole_and_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        write(&out, &tree(0)).unwrap();
+        // `d0` cannot be both a file and a directory: the new tree fails
+        // part way, after some of its files were written.
+        let mut bad = tree(1);
+        bad.push(file("d0", "1\n"));
+        bad.sort_by(|a, b| a.path.cmp(&b.path));
+        assert!(write(&out, &bad).is_err());
+        assert_eq!(generations(&out), BTreeMap::from([("0\n".to_string(), 41)]));
+        let beside: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["out"]);
+    }
 }

@@ -42,6 +42,8 @@ pub enum PipelineError {
 pub struct Built {
     pub fleet: Fleet,
     pub files: Vec<OutputFile>,
+    /// Each file's SHA-256 in hex, in the order of `files`.
+    pub sha256: Vec<String>,
     pub warnings: Vec<Diagnostic>,
     pub notes: Vec<String>,
     /// The fleet's files, in the order read, as they were when read.
@@ -95,10 +97,19 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         nixos_backend: opts.nixos_backend,
         warnings: Vec::new(),
     };
-    let mut files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
+    let files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
-    files.push(crate::generation::manifest(&fleet, &targets, &files));
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Each file is hashed once, on all cores: for the generation manifest
+    // and for the record of the run.
+    let sha256 = crate::par::map(&files, |f| {
+        crate::generation::sha256_hex(f.content.as_bytes())
+    });
+    let manifest = crate::generation::manifest(&fleet, &targets, &files, &sha256);
+    let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
+    let mut hashed: Vec<(OutputFile, String)> = files.into_iter().zip(sha256).collect();
+    hashed.push((manifest, manifest_sha256));
+    hashed.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    let (files, sha256): (Vec<OutputFile>, Vec<String>) = hashed.into_iter().unzip();
     // Targets that share an emitter (nixos embeds quadlet) repeat its notes.
     let mut notes = Vec::new();
     for w in ctx.warnings {
@@ -109,6 +120,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     Ok(Built {
         fleet,
         files,
+        sha256,
         warnings: loaded.diagnostics,
         notes,
         inputs_read,

@@ -470,13 +470,14 @@ fn entries_of_run(out: &Path, opts: &Options, built: &Built) -> Option<RunEntrie
             paths.push((Kind::Template, p.to_str()?.to_string()));
         }
     }
-    for f in &built.files {
-        let m = fs::symlink_metadata(out.join(&f.path)).ok()?;
+    let metas = crate::par::map(&built.files, |f| fs::symlink_metadata(out.join(&f.path)));
+    for ((f, sha), m) in built.files.iter().zip(&built.sha256).zip(metas) {
+        let m = m.ok()?;
         if !m.is_file() {
             return None;
         }
         paths.push((Kind::Output, f.path.clone()));
-        shas.push(sha256_hex(f.content.as_bytes()));
+        shas.push(sha.clone());
         stamps.push(Some(Stamp::of(&m)));
     }
     Some((paths, shas, stamps))

@@ -193,3 +193,187 @@ pub fn entries(list: &[(String, String)]) -> Value {
             .collect::<Vec<_>>(),
     )
 }
+
+/// The shape every built-in unit template (`quadlet/*.j2`, `systemd/*.j2`)
+/// has: a header line naming `{{ source }}`, then sections, each `[Name]`
+/// and a loop writing its entries as `key=value`, with a blank line
+/// between sections.
+struct UnitLayout {
+    header: (&'static str, &'static str),
+    /// Each section's name as written and the variable holding its entries.
+    sections: Vec<(&'static str, &'static str)>,
+}
+
+impl UnitLayout {
+    /// Reads the layout out of a template's text; `None` unless the text is
+    /// exactly of this shape.
+    fn parse(text: &'static str) -> Option<UnitLayout> {
+        let mut lines = text.lines();
+        let header = lines.next()?.split_once("{{ source }}")?;
+        if header.0.contains("{{") || header.1.contains("{{") {
+            return None;
+        }
+        let mut sections = Vec::new();
+        // Not a `for`: the body takes the section's other lines itself.
+        #[allow(clippy::while_let_on_iterator)]
+        while let Some(head) = lines.next() {
+            // Sections after the first follow a blank line.
+            let head = if sections.is_empty() {
+                head
+            } else if head.is_empty() {
+                lines.next()?
+            } else {
+                return None;
+            };
+            let name = head.strip_prefix('[')?.strip_suffix(']')?;
+            let var = lines
+                .next()?
+                .strip_prefix("{% for e in ")?
+                .strip_suffix(" %}")?;
+            if lines.next()? != "{{ e.key }}={{ e.value }}" || lines.next()? != "{% endfor %}" {
+                return None;
+            }
+            let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !plain(name) || !plain(var) {
+                return None;
+            }
+            sections.push((name, var));
+        }
+        (!sections.is_empty()).then_some(UnitLayout { header, sections })
+    }
+
+    /// The built-in template `name`'s layout, read once.
+    fn of(name: &str) -> Option<&'static UnitLayout> {
+        static LAYOUTS: std::sync::OnceLock<Vec<(&'static str, Option<UnitLayout>)>> =
+            std::sync::OnceLock::new();
+        LAYOUTS
+            .get_or_init(|| {
+                DEFAULTS
+                    .iter()
+                    .map(|(n, text)| (*n, UnitLayout::parse(text)))
+                    .collect()
+            })
+            .iter()
+            .find(|(n, _)| *n == name)?
+            .1
+            .as_ref()
+    }
+
+    /// The text the template renders for `source` and `sections` (each
+    /// variable with its entries); `None` when a variable is missing.
+    fn write(&self, source: &str, sections: &[(&str, &[(String, String)])]) -> Option<String> {
+        let mut size = self.header.0.len() + source.len() + self.header.1.len() + 1;
+        let mut lists = Vec::with_capacity(self.sections.len());
+        for (name, var) in &self.sections {
+            let (_, list) = sections.iter().find(|(v, _)| v == var)?;
+            size += name.len() + 4;
+            size += list
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
+            lists.push((name, *list));
+        }
+        let mut s = String::with_capacity(size);
+        s.push_str(self.header.0);
+        s.push_str(source);
+        s.push_str(self.header.1);
+        s.push('\n');
+        for (i, (name, list)) in lists.into_iter().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
+            s.push('[');
+            s.push_str(name);
+            s.push_str("]\n");
+            for (k, v) in list {
+                s.push_str(k);
+                s.push('=');
+                s.push_str(v);
+                s.push('\n');
+            }
+        }
+        // One trailing newline, as `Templates::render` leaves it.
+        while s.ends_with('\n') {
+            s.pop();
+        }
+        s.push('\n');
+        Some(s)
+    }
+}
+
+impl Templates {
+    /// Renders the unit template `name` with `source` (already escaped),
+    /// each section variable's entries and the `extra` variables. A
+    /// built-in template not overridden is laid out directly, without
+    /// building template values for every entry (`unit_layout_is_the_
+    /// template_s` checks it is byte for byte what the template renders);
+    /// an overridden one is rendered by the template engine.
+    pub fn render_unit(
+        &self,
+        name: &str,
+        source: &str,
+        sections: &[(&'static str, &[(String, String)])],
+        extra: impl FnOnce() -> Vec<(&'static str, Value)>,
+    ) -> Result<String, TemplateError> {
+        if !self.overridden.iter().any(|t| t == name)
+            && let Some(text) = UnitLayout::of(name).and_then(|l| l.write(source, sections))
+        {
+            return Ok(text);
+        }
+        let mut vars: BTreeMap<&str, Value> = extra().into_iter().collect();
+        vars.insert("source", safe(source.to_string()));
+        for (var, list) in sections {
+            vars.insert(var, entries(list));
+        }
+        self.render(name, &Value::from(vars))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(n: usize, tag: &str) -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| (format!("Key{i}"), format!("{tag} value {i} \\ \"q\" %h $x")))
+            .collect()
+    }
+
+    #[test]
+    fn unit_layout_is_the_template_s() {
+        let templates = Templates::load(None).unwrap();
+        let units: Vec<&str> = DEFAULTS
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| n.starts_with("quadlet/") || n.starts_with("systemd/"))
+            .collect();
+        assert_eq!(units.len(), 5, "{units:?}");
+        for name in units {
+            let layout =
+                UnitLayout::of(name).unwrap_or_else(|| panic!("{name} is not of the unit layout"));
+            for sizes in [[0, 0, 0, 0], [1, 0, 2, 0], [3, 5, 1, 1], [0, 2, 0, 3]] {
+                let lists: Vec<Vec<(String, String)>> = layout
+                    .sections
+                    .iter()
+                    .zip(sizes)
+                    .map(|((_, var), n)| list(n, var))
+                    .collect();
+                let sections: Vec<(&'static str, &[(String, String)])> = layout
+                    .sections
+                    .iter()
+                    .zip(&lists)
+                    .map(|((_, var), l)| (*var, l.as_slice()))
+                    .collect();
+                let direct = layout.write("apps/x.toml", &sections).unwrap();
+                let mut vars: BTreeMap<&str, Value> = BTreeMap::new();
+                vars.insert("source", safe("apps/x.toml".into()));
+                vars.insert("name", safe("x".into()));
+                for (var, l) in &sections {
+                    vars.insert(var, entries(l));
+                }
+                let rendered = templates.render(name, &Value::from(vars)).unwrap();
+                assert_eq!(direct, rendered, "{name} with {sizes:?}");
+            }
+        }
+    }
+}

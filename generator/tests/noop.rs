@@ -806,7 +806,25 @@ fn generate_reads_nothing_the_record_does_not_cover() {
             "output.rs",
             "File::open(",
             2,
-            "OUT's directories, to fsync them",
+            "OUT's new files and directories, to fsync them",
+        ),
+        (
+            "output.rs",
+            "OpenOptions::new(",
+            1,
+            "OUT's new files, to write them",
+        ),
+        (
+            "output.rs",
+            "read_to_string(",
+            1,
+            "the umask (/proc/self/status): whether to chmod, the mode is 0644 either way",
+        ),
+        (
+            "par.rs",
+            "env::var(",
+            1,
+            "WINDLASS_THREADS: how many threads, never what is written",
         ),
         ("record.rs", "fs::read(", 1, "a recorded file, to verify it"),
         (

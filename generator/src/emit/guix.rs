@@ -54,7 +54,8 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         .extend(fleet.apps.iter().filter_map(low_port_warning));
     ctx.warnings
         .extend(fleet.apps.iter().filter_map(container_name_warning));
-    let containers = containers_service(fleet);
+    // Each tree is laid out at once and dropped: only its text is kept.
+    let containers = containers_service(fleet).pretty(INDENT);
     let mut timers = Vec::new();
     for app in &fleet.apps {
         for job in &app.jobs {
@@ -71,12 +72,12 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         )
         .pretty(INDENT)
     };
-    let generation = generation_service(fleet);
+    let generation = generation_service(fleet).pretty(INDENT);
 
     let vars = BTreeMap::from([
-        ("containers", safe(containers.pretty(INDENT))),
+        ("containers", safe(containers)),
         ("jobs", safe(jobs)),
-        ("generation", safe(generation.pretty(INDENT))),
+        ("generation", safe(generation)),
     ]);
     let content = ctx.templates.render(TEMPLATE, &Value::from(vars))?;
     let invalid = |message: String| EmitError::Invalid {
@@ -148,7 +149,7 @@ fn strings(items: &[String]) -> Datum {
 fn containers_service(fleet: &Fleet) -> Datum {
     let mut ext = vec![field(
         "containers",
-        Datum::call("list", fleet.apps.iter().map(container).collect()),
+        Datum::call("list", crate::par::map(&fleet.apps, container)),
     )];
     if !fleet.networks.is_empty() {
         ext.push(field(

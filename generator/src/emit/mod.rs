@@ -65,6 +65,38 @@ pub struct EmitContext<'a> {
     pub warnings: Vec<String>,
 }
 
+/// `f` for every app of `fleet`, spread over the cores (see [`crate::par`]):
+/// the results and each app's notes come back in the apps' order, and the
+/// first error in that order is the one returned, as a sequential loop
+/// would.
+pub(crate) fn per_app<R, F>(
+    fleet: &Fleet,
+    ctx: &mut EmitContext<'_>,
+    f: F,
+) -> Result<Vec<R>, EmitError>
+where
+    R: Send,
+    F: Fn(&crate::model::App, &mut EmitContext<'_>) -> Result<R, EmitError> + Sync,
+{
+    let (podman, templates, nixos_backend) = (ctx.podman, ctx.templates, ctx.nixos_backend);
+    let done = crate::par::map(&fleet.apps, |app| {
+        let mut c = EmitContext {
+            podman,
+            templates,
+            nixos_backend,
+            warnings: Vec::new(),
+        };
+        let r = f(app, &mut c);
+        (r, c.warnings)
+    });
+    let mut out = Vec::with_capacity(done.len());
+    for (r, warnings) in done {
+        ctx.warnings.extend(warnings);
+        out.push(r?);
+    }
+    Ok(out)
+}
+
 /// Runs the emitters for `targets`: the Quadlet emitter (whose text the
 /// NixOS quadlet backend embeds, so it runs once for both), the systemd and
 /// the Guix emitters on their own threads. Output and notes do not depend

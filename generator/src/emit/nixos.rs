@@ -56,17 +56,15 @@ pub fn emit(
         .iter()
         .map(|f| (f.path.as_str(), f.content.as_str()))
         .collect();
-    let mut files = Vec::new();
-    let mut imports = Vec::new();
-    for app in &fleet.apps {
+    let mut files = super::per_app(fleet, ctx, |app, c| {
         let file = format!("nixos/apps/{}.nix", app.name);
-        let text = app_module(app, backend, &quadlet_text, ctx, &file)?;
-        imports.push(app_import(&app.name));
-        files.push(OutputFile {
+        let text = app_module(app, backend, &quadlet_text, c, &file)?;
+        Ok(OutputFile {
             path: file,
             content: text,
-        });
-    }
+        })
+    })?;
+    let imports: Vec<String> = fleet.apps.iter().map(|a| app_import(&a.name)).collect();
     files.push(render(
         ctx,
         "nixos/options.nix.j2",
@@ -658,7 +656,8 @@ fn render(
     vars: BTreeMap<&str, Value>,
 ) -> Result<OutputFile, EmitError> {
     let content = ctx.templates.render(template, &Value::from(vars))?;
-    nix::check(&content).map_err(|message| EmitError::Invalid {
+    let exhaustive = ctx.templates.overridden.iter().any(|t| t == template);
+    nix::check_emitted(&content, exhaustive).map_err(|message| EmitError::Invalid {
         file: path.clone(),
         message: format!("not valid Nix: {message} (rendered from template {template})"),
     })?;

@@ -8,14 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use minijinja::Value;
-
 use super::keys::KeySet;
 use super::{EmitContext, EmitError, go_duration, podman, unitfile};
 use crate::escape::{json, systemd as esc};
 use crate::model::*;
 use crate::output_file::OutputFile;
-use crate::templates::{entries, safe};
+use crate::templates::safe;
 
 type Entries = Vec<(String, String)>;
 
@@ -97,14 +95,12 @@ pub fn lookup_reads(target: PodmanVersion, patch_2: bool, written: &str) -> Stri
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
     let keys = KeySet::for_version(ctx.podman);
-    let mut files = Vec::new();
-    for app in &fleet.apps {
-        let text = container(app, &keys, ctx)?;
-        files.push(OutputFile {
+    let mut files = super::per_app(fleet, ctx, |app, c| {
+        Ok(OutputFile {
             path: format!("quadlet/{}.container", app.name),
-            content: text,
-        });
-    }
+            content: container(app, &keys, c)?,
+        })
+    })?;
     for (name, vol) in &fleet.volumes {
         files.push(volume(name, vol, &keys, ctx)?);
     }
@@ -119,9 +115,13 @@ fn render(
     keys: &KeySet,
     template: &str,
     file: &str,
-    vars: BTreeMap<&str, Value>,
+    source: &str,
+    sections: &[(&'static str, &[(String, String)])],
+    name: &str,
 ) -> Result<String, EmitError> {
-    let text = ctx.templates.render(template, &Value::from(vars))?;
+    let text = ctx.templates.render_unit(template, source, sections, || {
+        vec![("name", safe(name.to_string()))]
+    })?;
     unitfile::check_quadlet(&text, keys).map_err(|message| EmitError::Invalid {
         file: file.to_string(),
         message: format!("{message} (rendered from template {template})"),
@@ -187,20 +187,19 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
     s.settings(app)?;
     let container = s.finish(app)?;
 
-    let vars = BTreeMap::from([
-        ("source", safe(esc::text(&app.source))),
-        ("name", safe(app.name.clone())),
-        ("unit", entries(&unit_section(app))),
-        ("container", entries(&container)),
-        ("service", entries(&service_section(app))),
-        ("install", entries(&install_section())),
-    ]);
     render(
         ctx,
         keys,
         "quadlet/container.j2",
         &format!("quadlet/{}.container", app.name),
-        vars,
+        &esc::text(&app.source),
+        &[
+            ("unit", &unit_section(app)),
+            ("container", &container),
+            ("service", &service_section(app)),
+            ("install", &install_section()),
+        ],
+        &app.name,
     )
 }
 
@@ -544,13 +543,15 @@ fn volume(
         push(&mut v, "Driver", d.clone());
     }
     label_entries(&mut v, &vol.labels);
-    let vars = BTreeMap::from([
-        ("source", safe("windlass.toml".into())),
-        ("name", safe(name.to_string())),
-        ("unit", entries(&unit)),
-        ("volume", entries(&v)),
-    ]);
-    let content = render(ctx, keys, "quadlet/volume.j2", &file, vars)?;
+    let content = render(
+        ctx,
+        keys,
+        "quadlet/volume.j2",
+        &file,
+        "windlass.toml",
+        &[("unit", &unit), ("volume", &v)],
+        name,
+    )?;
     Ok(OutputFile {
         path: file,
         content,
@@ -590,13 +591,15 @@ fn network(
         push(&mut n, "IPv6", "true".into());
     }
     label_entries(&mut n, &net.labels);
-    let vars = BTreeMap::from([
-        ("source", safe("windlass.toml".into())),
-        ("name", safe(name.to_string())),
-        ("unit", entries(&unit)),
-        ("network", entries(&n)),
-    ]);
-    let content = render(ctx, keys, "quadlet/network.j2", &file, vars)?;
+    let content = render(
+        ctx,
+        keys,
+        "quadlet/network.j2",
+        &file,
+        "windlass.toml",
+        &[("unit", &unit), ("network", &n)],
+        name,
+    )?;
     Ok(OutputFile {
         path: file,
         content,

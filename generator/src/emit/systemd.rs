@@ -1,16 +1,11 @@
 //! systemd units for `[[jobs]]`: `<app>-<job>.timer` firing a oneshot
 //! `<app>-<job>.service`.
 
-use std::collections::BTreeMap;
-
-use minijinja::Value;
-
 use super::{EmitContext, EmitError, unitfile};
 use crate::escape::systemd as esc;
 use crate::model::Fleet;
 use crate::model::time::format_timespan;
 use crate::output_file::OutputFile;
-use crate::templates::{entries, safe};
 
 type Entries = Vec<(String, String)>;
 
@@ -19,11 +14,11 @@ fn push(list: &mut Entries, key: &str, value: String) {
 }
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
-    let mut files = Vec::new();
-    for app in &fleet.apps {
+    let per_app = super::per_app(fleet, ctx, |app, ctx| {
+        let mut files = Vec::new();
         for job in &app.jobs {
             let unit_name = format!("{}-{}", app.name, job.name);
-            let source = safe(esc::text(&app.source));
+            let source = esc::text(&app.source);
 
             let mut unit = Entries::new();
             push(
@@ -38,16 +33,12 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
             if let Some(t) = job.timeout {
                 push(&mut service, "TimeoutStartSec", format_timespan(t));
             }
-            let vars = BTreeMap::from([
-                ("source", source.clone()),
-                ("unit", entries(&unit)),
-                ("service", entries(&service)),
-            ]);
             files.push(render(
                 ctx,
                 "systemd/job.service.j2",
                 format!("systemd/{unit_name}.service"),
-                vars,
+                &source,
+                &[("unit", &unit), ("service", &service)],
             )?);
 
             let mut unit = Entries::new();
@@ -67,31 +58,30 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
             }
             let mut install = Entries::new();
             push(&mut install, "WantedBy", "timers.target".into());
-            let vars = BTreeMap::from([
-                ("source", source),
-                ("unit", entries(&unit)),
-                ("timer", entries(&timer)),
-                ("install", entries(&install)),
-            ]);
             files.push(render(
                 ctx,
                 "systemd/job.timer.j2",
                 format!("systemd/{unit_name}.timer"),
-                vars,
+                &source,
+                &[("unit", &unit), ("timer", &timer), ("install", &install)],
             )?);
         }
-    }
-    Ok(files)
+        Ok(files)
+    })?;
+    Ok(per_app.into_iter().flatten().collect())
 }
 
 fn render(
     ctx: &EmitContext<'_>,
     template: &str,
     path: String,
-    vars: BTreeMap<&str, Value>,
+    source: &str,
+    sections: &[(&'static str, &[(String, String)])],
 ) -> Result<OutputFile, EmitError> {
-    let content = ctx.templates.render(template, &Value::from(vars))?;
-    unitfile::parse(&content).map_err(|message| EmitError::Invalid {
+    let content = ctx
+        .templates
+        .render_unit(template, source, sections, Vec::new)?;
+    unitfile::check(&content).map_err(|message| EmitError::Invalid {
         file: path.clone(),
         message,
     })?;

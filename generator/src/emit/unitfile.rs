@@ -7,8 +7,26 @@ use super::keys::KeySet;
 
 /// (section, key, value) for every setting, in order.
 pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
-    let mut section: Option<String> = None;
     let mut out = Vec::new();
+    settings(text, |section, key, value| {
+        out.push((section.to_string(), key.to_string(), value.to_string()));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Checks that `text` reads as a unit file, without keeping anything.
+pub fn check(text: &str) -> Result<(), String> {
+    settings(text, |_, _, _| Ok(()))
+}
+
+/// Calls `each` with (section, key, value) for every setting, in order,
+/// borrowing them from `text`.
+fn settings<'t>(
+    text: &'t str,
+    mut each: impl FnMut(&'t str, &'t str, &'t str) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut section: Option<&str> = None;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let l = line.trim();
@@ -19,7 +37,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
             let name = name
                 .strip_suffix(']')
                 .ok_or_else(|| format!("line {n}: unclosed section header"))?;
-            section = Some(name.to_string());
+            section = Some(name);
             continue;
         }
         if line.ends_with('\\') {
@@ -30,9 +48,7 @@ pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
         let (k, v) = l
             .split_once('=')
             .ok_or_else(|| format!("line {n}: expected `Key=value`, found {line:?}"))?;
-        let sec = section
-            .clone()
-            .ok_or_else(|| format!("line {n}: setting outside any section"))?;
+        let sec = section.ok_or_else(|| format!("line {n}: setting outside any section"))?;
         let k = k.trim();
         if k.is_empty()
             || !k
@@ -41,9 +57,9 @@ pub fn parse(text: &str) -> Result<Vec<(String, String, String)>, String> {
         {
             return Err(format!("line {n}: invalid key {k:?}"));
         }
-        out.push((sec, k.to_string(), v.trim().to_string()));
+        each(sec, k, v.trim())?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Keys of a Quadlet section that Quadlet reads whole (`UnitFile.Lookup`
@@ -85,18 +101,18 @@ const READ_WHOLE: &[&str] = &[
 /// `quadlet::whole_value`, which writes such a value as a `PodmanArgs=`
 /// flag instead; this catches template overrides too).
 pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
-    for (section, key, value) in parse(text)? {
-        if !keys.is_quadlet_section(&section) {
-            continue;
+    settings(text, |section, key, value| {
+        if !keys.is_quadlet_section(section) {
+            return Ok(());
         }
-        if !keys.has(&section, &key) {
+        if !keys.has(section, key) {
             return Err(format!(
                 "key `{key}` in [{section}] is not known to Podman {}'s Quadlet",
                 keys.version
             ));
         }
         if keys.version < crate::model::PodmanVersion::new(6, 0)
-            && READ_WHOLE.contains(&key.as_str())
+            && READ_WHOLE.contains(&key)
             && (value.starts_with('"') || value.ends_with('"'))
         {
             return Err(format!(
@@ -104,6 +120,6 @@ pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
                 keys.version
             ));
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -247,6 +247,61 @@ pub fn indented(text: &str, indent: usize) -> Option<String> {
     Some(out)
 }
 
+/// The check of an emitted file: [`check_lexical`] always, and the full
+/// parse ([`check`]) too when `exhaustive` (a file rendered from a
+/// template given with `--templates`), and for every file in debug builds,
+/// so in every test.
+pub fn check_emitted(text: &str, exhaustive: bool) -> Result<(), String> {
+    check_lexical(text)?;
+    if exhaustive || cfg!(debug_assertions) {
+        check(text)?;
+    }
+    Ok(())
+}
+
+/// A linear check of `text` with rnix's tokenizer alone (no syntax tree):
+/// every token is valid Nix, and every string, indented string,
+/// interpolation, brace, bracket and parenthesis is closed by its own
+/// closer. This is what an escaping bug breaks (an unterminated string, a
+/// `${` that opens an interpolation); the grammar of what the built-in
+/// templates lay out is the full parse's job, in the tests.
+pub fn check_lexical(text: &str) -> Result<(), String> {
+    use rnix::SyntaxKind::*;
+    let mut open: Vec<rnix::SyntaxKind> = Vec::new();
+    let mut at = 0usize;
+    for (kind, token) in rnix::tokenize(text) {
+        let closes = match kind {
+            TOKEN_ERROR => {
+                return Err(format!("invalid token {token:?} at byte {at}"));
+            }
+            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START
+            | TOKEN_STRING_START => {
+                open.push(kind);
+                None
+            }
+            TOKEN_R_BRACE => Some(TOKEN_L_BRACE),
+            TOKEN_R_BRACK => Some(TOKEN_L_BRACK),
+            TOKEN_R_PAREN => Some(TOKEN_L_PAREN),
+            TOKEN_INTERPOL_END => Some(TOKEN_INTERPOL_START),
+            TOKEN_STRING_END => Some(TOKEN_STRING_START),
+            _ => None,
+        };
+        if let Some(opener) = closes
+            && open.pop() != Some(opener)
+        {
+            return Err(format!("unexpected {token:?} at byte {at}"));
+        }
+        at += token.len();
+    }
+    if at != text.len() {
+        return Err(format!("unreadable text at byte {at}"));
+    }
+    match open.last() {
+        None => Ok(()),
+        Some(k) => Err(format!("unclosed {k:?} at the end of the file")),
+    }
+}
+
 /// Parses `text` with rnix; `Err` lists every syntax error.
 pub fn check(text: &str) -> Result<(), String> {
     let parse = rnix::Root::parse(text);
@@ -295,6 +350,30 @@ mod tests {
     }
 
     #[test]
+    fn the_lexical_check_finds_broken_strings_and_delimiters() {
+        for ok in [
+            r#"{ a = "x\"y"; b = [ 1 (f 2) ]; c = ''
+  t '''x ''${y} ${z}
+''; d = "${e}"; }"#,
+            "[ ]",
+        ] {
+            check_lexical(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            check(ok).unwrap();
+        }
+        for bad in [
+            r#"{ a = "x; }"#,
+            r#"{ a = "${b"; }"#,
+            "{ a = [ 1 }",
+            "{ a = ''x; }",
+            "{ a = 1; ",
+            "{ a = 1; } }",
+            r#"{ a = "x" "; }"#,
+        ] {
+            assert!(check_lexical(bad).is_err(), "{bad:?} passed");
+        }
+    }
+
+    #[test]
     fn rendered_expressions_parse() {
         let e = Nix::Attrs(vec![
             (vec!["a".into(), "b-c".into()], Nix::Int(-3)),
@@ -316,12 +395,14 @@ mod tests {
         #[test]
         fn any_string_literal_parses(s in "\\PC*") {
             check(&string(&s)).unwrap();
+            check_lexical(&string(&s)).unwrap();
         }
 
         #[test]
         fn any_indented_literal_parses(s in "[ -~\n]{0,60}\n") {
             if let Some(t) = indented(&s, 2) {
                 check(&t).unwrap();
+                check_lexical(&t).unwrap();
             }
         }
     }

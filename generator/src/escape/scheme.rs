@@ -110,7 +110,7 @@ impl Datum {
     fn write_flat(&self, out: &mut String) {
         match self {
             Datum::Symbol(s) => out.push_str(s),
-            Datum::Str(s) => out.push_str(&string(s)),
+            Datum::Str(s) => write_string(s, out),
             Datum::Int(i) => {
                 let _ = write!(out, "{i}");
             }
@@ -163,10 +163,61 @@ impl Datum {
         out
     }
 
+    /// Whether [`Datum::flat`] is at most `width` bytes. Counts without
+    /// writing and stops at the limit, so deciding the layout of each
+    /// level costs at most [`WIDTH`], whatever the size of the datum.
+    fn fits(&self, width: Option<usize>) -> bool {
+        let Some(mut left) = width else {
+            return false;
+        };
+        self.count_flat(&mut left)
+    }
+
+    /// Takes the length of the flat text from `left`; false once it does
+    /// not fit.
+    fn count_flat(&self, left: &mut usize) -> bool {
+        fn take(left: &mut usize, n: usize) -> bool {
+            match left.checked_sub(n) {
+                Some(l) => {
+                    *left = l;
+                    true
+                }
+                None => false,
+            }
+        }
+        match self {
+            Datum::Symbol(s) => take(left, s.len()),
+            Datum::Str(s) => take(left, 2) && s.chars().all(|c| take(left, escaped_len(c))),
+            Datum::Int(i) => {
+                let mut n = usize::from(*i < 0);
+                let mut v = i.unsigned_abs();
+                loop {
+                    n += 1;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+                take(left, n)
+            }
+            Datum::Bool(_) => take(left, 2),
+            Datum::Keyword(k) => take(left, 2 + k.len()),
+            Datum::List(items) => {
+                take(left, 2)
+                    && items
+                        .iter()
+                        .enumerate()
+                        .all(|(i, d)| (i == 0 || take(left, 1)) && d.count_flat(left))
+            }
+            Datum::Quote(d) => take(left, 1) && d.count_flat(left),
+            Datum::Pair(a, b) => take(left, 5) && a.count_flat(left) && b.count_flat(left),
+            Datum::Gexp(d) | Datum::Ungexp(d) => take(left, 2) && d.count_flat(left),
+        }
+    }
+
     fn write_pretty(&self, indent: usize, out: &mut String) {
-        let flat = self.flat();
-        if indent + flat.len() <= WIDTH {
-            out.push_str(&flat);
+        if self.fits(WIDTH.checked_sub(indent)) {
+            self.write_flat(out);
             return;
         }
         match self {
@@ -185,10 +236,9 @@ impl Datum {
                         out.push_str("#:");
                         out.push_str(k);
                         let col = inner + 3 + k.len();
-                        let value_flat = value.flat();
-                        if col + value_flat.len() <= WIDTH || !value.is_compound() {
+                        if !value.is_compound() || value.fits(WIDTH.checked_sub(col)) {
                             out.push(' ');
-                            out.push_str(&value_flat);
+                            value.write_flat(out);
                         } else {
                             newline(out, inner);
                             value.write_pretty(inner, out);
@@ -225,7 +275,7 @@ impl Datum {
                 d.write_pretty(indent + 2, out);
             }
             // Atoms and pairs stay whole, however long.
-            _ => out.push_str(&flat),
+            _ => self.write_flat(out),
         }
     }
 }
@@ -253,6 +303,22 @@ pub const WIDTH: usize = 79;
 /// documentation for the escapes).
 pub fn string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    write_string(s, &mut out);
+    out
+}
+
+/// The length of `c` as [`string`] writes it.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\t' | '\r' => 2,
+        ' '..='~' => 1,
+        c if (c as u32) <= 0xFFFF => 6,
+        _ => 8,
+    }
+}
+
+/// [`string`], appended to `out`.
+fn write_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -271,7 +337,6 @@ pub fn string(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 /// Reads one Guile string literal (the whole of `lit`) the way Guile's
@@ -618,6 +683,9 @@ mod tests {
             prop_assert!(lit.bytes().all(|b| (b' '..=b'~').contains(&b)));
             prop_assert_eq!(read_string(&lit), Some(s.clone()));
             prop_assert_eq!(check_sexprs(&lit), Ok(1));
+            let mut left = usize::MAX;
+            prop_assert!(Datum::str(&s).count_flat(&mut left));
+            prop_assert_eq!(usize::MAX - left, lit.len());
         }
 
         #[test]

@@ -227,15 +227,22 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         }
     }
 
-    let mut apps: Vec<(App, Span, AppSpans)> = Vec::new();
-    for (path, _) in &app_files {
+    // Each app file is read, parsed and checked on its own (on as many
+    // threads as there are cores); the results are taken in file order, so
+    // the diagnostics and the fleet are what a sequential loop gives.
+    type OneApp = (
+        Option<((String, String), InputFile)>,
+        Option<(App, Span, AppSpans)>,
+        Vec<Diagnostic>,
+    );
+    let per_app: Vec<OneApp> = crate::par::map(&app_files, |(path, _)| {
+        let mut diags = Vec::new();
+        let mut b = Builder { diags: &mut diags };
         let Some((src, input, file)) = read_source(path, dir, b.diags) else {
-            continue;
+            return (None, None, diags);
         };
-        inputs.push(input);
-        read.push(file);
         let Some(table) = manifest::parse(&src, schema::APP, b.diags) else {
-            continue;
+            return (Some((input, file)), None, diags);
         };
         let stem = path
             .file_stem()
@@ -247,9 +254,17 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
             .unwrap_or(path)
             .to_string_lossy()
             .into_owned();
-        if let Some(app) = b.app(&table, &src, &stem, rel, &drift) {
-            apps.push(app);
+        let app = b.app(&table, &src, &stem, rel, &drift);
+        (Some((input, file)), app, diags)
+    });
+    let mut apps: Vec<(App, Span, AppSpans)> = Vec::with_capacity(per_app.len());
+    for (read_one, app, app_diags) in per_app {
+        if let Some((input, file)) = read_one {
+            inputs.push(input);
+            read.push(file);
         }
+        apps.extend(app);
+        b.diags.extend(app_diags);
     }
 
     // Fleet-wide rules.
