@@ -182,6 +182,16 @@ fn check_container(facts: &Facts, app: &App) {
     }
     let env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     assert_eq!(get("environment"), env, "{name}: environment changed");
+    // The program that runs `podman run` starts in a UTF-8 locale (see
+    // `every_byte_reaches_podman_through_the_entrypoint`).
+    assert_eq!(
+        get("host-environment"),
+        [
+            "GUIX_LOCPATH=<plain-file glibc-utf8-locales>/lib/locale",
+            "LC_ALL=C.UTF-8"
+        ],
+        "{name}: host environment"
+    );
     let ports: Vec<String> = c.ports.iter().map(ToString::to_string).collect();
     assert_eq!(get("ports"), ports);
     let mut deps: Vec<&str> = Vec::new();
@@ -333,6 +343,17 @@ fn check_fleet(fleet: &Fleet, facts: &Facts) {
                 job.command,
                 "{name}: command changed"
             );
+            // The Shepherd runs the job's own program, which execs the
+            // command in a UTF-8 locale.
+            assert_eq!(
+                facts.all("timer", &name, "line"),
+                ["<program-file>"],
+                "{name}: the Shepherd runs the job's program"
+            );
+            assert_eq!(
+                facts.one("timer", &name, "program"),
+                Some(format!("windlass-job-{name}").as_str())
+            );
             assert_eq!(facts.one("timer", &name, "user"), Some("oci-container"));
             assert_eq!(
                 facts.one("timer", &name, "requirement"),
@@ -430,7 +451,9 @@ fn example_fleet_loads_in_guile_with_the_documented_guix_fields() {
         facts.all("timer", "lnd-backup", "env"),
         [
             "PATH=/run/current-system/profile/bin",
-            "HOME=/home/oci-container"
+            "HOME=/home/oci-container",
+            "GUIX_LOCPATH=<plain-file glibc-utf8-locales>/lib/locale",
+            "LC_ALL=C.UTF-8"
         ]
     );
     assert_eq!(
@@ -1584,4 +1607,209 @@ fn host_ports_below_1024_warn_for_guix_only() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The `podman` argv Guix's `oci-container-run-invocation` builds for
+/// `app` (`run --rm --replace --name NAME`, then
+/// `oci-container-configuration->options` in its order, the
+/// extra-arguments, the image and the command), from the values the
+/// stand-in load read back and `check_container` compared with the
+/// manifest.
+fn guix_run_argv(facts: &Facts, app: &App) -> Vec<String> {
+    let name = app.name.as_str();
+    let get = |f| facts.all("container", name, f);
+    let mut a: Vec<String> = [
+        "/run/current-system/profile/bin/podman",
+        "run",
+        "--rm",
+        "--replace",
+        "--name",
+        name,
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut flag = |flag: &str, values: Vec<&str>| {
+        for v in values {
+            a.push(flag.to_string());
+            a.push(v.to_string());
+        }
+    };
+    flag("--entrypoint", get("entrypoint"));
+    flag("--env", get("environment"));
+    flag("--network", get("network"));
+    flag("--user", get("container-user"));
+    flag("-p", get("ports"));
+    flag("-v", get("volumes"));
+    a.extend(get("extra-arguments").into_iter().map(String::from));
+    a.extend(get("image").into_iter().map(String::from));
+    a.extend(get("command").into_iter().map(String::from));
+    a
+}
+
+/// A Scheme list of string literals.
+fn scheme_list(items: &[String]) -> String {
+    let lits: Vec<String> = items.iter().map(|s| scheme::string(s)).collect();
+    format!("(list {})", lits.join(" "))
+}
+
+/// Non-ASCII reaches Podman as written. Guix's entrypoint of a container
+/// is a Guile program that calls `oci-container-execlp` (Guix's own, from
+/// `gnu/build/oci-containers.scm` of the real Guix, read in place) with
+/// the run invocation, started by the Shepherd with only `HOME` plus the
+/// container's `host-environment`; a job's program `execlp`s its command
+/// with the job's environment. Both are run so, in Guile 3.0.10, for the
+/// torture fleet, and exec a recording `podman` (and `/bin/echo`, which a
+/// torture job runs): every argument arrives byte for byte. Without the
+/// UTF-8 locale (only `HOME`, as generated before), the same programs
+/// deliver `?` for every character outside ASCII, so the check has teeth.
+#[test]
+fn every_byte_reaches_podman_through_the_entrypoint() {
+    let test = "guix exec path";
+    if !common::oracles_enabled(test) {
+        return;
+    }
+    let Some(guix) = real_guix_src(test) else {
+        return;
+    };
+    let facts = fleet_case(&torture(), "torture");
+    let fleet = load_fleet(&torture()).unwrap().fleet.unwrap();
+    let app = common::app_named(&fleet, "torture");
+    let job = app.jobs.iter().find(|j| j.name == "echo").unwrap();
+    let argv = guix_run_argv(&facts, app);
+    assert!(argv.iter().any(|a| !a.is_ascii()), "{argv:?}");
+    assert!(job.command.iter().any(|a| !a.is_ascii()));
+    assert_eq!(facts.all("timer", "torture-echo", "command"), job.command);
+
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    // Guix's entrypoint program (`oci-container-entrypoint`), with the
+    // module path Guix's program-file would set.
+    std::fs::write(
+        w.join("entrypoint.scm"),
+        format!(
+            "(set! %load-path (cons \"/g\" %load-path))\n\
+             (begin (use-modules (gnu build oci-containers) (srfi srfi-1))\n\
+               (oci-container-execlp {} #:verbose? #f #:pre-script (lambda _ #t)))\n",
+            scheme_list(&argv)
+        ),
+    )
+    .unwrap();
+    // The job's program, as generated.
+    std::fs::write(
+        w.join("job.scm"),
+        format!(
+            "(let ((argv {})) (apply execlp (car argv) argv))\n",
+            scheme_list(&job.command)
+        ),
+    )
+    .unwrap();
+    // The Shepherd's environments: HOME, then host-environment (the
+    // locales' store path cannot exist here; Debian's C library has
+    // C.UTF-8 built in); the job's is PATH, HOME, GUIX_LOCPATH, LC_ALL.
+    let home = "HOME=/var/empty".to_string();
+    let mut container_env = vec![home.clone()];
+    container_env.extend(
+        facts
+            .all("container", "torture", "host-environment")
+            .into_iter()
+            .map(String::from),
+    );
+    let job_env: Vec<String> = facts
+        .all("timer", "torture-echo", "env")
+        .into_iter()
+        .map(|e| {
+            if e.starts_with("HOME=") {
+                home.clone()
+            } else {
+                e.to_string()
+            }
+        })
+        .collect();
+    assert!(container_env.contains(&"LC_ALL=C.UTF-8".to_string()));
+    assert!(job_env.contains(&"LC_ALL=C.UTF-8".to_string()));
+    let quoted = |env: &[String]| {
+        env.iter()
+            .map(|e| format!("'{}'", e.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let runs = [
+        ("container", "entrypoint", quoted(&container_env)),
+        ("job", "job", quoted(&job_env)),
+        (
+            "container-c",
+            "entrypoint",
+            quoted(std::slice::from_ref(&home)),
+        ),
+        (
+            "job-c",
+            "job",
+            quoted(&["PATH=/run/current-system/profile/bin".into(), home.clone()]),
+        ),
+    ];
+    let mut script = String::from(
+        "set -e; mkdir -p /run/current-system/profile/bin; \
+         printf '#!/bin/sh\\nfor a in \"$0\" \"$@\"; do printf \"%%s\\\\0\" \"$a\"; done > \"$OUT\"\\n' \
+           > /run/current-system/profile/bin/podman; \
+         chmod +x /run/current-system/profile/bin/podman; \
+         mount --bind /run/current-system/profile/bin/podman /usr/bin/echo; ",
+    );
+    for (label, program, env) in &runs {
+        // OUT, one more variable, tells the recorder where to write; it
+        // has no bearing on the locale.
+        script.push_str(&format!(
+            "env -i {env} OUT=/w/{label}.argv /usr/bin/guile --no-auto-compile /w/{program}.scm || true; "
+        ));
+    }
+    let out = common::oracle(
+        &[(&guix.join("src"), "/g"), (w, "/w")],
+        &["sh", "-c", &script],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |label: &str| -> Vec<Vec<u8>> {
+        let bytes = std::fs::read(w.join(format!("{label}.argv")))
+            .unwrap_or_else(|e| panic!("{label}: nothing was exec'd ({e}): {}", stderr(&out)));
+        let mut args: Vec<Vec<u8>> = bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+        assert_eq!(args.pop(), Some(Vec::new()), "{label}: NUL-terminated");
+        args
+    };
+    let bytes =
+        |v: &[String]| -> Vec<Vec<u8>> { v.iter().map(|a| a.as_bytes().to_vec()).collect() };
+    assert_eq!(read("container"), bytes(&argv), "podman's argv");
+    let mut want_job = job.command.clone();
+    want_job[0] = "/bin/echo".into();
+    assert_eq!(read("job"), bytes(&want_job), "the job's argv");
+    // In the C locale the same programs mangle every non-ASCII argument.
+    for (label, want) in [("container-c", &argv), ("job-c", &want_job)] {
+        let got = read(label);
+        assert_eq!(got.len(), want.len(), "{label}");
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert_eq!(
+                g == w.as_bytes(),
+                w.is_ascii(),
+                "{label}: {w:?} became {:?}",
+                String::from_utf8_lossy(g)
+            );
+        }
+    }
+}
+
+/// The real Guix source (`../shared/oracles/guix`, see its SOURCES.md).
+/// None (saying so) when absent outside CI; under `CI=true` its absence
+/// fails the test.
+fn real_guix_src(test: &str) -> Option<PathBuf> {
+    let dir = common::repo_root().join("../shared/oracles/guix");
+    if dir.join("src/gnu/build/oci-containers.scm").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: the real Guix source is missing at {} (CI=true)",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED {test}: the real Guix source is not at {} (under CI=true this test fails instead)",
+        dir.display()
+    );
+    None
 }

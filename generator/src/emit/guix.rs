@@ -48,6 +48,9 @@ const INDENT: usize = 4;
 /// `default-environment-variables` as Guix sets it for every service; a
 /// job's own environment replaces it, so it is repeated there.
 const GUIX_PATH: &str = "PATH=/run/current-system/profile/bin";
+/// The locale the programs Guix starts for the apps run in (see
+/// `utf8_host_environment`).
+const UTF8_LOCALE: &str = "LC_ALL=C.UTF-8";
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
     ctx.warnings
@@ -184,6 +187,35 @@ fn containers_service(fleet: &Fleet) -> Datum {
     )
 }
 
+/// The environment of the program that runs `podman run`, on top of the
+/// `HOME` Guix gives it: a UTF-8 locale. Guix's entrypoint is a Guile
+/// program started by the Shepherd with only `HOME` set, so Guile would
+/// start in the C locale and `execlp` would turn every character outside
+/// ASCII into `?`. Guix's own services use the same two variables
+/// (`GUIX_LOCPATH` naming `libc-utf8-locales-for-target`, whose C.UTF-8
+/// Guix's C library then finds); the container's own environment is
+/// unaffected (Podman passes only `--env`).
+fn utf8_host_environment() -> Datum {
+    Datum::call(
+        "list",
+        vec![
+            Datum::call("cons", vec![Datum::str("GUIX_LOCPATH"), utf8_locales()]),
+            Datum::str(UTF8_LOCALE),
+        ],
+    )
+}
+
+/// Guix's UTF-8 locales (C.UTF-8 among them), for `GUIX_LOCPATH`.
+fn utf8_locales() -> Datum {
+    Datum::call(
+        "file-append",
+        vec![
+            Datum::call("libc-utf8-locales-for-target", vec![]),
+            Datum::str("/lib/locale"),
+        ],
+    )
+}
+
 /// The Shepherd service names an app depends on: `requires`, then
 /// `wants` (Shepherd has no weaker kind of dependency).
 fn requirement(app: &App) -> Vec<Datum> {
@@ -223,6 +255,7 @@ fn container(app: &App) -> Datum {
         };
         f.push(field("container-user", Datum::str(&spec)));
     }
+    f.push(field("host-environment", utf8_host_environment()));
     if !c.env.is_empty() {
         f.push(field(
             "environment",
@@ -460,13 +493,41 @@ fn job_timer(app: &App, job: &Job) -> Result<Datum, EmitError> {
     }
 
     // Jobs run as the user that owns the containers (rootless Podman under
-    // oci-service-type), with Guix's default PATH and that user's HOME.
+    // oci-service-type), with Guix's default PATH, that user's HOME and a
+    // UTF-8 locale. The Shepherd converts a command's arguments in its own
+    // locale, which is C on Guix System: every character outside ASCII
+    // would reach the job as `?`. So the Shepherd runs a program of the
+    // job's own, which starts in C.UTF-8 and execs the command with its
+    // arguments intact.
+    let program = Datum::call(
+        "program-file",
+        vec![
+            Datum::str(&format!("windlass-job-{}-{}", app.name, job.name)),
+            Datum::gexp(Datum::call(
+                "let",
+                vec![
+                    Datum::list(vec![Datum::list(vec![
+                        Datum::sym("argv"),
+                        Datum::quote(Datum::list(
+                            job.command.iter().map(|s| Datum::str(s)).collect(),
+                        )),
+                    ])]),
+                    Datum::call(
+                        "apply",
+                        vec![
+                            Datum::sym("execlp"),
+                            Datum::call("car", vec![Datum::sym("argv")]),
+                            Datum::sym("argv"),
+                        ],
+                    ),
+                ],
+            )),
+        ],
+    );
     let command = Datum::call(
         "command",
         vec![
-            Datum::quote(Datum::list(
-                job.command.iter().map(|s| Datum::str(s)).collect(),
-            )),
+            Datum::call("list", vec![Datum::ungexp(program)]),
             Datum::kw("user"),
             Datum::ungexp(Datum::sym("oci-user")),
             Datum::kw("group"),
@@ -489,6 +550,11 @@ fn job_timer(app: &App, job: &Job) -> Result<Datum, EmitError> {
                             Datum::call("passwd:dir", vec![oci_passwd()]),
                         ],
                     ),
+                    Datum::call(
+                        "string-append",
+                        vec![Datum::str("GUIX_LOCPATH="), Datum::ungexp(utf8_locales())],
+                    ),
+                    Datum::str(UTF8_LOCALE),
                 ],
             ),
         ],

@@ -39,6 +39,7 @@
   (one 'respawn?)
   (one 'auto-start?)
   (each 'command "")
+  (each 'host-environment "=")
   (each 'environment "=")
   (each 'ports ":")
   (each 'volumes ":")
@@ -56,8 +57,21 @@
                       (else (emit kind name f v)))))
             (map car (stub-fields o))))
 
+(define (program-argv x)
+  ;; The argv the job's program-file execs: (let ((argv '(...))) ...).
+  (cond ((and (file-like? x) (eq? (file-like-kind x) 'program-file))
+         (match (gexp->sexp (cadr (file-like-arguments x)))
+           (('let (('argv ('quote argv))) ('apply 'execlp ('car 'argv) 'argv))
+            (cons (car (file-like-arguments x)) argv))))
+        ((pair? x) (or (program-argv (car x)) (program-argv (cdr x))))
+        (else #f)))
+
 (define (dump-timer s)
   (define name (car (shepherd-service-provision s)))
+  (match (program-argv (gexp->sexp (shepherd-service-start s)))
+    ((program . argv)
+     (emit "timer" name "program" program)
+     (for-each (lambda (a) (emit "timer" name "command" a)) argv)))
   (emit "timer" name "requirement"
         (string-join (map symbol->string (shepherd-service-requirement s))))
   (emit "timer" name "documentation" (shepherd-service-documentation s))
@@ -75,7 +89,7 @@
      (match action
        (('command ('line . line) ('user . user) ('group . group)
                   ('environment-variables . env))
-        (for-each (lambda (a) (emit "timer" name "command" a)) line)
+        (for-each (lambda (a) (emit "timer" name "line" a)) line)
         (emit "timer" name "user" user)
         (emit "timer" name "group" group)
         (for-each (lambda (e) (emit "timer" name "env" e)) env)))
