@@ -54,14 +54,16 @@ rm -rf "$img" /tmp/windlass-standin.tar
 podman images --format '{{.Repository}}:{{.Tag}}' > "$out/images"
 
 # What the host must provide: podman secrets, bind-mount sources and
-# environment files named by the units.
-for s in $(sed -n 's/^Secret=\([^,]*\).*/\1/p' "$q"/*.container | sort -u); do
+# environment files named by the units. `Secret=` and `EnvironmentFile=`
+# are written as quoted words (Quadlet splits them); the example's names
+# hold no escapes, so dropping the quotes gives the name.
+for s in $(sed -n 's/^Secret="\{0,1\}\([^,"]*\).*/\1/p' "$q"/*.container | sort -u); do
   printf 'stand-in value of %s' "$s" | podman secret create "$s" - >/dev/null
 done
 for d in $(sed -n 's/^Volume=\(\/[^:]*\):.*/\1/p' "$q"/*.container); do
   mkdir -p "$d"
 done
-for f in $(sed -n 's/^EnvironmentFile=//p' "$q"/*.container); do
+for f in $(sed -n 's/^EnvironmentFile="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$q"/*.container); do
   mkdir -p "$(dirname "$f")"
   echo "STANDIN_ENV_FILE=read" > "$f"
 done
