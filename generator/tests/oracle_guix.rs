@@ -1320,17 +1320,28 @@ fn a_schedule_shepherd_cannot_express_is_refused_for_guix_only() {
 /// None (saying so) when it is absent outside CI; under `CI=true` its
 /// absence fails the test.
 fn shepherd_timer_scm(test: &str) -> Option<PathBuf> {
-    let dir = common::repo_root().join("../shared/oracles/guix/shepherd/scm");
-    if dir.join("shepherd/service/timer.scm").is_file() {
+    shared_oracle(
+        test,
+        "shepherd/scm",
+        "shepherd/service/timer.scm",
+        "Shepherd's source",
+    )
+}
+
+/// `../shared/oracles/guix/<sub>` when `<sub>/<probe>` is there; None
+/// (saying so) outside CI; under `CI=true` its absence fails the test.
+fn shared_oracle(test: &str, sub: &str, probe: &str, what: &str) -> Option<PathBuf> {
+    let dir = common::repo_root().join("../shared/oracles/guix").join(sub);
+    if dir.join(probe).is_file() {
         return Some(dir);
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: Shepherd's source is missing at {} (CI=true)",
+        "{test}: {what} is missing at {} (CI=true)",
         dir.display()
     );
     eprintln!(
-        "SKIPPED {test}: Shepherd's source is not at {} (under CI=true this test fails instead)",
+        "SKIPPED {test}: {what} is not at {} (under CI=true this test fails instead)",
         dir.display()
     );
     None
@@ -1798,18 +1809,10 @@ fn every_byte_reaches_podman_through_the_entrypoint() {
 /// None (saying so) when absent outside CI; under `CI=true` its absence
 /// fails the test.
 fn real_guix_src(test: &str) -> Option<PathBuf> {
-    let dir = common::repo_root().join("../shared/oracles/guix");
-    if dir.join("src/gnu/build/oci-containers.scm").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: the real Guix source is missing at {} (CI=true)",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED {test}: the real Guix source is not at {} (under CI=true this test fails instead)",
-        dir.display()
-    );
-    None
+    shared_oracle(
+        test,
+        "",
+        "src/gnu/build/oci-containers.scm",
+        "the real Guix source",
+    )
 }
