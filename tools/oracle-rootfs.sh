@@ -4,7 +4,7 @@
 # and Guile. The rootfs is cached, keyed by its package list, so later runs are
 # instant. With --check it builds nothing: exit 0 (and the path) if built. Never touches the host's apt sources: trixie lives only in the rootfs.
 set -euo pipefail
-PKGS="podman,systemd,systemd-sysv,dbus,nix-bin,guile-3.0,ca-certificates,nats-server"
+PKGS="podman,systemd,systemd-sysv,dbus,nix-bin,guile-3.0,ca-certificates,nats-server,guile-gcrypt,guile-json,guile-sqlite3,guile-zlib,guile-lzlib,guile-git,guile-gnutls,guile-ssh,guile-zstd,guile-fibers"
 cache="${WINDLASS_CACHE:-/var/cache/windlass}"
 key=$(printf '%s\n' "$PKGS" "v1" | sha256sum | cut -c1-12)
 dir="$cache/oracle-rootfs-$key"

@@ -1,4 +1,11 @@
-//! Guile 3 judges the Guix output. The generated `(windlass apps)` module
+//! Guile 3 judges the Guix output, twice. With the real Guix (43770a9,
+//! `../shared/oracles/guix`, its module closure compiled once by
+//! `tools/guix-go.sh`): `guix-real/fold.scm` builds an operating-system
+//! around the generated `(windlass apps)` and `modules/guix`, folds it
+//! down to the Shepherd's services, and what the Shepherd would run
+//! (podman argv through Guix's entrypoint programs, job programs, timer
+//! firings) is compared with the manifests and `systemd-analyze`. And
+//! against stand-ins, for finer checks: the generated `(windlass apps)` module
 //! and `modules/guix/` are loaded against stand-in Guix modules
 //! (`tests/guile/`) whose records accept exactly the fields Guix documents
 //! for `oci-container-configuration`, `oci-extension`, `shepherd-service`,
@@ -1443,32 +1450,15 @@ fn shepherd_fires_when_systemd_does_for_every_schedule_guix_gets() {
     assert!(cases.iter().filter(|c| c.1).count() > 40, "{cases:?}");
     assert!(cases.iter().filter(|c| !c.1).count() > 10, "{cases:?}");
 
-    // Starting points chosen to land mid-minute, mid-hour, on days and in
-    // months the events do not allow, around February in common and leap
-    // years, and at the end of a year.
-    let bases = [
-        (2026, 3, 3, 12, 20, 10),
-        (2026, 4, 5, 9, 3, 21),
-        (2027, 2, 10, 7, 20, 40),
-        (2028, 2, 28, 19, 30, 20),
-        (2026, 6, 30, 18, 50, 11),
-        (2026, 12, 31, 23, 50, 50),
-    ];
     const K: usize = 6;
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("events.scm"), &events).unwrap();
     let mut base_forms = String::new();
-    let mut base_args = Vec::new();
-    for (y, mo, d, h, mi, s) in bases {
+    for (y, mo, d, h, mi, s) in FIRING_BASES {
         base_forms.push_str(&format!("({y} {mo} {d} {h} {mi} {s})\n"));
-        base_args.push(format!("{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"));
     }
+    let base_args: Vec<String> = FIRING_BASES.into_iter().map(firing_base).collect();
     std::fs::write(work.path().join("bases.scm"), &base_forms).unwrap();
-    let mut exprs_file = String::new();
-    for (i, (e, _)) in cases.iter().enumerate() {
-        exprs_file.push_str(&format!("{i}\t{e}\n"));
-    }
-    std::fs::write(work.path().join("exprs.tsv"), &exprs_file).unwrap();
 
     // Shepherd: ID \t BASE \t WHEN, K lines per (event, base).
     let out = common::oracle(
@@ -1501,45 +1491,8 @@ fn shepherd_fires_when_systemd_does_for_every_schedule_guix_gets() {
     }
 
     // systemd: the same, from `systemd-analyze calendar --iterations`.
-    let script = format!(
-        "while IFS=\"$(printf '\\t')\" read -r i e; do for b in {}; do \
-           printf '== %s\\t%s\\n' \"$i\" \"$b\"; \
-           systemd-analyze calendar --iterations={K} --base-time=\"$b UTC\" \"$e\" || true; \
-         done; done < /w/exprs.tsv",
-        base_args
-            .iter()
-            .map(|b| format!("'{b}'"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let out = common::oracle(
-        &[(work.path(), "/w")],
-        &["env", "TZ=UTC", "sh", "-c", &script],
-    );
-    assert!(out.status.success(), "systemd-analyze: {}", stderr(&out));
-    let mut systemd_says: std::collections::BTreeMap<(usize, String), Vec<String>> =
-        Default::default();
-    let mut key = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some(k) = line.strip_prefix("== ") {
-            let (i, b) = k.split_once('\t').unwrap();
-            let k = (i.parse().unwrap(), b.to_string());
-            systemd_says.insert(k.clone(), Vec::new());
-            key = Some(k);
-        } else if let Some((_, rest)) = line.split_once("Next elapse: ").or_else(|| {
-            line.split_once("Iteration #")
-                .and_then(|(_, r)| r.split_once(": "))
-        }) {
-            // "Wed 2026-03-04 08:15:00 UTC", or "never".
-            let w: Vec<&str> = rest.split_whitespace().collect();
-            if w.len() >= 3 {
-                systemd_says
-                    .get_mut(key.as_ref().unwrap())
-                    .unwrap()
-                    .push(format!("{} {}", w[1], w[2]));
-            }
-        }
-    }
+    let exprs: Vec<String> = cases.iter().map(|c| c.0.clone()).collect();
+    let systemd_says = systemd_firings(work.path(), &exprs, &base_args, K);
 
     let mut wrong = String::new();
     for (i, (e, accepted)) in cases.iter().enumerate() {
@@ -1815,4 +1768,505 @@ fn real_guix_src(test: &str) -> Option<PathBuf> {
         "src/gnu/build/oci-containers.scm",
         "the real Guix source",
     )
+}
+
+/// The real Guix closure compiled for the rootfs's Guile
+/// (`tools/guix-go.sh`): built on first use, which takes minutes, then
+/// cached under /var/cache/windlass.
+fn guix_go(test: &str) -> PathBuf {
+    let o = Command::new(common::repo_root().join("tools/guix-go.sh"))
+        .output()
+        .expect("cannot run tools/guix-go.sh");
+    assert!(
+        o.status.success(),
+        "{test}: tools/guix-go.sh could not compile the Guix closure: {}",
+        stderr(&o)
+    );
+    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
+}
+
+/// Starting points for timers' next firings: mid-minute, mid-hour, in
+/// months and on days few events allow, around February in common and
+/// leap years, and at the end of a year (UTC).
+const FIRING_BASES: [(u32, u32, u32, u32, u32, u32); 6] = [
+    (2026, 3, 3, 12, 20, 10),
+    (2026, 4, 5, 9, 3, 21),
+    (2027, 2, 10, 7, 20, 40),
+    (2028, 2, 28, 19, 30, 20),
+    (2026, 6, 30, 18, 50, 11),
+    (2026, 12, 31, 23, 50, 50),
+];
+
+fn firing_base(b: (u32, u32, u32, u32, u32, u32)) -> String {
+    let (y, mo, d, h, mi, s) = b;
+    format!("{y}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// `systemd-analyze calendar --iterations=k` of each expression from each
+/// base (UTC): (expression index, base) -> instants as `YYYY-MM-DD
+/// HH:MM:SS`; fewer than k when systemd says it never fires again.
+fn systemd_firings(
+    work: &Path,
+    exprs: &[String],
+    bases: &[String],
+    k: usize,
+) -> std::collections::BTreeMap<(usize, String), Vec<String>> {
+    let mut tsv = String::new();
+    for (i, e) in exprs.iter().enumerate() {
+        tsv.push_str(&format!("{i}\t{e}\n"));
+    }
+    std::fs::write(work.join("exprs.tsv"), &tsv).unwrap();
+    let script = format!(
+        "while IFS=\"$(printf '\\t')\" read -r i e; do for b in {}; do \
+           printf '== %s\\t%s\\n' \"$i\" \"$b\"; \
+           systemd-analyze calendar --iterations={k} --base-time=\"$b UTC\" \"$e\" || true; \
+         done; done < /w/exprs.tsv",
+        bases
+            .iter()
+            .map(|b| format!("'{b}'"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = common::oracle(&[(work, "/w")], &["env", "TZ=UTC", "sh", "-c", &script]);
+    assert!(out.status.success(), "systemd-analyze: {}", stderr(&out));
+    let mut says: std::collections::BTreeMap<(usize, String), Vec<String>> = Default::default();
+    let mut key = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(k) = line.strip_prefix("== ") {
+            let (i, b) = k.split_once('\t').unwrap();
+            let k = (i.parse().unwrap(), b.to_string());
+            says.insert(k.clone(), Vec::new());
+            key = Some(k);
+        } else if let Some((_, rest)) = line.split_once("Next elapse: ").or_else(|| {
+            line.split_once("Iteration #")
+                .and_then(|(_, r)| r.split_once(": "))
+        }) {
+            // "Wed 2026-03-04 08:15:00 UTC", or "never".
+            let w: Vec<&str> = rest.split_whitespace().collect();
+            if w.len() >= 3 {
+                says.get_mut(key.as_ref().unwrap())
+                    .unwrap()
+                    .push(format!("{} {}", w[1], w[2]));
+            }
+        }
+    }
+    says
+}
+
+/// What the real Guix runs for a generated `(windlass apps)` (SCM) with
+/// `modules/guix`: `generator/tests/guix-real/fold.scm` folds the
+/// operating-system of docs/guix.md with Guix 43770a9's own modules and
+/// reports the Shepherd services NAMES lists. Err with Guile's message
+/// when Guix refuses the system.
+fn real_guix_fold(
+    guix: &Path,
+    go: &Path,
+    scm: &str,
+    names: &[String],
+    work: &Path,
+) -> Result<Facts, String> {
+    let lib = apps_lib(scm);
+    std::fs::copy(
+        modules_lib().join("windlass/service.scm"),
+        lib.path().join("windlass/service.scm"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(work.join("store")).unwrap();
+    let mut bases = String::new();
+    for (y, mo, d, h, mi, s) in FIRING_BASES {
+        bases.push_str(&format!("({y} {mo} {d} {h} {mi} {s})\n"));
+    }
+    std::fs::write(work.join("bases.scm"), bases).unwrap();
+    std::fs::write(work.join("names"), names.join("\n")).unwrap();
+    let driver = common::repo_root().join("generator/tests/guix-real");
+    let o = common::oracle(
+        &[
+            (guix, "/g"),
+            (go, "/go"),
+            (lib.path(), "/wl"),
+            (work, "/w"),
+            (&driver, "/t"),
+        ],
+        &[
+            "env",
+            "TZ=UTC",
+            "guile",
+            "--no-auto-compile",
+            "-L",
+            "/wl",
+            "-L",
+            "/g/stubs",
+            "-L",
+            "/g/src",
+            "-C",
+            "/go",
+            "-L",
+            "/g/shepherd/scm",
+            "-C",
+            "/g/shepherd/go",
+            "/t/fold.scm",
+            "/w/store",
+            "/w/bases.scm",
+            "/w/names",
+        ],
+    );
+    if !o.status.success() {
+        return Err(stderr(&o));
+    }
+    Ok(Facts::parse(&o.stdout))
+}
+
+/// Runs Guix's programs as the Shepherd would: each (label, program,
+/// environment) with only that environment, Podman (and any absolute
+/// command a job names) replaced by a recorder. Returns each label's argv
+/// as exec'd, or Err naming a program that exec'd nothing.
+fn run_guix_programs(
+    work: &Path,
+    guix: &Path,
+    runs: &[(String, String, Vec<String>)],
+    masked: &BTreeSet<String>,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
+    let quoted = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut script = String::from(
+        "set -e; mkdir -p /run/current-system/profile/bin; \
+         printf '#!/bin/sh\\nfor a in \"$0\" \"$@\"; do printf \"%%s\\\\0\" \"$a\"; done > \"$OUT\"\\n' \
+           > /run/current-system/profile/bin/podman; \
+         chmod +x /run/current-system/profile/bin/podman; ",
+    );
+    for m in masked {
+        script.push_str(&format!(
+            "mount --bind /run/current-system/profile/bin/podman {}; ",
+            quoted(m)
+        ));
+    }
+    std::fs::create_dir_all(work.join("argv")).unwrap();
+    for (label, program, env) in runs {
+        let env: Vec<String> = env.iter().map(|e| quoted(e)).collect();
+        script.push_str(&format!(
+            "env -i {} OUT=/w/argv/{label} /usr/bin/guile --no-auto-compile {} || true; ",
+            env.join(" "),
+            quoted(program)
+        ));
+    }
+    let out = common::oracle(&[(guix, "/g"), (work, "/w")], &["sh", "-c", &script]);
+    if !out.status.success() {
+        return Err(stderr(&out));
+    }
+    let mut argvs = std::collections::BTreeMap::new();
+    for (label, _, _) in runs {
+        let bytes = std::fs::read(work.join("argv").join(label))
+            .map_err(|e| format!("{label}: nothing was exec'd ({e}): {}", stderr(&out)))?;
+        let mut args: Vec<String> = String::from_utf8(bytes)
+            .map_err(|e| format!("{label}: not UTF-8: {e}"))?
+            .split('\0')
+            .map(String::from)
+            .collect();
+        if args.pop().as_deref() != Some("") {
+            return Err(format!("{label}: argv not NUL-terminated"));
+        }
+        argvs.insert(label.clone(), args);
+    }
+    Ok(argvs)
+}
+
+/// A mismatch, as a line of the report.
+fn differ<T: std::fmt::Debug + PartialEq>(what: &str, got: T, want: T) -> Option<String> {
+    (got != want).then(|| format!("{what}: Guix gives {got:?}, the manifest says {want:?}"))
+}
+
+/// Folds FLEET's Guix output (or SCM, an edited copy of it) with the real
+/// Guix and compares what the Shepherd would run with the manifests: each
+/// container's podman argv as its entrypoint program execs it, under the
+/// environment Guix gives it; each job's argv as its program execs it and
+/// its next firings (Shepherd's own `next-calendar-event` on the event
+/// Guix built) against `systemd-analyze calendar` of the manifest's
+/// schedule; windlassd's command and the sweep timer. Err lists every
+/// difference, or says why Guix refused the system.
+fn real_guix_check(
+    test: &str,
+    fleet_dir: &Path,
+    edit: impl Fn(&str) -> String,
+) -> Result<(usize, usize), String> {
+    let guix = real_guix_src(test).expect("checked by the caller");
+    let go = guix_go(test);
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let out = w.join("out");
+    generate(fleet_dir, &out, &["--target", "guix"]);
+    let scm = edit(&std::fs::read_to_string(out.join("guix/windlass-apps.scm")).unwrap());
+    // The stand-in load checks every record field against the manifest;
+    // the argv Guix must build follows from those fields.
+    let stand_in = fleet_case(fleet_dir, test);
+    let fleet = load_fleet(fleet_dir).unwrap().fleet.unwrap();
+    let mut names: Vec<String> = vec!["windlassd".into(), "windlass-sweep".into()];
+    for app in &fleet.apps {
+        names.push(app.name.clone());
+        for job in &app.jobs {
+            names.push(format!("{}-{}", app.name, job.name));
+        }
+    }
+    let facts = real_guix_fold(&guix, &go, &scm, &names, w)?;
+
+    let mut wrong: Vec<String> = Vec::new();
+    let mut runs = Vec::new();
+    let mut masked = BTreeSet::new();
+    let guest = |p: &str| p.to_string();
+    for app in &fleet.apps {
+        let name = app.name.as_str();
+        let argv = facts.all("exec", name, "argv");
+        if argv.len() != 1 || !argv[0].starts_with("/w/store/") {
+            wrong.push(format!(
+                "{name}: the Shepherd starts {argv:?}, not one program"
+            ));
+            continue;
+        }
+        let env: Vec<String> = facts
+            .all("exec", name, "env")
+            .into_iter()
+            .map(String::from)
+            .collect();
+        wrong.extend(differ(
+            &format!("{name}: user"),
+            facts.one("exec", name, "user"),
+            Some("oci-container"),
+        ));
+        if !env.iter().any(|e| e == "LC_ALL=C.UTF-8") {
+            wrong.push(format!("{name}: no UTF-8 locale in {env:?}"));
+        }
+        runs.push((format!("c-{name}"), guest(argv[0]), env));
+        for job in &app.jobs {
+            let t = format!("{}-{}", app.name, job.name);
+            let argv = facts.all("timer", &t, "argv");
+            if argv.len() != 1 || !argv[0].starts_with("/w/store/") {
+                wrong.push(format!("{t}: the timer runs {argv:?}, not one program"));
+                continue;
+            }
+            if job.command[0].starts_with('/') {
+                masked.insert(job.command[0].clone());
+            }
+            runs.push((
+                format!("j-{t}"),
+                guest(argv[0]),
+                facts
+                    .all("timer", &t, "env")
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            ));
+            wrong.extend(differ(
+                &format!("{t}: user"),
+                facts.one("timer", &t, "user"),
+                Some("oci-container"),
+            ));
+            wrong.extend(differ(
+                &format!("{t}: max-duration"),
+                facts.one("timer", &t, "max-duration").map(String::from),
+                Some(
+                    job.timeout
+                        .map_or("#f".to_string(), |us| us.div_ceil(1_000_000).to_string()),
+                ),
+            ));
+        }
+    }
+    let argvs = run_guix_programs(w, &guix, &runs, &masked)?;
+    for app in &fleet.apps {
+        let name = app.name.as_str();
+        let Some(got) = argvs.get(&format!("c-{name}")) else {
+            continue;
+        };
+        let want = guix_run_argv(&stand_in, app);
+        wrong.extend(differ(&format!("{name}: podman argv"), got, &want));
+        // Guix's exported options procedure agrees with what ran.
+        let options = facts.all("oci", name, "option");
+        let at = got.iter().position(|a| a == "--name").map(|i| i + 2);
+        if at.and_then(|i| got.get(i..i + options.len()))
+            != Some(&options.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..])
+        {
+            wrong.push(format!(
+                "{name}: oci-container-configuration->options gives {options:?}, not what follows --name in {got:?}"
+            ));
+        }
+        for job in &app.jobs {
+            let t = format!("{}-{}", app.name, job.name);
+            let Some(got) = argvs.get(&format!("j-{t}")) else {
+                continue;
+            };
+            let mut want = job.command.clone();
+            if !want[0].starts_with('/') {
+                want[0] = format!("/run/current-system/profile/bin/{}", want[0]);
+            }
+            wrong.extend(differ(&format!("{t}: argv"), got, &want));
+        }
+    }
+
+    // Firings: Shepherd's on Guix's events, systemd's on the schedules.
+    let mut timers: Vec<(String, String)> = vec![(
+        "windlass-sweep".into(),
+        "weekly".into(), // modules/guix's default: systemd's weekly
+    )];
+    for app in &fleet.apps {
+        for job in &app.jobs {
+            timers.push((format!("{}-{}", app.name, job.name), job.schedule.clone()));
+        }
+    }
+    let bases: Vec<String> = FIRING_BASES.into_iter().map(firing_base).collect();
+    let exprs: Vec<String> = timers.iter().map(|t| t.1.clone()).collect();
+    let systemd = systemd_firings(w, &exprs, &bases, 6);
+    for (i, (t, schedule)) in timers.iter().enumerate() {
+        for b in &bases {
+            let shepherd: Vec<&str> = facts
+                .all("timer", t, "firing")
+                .into_iter()
+                .filter_map(|f| f.strip_prefix(&format!("{b}\t")))
+                .collect();
+            let want: Vec<&str> = systemd[&(i, b.clone())]
+                .iter()
+                .map(String::as_str)
+                .collect();
+            wrong.extend(differ(
+                &format!("{t} ({schedule}) from {b}: firings"),
+                shepherd,
+                want,
+            ));
+        }
+    }
+
+    // The agent's own services from modules/guix.
+    wrong.extend(differ(
+        "windlassd: command",
+        facts.all("exec", "windlassd", "argv"),
+        vec![
+            "/w/store/windlass/bin/windlassd",
+            "--bus",
+            "system",
+            "--state-dir",
+            "/var/lib/windlass",
+            "--group",
+            "windlass",
+            "--platform",
+            "guix",
+        ],
+    ));
+    wrong.extend(differ(
+        "windlass-sweep: command",
+        facts.all("timer", "windlass-sweep", "argv"),
+        vec!["/w/store/windlass/bin/windlassctl", "sweep"],
+    ));
+    // Each container requires the services of the apps it depends on.
+    for app in &fleet.apps {
+        let req = facts.all("service", &app.name, "requirement");
+        for d in app.requires.iter().chain(&app.wants) {
+            if !req.contains(&d.as_str()) {
+                wrong.push(format!("{}: requirement {req:?} lacks {d}", app.name));
+            }
+        }
+    }
+    let non_ascii = argvs.values().flatten().filter(|a| !a.is_ascii()).count();
+    if wrong.is_empty() {
+        Ok((runs.len(), non_ascii))
+    } else {
+        Err(wrong.join("\n"))
+    }
+}
+
+/// The example fleet and the hostile (torture) fleet, folded with the real
+/// Guix: every container's podman argv and every job's argv arrive byte
+/// for byte as the manifests say (non-ASCII included), and every timer
+/// fires when systemd's would.
+#[test]
+fn the_real_guix_runs_what_the_manifests_say() {
+    let test = "real guix";
+    if !common::oracles_enabled(test) || real_guix_src(test).is_none() {
+        return;
+    }
+    // The example fleet with a job on weekdays and days of the month.
+    let work = tempfile::tempdir().unwrap();
+    let both = work.path().join("weekday-and-day");
+    copy_dir(&examples(), &both);
+    let postgres = both.join("apps/postgres.toml");
+    let toml = std::fs::read_to_string(&postgres).unwrap();
+    assert!(toml.contains("\"Mon..Fri *-*-* 04:30\""));
+    std::fs::write(
+        &postgres,
+        toml.replace("\"Mon..Fri *-*-* 04:30\"", "\"Mon..Fri *-*-1..7 04:30\""),
+    )
+    .unwrap();
+    let fleets = common::repo_root().join("generator/tests/fleets");
+    for (label, dir) in [
+        ("examples", examples()),
+        ("torture", torture()),
+        ("weekday-and-day", both),
+        ("settings", fleets.join("settings")),
+        ("names", fleets.join("names")),
+        ("hooks", fleets.join("hooks")),
+        ("quotes", fleets.join("quotes")),
+    ] {
+        let started = std::time::Instant::now();
+        let (programs, non_ascii) =
+            real_guix_check(test, &dir, str::to_string).unwrap_or_else(|e| panic!("{label}: {e}"));
+        if label == "torture" {
+            assert!(non_ascii >= 2, "torture: {non_ascii} non-ASCII arguments");
+        }
+        eprintln!(
+            "{label}: the real Guix folded the system; {programs} programs exec'd as the manifests say, \
+             {non_ascii} arguments outside ASCII among them ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The same check has teeth: a misspelt field, a value of the wrong type
+/// and a bad timer keyword are refused by Guix's and Shepherd's own code;
+/// an argument split wrongly reaches Podman differently from the manifest,
+/// and a timer an hour off fires when systemd's does not.
+#[test]
+fn the_real_guix_check_rejects_mutants() {
+    let test = "real guix mutants";
+    if !common::oracles_enabled(test) || real_guix_src(test).is_none() {
+        return;
+    }
+    let cases: [(&str, &str, &str, &str); 5] = [
+        (
+            "misspelt field",
+            "(provision \"lnd\")",
+            "(provison \"lnd\")",
+            "extraneous field initializers (provison)",
+        ),
+        (
+            "wrong value type",
+            "(network \"archy\")",
+            "(network 'archy)",
+            "arguments: (archy network)",
+        ),
+        (
+            "argument split wrongly",
+            "(command (list \"lnd\" \"--configfile=/data/lnd.conf\"))",
+            "(command (list \"lnd --configfile=/data/lnd.conf\"))",
+            "lnd: podman argv",
+        ),
+        (
+            "bad timer keyword",
+            "#:hours '(2)",
+            "#:hour '(2)",
+            "Unrecognized keyword: #:hour",
+        ),
+        (
+            "timer moved by an hour",
+            "#:hours '(2)",
+            "#:hours '(3)",
+            "postgres-dump (*-*-* 02:30:00) from 2026-03-03 12:20:10: firings",
+        ),
+    ];
+    for (what, from, to, says) in cases {
+        let err = real_guix_check(test, &examples(), |scm| {
+            assert!(scm.contains(from), "{what}: {from:?} is not in the output");
+            scm.replacen(from, to, 1)
+        })
+        .expect_err(what);
+        assert!(
+            err.contains(says),
+            "{what}: the failure does not name {says:?}:\n{err}"
+        );
+        eprintln!("{what}: rejected");
+    }
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Compiles (once) the real Guix module closure of ../shared/oracles/guix for
+# the oracle rootfs's Guile and prints the directory of .go files. Cached
+# under /var/cache/windlass, keyed by the module list, the Guix source's
+# version, the Guile version and the compile driver, so later runs are
+# instant. Two compilers run side by side, at the lowest priority unless
+# WINDLASS_GUIX_GO_NICE says otherwise. With --check it builds nothing:
+# exit 0 (and the path) if built.
+# Usage: tools/guix-go.sh [--check] [GUIX_ORACLE_DIR]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+check=
+if [ "${1:-}" = "--check" ]; then check=1; shift; fi
+guix=$(cd "${1:-$here/../shared/oracles/guix}" && pwd)
+driver=$here/generator/tests/guix-real/compile.scm
+root=$("$here/tools/oracle-rootfs.sh")
+cache="${WINDLASS_CACHE:-/var/cache/windlass}"
+guile_version=$(chroot "$root" guile -c '(display (version))' 2>/dev/null)
+key=$( { cat "$guix/modules.txt" "$driver" "$guix/src/guix/config.scm"; \
+  echo "$guile_version"; } | sha256sum | cut -c1-12)
+dir="$cache/guix-go-$key"
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+if [ -n "$check" ]; then exit 1; fi
+mkdir -p "$cache"
+exec 9>"$cache/.guix-go.lock"
+flock 9
+if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+# A half-built tree is resumed: each .go is written atomically.
+tmp="$dir.partial"
+mkdir -p "$tmp"
+workers=${WINDLASS_GUIX_GO_WORKERS:-2}
+started=$SECONDS
+pids=()
+for ((k = 0; k < workers; k++)); do
+  nice -n "${WINDLASS_GUIX_GO_NICE:-19}" "$here/tools/oracle" \
+    --bind "$guix:/g" --bind "$tmp:/go" --bind "$(dirname "$driver"):/d" \
+    guile --no-auto-compile /d/compile.scm /g /go "$k" "$workers" \
+    >"$tmp/.worker-$k.log" 2>&1 &
+  pids+=($!)
+done
+failed=0
+for ((k = 0; k < workers; k++)); do
+  if ! wait "${pids[$k]}"; then
+    failed=1
+    tail -30 "$tmp/.worker-$k.log" >&2
+  fi
+done
+if [ "$failed" = 1 ]; then
+  echo "tools/guix-go.sh: compiling the Guix closure failed" >&2
+  exit 1
+fi
+want=$(grep -c . "$guix/modules.txt")
+have=$(find "$tmp" -name '*.go' | wc -l)
+if [ "$have" -ne "$want" ]; then
+  echo "tools/guix-go.sh: $have .go files for $want modules" >&2
+  exit 1
+fi
+echo "tools/guix-go.sh: compiled $want modules in $((SECONDS - started)) s" >&2
+touch "$tmp/.complete"
+rm -rf "$dir"
+mv "$tmp" "$dir"
+echo "$dir"
