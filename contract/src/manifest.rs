@@ -308,12 +308,12 @@ pub enum Rollback {
 /// the fleet's `[host]` defaults already applied by the generator).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftPolicy {
-    #[serde(default)]
-    pub mode: DriftMode,
     /// Findings not reported nor restored: `GLOB` or `KIND:GLOB`, the
     /// glob matched against the finding's absolute path, else its unit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<String>,
+    #[serde(default)]
+    pub mode: DriftMode,
     #[serde(flatten)]
     pub other: Other,
 }
@@ -441,7 +441,40 @@ impl Manifest {
     /// The manifest as the generator writes it: pretty JSON, keys sorted,
     /// a final newline.
     pub fn to_json(&self) -> String {
-        to_json(self)
+        if self.has_unknown_keys() {
+            return to_json(self);
+        }
+        // Every struct of the contract declares its fields in sorted
+        // order, so without unknown keys (flattened last) serializing
+        // directly gives the sorted document without building a `Value`
+        // tree of it first (a tenth of a 1,000-app generation's time).
+        let mut text = serde_json::to_string_pretty(self).expect("contract types serialize");
+        text.push('\n');
+        text
+    }
+
+    /// Whether any part of the document holds keys this version does not
+    /// know (read from a newer generator's manifest).
+    fn has_unknown_keys(&self) -> bool {
+        !self.other.is_empty()
+            || self.apps.iter().any(|a| {
+                let hooks = &a.hooks;
+                !a.other.is_empty()
+                    || !a.drift.other.is_empty()
+                    || a.health.as_ref().is_some_and(|h| !h.other.is_empty())
+                    || !hooks.other.is_empty()
+                    || [
+                        &hooks.down,
+                        &hooks.post_commit,
+                        &hooks.pre_activate,
+                        &hooks.pre_commit,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|h| !h.other.is_empty())
+                    || !a.release.other.is_empty()
+                    || !a.update.other.is_empty()
+            })
     }
 
     /// The app named `name`.
@@ -565,6 +598,95 @@ mod tests {
             m.deadline_for(&units(&["other.service"])),
             DEFAULT_DEADLINE_SEC
         );
+    }
+
+    /// The direct serialization `to_json` takes when no unknown keys are
+    /// held equals the sorted one through `Value`, for a manifest with
+    /// every field set (and each optional part present), so a field added
+    /// out of order fails here.
+    #[test]
+    fn the_direct_json_equals_the_sorted_json() {
+        let hook = |n: &str| Hook {
+            argv: vec![n.to_string(), "ünï \"q\"\n".into()],
+            retries: 2,
+            timeout_sec: 30,
+            other: Other::new(),
+        };
+        let app = App {
+            drift: DriftPolicy {
+                ignore: vec!["unit:*.timer".into()],
+                mode: DriftMode::Restore,
+                other: Other::new(),
+            },
+            health: Some(Health {
+                container_check: true,
+                http: Some("http://127.0.0.1:8080/".into()),
+                other: Other::new(),
+            }),
+            hooks: Hooks {
+                down: Some(hook("down")),
+                post_commit: Some(hook("post")),
+                pre_activate: Some(hook("pre")),
+                pre_commit: Some(hook("commit")),
+                other: Other::new(),
+            },
+            image: "docker.io/library/web:1".into(),
+            jobs: vec!["web-backup".into()],
+            name: "web".into(),
+            purge_on_remove: vec!["web-data".into()],
+            release: Release {
+                allow_prerelease: true,
+                constraint: Some(">=1, <2".into()),
+                track: Track::Semver,
+                other: Other::new(),
+            },
+            requires: vec!["db".into()],
+            unit: "web.service".into(),
+            update: Update {
+                health_deadline_sec: Some(90),
+                order: UpdateOrder::StartFirst,
+                rollback: Rollback::Manual,
+                other: Other::new(),
+            },
+            volumes: vec!["web-data".into()],
+            wants: vec!["cache".into()],
+            other: Other::new(),
+        };
+        let mut bare = app.clone();
+        bare.name = "bare".into();
+        bare.drift = DriftPolicy::default();
+        bare.health = None;
+        bare.hooks = Hooks::default();
+        let m = Manifest {
+            apps: vec![bare, app],
+            files: vec![FileEntry {
+                path: "quadlet/web.container".into(),
+                sha256: "ab".into(),
+            }],
+            format: FORMAT,
+            generator: Some(Generator {
+                name: "windlass".into(),
+                version: "1".into(),
+            }),
+            inputs: vec![FileEntry {
+                path: "apps/web.toml".into(),
+                sha256: "cd".into(),
+            }],
+            podman: Some("5.4".into()),
+            targets: vec!["quadlet".into()],
+            other: Other::new(),
+        };
+        assert!(!m.has_unknown_keys());
+        assert_eq!(m.to_json(), to_json(&m));
+        let mut newer = m.clone();
+        newer.apps[1]
+            .hooks
+            .pre_commit
+            .as_mut()
+            .unwrap()
+            .other
+            .insert("a".into(), Value::Null);
+        assert!(newer.has_unknown_keys());
     }
 
     #[test]

@@ -361,7 +361,11 @@ fn another_windlass_binary_never_uses_the_record() {
     assert!(generate(&bin(), &fleet, &out, &[]).contains(NOOP));
     // Same version string, another executable (as after a rebuild).
     let other = tmp.path().join("windlass-other");
-    std::fs::copy(bin(), &other).unwrap();
+    // Copied by another process: a write descriptor open in this one
+    // could leak into a child another test thread forks at that moment,
+    // and exec'ing the copy would then fail with ETXTBSY.
+    let cp = Command::new("cp").arg(bin()).arg(&other).status().unwrap();
+    assert!(cp.success());
     let err = generate(&other, &fleet, &out, &[]);
     assert!(!err.contains(NOOP), "{err}");
     let err = generate(&bin(), &fleet, &out, &[]);
