@@ -3,9 +3,13 @@
 # the oracle rootfs's Guile and prints the directory of .go files. Cached
 # under /var/cache/windlass, keyed by the module list, the Guix source's
 # version, the Guile version and the compile driver, so later runs are
-# instant. Two compilers run side by side, at the lowest priority unless
-# WINDLASS_GUIX_GO_NICE says otherwise. With --check it builds nothing:
-# exit 0 (and the path) if built.
+# instant. One compiler by default (WINDLASS_GUIX_GO_WORKERS=N runs N side
+# by side), at the lowest priority unless WINDLASS_GUIX_GO_NICE says
+# otherwise. Measured cold on this 2-core machine: one worker 368 s wall,
+# 369 CPU-s; two workers 299 s wall but 568 CPU-s (each loads the package
+# modules' import cycles from source), so one is the better neighbour for
+# a test suite running beside it. With --check it builds nothing: exit 0
+# (and the path) if built.
 # Usage: tools/guix-go.sh [--check] [GUIX_ORACLE_DIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +32,7 @@ if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
 # A half-built tree is resumed: each .go is written atomically.
 tmp="$dir.partial"
 mkdir -p "$tmp"
-workers=${WINDLASS_GUIX_GO_WORKERS:-2}
+workers=${WINDLASS_GUIX_GO_WORKERS:-1}
 started=$SECONDS
 pids=()
 for ((k = 0; k < workers; k++)); do
