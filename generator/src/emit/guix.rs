@@ -149,11 +149,26 @@ fn strings(items: &[String]) -> Datum {
     Datum::call("list", items.iter().map(|s| Datum::str(s)).collect())
 }
 
+/// The column of each `(oci-container-configuration` in
+/// [`containers_service`]'s layout at [`INDENT`]: `(simple-service`'s
+/// arguments, `(oci-extension`'s, `(containers`'s, `(list`'s, each two
+/// columns in.
+const CONTAINER_INDENT: usize = INDENT + 8;
+
 fn containers_service(fleet: &Fleet) -> Datum {
-    let mut ext = vec![field(
-        "containers",
-        Datum::call("list", crate::par::map(&fleet.apps, container)),
-    )];
+    containers_service_laid(fleet, true)
+}
+
+/// With `laid`, each container's record is laid out on its worker thread
+/// and its tree dropped there (the whole tree of a large fleet held the
+/// peak of the generator's memory); the text is the same either way
+/// (tested).
+fn containers_service_laid(fleet: &Fleet, laid: bool) -> Datum {
+    let containers = crate::par::map(&fleet.apps, |app| {
+        let c = container(app);
+        if laid { c.laid(CONTAINER_INDENT) } else { c }
+    });
+    let mut ext = vec![field("containers", Datum::call("list", containers))];
     if !fleet.networks.is_empty() {
         ext.push(field(
             "networks",
@@ -672,6 +687,31 @@ mod tests {
             warnings: Vec::new(),
         };
         emit(fleet, &mut ctx)
+    }
+
+    /// Laying each container out on its own gives the text of laying out
+    /// the whole tree, for every fleet the tests have (short and long
+    /// records, networks, volumes, aliases, hooks); and a piece laid out
+    /// for another column would be caught in debug builds.
+    #[test]
+    fn containers_laid_out_one_at_a_time_read_as_the_whole_tree() {
+        for dir in [
+            "../examples",
+            "tests/fleets/torture",
+            "tests/fleets/settings",
+            "tests/fleets/names",
+            "tests/fleets/hooks",
+            "tests/fleets/quotes",
+        ] {
+            let f = fleet(dir);
+            let whole = containers_service_laid(&f, false).pretty(INDENT);
+            let laid = containers_service_laid(&f, true).pretty(INDENT);
+            assert_eq!(laid, whole, "{dir}");
+            assert!(whole.contains(&format!(
+                "\n{}(oci-container-configuration\n",
+                " ".repeat(CONTAINER_INDENT)
+            )));
+        }
     }
 
     #[test]

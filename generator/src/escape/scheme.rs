@@ -38,6 +38,13 @@ pub enum Datum {
     Gexp(Box<Datum>),
     /// `#$datum` inside a G-expression.
     Ungexp(Box<Datum>),
+    /// A datum already laid out by [`Datum::pretty`] for `indent` (see
+    /// [`Datum::laid`]), placed as it is: a large tree can be laid out a
+    /// piece at a time and each piece's tree dropped.
+    Laid {
+        indent: usize,
+        text: String,
+    },
 }
 
 /// True for the identifiers windlass writes: an ASCII letter or one of
@@ -100,6 +107,16 @@ impl Datum {
         Datum::Ungexp(Box::new(d))
     }
 
+    /// `self` laid out now for `indent`, the column it will be placed at
+    /// in the enclosing layout: the text is what [`Datum::pretty`] of the
+    /// enclosing datum would write for it, without keeping the tree.
+    pub fn laid(&self, indent: usize) -> Datum {
+        Datum::Laid {
+            indent,
+            text: self.pretty(indent),
+        }
+    }
+
     /// The datum on one line.
     pub fn flat(&self) -> String {
         let mut out = String::new();
@@ -148,6 +165,8 @@ impl Datum {
                 out.push_str("#$");
                 d.write_flat(out);
             }
+            // Only a one-line layout is flat (see count_flat).
+            Datum::Laid { text, .. } => out.push_str(text),
         }
     }
 
@@ -212,6 +231,7 @@ impl Datum {
             Datum::Quote(d) => take(left, 1) && d.count_flat(left),
             Datum::Pair(a, b) => take(left, 5) && a.count_flat(left) && b.count_flat(left),
             Datum::Gexp(d) | Datum::Ungexp(d) => take(left, 2) && d.count_flat(left),
+            Datum::Laid { text, .. } => !text.contains('\n') && take(left, text.len()),
         }
     }
 
@@ -274,6 +294,25 @@ impl Datum {
                 out.push_str("#$");
                 d.write_pretty(indent + 2, out);
             }
+            Datum::Laid { indent: at, text } => {
+                // Laid out for another column (a caller's mistake): each
+                // continuation line moves by the difference.
+                debug_assert_eq!(indent, *at, "laid out for another column");
+                if indent == *at {
+                    out.push_str(text);
+                } else {
+                    for (i, line) in text.split('\n').enumerate() {
+                        if i > 0 {
+                            let trimmed = line.trim_start_matches(' ');
+                            let col = (line.len() - trimmed.len() + indent).saturating_sub(*at);
+                            newline(out, col);
+                            out.push_str(trimmed);
+                        } else {
+                            out.push_str(line);
+                        }
+                    }
+                }
+            }
             // Atoms and pairs stay whole, however long.
             _ => self.write_flat(out),
         }
@@ -291,6 +330,7 @@ impl Datum {
         match self {
             Datum::List(items) => !items.is_empty(),
             Datum::Quote(d) | Datum::Gexp(d) | Datum::Ungexp(d) => d.is_compound(),
+            Datum::Laid { text, .. } => text.contains('\n'),
             _ => false,
         }
     }
