@@ -1,6 +1,8 @@
 //! The real consumers judge our output: Podman 5.4's `quadlet -dryrun`
 //! accepts every Quadlet file, and systemd 257's `systemd-analyze verify`
-//! accepts every unit quadlet produces plus every timer and job service.
+//! accepts every unit quadlet produces plus every timer and job service;
+//! the `--podman-version 6.x` output goes through Podman 6.1.1's quadlet
+//! (Debian experimental) and sid's systemd the same way.
 //! Then the argv systemd would exec is read back from systemd's own dump and
 //! compared, byte for byte, with the manifest: env values, labels, command
 //! arguments and health commands survive Quadlet and systemd exactly.
@@ -52,7 +54,19 @@ true
 "#;
 
 fn run_oracles(work: &Path) -> OracleRun {
-    let out = common::oracle(&[(work, "/w")], &["bash", "-c", SCRIPT]);
+    run_oracles_in(work, false)
+}
+
+/// [`run_oracles`] with Podman 6's quadlet (and sid's systemd) when
+/// `podman6`, else trixie's Podman 5.4 and systemd 257.
+fn run_oracles_in(work: &Path, podman6: bool) -> OracleRun {
+    let binds: &[(&Path, &str)] = &[(work, "/w")];
+    let cmd = &["bash", "-c", SCRIPT];
+    let out = if podman6 {
+        common::oracle_podman6(binds, cmd)
+    } else {
+        common::oracle(binds, cmd)
+    };
     assert!(
         out.status.success(),
         "oracle script failed: {}",
@@ -366,9 +380,14 @@ fn oracle_case_with(fleet_dir: &Path, name: &str, extra: &[&str]) {
     if !common::oracles_enabled(name) {
         return;
     }
+    // Output for Podman 6 is judged by Podman 6's quadlet.
+    let podman6 = extra
+        .iter()
+        .position(|a| *a == "--podman-version")
+        .is_some_and(|i| extra[i + 1].starts_with("6."));
     let work = tempfile::tempdir().unwrap();
     generate(fleet_dir, &work.path().join("out"), extra);
-    let run = run_oracles(work.path());
+    let run = run_oracles_in(work.path(), podman6);
     assert_accepted(&run, name);
     let mut fleet = load_fleet(fleet_dir).unwrap().fleet.expect("valid fleet");
     if let Some(i) = extra.iter().position(|a| *a == "--podman-version") {
@@ -438,9 +457,9 @@ fn quotes_fleet_is_accepted_by_quadlet_and_systemd_and_quotes_survive() {
 /// shown by Podman 5.4's: a key read whole loses every `"` at either end
 /// (`Entrypoint="x` reaches podman as `x`), while the same value as a
 /// quoted `PodmanArgs=` word, which windlass writes instead, arrives
-/// exactly. (The 5.8.2+ rule, one matched pair, has no binary here: no
-/// 6.x Quadlet can be had offline; it is tested against Podman's own
-/// test table in the unit tests.)
+/// exactly. (The 5.8.2+ rule, one matched pair, is shown by Podman 6's
+/// quadlet below, and tested against Podman's own test table in the unit
+/// tests.)
 #[test]
 fn quadlet_5_4_trims_quotes_at_the_ends_of_whole_values() {
     if !common::oracles_enabled("quote trim") {
@@ -483,6 +502,58 @@ fn settings_fleet_is_accepted_by_quadlet_and_systemd_and_every_setting_reaches_p
         "settings (Podman 4.4 keys)",
         &["--podman-version", "4.4"],
     );
+}
+
+/// Podman 6's own quadlet (6.1.1, Debian experimental) and sid's systemd
+/// accept every fleet's `--podman-version 6.1` and `6.0` output, and the
+/// argv systemd would exec equals the manifest byte for byte, quotes
+/// included (Quadlet from 5.8.2 strips one matched pair of quotes around
+/// a value it reads whole, where 5.4 strips every `"` at the ends).
+#[test]
+fn podman_6_quadlet_accepts_the_podman_6_output_and_argv_survives() {
+    let root = common::repo_root();
+    let fleets = root.join("generator/tests/fleets");
+    for (label, dir) in [
+        ("examples", root.join("examples")),
+        ("torture", fleets.join("torture")),
+        ("names", fleets.join("names")),
+        ("hooks", fleets.join("hooks")),
+        ("quotes", fleets.join("quotes")),
+        ("settings", fleets.join("settings")),
+    ] {
+        for version in ["6.1", "6.0"] {
+            oracle_case_with(
+                &dir,
+                &format!("{label} (Podman {version}, quadlet 6)"),
+                &["--podman-version", version],
+            );
+        }
+    }
+}
+
+/// The 5.8.2+ quote rule the generator assumes for Podman 6, shown by
+/// Podman 6.1.1's quadlet: a key read whole loses one matched pair of
+/// surrounding quotes (`StopSignal="SIGTERM"` reaches podman as
+/// `SIGTERM`) and keeps an unmatched one (`Entrypoint="/bin/sh` as
+/// `"/bin/sh`), where 5.4 drops every `"` at the ends (the test above).
+#[test]
+fn quadlet_6_strips_one_matched_pair_of_quotes() {
+    if !common::oracles_enabled("quote pair (quadlet 6)") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let q = work.path().join("out/quadlet");
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::write(
+        q.join("trim.container"),
+        "[Container]\nImage=docker.io/library/busybox:1.36\nEntrypoint=\"/bin/sh\nStopSignal=\"SIGTERM\"\n",
+    )
+    .unwrap();
+    let run = run_oracles_in(work.path(), true);
+    assert_eq!(run.dryrun_rc, 0, "{}", run.dryrun_err);
+    let trim = &run.exec["trim.service"];
+    assert_eq!(flag_values(trim, "--entrypoint"), ["\"/bin/sh"], "{trim:?}");
+    assert_eq!(flag_values(trim, "--stop-signal"), ["SIGTERM"], "{trim:?}");
 }
 
 #[test]

@@ -102,7 +102,20 @@ pub fn oracles_enabled(test: &str) -> bool {
 /// Runs `cmd` inside the oracle rootfs with `binds` (host dir, guest dir)
 /// bind-mounted. Panics when the oracle itself cannot be started.
 pub fn oracle(binds: &[(&Path, &str)], cmd: &[&str]) -> Output {
+    oracle_in(false, binds, cmd)
+}
+
+/// [`oracle`] in the rootfs with Podman 6's quadlet
+/// (`tools/podman6-rootfs.sh`: Debian experimental's Podman on sid).
+pub fn oracle_podman6(binds: &[(&Path, &str)], cmd: &[&str]) -> Output {
+    oracle_in(true, binds, cmd)
+}
+
+fn oracle_in(podman6: bool, binds: &[(&Path, &str)], cmd: &[&str]) -> Output {
     let mut c = Command::new(repo_root().join("tools/oracle"));
+    if podman6 {
+        c.arg("--podman6");
+    }
     for (host, guest) in binds {
         c.arg("--bind").arg(format!("{}:{}", host.display(), guest));
     }
