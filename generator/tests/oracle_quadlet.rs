@@ -535,7 +535,8 @@ fn podman_6_quadlet_accepts_the_podman_6_output_and_argv_survives() {
 /// Podman 6.1.1's quadlet: a key read whole loses one matched pair of
 /// surrounding quotes (`StopSignal="SIGTERM"` reaches podman as
 /// `SIGTERM`) and keeps an unmatched one (`Entrypoint="/bin/sh` as
-/// `"/bin/sh`), where 5.4 drops every `"` at the ends (the test above).
+/// `"/bin/sh`), where 5.4 drops every `"` at the ends (the test above);
+/// and it refuses a key it does not know, so the harness can fail.
 #[test]
 fn quadlet_6_strips_one_matched_pair_of_quotes() {
     if !common::oracles_enabled("quote pair (quadlet 6)") {
@@ -554,6 +555,17 @@ fn quadlet_6_strips_one_matched_pair_of_quotes() {
     let trim = &run.exec["trim.service"];
     assert_eq!(flag_values(trim, "--entrypoint"), ["\"/bin/sh"], "{trim:?}");
     assert_eq!(flag_values(trim, "--stop-signal"), ["SIGTERM"], "{trim:?}");
+    // And it refuses a key it does not know, as 5.4's does.
+    let work = tempfile::tempdir().unwrap();
+    let q = work.path().join("out/quadlet");
+    std::fs::create_dir_all(&q).unwrap();
+    std::fs::write(
+        q.join("bad.container"),
+        "[Container]\nImage=docker.io/library/busybox:1.36\nMemoryLimit=1\n",
+    )
+    .unwrap();
+    let run = run_oracles_in(work.path(), true);
+    assert_ne!(run.dryrun_rc, 0, "quadlet 6 must reject MemoryLimit=");
 }
 
 #[test]
