@@ -1,7 +1,8 @@
 //! The health gate: every changed unit active (Quadlet's Notify=healthy
 //! makes a container unit active only once its health check passes), and
 //! every `health.http` probe of the generation's changed apps answering
-//! 2xx, all within the deadline. A unit that fails ends the wait at once.
+//! 2xx, all within the deadline. A unit that fails ends the wait at once;
+//! a state query systemd does not answer ends it at the deadline.
 
 use std::time::{Duration, Instant};
 
@@ -52,13 +53,28 @@ pub async fn wait(
     loop {
         let mut still = Vec::new();
         for u in pending_units {
-            let s = systemd
-                .state(&u)
-                .await
-                .map_err(|e| GateFailure::Unhealthy {
+            // Each query is bounded by what is left of the deadline (at
+            // least a second): a bus call systemd never answers must not
+            // hold the gate past it.
+            let left = gate
+                .deadline
+                .saturating_sub(start.elapsed())
+                .max(Duration::from_secs(1));
+            let s = match tokio::time::timeout(left, systemd.state(&u)).await {
+                Ok(s) => s.map_err(|e| GateFailure::Unhealthy {
                     unit: Some(u.clone()),
                     reason: e.0,
-                })?;
+                })?,
+                Err(_) => {
+                    return Err(GateFailure::Unhealthy {
+                        reason: format!(
+                            "systemd did not answer for {u}'s state within {} s",
+                            left.as_secs()
+                        ),
+                        unit: Some(u),
+                    });
+                }
+            };
             let job = if s.job_pending { " (job)" } else { "" };
             let failed = if s.active_state == "failed" {
                 format!(": {}", s.result)

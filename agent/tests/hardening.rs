@@ -1,7 +1,8 @@
 //! The agent keeps its secrets and its footing: a credential in a cutover
 //! URL reaches no signal, property, record or log; journal lines are for
 //! authorised callers only; Cancel stops a download that trickles; a disk
-//! that fills up during the health gate strands nothing.
+//! that fills up during the health gate strands nothing; a state query
+//! systemd never answers does not hold the health gate past its deadline.
 
 mod common;
 mod doubles;
@@ -404,5 +405,41 @@ fn a_disk_that_fills_during_the_gate_strands_nothing_end_to_end() {
     assert!(
         log.contains("cannot persist") || log.contains("No space left"),
         "the full disk was not reported:\n{log}"
+    );
+}
+
+/// A bus call to systemd that never returns (seen once in CI under heavy
+/// load: a switch stayed at the health gate for 15 minutes) ends the
+/// gate at its deadline, blaming the unit, instead of holding the switch.
+#[tokio::test]
+async fn a_state_query_systemd_never_answers_ends_the_gate_at_its_deadline() {
+    let fake = Fake::default();
+    fake.set("web.service", "active", "running");
+    fake.silent.lock().unwrap().push("db.service".into());
+    let gate = windlass_agent::health::Gate {
+        units: vec!["web.service".into(), "db.service".into()],
+        http: Vec::new(),
+        deadline: Duration::from_secs(2),
+        poll: Duration::from_millis(50),
+    };
+    let http = windlass_net::client(&Default::default()).unwrap();
+    let started = Instant::now();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(20),
+        windlass_agent::health::wait(&fake, &gate, &http, || false, |_, _| {}),
+    )
+    .await
+    .expect("the gate must end by itself");
+    let elapsed = started.elapsed();
+    match waited {
+        Err(windlass_agent::health::GateFailure::Unhealthy { unit, reason }) => {
+            assert_eq!(unit.as_deref(), Some("db.service"));
+            assert!(reason.contains("did not answer"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
     );
 }

@@ -58,6 +58,9 @@ pub struct Fake {
     /// The events channel: [`Fake::push_event`] sends, the first
     /// `events()` takes the receiver (later calls get `None`).
     pub events: Arc<Mutex<Events>>,
+    /// Units whose state query systemd never answers (a bus call that
+    /// hangs).
+    pub silent: Arc<Mutex<Vec<String>>>,
 }
 
 impl Fake {
@@ -174,6 +177,9 @@ impl Systemd for Fake {
     }
 
     async fn state(&self, unit: &str) -> R<UnitState> {
+        if self.silent.lock().unwrap().iter().any(|u| u == unit) {
+            std::future::pending::<()>().await;
+        }
         Ok(self
             .states
             .lock()
