@@ -2215,8 +2215,9 @@ fn the_real_guix_runs_what_the_manifests_say() {
     }
 }
 
-/// The same check has teeth: a misspelt field, a value of the wrong type
-/// and a bad timer keyword are refused by Guix's and Shepherd's own code;
+/// The same check has teeth: a misspelt field, a value of the wrong type,
+/// a bad calendar keyword and a misspelt keyword of the timer constructor
+/// are refused by Guix's and Shepherd's own code;
 /// an argument split wrongly reaches Podman differently from the manifest,
 /// and a timer an hour off fires when systemd's does not.
 #[test]
@@ -2225,7 +2226,7 @@ fn the_real_guix_check_rejects_mutants() {
     if !common::oracles_enabled(test) || real_guix_src(test).is_none() {
         return;
     }
-    let cases: [(&str, &str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str, &str); 6] = [
         (
             "misspelt field",
             "(provision \"lnd\")",
@@ -2249,6 +2250,12 @@ fn the_real_guix_check_rejects_mutants() {
             "#:hours '(2)",
             "#:hour '(2)",
             "Unrecognized keyword: #:hour",
+        ),
+        (
+            "misspelt constructor keyword",
+            "#:max-duration 900",
+            "#:max-durations 900",
+            "#:max-durations",
         ),
         (
             "timer moved by an hour",

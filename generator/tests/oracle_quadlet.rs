@@ -453,6 +453,25 @@ fn quotes_fleet_is_accepted_by_quadlet_and_systemd_and_quotes_survive() {
     );
 }
 
+/// Runs the Quadlet files `files` (name, text) through the oracles: Podman
+/// 6's quadlet when `podman6`, else 5.4's.
+fn run_quadlet_files(files: &[(&str, &str)], podman6: bool) -> OracleRun {
+    let work = tempfile::tempdir().unwrap();
+    let q = work.path().join("out/quadlet");
+    std::fs::create_dir_all(&q).unwrap();
+    for (name, text) in files {
+        std::fs::write(q.join(name), text).unwrap();
+    }
+    run_oracles_in(work.path(), podman6)
+}
+
+/// A container whose `Entrypoint=` starts with an unmatched `"` and whose
+/// `StopSignal=` is wholly quoted: values Quadlet reads whole.
+const TRIM: (&str, &str) = (
+    "trim.container",
+    "[Container]\nImage=docker.io/library/busybox:1.36\nEntrypoint=\"/bin/sh\nStopSignal=\"SIGTERM\"\n",
+);
+
 /// What `whole_value` (emit/quadlet.rs) assumes of Quadlet before 5.8.2,
 /// shown by Podman 5.4's: a key read whole loses every `"` at either end
 /// (`Entrypoint="x` reaches podman as `x`), while the same value as a
@@ -465,20 +484,11 @@ fn quadlet_5_4_trims_quotes_at_the_ends_of_whole_values() {
     if !common::oracles_enabled("quote trim") {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let q = work.path().join("out/quadlet");
-    std::fs::create_dir_all(&q).unwrap();
-    std::fs::write(
-        q.join("trim.container"),
-        "[Container]\nImage=docker.io/library/busybox:1.36\nEntrypoint=\"/bin/sh\nStopSignal=\"SIGTERM\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        q.join("flag.container"),
+    let flag = (
+        "flag.container",
         "[Container]\nImage=docker.io/library/busybox:1.36\nPodmanArgs=\"--entrypoint=\\\"/bin/sh\" \"--stop-signal=\\\"SIGTERM\\\"\"\n",
-    )
-    .unwrap();
-    let run = run_oracles(work.path());
+    );
+    let run = run_quadlet_files(&[TRIM, flag], false);
     assert_eq!(run.dryrun_rc, 0, "{}", run.dryrun_err);
     let trim = &run.exec["trim.service"];
     assert_eq!(flag_values(trim, "--entrypoint"), ["/bin/sh"], "{trim:?}");
@@ -542,29 +552,17 @@ fn quadlet_6_strips_one_matched_pair_of_quotes() {
     if !common::oracles_enabled("quote pair (quadlet 6)") {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let q = work.path().join("out/quadlet");
-    std::fs::create_dir_all(&q).unwrap();
-    std::fs::write(
-        q.join("trim.container"),
-        "[Container]\nImage=docker.io/library/busybox:1.36\nEntrypoint=\"/bin/sh\nStopSignal=\"SIGTERM\"\n",
-    )
-    .unwrap();
-    let run = run_oracles_in(work.path(), true);
+    let run = run_quadlet_files(&[TRIM], true);
     assert_eq!(run.dryrun_rc, 0, "{}", run.dryrun_err);
     let trim = &run.exec["trim.service"];
     assert_eq!(flag_values(trim, "--entrypoint"), ["\"/bin/sh"], "{trim:?}");
     assert_eq!(flag_values(trim, "--stop-signal"), ["SIGTERM"], "{trim:?}");
     // And it refuses a key it does not know, as 5.4's does.
-    let work = tempfile::tempdir().unwrap();
-    let q = work.path().join("out/quadlet");
-    std::fs::create_dir_all(&q).unwrap();
-    std::fs::write(
-        q.join("bad.container"),
+    let bad = (
+        "bad.container",
         "[Container]\nImage=docker.io/library/busybox:1.36\nMemoryLimit=1\n",
-    )
-    .unwrap();
-    let run = run_oracles_in(work.path(), true);
+    );
+    let run = run_quadlet_files(&[bad], true);
     assert_ne!(run.dryrun_rc, 0, "quadlet 6 must reject MemoryLimit=");
 }
 
@@ -574,15 +572,11 @@ fn the_oracle_rejects_what_it_should() {
     if !common::oracles_enabled("negative") {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let q = work.path().join("out/quadlet");
-    std::fs::create_dir_all(&q).unwrap();
-    std::fs::write(
-        q.join("bad.container"),
+    let bad = (
+        "bad.container",
         "[Container]\nImage=docker.io/library/busybox:1.36\nMemory=1\n",
-    )
-    .unwrap();
-    let run = run_oracles(work.path());
+    );
+    let run = run_quadlet_files(&[bad], false);
     assert_ne!(run.dryrun_rc, 0, "quadlet 5.4 must reject Memory=");
     let work = tempfile::tempdir().unwrap();
     let s = work.path().join("out/systemd");

@@ -20,10 +20,11 @@
 ;;;   does not exist;
 ;;; * for each service NAMES lists (one per line; each must exist), that
 ;;;   S-expression is evaluated as the Shepherd would, with
-;;;   fork+exec-command and make-timer-constructor replaced by recorders
-;;;   and the account database by a fixed oci-container user; everything
-;;;   else (calendar-event, command, cron-string->calendar-event) is
-;;;   Shepherd's own;
+;;;   fork+exec-command recorded (its keywords checked against those of
+;;;   its definition in Shepherd's source), the timer and fork-exec constructors called for real (they
+;;;   only build the start procedure) and recorded, and the account
+;;;   database a fixed oci-container user; everything else (calendar-event,
+;;;   command, cron-string->calendar-event) is Shepherd's own;
 ;;; * for a timer, Shepherd's own next-calendar-event gives the next
 ;;;   firings from each instant of BASES (`(YEAR MONTH DAY HOUR MINUTE
 ;;;   SECOND)' forms, UTC).
@@ -171,37 +172,96 @@
 
 (define recorded #f)
 
+;; The keywords a procedure of Shepherd's takes, read from its definition
+;; in Shepherd's source (its modules load from source here, and an
+;; interpreted procedure does not tell its keywords).
+(define (source-keywords module-file name)
+  (call-with-input-file (%search-load-path module-file)
+    (lambda (port)
+      (let loop ()
+        (match (read port)
+          ((? eof-object?) (error "no definition of" name module-file))
+          (('define* (head . formals) . _)
+           (if (eq? head name)
+               (match (member #:key formals)
+                 (#f '())
+                 ((_ . keys)
+                  (filter-map (match-lambda
+                                ((? keyword?) #f)
+                                ((key _) (symbol->keyword key))
+                                ((? symbol? key) (symbol->keyword key)))
+                              keys)))
+               (loop)))
+          (_ (loop)))))))
+
+(define (keyword-arguments what known args)
+  ;; ARGS, a keyword argument list, as an alist; an error names a keyword
+  ;; not among KNOWN.
+  (let loop ((args args) (acc '()))
+    (match args
+      (() (reverse acc))
+      (((? keyword? k) v . rest)
+       (unless (memq k known)
+         (error (format #f "~a: unknown keyword ~s" what k)))
+       (loop rest (acons k v acc))))))
+
 (define (shepherd-module)
-  (let ((m (make-fresh-user-module)))
-    (eval '(use-modules (shepherd service timer)
+  ;; A module as the Shepherd evaluates a service's start in: its own
+  ;; procedures, except those that would start something, which record
+  ;; what they are given. The timer and fork-exec constructors are
+  ;; Shepherd's own (they only build the start procedure, and check their
+  ;; keywords); fork+exec-command's keywords are checked against the real
+  ;; one's.
+  (let ((m (make-fresh-user-module))
+        (timer-constructor
+         (@ (shepherd service timer) make-timer-constructor))
+        (forkexec-constructor
+         (@ (shepherd service) make-forkexec-constructor))
+        (fork+exec-keywords
+         (source-keywords "shepherd/service.scm" 'fork+exec-command)))
+    (eval '(use-modules (shepherd service)
+                        (shepherd service timer)
                         (srfi srfi-1)
                         (ice-9 match))
           m)
     (module-define! m 'fork+exec-command
-                    (lambda* (command #:key user group directory
-                                      (environment-variables '())
-                                      #:allow-other-keys)
-                      (set! recorded
-                            (list 'exec command environment-variables
-                                  user group directory))
-                      0))
+                    (lambda (command . args)
+                      (let ((kw (keyword-arguments "fork+exec-command"
+                                                   fork+exec-keywords args)))
+                        (set! recorded
+                              (list 'exec command
+                                    (or (assq-ref kw #:environment-variables)
+                                        '())
+                                    (assq-ref kw #:user)
+                                    (assq-ref kw #:group)
+                                    (assq-ref kw #:directory)))
+                        0)))
     (module-define! m 'make-timer-constructor
-                    (lambda* (event action #:key max-duration
-                                    wait-for-termination?
-                                    #:allow-other-keys)
-                      (set! recorded
-                            (list 'timer event action max-duration
-                                  wait-for-termination?))
-                      (const #t)))
+                    (lambda (event action . args)
+                      ;; The real one checks the keywords.
+                      (apply timer-constructor event action args)
+                      (let ((kw (keyword-arguments "make-timer-constructor"
+                                                   (filter keyword? args)
+                                                   args)))
+                        (set! recorded
+                              (list 'timer event action
+                                    (assq-ref kw #:max-duration)
+                                    (assq-ref kw #:wait-for-termination?)))
+                        (const #t))))
     (module-define! m 'make-forkexec-constructor
-                    (lambda* (command #:key
-                                      (environment-variables '())
-                                      user group directory
-                                      #:allow-other-keys)
-                      (set! recorded
-                            (list 'exec command environment-variables
-                                  user group directory))
-                      (const #t)))
+                    (lambda (command . args)
+                      (apply forkexec-constructor command args)
+                      (let ((kw (keyword-arguments "make-forkexec-constructor"
+                                                   (filter keyword? args)
+                                                   args)))
+                        (set! recorded
+                              (list 'exec command
+                                    (or (assq-ref kw #:environment-variables)
+                                        '())
+                                    (assq-ref kw #:user)
+                                    (assq-ref kw #:group)
+                                    (assq-ref kw #:directory)))
+                        (const #t))))
     ;; The account database of a Guix System with oci-service-type.
     (module-define! m 'getpwnam
                     (lambda (name)
