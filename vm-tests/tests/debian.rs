@@ -1037,7 +1037,8 @@ fn reboot_before_commit_boots_the_selected_generation() {
     let error = rec["error"].as_str().unwrap();
     assert!(
         error.contains("interrupted during waiting-confirm"),
-        "{error}"
+        "{error}; the agent in that boot:\n{}",
+        read(&dir, "windlassd.journal")
     );
     assert_eq!(prop(&read(&dir, "windlassd.show"), "ActiveState"), "active");
     let s = status(&dir, "status.json");

@@ -48,4 +48,7 @@ cp "$ops/$id.json" "$out/op.json"
 facts after
 systemctl show -p ActiveState windlassd.service > "$out/windlassd.show"
 windlassctl --json status > "$out/status.json"
+# What happened to the agent in this boot (its starts, exits, restarts).
+journalctl -b --no-pager -o short-monotonic -u windlassd.service -u dbus.service \
+  > "$out/windlassd.journal" 2>&1
 true
