@@ -106,7 +106,7 @@ pub fn oracle(binds: &[(&Path, &str)], cmd: &[&str]) -> Output {
 }
 
 /// [`oracle`] in the rootfs with Podman 6's quadlet
-/// (`tools/podman6-rootfs.sh`: Debian experimental's Podman on sid).
+/// (`tools/oracle-rootfs.sh --podman6`: Debian experimental's Podman on sid).
 pub fn oracle_podman6(binds: &[(&Path, &str)], cmd: &[&str]) -> Output {
     oracle_in(true, binds, cmd)
 }

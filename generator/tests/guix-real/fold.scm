@@ -194,16 +194,21 @@
                (loop)))
           (_ (loop)))))))
 
-(define (keyword-arguments what known args)
-  ;; ARGS, a keyword argument list, as an alist; an error names a keyword
-  ;; not among KNOWN.
+(define (keyword-alist args)
+  ;; ARGS, a keyword argument list, as an alist.
   (let loop ((args args) (acc '()))
     (match args
       (() (reverse acc))
-      (((? keyword? k) v . rest)
-       (unless (memq k known)
-         (error (format #f "~a: unknown keyword ~s" what k)))
-       (loop rest (acons k v acc))))))
+      (((? keyword? k) v . rest) (loop rest (acons k v acc))))))
+
+(define (record-exec! command kw)
+  ;; What a command is started with, from KW, its keyword alist.
+  (set! recorded
+        (list 'exec command
+              (or (assq-ref kw #:environment-variables) '())
+              (assq-ref kw #:user)
+              (assq-ref kw #:group)
+              (assq-ref kw #:directory))))
 
 (define (shepherd-module)
   ;; A module as the Shepherd evaluates a service's start in: its own
@@ -226,23 +231,18 @@
           m)
     (module-define! m 'fork+exec-command
                     (lambda (command . args)
-                      (let ((kw (keyword-arguments "fork+exec-command"
-                                                   fork+exec-keywords args)))
-                        (set! recorded
-                              (list 'exec command
-                                    (or (assq-ref kw #:environment-variables)
-                                        '())
-                                    (assq-ref kw #:user)
-                                    (assq-ref kw #:group)
-                                    (assq-ref kw #:directory)))
+                      (let ((kw (keyword-alist args)))
+                        (for-each (lambda (k)
+                                    (unless (memq k fork+exec-keywords)
+                                      (error (format #f "fork+exec-command: unknown keyword ~s" k))))
+                                  (map car kw))
+                        (record-exec! command kw)
                         0)))
+    ;; The real constructors check their keywords themselves.
     (module-define! m 'make-timer-constructor
                     (lambda (event action . args)
-                      ;; The real one checks the keywords.
                       (apply timer-constructor event action args)
-                      (let ((kw (keyword-arguments "make-timer-constructor"
-                                                   (filter keyword? args)
-                                                   args)))
+                      (let ((kw (keyword-alist args)))
                         (set! recorded
                               (list 'timer event action
                                     (assq-ref kw #:max-duration)
@@ -251,17 +251,8 @@
     (module-define! m 'make-forkexec-constructor
                     (lambda (command . args)
                       (apply forkexec-constructor command args)
-                      (let ((kw (keyword-arguments "make-forkexec-constructor"
-                                                   (filter keyword? args)
-                                                   args)))
-                        (set! recorded
-                              (list 'exec command
-                                    (or (assq-ref kw #:environment-variables)
-                                        '())
-                                    (assq-ref kw #:user)
-                                    (assq-ref kw #:group)
-                                    (assq-ref kw #:directory)))
-                        (const #t))))
+                      (record-exec! command (keyword-alist args))
+                      (const #t)))
     ;; The account database of a Guix System with oci-service-type.
     (module-define! m 'getpwnam
                     (lambda (name)
