@@ -10,7 +10,8 @@ pub mod schema;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use toml_edit::{Item, Value};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use diag::{Diagnostic, Source, Span};
 use schema::{Field, Kind};
@@ -128,12 +129,17 @@ impl Table {
 
 /// Parses `source` as TOML and checks it against `fields`. Returns the tree
 /// of what is well-formed; problems go to `diags`.
+///
+/// The TOML is read by the `toml` crate's borrowed, spanned document
+/// (`DeTable`): strings that need no unescaping are not copied, and no
+/// formatting (comments, whitespace) is kept, which `toml_edit` would keep
+/// for nothing here.
 pub fn parse(
     source: &Arc<Source>,
     fields: &'static [Field],
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Table> {
-    let doc = match toml_edit::Document::parse(source.text.clone()) {
+    let doc = match DeTable::parse(&source.text) {
         Ok(doc) => doc,
         Err(e) => {
             let range = e.span().unwrap_or(0..0);
@@ -148,7 +154,7 @@ pub fn parse(
     };
     let mut w = Walker { source, diags };
     let whole = Span::file(source);
-    Some(w.table(doc.as_table(), fields, "", &whole))
+    Some(w.table(doc.get_ref(), fields, &KeyPath::Root, &whole))
 }
 
 struct Walker<'a> {
@@ -156,11 +162,53 @@ struct Walker<'a> {
     diags: &'a mut Vec<Diagnostic>,
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// Where a value stands (`container.ports[1]`), built as the walk descends
+/// and spelt out only for a diagnostic.
+#[derive(Clone, Copy)]
+enum KeyPath<'a> {
+    Root,
+    Key(&'a KeyPath<'a>, &'a str),
+    Index(&'a KeyPath<'a>, usize),
+}
+
+impl KeyPath<'_> {
+    fn is_root(&self) -> bool {
+        matches!(self, KeyPath::Root)
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        self.render_into(&mut out);
+        out
+    }
+
+    fn render_into(&self, out: &mut String) {
+        match self {
+            KeyPath::Root => {}
+            KeyPath::Key(parent, key) => {
+                parent.render_into(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            KeyPath::Index(parent, i) => {
+                parent.render_into(out);
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+
+    /// Values under `secrets` are never quoted back: they may be secret
+    /// values written where a reference belongs.
+    fn is_secret(&self) -> bool {
+        match self {
+            KeyPath::Root => false,
+            KeyPath::Key(parent, key) => key.starts_with("secrets") || parent.is_secret(),
+            KeyPath::Index(parent, _) => parent.is_secret(),
+        }
     }
 }
 
@@ -179,37 +227,45 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Values under `secrets` are never quoted back: they may be secret values
-/// written where a reference belongs.
-fn is_secret_path(path: &str) -> bool {
-    path.split('.').any(|p| p.starts_with("secrets"))
+/// A TOML integer's value; `None` beyond 64 bits.
+fn int_value(i: &toml::de::DeInteger<'_>) -> Option<i64> {
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
 }
 
-fn found_kind(item: &Item) -> String {
-    match item {
-        Item::Value(Value::String(s)) => format!("string {}", diag::found(s.value())),
-        Item::Value(Value::Integer(i)) => format!("integer {}", i.value()),
-        Item::Value(Value::Float(x)) => format!("float {}", x.value()),
-        Item::Value(Value::Boolean(b)) => format!("boolean {}", b.value()),
-        Item::Value(Value::Datetime(_)) => "a date-time".to_string(),
-        Item::Value(Value::Array(_)) => "an array".to_string(),
-        Item::Value(Value::InlineTable(_)) | Item::Table(_) => "a table".to_string(),
-        Item::ArrayOfTables(_) => "an array of tables".to_string(),
-        Item::None => "nothing".to_string(),
+fn float_value(x: &toml::de::DeFloat<'_>) -> f64 {
+    x.as_str().parse().unwrap_or(f64::NAN)
+}
+
+fn found_kind(value: &DeValue<'_>) -> String {
+    match value {
+        DeValue::String(s) => format!("string {}", diag::found(s)),
+        DeValue::Integer(i) => match int_value(i) {
+            Some(v) => format!("integer {v}"),
+            None => format!("integer {i}"),
+        },
+        DeValue::Float(x) => format!("float {}", float_value(x)),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        DeValue::Datetime(_) => "a date-time".to_string(),
+        DeValue::Array(_) => "an array".to_string(),
+        DeValue::Table(_) => "a table".to_string(),
     }
 }
 
+type Item<'i> = Spanned<DeValue<'i>>;
+
 impl Walker<'_> {
-    fn span(&self, range: Option<std::ops::Range<usize>>, fallback: &Span) -> Span {
-        match range {
-            Some(r) => Span::new(self.source, r),
-            None => fallback.clone(),
+    fn span(&self, range: std::ops::Range<usize>, fallback: &Span) -> Span {
+        // The document's own span is empty (0..0): fall back to the file.
+        if range.is_empty() && range.start == 0 {
+            fallback.clone()
+        } else {
+            Span::new(self.source, range)
         }
     }
 
-    fn error(&mut self, span: Span, key: &str, msg: String) {
-        let mut d = Diagnostic::error(span, key, msg);
-        if is_secret_path(key) {
+    fn error(&mut self, span: Span, path: &KeyPath<'_>, msg: String) {
+        let mut d = Diagnostic::error(span, path.render(), msg);
+        if path.is_secret() {
             d.redact = true;
             // Keep the expectation, drop whatever was found.
             if let Some(i) = d.message.find(", found ") {
@@ -222,31 +278,32 @@ impl Walker<'_> {
 
     fn table(
         &mut self,
-        t: &dyn toml_edit::TableLike,
+        t: &DeTable<'_>,
         fields: &'static [Field],
-        path: &str,
+        path: &KeyPath<'_>,
         at: &Span,
     ) -> Table {
         let mut out = Table::default();
         for (key, item) in t.iter() {
-            let key_span = self.span(t.key(key).and_then(|k| k.span()), at);
-            let full = join(path, key);
-            let Some(field) = fields.iter().find(|f| f.name == key) else {
+            let key_span = self.span(key.span(), at);
+            let name: &str = key.get_ref();
+            let full = KeyPath::Key(path, name);
+            let Some(field) = fields.iter().find(|f| f.name == name) else {
                 let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 let mut d = Diagnostic::error(
                     key_span,
-                    &full,
+                    full.render(),
                     format!(
-                        "unknown key `{key}`{}",
-                        if path.is_empty() {
+                        "unknown key `{name}`{}",
+                        if path.is_root() {
                             String::new()
                         } else {
-                            format!(" in `{path}`")
+                            format!(" in `{}`", path.render())
                         }
                     ),
                 )
                 .with_help(format!("expected one of: {}", known.join(", ")));
-                if is_secret_path(path) {
+                if path.is_secret() {
                     d.redact = true;
                     d = d.with_help(
                         "a secret is a reference (`name`, `target`, `mode`); its value must never appear in a manifest: create it with `podman secret create`",
@@ -258,14 +315,14 @@ impl Walker<'_> {
             let value_span = self.span(item.span(), &key_span);
             if let Some(node) = self.item(item, field, &full, &value_span) {
                 out.entries
-                    .insert(key.to_string(), Entry { key_span, node });
+                    .insert(name.to_string(), Entry { key_span, node });
             }
         }
         for field in fields.iter().filter(|f| f.required) {
             if !out.entries.contains_key(field.name) && t.get(field.name).is_none() {
                 self.error(
                     at.clone(),
-                    &join(path, field.name),
+                    &KeyPath::Key(path, field.name),
                     format!(
                         "missing required key `{}` ({})",
                         field.name,
@@ -277,10 +334,9 @@ impl Walker<'_> {
         out
     }
 
-    fn string(&mut self, item: &Item, path: &str, span: &Span) -> Option<Node> {
+    fn string(&mut self, item: &DeValue<'_>, path: &KeyPath<'_>, span: &Span) -> Option<Node> {
         match item {
-            Item::Value(Value::String(s)) => {
-                let v = s.value();
+            DeValue::String(v) => {
                 if v.contains('\0') {
                     self.error(
                         span.clone(),
@@ -292,7 +348,7 @@ impl Walker<'_> {
                 }
                 Some(Node {
                     span: span.clone(),
-                    value: NodeValue::Str(v.clone()),
+                    value: NodeValue::Str(v.to_string()),
                 })
             }
             other => {
@@ -308,23 +364,28 @@ impl Walker<'_> {
 
     /// Checks `item` against `field`'s kind (and allowed values); `None`
     /// when it does not fit, reported with what was expected and found.
-    fn item(&mut self, item: &Item, field: &Field, path: &str, span: &Span) -> Option<Node> {
+    fn item(
+        &mut self,
+        item: &Item<'_>,
+        field: &Field,
+        path: &KeyPath<'_>,
+        span: &Span,
+    ) -> Option<Node> {
+        let v = item.get_ref();
         let value = match field.kind {
-            Kind::String => self.one_of(item, field.one_of, path, span)?,
-            Kind::Bool | Kind::Integer | Kind::Float => {
-                self.scalar(item, field.kind, path, span)?
-            }
-            Kind::StringArray => self.string_array(item, path, span)?,
-            Kind::StringMap => self.string_map(item, path, span)?,
-            Kind::Table(fields) => match item.as_table_like() {
-                Some(t) => NodeValue::Table(self.table(t, fields, path, span)),
-                None => return self.wrong_kind(item, field.kind, path, span),
+            Kind::String => self.one_of(v, field.one_of, path, span)?,
+            Kind::Bool | Kind::Integer | Kind::Float => self.scalar(v, field.kind, path, span)?,
+            Kind::StringArray => self.string_array(v, path, span)?,
+            Kind::StringMap => self.string_map(v, path, span)?,
+            Kind::Table(fields) => match v {
+                DeValue::Table(t) => NodeValue::Table(self.table(t, fields, path, span)),
+                _ => return self.wrong_kind(v, field.kind, path, span),
             },
-            Kind::NamedTables(fields) => self.named_tables(item, fields, path, span)?,
-            Kind::IntOrTables(fields) => self.int_or_tables(item, fields, path, span)?,
-            Kind::TableArray(fields) => self.table_array(item, fields, path, span)?,
+            Kind::NamedTables(fields) => self.named_tables(v, fields, path, span)?,
+            Kind::IntOrTables(fields) => self.int_or_tables(v, fields, path, span)?,
+            Kind::TableArray(fields) => self.table_array(v, fields, path, span)?,
             Kind::StringOrTableArray(fields) => {
-                self.string_or_table_array(item, fields, path, span)?
+                self.string_or_table_array(v, fields, path, span)?
             }
         };
         Some(Node {
@@ -334,7 +395,13 @@ impl Walker<'_> {
     }
 
     /// Reports that `item` is not of `kind`.
-    fn wrong_kind<T>(&mut self, item: &Item, kind: Kind, path: &str, span: &Span) -> Option<T> {
+    fn wrong_kind<T>(
+        &mut self,
+        item: &DeValue<'_>,
+        kind: Kind,
+        path: &KeyPath<'_>,
+        span: &Span,
+    ) -> Option<T> {
         let expected = match kind {
             Kind::Bool => "a boolean (true or false)",
             kind => kind_name(kind),
@@ -350,9 +417,9 @@ impl Walker<'_> {
     /// A string, one of `allowed` when that is not empty.
     fn one_of(
         &mut self,
-        item: &Item,
+        item: &DeValue<'_>,
         allowed: &[&str],
-        path: &str,
+        path: &KeyPath<'_>,
         span: &Span,
     ) -> Option<NodeValue> {
         let node = self.string(item, path, span)?;
@@ -374,30 +441,51 @@ impl Walker<'_> {
     }
 
     /// A boolean, an integer, or a number (an integer is a number too).
-    fn scalar(&mut self, item: &Item, kind: Kind, path: &str, span: &Span) -> Option<NodeValue> {
+    fn scalar(
+        &mut self,
+        item: &DeValue<'_>,
+        kind: Kind,
+        path: &KeyPath<'_>,
+        span: &Span,
+    ) -> Option<NodeValue> {
         match (kind, item) {
-            (Kind::Bool, Item::Value(Value::Boolean(b))) => Some(NodeValue::Bool(*b.value())),
-            (Kind::Integer, Item::Value(Value::Integer(i))) => Some(NodeValue::Int(*i.value())),
-            (Kind::Float, Item::Value(Value::Float(x))) => Some(NodeValue::Float(*x.value())),
-            (Kind::Float, Item::Value(Value::Integer(i))) => {
-                Some(NodeValue::Float(*i.value() as f64))
+            (Kind::Bool, DeValue::Boolean(b)) => Some(NodeValue::Bool(*b)),
+            (Kind::Integer | Kind::Float, DeValue::Integer(i)) => {
+                let Some(v) = int_value(i) else {
+                    self.error(
+                        span.clone(),
+                        path,
+                        format!("expected an integer that fits in 64 bits, found {i}"),
+                    );
+                    return None;
+                };
+                Some(if matches!(kind, Kind::Integer) {
+                    NodeValue::Int(v)
+                } else {
+                    NodeValue::Float(v as f64)
+                })
             }
+            (Kind::Float, DeValue::Float(x)) => Some(NodeValue::Float(float_value(x))),
             (kind, other) => self.wrong_kind(other, kind, path, span),
         }
     }
 
     /// An array of strings; `None` when any element is not one (each
     /// reported with its index).
-    fn string_array(&mut self, item: &Item, path: &str, span: &Span) -> Option<NodeValue> {
-        let Item::Value(Value::Array(a)) = item else {
+    fn string_array(
+        &mut self,
+        item: &DeValue<'_>,
+        path: &KeyPath<'_>,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let DeValue::Array(a) = item else {
             return self.wrong_kind(item, Kind::StringArray, path, span);
         };
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(a.len());
         let mut ok = true;
         for (i, v) in a.iter().enumerate() {
-            let p = format!("{path}[{i}]");
             let s = self.span(v.span(), span);
-            match self.string(&Item::Value(v.clone()), &p, &s) {
+            match self.string(v.get_ref(), &KeyPath::Index(path, i), &s) {
                 Some(n) => items.push(n),
                 None => ok = false,
             }
@@ -410,33 +498,33 @@ impl Walker<'_> {
     /// with its index).
     fn string_or_table_array(
         &mut self,
-        item: &Item,
+        item: &DeValue<'_>,
         fields: &'static [Field],
-        path: &str,
+        path: &KeyPath<'_>,
         span: &Span,
     ) -> Option<NodeValue> {
-        let Item::Value(Value::Array(a)) = item else {
+        let DeValue::Array(a) = item else {
             return self.wrong_kind(item, Kind::StringOrTableArray(fields), path, span);
         };
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(a.len());
         let mut ok = true;
         for (i, v) in a.iter().enumerate() {
-            let p = format!("{path}[{i}]");
+            let p = KeyPath::Index(path, i);
             let s = self.span(v.span(), span);
-            match v {
-                Value::InlineTable(t) => {
+            match v.get_ref() {
+                DeValue::Table(t) => {
                     let table = self.table(t, fields, &p, &s);
                     items.push(Node {
                         span: s,
                         value: NodeValue::Table(table),
                     });
                 }
-                Value::String(_) => match self.string(&Item::Value(v.clone()), &p, &s) {
+                DeValue::String(_) => match self.string(v.get_ref(), &p, &s) {
                     Some(n) => items.push(n),
                     None => ok = false,
                 },
                 other => {
-                    let found = found_kind(&Item::Value(other.clone()));
+                    let found = found_kind(other);
                     self.error(
                         s,
                         &p,
@@ -450,20 +538,25 @@ impl Walker<'_> {
     }
 
     /// A table whose values are all strings (any keys).
-    fn string_map(&mut self, item: &Item, path: &str, span: &Span) -> Option<NodeValue> {
-        let Some(t) = item.as_table_like() else {
+    fn string_map(
+        &mut self,
+        item: &DeValue<'_>,
+        path: &KeyPath<'_>,
+        span: &Span,
+    ) -> Option<NodeValue> {
+        let DeValue::Table(t) = item else {
             return self.wrong_kind(item, Kind::StringMap, path, span);
         };
         let mut out = Table::default();
         let mut ok = true;
         for (k, v) in t.iter() {
-            let ks = self.span(t.key(k).and_then(|k| k.span()), span);
-            let p = join(path, k);
+            let ks = self.span(k.span(), span);
+            let name: &str = k.get_ref();
             let vs = self.span(v.span(), &ks);
-            match self.string(v, &p, &vs) {
+            match self.string(v.get_ref(), &KeyPath::Key(path, name), &vs) {
                 Some(n) => {
                     out.entries.insert(
-                        k.to_string(),
+                        name.to_string(),
                         Entry {
                             key_span: ks,
                             node: n,
@@ -480,24 +573,25 @@ impl Walker<'_> {
     /// checked against `fields`.
     fn named_tables(
         &mut self,
-        item: &Item,
+        item: &DeValue<'_>,
         fields: &'static [Field],
-        path: &str,
+        path: &KeyPath<'_>,
         span: &Span,
     ) -> Option<NodeValue> {
-        let Some(t) = item.as_table_like() else {
+        let DeValue::Table(t) = item else {
             return self.wrong_kind(item, Kind::NamedTables(fields), path, span);
         };
         let mut out = Table::default();
         for (k, v) in t.iter() {
-            let ks = self.span(t.key(k).and_then(|k| k.span()), span);
-            let p = join(path, k);
+            let ks = self.span(k.span(), span);
+            let name: &str = k.get_ref();
+            let p = KeyPath::Key(path, name);
             let vs = self.span(v.span(), &ks);
-            match v.as_table_like() {
-                Some(inner) => {
+            match v.get_ref() {
+                DeValue::Table(inner) => {
                     let table = self.table(inner, fields, &p, &ks);
                     out.entries.insert(
-                        k.to_string(),
+                        name.to_string(),
                         Entry {
                             key_span: ks,
                             node: Node {
@@ -507,7 +601,10 @@ impl Walker<'_> {
                         },
                     );
                 }
-                None => self.error(vs, &p, format!("expected a table, found {}", found_kind(v))),
+                other => {
+                    let found = found_kind(other);
+                    self.error(vs, &p, format!("expected a table, found {found}"))
+                }
             }
         }
         Some(NodeValue::Table(out))
@@ -517,38 +614,41 @@ impl Walker<'_> {
     /// against `fields`; an entry of another type is reported and left out.
     fn int_or_tables(
         &mut self,
-        item: &Item,
+        item: &DeValue<'_>,
         fields: &'static [Field],
-        path: &str,
+        path: &KeyPath<'_>,
         span: &Span,
     ) -> Option<NodeValue> {
-        let Some(t) = item.as_table_like() else {
+        let DeValue::Table(t) = item else {
             return self.wrong_kind(item, Kind::IntOrTables(fields), path, span);
         };
         let mut out = Table::default();
         for (k, v) in t.iter() {
-            let ks = self.span(t.key(k).and_then(|k| k.span()), span);
-            let p = join(path, k);
+            let ks = self.span(k.span(), span);
+            let name: &str = k.get_ref();
+            let p = KeyPath::Key(path, name);
             let vs = self.span(v.span(), &ks);
-            let value = match (v, v.as_table_like()) {
-                (Item::Value(Value::Integer(i)), _) => NodeValue::Int(*i.value()),
-                (_, Some(inner)) => NodeValue::Table(self.table(inner, fields, &p, &vs)),
-                _ => {
+            let value = match v.get_ref() {
+                DeValue::Integer(i) if int_value(i).is_some() => {
+                    NodeValue::Int(int_value(i).unwrap_or_default())
+                }
+                DeValue::Table(inner) => NodeValue::Table(self.table(inner, fields, &p, &vs)),
+                other => {
                     let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                    let found = found_kind(other);
                     self.error(
                         vs,
                         &p,
                         format!(
-                            "expected an integer or a table of {}, found {}",
+                            "expected an integer or a table of {}, found {found}",
                             names.join(", "),
-                            found_kind(v)
                         ),
                     );
                     continue;
                 }
             };
             out.entries.insert(
-                k.to_string(),
+                name.to_string(),
                 Entry {
                     key_span: ks,
                     node: Node { span: vs, value },
@@ -563,44 +663,31 @@ impl Walker<'_> {
     /// reported and left out.
     fn table_array(
         &mut self,
-        item: &Item,
+        item: &DeValue<'_>,
         fields: &'static [Field],
-        path: &str,
+        path: &KeyPath<'_>,
         span: &Span,
     ) -> Option<NodeValue> {
-        let mut items = Vec::new();
-        match item {
-            Item::ArrayOfTables(a) => {
-                for (i, t) in a.iter().enumerate() {
-                    let p = format!("{path}[{i}]");
-                    let s = self.span(t.span(), span);
+        let DeValue::Array(a) = item else {
+            return self.wrong_kind(item, Kind::TableArray(fields), path, span);
+        };
+        let mut items = Vec::with_capacity(a.len());
+        for (i, v) in a.iter().enumerate() {
+            let p = KeyPath::Index(path, i);
+            let s = self.span(v.span(), span);
+            match v.get_ref() {
+                DeValue::Table(t) => {
                     let table = self.table(t, fields, &p, &s);
                     items.push(Node {
                         span: s,
                         value: NodeValue::Table(table),
                     });
                 }
-            }
-            Item::Value(Value::Array(a)) => {
-                for (i, v) in a.iter().enumerate() {
-                    let p = format!("{path}[{i}]");
-                    let s = self.span(v.span(), span);
-                    match v.as_inline_table() {
-                        Some(t) => {
-                            let table = self.table(t, fields, &p, &s);
-                            items.push(Node {
-                                span: s,
-                                value: NodeValue::Table(table),
-                            });
-                        }
-                        None => {
-                            let found = found_kind(&Item::Value(v.clone()));
-                            self.error(s, &p, format!("expected a table, found {found}"));
-                        }
-                    }
+                other => {
+                    let found = found_kind(other);
+                    self.error(s, &p, format!("expected a table, found {found}"));
                 }
             }
-            other => return self.wrong_kind(other, Kind::TableArray(fields), path, span),
         }
         Some(NodeValue::Array(items))
     }
