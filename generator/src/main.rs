@@ -200,20 +200,20 @@ fn main() -> ExitCode {
                 if written.is_ok() {
                     record::save(&output, &apps_dir, &opts, &built, since);
                 }
+                let files = built.files.len();
+                // The process ends here: freeing the fleet and every file's
+                // text one by one would only delay the exit.
+                std::mem::forget(built);
                 match written {
                     Ok(d) if d.is_empty() => {
-                        eprintln!(
-                            "unchanged: {} ({} files)",
-                            output.display(),
-                            built.files.len()
-                        );
+                        eprintln!("unchanged: {} ({} files)", output.display(), files);
                         ExitCode::SUCCESS
                     }
                     Ok(d) => {
                         eprintln!(
                             "wrote {}: {} files ({} added, {} changed, {} removed)",
                             output.display(),
-                            built.files.len(),
+                            files,
                             d.added.len(),
                             d.changed.len(),
                             d.removed.len()

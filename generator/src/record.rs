@@ -641,6 +641,9 @@ fn verify(
 /// some file had to be read to decide, and `renew` is set, the record is
 /// renewed with the files' current stat data.
 pub fn lookup(out: &Path, apps_dir: &Path, opts: &Options, renew: bool) -> Option<NoOp> {
+    // Every recorded tree holds its generation manifest: without one (OUT
+    // gone, emptied or replaced), there is no need to read the record.
+    fs::symlink_metadata(out.join(windlass_contract::MANIFEST)).ok()?;
     let text = read_own(&path(out)?)?;
     let (key, exe) = key(apps_dir, opts)?;
     let body = text.strip_prefix(&key)?;

@@ -34,10 +34,12 @@ impl LoadedFleet {
 
 /// Where a fleet's files are: app manifests in `DIR/apps/` when that exists,
 /// else in `DIR`; `windlass.toml` in `DIR` (or beside the apps). Each with
-/// its metadata (symlinks followed), as the check for a regular file saw it.
-type Found = (PathBuf, std::fs::Metadata);
+/// its metadata (symlinks followed), as the check for a regular file saw it;
+/// without `stat`, a manifest the directory lists as a regular file has no
+/// metadata taken (the read takes it from the open file).
+type Found = (PathBuf, Option<std::fs::Metadata>);
 
-fn discover(dir: &Path) -> std::io::Result<(Option<Found>, Vec<Found>)> {
+fn discover(dir: &Path, stat: bool) -> std::io::Result<(Option<Found>, Vec<Found>)> {
     let apps_dir = if dir.join("apps").is_dir() {
         dir.join("apps")
     } else {
@@ -48,7 +50,7 @@ fn discover(dir: &Path) -> std::io::Result<(Option<Found>, Vec<Found>)> {
         if let Ok(meta) = std::fs::metadata(&cand)
             && meta.is_file()
         {
-            fleet_file = Some((cand, meta));
+            fleet_file = Some((cand, Some(meta)));
             break;
         }
     }
@@ -66,13 +68,17 @@ fn discover(dir: &Path) -> std::io::Result<(Option<Found>, Vec<Found>)> {
         // What a symlink points to, else the entry itself (looked up in
         // the open directory, not by its path again).
         let meta = match entry.file_type() {
+            Ok(t) if t.is_file() && !stat => {
+                apps.push((path, None));
+                continue;
+            }
             Ok(t) if !t.is_symlink() => entry.metadata(),
             _ => std::fs::metadata(&path),
         };
         if let Ok(meta) = meta
             && meta.is_file()
         {
-            apps.push((path, meta));
+            apps.push((path, Some(meta)));
         }
     }
     // All in one directory, so the bytes order them as `Path`'s order
@@ -89,8 +95,12 @@ fn discover(dir: &Path) -> std::io::Result<(Option<Found>, Vec<Found>)> {
 /// (`windlass.toml` first, then the manifests by path), each with its
 /// current metadata. Reads no file.
 pub fn input_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
-    let (fleet_file, apps) = discover(dir)?;
-    Ok(fleet_file.into_iter().chain(apps).collect())
+    let (fleet_file, apps) = discover(dir, true)?;
+    Ok(fleet_file
+        .into_iter()
+        .chain(apps)
+        .filter_map(|(p, m)| Some((p, m?)))
+        .collect())
 }
 
 fn read_source(
@@ -136,7 +146,7 @@ fn read_source(
 
 /// Loads and validates the fleet in `dir`.
 pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
-    let (fleet_file, app_files) = discover(dir)?;
+    let (fleet_file, app_files) = discover(dir, false)?;
     let mut diags = Vec::new();
     let mut inputs = Vec::new();
     let mut read = Vec::new();
@@ -267,7 +277,6 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         b.diags.extend(app_diags);
     }
 
-    // Fleet-wide rules.
     b.fleet_rules(&apps, &networks, &mut volumes);
 
     inputs.sort();
@@ -1491,7 +1500,20 @@ impl Builder<'_> {
             }
         }
         // `update.on_remove = "purge-data"` removes the app's named volumes
-        // with the app: never a volume another app also mounts.
+        // with the app: never a volume another app also mounts. Each app's
+        // first mount of each volume, by volume, in app order.
+        let mut mounts: std::collections::HashMap<&str, Vec<(usize, &Span)>> =
+            std::collections::HashMap::new();
+        if apps.iter().any(|(_, _, spans)| spans.on_remove.is_some()) {
+            for (k, (_, _, spans)) in apps.iter().enumerate() {
+                for (n, mount) in &spans.volumes {
+                    let list = mounts.entry(n.as_str()).or_default();
+                    if list.last().is_none_or(|(last, _)| *last != k) {
+                        list.push((k, mount));
+                    }
+                }
+            }
+        }
         for (app, _, spans) in apps {
             let Some(at) = &spans.on_remove else {
                 continue;
@@ -1501,13 +1523,15 @@ impl Builder<'_> {
                 if !seen.insert(n) {
                     continue;
                 }
-                for (other, _, other_spans) in apps {
+                for &(k, mount) in mounts
+                    .get(n.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let other = &apps[k].0;
                     if other.name == app.name {
                         continue;
                     }
-                    let Some((_, mount)) = other_spans.volumes.iter().find(|(m, _)| m == n) else {
-                        continue;
-                    };
                     let (l, c) = mount.line_col();
                     self.diags.push(
                         Diagnostic::error(
@@ -1529,69 +1553,95 @@ impl Builder<'_> {
             }
         }
         // Every systemd unit name the fleet produces must be unique, and
-        // none may be a unit the host already has (`RESERVED_UNITS`).
-        let mut units: BTreeMap<String, String> = BTreeMap::new();
-        fn claim(
-            units: &mut BTreeMap<String, String>,
+        // none may be a unit the host already has (`RESERVED_UNITS`). What
+        // owns a unit is spelt out only for a message.
+        #[derive(Clone, Copy)]
+        enum Owner<'a> {
+            App(&'a str),
+            OciApp(&'a str),
+            Job(&'a str, &'a str),
+        }
+        impl Owner<'_> {
+            fn describe(self) -> String {
+                match self {
+                    Owner::App(a) => format!("app `{a}`"),
+                    Owner::OciApp(a) => {
+                        format!("app `{a}` (with the NixOS oci-containers backend)")
+                    }
+                    Owner::Job(j, a) => format!("job `{j}` of app `{a}`"),
+                }
+            }
+        }
+        let reserved: std::collections::HashMap<&str, &str> =
+            RESERVED_UNITS.iter().copied().collect();
+        let mut units: std::collections::HashMap<String, Owner> =
+            std::collections::HashMap::with_capacity(apps.len() * 4);
+        fn claim<'a>(
+            units: &mut std::collections::HashMap<String, Owner<'a>>,
+            reserved: &std::collections::HashMap<&str, &str>,
             unit: String,
-            what: String,
-            key: &str,
+            what: Owner<'a>,
+            key: &dyn Fn() -> String,
             span: &Span,
             diags: &mut Vec<Diagnostic>,
         ) -> bool {
-            if let Some((_, owner)) = RESERVED_UNITS.iter().find(|(u, _)| *u == unit) {
-                diags.push(Diagnostic::error(
-                    span.clone(),
-                    key,
-                    format!("{what} would be the systemd unit `{unit}`, which {owner}"),
-                ));
-                false
+            let clash = if let Some(owner) = reserved.get(unit.as_str()) {
+                format!("which {owner}")
             } else if let Some(prev) = units.get(&unit) {
-                diags.push(Diagnostic::error(
-                    span.clone(),
-                    key,
-                    format!("{what} would be the systemd unit `{unit}`, which {prev} already is"),
-                ));
-                false
+                format!("which {} already is", prev.describe())
             } else {
                 units.insert(unit, what);
-                true
-            }
+                return true;
+            };
+            diags.push(Diagnostic::error(
+                span.clone(),
+                key(),
+                format!(
+                    "{} would be the systemd unit `{unit}`, {clash}",
+                    what.describe()
+                ),
+            ));
+            false
         }
         for (i, (app, name_span, spans)) in apps.iter().enumerate() {
             if duplicate[i] {
                 continue; // already reported as a duplicate name
             }
             // The NixOS oci-containers backend runs the app as the second.
+            let name_key = || "name".to_string();
             let _ = claim(
                 &mut units,
+                &reserved,
                 app.service_name(),
-                format!("app `{}`", app.name),
-                "name",
+                Owner::App(&app.name),
+                &name_key,
                 name_span,
                 self.diags,
             ) && claim(
                 &mut units,
+                &reserved,
                 format!("podman-{}.service", app.name),
-                format!("app `{}` (with the NixOS oci-containers backend)", app.name),
-                "name",
+                Owner::OciApp(&app.name),
+                &name_key,
                 name_span,
                 self.diags,
             );
             for (j, job) in app.jobs.iter().enumerate() {
                 let unit = format!("{}-{}", app.name, job.name);
-                let what = format!("job `{}` of app `{}`", job.name, app.name);
-                let key = format!("jobs[{j}].name");
+                let what = Owner::Job(&job.name, &app.name);
+                let key = || format!("jobs[{j}].name");
                 let span = spans.jobs.get(j).unwrap_or(&spans.file);
                 let _ = claim(
                     &mut units,
+                    &reserved,
                     format!("{unit}.service"),
-                    what.clone(),
+                    what,
                     &key,
                     span,
                     self.diags,
                 ) && claim(
                     &mut units,
+                    &reserved,
                     format!("{unit}.timer"),
                     what,
                     &key,
@@ -1849,9 +1899,23 @@ fn find_cycle<'a>(
     stack: &mut Vec<&'a str>,
     done: &mut BTreeSet<&'a str>,
 ) -> Option<Vec<&'a str>> {
+    let mut on_stack: BTreeSet<&str> = stack.iter().copied().collect();
+    walk_for_cycle(graph, stack, &mut on_stack, done)
+}
+
+/// Depth first from the top of `stack`; `on_stack` holds the same names,
+/// so that telling a loop from an unexplored node costs no scan of the
+/// stack (a long chain of dependencies stays linear).
+fn walk_for_cycle<'a>(
+    graph: &BTreeMap<&'a str, Vec<&'a str>>,
+    stack: &mut Vec<&'a str>,
+    on_stack: &mut BTreeSet<&'a str>,
+    done: &mut BTreeSet<&'a str>,
+) -> Option<Vec<&'a str>> {
     let node = *stack.last()?;
     for &next in graph.get(node).map(Vec::as_slice).unwrap_or_default() {
-        if let Some(pos) = stack.iter().position(|n| *n == next) {
+        if on_stack.contains(next) {
+            let pos = stack.iter().position(|n| *n == next)?;
             let mut cycle = stack[pos..].to_vec();
             // Rotate so the smallest name comes first: one report per loop.
             let min = cycle
@@ -1867,9 +1931,11 @@ fn find_cycle<'a>(
             continue;
         }
         stack.push(next);
-        if let Some(c) = find_cycle(graph, stack, done) {
+        on_stack.insert(next);
+        if let Some(c) = walk_for_cycle(graph, stack, on_stack, done) {
             return Some(c);
         }
+        on_stack.remove(next);
         stack.pop();
     }
     done.insert(node);
