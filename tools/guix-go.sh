@@ -3,9 +3,10 @@
 # the oracle rootfs's Guile and prints the directory of .go files. Cached
 # under /var/cache/windlass, keyed by the module list, the Guix source's
 # version, the Guile version and the compile driver, so later runs are
-# instant. One compiler by default (WINDLASS_GUIX_GO_WORKERS=N runs N side
-# by side), at the lowest priority unless WINDLASS_GUIX_GO_NICE says
-# otherwise. Measured cold on this 2-core machine: one worker 368 s wall,
+# instant (built again when a Guix source file is newer than the cache:
+# Guile would load that module from source). One compiler by default
+# (WINDLASS_GUIX_GO_WORKERS=N runs N side by side), at the lowest
+# priority unless WINDLASS_GUIX_GO_NICE says otherwise. Measured cold on this 2-core machine: one worker 368 s wall,
 # 369 CPU-s; two workers 299 s wall but 568 CPU-s (each loads the package
 # modules' import cycles from source), so one is the better neighbour for
 # a test suite running beside it. With --check it builds nothing: exit 0
@@ -23,12 +24,23 @@ guile_version=$(chroot "$root" guile -c '(display (version))' 2>/dev/null)
 key=$( { cat "$guix/modules.txt" "$driver" "$guix/src/guix/config.scm"; \
   echo "$guile_version"; } | sha256sum | cut -c1-12)
 dir="$cache/guix-go-$key"
-if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+# Guile loads a module from its source, not its .go, when the source is
+# newer (a fold then takes minutes, not seconds): a source tree copied
+# again after the build makes the cache stale, whatever its key.
+fresh() {
+  [ -f "$dir/.complete" ] &&
+    [ -z "$(find "$guix/src" -name '*.scm' -newer "$dir/.complete" -print -quit)" ]
+}
+if fresh; then echo "$dir"; exit 0; fi
 if [ -n "$check" ]; then exit 1; fi
 mkdir -p "$cache"
 exec 9>"$cache/.guix-go.lock"
 flock 9
-if [ -f "$dir/.complete" ]; then echo "$dir"; exit 0; fi
+if fresh; then echo "$dir"; exit 0; fi
+if [ -e "$dir" ]; then
+  echo "tools/guix-go.sh: $guix/src is newer than the compiled closure; compiling it again" >&2
+  rm -rf "$dir" "$dir.partial"
+fi
 # A half-built tree is resumed: each .go is written atomically.
 tmp="$dir.partial"
 mkdir -p "$tmp"
