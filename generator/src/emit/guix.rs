@@ -639,7 +639,7 @@ pub fn app_contract(app: &App) -> windlass_contract::App {
 /// `/etc/windlass/generation.json`: the apps and their health contracts,
 /// each app's `unit` being its Shepherd service name.
 fn generation_service(fleet: &Fleet) -> Datum {
-    let apps = fleet.apps.iter().map(app_contract).collect();
+    let apps = crate::par::map(&fleet.apps, app_contract);
     let text = SystemGeneration::new(Platform::Guix, None, apps).to_json();
     // One string per line of JSON, so the file stays readable.
     let lines: Vec<Datum> = text.split_inclusive('\n').map(Datum::str).collect();

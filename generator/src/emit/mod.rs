@@ -99,15 +99,15 @@ where
 
 /// Runs the emitters for `targets`: the Quadlet emitter (whose text the
 /// NixOS quadlet backend embeds, so it runs once for both), the systemd and
-/// the Guix emitters on their own threads. Output and notes do not depend
-/// on the scheduling: files are sorted, notes kept in target order.
+/// the Guix emitters, one after another, each over all cores for its
+/// per-app work. Files are sorted, notes kept in target order.
 pub fn emit(
     fleet: &Fleet,
     targets: &BTreeSet<Target>,
     ctx: &mut EmitContext<'_>,
 ) -> Result<Vec<OutputFile>, EmitError> {
     type Emitted = Result<Vec<OutputFile>, EmitError>;
-    type Job<'s> = Box<dyn FnOnce(&mut EmitContext<'_>) -> Emitted + Send + 's>;
+    type Job<'s> = Box<dyn FnOnce(&mut EmitContext<'_>) -> Emitted + 's>;
     let mut jobs: Vec<Job<'_>> = Vec::new();
     let want = |t| targets.contains(&t);
     if want(Target::Quadlet) || want(Target::Nixos) {
@@ -130,28 +130,23 @@ pub fn emit(
     if want(Target::Guix) {
         jobs.push(Box::new(|c| guix::emit(fleet, c)));
     }
-    let (podman, templates, nixos_backend) = (ctx.podman, ctx.templates, ctx.nixos_backend);
-    let results: Vec<(Emitted, Vec<String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .into_iter()
-            .map(|job| {
-                s.spawn(move || {
-                    let mut c = EmitContext {
-                        podman,
-                        templates,
-                        nixos_backend,
-                        warnings: Vec::new(),
-                    };
-                    let r = job(&mut c);
-                    (r, c.warnings)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an emitter panicked"))
-            .collect()
-    });
+    // One target after another, each spread over every core by its own
+    // per-app `par::map` (this thread being one of the workers): targets
+    // run side by side on threads of their own would be more threads than
+    // malloc arenas (`main`), queued on the arenas' locks.
+    let results: Vec<(Emitted, Vec<String>)> = jobs
+        .into_iter()
+        .map(|job| {
+            let mut c = EmitContext {
+                podman: ctx.podman,
+                templates: ctx.templates,
+                nixos_backend: ctx.nixos_backend,
+                warnings: Vec::new(),
+            };
+            let r = job(&mut c);
+            (r, c.warnings)
+        })
+        .collect();
     let mut files = Vec::new();
     for (r, warnings) in results {
         ctx.warnings.extend(warnings);

@@ -395,47 +395,74 @@ pub fn read_string(lit: &str) -> Option<String> {
 /// ends first), or None for an escape Guile does not read.
 fn read_string_body(body: &str) -> Option<(String, Option<&str>)> {
     let mut out = String::new();
-    let mut it = body.char_indices();
-    while let Some((i, c)) = it.next() {
-        match c {
-            '"' => return Some((out, Some(&body[i + 1..]))),
-            '\\' => {
-                let Some((_, e)) = it.next() else {
-                    return Some((out, None));
-                };
-                match e {
-                    '\\' => out.push('\\'),
-                    '"' => out.push('"'),
-                    'n' => out.push('\n'),
-                    't' => out.push('\t'),
-                    'r' => out.push('\r'),
-                    'a' => out.push('\x07'),
-                    'b' => out.push('\x08'),
-                    'f' => out.push('\x0c'),
-                    'v' => out.push('\x0b'),
-                    '0' => out.push('\0'),
-                    'u' | 'U' | 'x' => {
-                        let n = match e {
-                            'u' => 4,
-                            'U' => 6,
-                            _ => 2,
-                        };
-                        let mut hex = String::new();
-                        for _ in 0..n {
-                            hex.push(it.next()?.1);
-                        }
-                        if !hex.chars().all(|h| h.is_ascii_hexdigit()) {
-                            return None;
-                        }
-                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                    }
-                    _ => return None,
-                }
-            }
-            c => out.push(c),
+    let end = scan_string_body(body, Some(&mut out))?;
+    Some((out, end.map(|i| &body[i..])))
+}
+
+/// Reads a string's body up to its closing `"`: where the text after it
+/// starts (`None` when the string is never closed), decoding into `out`
+/// when given; `None` for an escape Guile does not read.
+fn scan_string_body(body: &str, mut out: Option<&mut String>) -> Option<Option<usize>> {
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        // Plain text up to the next quote or backslash, copied at once.
+        let run = bytes[i..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')
+            .unwrap_or(bytes.len() - i);
+        if let Some(o) = out.as_deref_mut() {
+            o.push_str(&body[i..i + run]);
         }
+        i += run;
+        if i == bytes.len() {
+            break;
+        }
+        if bytes[i] == b'"' {
+            return Some(Some(i + 1));
+        }
+        // A backslash: ASCII, so `i + 1` is a character boundary.
+        let mut it = body[i + 1..].chars();
+        let Some(e) = it.next() else {
+            return Some(None);
+        };
+        let mut used = 1 + e.len_utf8();
+        let c = match e {
+            '\\' => '\\',
+            '"' => '"',
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            'a' => '\x07',
+            'b' => '\x08',
+            'f' => '\x0c',
+            'v' => '\x0b',
+            '0' => '\0',
+            'u' | 'U' | 'x' => {
+                let n = match e {
+                    'u' => 4,
+                    'U' => 6,
+                    _ => 2,
+                };
+                let mut hex = String::new();
+                for _ in 0..n {
+                    let h = it.next()?;
+                    used += h.len_utf8();
+                    hex.push(h);
+                }
+                if !hex.chars().all(|h| h.is_ascii_hexdigit()) {
+                    return None;
+                }
+                char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?
+            }
+            _ => return None,
+        };
+        if let Some(o) = out.as_deref_mut() {
+            o.push(c);
+        }
+        i += used;
     }
-    Some((out, None))
+    Some(None)
 }
 
 /// Checks that `text` is a well-formed sequence of Guile S-expressions
@@ -485,7 +512,14 @@ impl Reader<'_> {
     fn skip_atmosphere(&mut self) -> Result<(), String> {
         loop {
             let rest = &self.s[self.pos..];
-            if let Some(c) = rest.chars().next().filter(|c| c.is_whitespace()) {
+            // Runs of ASCII white space (indentation) at once.
+            let blank = rest
+                .bytes()
+                .take_while(|b| matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+                .count();
+            if blank > 0 {
+                self.pos += blank;
+            } else if let Some(c) = rest.chars().next().filter(|c| c.is_whitespace()) {
                 self.pos += c.len_utf8();
             } else if rest.starts_with(';') {
                 self.pos += rest.find('\n').unwrap_or(rest.len());
@@ -545,12 +579,12 @@ impl Reader<'_> {
             ')' | ']' => self.err("unexpected closing bracket"),
             '"' => {
                 let start = self.pos;
-                match read_string_body(&rest[1..]) {
-                    Some((_, Some(after))) => {
-                        self.pos += rest.len() - after.len();
+                match scan_string_body(&rest[1..], None) {
+                    Some(Some(end)) => {
+                        self.pos += 1 + end;
                         Ok(())
                     }
-                    Some((_, None)) => Err(format!(
+                    Some(None) => Err(format!(
                         "string opened at {} is never closed",
                         self.line_col_at(start)
                     )),
@@ -614,6 +648,17 @@ impl Reader<'_> {
 
     fn atom(&mut self) -> Result<(), String> {
         let start = self.pos;
+        // ASCII symbol characters at once; anything else one by one below.
+        self.pos += self.s[self.pos..]
+            .bytes()
+            .take_while(|b| {
+                b.is_ascii_graphic()
+                    && !matches!(
+                        b,
+                        b'(' | b')' | b'[' | b']' | b'"' | b';' | b'\'' | b'`' | b',' | b'|'
+                    )
+            })
+            .count();
         while let Some(c) = self.peek() {
             if c.is_whitespace() || "()[]\";'`,".contains(c) {
                 break;
