@@ -206,7 +206,11 @@ impl KeyPath<'_> {
     fn is_secret(&self) -> bool {
         match self {
             KeyPath::Root => false,
-            KeyPath::Key(parent, key) => key.starts_with("secrets") || parent.is_secret(),
+            // Each dotted part, as the rendered path would be split: a
+            // quoted key holding a dot is read the same way.
+            KeyPath::Key(parent, key) => {
+                key.split('.').any(|p| p.starts_with("secrets")) || parent.is_secret()
+            }
             KeyPath::Index(parent, _) => parent.is_secret(),
         }
     }
@@ -690,5 +694,31 @@ impl Walker<'_> {
             }
         }
         Some(NodeValue::Array(items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        let source = Source::new("t.toml", text);
+        let mut diags = Vec::new();
+        parse(&source, schema::APP, &mut diags);
+        diags
+    }
+
+    #[test]
+    fn a_value_under_a_key_part_named_secrets_is_never_quoted_back() {
+        // A quoted key holding a dot is split as the dotted path reads.
+        let d = errors("[container]\nimage = \"x\"\nenv = { \"a.secrets\" = 12345 }\n");
+        let d = d
+            .iter()
+            .find(|d| d.key == "container.env.a.secrets")
+            .unwrap();
+        assert!(d.redact, "{d:?}");
+        assert!(!d.message.contains("12345"), "{}", d.message);
+        let d = errors("[container]\nimage = \"x\"\nenv = { PLAIN = 12345 }\n");
+        assert!(d.iter().any(|d| d.message.contains("12345") && !d.redact));
     }
 }
