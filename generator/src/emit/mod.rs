@@ -106,51 +106,26 @@ pub fn emit(
     targets: &BTreeSet<Target>,
     ctx: &mut EmitContext<'_>,
 ) -> Result<Vec<OutputFile>, EmitError> {
-    type Emitted = Result<Vec<OutputFile>, EmitError>;
-    type Job<'s> = Box<dyn FnOnce(&mut EmitContext<'_>) -> Emitted + 's>;
-    let mut jobs: Vec<Job<'_>> = Vec::new();
-    let want = |t| targets.contains(&t);
-    if want(Target::Quadlet) || want(Target::Nixos) {
-        jobs.push(Box::new(|c| {
-            let quadlet = quadlet::emit(fleet, c)?;
-            let mut files = if want(Target::Nixos) {
-                nixos::emit(fleet, &quadlet, c)?
-            } else {
-                Vec::new()
-            };
-            if want(Target::Quadlet) {
-                files.extend(quadlet);
-            }
-            Ok(files)
-        }));
-    }
-    if want(Target::Systemd) {
-        jobs.push(Box::new(|c| systemd::emit(fleet, c)));
-    }
-    if want(Target::Guix) {
-        jobs.push(Box::new(|c| guix::emit(fleet, c)));
-    }
     // One target after another, each spread over every core by its own
     // per-app `par::map` (this thread being one of the workers): targets
     // run side by side on threads of their own would be more threads than
     // malloc arenas (`main`), queued on the arenas' locks.
-    let results: Vec<(Emitted, Vec<String>)> = jobs
-        .into_iter()
-        .map(|job| {
-            let mut c = EmitContext {
-                podman: ctx.podman,
-                templates: ctx.templates,
-                nixos_backend: ctx.nixos_backend,
-                warnings: Vec::new(),
-            };
-            let r = job(&mut c);
-            (r, c.warnings)
-        })
-        .collect();
+    let want = |t| targets.contains(&t);
     let mut files = Vec::new();
-    for (r, warnings) in results {
-        ctx.warnings.extend(warnings);
-        files.extend(r?);
+    if want(Target::Quadlet) || want(Target::Nixos) {
+        let quadlet = quadlet::emit(fleet, ctx)?;
+        if want(Target::Nixos) {
+            files.extend(nixos::emit(fleet, &quadlet, ctx)?);
+        }
+        if want(Target::Quadlet) {
+            files.extend(quadlet);
+        }
+    }
+    if want(Target::Systemd) {
+        files.extend(systemd::emit(fleet, ctx)?);
+    }
+    if want(Target::Guix) {
+        files.extend(guix::emit(fleet, ctx)?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
