@@ -265,7 +265,248 @@ pub fn check_emitted(text: &str, exhaustive: bool) -> Result<(), String> {
 /// closer. This is what an escaping bug breaks (an unterminated string, a
 /// `${` that opens an interpolation); the grammar of what the built-in
 /// templates lay out is the full parse's job, in the tests.
+///
+/// The text is first read by [`lexically_plain`], a byte scanner several
+/// times faster than rnix's tokenizer that accepts only text it can vouch
+/// for; anything else (an error, or Nix the scanner does not read: floats,
+/// absolute and search paths, URIs, interpolated paths, `'` in
+/// identifiers) is read by rnix, whose verdict and message are the answer.
 pub fn check_lexical(text: &str) -> Result<(), String> {
+    if lexically_plain(text) {
+        return Ok(());
+    }
+    check_lexical_rnix(text)
+}
+
+/// What a [`lexically_plain`] scan has open.
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Brace,
+    Brack,
+    Paren,
+    Interpol,
+    Str,
+    Indented,
+}
+
+/// Whether `text` is certainly lexically sound by [`check_lexical_rnix`]'s
+/// rules: `true` only when every token is one whose reading by rnix's
+/// tokenizer (0.15) is mirrored here and every opener is closed by its own
+/// closer. `false` means "not known", never "broken": the tests check
+/// that rnix accepts whatever this accepts.
+fn lexically_plain(text: &str) -> bool {
+    let b = text.as_bytes();
+    let at = |i: usize| b.get(i).copied();
+    let path_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-');
+    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let mut open: Vec<Open> = Vec::new();
+    let mut i = 0usize;
+    // The end of the current run of path characters (`/` excepted): rnix
+    // decides whether a token starts a path or a URI from what follows the
+    // run it starts in, and every token inside one run shares its end.
+    let mut run_end = 0usize;
+    loop {
+        match open.last() {
+            Some(&Open::Str) => {
+                // A "…" body: a backslash escapes the next byte, `$$` is two
+                // literal dollars, `${` opens an interpolation.
+                loop {
+                    match at(i) {
+                        None => return false,
+                        Some(b'"') => {
+                            i += 1;
+                            open.pop();
+                            break;
+                        }
+                        Some(b'\\') => {
+                            if i + 1 >= b.len() {
+                                return false;
+                            }
+                            i += 2;
+                        }
+                        Some(b'$') => match at(i + 1) {
+                            Some(b'$') => i += 2,
+                            Some(b'{') => {
+                                i += 2;
+                                open.push(Open::Interpol);
+                                break;
+                            }
+                            _ => i += 1,
+                        },
+                        Some(_) => i += 1,
+                    }
+                }
+                continue;
+            }
+            Some(&Open::Indented) => {
+                // An indented body: two quotes then a quote, a dollar or a
+                // backslash and a byte are escapes; two quotes otherwise
+                // close it.
+                loop {
+                    match at(i) {
+                        None => return false,
+                        Some(b'\'') => match at(i + 1) {
+                            None => return false,
+                            Some(b'\'') => match at(i + 2) {
+                                Some(b'\'' | b'$') => i += 3,
+                                Some(b'\\') => {
+                                    if i + 3 >= b.len() {
+                                        return false;
+                                    }
+                                    i += 4;
+                                }
+                                _ => {
+                                    i += 2;
+                                    open.pop();
+                                    break;
+                                }
+                            },
+                            Some(_) => i += 1,
+                        },
+                        Some(b'$') => match at(i + 1) {
+                            Some(b'$') => i += 2,
+                            Some(b'{') => {
+                                i += 2;
+                                open.push(Open::Interpol);
+                                break;
+                            }
+                            _ => i += 1,
+                        },
+                        Some(_) => i += 1,
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let Some(c) = at(i) else {
+            return open.is_empty();
+        };
+        match c {
+            c if space(c) => i += 1,
+            b'#' => match b[i..].iter().position(|&c| c == b'\n') {
+                Some(n) => i += n,
+                None => i = b.len(),
+            },
+            b'/' => match at(i + 1) {
+                Some(b'/') => i += 2,
+                Some(b'*') => match text[i + 2..].find("*/") {
+                    Some(n) => i += n + 4,
+                    None => return false,
+                },
+                _ => return false,
+            },
+            b'.' if b[i..].starts_with(b"...") => i += 3,
+            c if path_char(c) => {
+                if run_end <= i {
+                    run_end = i + b[i..].iter().take_while(|&&c| path_char(c)).count();
+                    match at(run_end) {
+                        Some(b'>') => return false,
+                        // `name:` then anything a URI may hold is a URI.
+                        Some(b':')
+                            if at(run_end + 1)
+                                .is_some_and(|c| path_char(c) || b"/%?:@&=$,!~*'".contains(&c)) =>
+                        {
+                            return false;
+                        }
+                        Some(b'/') => match at(run_end + 1) {
+                            Some(b'/' | b'*') => {}
+                            None => return false,
+                            Some(c) if space(c) => return false,
+                            Some(_) => {
+                                // A relative path: path characters and `/`,
+                                // neither ending in `/` nor holding `//`,
+                                // and not interpolated.
+                                let end = i + b[i..]
+                                    .iter()
+                                    .take_while(|&&c| path_char(c) || c == b'/')
+                                    .count();
+                                let path = &b[i..end];
+                                if path.ends_with(b"/")
+                                    || path.windows(2).any(|w| w == b"//")
+                                    || at(end) == Some(b'$')
+                                {
+                                    return false;
+                                }
+                                i = end;
+                                continue;
+                            }
+                        },
+                        _ => {}
+                    }
+                }
+                match c {
+                    b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                        i += b[i..]
+                            .iter()
+                            .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+                            .count();
+                        if at(i) == Some(b'\'') {
+                            return false;
+                        }
+                    }
+                    b'0'..=b'9' => {
+                        i += b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                        if at(i) == Some(b'.') {
+                            return false;
+                        }
+                    }
+                    b'.' => {
+                        if at(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+                            return false;
+                        }
+                        i += 1;
+                    }
+                    // `+`, `++`, `-` or `->`, one byte at a time.
+                    _ => i += 1,
+                }
+            }
+            b'=' | b'!' | b'@' | b':' | b',' | b'?' | b';' | b'*' | b'>' => i += 1,
+            b'&' | b'|' => {
+                if at(i + 1) != Some(c) {
+                    return false;
+                }
+                i += 2;
+            }
+            b'{' | b'[' | b'(' => {
+                open.push(match c {
+                    b'{' => Open::Brace,
+                    b'[' => Open::Brack,
+                    _ => Open::Paren,
+                });
+                i += 1;
+            }
+            b'}' | b']' | b')' => {
+                let want = match (c, open.last()) {
+                    (b'}', Some(Open::Interpol)) => Open::Interpol,
+                    (b'}', _) => Open::Brace,
+                    (b']', _) => Open::Brack,
+                    _ => Open::Paren,
+                };
+                if open.pop() != Some(want) {
+                    return false;
+                }
+                i += 1;
+            }
+            b'$' if at(i + 1) == Some(b'{') => {
+                open.push(Open::Interpol);
+                i += 2;
+            }
+            b'"' => {
+                open.push(Open::Str);
+                i += 1;
+            }
+            b'\'' if at(i + 1) == Some(b'\'') => {
+                open.push(Open::Indented);
+                i += 2;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// [`check_lexical`] by rnix's tokenizer alone.
+fn check_lexical_rnix(text: &str) -> Result<(), String> {
     use rnix::SyntaxKind::*;
     let mut open: Vec<rnix::SyntaxKind> = Vec::new();
     let mut at = 0usize;
@@ -391,11 +632,71 @@ mod tests {
         assert!(check("{ a = ; }").is_err());
     }
 
+    /// Pieces of Nix text, lexically sound or not, that random texts for
+    /// the scanner's agreement test are made of.
+    const PIECES: &[&str] = &[
+        " ", "\n", "\t", "\r", "\u{a0}", "#c\n", "/*", "*/", "{", "}", "[", "]", "(", ")", "${",
+        "$", "$$", "\"", "''", "'", "'''", "''$", "''\\", "\\", "\\\"", "a", "a_b", "x-y", "in",
+        "0", "12", ".", "...", "1.5", ".5", "1e3", "e", "/", "//", "./p", "a/b", "/abs", "~/h",
+        "<n>", "<", ">", "->", ":", "a:b", "http://x", ";", "=", "==", "!", "!=", ",", "?", "@",
+        "+", "++", "-", "*", "&", "&&", "|", "||", "|>", "<|", "%", "^", "`", "é", "x'", "\u{0}",
+    ];
+
+    #[test]
+    fn the_scanner_vouches_for_what_windlass_writes() {
+        let e = Nix::Attrs(vec![
+            (vec!["a".into(), "b-c".into()], Nix::Int(-3)),
+            (
+                vec!["x.y".into()],
+                Nix::List(vec![Nix::str("${ $${ \\ \" ''"), Nix::Null]),
+            ),
+            (
+                vec!["t".into()],
+                Nix::Text("[Unit]\n$'' ${x} '''\n\\\n".into()),
+            ),
+        ]);
+        for ok in [
+            e.render(),
+            "{ config, lib, ... }:\nlet\n  e = config.a.b;\nin\n{ imports = [ ./apps/x.nix ]; a = b // { c = 1; } ++ [ ]; }".into(),
+            "# c\n/* d */ { a = \"${b}\"; c = ''\n  ${d} '''\n''; }".into(),
+        ] {
+            assert!(lexically_plain(&ok), "{ok}");
+            check(&ok).unwrap();
+        }
+    }
+
+    proptest! {
+        // About one text in twelve is one the scanner vouches for.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the byte scanner accepts, rnix's tokenizer accepts: the
+        /// scanner may only leave a text to rnix, never pass a broken one.
+        #[test]
+        fn the_scanner_accepts_nothing_rnix_refuses(
+            parts in proptest::collection::vec(proptest::sample::select(PIECES), 0..24)
+        ) {
+            let text = parts.concat();
+            if lexically_plain(&text) {
+                prop_assert!(check_lexical_rnix(&text).is_ok(), "{text:?}");
+            }
+            prop_assert_eq!(check_lexical(&text).is_ok(), check_lexical_rnix(&text).is_ok());
+        }
+
+        #[test]
+        fn the_scanner_accepts_nothing_rnix_refuses_bytewise(text in "[ -~\n\t]{0,40}") {
+            if lexically_plain(&text) {
+                prop_assert!(check_lexical_rnix(&text).is_ok(), "{text:?}");
+            }
+        }
+
+    }
+
     proptest! {
         #[test]
         fn any_string_literal_parses(s in "\\PC*") {
             check(&string(&s)).unwrap();
             check_lexical(&string(&s)).unwrap();
+            prop_assert!(lexically_plain(&string(&s)));
         }
 
         #[test]
@@ -403,6 +704,7 @@ mod tests {
             if let Some(t) = indented(&s, 2) {
                 check(&t).unwrap();
                 check_lexical(&t).unwrap();
+                prop_assert!(lexically_plain(&t));
             }
         }
     }
