@@ -412,6 +412,29 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(parse_err)
 }
 
+/// Whether any app holds keys this version does not know (read from a
+/// newer generator's document).
+pub(crate) fn apps_have_unknown_keys(apps: &[App]) -> bool {
+    apps.iter().any(|a| {
+        let hooks = &a.hooks;
+        !a.other.is_empty()
+            || !a.drift.other.is_empty()
+            || a.health.as_ref().is_some_and(|h| !h.other.is_empty())
+            || !hooks.other.is_empty()
+            || [
+                &hooks.down,
+                &hooks.post_commit,
+                &hooks.pre_activate,
+                &hooks.pre_commit,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|h| !h.other.is_empty())
+            || !a.release.other.is_empty()
+            || !a.update.other.is_empty()
+    })
+}
+
 /// Pretty JSON with sorted keys and a final newline, as written to disk.
 pub(crate) fn to_json<T: Serialize>(doc: &T) -> String {
     // Through a `Value`, whose maps are sorted: keys kept in `other` take
@@ -456,25 +479,7 @@ impl Manifest {
     /// Whether any part of the document holds keys this version does not
     /// know (read from a newer generator's manifest).
     fn has_unknown_keys(&self) -> bool {
-        !self.other.is_empty()
-            || self.apps.iter().any(|a| {
-                let hooks = &a.hooks;
-                !a.other.is_empty()
-                    || !a.drift.other.is_empty()
-                    || a.health.as_ref().is_some_and(|h| !h.other.is_empty())
-                    || !hooks.other.is_empty()
-                    || [
-                        &hooks.down,
-                        &hooks.post_commit,
-                        &hooks.pre_activate,
-                        &hooks.pre_commit,
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .any(|h| !h.other.is_empty())
-                    || !a.release.other.is_empty()
-                    || !a.update.other.is_empty()
-            })
+        !self.other.is_empty() || apps_have_unknown_keys(&self.apps)
     }
 
     /// The app named `name`.
@@ -678,6 +683,16 @@ mod tests {
         };
         assert!(!m.has_unknown_keys());
         assert_eq!(m.to_json(), to_json(&m));
+        for backend in [None, Some(crate::system::NixosBackend::Quadlet)] {
+            let g = crate::system::SystemGeneration {
+                apps: m.apps.clone(),
+                backend,
+                format: FORMAT,
+                platform: crate::system::Platform::Nixos,
+                other: Other::new(),
+            };
+            assert_eq!(g.to_json(), to_json(&g));
+        }
         let mut newer = m.clone();
         newer.apps[1]
             .hooks

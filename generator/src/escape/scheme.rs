@@ -320,8 +320,14 @@ impl Datum {
 }
 
 fn newline(out: &mut String, indent: usize) {
+    const SPACES: &str = "                                                                ";
     out.push('\n');
-    out.push_str(&" ".repeat(indent));
+    let mut left = indent;
+    while left > 0 {
+        let n = left.min(SPACES.len());
+        out.push_str(&SPACES[..n]);
+        left -= n;
+    }
 }
 
 impl Datum {
