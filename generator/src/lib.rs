@@ -18,3 +18,21 @@ pub mod par;
 pub mod pipeline;
 pub mod record;
 pub mod templates;
+/// With the `phase-times` feature, prints to stderr the milliseconds since
+/// the first call and `label`: where a run's time goes, phase by phase
+/// (`cargo build --release --features phase-times`). Without it, nothing.
+#[macro_export]
+macro_rules! phase {
+    ($label:expr) => {
+        #[cfg(feature = "phase-times")]
+        $crate::phase_time($label);
+    };
+}
+
+#[cfg(feature = "phase-times")]
+#[doc(hidden)]
+pub fn phase_time(label: &str) {
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t0 = *T0.get_or_init(std::time::Instant::now);
+    eprintln!("{:8.2} ms  {label}", t0.elapsed().as_secs_f64() * 1000.0);
+}

@@ -12,6 +12,7 @@ use windlass::pipeline::{self, Options, PipelineError};
 use windlass::record;
 
 fn main() -> ExitCode {
+    windlass::phase!("start");
     // One malloc arena per worker thread (`par::threads`, the cores up to
     // 8), not glibc's default of eight per core: each arena keeps its own
     // high-water mark, which raised the peak RSS. Not one arena either:
@@ -165,6 +166,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let since = record::Since::now();
+            windlass::phase!("lookup");
             let built = match pipeline::build(&apps_dir, &opts) {
                 Ok(b) => b,
                 Err(e) => return report(e),
@@ -197,8 +199,10 @@ fn main() -> ExitCode {
             } else {
                 record::forget(&output);
                 let written = windlass::output::write(&output, &built.files);
+                windlass::phase!("write");
                 if written.is_ok() {
                     record::save(&output, &apps_dir, &opts, &built, since);
+                    windlass::phase!("save");
                 }
                 let files = built.files.len();
                 // The process ends here: freeing the fleet and every file's

@@ -82,6 +82,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         source,
     })?;
     let inputs_read = loaded.read;
+    crate::phase!("load_fleet done");
     let Some(mut fleet) = loaded.fleet else {
         return Err(PipelineError::Invalid(loaded.diagnostics));
     };
@@ -91,6 +92,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     }
     let templates = Templates::load(opts.templates.as_deref())?;
     let templates_read = templates.read.clone();
+    crate::phase!("templates");
     let mut ctx = EmitContext {
         podman: fleet.podman,
         templates: &templates,
@@ -98,18 +100,22 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         warnings: Vec::new(),
     };
     let files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
+    crate::phase!("emit");
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     // Each file is hashed once, on all cores: for the generation manifest
     // and for the record of the run.
     let sha256 = crate::par::map(&files, |f| {
         crate::generation::sha256_hex(f.content.as_bytes())
     });
+    crate::phase!("sha");
     let manifest = crate::generation::manifest(&fleet, &targets, &files, &sha256);
     let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
+    crate::phase!("gen manifest");
     let mut hashed: Vec<(OutputFile, String)> = files.into_iter().zip(sha256).collect();
     hashed.push((manifest, manifest_sha256));
     hashed.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     let (files, sha256): (Vec<OutputFile>, Vec<String>) = hashed.into_iter().unzip();
+    crate::phase!("sort");
     // Targets that share an emitter (nixos embeds quadlet) repeat its notes.
     let mut notes = Vec::new();
     for w in ctx.warnings {

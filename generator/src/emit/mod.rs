@@ -114,8 +114,10 @@ pub fn emit(
     let mut files = Vec::new();
     if want(Target::Quadlet) || want(Target::Nixos) {
         let quadlet = quadlet::emit(fleet, ctx)?;
+        crate::phase!("quadlet");
         if want(Target::Nixos) {
             files.extend(nixos::emit(fleet, &quadlet, ctx)?);
+            crate::phase!("nixos");
         }
         if want(Target::Quadlet) {
             files.extend(quadlet);
@@ -123,9 +125,11 @@ pub fn emit(
     }
     if want(Target::Systemd) {
         files.extend(systemd::emit(fleet, ctx)?);
+        crate::phase!("systemd");
     }
     if want(Target::Guix) {
         files.extend(guix::emit(fleet, ctx)?);
+        crate::phase!("guix");
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)

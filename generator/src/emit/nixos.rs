@@ -64,6 +64,7 @@ pub fn emit(
             content: text,
         })
     })?;
+    crate::phase!("n per-app");
     let imports: Vec<String> = fleet.apps.iter().map(|a| app_import(&a.name)).collect();
     files.push(render(
         ctx,
@@ -72,6 +73,7 @@ pub fn emit(
         BTreeMap::new(),
     )?);
     files.push(fleet_module(fleet, backend, &quadlet_text, ctx)?);
+    crate::phase!("n fleet");
     let vars = BTreeMap::from([(
         "imports",
         Value::from(imports.into_iter().map(safe).collect::<Vec<_>>()),

@@ -147,6 +147,7 @@ fn read_source(
 /// Loads and validates the fleet in `dir`.
 pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let (fleet_file, app_files) = discover(dir, false)?;
+    crate::phase!("discover");
     let mut diags = Vec::new();
     let mut inputs = Vec::new();
     let mut read = Vec::new();
@@ -268,6 +269,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         (Some((input, file)), app, diags)
     });
     let mut apps: Vec<(App, Span, AppSpans)> = Vec::with_capacity(per_app.len());
+    crate::phase!("per-app");
     for (read_one, app, app_diags) in per_app {
         if let Some((input, file)) = read_one {
             inputs.push(input);
@@ -278,6 +280,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     }
 
     b.fleet_rules(&apps, &networks, &mut volumes);
+    crate::phase!("fleet_rules");
 
     inputs.sort();
 
