@@ -198,12 +198,13 @@ fn main() -> ExitCode {
                 }
             } else {
                 record::forget(&output);
-                let written = windlass::output::write(&output, &built.files);
+                let written = windlass::output::write_stat(&output, &built.files);
                 windlass::phase!("write");
-                if written.is_ok() {
-                    record::save(&output, &apps_dir, &opts, &built, since);
+                let written = written.map(|(d, stats)| {
+                    record::save(&output, &apps_dir, &opts, &built, since, &stats);
                     windlass::phase!("save");
-                }
+                    d
+                });
                 let files = built.files.len();
                 // The process ends here: freeing the fleet and every file's
                 // text one by one would only delay the exit.

@@ -151,6 +151,17 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
 /// Writes `files` as the tree at `out`. Returns what changed; when nothing
 /// did, nothing is touched at all.
 pub fn write(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> {
+    write_stat(out, files).map(|(d, _)| d)
+}
+
+/// [`write`], and the stat data of each file it created, taken from the
+/// open file once written (in `files`' order; `None` for a file linked
+/// from the old tree, whose ctime the old tree's removal changes; empty
+/// when nothing was written).
+pub fn write_stat(
+    out: &Path,
+    files: &[OutputFile],
+) -> Result<(TreeDiff, Vec<Option<fs::Metadata>>), OutputError> {
     if out.exists() {
         let is_ours = out.join(MANIFEST).is_file();
         let is_empty_dir = out.is_dir() && fs::read_dir(out).map_err(io_err(out))?.next().is_none();
@@ -160,7 +171,7 @@ pub fn write(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> 
     }
     let d = diff(out, files)?;
     if d.is_empty() && out.is_dir() {
-        return Ok(d);
+        return Ok((d, Vec::new()));
     }
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -175,14 +186,17 @@ pub fn write(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> 
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
-    let result = build_tree(out, &tmp, files).and_then(|()| swap_in(out, &tmp, &parent));
+    let result =
+        build_tree(out, &tmp, files).and_then(|stats| swap_in(out, &tmp, &parent).map(|()| stats));
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
-    result.map(|()| d)
+    result.map(|stats| (d, stats))
 }
 
-fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<(), OutputError> {
+type Stats = Vec<Option<fs::Metadata>>;
+
+fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, OutputError> {
     fs::create_dir(tmp).map_err(io_err(tmp))?;
     fs::set_permissions(tmp, fs::Permissions::from_mode(0o755)).map_err(io_err(tmp))?;
     let dirs: std::collections::BTreeSet<PathBuf> = files
@@ -203,11 +217,11 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<(), Output
     };
     // Every file is independent and the tree is invisible until the swap,
     // so files are written on all cores in any order.
-    crate::par::map(files, |f| write_one(out, tmp, f, &how))
+    let stats = crate::par::map(files, |f| write_one(out, tmp, f, &how))
         .into_iter()
-        .collect::<Result<(), OutputError>>()?;
+        .collect::<Result<Stats, OutputError>>()?;
     if !durable {
-        return Ok(());
+        return Ok(stats);
     }
     // The new tree must be durable before it is swapped in. Each file's
     // write-back was started as it was written (sync_file_range); now
@@ -239,7 +253,8 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<(), Output
     all_dirs.dedup();
     crate::par::map_on(SYNC_THREADS, &all_dirs, |d| fsync_dir(d).map_err(io_err(d)))
         .into_iter()
-        .collect::<Result<(), OutputError>>()
+        .collect::<Result<(), OutputError>>()?;
+    Ok(stats)
 }
 
 /// Threads that fsync the new tree's files.
@@ -285,13 +300,20 @@ fn needs_sync(dir: &Path) -> io::Result<bool> {
 
 /// Writes one file of the new tree, hard-linking it from the old tree when
 /// its content is unchanged (so its inode and mtime stay).
-fn write_one(out: &Path, tmp: &Path, f: &OutputFile, how: &WriteHow) -> Result<(), OutputError> {
+/// Writes one file of the new tree; its stat data once written, unless it
+/// was linked from the old tree.
+fn write_one(
+    out: &Path,
+    tmp: &Path,
+    f: &OutputFile,
+    how: &WriteHow,
+) -> Result<Option<fs::Metadata>, OutputError> {
     use std::os::unix::fs::OpenOptionsExt;
     let dest = tmp.join(&f.path);
     let old = out.join(&f.path);
     let unchanged = how.old_tree && as_written(&old, &f.content).unwrap_or(false);
     if unchanged && fs::hard_link(&old, &dest).is_ok() {
-        return Ok(());
+        return Ok(None);
     }
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -323,7 +345,9 @@ fn write_one(out: &Path, tmp: &Path, f: &OutputFile, how: &WriteHow) -> Result<(
             );
         }
     }
-    Ok(())
+    // Nothing changes the file after this: a later edit by another
+    // process changes its ctime, so the record sees it.
+    Ok(file.metadata().ok())
 }
 
 fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {

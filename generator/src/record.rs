@@ -401,14 +401,28 @@ impl NewRecord {
 /// that the next run with the same inputs and options has nothing to do.
 /// `since` must have been taken before the run read its inputs. Best
 /// effort: a record that cannot be written only costs the next run time.
-pub fn save(out: &Path, apps_dir: &Path, opts: &Options, built: &Built, since: Since) {
+///
+/// `stats` holds the stat data of the files the write created, taken as
+/// each was written (`None`, or a short list, for the files to stat now).
+pub fn save(
+    out: &Path,
+    apps_dir: &Path,
+    opts: &Options,
+    built: &Built,
+    since: Since,
+    stats: &[Option<Metadata>],
+) {
     let Some((key, _)) = key(apps_dir, opts) else {
         return;
     };
+    crate::phase!("r key");
     let Some(new) = NewRecord::create(out, since) else {
         return;
     };
-    match entries_of_run(out, opts, built) {
+    crate::phase!("r create");
+    let e = entries_of_run(out, opts, built, stats);
+    crate::phase!("r entries");
+    match e {
         Some((paths, shas, stamps)) => {
             let entries: Option<Vec<Entry>> = paths
                 .iter()
@@ -432,6 +446,7 @@ pub fn save(out: &Path, apps_dir: &Path, opts: &Options, built: &Built, since: S
                         &entries,
                         &hex::encode(built.warnings_text()),
                     );
+                    crate::phase!("r render");
                     new.commit(&text);
                 }
                 None => new.abandon(),
@@ -444,8 +459,15 @@ pub fn save(out: &Path, apps_dir: &Path, opts: &Options, built: &Built, since: S
 type RunEntries = (Vec<(Kind, String)>, Vec<String>, Vec<Option<Stamp>>);
 
 /// Every file of a run: its inputs as read, the template candidates, and
-/// the tree as it is now (stat taken after the record's file was created).
-fn entries_of_run(out: &Path, opts: &Options, built: &Built) -> Option<RunEntries> {
+/// the tree as it is now: the stat data the write took of each file it
+/// created, and for the others a stat taken after the record's file was
+/// created.
+fn entries_of_run(
+    out: &Path,
+    opts: &Options,
+    built: &Built,
+    stats: &[Option<Metadata>],
+) -> Option<RunEntries> {
     let mut paths = Vec::new();
     let mut shas = Vec::new();
     let mut stamps = Vec::new();
@@ -470,7 +492,17 @@ fn entries_of_run(out: &Path, opts: &Options, built: &Built) -> Option<RunEntrie
             paths.push((Kind::Template, p.to_str()?.to_string()));
         }
     }
-    let metas = crate::par::map(&built.files, |f| fs::symlink_metadata(out.join(&f.path)));
+    let unknown: Vec<usize> = (0..built.files.len())
+        .filter(|&i| !matches!(stats.get(i), Some(Some(_))))
+        .collect();
+    let mut taken = crate::par::map(&unknown, |&i| {
+        fs::symlink_metadata(out.join(&built.files[i].path))
+    })
+    .into_iter();
+    let metas = (0..built.files.len()).map(|i| match stats.get(i) {
+        Some(Some(m)) => Ok(m.clone()),
+        _ => taken.next().expect("one stat per unknown file"),
+    });
     for ((f, sha), m) in built.files.iter().zip(&built.sha256).zip(metas) {
         let m = m.ok()?;
         if !m.is_file() {
