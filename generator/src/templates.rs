@@ -194,63 +194,173 @@ pub fn entries(list: &[(String, String)]) -> Value {
     )
 }
 
-/// The shape every built-in unit template (`quadlet/*.j2`, `systemd/*.j2`)
-/// has: a header line naming `{{ source }}`, then sections, each `[Name]`
-/// and a loop writing its entries as `key=value`, with a blank line
-/// between sections.
-struct UnitLayout {
-    header: (&'static str, &'static str),
-    /// Each section's name as written and the variable holding its entries.
-    sections: Vec<(&'static str, &'static str)>,
+/// A variable of a template, its text already escaped for the target.
+#[derive(Debug, Clone, Copy)]
+pub enum Var<'a> {
+    Text(&'a str),
+    Flag(bool),
+    /// Texts, each written by a loop as `{{ item }}`.
+    List(&'a [String]),
+    /// Key/value pairs, each written by a loop as `{{ item.key }}` and
+    /// `{{ item.value }}`.
+    Entries(&'a [(String, String)]),
 }
 
-impl UnitLayout {
-    /// Reads the layout out of a template's text; `None` unless the text is
-    /// exactly of this shape.
-    fn parse(text: &'static str) -> Option<UnitLayout> {
-        let mut lines = text.lines();
-        let header = lines.next()?.split_once("{{ source }}")?;
-        if header.0.contains("{{") || header.1.contains("{{") {
-            return None;
+impl Var<'_> {
+    /// The template engine's value of `self`.
+    fn value(&self) -> Value {
+        match *self {
+            Var::Text(s) => safe(s.to_string()),
+            Var::Flag(b) => Value::from(b),
+            Var::List(items) => Value::from(items.iter().cloned().map(safe).collect::<Vec<_>>()),
+            Var::Entries(list) => entries(list),
         }
-        let mut sections = Vec::new();
-        // Not a `for`: the body takes the section's other lines itself.
-        #[allow(clippy::while_let_on_iterator)]
-        while let Some(head) = lines.next() {
-            // Sections after the first follow a blank line.
-            let head = if sections.is_empty() {
-                head
-            } else if head.is_empty() {
-                lines.next()?
-            } else {
-                return None;
-            };
-            let name = head.strip_prefix('[')?.strip_suffix(']')?;
-            let var = lines
-                .next()?
-                .strip_prefix("{% for e in ")?
-                .strip_suffix(" %}")?;
-            if lines.next()? != "{{ e.key }}={{ e.value }}" || lines.next()? != "{% endfor %}" {
+    }
+}
+
+/// A template of the plain shape, read by [`Plain::parse`]: text with
+/// `{{ name }}` and `{{ item.field }}` in it, and `for`, `if`, `else` and
+/// the closing tags each alone on a line.
+#[derive(Debug, PartialEq)]
+enum Node {
+    Text(&'static str),
+    Var(&'static str),
+    Field(&'static str, &'static str),
+    For {
+        item: &'static str,
+        list: &'static str,
+        body: Vec<Node>,
+    },
+    If {
+        flag: &'static str,
+        then: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
+}
+
+/// The built-in templates written directly, without the template engine,
+/// when every tag is of the plain shape (`plain_templates_are_the_
+/// engine_s` checks the text is byte for byte the engine's).
+#[derive(Debug)]
+struct Plain(Vec<Node>, usize);
+
+impl Plain {
+    /// `None` unless every tag of `text` is of the plain shape: a block tag
+    /// alone on its line (the line disappears, as with `trim_blocks` and
+    /// `lstrip_blocks`), an expression a name or `name.field`, no comment,
+    /// filter, test or whitespace control.
+    fn parse(text: &'static str) -> Option<Plain> {
+        let ident = |s: &str| {
+            let mut b = s.bytes();
+            b.next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+                && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        };
+        // The open blocks: the nodes of the enclosing level, and the block
+        // being filled (`For` or `If`, with whether `else` was seen).
+        let mut stack: Vec<(Vec<Node>, Node, bool)> = Vec::new();
+        let mut nodes: Vec<Node> = Vec::new();
+        for line in text.split_inclusive('\n') {
+            let bare = line.trim_end_matches('\n').trim_start_matches([' ', '\t']);
+            if let Some(tag) = bare.strip_prefix("{%").and_then(|t| t.strip_suffix("%}")) {
+                let words: Vec<&str> = tag.split_whitespace().collect();
+                if tag.starts_with('-') || tag.ends_with('-') || tag.starts_with('+') {
+                    return None;
+                }
+                match words.as_slice() {
+                    ["for", item, "in", list] if ident(item) && ident(list) => {
+                        let block = Node::For {
+                            item,
+                            list,
+                            body: Vec::new(),
+                        };
+                        stack.push((std::mem::take(&mut nodes), block, false));
+                    }
+                    ["if", flag] if ident(flag) => {
+                        let block = Node::If {
+                            flag,
+                            then: Vec::new(),
+                            otherwise: Vec::new(),
+                        };
+                        stack.push((std::mem::take(&mut nodes), block, false));
+                    }
+                    ["else"] => {
+                        let (_, Node::If { then, .. }, seen_else) = stack.last_mut()? else {
+                            return None;
+                        };
+                        if *seen_else {
+                            return None;
+                        }
+                        *then = std::mem::take(&mut nodes);
+                        *seen_else = true;
+                    }
+                    ["endfor"] | ["endif"] => {
+                        let (outer, mut block, seen_else) = stack.pop()?;
+                        match (&mut block, words[0]) {
+                            (Node::For { body, .. }, "endfor") => *body = nodes,
+                            (
+                                Node::If {
+                                    then, otherwise, ..
+                                },
+                                "endif",
+                            ) => {
+                                if seen_else {
+                                    *otherwise = nodes;
+                                } else {
+                                    *then = nodes;
+                                }
+                            }
+                            _ => return None,
+                        }
+                        nodes = outer;
+                        nodes.push(block);
+                    }
+                    _ => return None,
+                }
+                continue;
+            }
+            let mut rest = line;
+            while let Some(at) = rest.find("{{") {
+                if at > 0 {
+                    nodes.push(Node::Text(&rest[..at]));
+                }
+                let end = rest[at..].find("}}")? + at;
+                let expr = &rest[at + 2..end];
+                if expr.starts_with(['-', '+']) || expr.ends_with(['-', '+']) {
+                    return None;
+                }
+                let expr = expr.trim();
+                match expr.split_once('.') {
+                    None if ident(expr) => nodes.push(Node::Var(expr)),
+                    Some((item, field)) if ident(item) && ident(field) => {
+                        nodes.push(Node::Field(item, field));
+                    }
+                    _ => return None,
+                }
+                rest = &rest[end + 2..];
+            }
+            if rest.contains("{%") || rest.contains("{#") || rest.contains("}}") {
                 return None;
             }
-            let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
-            if !plain(name) || !plain(var) {
+            if !rest.is_empty() {
+                nodes.push(Node::Text(rest));
+            }
+            if line.contains("{%") || line.contains("{#") {
                 return None;
             }
-            sections.push((name, var));
         }
-        (!sections.is_empty()).then_some(UnitLayout { header, sections })
+        stack.is_empty().then_some(Plain(nodes, text.len()))
     }
 
-    /// The built-in template `name`'s layout, read once.
-    fn of(name: &str) -> Option<&'static UnitLayout> {
-        static LAYOUTS: std::sync::OnceLock<Vec<(&'static str, Option<UnitLayout>)>> =
+    /// The built-in template `name`'s plain form, read once.
+    fn of(name: &str) -> Option<&'static Plain> {
+        static PLAIN: std::sync::OnceLock<Vec<(&'static str, Option<Plain>)>> =
             std::sync::OnceLock::new();
-        LAYOUTS
+        PLAIN
             .get_or_init(|| {
                 DEFAULTS
                     .iter()
-                    .map(|(n, text)| (*n, UnitLayout::parse(text)))
+                    .map(|(n, text)| (*n, Plain::parse(text)))
                     .collect()
             })
             .iter()
@@ -259,73 +369,140 @@ impl UnitLayout {
             .as_ref()
     }
 
-    /// The text the template renders for `source` and `sections` (each
-    /// variable with its entries); `None` when a variable is missing.
-    fn write(&self, source: &str, sections: &[(&str, &[(String, String)])]) -> Option<String> {
-        let mut size = self.header.0.len() + source.len() + self.header.1.len() + 1;
-        let mut lists = Vec::with_capacity(self.sections.len());
-        for (name, var) in &self.sections {
-            let (_, list) = sections.iter().find(|(v, _)| v == var)?;
-            size += name.len() + 4;
-            size += list
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 2)
-                .sum::<usize>();
-            lists.push((name, *list));
+    /// The text the template renders with `vars`, with one trailing newline
+    /// as [`Templates::render`] leaves it; `None` when a variable is
+    /// missing or not of the kind its tag needs (the engine then renders
+    /// it, and reports that).
+    fn write(&self, vars: &[(&str, Var<'_>)]) -> Option<String> {
+        // About the text's size: each value once, with a line's worth of
+        // the template around each item of a list.
+        let size: usize = vars
+            .iter()
+            .map(|(_, v)| match v {
+                Var::Text(t) => t.len(),
+                Var::Flag(_) => 0,
+                Var::List(l) => l.iter().map(|t| t.len() + 8).sum(),
+                Var::Entries(l) => l.iter().map(|(k, v)| k.len() + v.len() + 8).sum(),
+            })
+            .sum();
+        let mut out = String::with_capacity(self.1 + size);
+        write_nodes(&self.0, vars, &[], &mut out)?;
+        while out.ends_with('\n') {
+            out.pop();
         }
-        let mut s = String::with_capacity(size);
-        s.push_str(self.header.0);
-        s.push_str(source);
-        s.push_str(self.header.1);
-        s.push('\n');
-        for (i, (name, list)) in lists.into_iter().enumerate() {
-            if i > 0 {
-                s.push('\n');
-            }
-            s.push('[');
-            s.push_str(name);
-            s.push_str("]\n");
-            for (k, v) in list {
-                s.push_str(k);
-                s.push('=');
-                s.push_str(v);
-                s.push('\n');
-            }
-        }
-        // One trailing newline, as `Templates::render` leaves it.
-        while s.ends_with('\n') {
-            s.pop();
-        }
-        s.push('\n');
-        Some(s)
+        out.push('\n');
+        Some(out)
     }
 }
 
+/// A loop's current item: its text or entry.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Text(&'a str),
+    Entry(&'a str, &'a str),
+}
+
+fn write_nodes(
+    nodes: &[Node],
+    vars: &[(&str, Var<'_>)],
+    items: &[(&str, Item<'_>)],
+    out: &mut String,
+) -> Option<()> {
+    let var = |name: &str| {
+        // A loop's item hides a variable of the same name, as in Jinja.
+        if items.iter().any(|(n, _)| *n == name) {
+            return None;
+        }
+        vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    };
+    let item = |name: &str| items.iter().rev().find(|(n, _)| *n == name).map(|(_, i)| i);
+    for node in nodes {
+        match node {
+            Node::Text(t) => out.push_str(t),
+            Node::Var(name) => match (item(name), var(name)) {
+                (Some(Item::Text(t)), _) => out.push_str(t),
+                (None, Some(Var::Text(t))) => out.push_str(t),
+                _ => return None,
+            },
+            Node::Field(name, field) => match (item(name)?, *field) {
+                (Item::Entry(k, _), "key") => out.push_str(k),
+                (Item::Entry(_, v), "value") => out.push_str(v),
+                _ => return None,
+            },
+            Node::For {
+                item: name,
+                list,
+                body,
+            } => {
+                let mut inner = items.to_vec();
+                match var(list)? {
+                    Var::List(texts) => {
+                        for t in texts {
+                            inner.push((name, Item::Text(t)));
+                            write_nodes(body, vars, &inner, out)?;
+                            inner.pop();
+                        }
+                    }
+                    Var::Entries(list) => {
+                        for (k, v) in list {
+                            inner.push((name, Item::Entry(k, v)));
+                            write_nodes(body, vars, &inner, out)?;
+                            inner.pop();
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            Node::If {
+                flag,
+                then,
+                otherwise,
+            } => {
+                let on = match var(flag)? {
+                    Var::Flag(b) => b,
+                    Var::Text(t) => !t.is_empty(),
+                    Var::List(l) => !l.is_empty(),
+                    Var::Entries(l) => !l.is_empty(),
+                };
+                write_nodes(if on { then } else { otherwise }, vars, items, out)?;
+            }
+        }
+    }
+    Some(())
+}
+
 impl Templates {
+    /// Renders template `name` with `vars`. A built-in template not
+    /// overridden whose tags are all of the plain shape is written
+    /// directly; any other is rendered by the template engine.
+    pub fn render_vars(
+        &self,
+        name: &str,
+        vars: &[(&str, Var<'_>)],
+    ) -> Result<String, TemplateError> {
+        if !self.overridden.iter().any(|t| t == name)
+            && let Some(text) = Plain::of(name).and_then(|p| p.write(vars))
+        {
+            return Ok(text);
+        }
+        let values: BTreeMap<&str, Value> = vars.iter().map(|(n, v)| (*n, v.value())).collect();
+        self.render(name, &Value::from(values))
+    }
+
     /// Renders the unit template `name` with `source` (already escaped),
-    /// each section variable's entries and the `extra` variables. A
-    /// built-in template not overridden is laid out directly, without
-    /// building template values for every entry (`unit_layout_is_the_
-    /// template_s` checks it is byte for byte what the template renders);
-    /// an overridden one is rendered by the template engine.
+    /// each section variable's entries and the `extra` texts.
     pub fn render_unit(
         &self,
         name: &str,
         source: &str,
         sections: &[(&'static str, &[(String, String)])],
-        extra: impl FnOnce() -> Vec<(&'static str, Value)>,
+        extra: &[(&'static str, &str)],
     ) -> Result<String, TemplateError> {
-        if !self.overridden.iter().any(|t| t == name)
-            && let Some(text) = UnitLayout::of(name).and_then(|l| l.write(source, sections))
-        {
-            return Ok(text);
-        }
-        let mut vars: BTreeMap<&str, Value> = extra().into_iter().collect();
-        vars.insert("source", safe(source.to_string()));
-        for (var, list) in sections {
-            vars.insert(var, entries(list));
-        }
-        self.render(name, &Value::from(vars))
+        let mut vars: Vec<(&str, Var<'_>)> = Vec::with_capacity(1 + extra.len() + sections.len());
+        vars.push(("source", Var::Text(source)));
+        vars.extend(extra.iter().map(|(n, t)| (*n, Var::Text(t))));
+        vars.extend(sections.iter().map(|(n, l)| (*n, Var::Entries(l))));
+        self.render_vars(name, &vars)
     }
 }
 
@@ -333,46 +510,132 @@ impl Templates {
 mod tests {
     use super::*;
 
-    fn list(n: usize, tag: &str) -> Vec<(String, String)> {
-        (0..n)
-            .map(|i| (format!("Key{i}"), format!("{tag} value {i} \\ \"q\" %h $x")))
-            .collect()
+    /// The variables a plain template uses, each with the kind its tags
+    /// need: (name, is a flag, loop over entries, loop over texts).
+    fn plain_vars(
+        nodes: &[Node],
+        bound: &mut Vec<&'static str>,
+        out: &mut Vec<(&'static str, char)>,
+    ) {
+        fn add(
+            out: &mut Vec<(&'static str, char)>,
+            name: &'static str,
+            kind: char,
+            bound: &[&'static str],
+        ) {
+            if bound.contains(&name) {
+                return;
+            }
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                // A name both tested and printed is a text.
+                Some((_, k)) if kind != 'f' => *k = kind,
+                Some(_) => {}
+                None => out.push((name, kind)),
+            }
+        }
+        for node in nodes {
+            match node {
+                Node::Text(_) | Node::Field(..) => {}
+                Node::Var(name) => add(out, name, 't', bound),
+                Node::For { item, list, body } => {
+                    let fields = body
+                        .iter()
+                        .any(|n| matches!(n, Node::Field(i, _) if i == item));
+                    add(out, list, if fields { 'e' } else { 'l' }, bound);
+                    bound.push(item);
+                    plain_vars(body, bound, out);
+                    bound.pop();
+                }
+                Node::If {
+                    flag,
+                    then,
+                    otherwise,
+                } => {
+                    add(out, flag, 'f', bound);
+                    plain_vars(then, bound, out);
+                    plain_vars(otherwise, bound, out);
+                }
+            }
+        }
     }
 
     #[test]
-    fn unit_layout_is_the_template_s() {
-        let templates = Templates::load(None).unwrap();
-        let units: Vec<&str> = DEFAULTS
-            .iter()
-            .map(|(n, _)| *n)
-            .filter(|n| n.starts_with("quadlet/") || n.starts_with("systemd/"))
-            .collect();
-        assert_eq!(units.len(), 5, "{units:?}");
-        for name in units {
-            let layout =
-                UnitLayout::of(name).unwrap_or_else(|| panic!("{name} is not of the unit layout"));
-            for sizes in [[0, 0, 0, 0], [1, 0, 2, 0], [3, 5, 1, 1], [0, 2, 0, 3]] {
-                let lists: Vec<Vec<(String, String)>> = layout
-                    .sections
+    fn the_built_in_templates_are_plain() {
+        for (name, _) in DEFAULTS {
+            assert!(
+                Plain::of(name).is_some(),
+                "{name} is not of the plain shape"
+            );
+        }
+        for not_plain in [
+            "{{ a | upper }}\n",
+            "{{ a.b.c }}\n",
+            "{# c #}\n",
+            "x {% if a %}y{% endif %}\n",
+            "{%- if a %}\n{% endif %}\n",
+            "{% if a %}\n",
+            "{% endfor %}\n",
+            "{% for a in b %}\n{% else %}\n{% endfor %}\n",
+            "{{ loop.index }}\n",
+            "a }} b\n",
+            "{% set x = 1 %}\n",
+        ] {
+            if let Some(p) = Plain::parse(not_plain) {
+                // `loop.index` parses; it is left to the engine when written.
+                assert!(p.write(&[]).is_none(), "{not_plain:?} was read as plain");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Each built-in template written directly is byte for byte what the
+        /// engine renders, for any values (values holding tag syntax too).
+        #[test]
+        fn plain_templates_are_the_engine_s(
+            texts in proptest::collection::vec("[a-z{}%# \n\"'$\\\\é.]{0,12}", 40),
+            flags in proptest::collection::vec(proptest::bool::ANY, 8),
+            sizes in proptest::collection::vec(0usize..4, 8),
+        ) {
+            let templates = Templates::load(None).unwrap();
+            let mut t = texts.iter().cycle();
+            for (name, _) in DEFAULTS {
+                let plain = Plain::of(name).unwrap();
+                let mut kinds = Vec::new();
+                plain_vars(&plain.0, &mut Vec::new(), &mut kinds);
+                // Every kind of value for every variable, used as its kind.
+                type Owned = (String, Vec<String>, Vec<(String, String)>);
+                let owned: Vec<Owned> = kinds
                     .iter()
-                    .zip(sizes)
-                    .map(|((_, var), n)| list(n, var))
+                    .enumerate()
+                    .map(|(i, _)| {
+                        let n = sizes[i % sizes.len()];
+                        let text = if flags[i % flags.len()] { t.next().unwrap().clone() } else { String::new() };
+                        let list = (0..n).map(|_| t.next().unwrap().clone()).collect();
+                        let pairs = (0..n)
+                            .map(|_| (t.next().unwrap().clone(), t.next().unwrap().clone()))
+                            .collect();
+                        (text, list, pairs)
+                    })
                     .collect();
-                let sections: Vec<(&'static str, &[(String, String)])> = layout
-                    .sections
+                let vars: Vec<(&str, Var<'_>)> = kinds
                     .iter()
-                    .zip(&lists)
-                    .map(|((_, var), l)| (*var, l.as_slice()))
+                    .zip(&owned)
+                    .enumerate()
+                    .map(|(i, ((n, k), (text, list, pairs)))| {
+                        let v = match k {
+                            'f' => Var::Flag(flags[i % flags.len()]),
+                            'l' => Var::List(list),
+                            'e' => Var::Entries(pairs),
+                            _ => Var::Text(text),
+                        };
+                        (*n, v)
+                    })
                     .collect();
-                let direct = layout.write("apps/x.toml", &sections).unwrap();
-                let mut vars: BTreeMap<&str, Value> = BTreeMap::new();
-                vars.insert("source", safe("apps/x.toml".into()));
-                vars.insert("name", safe("x".into()));
-                for (var, l) in &sections {
-                    vars.insert(var, entries(l));
-                }
-                let rendered = templates.render(name, &Value::from(vars)).unwrap();
-                assert_eq!(direct, rendered, "{name} with {sizes:?}");
+                let direct = plain.write(&vars);
+                proptest::prop_assert!(direct.is_some(), "{name}: {kinds:?}");
+                let values: BTreeMap<&str, Value> = vars.iter().map(|(n, v)| (*n, v.value())).collect();
+                let rendered = templates.render(name, &Value::from(values)).unwrap();
+                proptest::prop_assert_eq!(direct.unwrap(), rendered, "{}", name);
             }
         }
     }

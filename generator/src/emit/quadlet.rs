@@ -13,7 +13,6 @@ use super::{EmitContext, EmitError, go_duration, podman, unitfile};
 use crate::escape::{json, systemd as esc};
 use crate::model::*;
 use crate::output_file::OutputFile;
-use crate::templates::safe;
 
 type Entries = Vec<(String, String)>;
 
@@ -119,9 +118,9 @@ fn render(
     sections: &[(&'static str, &[(String, String)])],
     name: &str,
 ) -> Result<String, EmitError> {
-    let text = ctx.templates.render_unit(template, source, sections, || {
-        vec![("name", safe(name.to_string()))]
-    })?;
+    let text = ctx
+        .templates
+        .render_unit(template, source, sections, &[("name", name)])?;
     unitfile::check_quadlet(&text, keys).map_err(|message| EmitError::Invalid {
         file: file.to_string(),
         message: format!("{message} (rendered from template {template})"),

@@ -78,9 +78,7 @@ fn render(
     source: &str,
     sections: &[(&'static str, &[(String, String)])],
 ) -> Result<OutputFile, EmitError> {
-    let content = ctx
-        .templates
-        .render_unit(template, source, sections, Vec::new)?;
+    let content = ctx.templates.render_unit(template, source, sections, &[])?;
     unitfile::check(&content).map_err(|message| EmitError::Invalid {
         file: path.clone(),
         message,
