@@ -10,20 +10,27 @@ use crate::emit::{Target, quadlet};
 use crate::model::Fleet;
 use crate::output_file::OutputFile;
 
-/// Builds the generation manifest for `files` (which must not include it);
-/// `sha256` holds each file's SHA-256 in hex, in the same order.
+/// Each app's contract, as the generation manifest holds them.
+pub fn contracts(fleet: &Fleet) -> Vec<windlass_contract::App> {
+    fleet
+        .apps
+        .iter()
+        .map(|a| quadlet::app_contract(a, fleet.podman))
+        .collect()
+}
+
+/// The generation manifest for `files` (which must not include it):
+/// `apps` holds the apps' [`contracts`], and `sha256` each file's SHA-256
+/// in hex, in the same order as `files`.
 pub fn manifest(
     fleet: &Fleet,
+    apps: Vec<windlass_contract::App>,
     targets: &[Target],
     files: &[OutputFile],
     sha256: &[String],
 ) -> OutputFile {
     let doc = Manifest {
-        apps: fleet
-            .apps
-            .iter()
-            .map(|a| quadlet::app_contract(a, fleet.podman))
-            .collect(),
+        apps,
         files: files
             .iter()
             .zip(sha256)

@@ -1,4 +1,5 @@
-//! Order-preserving parallel map over independent items (apps, files).
+//! Order-preserving parallel map over independent items (apps, files),
+//! and two jobs side by side, on one pool of worker threads.
 //!
 //! Results come back in the items' order whatever the scheduling, so the
 //! output stays byte for byte what a sequential loop would produce, and
@@ -23,18 +24,55 @@ pub fn threads() -> usize {
     })
 }
 
-/// `items.iter().map(f).collect()`, spread over [`threads`] threads.
+/// `items.iter().map(f).collect()`, spread over [`threads`] threads: the
+/// items are split in halves down to small blocks, and each idle thread
+/// takes work from a busy one (rayon's pool, started on first use). Work
+/// started with [`join`] shares the same threads, so a serial step of one
+/// side overlaps the parallel work of the other instead of leaving cores
+/// idle, and no more threads run than there are cores.
 pub fn map<T, R, F>(items: &[T], f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
-    map_on(threads(), items, f)
+    use rayon::prelude::*;
+    if threads() <= 1 {
+        return items.iter().map(f).collect();
+    }
+    pool().install(|| items.par_iter().with_min_len(4).map(&f).collect())
 }
 
-/// [`map`] on `threads` threads: more than the cores for work that mostly
-/// waits (fsync), so that the waits overlap.
+/// `(a(), b())`, the two run side by side on [`map`]'s threads.
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if threads() <= 1 {
+        let ra = a();
+        return (ra, b());
+    }
+    pool().install(|| rayon::join(a, b))
+}
+
+/// The worker threads, [`threads`] of them, started on first use.
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads())
+            .thread_name(|i| format!("windlass-{i}"))
+            .build()
+            .expect("the worker threads start")
+    })
+}
+
+/// `items.iter().map(f).collect()` on `threads` threads of its own, not
+/// [`map`]'s pool: for work that mostly waits (fsync), where more threads
+/// than cores let the waits overlap.
 ///
 /// Each thread starts on a share of its own, a contiguous range of the
 /// items, and takes small blocks from it; when its share is done it takes
@@ -94,5 +132,22 @@ mod tests {
         let out = super::map(&items, |i| i * 2);
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         assert!(super::map(&[] as &[u8], |b| *b).is_empty());
+        let on = super::map_on(16, &items, |i| i + 1);
+        assert_eq!(on, items.iter().map(|i| i + 1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn join_runs_both_and_maps_inside_keep_their_order() {
+        let items: Vec<usize> = (0..500).collect();
+        let (a, b) = super::join(
+            || super::map(&items, |i| i * 3),
+            || {
+                let mut v = super::map(&items, |i| i + 7);
+                v.reverse();
+                v
+            },
+        );
+        assert_eq!(a, items.iter().map(|i| i * 3).collect::<Vec<_>>());
+        assert_eq!(b, items.iter().rev().map(|i| i + 7).collect::<Vec<_>>());
     }
 }

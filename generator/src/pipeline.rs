@@ -104,11 +104,17 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     // Each file is hashed once, on all cores: for the generation manifest
     // and for the record of the run.
-    let sha256 = crate::par::map(&files, |f| {
-        crate::generation::sha256_hex(f.content.as_bytes())
-    });
+    // The apps' contracts for the generation manifest are made meanwhile.
+    let (sha256, contracts) = crate::par::join(
+        || {
+            crate::par::map(&files, |f| {
+                crate::generation::sha256_hex(f.content.as_bytes())
+            })
+        },
+        || crate::generation::contracts(&fleet),
+    );
     crate::phase!("sha");
-    let manifest = crate::generation::manifest(&fleet, &targets, &files, &sha256);
+    let manifest = crate::generation::manifest(&fleet, contracts, &targets, &files, &sha256);
     let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
     crate::phase!("gen manifest");
     let mut hashed: Vec<(OutputFile, String)> = files.into_iter().zip(sha256).collect();

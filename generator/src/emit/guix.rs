@@ -29,7 +29,6 @@ pub mod calendar;
 
 use std::collections::BTreeMap;
 
-use minijinja::Value;
 use windlass_contract::{ETC_MANIFEST, Platform, SystemGeneration};
 
 use super::{EmitContext, EmitError, podman};
@@ -37,7 +36,7 @@ use crate::escape::json as esc_json;
 use crate::escape::scheme::{self, Datum};
 use crate::model::*;
 use crate::output_file::OutputFile;
-use crate::templates::safe;
+use crate::templates::Var;
 
 /// The one file this target writes.
 pub const FILE: &str = "guix/windlass-apps.scm";
@@ -79,12 +78,12 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
     let generation = generation_service(fleet).pretty(INDENT);
     crate::phase!("g generation");
 
-    let vars = BTreeMap::from([
-        ("containers", safe(containers)),
-        ("jobs", safe(jobs)),
-        ("generation", safe(generation)),
-    ]);
-    let content = ctx.templates.render(TEMPLATE, &Value::from(vars))?;
+    let vars = [
+        ("containers", Var::Text(&containers)),
+        ("jobs", Var::Text(&jobs)),
+        ("generation", Var::Text(&generation)),
+    ];
+    let content = ctx.templates.render_vars(TEMPLATE, &vars)?;
     crate::phase!("g render");
     let invalid = |message: String| EmitError::Invalid {
         file: FILE.to_string(),
@@ -647,7 +646,7 @@ fn generation_service(fleet: &Fleet) -> Datum {
     let text = SystemGeneration::new(Platform::Guix, None, apps).to_json();
     crate::phase!("gg json");
     // One string per line of JSON, so the file stays readable.
-    let lines: Vec<Datum> = text.split_inclusive('\n').map(Datum::str).collect();
+    let lines = Datum::Lines(text);
     crate::phase!("gg lines");
     simple_service(
         "windlass-generation",
@@ -660,10 +659,7 @@ fn generation_service(fleet: &Fleet) -> Datum {
                     Datum::str(ETC_MANIFEST),
                     Datum::call(
                         "plain-file",
-                        vec![
-                            Datum::str("windlass-generation.json"),
-                            Datum::call("string-append", lines),
-                        ],
+                        vec![Datum::str("windlass-generation.json"), lines],
                     ),
                 ],
             )],

@@ -106,31 +106,52 @@ pub fn emit(
     targets: &BTreeSet<Target>,
     ctx: &mut EmitContext<'_>,
 ) -> Result<Vec<OutputFile>, EmitError> {
-    // One target after another, each spread over every core by its own
-    // per-app `par::map` (this thread being one of the workers): targets
-    // run side by side on threads of their own would be more threads than
-    // malloc arenas (`main`), queued on the arenas' locks.
+    // Two sides run at once on the same worker threads (`par::join`): the
+    // Quadlet emitter and the NixOS one that embeds its text, and the
+    // systemd and Guix emitters. Each spreads its apps over the threads,
+    // so a serial step of one (the NixOS fleet module, the Guix generation
+    // service) overlaps the other's per-app work. Notes keep target
+    // order, and the first error in target order is the one reported.
     let want = |t| targets.contains(&t);
-    let mut files = Vec::new();
-    if want(Target::Quadlet) || want(Target::Nixos) {
-        let quadlet = quadlet::emit(fleet, ctx)?;
-        crate::phase!("quadlet");
-        if want(Target::Nixos) {
-            files.extend(nixos::emit(fleet, &quadlet, ctx)?);
-            crate::phase!("nixos");
-        }
-        if want(Target::Quadlet) {
-            files.extend(quadlet);
-        }
-    }
-    if want(Target::Systemd) {
-        files.extend(systemd::emit(fleet, ctx)?);
-        crate::phase!("systemd");
-    }
-    if want(Target::Guix) {
-        files.extend(guix::emit(fleet, ctx)?);
-        crate::phase!("guix");
-    }
+    let (podman, templates, nixos_backend) = (ctx.podman, ctx.templates, ctx.nixos_backend);
+    let mut other = EmitContext {
+        podman,
+        templates,
+        nixos_backend,
+        warnings: Vec::new(),
+    };
+    let (first, second) = crate::par::join(
+        || -> Result<Vec<OutputFile>, EmitError> {
+            let mut files = Vec::new();
+            if want(Target::Quadlet) || want(Target::Nixos) {
+                let quadlet = quadlet::emit(fleet, ctx)?;
+                crate::phase!("quadlet");
+                if want(Target::Nixos) {
+                    files.extend(nixos::emit(fleet, &quadlet, ctx)?);
+                    crate::phase!("nixos");
+                }
+                if want(Target::Quadlet) {
+                    files.extend(quadlet);
+                }
+            }
+            Ok(files)
+        },
+        || -> Result<Vec<OutputFile>, EmitError> {
+            let mut files = Vec::new();
+            if want(Target::Systemd) {
+                files.extend(systemd::emit(fleet, &mut other)?);
+                crate::phase!("systemd");
+            }
+            if want(Target::Guix) {
+                files.extend(guix::emit(fleet, &mut other)?);
+                crate::phase!("guix");
+            }
+            Ok(files)
+        },
+    );
+    let mut files = first?;
+    files.extend(second?);
+    ctx.warnings.extend(other.warnings);
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }

@@ -23,7 +23,6 @@
 
 use std::collections::BTreeMap;
 
-use minijinja::Value;
 use serde_json::Value as Json;
 use windlass_contract::{Platform, SystemGeneration};
 
@@ -34,7 +33,7 @@ use crate::escape::systemd as esc;
 use crate::model::time::format_timespan;
 use crate::model::*;
 use crate::output_file::OutputFile;
-use crate::templates::safe;
+use crate::templates::Var;
 
 type Attrs = Vec<(Vec<String>, Nix)>;
 
@@ -56,33 +55,41 @@ pub fn emit(
         .iter()
         .map(|f| (f.path.as_str(), f.content.as_str()))
         .collect();
-    let mut files = super::per_app(fleet, ctx, |app, c| {
-        let file = format!("nixos/apps/{}.nix", app.name);
-        let text = app_module(app, backend, &quadlet_text, c, &file)?;
-        Ok(OutputFile {
-            path: file,
-            content: text,
-        })
-    })?;
-    crate::phase!("n per-app");
+    // The fleet module is laid out while the apps' modules are.
+    let shared = EmitContext {
+        podman: ctx.podman,
+        templates: ctx.templates,
+        nixos_backend: backend,
+        warnings: Vec::new(),
+    };
+    let (per_app, fleet_file) = crate::par::join(
+        || {
+            super::per_app(fleet, ctx, |app, c| {
+                let file = format!("nixos/apps/{}.nix", app.name);
+                let text = app_module(app, backend, &quadlet_text, c, &file)?;
+                Ok(OutputFile {
+                    path: file,
+                    content: text,
+                })
+            })
+        },
+        || fleet_module(fleet, backend, &quadlet_text, &shared),
+    );
+    let mut files = per_app?;
+    crate::phase!("n per-app and fleet");
     let imports: Vec<String> = fleet.apps.iter().map(|a| app_import(&a.name)).collect();
     files.push(render(
         ctx,
         "nixos/options.nix.j2",
         "nixos/options.nix".into(),
-        BTreeMap::new(),
+        &[],
     )?);
-    files.push(fleet_module(fleet, backend, &quadlet_text, ctx)?);
-    crate::phase!("n fleet");
-    let vars = BTreeMap::from([(
-        "imports",
-        Value::from(imports.into_iter().map(safe).collect::<Vec<_>>()),
-    )]);
+    files.push(fleet_file?);
     files.push(render(
         ctx,
         "nixos/default.nix.j2",
         "nixos/default.nix".into(),
-        vars,
+        &[("imports", Var::List(&imports))],
     )?);
     Ok(files)
 }
@@ -236,13 +243,16 @@ fn app_module(
     if !assertions.is_empty() {
         sections.push(("assertions".into(), Nix::List(assertions).render_at(2)));
     }
-    let vars = BTreeMap::from([
-        ("source", safe(nix::string(&app.source))),
-        ("name", safe(nix::attr_name(name))),
-        ("windlass", safe(Nix::Attrs(windlass).render_at(3))),
-        ("sections", crate::templates::entries(&sections)),
-    ]);
-    Ok(render(ctx, "nixos/app.nix.j2", file.to_string(), vars)?.content)
+    let source = nix::string(&app.source);
+    let attr = nix::attr_name(name);
+    let windlass = Nix::Attrs(windlass).render_at(3);
+    let vars = [
+        ("source", Var::Text(&source)),
+        ("name", Var::Text(&attr)),
+        ("windlass", Var::Text(&windlass)),
+        ("sections", Var::Entries(&sections)),
+    ];
+    Ok(render(ctx, "nixos/app.nix.j2", file.to_string(), &vars)?.content)
 }
 
 fn quadlet_unit(service: &str, text: &str) -> Nix {
@@ -639,25 +649,30 @@ fn fleet_module(
             }
         }
     }
-    let vars = BTreeMap::from([
+    let backend_name = nix::string(backend.name());
+    let generation = system_generation(backend).render_at(3);
+    let podman = ctx.podman.to_string();
+    let windlass = Nix::Attrs(windlass).render_at(2);
+    let services = Nix::Attrs(services).render_at(2);
+    let vars = [
         // Still offered to templates given with --templates.
-        ("backend", safe(nix::string(backend.name()))),
-        ("generation", safe(system_generation(backend).render_at(3))),
-        ("quadlet", Value::from(backend == NixosBackend::Quadlet)),
-        ("podman", safe(ctx.podman.to_string())),
-        ("windlass", safe(Nix::Attrs(windlass).render_at(2))),
-        ("services", safe(Nix::Attrs(services).render_at(2))),
-    ]);
-    render(ctx, "nixos/fleet.nix.j2", file, vars)
+        ("backend", Var::Text(&backend_name)),
+        ("generation", Var::Text(&generation)),
+        ("quadlet", Var::Flag(backend == NixosBackend::Quadlet)),
+        ("podman", Var::Text(&podman)),
+        ("windlass", Var::Text(&windlass)),
+        ("services", Var::Text(&services)),
+    ];
+    render(ctx, "nixos/fleet.nix.j2", file, &vars)
 }
 
 fn render(
     ctx: &EmitContext<'_>,
     template: &str,
     path: String,
-    vars: BTreeMap<&str, Value>,
+    vars: &[(&str, Var<'_>)],
 ) -> Result<OutputFile, EmitError> {
-    let content = ctx.templates.render(template, &Value::from(vars))?;
+    let content = ctx.templates.render_vars(template, vars)?;
     let exhaustive = ctx.templates.overridden.iter().any(|t| t == template);
     nix::check_emitted(&content, exhaustive).map_err(|message| EmitError::Invalid {
         file: path.clone(),

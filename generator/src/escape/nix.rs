@@ -311,6 +311,10 @@ fn lexically_plain(text: &str) -> bool {
                 // A "…" body: a backslash escapes the next byte, `$$` is two
                 // literal dollars, `${` opens an interpolation.
                 loop {
+                    match memchr::memchr3(b'"', b'\\', b'$', &b[i..]) {
+                        Some(n) => i += n,
+                        None => return false,
+                    }
                     match at(i) {
                         None => return false,
                         Some(b'"') => {
@@ -343,6 +347,10 @@ fn lexically_plain(text: &str) -> bool {
                 // backslash and a byte are escapes; two quotes otherwise
                 // close it.
                 loop {
+                    match memchr::memchr2(b'\'', b'$', &b[i..]) {
+                        Some(n) => i += n,
+                        None => return false,
+                    }
                     match at(i) {
                         None => return false,
                         Some(b'\'') => match at(i + 1) {
@@ -384,7 +392,7 @@ fn lexically_plain(text: &str) -> bool {
         };
         match c {
             c if space(c) => i += 1,
-            b'#' => match b[i..].iter().position(|&c| c == b'\n') {
+            b'#' => match memchr::memchr(b'\n', &b[i..]) {
                 Some(n) => i += n,
                 None => i = b.len(),
             },

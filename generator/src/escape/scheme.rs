@@ -45,6 +45,10 @@ pub enum Datum {
         indent: usize,
         text: String,
     },
+    /// `(string-append "line 1\n" "line 2\n" …)`: a text as one string
+    /// per line, each with its line break, so that a long text reads line
+    /// by line; laid out as that call would be, without a datum per line.
+    Lines(String),
 }
 
 /// True for the identifiers windlass writes: an ASCII letter or one of
@@ -167,6 +171,15 @@ impl Datum {
             }
             // Only a one-line layout is flat (see count_flat).
             Datum::Laid { text, .. } => out.push_str(text),
+            Datum::Lines(text) => {
+                out.push('(');
+                out.push_str(STRING_APPEND);
+                for line in text.split_inclusive('\n') {
+                    out.push(' ');
+                    write_string(line, out);
+                }
+                out.push(')');
+            }
         }
     }
 
@@ -232,6 +245,12 @@ impl Datum {
             Datum::Pair(a, b) => take(left, 5) && a.count_flat(left) && b.count_flat(left),
             Datum::Gexp(d) | Datum::Ungexp(d) => take(left, 2) && d.count_flat(left),
             Datum::Laid { text, .. } => !text.contains('\n') && take(left, text.len()),
+            Datum::Lines(text) => {
+                take(left, 2 + STRING_APPEND.len())
+                    && text.split_inclusive('\n').all(|line| {
+                        take(left, 3) && line.chars().all(|c| take(left, escaped_len(c)))
+                    })
+            }
         }
     }
 
@@ -313,6 +332,15 @@ impl Datum {
                     }
                 }
             }
+            Datum::Lines(text) => {
+                out.push('(');
+                out.push_str(STRING_APPEND);
+                for line in text.split_inclusive('\n') {
+                    newline(out, indent + 2);
+                    write_string(line, out);
+                }
+                out.push(')');
+            }
             // Atoms and pairs stay whole, however long.
             _ => self.write_flat(out),
         }
@@ -337,10 +365,13 @@ impl Datum {
             Datum::List(items) => !items.is_empty(),
             Datum::Quote(d) | Datum::Gexp(d) | Datum::Ungexp(d) => d.is_compound(),
             Datum::Laid { text, .. } => text.contains('\n'),
+            Datum::Lines(_) => true,
             _ => false,
         }
     }
 }
+
+const STRING_APPEND: &str = "string-append";
 
 /// The column width the layout aims for.
 pub const WIDTH: usize = 79;
@@ -366,14 +397,22 @@ fn escaped_len(c: char) -> usize {
 /// [`string`], appended to `out`.
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
+    // Runs of printable ASCII other than `"` and `\` are copied whole.
+    let plain = |b: u8| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\';
+    let mut rest = s;
+    while !rest.is_empty() {
+        let n = rest.bytes().take_while(|&b| plain(b)).count();
+        out.push_str(&rest[..n]);
+        rest = &rest[n..];
+        let Some(c) = rest.chars().next() else {
+            break;
+        };
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            ' '..='~' => out.push(c),
             c if (c as u32) <= 0xFFFF => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
@@ -381,6 +420,7 @@ fn write_string(s: &str, out: &mut String) {
                 let _ = write!(out, "\\U{:06x}", c as u32);
             }
         }
+        rest = &rest[c.len_utf8()..];
     }
     out.push('"');
 }
@@ -777,6 +817,28 @@ mod tests {
             let mut left = usize::MAX;
             prop_assert!(Datum::str(&s).count_flat(&mut left));
             prop_assert_eq!(usize::MAX - left, lit.len());
+        }
+
+        /// `Datum::Lines` is laid out exactly as the `string-append` call of
+        /// one string per line, alone and inside a form, flat or broken.
+        #[test]
+        fn lines_are_laid_out_as_the_string_append_call(
+            text in "([a-z \"\\\\é\t]{0,12}\n?){0,8}",
+            indent in 0usize..90,
+        ) {
+            let call = Datum::call(
+                "string-append",
+                text.split_inclusive('\n').map(Datum::str).collect(),
+            );
+            let lines = Datum::Lines(text.clone());
+            prop_assert_eq!(lines.flat(), call.flat());
+            prop_assert_eq!(lines.pretty(indent), call.pretty(indent));
+            let mut a = usize::MAX;
+            let mut b = usize::MAX;
+            prop_assert_eq!(lines.count_flat(&mut a), call.count_flat(&mut b));
+            prop_assert_eq!(a, b);
+            let wrap = |d: Datum| Datum::call("plain-file", vec![Datum::str("f.json"), d]);
+            prop_assert_eq!(wrap(lines).pretty(indent), wrap(call).pretty(indent));
         }
 
         #[test]
