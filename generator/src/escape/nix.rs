@@ -83,10 +83,10 @@ impl Nix {
                     let _ = write!(out, "{i}");
                 }
             }
-            Nix::Str(s) => out.push_str(&string(s)),
+            Nix::Str(s) => write_string(s, out),
             Nix::Text(s) => match indented(s, indent + 1) {
                 Some(t) => out.push_str(&t),
-                None => out.push_str(&string(s)),
+                None => write_string(s, out),
             },
             Nix::Code(c) => out.push_str(c),
             Nix::Checked(c) => out.push_str(c),
@@ -122,7 +122,11 @@ impl Nix {
                         if i > 0 {
                             out.push('.');
                         }
-                        out.push_str(&attr_name(seg));
+                        if is_identifier(seg) {
+                            out.push_str(seg);
+                        } else {
+                            write_string(seg, out);
+                        }
                     }
                     out.push_str(" = ");
                     value.write(out, indent + 1);
@@ -157,20 +161,33 @@ fn pad(out: &mut String, indent: usize) {
 /// A `"…"` literal whose value is exactly `s`.
 pub fn string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '$' => out.push_str("\\$"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    write_string(s, &mut out);
     out
+}
+
+/// [`string`], appended to `out`.
+fn write_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut rest = s;
+    // Runs without a byte to escape are copied whole.
+    while let Some(n) = rest
+        .bytes()
+        .position(|b| matches!(b, b'"' | b'\\' | b'$' | b'\n' | b'\r' | b'\t'))
+    {
+        out.push_str(&rest[..n]);
+        out.push_str(match rest.as_bytes()[n] {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'$' => "\\$",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            _ => "\\t",
+        });
+        rest = &rest[n + 1..];
+    }
+    out.push_str(rest);
+    out.push('"');
 }
 
 const KEYWORDS: &[&str] = &[
@@ -391,7 +408,7 @@ fn lexically_plain(text: &str) -> bool {
             return open.is_empty();
         };
         match c {
-            c if space(c) => i += 1,
+            c if space(c) => i += b[i..].iter().take_while(|&&c| space(c)).count(),
             b'#' => match memchr::memchr(b'\n', &b[i..]) {
                 Some(n) => i += n,
                 None => i = b.len(),
