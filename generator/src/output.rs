@@ -217,26 +217,61 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     };
     // Every file is independent and the tree is invisible until the swap,
     // so files are written on all cores in any order.
-    let stats = crate::par::map(files, |f| write_one(out, tmp, f, &how))
-        .into_iter()
-        .collect::<Result<Stats, OutputError>>()?;
     if !durable {
-        return Ok(stats);
+        return crate::par::map(files, |f| write_one(out, tmp, f, &how, None))
+            .into_iter()
+            .collect::<Result<Stats, OutputError>>();
     }
-    // The new tree must be durable before it is swapped in. Each file's
-    // write-back was started as it was written (sync_file_range); now
-    // each file and then each directory is fsynced. This waits for this
-    // tree's data only, not for other processes' dirty pages as syncfs(2)
-    // would. fsync mostly waits for the device: more threads than cores
-    // let the waits overlap (and the device's cache flushes merge).
-    crate::par::map_on(SYNC_THREADS, files, |f| {
-        let p = tmp.join(&f.path);
-        fs::File::open(&p)
-            .and_then(|file| file.sync_all())
-            .map_err(io_err(&p))
-    })
-    .into_iter()
-    .collect::<Result<(), OutputError>>()?;
+    // The new tree must be durable before it is swapped in: each file,
+    // then each directory, is fsynced. This waits for this tree's data
+    // only, not for other processes' dirty pages as syncfs(2) would. Each
+    // file's write-back is started as it is written (sync_file_range),
+    // and the file, still open, is handed to the fsync threads at once,
+    // so the waits for the device overlap the writing of the next files.
+    // fsync mostly waits: more threads than cores let the waits overlap
+    // (and the device's cache flushes merge). The queue is bounded, so at
+    // most QUEUED files are open at a time.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ToSync>(QUEUED);
+    let rx = std::sync::Mutex::new(rx);
+    let (stats, synced) = std::thread::scope(|s| {
+        let syncers: Vec<_> = (0..SYNC_THREADS)
+            .map(|_| {
+                s.spawn(|| -> Result<(), OutputError> {
+                    // After an error the queue is still drained, so that no
+                    // writer waits on a full queue forever.
+                    let mut result = Ok(());
+                    loop {
+                        let next = rx.lock().expect("no fsync thread panics").recv();
+                        let Ok((file, path)) = next else {
+                            return result;
+                        };
+                        if result.is_err() {
+                            continue;
+                        }
+                        let file = match file {
+                            Some(f) => Ok(f),
+                            None => fs::File::open(&path),
+                        };
+                        result = file.and_then(|f| f.sync_all()).map_err(io_err(&path));
+                    }
+                })
+            })
+            .collect();
+        let stats = crate::par::map(files, |f| write_one(out, tmp, f, &how, Some(&tx)))
+            .into_iter()
+            .collect::<Result<Stats, OutputError>>();
+        drop(tx);
+        let mut synced = Ok(());
+        for h in syncers {
+            let r = h.join().expect("an fsync thread panicked");
+            if synced.is_ok() {
+                synced = r;
+            }
+        }
+        (stats, synced)
+    });
+    let stats = stats?;
+    synced?;
     let mut all_dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     for d in &dirs {
         let mut p = d.parent();
@@ -259,6 +294,13 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
 
 /// Threads that fsync the new tree's files.
 const SYNC_THREADS: usize = 16;
+
+/// Files written and not yet handed to an fsync thread, at most.
+const QUEUED: usize = 128;
+
+/// A file for an fsync thread: its open descriptor (or `None`: open it)
+/// and its path.
+type ToSync = (Option<fs::File>, PathBuf);
 
 /// How [`write_one`] writes a file.
 struct WriteHow {
@@ -302,17 +344,25 @@ fn needs_sync(dir: &Path) -> io::Result<bool> {
 /// its content is unchanged (so its inode and mtime stay).
 /// Writes one file of the new tree; its stat data once written, unless it
 /// was linked from the old tree.
+///
+/// With `sync`, the file is then handed to the fsync threads (a linked
+/// file by its path alone).
 fn write_one(
     out: &Path,
     tmp: &Path,
     f: &OutputFile,
     how: &WriteHow,
+    sync: Option<&std::sync::mpsc::SyncSender<ToSync>>,
 ) -> Result<Option<fs::Metadata>, OutputError> {
     use std::os::unix::fs::OpenOptionsExt;
     let dest = tmp.join(&f.path);
     let old = out.join(&f.path);
     let unchanged = how.old_tree && as_written(&old, &f.content).unwrap_or(false);
     if unchanged && fs::hard_link(&old, &dest).is_ok() {
+        if let Some(tx) = sync {
+            // The fsync threads take every file until the sender is gone.
+            let _ = tx.send((None, dest));
+        }
         return Ok(None);
     }
     let mut file = fs::OpenOptions::new()
@@ -347,7 +397,11 @@ fn write_one(
     }
     // Nothing changes the file after this: a later edit by another
     // process changes its ctime, so the record sees it.
-    Ok(file.metadata().ok())
+    let stat = file.metadata().ok();
+    if let Some(tx) = sync {
+        let _ = tx.send((Some(file), dest));
+    }
+    Ok(stat)
 }
 
 fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
