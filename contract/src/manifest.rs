@@ -435,6 +435,27 @@ pub(crate) fn apps_have_unknown_keys(apps: &[App]) -> bool {
     })
 }
 
+/// One app's contract as pretty JSON with sorted keys (no final newline),
+/// for [`Manifest::to_json_with`].
+pub fn app_json(app: &App) -> String {
+    if apps_have_unknown_keys(std::slice::from_ref(app)) {
+        let value = serde_json::to_value(app).expect("contract types serialize");
+        return serde_json::to_string_pretty(&value).expect("JSON values serialize");
+    }
+    serde_json::to_string_pretty(app).expect("contract types serialize")
+}
+
+/// A part given to [`Manifest::to_json_with`], read back.
+fn parse_part<T: serde::de::DeserializeOwned>(json: &str) -> T {
+    serde_json::from_str(json).expect("the parts are their JSON")
+}
+
+/// One file entry as pretty JSON (no final newline), for
+/// [`Manifest::to_json_with`].
+pub fn file_json(f: &FileEntry) -> String {
+    serde_json::to_string_pretty(f).expect("contract types serialize")
+}
+
 /// Pretty JSON with sorted keys and a final newline, as written to disk.
 pub(crate) fn to_json<T: Serialize>(doc: &T) -> String {
     // Through a `Value`, whose maps are sorted: keys kept in `other` take
@@ -474,6 +495,61 @@ impl Manifest {
         let mut text = serde_json::to_string_pretty(self).expect("contract types serialize");
         text.push('\n');
         text
+    }
+
+    /// [`Manifest::to_json`] of `self` with `apps` and `files` in place of
+    /// `self.apps` and `self.files` (which must be empty): each app's
+    /// [`app_json`] and each file's [`file_json`], made beforehand, so that
+    /// a large manifest's parts can be written on many threads. The text is
+    /// the same (tested).
+    pub fn to_json_with(&self, apps: &[String], files: &[String]) -> String {
+        assert!(
+            self.apps.is_empty() && self.files.is_empty(),
+            "the apps and files are given as JSON"
+        );
+        if self.has_unknown_keys() {
+            let mut whole = self.clone();
+            whole.apps = apps.iter().map(|j| parse_part(j)).collect();
+            whole.files = files.iter().map(|j| parse_part(j)).collect();
+            return whole.to_json();
+        }
+        let text = self.to_json();
+        let size: usize = apps.iter().chain(files).map(|a| a.len() * 3 / 2 + 8).sum();
+        let mut out = String::with_capacity(text.len() + size);
+        let mut rest = text.as_str();
+        for (key, parts) in [("apps", apps), ("files", files)] {
+            // Top-level keys start a line two spaces in; no string holds a
+            // raw line break, so the key is found where it is.
+            let key = format!("\n  \"{key}\": ");
+            let at = rest
+                .find(&format!("{key}[]"))
+                .expect("the key is in the text")
+                + key.len();
+            out.push_str(&rest[..at]);
+            rest = &rest[at + 2..];
+            if parts.is_empty() {
+                out.push_str("[]");
+                continue;
+            }
+            out.push_str("[\n");
+            // Each part is an element at depth 2: every line of its own
+            // pretty JSON moves four spaces in.
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(",\n");
+                }
+                for (j, line) in part.split('\n').enumerate() {
+                    if j > 0 {
+                        out.push('\n');
+                    }
+                    out.push_str("    ");
+                    out.push_str(line);
+                }
+            }
+            out.push_str("\n  ]");
+        }
+        out.push_str(rest);
+        out
     }
 
     /// Whether any part of the document holds keys this version does not
@@ -683,6 +759,43 @@ mod tests {
         };
         assert!(!m.has_unknown_keys());
         assert_eq!(m.to_json(), to_json(&m));
+        let parts = |m: &Manifest| {
+            let apps: Vec<String> = m.apps.iter().map(app_json).collect();
+            let files: Vec<String> = m.files.iter().map(file_json).collect();
+            let mut bare = m.clone();
+            bare.apps.clear();
+            bare.files.clear();
+            bare.to_json_with(&apps, &files)
+        };
+        assert_eq!(parts(&m), m.to_json());
+        for (no_apps, no_files) in [(true, false), (false, true), (true, true)] {
+            let mut some = m.clone();
+            if no_apps {
+                some.apps.clear();
+            }
+            if no_files {
+                some.files.clear();
+            }
+            assert_eq!(parts(&some), some.to_json(), "{no_apps} {no_files}");
+        }
+        let mut many = m.clone();
+        many.files.push(FileEntry {
+            path: "nixos/apps/\"q\"\n é.nix".into(),
+            sha256: "ef".into(),
+        });
+        assert_eq!(parts(&many), many.to_json());
+        for (top, app) in [(true, false), (false, true), (true, true)] {
+            let mut odd = m.clone();
+            if top {
+                // Sorted before "apps".
+                odd.other.insert("aardvark".into(), Value::from(1));
+            }
+            if app {
+                odd.apps[1].other.insert("zz".into(), Value::from("x"));
+                odd.apps[1].other.insert("aa".into(), Value::from("y"));
+            }
+            assert_eq!(parts(&odd), odd.to_json(), "top {top}, app {app}");
+        }
         for backend in [None, Some(crate::system::NixosBackend::Quadlet)] {
             let g = crate::system::SystemGeneration {
                 apps: m.apps.clone(),

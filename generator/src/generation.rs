@@ -10,35 +10,39 @@ use crate::emit::{Target, quadlet};
 use crate::model::Fleet;
 use crate::output_file::OutputFile;
 
-/// Each app's contract, as the generation manifest holds them.
-pub fn contracts(fleet: &Fleet) -> Vec<windlass_contract::App> {
-    fleet
-        .apps
-        .iter()
-        .map(|a| quadlet::app_contract(a, fleet.podman))
-        .collect()
+/// Each app's contract as the generation manifest holds it, in JSON
+/// (`windlass_contract::app_json`), on all cores.
+pub fn contracts(fleet: &Fleet) -> Vec<String> {
+    crate::par::map(&fleet.apps, |a| {
+        windlass_contract::app_json(&quadlet::app_contract(a, fleet.podman))
+    })
 }
 
-/// The generation manifest for `files` (which must not include it):
-/// `apps` holds the apps' [`contracts`], and `sha256` each file's SHA-256
-/// in hex, in the same order as `files`.
+/// Each output file's SHA-256 in hex, and its entry in the generation
+/// manifest in JSON (`windlass_contract::file_json`), on all cores.
+pub fn hashes(files: &[OutputFile]) -> Vec<(String, String)> {
+    crate::par::map(files, |f| {
+        let sha256 = sha256_hex(f.content.as_bytes());
+        let entry = windlass_contract::file_json(&FileEntry {
+            path: f.path.clone(),
+            sha256: sha256.clone(),
+        });
+        (sha256, entry)
+    })
+}
+
+/// The generation manifest of a run: `apps` holds the apps' [`contracts`]
+/// and `files` the entries of every other output file ([`hashes`]), in
+/// path order.
 pub fn manifest(
     fleet: &Fleet,
-    apps: Vec<windlass_contract::App>,
+    apps: &[String],
+    files: &[String],
     targets: &[Target],
-    files: &[OutputFile],
-    sha256: &[String],
 ) -> OutputFile {
     let doc = Manifest {
-        apps,
-        files: files
-            .iter()
-            .zip(sha256)
-            .map(|(f, sha256)| FileEntry {
-                path: f.path.clone(),
-                sha256: sha256.clone(),
-            })
-            .collect(),
+        apps: Vec::new(),
+        files: Vec::new(),
         format: FORMAT,
         generator: Some(Generator {
             name: "windlass".to_string(),
@@ -58,7 +62,7 @@ pub fn manifest(
     };
     OutputFile {
         path: MANIFEST.to_string(),
-        content: doc.to_json(),
+        content: doc.to_json_with(apps, files),
     }
 }
 

@@ -103,18 +103,15 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     crate::phase!("emit");
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     // Each file is hashed once, on all cores: for the generation manifest
-    // and for the record of the run.
-    // The apps' contracts for the generation manifest are made meanwhile.
-    let (sha256, contracts) = crate::par::join(
-        || {
-            crate::par::map(&files, |f| {
-                crate::generation::sha256_hex(f.content.as_bytes())
-            })
-        },
+    // and for the record of the run; the apps' contracts for the manifest
+    // are made meanwhile.
+    let (hashed, contracts) = crate::par::join(
+        || crate::generation::hashes(&files),
         || crate::generation::contracts(&fleet),
     );
+    let (sha256, entries): (Vec<String>, Vec<String>) = hashed.into_iter().unzip();
     crate::phase!("sha");
-    let manifest = crate::generation::manifest(&fleet, contracts, &targets, &files, &sha256);
+    let manifest = crate::generation::manifest(&fleet, &contracts, &entries, &targets);
     let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
     crate::phase!("gen manifest");
     let mut hashed: Vec<(OutputFile, String)> = files.into_iter().zip(sha256).collect();
