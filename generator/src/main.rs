@@ -166,7 +166,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let since = record::Since::now();
-            windlass::phase!("lookup");
+            windlass::phase!("no-op record looked up");
             let built = match pipeline::build(&apps_dir, &opts) {
                 Ok(b) => b,
                 Err(e) => return report(e),
@@ -199,10 +199,10 @@ fn main() -> ExitCode {
             } else {
                 record::forget(&output);
                 let written = windlass::output::write_stat(&output, &built.files);
-                windlass::phase!("write");
+                windlass::phase!("tree written");
                 let written = written.map(|(d, stats)| {
                     record::save(&output, &apps_dir, &opts, &built, since, &stats);
-                    windlass::phase!("save");
+                    windlass::phase!("record saved");
                     d
                 });
                 let files = built.files.len();

@@ -82,7 +82,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         source,
     })?;
     let inputs_read = loaded.read;
-    crate::phase!("load_fleet done");
+    crate::phase!("fleet built");
     let Some(mut fleet) = loaded.fleet else {
         return Err(PipelineError::Invalid(loaded.diagnostics));
     };
@@ -92,7 +92,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     }
     let templates = Templates::load(opts.templates.as_deref())?;
     let templates_read = templates.read.clone();
-    crate::phase!("templates");
+    crate::phase!("templates loaded");
     let mut ctx = EmitContext {
         podman: fleet.podman,
         templates: &templates,
@@ -100,7 +100,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         warnings: Vec::new(),
     };
     let files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
-    crate::phase!("emit");
+    crate::phase!("emitters done");
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     // Each file is hashed once, on all cores: for the generation manifest
     // and for the record of the run; the apps' contracts for the manifest
@@ -110,15 +110,15 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         || crate::generation::contracts(&fleet),
     );
     let (sha256, entries): (Vec<String>, Vec<String>) = hashed.into_iter().unzip();
-    crate::phase!("sha");
+    crate::phase!("hashes and contracts");
     let manifest = crate::generation::manifest(&fleet, &contracts, &entries, &targets);
     let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
-    crate::phase!("gen manifest");
+    crate::phase!("generation manifest");
     let mut hashed: Vec<(OutputFile, String)> = files.into_iter().zip(sha256).collect();
     hashed.push((manifest, manifest_sha256));
     hashed.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     let (files, sha256): (Vec<OutputFile>, Vec<String>) = hashed.into_iter().unzip();
-    crate::phase!("sort");
+    crate::phase!("files sorted");
     // Targets that share an emitter (nixos embeds quadlet) repeat its notes.
     let mut notes = Vec::new();
     for w in ctx.warnings {

@@ -415,14 +415,10 @@ pub fn save(
     let Some((key, _)) = key(apps_dir, opts) else {
         return;
     };
-    crate::phase!("r key");
     let Some(new) = NewRecord::create(out, since) else {
         return;
     };
-    crate::phase!("r create");
-    let e = entries_of_run(out, opts, built, stats);
-    crate::phase!("r entries");
-    match e {
+    match entries_of_run(out, opts, built, stats) {
         Some((paths, shas, stamps)) => {
             let entries: Option<Vec<Entry>> = paths
                 .iter()
@@ -446,7 +442,6 @@ pub fn save(
                         &entries,
                         &hex::encode(built.warnings_text()),
                     );
-                    crate::phase!("r render");
                     new.commit(&text);
                 }
                 None => new.abandon(),

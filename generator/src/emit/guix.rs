@@ -58,7 +58,7 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         .extend(fleet.apps.iter().filter_map(container_name_warning));
     // Each tree is laid out at once and dropped: only its text is kept.
     let containers = containers_service(fleet).pretty(INDENT);
-    crate::phase!("g containers");
+    crate::phase!("guix: containers service");
     let mut timers = Vec::new();
     for app in &fleet.apps {
         for job in &app.jobs {
@@ -76,7 +76,7 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         .pretty(INDENT)
     };
     let generation = generation_service(fleet).pretty(INDENT);
-    crate::phase!("g generation");
+    crate::phase!("guix: generation service");
 
     let vars = [
         ("containers", Var::Text(&containers)),
@@ -84,7 +84,7 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         ("generation", Var::Text(&generation)),
     ];
     let content = ctx.templates.render_vars(TEMPLATE, &vars)?;
-    crate::phase!("g render");
+    crate::phase!("guix: file rendered");
     let invalid = |message: String| EmitError::Invalid {
         file: FILE.to_string(),
         message: format!("{message} (rendered from template {TEMPLATE})"),
@@ -642,12 +642,9 @@ pub fn app_contract(app: &App) -> windlass_contract::App {
 /// each app's `unit` being its Shepherd service name.
 fn generation_service(fleet: &Fleet) -> Datum {
     let apps = crate::par::map(&fleet.apps, app_contract);
-    crate::phase!("gg contracts");
     let text = SystemGeneration::new(Platform::Guix, None, apps).to_json();
-    crate::phase!("gg json");
     // One string per line of JSON, so the file stays readable.
     let lines = Datum::Lines(text);
-    crate::phase!("gg lines");
     simple_service(
         "windlass-generation",
         "etc-service-type",

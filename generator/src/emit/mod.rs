@@ -125,10 +125,10 @@ pub fn emit(
             let mut files = Vec::new();
             if want(Target::Quadlet) || want(Target::Nixos) {
                 let quadlet = quadlet::emit(fleet, ctx)?;
-                crate::phase!("quadlet");
+                crate::phase!("quadlet done");
                 if want(Target::Nixos) {
                     files.extend(nixos::emit(fleet, &quadlet, ctx)?);
-                    crate::phase!("nixos");
+                    crate::phase!("nixos done");
                 }
                 if want(Target::Quadlet) {
                     files.extend(quadlet);
@@ -140,11 +140,11 @@ pub fn emit(
             let mut files = Vec::new();
             if want(Target::Systemd) {
                 files.extend(systemd::emit(fleet, &mut other)?);
-                crate::phase!("systemd");
+                crate::phase!("systemd done");
             }
             if want(Target::Guix) {
                 files.extend(guix::emit(fleet, &mut other)?);
-                crate::phase!("guix");
+                crate::phase!("guix done");
             }
             Ok(files)
         },

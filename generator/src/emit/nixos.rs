@@ -76,7 +76,7 @@ pub fn emit(
         || fleet_module(fleet, backend, &quadlet_text, &shared),
     );
     let mut files = per_app?;
-    crate::phase!("n per-app and fleet");
+    crate::phase!("nixos: app and fleet modules");
     let imports: Vec<String> = fleet.apps.iter().map(|a| app_import(&a.name)).collect();
     files.push(render(
         ctx,

@@ -147,7 +147,7 @@ fn read_source(
 /// Loads and validates the fleet in `dir`.
 pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     let (fleet_file, app_files) = discover(dir, false)?;
-    crate::phase!("discover");
+    crate::phase!("inputs listed");
     let mut diags = Vec::new();
     let mut inputs = Vec::new();
     let mut read = Vec::new();
@@ -269,7 +269,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         (Some((input, file)), app, diags)
     });
     let mut apps: Vec<(App, Span, AppSpans)> = Vec::with_capacity(per_app.len());
-    crate::phase!("per-app");
+    crate::phase!("apps read, parsed and modelled");
     for (read_one, app, app_diags) in per_app {
         if let Some((input, file)) = read_one {
             inputs.push(input);
@@ -280,7 +280,7 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
     }
 
     b.fleet_rules(&apps, &networks, &mut volumes);
-    crate::phase!("fleet_rules");
+    crate::phase!("fleet rules checked");
 
     inputs.sort();
 
