@@ -23,8 +23,24 @@ pub struct InputFile {
 pub fn read(path: &Path) -> std::io::Result<(InputFile, Vec<u8>)> {
     let mut file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes)?;
+    // Read into a buffer one byte larger than the file, so that the read
+    // that finds the end needs no second allocation (and not std's
+    // read_to_end, which asks the file's size and position again).
+    let mut bytes = vec![0; meta.len() as usize + 1];
+    let mut filled = 0;
+    loop {
+        if filled == bytes.len() {
+            // The file grew since its stat: read on.
+            bytes.resize(filled * 2 + 1, 0);
+        }
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
     let sha256 = hex::encode(Sha256::digest(&bytes));
     Ok((
         InputFile {
