@@ -119,19 +119,19 @@ fn service_attr(app_name: &str, backend: NixosBackend) -> String {
 }
 
 /// serde_json value → Nix value (objects keep serde_json's sorted order).
-fn from_json(v: &Json) -> Nix {
+fn from_json(v: Json) -> Nix {
     match v {
         Json::Null => Nix::Null,
-        Json::Bool(b) => Nix::Bool(*b),
+        Json::Bool(b) => Nix::Bool(b),
         Json::Number(n) => match n.as_i64() {
             Some(i) => Nix::Int(i),
             None => Nix::Str(n.to_string()),
         },
-        Json::String(s) => Nix::str(s.clone()),
-        Json::Array(a) => Nix::List(a.iter().map(from_json).collect()),
+        Json::String(s) => Nix::Str(s),
+        Json::Array(a) => Nix::List(a.into_iter().map(from_json).collect()),
         Json::Object(o) => Nix::Attrs(
-            o.iter()
-                .map(|(k, v)| (vec![k.clone()], from_json(v)))
+            o.into_iter()
+                .map(|(k, v)| (vec![k], from_json(v)))
                 .collect(),
         ),
     }
@@ -162,7 +162,7 @@ pub fn app_contract(
 
 fn contract(app: &App, backend: NixosBackend, podman_version: PodmanVersion) -> Nix {
     let c = app_contract(app, backend, podman_version);
-    from_json(&serde_json::to_value(c).expect("contract types serialize"))
+    from_json(serde_json::to_value(c).expect("contract types serialize"))
 }
 
 fn app_module(
@@ -589,7 +589,7 @@ fn create_service(kind: &'static str, name: &str, args: Vec<String>) -> Nix {
 fn system_generation(backend: NixosBackend) -> Nix {
     let doc = SystemGeneration::new(Platform::Nixos, Some(backend), Vec::new());
     let Nix::Attrs(mut attrs) =
-        from_json(&serde_json::to_value(doc).expect("contract types serialize"))
+        from_json(serde_json::to_value(doc).expect("contract types serialize"))
     else {
         unreachable!("a struct serializes to an object")
     };
