@@ -323,86 +323,64 @@ fn lexically_plain(text: &str) -> bool {
     // run it starts in, and every token inside one run shares its end.
     let mut run_end = 0usize;
     loop {
-        match open.last() {
-            Some(&Open::Str) => {
-                // A "…" body: a backslash escapes the next byte, `$$` is two
-                // literal dollars, `${` opens an interpolation.
-                loop {
-                    match memchr::memchr3(b'"', b'\\', b'$', &b[i..]) {
-                        Some(n) => i += n,
-                        None => return false,
+        if let Some(&Open::Str | &Open::Indented) = open.last() {
+            // A "…" body: a backslash escapes the next byte. An
+            // indented body: two quotes then a quote, a dollar or a
+            // backslash and a byte are escapes; two quotes otherwise
+            // close it. In both, `$$` is two literal dollars and `${`
+            // opens an interpolation (rnix's reading).
+            let indented = open.last() == Some(&Open::Indented);
+            loop {
+                let next = if indented {
+                    memchr::memchr2(b'\'', b'$', &b[i..])
+                } else {
+                    memchr::memchr3(b'"', b'\\', b'$', &b[i..])
+                };
+                match next {
+                    Some(n) => i += n,
+                    None => return false,
+                }
+                match b[i] {
+                    b'$' => match at(i + 1) {
+                        Some(b'$') => i += 2,
+                        Some(b'{') => {
+                            i += 2;
+                            open.push(Open::Interpol);
+                            break;
+                        }
+                        _ => i += 1,
+                    },
+                    b'"' => {
+                        i += 1;
+                        open.pop();
+                        break;
                     }
-                    match at(i) {
-                        None => return false,
-                        Some(b'"') => {
-                            i += 1;
+                    b'\\' => {
+                        if i + 1 >= b.len() {
+                            return false;
+                        }
+                        i += 2;
+                    }
+                    // A quote in an indented body.
+                    _ => match (at(i + 1), at(i + 2)) {
+                        (None, _) => return false,
+                        (Some(b'\''), Some(b'\'' | b'$')) => i += 3,
+                        (Some(b'\''), Some(b'\\')) => {
+                            if i + 3 >= b.len() {
+                                return false;
+                            }
+                            i += 4;
+                        }
+                        (Some(b'\''), _) => {
+                            i += 2;
                             open.pop();
                             break;
                         }
-                        Some(b'\\') => {
-                            if i + 1 >= b.len() {
-                                return false;
-                            }
-                            i += 2;
-                        }
-                        Some(b'$') => match at(i + 1) {
-                            Some(b'$') => i += 2,
-                            Some(b'{') => {
-                                i += 2;
-                                open.push(Open::Interpol);
-                                break;
-                            }
-                            _ => i += 1,
-                        },
-                        Some(_) => i += 1,
-                    }
+                        _ => i += 1,
+                    },
                 }
-                continue;
             }
-            Some(&Open::Indented) => {
-                // An indented body: two quotes then a quote, a dollar or a
-                // backslash and a byte are escapes; two quotes otherwise
-                // close it.
-                loop {
-                    match memchr::memchr2(b'\'', b'$', &b[i..]) {
-                        Some(n) => i += n,
-                        None => return false,
-                    }
-                    match at(i) {
-                        None => return false,
-                        Some(b'\'') => match at(i + 1) {
-                            None => return false,
-                            Some(b'\'') => match at(i + 2) {
-                                Some(b'\'' | b'$') => i += 3,
-                                Some(b'\\') => {
-                                    if i + 3 >= b.len() {
-                                        return false;
-                                    }
-                                    i += 4;
-                                }
-                                _ => {
-                                    i += 2;
-                                    open.pop();
-                                    break;
-                                }
-                            },
-                            Some(_) => i += 1,
-                        },
-                        Some(b'$') => match at(i + 1) {
-                            Some(b'$') => i += 2,
-                            Some(b'{') => {
-                                i += 2;
-                                open.push(Open::Interpol);
-                                break;
-                            }
-                            _ => i += 1,
-                        },
-                        Some(_) => i += 1,
-                    }
-                }
-                continue;
-            }
-            _ => {}
+            continue;
         }
         let Some(c) = at(i) else {
             return open.is_empty();
