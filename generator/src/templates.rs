@@ -580,10 +580,11 @@ mod tests {
             "a }} b\n",
             "{% set x = 1 %}\n",
         ] {
-            if let Some(p) = Plain::parse(not_plain) {
-                // `loop.index` parses; it is left to the engine when written.
-                assert!(p.write(&[]).is_none(), "{not_plain:?} was read as plain");
-            }
+            // `loop.index` parses; it is left to the engine when written.
+            assert!(
+                Plain::parse(not_plain).is_none_or(|p| p.write(&[]).is_none()),
+                "{not_plain:?} was read as plain"
+            );
         }
     }
 

@@ -645,6 +645,29 @@ mod tests {
         "+", "++", "-", "*", "&", "&&", "|", "||", "|>", "<|", "%", "^", "`", "é", "x'", "\u{0}",
     ];
 
+    /// The printable texts of the bytewise agreement test.
+    const BYTEWISE: &str = "[ -~\n\t]{0,40}";
+
+    /// The agreement tests are not vacuous: a fair share of the random
+    /// texts they draw are ones the scanner vouches for (and so ones whose
+    /// verdict rnix is asked to confirm).
+    #[test]
+    fn the_agreement_tests_draw_texts_the_scanner_vouches_for() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let pieces = proptest::collection::vec(proptest::sample::select(PIECES), 0..24);
+        let bytes = proptest::string::string_regex(BYTEWISE).unwrap();
+        let (mut from_pieces, mut from_bytes) = (0, 0);
+        for _ in 0..2000 {
+            let text = pieces.new_tree(&mut runner).unwrap().current().concat();
+            from_pieces += usize::from(lexically_plain(&text));
+            let text = bytes.new_tree(&mut runner).unwrap().current();
+            from_bytes += usize::from(lexically_plain(&text));
+        }
+        assert!(from_pieces >= 60, "{from_pieces} of 2000 texts of pieces");
+        assert!(from_bytes >= 60, "{from_bytes} of 2000 printable texts");
+    }
+
     #[test]
     fn the_scanner_vouches_for_what_windlass_writes() {
         let e = Nix::Attrs(vec![
@@ -679,17 +702,19 @@ mod tests {
             parts in proptest::collection::vec(proptest::sample::select(PIECES), 0..24)
         ) {
             let text = parts.concat();
-            if lexically_plain(&text) {
-                prop_assert!(check_lexical_rnix(&text).is_ok(), "{text:?}");
-            }
+            prop_assert!(
+                !lexically_plain(&text) || check_lexical_rnix(&text).is_ok(),
+                "{text:?}"
+            );
             prop_assert_eq!(check_lexical(&text).is_ok(), check_lexical_rnix(&text).is_ok());
         }
 
         #[test]
-        fn the_scanner_accepts_nothing_rnix_refuses_bytewise(text in "[ -~\n\t]{0,40}") {
-            if lexically_plain(&text) {
-                prop_assert!(check_lexical_rnix(&text).is_ok(), "{text:?}");
-            }
+        fn the_scanner_accepts_nothing_rnix_refuses_bytewise(text in BYTEWISE) {
+            prop_assert!(
+                !lexically_plain(&text) || check_lexical_rnix(&text).is_ok(),
+                "{text:?}"
+            );
         }
 
     }
@@ -704,10 +729,19 @@ mod tests {
 
         #[test]
         fn any_indented_literal_parses(s in "[ -~\n]{0,60}\n") {
-            if let Some(t) = indented(&s, 2) {
-                check(&t).unwrap();
-                check_lexical(&t).unwrap();
-                prop_assert!(lexically_plain(&t));
+            match indented(&s, 2) {
+                Some(t) => {
+                    check(&t).unwrap();
+                    check_lexical(&t).unwrap();
+                    prop_assert!(lexically_plain(&t));
+                }
+                // Only a text whose every non-blank line starts with a
+                // space, or that has a line of spaces, is refused.
+                None => prop_assert!(
+                    !s.lines().any(|l| !l.trim().is_empty() && !l.starts_with(' '))
+                        || s.lines().any(|l| !l.is_empty() && l.trim().is_empty()),
+                    "{s:?}"
+                ),
             }
         }
     }
