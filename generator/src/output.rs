@@ -227,10 +227,25 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     // only, not for other processes' dirty pages as syncfs(2) would. Each
     // file's write-back is started as it is written (sync_file_range),
     // and the file, still open, is handed to the fsync threads at once,
-    // so the waits for the device overlap the writing of the next files.
-    // fsync mostly waits: more threads than cores let the waits overlap
-    // (and the device's cache flushes merge). The queue is bounded, so at
-    // most QUEUED files are open at a time.
+    // so the waits for the device overlap the writing of the next files;
+    // the directories follow once every file is in. fsync mostly waits:
+    // more threads than cores let the waits overlap (and the device's
+    // cache flushes merge). The queue is bounded, so at most QUEUED files
+    // are open at a time.
+    let mut all_dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+    for d in &dirs {
+        let mut p = d.parent();
+        while let Some(a) = p
+            && a.starts_with(tmp)
+            && a != tmp
+        {
+            all_dirs.push(a);
+            p = a.parent();
+        }
+    }
+    all_dirs.push(tmp);
+    all_dirs.sort();
+    all_dirs.dedup();
     let (tx, rx) = std::sync::mpsc::sync_channel::<ToSync>(QUEUED);
     let rx = std::sync::Mutex::new(rx);
     let (stats, synced) = std::thread::scope(|s| {
@@ -260,6 +275,12 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
         let stats = crate::par::map(files, |f| write_one(out, tmp, f, &how, Some(&tx)))
             .into_iter()
             .collect::<Result<Stats, OutputError>>();
+        if stats.is_ok() {
+            for d in &all_dirs {
+                // The fsync threads take every entry until the sender is gone.
+                let _ = tx.send((None, d.to_path_buf()));
+            }
+        }
         drop(tx);
         let mut synced = Ok(());
         for h in syncers {
@@ -272,34 +293,17 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     });
     let stats = stats?;
     synced?;
-    let mut all_dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-    for d in &dirs {
-        let mut p = d.parent();
-        while let Some(a) = p
-            && a.starts_with(tmp)
-            && a != tmp
-        {
-            all_dirs.push(a);
-            p = a.parent();
-        }
-    }
-    all_dirs.push(tmp);
-    all_dirs.sort();
-    all_dirs.dedup();
-    crate::par::map_on(SYNC_THREADS, &all_dirs, |d| fsync_dir(d).map_err(io_err(d)))
-        .into_iter()
-        .collect::<Result<(), OutputError>>()?;
     Ok(stats)
 }
 
-/// Threads that fsync the new tree's files.
+/// Threads that fsync the new tree's files and directories.
 const SYNC_THREADS: usize = 16;
 
 /// Files written and not yet handed to an fsync thread, at most.
 const QUEUED: usize = 128;
 
-/// A file for an fsync thread: its open descriptor (or `None`: open it)
-/// and its path.
+/// A file or directory for an fsync thread: its open descriptor (or
+/// `None`: open it) and its path.
 type ToSync = (Option<fs::File>, PathBuf);
 
 /// How [`write_one`] writes a file.
