@@ -65,6 +65,19 @@ pub struct EmitContext<'a> {
     pub warnings: Vec<String>,
 }
 
+impl<'a> EmitContext<'a> {
+    /// A context with the same settings and no notes yet: for work done
+    /// beside this context's (its notes are added back in order).
+    pub(crate) fn fresh(&self) -> EmitContext<'a> {
+        EmitContext {
+            podman: self.podman,
+            templates: self.templates,
+            nixos_backend: self.nixos_backend,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// `f` for every app of `fleet`, spread over the cores (see [`crate::par`]):
 /// the results and each app's notes come back in the apps' order, and the
 /// first error in that order is the one returned, as a sequential loop
@@ -78,14 +91,9 @@ where
     R: Send,
     F: Fn(&crate::model::App, &mut EmitContext<'_>) -> Result<R, EmitError> + Sync,
 {
-    let (podman, templates, nixos_backend) = (ctx.podman, ctx.templates, ctx.nixos_backend);
+    let shared = ctx.fresh();
     let done = crate::par::map(&fleet.apps, |app| {
-        let mut c = EmitContext {
-            podman,
-            templates,
-            nixos_backend,
-            warnings: Vec::new(),
-        };
+        let mut c = shared.fresh();
         let r = f(app, &mut c);
         (r, c.warnings)
     });
@@ -113,13 +121,7 @@ pub fn emit(
     // service) overlaps the other's per-app work. Notes keep target
     // order, and the first error in target order is the one reported.
     let want = |t| targets.contains(&t);
-    let (podman, templates, nixos_backend) = (ctx.podman, ctx.templates, ctx.nixos_backend);
-    let mut other = EmitContext {
-        podman,
-        templates,
-        nixos_backend,
-        warnings: Vec::new(),
-    };
+    let mut other = ctx.fresh();
     let (first, second) = crate::par::join(
         || -> Result<Vec<OutputFile>, EmitError> {
             let mut files = Vec::new();

@@ -56,12 +56,7 @@ pub fn emit(
         .map(|f| (f.path.as_str(), f.content.as_str()))
         .collect();
     // The fleet module is laid out while the apps' modules are.
-    let shared = EmitContext {
-        podman: ctx.podman,
-        templates: ctx.templates,
-        nixos_backend: backend,
-        warnings: Vec::new(),
-    };
+    let shared = ctx.fresh();
     let (per_app, fleet_file) = crate::par::join(
         || {
             super::per_app(fleet, ctx, |app, c| {
