@@ -438,11 +438,7 @@ pub(crate) fn apps_have_unknown_keys(apps: &[App]) -> bool {
 /// One app's contract as pretty JSON with sorted keys (no final newline),
 /// for [`Manifest::to_json_with`].
 pub fn app_json(app: &App) -> String {
-    if apps_have_unknown_keys(std::slice::from_ref(app)) {
-        let value = serde_json::to_value(app).expect("contract types serialize");
-        return serde_json::to_string_pretty(&value).expect("JSON values serialize");
-    }
-    serde_json::to_string_pretty(app).expect("contract types serialize")
+    pretty_sorted(app, apps_have_unknown_keys(std::slice::from_ref(app)))
 }
 
 /// A part given to [`Manifest::to_json_with`], read back.
@@ -456,14 +452,28 @@ pub fn file_json(f: &FileEntry) -> String {
     serde_json::to_string_pretty(f).expect("contract types serialize")
 }
 
-/// Pretty JSON with sorted keys and a final newline, as written to disk.
-pub(crate) fn to_json<T: Serialize>(doc: &T) -> String {
-    // Through a `Value`, whose maps are sorted: keys kept in `other` take
-    // their sorted place like every other key.
-    let value = serde_json::to_value(doc).expect("contract types serialize");
-    let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+/// Pretty JSON with sorted keys and a final newline, always through a
+/// `Value`: what the direct serialization must equal (tests).
+#[cfg(test)]
+fn to_json<T: Serialize>(doc: &T) -> String {
+    let mut text = pretty_sorted(doc, true);
     text.push('\n');
     text
+}
+
+/// Pretty JSON of `doc` with sorted keys, no final newline. Every struct
+/// of the contract declares its fields in sorted order, so unless the
+/// document holds `unknown_keys` (flattened, so written last) serializing
+/// directly gives the sorted text, without building a `Value` tree of it
+/// first (a tenth of a 1,000-app generation's time). With them, through a
+/// `Value`, whose maps are sorted: keys kept in `other` take their sorted
+/// place like every other key.
+pub(crate) fn pretty_sorted<T: Serialize>(doc: &T, unknown_keys: bool) -> String {
+    if unknown_keys {
+        let value = serde_json::to_value(doc).expect("contract types serialize");
+        return serde_json::to_string_pretty(&value).expect("JSON values serialize");
+    }
+    serde_json::to_string_pretty(doc).expect("contract types serialize")
 }
 
 impl Manifest {
@@ -485,14 +495,7 @@ impl Manifest {
     /// The manifest as the generator writes it: pretty JSON, keys sorted,
     /// a final newline.
     pub fn to_json(&self) -> String {
-        if self.has_unknown_keys() {
-            return to_json(self);
-        }
-        // Every struct of the contract declares its fields in sorted
-        // order, so without unknown keys (flattened last) serializing
-        // directly gives the sorted document without building a `Value`
-        // tree of it first (a tenth of a 1,000-app generation's time).
-        let mut text = serde_json::to_string_pretty(self).expect("contract types serialize");
+        let mut text = pretty_sorted(self, self.has_unknown_keys());
         text.push('\n');
         text
     }

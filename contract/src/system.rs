@@ -89,13 +89,8 @@ impl SystemGeneration {
     /// Pretty JSON, keys sorted, a final newline (as the Guix output
     /// installs it).
     pub fn to_json(&self) -> String {
-        if !self.other.is_empty() || manifest::apps_have_unknown_keys(&self.apps) {
-            return manifest::to_json(self);
-        }
-        // The fields are declared in sorted order: without unknown keys,
-        // serializing directly gives the sorted document (as
-        // `Manifest::to_json`).
-        let mut text = serde_json::to_string_pretty(self).expect("contract types serialize");
+        let unknown = !self.other.is_empty() || manifest::apps_have_unknown_keys(&self.apps);
+        let mut text = manifest::pretty_sorted(self, unknown);
         text.push('\n');
         text
     }
