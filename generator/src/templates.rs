@@ -242,7 +242,11 @@ enum Node {
 /// when every tag is of the plain shape (`plain_templates_are_the_
 /// engine_s` checks the text is byte for byte the engine's).
 #[derive(Debug)]
-struct Plain(Vec<Node>, usize);
+struct Plain {
+    nodes: Vec<Node>,
+    /// The template's own length, towards the written text's capacity.
+    size: usize,
+}
 
 impl Plain {
     /// `None` unless every tag of `text` is of the plain shape: a block tag
@@ -319,6 +323,10 @@ impl Plain {
                 }
                 continue;
             }
+            // Any other line holds text and expressions only.
+            if line.contains("{%") || line.contains("{#") {
+                return None;
+            }
             let mut rest = line;
             while let Some(at) = rest.find("{{") {
                 if at > 0 {
@@ -339,17 +347,17 @@ impl Plain {
                 }
                 rest = &rest[end + 2..];
             }
-            if rest.contains("{%") || rest.contains("{#") || rest.contains("}}") {
+            if rest.contains("}}") {
                 return None;
             }
             if !rest.is_empty() {
                 nodes.push(Node::Text(rest));
             }
-            if line.contains("{%") || line.contains("{#") {
-                return None;
-            }
         }
-        stack.is_empty().then_some(Plain(nodes, text.len()))
+        stack.is_empty().then_some(Plain {
+            nodes,
+            size: text.len(),
+        })
     }
 
     /// The built-in template `name`'s plain form, read once.
@@ -385,8 +393,8 @@ impl Plain {
                 Var::Entries(l) => l.iter().map(|(k, v)| k.len() + v.len() + 8).sum(),
             })
             .sum();
-        let mut out = String::with_capacity(self.1 + size);
-        write_nodes(&self.0, vars, &[], &mut out)?;
+        let mut out = String::with_capacity(self.size + size);
+        write_nodes(&self.nodes, vars, &[], &mut out)?;
         while out.ends_with('\n') {
             out.pop();
         }
@@ -602,7 +610,7 @@ mod tests {
             for (name, _) in DEFAULTS {
                 let plain = Plain::of(name).unwrap();
                 let mut kinds = Vec::new();
-                plain_vars(&plain.0, &mut Vec::new(), &mut kinds);
+                plain_vars(&plain.nodes, &mut Vec::new(), &mut kinds);
                 // Every kind of value for every variable, used as its kind.
                 type Owned = (String, Vec<String>, Vec<(String, String)>);
                 let owned: Vec<Owned> = kinds
