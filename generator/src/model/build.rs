@@ -268,25 +268,35 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         let app = b.app(&table, &src, &stem, rel, &drift);
         (Some((input, file)), app, diags)
     });
-    let mut apps: Vec<(App, Span, AppSpans)> = Vec::with_capacity(per_app.len());
+    // Each app is moved once, into the fleet's list; the fleet rules see
+    // it beside its spans.
+    let mut apps: Vec<App> = Vec::with_capacity(per_app.len());
+    let mut spans: Vec<(Span, AppSpans)> = Vec::with_capacity(per_app.len());
     crate::phase!("apps read, parsed and modelled");
     for (read_one, app, app_diags) in per_app {
         if let Some((input, file)) = read_one {
             inputs.push(input);
             read.push(file);
         }
-        apps.extend(app);
+        if let Some((app, name_span, app_spans)) = app {
+            apps.push(app);
+            spans.push((name_span, app_spans));
+        }
         b.diags.extend(app_diags);
     }
-
-    b.fleet_rules(&apps, &networks, &mut volumes);
+    let with_spans: Vec<(&App, &Span, &AppSpans)> = apps
+        .iter()
+        .zip(&spans)
+        .map(|(a, (name_span, s))| (a, name_span, s))
+        .collect();
+    b.fleet_rules(&with_spans, &networks, &mut volumes);
+    drop(with_spans);
+    drop(spans);
     crate::phase!("fleet rules checked");
 
     inputs.sort();
-
     diag::sort(&mut diags);
     let ok = !diags.iter().any(Diagnostic::is_error);
-    let mut apps: Vec<App> = apps.into_iter().map(|(a, _, _)| a).collect();
     apps.sort_by(|a, b| a.name.cmp(&b.name));
     let fleet = ok.then_some(Fleet {
         podman,
@@ -1468,12 +1478,44 @@ impl Builder<'_> {
         }
     }
 
+    /// The rules that span the fleet. They fall in two halves that read
+    /// nothing the other writes, so the halves run side by side; their
+    /// diagnostics are kept in the order a sequential run gives (the
+    /// first half's, then the second's).
     fn fleet_rules(
         &mut self,
-        apps: &[(App, Span, AppSpans)],
+        apps: &[(&App, &Span, &AppSpans)],
         networks: &BTreeMap<String, Network>,
         volumes: &mut BTreeMap<String, Volume>,
     ) {
+        // Named volumes referenced by apps become volume units too.
+        for (app, _, _) in apps {
+            for v in &app.container.volumes {
+                if let VolumeSource::Named(n) = &v.source {
+                    volumes.entry(n.clone()).or_default();
+                }
+            }
+        }
+        let volumes = &*volumes;
+        let (names_and_units, references) = crate::par::join(
+            || {
+                let mut diags = Vec::new();
+                Builder { diags: &mut diags }.name_and_unit_rules(apps);
+                diags
+            },
+            || {
+                let mut diags = Vec::new();
+                Builder { diags: &mut diags }.reference_rules(apps, networks, volumes);
+                diags
+            },
+        );
+        self.diags.extend(names_and_units);
+        self.diags.extend(references);
+    }
+
+    /// Unique app names, `purge-data` on shared volumes, unique unit
+    /// names, names of distributions' services.
+    fn name_and_unit_rules(&mut self, apps: &[(&App, &Span, &AppSpans)]) {
         // Unique app names.
         let mut by_name: BTreeMap<&str, &Span> = BTreeMap::new();
         let mut duplicate = vec![false; apps.len()];
@@ -1492,14 +1534,6 @@ impl Builder<'_> {
                 );
             } else {
                 by_name.insert(&app.name, name_span);
-            }
-        }
-        // Named volumes referenced by apps become volume units too.
-        for (app, _, _) in apps {
-            for v in &app.container.volumes {
-                if let VolumeSource::Named(n) = &v.source {
-                    volumes.entry(n.clone()).or_default();
-                }
             }
         }
         // `update.on_remove = "purge-data"` removes the app's named volumes
@@ -1663,7 +1697,7 @@ impl Builder<'_> {
             if let Some(shippers) = well_known_unit(&app.name) {
                 self.diags.push(
                     Diagnostic::warning(
-                        name_span.clone(),
+                        (*name_span).clone(),
                         "name",
                         format!(
                             "app `{}` has the name of a service {shippers} ship{}: on a host that has it, the app's unit `{}.service` (or Shepherd service `{}`) would hide the distribution's",
@@ -1698,6 +1732,16 @@ impl Builder<'_> {
                 }
             }
         }
+    }
+
+    /// Names of the units of volumes and networks, unique container names,
+    /// dependencies, networks and static addresses, dependency cycles.
+    fn reference_rules(
+        &mut self,
+        apps: &[(&App, &Span, &AppSpans)],
+        networks: &BTreeMap<String, Network>,
+        volumes: &BTreeMap<String, Volume>,
+    ) {
         // Quadlet names the services of volumes and networks `<n>-volume`
         // and `<n>-network`; an app must not take those names.
         let mut object_units: BTreeMap<String, String> = BTreeMap::new();
