@@ -436,9 +436,28 @@ pub(crate) fn apps_have_unknown_keys(apps: &[App]) -> bool {
 }
 
 /// One app's contract as pretty JSON with sorted keys (no final newline),
-/// for [`Manifest::to_json_with`].
+/// for [`Manifest::to_json_with`]: laid out as an element of the
+/// document's `apps`, every line four spaces in.
 pub fn app_json(app: &App) -> String {
-    pretty_sorted(app, apps_have_unknown_keys(std::slice::from_ref(app)))
+    as_element(&pretty_sorted(
+        app,
+        apps_have_unknown_keys(std::slice::from_ref(app)),
+    ))
+}
+
+/// `json` laid out as an element of a top-level array of the manifest:
+/// every line four spaces in (no string holds a raw line break).
+fn as_element(json: &str) -> String {
+    let lines = json.bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut out = String::with_capacity(json.len() + 4 * lines);
+    for (j, line) in json.split('\n').enumerate() {
+        if j > 0 {
+            out.push('\n');
+        }
+        out.push_str("    ");
+        out.push_str(line);
+    }
+    out
 }
 
 /// A part given to [`Manifest::to_json_with`], read back.
@@ -447,9 +466,10 @@ fn parse_part<T: serde::de::DeserializeOwned>(json: &str) -> T {
 }
 
 /// One file entry as pretty JSON (no final newline), for
-/// [`Manifest::to_json_with`].
+/// [`Manifest::to_json_with`], laid out as an element of the document's
+/// `files`, every line four spaces in.
 pub fn file_json(f: &FileEntry) -> String {
-    serde_json::to_string_pretty(f).expect("contract types serialize")
+    as_element(&serde_json::to_string_pretty(f).expect("contract types serialize"))
 }
 
 /// Pretty JSON with sorted keys and a final newline, always through a
@@ -517,7 +537,7 @@ impl Manifest {
             return whole.to_json();
         }
         let text = self.to_json();
-        let size: usize = apps.iter().chain(files).map(|a| a.len() * 3 / 2 + 8).sum();
+        let size: usize = apps.iter().chain(files).map(|a| a.len() + 2).sum();
         let mut out = String::with_capacity(text.len() + size);
         let mut rest = text.as_str();
         for (key, parts) in [("apps", apps), ("files", files)] {
@@ -535,19 +555,12 @@ impl Manifest {
                 continue;
             }
             out.push_str("[\n");
-            // Each part is an element at depth 2: every line of its own
-            // pretty JSON moves four spaces in.
+            // Each part is already laid out as an element at depth 2.
             for (i, part) in parts.iter().enumerate() {
                 if i > 0 {
                     out.push_str(",\n");
                 }
-                for (j, line) in part.split('\n').enumerate() {
-                    if j > 0 {
-                        out.push('\n');
-                    }
-                    out.push_str("    ");
-                    out.push_str(line);
-                }
+                out.push_str(part);
             }
             out.push_str("\n  ]");
         }

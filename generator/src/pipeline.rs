@@ -114,10 +114,13 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     let manifest = crate::generation::manifest(&fleet, &contracts, &entries, &targets);
     let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
     crate::phase!("generation manifest");
-    let mut hashed: Vec<(OutputFile, String)> = files.into_iter().zip(sha256).collect();
-    hashed.push((manifest, manifest_sha256));
-    hashed.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-    let (files, sha256): (Vec<OutputFile>, Vec<String>) = hashed.into_iter().unzip();
+    // `emit` returns the files sorted by path: the manifest goes in its
+    // place among them.
+    let (mut files, mut sha256) = (files, sha256);
+    debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
+    let at = files.partition_point(|f| f.path < manifest.path);
+    files.insert(at, manifest);
+    sha256.insert(at, manifest_sha256);
     crate::phase!("files sorted");
     // Targets that share an emitter (nixos embeds quadlet) repeat its notes.
     let mut notes = Vec::new();

@@ -94,18 +94,32 @@ pub fn lookup_reads(target: PodmanVersion, patch_2: bool, written: &str) -> Stri
 
 pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>, EmitError> {
     let keys = KeySet::for_version(ctx.podman);
-    let mut files = super::per_app(fleet, ctx, |app, c| {
-        Ok(OutputFile {
-            path: format!("quadlet/{}.container", app.name),
-            content: container(app, &keys, c)?,
-        })
-    })?;
-    for (name, vol) in &fleet.volumes {
-        files.push(volume(name, vol, &keys, ctx)?);
-    }
-    for (name, net) in &fleet.networks {
-        files.push(network(name, net, &keys, ctx)?);
-    }
+    // The volumes' and networks' units (as many volumes as apps, often)
+    // are rendered beside the apps' containers, also over all cores.
+    let shared = ctx.fresh();
+    let (containers, objects) = crate::par::join(
+        || {
+            super::per_app(fleet, ctx, |app, c| {
+                Ok(OutputFile {
+                    path: format!("quadlet/{}.container", app.name),
+                    content: container(app, &keys, c)?,
+                })
+            })
+        },
+        || -> Result<Vec<OutputFile>, EmitError> {
+            let volumes: Vec<(&String, &Volume)> = fleet.volumes.iter().collect();
+            let mut files =
+                crate::par::map(&volumes, |(name, vol)| volume(name, vol, &keys, &shared))
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()?;
+            for (name, net) in &fleet.networks {
+                files.push(network(name, net, &keys, &shared)?);
+            }
+            Ok(files)
+        },
+    );
+    let mut files = containers?;
+    files.extend(objects?);
     Ok(files)
 }
 
