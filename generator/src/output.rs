@@ -91,14 +91,16 @@ fn as_written(path: &Path, content: &str) -> Result<bool, OutputError> {
 /// Compares OUT with `files` without writing anything.
 pub fn diff(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> {
     let mut d = TreeDiff::default();
+    if !out.exists() {
+        d.added = files.iter().map(|f| f.path.clone()).collect();
+        d.added.sort();
+        d.added.dedup();
+        return Ok(d);
+    }
     let wanted: BTreeMap<&str, &str> = files
         .iter()
         .map(|f| (f.path.as_str(), f.content.as_str()))
         .collect();
-    if !out.exists() {
-        d.added = wanted.keys().map(|s| s.to_string()).collect();
-        return Ok(d);
-    }
     let mut existing = Vec::new();
     list_files(out, out, &mut existing).map_err(io_err(out))?;
     existing.sort();
@@ -199,9 +201,26 @@ type Stats = Vec<Option<fs::Metadata>>;
 fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, OutputError> {
     fs::create_dir(tmp).map_err(io_err(tmp))?;
     fs::set_permissions(tmp, fs::Permissions::from_mode(0o755)).map_err(io_err(tmp))?;
-    let dirs: std::collections::BTreeSet<PathBuf> = files
+    // The files' directories, each once (files of one directory are
+    // mostly side by side, and compared as text, not path components).
+    let mut parents: Vec<&str> = Vec::new();
+    for f in files {
+        let parent = f.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        if parents.last() != Some(&parent) {
+            parents.push(parent);
+        }
+    }
+    parents.sort_unstable();
+    parents.dedup();
+    let dirs: std::collections::BTreeSet<PathBuf> = parents
         .iter()
-        .filter_map(|f| tmp.join(&f.path).parent().map(Path::to_path_buf))
+        .map(|p| {
+            if p.is_empty() {
+                tmp.to_path_buf()
+            } else {
+                tmp.join(p)
+            }
+        })
         .collect();
     for dir in &dirs {
         fs::create_dir_all(dir).map_err(io_err(dir))?;

@@ -56,6 +56,16 @@ where
     pool().install(|| rayon::join(a, b))
 }
 
+/// Drops `value` on one of [`map`]'s threads while the caller goes on:
+/// for a large tree of small allocations that is no longer needed.
+pub fn drop_later<T: Send + 'static>(value: T) {
+    if threads() <= 1 {
+        drop(value);
+        return;
+    }
+    pool().spawn(move || drop(value));
+}
+
 /// The worker threads, [`threads`] of them, started on first use.
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();

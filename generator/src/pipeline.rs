@@ -77,7 +77,13 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
-    let loaded = model::load_fleet(apps_dir).map_err(|source| PipelineError::Io {
+    // The templates are loaded beside the fleet's reading; an invalid
+    // fleet is still reported before a template's error.
+    let (loaded, templates) = crate::par::join(
+        || model::load_fleet(apps_dir),
+        || Templates::load(opts.templates.as_deref()),
+    );
+    let loaded = loaded.map_err(|source| PipelineError::Io {
         path: apps_dir.to_path_buf(),
         source,
     })?;
@@ -90,7 +96,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         fleet.podman = parse_podman_version(v)
             .map_err(|e| PipelineError::Usage(format!("{e}, found {v:?}")))?;
     }
-    let templates = Templates::load(opts.templates.as_deref())?;
+    let templates = templates?;
     let templates_read = templates.read.clone();
     crate::phase!("templates loaded");
     let mut ctx = EmitContext {

@@ -291,7 +291,8 @@ pub fn load_fleet(dir: &Path) -> std::io::Result<LoadedFleet> {
         .collect();
     b.fleet_rules(&with_spans, &networks, &mut volumes);
     drop(with_spans);
-    drop(spans);
+    // The spans are only for the fleet rules' messages.
+    crate::par::drop_later(spans);
     crate::phase!("fleet rules checked");
 
     inputs.sort();
@@ -1744,24 +1745,26 @@ impl Builder<'_> {
     ) {
         // Quadlet names the services of volumes and networks `<n>-volume`
         // and `<n>-network`; an app must not take those names.
-        let mut object_units: BTreeMap<String, String> = BTreeMap::new();
-        for n in volumes.keys() {
-            object_units.insert(format!("{n}-volume"), format!("volume `{n}`"));
-        }
-        for n in networks.keys() {
-            object_units.insert(format!("{n}-network"), format!("network `{n}`"));
-        }
         for (app, name_span, _) in apps {
-            if let Some(what) = object_units.get(&app.name) {
-                self.err(
-                    name_span,
-                    "name",
-                    format!(
-                        "app `{}` would share the systemd unit `{}.service` with {what}",
-                        app.name, app.name
-                    ),
-                );
-            }
+            let what = if let Some(n) = app.name.strip_suffix("-volume")
+                && volumes.contains_key(n)
+            {
+                format!("volume `{n}`")
+            } else if let Some(n) = app.name.strip_suffix("-network")
+                && networks.contains_key(n)
+            {
+                format!("network `{n}`")
+            } else {
+                continue;
+            };
+            self.err(
+                name_span,
+                "name",
+                format!(
+                    "app `{}` would share the systemd unit `{}.service` with {what}",
+                    app.name, app.name
+                ),
+            );
         }
         // Container names (the app's, or `container_name`) are unique:
         // Podman would refuse the second container.
