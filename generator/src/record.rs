@@ -431,96 +431,87 @@ pub fn save(
     let Some(new) = NewRecord::create(out, since) else {
         return;
     };
-    match entries_of_run(out, opts, built, stats) {
-        Some((paths, shas, stamps)) => {
-            let entries: Option<Vec<Entry>> = paths
-                .iter()
-                .zip(&shas)
-                .zip(stamps)
-                .map(|(((kind, p), sha), stamp)| {
-                    Some(Entry {
-                        kind: *kind,
-                        path: line_safe(p)?,
-                        stamp,
-                        sha256: sha,
-                    })
-                })
-                .collect();
-            match entries {
-                Some(entries) => {
-                    let text = render(
-                        &key,
-                        since.0,
-                        new.since_out,
-                        &entries,
-                        &hex::encode(built.warnings_text()),
-                    );
-                    new.commit(&text);
-                }
-                None => new.abandon(),
-            }
+    let template_paths: Option<Vec<String>> = match &opts.templates {
+        None => Some(Vec::new()),
+        Some(dir) => DEFAULTS
+            .iter()
+            .map(|(name, _)| dir.join(name).to_str().map(str::to_string))
+            .collect(),
+    };
+    let entries = template_paths
+        .as_deref()
+        .and_then(|templates| entries_of_run(out, opts, built, stats, templates));
+    match entries {
+        Some(entries) => {
+            let text = render(
+                &key,
+                since.0,
+                new.since_out,
+                &entries,
+                &hex::encode(built.warnings_text()),
+            );
+            new.commit(&text);
         }
         None => new.abandon(),
     }
 }
 
-type RunEntries = (Vec<(Kind, String)>, Vec<String>, Vec<Option<Stamp>>);
-
-/// Every file of a run: its inputs as read, the template candidates, and
-/// the tree as it is now: the stat data the write took of each file it
-/// created, and for the others a stat taken after the record's file was
-/// created.
-fn entries_of_run(
+/// Every file of a run: its inputs as read, the template candidates (at
+/// `template_paths`, in [`DEFAULTS`]' order), and the tree as it is now:
+/// the stat data the write took of each file it created, and for the
+/// others a stat taken after the record's file was created. `None` when a
+/// path cannot be recorded or an output is not a regular file.
+fn entries_of_run<'a>(
     out: &Path,
     opts: &Options,
-    built: &Built,
+    built: &'a Built,
     stats: &[Option<Metadata>],
-) -> Option<RunEntries> {
-    let mut paths = Vec::new();
-    let mut shas = Vec::new();
-    let mut stamps = Vec::new();
+    template_paths: &'a [String],
+) -> Option<Vec<Entry<'a>>> {
+    let mut entries =
+        Vec::with_capacity(built.inputs_read.len() + template_paths.len() + built.files.len());
     for f in &built.inputs_read {
-        paths.push((Kind::Input, f.path.to_str()?.to_string()));
-        shas.push(f.sha256.clone());
-        stamps.push(Some(Stamp::of(&f.meta)));
+        entries.push(Entry {
+            kind: Kind::Input,
+            path: line_safe(f.path.to_str()?)?,
+            stamp: Some(Stamp::of(&f.meta)),
+            sha256: &f.sha256,
+        });
     }
     if let Some(dir) = &opts.templates {
-        for (name, _) in DEFAULTS {
-            let p = dir.join(name);
-            match built.templates_read.iter().find(|f| f.path == p) {
-                Some(f) => {
-                    shas.push(f.sha256.clone());
-                    stamps.push(Some(Stamp::of(&f.meta)));
-                }
-                None => {
-                    shas.push(String::new());
-                    stamps.push(None);
-                }
+        for ((name, _), p) in DEFAULTS.iter().zip(template_paths) {
+            let at = dir.join(name);
+            let read = built.templates_read.iter().find(|f| f.path == at);
+            entries.push(Entry {
+                kind: Kind::Template,
+                path: line_safe(p)?,
+                stamp: read.map(|f| Stamp::of(&f.meta)),
+                sha256: read.map_or("", |f| f.sha256.as_str()),
+            });
+        }
+    }
+    // The outputs' stamps on all cores: a linked file is stat'd now.
+    let all: Vec<usize> = (0..built.files.len()).collect();
+    let stamps = crate::par::map(&all, |&i| -> Option<Stamp> {
+        let taken;
+        let m = match stats.get(i) {
+            Some(Some(m)) => m,
+            _ => {
+                taken = fs::symlink_metadata(out.join(&built.files[i].path)).ok()?;
+                &taken
             }
-            paths.push((Kind::Template, p.to_str()?.to_string()));
-        }
-    }
-    let unknown: Vec<usize> = (0..built.files.len())
-        .filter(|&i| !matches!(stats.get(i), Some(Some(_))))
-        .collect();
-    let mut taken = crate::par::map(&unknown, |&i| {
-        fs::symlink_metadata(out.join(&built.files[i].path))
-    })
-    .into_iter();
-    let metas = (0..built.files.len()).map(|i| match stats.get(i) {
-        Some(Some(m)) => Ok(m.clone()),
-        _ => taken.next().expect("one stat per unknown file"),
+        };
+        m.is_file().then(|| Stamp::of(m))
     });
-    for ((f, sha), m) in built.files.iter().zip(&built.sha256).zip(metas) {
-        let m = m.ok()?;
-        if !m.is_file() {
-            return None;
-        }
-        paths.push((Kind::Output, f.path.clone()));
-        shas.push(sha.clone());
-        stamps.push(Some(Stamp::of(&m)));
+    for ((f, sha), stamp) in built.files.iter().zip(&built.sha256).zip(stamps) {
+        entries.push(Entry {
+            kind: Kind::Output,
+            path: line_safe(&f.path)?,
+            stamp: Some(stamp?),
+            sha256: sha,
+        });
     }
-    Some((paths, shas, stamps))
+    Some(entries)
 }
 
 /// A run found to have nothing to do.
