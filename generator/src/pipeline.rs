@@ -105,7 +105,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         nixos_backend: opts.nixos_backend,
         warnings: Vec::new(),
     };
-    let files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
+    let mut files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
     crate::phase!("emitters done");
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
     // Each file is hashed once, on all cores: for the generation manifest
@@ -115,14 +115,13 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         || crate::generation::hashes(&files),
         || crate::generation::contracts(&fleet),
     );
-    let (sha256, entries): (Vec<String>, Vec<String>) = hashed.into_iter().unzip();
+    let (mut sha256, entries): (Vec<String>, Vec<String>) = hashed.into_iter().unzip();
     crate::phase!("hashes and contracts");
     let manifest = crate::generation::manifest(&fleet, &contracts, &entries, &targets);
     let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
     crate::phase!("generation manifest");
     // `emit` returns the files sorted by path: the manifest goes in its
     // place among them.
-    let (mut files, mut sha256) = (files, sha256);
     debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
     let at = files.partition_point(|f| f.path < manifest.path);
     files.insert(at, manifest);

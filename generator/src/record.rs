@@ -440,7 +440,7 @@ pub fn save(
     };
     let entries = template_paths
         .as_deref()
-        .and_then(|templates| entries_of_run(out, opts, built, stats, templates));
+        .and_then(|templates| entries_of_run(out, built, stats, templates));
     match entries {
         Some(entries) => {
             let text = render(
@@ -463,7 +463,6 @@ pub fn save(
 /// path cannot be recorded or an output is not a regular file.
 fn entries_of_run<'a>(
     out: &Path,
-    opts: &Options,
     built: &'a Built,
     stats: &[Option<Metadata>],
     template_paths: &'a [String],
@@ -478,17 +477,14 @@ fn entries_of_run<'a>(
             sha256: &f.sha256,
         });
     }
-    if let Some(dir) = &opts.templates {
-        for ((name, _), p) in DEFAULTS.iter().zip(template_paths) {
-            let at = dir.join(name);
-            let read = built.templates_read.iter().find(|f| f.path == at);
-            entries.push(Entry {
-                kind: Kind::Template,
-                path: line_safe(p)?,
-                stamp: read.map(|f| Stamp::of(&f.meta)),
-                sha256: read.map_or("", |f| f.sha256.as_str()),
-            });
-        }
+    for p in template_paths {
+        let read = built.templates_read.iter().find(|f| f.path == Path::new(p));
+        entries.push(Entry {
+            kind: Kind::Template,
+            path: line_safe(p)?,
+            stamp: read.map(|f| Stamp::of(&f.meta)),
+            sha256: read.map_or("", |f| f.sha256.as_str()),
+        });
     }
     // The outputs' stamps on all cores: a linked file is stat'd now.
     let all: Vec<usize> = (0..built.files.len()).collect();
