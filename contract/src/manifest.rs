@@ -537,8 +537,11 @@ impl Manifest {
             return whole.to_json();
         }
         let text = self.to_json();
-        let size: usize = apps.iter().chain(files).map(|a| a.len() + 2).sum();
+        // Each part and its separator (`,\n`), and for each array the
+        // brackets and line breaks that replace its `[]` (four bytes more).
+        let size: usize = apps.iter().chain(files).map(|a| a.len() + 2).sum::<usize>() + 2 * 4;
         let mut out = String::with_capacity(text.len() + size);
+        let room = out.capacity();
         let mut rest = text.as_str();
         for (key, parts) in [("apps", apps), ("files", files)] {
             // Top-level keys start a line two spaces in; no string holds a
@@ -565,6 +568,11 @@ impl Manifest {
             out.push_str("\n  ]");
         }
         out.push_str(rest);
+        debug_assert_eq!(
+            out.capacity(),
+            room,
+            "the text outgrew the room made for it"
+        );
         out
     }
 

@@ -307,8 +307,18 @@ impl<'a> Record<'a> {
     }
 }
 
+/// The longest an entry's line can be, besides its path: the longest
+/// kind (`template-absent`), a stamp of eight 64-bit numbers, the sha256,
+/// the spaces and the line break.
+const LINE_BUT_PATH: usize = "template-absent".len() + 8 * 20 + 7 + 64 + 3 + 1;
+
 fn render(key: &str, since_in: Time, since_out: Time, entries: &[Entry], warnings: &str) -> String {
-    let mut s = String::with_capacity(key.len() + 64 + entries.len() * 160 + warnings.len());
+    // Room for every line at its longest, so the text is never copied
+    // to grow (capacity that stays unused is never touched, so costs no
+    // memory).
+    let lines: usize = entries.iter().map(|e| e.path.len() + LINE_BUT_PATH).sum();
+    let mut s = String::with_capacity(key.len() + 128 + lines + warnings.len());
+    let room = s.capacity();
     s.push_str(key);
     let _ = writeln!(
         s,
@@ -318,7 +328,7 @@ fn render(key: &str, since_in: Time, since_out: Time, entries: &[Entry], warning
     // The entries' lines are laid out on all cores, in blocks.
     let blocks: Vec<&[Entry]> = entries.chunks(256).collect();
     for block in crate::par::map(&blocks, |block| {
-        let mut s = String::with_capacity(block.len() * 160);
+        let mut s = String::with_capacity(block.iter().map(|e| e.path.len() + LINE_BUT_PATH).sum());
         for e in *block {
             match e.stamp {
                 None => {
@@ -344,6 +354,11 @@ fn render(key: &str, since_in: Time, since_out: Time, entries: &[Entry], warning
     }
     let _ = writeln!(s, "warnings {warnings}");
     s.push_str("end\n");
+    debug_assert_eq!(
+        s.capacity(),
+        room,
+        "the record outgrew the room made for it"
+    );
     s
 }
 

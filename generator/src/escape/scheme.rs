@@ -190,9 +190,42 @@ impl Datum {
     /// indented absolutely, so the caller places the first line at
     /// `indent`.
     pub fn pretty(&self, indent: usize) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.size_hint(indent));
         self.write_pretty(indent, &mut out);
         out
+    }
+
+    /// About the length of [`Datum::pretty`]'s text, for its buffer: a
+    /// large text grown by doubling is copied each time and, at its
+    /// largest, held twice. Laid-out texts count as they are, a
+    /// [`Datum::Lines`] text with each line's indentation, quotes and
+    /// escapes; elsewhere each element is counted on a line of its own.
+    fn size_hint(&self, indent: usize) -> usize {
+        match self {
+            Datum::Symbol(s) | Datum::Keyword(s) => s.len() + 2,
+            Datum::Str(s) => s.len() + 2,
+            Datum::Int(_) | Datum::Bool(_) => 20,
+            Datum::List(items) => {
+                2 + items
+                    .iter()
+                    .map(|d| 1 + indent + 2 + d.size_hint(indent + 2))
+                    .sum::<usize>()
+            }
+            Datum::Quote(d) | Datum::Gexp(d) | Datum::Ungexp(d) => 2 + d.size_hint(indent + 2),
+            Datum::Pair(a, b) => 5 + a.size_hint(indent) + b.size_hint(indent),
+            Datum::Laid { text, .. } => text.len(),
+            Datum::Lines(text) => {
+                let (mut lines, mut escaped) = (1, 0);
+                for b in text.bytes() {
+                    match b {
+                        b'\n' => lines += 1,
+                        b'"' | b'\\' => escaped += 1,
+                        _ => {}
+                    }
+                }
+                STRING_APPEND.len() + 2 + text.len() + escaped + lines * (1 + indent + 2 + 3)
+            }
+        }
     }
 
     /// Whether [`Datum::flat`] is at most `width` bytes. Counts without
@@ -725,6 +758,35 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Large texts are laid out into a buffer made big enough at once:
+    /// pieces already laid out and `Lines` texts (quotes and backslashes
+    /// escaped) are reckoned within a factor of two, never short.
+    #[test]
+    fn the_size_hint_covers_laid_pieces_and_lines_without_growing() {
+        let json = "{\n  \"apps\": [\n    {\"name\": \"a\\\\b\"}\n  ]\n}\n".repeat(300);
+        let piece = Datum::call(
+            "service",
+            vec![Datum::sym("x"), Datum::str(&"long words ".repeat(20))],
+        );
+        let laid: Vec<Datum> = (0..200).map(|_| piece.laid(6)).collect();
+        for (d, indent) in [
+            (Datum::Lines(json), 4),
+            (Datum::call("list", laid), 4),
+            (
+                Datum::call(
+                    "plain-file",
+                    vec![Datum::str("f"), Datum::Lines("a\n".repeat(999))],
+                ),
+                8,
+            ),
+        ] {
+            let text = d.pretty(indent);
+            let hint = d.size_hint(indent);
+            assert!(text.len() <= hint, "{} > {hint}", text.len());
+            assert!(hint <= 2 * text.len(), "{hint} > 2 × {}", text.len());
+        }
+    }
 
     #[test]
     fn strings_escape_quotes_backslashes_and_controls() {
