@@ -22,29 +22,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `purge_delay_is_option_15` checks it against its documented default).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Freed memory goes back to the system at once rather than after 10 ms
-/// (a run lasts about 70): the peak RSS stays that of glibc's (28 MiB for
-/// 1,000 apps instead of 32-37).
+/// Memory freed goes back to the system 2 ms later rather than 10 (a
+/// run lasts about 60). At once (0) kept the peak RSS lowest (28 MiB for
+/// 1,000 apps, all targets) but gave the pages back only to fault them in
+/// again: 10,500 page faults and a madvise for each freed span, 7 % of
+/// the wall time. 10 ms kept the faults to 6,800 but let freed memory pile
+/// up (32-37 MiB); 2 ms is as fast as 10 and stays at 29-30 MiB
+/// (BENCHMARKS.md).
+const PURGE_DELAY_MS: std::ffi::c_long = 2;
+
 fn allocator_settings() {
     // SAFETY: mi_option_set takes any option and value; it is called
     // before any other thread exists.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
 fn main() -> ExitCode {
     allocator_settings();
     windlass::phase!("start");
-    // One malloc arena per worker thread (`par::threads`, the cores up to
-    // 8), not glibc's default of eight per core: each arena keeps its own
-    // high-water mark, which raised the peak RSS. Not one arena either:
-    // the workers then queue on its lock, which doubled the wall time of
-    // a 1,000-app generation on 2 cores (213 -> 108 ms, all targets).
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: a plain setting, made before any other thread exists.
-    unsafe {
-        let arenas = i32::try_from(windlass::par::threads()).unwrap_or(8);
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
-    }
     let cli = Cli::parse();
     match cli.command {
         Command::Completions { shell } => {
@@ -188,7 +183,7 @@ fn main() -> ExitCode {
             }
             let since = record::Since::now();
             windlass::phase!("no-op record looked up");
-            let built = match pipeline::build(&apps_dir, &opts) {
+            let mut built = match pipeline::build(&apps_dir, &opts) {
                 Ok(b) => b,
                 Err(e) => return report(e),
             };
@@ -221,6 +216,11 @@ fn main() -> ExitCode {
                 record::forget(&output);
                 let written = windlass::output::write_stat(&output, &built.files);
                 windlass::phase!("tree written");
+                // The texts are written: the record's lines take their
+                // memory instead of growing the heap (the peak RSS).
+                for f in &mut built.files {
+                    drop(std::mem::take(&mut f.content));
+                }
                 let written = written.map(|(d, stats)| {
                     record::save(&output, &apps_dir, &opts, &built, since, &stats);
                     windlass::phase!("record saved");
@@ -468,6 +468,6 @@ mod allocator_tests {
         super::allocator_settings();
         // SAFETY: as above.
         let v = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        assert_eq!(v, 0);
+        assert_eq!(v, super::PURGE_DELAY_MS);
     }
 }
