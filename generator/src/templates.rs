@@ -204,6 +204,24 @@ pub enum Var<'a> {
     /// Key/value pairs, each written by a loop as `{{ item.key }}` and
     /// `{{ item.value }}`.
     Entries(&'a [(String, String)]),
+    /// A text written straight into the rendered file where `{{ name }}`
+    /// stands: a large laid-out text is then never held on its own and
+    /// copied. (A condition on it is left to the engine.)
+    Written(Writer<'a>),
+}
+
+/// Writes a [`Var::Written`] text (about `size` bytes) at the end of the
+/// string it is given.
+#[derive(Clone, Copy)]
+pub struct Writer<'a> {
+    pub write: &'a (dyn Fn(&mut String) + Sync),
+    pub size: usize,
+}
+
+impl std::fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Writer {{ size: {} }}", self.size)
+    }
 }
 
 impl Var<'_> {
@@ -211,6 +229,11 @@ impl Var<'_> {
     fn value(&self) -> Value {
         match *self {
             Var::Text(s) => safe(s.to_string()),
+            Var::Written(w) => {
+                let mut text = String::with_capacity(w.size);
+                (w.write)(&mut text);
+                safe(text)
+            }
             Var::Flag(b) => Value::from(b),
             Var::List(items) => Value::from(items.iter().cloned().map(safe).collect::<Vec<_>>()),
             Var::Entries(list) => entries(list),
@@ -388,6 +411,7 @@ impl Plain {
             .iter()
             .map(|(_, v)| match v {
                 Var::Text(t) => t.len(),
+                Var::Written(w) => w.size,
                 Var::Flag(_) => 0,
                 Var::List(l) => l.iter().map(|t| t.len() + 8).sum(),
                 Var::Entries(l) => l.iter().map(|(k, v)| k.len() + v.len() + 8).sum(),
@@ -430,6 +454,7 @@ fn write_nodes(
             Node::Var(name) => match (item(name), var(name)) {
                 (Some(Item::Text(t)), _) => out.push_str(t),
                 (None, Some(Var::Text(t))) => out.push_str(t),
+                (None, Some(Var::Written(w))) => (w.write)(out),
                 _ => return None,
             },
             Node::Field(name, field) => match (item(name)?, *field) {
@@ -471,6 +496,7 @@ fn write_nodes(
                     Var::Text(t) => !t.is_empty(),
                     Var::List(l) => !l.is_empty(),
                     Var::Entries(l) => !l.is_empty(),
+                    Var::Written(_) => return None,
                 };
                 write_nodes(if on { then } else { otherwise }, vars, items, out)?;
             }
@@ -644,6 +670,32 @@ mod tests {
                 proptest::prop_assert!(direct.is_some(), "{name}: {kinds:?}");
                 let values: BTreeMap<&str, Value> = vars.iter().map(|(n, v)| (*n, v.value())).collect();
                 let rendered = templates.render(name, &Value::from(values)).unwrap();
+                // Each text written in place instead gives the same file,
+                // directly and through the engine.
+                let writers: Vec<_> = vars
+                    .iter()
+                    .map(|(_, v)| match *v {
+                        Var::Text(t) => Some(move |out: &mut String| out.push_str(t)),
+                        _ => None,
+                    })
+                    .collect();
+                let written: Vec<(&str, Var<'_>)> = vars
+                    .iter()
+                    .zip(&writers)
+                    .map(|((n, v), w)| match (w, v) {
+                        (Some(w), Var::Text(t)) => {
+                            (*n, Var::Written(Writer { write: w, size: t.len() }))
+                        }
+                        _ => (*n, *v),
+                    })
+                    .collect();
+                let in_place = plain.write(&written).unwrap_or_else(|| {
+                    // A condition on a written text is left to the engine.
+                    let values: BTreeMap<&str, Value> =
+                        written.iter().map(|(n, v)| (*n, v.value())).collect();
+                    templates.render(name, &Value::from(values)).unwrap()
+                });
+                proptest::prop_assert_eq!(&in_place, &rendered, "{} written in place", name);
                 proptest::prop_assert_eq!(direct.unwrap(), rendered, "{}", name);
             }
         }

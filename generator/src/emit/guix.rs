@@ -36,7 +36,7 @@ use crate::escape::json as esc_json;
 use crate::escape::scheme::{self, Datum};
 use crate::model::*;
 use crate::output_file::OutputFile;
-use crate::templates::Var;
+use crate::templates::{Var, Writer};
 
 /// The one file this target writes.
 pub const FILE: &str = "guix/windlass-apps.scm";
@@ -56,8 +56,10 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         .extend(fleet.apps.iter().filter_map(low_port_warning));
     ctx.warnings
         .extend(fleet.apps.iter().filter_map(container_name_warning));
-    // Each tree is laid out at once and dropped: only its text is kept.
-    let containers = containers_service(fleet).pretty(INDENT);
+    // The containers' records are laid out on all cores as the tree is
+    // made; the trees are laid out into the file itself as it is
+    // rendered, so that no text of megabytes is held apart and copied.
+    let containers = containers_service(fleet);
     crate::phase!("guix: containers service");
     let mut timers = Vec::new();
     for app in &fleet.apps {
@@ -75,13 +77,27 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         )
         .pretty(INDENT)
     };
-    let generation = generation_service(fleet).pretty(INDENT);
+    let generation = generation_service(fleet);
     crate::phase!("guix: generation service");
 
+    let write_containers = |out: &mut String| containers.pretty_into(INDENT, out);
+    let write_generation = |out: &mut String| generation.pretty_into(INDENT, out);
     let vars = [
-        ("containers", Var::Text(&containers)),
+        (
+            "containers",
+            Var::Written(Writer {
+                write: &write_containers,
+                size: containers.pretty_size(INDENT),
+            }),
+        ),
         ("jobs", Var::Text(&jobs)),
-        ("generation", Var::Text(&generation)),
+        (
+            "generation",
+            Var::Written(Writer {
+                write: &write_generation,
+                size: generation.pretty_size(INDENT),
+            }),
+        ),
     ];
     let content = ctx.templates.render_vars(TEMPLATE, &vars)?;
     crate::phase!("guix: file rendered");

@@ -195,6 +195,18 @@ impl Datum {
         out
     }
 
+    /// [`Datum::pretty`]'s text written at the end of `out`, which must end
+    /// at column `indent`.
+    pub fn pretty_into(&self, indent: usize, out: &mut String) {
+        self.write_pretty(indent, out);
+    }
+
+    /// About the length of [`Datum::pretty`]'s text (never short for laid
+    /// pieces and ASCII `Lines`, at most twice as long).
+    pub fn pretty_size(&self, indent: usize) -> usize {
+        self.size_hint(indent)
+    }
+
     /// About the length of [`Datum::pretty`]'s text, for its buffer: a
     /// large text grown by doubling is copied each time and, at its
     /// largest, held twice. Laid-out texts count as they are, a
