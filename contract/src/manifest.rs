@@ -460,8 +460,56 @@ fn as_element(json: &str) -> String {
     out
 }
 
+/// `text`, a document's pretty JSON whose top-level arrays `arrays` name
+/// are empty (`"key": []`, in this order), with each array's parts, laid
+/// out as elements at depth 2 (see [`as_element`]), in it.
+pub(crate) fn splice(text: &str, arrays: &[(&str, &[String])]) -> String {
+    // Each part and its separator (`,\n`), and for each array the
+    // brackets and line breaks that replace its `[]` (four bytes more).
+    let size: usize = arrays
+        .iter()
+        .flat_map(|(_, parts)| parts.iter())
+        .map(|a| a.len() + 2)
+        .sum::<usize>()
+        + arrays.len() * 4;
+    let mut out = String::with_capacity(text.len() + size);
+    let room = out.capacity();
+    let mut rest = text;
+    for &(key, parts) in arrays {
+        // Top-level keys start a line two spaces in; no string holds a
+        // raw line break, so the key is found where it is.
+        let key = format!("\n  \"{key}\": ");
+        let at = rest
+            .find(&format!("{key}[]"))
+            .expect("the key is in the text")
+            + key.len();
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 2..];
+        if parts.is_empty() {
+            out.push_str("[]");
+            continue;
+        }
+        out.push_str("[\n");
+        // Each part is already laid out as an element at depth 2.
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push_str(",\n");
+            }
+            out.push_str(part);
+        }
+        out.push_str("\n  ]");
+    }
+    out.push_str(rest);
+    debug_assert_eq!(
+        out.capacity(),
+        room,
+        "the text outgrew the room made for it"
+    );
+    out
+}
+
 /// A part given to [`Manifest::to_json_with`], read back.
-fn parse_part<T: serde::de::DeserializeOwned>(json: &str) -> T {
+pub(crate) fn parse_part<T: serde::de::DeserializeOwned>(json: &str) -> T {
     serde_json::from_str(json).expect("the parts are their JSON")
 }
 
@@ -536,44 +584,7 @@ impl Manifest {
             whole.files = files.iter().map(|j| parse_part(j)).collect();
             return whole.to_json();
         }
-        let text = self.to_json();
-        // Each part and its separator (`,\n`), and for each array the
-        // brackets and line breaks that replace its `[]` (four bytes more).
-        let size: usize = apps.iter().chain(files).map(|a| a.len() + 2).sum::<usize>() + 2 * 4;
-        let mut out = String::with_capacity(text.len() + size);
-        let room = out.capacity();
-        let mut rest = text.as_str();
-        for (key, parts) in [("apps", apps), ("files", files)] {
-            // Top-level keys start a line two spaces in; no string holds a
-            // raw line break, so the key is found where it is.
-            let key = format!("\n  \"{key}\": ");
-            let at = rest
-                .find(&format!("{key}[]"))
-                .expect("the key is in the text")
-                + key.len();
-            out.push_str(&rest[..at]);
-            rest = &rest[at + 2..];
-            if parts.is_empty() {
-                out.push_str("[]");
-                continue;
-            }
-            out.push_str("[\n");
-            // Each part is already laid out as an element at depth 2.
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(",\n");
-                }
-                out.push_str(part);
-            }
-            out.push_str("\n  ]");
-        }
-        out.push_str(rest);
-        debug_assert_eq!(
-            out.capacity(),
-            room,
-            "the text outgrew the room made for it"
-        );
-        out
+        splice(&self.to_json(), &[("apps", apps), ("files", files)])
     }
 
     /// Whether any part of the document holds keys this version does not
@@ -829,6 +840,29 @@ mod tests {
                 other: Other::new(),
             };
             assert_eq!(g.to_json(), to_json(&g));
+            // Its apps laid out beforehand give the same text, with keys
+            // this version does not know at the top or in an app too.
+            for (top, app) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut g = g.clone();
+                if top {
+                    g.other.insert("aardvark".into(), Value::from(1));
+                    g.other.insert("zz".into(), Value::from(2));
+                }
+                if app {
+                    g.apps[1].other.insert("aa".into(), Value::from("y"));
+                }
+                let parts: Vec<String> = g.apps.iter().map(app_json).collect();
+                let bare = crate::system::SystemGeneration {
+                    apps: Vec::new(),
+                    ..g.clone()
+                };
+                assert_eq!(
+                    bare.to_json_with(&parts),
+                    g.to_json(),
+                    "top {top}, app {app}"
+                );
+                assert_eq!(bare.to_json_with(&[]), bare.to_json());
+            }
         }
         let mut newer = m.clone();
         newer.apps[1]

@@ -657,8 +657,11 @@ pub fn app_contract(app: &App) -> windlass_contract::App {
 /// `/etc/windlass/generation.json`: the apps and their health contracts,
 /// each app's `unit` being its Shepherd service name.
 fn generation_service(fleet: &Fleet) -> Datum {
-    let apps = crate::par::map(&fleet.apps, app_contract);
-    let text = SystemGeneration::new(Platform::Guix, None, apps).to_json();
+    // Each app's JSON laid out on all cores, then put in place.
+    let apps = crate::par::map(&fleet.apps, |app| {
+        windlass_contract::app_json(&app_contract(app))
+    });
+    let text = SystemGeneration::new(Platform::Guix, None, Vec::new()).to_json_with(&apps);
     // One string per line of JSON, so the file stays readable.
     let lines = Datum::Lines(text);
     simple_service(
