@@ -111,9 +111,11 @@ pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
                 keys.version
             ));
         }
+        // The quotes first: few values have them, and every line's key
+        // would otherwise be looked up in the list.
         if keys.version < crate::model::PodmanVersion::new(6, 0)
-            && READ_WHOLE.contains(&key)
             && (value.starts_with('"') || value.ends_with('"'))
+            && READ_WHOLE.contains(&key)
         {
             return Err(format!(
                 "`{key}={value}` in [{section}]: Podman 5.0 to 5.8.1's Quadlet removes every `\"` at either end of it (and 5.8.2's one pair), so it would not reach podman as written for Podman {}",

@@ -115,10 +115,11 @@ impl Datum {
     /// in the enclosing layout: the text is what [`Datum::pretty`] of the
     /// enclosing datum would write for it, without keeping the tree.
     pub fn laid(&self, indent: usize) -> Datum {
-        Datum::Laid {
-            indent,
-            text: self.pretty(indent),
-        }
+        // A piece is small: grown as it is written, its buffer costs less
+        // than a walk of the tree for its size.
+        let mut text = String::new();
+        self.write_pretty(indent, &mut text);
+        Datum::Laid { indent, text }
     }
 
     /// The datum on one line.
