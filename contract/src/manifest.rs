@@ -568,23 +568,28 @@ impl Manifest {
         text
     }
 
-    /// [`Manifest::to_json`] of `self` with `apps` and `files` in place of
-    /// `self.apps` and `self.files` (which must be empty): each app's
-    /// [`app_json`] and each file's [`file_json`], made beforehand, so that
-    /// a large manifest's parts can be written on many threads. The text is
-    /// the same (tested).
-    pub fn to_json_with(&self, apps: &[String], files: &[String]) -> String {
+    /// [`Manifest::to_json`] of `self` with `apps`, `files` and `inputs`
+    /// in place of `self.apps`, `self.files` and `self.inputs` (which must
+    /// be empty): each app's [`app_json`] and each file's and input's
+    /// [`file_json`], made beforehand, so that a large manifest's parts
+    /// can be written on many threads. The text is the same (tested).
+    pub fn to_json_with(&self, apps: &[String], files: &[String], inputs: &[String]) -> String {
         assert!(
-            self.apps.is_empty() && self.files.is_empty(),
-            "the apps and files are given as JSON"
+            self.apps.is_empty() && self.files.is_empty() && self.inputs.is_empty(),
+            "the apps, files and inputs are given as JSON"
         );
         if self.has_unknown_keys() {
             let mut whole = self.clone();
             whole.apps = apps.iter().map(|j| parse_part(j)).collect();
             whole.files = files.iter().map(|j| parse_part(j)).collect();
+            whole.inputs = inputs.iter().map(|j| parse_part(j)).collect();
             return whole.to_json();
         }
-        splice(&self.to_json(), &[("apps", apps), ("files", files)])
+        // The arrays in the order the sorted keys put them in.
+        splice(
+            &self.to_json(),
+            &[("apps", apps), ("files", files), ("inputs", inputs)],
+        )
     }
 
     /// Whether any part of the document holds keys this version does not
@@ -797,13 +802,16 @@ mod tests {
         let parts = |m: &Manifest| {
             let apps: Vec<String> = m.apps.iter().map(app_json).collect();
             let files: Vec<String> = m.files.iter().map(file_json).collect();
+            let inputs: Vec<String> = m.inputs.iter().map(file_json).collect();
             let mut bare = m.clone();
             bare.apps.clear();
             bare.files.clear();
-            bare.to_json_with(&apps, &files)
+            bare.inputs.clear();
+            bare.to_json_with(&apps, &files, &inputs)
         };
         assert_eq!(parts(&m), m.to_json());
-        for (no_apps, no_files) in [(true, false), (false, true), (true, true)] {
+        for no in 1..8 {
+            let (no_apps, no_files, no_inputs) = (no & 1 != 0, no & 2 != 0, no & 4 != 0);
             let mut some = m.clone();
             if no_apps {
                 some.apps.clear();
@@ -811,7 +819,14 @@ mod tests {
             if no_files {
                 some.files.clear();
             }
-            assert_eq!(parts(&some), some.to_json(), "{no_apps} {no_files}");
+            if no_inputs {
+                some.inputs.clear();
+            }
+            assert_eq!(
+                parts(&some),
+                some.to_json(),
+                "{no_apps} {no_files} {no_inputs}"
+            );
         }
         let mut many = m.clone();
         many.files.push(FileEntry {

@@ -33,13 +33,19 @@ pub fn hashes(files: &[OutputFile]) -> Vec<(String, String)> {
 
 /// The generation manifest of a run: `apps` holds the apps' [`contracts`]
 /// and `files` the entries of every other output file ([`hashes`]), in
-/// path order.
+/// path order; the inputs' entries are laid out here, on all cores.
 pub fn manifest(
     fleet: &Fleet,
     apps: &[String],
     files: &[String],
     targets: &[Target],
 ) -> OutputFile {
+    let inputs = crate::par::map(&fleet.inputs, |(path, sha256)| {
+        windlass_contract::file_json(&FileEntry {
+            path: path.clone(),
+            sha256: sha256.clone(),
+        })
+    });
     let doc = Manifest {
         apps: Vec::new(),
         files: Vec::new(),
@@ -48,21 +54,14 @@ pub fn manifest(
             name: "windlass".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         }),
-        inputs: fleet
-            .inputs
-            .iter()
-            .map(|(path, sha256)| FileEntry {
-                path: path.clone(),
-                sha256: sha256.clone(),
-            })
-            .collect(),
+        inputs: Vec::new(),
         podman: Some(fleet.podman.to_string()),
         targets: targets.iter().map(|t| t.name().to_string()).collect(),
         other: Default::default(),
     };
     OutputFile {
         path: MANIFEST.to_string(),
-        content: doc.to_json_with(apps, files),
+        content: doc.to_json_with(apps, files, &inputs),
     }
 }
 
