@@ -247,8 +247,8 @@ fn generate(
             d
         });
         let files = built.files.len();
-        // The process ends here: freeing the fleet and every file's
-        // text one by one would only delay the exit.
+        // The process ends here: freeing the fleet and every file's path
+        // one by one would only delay the exit.
         std::mem::forget(built);
         match written {
             Ok(d) if d.is_empty() => {

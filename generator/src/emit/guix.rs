@@ -80,14 +80,14 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
     let generation = generation_service(fleet);
     crate::phase!("guix: generation service");
 
-    let write_containers = |out: &mut String| containers.pretty_into(INDENT, out);
-    let write_generation = |out: &mut String| generation.pretty_into(INDENT, out);
+    let write_containers = |out: &mut String| containers.write_pretty(INDENT, out);
+    let write_generation = |out: &mut String| generation.write_pretty(INDENT, out);
     let vars = [
         (
             "containers",
             Var::Written(Writer {
                 write: &write_containers,
-                size: containers.pretty_size(INDENT),
+                size: containers.size_hint(INDENT),
             }),
         ),
         ("jobs", Var::Text(&jobs)),
@@ -95,7 +95,7 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
             "generation",
             Var::Written(Writer {
                 write: &write_generation,
-                size: generation.pretty_size(INDENT),
+                size: generation.size_hint(INDENT),
             }),
         ),
     ];

@@ -196,24 +196,14 @@ impl Datum {
         out
     }
 
-    /// [`Datum::pretty`]'s text written at the end of `out`, which must end
-    /// at column `indent`.
-    pub fn pretty_into(&self, indent: usize, out: &mut String) {
-        self.write_pretty(indent, out);
-    }
-
-    /// About the length of [`Datum::pretty`]'s text (never short for laid
-    /// pieces and ASCII `Lines`, at most twice as long).
-    pub fn pretty_size(&self, indent: usize) -> usize {
-        self.size_hint(indent)
-    }
-
     /// About the length of [`Datum::pretty`]'s text, for its buffer: a
     /// large text grown by doubling is copied each time and, at its
     /// largest, held twice. Laid-out texts count as they are, a
     /// [`Datum::Lines`] text with each line's indentation, quotes and
-    /// escapes; elsewhere each element is counted on a line of its own.
-    fn size_hint(&self, indent: usize) -> usize {
+    /// escapes; elsewhere each element is counted on a line of its own
+    /// (never short for laid pieces and ASCII `Lines`, at most twice as
+    /// long: tested).
+    pub fn size_hint(&self, indent: usize) -> usize {
         match self {
             Datum::Symbol(s) | Datum::Keyword(s) => s.len() + 2,
             Datum::Str(s) => s.len() + 2,
@@ -300,7 +290,9 @@ impl Datum {
         }
     }
 
-    fn write_pretty(&self, indent: usize, out: &mut String) {
+    /// [`Datum::pretty`]'s text written at the end of `out`, which must end
+    /// at column `indent`.
+    pub fn write_pretty(&self, indent: usize, out: &mut String) {
         if self.fits(WIDTH.checked_sub(indent)) {
             self.write_flat(out);
             return;
