@@ -18,16 +18,14 @@ pub fn contracts(fleet: &Fleet) -> Vec<String> {
     })
 }
 
-/// Each output file's SHA-256 in hex, and its entry in the generation
-/// manifest in JSON (`windlass_contract::file_json`), on all cores.
-pub fn hashes(files: &[OutputFile]) -> Vec<(String, String)> {
+/// Each output file's entry in the generation manifest in JSON
+/// (`windlass_contract::file_json`), on all cores.
+pub fn entries(files: &[OutputFile]) -> Vec<String> {
     crate::par::map(files, |f| {
-        let sha256 = sha256_hex(f.content.as_bytes());
-        let entry = windlass_contract::file_json(&FileEntry {
+        windlass_contract::file_json(&FileEntry {
             path: f.path.clone(),
-            sha256: sha256.clone(),
-        });
-        (sha256, entry)
+            sha256: f.sha256.clone(),
+        })
     })
 }
 
@@ -59,14 +57,5 @@ pub fn manifest(
         targets: targets.iter().map(|t| t.name().to_string()).collect(),
         other: Default::default(),
     };
-    OutputFile {
-        path: MANIFEST.to_string(),
-        content: doc.to_json_with(apps, files, &inputs),
-    }
-}
-
-/// The SHA-256 of `content`, in hex.
-pub fn sha256_hex(content: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(content))
+    OutputFile::new(MANIFEST.to_string(), doc.to_json_with(apps, files, &inputs))
 }

@@ -458,10 +458,7 @@ mod tests {
     use super::*;
 
     fn file(path: &str, content: &str) -> OutputFile {
-        OutputFile {
-            path: path.into(),
-            content: content.into(),
-        }
+        OutputFile::new(path.into(), content.into())
     }
 
     fn tree(generation: usize) -> Vec<OutputFile> {

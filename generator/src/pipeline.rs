@@ -42,8 +42,6 @@ pub enum PipelineError {
 pub struct Built {
     pub fleet: Fleet,
     pub files: Vec<OutputFile>,
-    /// Each file's SHA-256 in hex, in the order of `files`.
-    pub sha256: Vec<String>,
     pub warnings: Vec<Diagnostic>,
     pub notes: Vec<String>,
     /// The fleet's files, in the order read, as they were when read.
@@ -108,24 +106,21 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     let mut files = emit::emit(&fleet, &opts.targets, &mut ctx)?;
     crate::phase!("emitters done");
     let targets: Vec<Target> = opts.targets.iter().copied().collect();
-    // Each file is hashed once, on all cores: for the generation manifest
-    // and for the record of the run; the apps' contracts for the manifest
-    // are made meanwhile.
-    let (hashed, contracts) = crate::par::join(
-        || crate::generation::hashes(&files),
+    // Each file was hashed as it was made (`OutputFile::new`). The files'
+    // entries in the generation manifest and the apps' contracts are made
+    // side by side.
+    let (entries, contracts) = crate::par::join(
+        || crate::generation::entries(&files),
         || crate::generation::contracts(&fleet),
     );
-    let (mut sha256, entries): (Vec<String>, Vec<String>) = hashed.into_iter().unzip();
     crate::phase!("hashes and contracts");
     let manifest = crate::generation::manifest(&fleet, &contracts, &entries, &targets);
-    let manifest_sha256 = crate::generation::sha256_hex(manifest.content.as_bytes());
     crate::phase!("generation manifest");
     // `emit` returns the files sorted by path: the manifest goes in its
     // place among them.
     debug_assert!(files.is_sorted_by(|a, b| a.path < b.path));
     let at = files.partition_point(|f| f.path < manifest.path);
     files.insert(at, manifest);
-    sha256.insert(at, manifest_sha256);
     crate::phase!("files sorted");
     // Targets that share an emitter (nixos embeds quadlet) repeat its notes.
     let mut notes = Vec::new();
@@ -137,7 +132,6 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     Ok(Built {
         fleet,
         files,
-        sha256,
         warnings: loaded.diagnostics,
         notes,
         inputs_read,

@@ -514,12 +514,12 @@ fn entries_of_run<'a>(
         };
         m.is_file().then(|| Stamp::of(m))
     });
-    for ((f, sha), stamp) in built.files.iter().zip(&built.sha256).zip(stamps) {
+    for (f, stamp) in built.files.iter().zip(stamps) {
         entries.push(Entry {
             kind: Kind::Output,
             path: line_safe(&f.path)?,
             stamp: Some(stamp?),
-            sha256: sha,
+            sha256: &f.sha256,
         });
     }
     Some(entries)

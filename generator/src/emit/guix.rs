@@ -110,10 +110,7 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
         Ok(_) => {}
         Err(e) => return Err(invalid(format!("not a well-formed Scheme file: {e}"))),
     }
-    Ok(vec![OutputFile {
-        path: FILE.to_string(),
-        content,
-    }])
+    Ok(vec![OutputFile::new(FILE.to_string(), content)])
 }
 
 /// Guix's `oci-service-type` runs Podman rootless, as the `oci-container`

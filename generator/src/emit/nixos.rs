@@ -62,10 +62,7 @@ pub fn emit(
             super::per_app(fleet, ctx, |app, c| {
                 let file = format!("nixos/apps/{}.nix", app.name);
                 let text = app_module(app, backend, &quadlet_text, c, &file)?;
-                Ok(OutputFile {
-                    path: file,
-                    content: text,
-                })
+                Ok(OutputFile::new(file, text))
             })
         },
         || fleet_module(fleet, backend, &quadlet_text, &shared),
@@ -73,14 +70,14 @@ pub fn emit(
     let mut files = per_app?;
     crate::phase!("nixos: app and fleet modules");
     let imports: Vec<String> = fleet.apps.iter().map(|a| app_import(&a.name)).collect();
-    files.push(render(
+    files.push(render_file(
         ctx,
         "nixos/options.nix.j2",
         "nixos/options.nix".into(),
         &[],
     )?);
     files.push(fleet_file?);
-    files.push(render(
+    files.push(render_file(
         ctx,
         "nixos/default.nix.j2",
         "nixos/default.nix".into(),
@@ -247,7 +244,7 @@ fn app_module(
         ("windlass", Var::Text(&windlass)),
         ("sections", Var::Entries(&sections)),
     ];
-    Ok(render(ctx, "nixos/app.nix.j2", file.to_string(), &vars)?.content)
+    render(ctx, "nixos/app.nix.j2", file, &vars)
 }
 
 fn quadlet_unit(service: &str, text: &str) -> Nix {
@@ -658,20 +655,32 @@ fn fleet_module(
         ("windlass", Var::Text(&windlass)),
         ("services", Var::Text(&services)),
     ];
-    render(ctx, "nixos/fleet.nix.j2", file, &vars)
+    render_file(ctx, "nixos/fleet.nix.j2", file, &vars)
 }
 
-fn render(
+/// [`render`], as the file at `path`.
+fn render_file(
     ctx: &EmitContext<'_>,
     template: &str,
     path: String,
     vars: &[(&str, Var<'_>)],
 ) -> Result<OutputFile, EmitError> {
+    let content = render(ctx, template, &path, vars)?;
+    Ok(OutputFile::new(path, content))
+}
+
+/// `template` rendered and checked; `path` names the file in an error.
+fn render(
+    ctx: &EmitContext<'_>,
+    template: &str,
+    path: &str,
+    vars: &[(&str, Var<'_>)],
+) -> Result<String, EmitError> {
     let content = ctx.templates.render_vars(template, vars)?;
     let exhaustive = ctx.templates.overridden.iter().any(|t| t == template);
     nix::check_emitted(&content, exhaustive).map_err(|message| EmitError::Invalid {
-        file: path.clone(),
+        file: path.to_string(),
         message: format!("not valid Nix: {message} (rendered from template {template})"),
     })?;
-    Ok(OutputFile { path, content })
+    Ok(content)
 }

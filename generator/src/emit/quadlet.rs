@@ -100,10 +100,10 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
     let (containers, objects) = crate::par::join(
         || {
             super::per_app(fleet, ctx, |app, c| {
-                Ok(OutputFile {
-                    path: format!("quadlet/{}.container", app.name),
-                    content: container(app, &keys, c)?,
-                })
+                Ok(OutputFile::new(
+                    format!("quadlet/{}.container", app.name),
+                    container(app, &keys, c)?,
+                ))
             })
         },
         || -> Result<Vec<OutputFile>, EmitError> {
@@ -565,10 +565,7 @@ fn volume(
         &[("unit", &unit), ("volume", &v)],
         name,
     )?;
-    Ok(OutputFile {
-        path: file,
-        content,
-    })
+    Ok(OutputFile::new(file, content))
 }
 
 fn network(
@@ -613,10 +610,7 @@ fn network(
         &[("unit", &unit), ("network", &n)],
         name,
     )?;
-    Ok(OutputFile {
-        path: file,
-        content,
-    })
+    Ok(OutputFile::new(file, content))
 }
 
 #[cfg(test)]

@@ -83,5 +83,5 @@ fn render(
         file: path.clone(),
         message,
     })?;
-    Ok(OutputFile { path, content })
+    Ok(OutputFile::new(path, content))
 }
