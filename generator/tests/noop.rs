@@ -809,8 +809,8 @@ fn generate_reads_nothing_the_record_does_not_cover() {
         (
             "output.rs",
             "File::open(",
-            2,
-            "OUT's new files and directories, to fsync them",
+            3,
+            "OUT's new files and directories, to fsync (or syncfs) them",
         ),
         (
             "output.rs",
@@ -821,8 +821,9 @@ fn generate_reads_nothing_the_record_does_not_cover() {
         (
             "output.rs",
             "read_to_string(",
-            1,
-            "the umask (/proc/self/status): whether to chmod, the mode is 0644 either way",
+            2,
+            "the umask (/proc/self/status): whether to chmod, the mode is 0644 either way; \
+             /proc/meminfo: how to fsync, never what is written",
         ),
         (
             "par.rs",
