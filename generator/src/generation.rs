@@ -30,8 +30,9 @@ pub fn entries(files: &[OutputFile]) -> Vec<String> {
 }
 
 /// The generation manifest of a run: `apps` holds the apps' [`contracts`]
-/// and `files` the entries of every other output file ([`hashes`]), in
-/// path order; the inputs' entries are laid out here, on all cores.
+/// and `files` the entries of every other output file ([`entries`]), in
+/// path order; the inputs' entries are laid out here, on all cores. Not
+/// hashed yet ([`OutputFile::unhashed`]).
 pub fn manifest(
     fleet: &Fleet,
     apps: &[String],
@@ -57,5 +58,5 @@ pub fn manifest(
         targets: targets.iter().map(|t| t.name().to_string()).collect(),
         other: Default::default(),
     };
-    OutputFile::new(MANIFEST.to_string(), doc.to_json_with(apps, files, &inputs))
+    OutputFile::unhashed(MANIFEST.to_string(), doc.to_json_with(apps, files, &inputs))
 }

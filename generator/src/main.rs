@@ -234,7 +234,14 @@ fn generate(
         }
     } else {
         record::forget(output);
-        let written = windlass::output::write_stat(output, &built.files);
+        // The generation manifest is hashed (for the record) while the
+        // tree is written: one large file, hashed on one core.
+        let (written, manifest_sha256) = windlass::par::join(
+            || windlass::output::write_stat(output, &built.files),
+            || built.manifest_sha256(),
+        );
+        let at = built.manifest_at;
+        built.files[at].sha256 = manifest_sha256;
         windlass::phase!("tree written");
         // The texts are written: the record's lines take their
         // memory instead of growing the heap (the peak RSS).

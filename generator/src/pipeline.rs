@@ -41,7 +41,11 @@ pub enum PipelineError {
 
 pub struct Built {
     pub fleet: Fleet,
+    /// Every file, sorted by path; each hashed but the generation
+    /// manifest, `files[manifest_at]`, whose hash is left to the caller
+    /// that needs it ([`Built::manifest_sha256`]).
     pub files: Vec<OutputFile>,
+    pub manifest_at: usize,
     pub warnings: Vec<Diagnostic>,
     pub notes: Vec<String>,
     /// The fleet's files, in the order read, as they were when read.
@@ -51,6 +55,11 @@ pub struct Built {
 }
 
 impl Built {
+    /// The generation manifest's SHA-256, for `files[manifest_at].sha256`.
+    pub fn manifest_sha256(&self) -> String {
+        crate::output_file::sha256_hex(self.files[self.manifest_at].content.as_bytes())
+    }
+
     /// The warnings and notes as printed, one block of text.
     pub fn warnings_text(&self) -> String {
         let mut out = String::new();
@@ -132,6 +141,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
     Ok(Built {
         fleet,
         files,
+        manifest_at: at,
         warnings: loaded.diagnostics,
         notes,
         inputs_read,

@@ -515,6 +515,7 @@ fn entries_of_run<'a>(
         m.is_file().then(|| Stamp::of(m))
     });
     for (f, stamp) in built.files.iter().zip(stamps) {
+        debug_assert!(!f.sha256.is_empty(), "{} recorded unhashed", f.path);
         entries.push(Entry {
             kind: Kind::Output,
             path: line_safe(&f.path)?,

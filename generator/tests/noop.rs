@@ -551,6 +551,34 @@ fn inputs_edited_long_after_the_record_keeping_size_and_mtime_are_noticed() {
 }
 
 #[test]
+fn the_record_holds_every_file_s_own_sha256() {
+    settle(&bin());
+    let (tmp, fleet, _) = workspace();
+    let out = tmp.path().join("out");
+    generate(&bin(), &fleet, &out, &[]);
+    let text = std::fs::read_to_string(record(&out)).unwrap();
+    let mut outputs = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("output ") {
+            let f: Vec<&str> = rest.splitn(10, ' ').collect();
+            outputs.insert(f[9].to_string(), f[8].to_string());
+        }
+    }
+    let tree = read_tree(&out);
+    assert_eq!(
+        outputs.keys().collect::<Vec<_>>(),
+        tree.keys().collect::<Vec<_>>()
+    );
+    for (path, content) in &tree {
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(content));
+        assert_eq!(outputs[path], sha, "{path}: the record's sha256");
+    }
+    // The generation manifest among them, hashed while the tree is written.
+    assert!(outputs.contains_key("windlass-generation.json"));
+}
+
+#[test]
 fn the_record_lives_beside_the_tree_and_leaves_nothing_else_behind() {
     settle(&bin());
     let (tmp, fleet, _) = workspace();
