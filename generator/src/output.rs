@@ -275,7 +275,14 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     all_dirs.push(tmp);
     all_dirs.sort();
     all_dirs.dedup();
-    let pages: u64 = files.iter().map(|f| pages_of(f.content.len())).sum();
+    // The pages this run dirtied: the files it wrote, not those linked
+    // from the old tree (no stat data).
+    let pages: u64 = files
+        .iter()
+        .zip(&stats)
+        .filter(|(_, st)| st.is_some())
+        .map(|(f, _)| pages_of(f.content.len()))
+        .sum();
     let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let how = if quiet_enough_for_syncfs(&meminfo, pages) {
         Durability::Syncfs
@@ -466,8 +473,8 @@ fn write_one(
         }
     }
     if how.durable {
-        // Start the write-back now; build_tree waits for it with fsync
-        // once every file is in.
+        // Start the write-back now; build_tree waits for it (syncfs or
+        // fsync) once every file is in.
         // SAFETY: the descriptor is valid for the duration of the call.
         unsafe {
             libc::sync_file_range(

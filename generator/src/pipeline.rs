@@ -122,7 +122,7 @@ pub fn build(apps_dir: &Path, opts: &Options) -> Result<Built, PipelineError> {
         || crate::generation::entries(&files),
         || crate::generation::contracts(&fleet),
     );
-    crate::phase!("hashes and contracts");
+    crate::phase!("manifest entries and contracts");
     let manifest = crate::generation::manifest(&fleet, &contracts, &entries, &targets);
     crate::phase!("generation manifest");
     // `emit` returns the files sorted by path: the manifest goes in its
