@@ -122,7 +122,8 @@ pub fn diff(out: &Path, files: &[OutputFile]) -> Result<TreeDiff, OutputError> {
     Ok(d)
 }
 
-fn fsync_dir(path: &Path) -> io::Result<()> {
+/// Opens the file or directory at `path` and fsyncs it.
+fn fsync_path(path: &Path) -> io::Result<()> {
     fs::File::open(path)?.sync_all()
 }
 
@@ -376,7 +377,7 @@ fn sync_all(n: usize, path: impl Fn(usize) -> PathBuf + Sync) -> Result<(), Outp
                     if i >= n {
                         return;
                     }
-                    if let Err(source) = fs::File::open(path(i)).and_then(|f| f.sync_all()) {
+                    if let Err(source) = fsync_path(&path(i)) {
                         let mut first = failed.lock().expect("no fsync thread panics");
                         first.get_or_insert(OutputError::Io {
                             path: path(i),
@@ -495,7 +496,7 @@ fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
     if out.exists() {
         match exchange(tmp, out) {
             Ok(()) => {
-                fsync_dir(parent).map_err(io_err(parent))?;
+                fsync_path(parent).map_err(io_err(parent))?;
                 // `tmp` now holds the old tree.
                 fs::remove_dir_all(tmp).map_err(io_err(tmp))?;
             }
@@ -507,7 +508,7 @@ fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
                 let old = tmp.with_extension("old");
                 fs::rename(out, &old).map_err(io_err(out))?;
                 fs::rename(tmp, out).map_err(io_err(out))?;
-                fsync_dir(parent).map_err(io_err(parent))?;
+                fsync_path(parent).map_err(io_err(parent))?;
                 fs::remove_dir_all(&old).map_err(io_err(&old))?;
             }
             Err(e) => {
@@ -519,7 +520,7 @@ fn swap_in(out: &Path, tmp: &Path, parent: &Path) -> Result<(), OutputError> {
         }
     } else {
         fs::rename(tmp, out).map_err(io_err(out))?;
-        fsync_dir(parent).map_err(io_err(parent))?;
+        fsync_path(parent).map_err(io_err(parent))?;
     }
     Ok(())
 }

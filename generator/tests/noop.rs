@@ -837,7 +837,7 @@ fn generate_reads_nothing_the_record_does_not_cover() {
         (
             "output.rs",
             "File::open(",
-            3,
+            2,
             "OUT's new files and directories, to fsync (or syncfs) them",
         ),
         (
