@@ -226,6 +226,23 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     for dir in &dirs {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
+    // Each file is created relative to its directory's descriptor: no
+    // walk of the whole path for each of thousands of files.
+    let parent_fds = parents
+        .iter()
+        .map(|p| {
+            let dir = if p.is_empty() {
+                tmp.to_path_buf()
+            } else {
+                tmp.join(p)
+            };
+            fs::File::open(&dir).map(|d| (*p, d)).map_err(io_err(&dir))
+        })
+        .collect::<Result<Vec<_>, OutputError>>()?;
+    let tmp_dir = TmpDir {
+        path: tmp,
+        parents: &parent_fds,
+    };
     crate::phase!("write: directories made");
     let durable = needs_sync(tmp).map_err(io_err(tmp))?;
     let how = WriteHow {
@@ -239,7 +256,7 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     // Every file is independent and the tree is invisible until the swap,
     // so files are written on all cores in any order.
     if !durable {
-        return crate::par::map(files, |f| write_one(out, tmp, f, &how))
+        return crate::par::map(files, |f| write_one(out, &tmp_dir, f, &how))
             .into_iter()
             .collect::<Result<Stats, OutputError>>();
     }
@@ -258,7 +275,7 @@ fn build_tree(out: &Path, tmp: &Path, files: &[OutputFile]) -> Result<Stats, Out
     // and 1,500 cache flushes against 6,600 and 350 for 1,000 apps).
     // fsync mostly waits for the device, so many threads let the waits
     // overlap and their cache flushes merge.
-    let stats = crate::par::map(files, |f| write_one(out, tmp, f, &how))
+    let stats = crate::par::map(files, |f| write_one(out, &tmp_dir, f, &how))
         .into_iter()
         .collect::<Result<Stats, OutputError>>()?;
     crate::phase!("write: files written");
@@ -401,6 +418,43 @@ fn sync_all(n: usize, path: impl Fn(usize) -> PathBuf + Sync) -> Result<(), Outp
     }
 }
 
+/// The new tree being built, with a descriptor of each directory that
+/// holds files (sorted by their path relative to the tree).
+struct TmpDir<'a> {
+    path: &'a Path,
+    parents: &'a [(&'a str, fs::File)],
+}
+
+impl TmpDir<'_> {
+    /// Creates the file at `rel` (a path relative to the tree, whose
+    /// directory is one of `parents`), write-only, mode [`FILE_MODE`]
+    /// before the umask; it must not exist yet.
+    fn create(&self, rel: &str) -> io::Result<fs::File> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let i = self
+            .parents
+            .binary_search_by(|(p, _)| (*p).cmp(dir))
+            .map_err(|_| io::Error::from(io::ErrorKind::NotFound))?;
+        let name = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the directory descriptor is open for the call and the
+        // name is a valid NUL-terminated string.
+        let fd = unsafe {
+            libc::openat(
+                self.parents[i].1.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                FILE_MODE as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        Ok(unsafe { fs::File::from_raw_fd(fd) })
+    }
+}
+
 /// How [`write_one`] writes a file.
 struct WriteHow {
     old_tree: bool,
@@ -444,32 +498,25 @@ fn needs_sync(dir: &Path) -> io::Result<bool> {
 /// stat data once written, unless it was linked from the old tree.
 fn write_one(
     out: &Path,
-    tmp: &Path,
+    tmp: &TmpDir,
     f: &OutputFile,
     how: &WriteHow,
 ) -> Result<Option<fs::Metadata>, OutputError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dest = tmp.join(&f.path);
-    let old = out.join(&f.path);
-    let unchanged = how.old_tree && as_written(&old, &f.content).unwrap_or(false);
-    if unchanged && fs::hard_link(&old, &dest).is_ok() {
+    let dest = || tmp.path.join(&f.path);
+    let unchanged = how.old_tree && as_written(&out.join(&f.path), &f.content).unwrap_or(false);
+    if unchanged && fs::hard_link(out.join(&f.path), dest()).is_ok() {
         return Ok(None);
     }
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(&dest)
-        .map_err(io_err(&dest))?;
+    let mut file = tmp.create(&f.path).map_err(|e| io_err(&dest())(e))?;
     file.write_all(f.content.as_bytes())
-        .map_err(io_err(&dest))?;
+        .map_err(|e| io_err(&dest())(e))?;
     if how.chmod {
         file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
-            .map_err(io_err(&dest))?;
+            .map_err(|e| io_err(&dest())(e))?;
     }
     if unchanged {
         // Hard link refused (another file system?): keep the old mtime.
-        if let Ok(m) = fs::metadata(&old).and_then(|m| m.modified()) {
+        if let Ok(m) = fs::metadata(out.join(&f.path)).and_then(|m| m.modified()) {
             let _ = file.set_modified(m);
         }
     }

@@ -798,6 +798,7 @@ fn generate_reads_nothing_the_record_does_not_cover() {
         "fs::read(",
         "File::open(",
         "OpenOptions::new(",
+        "openat(",
         "read_to_string(",
         "read_dir(",
         "read_link(",
@@ -837,15 +838,10 @@ fn generate_reads_nothing_the_record_does_not_cover() {
         (
             "output.rs",
             "File::open(",
-            2,
-            "OUT's new files and directories, to fsync (or syncfs) them",
+            3,
+            "OUT's new files and directories, to create files in them and fsync (or syncfs) them",
         ),
-        (
-            "output.rs",
-            "OpenOptions::new(",
-            1,
-            "OUT's new files, to write them",
-        ),
+        ("output.rs", "openat(", 1, "OUT's new files, to write them"),
         (
             "output.rs",
             "read_to_string(",
