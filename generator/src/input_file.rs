@@ -7,8 +7,6 @@ use std::fs::Metadata;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 #[derive(Debug, Clone)]
 pub struct InputFile {
     pub path: PathBuf,
@@ -41,7 +39,7 @@ pub fn read(path: &Path) -> std::io::Result<(InputFile, Vec<u8>)> {
         }
     }
     bytes.truncate(filled);
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = crate::output_file::sha256_hex(&bytes);
     Ok((
         InputFile {
             path: path.to_path_buf(),

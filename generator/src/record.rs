@@ -49,7 +49,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use crate::output_file::sha256_hex;
 
 use crate::model;
 use crate::output::FILE_MODE;
@@ -360,10 +360,6 @@ fn render(key: &str, since_in: Time, since_out: Time, entries: &[Entry], warning
         "the record outgrew the room made for it"
     );
     s
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Removes OUT's record: before OUT is replaced, so that no record ever
