@@ -667,16 +667,42 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let files = tree(0);
             let mut dirs = vec![dir.path().to_path_buf()];
+            let mut parents: Vec<(&str, fs::File)> = Vec::new();
             for f in &files {
                 let p = dir.path().join(&f.path);
                 fs::create_dir_all(p.parent().unwrap()).unwrap();
                 dirs.push(p.parent().unwrap().to_path_buf());
-                fs::write(&p, &f.content).unwrap();
+                let rel = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+                if !parents.iter().any(|(d, _)| *d == rel) {
+                    parents.push((rel, fs::File::open(p.parent().unwrap()).unwrap()));
+                }
+            }
+            parents.sort_by(|a, b| a.0.cmp(b.0));
+            // Written as `build_tree` writes them: the write-back of each
+            // started at once before the fsyncs, not before a syncfs.
+            let tmp = TmpDir {
+                path: dir.path(),
+                parents: &parents,
+            };
+            let write_how = WriteHow {
+                old_tree: false,
+                chmod: false,
+                kick: matches!(how, Durability::EachFile),
+            };
+            for f in &files {
+                let stat = write_one(Path::new("/nonexistent"), &tmp, f, &write_how).unwrap();
+                assert_eq!(stat.map(|m| m.len()), Some(f.content.len() as u64));
             }
             dirs.sort();
             dirs.dedup();
             let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
             make_durable(dir.path(), &files, &dirs, how).unwrap();
+            for f in &files {
+                assert_eq!(
+                    fs::read_to_string(dir.path().join(&f.path)).unwrap(),
+                    f.content
+                );
+            }
             // A directory that is not there fails either way.
             let gone = dir.path().join("gone");
             assert!(
