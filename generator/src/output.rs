@@ -508,8 +508,14 @@ fn write_one(
     how: &WriteHow,
 ) -> Result<Option<fs::Metadata>, OutputError> {
     let dest = || tmp.path.join(&f.path);
-    let unchanged = how.old_tree && as_written(&out.join(&f.path), &f.content).unwrap_or(false);
-    if unchanged && fs::hard_link(out.join(&f.path), dest()).is_ok() {
+    // The file's path in the old tree, when it is there as written.
+    let unchanged = how
+        .old_tree
+        .then(|| out.join(&f.path))
+        .filter(|old| as_written(old, &f.content).unwrap_or(false));
+    if let Some(old) = &unchanged
+        && fs::hard_link(old, dest()).is_ok()
+    {
         return Ok(None);
     }
     let mut file = tmp.create(&f.path).map_err(|e| io_err(&dest())(e))?;
@@ -519,9 +525,9 @@ fn write_one(
         file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
             .map_err(|e| io_err(&dest())(e))?;
     }
-    if unchanged {
+    if let Some(old) = &unchanged {
         // Hard link refused (another file system?): keep the old mtime.
-        if let Ok(m) = fs::metadata(out.join(&f.path)).and_then(|m| m.modified()) {
+        if let Ok(m) = fs::metadata(old).and_then(|m| m.modified()) {
             let _ = file.set_modified(m);
         }
     }
