@@ -17,7 +17,9 @@
 //! removed a key).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::PodmanVersion;
 
@@ -54,10 +56,50 @@ fn podman_6() -> &'static Sections {
     })
 }
 
+/// One version's sections as hash sets: every key written is looked up
+/// (a `.container` file's thirty-odd lines twice, once as it is built and
+/// once in the check of the rendered text), and a hash and one comparison
+/// cost a fraction of a walk down a B-tree of a hundred keys. The hash is
+/// rustc's (`FxHash`): the sets are fixed, only looked up, so a hash that
+/// resists chosen collisions buys nothing, and it is a third of SipHash's
+/// cost on keys this short.
+type Index = FxHashMap<&'static str, SectionKeys>;
+
+/// The keys of one Quadlet section of one Podman version.
+#[derive(Debug)]
+pub struct SectionKeys(FxHashSet<&'static str>);
+
+impl SectionKeys {
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains(key)
+    }
+}
+
+/// The index of `sections`, built once per version a run asks for.
+fn index(sections: &'static Sections) -> &'static Index {
+    static BUILT: Mutex<Vec<(usize, &'static Index)>> = Mutex::new(Vec::new());
+    let id = std::ptr::from_ref(sections) as usize;
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, ix)) = built.iter().find(|(at, _)| *at == id) {
+        return ix;
+    }
+    let ix: &'static Index = Box::leak(Box::new(
+        sections
+            .iter()
+            .map(|(name, keys)| {
+                let keys = SectionKeys(keys.iter().map(String::as_str).collect());
+                (name.as_str(), keys)
+            })
+            .collect(),
+    ));
+    built.push((id, ix));
+    ix
+}
+
 /// The keys of one Podman version, per Quadlet section (`Container`, …).
 #[derive(Debug, Clone, Copy)]
 pub struct KeySet {
-    sections: &'static Sections,
+    index: &'static Index,
     pub version: PodmanVersion,
 }
 
@@ -72,18 +114,19 @@ impl KeySet {
             })
         };
         KeySet {
-            sections,
+            index: index(sections),
             version: v,
         }
     }
 
     pub fn has(&self, section: &str, key: &str) -> bool {
-        self.sections.get(section).is_some_and(|s| s.contains(key))
+        self.section(section).is_some_and(|s| s.has(key))
     }
 
-    /// Whether `section` is one Quadlet interprets (and so checks keys in).
-    pub fn is_quadlet_section(&self, section: &str) -> bool {
-        self.sections.contains_key(section)
+    /// The keys of `section`, or `None` when it is not a section Quadlet
+    /// interprets (and so checks keys in).
+    pub fn section(&self, section: &str) -> Option<&'static SectionKeys> {
+        self.index.get(section)
     }
 }
 
@@ -119,17 +162,17 @@ mod tests {
             assert!(v6.has("Volume", "UID") && v6.has("Volume", "GID"));
             assert!(!v58.has("Volume", "UID") && !v58.has("Volume", "GID"));
             let mut added = Vec::new();
-            for (group, keys) in v6.sections {
-                for k in keys {
+            for (group, keys) in v6.index {
+                for k in &keys.0 {
                     if !v58.has(group, k) {
-                        added.push((group.as_str(), k.as_str()));
+                        added.push((*group, *k));
                     }
                 }
             }
             added.sort();
             assert_eq!(added, [("Volume", "GID"), ("Volume", "UID")]);
-            for (group, keys) in v58.sections {
-                assert!(keys.iter().all(|k| v6.has(group, k)), "{group}");
+            for (group, keys) in v58.index {
+                assert!(keys.0.iter().all(|k| v6.has(group, k)), "{group}");
             }
         }
     }
@@ -150,8 +193,8 @@ mod tests {
         }
         for w in versions.windows(2) {
             let (old, new) = (KeySet::for_version(w[0]), KeySet::for_version(w[1]));
-            for (group, keys) in old.sections {
-                for k in keys {
+            for (group, keys) in old.index {
+                for k in &keys.0 {
                     assert!(new.has(group, k), "{} has {group}.{k}, {} not", w[0], w[1]);
                 }
             }

@@ -27,8 +27,19 @@ fn settings<'t>(
     mut each: impl FnMut(&'t str, &'t str, &'t str) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut section: Option<&str> = None;
-    for (i, line) in text.lines().enumerate() {
+    // Lines as `str::lines` reads them (split at `\n`, a `\r` before it
+    // dropped), the line breaks found by one `memchr` pass: every rendered
+    // file is read here, and the standard library's search starts over on
+    // each line.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+    for (i, end) in ends.enumerate() {
         let n = i + 1;
+        let mut line = &text[start..end];
+        start = end + 1;
+        if end < text.len() {
+            line = line.strip_suffix('\r').unwrap_or(line);
+        }
         let l = line.trim();
         if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
             continue;
@@ -45,8 +56,8 @@ fn settings<'t>(
                 "line {n}: a line ending in `\\` would continue onto the next"
             ));
         }
-        let (k, v) = l
-            .split_once('=')
+        let (k, v) = memchr::memchr(b'=', l.as_bytes())
+            .map(|at| (&l[..at], &l[at + 1..]))
             .ok_or_else(|| format!("line {n}: expected `Key=value`, found {line:?}"))?;
         let sec = section.ok_or_else(|| format!("line {n}: setting outside any section"))?;
         let k = k.trim();
@@ -101,11 +112,21 @@ const READ_WHOLE: &[&str] = &[
 /// `quadlet::whole_value`, which writes such a value as a `PodmanArgs=`
 /// flag instead; this catches template overrides too).
 pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
+    // The section's keys, looked up again only when the section changes.
+    let mut current: Option<(&str, Option<&super::keys::SectionKeys>)> = None;
     settings(text, |section, key, value| {
-        if !keys.is_quadlet_section(section) {
+        let in_section = match current {
+            Some((name, known)) if name == section => known,
+            _ => {
+                let known = keys.section(section);
+                current = Some((section, known));
+                known
+            }
+        };
+        let Some(in_section) = in_section else {
             return Ok(());
-        }
-        if !keys.has(section, key) {
+        };
+        if !in_section.has(key) {
             return Err(format!(
                 "key `{key}` in [{section}] is not known to Podman {}'s Quadlet",
                 keys.version
@@ -124,4 +145,75 @@ pub fn check_quadlet(text: &str, keys: &KeySet) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `settings` as it read lines before its one `memchr` pass: with
+    /// `str::lines` and `split_once`.
+    fn settings_by_lines(text: &str) -> Result<Vec<(String, String, String)>, String> {
+        let mut out = Vec::new();
+        let mut section: Option<&str> = None;
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+                continue;
+            }
+            if let Some(name) = l.strip_prefix('[') {
+                let name = name
+                    .strip_suffix(']')
+                    .ok_or_else(|| format!("line {n}: unclosed section header"))?;
+                section = Some(name);
+                continue;
+            }
+            if line.ends_with('\\') {
+                return Err(format!(
+                    "line {n}: a line ending in `\\` would continue onto the next"
+                ));
+            }
+            let (k, v) = l
+                .split_once('=')
+                .ok_or_else(|| format!("line {n}: expected `Key=value`, found {line:?}"))?;
+            let sec = section.ok_or_else(|| format!("line {n}: setting outside any section"))?;
+            let k = k.trim();
+            if k.is_empty()
+                || !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!("line {n}: invalid key {k:?}"));
+            }
+            out.push((sec.to_string(), k.to_string(), v.trim().to_string()));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn line_ends_are_read_as_str_lines_reads_them() {
+        for text in [
+            "",
+            "\n",
+            "[A]\r\nK=v\r\n",
+            "[A]\nK=v\\\r",
+            "[A]\nK=v\\\r\n",
+            "[A]\nK=v\r",
+            "[A]\n\rK=v",
+            "[A]\nK=a=b\n\n",
+            "K=v",
+            "[A\n",
+        ] {
+            assert_eq!(parse(text), settings_by_lines(text), "{text:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn settings_agree_with_str_lines(text in "[AK=\\[\\]#; \\\\\r\n\t\u{a0}v-]{0,40}") {
+            prop_assert_eq!(parse(&text), settings_by_lines(&text));
+        }
+    }
 }
