@@ -290,7 +290,7 @@ impl ContainerSection<'_> {
             }
             let j = json::ascii_array(&all);
             self.set_or_flag("Entrypoint", esc::verbatim(&j), || {
-                esc::word(&format!("--entrypoint={j}"))
+                esc::word_of(&["--entrypoint=", &j])
             });
         }
         if let (Some(cmd), false) = (&c.command, merge) {
@@ -335,7 +335,7 @@ impl ContainerSection<'_> {
             push(
                 &mut self.entries,
                 "Environment",
-                esc::word(&format!("{k}={val}")),
+                esc::word_of(&[k, "=", val]),
             );
         }
         // Quadlet splits `EnvironmentFile=` into words (`LookupAllArgs`,
@@ -353,8 +353,7 @@ impl ContainerSection<'_> {
         }
         for spec in c.secrets.iter().filter_map(podman::secret_spec) {
             if !self.keys.has("Container", "Secret") {
-                self.podman_args
-                    .push(esc::word(&format!("--secret={spec}")));
+                self.podman_args.push(esc::word_of(&["--secret=", &spec]));
             } else {
                 push(&mut self.entries, "Secret", esc::word(&spec));
             }
@@ -378,7 +377,7 @@ impl ContainerSection<'_> {
         for (host, ip) in &c.add_hosts {
             let hv = format!("{host}:{ip}");
             self.set_as_written_or_flag("AddHost", esc::verbatim(&hv), || {
-                esc::word(&format!("--add-host={hv}"))
+                esc::word_of(&["--add-host=", &hv])
             });
         }
     }
@@ -405,7 +404,7 @@ impl ContainerSection<'_> {
             }
         }
         for (k, val) in &labels {
-            push(&mut self.entries, "Label", esc::word(&format!("{k}={val}")));
+            push(&mut self.entries, "Label", esc::word_of(&[k, "=", val]));
         }
     }
 
@@ -417,7 +416,7 @@ impl ContainerSection<'_> {
         };
         let j = json::ascii_array(cmd);
         self.set_or_flag("HealthCmd", esc::verbatim(&j), || {
-            esc::word(&format!("--health-cmd={j}"))
+            esc::word_of(&["--health-cmd=", &j])
         });
         let durations = [
             ("HealthInterval", "--health-interval", h.interval),
@@ -522,7 +521,7 @@ fn plain(v: &str) -> bool {
 
 fn label_entries(list: &mut Entries, labels: &BTreeMap<String, String>) {
     for (k, v) in labels {
-        push(list, "Label", esc::word(&format!("{k}={v}")));
+        push(list, "Label", esc::word_of(&[k, "=", v]));
     }
 }
 

@@ -15,25 +15,48 @@ use std::fmt::Write as _;
 /// A word for a line systemd (or Quadlet) splits into words: always quoted,
 /// C-escaped, with `%` and `$` doubled.
 pub fn word(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    word_of(&[s])
+}
+
+/// The [`word`] of `parts` written one after the other (`["--flag=", v]`,
+/// `[key, "=", value]`), without joining them first.
+pub fn word_of(parts: &[&str]) -> String {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = String::with_capacity(len + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
+    for part in parts {
+        push_word_body(&mut out, part);
     }
     out.push('"');
     out
+}
+
+/// Appends `s` escaped as the inside of a [`word`]. Every byte escaped is
+/// ASCII, so the text between them is copied in runs, never split inside
+/// a UTF-8 sequence (whose bytes are all 0x80 and above).
+fn push_word_body(out: &mut String, s: &str) {
+    let mut run = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\t' => "\\t",
+            b'\r' => "\\r",
+            b'%' => "%%",
+            b'$' => "$$",
+            b if b < 0x20 || b == 0x7f => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\x{b:02x}");
+        } else {
+            out.push_str(escaped);
+        }
+        run = i + 1;
+    }
+    out.push_str(&s[run..]);
 }
 
 /// A command line for a plain systemd `ExecStart=`: each argument a word; a
@@ -55,6 +78,14 @@ pub fn verbatim(s: &str) -> String {
         !s.chars().any(char::is_control) && s.trim() == s,
         "verbatim value must be validated before escaping: {s:?}"
     );
+    double_specifiers_and_dollars(s)
+}
+
+/// `s` with `%` and `$` doubled; copied once when it has neither.
+fn double_specifiers_and_dollars(s: &str) -> String {
+    if memchr::memchr2(b'%', b'$', s.as_bytes()).is_none() {
+        return s.to_string();
+    }
     s.replace('%', "%%").replace('$', "$$")
 }
 
@@ -129,7 +160,49 @@ mod tests {
         );
     }
 
+    /// [`word`] as it was written before it copied runs: char by char.
+    fn word_by_chars(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '%' | '$' => {
+                    out.push(c);
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
     proptest! {
+        #[test]
+        fn words_are_what_escaping_char_by_char_gives(s in "[^\u{0}]*", cut in 0usize..8) {
+            prop_assert_eq!(word(&s), word_by_chars(&s));
+            // In parts, cut anywhere between characters: the same word.
+            let at = s.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(s.len());
+            prop_assert_eq!(word_of(&[&s[..at], &s[at..]]), word_by_chars(&s));
+        }
+
+        #[test]
+        fn verbatim_doubling_is_the_two_replacements(s in "[a-z%$ ]{0,12}") {
+            prop_assert_eq!(
+                double_specifiers_and_dollars(&s),
+                s.replace('%', "%%").replace('$', "$$")
+            );
+        }
+
         #[test]
         fn any_string_without_nul_survives_word_escaping(s in "[^\u{0}]*") {
             prop_assert_eq!(unword(&word(&s)), Some(s.clone()));
