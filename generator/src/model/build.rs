@@ -424,10 +424,11 @@ impl Builder<'_> {
         }
     }
 
-    /// Strings that Quadlet copies into `podman run` arguments.
-    fn quadlet_text(&mut self, s: &str, span: &Span, key: &str) {
+    /// Strings that Quadlet copies into `podman run` arguments. The key
+    /// (`container.env.X`) is spelt out only for a diagnostic.
+    fn quadlet_text(&mut self, s: &str, span: &Span, key: impl FnOnce() -> String) {
         if let Some(c) = quadlet_unsafe_char(s) {
-            self.err(span, key, format!(
+            self.err(span, &key(), format!(
                 "U+{:04X} cannot pass through Quadlet (it writes it as the byte escape \\x80, which systemd turns into invalid UTF-8); found {}",
                 c as u32, diag::found(s)
             ));
@@ -437,13 +438,13 @@ impl Builder<'_> {
     fn labels(&mut self, t: &Table, path: &str) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (k, ks, v, vs) in t.string_map("labels") {
-            let key = format!("{path}.labels.{k}");
+            let key = || format!("{path}.labels.{k}");
             if let Err(e) = check_label_key(k) {
-                self.err(ks, &key, format!("{e}, found {}", diag::found(k)));
+                self.err(ks, &key(), format!("{e}, found {}", diag::found(k)));
                 continue;
             }
-            self.quadlet_text(k, ks, &key);
-            self.quadlet_text(v, vs, &key);
+            self.quadlet_text(k, ks, key);
+            self.quadlet_text(v, vs, key);
             out.insert(k.to_string(), v.to_string());
         }
         out
@@ -1247,7 +1248,7 @@ impl Builder<'_> {
                 .map(|n| n.span.clone())
                 .unwrap_or_else(|| at.clone());
             for (i, (arg, aspan)) in c.strings("command").into_iter().enumerate() {
-                self.quadlet_text(arg, aspan, &format!("container.command[{i}]"));
+                self.quadlet_text(arg, aspan, || format!("container.command[{i}]"));
             }
             if entrypoint.is_none()
                 && let Some(bad) = cmd.iter().find(|a| a.is_empty() || a.as_str() == ";")
@@ -1310,7 +1311,7 @@ impl Builder<'_> {
                 self.err(ks, &format!("container.env.{k}"), format!("expected an environment variable name matching ^[A-Za-z_][A-Za-z0-9_]*$, found {}", diag::found(k)));
                 continue;
             }
-            self.quadlet_text(v, vs, &format!("container.env.{k}"));
+            self.quadlet_text(v, vs, || format!("container.env.{k}"));
             env.insert(k.to_string(), v.to_string());
         }
         env
