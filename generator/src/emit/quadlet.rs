@@ -100,10 +100,9 @@ pub fn emit(fleet: &Fleet, ctx: &mut EmitContext<'_>) -> Result<Vec<OutputFile>,
     let (containers, objects) = crate::par::join(
         || {
             super::per_app(fleet, ctx, |app, c| {
-                Ok(OutputFile::new(
-                    format!("quadlet/{}.container", app.name),
-                    container(app, &keys, c)?,
-                ))
+                let path = format!("quadlet/{}.container", app.name);
+                let content = container(app, &keys, c, &path)?;
+                Ok(OutputFile::new(path, content))
             })
         },
         || -> Result<Vec<OutputFile>, EmitError> {
@@ -170,7 +169,12 @@ pub fn app_contract(app: &App, podman_version: PodmanVersion) -> windlass_contra
 
 /// `<app>.container`: `[Unit]`, `[Container]` (only keys the target Podman
 /// knows, the rest as `PodmanArgs=`), `[Service]` and `[Install]`.
-fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<String, EmitError> {
+fn container(
+    app: &App,
+    keys: &KeySet,
+    ctx: &mut EmitContext<'_>,
+    file: &str,
+) -> Result<String, EmitError> {
     let c = &app.container;
     let mut s = ContainerSection {
         keys,
@@ -204,7 +208,7 @@ fn container(app: &App, keys: &KeySet, ctx: &mut EmitContext<'_>) -> Result<Stri
         ctx,
         keys,
         "quadlet/container.j2",
-        &format!("quadlet/{}.container", app.name),
+        file,
         &esc::text(&app.source),
         &[
             ("unit", &unit_section(app)),
@@ -225,13 +229,13 @@ fn unit_section(app: &App) -> Entries {
         .unwrap_or_else(|| format!("windlass app {}", app.name));
     push(&mut unit, "Description", esc::text(&desc));
     for dep in &app.requires {
-        push(&mut unit, "Requires", format!("{dep}.service"));
+        push(&mut unit, "Requires", [dep, ".service"].concat());
     }
     for dep in &app.wants {
-        push(&mut unit, "Wants", format!("{dep}.service"));
+        push(&mut unit, "Wants", [dep, ".service"].concat());
     }
     for dep in app.requires.iter().chain(&app.wants) {
-        push(&mut unit, "After", format!("{dep}.service"));
+        push(&mut unit, "After", [dep, ".service"].concat());
     }
     unit
 }
@@ -319,13 +323,13 @@ impl ContainerSection<'_> {
         }
         for m in &c.volumes {
             let src = match &m.source {
-                VolumeSource::Named(n) => format!("{n}.volume"),
+                VolumeSource::Named(n) => [n, ".volume"].concat(),
                 VolumeSource::Host(p) => p.clone(),
             };
             push(
                 &mut self.entries,
                 "Volume",
-                esc::verbatim(&format!("{src}:{}{}", m.target, m.options())),
+                esc::verbatim(&[&src, ":", &m.target, &m.options()].concat()),
             );
         }
     }
@@ -370,7 +374,7 @@ impl ContainerSection<'_> {
             let value = if n == "host" {
                 "host".to_string()
             } else {
-                c.network_arg(n, &format!("{n}.network"))
+                c.network_arg(n, &[n, ".network"].concat())
             };
             push(&mut self.entries, "Network", value);
         }

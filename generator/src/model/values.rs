@@ -359,7 +359,7 @@ impl VolumeMount {
         if opts.is_empty() {
             String::new()
         } else {
-            format!(":{}", opts.join(","))
+            [":", &opts.join(",")].concat()
         }
     }
 }
