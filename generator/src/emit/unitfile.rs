@@ -42,6 +42,19 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// `s.trim()`, with its answer given at once when `s` starts and ends with
+/// a printable ASCII character (no white space to take off: almost every
+/// line, key and value of a rendered unit).
+fn trim(s: &str) -> &str {
+    let plain = |b: &u8| (b'!'..=b'~').contains(b);
+    let b = s.as_bytes();
+    if b.first().is_some_and(plain) && b.last().is_some_and(plain) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
 /// Calls `each` with (section, key, value) for every setting, in order,
 /// borrowing them from `text`.
 fn settings<'t>(
@@ -51,7 +64,7 @@ fn settings<'t>(
     let mut section: Option<&str> = None;
     for (i, line) in lines(text).enumerate() {
         let n = i + 1;
-        let l = line.trim();
+        let l = trim(line);
         if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
             continue;
         }
@@ -71,7 +84,7 @@ fn settings<'t>(
             .map(|at| (&l[..at], &l[at + 1..]))
             .ok_or_else(|| format!("line {n}: expected `Key=value`, found {line:?}"))?;
         let sec = section.ok_or_else(|| format!("line {n}: setting outside any section"))?;
-        let k = k.trim();
+        let k = trim(k);
         if k.is_empty()
             || !k
                 .bytes()
@@ -79,7 +92,7 @@ fn settings<'t>(
         {
             return Err(format!("line {n}: invalid key {k:?}"));
         }
-        each(sec, k, v.trim())?;
+        each(sec, k, trim(v))?;
     }
     Ok(())
 }
@@ -186,6 +199,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn trim_is_str_trim(s in "[ \t\r\n\u{b}\u{c}\u{85}\u{a0}\u{3000}a~!\u{7f}\u{1}é]{0,8}") {
+            prop_assert_eq!(trim(&s), s.trim());
+        }
+
         #[test]
         fn lines_agree_with_str_lines(text in "[AK=\\[\\]#; \\\\\r\n\t\u{a0}v-]{0,40}") {
             prop_assert_eq!(lines(&text).collect::<Vec<_>>(), text.lines().collect::<Vec<_>>());
