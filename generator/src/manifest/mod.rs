@@ -7,7 +7,6 @@
 pub mod diag;
 pub mod schema;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -36,7 +35,58 @@ pub enum NodeValue {
 /// A table that passed the shape check: only known keys remain.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
-    pub entries: BTreeMap<String, Entry>,
+    pub entries: Entries,
+}
+
+/// A table's entries in key order, as a `BTreeMap` would give them: kept
+/// in a vector that the walk fills and then sorts once, and looked up by
+/// binary search. A manifest's tables hold a few entries each and are
+/// built once, read a few times and dropped: a tree of nodes for each cost
+/// more than the rest of the walk (the keys of a TOML table are unique, so
+/// nothing is ever replaced).
+#[derive(Debug, Clone, Default)]
+pub struct Entries(Vec<(String, Entry)>);
+
+type EntryRef<'a> = (&'a String, &'a Entry);
+type EntryIter<'a> =
+    std::iter::Map<std::slice::Iter<'a, (String, Entry)>, fn(&'a (String, Entry)) -> EntryRef<'a>>;
+
+impl Entries {
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn iter(&self) -> EntryIter<'_> {
+        self.0.iter().map(|(k, e)| (k, e))
+    }
+
+    /// Adds an entry; [`Entries::sort`] must follow before any lookup.
+    fn push(&mut self, key: String, entry: Entry) {
+        self.0.push((key, entry));
+    }
+
+    /// Puts the entries in key order (they usually come in it already).
+    fn sort(&mut self) {
+        if !self.0.is_sorted_by(|a, b| a.0 <= b.0) {
+            self.0.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = EntryRef<'a>;
+    type IntoIter = EntryIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -318,10 +368,10 @@ impl Walker<'_> {
             };
             let value_span = self.span(item.span(), &key_span);
             if let Some(node) = self.item(item, field, &full, &value_span) {
-                out.entries
-                    .insert(name.to_string(), Entry { key_span, node });
+                out.entries.push(name.to_string(), Entry { key_span, node });
             }
         }
+        out.entries.sort();
         for field in fields.iter().filter(|f| f.required) {
             if !out.entries.contains_key(field.name) && t.get(field.name).is_none() {
                 self.error(
@@ -559,7 +609,7 @@ impl Walker<'_> {
             let vs = self.span(v.span(), &ks);
             match self.string(v.get_ref(), &KeyPath::Key(path, name), &vs) {
                 Some(n) => {
-                    out.entries.insert(
+                    out.entries.push(
                         name.to_string(),
                         Entry {
                             key_span: ks,
@@ -570,6 +620,7 @@ impl Walker<'_> {
                 None => ok = false,
             }
         }
+        out.entries.sort();
         ok.then_some(NodeValue::Table(out))
     }
 
@@ -594,7 +645,7 @@ impl Walker<'_> {
             match v.get_ref() {
                 DeValue::Table(inner) => {
                     let table = self.table(inner, fields, &p, &ks);
-                    out.entries.insert(
+                    out.entries.push(
                         name.to_string(),
                         Entry {
                             key_span: ks,
@@ -611,6 +662,7 @@ impl Walker<'_> {
                 }
             }
         }
+        out.entries.sort();
         Some(NodeValue::Table(out))
     }
 
@@ -651,7 +703,7 @@ impl Walker<'_> {
                     continue;
                 }
             };
-            out.entries.insert(
+            out.entries.push(
                 name.to_string(),
                 Entry {
                     key_span: ks,
@@ -659,6 +711,7 @@ impl Walker<'_> {
                 },
             );
         }
+        out.entries.sort();
         Some(NodeValue::Table(out))
     }
 
