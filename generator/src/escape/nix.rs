@@ -306,6 +306,33 @@ enum Open {
     Indented,
 }
 
+/// Classes of bytes for [`lexically_plain`], looked up in one load each:
+/// a path's characters (`[A-Za-z0-9_.+-]`), an identifier's after its
+/// first (`[A-Za-z0-9_-]`), and white space (` `, tab, line feed, carriage
+/// return).
+const PATH: u8 = 1;
+const IDENT: u8 = 2;
+const SPACE: u8 = 4;
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        if alnum || matches!(c, b'_' | b'.' | b'+' | b'-') {
+            table[i] |= PATH;
+        }
+        if alnum || matches!(c, b'_' | b'-') {
+            table[i] |= IDENT;
+        }
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            table[i] |= SPACE;
+        }
+        i += 1;
+    }
+    table
+};
+
 /// Whether `text` is certainly lexically sound by [`check_lexical_rnix`]'s
 /// rules: `true` only when every token is one whose reading by rnix's
 /// tokenizer (0.15) is mirrored here and every opener is closed by its own
@@ -314,8 +341,8 @@ enum Open {
 fn lexically_plain(text: &str) -> bool {
     let b = text.as_bytes();
     let at = |i: usize| b.get(i).copied();
-    let path_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'+' | b'-');
-    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let path_char = |c: u8| CLASS[usize::from(c)] & PATH != 0;
+    let space = |c: u8| CLASS[usize::from(c)] & SPACE != 0;
     let mut open: Vec<Open> = Vec::new();
     let mut i = 0usize;
     // The end of the current run of path characters (`/` excepted): rnix
@@ -442,7 +469,7 @@ fn lexically_plain(text: &str) -> bool {
                     b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
                         i += b[i..]
                             .iter()
-                            .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+                            .take_while(|&&c| CLASS[usize::from(c)] & IDENT != 0)
                             .count();
                         if at(i) == Some(b'\'') {
                             return false;
@@ -564,6 +591,26 @@ pub fn check(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte classes are the predicates the scanner spelt out before.
+    #[test]
+    fn byte_classes_are_the_scanners_predicates() {
+        for c in 0..=255u8 {
+            let class = CLASS[usize::from(c)];
+            let alnum = c.is_ascii_alphanumeric();
+            assert_eq!(
+                class & PATH != 0,
+                alnum || matches!(c, b'_' | b'.' | b'+' | b'-'),
+                "{c}"
+            );
+            assert_eq!(class & IDENT != 0, alnum || matches!(c, b'_' | b'-'), "{c}");
+            assert_eq!(
+                class & SPACE != 0,
+                matches!(c, b' ' | b'\t' | b'\n' | b'\r'),
+                "{c}"
+            );
+        }
+    }
     use proptest::prelude::*;
 
     #[test]
