@@ -64,7 +64,8 @@ impl Entries {
         self.0.iter().map(|(k, e)| (k, e))
     }
 
-    /// Adds an entry; [`Entries::sort`] must follow before any lookup.
+    /// Adds an entry; [`Entries::sort`] must follow before the entries
+    /// are iterated.
     fn push(&mut self, key: String, entry: Entry) {
         self.0.push((key, entry));
     }
