@@ -46,9 +46,8 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 /// a printable ASCII character (no white space to take off: almost every
 /// line, key and value of a rendered unit).
 fn trim(s: &str) -> &str {
-    let plain = |b: &u8| (b'!'..=b'~').contains(b);
     let b = s.as_bytes();
-    if b.first().is_some_and(plain) && b.last().is_some_and(plain) {
+    if b.first().is_some_and(u8::is_ascii_graphic) && b.last().is_some_and(u8::is_ascii_graphic) {
         s
     } else {
         s.trim()
