@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs inside the Debian VM as a oneshot service at boot (see image.sh):
-# builds the test image from busybox-static, then runs every scenario in
-# /host/scenarios in name order, each with its own result directory
+# builds the test image from busybox-static, then runs its scenarios
+# (see below) in name order, each with its own result directory
 # /host/results/<name>/ holding `log`, `rc` and `seconds` (its wall
 # time). Live output goes to ttyS1.
 #
@@ -36,7 +36,17 @@ if ! podman image exists localhost/windlass-test/busybox:1.0; then
   tar -C "$img" -c . | podman import --change 'CMD ["/bin/sh"]' - localhost/windlass-test/busybox:1.0 >/dev/null \
     || echo "guest: podman import failed"
 fi
-for s in /host/scenarios/*.sh; do
+# This guest's scenarios: those /host/guests/<n> names, where n is the
+# kernel's windlass.guest=<n> (the host boots two guests side by side);
+# every scenario when the kernel names no guest.
+guest=$(sed -n 's/.*windlass\.guest=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$guest" ]; then
+  scenarios=$(sed 's#^#/host/scenarios/#' "/host/guests/$guest")
+else
+  scenarios=$(ls /host/scenarios/*.sh)
+fi
+echo "guest: guest ${guest:-(all)} runs $(echo $scenarios | wc -w) scenarios"
+for s in $scenarios; do
   name=$(basename "$s" .sh)
   out=/host/results/$name
   [ -f "$out/rc" ] && continue

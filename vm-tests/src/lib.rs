@@ -8,10 +8,13 @@
 //! picks up where it left off). Scenario output is mirrored on the guest's second
 //! serial port (`tests.log`), apart from the console (`console.log`).
 //!
-//! One boot serves every scenario of a test run: the first test to arrive
+//! One run serves every scenario of a test run: the first test to arrive
 //! prepares the share and boots, the others wait on a lock and read the
 //! same results (keyed by nextest's run id, or by process under `cargo
-//! test`).
+//! test`). The run is two guests booted side by side from the same image
+//! and share ([`guest_of`] says which scenario runs where): a guest keeps
+//! one to two host cores busy, less while its scenarios wait on timers,
+//! so two guests share the host's cores better than one.
 
 use std::fs;
 use std::io::Write as _;
@@ -81,12 +84,34 @@ pub struct Boot {
     pub elapsed: Duration,
 }
 
-/// Boots the image with `share` as the guest's /host; returns when the
-/// guest powers off, or kills it after `timeout`.
-pub fn boot(image: &Path, share: &Path, work: &Path, timeout: Duration) -> Boot {
+/// How many guests share a run.
+pub const GUESTS: usize = 2;
+
+/// The guest that runs scenario `name` (a file name in
+/// `debian/scenarios`). Scenarios numbered below 20 run in guest 0, in
+/// name order: the generate scenarios, the agent's switch chain (02b
+/// first, then 03 to 09, each building on the state the one before left)
+/// and the sweep (15). Those numbered 20 and up (cutover, self-upgrade,
+/// adopt, hooks, drift, fleet, and 99, which uninstalls what they leave)
+/// run in guest 1, in name order. Each scenario that needs the agent
+/// installs it when it is not there (`install-agent.sh`). In one guest
+/// the halves took 1,216 and 1,025 guest seconds.
+pub fn guest_of(name: &str) -> usize {
+    match name.as_bytes() {
+        [b'0' | b'1', b'0'..=b'9', ..] => 0,
+        _ => 1,
+    }
+}
+
+/// Boots the image with `share` as the guest's /host, as guest `guest`
+/// (on the kernel command line: its runner reads `/host/guests/<guest>`
+/// for the scenarios to run); returns when the guest powers off, or kills
+/// it after `timeout`. Its console and test output go to
+/// `work/console-<guest>.log` and `work/tests-<guest>.log`.
+pub fn boot(image: &Path, share: &Path, work: &Path, guest: usize, timeout: Duration) -> Boot {
     let qemu = which("qemu-system-x86_64").expect("qemu-system-x86_64 is not installed");
-    let console = work.join("console.log");
-    let tests = work.join("tests.log");
+    let console = work.join(format!("console-{guest}.log"));
+    let tests = work.join(format!("tests-{guest}.log"));
     let start = Instant::now();
     let mut child = Command::new(qemu)
         .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048"])
@@ -97,10 +122,10 @@ pub fn boot(image: &Path, share: &Path, work: &Path, timeout: Duration) -> Boot 
         .arg(image.join("vmlinuz"))
         .arg("-initrd")
         .arg(image.join("initrd.img"))
-        .args([
-            "-append",
-            "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0",
-        ])
+        .arg("-append")
+        .arg(format!(
+            "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=0 windlass.guest={guest}"
+        ))
         .arg("-drive")
         .arg(format!(
             "file={},if=virtio,format=raw,snapshot=on",
@@ -127,7 +152,7 @@ pub fn boot(image: &Path, share: &Path, work: &Path, timeout: Duration) -> Boot 
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the VM did not power off within {timeout:?}; console:\n{}\ntests:\n{}",
+                "guest {guest} did not power off within {timeout:?}; console:\n{}\ntests:\n{}",
                 tail(&fs::read_to_string(&console).unwrap_or_default(), 60),
                 fs::read_to_string(&tests).unwrap_or_default()
             );
@@ -154,7 +179,7 @@ fn which(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// The results of one shared boot.
+/// The results of one shared run.
 pub struct Run {
     pub results: PathBuf,
     pub tests_log: String,
@@ -190,8 +215,10 @@ impl Run {
 
 static IN_PROCESS: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// Prepares the share with `prepare` and boots once per test run; every
-/// caller of the same run gets the same results.
+/// Prepares the share with `prepare` and boots the guests once per test
+/// run, side by side, each with the scenarios [`guest_of`] gives it (as
+/// `share/guests/<n>`, a name a line); every caller of the same run gets
+/// the same results.
 pub fn shared_run(prepare: impl FnOnce(&Path)) -> Run {
     let key =
         std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("pid-{}", std::process::id()));
@@ -208,10 +235,42 @@ pub fn shared_run(prepare: impl FnOnce(&Path)) -> Run {
         fs::create_dir_all(share.join("results")).unwrap();
         fs::create_dir_all(share.join("scenarios")).unwrap();
         prepare(&share);
+        let mut lists = vec![String::new(); GUESTS];
+        let mut names: Vec<String> = fs::read_dir(share.join("scenarios"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        for n in names {
+            lists[guest_of(&n)] += &format!("{n}\n");
+        }
+        fs::create_dir_all(share.join("guests")).unwrap();
+        for (g, list) in lists.iter().enumerate() {
+            fs::write(share.join("guests").join(g.to_string()), list).unwrap();
+        }
         let image = image();
-        let b = boot(&image, &share, &base, Duration::from_secs(3600));
-        eprintln!("VM run took {:.1} s", b.elapsed.as_secs_f64());
-        fs::write(base.join("tests.log"), &b.tests_log).unwrap();
+        let start = Instant::now();
+        let boots: Vec<(usize, Boot)> = std::thread::scope(|s| {
+            let running: Vec<_> = (0..GUESTS)
+                .filter(|&g| !lists[g].is_empty())
+                .map(|g| {
+                    let (image, share, base) = (&image, &share, &base);
+                    let timeout = Duration::from_secs(3600);
+                    (g, s.spawn(move || boot(image, share, base, g, timeout)))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|(g, h)| (g, h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))))
+                .collect()
+        });
+        let mut log = String::new();
+        for (g, b) in &boots {
+            eprintln!("VM guest {g} took {:.1} s", b.elapsed.as_secs_f64());
+            log += &format!("=== guest {g}\n{}", b.tests_log);
+        }
+        eprintln!("VM run took {:.1} s", start.elapsed().as_secs_f64());
+        fs::write(base.join("tests.log"), &log).unwrap();
         let mut f = fs::File::create(&done).unwrap();
         writeln!(f, "ok").unwrap();
     }
@@ -331,4 +390,30 @@ pub fn roots(fleet: &windlass::model::Fleet) -> Vec<String> {
         })
         .map(|a| a.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_below_20_run_in_guest_0_the_rest_in_guest_1() {
+        for (name, guest) in [
+            ("01-generate-run.sh", 0),
+            ("02b-first-switch-red.sh", 0),
+            ("09-reboot-before-commit.sh", 0),
+            ("15-sweep.sh", 0),
+            ("20-cutover.sh", 1),
+            ("25-fleet.sh", 1),
+            ("99-uninstall.sh", 1),
+        ] {
+            assert_eq!(guest_of(name), guest, "{name}");
+        }
+        // Every guest has scenarios to run.
+        let mut per_guest = [0; GUESTS];
+        for e in fs::read_dir(repo_root().join("vm-tests/debian/scenarios")).unwrap() {
+            per_guest[guest_of(&e.unwrap().file_name().to_string_lossy())] += 1;
+        }
+        assert!(per_guest.iter().all(|&n| n > 0), "{per_guest:?}");
+    }
 }

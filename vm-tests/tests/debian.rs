@@ -782,7 +782,7 @@ fn manual_confirm_reverts_unconfirmed_and_commits_confirmed() {
         read(&dir, "unconfirmed.out"),
         read(&dir, "unconfirmed.err")
     );
-    assert!(read(&dir, "unconfirmed.err").contains("not confirmed within 10 s"));
+    assert!(read(&dir, "unconfirmed.err").contains("not confirmed within 30 s"));
     assert_eq!(status(&dir, "status-unconfirmed.json")["selected"], "2");
     assert_eq!(
         read(&dir, "confirmed.rc").trim(),

@@ -2,7 +2,7 @@
 # that nobody confirms is reverted at its deadline; a confirmed one commits.
 set -u
 out=$1
-windlassctl switch 1 --confirm manual --deadline 10 > "$out/unconfirmed.out" 2> "$out/unconfirmed.err"
+windlassctl switch 1 --confirm manual --deadline 30 > "$out/unconfirmed.out" 2> "$out/unconfirmed.err"
 echo $? > "$out/unconfirmed.rc"
 windlassctl --json status > "$out/status-unconfirmed.json"
 op=$(windlassctl switch 1 --confirm manual --deadline 120 --no-wait)

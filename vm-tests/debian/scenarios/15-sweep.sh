@@ -4,9 +4,10 @@
 # Then 1.1.0 is pushed (and removed locally, so it must come from the
 # registry); the sweep timer's service fires it (systemctl start): rel is
 # upgraded through the normal switch and promoted. A second fire is a
-# no-op. Runs after the agent scenarios (the agent is installed).
+# no-op.
 set -u
 out=$1
+sh /host/install-agent.sh
 mkdir -p /etc/containers/registries.conf.d
 printf '[[registry]]\nlocation = "localhost:5000"\ninsecure = true\n' \
   > /etc/containers/registries.conf.d/50-windlass-test.conf
