@@ -153,7 +153,7 @@ fn agent_generations(share: &Path) {
          entrypoint = [\"/bin/httpd\"]\ncommand = [\"-f\", \"-p\", \"8090\", \"-h\", \"/www\"]\n\
          stop_timeout = \"2s\"\n\n\
          [health]\ncmd = [\"/bin/wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8090/\"]\n\
-         interval = \"2s\"\nretries = 5\n\n[release]\ntrack = \"semver\"\n",
+         interval = \"10s\"\nretries = 5\n\n[release]\ntrack = \"semver\"\n",
     )
     .unwrap();
     generate(&tmp, &share.join("data/gen-s"));
