@@ -3,10 +3,11 @@
 //! (nested KVM does not work on our machines), and exchanges files with it
 //! through a 9p share: the host puts `guest-run.sh`, the scenarios, fresh
 //! binaries and generated trees in the share; a oneshot unit in the guest
-//! runs every scenario at boot, writes `results/<scenario>/{log,rc,…}`, and
-//! powers the guest off (a scenario may reboot it on the way; the runner
-//! picks up where it left off). Scenario output is mirrored on the guest's second
-//! serial port (`tests.log`), apart from the console (`console.log`).
+//! runs that guest's scenarios at boot, writes
+//! `results/<scenario>/{log,rc,…}`, and powers the guest off (a scenario
+//! may reboot it on the way; the runner picks up where it left off).
+//! Scenario output is mirrored on each guest's second serial port
+//! (`tests-<n>.log`), apart from its console (`console-<n>.log`).
 //!
 //! One run serves every scenario of a test run: the first test to arrive
 //! prepares the share and boots, the others wait on a lock and read the
