@@ -21,10 +21,25 @@ pub struct InputFile {
 pub fn read(path: &Path) -> std::io::Result<(InputFile, Vec<u8>)> {
     let mut file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
-    // Read into a buffer one byte larger than the file, so that the read
-    // that finds the end needs no second allocation (and not std's
-    // read_to_end, which asks the file's size and position again).
-    let mut bytes = vec![0; meta.len() as usize + 1];
+    let bytes = read_sized(&mut file, meta.len())?;
+    let sha256 = crate::output_file::sha256_hex(&bytes);
+    Ok((
+        InputFile {
+            path: path.to_path_buf(),
+            meta,
+            sha256,
+        },
+        bytes,
+    ))
+}
+
+/// The rest of `file`, which its stat data said holds `len` bytes: read
+/// into a buffer one byte larger, so that the read that finds the end
+/// needs no second allocation (and not std's `read_to_end`, which asks
+/// the file's size and position again, nor a buffer grown from empty,
+/// copied and faulted in again at each doubling).
+pub fn read_sized(file: &mut std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0; len as usize + 1];
     let mut filled = 0;
     loop {
         if filled == bytes.len() {
@@ -39,13 +54,5 @@ pub fn read(path: &Path) -> std::io::Result<(InputFile, Vec<u8>)> {
         }
     }
     bytes.truncate(filled);
-    let sha256 = crate::output_file::sha256_hex(&bytes);
-    Ok((
-        InputFile {
-            path: path.to_path_buf(),
-            meta,
-            sha256,
-        },
-        bytes,
-    ))
+    Ok(bytes)
 }

@@ -208,9 +208,9 @@ fn read_own(path: &Path) -> Option<String> {
     if !m.is_file() || m.uid() != me || m.mode() & 0o022 != 0 {
         return None;
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut f, &mut text).ok()?;
-    Some(text)
+    // A record of 1,000 apps is 650 KB: read at once, not grown from empty.
+    let bytes = crate::input_file::read_sized(&mut f, m.len()).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// The record's first lines for this run: format, generator, options. A
@@ -250,20 +250,25 @@ impl<'a> Record<'a> {
     /// Parses what follows the key; `None` for anything malformed or cut
     /// short.
     fn parse(body: &'a str) -> Option<Record<'a>> {
-        let mut lines = body.split('\n');
-        let refs: Vec<&str> = lines.next()?.split(' ').collect();
+        // A record has thousands of lines of ten fields: they are cut with
+        // `memchr`, not `str::split`'s search for a `char` (a fifth of a
+        // no-op run's instructions).
+        let mut lines = Split::new(body, b'\n');
+        let refs: Vec<&str> = Split::new(lines.next()?, b' ').collect();
         let ["since", is, in_, os, on] = refs[..] else {
             return None;
         };
         let mut rec = Record {
             since_in: parse_time(is, in_)?,
             since_out: parse_time(os, on)?,
-            entries: Vec::new(),
+            // One entry a line: room for all of them at once.
+            entries: Vec::with_capacity(memchr::memchr_iter(b'\n', body.as_bytes()).count()),
             warnings: "",
         };
         let mut ended = false;
         for line in lines.by_ref() {
-            let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let (kind, rest) = cut(line, b' ');
+            let rest = rest.unwrap_or("");
             let kind = match kind {
                 "input" => Kind::Input,
                 "template" => Kind::Template,
@@ -287,11 +292,15 @@ impl<'a> Record<'a> {
                 }
                 _ => return None,
             };
+            // Nine fields, then the path (which may hold spaces).
             let mut f = [""; 10];
-            let mut fields = rest.splitn(10, ' ');
-            for slot in &mut f {
-                *slot = fields.next()?;
+            let mut left = Some(rest);
+            for slot in &mut f[..9] {
+                let (field, after) = cut(left?, b' ');
+                *slot = field;
+                left = after;
             }
+            f[9] = left?;
             if f[8].len() != 64 {
                 return None;
             }
@@ -304,6 +313,39 @@ impl<'a> Record<'a> {
         }
         // Nothing may follow `end` but the final line break.
         (ended && lines.next() == Some("") && lines.next().is_none()).then_some(rec)
+    }
+}
+
+/// `s` cut at its first `sep` (an ASCII byte): before it, and after it
+/// when there is one (`str::split_once`).
+fn cut(s: &str, sep: u8) -> (&str, Option<&str>) {
+    debug_assert!(sep.is_ascii());
+    match memchr::memchr(sep, s.as_bytes()) {
+        // An ASCII byte is a character boundary on both sides.
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    }
+}
+
+/// `str::split` at an ASCII byte, cut with [`cut`].
+struct Split<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> Split<'a> {
+    fn new(s: &'a str, sep: u8) -> Split<'a> {
+        Split { rest: Some(s), sep }
+    }
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (piece, rest) = cut(self.rest?, self.sep);
+        self.rest = rest;
+        Some(piece)
     }
 }
 
@@ -540,8 +582,7 @@ struct Now {
 
 /// The fleet's files and the template candidates as they are now, in the
 /// order a run reads them. Reads no file.
-fn snapshot_inputs(apps_dir: &Path, opts: &Options) -> Option<Vec<Now>> {
-    let mut now = Vec::new();
+fn snapshot_inputs(apps_dir: &Path, opts: &Options, now: &mut Vec<Now>) -> Option<()> {
     for (p, meta) in model::input_files(apps_dir).ok()? {
         now.push(Now {
             kind: Kind::Input,
@@ -563,7 +604,7 @@ fn snapshot_inputs(apps_dir: &Path, opts: &Options) -> Option<Vec<Now>> {
             });
         }
     }
-    Some(now)
+    Some(())
 }
 
 /// The files of OUT (relative to it, sorted), with their own stat data
@@ -571,17 +612,18 @@ fn snapshot_inputs(apps_dir: &Path, opts: &Options) -> Option<Vec<Now>> {
 /// file. Directories are walked, not listed (like `output::diff`); the
 /// stat calls go to the open directories (`statx` on the directory's
 /// descriptor), so no path is walked twice.
-fn snapshot_tree(out: &Path) -> Option<Vec<Now>> {
+fn snapshot_tree(out: &Path, now: &mut Vec<Now>) -> Option<()> {
     fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, fs::DirEntry)>) -> Option<()> {
         for entry in fs::read_dir(dir).ok()? {
             let entry = entry.ok()?;
             let name = entry.file_name();
             let name = name.to_str()?;
-            let rel = if prefix.is_empty() {
-                name.to_string()
-            } else {
-                format!("{prefix}/{name}")
-            };
+            let mut rel = String::with_capacity(prefix.len() + 1 + name.len());
+            if !prefix.is_empty() {
+                rel.push_str(prefix);
+                rel.push('/');
+            }
+            rel.push_str(name);
             if entry.file_type().ok()?.is_dir() {
                 walk(&entry.path(), &rel, out)?;
             } else {
@@ -590,35 +632,28 @@ fn snapshot_tree(out: &Path) -> Option<Vec<Now>> {
         }
         Some(())
     }
-    let mut files = Vec::new();
+    // As many as recorded, when nothing was added.
+    let mut files = Vec::with_capacity(now.capacity().saturating_sub(now.len()));
     walk(out, "", &mut files)?;
     files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let stamps = files
-        .iter()
-        .map(|(_, e)| {
-            let m = e.metadata().ok()?;
-            Some(m.is_file().then(|| Stamp::of(&m)))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(
-        files
-            .into_iter()
-            .zip(stamps)
-            .map(|((path, _), stamp)| Now {
-                kind: Kind::Output,
-                path,
-                stamp,
-            })
-            .collect(),
-    )
+    for (path, e) in files {
+        let m = e.metadata().ok()?;
+        now.push(Now {
+            kind: Kind::Output,
+            path,
+            stamp: m.is_file().then(|| Stamp::of(&m)),
+        });
+    }
+    Some(())
 }
 
 /// The inputs and the tree as they are now. One thread: spreading the
 /// stat calls over two was slower on a busy 2-core machine (each thread
 /// waits for a core) and saved little on an idle one.
-fn snapshot(out: &Path, apps_dir: &Path, opts: &Options) -> Option<Vec<Now>> {
-    let mut now = snapshot_inputs(apps_dir, opts)?;
-    now.extend(snapshot_tree(out)?);
+fn snapshot(out: &Path, apps_dir: &Path, opts: &Options, expect: usize) -> Option<Vec<Now>> {
+    let mut now = Vec::with_capacity(expect);
+    snapshot_inputs(apps_dir, opts, &mut now)?;
+    snapshot_tree(out, &mut now)?;
     Some(now)
 }
 
@@ -687,7 +722,7 @@ pub fn lookup(out: &Path, apps_dir: &Path, opts: &Options, renew: bool) -> Optio
     let (key, exe) = key(apps_dir, opts)?;
     let body = text.strip_prefix(&key)?;
     let rec = Record::parse(body)?;
-    let now = snapshot(out, apps_dir, opts)?;
+    let now = snapshot(out, apps_dir, opts, rec.entries.len())?;
     if exe.racy(rec.since_in) {
         return None;
     }
@@ -713,7 +748,7 @@ pub fn lookup(out: &Path, apps_dir: &Path, opts: &Options, renew: bool) -> Optio
         // to read (`verify` checks that its stamp is still the recorded one).
         let since = Since::now();
         if let Some(new) = NewRecord::create(out, since) {
-            let renewed = snapshot(out, apps_dir, opts)
+            let renewed = snapshot(out, apps_dir, opts, rec.entries.len())
                 .and_then(|now| verify(out, &rec.entries, now, |i| !read[i]));
             match renewed {
                 Some((stamps, _)) => {
@@ -755,6 +790,35 @@ mod tests {
         assert!(stamp(9, 10).racy((10, 0)));
         assert!(stamp(9, 9).racy((9, 500)));
         assert!(!stamp(9, 9).racy((9, 501)));
+    }
+
+    #[test]
+    fn split_and_cut_are_strs() {
+        for s in [
+            "",
+            " ",
+            "a",
+            "a b",
+            " a ",
+            "a  b",
+            "é ü",
+            "line\nnext\n",
+            "x y z w",
+        ] {
+            for sep in [b' ', b'\n'] {
+                let c = sep as char;
+                assert_eq!(
+                    Split::new(s, sep).collect::<Vec<_>>(),
+                    s.split(c).collect::<Vec<_>>(),
+                    "{s:?}"
+                );
+                assert_eq!(
+                    cut(s, sep),
+                    s.split_once(c).map_or((s, None), |(a, b)| (a, Some(b))),
+                    "{s:?}"
+                );
+            }
+        }
     }
 
     #[test]

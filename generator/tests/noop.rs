@@ -863,7 +863,6 @@ fn generate_reads_nothing_the_record_does_not_cover() {
             "OUT, whose files the record holds",
         ),
         ("record.rs", "OpenOptions::new(", 2, "the record itself"),
-        ("record.rs", "read_to_string(", 1, "the record itself"),
         ("main.rs", "read_to_string(", 2, "`import podman` only"),
         ("main.rs", "env::vars(", 1, "`import` only"),
     ];
