@@ -29,7 +29,7 @@ pub use id::{GenerationId, ParseGenerationIdError};
 pub use manifest::{
     App, DEFAULT_DEADLINE_SEC, DRIFT_KINDS, DriftMode, DriftPolicy, FileEntry, Generator,
     HOOK_RETRY_EXIT, Health, Hook, HookKind, Hooks, Manifest, ManifestError, Release, Rollback,
-    Track, Update, UpdateOrder, app_json, file_json, unit_of,
+    Track, Update, UpdateOrder, app_json, file_json, file_json_of, unit_of,
 };
 pub use system::{ETC_MANIFEST, NixosBackend, Platform, SystemGeneration};
 pub use unit_file::set_container_image;

@@ -520,7 +520,22 @@ pub(crate) fn parse_part<T: serde::de::DeserializeOwned>(json: &str) -> T {
 /// [`Manifest::to_json_with`], laid out as an element of the document's
 /// `files`, every line four spaces in.
 pub fn file_json(f: &FileEntry) -> String {
-    as_element(&serde_json::to_string_pretty(f).expect("contract types serialize"))
+    file_json_of(&f.path, &f.sha256)
+}
+
+/// [`file_json`] of a path and a sha256 not (yet) in a [`FileEntry`]. A
+/// manifest holds one for every file of the tree: the two strings are
+/// written into their places directly (each escaped by `serde_json`, as
+/// the pretty serialization of a [`FileEntry`] would), not serialized
+/// as a document and then indented (`file_json_is_the_pretty_entry`).
+pub fn file_json_of(path: &str, sha256: &str) -> String {
+    let mut out = Vec::with_capacity(path.len() + sha256.len() + 64);
+    out.extend_from_slice(b"    {\n      \"path\": ");
+    serde_json::to_writer(&mut out, path).expect("a string serializes");
+    out.extend_from_slice(b",\n      \"sha256\": ");
+    serde_json::to_writer(&mut out, sha256).expect("a string serializes");
+    out.extend_from_slice(b"\n    }");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// Pretty JSON with sorted keys and a final newline, always through a
@@ -676,6 +691,28 @@ mod tests {
         assert_eq!(unit_of("systemd/README"), None);
         assert_eq!(unit_of("nixos/default.nix"), None);
         assert_eq!(unit_of(MANIFEST), None);
+    }
+
+    #[test]
+    fn file_json_is_the_pretty_entry() {
+        let strings = [
+            "",
+            "quadlet/web.container",
+            "a\"b\\c/d",
+            "\u{0}\u{1}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f}\u{7f}",
+            "é ü \u{2028} \u{1F600}",
+            "sha256 0123456789abcdef",
+        ];
+        for path in strings {
+            for sha256 in strings {
+                let f = FileEntry {
+                    path: path.to_string(),
+                    sha256: sha256.to_string(),
+                };
+                let pretty = as_element(&serde_json::to_string_pretty(&f).unwrap());
+                assert_eq!(file_json(&f), pretty, "{path:?} {sha256:?}");
+            }
+        }
     }
 
     /// What the agent's own tests write: only the keys they need.

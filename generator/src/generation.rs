@@ -4,7 +4,7 @@
 //! Deterministic: sorted keys, no timestamps, no host names. The document's
 //! shape is `windlass_contract::Manifest`'s; this only fills it in.
 
-use windlass_contract::{FORMAT, FileEntry, Generator, MANIFEST, Manifest};
+use windlass_contract::{FORMAT, Generator, MANIFEST, Manifest};
 
 use crate::emit::{Target, quadlet};
 use crate::model::Fleet;
@@ -19,13 +19,10 @@ pub fn contracts(fleet: &Fleet) -> Vec<String> {
 }
 
 /// Each output file's entry in the generation manifest in JSON
-/// (`windlass_contract::file_json`), on all cores.
+/// (`windlass_contract::file_json_of`), on all cores.
 pub fn entries(files: &[OutputFile]) -> Vec<String> {
     crate::par::map(files, |f| {
-        windlass_contract::file_json(&FileEntry {
-            path: f.path.clone(),
-            sha256: f.sha256.clone(),
-        })
+        windlass_contract::file_json_of(&f.path, &f.sha256)
     })
 }
 
@@ -40,10 +37,7 @@ pub fn manifest(
     targets: &[Target],
 ) -> OutputFile {
     let inputs = crate::par::map(&fleet.inputs, |(path, sha256)| {
-        windlass_contract::file_json(&FileEntry {
-            path: path.clone(),
-            sha256: sha256.clone(),
-        })
+        windlass_contract::file_json_of(path, sha256)
     });
     let doc = Manifest {
         apps: Vec::new(),
