@@ -22,14 +22,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `purge_delay_is_option_15` checks it against its documented default).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Memory freed goes back to the system 2 ms later rather than 10 (a
-/// run lasts about 60). At once (0) kept the peak RSS lowest (28 MiB for
-/// 1,000 apps, all targets) but gave the pages back only to fault them in
-/// again: 10,500 page faults and a madvise for each freed span, 7 % of
-/// the wall time. 10 ms kept the faults to 6,800 but let freed memory pile
-/// up (32-37 MiB); 2 ms is as fast as 10 and stays at 29-30 MiB
-/// (BENCHMARKS.md).
-const PURGE_DELAY_MS: std::ffi::c_long = 2;
+/// Memory freed is never given back to the system during a run (-1):
+/// it is reused by the run's next steps, and all of it goes back when
+/// the process ends. At once (0) kept the peak RSS lowest but faulted the
+/// same pages in again (10,500 page faults for 1,000 apps, 7 % of the
+/// wall time); 2 ms (2026-12-05 to 12-06) was as fast as 10 for 1,000
+/// apps, but for 10,000 apps, whose run lasts a second, it purged and
+/// faulted in again tens of MB: 1,082 against 1,026 ms (CPU 1,972
+/// against 1,887 ms; 6 alternating runs, all targets, tmpfs), for a peak
+/// RSS of 200 MiB against 186. For 1,000 apps the peak RSS is 30.3 MiB
+/// against 29.4 (the goal is 32) and the time the same or less (117 against
+/// 126 ms, 15 runs). BENCHMARKS.md.
+const PURGE_DELAY_MS: std::ffi::c_long = -1;
 
 fn allocator_settings() {
     // SAFETY: mi_option_set takes any option and value; it is called
