@@ -9,7 +9,11 @@
 # syncs and reboots (`systemctl reboot --force --force`, as a crash would,
 # or a plain `systemctl reboot`); at the next boot this script skips the
 # scenarios that finished and runs that one again with `after-reboot` as
-# its second argument. A scenario cut short by any other reboot fails.
+# its second argument. A scenario cut short by any other reboot (a
+# guest kernel crash: panic=-1 reboots at once) fails, and the guest
+# stops there: it writes the scenario's name to /host/crashed-<n> and
+# powers off, for the host to run this guest's scenarios once more from
+# a clean disk (the rest would run on whatever the crash left).
 set -u
 export PATH=/host/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 state=/var/lib/windlass-vmtest
@@ -57,7 +61,11 @@ for s in $scenarios; do
     rc=$?
   elif [ -f "$out/t0" ]; then
     echo "guest: scenario $name: cut short by a reboot it did not ask for" | tee -a "$out/log"
-    rc=99
+    echo 99 >"$out/rc"
+    echo "$name" >"/host/crashed-${guest:-all}"
+    sync
+    echo "guest: stopping here: the host starts this guest again from a clean disk"
+    exit 1
   else
     mkdir -p "$out"
     echo "guest: scenario $name: start"
