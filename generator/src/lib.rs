@@ -19,8 +19,11 @@ pub mod pipeline;
 pub mod record;
 pub mod templates;
 /// With the `phase-times` feature, prints to stderr the milliseconds since
-/// the first call and `label`: where a run's time goes, phase by phase
-/// (`cargo build --release --features phase-times`). Without it, nothing.
+/// the first call, `label`, and the CPU time the process has used so far
+/// (user and system, all threads): where a run's time goes, phase by
+/// phase, and how many cores each phase kept busy (the CPU time it added
+/// over the wall time it took) (`cargo build --release --features
+/// phase-times`). Without it, nothing.
 #[macro_export]
 macro_rules! phase {
     ($label:expr) => {
@@ -34,5 +37,16 @@ macro_rules! phase {
 pub fn phase_time(label: &str) {
     static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let t0 = *T0.get_or_init(std::time::Instant::now);
-    eprintln!("{:8.2} ms  {label}", t0.elapsed().as_secs_f64() * 1000.0);
+    let wall = t0.elapsed().as_secs_f64() * 1000.0;
+    // SAFETY: getrusage fills the struct it is given; all-zero bytes are
+    // a valid `rusage`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    let (user, system) = (ms(ru.ru_utime), ms(ru.ru_stime));
+    eprintln!(
+        "{wall:8.2} ms  {label}  (CPU {:.2} ms: {user:.2} user, {system:.2} system)",
+        user + system
+    );
 }
