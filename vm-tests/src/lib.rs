@@ -526,22 +526,19 @@ mod tests {
         assert!(!share.join("crashed-0").exists(), "the mark is removed");
         assert!(!share.join("results/01-a").exists());
         assert!(!share.join("results/02-b").exists());
-        assert_eq!(
-            fs::read_to_string(share.join("results-crashed-0/02-b/rc")).unwrap(),
-            "99"
-        );
-        assert_eq!(
-            fs::read_to_string(share.join("results-crashed-0/01-a/rc")).unwrap(),
-            "0"
-        );
-        assert_eq!(
-            fs::read_to_string(work.join("console-0.1.log")).unwrap(),
-            "console-0"
-        );
-        assert_eq!(
-            fs::read_to_string(work.join("tests-0.1.log")).unwrap(),
-            "tests-0"
-        );
+        for (moved, was) in [
+            (share.join("results-crashed-0/02-b/rc"), "99"),
+            (share.join("results-crashed-0/01-a/rc"), "0"),
+            (work.join("console-0.1.log"), "console-0"),
+            (work.join("tests-0.1.log"), "tests-0"),
+        ] {
+            assert_eq!(
+                fs::read_to_string(&moved).unwrap(),
+                was,
+                "{}",
+                moved.display()
+            );
+        }
         assert!(!work.join("console-0.log").exists());
         // The other guest's results and console stay.
         assert!(share.join("results/20-c/rc").exists());
