@@ -575,3 +575,46 @@ async fn units_systemd_reports_and_containers_images_are_checked() {
             .any(|f| f.app.as_deref() == Some("db") && f.detail.contains("when it was healthy"))
     );
 }
+
+/// A full scan's slow half (each container inspected, seconds apiece on
+/// a loaded host; one comes after every operation) does not hold up what
+/// an event shows: a drop-in written while it runs is reported within
+/// the usual 2 s, and the scan asked for answers only once its slow half
+/// has ended, with the drop-in in its report.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_is_reported_while_a_full_scan_inspects_containers() {
+    use std::sync::atomic::Ordering;
+    let h = host(|t| t.to_string(), true).await;
+    h.fake
+        .set_image("db", "localhost/windlass-test/busybox:1.0", "id-db-1");
+    *h.fake.inspect_delay.lock().unwrap() = Duration::from_millis(1500);
+    let engine = h.engine.clone();
+    let scan = tokio::spawn(async move { engine.drift.scan().await.unwrap() });
+    let start = Instant::now();
+    while h.fake.inspecting.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no inspection began"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let d = h.root.join("etc/systemd/system/db.service.d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("override.conf"), "[Service]\nEnvironment=X=1\n").unwrap();
+    let took = h
+        .wait_kind(DriftKind::DropInAdded, &d.join("override.conf"))
+        .await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(
+        h.fake.inspecting.load(Ordering::SeqCst) > 0 && !scan.is_finished(),
+        "the full scan ended before the drop-in was reported"
+    );
+    let r = scan.await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(1500));
+    assert!(
+        has(&r.findings, DriftKind::DropInAdded, "db.service"),
+        "{:?}",
+        r.findings
+    );
+    assert_eq!(h.fake.inspecting.load(Ordering::SeqCst), 0);
+}

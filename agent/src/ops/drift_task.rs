@@ -282,6 +282,38 @@ struct Task<P, S> {
     /// The drift an automatic restore was last started (or refused) for:
     /// the same drift is not tried again until something changes.
     tried: Option<Vec<Finding>>,
+    /// The slow half of a scan in flight.
+    slow: Option<Slow>,
+    /// The slow half asked for while one was in flight (and whether it
+    /// ends a full scan).
+    slow_pending: Scope,
+    slow_pending_full: bool,
+    /// Who asked for a full scan (`ScanDrift`), answered when its slow
+    /// half ends.
+    waiters: Vec<tokio::sync::oneshot::Sender<DriftReport>>,
+}
+
+/// The slow half of a scan (systemd's view of the units, the containers'
+/// images), running beside the event loop.
+struct Slow {
+    handle: tokio::task::JoinHandle<SlowFound>,
+    /// The generation it was started for.
+    generation: Option<crate::contract::GenerationId>,
+    /// Whether it ends a full scan.
+    full: bool,
+}
+
+/// What an image scan found: each inspected app's finding (or none),
+/// and the image ids seen.
+type ImagesFound = (
+    std::collections::BTreeMap<String, Option<Finding>>,
+    std::collections::BTreeMap<String, String>,
+);
+
+/// What the slow half found: for each scope it scanned.
+struct SlowFound {
+    props: Option<Vec<Finding>>,
+    images: Option<ImagesFound>,
 }
 
 impl<P: Platform, S: Systemd + 'static> Task<P, S> {
@@ -292,6 +324,7 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
     /// What the running generation owns, and the watches for it.
     fn rebuild(&mut self) {
         let p = &self.engine.runner.platform;
+        let before = self.owned.generation;
         self.owned = match p.running().and_then(|g| p.manifest(g).map(|m| (g, m))) {
             Some((g, m)) => owned::build(g, &m, &self.cov, p.drift_files(g), p.drift_links(g)),
             None => Owned::default(),
@@ -302,7 +335,13 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
                 ids: Default::default(),
             };
         }
-        self.findings = Findings::default();
+        // The full scan that follows replaces every scope's findings;
+        // until its slow half ends, systemd's and Podman's last word on
+        // the same generation stands (no "cleared" then "found" again).
+        self.cancel_slow();
+        if self.owned.generation != before {
+            self.findings = Findings::default();
+        }
         self.rewatch();
     }
 
@@ -315,6 +354,11 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
         self.engine.drift.update(|r| r.watching = watching);
     }
 
+    /// Scans `scope`: the file system at once (owned files, the admin
+    /// directories), and what systemd and Podman say (the slow half) in a
+    /// task of its own, so that an event during it is still reported
+    /// within the debounce: under load one `podman container inspect`
+    /// takes seconds, and a full scan comes after every operation.
     async fn scan(&mut self, scope: Scope) {
         if scope.files && self.cov.files {
             let owned = self.owned.clone();
@@ -329,53 +373,114 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
                     .await
                     .unwrap_or_default();
         }
-        // What the file system showed is reported before systemd is asked:
-        // systemd answers only once a reload in progress is done (seconds,
-        // on a slow host), and `systemctl edit` or `mask` reload right
-        // after they write.
-        let slow = (scope.props && self.cov.units) || (scope.images.is_some() && self.cov.images);
-        if slow && (scope.files || scope.admin) {
+        let slow = Scope {
+            props: scope.props && self.cov.units,
+            images: scope.images.clone().filter(|_| self.cov.images),
+            ..Default::default()
+        };
+        if slow.is_empty() {
+            self.publish(scope.is_full());
+            self.maybe_restore().await;
+            return;
+        }
+        // What the file system showed is reported before systemd is
+        // asked: systemd answers only once a reload in progress is done
+        // (seconds, on a slow host), and `systemctl edit` or `mask`
+        // reload right after they write.
+        if scope.files || scope.admin {
             self.publish(false);
         }
-        if scope.props && self.cov.units {
-            self.findings.props = scan::props(
-                &self.engine.runner.systemd,
-                &self.owned,
-                &self.cov,
-                &self.cfg.root,
-            )
-            .await;
+        self.start_slow(slow, scope.is_full());
+    }
+
+    /// Starts the slow half of a scan, or, while one runs, keeps it for
+    /// when that one ends.
+    fn start_slow(&mut self, scope: Scope, full: bool) {
+        if self.slow.is_some() {
+            self.slow_pending.widen(scope);
+            self.slow_pending_full |= full;
+            return;
         }
-        if let Some(apps) = &scope.images
-            && self.cov.images
-        {
-            let (found, ids) = scan::images(
-                &self.engine.runner.systemd,
-                &self.owned,
-                &self.baseline,
-                apps.as_ref(),
-            )
-            .await;
-            for (app, f) in found {
-                match f {
-                    Some(f) => self.findings.images.insert(app, f),
-                    None => self.findings.images.remove(&app),
-                };
+        let engine = self.engine.clone();
+        let (owned, cov, root, baseline) = (
+            self.owned.clone(),
+            self.cov.clone(),
+            self.cfg.root.clone(),
+            self.baseline.clone(),
+        );
+        let handle = tokio::spawn(async move {
+            let systemd = &engine.runner.systemd;
+            let props = if scope.props {
+                Some(scan::props(systemd, &owned, &cov, &root).await)
+            } else {
+                None
+            };
+            let images = match &scope.images {
+                Some(apps) => Some(scan::images(systemd, &owned, &baseline, apps.as_ref()).await),
+                None => None,
+            };
+            SlowFound { props, images }
+        });
+        self.slow = Some(Slow {
+            handle,
+            generation: self.owned.generation,
+            full,
+        });
+    }
+
+    /// The slow half ended: its findings join the file system's (unless
+    /// an operation began meanwhile: its end brings a full scan), the
+    /// report goes out, and whoever asked for the full scan gets it.
+    async fn end_slow(&mut self, slow: Slow, found: Option<SlowFound>) {
+        let apply = self.free() && slow.generation == self.owned.generation;
+        if let (true, Some(found)) = (apply, found) {
+            if let Some(props) = found.props {
+                self.findings.props = props;
             }
-            let mut changed = false;
-            for (app, id) in ids {
-                if let std::collections::btree_map::Entry::Vacant(e) = self.baseline.ids.entry(app)
-                {
-                    e.insert(id);
-                    changed = true;
+            if let Some((found, ids)) = found.images {
+                for (app, f) in found {
+                    match f {
+                        Some(f) => self.findings.images.insert(app, f),
+                        None => self.findings.images.remove(&app),
+                    };
+                }
+                let mut changed = false;
+                for (app, id) in ids {
+                    if let std::collections::btree_map::Entry::Vacant(e) =
+                        self.baseline.ids.entry(app)
+                    {
+                        e.insert(id);
+                        changed = true;
+                    }
+                }
+                if changed && let Err(e) = self.baseline.save(&self.state_dir()) {
+                    tracing::warn!("drift: cannot keep the image baseline: {e}");
                 }
             }
-            if changed && let Err(e) = self.baseline.save(&self.state_dir()) {
-                tracing::warn!("drift: cannot keep the image baseline: {e}");
+            self.publish(slow.full);
+            self.maybe_restore().await;
+        }
+        if slow.full {
+            let report = self.engine.drift.report();
+            for w in self.waiters.drain(..) {
+                let _ = w.send(report.clone());
             }
         }
-        self.publish(scope.is_full());
-        self.maybe_restore().await;
+        if self.free() && !self.slow_pending.is_empty() {
+            let scope = std::mem::take(&mut self.slow_pending);
+            let full = std::mem::take(&mut self.slow_pending_full);
+            self.start_slow(scope, full);
+        }
+    }
+
+    /// Drops the slow half in flight and the one kept for after it (a
+    /// full scan follows, and answers whoever waits).
+    fn cancel_slow(&mut self) {
+        if let Some(s) = self.slow.take() {
+            s.handle.abort();
+        }
+        self.slow_pending = Scope::default();
+        self.slow_pending_full = false;
     }
 
     /// Restores on its own what apps with the `restore` policy drifted:
@@ -548,6 +653,10 @@ async fn run<P: Platform, S: Systemd + 'static>(
         baseline,
         watcher,
         tried: None,
+        slow: None,
+        slow_pending: Scope::default(),
+        slow_pending_full: false,
+        waiters: Vec::new(),
     };
     // The first scan once the agent is free (after recovery).
     let mut pending = Scope::full();
@@ -638,9 +747,24 @@ async fn run<P: Platform, S: Systemd + 'static>(
                             first = None;
                             last = None;
                         }
-                        let _ = reply.send(t.engine.drift.report());
+                        if t.slow.as_ref().is_some_and(|s| s.full) {
+                            t.waiters.push(reply);
+                        } else {
+                            let _ = reply.send(t.engine.drift.report());
+                        }
                     }
                     None => return,
+                }
+                None
+            }
+            found = async {
+                match &mut t.slow {
+                    Some(s) => (&mut s.handle).await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(slow) = t.slow.take() {
+                    t.end_slow(slow, found).await;
                 }
                 None
             }

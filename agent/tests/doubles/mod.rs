@@ -61,6 +61,10 @@ pub struct Fake {
     /// Units whose state query systemd never answers (a bus call that
     /// hangs).
     pub silent: Arc<Mutex<Vec<String>>>,
+    /// How long each `container_image_id` takes (a `podman container
+    /// inspect` on a loaded host); counts those in progress.
+    pub inspect_delay: Arc<Mutex<std::time::Duration>>,
+    pub inspecting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Fake {
@@ -273,6 +277,13 @@ impl Systemd for Fake {
     }
 
     async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
+        use std::sync::atomic::Ordering;
+        let delay = *self.inspect_delay.lock().unwrap();
+        if !delay.is_zero() {
+            self.inspecting.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            self.inspecting.fetch_sub(1, Ordering::SeqCst);
+        }
         self.container_images.lock().unwrap().get(name).cloned()
     }
 
