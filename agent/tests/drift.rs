@@ -618,3 +618,35 @@ async fn an_event_is_reported_while_a_full_scan_inspects_containers() {
     );
     assert_eq!(h.fake.inspecting.load(Ordering::SeqCst), 0);
 }
+
+/// Scans asked for closer together than one takes (a timer and an
+/// operator at once, a fleet tool polling) do not restart the one under
+/// way: the first is answered when its own slow half ends, the others
+/// after the next one.
+#[tokio::test(flavor = "multi_thread")]
+async fn scans_asked_for_in_a_row_are_each_answered() {
+    let h = host(|t| t.to_string(), true).await;
+    // Two apps with images: each full scan's slow half takes 2 s.
+    *h.fake.inspect_delay.lock().unwrap() = Duration::from_secs(1);
+    let start = Instant::now();
+    let mut asked = Vec::new();
+    for _ in 0..8 {
+        let engine = h.engine.clone();
+        asked.push(tokio::spawn(async move {
+            engine.drift.scan().await.unwrap();
+            Instant::now()
+        }));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let mut answered = Vec::new();
+    for a in asked {
+        answered.push(a.await.unwrap().duration_since(start));
+    }
+    // Restarting the scan at each request would answer none before the
+    // last request (2.8 s) plus a whole scan.
+    assert!(answered[0] < Duration::from_millis(3500), "{answered:?}");
+    assert!(
+        answered.iter().all(|t| *t < Duration::from_secs(12)),
+        "{answered:?}"
+    );
+}

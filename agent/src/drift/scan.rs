@@ -179,8 +179,13 @@ pub fn admin(owned: &Owned, cov: &Coverage, root: &Path) -> Vec<Finding> {
     out
 }
 
+/// How long one question to systemd or Podman may take: one that hangs
+/// (a bus call never answered) gives no finding instead of holding the
+/// scan, and whoever waits for it, forever.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Asks systemd about every owned unit. A unit systemd cannot be asked
-/// about (no systemd) gives no finding.
+/// about (no systemd, no answer in [`PROBE_TIMEOUT`]) gives no finding.
 pub async fn props(
     systemd: &impl Systemd,
     owned: &Owned,
@@ -189,7 +194,8 @@ pub async fn props(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for u in &owned.units {
-        let Ok(p) = systemd.unit_props(&u.unit).await else {
+        let Ok(Ok(p)) = tokio::time::timeout(PROBE_TIMEOUT, systemd.unit_props(&u.unit)).await
+        else {
             continue;
         };
         let fragment_ok = cov.fragments.is_empty()
@@ -258,7 +264,10 @@ pub async fn images(
         if apps.is_some_and(|a| !a.contains(&i.app)) {
             continue;
         }
-        let seen = systemd.container_image_id(&i.app).await;
+        let seen = tokio::time::timeout(PROBE_TIMEOUT, systemd.container_image_id(&i.app))
+            .await
+            .ok()
+            .flatten();
         if let Some(s) = &seen {
             ids.insert(i.app.clone(), s.id.clone());
         }

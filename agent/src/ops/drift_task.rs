@@ -288,9 +288,14 @@ struct Task<P, S> {
     /// ends a full scan).
     slow_pending: Scope,
     slow_pending_full: bool,
-    /// Who asked for a full scan (`ScanDrift`), answered when its slow
-    /// half ends.
-    waiters: Vec<tokio::sync::oneshot::Sender<DriftReport>>,
+    /// Who asked for a full scan (`ScanDrift`), answered when a full
+    /// slow half numbered at least this ends.
+    waiters: Vec<(u64, tokio::sync::oneshot::Sender<DriftReport>)>,
+    /// How many slow halves were started.
+    slow_seq: u64,
+    /// How many times the operation slot changed (an operation began or
+    /// ended).
+    ops: u64,
 }
 
 /// The slow half of a scan (systemd's view of the units, the containers'
@@ -301,6 +306,9 @@ struct Slow {
     generation: Option<crate::contract::GenerationId>,
     /// Whether it ends a full scan.
     full: bool,
+    /// Its number, and the slot's changes when it began.
+    seq: u64,
+    ops: u64,
 }
 
 /// What an image scan found: each inspected app's finding (or none),
@@ -373,14 +381,14 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
                     .await
                     .unwrap_or_default();
         }
-        let slow = Scope {
-            props: scope.props && self.cov.units,
-            images: scope.images.clone().filter(|_| self.cov.images),
-            ..Default::default()
-        };
+        let slow = self.slow_part(&scope);
         if slow.is_empty() {
             self.publish(scope.is_full());
-            self.maybe_restore().await;
+            // While a full scan's slow half runs, systemd's and Podman's
+            // findings may be the last operation's: its end decides.
+            if !self.slow.as_ref().is_some_and(|s| s.full) {
+                self.maybe_restore().await;
+            }
             return;
         }
         // What the file system showed is reported before systemd is
@@ -391,6 +399,15 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
             self.publish(false);
         }
         self.start_slow(slow, scope.is_full());
+    }
+
+    /// What of `scope` is the slow half, on this platform.
+    fn slow_part(&self, scope: &Scope) -> Scope {
+        Scope {
+            props: scope.props && self.cov.units,
+            images: scope.images.clone().filter(|_| self.cov.images),
+            ..Default::default()
+        }
     }
 
     /// Starts the slow half of a scan, or, while one runs, keeps it for
@@ -421,18 +438,26 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
             };
             SlowFound { props, images }
         });
+        self.slow_seq += 1;
         self.slow = Some(Slow {
             handle,
             generation: self.owned.generation,
             full,
+            seq: self.slow_seq,
+            ops: self.ops,
         });
     }
 
     /// The slow half ended: its findings join the file system's (unless
-    /// an operation began meanwhile: its end brings a full scan), the
-    /// report goes out, and whoever asked for the full scan gets it.
-    async fn end_slow(&mut self, slow: Slow, found: Option<SlowFound>) {
-        let apply = self.free() && slow.generation == self.owned.generation;
+    /// an operation began meanwhile, even one already over: `settled` is
+    /// false while the slot has a change not yet seen; an operation's end
+    /// brings a full scan), the report goes out, and whoever asked for
+    /// the full scan gets it.
+    async fn end_slow(&mut self, slow: Slow, found: Option<SlowFound>, settled: bool) {
+        let apply = settled
+            && self.free()
+            && slow.ops == self.ops
+            && slow.generation == self.owned.generation;
         if let (true, Some(found)) = (apply, found) {
             if let Some(props) = found.props {
                 self.findings.props = props;
@@ -462,7 +487,11 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
         }
         if slow.full {
             let report = self.engine.drift.report();
-            for w in self.waiters.drain(..) {
+            let (done, wait) = std::mem::take(&mut self.waiters)
+                .into_iter()
+                .partition(|(need, _)| *need <= slow.seq);
+            self.waiters = wait;
+            for (_, w) in done {
                 let _ = w.send(report.clone());
             }
         }
@@ -474,7 +503,8 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
     }
 
     /// Drops the slow half in flight and the one kept for after it (a
-    /// full scan follows, and answers whoever waits).
+    /// full scan follows and answers whoever waits; if an operation comes
+    /// first, the loop answers them).
     fn cancel_slow(&mut self) {
         if let Some(s) = self.slow.take() {
             s.handle.abort();
@@ -657,6 +687,8 @@ async fn run<P: Platform, S: Systemd + 'static>(
         slow_pending: Scope::default(),
         slow_pending_full: false,
         waiters: Vec::new(),
+        slow_seq: 0,
+        ops: 0,
     };
     // The first scan once the agent is free (after recovery).
     let mut pending = Scope::full();
@@ -673,6 +705,14 @@ async fn run<P: Platform, S: Systemd + 'static>(
             let scope = std::mem::take(&mut pending);
             t.scan(scope).await;
             continue;
+        }
+        if t.slow.is_none() && !t.waiters.is_empty() {
+            // No full scan is under way (an operation came first): the
+            // last report, as when one is asked for while busy.
+            let report = t.engine.drift.report();
+            for (_, w) in t.waiters.drain(..) {
+                let _ = w.send(report.clone());
+            }
         }
         let deadline = match (first, last) {
             (Some(f), Some(l)) => Some((f + t.cfg.cap).min(l + t.cfg.quiet)),
@@ -727,6 +767,7 @@ async fn run<P: Platform, S: Systemd + 'static>(
                 if changed.is_err() {
                     return;
                 }
+                t.ops += 1;
                 if t.free() {
                     // An operation ended: what it changed is the new
                     // normal; look at everything again.
@@ -740,17 +781,38 @@ async fn run<P: Platform, S: Systemd + 'static>(
             req = requests.recv() => {
                 match req {
                     Some(Request::Scan(reply)) => {
-                        if t.free() {
-                            t.rebuild();
-                            t.scan(Scope::full()).await;
+                        let need = if t.free() {
+                            let running = t.engine.runner.platform.running();
+                            let under_way = t.slow.as_ref().is_some_and(|s| {
+                                s.full && s.generation == running && running == t.owned.generation
+                            });
+                            let need = if under_way {
+                                // Not restarted (scans asked for closer
+                                // together than one takes would never
+                                // end): the file system now, the slow
+                                // half again once this one has ended.
+                                t.scan(Scope { files: true, admin: true, ..Default::default() })
+                                    .await;
+                                let slow = t.slow_part(&Scope::full());
+                                t.start_slow(slow, true);
+                                t.slow_seq + 1
+                            } else {
+                                t.rebuild();
+                                t.scan(Scope::full()).await;
+                                t.slow_seq
+                            };
                             pending = Scope::default();
                             first = None;
                             last = None;
-                        }
-                        if t.slow.as_ref().is_some_and(|s| s.full) {
-                            t.waiters.push(reply);
+                            t.slow.is_some().then_some(need)
                         } else {
-                            let _ = reply.send(t.engine.drift.report());
+                            None
+                        };
+                        match need {
+                            Some(need) => t.waiters.push((need, reply)),
+                            None => {
+                                let _ = reply.send(t.engine.drift.report());
+                            }
                         }
                     }
                     None => return,
@@ -764,7 +826,8 @@ async fn run<P: Platform, S: Systemd + 'static>(
                 }
             } => {
                 if let Some(slow) = t.slow.take() {
-                    t.end_slow(slow, found).await;
+                    let settled = !slot.has_changed().unwrap_or(true);
+                    t.end_slow(slow, found, settled).await;
                 }
                 None
             }

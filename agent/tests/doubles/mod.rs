@@ -277,12 +277,19 @@ impl Systemd for Fake {
     }
 
     async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
-        use std::sync::atomic::Ordering;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        /// Counts an inspection in progress, also one dropped midway.
+        struct Busy<'a>(&'a AtomicUsize);
+        impl Drop for Busy<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let delay = *self.inspect_delay.lock().unwrap();
         if !delay.is_zero() {
             self.inspecting.fetch_add(1, Ordering::SeqCst);
+            let _busy = Busy(&self.inspecting);
             tokio::time::sleep(delay).await;
-            self.inspecting.fetch_sub(1, Ordering::SeqCst);
         }
         self.container_images.lock().unwrap().get(name).cloned()
     }
