@@ -907,8 +907,11 @@ impl Systemd for Dbus {
 
     async fn container_image_id(&self, name: &str) -> Option<ContainerImage> {
         // A real tab in the template: podman prints it as it is.
+        // Killed when dropped: the drift scan gives up on it after a
+        // while, or drops it with a scan made stale.
         let out = tokio::process::Command::new("podman")
             .args(["container", "inspect", "--format", IMAGE_FORMAT, "--", name])
+            .kill_on_drop(true)
             .output()
             .await
             .ok()?;

@@ -179,24 +179,41 @@ pub fn admin(owned: &Owned, cov: &Coverage, root: &Path) -> Vec<Finding> {
     out
 }
 
-/// How long one question to systemd or Podman may take: one that hangs
-/// (a bus call never answered) gives no finding instead of holding the
-/// scan, and whoever waits for it, forever.
+/// How long the questions of one scan to systemd, and to Podman, may
+/// take together (the `within` of [`props`] and [`images`]): once they
+/// hang (a bus call never answered), what was not answered is left as the
+/// last scan found it, instead of holding the scan, and whoever waits for
+/// it, forever.
 pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// What systemd said of the owned units: the findings, and the units it
+/// did not answer for in time (their last findings stand).
+#[derive(Debug, Default)]
+pub struct PropsFound {
+    pub findings: Vec<Finding>,
+    pub unanswered: BTreeSet<String>,
+}
+
 /// Asks systemd about every owned unit. A unit systemd cannot be asked
-/// about (no systemd, no answer in [`PROBE_TIMEOUT`]) gives no finding.
+/// about (no systemd) gives no finding; once `within` has passed, the
+/// units not yet answered are `unanswered`.
 pub async fn props(
     systemd: &impl Systemd,
     owned: &Owned,
     cov: &Coverage,
     root: &Path,
-) -> Vec<Finding> {
-    let mut out = Vec::new();
+    within: std::time::Duration,
+) -> PropsFound {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut out = PropsFound::default();
     for u in &owned.units {
-        let Ok(Ok(p)) = tokio::time::timeout(PROBE_TIMEOUT, systemd.unit_props(&u.unit)).await
-        else {
-            continue;
+        let p = match tokio::time::timeout_at(deadline, systemd.unit_props(&u.unit)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => continue,
+            Err(_) => {
+                out.unanswered.insert(u.unit.clone());
+                continue;
+            }
         };
         let fragment_ok = cov.fragments.is_empty()
             || p.fragment_path.is_empty()
@@ -210,7 +227,7 @@ pub async fn props(
                 .map(|f| f.join(&u.unit))
                 .unwrap_or_default()
         });
-        out.extend(compare::unit_props(
+        out.findings.extend(compare::unit_props(
             &u.unit,
             u.app.as_deref(),
             expected.as_deref(),
@@ -251,23 +268,27 @@ impl Baseline {
 }
 
 /// Inspects the containers of `apps` (`None`: all owned). Returns each
-/// inspected app's finding (or none), and the ids seen.
+/// inspected app's finding (or none), and the ids seen; an app not
+/// answered for `within` (all of them together) is in neither, its last
+/// finding standing.
 pub async fn images(
     systemd: &impl Systemd,
     owned: &Owned,
     baseline: &Baseline,
     apps: Option<&BTreeSet<String>>,
+    within: std::time::Duration,
 ) -> (BTreeMap<String, Option<Finding>>, BTreeMap<String, String>) {
+    let deadline = tokio::time::Instant::now() + within;
     let mut found = BTreeMap::new();
     let mut ids = BTreeMap::new();
     for i in &owned.images {
         if apps.is_some_and(|a| !a.contains(&i.app)) {
             continue;
         }
-        let seen = tokio::time::timeout(PROBE_TIMEOUT, systemd.container_image_id(&i.app))
-            .await
-            .ok()
-            .flatten();
+        let Ok(seen) = tokio::time::timeout_at(deadline, systemd.container_image_id(&i.app)).await
+        else {
+            continue;
+        };
         if let Some(s) = &seen {
             ids.insert(i.app.clone(), s.id.clone());
         }

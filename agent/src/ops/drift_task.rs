@@ -320,7 +320,7 @@ type ImagesFound = (
 
 /// What the slow half found: for each scope it scanned.
 struct SlowFound {
-    props: Option<Vec<Finding>>,
+    props: Option<scan::PropsFound>,
     images: Option<ImagesFound>,
 }
 
@@ -428,12 +428,21 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
         let handle = tokio::spawn(async move {
             let systemd = &engine.runner.systemd;
             let props = if scope.props {
-                Some(scan::props(systemd, &owned, &cov, &root).await)
+                Some(scan::props(systemd, &owned, &cov, &root, scan::PROBE_TIMEOUT).await)
             } else {
                 None
             };
             let images = match &scope.images {
-                Some(apps) => Some(scan::images(systemd, &owned, &baseline, apps.as_ref()).await),
+                Some(apps) => Some(
+                    scan::images(
+                        systemd,
+                        &owned,
+                        &baseline,
+                        apps.as_ref(),
+                        scan::PROBE_TIMEOUT,
+                    )
+                    .await,
+                ),
                 None => None,
             };
             SlowFound { props, images }
@@ -458,31 +467,12 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
             && self.free()
             && slow.ops == self.ops
             && slow.generation == self.owned.generation;
-        if let (true, Some(found)) = (apply, found) {
-            if let Some(props) = found.props {
-                self.findings.props = props;
+        if apply {
+            if let Some(found) = found {
+                self.apply_slow(found);
+                self.publish(slow.full);
             }
-            if let Some((found, ids)) = found.images {
-                for (app, f) in found {
-                    match f {
-                        Some(f) => self.findings.images.insert(app, f),
-                        None => self.findings.images.remove(&app),
-                    };
-                }
-                let mut changed = false;
-                for (app, id) in ids {
-                    if let std::collections::btree_map::Entry::Vacant(e) =
-                        self.baseline.ids.entry(app)
-                    {
-                        e.insert(id);
-                        changed = true;
-                    }
-                }
-                if changed && let Err(e) = self.baseline.save(&self.state_dir()) {
-                    tracing::warn!("drift: cannot keep the image baseline: {e}");
-                }
-            }
-            self.publish(slow.full);
+            // (A slow half that failed leaves the file system to decide.)
             self.maybe_restore().await;
         }
         if slow.full {
@@ -499,6 +489,43 @@ impl<P: Platform, S: Systemd + 'static> Task<P, S> {
             let scope = std::mem::take(&mut self.slow_pending);
             let full = std::mem::take(&mut self.slow_pending_full);
             self.start_slow(scope, full);
+        }
+    }
+
+    /// Joins what a slow half found to the findings (and keeps the image
+    /// ids first seen for the generation).
+    fn apply_slow(&mut self, found: SlowFound) {
+        if let Some(props) = found.props {
+            // What systemd did not answer for stays as it was.
+            let kept = std::mem::take(&mut self.findings.props)
+                .into_iter()
+                .filter(|f| {
+                    f.unit
+                        .as_ref()
+                        .is_some_and(|u| props.unanswered.contains(u))
+                });
+            let mut all = props.findings;
+            all.extend(kept);
+            self.findings.props = all;
+        }
+        if let Some((found, ids)) = found.images {
+            for (app, f) in found {
+                match f {
+                    Some(f) => self.findings.images.insert(app, f),
+                    None => self.findings.images.remove(&app),
+                };
+            }
+            let mut changed = false;
+            for (app, id) in ids {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.baseline.ids.entry(app)
+                {
+                    e.insert(id);
+                    changed = true;
+                }
+            }
+            if changed && let Err(e) = self.baseline.save(&self.state_dir()) {
+                tracing::warn!("drift: cannot keep the image baseline: {e}");
+            }
         }
     }
 

@@ -152,14 +152,18 @@ async fn plan_now<P: Platform, S: Systemd + 'static>(
         .await
         .map_err(|e| OpError::Failed(e.to_string()))?
     };
-    found.extend(scan::props(&rn.systemd, &owned, &cov, root).await);
+    found.extend(
+        scan::props(&rn.systemd, &owned, &cov, root, scan::PROBE_TIMEOUT)
+            .await
+            .findings,
+    );
     let baseline = Baseline::load(&rn.store.state_dir());
     let baseline = if baseline.generation == Some(g) {
         baseline
     } else {
         Baseline::default()
     };
-    let (images, _) = scan::images(&rn.systemd, &owned, &baseline, None).await;
+    let (images, _) = scan::images(&rn.systemd, &owned, &baseline, None, scan::PROBE_TIMEOUT).await;
     found.extend(images.into_values().flatten());
     let found: Vec<Finding> = owned
         .unignored(crate::drift::compare::merge(found))

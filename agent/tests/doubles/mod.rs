@@ -65,6 +65,8 @@ pub struct Fake {
     /// inspect` on a loaded host); counts those in progress.
     pub inspect_delay: Arc<Mutex<std::time::Duration>>,
     pub inspecting: Arc<std::sync::atomic::AtomicUsize>,
+    /// How long each `unit_props` takes.
+    pub props_delay: Arc<Mutex<std::time::Duration>>,
 }
 
 impl Fake {
@@ -273,6 +275,8 @@ impl Systemd for Fake {
     }
 
     async fn unit_props(&self, unit: &str) -> R<UnitProps> {
+        let delay = *self.props_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         Ok(self.props(unit))
     }
 
