@@ -133,6 +133,20 @@ impl Host {
         }
     }
 
+    /// `systemctl edit UNIT`: its `.d` directory, then the drop-in at
+    /// once (before a watch on the new directory can exist); reported
+    /// within 2 s. Returns the directory.
+    async fn edit_unit(&self, unit: &str) -> PathBuf {
+        let d = self.root.join(format!("etc/systemd/system/{unit}.d"));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("override.conf"), "[Service]\nEnvironment=X=1\n").unwrap();
+        let took = self
+            .wait_kind(DriftKind::DropInAdded, &d.join("override.conf"))
+            .await;
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        d
+    }
+
     async fn wait_kind(&self, kind: DriftKind, path: &Path) -> Duration {
         self.wait_for(&format!("{kind:?} {}", path.display()), |r| {
             r.findings
@@ -189,15 +203,7 @@ async fn an_edited_or_removed_owned_file_is_reported_within_two_seconds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn drop_ins_and_masks_in_the_admin_directories_are_reported() {
     let h = host(|t| t.to_string(), true).await;
-    // `systemctl edit`: the directory, then the file at once (before a
-    // watch on the new directory can exist).
-    let d = h.root.join("etc/systemd/system/web.service.d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("override.conf"), "[Service]\nEnvironment=X=1\n").unwrap();
-    let took = h
-        .wait_kind(DriftKind::DropInAdded, &d.join("override.conf"))
-        .await;
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let d = h.edit_unit("web.service").await;
     // A second drop-in, now watched in its directory.
     std::fs::write(d.join("zz.conf"), "[Service]\n").unwrap();
     h.wait_kind(DriftKind::DropInAdded, &d.join("zz.conf"))
@@ -598,13 +604,7 @@ async fn an_event_is_reported_while_a_full_scan_inspects_containers() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let d = h.root.join("etc/systemd/system/db.service.d");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("override.conf"), "[Service]\nEnvironment=X=1\n").unwrap();
-    let took = h
-        .wait_kind(DriftKind::DropInAdded, &d.join("override.conf"))
-        .await;
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    h.edit_unit("db.service").await;
     assert!(
         h.fake.inspecting.load(Ordering::SeqCst) > 0 && !scan.is_finished(),
         "the full scan ended before the drop-in was reported"
