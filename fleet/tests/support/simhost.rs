@@ -349,8 +349,17 @@ impl Sim {
             }
             _ => {}
         }
-        // A new order?
-        let Some(e) = b.orders.get(&self.name).await.map_err(|e| e.to_string())? else {
+        // A new order? The poll is given up after a second, as the
+        // next one comes 50 ms later: a request lost when the server went
+        // away would otherwise hold this loop, and with it the heartbeat
+        // (a real fleetd beats in a task of its own), for the client's
+        // 5 s request timeout, and the coordinator would see the host
+        // unavailable (one CI run under load: a wave red, paused, its
+        // hosts reverted unconfirmed).
+        let polled = tokio::time::timeout(Duration::from_secs(1), b.orders.get(&self.name))
+            .await
+            .map_err(|_| "windlass-orders: get: no answer within 1 s".to_string())?;
+        let Some(e) = polled.map_err(|e| e.to_string())? else {
             return Ok(());
         };
         let o = e.value;
