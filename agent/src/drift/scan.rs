@@ -267,6 +267,10 @@ impl Baseline {
     }
 }
 
+/// What an image scan found: each inspected app's finding (or none),
+/// and the image ids seen.
+pub type ImagesFound = (BTreeMap<String, Option<Finding>>, BTreeMap<String, String>);
+
 /// Inspects the containers of `apps` (`None`: all owned). Returns each
 /// inspected app's finding (or none), and the ids seen; an app not
 /// answered for `within` (all of them together) is in neither, its last
@@ -277,7 +281,7 @@ pub async fn images(
     baseline: &Baseline,
     apps: Option<&BTreeSet<String>>,
     within: std::time::Duration,
-) -> (BTreeMap<String, Option<Finding>>, BTreeMap<String, String>) {
+) -> ImagesFound {
     let deadline = tokio::time::Instant::now() + within;
     let mut found = BTreeMap::new();
     let mut ids = BTreeMap::new();

@@ -311,17 +311,10 @@ struct Slow {
     ops: u64,
 }
 
-/// What an image scan found: each inspected app's finding (or none),
-/// and the image ids seen.
-type ImagesFound = (
-    std::collections::BTreeMap<String, Option<Finding>>,
-    std::collections::BTreeMap<String, String>,
-);
-
 /// What the slow half found: for each scope it scanned.
 struct SlowFound {
     props: Option<scan::PropsFound>,
-    images: Option<ImagesFound>,
+    images: Option<scan::ImagesFound>,
 }
 
 impl<P: Platform, S: Systemd + 'static> Task<P, S> {
