@@ -1054,7 +1054,7 @@ fn sweep_timer_upgrades_to_a_new_release_and_promotes_it() {
         return;
     }
     let r = run();
-    let dir = r.scenario("15-sweep");
+    let dir = r.scenario("26-sweep");
     let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();
     let journal = read("sweep.journal");
     assert_eq!(
