@@ -96,9 +96,11 @@ pub const GUESTS: usize = 2;
 /// fleet, the sweep (26), and 99, which uninstalls what they leave) run in
 /// guest 1, in name order. Each scenario that needs the agent installs it
 /// when it is not there (`install-agent.sh`). The sweep ran in guest 0
-/// until 2026-12-06, when the guests took 1,752 and 1,472 s of a CI run
-/// with it there; its 128 s even them out, and 99 then uninstalls a host
-/// with a sweep timer installed, as its docs say.
+/// until 2026-12-06 (guests 1,866.5 and 1,697.7 s of a CI run); in guest 1
+/// (1,736.7 and 1,803.0 s) it takes 210 s rather than 94, its switch also
+/// restarting the `web` that 25-fleet leaves, but the run is 63 s shorter,
+/// and 99 then uninstalls a host with a sweep timer installed, as its
+/// docs say.
 pub fn guest_of(name: &str) -> usize {
     match name.as_bytes() {
         [b'0' | b'1', b'0'..=b'9', ..] => 0,
