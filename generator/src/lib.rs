@@ -32,6 +32,29 @@ macro_rules! phase {
     };
 }
 
+/// `eprintln!`, in one `write`: the standard error stream is unbuffered,
+/// so `eprintln!` writes each literal piece and each argument of its
+/// format on its own (the summary line of a run took 13 `write` calls),
+/// and a line of another process writing to the same terminal, pipe or
+/// journal could land inside ours. A line under `PIPE_BUF` (4,096 bytes)
+/// written to a pipe in one call is never split. A failed write is
+/// ignored (`eprintln!` would panic): a message that cannot be shown must
+/// not turn a finished run into a crash.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::say_line(::std::format_args!($($arg)*))
+    };
+}
+
+#[doc(hidden)]
+pub fn say_line(args: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let mut line = std::fmt::format(args);
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 #[cfg(feature = "phase-times")]
 #[doc(hidden)]
 pub fn phase_time(label: &str) {
@@ -45,7 +68,7 @@ pub fn phase_time(label: &str) {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
     let (user, system) = (ms(ru.ru_utime), ms(ru.ru_stime));
-    eprintln!(
+    say!(
         "{wall:8.2} ms  {label}  (CPU {:.2} ms: {user:.2} user, {system:.2} system)",
         user + system
     );

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             let pages = match windlass::cli::man_pages() {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("windlass: {e}");
+                    windlass::say!("windlass: {e}");
                     return ExitCode::from(2);
                 }
             };
@@ -66,11 +66,11 @@ fn main() -> ExitCode {
             for (name, text) in &pages {
                 let path = dir.join(name);
                 if let Err(e) = std::fs::write(&path, text) {
-                    eprintln!("windlass: {}: {e}", path.display());
+                    windlass::say!("windlass: {}: {e}", path.display());
                     return ExitCode::from(2);
                 }
             }
-            eprintln!("wrote {} man pages to {}", pages.len(), dir.display());
+            windlass::say!("wrote {} man pages to {}", pages.len(), dir.display());
             ExitCode::SUCCESS
         }
         Command::Schema => {
@@ -139,7 +139,7 @@ fn main() -> ExitCode {
             match pipeline::build(&apps_dir, &opts) {
                 Ok(built) => {
                     built.print_warnings();
-                    eprintln!(
+                    windlass::say!(
                         "ok: {} apps valid in {}",
                         built.fleet.apps.len(),
                         apps_dir.display()
@@ -172,12 +172,12 @@ fn main() -> ExitCode {
             if let Some(noop) = record::lookup(&output, &apps_dir, &opts, !check) {
                 eprint!("{}", noop.warnings);
                 if check {
-                    eprintln!(
+                    windlass::say!(
                         "ok: {} is up to date (as recorded; nothing rendered)",
                         output.display()
                     );
                 } else {
-                    eprintln!(
+                    windlass::say!(
                         "unchanged: {} ({} files, as recorded; nothing rendered)",
                         output.display(),
                         noop.files
@@ -215,20 +215,20 @@ fn generate(
     if check {
         match windlass::output::diff(output, &built.files) {
             Ok(d) if d.is_empty() => {
-                eprintln!("ok: {} is up to date", output.display());
+                windlass::say!("ok: {} is up to date", output.display());
                 ExitCode::SUCCESS
             }
             Ok(d) => {
                 for p in &d.added {
-                    eprintln!("would add: {p}");
+                    windlass::say!("would add: {p}");
                 }
                 for p in &d.changed {
-                    eprintln!("would change: {p}");
+                    windlass::say!("would change: {p}");
                 }
                 for p in &d.removed {
-                    eprintln!("would remove: {p}");
+                    windlass::say!("would remove: {p}");
                 }
-                eprintln!(
+                windlass::say!(
                     "error: {} is out of date; run `windlass generate` without --check",
                     output.display()
                 );
@@ -264,11 +264,11 @@ fn generate(
         std::mem::forget(built);
         match written {
             Ok(d) if d.is_empty() => {
-                eprintln!("unchanged: {} ({} files)", output.display(), files);
+                windlass::say!("unchanged: {} ({} files)", output.display(), files);
                 ExitCode::SUCCESS
             }
             Ok(d) => {
-                eprintln!(
+                windlass::say!(
                     "wrote {}: {} files ({} added, {} changed, {} removed)",
                     output.display(),
                     files,
@@ -380,9 +380,9 @@ fn import(opts: &windlass::import::Options, out: &std::path::Path, how: &ImportH
     match result {
         Ok((w, apps)) => {
             for k in &w.kept {
-                eprintln!("kept: {k} was already declared in windlass.toml");
+                windlass::say!("kept: {k} was already declared in windlass.toml");
             }
-            eprintln!(
+            windlass::say!(
                 "wrote {}: {} created, {} replaced",
                 out.display(),
                 w.created.len(),
@@ -392,7 +392,7 @@ fn import(opts: &windlass::import::Options, out: &std::path::Path, how: &ImportH
                 return ExitCode::SUCCESS;
             }
             let total = apps + not_imported.len();
-            eprintln!(
+            windlass::say!(
                 "{}: {} of {total} services not imported, the other {apps} written: {}",
                 if allow_partial { "warning" } else { "error" },
                 not_imported.len(),
@@ -401,24 +401,23 @@ fn import(opts: &windlass::import::Options, out: &std::path::Path, how: &ImportH
             if allow_partial {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("(exit 3: pass --allow-partial to accept a partial import)");
+                windlass::say!("(exit 3: pass --allow-partial to accept a partial import)");
                 ExitCode::from(3)
             }
         }
         Err(ImportError::Invalid(diags)) => {
             for d in &diags {
-                eprint!("{}", d.render());
-                eprintln!();
+                windlass::say!("{}", d.render());
             }
-            eprintln!("error: {}", ImportError::Invalid(Vec::new()));
+            windlass::say!("error: {}", ImportError::Invalid(Vec::new()));
             ExitCode::from(1)
         }
         Err(e @ (ImportError::Io { .. } | ImportError::Exists(_))) => {
-            eprintln!("error: {e}");
+            windlass::say!("error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            windlass::say!("error: {e}");
             ExitCode::from(1)
         }
     }
@@ -443,12 +442,11 @@ fn report(e: PipelineError) -> ExitCode {
     match e {
         PipelineError::Invalid(diags) => {
             for d in &diags {
-                eprint!("{}", d.render());
-                eprintln!();
+                windlass::say!("{}", d.render());
             }
             let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
             let files: BTreeSet<_> = errors.iter().map(|d| d.span.path()).collect();
-            eprintln!(
+            windlass::say!(
                 "error: {} error{} in {} file{}; nothing was written",
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" },
@@ -458,11 +456,11 @@ fn report(e: PipelineError) -> ExitCode {
             ExitCode::from(1)
         }
         PipelineError::Emit(e) => {
-            eprintln!("error: {e}; nothing was written");
+            windlass::say!("error: {e}; nothing was written");
             ExitCode::from(1)
         }
         other => {
-            eprintln!("error: {other}");
+            windlass::say!("error: {other}");
             ExitCode::from(2)
         }
     }
@@ -477,7 +475,7 @@ fn print_bytes(bytes: &[u8]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("windlass: {e}");
+            windlass::say!("windlass: {e}");
             ExitCode::from(2)
         }
     }

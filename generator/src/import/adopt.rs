@@ -322,9 +322,9 @@ pub fn run(
     match result {
         Ok(w) => {
             for k in &w.kept {
-                eprintln!("kept: {k} was already declared in windlass.toml");
+                crate::say!("kept: {k} was already declared in windlass.toml");
             }
-            eprintln!(
+            crate::say!(
                 "wrote {}: {} created, {} replaced",
                 out.display(),
                 w.created.len(),
@@ -333,7 +333,7 @@ pub fn run(
             if not_imported.is_empty() {
                 return ExitCode::SUCCESS;
             }
-            eprintln!(
+            crate::say!(
                 "{}: {} of {total} containers were not imported ({}; see the report){}",
                 if allow_partial { "warning" } else { "error" },
                 not_imported.len(),
@@ -352,18 +352,17 @@ pub fn run(
         }
         Err(ImportError::Invalid(diags)) => {
             for d in &diags {
-                eprint!("{}", d.render());
-                eprintln!();
+                crate::say!("{}", d.render());
             }
-            eprintln!("error: {}", ImportError::Invalid(Vec::new()));
+            crate::say!("error: {}", ImportError::Invalid(Vec::new()));
             ExitCode::from(1)
         }
         Err(e @ (ImportError::Io { .. } | ImportError::Exists(_))) => {
-            eprintln!("error: {e}");
+            crate::say!("error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say!("error: {e}");
             ExitCode::from(1)
         }
     }
